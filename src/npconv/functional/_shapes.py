@@ -1,0 +1,63 @@
+"""Argument normalisation shared by every kernel: integer pairs, padding rules, output sizes."""
+from __future__ import annotations
+
+from ..errors import ShapeError, check_choice, expected
+
+Pair = tuple[int, int]
+Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+
+
+def as_pair(value, name: str, minimum: int = 1) -> Pair:
+    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; refuses values below ``minimum``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(expected(name, "an integer or a pair of integers", value))
+        pair = tuple(value)
+    else:
+        pair = (value, value)
+    for v in pair:
+        if isinstance(v, bool) or not hasattr(v, "__index__") or int(v) < minimum:
+            raise ValueError(expected(name, f"an integer or a pair of integers >= {minimum}", value))
+    return int(pair[0]), int(pair[1])
+
+
+def explicit_padding(padding, name: str = "padding") -> Padding2D:
+    """``p``, ``(ph, pw)`` or ``((top, bottom), (left, right))`` as ``((top, bottom), (left, right))``."""
+    if isinstance(padding, (list, tuple)) and len(padding) == 2 and all(
+            isinstance(p, (list, tuple)) for p in padding):
+        return as_pair(padding[0], name, minimum=0), as_pair(padding[1], name, minimum=0)
+    ph, pw = as_pair(padding, name, minimum=0)
+    return (ph, ph), (pw, pw)
+
+
+def resolve_padding(padding, in_size: Pair, kernel: Pair, stride: Pair) -> Padding2D:
+    """Turn ``"valid"``, ``"same"`` (TensorFlow's rule) or explicit padding into per-side amounts.
+
+    TensorFlow's ``"same"``: ``out = ceil(in / s)``; total ``max((out - 1) * s + f - in, 0)``,
+    ``total // 2`` before and the rest after (an even kernel pads one more at the bottom/right).
+    """
+    if isinstance(padding, str):
+        mode = check_choice(padding, "padding", {"valid", "same"})
+        if mode == "valid":
+            return (0, 0), (0, 0)
+        sides = []
+        for n, f, s in zip(in_size, kernel, stride):
+            out = -(-n // s)
+            total = max((out - 1) * s + f - n, 0)
+            sides.append((total // 2, total - total // 2))
+        return sides[0], sides[1]
+    return explicit_padding(padding)
+
+
+def output_size(in_size: Pair, kernel: Pair, stride: Pair, pads: Padding2D, what: str) -> Pair:
+    """``floor((n + p_before + p_after - f) / s) + 1`` per axis; refuses kernels larger than the input."""
+    out = []
+    for axis, n, f, s, (pb, pa) in zip(("height", "width"), in_size, kernel, stride, pads):
+        padded = n + pb + pa
+        if f > padded:
+            raise ShapeError(expected(
+                f"{what} {axis}", f"a window of at most the padded input's {padded} pixels", f"{f}",
+                "Use a smaller kernel/pool size, more padding (padding='same'), or a larger input."))
+        out.append((padded - f) // s + 1)
+    return out[0], out[1]
+

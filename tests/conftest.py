@@ -1,0 +1,43 @@
+"""Shared fixtures. With ``CI`` set, a test that would skip for a missing dependency or data set fails."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when ``condition`` is false, or fail under CI, where everything must run."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"required in CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def torch():
+    try:
+        import torch as torch_module
+    except ImportError:
+        torch_module = None
+    require(torch_module is not None, "PyTorch is not installed (pip install torch==2.13.0)")
+    torch_module.set_default_dtype(torch_module.float64)
+    return torch_module
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared data sets: ``NPCONV_DATA``, else ``../shared/datasets`` beside the checkout."""
+    env = os.environ.get("NPCONV_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    require(path.is_dir(), f"data directory {path} not found (set NPCONV_DATA)")
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
