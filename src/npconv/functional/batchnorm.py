@@ -1,0 +1,166 @@
+"""Batch normalisation over every axis but the last (the channels of NHWC, the features of (m, n)).
+
+Training (batch statistics, ``N`` = number of rows once ``x`` is viewed as ``(N, C)``)::
+
+    mean = sum_i x[i] / N,   var = sum_i (x[i] - mean)^2 / N   (biased, as Keras and PyTorch)
+    xhat = (x - mean) / sqrt(var + eps),   out = gamma * xhat + beta
+
+The layer keeps moving averages, Keras style: ``moving = moving * momentum + batch * (1 - momentum)``.
+Keras feeds the *biased* batch variance into the moving variance (``cache.var`` here); PyTorch uses
+the unbiased ``var * N / (N - 1)``. npconv follows Keras.
+
+Speed: a Happy-model batch is ``(64, 64, 64, 32)`` float32, i.e. ``(65536, 32)`` rows. Column sums
+are done as one BLAS ``ones @ a`` (gemv): measured 0.37 ms against 1.5 ms for ``a.sum(0)`` on that
+shape, and ~5x more accurate in float32 (2e-6 against 1e-5 relative to a float64 sum).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ShapeError, check_float_array, expected
+from .activations import check_dout
+
+
+class BatchNormCache(NamedTuple):
+    """What the training backward needs; ``mean`` and ``var`` feed the layer's moving averages."""
+
+    xhat: np.ndarray     # (N, C) normalised input
+    gamma: np.ndarray    # (C,)
+    inv_std: np.ndarray  # (C,) 1 / sqrt(var + eps)
+    mean: np.ndarray     # (C,) batch mean
+    var: np.ndarray      # (C,) biased batch variance
+    shape: tuple         # the input's shape
+
+
+class BatchNormInferenceCache(NamedTuple):
+    """What the inference backward needs: the normalised input and the fixed per-channel scale."""
+
+    xhat: np.ndarray     # (N, C)
+    scale: np.ndarray    # (C,) gamma / sqrt(moving_var + eps)
+    shape: tuple
+
+
+@lru_cache(maxsize=8)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    ones = np.ones(n, dtype=dtype)
+    ones.flags.writeable = False  # shared between calls
+    return ones
+
+
+def _column_sum(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=0)`` for a C-contiguous ``(N, C)`` array as one BLAS gemv (see the module notes)."""
+    return _ones(a.shape[0], a.dtype) @ a
+
+
+def _as_rows(x, name: str) -> np.ndarray:
+    x = check_float_array(x, name)
+    if x.ndim < 2:
+        raise ShapeError(expected(name, "an array of at least 2 dimensions (m, ..., n_C)", x,
+                                  "Batch normalisation needs a batch axis and a channel axis."))
+    return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+
+
+def _channel_params(x: np.ndarray, **params) -> list[np.ndarray]:
+    """Each per-channel parameter as a ``(C,)`` array in ``x``'s dtype."""
+    n_c = x.shape[-1]
+    out = []
+    for name, value in params.items():
+        value = check_float_array(value, name)
+        if value.shape != (n_c,):
+            raise ShapeError(expected(name, f"shape ({n_c},), one value per channel of x {x.shape}",
+                                      value))
+        out.append(value.astype(x.dtype, copy=False))
+    return out
+
+
+def _check_eps(eps) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
+        raise ValueError(expected("eps", "a positive float (Keras's default is 1e-3)", eps))
+
+
+def batchnorm_forward(x, gamma, beta, eps=1e-3):
+    """Normalise with the batch's own statistics (training mode).
+
+    Parameters
+    ----------
+    x : ndarray, shape (m, n_H, n_W, n_C) or (m, n_C) (any rank >= 2; the last axis is the channels)
+    gamma, beta : ndarray, shape (n_C,)
+    eps : float, added to the variance (Keras's default 1e-3; PyTorch's is 1e-5)
+
+    Returns
+    -------
+    out : ndarray, shape and dtype of ``x``
+    cache : BatchNormCache, with ``.mean`` and ``.var`` (biased) for the moving averages
+    """
+    _check_eps(eps)
+    x2 = _as_rows(x, "x")
+    gamma, beta = _channel_params(x2, gamma=gamma, beta=beta)
+    n = x2.shape[0]
+    mean = _column_sum(x2) / n
+    xhat = x2 - mean
+    # Two passes (centre, then square) rather than E[x^2] - E[x]^2, which cancels badly in float32.
+    var = _column_sum(xhat * xhat) / n
+    inv_std = 1 / np.sqrt(var + eps)
+    xhat *= inv_std
+    out = xhat * gamma
+    out += beta
+    cache = BatchNormCache(xhat, gamma, inv_std, mean, var, np.shape(x))
+    return out.reshape(cache.shape), cache
+
+
+def batchnorm_backward(dout, cache):
+    """Gradients of the training-mode forward, through the batch statistics.
+
+    ``dbeta = sum(dout)``, ``dgamma = sum(dout * xhat)`` (sums over the ``N`` rows) and
+
+    ``dx = (gamma * inv_std / N) * (N * dout - dbeta - xhat * dgamma)``.
+
+    Returns ``(dx, dgamma, dbeta)`` with ``dx`` shaped like the input.
+    """
+    xhat, gamma, inv_std, _, _, shape = cache
+    d2 = np.ascontiguousarray(check_dout(dout, shape)).reshape(xhat.shape)
+    n = xhat.shape[0]
+    dbeta = _column_sum(d2)
+    work = d2 * xhat
+    dgamma = _column_sum(work)
+    scale = gamma * inv_std
+    # dx = scale * dout - xhat * (scale * dgamma / N) - scale * dbeta / N, reusing `work`'s buffer.
+    np.multiply(xhat, scale * dgamma / n, out=work)
+    work += scale * dbeta / n
+    dx = d2 * scale
+    dx -= work
+    return dx.reshape(shape), dgamma, dbeta
+
+
+def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-3):
+    """Normalise with fixed statistics: ``out = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta``.
+
+    Shapes as :func:`batchnorm_forward`; ``moving_mean`` and ``moving_var`` are ``(n_C,)``.
+    """
+    _check_eps(eps)
+    x2 = _as_rows(x, "x")
+    gamma, beta, moving_mean, moving_var = _channel_params(
+        x2, gamma=gamma, beta=beta, moving_mean=moving_mean, moving_var=moving_var)
+    if np.any(moving_var < 0):
+        raise ValueError(expected("moving_var", "non-negative variances", moving_var))
+    xhat = x2 - moving_mean
+    xhat *= 1 / np.sqrt(moving_var + eps)
+    out = xhat * gamma
+    out += beta
+    scale = gamma / np.sqrt(moving_var + eps)
+    return out.reshape(np.shape(x)), BatchNormInferenceCache(xhat, scale, np.shape(x))
+
+
+def batchnorm_inference_backward(dout, cache):
+    """The statistics are constants here: ``dx = dout * gamma / sqrt(moving_var + eps)``.
+
+    ``dgamma = sum(dout * xhat)``, ``dbeta = sum(dout)``. Returns ``(dx, dgamma, dbeta)``.
+    """
+    xhat, scale, shape = cache
+    d2 = np.ascontiguousarray(check_dout(dout, shape)).reshape(xhat.shape)
+    dgamma = _column_sum(d2 * xhat)
+    dbeta = _column_sum(d2)
+    return (d2 * scale).reshape(shape), dgamma, dbeta
