@@ -90,7 +90,7 @@ def lookup(identifier: str, registry: dict, name: str):
         if canonical_name(key) == wanted:
             return value
     valid = ", ".join(repr(k) for k in sorted(registry))
-    raise ValueError(expected(name, f"one of {valid}", identifier,
+    raise ValueError(expected(name, f"one of {valid}", repr(identifier),
                               "Names are case-insensitive; underscores are optional."))
 
 

@@ -1,0 +1,392 @@
+"""Optimisers with Keras's names, defaults and update rules: SGD, Adam, RMSprop.
+
+``opt.apply_gradients([(grad, param), ...])`` updates every ``param`` in place. Slot arrays
+(momentum, Adam's moments, ...) are created on the first call with each param's shape and dtype
+and are keyed by position, so a model must pass its trainable weights in the same order every
+time. Each update works in place through ``out=`` arguments on one preallocated scratch array
+per param: no temporaries, and float32 stays float32.
+
+``learning_rate`` is a float or a schedule from :data:`schedules`, evaluated at ``iterations``
+(the number of updates applied so far) as in Keras.
+"""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import utils
+from .errors import check_positive_int, expected
+
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "LearningRateSchedule", "ExponentialDecay",
+           "CosineDecay", "schedules", "get", "serialize"]
+
+
+def _check_range(value, name: str, low: float, high: float, high_inclusive: bool) -> float:
+    """``value`` as a float in ``[low, high)`` (or ``[low, high]``), else ``ValueError`` naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    inside = low <= number and (number <= high if high_inclusive else number < high)
+    if isinstance(value, bool) or not inside:
+        bracket = "]" if high_inclusive else ")"
+        raise ValueError(expected(name, f"a number in [{low:g}, {high:g}{bracket}", value))
+    return number
+
+
+# --------------------------------------------------------------------------- learning-rate schedules
+
+class LearningRateSchedule:
+    """A learning rate as a function of the step: ``schedule(step) -> float``."""
+
+    def __call__(self, step: int) -> float:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return dict(vars(self))
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``lr(step) = initial_learning_rate * decay_rate ** (step / decay_steps)``; the exponent is
+    floored when ``staircase`` (the rate drops every ``decay_steps`` steps)."""
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
+                 staircase: bool = False):
+        self.initial_learning_rate = _check_range(initial_learning_rate, "initial_learning_rate",
+                                                  0.0, math.inf, False)
+        self.decay_steps = check_positive_int(decay_steps, "decay_steps")
+        self.decay_rate = _check_range(decay_rate, "decay_rate", 0.0, math.inf, False)
+        self.staircase = bool(staircase)
+
+    def __call__(self, step: int) -> float:
+        exponent = step / self.decay_steps
+        if self.staircase:
+            exponent = math.floor(exponent)
+        return self.initial_learning_rate * self.decay_rate ** exponent
+
+
+class CosineDecay(LearningRateSchedule):
+    """``lr(step) = initial * ((1 - alpha) * 0.5 * (1 + cos(pi * min(step, decay_steps) / decay_steps)) + alpha)``:
+    half a cosine from ``initial`` down to ``alpha * initial``, then flat."""
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0):
+        self.initial_learning_rate = _check_range(initial_learning_rate, "initial_learning_rate",
+                                                  0.0, math.inf, False)
+        self.decay_steps = check_positive_int(decay_steps, "decay_steps")
+        self.alpha = _check_range(alpha, "alpha", 0.0, 1.0, True)
+
+    def __call__(self, step: int) -> float:
+        progress = min(step, self.decay_steps) / self.decay_steps
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+
+_SCHEDULES = {"exponential_decay": ExponentialDecay, "cosine_decay": CosineDecay}
+
+#: Keras's ``keras.optimizers.schedules`` namespace: ``schedules.CosineDecay(0.01, 1000)``.
+schedules = SimpleNamespace(LearningRateSchedule=LearningRateSchedule,
+                            ExponentialDecay=ExponentialDecay, CosineDecay=CosineDecay)
+
+
+# --------------------------------------------------------------------------- optimisers
+
+class Optimizer:
+    """Base class. Subclasses name their slots in ``slot_names()`` and implement ``_update``.
+
+    State: ``iterations`` (updates applied) and ``_slots[name][i]``, the slot ``name`` of the
+    ``i``-th param; ``_scratch[i]`` is work space, not state.
+    """
+
+    name = "optimizer"
+
+    def __init__(self, learning_rate=0.001):
+        self.learning_rate = learning_rate
+        self.iterations = 0
+        self._slots: dict[str, list[np.ndarray]] = {}
+        self._scratch: list[np.ndarray] = []
+
+    # ---- learning rate
+    @property
+    def learning_rate(self) -> float:
+        """The rate the next update uses: the float set, or the schedule at ``iterations``."""
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            return float(self._learning_rate(self.iterations))
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        # A float replaces any schedule: this is how ReduceLROnPlateau and LearningRateScheduler work.
+        if isinstance(value, LearningRateSchedule):
+            self._learning_rate = value
+        else:
+            self._learning_rate = _check_range(value, "learning_rate", 0.0, math.inf, False)
+
+    # ---- updates
+    def slot_names(self) -> tuple[str, ...]:
+        return ()
+
+    def apply_gradients(self, grads_and_vars) -> None:
+        """Update each ``param`` in place from its ``grad``; both ``ndarray``, same shape.
+
+        The pairs must come in the same order on every call (slots are keyed by position).
+        """
+        pairs = list(grads_and_vars)
+        for i, (grad, param) in enumerate(pairs):
+            if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
+                raise TypeError(expected(f"param {i}", "a floating ndarray updated in place", param))
+            if np.shape(grad) != param.shape:
+                raise ValueError(expected(f"grad {i}", f"shape {param.shape} (its param's)",
+                                          f"shape {np.shape(grad)}"))
+        self._build([param for _, param in pairs])
+        lr = self.learning_rate
+        for i, (grad, param) in enumerate(pairs):
+            self._update(i, grad, param, lr, param.dtype.type)
+        self.iterations += 1
+
+    def _update(self, i: int, grad, param: np.ndarray, lr: float, f) -> None:
+        """Update ``param`` (index ``i``); ``f`` is the param's scalar type for the coefficients."""
+        raise NotImplementedError
+
+    def _build(self, params: list[np.ndarray]) -> None:
+        """Create missing slots and scratch (zeros, param dtype); check restored ones still fit."""
+        names = self.slot_names()
+        if len(self._scratch) == len(params) and all(
+                s.shape == p.shape and s.dtype == p.dtype for s, p in zip(self._scratch, params)):
+            return
+        for name in names:
+            slots = self._slots.get(name)
+            if slots is None:
+                self._slots[name] = [np.zeros_like(p) for p in params]
+                continue
+            if len(slots) != len(params):
+                raise ValueError(expected("grads_and_vars", f"{len(slots)} (grad, param) pairs, as "
+                                          "the optimizer state was built for", f"{len(params)} pairs",
+                                          "Use a new optimizer for a different model."))
+            for j, (slot, p) in enumerate(zip(slots, params)):
+                if slot.shape != p.shape:
+                    raise ValueError(expected(f"param {j}", f"shape {slot.shape} (optimizer state)",
+                                              f"shape {p.shape}",
+                                              "Pass the weights in the same order every time."))
+                slots[j] = slot.astype(p.dtype, copy=False)
+        self._scratch = [np.empty_like(p) for p in params]
+
+    # ---- state for save/load
+    def get_state(self) -> dict[str, np.ndarray]:
+        """``{"iterations": int64 array, "<slot>/<i>": array, ...}``: plain arrays for ``.npz``."""
+        state = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        for name, slots in self._slots.items():
+            state.update({f"{name}/{i}": slot.copy() for i, slot in enumerate(slots)})
+        return state
+
+    def set_state(self, state: dict) -> None:
+        """Restore what :meth:`get_state` returned; the next update continues exactly."""
+        if "iterations" not in state:
+            raise ValueError(expected("state", 'a dict with an "iterations" entry',
+                                      f"keys {sorted(state)}", "Pass what get_state() returned."))
+        slots: dict[str, list] = {}
+        for name in self.slot_names():
+            count = sum(1 for key in state if key.startswith(name + "/"))
+            try:
+                slots[name] = [np.array(state[f"{name}/{i}"]) for i in range(count)]
+            except KeyError as exc:
+                raise ValueError(expected("state", f"{name}/0 ... {name}/{count - 1}",
+                                          f"{exc.args[0]} missing")) from None
+        counts = {len(v) for v in slots.values()}
+        if len(counts) > 1:
+            raise ValueError(expected("state", "the same number of arrays for every slot",
+                                      str({k: len(v) for k, v in slots.items()})))
+        unknown = set(state) - {"iterations"} - {f"{n}/{i}" for n, v in slots.items()
+                                                  for i in range(len(v))}
+        if unknown:
+            raise ValueError(expected("state", f"slots {list(self.slot_names())} of {self.name}",
+                                      f"unexpected keys {sorted(unknown)}",
+                                      "Was it saved by another optimizer or settings?"))
+        for name, arrays in slots.items():
+            mine = self._slots.get(name)
+            if mine is not None and [a.shape for a in mine] != [a.shape for a in arrays]:
+                raise ValueError(expected(f"state[{name!r}]", f"shapes {[a.shape for a in mine]}",
+                                          f"shapes {[a.shape for a in arrays]}"))
+        self.iterations = int(state["iterations"])
+        self._slots = {name: arrays for name, arrays in slots.items() if arrays}
+        self._scratch = []  # rebuilt (and dtypes matched) on the next update
+
+    # ---- config
+    def get_config(self) -> dict:
+        """Hyper-parameters as JSON-friendly values, with Keras's lower-case ``"name"``."""
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            lr = {"class_name": type(lr).__name__, "config": lr.get_config()}
+        return {"name": self.name, "learning_rate": lr, **self._hyper()}
+
+    def _hyper(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Optimizer":
+        """Rebuild from :meth:`get_config`; on ``Optimizer`` itself the ``"name"`` picks the class."""
+        config = dict(config)
+        name = config.pop("name", None)
+        if cls is Optimizer:
+            if name is None:
+                raise ValueError(expected("config", 'a "name" entry such as "adam"',
+                                          f"keys {sorted(config)}"))
+            cls = utils.lookup(name, _REGISTRY, "optimizer")
+        lr = config.get("learning_rate")
+        if isinstance(lr, dict):
+            config["learning_rate"] = utils.deserialize(lr, _SCHEDULES, LearningRateSchedule,
+                                                        "learning_rate")
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Gradient descent, with Keras's momentum form.
+
+    ``momentum == 0``: ``p -= lr * g``. Otherwise ``v = momentum * v - lr * g`` and ``p += v``, or
+    with ``nesterov`` ``p += momentum * v - lr * g``.
+    """
+
+    name = "sgd"
+
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False):
+        super().__init__(learning_rate)
+        self.momentum = _check_range(momentum, "momentum", 0.0, 1.0, True)
+        self.nesterov = bool(nesterov)
+
+    def slot_names(self):
+        return ("momentum",) if self.momentum > 0 else ()
+
+    def _update(self, i, grad, param, lr, f):
+        step = self._scratch[i]
+        np.multiply(grad, f(lr), out=step)                    # lr * g
+        if self.momentum == 0:
+            param -= step
+            return
+        velocity = self._slots["momentum"][i]
+        velocity *= f(self.momentum)
+        velocity -= step
+        if self.nesterov:
+            param -= step
+            np.multiply(velocity, f(self.momentum), out=step)
+            param += step
+        else:
+            param += velocity
+
+    def _hyper(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam as Keras computes it, with ``t = iterations + 1``::
+
+        m = b1 * m + (1 - b1) * g;   v = b2 * v + (1 - b2) * g**2
+        alpha = lr * sqrt(1 - b2**t) / (1 - b1**t);   p -= alpha * m / (sqrt(v) + epsilon)
+
+    ``amsgrad`` divides by ``sqrt(v_hat)`` with ``v_hat = max(v_hat, v)``. (PyTorch adds its eps to
+    ``sqrt(v / (1 - b2**t))`` instead; the two agree when eps is negligible.)
+    """
+
+    name = "adam"
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False):
+        super().__init__(learning_rate)
+        self.beta_1 = _check_range(beta_1, "beta_1", 0.0, 1.0, False)
+        self.beta_2 = _check_range(beta_2, "beta_2", 0.0, 1.0, False)
+        self.epsilon = _check_range(epsilon, "epsilon", 0.0, math.inf, False)
+        self.amsgrad = bool(amsgrad)
+
+    def slot_names(self):
+        return ("m", "v", "v_hat") if self.amsgrad else ("m", "v")
+
+    def _update(self, i, grad, param, lr, f):
+        t = self.iterations + 1
+        alpha = lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        m, v, s = self._slots["m"][i], self._slots["v"][i], self._scratch[i]
+        m *= f(self.beta_1)                                   # m = b1*m + (1-b1)*g
+        np.multiply(grad, f(1.0 - self.beta_1), out=s)
+        m += s
+        v *= f(self.beta_2)                                   # v = b2*v + (1-b2)*g^2
+        np.square(grad, out=s)
+        s *= f(1.0 - self.beta_2)
+        v += s
+        if self.amsgrad:
+            v = np.maximum(self._slots["v_hat"][i], v, out=self._slots["v_hat"][i])
+        np.sqrt(v, out=s)                                     # alpha * m / (sqrt(v) + eps)
+        s += f(self.epsilon)
+        np.divide(m, s, out=s)
+        s *= f(alpha)
+        param -= s
+
+    def _hyper(self):
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad}
+
+
+class RMSprop(Optimizer):
+    """RMSprop as Keras computes it (epsilon inside the root)::
+
+        r = rho * r + (1 - rho) * g**2;   step = lr * g / sqrt(r + epsilon)
+        p -= step,  or with momentum:  u = momentum * u + step;  p -= u
+
+    (PyTorch's ``alpha`` is ``rho``, and it adds eps outside the root.)
+    """
+
+    name = "rmsprop"
+
+    def __init__(self, learning_rate=0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7):
+        super().__init__(learning_rate)
+        self.rho = _check_range(rho, "rho", 0.0, 1.0, False)
+        self.momentum = _check_range(momentum, "momentum", 0.0, 1.0, True)
+        self.epsilon = _check_range(epsilon, "epsilon", 0.0, math.inf, False)
+
+    def slot_names(self):
+        return ("velocity", "momentum") if self.momentum > 0 else ("velocity",)
+
+    def _update(self, i, grad, param, lr, f):
+        r, s = self._slots["velocity"][i], self._scratch[i]
+        r *= f(self.rho)
+        np.square(grad, out=s)
+        s *= f(1.0 - self.rho)
+        r += s
+        np.add(r, f(self.epsilon), out=s)                     # lr * g / sqrt(r + eps)
+        np.sqrt(s, out=s)
+        np.divide(grad, s, out=s)
+        s *= f(lr)
+        if self.momentum > 0:
+            u = self._slots["momentum"][i]
+            u *= f(self.momentum)
+            u += s
+            s = u
+        param -= s
+
+    def _hyper(self):
+        return {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+_REGISTRY = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+
+
+def serialize(optimizer: Optimizer) -> dict:
+    """``{"class_name": "Adam", "config": {...}}``, the form :func:`get` reads back."""
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def get(identifier) -> Optimizer:
+    """An optimiser from a name (``"sgd"``, ``"adam"``, ``"rmsprop"``, any case), an instance
+    (returned as is) or a config dict (:meth:`Optimizer.get_config` or :func:`serialize` form)."""
+    return utils.deserialize(identifier, _REGISTRY, Optimizer, "optimizer")
