@@ -1,0 +1,75 @@
+"""Decode one image file with Pillow into a uint8 array of a fixed size."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..errors import DataError, check_choice, expected
+from ..functional._shapes import as_pair
+
+#: ``color_mode`` -> (Pillow mode, channels).
+COLOR_MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1)}
+#: ``interpolation`` names (Keras's) -> Pillow filters. ``"area"`` is Pillow's box filter.
+INTERPOLATIONS = {
+    "nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC, "area": Image.Resampling.BOX,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+def check_image_options(image_size, color_mode: str, interpolation: str):
+    """Validate the options shared by :func:`load_image` and the folder loader."""
+    size = None if image_size is None else as_pair(image_size, "image_size")
+    mode = check_choice(color_mode, "color_mode", set(COLOR_MODES))
+    check_choice(interpolation, "interpolation", set(INTERPOLATIONS))
+    return size, mode, interpolation.lower()
+
+
+def _center_crop_box(width: int, height: int, target_h: int, target_w: int):
+    """The largest centred box of aspect ``target_w / target_h`` inside a ``width x height`` image."""
+    scale = min(width / target_w, height / target_h)
+    crop_w, crop_h = round(target_w * scale), round(target_h * scale)
+    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    return left, top, left + crop_w, top + crop_h
+
+
+def decode_image(path: str | os.PathLike, size: tuple[int, int] | None, color_mode: str = "rgb",
+                 interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False) -> np.ndarray:
+    """Read ``path`` as uint8 ``(n_H, n_W, C)``: EXIF orientation applied, converted to RGB or
+    grayscale, resized to ``size = (n_H, n_W)`` (kept as is when ``None``).
+
+    Raises any Pillow/OS error unchanged; callers decide whether to skip or report.
+    """
+    pil_mode, _ = COLOR_MODES[color_mode]
+    with Image.open(path) as img:
+        if size is not None and img.format == "JPEG":
+            # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target):
+            # large photos decode several times faster.
+            img.draft(pil_mode, (size[1], size[0]))
+        img = ImageOps.exif_transpose(img)
+        if img.mode != pil_mode:
+            # Palette/alpha images go through RGBA so transparency does not become garbage colours.
+            if img.mode in ("P", "PA", "LA") and pil_mode == "RGB":
+                img = img.convert("RGBA")
+            img = img.convert(pil_mode)
+        if size is not None and img.size != (size[1], size[0]):
+            box = _center_crop_box(*img.size, *size) if crop_to_aspect_ratio else None
+            img = img.resize((size[1], size[0]), INTERPOLATIONS[interpolation], box=box)
+        array = np.asarray(img, dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def load_image(path: str | os.PathLike, image_size=(64, 64), color_mode: str = "rgb",
+               interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False) -> np.ndarray:
+    """One photo as uint8 ``(n_H, n_W, C)`` (C = 3 for ``"rgb"``, 1 for ``"grayscale"``), e.g. for
+    ``npconv predict``. ``image_size=None`` keeps the original size."""
+    size, mode, interpolation = check_image_options(image_size, color_mode, interpolation)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(expected("path", "an existing image file", str(path)))
+    try:
+        return decode_image(path, size, mode, interpolation, crop_to_aspect_ratio)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(expected("path", "an image Pillow can read (JPEG, PNG, BMP, GIF, ...)",
+                                 f"{path} ({exc})", "Check that the file is a complete image.")) from exc
