@@ -1,0 +1,477 @@
+"""Pictures: padded inputs, sample grids, training curves, confusion matrices, filters, feature maps.
+
+Every function takes plain arrays, returns a :class:`matplotlib.figure.Figure` and, given ``path=``,
+also writes it as a PNG (120 dpi). Figures are drawn on matplotlib's Agg canvas and are never
+registered with ``pyplot``: nothing pops up, nothing needs closing, and library code never calls
+``show``. In a notebook, the returned figure displays itself.
+
+One look for all of them (:func:`style`): plain axes without top/right spines, readable fonts,
+constrained layout, ``viridis`` for values (perceptually uniform and colour-blind safe) and the
+Okabe-Ito palette for lines.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .errors import ShapeError, check_positive_int, expected
+
+__all__ = [
+    "style", "confusion_matrix", "plot_zero_pad", "plot_samples", "plot_history",
+    "plot_confusion_matrix", "plot_misclassified", "plot_filters", "plot_feature_maps",
+]
+
+DPI = 120
+CMAP = "viridis"
+# Okabe & Ito (2008), readable with every common colour-vision deficiency.
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+TRAIN_COLOUR, VAL_COLOUR = OKABE_ITO[0], OKABE_ITO[1]
+WRONG_COLOUR = OKABE_ITO[3]
+
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
+    "figure.titlesize": 12,
+    "figure.titleweight": "bold",
+    "image.cmap": CMAP,
+    "image.interpolation": "nearest",
+    "legend.frameon": False,
+    "savefig.dpi": DPI,
+    "savefig.facecolor": "white",
+}
+
+
+@contextlib.contextmanager
+def style():
+    """Context manager applying npconv's plot style (``with npconv.viz.style(): ...``)."""
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def _styled(plot):
+    """Draw ``plot`` inside :func:`style` and save it when called with ``path=``."""
+    @functools.wraps(plot)
+    def wrapper(*args, path: str | Path | None = None, **kwargs) -> Figure:
+        with style():
+            fig = plot(*args, **kwargs)
+            if path is not None:
+                fig.savefig(path, dpi=DPI)
+        return fig
+    return wrapper
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _image_grid(fig: Figure, n: int, ncols: int):
+    """``n`` image axes in rows of ``ncols``, ticks and frames off; unused cells hidden."""
+    nrows = math.ceil(n / ncols)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    return axes[:n]
+
+
+def _message(fig: Figure, text: str) -> Figure:
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, color="0.35", transform=ax.transAxes)
+    return fig
+
+
+# ------------------------------------------------------------------ array helpers
+
+def _display_image(image) -> tuple[np.ndarray, str | None]:
+    """An image ready for ``imshow`` and its colour map (``"gray"`` for one channel, else None).
+
+    Accepts (n_H, n_W), (n_H, n_W, 1) or (n_H, n_W, 3); uint8, or floats in [0, 1] or [0, 255].
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (3, 4)):
+        raise ShapeError(expected("images", "images of shape (n_H, n_W), (n_H, n_W, 1) or (n_H, n_W, 3)",
+                                  image))
+    if image.dtype != np.uint8:
+        image = image.astype(np.float32)
+        # Floats above 1 are taken as 0-255 data (the course's X_train before / 255).
+        if image.size and np.nanmax(image) > 1.0:
+            image = image / 255.0
+        image = np.clip(image, 0.0, 1.0)
+    return image, ("gray" if image.ndim == 2 else None)
+
+
+def _show(ax, image) -> None:
+    image, cmap = _display_image(image)
+    if cmap is None:
+        ax.imshow(image)
+    else:
+        vmax = 255 if image.dtype == np.uint8 else 1.0
+        ax.imshow(image, cmap=cmap, vmin=0, vmax=vmax)
+
+
+def _as_labels(y, name: str) -> np.ndarray:
+    """Integer labels from labels ``(m,)``/``(1, m)``/``(m, 1)``, one-hot or probabilities ``(m, C)``."""
+    y = np.asarray(y)
+    if y.ndim == 2 and min(y.shape) > 1:
+        return np.argmax(y, axis=1)
+    y = y.reshape(-1)
+    if y.dtype.kind == "f":
+        if np.all(np.mod(y, 1) == 0):
+            return y.astype(np.int64)
+        raise ValueError(expected(name, "integer class labels (or one-hot rows)", y,
+                                  "Round sigmoid outputs first, e.g. (p > 0.5).astype(int)."))
+    return y.astype(np.int64)
+
+
+def _name(label: int, class_names) -> str:
+    if class_names is not None and 0 <= label < len(class_names):
+        return str(class_names[label])
+    return str(label)
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """Counts ``cm[t, p]`` of examples of true class ``t`` predicted as ``p``.
+
+    Parameters
+    ----------
+    y_true, y_pred : int arrays (m,) (or one-hot/probability rows (m, n_classes)).
+    n_classes : int
+
+    Returns
+    -------
+    cm : int64 ndarray, shape (n_classes, n_classes); rows are true classes, columns predictions.
+    """
+    n_classes = check_positive_int(n_classes, "n_classes")
+    y_true, y_pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
+    if y_true.shape != y_pred.shape:
+        raise ShapeError(expected("y_pred", f"{y_true.size} labels, one per y_true", y_pred))
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.size and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(expected(name, f"labels in 0..{n_classes - 1}", f"labels from {y.min()} to {y.max()}",
+                                      "Check n_classes."))
+    # One bincount over the flattened (true, pred) cell index does the whole count.
+    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
+
+
+# ------------------------------------------------------------------ the plots
+
+@_styled
+def plot_zero_pad(x, x_pad, example: int = 0, channel: int = 0) -> Figure:
+    """The course's zero-padding picture: ``x[example, :, :, channel]`` beside its padded version.
+
+    Parameters
+    ----------
+    x : ndarray, shape (m, n_H, n_W, n_C) (or one image (n_H, n_W)).
+    x_pad : ndarray, shape (m, n_H + 2*pad, n_W + 2*pad, n_C) (or (n_H + 2*pad, n_W + 2*pad)).
+    example, channel : which image and channel to show (the course shows ``[0, :, :, 0]``).
+    path : optional PNG file to write.
+    """
+    panels = []
+    for name, a in (("x", x), ("x_pad", x_pad)):
+        a = np.asarray(a)
+        if a.ndim == 4:
+            a = a[example, :, :, channel]
+        if a.ndim != 2:
+            raise ShapeError(expected(name, "an array (m, n_H, n_W, n_C) or one image (n_H, n_W)", a))
+        panels.append((name, a))
+    vmin = min(float(a.min()) for _, a in panels)
+    vmax = max(float(a.max()) for _, a in panels)
+
+    fig = _figure(7.0, 3.4)
+    axes = fig.subplots(1, 2)
+    for ax, (name, a) in zip(axes, panels):
+        image = ax.imshow(a, vmin=vmin, vmax=vmax)
+        ax.set_title(f"{name}   {a.shape[0]}×{a.shape[1]}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    pad_h = (panels[1][1].shape[0] - panels[0][1].shape[0]) // 2
+    pad_w = (panels[1][1].shape[1] - panels[0][1].shape[1]) // 2
+    if pad_h > 0 or pad_w > 0:
+        # Outline where the original image sits inside the padding.
+        h, w = panels[0][1].shape
+        axes[1].add_patch(Rectangle((pad_w - 0.5, pad_h - 0.5), w, h, fill=False, edgecolor="white",
+                                    linestyle="--", linewidth=1.5))
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="value")
+    return fig
+
+
+@_styled
+def plot_samples(images, labels=None, class_names=None, n: int = 16, ncols: int = 8) -> Figure:
+    """A grid of the first ``n`` images with their labels as titles.
+
+    Parameters
+    ----------
+    images : array (m, n_H, n_W, 3) or (m, n_H, n_W, 1) or (m, n_H, n_W); uint8, or floats in [0, 1]
+        or [0, 255].
+    labels : optional labels (m,), (1, m) or one-hot (m, C).
+    class_names : optional names indexed by label.
+    n, ncols : how many images, and per row.
+    path : optional PNG file to write.
+    """
+    images = np.asarray(images)
+    n = min(check_positive_int(n, "n"), len(images))
+    ncols = min(check_positive_int(ncols, "ncols"), max(n, 1))
+    if n == 0:
+        return _message(_figure(4.0, 1.5), "no images")
+    label_ids = None if labels is None else _as_labels(labels, "labels")
+    nrows = math.ceil(n / ncols)
+    fig = _figure(1.35 * ncols, 1.5 * nrows + 0.1)
+    for i, ax in enumerate(_image_grid(fig, n, ncols)):
+        _show(ax, images[i])
+        if label_ids is not None:
+            ax.set_title(_name(int(label_ids[i]), class_names), fontsize=8, fontweight="normal")
+    return fig
+
+
+def _curve(ax, values, label, colour, linestyle, marker):
+    epochs = np.arange(1, len(values) + 1)
+    ax.plot(epochs, values, color=colour, linestyle=linestyle, marker=marker, markersize=3.5,
+            linewidth=1.8, label=label)
+
+
+@_styled
+def plot_history(history) -> Figure:
+    """Training curves: loss and, when recorded, accuracy; training solid, validation dashed.
+
+    Parameters
+    ----------
+    history : dict of per-epoch lists like Keras ``History.history`` (``loss``, ``accuracy``,
+        ``val_loss``, ``val_accuracy``; validation keys optional), or an object with ``.history``.
+    path : optional PNG file to write.
+
+    The best validation epoch (lowest ``val_loss``, highest ``val_accuracy``) is marked.
+    """
+    history = getattr(history, "history", history)
+    if not isinstance(history, dict) or not history.get("loss"):
+        raise ValueError(expected("history", "a dict with a non-empty 'loss' list (Keras History.history)",
+                                  history if not isinstance(history, dict) else f"keys {sorted(history)}"))
+    metrics = ["loss"] + [k for k in ("accuracy", "acc") if history.get(k)][:1]
+    fig = _figure(4.2 * len(metrics), 3.3)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, metric in zip(axes, metrics):
+        train = np.asarray(history[metric], dtype=float)
+        marker = "o" if len(train) <= 30 else None
+        _curve(ax, train, "train", TRAIN_COLOUR, "-", marker)
+        val = history.get(f"val_{metric}")
+        if val:
+            val = np.asarray(val, dtype=float)
+            _curve(ax, val, "validation", VAL_COLOUR, "--", marker)
+            best = int(np.nanargmin(val) if metric == "loss" else np.nanargmax(val))
+            ax.plot(best + 1, val[best], "o", markersize=10, markerfacecolor="none",
+                    markeredgecolor="0.2", markeredgewidth=1.3,
+                    label=f"best validation {val[best]:.4g} (epoch {best + 1})")
+        title = "Loss" if metric == "loss" else "Accuracy"
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(True, axis="y", color="0.92")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.margins(x=0.04, y=0.12)
+        ax.legend()
+    return fig
+
+
+@_styled
+def plot_confusion_matrix(cm, class_names=None, normalize: bool = False) -> Figure:
+    """A confusion matrix (rows: true class, columns: predicted) with every cell annotated.
+
+    Parameters
+    ----------
+    cm : ndarray (C, C) of counts, e.g. from :func:`confusion_matrix`.
+    class_names : optional names of the C classes.
+    normalize : show each row as fractions of its true class (its recall on the diagonal).
+    path : optional PNG file to write.
+    """
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ShapeError(expected("cm", "a square (C, C) matrix", cm))
+    n = cm.shape[0]
+    names = [_name(i, class_names) for i in range(n)]
+    if normalize:
+        totals = cm.sum(axis=1, keepdims=True)
+        values = np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
+        vmax = 1.0
+    else:
+        values = cm
+        vmax = max(float(cm.max()), 1.0)
+
+    size = min(max(3.6, 0.55 * n + 2.2), 12.0)
+    fig = _figure(size + 0.9, size)
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap=CMAP, vmin=0, vmax=vmax)
+    fontsize = 9 if n <= 10 else max(5, 9 - (n - 10) // 3)
+    cmap = matplotlib.colormaps[CMAP]
+    for (t, p), value in np.ndenumerate(values):
+        r, g, b, _ = cmap(value / vmax)
+        # Dark cells get white text, light cells black (relative luminance threshold).
+        colour = "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45 else "black"
+        text = f"{value:.2f}" if normalize else f"{int(value)}"
+        ax.text(p, t, text, ha="center", va="center", color=colour, fontsize=fontsize)
+    ax.set_xticks(range(n), names, rotation=45 if max(map(len, names)) > 4 else 0,
+                  ha="right" if max(map(len, names)) > 4 else "center")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    accuracy = np.trace(cm) / cm.sum() if cm.sum() else 0.0
+    ax.set_title(f"Confusion matrix{' (row-normalised)' if normalize else ''}   accuracy {accuracy:.1%}")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of true class" if normalize else "count")
+    return fig
+
+
+@_styled
+def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: int = 16,
+                       ncols: int = 8) -> Figure:
+    """The first ``n`` wrongly classified images, captioned ``pred: X (0.93)`` / ``true: Y``.
+
+    Parameters
+    ----------
+    images : array (m, n_H, n_W, C) as in :func:`plot_samples`.
+    y_true, y_pred : labels (m,) or one-hot/probability rows (m, n_classes).
+    class_names : optional names indexed by label.
+    probs : optional probabilities, (m, n_classes) or, for a sigmoid output, (m,) / (m, 1) of P(class 1);
+        the caption shows the probability of the predicted class.
+    n, ncols : how many images at most, and per row.
+    path : optional PNG file to write.
+    """
+    images = np.asarray(images)
+    y_true, y_pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
+    if not len(images) == len(y_true) == len(y_pred):
+        raise ShapeError(expected("y_true, y_pred", f"{len(images)} labels each, one per image",
+                                  f"{len(y_true)} and {len(y_pred)}"))
+    wrong = np.flatnonzero(y_true != y_pred)[:check_positive_int(n, "n")]
+    if wrong.size == 0:
+        return _message(_figure(4.5, 1.6), "no misclassified images")
+
+    confidence = None
+    if probs is not None:
+        probs = np.asarray(probs, dtype=float)
+        if probs.ndim == 2 and probs.shape[1] > 1:
+            confidence = probs[np.arange(len(probs)), y_pred]
+        else:
+            p1 = probs.reshape(-1)
+            confidence = np.where(y_pred == 1, p1, 1.0 - p1)
+
+    ncols = min(check_positive_int(ncols, "ncols"), wrong.size)
+    nrows = math.ceil(wrong.size / ncols)
+    fig = _figure(1.5 * ncols, 1.85 * nrows + 0.35)
+    for ax, i in zip(_image_grid(fig, wrong.size, ncols), wrong):
+        _show(ax, images[i])
+        pred = f"pred: {_name(int(y_pred[i]), class_names)}"
+        if confidence is not None:
+            pred += f" ({confidence[i]:.2f})"
+        # Two lines in two colours: the wrong prediction stands out, the truth stays quiet.
+        ax.text(0.5, 1.03, f"true: {_name(int(y_true[i]), class_names)}", transform=ax.transAxes,
+                ha="center", va="bottom", fontsize=7.5, color="0.2")
+        ax.text(0.5, 1.17, pred, transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5,
+                color=WRONG_COLOUR, fontweight="bold")
+    total = int(np.count_nonzero(y_true != y_pred))
+    fig.suptitle(f"Misclassified: {total} of {len(y_true)}"
+                 + (f" (first {wrong.size} shown)" if total > wrong.size else ""), fontsize=11)
+    return fig
+
+
+def _normalise(a: np.ndarray) -> np.ndarray:
+    """Min-max scale to [0, 1]; a constant array becomes 0.5."""
+    a = a.astype(np.float32)
+    low, high = float(a.min()), float(a.max())
+    return np.full_like(a, 0.5) if high - low == 0 else (a - low) / (high - low)
+
+
+@_styled
+def plot_filters(w, max_filters: int = 64, ncols: int | None = None) -> Figure:
+    """Each convolution filter as a small image: RGB for 3 input channels, else the first channel.
+
+    Parameters
+    ----------
+    w : ndarray, shape (f_h, f_w, C, K) (a Conv2D kernel).
+    max_filters : show at most this many of the K filters.
+    ncols : filters per row (default: about the square root of K, at most 16).
+    path : optional PNG file to write.
+
+    Every filter is min-max normalised on its own, so the pattern, not the scale, is shown.
+    """
+    w = np.asarray(w)
+    if w.ndim != 4:
+        raise ShapeError(expected("w", "a kernel of shape (f_h, f_w, C, K)", w))
+    f_h, f_w, channels, k = w.shape
+    k = min(k, check_positive_int(max_filters, "max_filters"))
+    ncols = ncols or min(16, math.ceil(math.sqrt(k)))
+    nrows = math.ceil(k / ncols)
+    fig = _figure(max(1.0 * ncols, 2.6), 1.05 * nrows + 0.45)
+    rgb = channels == 3
+    for i, ax in enumerate(_image_grid(fig, k, ncols)):
+        image = _normalise(w[:, :, :, i] if rgb else w[:, :, 0, i])
+        ax.imshow(image, cmap=None if rgb else CMAP, vmin=0, vmax=1)
+        ax.set_title(str(i), fontsize=7, fontweight="normal", pad=2)
+    shown = "RGB" if rgb else "channel 0"
+    fig.suptitle(f"{w.shape[3]} filters {f_h}×{f_w}×{channels} ({shown})", fontsize=10)
+    return fig
+
+
+@_styled
+def plot_feature_maps(feature_maps, names=None, max_channels: int = 16) -> Figure:
+    """Activations of one image through several layers: one row per layer, one column per channel.
+
+    Parameters
+    ----------
+    feature_maps : list of ndarrays (n_H, n_W, C) (a leading batch axis of 1 is dropped).
+    names : optional row labels, one per layer (default ``layer 0``, ``layer 1``, ...).
+    max_channels : show at most this many channels per layer.
+    path : optional PNG file to write.
+
+    Each channel is min-max normalised on its own.
+    """
+    maps = []
+    for index, fmap in enumerate(feature_maps):
+        fmap = np.asarray(fmap)
+        if fmap.ndim == 4 and fmap.shape[0] == 1:
+            fmap = fmap[0]
+        if fmap.ndim != 3:
+            raise ShapeError(expected(f"feature_maps[{index}]", "an activation (n_H, n_W, C) of one image",
+                                      fmap, "Take one example first: a[0]."))
+        maps.append(fmap)
+    if not maps:
+        raise ValueError(expected("feature_maps", "a non-empty list of (n_H, n_W, C) arrays", "an empty list"))
+    names = list(names) if names is not None else [f"layer {i}" for i in range(len(maps))]
+    if len(names) != len(maps):
+        raise ValueError(expected("names", f"{len(maps)} names, one per feature map", f"{len(names)} names"))
+    max_channels = check_positive_int(max_channels, "max_channels")
+    ncols = min(max_channels, max(m.shape[-1] for m in maps))
+
+    fig = _figure(1.05 * ncols + 1.0, 1.15 * len(maps) + 0.2)
+    axes = fig.subplots(len(maps), ncols, squeeze=False)
+    for row, (fmap, name) in zip(axes, zip(maps, names)):
+        for c, ax in enumerate(row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < fmap.shape[-1] and c < max_channels:
+                ax.imshow(_normalise(fmap[:, :, c]), cmap=CMAP, vmin=0, vmax=1)
+        h, w, channels = fmap.shape
+        row[0].set_ylabel(f"{name}\n{h}×{w}×{channels}", rotation=0, ha="right", va="center",
+                          fontsize=8, labelpad=6)
+    fig.suptitle("Feature maps (each channel scaled to its own range)", fontsize=10)
+    return fig
