@@ -1,0 +1,144 @@
+"""2-D max and average pooling, and global pooling, vectorised over the batch.
+
+For a window of size ``(ph, pw)`` and stride ``(sh, sw)``::
+
+    max:     A[i, h, w, c] = max(A_prev_pad[i, h*sh : h*sh+ph, w*sw : w*sw+pw, c])
+    average: A[i, h, w, c] = mean of the same window's unpadded elements
+
+Both loop over the ``ph * pw`` offsets of the window, never over pixels: each offset is one strided
+slice of the whole batch, so a ``2 x 2`` pool is four array operations whatever the image size. Max
+pooling records which offset won (the first one, on ties, as PyTorch does) so backward routes each
+gradient to exactly one input.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import check_choice, check_float_array
+from ._shapes import Padding2D, as_pair, output_size, resolve_padding
+from .conv import pad_nhwc
+
+
+class PoolCache(NamedTuple):
+    x_shape: tuple            # (m, n_H_prev, n_W_prev, n_C)
+    pool: tuple[int, int]
+    stride: tuple[int, int]
+    pads: Padding2D
+    mode: str
+    winner: np.ndarray | None  # max: (m, n_H, n_W, n_C) index of the winning offset p * pw + q
+    counts: np.ndarray | None  # average: (n_H, n_W, 1) number of unpadded elements per window
+
+
+def pool2d_forward(x, pool_size, stride=None, padding="valid", mode="max"):
+    """Max or average pooling of NHWC images.
+
+    Parameters
+    ----------
+    x : ndarray, shape (m, n_H_prev, n_W_prev, n_C)
+    pool_size : int or (ph, pw)
+    stride : int or (sh, sw); defaults to ``pool_size`` (Keras)
+    padding : ``"valid"``, ``"same"`` (TensorFlow's rule) or explicit amounts; padding never wins a max
+        and is left out of an average
+    mode : ``"max"`` or ``"average"``
+
+    Returns ``(out (m, n_H, n_W, n_C), cache)``.
+    """
+    x = check_float_array(x, "x", 4)
+    mode = check_choice(mode, "mode", {"max", "average"})
+    pool = as_pair(pool_size, "pool_size")
+    stride = pool if stride is None else as_pair(stride, "stride")
+    pads = resolve_padding(padding, x.shape[1:3], pool, stride)
+    out_size = output_size(x.shape[1:3], pool, stride, pads, "pool window")
+    if mode == "max":
+        out, winner = _max_over_offsets(pad_nhwc(x, pads, -np.inf), pool, stride, out_size)
+        return out, PoolCache(x.shape, pool, stride, pads, mode, winner, None)
+    counts = _window_counts(x.shape[1:3], pool, stride, pads, out_size, x.dtype)
+    out = _sum_over_offsets(pad_nhwc(x, pads), pool, stride, out_size)
+    out /= counts
+    return out, PoolCache(x.shape, pool, stride, pads, mode, None, counts)
+
+
+def pool2d_backward(dout, cache: PoolCache):
+    """Gradient of :func:`pool2d_forward` with respect to its input, shape ``(m, n_H_prev, n_W_prev, n_C)``.
+
+    Max: each window's gradient goes to its (first) maximum. Average: spread evenly over the window's
+    unpadded elements. Overlapping windows accumulate.
+    """
+    x_shape, (ph, pw), (sh, sw), pads, mode, winner, counts = cache
+    m, n_h, n_w, n_c = dout.shape
+    (top, bottom), (left, right) = pads
+    padded = np.zeros((m, x_shape[1] + top + bottom, x_shape[2] + left + right, n_c), dtype=dout.dtype)
+    share = dout / counts if mode == "average" else None
+    for offset in range(ph * pw):
+        p, q = divmod(offset, pw)
+        target = padded[:, p:p + sh * n_h:sh, q:q + sw * n_w:sw, :]
+        if mode == "max":
+            target += np.where(winner == offset, dout, 0)
+        else:
+            target += share
+    return padded[:, top:padded.shape[1] - bottom, left:padded.shape[2] - right, :]
+
+
+def _offset_slice(x_pad, p, q, stride, out_size):
+    (sh, sw), (n_h, n_w) = stride, out_size
+    return x_pad[:, p:p + sh * n_h:sh, q:q + sw * n_w:sw, :]
+
+
+def _max_over_offsets(x_pad, pool, stride, out_size):
+    """Running maximum over the window offsets, remembering the first offset that reached it."""
+    ph, pw = pool
+    best = _offset_slice(x_pad, 0, 0, stride, out_size).copy()
+    winner = np.zeros(best.shape, dtype=np.uint8 if ph * pw <= 256 else np.int32)
+    for offset in range(1, ph * pw):
+        candidate = _offset_slice(x_pad, *divmod(offset, pw), stride, out_size)
+        better = candidate > best  # strict: ties keep the earlier offset
+        np.copyto(best, candidate, where=better)
+        winner[better] = offset
+    return best, winner
+
+
+def _sum_over_offsets(x_pad, pool, stride, out_size):
+    ph, pw = pool
+    total = _offset_slice(x_pad, 0, 0, stride, out_size).copy()
+    for offset in range(1, ph * pw):
+        total += _offset_slice(x_pad, *divmod(offset, pw), stride, out_size)
+    return total
+
+
+def _window_counts(in_size, pool, stride, pads, out_size, dtype):
+    """How many unpadded elements each window covers, shape ``(n_H, n_W, 1)``: rows times columns."""
+    per_axis = []
+    for n, f, s, (before, _), n_out in zip(in_size, pool, stride, pads, out_size):
+        start = np.arange(n_out) * s - before
+        per_axis.append(np.minimum(start + f, n) - np.maximum(start, 0))
+    return (per_axis[0][:, None] * per_axis[1][None, :]).astype(dtype)[:, :, None]
+
+
+class GlobalPoolCache(NamedTuple):
+    x_shape: tuple
+    mode: str
+    winner: np.ndarray | None  # max: (m, n_C) flat spatial index of each channel's maximum
+
+
+def global_pool2d_forward(x, mode="average"):
+    """Pool each channel over the whole image: ``(m, n_H, n_W, n_C) -> (m, n_C)``."""
+    x = check_float_array(x, "x", 4)
+    mode = check_choice(mode, "mode", {"max", "average"})
+    if mode == "average":
+        return x.mean(axis=(1, 2)), GlobalPoolCache(x.shape, mode, None)
+    flat = x.reshape(x.shape[0], -1, x.shape[3])
+    winner = flat.argmax(axis=1)
+    out = np.take_along_axis(flat, winner[:, None, :], axis=1)[:, 0, :]
+    return out, GlobalPoolCache(x.shape, mode, winner)
+
+
+def global_pool2d_backward(dout, cache: GlobalPoolCache):
+    """Gradient of :func:`global_pool2d_forward`: ``(m, n_C) -> (m, n_H, n_W, n_C)``."""
+    m, n_h, n_w, n_c = cache.x_shape
+    if cache.mode == "average":
+        return np.broadcast_to((dout / (n_h * n_w))[:, None, None, :], cache.x_shape).copy()
+    dx = np.zeros((m, n_h * n_w, n_c), dtype=dout.dtype)
+    np.put_along_axis(dx, cache.winner[:, None, :], dout[:, None, :], axis=1)
+    return dx.reshape(cache.x_shape)
