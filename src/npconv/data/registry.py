@@ -1,0 +1,78 @@
+"""One entry point for every data source: a course .h5 file, an image folder, or ``builtin:NAME``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, expected
+from ..functional._shapes import as_pair
+from .dataset import Dataset
+from .folders import load_image_folder
+from .h5 import load_h5
+from .paths import data_dir as resolve_data_dir
+from .synthetic import make_smiley_faces
+
+BUILTIN_PREFIX = "builtin:"
+#: name -> (generator, description). Generators take ``n``, ``image_size`` and ``seed``.
+BUILTIN = {
+    "smiles": (make_smiley_faces, "cartoon faces, smiling or not (2 classes, 600 images, 64x64 RGB)"),
+}
+
+
+def list_builtin() -> list[str]:
+    """Names of the built-in synthetic data sets, to use as ``"builtin:NAME"``."""
+    return sorted(BUILTIN)
+
+
+def _builtin(name: str, image_size, color_mode: str, **options) -> Dataset:
+    if name not in BUILTIN:
+        raise ValueError(expected("source", f"one of {[BUILTIN_PREFIX + b for b in list_builtin()]}",
+                                  BUILTIN_PREFIX + name))
+    height, width = as_pair(image_size, "image_size")
+    if height != width:
+        raise ValueError(expected("image_size", "a square size for a built-in set", image_size))
+    data = BUILTIN[name][0](image_size=height, **options)
+    if color_mode == "grayscale":  # ITU-R 601 luma, as Pillow's convert("L")
+        luma = data.x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        data.x = np.rint(luma)[..., None].astype(np.uint8)
+    return data
+
+
+def resolve_source(source: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
+    """``source`` as given if it exists, else relative to the data directory."""
+    path = Path(source).expanduser()
+    if path.exists() or path.is_absolute():
+        return path
+    inside = resolve_data_dir(data_dir) / path
+    return inside if inside.exists() else path
+
+
+def load_dataset(source: str | os.PathLike, image_size=(64, 64), color_mode: str = "rgb",
+                 data_dir: str | os.PathLike | None = None, split: str | None = None,
+                 **options) -> Dataset:
+    """Load a :class:`Dataset` from
+
+    * ``"builtin:NAME"`` - a synthetic set (:func:`list_builtin`); ``options``: ``n``, ``seed``;
+    * a ``.h5`` file in the course layout (:func:`load_h5`; ``split`` picks train/test keys;
+      images come as stored, ``image_size`` is not applied);
+    * a folder of class sub-folders (:func:`load_image_folder`; ``options`` go to it).
+
+    A relative path that does not exist here is looked up in the data directory.
+    """
+    text = os.fspath(source)
+    if text.startswith(BUILTIN_PREFIX):
+        return _builtin(text[len(BUILTIN_PREFIX):], image_size, color_mode, **options)
+    path = resolve_source(text, data_dir)
+    if path.is_dir():
+        return load_image_folder(path, image_size=image_size, color_mode=color_mode, **options)
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return load_h5(path, split=split)
+    if not path.exists():
+        raise FileNotFoundError(expected(
+            "source", "an .h5 file, an image folder or 'builtin:NAME'",
+            f"{text} (not found here nor in {resolve_data_dir(data_dir)})",
+            f"Set NPCONV_DATA or --data-dir, or try {BUILTIN_PREFIX}{list_builtin()[0]}."))
+    raise DataError(expected("source", "an .h5 file, an image folder or 'builtin:NAME'", str(path),
+                             "For one photo use load_image."))
