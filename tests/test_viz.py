@@ -1,0 +1,215 @@
+"""npconv.viz: every picture is a Figure, saves a real PNG, and copes with grayscale, RGB and edge cases."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from npconv import viz
+from npconv.errors import ShapeError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def saved(fig, path) -> None:
+    """``fig`` is a Figure and ``path`` a non-empty PNG."""
+    assert isinstance(fig, Figure)
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+
+
+def all_text(fig) -> str:
+    """Every string drawn on the figure (titles, texts, tick labels, suptitle)."""
+    return " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+
+
+@pytest.fixture
+def images(rng):
+    return {
+        "uint8 rgb": rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8),
+        "float01 rgb": rng.random((10, 8, 8, 3)).astype(np.float32),
+        "float255 gray": (rng.random((10, 8, 8, 1)) * 255).astype(np.float64),
+        "uint8 gray 2-D": rng.integers(0, 256, (10, 8, 8), dtype=np.uint8),
+    }
+
+
+# ------------------------------------------------------------------ confusion_matrix
+
+def test_confusion_matrix_counts_true_rows_predicted_columns():
+    cm = viz.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert cm.sum() == 6
+
+
+def test_confusion_matrix_accepts_one_hot_and_probabilities():
+    y_true = np.eye(3)[[0, 1, 2, 2]]
+    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.2, 0.2], [0.1, 0.1, 0.8]])
+    assert viz.confusion_matrix(y_true, probs, 3).tolist() == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
+
+
+def test_confusion_matrix_refuses_out_of_range_labels():
+    with pytest.raises(ValueError, match=r"y_pred: expected labels in 0\.\.1"):
+        viz.confusion_matrix([0, 1], [0, 2], 2)
+    with pytest.raises(ShapeError):
+        viz.confusion_matrix([0, 1], [0], 2)
+
+
+# ------------------------------------------------------------------ plots
+
+def test_plot_zero_pad_shows_both_panels(tmp_path):
+    np.random.seed(1)
+    x = np.random.randn(4, 3, 3, 2)
+    x_pad = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    fig = viz.plot_zero_pad(x, x_pad, path=tmp_path / "pad.png")
+    saved(fig, tmp_path / "pad.png")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:2] == ["x   3×3", "x_pad   7×7"]
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), x[0, :, :, 0])
+    assert viz.plot_zero_pad(x[0, :, :, 0], x_pad[0, :, :, 0]) is not None  # single 2-D images too
+
+
+@pytest.mark.parametrize("kind", ["uint8 rgb", "float01 rgb", "float255 gray", "uint8 gray 2-D"])
+def test_plot_samples_handles_every_image_kind(images, kind, tmp_path):
+    labels = np.arange(10) % 3
+    fig = viz.plot_samples(images[kind], labels, class_names=["cat", "dog", "bird"], n=6, ncols=4,
+                           path=tmp_path / "s.png")
+    saved(fig, tmp_path / "s.png")
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 6
+    assert [ax.get_title() for ax in shown][:3] == ["cat", "dog", "bird"]
+    data = shown[0].images[0].get_array()
+    assert data.max() <= (255 if data.dtype == np.uint8 else 1.0)
+
+
+def test_plot_samples_one_hot_labels_and_small_batches(images):
+    fig = viz.plot_samples(images["uint8 rgb"][:3], np.eye(4)[[3, 0, 1]])
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["3", "0", "1"]
+    assert len([ax for ax in fig.axes if ax.images]) == 3
+    assert "no images" in all_text(viz.plot_samples(np.zeros((0, 4, 4, 3)), []))
+    with pytest.raises(ShapeError, match="images"):
+        viz.plot_samples(np.zeros((2, 4, 4, 2)), [0, 1])
+
+
+def test_plot_history_train_and_validation(tmp_path):
+    history = {"loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.7, 0.8],
+               "accuracy": [0.5, 0.7, 0.8], "val_accuracy": [0.4, 0.65, 0.6]}
+    fig = viz.plot_history(history, path=tmp_path / "h.png")
+    saved(fig, tmp_path / "h.png")
+    loss_ax, acc_ax = fig.axes
+    assert (loss_ax.get_title(), acc_ax.get_title()) == ("Loss", "Accuracy")
+    legend = [t.get_text() for t in loss_ax.get_legend().get_texts()]
+    assert legend == ["train", "validation", "best validation 0.7 (epoch 2)"]
+
+
+def test_plot_history_without_validation_or_accuracy():
+    class History:  # Keras's History object keeps the dict in .history
+        history = {"loss": [0.9, 0.5]}
+    fig = viz.plot_history(History())
+    assert len(fig.axes) == 1
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train"]
+    fig = viz.plot_history({"loss": [0.9], "acc": [0.6]})   # Keras 1 name, one epoch
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError, match="history"):
+        viz.plot_history({"val_loss": [1.0]})
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_plot_confusion_matrix_annotates_every_cell(normalize, tmp_path):
+    cm = np.array([[50, 2, 0], [5, 40, 5], [0, 0, 0]])   # a class with no examples
+    fig = viz.plot_confusion_matrix(cm, ["zero", "one", "two"], normalize=normalize,
+                                    path=tmp_path / "cm.png")
+    saved(fig, tmp_path / "cm.png")
+    ax = fig.axes[0]
+    texts = {(t.get_position(), t.get_text()): t.get_color() for t in ax.texts}
+    assert len(texts) == 9
+    cell = {pos: (text, colour) for (pos, text), colour in texts.items()}
+    if normalize:
+        assert cell[(0, 0)][0] == "0.96" and cell[(0, 2)][0] == "0.00" and cell[(2, 2)][0] == "0.00"
+    else:
+        assert cell[(0, 0)][0] == "50" and cell[(1, 0)][0] == "2"
+    # Readable text: black on the bright (yellow) top cell, white on the dark (purple) empty cells.
+    assert cell[(0, 0)][1] == "black" and cell[(2, 2)][1] == "white"
+    assert "accuracy 88.2%" in ax.get_title()   # 90 of 102 on the diagonal
+
+
+def test_plot_confusion_matrix_many_classes_and_bad_input(tmp_path):
+    rng = np.random.default_rng(1)
+    cm = viz.confusion_matrix(rng.integers(0, 20, 500), rng.integers(0, 20, 500), 20)
+    saved(viz.plot_confusion_matrix(cm, path=tmp_path / "cm20.png"), tmp_path / "cm20.png")
+    with pytest.raises(ShapeError, match="square"):
+        viz.plot_confusion_matrix(np.zeros((2, 3)))
+
+
+def test_plot_misclassified_captions(images, tmp_path):
+    y_true = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 0])
+    y_pred = np.array([0, 0, 1, 1, 1, 0, 0, 1, 1, 0])
+    probs = np.full((10, 2), 0.5)
+    probs[1] = [0.93, 0.07]
+    probs[3] = [0.2, 0.8]
+    fig = viz.plot_misclassified(images["float01 rgb"], y_true, y_pred, ["no", "yes"], probs=probs,
+                                 path=tmp_path / "m.png")
+    saved(fig, tmp_path / "m.png")
+    text = all_text(fig)
+    assert "pred: no (0.93)" in text and "true: yes" in text
+    assert "pred: yes (0.80)" in text and "true: no" in text
+    assert len([ax for ax in fig.axes if ax.images]) == 2
+    assert "Misclassified: 2 of 10" in text
+
+
+def test_plot_misclassified_sigmoid_probabilities_and_limits(images):
+    y_true = np.zeros(10, dtype=int)
+    y_pred = np.ones(10, dtype=int)
+    p = np.linspace(0.55, 0.99, 10)[:, None]     # a sigmoid output: P(class 1)
+    fig = viz.plot_misclassified(images["uint8 gray 2-D"], y_true, y_pred, probs=p, n=4, ncols=2)
+    assert len([ax for ax in fig.axes if ax.images]) == 4
+    assert "pred: 1 (0.55)" in all_text(fig) and "first 4 shown" in all_text(fig)
+
+
+def test_plot_misclassified_when_all_are_right(images, tmp_path):
+    y = np.arange(10) % 2
+    fig = viz.plot_misclassified(images["uint8 rgb"], y, y, ["a", "b"], path=tmp_path / "none.png")
+    saved(fig, tmp_path / "none.png")
+    assert "no misclassified images" in all_text(fig)
+
+
+def test_plot_filters_rgb_and_single_channel(tmp_path, rng):
+    w_rgb = rng.standard_normal((5, 5, 3, 10))
+    fig = viz.plot_filters(w_rgb, path=tmp_path / "f.png")
+    saved(fig, tmp_path / "f.png")
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 10
+    first = shown[0].images[0].get_array()
+    assert first.shape == (5, 5, 3) and first.min() == 0 and first.max() == 1  # normalised per filter
+    w_gray = rng.standard_normal((3, 3, 8, 4))
+    w_gray[..., 1] = 2.0                               # a constant filter must not divide by zero
+    shown = [ax for ax in viz.plot_filters(w_gray).axes if ax.images]
+    assert [ax.images[0].get_array().shape for ax in shown] == [(3, 3)] * 4
+    assert np.all(shown[1].images[0].get_array() == 0.5)
+    assert len([ax for ax in viz.plot_filters(rng.standard_normal((3, 3, 1, 100)), max_filters=12).axes
+                if ax.images]) == 12
+    with pytest.raises(ShapeError, match="f_h, f_w, C, K"):
+        viz.plot_filters(np.zeros((3, 3, 8)))
+
+
+def test_plot_feature_maps_one_row_per_layer(tmp_path, rng):
+    maps = [rng.random((1, 16, 16, 4)), rng.random((8, 8, 32)), np.zeros((4, 4, 2))]
+    fig = viz.plot_feature_maps(maps, names=["conv1", "conv2", "dead"], max_channels=6,
+                                path=tmp_path / "fm.png")
+    saved(fig, tmp_path / "fm.png")
+    assert len(fig.axes) == 3 * 6
+    assert [len([ax for ax in fig.axes[r * 6:(r + 1) * 6] if ax.images]) for r in range(3)] == [4, 6, 2]
+    assert fig.axes[0].get_ylabel() == "conv1\n16×16×4"
+    with pytest.raises(ValueError, match="names"):
+        viz.plot_feature_maps(maps, names=["only one"])
+    with pytest.raises(ShapeError, match="feature_maps"):
+        viz.plot_feature_maps([np.zeros((2, 8, 8, 3))])
+
+
+def test_style_is_local_and_nothing_is_registered_with_pyplot(tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+    before = matplotlib.rcParams["axes.spines.top"], plt.get_fignums()
+    viz.plot_history({"loss": [1.0, 0.5]}, path=tmp_path / "h.png")
+    assert (matplotlib.rcParams["axes.spines.top"], plt.get_fignums()) == before
+    with viz.style():
+        assert matplotlib.rcParams["image.cmap"] == "viridis"
