@@ -1,0 +1,182 @@
+"""Batch normalisation, training and inference mode, against numerical gradients and PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npconv.errors import ShapeError
+from npconv.functional.batchnorm import (
+    batchnorm_backward, batchnorm_forward, batchnorm_inference_backward,
+    batchnorm_inference_forward)
+from npconv.gradcheck import gradcheck
+
+TOL = dict(rtol=1e-9, atol=1e-11)
+
+
+def params(rng, n_c):
+    return {"gamma": 1 + 0.5 * rng.standard_normal(n_c), "beta": rng.standard_normal(n_c)}
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (2, 3, 2, 4)])
+def test_training_gradients(shape, rng):
+    # dx is orthogonal to the constants and to xhat, so it is small next to the loss: a larger step
+    # keeps the finite differences' rounding (~1e-16 / eps) well below it.
+    gradcheck(batchnorm_forward, batchnorm_backward,
+              {"x": rng.standard_normal(shape), **params(rng, shape[-1])}, eps=1e-5)
+
+
+def test_inference_gradients(rng):
+    inputs = {"x": rng.standard_normal((2, 3, 2, 4)), **params(rng, 4)}
+    stats = {"moving_mean": rng.standard_normal(4), "moving_var": rng.random(4) + 0.5}
+    gradcheck(lambda x, gamma, beta: batchnorm_inference_forward(x, gamma, beta, **stats),
+              batchnorm_inference_backward, inputs)
+
+
+def test_training_output_is_normalised_and_cache_has_biased_statistics(rng):
+    x = 3 + 2 * rng.standard_normal((8, 5, 5, 3))
+    out, cache = batchnorm_forward(x, np.ones(3), np.zeros(3), eps=1e-12)
+    rows = out.reshape(-1, 3)
+    np.testing.assert_allclose(rows.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(rows.var(0), 1, rtol=1e-9)
+    np.testing.assert_allclose(cache.mean, x.reshape(-1, 3).mean(0), rtol=1e-12)
+    np.testing.assert_allclose(cache.var, x.reshape(-1, 3).var(0), rtol=1e-12)  # ddof=0
+
+
+def test_inference_with_the_batch_statistics_equals_training(rng):
+    x = rng.standard_normal((4, 3, 3, 2))
+    p = params(rng, 2)
+    out, cache = batchnorm_forward(x, **p)
+    same, _ = batchnorm_inference_forward(x, **p, moving_mean=cache.mean, moving_var=cache.var)
+    np.testing.assert_allclose(same, out, rtol=1e-12, atol=1e-12)
+
+
+def test_accepts_non_contiguous_input(rng):
+    x = rng.standard_normal((3, 4, 5, 2))
+    view = x.transpose(0, 2, 1, 3)
+    out, cache = batchnorm_forward(view, np.ones(2), np.zeros(2))
+    expected, _ = batchnorm_forward(np.ascontiguousarray(view), np.ones(2), np.zeros(2))
+    np.testing.assert_array_equal(out, expected)
+    assert batchnorm_backward(np.ones_like(out), cache)[0].shape == view.shape
+
+
+@pytest.mark.parametrize("mode", ["training", "inference"])
+def test_float32_is_kept_and_matches_float64(mode):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 8, 8, 4))
+    dout = rng.standard_normal(x.shape)
+    p = params(rng, 4)
+    stats = {"moving_mean": rng.standard_normal(4), "moving_var": rng.random(4) + 0.5}
+
+    def run(dtype):
+        cast = {k: v.astype(dtype) for k, v in p.items()}
+        if mode == "training":
+            out, cache = batchnorm_forward(x.astype(dtype), **cast)
+            return (out, *batchnorm_backward(dout.astype(dtype), cache))
+        out, cache = batchnorm_inference_forward(x.astype(dtype), **cast, **stats)
+        return (out, *batchnorm_inference_backward(dout.astype(dtype), cache))
+
+    for a32, a64 in zip(run(np.float32), run(np.float64)):
+        assert a32.dtype == np.float32
+        np.testing.assert_allclose(a32, a64, rtol=1e-5, atol=2e-5 * np.abs(a64).max())
+
+
+@pytest.mark.parametrize("rows", [65536, 65536 + 100, 300])
+def test_float32_column_sums_are_accurate_at_happy_model_size(rows):
+    rng = np.random.default_rng(0)
+    x = (5 + rng.standard_normal((rows, 32))).astype(np.float32)
+    _, cache = batchnorm_forward(x, np.ones(32, np.float32), np.zeros(32, np.float32))
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(cache.mean, x64.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(cache.var, x64.var(0), rtol=1e-5)
+
+
+# ----- PyTorch (NCHW: torch normalises over every axis but dim 1) -----
+
+def to_nchw(torch, a):
+    return torch.tensor(np.moveaxis(a, -1, 1).copy(), requires_grad=True)
+
+
+def from_nchw(t):
+    return np.moveaxis(t.detach().numpy(), 1, -1)
+
+
+@settings(max_examples=12, deadline=None)
+@given(shape=st.tuples(st.integers(2, 5), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
+       eps=st.sampled_from([1e-3, 1e-5]))
+def test_training_matches_torch(torch, shape, eps):
+    rng = np.random.default_rng(sum(shape))
+    x, dout = 2 + 3 * rng.standard_normal(shape), rng.standard_normal(shape)
+    p = params(rng, shape[-1])
+    out, cache = batchnorm_forward(x, **p, eps=eps)
+    dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+
+    tx = to_nchw(torch, x)
+    tg, tb = (torch.tensor(p[k], requires_grad=True) for k in ("gamma", "beta"))
+    tout = torch.nn.functional.batch_norm(tx, None, None, tg, tb, training=True, eps=eps)
+    tout.backward(torch.tensor(np.moveaxis(dout, -1, 1).copy()))
+    np.testing.assert_allclose(out, from_nchw(tout), **TOL)
+    np.testing.assert_allclose(dx, from_nchw(tx.grad), **TOL)
+    np.testing.assert_allclose(dgamma, tg.grad.numpy(), **TOL)
+    np.testing.assert_allclose(dbeta, tb.grad.numpy(), **TOL)
+
+
+def test_training_moving_variance_differs_from_torch_by_bessel(torch, rng):
+    """npconv (Keras) feeds the biased variance to the moving average; PyTorch the unbiased one."""
+    x = rng.standard_normal((4, 3, 3, 2))
+    _, cache = batchnorm_forward(x, np.ones(2), np.zeros(2))
+    running_mean, running_var = torch.zeros(2), torch.zeros(2)
+    torch.nn.functional.batch_norm(to_nchw(torch, x), running_mean, running_var, training=True,
+                                   momentum=1.0)
+    n = x.size // 2
+    np.testing.assert_allclose(running_mean.numpy(), cache.mean, **TOL)
+    np.testing.assert_allclose(running_var.numpy(), cache.var * n / (n - 1), **TOL)
+
+
+def test_inference_matches_torch(torch, rng):
+    shape = (3, 4, 2, 5)
+    x, dout = rng.standard_normal(shape), rng.standard_normal(shape)
+    p = params(rng, 5)
+    mean, var = rng.standard_normal(5), rng.random(5) + 0.1
+    out, cache = batchnorm_inference_forward(x, **p, moving_mean=mean, moving_var=var)
+    dx, dgamma, dbeta = batchnorm_inference_backward(dout, cache)
+
+    tx = to_nchw(torch, x)
+    tg, tb = (torch.tensor(p[k], requires_grad=True) for k in ("gamma", "beta"))
+    tout = torch.nn.functional.batch_norm(tx, torch.tensor(mean), torch.tensor(var), tg, tb,
+                                          training=False, eps=1e-3)
+    tout.backward(torch.tensor(np.moveaxis(dout, -1, 1).copy()))
+    np.testing.assert_allclose(out, from_nchw(tout), **TOL)
+    np.testing.assert_allclose(dx, from_nchw(tx.grad), **TOL)
+    np.testing.assert_allclose(dgamma, tg.grad.numpy(), **TOL)
+    np.testing.assert_allclose(dbeta, tb.grad.numpy(), **TOL)
+
+
+# ----- bad input -----
+
+def test_refuses_parameters_of_the_wrong_length(rng):
+    with pytest.raises(ShapeError, match=r"gamma: expected shape \(3,\), one value per channel"):
+        batchnorm_forward(rng.standard_normal((2, 4, 4, 3)), np.ones(4), np.zeros(3))
+
+
+def test_refuses_one_dimensional_input():
+    with pytest.raises(ShapeError, match="x: expected an array of at least 2 dimensions"):
+        batchnorm_forward(np.ones(5), np.ones(5), np.zeros(5))
+
+
+@pytest.mark.parametrize("eps", [0, -1e-3, "1e-3"])
+def test_refuses_bad_eps(eps, rng):
+    with pytest.raises(ValueError, match="eps: expected a positive float"):
+        batchnorm_forward(rng.standard_normal((4, 2)), np.ones(2), np.zeros(2), eps=eps)
+
+
+def test_inference_refuses_negative_moving_variance(rng):
+    with pytest.raises(ValueError, match="moving_var: expected non-negative variances"):
+        batchnorm_inference_forward(rng.standard_normal((4, 2)), np.ones(2), np.zeros(2),
+                                    np.zeros(2), np.array([1.0, -1.0]))
+
+
+def test_refuses_integer_input():
+    with pytest.raises(TypeError, match="x: expected a floating-point array"):
+        batchnorm_forward(np.ones((4, 2), dtype=int), np.ones(2), np.zeros(2))
