@@ -1,0 +1,135 @@
+"""conv2d: the vectorised kernel equals the course's loops, its own numerical gradient, and PyTorch.
+
+Read this file to learn how ``npconv.functional.conv2d_forward`` behaves: NHWC input ``(m, H, W, C)``,
+kernels ``(f_h, f_w, C, K)``, biases ``(K,)`` or the course's ``(1, 1, 1, K)``, and TensorFlow's
+``padding="same"`` rule.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npconv import course
+from npconv.errors import ShapeError
+from npconv.functional import conv2d_backward, conv2d_forward
+from npconv.gradcheck import gradcheck
+
+
+def random_conv(rng, m=2, size=(7, 6), c=3, kernel=(3, 3), k=4, dtype=np.float64):
+    x = rng.standard_normal((m, *size, c)).astype(dtype)
+    w = rng.standard_normal((*kernel, c, k)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    return x, w, b
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 3), n_h=st.integers(1, 9), n_w=st.integers(1, 9), n_c=st.integers(1, 4),
+       n_k=st.integers(1, 4), f=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 3),
+       seed=st.integers(0, 2**31))
+def test_forward_and_backward_equal_the_course_loops(m, n_h, n_w, n_c, n_k, f, stride, pad, seed):
+    if f > min(n_h, n_w) + 2 * pad:
+        return  # a kernel larger than the padded image is an error; tested below
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, n_h, n_w, n_c))
+    w = rng.standard_normal((f, f, n_c, n_k))
+    b = rng.standard_normal((1, 1, 1, n_k))
+    hparameters = {"pad": pad, "stride": stride}
+    z_loop, cache_loop = course.conv_forward(x, w, b, hparameters)
+    z_fast, cache_fast = conv2d_forward(x, w, b, stride=stride, padding=pad)
+    np.testing.assert_allclose(z_fast, z_loop, rtol=1e-12, atol=1e-12)
+
+    dz = rng.standard_normal(z_loop.shape)
+    for fast, loop in zip(conv2d_backward(dz, cache_fast), course.conv_backward(dz, cache_loop)):
+        np.testing.assert_allclose(fast, loop, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [
+    ((3, 3), 1, 0), ((3, 2), (2, 1), 1), ((2, 4), (1, 3), "same"), ((4, 4), 2, "same"),
+    ((1, 1), 1, "valid"), ((3, 3), 3, ((0, 2), (1, 0))),
+])
+def test_numerical_gradients(rng, kernel, stride, padding):
+    x, w, b = random_conv(rng, size=(7, 6), kernel=kernel)
+    gradcheck(lambda x, w, b: conv2d_forward(x, w, b, stride, padding), conv2d_backward,
+              {"x": x, "w": w, "b": b})
+
+
+def test_same_padding_follows_tensorflow(rng):
+    # TF: out = ceil(in / s); an even kernel pads one more at the bottom/right.
+    x, w, b = random_conv(rng, size=(64, 64), kernel=(4, 4))
+    out, cache = conv2d_forward(x, w, b, padding="same")
+    assert out.shape[1:3] == (64, 64) and cache.pads == ((1, 2), (1, 2))
+    out, cache = conv2d_forward(x, w, b, stride=2, padding="same")  # total 31*2+4-64 = 2
+    assert out.shape[1:3] == (32, 32) and cache.pads == ((1, 1), (1, 1))
+
+
+def test_dtype_is_kept_and_float32_matches_float64(rng):
+    x, w, b = random_conv(rng)
+    out64, cache64 = conv2d_forward(x, w, b, padding="same")
+    out32, cache32 = conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32),
+                                    padding="same")
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, out64, rtol=1e-5, atol=1e-5)
+    dout = rng.standard_normal(out64.shape)
+    for g32, g64 in zip(conv2d_backward(dout.astype(np.float32), cache32), conv2d_backward(dout, cache64)):
+        assert g32.dtype == np.float32
+        np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-4)
+
+
+def test_bias_gradient_comes_back_in_the_shape_given(rng):
+    x, w, b = random_conv(rng)
+    _, cache = conv2d_forward(x, w, b.reshape(1, 1, 1, -1))
+    dout = np.ones((2, 5, 4, 4))
+    assert conv2d_backward(dout, cache)[2].shape == (1, 1, 1, 4)
+
+
+def test_first_layer_skips_the_input_gradient(rng):
+    x, w, b = random_conv(rng)
+    out, cache = conv2d_forward(x, w, b)
+    dx, dw, db = conv2d_backward(np.ones_like(out), cache, need_dx=False)
+    assert dx is None and dw.shape == w.shape
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matches_pytorch_on_random_shapes(torch, dtype):
+    functional = torch.nn.functional
+    rng = np.random.default_rng(1)
+    tol = 1e-9 if dtype == np.float64 else 2e-4
+    for _ in range(25):
+        m, n_c, n_k = rng.integers(1, 4, size=3)
+        fh, fw = rng.integers(1, 5, size=2)
+        sh, sw = rng.integers(1, 4, size=2)
+        padding = ["same", "valid", int(rng.integers(0, 3))][rng.integers(0, 3)]
+        x, w, b = random_conv(rng, m=m, size=tuple(rng.integers(5, 12, size=2)), c=n_c,
+                              kernel=(fh, fw), k=n_k, dtype=dtype)
+        out, cache = conv2d_forward(x, w, b, (sh, sw), padding)
+        (top, bottom), (left, right) = cache.pads
+        tdtype = torch.float64 if dtype == np.float64 else torch.float32
+        xt = torch.tensor(x.transpose(0, 3, 1, 2), dtype=tdtype, requires_grad=True)
+        wt = torch.tensor(np.ascontiguousarray(w.transpose(3, 2, 0, 1)), dtype=tdtype, requires_grad=True)
+        bt = torch.tensor(b, dtype=tdtype, requires_grad=True)
+        yt = functional.conv2d(functional.pad(xt, (left, right, top, bottom)), wt, bt, stride=(sh, sw))
+        np.testing.assert_allclose(out, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=tol, atol=tol)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        yt.backward(torch.tensor(np.ascontiguousarray(dout.transpose(0, 3, 1, 2)), dtype=tdtype))
+        dx, dw, db = conv2d_backward(dout, cache)
+        np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=tol, atol=tol)
+        np.testing.assert_allclose(dw, wt.grad.numpy().transpose(2, 3, 1, 0), rtol=tol, atol=tol)
+        np.testing.assert_allclose(db, bt.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_bad_input_is_explained(rng):
+    x, w, b = random_conv(rng)
+    with pytest.raises(ShapeError, match=r"w: expected 3 input channels"):
+        conv2d_forward(x, w[:, :, :2], b)
+    with pytest.raises(ShapeError, match=r"b: expected shape \(4,\) or \(1, 1, 1, 4\)"):
+        conv2d_forward(x, w, b[:3])
+    with pytest.raises(ShapeError, match=r"kernel height.*padding='same'"):
+        conv2d_forward(x, rng.standard_normal((9, 3, 3, 4)), b)
+    with pytest.raises(ShapeError, match=r"x\[None\]"):
+        conv2d_forward(x[0], w, b)
+    with pytest.raises(TypeError, match=r"floating-point.*255"):
+        conv2d_forward(x.astype(np.uint8), w, b)
+    with pytest.raises(ValueError, match=r"padding: expected one of 'same', 'valid'"):
+        conv2d_forward(x, w, b, padding="full")
+    with pytest.raises(ValueError, match=r"stride: expected an integer or a pair of integers >= 1"):
+        conv2d_forward(x, w, b, stride=0)
