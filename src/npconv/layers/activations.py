@@ -1,0 +1,39 @@
+"""The activation registry: ``get("relu" | "sigmoid" | "softmax" | "tanh" | "linear" | None)``.
+
+An activation is a named pair of kernels from :mod:`npconv.functional`; layers that take
+``activation=`` apply it after their affine step and keep its cache for backward.
+"""
+from __future__ import annotations
+
+from .. import functional as F
+from ..errors import expected
+
+
+class Activation:
+    """``name`` plus ``forward(x) -> (out, cache)`` and ``backward(dout, cache) -> dx``."""
+
+    def __init__(self, name: str, forward, backward):
+        self.name = name
+        self.forward = forward
+        self.backward = backward
+
+    def __repr__(self) -> str:
+        return f"<activation {self.name}>"
+
+
+_ACTIVATIONS = {
+    name: Activation(name, getattr(F, f"{name}_forward"), getattr(F, f"{name}_backward"))
+    for name in ("relu", "sigmoid", "softmax", "tanh", "linear")
+}
+
+
+def get(identifier) -> Activation:
+    """An :class:`Activation` from a Keras name (case insensitive), ``None`` (linear) or an instance."""
+    if identifier is None:
+        return _ACTIVATIONS["linear"]
+    if isinstance(identifier, Activation):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _ACTIVATIONS:
+        return _ACTIVATIONS[identifier.lower()]
+    valid = ", ".join(repr(n) for n in sorted(_ACTIVATIONS))
+    raise ValueError(expected("activation", f"one of {valid} or None", identifier))

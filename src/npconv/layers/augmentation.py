@@ -1,0 +1,106 @@
+"""Keras's random augmentation layers, wrapping :mod:`npconv.data.augment`; identity at inference.
+
+Each draws from its own generator when given ``seed=``, else from ``npconv.utils.global_rng()``.
+They have no weights and are meant to come first, where no input gradient is needed.
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from ..errors import check_choice, expected
+from .base import Layer
+
+
+class _Augmentation(Layer):
+    _kernel = ""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+
+    def _kwargs(self) -> dict:
+        raise NotImplementedError
+
+    def forward(self, x, training=False):
+        self._cache = training
+        if not training:
+            return x
+        from .. import utils
+        augment = importlib.import_module("npconv.data.augment")
+        rng = self._rng if self._rng is not None else utils.global_rng()
+        return getattr(augment, self._kernel)(x, rng, **self._kwargs())
+
+    def backward(self, dout, need_dx=True):
+        training = self._take_cache()
+        if need_dx and training:
+            raise NotImplementedError(
+                f"layer {self.name!r}: augmentation layers pass no gradient; put them first in the model.")
+        return dout if need_dx else None
+
+
+class RandomFlip(_Augmentation):
+    """Flips each image left-right and/or up-down with probability 1/2."""
+
+    _kernel = "random_flip"
+    _config_keys = ("mode", "seed")
+
+    def __init__(self, mode="horizontal_and_vertical", seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.mode = check_choice(mode, "mode", {"horizontal", "vertical", "horizontal_and_vertical"})
+
+    def _kwargs(self):
+        return {"mode": self.mode}
+
+
+def _fraction(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(expected(name, "a fraction in [0, 1]", value))
+    return float(value)
+
+
+class RandomTranslation(_Augmentation):
+    """Shifts each image by up to ``height_factor``/``width_factor`` of its size, filling with zeros."""
+
+    _kernel = "random_translation"
+    _config_keys = ("height_factor", "width_factor", "seed")
+
+    def __init__(self, height_factor, width_factor, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.height_factor = _fraction(height_factor, "height_factor")
+        self.width_factor = _fraction(width_factor, "width_factor")
+
+    def _kwargs(self):
+        return {"height_factor": self.height_factor, "width_factor": self.width_factor}
+
+
+class RandomRotation(_Augmentation):
+    """Rotates each image by up to ``factor`` of a full turn either way (Keras's convention)."""
+
+    _kernel = "random_rotation"
+    _config_keys = ("factor", "seed")
+
+    def __init__(self, factor, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _fraction(factor, "factor")
+
+    def _kwargs(self):
+        return {"factor": self.factor}
+
+
+class RandomBrightness(_Augmentation):
+    """Adds a random delta of up to ``factor`` times the width of ``value_range`` to each image."""
+
+    _kernel = "random_brightness"
+    _config_keys = ("factor", "value_range", "seed")
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _fraction(factor, "factor")
+        self.value_range = tuple(float(v) for v in value_range)
+
+    def _kwargs(self):
+        lo, hi = self.value_range
+        return {"max_delta": self.factor * (hi - lo)}

@@ -1,0 +1,90 @@
+"""``Conv2D`` and ``ZeroPadding2D`` on NHWC batches."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..errors import ShapeError, check_choice, check_positive_int, expected
+from ..functional._shapes import as_pair, explicit_padding, output_size, resolve_padding
+from . import activations
+from .base import Layer, check_input_rank
+from .core import _Activated
+
+
+class Conv2D(_Activated):
+    """2-D convolution: ``Z[i,h,w,k] = sum(A_pad[i, h*s:h*s+fh, w*s:w*s+fw, :] * W[..., k]) + b[k]``.
+
+    ``W (fh, fw, n_C_prev, filters)``, ``b (filters,)``; ``padding="same"`` follows TensorFlow
+    (an even kernel pads one more row/column at the bottom/right).
+    """
+
+    _config_keys = ("filters", "kernel_size", "strides", "padding", "use_bias",
+                    "kernel_initializer", "bias_initializer")
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = check_positive_int(filters, "filters")
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.strides = as_pair(strides, "strides")
+        self.padding = check_choice(padding, "padding", {"valid", "same"})
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def compute_output_shape(self, input_shape):
+        n_H, n_W, n_C = check_input_rank(self, input_shape, 3)
+        if self.built and n_C != self.kernel.shape[2]:
+            raise ShapeError(expected(f"input of layer {self.name!r}", f"{self.kernel.shape[2]} channels",
+                                      f"{n_C}"))
+        pads = resolve_padding(self.padding, (n_H, n_W), self.kernel_size, self.strides)
+        out_h, out_w = output_size((n_H, n_W), self.kernel_size, self.strides, pads,
+                                   f"layer {self.name!r} kernel")
+        return out_h, out_w, self.filters
+
+    def _build(self, input_shape):
+        shape = self.kernel_size + (input_shape[-1], self.filters)
+        self.kernel = self.add_weight("kernel", shape, self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+
+    def forward(self, x, training=False, logits=False):
+        b = self.bias.value if self.use_bias else np.zeros(self.filters, x.dtype)
+        z, cache = F.conv2d_forward(x, self.kernel.value, b, stride=self.strides, padding=self.padding)
+        out, act_cache = self._activate(z, logits)
+        self._cache = (cache, act_cache, logits)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        cache, act_cache, logits = self._take_cache()
+        dz = self._deactivate(dout, act_cache, logits)
+        dx, dw, db = F.conv2d_backward(dz, cache, need_dx=need_dx)
+        self.kernel.grad = dw
+        if self.use_bias:
+            self.bias.grad = db
+        return dx
+
+
+class ZeroPadding2D(Layer):
+    """Zero rows/columns around each image: ``padding`` int, ``(ph, pw)`` or ``((top, bottom), (left, right))``."""
+
+    def __init__(self, padding=(1, 1), **kwargs):
+        super().__init__(**kwargs)
+        self.padding = explicit_padding(padding)
+
+    def compute_output_shape(self, input_shape):
+        n_H, n_W, n_C = check_input_rank(self, input_shape, 3)
+        (t, b), (l, r) = self.padding
+        return n_H + t + b, n_W + l + r, n_C
+
+    def forward(self, x, training=False):
+        out, self._cache = F.zero_pad2d_forward(x, self.padding)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.zero_pad2d_backward(dout, self._take_cache())
+
+    def get_config(self):
+        config = super().get_config()
+        config["padding"] = [list(p) for p in self.padding]
+        return config

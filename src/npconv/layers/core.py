@@ -1,0 +1,179 @@
+"""Core layers: ``InputLayer``, ``Dense``, ``Activation``, ``ReLU``, ``Flatten``, ``Dropout``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..errors import ShapeError, check_positive_int, expected
+from . import activations
+from .base import Layer
+
+
+class InputLayer(Layer):
+    """The model's entry point: passes its input through. ``shape`` excludes the batch axis."""
+
+    def __init__(self, shape=None, input_shape=None, **kwargs):
+        shape = input_shape if shape is None else shape
+        if shape is None:
+            raise ValueError(expected("shape", "the input shape without the batch axis, e.g. (64, 64, 3)",
+                                      "None"))
+        if isinstance(shape, (int, np.integer)):
+            shape = (shape,)
+        shape = tuple(shape)
+        for s in shape:
+            if s is None or isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0:
+                raise ValueError(expected("shape", "positive integers without the batch axis, e.g. (64, 64, 3)",
+                                          repr(shape), "Leave the batch size out: Input(shape=(64, 64, 3))."))
+        super().__init__(input_shape=shape, **kwargs)
+        self.built = True
+        self.built_input_shape = self.input_shape
+
+    def forward(self, x, training=False):
+        return x
+
+    def backward(self, dout, need_dx=True):
+        return dout
+
+    def get_config(self):
+        config = super().get_config()
+        config["shape"] = config.pop("input_shape")
+        return config
+
+
+class _Activated(Layer):
+    """A layer ending in an optional activation, which a model may skip to fuse it with the loss.
+
+    With ``logits=True`` ``forward`` returns the pre-activation ``z`` and ``backward`` takes
+    ``dL/dz``: the loss computes softmax/sigmoid and its gradient together, more stably.
+    """
+
+    def _activate(self, z, logits):
+        if logits or self.activation.name == "linear":
+            return z, None
+        return self.activation.forward(z)
+
+    def _deactivate(self, dout, act_cache, logits):
+        if logits or self.activation.name == "linear":
+            return dout
+        return self.activation.backward(dout, act_cache)
+
+    def get_config(self):
+        config = super().get_config()
+        config["activation"] = self.activation.name
+        return config
+
+
+class Dense(_Activated):
+    """Fully connected: ``out = activation(x @ W + b)``; ``x (m, n_in)``, ``W (n_in, units)``, ``b (units,)``."""
+
+    _config_keys = ("units", "use_bias", "kernel_initializer", "bias_initializer")
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = check_positive_int(units, "units")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if len(shape) != 1:
+            raise ShapeError(expected(
+                f"input of layer {self.name!r} (Dense)", "a 2-D input (None, n_features)",
+                f"shape {(None,) + shape}",
+                "Add a Flatten() layer before Dense to turn feature maps into vectors."))
+        if self.built and self.kernel.shape[0] != shape[0]:
+            raise ShapeError(expected(f"input of layer {self.name!r}", f"{self.kernel.shape[0]} features",
+                                      f"{shape[0]}"))
+        return (self.units,)
+
+    def _build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+
+    def forward(self, x, training=False, logits=False):
+        b = self.bias.value if self.use_bias else np.zeros(self.units, x.dtype)
+        z, cache = F.dense_forward(x, self.kernel.value, b)
+        out, act_cache = self._activate(z, logits)
+        self._cache = (cache, act_cache, logits)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        cache, act_cache, logits = self._take_cache()
+        dz = self._deactivate(dout, act_cache, logits)
+        dx, dw, db = F.dense_backward(dz, cache, need_dx=need_dx)
+        self.kernel.grad = dw
+        if self.use_bias:
+            self.bias.grad = db
+        return dx
+
+
+class Activation(_Activated):
+    """Applies a named activation: ``Activation("softmax")``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def forward(self, x, training=False, logits=False):
+        out, cache = self._activate(x, logits)
+        self._cache = (cache, logits)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        cache, logits = self._take_cache()
+        return self._deactivate(dout, cache, logits)
+
+
+class ReLU(Layer):
+    """``out = max(x, 0)``."""
+
+    def forward(self, x, training=False):
+        out, self._cache = F.relu_forward(x)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.relu_backward(dout, self._take_cache())
+
+
+class Flatten(Layer):
+    """``(m, n_H, n_W, n_C) -> (m, n_H * n_W * n_C)`` in row-major (NHWC) order, like Keras."""
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        out, self._cache = F.flatten_forward(x)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.flatten_backward(dout, self._take_cache())
+
+
+class Dropout(Layer):
+    """Inverted dropout while training (kept units scaled by ``1/(1-rate)``); identity at inference.
+
+    Draws from ``npconv.utils.global_rng()`` unless given its own ``seed``.
+    """
+
+    _config_keys = ("rate", "seed")
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(expected("rate", "a fraction in [0, 1)", rate))
+        self.rate = float(rate)
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+
+    def forward(self, x, training=False):
+        from .. import utils
+        rng = self._rng if self._rng is not None else utils.global_rng()
+        out, self._cache = F.dropout_forward(x, self.rate, rng, training=training)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.dropout_backward(dout, self._take_cache())
+

@@ -1,0 +1,67 @@
+"""``BatchNormalization`` over the channel (last) axis, with Keras's moving statistics."""
+from __future__ import annotations
+
+from .. import functional as F
+from ..errors import expected
+from .base import Layer
+
+
+class BatchNormalization(Layer):
+    """``out = gamma * (x - mean) / sqrt(var + epsilon) + beta`` per channel.
+
+    Training uses the batch's mean and (biased) variance over every axis but the channel axis and
+    updates ``moving = momentum * moving + (1 - momentum) * batch`` (Keras's rule); inference uses
+    the moving statistics. ``gamma``/``beta`` are trainable; ``moving_mean``/``moving_variance`` are not.
+
+    Parameters
+    ----------
+    axis : int
+        The channel axis, which must be the last: -1 (or 3 for images, 1 for vectors).
+    """
+
+    _config_keys = ("axis", "momentum", "epsilon")
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise ValueError(expected("axis", "an integer (the channel axis, -1)", axis))
+        if not 0 <= momentum <= 1:
+            raise ValueError(expected("momentum", "a number in [0, 1]", momentum))
+        if not epsilon > 0:
+            raise ValueError(expected("epsilon", "a positive number", epsilon))
+        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if self.axis not in (-1, len(shape)):
+            raise ValueError(expected(
+                f"axis of layer {self.name!r}", f"the channel axis -1 (or {len(shape)}) for inputs "
+                f"{(None,) + shape}", self.axis, "npconv is channels-last (NHWC): use axis=-1 or axis=3."))
+        return shape
+
+    def _build(self, input_shape):
+        n_C = (input_shape[-1],)
+        self.gamma = self.add_weight("gamma", n_C, "ones")
+        self.beta = self.add_weight("beta", n_C, "zeros")
+        self.moving_mean = self.add_weight("moving_mean", n_C, "zeros", trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", n_C, "ones", trainable=False)
+
+    def forward(self, x, training=False):
+        if training:
+            out, cache = F.batchnorm_forward(x, self.gamma.value, self.beta.value, eps=self.epsilon)
+            # In place, so an optimizer or checkpoint holding these arrays sees the update.
+            for moving, batch in ((self.moving_mean.value, cache.mean), (self.moving_variance.value, cache.var)):
+                moving *= self.momentum
+                moving += (1.0 - self.momentum) * batch.reshape(moving.shape)
+        else:
+            out, cache = F.batchnorm_inference_forward(x, self.gamma.value, self.beta.value,
+                                                       self.moving_mean.value, self.moving_variance.value,
+                                                       eps=self.epsilon)
+        self._cache = (training, cache)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        training, cache = self._take_cache()
+        kernel = F.batchnorm_backward if training else F.batchnorm_inference_backward
+        dx, self.gamma.grad, self.beta.grad = kernel(dout, cache)
+        return dx
