@@ -35,6 +35,7 @@ CMAP = "viridis"
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 TRAIN_COLOUR, VAL_COLOUR = OKABE_ITO[0], OKABE_ITO[1]
 WRONG_COLOUR = OKABE_ITO[3]
+MAX_ANNOTATED_CLASSES = 30
 
 STYLE = {
     "font.size": 9,
@@ -87,6 +88,14 @@ def _image_grid(fig: Figure, n: int, ncols: int):
     for ax in axes:
         ax.set_axis_off()
     return axes[:n]
+
+
+def _bare(ax) -> None:
+    """No ticks and no frame, but keep the axis labels (unlike ``set_axis_off``)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 def _message(fig: Figure, text: str) -> Figure:
@@ -300,6 +309,8 @@ def plot_confusion_matrix(cm, class_names=None, normalize: bool = False) -> Figu
     class_names : optional names of the C classes.
     normalize : show each row as fractions of its true class (its recall on the diagonal).
     path : optional PNG file to write.
+
+    Cells are annotated up to 30 classes; beyond that the colours alone tell the story.
     """
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
@@ -318,9 +329,11 @@ def plot_confusion_matrix(cm, class_names=None, normalize: bool = False) -> Figu
     fig = _figure(size + 0.9, size)
     ax = fig.add_subplot()
     image = ax.imshow(values, cmap=CMAP, vmin=0, vmax=vmax)
-    fontsize = 9 if n <= 10 else max(5, 9 - (n - 10) // 3)
+    # Text scaled to the cell (about 3/4 of the figure is matrix); past 30 classes cells are too small.
+    cell_points = 72 * size * 0.75 / n
+    fontsize = min(10.0, 0.24 * cell_points)
     cmap = matplotlib.colormaps[CMAP]
-    for (t, p), value in np.ndenumerate(values):
+    for (t, p), value in np.ndenumerate(values if n <= MAX_ANNOTATED_CLASSES else np.empty((0, 0))):
         r, g, b, _ = cmap(value / vmax)
         # Dark cells get white text, light cells black (relative luminance threshold).
         colour = "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45 else "black"
@@ -375,17 +388,17 @@ def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: 
 
     ncols = min(check_positive_int(ncols, "ncols"), wrong.size)
     nrows = math.ceil(wrong.size / ncols)
-    fig = _figure(1.5 * ncols, 1.85 * nrows + 0.35)
+    fig = _figure(1.5 * ncols, 1.95 * nrows + 0.35)
     for ax, i in zip(_image_grid(fig, wrong.size, ncols), wrong):
         _show(ax, images[i])
         pred = f"pred: {_name(int(y_pred[i]), class_names)}"
         if confidence is not None:
             pred += f" ({confidence[i]:.2f})"
-        # Two lines in two colours: the wrong prediction stands out, the truth stays quiet.
-        ax.text(0.5, 1.03, f"true: {_name(int(y_true[i]), class_names)}", transform=ax.transAxes,
-                ha="center", va="bottom", fontsize=7.5, color="0.2")
-        ax.text(0.5, 1.17, pred, transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5,
-                color=WRONG_COLOUR, fontweight="bold")
+        # The wrong prediction above the image in colour, the truth quietly below it.
+        ax.set_axis_on()
+        _bare(ax)
+        ax.set_title(pred, fontsize=7.5, color=WRONG_COLOUR, pad=3)
+        ax.set_xlabel(f"true: {_name(int(y_true[i]), class_names)}", fontsize=7.5, color="0.2", labelpad=2)
     total = int(np.count_nonzero(y_true != y_pred))
     fig.suptitle(f"Misclassified: {total} of {len(y_true)}"
                  + (f" (first {wrong.size} shown)" if total > wrong.size else ""), fontsize=11)
@@ -426,7 +439,8 @@ def plot_filters(w, max_filters: int = 64, ncols: int | None = None) -> Figure:
         ax.imshow(image, cmap=None if rgb else CMAP, vmin=0, vmax=1)
         ax.set_title(str(i), fontsize=7, fontweight="normal", pad=2)
     shown = "RGB" if rgb else "channel 0"
-    fig.suptitle(f"{w.shape[3]} filters {f_h}×{f_w}×{channels} ({shown})", fontsize=10)
+    count = f"{k} filters" if k == w.shape[3] else f"first {k} of {w.shape[3]} filters"
+    fig.suptitle(f"{count}, {f_h}×{f_w}×{channels} ({shown})", fontsize=10)
     return fig
 
 
@@ -464,10 +478,7 @@ def plot_feature_maps(feature_maps, names=None, max_channels: int = 16) -> Figur
     axes = fig.subplots(len(maps), ncols, squeeze=False)
     for row, (fmap, name) in zip(axes, zip(maps, names)):
         for c, ax in enumerate(row):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            _bare(ax)
             if c < fmap.shape[-1] and c < max_channels:
                 ax.imshow(_normalise(fmap[:, :, c]), cmap=CMAP, vmin=0, vmax=1)
         h, w, channels = fmap.shape
