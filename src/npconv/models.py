@@ -22,12 +22,11 @@ __all__ = ["Model", "Sequential", "Input"]
 
 
 class _Node:
-    __slots__ = ("layer", "inputs", "output", "need_dx", "frees")
+    __slots__ = ("layer", "inputs", "output", "need_dx", "skip", "frees")
 
     def __init__(self, layer, inputs, output):
         self.layer, self.inputs, self.output = layer, tuple(inputs), output
-        # The first layers' input gradient has nobody to go to.
-        self.need_dx = any(i != 0 for i in self.inputs)
+        self.need_dx, self.skip = True, False  # set by Model._plan_backward
         self.frees = ()
 
 
@@ -171,11 +170,11 @@ class Model:
 
     @property
     def trainable_weights(self):
-        return [w for w in self.weights if w.trainable]
+        return [w for layer in self.layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        return [w for w in self.weights if not w.trainable]
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
 
     def count_params(self) -> int:
         return int(sum(w.value.size for w in self.weights))
@@ -223,6 +222,9 @@ class Model:
         """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every ``.grad``."""
         grads = {self._nodes[-1].output: dout}
         for node in reversed(self._nodes):
+            if node.skip:
+                node.layer._cache = None
+                continue
             dx = node.layer.backward(grads.pop(node.output), need_dx=node.need_dx)
             if not node.need_dx:
                 continue
@@ -292,7 +294,19 @@ class Model:
                                       repr(wanted), repr(activation), fix))
         if self._trainable is None:
             self._trainable = self.trainable_weights
+            self._plan_backward()
         return activation != "linear"
+
+    def _plan_backward(self):
+        """Send gradients only where they reach a trainable weight: the layers before the first
+        trainable one (input, padding, augmentation) skip backward, and the first trainable layer
+        skips its input gradient (``need_dx=False``), the costliest part of a conv backward."""
+        requires = {0: False}
+        for node in self._nodes:
+            node.need_dx = any(requires[i] for i in node.inputs)
+            has_weights = bool(node.layer.trainable_weights)
+            node.skip = not (node.need_dx or has_weights)
+            requires[node.output] = node.need_dx or has_weights
 
     def _output_probabilities(self, logits, fused):
         if not fused:

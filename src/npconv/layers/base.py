@@ -117,7 +117,7 @@ class Layer:
         from .. import initializers, utils
         init = initializers.get(initializer)
         value = np.asarray(init(tuple(shape), self.dtype, utils.global_rng()), dtype=self.dtype)
-        weight = Weight(name, value, trainable and self.trainable)
+        weight = Weight(name, value, trainable)
         self.weights.append(weight)
         return weight
 
@@ -171,11 +171,13 @@ class Layer:
     # --- bookkeeping -------------------------------------------------------------------------
     @property
     def trainable_weights(self) -> list[Weight]:
-        return [w for w in self.weights if w.trainable]
+        """The weights the optimizer updates: none when the layer is frozen (``trainable=False``)."""
+        return [w for w in self.weights if w.trainable] if self.trainable else []
 
     @property
     def non_trainable_weights(self) -> list[Weight]:
-        return [w for w in self.weights if not w.trainable]
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
 
     def count_params(self) -> int:
         return int(sum(w.value.size for w in self.weights))

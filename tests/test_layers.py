@@ -1,0 +1,231 @@
+"""Layers: output shapes, numerical gradients through each layer (float64), and PyTorch agreement.
+
+A layer's gradient is checked on the scalar ``L = sum(layer(x) * R)`` for a fixed random ``R``:
+``backward(R)`` must give ``dL/dx`` and fill each weight's ``.grad`` with ``dL/dW``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from npconv import layers as L
+from npconv.errors import ShapeError
+from npconv.gradcheck import numerical_gradient, relative_error
+
+
+def built(layer, input_shape, dtype=np.float64):
+    layer.dtype = np.dtype(dtype)
+    layer.build(input_shape)
+    return layer
+
+
+def layer_gradcheck(layer, x, training=True, seed=0):
+    """Relative errors of ``dx`` and every trainable weight's gradient, by central differences."""
+    out = layer.forward(x, training)
+    R = np.random.default_rng(seed).standard_normal(out.shape)
+    dx = layer.backward(R)
+
+    def loss(_):
+        value = float(np.sum(layer.forward(x, training) * R))
+        layer._cache = None
+        return value
+
+    errors = {"x": relative_error(dx, numerical_gradient(loss, x))}
+    for w in layer.trainable_weights:
+        errors[w.name] = relative_error(w.grad, numerical_gradient(loss, w.value))
+    return errors
+
+
+def assert_gradients(layer, x, training=True, tol=1e-7):
+    errors = layer_gradcheck(layer, x, training)
+    assert max(errors.values()) < tol, errors
+
+
+CASES = [
+    (lambda: L.Conv2D(3, (3, 2), strides=(2, 1), padding="same"), (5, 6, 2), (3, 6, 3)),
+    (lambda: L.Conv2D(2, 2, padding="valid", activation="relu"), (4, 4, 3), (3, 3, 2)),
+    (lambda: L.ZeroPadding2D(((1, 2), (0, 1))), (3, 3, 2), (6, 4, 2)),
+    (lambda: L.MaxPooling2D(2), (4, 5, 2), (2, 2, 2)),
+    (lambda: L.MaxPool2D(3, strides=2, padding="same"), (5, 5, 1), (3, 3, 1)),
+    (lambda: L.AveragePooling2D((2, 3), padding="same"), (4, 5, 2), (2, 2, 2)),
+    (lambda: L.GlobalAveragePooling2D(), (3, 4, 5), (5,)),
+    (lambda: L.GlobalMaxPooling2D(), (3, 4, 5), (5,)),
+    (lambda: L.BatchNormalization(axis=3), (3, 3, 4), (3, 3, 4)),
+    (lambda: L.BatchNormalization(), (6,), (6,)),
+    (lambda: L.Dense(3, activation="tanh"), (5,), (3,)),
+    (lambda: L.Dense(4, activation="softmax", use_bias=False), (5,), (4,)),
+    (lambda: L.Activation("sigmoid"), (2, 3), (2, 3)),
+    (lambda: L.ReLU(), (3, 2, 2), (3, 2, 2)),
+    (lambda: L.Flatten(), (3, 2, 2), (12,)),
+]
+
+
+@pytest.mark.parametrize("make, in_shape, out_shape", CASES)
+def test_output_shape_and_gradients(make, in_shape, out_shape, rng):
+    layer = built(make(), in_shape)
+    assert layer.compute_output_shape(in_shape) == out_shape
+    x = rng.standard_normal((3,) + in_shape)
+    x += 0.01 * np.arange(x.size).reshape(x.shape)  # distinct values: max pooling has no ties
+    assert layer.forward(x, True).shape == (3,) + out_shape
+    layer._cache = None
+    assert_gradients(layer, x)
+
+
+def test_batchnorm_inference_gradients(rng):
+    layer = built(L.BatchNormalization(), (2, 2, 3))
+    layer.moving_mean.value[:] = rng.standard_normal(3)
+    layer.moving_variance.value[:] = rng.random(3) + 0.5
+    assert_gradients(layer, rng.standard_normal((2, 2, 2, 3)), training=False)
+
+
+def test_dropout_gradient_uses_the_same_mask(rng):
+    layer = built(L.Dropout(0.5, seed=1), (10,))
+    x = rng.standard_normal((4, 10))
+    out = layer.forward(x, True)
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], 2 * x[kept])
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), 2.0 * kept)
+    np.testing.assert_array_equal(layer(x), x)  # inference: identity
+
+
+def test_merge_layers(rng):
+    a, b = rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((2, 3, 3, 4))
+    cat = L.Concatenate()
+    out = cat([a, b])
+    assert out.shape == (2, 3, 3, 6) and cat.compute_output_shape([(3, 3, 2), (3, 3, 4)]) == (3, 3, 6)
+    cat.forward([a, b], True)
+    da, db = cat.backward(np.arange(out.size, dtype=float).reshape(out.shape))
+    assert da.shape == a.shape and db.shape == b.shape
+    add = L.Add()
+    np.testing.assert_allclose(add([a, a]), 2 * a)
+    with pytest.raises(ShapeError, match="one shape"):
+        add.compute_output_shape([(3, 3, 2), (3, 3, 4)])
+
+
+def test_layers_keep_float32(rng):
+    for layer, shape in [(L.Conv2D(2, 3), (5, 5, 2)), (L.BatchNormalization(), (5, 5, 2)),
+                         (L.Dense(3, activation="softmax"), (4,))]:
+        layer.build(shape)
+        x = rng.standard_normal((2,) + shape).astype(np.float32)
+        assert layer(x).dtype == np.float32
+        assert all(w.value.dtype == np.float32 for w in layer.weights)
+
+
+def test_augmentation_layers_are_identity_at_inference(rng):
+    x = rng.random((2, 8, 8, 3)).astype(np.float32)
+    for layer in [L.RandomFlip(), L.RandomTranslation(0.2, 0.2), L.RandomRotation(0.1),
+                  L.RandomBrightness(0.2, value_range=(0, 1))]:
+        np.testing.assert_array_equal(layer(x), x)
+        out = layer(x, training=True)
+        assert out.shape == x.shape and out.dtype == x.dtype
+
+
+# --- argument errors -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: L.Conv2D(0, 3), "filters"),
+    (lambda: L.Conv2D(4, 3, padding="full"), "padding"),
+    (lambda: L.Dense(-1), "units"),
+    (lambda: L.Dense(3, activation="swish"), "activation"),
+    (lambda: L.MaxPooling2D(0), "pool_size"),
+    (lambda: L.Dropout(1.0), "rate"),
+])
+def test_bad_arguments_are_named(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_dense_on_images_suggests_flatten():
+    with pytest.raises(ShapeError, match="Flatten"):
+        L.Dense(3).build((4, 4, 3))
+
+
+def test_kernel_larger_than_input_names_the_layer():
+    with pytest.raises(ShapeError, match="'big'"):
+        L.Conv2D(2, 5, name="big").build((3, 3, 1))
+
+
+def test_batchnorm_refuses_channels_first():
+    with pytest.raises(ValueError, match="axis=-1"):
+        L.BatchNormalization(axis=1).build((3, 8, 8))
+
+
+def test_config_round_trip():
+    layer = L.Conv2D(4, (3, 2), strides=2, padding="same", activation="relu", name="c")
+    clone = L.Conv2D.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+# --- PyTorch agreement (float64) --------------------------------------------------------------
+
+@pytest.mark.torch
+@pytest.mark.parametrize("kernel, stride, padding", [((3, 3), 1, "valid"), ((4, 4), 1, "same"),
+                                                     ((2, 3), 2, "same"), ((3, 3), 2, "valid")])
+def test_conv2d_matches_torch(torch, rng, kernel, stride, padding):
+    layer = built(L.Conv2D(4, kernel, strides=stride, padding=padding), (7, 8, 3))
+    x = rng.standard_normal((2, 7, 8, 3))
+    out = layer.forward(x, True)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    wt = torch.tensor(layer.kernel.value.transpose(3, 2, 0, 1), requires_grad=True)
+    bt = torch.tensor(layer.bias.value, requires_grad=True)
+    xp = xt
+    if padding == "same":  # TensorFlow's rule: the odd pixel of padding goes bottom/right
+        (top, bottom), (left, right) = [(t // 2, t - t // 2) for t in (
+            max((-(-n // stride) - 1) * stride + f - n, 0) for n, f in zip((7, 8), kernel))]
+        xp = torch.nn.functional.pad(xt, (left, right, top, bottom))
+    yt = torch.nn.functional.conv2d(xp, wt, bt, stride=stride)
+    yt.backward(torch.tensor(dout.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(out, yt.detach().numpy().transpose(0, 2, 3, 1), atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), atol=1e-12)
+    np.testing.assert_allclose(layer.kernel.grad, wt.grad.numpy().transpose(2, 3, 1, 0), atol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad, bt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.torch
+def test_pooling_and_dense_match_torch(torch, rng):
+    x = rng.standard_normal((2, 6, 6, 3))
+    for layer, ref in [(L.MaxPooling2D(2), torch.nn.functional.max_pool2d),
+                       (L.AveragePooling2D(3, strides=3), torch.nn.functional.avg_pool2d)]:
+        xt = torch.tensor(x.transpose(0, 3, 1, 2))
+        size = layer.pool_size[0]
+        expected_out = ref(xt, size, stride=layer.strides[0]).numpy().transpose(0, 2, 3, 1)
+        np.testing.assert_allclose(built(layer, (6, 6, 3))(x), expected_out, atol=1e-12)
+    dense = built(L.Dense(3), (5,))
+    v = rng.standard_normal((4, 5))
+    ref = torch.nn.functional.linear(torch.tensor(v), torch.tensor(dense.kernel.value.T),
+                                     torch.tensor(dense.bias.value))
+    np.testing.assert_allclose(dense(v), ref.numpy(), atol=1e-12)
+
+
+@pytest.mark.torch
+def test_batchnorm_matches_torch_in_both_modes(torch, rng):
+    layer = built(L.BatchNormalization(momentum=0.9, epsilon=1e-3), (4, 4, 3))
+    layer.gamma.value[:] = rng.random(3) + 0.5
+    layer.beta.value[:] = rng.standard_normal(3)
+    bn = torch.nn.BatchNorm2d(3, eps=1e-3, momentum=0.1)  # torch's momentum weighs the new batch
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor(layer.gamma.value))
+        bn.bias.copy_(torch.tensor(layer.beta.value))
+    x = rng.standard_normal((5, 4, 4, 3)) * 2 + 1
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    out = layer.forward(x, True)
+    yt = bn.train()(xt)
+    np.testing.assert_allclose(out, yt.detach().numpy().transpose(0, 2, 3, 1), atol=1e-10)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    yt.backward(torch.tensor(dout.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), atol=1e-10)
+    np.testing.assert_allclose(layer.gamma.grad, bn.weight.grad.numpy(), atol=1e-10)
+    # Moving statistics: Keras keeps the biased batch variance, torch the unbiased one.
+    n = x.size // 3
+    np.testing.assert_allclose(layer.moving_mean.value, bn.running_mean.numpy(), atol=1e-12)
+    torch_biased = (bn.running_var.numpy() - 0.9) * (n - 1) / n + 0.9
+    np.testing.assert_allclose(layer.moving_variance.value, torch_biased, atol=1e-12)
+    # Inference with the same moving statistics.
+    with torch.no_grad():
+        bn.running_var.copy_(torch.tensor(layer.moving_variance.value))
+    np.testing.assert_allclose(layer(x), bn.eval()(torch.tensor(x.transpose(0, 3, 1, 2)))
+                               .detach().numpy().transpose(0, 2, 3, 1), atol=1e-10)
