@@ -135,6 +135,12 @@ def test_non_integer_labels(tmp_path):
         load_h5(path)
 
 
+def test_images_scaled_to_unit_range_are_refused(tmp_path):
+    path = _write(tmp_path, test_set_x=np.full((2, 4, 4, 3), 0.5), test_set_y=[0, 1])
+    with pytest.raises(DataError, match=r"x \* 255"):
+        load_h5(path)
+
+
 def test_lenient_where_the_meaning_is_clear(tmp_path):
     """Grayscale (m, H, W) images, (1, m) labels, integral float labels, no list_classes."""
     path = _write(tmp_path, train_set_x=np.full((2, 4, 4), 7.0), train_set_y=[[0.0, 2.0]])

@@ -53,8 +53,12 @@ def _images(x: np.ndarray, where: str) -> np.ndarray:
                                   "Store one image per row of the first axis."))
     if x.dtype == np.uint8:
         return x
-    if x.dtype.kind not in "uif" or not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
-        raise DataError(expected(where, "uint8 pixel values 0..255", x, "Store images as uint8."))
+    # Whole numbers 0..255 in another dtype are pixels; fractions (images scaled to [0, 1]) are not.
+    if (x.dtype.kind not in "uif" or not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255
+            or (x.dtype.kind == "f" and not np.all(np.mod(x, 1) == 0))):
+        raise DataError(expected(where, "pixel values 0..255 (uint8)", x,
+                                 "Store images as uint8, e.g. np.rint(x * 255).astype(np.uint8) "
+                                 "for images scaled to [0, 1]."))
     return np.rint(x).astype(np.uint8)
 
 
