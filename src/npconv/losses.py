@@ -54,7 +54,7 @@ def _check_unit_interval(y_true: np.ndarray, what: str) -> None:
     if np.any(outside):
         index = tuple(int(i) for i in np.argwhere(outside)[0])
         raise ValueError(expected("y_true", f"{what} in [0, 1]",
-                                  f"{y_true[index]!r} at index {index}",
+                                  f"{y_true[index].item()!r} at index {index}",
                                   "Encode the classes as 0/1 (one-hot for categorical labels)."))
 
 
@@ -225,7 +225,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         if np.any(bad):
             i = int(np.argmax(bad))
             raise ValueError(expected("y_true", f"integer class labels in [0, {n_classes})",
-                                      f"{y_true[i]!r} at index {i}",
+                                      f"{y_true[i].item()!r} at index {i}",
                                       f"The model outputs {n_classes} classes; re-index the labels "
                                       "from 0 or give the last layer more units."))
         targets = np.zeros(y_pred.shape, dtype=y_pred.dtype)
