@@ -110,6 +110,13 @@ def test_text_file_renamed_h5(tmp_path):
         load_h5(path)
 
 
+def test_truncated_hdf5(tmp_path, data_dir):
+    path = tmp_path / "test_happy.h5"
+    path.write_bytes((data_dir / "happy" / "test_happy.h5").read_bytes()[:5000])
+    with pytest.raises(DataError, match="truncated"):
+        load_h5(path)
+
+
 def test_missing_keys_lists_found_and_expected(tmp_path):
     path = _write(tmp_path, images=np.zeros((2, 4, 4, 3), np.uint8), labels=[0, 1])
     with pytest.raises(DataError) as info:

@@ -27,7 +27,11 @@ def _open(path: str | os.PathLike) -> h5py.File:
         raise DataError(expected("path", "an HDF5 file (.h5)", f"{path} ({kind})",
                                  "The file may be truncated, an HTML error page saved by a browser, "
                                  "or another format renamed .h5; download it again."))
-    return h5py.File(path, "r")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:  # the HDF5 signature is there but the rest is not: a cut download
+        raise DataError(expected("path", "a complete HDF5 file", f"{path} ({exc})",
+                                 "The file is probably truncated; download or copy it again.")) from exc
 
 
 def _pick_layout(keys: list[str], split: str | None, path: Path) -> tuple[str, str]:
