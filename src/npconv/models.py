@@ -43,7 +43,12 @@ class Model:
     """
 
     def __init__(self, inputs=None, outputs=None, name=None, dtype="float32"):
-        self.name = name or "model"
+        self._init_state(name or "model", dtype)
+        if type(self) is Model:
+            self._init_graph(inputs, outputs)
+
+    def _init_state(self, name, dtype):
+        self.name = name
         self.dtype = np.dtype(dtype)
         self.metadata: dict = {}
         self.stop_training = False
@@ -53,8 +58,6 @@ class Model:
         self._input_layer = None
         self.input_shape = None
         self._output_shapes: dict[str, tuple] = {}
-        if type(self) is Model:
-            self._init_graph(inputs, outputs)
 
     # ------------------------------------------------------------------ graph
     def _init_graph(self, inputs, outputs):
@@ -539,7 +542,7 @@ class Model:
                 model.build(config["input_shape"])
             return model
         model = cls.__new__(cls)
-        Model.__init__(model, name=config["name"], dtype=dtype)
+        model._init_state(config["name"], dtype)
         by_name = {layer.name: layer for layer in layers}
         model._input_layer = layers[0]
         nodes = [_Node(by_name[n["layer"]], n["inputs"], n["output"]) for n in config["nodes"]]
@@ -579,7 +582,7 @@ class Sequential(Model):
     """
 
     def __init__(self, layers=None, name=None, dtype="float32"):
-        super().__init__(name=name or "sequential", dtype=dtype)
+        self._init_state(name or "sequential", dtype)
         self._layers: list[Layer] = []
         self._pending_shape = None
         for layer in layers or []:
