@@ -297,6 +297,8 @@ class Model:
                                       repr(wanted), repr(activation), fix))
         if self._trainable is None:
             self._trainable = self.trainable_weights
+            self._all_weights = self.weights
+            self._last_good = [np.empty_like(w.value) for w in self._all_weights]
             self._plan_backward()
         return activation != "linear"
 
@@ -317,18 +319,29 @@ class Model:
         return self._nodes[-1].layer.activation.forward(logits)[0]
 
     def _train_step(self, xb, yb, fused):
-        """One forward, one backward, one update; returns ``(loss, output)``. Weights are untouched
-        when the loss or a gradient is not finite."""
+        """One forward, one backward, one update; returns ``(loss, output)``.
+
+        A non-finite loss or update restores the weights from before the batch (one copy of the
+        weights per batch: microseconds next to the convolutions) and raises ``_Diverged``.
+        """
+        for saved, w in zip(self._last_good, self._all_weights):
+            np.copyto(saved, w.value)
         out = self._forward(xb, True, logits=fused)
         loss, dout = self.loss.from_logits_and_grad(yb, out)
         if not np.isfinite(loss):
+            self._restore_last_good()
             raise _Diverged(f"the loss is {loss}")
         self._backward(dout)
         grads = [(w.grad, w.value) for w in self._trainable]
-        if not np.isfinite(sum(float(np.sum(g)) for g, _ in grads)):
-            raise _Diverged("a gradient is not finite")
         self.optimizer.apply_gradients(grads)
+        if not np.isfinite(sum(float(np.sum(p)) for _, p in grads)):
+            self._restore_last_good()
+            raise _Diverged("the update made a weight infinite or NaN")
         return loss, out
+
+    def _restore_last_good(self):
+        for saved, w in zip(self._last_good, self._all_weights):
+            np.copyto(w.value, saved)
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
@@ -414,7 +427,7 @@ class Model:
             callback_list.close()
             raise TrainingDivergedError(
                 f"training diverged at epoch {epoch + 1}, batch {batch + 1}: {exc}. The model keeps the "
-                f"weights from before this batch. Lower the learning rate (now "
+                f"weights from before this batch (the optimizer state is not restored). Lower the learning rate (now "
                 f"{self.optimizer.learning_rate:g}), e.g. compile(optimizer=optimizers.Adam(1e-4)), "
                 "or check the inputs' scale (divide images by 255).") from None
         except KeyboardInterrupt:

@@ -1,0 +1,145 @@
+"""Callbacks and the training loop's safety nets: early stopping, checkpoints, learning-rate
+changes, progress output, Ctrl-C and divergence."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import npconv as nc
+from npconv import callbacks as C
+from npconv import layers as L
+from npconv.errors import TrainingDivergedError
+
+
+def model_and_data(lr=0.01, m=40):
+    nc.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((m, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)[:, None]
+    model = nc.Sequential([L.Dense(4, activation="relu", input_shape=(5,)), L.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=nc.optimizers.SGD(lr), loss="binary_crossentropy", metrics=["accuracy"])
+    return model, x, y
+
+
+class Recorder(C.Callback):
+    def __init__(self):
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append("train_begin")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch_end", epoch, sorted(logs)))
+
+    def on_batch_end(self, batch, logs=None):
+        self.calls.append(("batch_end", batch))
+
+    def on_train_end(self, logs=None):
+        self.calls.append("train_end")
+
+
+def test_hooks_run_in_keras_order():
+    model, x, y = model_and_data()
+    recorder = Recorder()
+    model.fit(x, y, epochs=2, batch_size=20, callbacks=[recorder], verbose=0)
+    assert recorder.calls == ["train_begin", ("batch_end", 0), ("batch_end", 1),
+                              ("epoch_end", 0, ["accuracy", "loss"]), ("batch_end", 0), ("batch_end", 1),
+                              ("epoch_end", 1, ["accuracy", "loss"]), "train_end"]
+
+
+def test_early_stopping_stops_and_restores_the_best_weights():
+    model, x, y = model_and_data()
+    stopper = C.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)
+    best = {}
+
+    class Spy(C.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            best[epoch] = (logs["val_loss"], model.get_weights())
+
+    # A validation set with flipped labels gets worse as training improves.
+    history = model.fit(x, y, epochs=20, validation_data=(x, 1 - y), callbacks=[Spy(), stopper], verbose=0)
+    assert len(history.history["loss"]) < 20 and stopper.stopped_epoch is not None
+    epoch = min(best, key=lambda e: best[e][0])
+    for a, b in zip(model.get_weights(), best[epoch][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_checkpoint_formats_the_path(tmp_path):
+    model, x, y = model_and_data()
+    pattern = str(tmp_path / "ckpt-{epoch:02d}-{val_loss:.2f}.npz")
+    model.fit(x, y, epochs=2, validation_split=0.25, verbose=0, callbacks=[C.ModelCheckpoint(pattern)])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and names[0].startswith("ckpt-01-") and names[1].startswith("ckpt-02-")
+    loaded = nc.load_model(tmp_path / names[1])
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_checkpoint_save_best_only_weights(tmp_path):
+    model, x, y = model_and_data()
+    path = tmp_path / "best.npz"
+    model.fit(x, y, epochs=3, validation_data=(x, y), verbose=0,
+              callbacks=[C.ModelCheckpoint(path, save_best_only=True, save_weights_only=True)])
+    model.load_weights(path)
+
+
+def test_learning_rate_callbacks():
+    model, x, y = model_and_data(lr=0.1)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[C.LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1))])
+    assert model.optimizer.learning_rate == pytest.approx(0.1 / 3)
+    model, x, y = model_and_data(lr=0.1)
+    plateau = C.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=0.03)
+    model.fit(x, y, epochs=6, validation_data=(x, 1 - y), verbose=0, callbacks=[plateau])
+    assert model.optimizer.learning_rate == pytest.approx(0.03)
+
+
+def test_progress_output(capsys):
+    model, x, y = model_and_data()
+    model.fit(x, y, epochs=2, verbose=2)
+    out = capsys.readouterr().out
+    assert "Epoch 1 - loss:" in out and "Epoch 2" in out and "accuracy:" in out
+    model.fit(x, y, epochs=1, verbose=1)
+    assert "Epoch 1" in capsys.readouterr().err  # tqdm writes to stderr
+    model.fit(x, y, epochs=1, verbose=0)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_ctrl_c_stops_after_the_batch_and_returns_the_history():
+    model, x, y = model_and_data()
+    snapshots = []
+
+    class Interrupt(C.Callback):
+        def on_batch_end(self, batch, logs=None):
+            snapshots.append(model.get_weights())
+            if len(snapshots) == 5:
+                raise KeyboardInterrupt
+
+    with pytest.warns(UserWarning, match="interrupted at epoch 2, batch 1"):
+        history = model.fit(x, y, epochs=10, batch_size=10, callbacks=[Interrupt()], verbose=0)
+    assert len(history.history["loss"]) == 1 and model.stop_training
+    for a, b in zip(model.get_weights(), snapshots[-1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_divergence_raises_and_keeps_the_last_good_weights():
+    model, x, y = model_and_data(lr=1e30)
+    x = x * 1e10
+    good = []
+
+    class Keep(C.Callback):
+        def on_batch_end(self, batch, logs=None):
+            good[:] = [model.get_weights()]
+
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(TrainingDivergedError, match=r"epoch \d+, batch \d+.*[Ll]ower the learning rate"):
+        model.fit(x, y, epochs=5, batch_size=8, callbacks=[Keep()], verbose=0)
+    weights = model.get_weights()
+    assert all(np.all(np.isfinite(w)) for w in weights)
+    if good:
+        for a, b in zip(weights, good[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_callbacks_must_be_callbacks():
+    model, x, y = model_and_data()
+    with pytest.raises(TypeError, match="Callback"):
+        model.fit(x, y, callbacks=[print], verbose=0)
