@@ -2,6 +2,9 @@
 changes, progress output, Ctrl-C and divergence."""
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -119,6 +122,19 @@ def test_ctrl_c_stops_after_the_batch_and_returns_the_history():
     assert len(history.history["loss"]) == 1 and model.stop_training
     for a, b in zip(model.get_weights(), snapshots[-1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_real_sigint_is_deferred_to_the_end_of_the_batch():
+    model, x, y = model_and_data()
+
+    class CtrlC(C.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.warns(UserWarning, match="interrupted at epoch 1, batch 2"):
+        history = model.fit(x, y, epochs=3, batch_size=10, callbacks=[CtrlC()], verbose=0)
+    assert history.history == {}
 
 
 def test_divergence_raises_and_keeps_the_last_good_weights():

@@ -202,6 +202,16 @@ def test_conv_model_loss_gradient_matches_torch(torch):
 
 # --- model bookkeeping ----------------------------------------------------------------------------
 
+def test_branched_summary_says_what_each_layer_reads():
+    inputs = nc.Input(shape=(4, 4, 2), name="image")
+    h = L.Conv2D(2, 3, padding="same", name="conv")(inputs)
+    out = L.Add(name="skip")([h, inputs])
+    lines = []
+    nc.Model(inputs, L.Flatten()(out)).summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Connected to" in text and "conv, image" in text and "Total params: 38" in text
+
+
 def test_sequential_add_and_deferred_build():
     model = nc.Sequential()
     model.add(L.Conv2D(2, 3))

@@ -240,25 +240,33 @@ class Model:
         return self._forward(self._prepare_x(x, "x"), training)
 
     # ------------------------------------------------------------------ summary
-    def summary(self, print_fn=print, line_length=65) -> None:
-        """Print Keras's table: layer (type), output shape, parameter count, then the totals."""
+    def summary(self, print_fn=print) -> None:
+        """Print Keras's table: layer (type), output shape, parameter count (and, for a graph with
+        branches, what each layer reads), then the totals."""
         self._require_built("summary")
-        rows = [(f"{l.name} ({type(l).__name__})", str(self._display_shape(l)), f"{l.count_params()}")
-                for l in self.layers]
-        widths = [max(28, max(len(r[0]) for r in rows) + 1), max(25, max(len(r[1]) for r in rows) + 1), 10]
-        total = sum(widths)
+        producer = {0: self._input_layer.name if self._input_layer else "input"}
+        producer.update({n.output: n.layer.name for n in self._nodes})
+        reads = {n.layer.name: [producer[i] for i in n.inputs] for n in self._nodes}
+        branched = any(len(n.inputs) > 1 or n.inputs[0] != n.output - 1 for n in self._nodes)
+        header = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if branched else [])
+        rows = []
+        for layer in self.layers:
+            row = [f"{layer.name} ({type(layer).__name__})", str(self._display_shape(layer)),
+                   f"{layer.count_params()}"]
+            rows.append(row + [", ".join(reads.get(layer.name, []))] if branched else row)
+        widths = [max(minimum, max(len(r[k]) for r in rows) + 1)
+                  for k, minimum in enumerate([28, 25, 10, 20][:len(header)])]
+        rule = sum(widths)
 
         def line(cells):
             return "".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
         trainable = sum(w.value.size for w in self.trainable_weights)
-        out = [f'Model: "{self.name}"', "_" * total, line(("Layer (type)", "Output Shape", "Param #")),
-               "=" * total]
+        out = [f'Model: "{self.name}"', "_" * rule, line(header), "=" * rule]
         for k, row in enumerate(rows):
-            out.append(line(row))
-            out.append("=" * total if k == len(rows) - 1 else "_" * total)
+            out += [line(row), "=" * rule if k == len(rows) - 1 else "_" * rule]
         out += [f"Total params: {self.count_params():,}", f"Trainable params: {trainable:,}",
-                f"Non-trainable params: {self.count_params() - trainable:,}", "_" * total]
+                f"Non-trainable params: {self.count_params() - trainable:,}", "_" * rule]
         for text in out:
             print_fn(text)
 
