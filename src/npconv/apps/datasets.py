@@ -1,0 +1,136 @@
+"""Finding the data a command names and shaping it for a model.
+
+``resolve("signs")`` -> the path of ``train_signs.h5`` in the data directory; ``fit_to_input`` resizes
+uint8 images and converts their channels to what a model takes; ``match_classes`` maps a data set's
+class names onto a model's.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data import Dataset, data_dir as resolve_data_dir, find_file, load_dataset
+from ..data.registry import BUILTIN_PREFIX, resolve_source
+from ..errors import DataError, expected
+from .happy import HAPPY_CLASSES
+
+#: Bare names ``npconv train NAME`` understands -> file or folder in the data directory.
+NAMED = {
+    "signs": "train_signs.h5",
+    "happy": "train_happy.h5",
+    "smiles": "smiles",
+    "sign-language-digits": "sign-language-digits",
+}
+DEFAULT_SOURCE = BUILTIN_PREFIX + "smiles"
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's convert("L")
+
+
+def resolve(data: str | None, data_dir=None) -> str:
+    """The source to load for ``data``: a path, a ``builtin:`` name, or a bare name of :data:`NAMED`."""
+    if data is None:
+        return DEFAULT_SOURCE
+    if data.startswith(BUILTIN_PREFIX) or Path(data).expanduser().exists():
+        return data
+    if data in NAMED:
+        target = NAMED[data]
+        if target.endswith(".h5"):
+            return str(find_file(target, data_dir))
+        folder = resolve_data_dir(data_dir) / target
+        if not folder.is_dir():
+            raise FileNotFoundError(expected("DATA", f"the folder {target}/ in the data directory",
+                                             f"nothing at {folder}",
+                                             "Point npconv at the data: NPCONV_DATA=/path/to/datasets "
+                                             "or --data-dir."))
+        return str(folder)
+    return str(resolve_source(data, data_dir))
+
+
+def dataset_name(source: str) -> str | None:
+    """The recipe name of a source: ``train_signs.h5`` -> ``"signs"``, ``.../smiles`` -> ``"smiles"``."""
+    if source.startswith(BUILTIN_PREFIX):
+        return source
+    path = Path(source)
+    stem = path.stem.lower() if path.suffix.lower() in (".h5", ".hdf5") else path.name.lower()
+    stem = re.sub(r"^(train|test)_", "", stem)
+    return stem if stem in NAMED else None
+
+
+def paired_test_file(source: str) -> Path | None:
+    """``test_x.h5`` next to a ``train_x.h5`` source, when it exists."""
+    path = Path(source)
+    if path.suffix.lower() not in (".h5", ".hdf5") or not path.name.lower().startswith("train_"):
+        return None
+    test = path.with_name("test_" + path.name[len("train_"):])
+    return test if test.is_file() else None
+
+
+def load(source: str, image_size: int, color_mode: str, data_dir=None, **options) -> Dataset:
+    """Load ``source`` at ``image_size`` x ``image_size`` in ``color_mode``, with readable class names.
+
+    Folders are decoded once and cached (the user cache folder); .h5 files are resized here.
+    """
+    channels = 1 if color_mode == "grayscale" else 3
+    kwargs = {"cache": True} if Path(source).is_dir() else {}
+    data = load_dataset(source, image_size=(image_size, image_size), color_mode=color_mode,
+                        data_dir=data_dir, **kwargs, **options)
+    data.x = fit_to_input(data.x, (image_size, image_size, channels))
+    if dataset_name(source) == "happy" and data.class_names == ["0", "1"]:
+        data.class_names = list(HAPPY_CLASSES)  # the course's labels: 0 = not smiling, 1 = smiling
+    return data
+
+
+def fit_to_input(x: np.ndarray, input_shape) -> np.ndarray:
+    """uint8 images ``(m, h, w, c)`` resized to ``input_shape = (n_H, n_W, n_C)`` (area filter) and
+    converted to ``n_C`` channels (gray -> RGB by copying, RGB -> gray by luma)."""
+    n_H, n_W, n_C = (int(s) for s in input_shape)
+    if x.shape[-1] != n_C:
+        if n_C == 3 and x.shape[-1] == 1:
+            x = np.repeat(x, 3, axis=-1)
+        elif n_C == 1 and x.shape[-1] in (3, 4):
+            x = np.rint(x[..., :3].astype(np.float32) @ _LUMA)[..., None].astype(np.uint8)
+        elif n_C == 3 and x.shape[-1] == 4:
+            x = x[..., :3]
+        else:
+            raise DataError(expected("images", f"1 or 3 channels to make {n_C}", x))
+    h, w = x.shape[1:3]
+    if (h, w) == (n_H, n_W):
+        return x
+    if h % n_H == 0 and w % n_W == 0:  # whole-factor downscaling: one reshape-mean, no loop
+        fh, fw = h // n_H, w // n_W
+        blocks = x.reshape(len(x), n_H, fh, n_W, fw, x.shape[-1]).mean(axis=(2, 4))
+        return np.rint(blocks).astype(np.uint8)
+    # Any other ratio needs a real resampling filter: Pillow, one image at a time.
+    out = np.empty((len(x), n_H, n_W, x.shape[-1]), np.uint8)
+    for i, image in enumerate(x):
+        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        out[i] = np.asarray(pil.resize((n_W, n_H), Image.Resampling.BOX)).reshape(n_H, n_W, -1)
+    return out
+
+
+def to_float(x: np.ndarray, value_scale: float = 255.0) -> np.ndarray:
+    """uint8 images as float32 in [0, 1]: ``x / value_scale``."""
+    return x.astype(np.float32) / np.float32(value_scale)
+
+
+def _normalise(name: str) -> str:
+    return str(name).strip().lower().replace("_", " ").replace("-", " ")
+
+
+def match_classes(data_names, model_names) -> np.ndarray:
+    """``index[i]``: the model's class for the data's class ``i``, matched by name (case, ``_`` and
+    ``-`` ignored). Data with only integer names ``0..K-1`` (a course .h5's ``list_classes``) and as
+    many classes as the model maps by position. A data class the model lacks is a ``DataError``."""
+    model_index = {_normalise(n): k for k, n in enumerate(model_names)}
+    index = [model_index.get(_normalise(n), -1) for n in data_names]
+    if -1 in index:
+        numeric = [str(i) for i in range(len(data_names))]
+        if list(map(str, data_names)) == numeric and len(data_names) == len(model_names):
+            return np.arange(len(data_names))
+        missing = [n for n, k in zip(data_names, index) if k == -1]
+        raise DataError(expected("class names of the data", f"names the model knows: {list(model_names)}",
+                                 f"{list(data_names)} ({missing} unknown)",
+                                 "Evaluate on data with the classes the model was trained on."))
+    return np.asarray(index, dtype=np.int64)

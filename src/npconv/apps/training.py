@@ -1,0 +1,130 @@
+"""Train an app on a :class:`~npconv.data.Dataset`: build, compile, fit, evaluate; and k-fold CV.
+
+The model remembers how to feed it (``model.metadata``): ``input_shape``, ``class_names``,
+``value_scale`` (inputs are ``uint8 / 255``), the arch and the recipe it was trained with.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import __version__, metrics, optimizers, utils
+from ..data import Dataset, kfold_indices
+from .datasets import to_float
+from .heads import probabilities
+from .recipes import Recipe
+from .registry import arch_options, get_arch
+
+VALUE_SCALE = 255
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    model: object
+    history: dict
+    seconds: float
+    interrupted: bool = False
+    #: Held-out results (see :func:`evaluate`), when there was held-out data.
+    evaluation: dict | None = None
+    folds: list[dict] = field(default_factory=list)
+
+
+def loss_for_model(model) -> str:
+    """``binary_crossentropy`` for a one-unit (sigmoid) output, else sparse categorical."""
+    return "binary_crossentropy" if model.output_shape[-1] == 1 else "sparse_categorical_crossentropy"
+
+
+def build(arch: str, input_shape, class_names, recipe: Recipe, steps_per_epoch: int, dataset=None):
+    """The compiled model: Adam with a cosine decay of ``recipe.learning_rate`` over the whole run."""
+    options = recipe.arch_options() if {"flip", "translate"} <= arch_options(arch) else {}
+    model = get_arch(arch, input_shape, len(class_names), **options)
+    schedule = optimizers.schedules.CosineDecay(recipe.learning_rate, max(1, recipe.epochs * steps_per_epoch))
+    model.compile(optimizer=optimizers.Adam(schedule), loss=loss_for_model(model), metrics=["accuracy"])
+    model.metadata = {
+        "app": arch, "input_shape": [int(s) for s in input_shape], "class_names": list(class_names),
+        "value_scale": VALUE_SCALE, "dataset": dataset, "recipe": vars(recipe).copy(),
+        "npconv_version": __version__,
+    }
+    return model
+
+
+def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64) -> dict:
+    """Accuracy, loss, predictions and per-class precision/recall of ``model`` on uint8 images."""
+    x = to_float(x_uint8, model.metadata.get("value_scale", VALUE_SCALE))
+    loss = float(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)["loss"])
+    probs = probabilities(model.predict(x, batch_size=batch_size))
+    pred = probs.argmax(axis=1)
+    n_classes = probs.shape[1]
+    cm = metrics.confusion_matrix(y, pred, n_classes)
+    precision, recall = metrics.precision_recall(cm)
+    return {"accuracy": float(np.mean(pred == y)), "loss": loss, "n": int(len(y)),
+            "correct": int(np.sum(pred == y)), "confusion_matrix": cm, "precision": precision,
+            "recall": recall, "probs": probs, "pred": pred}
+
+
+def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
+          verbose: int = 1, dataset: str | None = None, callbacks=None) -> TrainResult:
+    """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given.
+
+    Ctrl-C stops after the current batch: the result then has ``interrupted=True`` and the model as
+    trained so far.
+    """
+    utils.set_random_seed(seed)
+    steps = -(-len(data) // recipe.batch_size)
+    model = build(arch, data.x.shape[1:], data.class_names, recipe, steps, dataset)
+    x = to_float(data.x)
+    validation = None if test is None else (to_float(test.x), test.y)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # fit warns on Ctrl-C; the caller reports the interruption in its own words.
+        warnings.filterwarnings("ignore", message="fit interrupted")
+        history = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=recipe.epochs,
+                            verbose=verbose, validation_data=validation, callbacks=callbacks)
+    seconds = time.perf_counter() - start
+    interrupted = bool(model.stop_training) and len(history.history.get("loss", [])) < recipe.epochs
+    result = TrainResult(model, dict(history.history), seconds, interrupted)
+    if test is not None:
+        result.evaluation = evaluate(model, test.x, test.y)
+    model.metadata["trained"] = {"epochs": len(history.history.get("loss", [])), "seed": seed,
+                                 "examples": len(data), "seconds": round(seconds, 1),
+                                 "interrupted": interrupted}
+    if result.evaluation is not None:
+        model.metadata["trained"]["held_out_accuracy"] = result.evaluation["accuracy"]
+    return result
+
+
+def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int = 0, verbose: int = 1,
+                   dataset: str | None = None, on_fold=None) -> TrainResult:
+    """Stratified ``k``-fold cross-validation, a fresh model per fold.
+
+    Returns the best fold's result with ``folds`` holding every fold's ``accuracy``/``loss``/``n``;
+    ``on_fold(i, result)`` is called after each fold. Stops early if a fold is interrupted.
+    """
+    folds, best = [], None
+    start = time.perf_counter()
+    for i, (train_idx, test_idx) in enumerate(kfold_indices(data.y, k, seed=seed)):
+        result = train(data.subset(train_idx), recipe, arch, test=data.subset(test_idx),
+                       seed=seed + i, verbose=verbose, dataset=dataset)
+        ev = result.evaluation
+        folds.append({"fold": i + 1, "accuracy": ev["accuracy"], "loss": ev["loss"], "n": ev["n"],
+                      "correct": ev["correct"], "seconds": round(result.seconds, 1)})
+        if on_fold is not None:
+            on_fold(i, result)
+        if best is None or ev["accuracy"] > best.evaluation["accuracy"]:
+            best = result
+        if result.interrupted:
+            best.interrupted = True
+            break
+    best.folds = folds
+    best.seconds = time.perf_counter() - start
+    accuracies = [f["accuracy"] for f in folds]
+    best.model.metadata["cross_validation"] = {
+        "k": k, "folds": folds, "mean_accuracy": float(np.mean(accuracies)),
+        "std_accuracy": float(np.std(accuracies)), "saved_fold": int(folds[[f["accuracy"] for f in folds].index(
+            best.evaluation["accuracy"])]["fold"])}
+    return best
