@@ -225,6 +225,18 @@ def test_sequential_add_and_deferred_build():
     np.testing.assert_array_equal(model.get_weights()[0], weights[0] + 1)
 
 
+def test_sparse_labels_and_float64_models():
+    x, y = bright_or_dark(16)
+    model = nc.Sequential([L.Flatten(input_shape=(8, 8, 1)), L.Dense(2), L.Activation("softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, accuracy = model.evaluate(x, y[:, 0].astype(int), verbose=0)
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
+    model.astype("float64")
+    assert model.predict(x).dtype == np.float64
+    model.fit(x, y.astype(int), epochs=1, verbose=0)
+    assert all(w.dtype == np.float64 for w in model.get_weights())
+
+
 def test_duplicate_layer_names_are_refused():
     with pytest.raises(ValueError, match="unique"):
         nc.Sequential([L.Dense(2, name="d", input_shape=(3,)), L.Dense(2, name="d")])
