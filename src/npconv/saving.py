@@ -153,7 +153,7 @@ def load_model(path, compile=True):
             model = cls.from_config(spec["config"])
         finally:
             rng.bit_generator.state = state
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: the model description is damaged ({type(exc).__name__}: {exc}). "
                              "Save the model again.") from None
     _assign_weights(model, arrays, path)
