@@ -248,6 +248,8 @@ def test_input_shape_errors_name_the_expected_shape_and_the_fix():
     model = happyModel()
     with pytest.raises(ShapeError, match=r"\(None, 64, 64, 3\).*x\[None\]"):
         model.predict(np.zeros((64, 64, 3), np.float32))
+    with pytest.raises(ShapeError, match=r"3 channel\(s\), the data has 1"):
+        model.predict(np.zeros((2, 64, 64, 1), np.float32))
     with pytest.raises(ShapeError, match=r"\(None, 64, 64, 3\).*\(2, 32, 32, 3\)"):
         model.predict(np.zeros((2, 32, 32, 3), np.float32))
 

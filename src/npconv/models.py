@@ -506,6 +506,10 @@ class Model:
         if x.shape[1:] != self.input_shape:
             if x.shape == self.input_shape:
                 fix = "For a single example add the batch axis: x[None]."
+            elif x.ndim == len(want) and x.shape[1:-1] == self.input_shape[:-1]:
+                fix = (f"The model takes {self.input_shape[-1]} channel(s), the data has {x.shape[-1]}: "
+                       "convert the images (e.g. grayscale to RGB with np.repeat(x, 3, axis=-1)) or build "
+                       f"the model with input_shape={x.shape[1:]}.")
             elif x.ndim == len(want) + 1 and x.shape[-1] == 1:
                 fix = "Drop the extra axis: x[..., 0]."
             elif x.ndim + 1 == len(want) and len(want) == 4:
