@@ -28,8 +28,11 @@ DEFAULT_SOURCE = BUILTIN_PREFIX + "smiles"
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's convert("L")
 
 
-def resolve(data: str | None, data_dir=None) -> str:
-    """The source to load for ``data``: a path, a ``builtin:`` name, or a bare name of :data:`NAMED`."""
+def resolve(data: str | None, data_dir=None, prefer_test: bool = False) -> str:
+    """The source to load for ``data``: a path, a ``builtin:`` name, or a bare name of :data:`NAMED`.
+
+    ``prefer_test`` (for evaluation): a bare name of a course set means its ``test_*.h5`` file.
+    """
     if data is None:
         return DEFAULT_SOURCE
     if data.startswith(BUILTIN_PREFIX) or Path(data).expanduser().exists():
@@ -37,6 +40,8 @@ def resolve(data: str | None, data_dir=None) -> str:
     if data in NAMED:
         target = NAMED[data]
         if target.endswith(".h5"):
+            if prefer_test:
+                target = "test_" + target[len("train_"):]
             return str(find_file(target, data_dir))
         folder = resolve_data_dir(data_dir) / target
         if not folder.is_dir():

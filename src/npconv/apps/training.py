@@ -31,6 +31,8 @@ class TrainResult:
     interrupted: bool = False
     #: Held-out results (see :func:`evaluate`), when there was held-out data.
     evaluation: dict | None = None
+    #: The held-out data ``evaluation`` was computed on.
+    held_out: Dataset | None = None
     folds: list[dict] = field(default_factory=list)
 
 
@@ -87,7 +89,7 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
                             verbose=verbose, validation_data=validation, callbacks=callbacks)
     seconds = time.perf_counter() - start
     interrupted = bool(model.stop_training) and len(history.history.get("loss", [])) < recipe.epochs
-    result = TrainResult(model, dict(history.history), seconds, interrupted)
+    result = TrainResult(model, dict(history.history), seconds, interrupted, held_out=test)
     if test is not None:
         result.evaluation = evaluate(model, test.x, test.y)
     model.metadata["trained"] = {"epochs": len(history.history.get("loss", [])), "seed": seed,

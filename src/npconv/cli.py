@@ -1,0 +1,396 @@
+"""The ``npconv`` command: train, evaluate, predict, summary, data.
+
+    npconv train signs --out signs.npz          # NPCONV_DATA=/path/to/datasets
+    npconv evaluate signs.npz test_signs.h5 --json
+    npconv predict signs.npz photo.jpg
+    npconv summary signs.npz
+    npconv data
+
+Every failure is one line on stderr, ``npconv: error: ...``, and exit status 1 (2 for usage
+errors); ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+PROG = "npconv"
+
+
+# ----------------------------------------------------------------------------- output helpers
+
+def _say(args, text: str = "") -> None:
+    if not getattr(args, "quiet", False):
+        print(text)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _table(rows, header) -> str:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header] + rows]
+    return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
+
+
+def _metadata(model) -> dict:
+    """The model's metadata with defaults for models saved without it."""
+    meta = dict(model.metadata or {})
+    meta.setdefault("input_shape", list(model.input_shape))
+    n_out = model.output_shape[-1]
+    meta.setdefault("class_names", [str(i) for i in range(2 if n_out == 1 else n_out)])
+    meta.setdefault("value_scale", 255)
+    return meta
+
+
+def _load_model(path):
+    from .saving import load_model
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"MODEL: expected a model file saved by npconv, got {path} (no such file). "
+                                "Train one first: npconv train DATA --out MODEL.")
+    return load_model(path)
+
+
+# ----------------------------------------------------------------------------- train
+
+def _prepare_training(args):
+    from .apps import datasets, recipes, registry
+    if args.arch is not None:
+        registry.check_arch(args.arch)  # before any slow loading
+    source = datasets.resolve(args.data, args.data_dir)
+    if args.data is None:
+        _say(args, f"No DATA given: training on the built-in synthetic faces ({source}). "
+                   "For real data: NPCONV_DATA=/path/to/datasets npconv train signs")
+    name = datasets.dataset_name(source)
+    recipe = recipes.recipe_for(name).replace(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+        image_size=args.image_size, val_split=args.val_split)
+    arch = registry.check_arch(args.arch or recipe.arch)
+    recipe = recipe.replace(arch=arch)
+    data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
+    test_file = None if args.folds else datasets.paired_test_file(source)
+    test = None
+    if test_file is not None:
+        test = datasets.load(str(test_file), recipe.image_size, recipe.color_mode, args.data_dir)
+        datasets.match_classes(test.class_names, data.class_names)  # same classes, or a clear error
+    return source, name, recipe, arch, data, test, test_file
+
+
+def _report_folder(args) -> Path:
+    if args.report:
+        return Path(args.report)
+    out = Path(args.out)
+    return out.with_name((out.stem if out.suffix == ".npz" else out.name) + "_report")
+
+
+def cmd_train(args) -> int:
+    from .apps import training
+    from .data import train_val_split
+    from .report import write_report
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"--out: expected a file in an existing folder, got {out}. "
+                                f"Create {out.parent} first.")
+    source, name, recipe, arch, data, test, test_file = _prepare_training(args)
+    verbose = 0 if args.quiet else 1
+    _say(args, f"data: {source} ({len(data)} images, {len(data.class_names)} classes: "
+               f"{', '.join(data.class_names)})")
+    _say(args, f"arch {arch}, {recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate:g} "
+               f"(cosine), images {recipe.image_size}x{recipe.image_size} {recipe.color_mode}")
+
+    if args.folds:
+        def on_fold(i, result):
+            ev = result.evaluation
+            _say(args, f"fold {i + 1}/{args.folds}: accuracy {ev['accuracy']:.3f} "
+                       f"({ev['correct']}/{ev['n']}) in {_duration(result.seconds)}")
+        result = training.cross_validate(data, args.folds, recipe, arch, seed=args.seed, verbose=verbose,
+                                         dataset=name, on_fold=on_fold)
+        cv = result.model.metadata["cross_validation"]
+        held_out, kind = result.evaluation, f"fold {cv['saved_fold']}"
+        summary = (f"{args.folds}-fold cross-validation accuracy {cv['mean_accuracy']:.3f} ± "
+                   f"{cv['std_accuracy']:.3f} ({len(cv['folds'])} folds) in {_duration(result.seconds)}")
+        train_part = data
+    else:
+        if test is None:
+            train_part, test = train_val_split(data, recipe.val_split, seed=args.seed)
+            kind = f"validation ({recipe.val_split:.0%} held out)"
+        else:
+            train_part, kind = data, f"test ({test_file.name})"
+        result = training.train(train_part, recipe, arch, test=test, seed=args.seed, verbose=verbose,
+                                dataset=name)
+        held_out = result.evaluation
+        summary = (f"{kind.split(' ')[0]} accuracy {held_out['accuracy']:.3f} "
+                   f"({held_out['correct']}/{held_out['n']}) in {_duration(result.seconds)}")
+
+    result.model.save(out)
+    if result.interrupted:
+        epochs_done = len(result.history.get("loss", []))
+        print(f"{PROG}: interrupted after {epochs_done} of {recipe.epochs} epochs; "
+              f"the model trained so far was saved to {out}", file=sys.stderr)
+    report = None
+    if not args.no_report:
+        report = write_report(_report_folder(args), result.model, result.history, train_part,
+                              result.held_out, held_out,
+                              extra={"summary": summary, "held_out_set": kind, "source": source,
+                                     "arch": arch, "recipe": vars(recipe),
+                                     "cross_validation": result.model.metadata.get("cross_validation")})
+    tail = f", model saved to {out}" + (f", report in {report}" if report else "")
+    print(summary + tail)
+    return 130 if result.interrupted else 0
+
+
+# ----------------------------------------------------------------------------- evaluate / predict
+
+def _load_for_model(source: str, meta: dict, data_dir):
+    from .apps import datasets
+    from .data import load_dataset
+    n_H, n_W, n_C = meta["input_shape"]
+    resolved = datasets.resolve(source, data_dir, prefer_test=True)
+    data = load_dataset(resolved, image_size=(n_H, n_W), color_mode="grayscale" if n_C == 1 else "rgb",
+                        data_dir=data_dir)
+    data.x = datasets.fit_to_input(data.x, (n_H, n_W, n_C))
+    data.y = datasets.match_classes(data.class_names, meta["class_names"])[data.y]
+    return data
+
+
+def cmd_evaluate(args) -> int:
+    from .apps import training
+    from .report import jsonable
+    model = _load_model(args.model)
+    meta = _metadata(model)
+    data = _load_for_model(args.data, meta, args.data_dir)
+    result = jsonable(training.evaluate(model, data.x, data.y), meta["class_names"])
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.data}: accuracy {result['accuracy']:.4f} ({result['correct']}/{result['n']}), "
+          f"loss {result['loss']:.4f}")
+    rows = [(n, f"{v['precision']:.3f}", f"{v['recall']:.3f}", v["support"])
+            for n, v in result["per_class"].items()]
+    print()
+    print(_table(rows, ("class", "precision", "recall", "support")))
+    names = meta["class_names"]
+    cm = result["confusion_matrix"]
+    print("\nconfusion matrix (rows: true, columns: predicted)")
+    print(_table([(n, *row) for n, row in zip(names, cm)], ("", *names)))
+    return 0
+
+
+def _is_smile_model(meta: dict) -> bool:
+    from .apps.happy import HAPPY_CLASSES
+    names = [str(n).lower().replace("_", " ") for n in meta["class_names"]]
+    return meta.get("app") == "happy" or names == HAPPY_CLASSES
+
+
+def cmd_predict(args) -> int:
+    from .apps.datasets import to_float
+    from .apps.heads import probabilities
+    from .data import load_image
+    model = _load_model(args.model)
+    meta = _metadata(model)
+    n_H, n_W, n_C = meta["input_shape"]
+    images = np.stack([load_image(p, image_size=(n_H, n_W), color_mode="grayscale" if n_C == 1 else "rgb")
+                       for p in args.images])
+    probs = probabilities(model.predict(to_float(images, meta["value_scale"])))
+    names, smile = meta["class_names"], _is_smile_model(meta)
+    results = []
+    for path, p in zip(args.images, probs):
+        k = int(p.argmax())
+        entry = {"path": path, "class": names[k], "probability": float(p[k]),
+                 "probabilities": {n: float(v) for n, v in zip(names, p)}}
+        if smile:
+            entry["door_opens"] = k == 1
+        results.append(entry)
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0]))
+        return 0
+    for entry in results:
+        line = f"{entry['path']}: {entry['class']} ({entry['probability']:.2f})"
+        if smile:
+            line += ": the door opens" if entry["door_opens"] else ": the door stays shut"
+        print(line)
+    return 0
+
+
+# ----------------------------------------------------------------------------- summary / data
+
+def cmd_summary(args) -> int:
+    model = _load_model(args.model)
+    model.summary()
+    meta = _metadata(model)
+    print("\nmetadata:")
+    for key, value in meta.items():
+        print(f"  {key}: {json.dumps(value)}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .apps.datasets import NAMED
+    from .data import data_dir, find_file, verify
+    root = data_dir(args.data_dir)
+    print(f"data directory: {root} ({'found' if root.is_dir() else 'missing'}; set NPCONV_DATA or "
+          "--data-dir to change it)")
+    files = ["train_happy.h5", "test_happy.h5", "train_signs.h5", "test_signs.h5"]
+    for name in files:
+        try:
+            path = find_file(name, args.data_dir)
+        except FileNotFoundError:
+            print(f"  {name:22s} not found")
+            continue
+        print(f"  {name:22s} {verify(path)}")
+    for name, target in NAMED.items():
+        if target.endswith(".h5"):
+            continue
+        folder = root / target
+        if not folder.is_dir():
+            print(f"  {target + '/':22s} not found")
+            continue
+        counts = {c.name: sum(1 for f in c.iterdir() if f.is_file() and not f.name.startswith("."))
+                  for c in sorted(folder.iterdir()) if c.is_dir() and not c.name.startswith(".")}
+        listing = ", ".join(f"{c} {n}" for c, n in counts.items())
+        print(f"  {target + '/':22s} {sum(counts.values())} images in {len(counts)} classes ({listing})")
+    print("  builtin:smiles         synthetic cartoon faces, always available")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser and main
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _folds(text: str) -> int:
+    value = _positive(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected at least 2 folds, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .apps.registry import list_archs
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    common.add_argument("--data-dir", metavar="DIR", help="data directory (default: $NPCONV_DATA, "
+                        "else the user cache folder)")
+
+    parser = argparse.ArgumentParser(prog=PROG, description="Convolutional networks from scratch in NumPy.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = sub.add_parser("train", parents=[common], help="train a model on a data set",
+                           description="Train a model. DATA: a course .h5 file, an image folder (one "
+                           "sub-folder per class), a name in the data directory (signs, happy, smiles, "
+                           "sign-language-digits) or builtin:smiles (the default).")
+    train.add_argument("data", nargs="?", metavar="DATA")
+    train.add_argument("--out", default="model.npz", metavar="MODEL", help="model file (default model.npz)")
+    train.add_argument("--arch", help=f"network: {', '.join(list_archs())} (default from the recipe)")
+    train.add_argument("--epochs", type=_positive)
+    train.add_argument("--batch-size", type=_positive)
+    train.add_argument("--lr", type=_positive_float, help="initial learning rate (Adam, cosine decay)")
+    train.add_argument("--image-size", type=_positive, help="train on N x N images")
+    train.add_argument("--val-split", type=_fraction, help="held-out fraction when there is no test file")
+    train.add_argument("--folds", type=_folds, help="K-fold cross-validation (K >= 2)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--report", metavar="DIR", help="report folder (default: MODEL_report/)")
+    train.add_argument("--no-report", action="store_true", help="write no report folder")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", parents=[common], help="accuracy, loss, per-class table")
+    evaluate.add_argument("model", metavar="MODEL")
+    evaluate.add_argument("data", metavar="DATA")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = sub.add_parser("predict", parents=[common], help="class and probability of photos")
+    predict.add_argument("model", metavar="MODEL")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.set_defaults(func=cmd_predict)
+
+    summary = sub.add_parser("summary", parents=[common], help="layers, parameters and metadata")
+    summary.add_argument("model", metavar="MODEL")
+    summary.set_defaults(func=cmd_summary)
+
+    data = sub.add_parser("data", parents=[common], aliases=["datasets"],
+                          help="the data directory and the data sets found there")
+    data.set_defaults(func=cmd_data)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text += f": {exc.filename}"
+    return text
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
+        return int(exc.code or 0)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every failure is one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        warnings.showwarning = previous
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

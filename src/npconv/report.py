@@ -1,0 +1,84 @@
+"""The report folder ``npconv train`` writes beside a model: pictures and ``metrics.json``.
+
+samples.png, history.png, confusion_matrix.png, misclassified.png, filters.png (the first
+convolution's kernels) and feature_maps.png (one held-out image through every convolution).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import viz
+from .apps.datasets import to_float
+from .layers import Conv2D
+
+
+def conv_layers(model) -> list:
+    return [layer for layer in model.layers if isinstance(layer, Conv2D)]
+
+
+@contextlib.contextmanager
+def _recording(layers, store: dict):
+    """Make each layer in ``layers`` copy its output into ``store[name]`` for the duration."""
+    for layer in layers:
+        def forward(x, training=False, _forward=layer.forward, _name=layer.name, **kwargs):
+            out = _forward(x, training, **kwargs)
+            store[_name] = out
+            return out
+        layer.forward = forward  # an instance attribute shadows the method
+    try:
+        yield store
+    finally:
+        for layer in layers:
+            del layer.forward
+
+
+def feature_maps(model, image_uint8: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
+    """The output of every ``Conv2D`` for one uint8 image ``(n_H, n_W, n_C)``, and the layer names."""
+    layers = conv_layers(model)
+    store: dict = {}
+    with _recording(layers, store):
+        model.predict(to_float(image_uint8[None], model.metadata.get("value_scale", 255)))
+    names = [layer.name for layer in layers if layer.name in store]
+    return [store[n][0] for n in names], names
+
+
+def jsonable(evaluation: dict, class_names) -> dict:
+    """Held-out results as plain JSON: accuracy, loss, n, per-class precision/recall, confusion matrix."""
+    per_class = {name: {"precision": float(p), "recall": float(r), "support": int(s)}
+                 for name, p, r, s in zip(class_names, evaluation["precision"], evaluation["recall"],
+                                          np.asarray(evaluation["confusion_matrix"]).sum(axis=1))}
+    return {"accuracy": evaluation["accuracy"], "loss": evaluation["loss"], "n": evaluation["n"],
+            "correct": evaluation["correct"], "per_class": per_class,
+            "confusion_matrix": np.asarray(evaluation["confusion_matrix"]).tolist()}
+
+
+def write_report(folder, model, history: dict, train, test=None, evaluation=None, extra=None) -> Path:
+    """Write the pictures and ``metrics.json`` into ``folder`` (created); returns the folder.
+
+    ``train``/``test`` are :class:`~npconv.data.Dataset` (uint8 images); ``evaluation`` is
+    :func:`npconv.apps.training.evaluate`'s result on ``test``; ``extra`` goes into metrics.json.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = model.metadata.get("class_names")
+    viz.plot_samples(train.x, train.y, names, n=16, path=folder / "samples.png")
+    if history.get("loss"):
+        viz.plot_history(history, path=folder / "history.png")
+    convs = conv_layers(model)
+    if convs:
+        viz.plot_filters(convs[0].kernel.value, path=folder / "filters.png")
+        image = (test if test is not None else train).x[0]
+        maps, layer_names = feature_maps(model, image)
+        viz.plot_feature_maps(maps, layer_names, path=folder / "feature_maps.png")
+    metrics = {"history": history, **(extra or {})}
+    if evaluation is not None and test is not None:
+        viz.plot_confusion_matrix(evaluation["confusion_matrix"], names, path=folder / "confusion_matrix.png")
+        viz.plot_misclassified(test.x, test.y, evaluation["pred"], names, probs=evaluation["probs"],
+                               path=folder / "misclassified.png")
+        metrics["held_out"] = jsonable(evaluation, names)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    return folder
