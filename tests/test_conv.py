@@ -23,7 +23,7 @@ def random_conv(rng, m=2, size=(7, 6), c=3, kernel=(3, 3), k=4, dtype=np.float64
 
 
 @settings(max_examples=40, deadline=None)
-@given(m=st.integers(1, 3), n_h=st.integers(1, 9), n_w=st.integers(1, 9), n_c=st.integers(1, 4),
+@given(m=st.integers(1, 3), n_h=st.integers(1, 9), n_w=st.integers(1, 9), n_c=st.sampled_from([1, 3, 8, 10]),
        n_k=st.integers(1, 4), f=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 3),
        seed=st.integers(0, 2**31))
 def test_forward_and_backward_equal_the_course_loops(m, n_h, n_w, n_c, n_k, f, stride, pad, seed):
@@ -47,8 +47,9 @@ def test_forward_and_backward_equal_the_course_loops(m, n_h, n_w, n_c, n_k, f, s
     ((3, 3), 1, 0), ((3, 2), (2, 1), 1), ((2, 4), (1, 3), "same"), ((4, 4), 2, "same"),
     ((1, 1), 1, "valid"), ((3, 3), 3, ((0, 2), (1, 0))),
 ])
-def test_numerical_gradients(rng, kernel, stride, padding):
-    x, w, b = random_conv(rng, size=(7, 6), kernel=kernel)
+@pytest.mark.parametrize("channels", [3, 8])  # channel-major and row patch layouts
+def test_numerical_gradients(rng, kernel, stride, padding, channels):
+    x, w, b = random_conv(rng, size=(7, 6), c=channels, kernel=kernel)
     gradcheck(lambda x, w, b: conv2d_forward(x, w, b, stride, padding), conv2d_backward,
               {"x": x, "w": w, "b": b})
 
@@ -95,7 +96,8 @@ def test_matches_pytorch_on_random_shapes(torch, dtype):
     rng = np.random.default_rng(1)
     tol = 1e-9 if dtype == np.float64 else 2e-4
     for _ in range(25):
-        m, n_c, n_k = rng.integers(1, 4, size=3)
+        m, n_k = rng.integers(1, 4, size=2)
+        n_c = int(rng.choice([1, 3, 8, 12]))
         fh, fw = rng.integers(1, 5, size=2)
         sh, sw = rng.integers(1, 4, size=2)
         padding = ["same", "valid", int(rng.integers(0, 3))][rng.integers(0, 3)]
@@ -133,3 +135,17 @@ def test_bad_input_is_explained(rng):
         conv2d_forward(x, w, b, padding="full")
     with pytest.raises(ValueError, match=r"stride: expected an integer or a pair of integers >= 1"):
         conv2d_forward(x, w, b, stride=0)
+
+
+@pytest.mark.parametrize("channels", [3, 16])
+def test_workspace_reuse_gives_the_pure_results(rng, channels):
+    from npconv.functional._workspace import Workspace
+    workspace = Workspace()
+    for size in [(9, 9), (9, 9), (5, 7)]:  # same shape twice, then a smaller batch reuses the buffers
+        x, w, b = random_conv(rng, size=size, c=channels, dtype=np.float32)
+        pure_out, pure_cache = conv2d_forward(x, w, b, padding="same")
+        out, cache = conv2d_forward(x, w, b, padding="same", workspace=workspace)
+        np.testing.assert_array_equal(out, pure_out)
+        dout = np.ones_like(out)
+        for g, pure_g in zip(conv2d_backward(dout, cache), conv2d_backward(dout, pure_cache)):
+            np.testing.assert_array_equal(g, pure_g)

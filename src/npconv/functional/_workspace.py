@@ -1,0 +1,41 @@
+"""Scratch buffers reused across batches.
+
+A training step allocates the same large temporaries every batch (the im2col matrix is 50 MB for the
+SIGNS model's first layer at batch 64). A fresh allocation of that size is page-faulted in by the
+operating system on first write, which measured here costs as much as the copy itself (13 ms vs
+8 ms for that matrix). A layer keeps one :class:`Workspace` and passes it to its kernels; the kernels'
+pure form (``workspace=None``) allocates fresh arrays, so calling them directly is always safe.
+
+A buffer handed out by a workspace is overwritten by the next call that asks for the same name: the
+cache that holds it is only valid until the layer's next forward, which is how layers use it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Workspace:
+    """Named, growable scratch buffers: ``get(name, shape, dtype)`` returns an uninitialised array."""
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.dtype != dtype or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(size, dtype)
+        return buffer[:size].reshape(shape)
+
+    def clear(self) -> None:
+        """Release every buffer (e.g. before saving a model or after training)."""
+        self._buffers.clear()
+
+
+def scratch(workspace: Workspace | None, name: str, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array: from ``workspace`` when given, else freshly allocated."""
+    if workspace is None:
+        return np.empty(shape, dtype)
+    return workspace.get(name, shape, dtype)
