@@ -6,6 +6,7 @@ import numpy as np
 from .. import functional as F
 from ..errors import ShapeError, check_choice, check_positive_int, expected
 from ..functional._shapes import as_pair, explicit_padding, output_size, resolve_padding
+from ..functional._workspace import Workspace
 from . import activations
 from .base import Layer, check_input_rank
 from .core import _Activated
@@ -47,10 +48,14 @@ class Conv2D(_Activated):
         shape = self.kernel_size + (input_shape[-1], self.filters)
         self.kernel = self.add_weight("kernel", shape, self.kernel_initializer)
         self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+        # The patch matrix is rebuilt every batch at the same size: reusing its buffer saves the
+        # page faults of a fresh allocation (as costly as the copy for the course models' first layers).
+        self._workspace = Workspace()
 
     def forward(self, x, training=False, logits=False):
         b = self.bias.value if self.use_bias else np.zeros(self.filters, x.dtype)
-        z, cache = F.conv2d_forward(x, self.kernel.value, b, stride=self.strides, padding=self.padding)
+        z, cache = F.conv2d_forward(x, self.kernel.value, b, stride=self.strides, padding=self.padding,
+                                    workspace=self._workspace)
         out, act_cache = self._activate(z, logits)
         self._cache = (cache, act_cache, logits)
         return out
