@@ -70,8 +70,8 @@ def _prepare_training(args):
         registry.check_arch(args.arch)  # before any slow loading
     source = datasets.resolve(args.data, args.data_dir)
     if args.data is None:
-        _say(args, f"No DATA given: training on the built-in synthetic faces ({source}). "
-                   "For real data: NPCONV_DATA=/path/to/datasets npconv train signs")
+        print(f"No DATA given: training on the built-in synthetic faces ({source}). "
+              "For real data: NPCONV_DATA=/path/to/datasets npconv train signs")
     name = datasets.dataset_name(source)
     recipe = recipes.recipe_for(name).replace(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,

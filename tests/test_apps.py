@@ -1,0 +1,124 @@
+"""npconv.apps: the course models layer for layer, the arch registry, recipes and data shaping."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from npconv.apps import (RECIPES, convolutional_model, get_arch, happyModel, list_archs, recipe_for,
+                         smallres)
+from npconv.apps import datasets
+from npconv.apps.registry import arch_options
+from npconv.errors import DataError
+
+
+def _summary(model) -> str:
+    lines = []
+    model.summary(print_fn=lines.append)
+    return "\n".join(lines)
+
+
+def test_happy_model_is_the_course_model():
+    model = happyModel()
+    assert model.count_params() == 37_633
+    text = _summary(model)
+    for name in ("zero_padding2d", "conv0", "bn0", "max_pool0", "flatten", "fc", "(None, 70, 70, 3)",
+                 "(None, 32, 32, 32)", "(None, 32768)"):
+        assert name in text
+    assert model.output_shape == (None, 1)
+
+
+def test_signs_model_is_the_course_model():
+    model = convolutional_model((64, 64, 3))
+    assert model.count_params() == 1_310
+    text = _summary(model)
+    for shape in ("(None, 64, 64, 8)", "(None, 8, 8, 8)", "(None, 8, 8, 16)", "(None, 2, 2, 16)",
+                  "(None, 64)", "(None, 6)"):
+        assert shape in text
+    assert convolutional_model((64, 64, 3), n_classes=10).output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("name", list_archs())
+@pytest.mark.parametrize("shape", [(64, 64, 3), (32, 32, 1)])
+@pytest.mark.parametrize("n_classes", [2, 6, 10])
+def test_every_arch_builds_and_runs(name, shape, n_classes):
+    if name == "happy" and n_classes != 2:
+        with pytest.raises(ValueError, match="n_classes"):
+            get_arch(name, shape, n_classes)
+        return
+    model = get_arch(name, shape, n_classes)
+    out = model.predict(np.zeros((2,) + shape, np.float32))
+    # Two classes: one sigmoid unit (except the course SIGNS model, which keeps its softmax).
+    width = 1 if n_classes == 2 and name != "signs" else n_classes
+    assert out.shape == (2, width)
+    assert np.all((out >= 0) & (out <= 1))
+
+
+def test_registry_refuses_unknown_names_and_options():
+    with pytest.raises(ValueError, match="smallres.*happy"):
+        get_arch("resnet50", (64, 64, 3), 6)
+    with pytest.raises(ValueError, match="flip"):
+        get_arch("signs", (64, 64, 3), 6, flip=True)
+    with pytest.raises(ValueError, match="n_classes"):
+        get_arch("smallres", (64, 64, 3), 1)
+    assert list_archs()[0] == "smallres"
+    assert {"flip", "translate", "widths"} <= arch_options("smallres")
+
+
+def test_smallres_shape_and_size():
+    model = smallres((64, 64, 3), 6)
+    assert 50_000 < model.count_params() < 150_000
+    names = [layer.name for layer in model.layers]
+    assert names[1:3] == ["augment_flip", "augment_shift"]  # augmentation first: it needs no gradient
+    assert "stem_pool" in names and "gap" in names
+    assert "stem_pool" not in [l.name for l in smallres((32, 32, 1), 2).layers]
+
+
+def test_smallres_learns_a_toy_problem():
+    """Bright vs dark images: a few steps reach perfect training accuracy."""
+    import npconv
+    npconv.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 32)
+    x = (rng.random((64, 16, 16, 1)) * 0.3 + 0.6 * y[:, None, None, None]).astype(np.float32)
+    model = smallres((16, 16, 1), 2, widths=(4, 8), flip=False, translate=0.0)
+    model.compile(optimizer=npconv.optimizers.Adam(0.01), loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=16, epochs=6, verbose=0)
+    assert np.mean((model.predict(x)[:, 0] > 0.5) == y) == 1.0
+
+
+def test_recipes():
+    assert recipe_for("signs").arch == "smallres"
+    assert recipe_for("smiles").color_mode == "grayscale"
+    assert recipe_for("no such set") is RECIPES["default"]
+    assert recipe_for("signs").replace(epochs=3).epochs == 3
+    assert recipe_for("signs").replace(batch_size=None).batch_size == RECIPES["signs"].batch_size
+
+
+def test_fit_to_input_resizes_and_converts_channels():
+    x = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    half = datasets.fit_to_input(x, (2, 2, 3))
+    assert half.shape == (2, 2, 2, 3) and half.dtype == np.uint8
+    assert half[0, 0, 0, 0] == round(np.mean(x[0, :2, :2, 0]))
+    assert datasets.fit_to_input(x, (3, 3, 1)).shape == (2, 3, 3, 1)  # a ratio that needs Pillow
+    gray = np.full((1, 4, 4, 1), 7, np.uint8)
+    assert np.all(datasets.fit_to_input(gray, (4, 4, 3)) == 7)
+
+
+def test_match_classes():
+    assert datasets.match_classes(["smiling", "not_smiling"], ["not smiling", "smiling"]).tolist() == [1, 0]
+    # A course .h5 names its classes 0..K-1: matched by position.
+    assert datasets.match_classes(["0", "1"], ["not smiling", "smiling"]).tolist() == [0, 1]
+    with pytest.raises(DataError, match="cat"):
+        datasets.match_classes(["cat", "dog"], ["not smiling", "smiling"])
+
+
+def test_dataset_names_and_test_pairs(tmp_path):
+    assert datasets.dataset_name("/x/train_signs.h5") == "signs"
+    assert datasets.dataset_name("/x/test_happy.h5") == "happy"
+    assert datasets.dataset_name("/x/smiles") == "smiles"
+    assert datasets.dataset_name("builtin:smiles") == "builtin:smiles"
+    assert datasets.dataset_name("/x/holiday_photos") is None
+    (tmp_path / "train_x.h5").write_bytes(b"")
+    assert datasets.paired_test_file(str(tmp_path / "train_x.h5")) is None
+    (tmp_path / "test_x.h5").write_bytes(b"")
+    assert datasets.paired_test_file(str(tmp_path / "train_x.h5")) == tmp_path / "test_x.h5"

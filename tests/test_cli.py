@@ -1,0 +1,204 @@
+"""The ``npconv`` command line, run in-process through ``main([...])`` on tiny data."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import npconv
+from npconv.cli import main
+
+QUICK = ["--epochs", "1", "--arch", "tiny", "--image-size", "16", "--quiet"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *words):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("npconv: error: "), err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained on the built-in synthetic faces (class names: not smiling, smiling)."""
+    folder = tmp_path_factory.mktemp("trained")
+    model = folder / "faces.npz"
+    assert main(["train", "--out", str(model), *QUICK]) == 0
+    return model
+
+
+def _image_folder(root: Path, classes=("cats", "dogs"), n=6) -> Path:
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            pixels = (rng.random((20, 24, 3)) * 100 + 120 * k).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_train_on_the_builtin_set_writes_model_and_report(trained, capsys):
+    report = trained.with_name("faces_report")
+    for picture in ("samples", "history", "confusion_matrix", "misclassified", "filters", "feature_maps"):
+        assert (report / f"{picture}.png").stat().st_size > 1000
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert 0 <= metrics["held_out"]["accuracy"] <= 1 and metrics["arch"] == "tiny"
+    model = npconv.load_model(trained)
+    meta = model.metadata
+    assert meta["class_names"] == ["not smiling", "smiling"]
+    assert meta["input_shape"] == [16, 16, 3] and meta["value_scale"] == 255 and meta["app"] == "tiny"
+
+
+def test_train_says_where_the_data_came_from(tmp_path, capsys):
+    code, out, _ = run(capsys, "train", "--out", tmp_path / "m.npz", "--no-report", *QUICK[:-1], "--quiet")
+    assert code == 0
+    assert "builtin:smiles" in out and "NPCONV_DATA=" in out
+    assert "validation accuracy" in out and "model saved to" in out
+    assert not (tmp_path / "m_report").exists()
+
+
+def test_train_with_folds(tmp_path, capsys):
+    code, out, _ = run(capsys, "train", "--out", tmp_path / "cv.npz", "--folds", "2", "--no-report", *QUICK)
+    assert code == 0, out
+    assert "2-fold cross-validation accuracy" in out and "±" in out
+    cv = npconv.load_model(tmp_path / "cv.npz").metadata["cross_validation"]
+    assert cv["k"] == 2 and len(cv["folds"]) == 2
+
+
+def test_train_on_an_image_folder_then_evaluate_it(tmp_path, capsys):
+    data = _image_folder(tmp_path / "pets")
+    model = tmp_path / "pets.npz"
+    code, out, err = run(capsys, "train", data, "--out", model, "--val-split", "0.5", *QUICK[:-1])
+    assert code == 0, err
+    assert "cats, dogs" in out
+    code, out, _ = run(capsys, "evaluate", model, data, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["n"] == 12
+    assert set(result) >= {"accuracy", "loss", "n", "per_class", "confusion_matrix"}
+    assert set(result["per_class"]) == {"cats", "dogs"}
+    assert np.sum(result["confusion_matrix"]) == 12
+
+
+def test_evaluate_prints_a_table(trained, capsys):
+    code, out, _ = run(capsys, "evaluate", trained, "builtin:smiles")
+    assert code == 0
+    assert "accuracy" in out and "precision" in out and "confusion matrix" in out
+
+
+def test_evaluate_refuses_other_classes(trained, tmp_path, capsys):
+    data = _image_folder(tmp_path / "pets", n=2)
+    code, _, err = run(capsys, "evaluate", trained, data)
+    assert_one_line_error(code, err, "cats", "not smiling")
+
+
+def test_predict_any_photo_and_the_door(trained, tmp_path, capsys):
+    rgba = tmp_path / "face.png"
+    Image.fromarray(np.zeros((50, 40, 4), np.uint8)).save(rgba)
+    gray = tmp_path / "gray.jpg"
+    Image.fromarray(np.full((30, 30), 200, np.uint8)).save(gray)
+    code, out, _ = run(capsys, "predict", trained, rgba, gray)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(str(rgba))
+    assert all(("the door opens" in l) or ("the door stays shut" in l) for l in lines)
+    code, out, _ = run(capsys, "predict", trained, rgba, "--json")
+    entry = json.loads(out)
+    assert entry["class"] in ("not smiling", "smiling") and 0.5 <= entry["probability"] <= 1
+    assert isinstance(entry["door_opens"], bool)
+
+
+def test_summary_shows_layers_and_metadata(trained, capsys):
+    code, out, _ = run(capsys, "summary", trained)
+    assert code == 0
+    assert "Total params" in out and "class_names" in out and "conv (Conv2D)" in out
+
+
+def test_data_lists_what_it_finds(tmp_path, capsys):
+    _image_folder(tmp_path / "smiles", classes=("not_smiling", "smiling"), n=1)
+    code, out, _ = run(capsys, "data", "--data-dir", tmp_path)
+    assert code == 0
+    assert str(tmp_path) in out and "train_signs.h5" in out and "not found" in out
+    assert "2 images in 2 classes" in out
+
+
+def test_errors_are_one_line(trained, tmp_path, capsys):
+    code, _, err = run(capsys, "train", tmp_path / "missing.h5", "--out", tmp_path / "m.npz", *QUICK)
+    assert_one_line_error(code, err, "missing.h5")
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(trained.read_bytes()[:500])
+    code, _, err = run(capsys, "summary", corrupt)
+    assert_one_line_error(code, err, "corrupt.npz")
+    code, _, err = run(capsys, "train", "--arch", "resnet50", "--out", tmp_path / "m.npz")
+    assert_one_line_error(code, err, "resnet50", "smallres")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    code, _, err = run(capsys, "predict", trained, text)
+    assert_one_line_error(code, err, "notes.png")
+    code, _, err = run(capsys, "predict", tmp_path / "none.npz", text)
+    assert_one_line_error(code, err, "none.npz")
+
+
+def test_usage_errors_exit_2_and_debug_shows_the_traceback(trained, tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--folds", "1")
+    assert code == 2 and "--folds" in err
+    code, _, _ = run(capsys, "frobnicate")
+    assert code == 2
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    code, _, err = run(capsys, "predict", trained, text, "--debug")
+    assert code == 1 and "Traceback" in err
+
+
+def test_ctrl_c_saves_the_model_so_far(tmp_path, capsys, monkeypatch):
+    from npconv import models
+    step = models.Model._train_step
+    calls = []
+
+    def interrupted_step(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step(self, *args)
+
+    monkeypatch.setattr(models.Model, "_train_step", interrupted_step)
+    model = tmp_path / "stopped.npz"
+    code, out, err = run(capsys, "train", "--out", model, "--no-report", *QUICK[:1], "3", *QUICK[2:])
+    assert code == 130
+    assert "interrupted after 0 of 3 epochs" in err and "Traceback" not in err
+    assert npconv.load_model(model).metadata["trained"]["interrupted"] is True
+
+
+def test_console_script_and_module():
+    script = Path(sys.executable).with_name("npconv")
+    if not script.exists():
+        pytest.skip("console script not installed next to this Python")
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"npconv {npconv.__version__}"
+    out = subprocess.run([sys.executable, "-m", "npconv", "--version"], capture_output=True, text=True,
+                         check=True)
+    assert npconv.__version__ in out.stdout
+
+
+@pytest.mark.data
+def test_real_signs_smoke(data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NPCONV_DATA", str(data_dir))
+    model = tmp_path / "signs.npz"
+    code, out, err = run(capsys, "train", data_dir / "signs" / "test_signs.h5", "--out", model,
+                         "--epochs", "1", "--image-size", "32", "--no-report")
+    assert code == 0, err
+    assert "(120 images, 6 classes" in out and "validation accuracy" in out
+    code, out, _ = run(capsys, "evaluate", model, "signs", "--json")  # a bare name means test_signs.h5
+    assert code == 0 and json.loads(out)["n"] == 120
