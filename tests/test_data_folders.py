@@ -34,8 +34,9 @@ def folder(tmp_path):
 def test_loads_classes_in_sorted_order_and_warns_once_naming_skipped_files(folder):
     with pytest.warns(SkippedFilesWarning) as record:
         data = load_image_folder(folder, image_size=(16, 8))
-    assert len(record) == 1
-    assert "broken.jpg" in str(record[0].message) and "notes.txt" in str(record[0].message)
+    skipped = [w for w in record if issubclass(w.category, SkippedFilesWarning)]  # others may come from Pillow
+    assert len(skipped) == 1
+    assert "broken.jpg" in str(skipped[0].message) and "notes.txt" in str(skipped[0].message)
     assert data.class_names == ["cat", "dog"] and data.y.tolist() == [0, 0, 0, 1, 1]
     assert data.x.shape == (5, 16, 8, 3) and data.x.dtype == np.uint8
     assert [p.split("/")[-1] for p in data.paths] == ["c0.png", "c1.png", "c2.png", "d0.jpg", "d1.jpg"]
