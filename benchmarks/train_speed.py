@@ -1,0 +1,182 @@
+"""Training speed: npconv vs PyTorch (CPU) on the course's Happy and SIGNS models, side by side.
+
+Both frameworks train the same architecture with the same batch size, optimiser (Adam, lr 1e-3),
+float32 data and thread count, in one process, alternating epochs (``--pairs`` of them), so the
+ratio npconv/PyTorch is measured under the same machine load. Also reported: inference latency
+(one image, a batch of 64), peak memory of a Happy training run at batch 64, and each conv layer's
+achieved GFLOP/s against this machine's measured float32 matrix-multiply peak.
+
+Run: ``python benchmarks/train_speed.py [--pairs 5]``; writes ``benchmarks/results/train_speed.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+from _timing import median_seconds, print_table, write_json
+import npconv as nc
+from npconv import functional as F
+from npconv.apps import convolutional_model, happyModel
+
+try:
+    import torch
+    from torch import nn
+except ImportError:
+    sys.exit("train_speed needs PyTorch for the side-by-side: pip install torch==2.13.0")
+
+HAPPY = {"name": "Happy (course)", "m": 600, "batch": 16, "classes": 1}
+SIGNS = {"name": "SIGNS (course)", "m": 1080, "batch": 64, "classes": 6}
+
+
+# --- the two course models in npconv (npconv.apps holds them, written as in the course) -----------
+def happy_npconv():
+    model = happyModel()
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def signs_npconv():
+    model = convolutional_model((64, 64, 3))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+# --- the same in PyTorch (TensorFlow's "same" padding made explicit) ------------------------------
+def happy_torch():
+    return nn.Sequential(nn.ZeroPad2d(3), nn.Conv2d(3, 32, 7), nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 32 * 32, 1))
+
+
+def signs_torch():
+    return nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(3, 8, 4), nn.ReLU(), nn.MaxPool2d(8),
+                         nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(8, 16, 2), nn.ReLU(), nn.MaxPool2d(4),
+                         nn.Flatten(), nn.Linear(2 * 2 * 16, 6))
+
+
+def torch_epoch(net, opt, loss_fn, x, y, batch, gen):
+    perm = torch.randperm(len(x), generator=gen)
+    net.train()
+    for start in range(0, len(x), batch):
+        idx = perm[start:start + batch]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+
+
+def data(case, rng):
+    x = rng.random((case["m"], 64, 64, 3), dtype=np.float32)
+    y = rng.integers(0, max(case["classes"], 2), size=case["m"])
+    return x, y
+
+
+def speed_rows(pairs):
+    rng = np.random.default_rng(0)
+    rows = []
+    for case, build_np, build_torch in ((HAPPY, happy_npconv, happy_torch), (SIGNS, signs_npconv, signs_torch)):
+        x, y = data(case, rng)
+        nc.utils.set_random_seed(0)
+        model = build_np()
+        torch.manual_seed(0)
+        net = build_torch()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+        xt = torch.tensor(x.transpose(0, 3, 1, 2).copy())
+        if case["classes"] == 1:
+            yt, loss_fn = torch.tensor(y[:, None], dtype=torch.float32), nn.BCEWithLogitsLoss()
+        else:
+            yt, loss_fn = torch.tensor(y), nn.CrossEntropyLoss()
+        gen = torch.Generator().manual_seed(0)
+        fit_np = lambda: model.fit(x, y, batch_size=case["batch"], epochs=1, verbose=0)  # noqa: E731
+        fit_torch = lambda: torch_epoch(net, opt, loss_fn, xt, yt, case["batch"], gen)  # noqa: E731
+        fit_np(), fit_torch()  # warm-up: allocations, BLAS thread start-up
+        times_np, times_torch = [], []
+        for _ in range(pairs):
+            times_np.append(median_seconds(fit_np, 1, 0))
+            times_torch.append(median_seconds(fit_torch, 1, 0))
+        ratios = [a / b for a, b in zip(times_np, times_torch)]
+        row = {"model": case["name"], "batch": case["batch"], "images": case["m"],
+               "npconv_s": float(np.median(times_np)), "torch_s": float(np.median(times_torch)),
+               "ratio": float(np.median(ratios)), "npconv_runs": times_np, "torch_runs": times_torch}
+        one, batch64 = x[:1], x[:64]
+        net.eval()
+        with torch.no_grad():
+            row["torch_latency1_ms"] = median_seconds(lambda: net(xt[:1]), 51) * 1e3
+            row["torch_latency64_ms"] = median_seconds(lambda: net(xt[:64]), 11) * 1e3
+        row["npconv_latency1_ms"] = median_seconds(lambda: model.predict(one), 51) * 1e3
+        row["npconv_latency64_ms"] = median_seconds(lambda: model.predict(batch64, batch_size=64), 11) * 1e3
+        rows.append(row)
+    return rows
+
+
+def peak_memory_mb():
+    """Peak memory of one Happy epoch at batch 64, in a fresh process: NumPy's traced peak, and RSS."""
+    code = ("import resource, tracemalloc, numpy as np, sys; sys.path.insert(0, %r);"
+            "import train_speed as t; x = np.random.default_rng(0).random((600, 64, 64, 3), dtype=np.float32);"
+            "y = (np.arange(600) %% 2); m = t.happy_npconv(); tracemalloc.start();"
+            "m.fit(x, y, batch_size=64, epochs=1, verbose=0); peak = tracemalloc.get_traced_memory()[1];"
+            "print(peak / 2**20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+            % os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    traced, rss = map(float, out.split())
+    return {"traced_peak_mb": traced, "max_rss_mb": rss}
+
+
+def conv_gflops():
+    """Achieved GFLOP/s of each course conv layer's training work (forward + the backward GEMMs used)."""
+    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    peak = 2 * 1024 ** 3 / median_seconds(lambda: a @ a, 9) / 1e9
+    layers = [("Happy conv0", (16, 70, 70, 3), (7, 7, 3, 32), 1, 0, False),
+              ("SIGNS conv1", (64, 64, 64, 3), (4, 4, 3, 8), 1, "same", False),
+              ("SIGNS conv2", (64, 8, 8, 8), (2, 2, 8, 16), 1, "same", True)]
+    rows = []
+    rng = np.random.default_rng(1)
+    for name, xs, ws, stride, pad, need_dx in layers:
+        x, w, b = rng.random(xs, dtype=np.float32), rng.random(ws, dtype=np.float32), np.zeros(ws[3], np.float32)
+        out, cache = F.conv2d_forward(x, w, b, stride, pad)
+        dout = np.ones_like(out)
+        seconds = median_seconds(lambda: F.conv2d_backward(dout, F.conv2d_forward(x, w, b, stride, pad)[1],
+                                                           need_dx=need_dx), 7)
+        gemm = 2 * out.size * ws[0] * ws[1] * ws[2]  # one GEMM's FLOPs: 2 * M * (fh*fw*C) * K
+        flops = gemm * (3 if need_dx else 2)
+        rows.append({"layer": name, "x": str(xs), "w": str(ws), "ms": seconds * 1e3,
+                     "gflops": flops / seconds / 1e9, "peak_gflops": peak, "fraction_of_peak": flops / seconds / 1e9 / peak})
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5, help="alternating npconv/PyTorch epoch pairs (>= 3)")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    threads = os.cpu_count()
+    torch.set_num_threads(threads)
+    print(f"threads: {threads} (PyTorch {torch.__version__}, NumPy {np.__version__}); "
+          f"{args.pairs} alternating epoch pairs per model\n")
+    started = time.perf_counter()
+    rows = speed_rows(max(args.pairs, 3))
+    print_table(rows, [("model", "model", "s"), ("batch", "batch", "d"), ("npconv_s", "npconv s/epoch", ".3f"),
+                       ("torch_s", "torch s/epoch", ".3f"), ("ratio", "ratio", ".2f"),
+                       ("npconv_latency1_ms", "npconv 1 img ms", ".2f"), ("torch_latency1_ms", "torch 1 img ms", ".2f"),
+                       ("npconv_latency64_ms", "npconv 64 img ms", ".1f"), ("torch_latency64_ms", "torch 64 img ms", ".1f")])
+    memory = peak_memory_mb()
+    print(f"\npeak memory, Happy model training at batch 64: NumPy traced {memory['traced_peak_mb']:.0f} MB, "
+          f"process max RSS {memory['max_rss_mb']:.0f} MB")
+    gflops = conv_gflops()
+    print()
+    print_table(gflops, [("layer", "conv layer (train step)", "s"), ("x", "x", "s"), ("w", "w", "s"),
+                         ("ms", "ms", ".2f"), ("gflops", "GFLOP/s", ".1f"), ("peak_gflops", "sgemm peak", ".0f"),
+                         ("fraction_of_peak", "of peak", ".0%")])
+    path = write_json("train_speed", {"pairs": args.pairs, "rows": rows, "memory": memory, "conv_gflops": gflops,
+                                      "targets": {"ratio": 1.0, "peak_memory_mb": 1024, "latency1_ms": 5.0},
+                                      "seconds": time.perf_counter() - started}, args.json)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
