@@ -1,0 +1,58 @@
+"""The course notebook runs top to bottom (FAST mode) in a kernel of this interpreter."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "Convolution_model_Application.ipynb"
+KERNEL = "npconv-test"
+
+
+def _kernel_dir(root: Path) -> Path:
+    """A kernelspec running ``sys.executable``, so the kernel sees the packages of this test run."""
+    spec = root / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "npconv test", "language": "python"}))
+    return root
+
+
+@pytest.mark.slow
+def test_notebook_runs_in_fast_mode(data_dir, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    monkeypatch.setenv("JUPYTER_PATH", str(_kernel_dir(tmp_path / "jupyter")))
+    monkeypatch.setenv("NPCONV_NOTEBOOK_FAST", "1")
+    monkeypatch.setenv("NPCONV_DATA", str(data_dir))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # CI sets Agg; the notebook asks for inline
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)  # executed in memory: the committed file is untouched
+    client = nbclient.NotebookClient(nb, kernel_name=KERNEL, timeout=300,
+                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client.execute()  # raises CellExecutionError, with the cell and traceback, if a cell fails
+
+    text, images = [], 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", f"{output.get('ename')}: {output.get('evalue')}"
+            if output["output_type"] == "stream":
+                text.append(output["text"])
+            elif "image/png" in output.get("data", {}):
+                images += 1
+            elif "text/plain" in output.get("data", {}):
+                text.append(output["data"]["text/plain"])
+    text = "".join(text)
+    assert "FAST = True" in text
+    assert "MISSING" not in text  # the real data was used, not the synthetic stand-in
+    for expected in ("-6.99908945068", "0.5511276474566768", "dA_mean = 1.45243777", "37,633",
+                     "1,310", "test accuracy", "held-out accuracy"):
+        assert expected in text, f"{expected!r} not in the notebook's output"
+    assert "<Figure" not in text, "a figure printed as text instead of an image"
+    assert images >= 12
