@@ -118,20 +118,20 @@ def cmd_train(args) -> int:
         result = training.cross_validate(data, args.folds, recipe, arch, seed=args.seed, verbose=verbose,
                                          dataset=name, on_fold=on_fold)
         cv = result.model.metadata["cross_validation"]
-        held_out, kind = result.evaluation, f"fold {cv['saved_fold']}"
+        held_out, detail = result.evaluation, f"fold {cv['saved_fold']} of {args.folds} (the best)"
         summary = (f"{args.folds}-fold cross-validation accuracy {cv['mean_accuracy']:.3f} ± "
                    f"{cv['std_accuracy']:.3f} ({len(cv['folds'])} folds) in {_duration(result.seconds)}")
         train_part = data
     else:
         if test is None:
             train_part, test = train_val_split(data, recipe.val_split, seed=args.seed)
-            kind = f"validation ({recipe.val_split:.0%} held out)"
+            label, detail = "validation", f"{recipe.val_split:.0%} of the data held out (stratified)"
         else:
-            train_part, kind = data, f"test ({test_file.name})"
+            train_part, label, detail = data, "test", str(test_file)
         result = training.train(train_part, recipe, arch, test=test, seed=args.seed, verbose=verbose,
                                 dataset=name)
         held_out = result.evaluation
-        summary = (f"{kind.split(' ')[0]} accuracy {held_out['accuracy']:.3f} "
+        summary = (f"{label} accuracy {held_out['accuracy']:.3f} "
                    f"({held_out['correct']}/{held_out['n']}) in {_duration(result.seconds)}")
 
     result.model.save(out)
@@ -143,7 +143,7 @@ def cmd_train(args) -> int:
     if not args.no_report:
         report = write_report(_report_folder(args), result.model, result.history, train_part,
                               result.held_out, held_out,
-                              extra={"summary": summary, "held_out_set": kind, "source": source,
+                              extra={"summary": summary, "held_out_set": detail, "source": source,
                                      "arch": arch, "recipe": vars(recipe),
                                      "cross_validation": result.model.metadata.get("cross_validation")})
     tail = f", model saved to {out}" + (f", report in {report}" if report else "")
