@@ -40,7 +40,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "signs": Recipe(epochs=24, batch_size=32, learning_rate=2e-3, image_size=64),
     "sign-language-digits": Recipe(epochs=24, batch_size=32, learning_rate=2e-3, image_size=64),
-    "smiles": Recipe(epochs=10, batch_size=64, learning_rate=2e-3, image_size=32, color_mode="grayscale"),
+    "smiles": Recipe(epochs=6, batch_size=64, learning_rate=2e-3, image_size=32, color_mode="grayscale"),
     "happy": Recipe(epochs=16, batch_size=32, learning_rate=2e-3, image_size=64),
     "builtin:smiles": Recipe(epochs=6, batch_size=32, learning_rate=3e-3, image_size=32),
     "default": Recipe(),
