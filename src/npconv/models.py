@@ -58,6 +58,7 @@ class Model:
         self._input_layer = None
         self.input_shape = None
         self._output_shapes: dict[str, tuple] = {}
+        self._training_seed = None  # drawn at the first fit, saved with the model (see _epoch_rng)
 
     # ------------------------------------------------------------------ graph
     def _init_graph(self, inputs, outputs):
@@ -365,6 +366,16 @@ class Model:
         validation_data : a tuple ``(x_val, y_val)``
         shuffle : reshuffle every epoch (one gather, then contiguous batches)
         verbose : 0 silent, 1 a progress bar per epoch, 2 one line per epoch
+        initial_epoch : the epoch to start from (0-based) when resuming; ``epochs`` is the index
+            of the last epoch plus one, not a count of further epochs
+
+        Randomness: each epoch's shuffling, ``Dropout`` masks and augmentation draw from a
+        generator derived from the model's training seed (drawn from the package generator at the
+        first ``fit`` and saved with the model), the epoch and the optimizer's update count. So a
+        run resumed from a full checkpoint (``ModelCheckpoint``, ``save_weights_only=False``) with
+        ``fit(initial_epoch=...)`` repeats the uninterrupted run bit for bit, in any process.
+        Layers given their own ``seed=`` and callbacks' counters (``EarlyStopping``,
+        ``ReduceLROnPlateau``) are not part of that: they start afresh.
 
         Raises
         ------
@@ -374,8 +385,15 @@ class Model:
         from . import callbacks as cbks, utils
         from .errors import TrainingDivergedError
         x = self._prepare_x(x, "x", build=True)
-        y = self._prepare_y(y, len(x), "y")
         fused = self._training_plan()
+        y = self._prepare_y(y, len(x), "y")
+        epochs, initial_epoch = _epoch_range(epochs, initial_epoch)
+        if verbose not in (0, 1, 2):
+            raise ValueError(expected("verbose", "0 (silent), 1 (progress bar) or 2 (one line per epoch)",
+                                      verbose))
+        if isinstance(callbacks, cbks.Callback):
+            raise TypeError(expected("callbacks", "a list of callbacks", type(callbacks).__name__,
+                                     "Wrap it in a list: callbacks=[...]."))
         if not 0 <= validation_split < 1:
             raise ValueError(expected("validation_split", "a fraction in [0, 1)", validation_split))
         batch_size = _batch_size(batch_size, "batch_size")
@@ -387,8 +405,9 @@ class Model:
             x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
         elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError(expected("validation_data", "a tuple (x_val, y_val)",
-                                         type(validation_data).__name__))
+                got = (f"a {type(validation_data).__name__} of {len(validation_data)} items"
+                       if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
+                raise TypeError(expected("validation_data", "a tuple (x_val, y_val)", got))
             xv = self._prepare_x(validation_data[0], "validation_data[0]")
             validation_data = (xv, self._prepare_y(validation_data[1], len(xv), "validation_data[1]"))
 
@@ -402,9 +421,12 @@ class Model:
         logs: dict = {}
         callback_list.on_train_begin()
         epoch, batch = initial_epoch, 0
+        if self._training_seed is None:
+            self._training_seed = int(utils.global_rng().integers(2**63))
         try:
-            with _DeferredInterrupt() as interrupt:
+            with _DeferredInterrupt() as interrupt, _PackageRng() as package_rng:
                 for epoch in range(initial_epoch, epochs):
+                    package_rng.use(self._epoch_rng(epoch))
                     callback_list.on_epoch_begin(epoch, {"steps": n_batches})
                     if shuffle:
                         perm = utils.global_rng().permutation(m)
@@ -448,6 +470,12 @@ class Model:
         callback_list.on_train_end(logs)
         return history
 
+    def _epoch_rng(self, epoch) -> np.random.Generator:
+        """The generator of one epoch: a function of the training seed, the epoch and the update
+        count only, all three saved in a checkpoint, so resuming needs no saved generator state."""
+        key = np.random.SeedSequence(self._training_seed, spawn_key=(epoch, self.optimizer.iterations))
+        return np.random.Generator(np.random.PCG64(key))
+
     def _metric_values(self, y, out, fused):
         if not self._metrics:
             return []
@@ -466,8 +494,8 @@ class Model:
     def evaluate(self, x=None, y=None, batch_size=32, verbose=1, return_dict=False):
         """``[loss, metric, ...]`` on ``(x, y)`` at inference (just the loss without metrics)."""
         x = self._prepare_x(x, "x", build=True)
-        y = self._prepare_y(y, len(x), "y")
         fused = self._training_plan()
+        y = self._prepare_y(y, len(x), "y")
         values = self._evaluate_arrays(x, y, _batch_size(batch_size, "batch_size"), fused)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in values.items()))
@@ -494,7 +522,12 @@ class Model:
         from .errors import check_finite
         if x is None:
             raise ValueError(expected(name, "an array of inputs", "None"))
-        x = np.asarray(x)
+        try:
+            x = np.asarray(x)
+        except ValueError:  # nested lists of different lengths
+            raise ValueError(expected(name, "a numeric array with one shape for every example",
+                                      "a ragged nested list", "Resize the images to one size and "
+                                      "stack them: np.stack(images).")) from None
         if x.dtype.kind not in "biuf":
             raise TypeError(expected(name, "a numeric array", x, "Pass images as a NumPy array."))
         if x.ndim == 0 or x.shape[0] == 0:
@@ -660,6 +693,37 @@ class _Diverged(Exception):
 def _batch_size(value, name):
     from .errors import check_positive_int
     return check_positive_int(value, name)
+
+
+def _epoch_range(epochs, initial_epoch) -> tuple[int, int]:
+    """Check ``fit``'s ``epochs`` (positive) and ``initial_epoch`` (0 .. ``epochs``)."""
+    from .errors import check_positive_int
+    epochs = check_positive_int(epochs, "epochs")
+    if isinstance(initial_epoch, (bool, np.bool_)) or not isinstance(initial_epoch, (int, np.integer)) \
+            or not 0 <= initial_epoch <= epochs:
+        raise ValueError(expected("initial_epoch", f"an integer from 0 to epochs={epochs}", initial_epoch,
+                                  "epochs is the index of the last epoch plus one, not a count of "
+                                  "further epochs: fit(initial_epoch=2, epochs=4) trains epochs 3 and 4."))
+    return epochs, int(initial_epoch)
+
+
+class _PackageRng:
+    """Within ``fit``, the package generator is each epoch's own (see ``Model._epoch_rng``), so that
+    ``Dropout`` and the augmentation layers draw from it; the caller's generator is put back after."""
+
+    def __enter__(self):
+        from . import utils
+        self._saved = utils._rng
+        return self
+
+    def use(self, generator) -> None:
+        from . import utils
+        utils._rng = generator
+
+    def __exit__(self, *exc):
+        from . import utils
+        utils._rng = self._saved
+        return False
 
 
 class _DeferredInterrupt:

@@ -4,12 +4,13 @@ Entries
 -------
 ``__npconv__``   format version (int)
 ``__config__``   JSON: ``{"kind": "model" | "weights", "model": {"class_name", "config"},
-                 "compile": {"optimizer", "loss", "metrics"} | null, "metadata": {...}}``
+                 "compile": {"optimizer", "loss", "metrics"} | null, "metadata": {...},
+                 "training_seed": int | null}`` (the seed of ``fit``'s per-epoch generators)
 ``<layer>/<weight>``  one array per weight, e.g. ``conv0/kernel``
 ``optimizer/<key>``   the optimizer state (``iterations``, ``m/0``, ...), so training resumes exactly
 
 Files are written to a temporary file in the target folder, fsynced and renamed into place, so a
-crash mid-write leaves the previous file intact. Loading uses ``np.load(allow_pickle=False)`` and
+crash or a full disk mid-write leaves the previous file intact (and no temporary file behind). Loading uses ``np.load(allow_pickle=False)`` and
 rebuilds layers from registered class names only: a file can describe a model, never run code.
 """
 from __future__ import annotations
@@ -49,14 +50,19 @@ def _atomic_save(path, arrays: dict) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         os.unlink(tmp)
+        if isinstance(exc, OSError):
+            previous = "the previous file is unchanged" if path.exists() else "nothing was written"
+            raise type(exc)(exc.errno, f"could not write {path} ({exc.strerror or exc}); {previous}. "
+                            "Free some disk space or save to another folder.") from exc
         raise
 
 
 def _header(kind: str, model, compile_config=None) -> dict:
     config = {"kind": kind, "model": {"class_name": type(model).__name__, "config": model.get_config()},
-              "compile": compile_config, "metadata": model.metadata}
+              "compile": compile_config, "metadata": model.metadata,
+              "training_seed": model._training_seed}
     try:
         text = json.dumps(config)
     except TypeError as exc:
@@ -95,17 +101,37 @@ def _read(path) -> tuple[dict, dict]:
     if not path.is_file():
         raise FileNotFoundError(expected("path", "an existing npconv model file", str(path),
                                          "Check the file name and the working folder."))
+    if not zipfile.is_zipfile(path):  # np.load would try to unpickle it: say what it is instead
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+        kind = ("a text file" if head and all(32 <= b < 127 or b in b"\r\n\t" for b in head)
+                else "truncated or of another format")
+        raise ModelFileError(f"{path}: not an npconv model file ({kind}; npconv saves .npz zip "
+                             "archives with model.save). Check the file name, or save the model again.")
+    arrays = {}
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+            for key in data.files:
+                arrays[key] = data[key]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise ModelFileError(f"{path}: not a readable npconv file (ValueError: {exc}). Save the "
+                                 "model again.") from None
+        raise ModelFileError(f"{path}: the entry {key!r} holds pickled Python objects, which npconv "
+                             "never loads (unpickling can run code). npconv files hold plain arrays "
+                             "only; this file was written by something else.") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
         raise ModelFileError(f"{path}: not a readable npconv file ({type(exc).__name__}: {exc}). "
                              "It may be truncated (an interrupted copy or download) or of another "
                              "format; save the model again.") from None
-    if not isinstance(arrays, dict) or "__npconv__" not in arrays or "__config__" not in arrays:
+    if "__npconv__" not in arrays or "__config__" not in arrays:
         raise ModelFileError(f"{path}: an .npz file but not an npconv model (no __npconv__/__config__ "
                              "entries). Save it with model.save(path).")
-    version = int(arrays.pop("__npconv__"))
+    version = arrays.pop("__npconv__")
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        version = repr(str(version))
     if version != FORMAT_VERSION:
         raise ModelFileError(f"{path}: format version {version}, but this npconv reads version "
                              f"{FORMAT_VERSION}. Upgrade npconv or re-save the model.")
@@ -132,8 +158,34 @@ def _assign_weights(model, arrays: dict, path) -> None:
             raise ShapeError(expected(f"weight {name} in {path}", f"shape {w.value.shape} (the model's)",
                                       f"shape {stored[name].shape}",
                                       "The file was saved from a model with other layer sizes."))
+        value = stored[name]
+        bad = value if value.dtype.kind != "f" else np.size(value) - np.count_nonzero(np.isfinite(value))
+        if value.dtype.kind != "f" or bad:
+            got = value if value.dtype.kind != "f" else f"{bad} NaN or infinite value(s)"
+            raise ModelFileError(expected(f"weight {name} in {path}", "finite floating-point values", got,
+                                          "The file is damaged; save the model again."))
     for name, w in mine.items():
         w.value[...] = stored[name]
+
+
+def _check_slots(state: dict, params: list) -> None:
+    """Every optimizer slot ``<slot>/<i>`` has one array per trainable weight, shaped like it (the
+    optimizer itself would only notice at the next update, with a message about the caller's code)."""
+    slots: dict[str, list] = {}
+    for key, value in state.items():
+        slot, _, index = key.rpartition("/")
+        if slot:
+            slots.setdefault(slot, []).append((index, value))
+    want = [str(i) for i in range(len(params))]
+    for slot, entries in slots.items():
+        if sorted(i for i, _ in entries) != sorted(want):
+            raise ValueError(expected(f"optimizer slot {slot!r}", f"{slot}/0 ... {slot}/{len(params) - 1}, "
+                                      "one per trainable weight", f"{sorted(i for i, _ in entries)}"))
+        for index, value in entries:
+            if value.shape != params[int(index)].shape:
+                raise ValueError(expected(f"optimizer state {slot}/{index}",
+                                          f"shape {params[int(index)].shape} (its weight's)",
+                                          f"shape {value.shape}"))
 
 
 def load_model(path, compile=True):
@@ -158,12 +210,18 @@ def load_model(path, compile=True):
                              "Save the model again.") from None
     _assign_weights(model, arrays, path)
     model.metadata = dict(config["metadata"])
+    model._training_seed = config.get("training_seed")
     if compile and config.get("compile"):
         c = config["compile"]
-        model.compile(optimizer=c["optimizer"], loss=c["loss"], metrics=c["metrics"])
         state = {k[len(_OPTIMIZER):]: v for k, v in arrays.items() if k.startswith(_OPTIMIZER)}
-        if state:
-            model.optimizer.set_state(state)
+        try:
+            model.compile(optimizer=c["optimizer"], loss=c["loss"], metrics=c["metrics"])
+            if state:
+                _check_slots(state, [w.value for w in model.trainable_weights])
+                model.optimizer.set_state(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: the training settings are damaged ({type(exc).__name__}: "
+                                 f"{exc}). Load it with compile=False and compile it again.") from None
     return model
 
 

@@ -101,6 +101,9 @@ def load_h5(path: str | os.PathLike, split: str | None = None) -> Dataset:
         x = _images(np.asarray(f[x_key][:]), f"{path.name}[{x_key}]")
         y = _labels(np.asarray(f[y_key][:]), x.shape[0], f"{path.name}[{y_key}]")
         names = _class_names(f, y)
+    if x.shape[0] == 0:
+        raise DataError(expected(f"{path.name}[{x_key}]", "at least one image", x,
+                                 "The file holds an empty data set; check how it was written."))
     if y.size and y.max() >= len(names):
         raise DataError(expected(f"{path.name}[{y_key}]", f"labels below {len(names)} ({_CLASSES_KEY})",
                                  f"maximum {y.max()}"))
