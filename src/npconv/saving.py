@@ -54,8 +54,9 @@ def _atomic_save(path, arrays: dict) -> None:
         os.unlink(tmp)
         if isinstance(exc, OSError):
             previous = "the previous file is unchanged" if path.exists() else "nothing was written"
-            raise type(exc)(exc.errno, f"could not write {path} ({exc.strerror or exc}); {previous}. "
-                            "Free some disk space or save to another folder.") from exc
+            message = (f"could not write {path} ({exc.strerror or exc}); {previous}. "
+                       "Free some disk space or save to another folder.")
+            raise (type(exc)(exc.errno, message) if exc.errno is not None else type(exc)(message)) from exc
         raise
 
 
