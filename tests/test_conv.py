@@ -149,3 +149,10 @@ def test_workspace_reuse_gives_the_pure_results(rng, channels):
         dout = np.ones_like(out)
         for g, pure_g in zip(conv2d_backward(dout, cache), conv2d_backward(dout, pure_cache)):
             np.testing.assert_array_equal(g, pure_g)
+
+
+def test_backward_names_a_wrong_dout(rng):
+    x, w, b = random_conv(rng)
+    out, cache = conv2d_forward(x, w, b)
+    with pytest.raises(ShapeError, match=r"dout: expected an array of the forward output's shape \(2, 5, 4, 4\)"):
+        conv2d_backward(out[:, :-1], cache)

@@ -117,3 +117,13 @@ def test_bad_input_is_explained(rng):
         pool2d_forward(x, 5)
     with pytest.raises(ValueError, match=r"pool_size: expected an integer or a pair"):
         pool2d_forward(x, (2, 2, 2))
+
+
+def test_backward_names_a_wrong_dout(rng):
+    x = rng.standard_normal((1, 4, 4, 2))
+    out, cache = pool2d_forward(x, 2)
+    with pytest.raises(ValueError, match=r"dout: expected an array of the forward output's shape \(1, 2, 2, 2\)"):
+        pool2d_backward(out[..., :1], cache)
+    out, cache = global_pool2d_forward(x)
+    with pytest.raises(ValueError, match=r"dout: expected .* shape \(1, 2\)"):
+        global_pool2d_backward(out[:, :1], cache)

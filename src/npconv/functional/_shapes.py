@@ -1,7 +1,9 @@
 """Argument normalisation shared by every kernel: integer pairs, padding rules, output sizes."""
 from __future__ import annotations
 
-from ..errors import ShapeError, check_choice, expected
+import numpy as np
+
+from ..errors import ShapeError, check_choice, check_float_array, expected
 
 Pair = tuple[int, int]
 Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
@@ -61,3 +63,14 @@ def output_size(in_size: Pair, kernel: Pair, stride: Pair, pads: Padding2D, what
         out.append((padded - f) // s + 1)
     return out[0], out[1]
 
+
+def check_dout(dout, shape: tuple[int, ...]) -> np.ndarray:
+    """Refuse an upstream gradient whose shape differs from the forward output's.
+
+    Elementwise backwards would otherwise broadcast a wrong ``dout`` silently.
+    """
+    dout = check_float_array(dout, "dout")
+    if dout.shape != shape:
+        raise ShapeError(expected("dout", f"an array of the forward output's shape {shape}", dout,
+                                  "Pass the gradient of the loss with respect to this kernel's output."))
+    return dout

@@ -8,18 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, check_float_array, expected
-
-
-def check_dout(dout, shape: tuple[int, ...]) -> np.ndarray:
-    """Refuse an upstream gradient whose shape differs from the forward output's.
-
-    Elementwise backwards would otherwise broadcast a wrong ``dout`` silently.
-    """
-    dout = check_float_array(dout, "dout")
-    if dout.shape != shape:
-        raise ShapeError(expected("dout", f"an array of the forward output's shape {shape}", dout,
-                                  "Pass the gradient of the loss with respect to this kernel's output."))
-    return dout
+from ._shapes import check_dout
 
 
 def relu_forward(x):

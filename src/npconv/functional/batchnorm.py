@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ShapeError, check_float_array, expected
-from .activations import check_dout
+from ._shapes import check_dout
 
 
 class BatchNormCache(NamedTuple):

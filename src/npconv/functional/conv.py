@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError, check_float_array, expected
-from ._shapes import Padding2D, as_pair, output_size, resolve_padding
+from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
 from ._workspace import Workspace, scratch
 
 # Below this many input channels the patch matrix is built channel-major (see the module docstring).
@@ -98,8 +98,9 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
     """
     cols, channel_major, w, b_shape, x_shape, stride, pads = cache
     fh, fw, n_c, n_k = w.shape
-    m, n_h, n_w, _ = dout.shape
-    dout2 = np.asarray(dout, dtype=w.dtype).reshape(-1, n_k)
+    m = x_shape[0]
+    n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
+    dout2 = check_dout(dout, (m, n_h, n_w, n_k)).astype(w.dtype, copy=False).reshape(-1, n_k)
     w2 = w.reshape(-1, n_k)
     dw = (cols @ dout2 if channel_major else cols.T @ dout2).reshape(w.shape)
     db = dout2.sum(axis=0).reshape(b_shape)

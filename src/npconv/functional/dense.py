@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import ShapeError, check_float_array, expected
-from .activations import check_dout
+from ._shapes import check_dout
 
 
 def dense_forward(x, w, b):

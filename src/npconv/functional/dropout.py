@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import check_float_array, expected
-from .activations import check_dout
+from ._shapes import check_dout
 
 
 def dropout_forward(x, rate, rng, training=True):

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import check_float_array
 from ._shapes import explicit_padding
-from .activations import check_dout
+from ._shapes import check_dout
 
 
 def zero_pad2d_forward(x, padding):

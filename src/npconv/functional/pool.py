@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import check_choice, check_float_array
-from ._shapes import Padding2D, as_pair, output_size, resolve_padding
+from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
 from .conv import pad_nhwc
 
 
@@ -77,7 +77,9 @@ def pool2d_backward(dout, cache: PoolCache):
     unpadded elements. Overlapping windows accumulate.
     """
     x_shape, (ph, pw), (sh, sw), pads, mode, winner, counts = cache
-    m, n_h, n_w, n_c = dout.shape
+    m, n_c = x_shape[0], x_shape[3]
+    n_h, n_w = output_size(x_shape[1:3], (ph, pw), (sh, sw), pads, "pool window")
+    dout = check_dout(dout, (m, n_h, n_w, n_c))
     (top, bottom), (left, right) = pads
     padded_hw = (x_shape[1] + top + bottom, x_shape[2] + left + right)
     share = dout / counts if mode == "average" else None
@@ -186,6 +188,7 @@ def global_pool2d_forward(x, mode="average"):
 def global_pool2d_backward(dout, cache: GlobalPoolCache):
     """Gradient of :func:`global_pool2d_forward`: ``(m, n_C) -> (m, n_H, n_W, n_C)``."""
     m, n_h, n_w, n_c = cache.x_shape
+    dout = check_dout(dout, (m, n_c))
     if cache.mode == "average":
         return np.broadcast_to((dout / (n_h * n_w))[:, None, None, :], cache.x_shape).copy()
     dx = np.zeros((m, n_h * n_w, n_c), dtype=dout.dtype)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from math import prod
 
 from ..errors import ShapeError, check_float_array, expected
-from .activations import check_dout
+from ._shapes import check_dout
 
 
 def flatten_forward(x):
