@@ -4,6 +4,11 @@ Each recipe was chosen to train a strong ``smallres`` within about 10 minutes on
 Horizontal flips are on everywhere: a mirrored face smiles as much, and a mirrored hand sign shows
 the same number of fingers (it is the same sign made with the other hand), so no label changes.
 Vertical flips and large rotations are off: upside-down hands and faces do not occur in these sets.
+
+Measured (shared 2-core machine, heavily loaded): ``npconv train signs`` (32 epochs) reached test
+accuracy 0.967 (116/120) in 7m41s, 462 CPU-seconds; 24 epochs gave 0.958. The 0.98 target is
+not reached yet. The smiles recipe reached 0.893 validation accuracy after its first epoch
+(3m44s loaded); the full 6 epochs were not timed.
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ class Recipe:
 #: (100 px, resized to 64); smiles 10,516 grayscale faces (64 px, trained at 32 px: smiles are
 #: large features); Happy House 600 train + 150 test; the built-in synthetic faces, 600.
 RECIPES: dict[str, Recipe] = {
-    "signs": Recipe(epochs=24, batch_size=32, learning_rate=2e-3, image_size=64),
+    "signs": Recipe(epochs=32, batch_size=32, learning_rate=2e-3, image_size=64),
     "sign-language-digits": Recipe(epochs=24, batch_size=32, learning_rate=2e-3, image_size=64),
     "smiles": Recipe(epochs=6, batch_size=64, learning_rate=2e-3, image_size=32, color_mode="grayscale"),
     "happy": Recipe(epochs=16, batch_size=32, learning_rate=2e-3, image_size=64),
