@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import ShapeError, check_float_array, expected
+from ._reduce import column_sum
 from ._shapes import check_dout
 
 
@@ -46,4 +47,4 @@ def dense_backward(dout, cache, need_dx=True):
     x, w = cache
     dout = check_dout(dout, (x.shape[0], w.shape[1]))
     dx = dout @ w.T if need_dx else None
-    return dx, x.T @ dout, dout.sum(axis=0)
+    return dx, x.T @ dout, column_sum(dout)
