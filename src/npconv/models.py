@@ -30,6 +30,34 @@ class _Node:
         self.frees = ()
 
 
+def _pool_before_relu(nodes: list[_Node]) -> list[_Node]:
+    """The execution order: ``MaxPool(ReLU(x))`` runs as ``ReLU(MaxPool(x))``.
+
+    The two are equal, and so are their gradients (max commutes with ``max(., 0)``; a window whose
+    maximum is not positive sends no gradient either way), but the second applies ReLU, forward and
+    backward, to the pooled array: 4x smaller after a 2x2 pool, 64x after the SIGNS model's 8x8 one.
+    Each layer still sees a valid input and keeps its own cache, so the swap is two nodes trading
+    layers. It applies when the ReLU's output feeds only that pool and the pool is not the last node.
+    """
+    from .layers import MaxPooling2D, ReLU
+    producer = {node.output: k for k, node in enumerate(nodes)}
+    steps = list(nodes)
+    for k, node in enumerate(nodes[:-1]):
+        if not isinstance(node.layer, MaxPooling2D) or len(node.inputs) != 1:
+            continue
+        j = producer.get(node.inputs[0])
+        if j is None or type(nodes[j].layer) is not ReLU:
+            continue
+        relu, pool = nodes[j], node
+        if [i for i, other in enumerate(nodes) if relu.output in other.inputs] != [k]:
+            continue  # the ReLU's output is read elsewhere too
+        steps[j] = _Node(pool.layer, relu.inputs, relu.output)
+        steps[j].frees = relu.frees
+        steps[k] = _Node(relu.layer, pool.inputs, pool.output)
+        steps[k].frees = pool.frees
+    return steps
+
+
 class Model:
     """A network from a symbolic input to an output: ``Model(inputs=x, outputs=y)``.
 
@@ -54,7 +82,8 @@ class Model:
         self.stop_training = False
         self.history = None
         self._compiled = False
-        self._nodes: list[_Node] = []
+        self._nodes: list[_Node] = []   # the graph as built (summary, saving)
+        self._steps: list[_Node] = []   # the same computation, in the order it runs
         self._input_layer = None
         self.input_shape = None
         self._output_shapes: dict[str, tuple] = {}
@@ -110,6 +139,7 @@ class Model:
                 last_use[i] = k
         for k, node in enumerate(nodes):
             node.frees = tuple(i for i in set(node.inputs) if last_use[i] == k)
+        self._steps = _pool_before_relu(nodes)
         self._output_shapes = {}
         shapes = {0: self.input_shape}
         for node in nodes:
@@ -207,8 +237,8 @@ class Model:
     def _forward(self, x, training, logits=False):
         """Run every node; ``logits`` stops the last layer before its activation (fused with the loss)."""
         values = {0: x}
-        last = len(self._nodes) - 1
-        for k, node in enumerate(self._nodes):
+        last = len(self._steps) - 1
+        for k, node in enumerate(self._steps):
             layer = node.layer
             args = [values[i] for i in node.inputs] if layer.multi_input else values[node.inputs[0]]
             if k == last and logits:
@@ -220,12 +250,12 @@ class Model:
             for i in node.frees:
                 del values[i]
             values[node.output] = out
-        return values[self._nodes[-1].output]
+        return values[self._steps[-1].output]
 
     def _backward(self, dout) -> None:
         """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every ``.grad``."""
-        grads = {self._nodes[-1].output: dout}
-        for node in reversed(self._nodes):
+        grads = {self._steps[-1].output: dout}
+        for node in reversed(self._steps):
             if node.skip:
                 node.layer._cache = None
                 continue
@@ -316,7 +346,7 @@ class Model:
         trainable one (input, padding, augmentation) skip backward, and the first trainable layer
         skips its input gradient (``need_dx=False``), the costliest part of a conv backward."""
         requires = {0: False}
-        for node in self._nodes:
+        for node in self._steps:
             node.need_dx = any(requires[i] for i in node.inputs)
             has_weights = bool(node.layer.trainable_weights)
             node.skip = not (node.need_dx or has_weights)

@@ -1,0 +1,61 @@
+"""How a model runs its graph: ``MaxPool(ReLU(x))`` executes as ``ReLU(MaxPool(x))``.
+
+The swap is exact, outputs and gradients alike, including the awkward cases: windows whose values
+are all negative or tie (constant image regions make a convolution's outputs equal).
+"""
+import numpy as np
+
+import npconv as nc
+from npconv import layers as L
+
+
+def build(seed=0):
+    nc.utils.set_random_seed(seed)
+    model = nc.Sequential([
+        L.Conv2D(4, 3, padding="same", input_shape=(8, 8, 2)),
+        L.ReLU(),
+        L.MaxPooling2D(2),
+        L.Flatten(),
+        L.Dense(3, activation="softmax"),
+    ], dtype="float64")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def forward_and_gradients(model, x, y):
+    fused = model._training_plan()
+    out = model._forward(x, True, logits=fused)
+    loss, dout = model.loss.from_logits_and_grad(y, out)
+    model._backward(dout)
+    return out, [w.grad.copy() for w in model.trainable_weights]
+
+
+def test_relu_then_pool_runs_as_pool_then_relu():
+    model = build()
+    assert [type(n.layer).__name__ for n in model._steps][:3] == ["Conv2D", "MaxPooling2D", "ReLU"]
+    assert [type(layer).__name__ for layer in model.layers][:3] == ["Conv2D", "ReLU", "MaxPooling2D"]
+
+
+def test_the_swap_changes_neither_outputs_nor_gradients():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 8, 8, 2))
+    x[:, :4, :4, :] = 0.7   # constant regions: tied conv outputs, positive and negative
+    x[:, 4:, 4:, :] = -2.0
+    y = np.array([0, 1, 2, 1, 0])
+    swapped = build()
+    plain = build()
+    plain._steps = plain._nodes  # the graph as written, no swap
+    out_swapped, grads_swapped = forward_and_gradients(swapped, x, y)
+    out_plain, grads_plain = forward_and_gradients(plain, x, y)
+    np.testing.assert_array_equal(out_swapped, out_plain)
+    for g_swapped, g_plain in zip(grads_swapped, grads_plain):
+        np.testing.assert_allclose(g_swapped, g_plain, rtol=1e-13, atol=1e-15)
+
+
+def test_no_swap_when_the_relu_output_is_read_elsewhere():
+    inputs = nc.Input(shape=(8, 8, 2))
+    a = L.ReLU()(L.Conv2D(4, 3, padding="same")(inputs))
+    pooled = L.MaxPooling2D(2)(a)
+    merged = L.Add()([L.GlobalAveragePooling2D()(a), L.GlobalAveragePooling2D()(pooled)])
+    model = nc.Model(inputs, L.Dense(2, activation="softmax")(merged))
+    assert [n.layer for n in model._steps] == [n.layer for n in model._nodes]
