@@ -1,0 +1,402 @@
+"""Accuracy of the course models and of ``npconv train``'s defaults on the shared data, with PyTorch.
+
+Rows (``--only`` takes their ids):
+
+* ``signs-course``: the course's SIGNS model (``convolutional_model``) trained as in the course: X/255,
+  one-hot labels, ``categorical_crossentropy``, Adam lr 0.001, batch 64, 100 epochs; tested on
+  ``test_signs.h5``; one run per seed. Target ~0.78 (the course's figure).
+* ``signs``: ``npconv train signs`` (the ``RECIPES["signs"]`` recipe, ``smallres``) on
+  ``train_signs.h5``, tested on ``test_signs.h5``. Target >= 0.98.
+* ``sld``: ``npconv train sign-language-digits`` at the recipe's image size; held out: the recipe's
+  stratified ``val_split`` with split seed 0 (the CLI's default seed). Target >= 0.99.
+* ``smiles``: ``npconv train smiles`` (32 px grayscale), held out as for ``sld``. Target >= 0.94.
+* ``happy-cv``: 5-fold stratified cross-validation (folds of seed 0) on ``test_happy.h5``, with the
+  course's ``happyModel`` (Adam lr 0.001, batch 16, 10 epochs, as the course) and with the default
+  recipe (what ``npconv train test_happy.h5 --folds 5`` does). No target: mean +- std.
+
+The npconv rows load and preprocess data exactly as the CLI does (``npconv.apps.datasets``) and train
+with ``npconv.apps.training``, so the figures are ``npconv train``'s. Each PyTorch row trains the same
+architecture (same initialisers, "same" padding, batch-norm momentum and epsilon, dropout) with the
+same recipe: the same batches of npconv's own augmentation functions (``npconv.data.augment``), Adam
+(epsilon 1e-7 as Keras) and the same per-step cosine decay. Training seeds 0, 1, ...; the held-out
+splits do not change with the seed. Train times are per run: wall clock and process CPU time (both
+cores count), so a loaded machine shows as wall > CPU / 2.
+
+Run: ``NPCONV_DATA=/path/to/datasets python benchmarks/accuracy.py [--only signs,sld] [--seeds 3]
+[--quick] [--no-torch]``; prints the table and merges its rows into ``benchmarks/results/accuracy.json``
+(rows not run keep their previous figures). ``--quick`` (1 epoch, at most 600 training images) is a
+smoke test: its figures mean nothing and it writes no JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from _timing import RESULTS, print_table, write_json
+import npconv as nc
+from npconv.apps import RECIPES, convolutional_model, happyModel
+from npconv.apps import datasets, training
+from npconv.data import augment, kfold_indices, train_val_split
+
+ROW_IDS = ("signs-course", "signs", "sld", "smiles", "happy-cv")
+DATA_NAMES = {"signs": "signs", "sld": "sign-language-digits", "smiles": "smiles"}
+TARGETS = {"signs-course": 0.78, "signs": 0.98, "sld": 0.99, "smiles": 0.94}
+COURSE_SIGNS = {"epochs": 100, "batch": 64, "lr": 1e-3}
+COURSE_HAPPY = {"epochs": 10, "batch": 16, "lr": 1e-3}
+QUICK_IMAGES = 600
+
+
+@contextmanager
+def timed(out: dict):
+    """Store the block's wall and process CPU seconds in ``out['wall_s']`` / ``out['cpu_s']``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield out
+    out["wall_s"], out["cpu_s"] = time.perf_counter() - wall, time.process_time() - cpu
+
+
+# ----------------------------------------------------------------------------- data, as the CLI
+
+def cli_data(name: str, recipe, data_dir, quick: bool):
+    """``(train, test, held_out)``: the CLI's data for ``npconv train name``, and how it is held out."""
+    source = datasets.resolve(name, data_dir)
+    data = datasets.load(source, recipe.image_size, recipe.color_mode, data_dir)
+    test_file = datasets.paired_test_file(source)
+    if test_file is not None:
+        test = datasets.load(str(test_file), recipe.image_size, recipe.color_mode, data_dir)
+        held_out = test_file.name
+    else:
+        data, test = train_val_split(data, recipe.val_split, seed=0)
+        held_out = f"{recipe.val_split:.0%} stratified split, seed 0 ({len(test)} images)"
+    if quick:
+        data = data.subset(np.random.default_rng(0).permutation(len(data))[:QUICK_IMAGES])
+    return data, test, held_out
+
+
+# ----------------------------------------------------------------------------- PyTorch twins
+
+def torch_modules():
+    import torch
+    from torch import nn
+
+    def keras_init(net, conv_init="glorot"):
+        """Keras's initialisers: glorot_uniform (course layers) or he_normal (smallres convs), zero biases."""
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                if isinstance(m, nn.Conv2d) and conv_init == "he":
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                else:
+                    nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        return net
+
+    def signs_course(n_classes):
+        # TensorFlow "same": a 4x4 kernel pads 1 top/left and 2 bottom/right; a 2x2 kernel 0 and 1.
+        return keras_init(nn.Sequential(
+            nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(3, 8, 4), nn.ReLU(), nn.MaxPool2d(8),
+            nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(8, 16, 2), nn.ReLU(), nn.MaxPool2d(4),
+            nn.Flatten(), nn.Linear(2 * 2 * 16, n_classes)))
+
+    def happy_course(input_shape):
+        n_h, n_w, n_c = input_shape
+        return keras_init(nn.Sequential(
+            nn.ZeroPad2d(3), nn.Conv2d(n_c, 32, 7), nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
+            nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * (n_h // 2) * (n_w // 2), 1)))
+
+    def conv_bn(c_in, c_out, k):
+        # Keras BatchNormalization(momentum=0.9) is PyTorch's momentum 0.1.
+        return [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.1)]
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out):
+            super().__init__()
+            self.body = nn.Sequential(*conv_bn(c_in, c_out, 3), nn.ReLU(), *conv_bn(c_out, c_out, 3))
+            self.shortcut = nn.Identity() if c_in == c_out else nn.Sequential(*conv_bn(c_in, c_out, 1))
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.shortcut(x))
+
+    def smallres(input_shape, n_out, widths=(16, 32, 64), dropout=0.3):
+        """``npconv.apps.smallres`` without its augmentation layers (the loop augments)."""
+        c_in = input_shape[-1]
+        layers = [*conv_bn(c_in, widths[0], 3), nn.ReLU()]
+        if min(input_shape[:2]) >= 48:
+            layers.append(nn.MaxPool2d(2))
+        for c_prev, c in zip((widths[0],) + tuple(widths[:-1]), widths):
+            layers += [Block(c_prev, c), nn.MaxPool2d(2)]
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], n_out)]
+        net = keras_init(nn.Sequential(*layers), conv_init="he")
+        nn.init.xavier_uniform_(net[-1].weight)
+        return net
+
+    return torch, nn, signs_course, happy_course, smallres
+
+
+def torch_fit_eval(net, x, y, x_test, y_test, epochs, batch, lr, seed, cosine=False, augmentation=None):
+    """Train ``net`` (NCHW PyTorch module) on uint8 NHWC ``x`` scaled by 1/255; test accuracy.
+
+    Binary tasks use one logit and ``BCEWithLogitsLoss``, others ``CrossEntropyLoss`` (the fused
+    forms of npconv's sigmoid/softmax losses). ``augmentation(batch, rng)`` runs on NHWC floats.
+    """
+    import torch
+    from torch import nn
+    torch.manual_seed(seed)
+    binary = int(y.max()) == 1 and net[-1].out_features == 1
+    loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
+    xf = datasets.to_float(x)
+    steps = epochs * -(-len(x) // batch)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, eps=1e-7)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        net.train()
+        perm = rng.permutation(len(x))
+        for start in range(0, len(x), batch):
+            idx = perm[start:start + batch]
+            xb = xf[idx] if augmentation is None else augmentation(xf[idx], rng)
+            xb = torch.from_numpy(np.ascontiguousarray(xb.transpose(0, 3, 1, 2)))
+            out = net(xb)
+            target = torch.from_numpy(y[idx]).float()[:, None] if binary else torch.from_numpy(y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss_fn(out, target).backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.from_numpy(np.ascontiguousarray(datasets.to_float(x_test).transpose(0, 3, 1, 2))))
+    pred = (out[:, 0] > 0).long() if binary else out.argmax(1)
+    return float(np.mean(pred.numpy() == y_test))
+
+
+def recipe_augmentation(recipe):
+    """The recipe's augmentation as a function of an NHWC float batch and a generator."""
+    def apply(xb, rng):
+        if recipe.flip:
+            xb = augment.random_flip(xb, rng, "horizontal")
+        if recipe.translate:
+            xb = augment.random_translation(xb, rng, recipe.translate, recipe.translate)
+        return xb
+    return apply
+
+
+# ----------------------------------------------------------------------------- rows
+
+def summarise(row: dict) -> dict:
+    """Mean/std of the runs' accuracies and times; ``met`` against the target when there is one."""
+    acc = [r["accuracy"] for r in row["runs"]]
+    row["accuracy"] = float(np.mean(acc))
+    row["accuracy_std"] = float(np.std(acc))
+    row["accuracy_min"] = float(np.min(acc))
+    row["wall_s"] = float(np.mean([r["wall_s"] for r in row["runs"]]))
+    row["cpu_s"] = float(np.mean([r["cpu_s"] for r in row["runs"]]))
+    target = row.get("target")
+    row["met"] = None if target is None else bool(row["accuracy"] >= target)
+    return row
+
+
+def signs_course_rows(args):
+    data, test, held_out = cli_data("signs", RECIPES["signs"], args.data_dir, args.quick)
+    epochs = 1 if args.quick else COURSE_SIGNS["epochs"]
+    seeds = range(args.seeds or 3)
+    x, x_test = datasets.to_float(data.x), datasets.to_float(test.x)
+    one_hot = np.eye(6, dtype=np.float32)[data.y]
+    base = {"id": "signs-course", "data": "SIGNS", "held_out": held_out, "model": "course convolutional_model",
+            "epochs": epochs, "batch": COURSE_SIGNS["batch"], "target": TARGETS["signs-course"]}
+    runs = []
+    for seed in seeds:
+        nc.utils.set_random_seed(seed)
+        model = convolutional_model((64, 64, 3), 6)
+        model.compile(optimizer=nc.optimizers.Adam(COURSE_SIGNS["lr"]), loss="categorical_crossentropy",
+                      metrics=["accuracy"])
+        with timed({"seed": seed}) as run:
+            model.fit(x, one_hot, batch_size=COURSE_SIGNS["batch"], epochs=epochs, verbose=0)
+        run["accuracy"] = float(np.mean(model.predict(x_test).argmax(1) == test.y))
+        runs.append(run)
+        print(f"  signs-course npconv seed {seed}: {run['accuracy']:.3f} in {run['wall_s']:.0f}s", flush=True)
+    rows = [summarise({**base, "framework": "npconv", "runs": runs})]
+    if args.torch:
+        torch, nn, signs_course, _, _ = torch_modules()
+        runs = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            net = signs_course(6)
+            with timed({"seed": seed}) as run:
+                run["accuracy"] = torch_fit_eval(net, data.x, data.y, test.x, test.y, epochs,
+                                                 COURSE_SIGNS["batch"], COURSE_SIGNS["lr"], seed)
+            runs.append(run)
+            print(f"  signs-course torch seed {seed}: {run['accuracy']:.3f} in {run['wall_s']:.0f}s", flush=True)
+        rows.append(summarise({**base, "framework": "pytorch", "runs": runs}))
+    return rows
+
+
+def default_rows(row_id: str, args):
+    name = DATA_NAMES[row_id]
+    recipe = RECIPES[name].replace(epochs=1 if args.quick else None)
+    data, test, held_out = cli_data(name, recipe, args.data_dir, args.quick)
+    seeds = range(args.seeds or 1)
+    base = {"id": row_id, "data": name, "held_out": held_out, "model": f"{recipe.arch} (npconv train {name})",
+            "epochs": recipe.epochs, "batch": recipe.batch_size, "target": TARGETS[row_id],
+            "recipe": vars(recipe).copy(), "train_images": len(data), "test_images": len(test)}
+    runs = []
+    for seed in seeds:
+        with timed({"seed": seed}) as run:
+            result = training.train(data, recipe, recipe.arch, test=test, seed=seed, verbose=0, dataset=name)
+        ev = result.evaluation
+        run.update(accuracy=ev["accuracy"], correct=ev["correct"], n=ev["n"],
+                   confusion_matrix=np.asarray(ev["confusion_matrix"]).tolist(),
+                   val_accuracy_by_epoch=[round(float(a), 4) for a in result.history.get("val_accuracy", [])])
+        runs.append(run)
+        print(f"  {row_id} npconv seed {seed}: {ev['accuracy']:.4f} ({ev['correct']}/{ev['n']}) "
+              f"in {run['wall_s']:.0f}s wall, {run['cpu_s']:.0f}s CPU", flush=True)
+    rows = [summarise({**base, "framework": "npconv", "runs": runs})]
+    if args.torch:
+        torch, nn, _, _, smallres = torch_modules()
+        n_out = 1 if len(data.class_names) == 2 else len(data.class_names)
+        runs = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            net = smallres(data.x.shape[1:], n_out)
+            with timed({"seed": seed}) as run:
+                run["accuracy"] = torch_fit_eval(net, data.x, data.y, test.x, test.y, recipe.epochs,
+                                                 recipe.batch_size, recipe.learning_rate, seed, cosine=True,
+                                                 augmentation=recipe_augmentation(recipe))
+            runs.append(run)
+            print(f"  {row_id} torch seed {seed}: {run['accuracy']:.4f} in {run['wall_s']:.0f}s", flush=True)
+        rows.append(summarise({**base, "framework": "pytorch", "runs": runs}))
+    return rows
+
+
+def happy_cv_rows(args):
+    recipe = RECIPES["happy"].replace(epochs=1 if args.quick else None)
+    source = str(datasets.find_file("test_happy.h5", args.data_dir))
+    data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
+    folds = list(kfold_indices(data.y, 5, seed=0))
+    course_epochs = 1 if args.quick else COURSE_HAPPY["epochs"]
+    held_out = "5-fold stratified CV of test_happy.h5 (150 images), folds of seed 0"
+    rows = []
+
+    def course_fold(i, tr, te):
+        nc.utils.set_random_seed(i)
+        model = happyModel((64, 64, 3))
+        model.compile(optimizer=nc.optimizers.Adam(COURSE_HAPPY["lr"]), loss="binary_crossentropy",
+                      metrics=["accuracy"])
+        with timed({"fold": i + 1}) as run:
+            model.fit(datasets.to_float(data.x[tr]), data.y[tr], batch_size=COURSE_HAPPY["batch"],
+                      epochs=course_epochs, verbose=0)
+        run["accuracy"] = float(np.mean((model.predict(datasets.to_float(data.x[te]))[:, 0] > 0.5) == data.y[te]))
+        return run
+
+    course = {"id": "happy-cv", "data": "Happy House", "held_out": held_out, "model": "course happyModel",
+              "epochs": course_epochs, "batch": COURSE_HAPPY["batch"], "target": None}
+    rows.append(summarise({**course, "framework": "npconv",
+                           "runs": [course_fold(i, tr, te) for i, (tr, te) in enumerate(folds)]}))
+    if args.torch:
+        torch, nn, _, happy_course, smallres = torch_modules()
+        runs = []
+        for i, (tr, te) in enumerate(folds):
+            torch.manual_seed(i)
+            net = happy_course((64, 64, 3))
+            with timed({"fold": i + 1}) as run:
+                run["accuracy"] = torch_fit_eval(net, data.x[tr], data.y[tr], data.x[te], data.y[te],
+                                                 course_epochs, COURSE_HAPPY["batch"], COURSE_HAPPY["lr"], i)
+            runs.append(run)
+        rows.append(summarise({**course, "framework": "pytorch", "runs": runs}))
+
+    # The default: exactly `npconv train test_happy.h5 --folds 5` (same folds, fold i trains with seed i).
+    default = {"id": "happy-cv", "data": "Happy House", "held_out": held_out,
+               "model": f"{recipe.arch} (npconv train test_happy.h5 --folds 5)", "epochs": recipe.epochs,
+               "batch": recipe.batch_size, "target": None, "recipe": vars(recipe).copy()}
+    with timed({}) as total:
+        result = training.cross_validate(data, 5, recipe, recipe.arch, seed=0, verbose=0, dataset="happy")
+    runs = [{"fold": f["fold"], "accuracy": f["accuracy"], "wall_s": f["seconds"],
+             "cpu_s": total["cpu_s"] / len(result.folds)} for f in result.folds]
+    rows.append(summarise({**default, "framework": "npconv", "runs": runs}))
+    if args.torch:
+        n_runs = []
+        for i, (tr, te) in enumerate(folds):
+            torch.manual_seed(i)
+            net = smallres((64, 64, 3), 1)
+            with timed({"fold": i + 1}) as run:
+                run["accuracy"] = torch_fit_eval(net, data.x[tr], data.y[tr], data.x[te], data.y[te],
+                                                 recipe.epochs, recipe.batch_size, recipe.learning_rate, i,
+                                                 cosine=True, augmentation=recipe_augmentation(recipe))
+            n_runs.append(run)
+        rows.append(summarise({**default, "framework": "pytorch", "runs": n_runs}))
+    return rows
+
+
+# ----------------------------------------------------------------------------- main
+
+def accuracy_cell(row: dict) -> str:
+    if len(row["runs"]) == 1:
+        return f"{row['accuracy']:.4f}"
+    return f"{row['accuracy']:.3f} ± {row['accuracy_std']:.3f}"
+
+
+def table(rows: list[dict]) -> None:
+    cells = []
+    for r in rows:
+        per_run = " ".join(f"{x['accuracy']:.3f}" for x in r["runs"]) if len(r["runs"]) > 1 else ""
+        cells.append({**r, "acc": accuracy_cell(r), "per_run": per_run, "n_runs": len(r["runs"]),
+                      "target_s": "-" if r.get("target") is None else f">= {r['target']:.2f}"
+                      if r["target"] != TARGETS["signs-course"] else f"~{r['target']:.2f}",
+                      "met_s": "-" if r.get("met") is None or r["framework"] != "npconv"
+                      else ("yes" if r["met"] else "NO")})
+    print_table(cells, [("data", "data", "s"), ("model", "model", "s"), ("framework", "fw", "s"),
+                        ("epochs", "epochs", "d"), ("batch", "batch", "d"), ("n_runs", "runs", "d"),
+                        ("wall_s", "wall s/run", ".0f"), ("cpu_s", "CPU s/run", ".0f"),
+                        ("acc", "accuracy", "s"), ("per_run", "per seed/fold", "s"),
+                        ("target_s", "target", "s"), ("met_s", "met", "s")])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help=f"comma-separated rows: {','.join(ROW_IDS)} (default: all)")
+    parser.add_argument("--seeds", type=int, help="training seeds per row (default: 3 for signs-course, else 1)")
+    parser.add_argument("--quick", action="store_true", help="1 epoch, 600 training images: a smoke test")
+    parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip the PyTorch rows")
+    parser.add_argument("--data-dir", help="data directory (default: $NPCONV_DATA)")
+    args = parser.parse_args(argv)
+    only = ROW_IDS if not args.only else tuple(s.strip() for s in args.only.split(","))
+    unknown = set(only) - set(ROW_IDS)
+    if unknown:
+        parser.error(f"--only: unknown rows {sorted(unknown)}; choose from {','.join(ROW_IDS)}")
+    if args.torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            sys.exit("PyTorch is missing: pip install torch==2.13.0, or run with --no-torch")
+
+    path = RESULTS / "accuracy.json"
+    previous = json.loads(path.read_text()).get("rows", []) if path.exists() else []
+    rows = []
+    for row_id in only:
+        print(f"{row_id} ...", flush=True)
+        if row_id == "signs-course":
+            new = signs_course_rows(args)
+        elif row_id == "happy-cv":
+            new = happy_cv_rows(args)
+        else:
+            new = default_rows(row_id, args)
+        for r in new:
+            r["measured"] = time.strftime("%Y-%m-%d %H:%M")
+        rows += new
+        kept = [r for r in previous if r["id"] not in {x["id"] for x in rows}]
+        merged = sorted(kept + rows, key=lambda r: ROW_IDS.index(r["id"]))
+        if not args.quick:  # after every row: a long run that is cut short keeps what finished
+            write_json("accuracy", {"rows": merged})
+    print()
+    table(rows if args.quick else merged)
+    if not args.quick:
+        print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
