@@ -40,7 +40,7 @@ def fans(shape) -> tuple[int, int]:
     return receptive * shape[-2], receptive * shape[-1]
 
 
-class Initializer:
+class Initializer(utils.Configurable):
     """Base class: subclasses implement ``_sample(shape, rng) -> float64 array``."""
 
     random = True  # constant initialisers set False: they never touch a generator
@@ -67,14 +67,6 @@ class Initializer:
 
     def get_config(self) -> dict:
         return {"seed": self.seed} if self.random else {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Constant(Initializer):

@@ -66,7 +66,7 @@ def _check_probabilities(y_pred: np.ndarray) -> None:
                                   "from_logits_and_grad."))
 
 
-class Loss:
+class Loss(utils.Configurable):
     """Base class: subclasses set ``name`` and ``activation`` and implement the three kernels."""
 
     name = ""
@@ -107,12 +107,6 @@ class Loss:
     def get_config(self) -> dict:
         return {"name": self.name, "from_logits": self.from_logits}
 
-    @classmethod
-    def from_config(cls, config: dict) -> "Loss":
-        return cls(**{k: v for k, v in config.items() if k != "name"})
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(from_logits={self.from_logits})"
 
 
 class BinaryCrossentropy(Loss):

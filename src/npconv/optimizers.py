@@ -41,7 +41,7 @@ def _check_range(value, name: str, low: float, high: float, high_inclusive: bool
 
 # --------------------------------------------------------------------------- learning-rate schedules
 
-class LearningRateSchedule:
+class LearningRateSchedule(utils.Configurable):
     """A learning rate as a function of the step: ``schedule(step) -> float``."""
 
     def __call__(self, step: int) -> float:
@@ -50,13 +50,6 @@ class LearningRateSchedule:
     def get_config(self) -> dict:
         return dict(vars(self))
 
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class ExponentialDecay(LearningRateSchedule):
@@ -103,7 +96,7 @@ schedules = SimpleNamespace(LearningRateSchedule=LearningRateSchedule,
 
 # --------------------------------------------------------------------------- optimisers
 
-class Optimizer:
+class Optimizer(utils.Configurable):
     """Base class. Subclasses name their slots in ``slot_names()`` and implement ``_update``.
 
     State: ``iterations`` (updates applied) and ``_slots[name][i]``, the slot ``name`` of the
@@ -249,10 +242,6 @@ class Optimizer:
             config["learning_rate"] = utils.deserialize(lr, _SCHEDULES, LearningRateSchedule,
                                                         "learning_rate")
         return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
 
 
 class SGD(Optimizer):

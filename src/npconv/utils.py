@@ -74,6 +74,22 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+class Configurable:
+    """Keras's config protocol: ``type(obj).from_config(obj.get_config())`` rebuilds an equal object,
+    and the repr shows the config. A ``"name"`` entry (Keras writes one) is not a constructor argument."""
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**{k: v for k, v in config.items() if k != "name"})
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
 def canonical_name(name: str) -> str:
     """``"glorot_uniform"``, ``"GlorotUniform"`` and ``"glorotuniform"`` all give ``"glorotuniform"``."""
     return name.replace("_", "").replace("-", "").lower()

@@ -1,7 +1,6 @@
 """``Conv2D`` and ``ZeroPadding2D`` on NHWC batches."""
 from __future__ import annotations
 
-import numpy as np
 
 from .. import functional as F
 from ..errors import ShapeError, check_choice, check_positive_int, expected
@@ -9,10 +8,10 @@ from ..functional._shapes import as_pair, explicit_padding, output_size, resolve
 from ..functional._workspace import Workspace
 from . import activations
 from .base import Layer, check_input_rank
-from .core import _Activated
+from .core import _Affine
 
 
-class Conv2D(_Activated):
+class Conv2D(_Affine):
     """2-D convolution: ``Z[i,h,w,k] = sum(A_pad[i, h*s:h*s+fh, w*s:w*s+fw, :] * W[..., k]) + b[k]``.
 
     ``W (fh, fw, n_C_prev, filters)``, ``b (filters,)``; ``padding="same"`` follows TensorFlow
@@ -53,21 +52,11 @@ class Conv2D(_Activated):
         self._workspace = Workspace()
 
     def forward(self, x, training=False, logits=False):
-        b = self.bias.value if self.use_bias else np.zeros(self.filters, x.dtype)
-        z, cache = F.conv2d_forward(x, self.kernel.value, b, stride=self.strides, padding=self.padding,
+        return self._affine_forward(F.conv2d_forward, x, logits, stride=self.strides, padding=self.padding,
                                     workspace=self._workspace)
-        out, act_cache = self._activate(z, logits)
-        self._cache = (cache, act_cache, logits)
-        return out
 
     def backward(self, dout, need_dx=True):
-        cache, act_cache, logits = self._take_cache()
-        dz = self._deactivate(dout, act_cache, logits)
-        dx, dw, db = F.conv2d_backward(dz, cache, need_dx=need_dx)
-        self.kernel.grad = dw
-        if self.use_bias:
-            self.bias.grad = db
-        return dx
+        return self._affine_backward(F.conv2d_backward, dout, need_dx)
 
 
 class ZeroPadding2D(Layer):

@@ -63,7 +63,29 @@ class _Activated(Layer):
         return config
 
 
-class Dense(_Activated):
+class _Affine(_Activated):
+    """A layer of a kernel and a bias (``Dense``, ``Conv2D``): ``activation(op(x, W) + b)``.
+
+    Subclasses name their functional kernel pair; the bias, activation and gradients are handled here.
+    """
+
+    def _affine_forward(self, kernel_forward, x, logits, **hyper):
+        b = self.bias.value if self.use_bias else np.zeros(self.kernel.shape[-1], x.dtype)
+        z, cache = kernel_forward(x, self.kernel.value, b, **hyper)
+        out, act_cache = self._activate(z, logits)
+        self._cache = (cache, act_cache, logits)
+        return out
+
+    def _affine_backward(self, kernel_backward, dout, need_dx):
+        cache, act_cache, logits = self._take_cache()
+        dx, dw, db = kernel_backward(self._deactivate(dout, act_cache, logits), cache, need_dx=need_dx)
+        self.kernel.grad = dw
+        if self.use_bias:
+            self.bias.grad = db
+        return dx
+
+
+class Dense(_Affine):
     """Fully connected: ``out = activation(x @ W + b)``; ``x (m, n_in)``, ``W (n_in, units)``, ``b (units,)``."""
 
     _config_keys = ("units", "use_bias", "kernel_initializer", "bias_initializer")
@@ -94,20 +116,10 @@ class Dense(_Activated):
         self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
 
     def forward(self, x, training=False, logits=False):
-        b = self.bias.value if self.use_bias else np.zeros(self.units, x.dtype)
-        z, cache = F.dense_forward(x, self.kernel.value, b)
-        out, act_cache = self._activate(z, logits)
-        self._cache = (cache, act_cache, logits)
-        return out
+        return self._affine_forward(F.dense_forward, x, logits)
 
     def backward(self, dout, need_dx=True):
-        cache, act_cache, logits = self._take_cache()
-        dz = self._deactivate(dout, act_cache, logits)
-        dx, dw, db = F.dense_backward(dz, cache, need_dx=need_dx)
-        self.kernel.grad = dw
-        if self.use_bias:
-            self.bias.grad = db
-        return dx
+        return self._affine_backward(F.dense_backward, dout, need_dx)
 
 
 class Activation(_Activated):
