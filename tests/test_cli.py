@@ -70,6 +70,14 @@ def test_train_says_where_the_data_came_from(tmp_path, capsys):
     assert not (tmp_path / "m_report").exists()
 
 
+def test_train_creates_the_output_folder_and_refuses_a_folder_as_model(tmp_path, capsys):
+    # the README's main job writes to runs/, which a fresh clone does not have
+    code, out, _ = run(capsys, "train", "--out", tmp_path / "runs" / "m.npz", "--no-report", *QUICK)
+    assert code == 0 and (tmp_path / "runs" / "m.npz").is_file()
+    code, _, err = run(capsys, "train", "--out", tmp_path / "runs", *QUICK)
+    assert_one_line_error(code, err, "--out", "folder", "model.npz")
+
+
 def test_train_with_folds(tmp_path, capsys):
     code, out, _ = run(capsys, "train", "--out", tmp_path / "cv.npz", "--folds", "2", "--no-report", *QUICK)
     assert code == 0, out

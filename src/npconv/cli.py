@@ -100,10 +100,11 @@ def cmd_train(args) -> int:
     from .report import write_report
 
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"--out: expected a file in an existing folder, got {out}. "
-                                f"Create {out.parent} first.")
+    if out.is_dir():
+        raise IsADirectoryError(f"--out: expected a model file name, got the folder {out}. "
+                                f"Try --out {out / 'model.npz'}.")
     source, name, recipe, arch, data, test, test_file = _prepare_training(args)
+    out.parent.mkdir(parents=True, exist_ok=True)  # only once the data has loaded
     verbose = 0 if args.quiet else 1
     _say(args, f"data: {source} ({len(data)} images, {len(data.class_names)} classes: "
                f"{', '.join(data.class_names)})")
