@@ -20,7 +20,8 @@ architecture (same initialisers, "same" padding, batch-norm momentum and epsilon
 same recipe: the same batches of npconv's own augmentation functions (``npconv.data.augment``), Adam
 (epsilon 1e-7 as Keras) and the same per-step cosine decay. Training seeds 0, 1, ...; the held-out
 splits do not change with the seed. Train times are per run: wall clock and process CPU time (both
-cores count), so a loaded machine shows as wall > CPU / 2.
+cores count), so a loaded machine shows as wall > CPU / 2. PyTorch runs on ``--torch-threads``
+threads (default 1).
 
 Run: ``NPCONV_DATA=/path/to/datasets python benchmarks/accuracy.py [--only signs,sld] [--seeds 3]
 [--quick] [--no-torch]``; prints the table and merges its rows into ``benchmarks/results/accuracy.json``
@@ -362,6 +363,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 epoch, 600 training images: a smoke test")
     parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip the PyTorch rows")
     parser.add_argument("--data-dir", help="data directory (default: $NPCONV_DATA)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="PyTorch's intra-op threads (default 1: on a shared 2-core machine its pool "
+                             "oversubscribes; 1 thread took a third of the CPU time of 2)")
     args = parser.parse_args(argv)
     only = ROW_IDS if not args.only else tuple(s.strip() for s in args.only.split(","))
     unknown = set(only) - set(ROW_IDS)
@@ -369,9 +373,10 @@ def main(argv=None) -> int:
         parser.error(f"--only: unknown rows {sorted(unknown)}; choose from {','.join(ROW_IDS)}")
     if args.torch:
         try:
-            import torch  # noqa: F401
+            import torch
         except ImportError:
             sys.exit("PyTorch is missing: pip install torch==2.13.0, or run with --no-torch")
+        torch.set_num_threads(args.torch_threads)
 
     path = RESULTS / "accuracy.json"
     previous = json.loads(path.read_text()).get("rows", []) if path.exists() else []
