@@ -59,3 +59,22 @@ def test_no_swap_when_the_relu_output_is_read_elsewhere():
     merged = L.Add()([L.GlobalAveragePooling2D()(a), L.GlobalAveragePooling2D()(pooled)])
     model = nc.Model(inputs, L.Dense(2, activation="softmax")(merged))
     assert [n.layer for n in model._steps] == [n.layer for n in model._nodes]
+
+
+def test_intermediate_outputs_follow_the_graph_as_built():
+    model = build()
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 2))
+    outputs = model.intermediate_outputs(x)
+    names = [layer.name for layer in model.layers]
+    assert list(outputs) == names
+    relu = outputs[names[1]]
+    assert relu.shape == (2, 8, 8, 4) and relu.min() >= 0  # the ReLU's own output, not the swapped one
+    np.testing.assert_allclose(outputs[names[-1]], model.predict(x))
+    only = model.intermediate_outputs(x, [names[0]])
+    assert list(only) == [names[0]]
+
+
+def test_intermediate_outputs_name_unknown_layers():
+    import pytest
+    with pytest.raises(ValueError, match=r"layer_names: expected names of this model's layers .*'nope'"):
+        build().intermediate_outputs(np.zeros((1, 8, 8, 2)), ["nope"])

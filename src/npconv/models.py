@@ -234,11 +234,16 @@ class Model:
         return self
 
     # ------------------------------------------------------------------ running
-    def _forward(self, x, training, logits=False):
-        """Run every node; ``logits`` stops the last layer before its activation (fused with the loss)."""
+    def _forward(self, x, training, logits=False, record=None):
+        """Run every node; ``logits`` stops the last layer before its activation (fused with the loss).
+
+        ``record``: a dict whose keys name layers; their outputs are stored in it. Recording runs the
+        graph as built (``_nodes``), so each value is what that layer's output means in the model.
+        """
         values = {0: x}
-        last = len(self._steps) - 1
-        for k, node in enumerate(self._steps):
+        steps = self._steps if record is None else self._nodes
+        last = len(steps) - 1
+        for k, node in enumerate(steps):
             layer = node.layer
             args = [values[i] for i in node.inputs] if layer.multi_input else values[node.inputs[0]]
             if k == last and logits:
@@ -250,7 +255,30 @@ class Model:
             for i in node.frees:
                 del values[i]
             values[node.output] = out
-        return values[self._steps[-1].output]
+            if record is not None and layer.name in record:
+                record[layer.name] = out
+        return values[steps[-1].output]
+
+    def intermediate_outputs(self, x, layer_names=None) -> dict:
+        """Each named layer's output for ``x`` at inference, ``{name: array}`` in layer order.
+
+        The feature maps of one image through every convolution, for example::
+
+            convs = [layer.name for layer in model.layers if isinstance(layer, L.Conv2D)]
+            maps = model.intermediate_outputs(image[None], convs)
+
+        ``layer_names`` defaults to every layer (memory: all activations of ``x`` are kept).
+        """
+        x = self._prepare_x(x, "x", build=True)
+        known = [node.layer.name for node in self._nodes]
+        names = known if layer_names is None else list(layer_names)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(expected("layer_names", f"names of this model's layers ({', '.join(known)})",
+                                      ", ".join(map(repr, unknown))))
+        record = dict.fromkeys(names)
+        self._forward(x, training=False, record=record)
+        return {name: record[name] for name in known if name in record}
 
     def _backward(self, dout) -> None:
         """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every ``.grad``."""

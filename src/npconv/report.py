@@ -5,7 +5,6 @@ convolution's kernels) and feature_maps.png (one held-out image through every co
 """
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -20,30 +19,11 @@ def conv_layers(model) -> list:
     return [layer for layer in model.layers if isinstance(layer, Conv2D)]
 
 
-@contextlib.contextmanager
-def _recording(layers, store: dict):
-    """Make each layer in ``layers`` copy its output into ``store[name]`` for the duration."""
-    for layer in layers:
-        def forward(x, training=False, _forward=layer.forward, _name=layer.name, **kwargs):
-            out = _forward(x, training, **kwargs)
-            store[_name] = out
-            return out
-        layer.forward = forward  # an instance attribute shadows the method
-    try:
-        yield store
-    finally:
-        for layer in layers:
-            del layer.forward
-
-
 def feature_maps(model, image_uint8: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
     """The output of every ``Conv2D`` for one uint8 image ``(n_H, n_W, n_C)``, and the layer names."""
-    layers = conv_layers(model)
-    store: dict = {}
-    with _recording(layers, store):
-        model.predict(to_float(image_uint8[None], model.metadata.get("value_scale", 255)))
-    names = [layer.name for layer in layers if layer.name in store]
-    return [store[n][0] for n in names], names
+    x = to_float(image_uint8[None], model.metadata.get("value_scale", 255))
+    maps = model.intermediate_outputs(x, [layer.name for layer in conv_layers(model)])
+    return [m[0] for m in maps.values()], list(maps)
 
 
 def jsonable(evaluation: dict, class_names) -> dict:
