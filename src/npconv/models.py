@@ -471,7 +471,7 @@ class Model:
 
         history = cbks.History()
         callback_list = cbks.CallbackList(
-            [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose)] if verbose else []), self)
+            [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []), self)
         self.history = history
         self.stop_training = False
         m = len(x)
