@@ -47,7 +47,8 @@ RECIPES: dict[str, Recipe] = {
     "sign-language-digits": Recipe(epochs=24, batch_size=32, learning_rate=2e-3, image_size=64),
     "smiles": Recipe(epochs=6, batch_size=64, learning_rate=2e-3, image_size=32, color_mode="grayscale"),
     "happy": Recipe(epochs=16, batch_size=32, learning_rate=2e-3, image_size=64),
-    "builtin:smiles": Recipe(epochs=6, batch_size=32, learning_rate=3e-3, image_size=32),
+    # 30 epochs: 6 left the smile unlearned (0.51 validation); 30 reach 0.956 (86/90) in under 4 minutes.
+    "builtin:smiles": Recipe(epochs=30, batch_size=32, learning_rate=3e-3, image_size=32),
     "default": Recipe(),
 }
 
