@@ -66,17 +66,20 @@ def test_soft_categorical_labels_match_torch(torch, rng):
 
 # ----- the three forms agree -----
 
+def labels_logits_probabilities(name, rng):
+    """Labels in the form loss ``name`` takes, logits, and the probabilities they make."""
+    if name == "binary_crossentropy":
+        y, z = binary_case(rng)
+        return y, z, sigmoid(z)
+    labels, onehot, z = categorical_case(rng)
+    return (labels if name.startswith("sparse") else onehot), z, softmax(z)
+
+
 @pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy",
                                   "sparse_categorical_crossentropy"])
 def test_probability_form_equals_fused_form_away_from_the_clip(name, rng):
     loss = losses.get(name)
-    if name == "binary_crossentropy":
-        y, z = binary_case(rng)
-        p = sigmoid(z)
-    else:
-        labels, onehot, z = categorical_case(rng)
-        y = labels if name.startswith("sparse") else onehot
-        p = softmax(z)
+    y, z, p = labels_logits_probabilities(name, rng)
     value, _ = loss.from_logits_and_grad(y, z)
     # Keras adds 1e-7 inside the binary logs: equal to about 1e-7, not to rounding.
     np.testing.assert_allclose(loss(y, p), value, rtol=1e-6)
@@ -86,13 +89,7 @@ def test_probability_form_equals_fused_form_away_from_the_clip(name, rng):
                                   "sparse_categorical_crossentropy"])
 def test_grad_is_the_derivative_of_call(name, rng):
     loss = losses.get(name)
-    if name == "binary_crossentropy":
-        y, z = binary_case(rng)
-        p = sigmoid(z)
-    else:
-        labels, onehot, z = categorical_case(rng)
-        y = labels if name.startswith("sparse") else onehot
-        p = softmax(z)
+    y, z, p = labels_logits_probabilities(name, rng)
     numeric = numerical_gradient(lambda a: loss(y, a), p)
     np.testing.assert_allclose(loss.grad(y, p), numeric, rtol=1e-6, atol=1e-8)
 
