@@ -379,7 +379,6 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.torch_threads)
 
     path = RESULTS / "accuracy.json"
-    previous = json.loads(path.read_text()).get("rows", []) if path.exists() else []
     rows = []
     for row_id in only:
         print(f"{row_id} ...", flush=True)
@@ -392,6 +391,8 @@ def main(argv=None) -> int:
         for r in new:
             r["measured"] = time.strftime("%Y-%m-%d %H:%M")
         rows += new
+        # Re-read before each write: another run of this script may have added rows meanwhile.
+        previous = json.loads(path.read_text()).get("rows", []) if path.exists() else []
         kept = [r for r in previous if r["id"] not in {x["id"] for x in rows}]
         merged = sorted(kept + rows, key=lambda r: ROW_IDS.index(r["id"]))
         if not args.quick:  # after every row: a long run that is cut short keeps what finished
