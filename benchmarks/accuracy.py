@@ -25,7 +25,7 @@ threads (default 1).
 
 Run: ``NPCONV_DATA=/path/to/datasets python benchmarks/accuracy.py [--only signs,sld] [--seeds 3]
 [--quick] [--no-torch]``; prints the table and merges its rows into ``benchmarks/results/accuracy.json``
-(rows not run keep their previous figures). ``--quick`` (1 epoch, at most 600 training images) is a
+(rows not run, e.g. the PyTorch ones under ``--no-torch``, keep their previous figures and dates). ``--quick`` (1 epoch, at most 600 training images) is a
 smoke test: its figures mean nothing and it writes no JSON.
 """
 from __future__ import annotations
@@ -393,7 +393,9 @@ def main(argv=None) -> int:
         rows += new
         # Re-read before each write: another run of this script may have added rows meanwhile.
         previous = json.loads(path.read_text()).get("rows", []) if path.exists() else []
-        kept = [r for r in previous if r["id"] not in {x["id"] for x in rows}]
+        def key(r):
+            return r["id"], r["framework"], r["model"]
+        kept = [r for r in previous if key(r) not in {key(x) for x in rows}]
         merged = sorted(kept + rows, key=lambda r: ROW_IDS.index(r["id"]))
         if not args.quick:  # after every row: a long run that is cut short keeps what finished
             write_json("accuracy", {"rows": merged})
