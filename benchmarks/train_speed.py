@@ -116,9 +116,9 @@ def speed_rows(pairs):
 
 def peak_memory_mb():
     """Peak memory of one Happy epoch at batch 64, in a fresh process that imports npconv alone:
-    NumPy's traced peak (arrays and Python objects) and the process's maximum resident size."""
+    NumPy's traced peak (arrays and Python objects) and the process's peak resident size (Linux)."""
     code = """
-import resource, tracemalloc
+import tracemalloc
 import numpy as np
 from npconv.apps import happyModel
 x = np.random.default_rng(0).random((600, 64, 64, 3), dtype=np.float32)
@@ -127,7 +127,9 @@ model = happyModel()
 model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
 tracemalloc.start()
 model.fit(x, y, batch_size=64, epochs=1, verbose=0)
-print(tracemalloc.get_traced_memory()[1] / 2**20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM, not ru_maxrss: a child's ru_maxrss keeps its parent's size from before exec (PyTorch's here)
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(tracemalloc.get_traced_memory()[1] / 2**20, hwm_kb / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     traced, rss = map(float, out.split())
