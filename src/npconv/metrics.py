@@ -93,7 +93,7 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     _check_rows(true, pred)
     for name, labels in (("y_true", true), ("y_pred", pred)):
         if labels.size and (labels.min() < 0 or labels.max() >= n):
-            raise ValueError(expected(name, f"class labels in [0, {n - 1}]",
+            raise ValueError(expected(name, f"labels in 0..{n - 1}",
                                       f"values from {labels.min()} to {labels.max()}",
                                       "Check n_classes."))
     return np.bincount(true * n + pred, minlength=n * n).reshape(n, n)

@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from . import metrics
 from .errors import ShapeError, check_positive_int, expected
 
 __all__ = [
@@ -161,24 +162,15 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
 
     Parameters
     ----------
-    y_true, y_pred : int arrays (m,) (or one-hot/probability rows (m, n_classes)).
+    y_true, y_pred : int arrays (m,) (or one-hot/probability rows (m, n_classes)), read as the plots
+        read labels; the counting is :func:`npconv.metrics.confusion_matrix`'s.
     n_classes : int
 
     Returns
     -------
     cm : int64 ndarray, shape (n_classes, n_classes); rows are true classes, columns predictions.
     """
-    n_classes = check_positive_int(n_classes, "n_classes")
-    y_true, y_pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
-    if y_true.shape != y_pred.shape:
-        raise ShapeError(expected("y_pred", f"{y_true.size} labels, one per y_true", y_pred))
-    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if y.size and (y.min() < 0 or y.max() >= n_classes):
-            raise ValueError(expected(name, f"labels in 0..{n_classes - 1}", f"labels from {y.min()} to {y.max()}",
-                                      "Check n_classes."))
-    # One bincount over the flattened (true, pred) cell index does the whole count.
-    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
-    return counts.reshape(n_classes, n_classes)
+    return metrics.confusion_matrix(_as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred"), n_classes)
 
 
 # ------------------------------------------------------------------ the plots
