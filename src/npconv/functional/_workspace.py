@@ -29,10 +29,6 @@ class Workspace:
             buffer = self._buffers[name] = np.empty(size, dtype)
         return buffer[:size].reshape(shape)
 
-    def clear(self) -> None:
-        """Release every buffer (e.g. before saving a model or after training)."""
-        self._buffers.clear()
-
 
 def scratch(workspace: Workspace | None, name: str, shape: tuple, dtype) -> np.ndarray:
     """An uninitialised array: from ``workspace`` when given, else freshly allocated."""
