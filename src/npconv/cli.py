@@ -47,7 +47,7 @@ def _table(rows, header) -> str:
 def _metadata(model) -> dict:
     """The model's metadata with defaults for models saved without it."""
     meta = dict(model.metadata or {})
-    meta.setdefault("input_shape", list(model.input_shape))
+    meta.setdefault("input_shape", list(model.input_shape[1:]))
     n_out = model.output_shape[-1]
     meta.setdefault("class_names", [str(i) for i in range(2 if n_out == 1 else n_out)])
     meta.setdefault("value_scale", 255)

@@ -84,9 +84,11 @@ class Model:
         self._compiled = False
         self._nodes: list[_Node] = []   # the graph as built (summary, saving)
         self._steps: list[_Node] = []   # the same computation, in the order it runs
-        self._input_layer = None
-        self.input_shape = None
-        self._output_shapes: dict[str, tuple] = {}
+        self._input_layer = None  # a functional model's InputLayer (the first of its layers)
+        self._input_shape = None   # without the batch axis; ``input_shape`` adds it, like Keras
+        self._tensors: dict[int, KerasTensor] = {}  # the symbolic tensor of every tensor id
+        self._trainable_flag = True
+        self._updated_weights = None  # the weights fit updates, in order (planned lazily)
         self._training_seed = None  # drawn at the first fit, saved with the model (see _epoch_rng)
 
     # ------------------------------------------------------------------ graph
@@ -123,15 +125,18 @@ class Model:
         visit(outputs)
         self._input_layer = inputs.layer
         self._set_nodes([_Node(t.layer, [ids[id(p)] for p in t.inputs], ids[id(t)]) for t in order],
-                        inputs.shape[1:])
+                        inputs.shape[1:], {0: inputs, **{ids[id(t)]: t for t in order}})
 
-    def _set_nodes(self, nodes, input_shape):
+    def _set_nodes(self, nodes, input_shape, tensors=None):
+        """Build every layer in ``nodes`` for ``input_shape`` (no batch axis); ``tensors`` are the
+        graph's symbolic tensors by id when the user built them, else they are made here, so that
+        ``model.inputs`` and every ``layer.output`` exist for any model (to build a new head on)."""
         layers = [n.layer for n in nodes]
         if len({id(layer) for layer in layers}) != len(layers):
             raise ValueError("npconv does not support calling one layer twice in a model (shared "
                              "layers); create a second layer instead.")
         self._nodes = nodes
-        self.input_shape = tuple(input_shape)
+        self._input_shape = tuple(input_shape)
         self._name_layers()
         last_use = {}
         for k, node in enumerate(nodes):
@@ -140,8 +145,7 @@ class Model:
         for k, node in enumerate(nodes):
             node.frees = tuple(i for i in set(node.inputs) if last_use[i] == k)
         self._steps = _pool_before_relu(nodes)
-        self._output_shapes = {}
-        shapes = {0: self.input_shape}
+        shapes = {0: self._input_shape}
         for node in nodes:
             layer = node.layer
             if layer.dtype != self.dtype:
@@ -150,9 +154,22 @@ class Model:
                         else shapes[node.inputs[0]])
             layer.build(in_shape)
             shapes[node.output] = tuple(layer.compute_output_shape(in_shape))
-            self._output_shapes[layer.name] = shapes[node.output]
-        self._trainable = None  # rebuilt lazily: the weights the optimizer updates, in order
+        self._tensors = tensors if tensors is not None else self._make_tensors(shapes)
+        self._updated_weights = None
 
+    def _make_tensors(self, shapes) -> dict:
+        """Symbolic tensors for a graph given as nodes (``Sequential``, a loaded model); each layer's
+        ``input``/``output`` become this model's."""
+        entry = self._entry_layer()
+        tensors = {0: entry.output}
+        for node in self._nodes:
+            inputs = tuple(tensors[i] for i in node.inputs)
+            tensors[node.output] = KerasTensor(shapes[node.output], node.layer, inputs)
+            node.layer._inbound = (inputs, tensors[node.output])
+        return tensors
+
+    def _entry_layer(self) -> InputLayer:
+        return self._input_layer
     def _name_layers(self):
         """Keras's unique names: unnamed layers become ``conv2d``, ``conv2d_1``, ... in model order."""
         layers = self.layers
@@ -173,12 +190,38 @@ class Model:
                 name = base if n == 0 else f"{base}_{n}"
                 if name not in taken:
                     break
-            layer.name = name
+            layer.name = layer._given_name = name  # fixed from now on, as Keras names at creation
             taken.add(name)
 
     @property
     def built(self) -> bool:
-        return self.input_shape is not None
+        return self._input_shape is not None
+
+    @property
+    def input_shape(self):
+        """``(None, 64, 64, 3)``: the batch axis first, as Keras gives it."""
+        self._require_built("input_shape")
+        return (None,) + self._input_shape
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        """The model's input tensor in a list; ``Model(model.inputs, new_head(layer.output))``
+        builds a new model on this one's layers (transfer learning)."""
+        self._require_built("inputs")
+        return [self._tensors[0]]
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        self._require_built("outputs")
+        return [self._tensors[self._nodes[-1].output]]
+
+    @property
+    def input(self) -> KerasTensor:
+        return self.inputs[0]
+
+    @property
+    def output(self) -> KerasTensor:
+        return self.outputs[0]
 
     @property
     def layers(self) -> list[Layer]:
@@ -188,7 +231,7 @@ class Model:
 
     @property
     def output_shape(self):
-        return (None,) + self._output_shapes[self._nodes[-1].layer.name]
+        return self.output.shape
 
     def get_layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -199,16 +242,33 @@ class Model:
 
     # ------------------------------------------------------------------ weights
     @property
+    def trainable(self) -> bool:
+        """Setting it sets every layer's ``trainable`` (Keras's ``base.trainable = False``); a model
+        set to False has no trainable weights whatever its layers say."""
+        return self._trainable_flag
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable_flag = bool(value)
+        for layer in self.layers:
+            layer.trainable = bool(value)
+
+    @property
     def weights(self):
         return [w for layer in self.layers for w in layer.weights]
 
     @property
     def trainable_weights(self):
+        """The weights ``fit`` updates: those of layers with ``trainable`` True (BatchNormalization's
+        moving statistics never are)."""
+        if not self.trainable:
+            return []
         return [w for layer in self.layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        return [w for layer in self.layers for w in layer.non_trainable_weights]
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
 
     def count_params(self) -> int:
         return int(sum(w.value.size for w in self.weights))
@@ -230,7 +290,7 @@ class Model:
         self.dtype = np.dtype(dtype)
         for layer in self.layers:
             layer.astype(self.dtype)
-        self._trainable = None
+        self._updated_weights = None
         return self
 
     # ------------------------------------------------------------------ running
@@ -331,8 +391,8 @@ class Model:
 
     def _display_shape(self, layer):
         if isinstance(layer, InputLayer):
-            return [(None,) + self.input_shape]
-        return (None,) + self._output_shapes[layer.name]
+            return [self.input_shape]
+        return next(self._tensors[n.output].shape for n in self._nodes if n.layer is layer)
 
     # ------------------------------------------------------------------ training
     def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
@@ -347,7 +407,7 @@ class Model:
         self.metrics_names = [m if isinstance(m, str) else m.__name__ for m in names]
         self._metrics = [metrics_module.get(m) for m in names]
         self._compiled = True
-        self._trainable = None
+        self._updated_weights = None
 
     def _training_plan(self):
         """Check the loss fits the last layer; return whether the last activation is fused."""
@@ -362,8 +422,14 @@ class Model:
                    f"End the model with activation='{wanted}' (npconv fuses it with the loss).")
             raise ValueError(expected(f"last layer {last.name!r} activation (for loss {self.loss.name})",
                                       repr(wanted), repr(activation), fix))
-        if self._trainable is None:
-            self._trainable = self.trainable_weights
+        updated = self.trainable_weights
+        if self._updated_weights is None or [id(w) for w in updated] != [id(w) for w in self._updated_weights]:
+            if self._updated_weights is not None and len(self.optimizer.get_state()) > 1:
+                raise RuntimeError(
+                    "fit: layers were frozen or unfrozen (trainable) since the optimizer started, and "
+                    "its state belongs to the old set of weights. Call model.compile(...) again after "
+                    "changing trainable (Keras's rule); it starts a fresh optimizer.")
+            self._updated_weights = updated
             self._all_weights = self.weights
             self._last_good = [np.empty_like(w.value) for w in self._all_weights]
             self._plan_backward()
@@ -399,7 +465,7 @@ class Model:
             self._restore_last_good()
             raise _Diverged(f"the loss is {loss}")
         self._backward(dout)
-        grads = [(w.grad, w.value) for w in self._trainable]
+        grads = [(w.grad, w.value) for w in self._updated_weights]
         self.optimizer.apply_gradients(grads)
         if not np.isfinite(sum(float(np.sum(p)) for _, p in grads)):
             self._restore_last_good()
@@ -593,12 +659,13 @@ class Model:
         if not self.built and build and isinstance(self, Sequential) and self._layers:
             self.build(x.shape[1:])
         self._require_built(name)
-        want = (None,) + self.input_shape
-        if x.shape[1:] != self.input_shape:
-            if x.shape == self.input_shape:
+        want = self.input_shape
+        shape = self._input_shape
+        if x.shape[1:] != shape:
+            if x.shape == shape:
                 fix = "For a single example add the batch axis: x[None]."
-            elif x.ndim == len(want) and x.shape[1:-1] == self.input_shape[:-1]:
-                fix = (f"The model takes {self.input_shape[-1]} channel(s), the data has {x.shape[-1]}: "
+            elif x.ndim == len(want) and x.shape[1:-1] == shape[:-1]:
+                fix = (f"The model takes {shape[-1]} channel(s), the data has {x.shape[-1]}: "
                        "convert the images (e.g. grayscale to RGB with np.repeat(x, 3, axis=-1)) or build "
                        f"the model with input_shape={x.shape[1:]}.")
             elif x.ndim == len(want) + 1 and x.shape[-1] == 1:
@@ -640,7 +707,8 @@ class Model:
     # ------------------------------------------------------------------ config and files
     def get_config(self) -> dict:
         self._require_built("get_config")
-        config = {"name": self.name, "dtype": self.dtype.name, "input_shape": list(self.input_shape),
+        config = {"name": self.name, "dtype": self.dtype.name, "input_shape": list(self._input_shape),
+                  "trainable": self.trainable,
                   "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers]}
         if type(self) is Model:
             config["nodes"] = [{"layer": n.layer.name, "inputs": list(n.inputs), "output": n.output}
@@ -656,6 +724,7 @@ class Model:
             model = cls(layers, name=config["name"], dtype=dtype)
             if not model.built:
                 model.build(config["input_shape"])
+            model._trainable_flag = config.get("trainable", True)
             return model
         model = cls.__new__(cls)
         model._init_state(config["name"], dtype)
@@ -663,6 +732,7 @@ class Model:
         model._input_layer = layers[0]
         nodes = [_Node(by_name[n["layer"]], n["inputs"], n["output"]) for n in config["nodes"]]
         model._set_nodes(nodes, config["input_shape"])
+        model._trainable_flag = config.get("trainable", True)
         return model
 
     def to_json(self) -> str:
@@ -701,6 +771,7 @@ class Sequential(Model):
         self._init_state(name or "sequential", dtype)
         self._layers: list[Layer] = []
         self._pending_shape = None
+        self._entry = None  # the InputLayer given first, else one made at build (not in ``layers``)
         for layer in layers or []:
             self.add(layer)
 
@@ -715,7 +786,8 @@ class Sequential(Model):
         if isinstance(layer, InputLayer):
             if self._layers or self._pending_shape is not None:
                 raise ValueError("Sequential.add: an InputLayer can only come first.")
-            self._pending_shape = layer.input_shape
+            self._pending_shape = layer._declared_input_shape
+            self._entry = layer
         elif not isinstance(layer, Layer):
             raise TypeError(expected("layer", "an npconv layer such as layers.Dense(4)",
                                      type(layer).__name__))
@@ -723,23 +795,32 @@ class Sequential(Model):
             if layer.multi_input:
                 raise TypeError(f"Sequential.add: {type(layer).__name__} merges several tensors; "
                                 "use the functional API (npconv.Input and npconv.Model).")
-            if not self._layers and layer.input_shape is not None:
-                self._pending_shape = layer.input_shape
+            if not self._layers and layer._declared_input_shape is not None:
+                self._pending_shape = layer._declared_input_shape
             self._layers.append(layer)
         if self._pending_shape is not None and self._layers:
             self.build(self._pending_shape)
 
     def build(self, input_shape) -> None:
         """Build every layer for inputs of ``input_shape`` (no batch axis, e.g. ``(64, 64, 3)``)."""
-        shape = tuple(int(s) for s in input_shape)
+        shape = tuple(input_shape)
         if len(shape) and shape[0] is None:
             shape = shape[1:]
+        shape = tuple(int(s) for s in shape)
+        if self._entry is not None and self._entry._declared_input_shape != shape:
+            self._entry = None
         self._set_nodes([_Node(layer, [k], k + 1) for k, layer in enumerate(self._layers)], shape)
+
+    def _entry_layer(self) -> InputLayer:
+        """Keras's hidden input layer of a ``Sequential``, ``<first layer>_input``."""
+        if self._entry is None:
+            self._entry = InputLayer(shape=self._input_shape, name=f"{self._layers[0].name}_input")
+        return self._entry
 
     def pop(self) -> Layer:
         layer = self._layers.pop()
         if self.built and self._layers:
-            self.build(self.input_shape)
+            self.build(self._input_shape)
         return layer
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -85,8 +86,22 @@ def save_model(model, path) -> None:
         compile_config = {"optimizer": optimizers.serialize(model.optimizer),
                           "loss": losses.serialize(model.loss),
                           "metrics": [n for n in model.metrics_names if isinstance(n, str)]}
-        arrays.update({_OPTIMIZER + k: v for k, v in model.optimizer.get_state().items()})
+        arrays.update({_OPTIMIZER + k: v for k, v in _optimizer_state(model).items()})
     _atomic_save(path, {**_header("model", model, compile_config), **arrays})
+
+
+def _optimizer_state(model) -> dict:
+    """The optimizer's state, without its slots when layers were frozen or unfrozen since it last
+    updated (they belong to the old set of trainable weights, and would not load)."""
+    state = model.optimizer.get_state()
+    updated = model._updated_weights
+    if updated is not None and [id(w) for w in updated] != [id(w) for w in model.trainable_weights] \
+            and len(state) > 1:
+        warnings.warn("save: trainable changed since the last fit, so the optimizer's moments are not "
+                      "saved (they belong to the old trainable weights); training from the file starts "
+                      "them afresh, as compile() would.", stacklevel=3)
+        state = {"iterations": state["iterations"]}
+    return state
 
 
 def save_weights(model, path) -> None:

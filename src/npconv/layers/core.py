@@ -26,7 +26,30 @@ class InputLayer(Layer):
                                           repr(shape), "Leave the batch size out: Input(shape=(64, 64, 3))."))
         super().__init__(input_shape=shape, **kwargs)
         self.built = True
-        self.built_input_shape = self.input_shape
+        self.built_input_shape = self._declared_input_shape
+
+    def _tensor(self):
+        """The symbolic batch this layer stands for (made once: ``Input``, or a model without one)."""
+        from .base import KerasTensor
+        if self._inbound is None:
+            tensor = KerasTensor(self._declared_input_shape, self)
+            self._inbound = ((), tensor)
+        return self._inbound[1]
+
+    @property
+    def input(self):
+        return self._tensor()
+
+    @property
+    def output(self):
+        return self._tensor()
+
+    @property
+    def input_shape(self):
+        """``[(None, 64, 64, 3)]``: Keras 2 lists an input layer's shape."""
+        return [(None,) + self._declared_input_shape]
+
+    output_shape = input_shape
 
     def forward(self, x, training=False):
         return x
@@ -99,7 +122,7 @@ class Dense(_Affine):
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
 
-    def compute_output_shape(self, input_shape):
+    def _output_shape(self, input_shape):
         shape = tuple(input_shape)
         if len(shape) != 1:
             raise ShapeError(expected(
@@ -153,7 +176,7 @@ class ReLU(Layer):
 class Flatten(Layer):
     """``(m, n_H, n_W, n_C) -> (m, n_H * n_W * n_C)`` in row-major (NHWC) order, like Keras."""
 
-    def compute_output_shape(self, input_shape):
+    def _output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=False):
