@@ -55,7 +55,7 @@ def _metadata(model) -> dict:
 
 
 def _load_model(path):
-    from .saving import load_model
+    from .models import load_model
     if not Path(path).is_file():
         raise FileNotFoundError(f"MODEL: expected a model file saved by npconv, got {path} (no such file). "
                                 "Train one first: npconv train DATA --out MODEL.")
