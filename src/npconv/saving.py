@@ -88,7 +88,7 @@ def save_model(model, path) -> None:
         from . import losses, optimizers
         compile_config = {"optimizer": optimizers.serialize(model.optimizer),
                           "loss": losses.serialize(model.loss),
-                          "metrics": [n for n in model.metrics_names if isinstance(n, str)]}
+                          "metrics": list(model._metric_names)}
         arrays.update({_OPTIMIZER + k: v for k, v in _optimizer_state(model).items()})
     _atomic_save(path, {**_header("model", model, compile_config), **arrays})
 

@@ -28,10 +28,17 @@ class Training:
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
         names = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics or [])
-        self.metrics_names = [m if isinstance(m, str) else m.__name__ for m in names]
+        self._metric_names = [m if isinstance(m, str) else m.__name__ for m in names]
         self._metrics = [metrics_module.get(m) for m in names]
         self._compiled = True
         self._updated_weights = None
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """What ``evaluate`` returns, in order: ``["loss", "accuracy"]`` (Keras's names)."""
+        if not self._compiled:
+            return []
+        return ["loss"] + self._metric_names
 
     def _training_plan(self):
         """Check the loss fits the last layer; return whether the last activation is fused."""
@@ -146,13 +153,14 @@ class Training:
             xv = as_input_batch(self, validation_data[0], "validation_data[0]")
             validation_data = (xv, as_labels(self, validation_data[1], len(xv), "validation_data[1]"))
 
-        history = cbks.History()
-        callback_list = cbks.CallbackList(
-            [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []), self)
-        self.history = history
-        self.stop_training = False
         m = len(x)
         n_batches = -(-m // batch_size)
+        history = cbks.History()
+        callback_list = cbks.CallbackList(
+            [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []), self,
+            {"verbose": verbose, "epochs": epochs, "steps": n_batches})
+        self.history = history
+        self.stop_training = False
         logs: dict = {}
         callback_list.on_train_begin()
         epoch, batch = initial_epoch, 0
@@ -176,7 +184,7 @@ class Training:
                         loss, out = self._train_step(xb, yb, fused)
                         seen += len(xb)
                         totals += len(xb) * np.array([loss] + self._metric_values(yb, out, fused))
-                        logs = dict(zip(["loss"] + self.metrics_names, (totals / seen).tolist()))
+                        logs = dict(zip(self.metrics_names, (totals / seen).tolist()))
                         callback_list.on_batch_end(batch, logs)
                         if interrupt.requested:
                             raise KeyboardInterrupt
@@ -224,7 +232,7 @@ class Training:
             out = self._forward(xb, False, logits=fused)
             loss = self.loss.from_logits_and_grad(yb, out)[0]
             totals += len(xb) * np.array([loss] + self._metric_values(yb, out, fused))
-        return dict(zip(["loss"] + self.metrics_names, (totals / len(x)).tolist()))
+        return dict(zip(self.metrics_names, (totals / len(x)).tolist()))
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose=1, return_dict=False):
         """``[loss, metric, ...]`` on ``(x, y)`` at inference (just the loss without metrics)."""

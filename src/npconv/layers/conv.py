@@ -30,8 +30,7 @@ class Conv2D(_Affine):
         self.padding = check_choice(padding, "padding", {"valid", "same"})
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self._set_initializers(kernel_initializer, bias_initializer)
 
     def _output_shape(self, input_shape):
         n_H, n_W, n_C = check_input_rank(self, input_shape, 3)

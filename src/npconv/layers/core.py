@@ -90,7 +90,20 @@ class _Affine(_Activated):
     """A layer of a kernel and a bias (``Dense``, ``Conv2D``): ``activation(op(x, W) + b)``.
 
     Subclasses name their functional kernel pair; the bias, activation and gradients are handled here.
+    The initialisers are objects of Keras's classes (``GlorotUniform()``), saved as Keras serialises them.
     """
+
+    def _set_initializers(self, kernel_initializer, bias_initializer):
+        from .. import initializers
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def get_config(self):
+        from .. import initializers
+        config = super().get_config()
+        for key in ("kernel_initializer", "bias_initializer"):
+            config[key] = initializers.serialize(getattr(self, key))
+        return config
 
     def _affine_forward(self, kernel_forward, x, logits, **hyper):
         b = self.bias.value if self.use_bias else np.zeros(self.kernel.shape[-1], x.dtype)
@@ -119,8 +132,7 @@ class Dense(_Affine):
         self.units = check_positive_int(units, "units")
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self._set_initializers(kernel_initializer, bias_initializer)
 
     def _output_shape(self, input_shape):
         shape = tuple(input_shape)
