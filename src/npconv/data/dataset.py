@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .tensor_slices import from_tensor_slices
+
 
 @dataclass
 class Dataset:
@@ -27,6 +29,10 @@ class Dataset:
     class_names: list[str]
     source: str = ""
     paths: list[str] | None = field(default=None, repr=False)
+
+    #: Keras's spelling, so the course's ``tf.data.Dataset.from_tensor_slices((X, Y)).batch(64)``
+    #: runs as ``npconv.data.Dataset.from_tensor_slices((X, Y)).batch(64)`` (see :mod:`.tensor_slices`).
+    from_tensor_slices = staticmethod(from_tensor_slices)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

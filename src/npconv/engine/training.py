@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import callbacks as cbks, utils
 from ..errors import TrainingDivergedError, check_positive_int, expected
+from .batches import ONE_PASS_HINT, BatchSource, array_batches, is_batch_source, split_batch
 from .data_checks import as_input_batch, as_labels
 from .fit_guards import DeferredInterrupt, Diverged, EpochGenerators, epoch_range
 from .plan import plan_backward
@@ -42,9 +43,7 @@ class Training:
 
     def _training_plan(self):
         """Check the loss fits the last layer; return whether the last activation is fused."""
-        if not self._compiled:
-            raise RuntimeError("fit/evaluate: compile the model first, e.g. model.compile(optimizer='adam', "
-                               "loss='binary_crossentropy', metrics=['accuracy']).")
+        self._require_compiled()
         last = self._nodes[-1].layer
         activation = getattr(getattr(last, "activation", None), "name", "linear")
         wanted = "linear" if self.loss.from_logits else self.loss.activation
@@ -65,6 +64,11 @@ class Training:
             self._last_good = [np.empty_like(w.value) for w in self._all_weights]
             plan_backward(self._steps)
         return activation != "linear"
+
+    def _require_compiled(self):
+        if not self._compiled:
+            raise RuntimeError("fit/evaluate: compile the model first, e.g. model.compile(optimizer='adam', "
+                               "loss='binary_crossentropy', metrics=['accuracy']).")
 
     def _output_probabilities(self, logits, fused):
         if not fused:
@@ -97,21 +101,27 @@ class Training:
             np.copyto(w.value, saved)
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            steps_per_epoch=None):
         """Train for ``epochs`` passes over ``(x, y)``; returns a :class:`~npconv.callbacks.History`.
 
         Parameters
         ----------
         x : array (m, n_H, n_W, n_C) (or (m, n) for dense models); uint8 images are cast to float32
-            once (not rescaled, as in Keras: divide by 255 yourself)
+            once (not rescaled, as in Keras: divide by 255 yourself). Or an iterable of ``(x, y)``
+            batches: ``npconv.data.from_tensor_slices((x, y)).batch(64)`` (the course's ``tf.data``
+            line), a generator, a folder streamed from disk. The batches come as they are (``y``,
+            ``batch_size``, ``shuffle`` and ``validation_split`` do not apply, as in Keras).
         y : labels (m,), (m, 1) or one-hot (m, K); the course's row layout (1, m) is transposed
             with a warning
         validation_split : fraction of the data, taken from the end before shuffling (Keras's rule)
-        validation_data : a tuple ``(x_val, y_val)``
+        validation_data : a tuple ``(x_val, y_val)`` or an iterable of ``(x, y)`` batches
         shuffle : reshuffle every epoch (one gather, then contiguous batches)
         verbose : 0 silent, 1 a progress bar per epoch, 2 one line per epoch
         initial_epoch : the epoch to start from (0-based) when resuming; ``epochs`` is the index
             of the last epoch plus one, not a count of further epochs
+        steps_per_epoch : batches per epoch from an iterable (default: all it yields); a generator
+            goes on where the last epoch stopped
 
         Randomness: each epoch's shuffling, ``Dropout`` masks and augmentation draw from a
         generator derived from the model's training seed (drawn from the package generator at the
@@ -126,9 +136,7 @@ class Training:
         TrainingDivergedError
             The loss became NaN/inf; the weights are those before the failing update.
         """
-        x = as_input_batch(self, x, "x", build=True)
-        fused = self._training_plan()
-        y = as_labels(self, y, len(x), "y")
+        self._require_compiled()
         epochs, initial_epoch = epoch_range(epochs, initial_epoch)
         if verbose not in (0, 1, 2):
             raise ValueError(expected("verbose", "0 (silent), 1 (progress bar) or 2 (one line per epoch)",
@@ -139,22 +147,36 @@ class Training:
         if not 0 <= validation_split < 1:
             raise ValueError(expected("validation_split", "a fraction in [0, 1)", validation_split))
         batch_size = check_positive_int(batch_size, "batch_size")
-        if validation_data is None and validation_split:
-            n_val = int(len(x) * validation_split)
-            if n_val == 0 or n_val == len(x):
-                raise ValueError(expected("validation_split", f"a fraction leaving both parts of the {len(x)} "
-                                          "examples non-empty", validation_split))
-            x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
-        elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                got = (f"a {type(validation_data).__name__} of {len(validation_data)} items"
-                       if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
-                raise TypeError(expected("validation_data", "a tuple (x_val, y_val)", got))
-            xv = as_input_batch(self, validation_data[0], "validation_data[0]")
-            validation_data = (xv, as_labels(self, validation_data[1], len(xv), "validation_data[1]"))
+        if is_batch_source(x):
+            source = self._batch_source(x, y, "x", steps_per_epoch)
+            if validation_split:
+                raise ValueError(expected("validation_split", "0 when x is a dataset of batches", validation_split,
+                                          "Split the arrays first (npconv.data.train_val_split) and pass "
+                                          "validation_data."))
+            first_x, _ = split_batch(source.first(), "x", 0, need_y=True)
+            as_input_batch(self, first_x, "x batch 0", build=True)  # builds a Sequential waiting for data
+            fused = self._training_plan()
+            n_batches = source.batches_per_epoch()
 
-        m = len(x)
-        n_batches = -(-m // batch_size)
+            def epoch_batches(epoch):
+                return self._checked_batches(source.epoch(epoch), "x")
+        else:
+            x = as_input_batch(self, x, "x", build=True)
+            fused = self._training_plan()
+            y = as_labels(self, y, len(x), "y")
+            if validation_data is None and validation_split:
+                n_val = int(len(x) * validation_split)
+                if n_val == 0 or n_val == len(x):
+                    raise ValueError(expected("validation_split", f"a fraction leaving both parts of the {len(x)} "
+                                              "examples non-empty", validation_split))
+                x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+            n_batches = -(-len(x) // batch_size)
+
+            def epoch_batches(epoch):
+                order = utils.global_rng().permutation(len(x)) if shuffle else slice(None)
+                return array_batches(x[order], y[order], batch_size)
+        validation = None if validation_data is None else self._validation_batches(validation_data, batch_size)
+
         history = cbks.History()
         callback_list = cbks.CallbackList(
             [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []), self,
@@ -171,16 +193,9 @@ class Training:
                 for epoch in range(initial_epoch, epochs):
                     package_rng.use(self._epoch_rng(epoch))
                     callback_list.on_epoch_begin(epoch, {"steps": n_batches})
-                    if shuffle:
-                        perm = utils.global_rng().permutation(m)
-                        xs, ys = x[perm], y[perm]
-                    else:
-                        xs, ys = x, y
                     totals = np.zeros(1 + len(self._metrics))
                     seen = 0
-                    for batch in range(n_batches):
-                        xb = xs[batch * batch_size:(batch + 1) * batch_size]
-                        yb = ys[batch * batch_size:(batch + 1) * batch_size]
+                    for batch, (xb, yb) in enumerate(epoch_batches(epoch)):
                         loss, out = self._train_step(xb, yb, fused)
                         seen += len(xb)
                         totals += len(xb) * np.array([loss] + self._metric_values(yb, out, fused))
@@ -190,8 +205,8 @@ class Training:
                             raise KeyboardInterrupt
                         if self.stop_training:
                             break
-                    if validation_data is not None:
-                        values = self._evaluate_arrays(*validation_data, batch_size, fused)
+                    if validation is not None:
+                        values = self._evaluate_batches(validation(epoch), fused, "validation_data")
                         logs.update({"val_" + k: v for k, v in values.items()})
                     callback_list.on_epoch_end(epoch, logs)
                     if self.stop_training:
@@ -210,8 +225,49 @@ class Training:
                           stacklevel=2)
             self.stop_training = True
             return history
+        except BaseException:
+            callback_list.close()
+            raise
         callback_list.on_train_end(logs)
         return history
+
+    # ------------------------------------------------------------------ batches
+    def _batch_source(self, x, y, name, steps):
+        if y is not None:
+            raise ValueError(expected("y", f"None when {name} is a dataset of (x, y) batches", type(y).__name__,
+                                      "The labels come with each batch."))
+        return BatchSource(x, name, None if steps is None else check_positive_int(steps, "steps"))
+
+    def _checked_batches(self, items, name, need_y=True):
+        """Each item of a batch source as ``(x, y)`` arrays, checked like whole arrays are."""
+        for k, item in enumerate(items):
+            xb, yb = split_batch(item, name, k, need_y)
+            xb = as_input_batch(self, xb, f"{name} batch {k}", build=True)
+            yield xb, (as_labels(self, yb, len(xb), f"labels of {name} batch {k}") if need_y else None)
+
+    def _validation_batches(self, validation_data, batch_size):
+        """A function of the epoch giving the validation batches (arrays are checked once, here)."""
+        if is_batch_source(validation_data):
+            source = BatchSource(validation_data, "validation_data")
+            return lambda epoch: self._checked_batches(source.epoch(epoch), "validation_data")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            got = (f"a {type(validation_data).__name__} of {len(validation_data)} items"
+                   if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
+            raise TypeError(expected("validation_data", "a tuple (x_val, y_val) or a dataset of (x, y) batches",
+                                     got))
+        xv = as_input_batch(self, validation_data[0], "validation_data[0]")
+        yv = as_labels(self, validation_data[1], len(xv), "validation_data[1]")
+        return lambda epoch: array_batches(xv, yv, batch_size)
+
+    def _inference_batches(self, x, y, batch_size, steps, need_y):
+        """``evaluate``'s and ``predict``'s batches: from arrays, or from an iterable of batches."""
+        if is_batch_source(x):
+            source = self._batch_source(x, y, "x", steps)
+            as_input_batch(self, split_batch(source.first(), "x", 0, need_y)[0], "x batch 0", build=True)
+            return self._checked_batches(source.epoch(None), "x", need_y)
+        x = as_input_batch(self, x, "x", build=True)
+        y = as_labels(self, y, len(x), "y") if need_y else None
+        return array_batches(x, y, check_positive_int(batch_size, "batch_size"))
 
     def _epoch_rng(self, epoch) -> np.random.Generator:
         """The generator of one epoch: a function of the training seed, the epoch and the update
@@ -225,21 +281,24 @@ class Training:
         probabilities = self._output_probabilities(out, fused)
         return [metric(y, probabilities) for metric in self._metrics]
 
-    def _evaluate_arrays(self, x, y, batch_size, fused) -> dict:
+    def _evaluate_batches(self, batches, fused, name="x") -> dict:
         totals = np.zeros(1 + len(self._metrics))
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        seen = 0
+        for xb, yb in batches:
             out = self._forward(xb, False, logits=fused)
             loss = self.loss.from_logits_and_grad(yb, out)[0]
             totals += len(xb) * np.array([loss] + self._metric_values(yb, out, fused))
-        return dict(zip(self.metrics_names, (totals / len(x)).tolist()))
+            seen += len(xb)
+        if not seen:
+            raise ValueError(expected(name, "at least one batch", "none", ONE_PASS_HINT))
+        return dict(zip(self.metrics_names, (totals / seen).tolist()))
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose=1, return_dict=False):
-        """``[loss, metric, ...]`` on ``(x, y)`` at inference (just the loss without metrics)."""
-        x = as_input_batch(self, x, "x", build=True)
-        fused = self._training_plan()
-        y = as_labels(self, y, len(x), "y")
-        values = self._evaluate_arrays(x, y, check_positive_int(batch_size, "batch_size"), fused)
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=1, return_dict=False, steps=None):
+        """``[loss, metric, ...]`` on ``(x, y)`` (arrays, or an iterable of ``(x, y)`` batches) at
+        inference; just the loss without metrics."""
+        self._require_compiled()
+        batches = self._inference_batches(x, y, batch_size, steps, need_y=True)
+        values = self._evaluate_batches(batches, self._training_plan())
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in values.items()))
         if return_dict:
@@ -247,15 +306,11 @@ class Training:
         result = list(values.values())
         return result if len(result) > 1 else result[0]
 
-    def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:
-        """The model's outputs (probabilities after a final softmax/sigmoid) for ``x``, batch by batch."""
-        x = as_input_batch(self, x, "x", build=True)
-        batch_size = check_positive_int(batch_size, "batch_size")
-        out = None
-        for start in range(0, len(x), batch_size):
-            yb = self._forward(x[start:start + batch_size], False)
-            if out is None:
-                out = np.empty((len(x),) + yb.shape[1:], dtype=yb.dtype)
-            out[start:start + len(yb)] = yb
-        return out
-
+    def predict(self, x, batch_size=32, verbose=0, steps=None) -> np.ndarray:
+        """The model's outputs (probabilities after a final softmax/sigmoid) for ``x`` (an array, or
+        an iterable of ``x`` or ``(x, y)`` batches), batch by batch."""
+        outputs = [self._forward(xb, False) for xb, _ in self._inference_batches(x, None, batch_size, steps,
+                                                                                 need_y=False)]
+        if not outputs:
+            raise ValueError(expected("x", "at least one batch", "none", ONE_PASS_HINT))
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
