@@ -45,7 +45,8 @@ def comparator(learner, instructor) -> None:
     """Raise ``AssertionError`` naming the first layer and descriptor where ``learner`` (a
     :func:`summary`) differs from ``instructor``; print the course's green line when they agree."""
     for index, (got, expected) in enumerate(zip(learner, instructor)):
-        if tuple(got) == tuple(expected):
+        got, expected = _plain(got), _plain(expected)
+        if got == expected:
             continue
         fields = COMMON + tuple(name for name, _ in EXTRA_DESCRIPTORS.get(expected[0], ()))
         where = f"layer {index} ({expected[0]})"
@@ -62,6 +63,12 @@ def comparator(learner, instructor) -> None:
         raise AssertionError(f"the model should have {len(instructor)} layers; got {len(learner)}: "
                              f"the layers should be {names}, got {[d[0] for d in learner]}")
     print(PASSED)
+
+
+def _plain(descriptors) -> tuple:
+    """Keras 2 lists an InputLayer's output shape as ``[(None, 64, 64, 3)]``: unwrap that one-shape list."""
+    return tuple(d[0] if isinstance(d, list) and len(d) == 1 and isinstance(d[0], tuple) else d
+                 for d in descriptors)
 
 
 def _hint(field: str, index: int, instructor) -> str:
