@@ -30,8 +30,8 @@ the course's own test cases and random ones against npconv's reference. A correc
 the green **All tests passed!**; a wrong one raises `AssertionError` saying which case failed and
 what to look at, for example
 
-    the course's test 2 (A_prev (2, 5, 7, 4), W (3, 3, 4, 8), b (1, 1, 1, 8)): with stride 2 and pad 0
-    Z's shape should be (2, 2, 3, 8); got (2, 3, 5, 8): is the stride used? ...
+    the course's example (A_prev (2, 5, 7, 4), W (3, 3, 4, 8), b (1, 1, 1, 8)): with stride 2 and pad 1
+    Z's shape should be (2, 3, 4, 8); got (2, 5, 7, 8): is the stride used? ...
 
 Every array is laid out `(m, n_H, n_W, n_C)`: examples, height, width, channels. Write your code
 where it says `# YOUR CODE HERE` and replace the `None`s. The solutions are in `npconv.course`
