@@ -182,14 +182,32 @@ def conv_forward_test(target):
         Z, cache = case.unpack(case.call(target, A_prev, W, b, hparameters), ("Z", "cache"),
                                "conv_backward needs the cache: return Z, (A_prev, W, b, hparameters)")
         expected, _ = course.conv_forward(A_prev, W, b, hparameters)
-        check_array(case, "Z", Z, expected, shape_hints=_conv_shape_hints(A_prev, W, hparameters), shape_rule=CONV_HINT,
-                    value_hints=_conv_value_hints(A_prev, W, b, hparameters, expected))
+        check_array(case, "Z", Z, expected, shape_hints=_conv_shape_hints(A_prev, W, hparameters),
+                    shape_rule=CONV_HINT, value_hints=_conv_value_hints(A_prev, W, b, hparameters, expected))
         check_cache(case, cache, {"A_prev": A_prev, "W": W, "b": b, "hparameters": hparameters},
-                     padded=course.zero_pad(A_prev, hparameters["pad"]))
+                    padded=course.zero_pad(A_prev, hparameters["pad"]))
     print(PASSED)
 
 
 # ---------------------------------------------------------------- conv_backward
+
+def _conv_backward_hints(A_prev, W, hparameters):
+    """``(shape hints by gradient, ratio hints, overlap region)`` for conv_backward's usual mistakes."""
+    m, n_H_prev, n_W_prev, n_C_prev = A_prev.shape
+    n_C, pad = W.shape[3], hparameters["pad"]
+    cut = ("cut the padding off dA_prev_pad: da_prev_pad[pad:pad + n_H_prev, pad:pad + n_W_prev, :] "
+           "(with pad 0, [pad:-pad] is empty)")
+    db_axes = ("db has b's shape (1, 1, 1, n_C): sum dZ over the examples, rows and columns (axes 0, 1, 2) "
+               "and keep the channel axis")
+    shape_hints = {"dA_prev": [((m, n_H_prev + 2 * pad, n_W_prev + 2 * pad, n_C_prev), cut),
+                               ((m, 0, 0, n_C_prev), cut)],
+                   "dW": [(W.shape[:3], "one gradient per filter: dW[:, :, :, c] += a_slice * dZ[i, h, w, c]")],
+                   "db": [(shape, db_axes) for shape in [(n_C,), (m,), (1, 1, 1, 1), ()]]}
+    ratios = {1 / m: "divided by m: the course's gradients are sums over the examples, not means",
+              2.0: "counted twice: is it accumulated both inside the loop and again after it?"}
+    region = overlap((n_H_prev, n_W_prev), W.shape[0], hparameters["stride"], pad)
+    return shape_hints, ratios, region
+
 
 def conv_backward_test(target):
     """Check ``target(dZ, cache)`` (the learner's ``conv_backward``) on caches from
@@ -199,25 +217,12 @@ def conv_backward_test(target):
         Z, cache = course.conv_forward(A_prev, W, b, hparameters)
         # The course checks conv_backward with dZ = Z; random cases use an unrelated dZ.
         dZ = Z if label.startswith("the course") else rng.standard_normal(Z.shape)
-        case = _conv_case(label, A_prev, W, b, hparameters)
-        case = Case(case.label, case.inputs + f", dZ {dZ.shape}", case.setting)
+        case = Case(label, shapes(A_prev=A_prev, W=W, b=b, dZ=dZ),
+                    f"stride {hparameters['stride']} and pad {hparameters['pad']}")
         grads = case.unpack(case.call(target, dZ, cache), ("dA_prev", "dW", "db"), "return dA_prev, dW, db")
-        expected = course.conv_backward(dZ, cache)
-        m, pad, stride, f = A_prev.shape[0], hparameters["pad"], hparameters["stride"], W.shape[0]
-        padded = (m, A_prev.shape[1] + 2 * pad, A_prev.shape[2] + 2 * pad, A_prev.shape[3])
-        cut = ("cut the padding off dA_prev_pad: da_prev_pad[pad:pad + n_H_prev, pad:pad + n_W_prev, :] "
-               "(with pad 0, [pad:-pad] is empty)")
-        overlapping = overlap(A_prev.shape[1:3], f, stride, pad)
-        accumulate = "where windows overlap the gradients add up: use +=, not ="
-        ratios = {1 / m: "divided by m: the course's gradients are sums over the examples, not means",
-                  2.0: "counted twice: is it accumulated both inside the loop and again after it?"}
-        shape_hints = {"dA_prev": [(padded, cut), ((m, 0, 0, A_prev.shape[3]), cut)],
-                       "dW": [(W.shape[:3], "one gradient per filter: dW[:, :, :, c] += a_slice * dZ[i, h, w, c]")],
-                       "db": [(shape, "db has b's shape (1, 1, 1, n_C): sum dZ over the examples, rows and "
-                                      "columns (axes 0, 1, 2) and keep the channel axis")
-                              for shape in [(Z.shape[3],), (m,), (1, 1, 1, 1), ()]]}
-        for what, got, want in zip(("dA_prev", "dW", "db"), grads, expected):
+        shape_hints, ratios, overlapping = _conv_backward_hints(A_prev, W, hparameters)
+        for what, got, want in zip(("dA_prev", "dW", "db"), grads, course.conv_backward(dZ, cache)):
             check_array(case, what, got, want, shape_hints=shape_hints[what], ratio_hints=ratios,
-                        region_hints=[(overlapping, accumulate)] if what == "dA_prev" else ())
+                        region_hints=[(overlapping, "where windows overlap the gradients add up: use +=, not =")]
+                        if what == "dA_prev" else ())
     print(PASSED)
-

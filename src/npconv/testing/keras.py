@@ -54,7 +54,8 @@ def comparator(learner, instructor) -> None:
             if a != b:
                 field = fields[k] if k < len(fields) else f"descriptor {k}"
                 hint = _hint(field, index, instructor)
-                raise AssertionError(f"{where}: the {field} should be {b!r}; got {a!r}" + (f": {hint}" if hint else "")
+                raise AssertionError(f"{where}: the {field} should be {b!r}; got {a!r}"
+                                     + (f": {hint}" if hint else "")
                                      + f"\n expected {list(expected)}\n got      {list(got)}")
         raise AssertionError(f"{where}: expected {len(expected)} descriptors {list(expected)}; "
                              f"got {len(got)}: {list(got)}")

@@ -82,9 +82,10 @@ def pool_forward_test(target):
             A, cache = case.unpack(case.call(target, A_prev, hparameters, mode), ("A", "cache"),
                                    "pool_backward needs the cache: return A, (A_prev, hparameters)")
             expected, _ = course.pool_forward(A_prev, hparameters, mode)
-            ratios = {f * f: "the average is the sum divided by f * f: np.mean, not np.sum"} if mode == "average" else {}
-            check_array(case, "A", A, expected, shape_hints=_pool_shape_hints(A_prev, f, stride), shape_rule=POOL_HINT,
-                        value_hints=_pool_value_hints(A_prev, hparameters, mode, expected), ratio_hints=ratios)
+            not_divided = {f * f: "the average is the sum divided by f * f: np.mean, not np.sum"}
+            check_array(case, "A", A, expected, shape_hints=_pool_shape_hints(A_prev, f, stride),
+                        shape_rule=POOL_HINT, value_hints=_pool_value_hints(A_prev, hparameters, mode, expected),
+                        ratio_hints=not_divided if mode == "average" else {})
             check_cache(case, cache, {"A_prev": A_prev, "hparameters": hparameters})
     print(PASSED)
 
@@ -117,7 +118,8 @@ def create_mask_from_window_test(target):
                 case.fail("the mask is all False: compare x with the maximum of this window, x == np.max(x)")
         check_array(case, "mask", mask, expected, value_hints=[
             (lambda: x == np.min(x), "it marks the minimum: use np.max(x)"),
-            (lambda: x > 0, "it marks the positive entries: a max mask is True only at the maximum, x == np.max(x)"),
+            (lambda: x > 0, "it marks the positive entries: a max mask is True only at the maximum, "
+                            "x == np.max(x)"),
             (lambda: x == np.max(x, axis=0, keepdims=True),
              "it marks each column's maximum: take the maximum of the whole window, np.max(x) with no axis")])
     print(PASSED)
