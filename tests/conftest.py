@@ -41,3 +41,28 @@ def data_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def notebook_kernel(tmp_path, monkeypatch) -> str:
+    """The name of a Jupyter kernel running this interpreter (so it sees this test run's packages)."""
+    import json
+    import sys
+
+    for module in ("nbformat", "nbclient", "ipykernel"):
+        try:
+            __import__(module)
+        except ImportError:
+            require(False, f"{module} is not installed (pip install -e '.[dev]')")
+    name = "npconv-test"
+    spec = tmp_path / "jupyter" / "kernels" / name
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "npconv test", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    # The kernel runs in the notebook's folder: give it this run's npconv even when PYTHONPATH is relative.
+    import npconv
+    package_root = str(Path(npconv.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    return name

@@ -332,6 +332,13 @@ def test_distribute_value_keeps_float32():
     assert distribute_value(np.float32(1.0), (2, 3)).dtype == np.float32
 
 
+def test_distribute_value_of_a_python_number_is_float64():
+    """A Python float is a double: it must not come back rounded to float32 (NumPy 2's weak scalars)."""
+    a = distribute_value(0.1, (3, 3))
+    assert a.dtype == np.float64 and a[0, 0] == 0.1 / 9
+    assert distribute_value(2, (2, 2)).dtype == np.float64
+
+
 # ---------------------------------------------------------------- pool_backward
 
 def _pool_backward_case():

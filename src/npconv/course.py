@@ -263,7 +263,8 @@ def distribute_value(dz, shape):
     """
     (n_H, n_W) = shape
     average = dz / (n_H * n_W)
-    return np.ones(shape, dtype=np.result_type(dz, np.float32)) * average
+    # np.asarray: a Python number counts as float64 (NumPy 2 would let it take float32 and round it).
+    return np.ones(shape, dtype=np.result_type(np.asarray(dz), np.float32)) * average
 
 
 def pool_backward(dA, cache, mode="max"):
