@@ -673,6 +673,11 @@ class Model:
         from . import saving
         saving.save_model(self, filepath)
 
+    def export(self, filepath, format="onnx"):
+        """Write the model for inference outside npconv (Keras 3's name): ``format="onnx"``."""
+        from . import export
+        return export.export(self, filepath, format=format)
+
     def save_weights(self, filepath) -> None:
         from . import saving
         saving.save_weights(self, filepath)
