@@ -276,3 +276,41 @@ def test_bad_format_input_and_folder_are_clear_errors(tmp_path):
     odd = nc.Sequential([L.Flatten(input_shape=(4, 5))])
     with pytest.raises(ValueError, match=r"images \(n_H, n_W, n_C\) or vectors"):
         odd.export(tmp_path / "m.onnx")
+
+
+# ------------------------------------------------------------------------------- the command line
+
+N_CLASSES = {"signs": 6, "sign-language-digits": 10, "smiles": 2, "happy": 2, "builtin:smiles": 2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", sorted(N_CLASSES))
+def test_cli_export_on_each_apps_default_model(dataset, tmp_path, capsys):
+    from npconv.apps import recipe_for, training
+    from npconv.cli import main
+    from npconv.export.onnx_check import run_onnxruntime
+    recipe = recipe_for(dataset)
+    shape = (recipe.image_size, recipe.image_size, 1 if recipe.color_mode == "grayscale" else 3)
+    classes = [f"class {k}" for k in range(N_CLASSES[dataset])]
+    model = training.build(recipe.arch, shape, classes, recipe, steps_per_epoch=2, dataset=dataset)
+    rng = np.random.default_rng(10)
+    train_a_little(model, len(classes), rng, shape, batches=2)
+    model.save(tmp_path / "model.npz")
+
+    code = main(["export", str(tmp_path / "model.npz"), str(tmp_path / "model.onnx")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "onnxruntime matches npconv" in out and "pixels divided by 255" in out
+    x = images(rng, shape, m=4)
+    np.testing.assert_allclose(run_onnxruntime(tmp_path / "model.onnx", x), model.predict(x), **TOLERANCE)
+
+
+def test_cli_export_errors_are_one_line(tmp_path, capsys):
+    from npconv.cli import main
+    code = main(["export", str(tmp_path / "none.npz"), str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("npconv: error: MODEL: expected a model file") and len(err.splitlines()) == 1
+    apps.tiny((8, 8, 3)).save(tmp_path / "tiny.npz")
+    code = main(["export", str(tmp_path / "tiny.npz"), str(tmp_path / "no" / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Create the folder" in err and len(err.splitlines()) == 1
