@@ -314,3 +314,40 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     code = main(["export", str(tmp_path / "tiny.npz"), str(tmp_path / "no" / "m.onnx")])
     err = capsys.readouterr().err
     assert code == 1 and "Create the folder" in err and len(err.splitlines()) == 1
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    """The README's five lines, on a SIGNS-shaped model and uint8 test images."""
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Leaving npconv: ONNX", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    rng = np.random.default_rng(11)
+    model = randomize(apps.convolutional_model((64, 64, 3), n_classes=6), rng)
+    x_test = rng.integers(0, 256, (120, 64, 64, 3), dtype=np.uint8)
+    monkeypatch.chdir(tmp_path)
+    exec(code, {"np": np, "model": model, "X_test": x_test})
+    assert (tmp_path / "signs.onnx").is_file()
+
+
+def _without(monkeypatch, package):
+    """Pretend ``package`` is not installed (and forget the export modules that imported it)."""
+    import sys
+    monkeypatch.setitem(sys.modules, package, None)
+    for name in ("onnx_model", "onnx_layers", "onnx_graph", "onnx_check"):
+        monkeypatch.delitem(sys.modules, f"npconv.export.{name}", raising=False)
+
+
+def test_without_onnx_the_error_says_what_to_install(tmp_path, monkeypatch):
+    _without(monkeypatch, "onnx")
+    with pytest.raises(ImportError, match=r"pip install 'npconv\[onnx\]'"):
+        apps.tiny((8, 8, 3)).export(tmp_path / "m.onnx")
+
+
+def test_cli_without_onnxruntime_writes_the_file_unchecked(tmp_path, monkeypatch, capsys):
+    from npconv.cli import main
+    apps.tiny((8, 8, 3)).save(tmp_path / "tiny.npz")
+    _without(monkeypatch, "onnxruntime")
+    assert main(["export", str(tmp_path / "tiny.npz"), str(tmp_path / "m.onnx")]) == 0
+    assert "not checked: onnxruntime is not installed" in capsys.readouterr().out
+    assert (tmp_path / "m.onnx").is_file()
