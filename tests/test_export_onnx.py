@@ -317,7 +317,8 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     from npconv.cli import main
     code = main(["export", str(tmp_path / "none.npz"), str(tmp_path / "m.onnx")])
     err = capsys.readouterr().err
-    assert code == 1 and err.startswith("npconv: error: MODEL: expected a model file") and len(err.splitlines()) == 1
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith("npconv: error: MODEL: expected a model file")
     apps.tiny((8, 8, 3)).save(tmp_path / "tiny.npz")
     code = main(["export", str(tmp_path / "tiny.npz"), str(tmp_path / "no" / "m.onnx")])
     err = capsys.readouterr().err

@@ -282,8 +282,9 @@ def cmd_export(args) -> int:
         print(f"wrote {path}; not checked: onnxruntime is not installed (pip install 'npconv[onnx]')")
         return 0
     if not difference <= 1e-4:
-        raise RuntimeError(f"wrote {path}, but onnxruntime's outputs differ from npconv's by {difference:.3g} "
-                           "on random inputs. This is a bug in npconv's ONNX export: please report it.")
+        raise RuntimeError(f"wrote {path}, but onnxruntime's outputs differ from npconv's by "
+                           f"{difference:.3g} on random inputs. This is a bug in npconv's ONNX export: "
+                           "please report it.")
     shape = ", ".join(str(s) for s in model.input_shape)
     scale = f", pixels divided by {_metadata(model)['value_scale']}" if len(model.input_shape) == 3 else ""
     print(f"wrote {path}: input 'input' float32 (batch, {shape}){scale}; output 'output'. "

@@ -42,6 +42,11 @@ def _onnx_pads(layer, x: Value, window, strides) -> list[int]:
     return [top, left, bottom, right]
 
 
+def _affine_name(layer, op: str) -> str:
+    """The name of a Conv2D/Dense's affine output: the layer's own when no activation follows."""
+    return layer.name if layer.activation.name == "linear" else f"{layer.name}/{op}"
+
+
 def activation(g: GraphBuilder, name: str, x: Value, which: str) -> Value:
     """``which`` (relu, sigmoid, tanh, softmax over the channels, linear) applied to ``x``."""
     if which == "linear":
@@ -60,9 +65,8 @@ def conv2d(g, layer, inputs):
     if layer.use_bias:
         weights.append(g.constant(f"{layer.name}/bias", layer.bias.value))
     out_shape = layer.compute_output_shape(x.shape)
-    z = g.op("Conv", [x.name, *weights], f"{layer.name}/conv" if layer.activation.name != "linear"
-             else layer.name, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-             pads=_onnx_pads(layer, x, layer.kernel_size, layer.strides))
+    z = g.op("Conv", [x.name, *weights], _affine_name(layer, "conv"), kernel_shape=list(layer.kernel_size),
+             strides=list(layer.strides), pads=_onnx_pads(layer, x, layer.kernel_size, layer.strides))
     return activation(g, layer.name, Value(z, out_shape), layer.activation.name)
 
 
@@ -131,8 +135,7 @@ def dense(g, layer, inputs):
     weights = [g.constant(f"{layer.name}/kernel", layer.kernel.value)]
     if layer.use_bias:
         weights.append(g.constant(f"{layer.name}/bias", layer.bias.value))
-    name = f"{layer.name}/gemm" if layer.activation.name != "linear" else layer.name
-    z = Value(g.op("Gemm", [x.name, *weights], name), (layer.units,))
+    z = Value(g.op("Gemm", [x.name, *weights], _affine_name(layer, "gemm")), (layer.units,))
     return activation(g, layer.name, z, layer.activation.name)
 
 
