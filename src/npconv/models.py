@@ -152,6 +152,11 @@ class Model(Graph, Training):
         """Architecture, weights, optimizer state, compile settings and ``metadata`` in one ``.npz``."""
         saving.save_model(self, filepath)
 
+    def export(self, filepath, format="onnx"):
+        """Write the model for inference outside npconv (Keras 3's name): ``format="onnx"``."""
+        from . import export
+        return export.export(self, filepath, format=format)
+
     def save_weights(self, filepath) -> None:
         saving.save_weights(self, filepath)
 
