@@ -285,8 +285,9 @@ def cmd_export(args) -> int:
         raise RuntimeError(f"wrote {path}, but onnxruntime's outputs differ from npconv's by "
                            f"{difference:.3g} on random inputs. This is a bug in npconv's ONNX export: "
                            "please report it.")
-    shape = ", ".join(str(s) for s in model.input_shape)
-    scale = f", pixels divided by {_metadata(model)['value_scale']}" if len(model.input_shape) == 3 else ""
+    image_shape = model.input_shape[1:]  # without the batch axis
+    shape = ", ".join(str(s) for s in image_shape)
+    scale = f", pixels divided by {_metadata(model)['value_scale']}" if len(image_shape) == 3 else ""
     print(f"wrote {path}: input 'input' float32 (batch, {shape}){scale}; output 'output'. "
           f"onnxruntime matches npconv to {difference:.1e} on 4 random inputs.")
     return 0

@@ -20,5 +20,5 @@ def run_onnxruntime(onnx_model, x) -> np.ndarray:
 def max_difference(model, onnx_model, x=None, seed: int = 0) -> float:
     """``max |onnxruntime(x) - model.predict(x)|``; ``x`` defaults to 4 random inputs in [0, 1)."""
     if x is None:
-        x = np.random.default_rng(seed).random((4,) + tuple(model.input_shape), dtype=np.float32)
+        x = np.random.default_rng(seed).random((4,) + tuple(model.input_shape[1:]), dtype=np.float32)
     return float(np.max(np.abs(run_onnxruntime(onnx_model, x) - model.predict(x))))

@@ -37,7 +37,8 @@ def to_onnx(model, opset: int = OPSET) -> onnx.ModelProto:
     for node in model._nodes:  # refuse an unknown layer before building anything
         converter_for(node.layer)
     g = GraphBuilder(reserved=(INPUT, OUTPUT))
-    values = {0: _graph_input(g, model.input_shape)}
+    input_shape = tuple(model.input_shape[1:])  # Keras shapes lead with the batch axis (None)
+    values = {0: _graph_input(g, input_shape)}
     for node in model._nodes:  # the graph as built: the MaxPool/ReLU swap of training is not needed
         values[node.output] = converter_for(node.layer)(g, node.layer, [values[i] for i in node.inputs])
     out = values[model._nodes[-1].output]
@@ -45,7 +46,7 @@ def to_onnx(model, opset: int = OPSET) -> onnx.ModelProto:
         g.op_into(OUTPUT, "Transpose", [out.name], perm=NCHW_TO_NHWC)
     else:
         g.op_into(OUTPUT, "Identity", [out.name])
-    graph = g.graph(model.name, [(INPUT, model.input_shape)], [(OUTPUT, out.shape)])
+    graph = g.graph(model.name, [(INPUT, input_shape)], [(OUTPUT, out.shape)])
     opsets = [helper.make_opsetid("", opset)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="npconv",
                               producer_version=__version__,
