@@ -43,7 +43,9 @@ except ImportError:  # the serve extra is missing: every test below fails under 
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 # a synthetic webcam (a moving test pattern), allowed without asking
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -183,6 +185,37 @@ def test_a_palette_gif_and_a_webp_are_answered(client, happy):
     gif.save(buffer, format="GIF")
     assert post(client, buffer.getvalue(), "face.gif").status_code == 200
     assert post(client, encode(x[3], "WEBP"), "face.webp").status_code == 200
+
+
+def _untrained(input_shape, class_names):
+    """A small untrained model with ``npconv train``'s metadata (no training needed to test the page)."""
+    from npconv import layers as L
+    from npconv.apps.heads import output_layer
+    model = npconv.Sequential([L.Conv2D(4, 3, strides=2, input_shape=input_shape, name="conv_a"),
+                               L.ReLU(), L.Conv2D(6, 3, name="conv_b"), L.Flatten(),
+                               output_layer(len(class_names))])
+    model.build(input_shape)
+    model.metadata = {"input_shape": list(input_shape), "class_names": class_names, "value_scale": 255}
+    return model
+
+
+def test_a_grayscale_model_sees_a_colour_photo_in_grayscale(happy):
+    with TestClient(create_app(_untrained((24, 24, 1), ["not smiling", "smiling"]))) as gray_client:
+        assert gray_client.get("/api/model").json()["input"]["color_mode"] == "grayscale"
+        answer = post(gray_client, encode(happy[0][6])).json()
+    assert _decode_data_url(answer["model_input"]).shape == (24, 24)   # one channel, as the model takes it
+    assert [m["shape"] for m in answer["feature_maps"]] == [[11, 11, 4], [9, 9, 6]]
+    assert "door_opens" in answer
+
+
+def test_a_model_with_more_classes_gets_a_bar_each_and_no_door(happy):
+    names = ["zero", "one", "two", "three", "four", "five"]
+    with TestClient(create_app(_untrained((20, 20, 3), names))) as signs_client:
+        assert signs_client.get("/api/model").json()["smile_model"] is False
+        answer = post(signs_client, encode(happy[0][7])).json()
+    assert list(answer["probabilities"]) == names and "door_opens" not in answer
+    assert answer["label"] == max(answer["probabilities"], key=answer["probabilities"].get)
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
 
 
 # ----------------------------------------------------------------------------- bad requests
@@ -383,3 +416,23 @@ def test_the_page_shows_the_verdict_in_a_real_browser(server, browser, happy, tm
     page.set_input_files("#file", str(junk))
     page.wait_for_function("document.getElementById('error').textContent.includes('not an image')")
     page.close()
+
+
+@pytest.mark.slow
+def test_the_webcam_button_takes_a_photo_in_a_real_browser(server, browser):
+    context = browser.new_context(permissions=["camera"])
+    page = context.new_page()
+    page.goto(server + "/")
+    page.click("#webcam")
+    page.wait_for_function("document.getElementById('video').videoWidth > 0")
+    page.click("#snap")
+    page.wait_for_function("document.getElementById('verdict').textContent !== ''")
+    assert page.inner_text("#verdict").split(" (")[0] in ("not smiling", "smiling")
+    assert page.eval_on_selector("#photo", "img => img.src").startswith("blob:")
+    # the snapshot is the centre of the frame at the model's aspect ratio (16 x 16: square)
+    page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
+    width, height = page.eval_on_selector("#photo", "img => [img.naturalWidth, img.naturalHeight]")
+    assert width == height
+    page.click("#stop")
+    assert page.is_visible("#webcam") and not page.is_visible("#video")
+    context.close()
