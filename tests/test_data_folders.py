@@ -1,13 +1,15 @@
 """Image folders and single photos: layout, resizing, colour modes, EXIF, bad files, cache."""
 from __future__ import annotations
 
+import io
 import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from npconv.data import SkippedFilesWarning, load_dataset, load_image, load_image_folder
+from npconv.data.images import decode_image
 from npconv.errors import DataError
 
 
@@ -91,6 +93,18 @@ def test_load_image_errors(tmp_path):
         load_image(bad)
     with pytest.raises(ValueError, match="color_mode"):
         load_image(bad, color_mode="cmyk")
+
+
+def test_decode_image_reads_file_objects_within_formats_and_a_pixel_limit():
+    """For uploads (``npconv serve``): bytes in memory, browser formats only, size checked from the header."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(buffer, format="PNG")
+    image = decode_image(io.BytesIO(buffer.getvalue()), (8, 8), formats=("PNG",))
+    assert image.shape == (8, 8, 3) and tuple(image[4, 4]) == (10, 200, 30)
+    with pytest.raises(Image.DecompressionBombError, match="40x30 pixels is over the limit of 1,000"):
+        decode_image(io.BytesIO(buffer.getvalue()), (8, 8), max_pixels=1000)
+    with pytest.raises(UnidentifiedImageError):
+        decode_image(io.BytesIO(buffer.getvalue()), (8, 8), formats=("JPEG",))
 
 
 def test_cache_round_trip(folder, tmp_path, monkeypatch):

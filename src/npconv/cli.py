@@ -1,4 +1,4 @@
-"""The ``npconv`` command: train, evaluate, predict, summary, export, data.
+"""The ``npconv`` command: train, evaluate, predict, summary, export, data, serve.
 
     npconv train signs --out signs.npz          # NPCONV_DATA=/path/to/datasets
     npconv evaluate signs.npz test_signs.h5 --json
@@ -6,6 +6,7 @@
     npconv summary signs.npz
     npconv export signs.npz signs.onnx          # needs pip install 'npconv[onnx]'
     npconv data
+    npconv serve signs.npz                      # a web page on http://127.0.0.1:8000
 
 Every failure is one line on stderr, ``npconv: error: ...``, and exit status 1 (2 for usage
 errors); ``--debug`` shows the traceback.
@@ -290,6 +291,12 @@ def cmd_export(args) -> int:
     scale = f", pixels divided by {_metadata(model)['value_scale']}" if len(image_shape) == 3 else ""
     print(f"wrote {path}: input 'input' float32 (batch, {shape}){scale}; output 'output'. "
           f"onnxruntime matches npconv to {difference:.1e} on 4 random inputs.")
+# ----------------------------------------------------------------------------- serve
+
+def cmd_serve(args) -> int:
+    from .serve import require_extra, run
+    require_extra()  # before loading the model: the install hint comes first
+    run(_load_model(args.model), Path(args.model).name, host=args.host, port=args.port)
     return 0
 
 
@@ -312,6 +319,7 @@ _positive = _number(int, lambda v: v > 0, "a positive integer")
 _folds = _number(int, lambda v: v >= 2, "at least 2 folds")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
+_port = _number(int, lambda v: 0 < v < 65536, "a port number from 1 to 65535")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,6 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", parents=[common], aliases=["datasets"],
                           help="the data directory and the data sets found there")
     data.set_defaults(func=cmd_data)
+
+    serve = sub.add_parser("serve", parents=[common], help="a web page to try the model on your photos",
+                           description="Serve a page where you drop a photo (or use the webcam) and see "
+                           "the prediction, the image as the model sees it and its feature maps. Needs "
+                           "pip install 'npconv[serve]'.")
+    serve.add_argument("model", metavar="MODEL")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

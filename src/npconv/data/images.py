@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -35,15 +36,22 @@ def _center_crop_box(width: int, height: int, target_h: int, target_w: int):
     return left, top, left + crop_w, top + crop_h
 
 
-def decode_image(path: str | os.PathLike, size: tuple[int, int] | None, color_mode: str = "rgb",
-                 interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False) -> np.ndarray:
-    """Read ``path`` as uint8 ``(n_H, n_W, C)``: EXIF orientation applied, converted to RGB or
-    grayscale, resized to ``size = (n_H, n_W)`` (kept as is when ``None``).
+def decode_image(path: str | os.PathLike | BinaryIO, size: tuple[int, int] | None, color_mode: str = "rgb",
+                 interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False,
+                 formats: tuple[str, ...] | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """Read ``path`` (a file name or a binary file object) as uint8 ``(n_H, n_W, C)``: EXIF
+    orientation applied, converted to RGB or grayscale, resized to ``size = (n_H, n_W)`` (kept as is
+    when ``None``).
 
-    Raises any Pillow/OS error unchanged; callers decide whether to skip or report.
+    ``formats`` (Pillow names, e.g. ``("PNG", "JPEG")``) limits the decoders tried; ``max_pixels``
+    refuses larger images with ``Image.DecompressionBombError`` from the header alone, before any
+    pixel is decoded. Raises any Pillow/OS error unchanged; callers decide whether to skip or report.
     """
     pil_mode, _ = COLOR_MODES[color_mode]
-    with Image.open(path) as img:
+    with Image.open(path, formats=formats) as img:
+        if max_pixels is not None and img.width * img.height > max_pixels:
+            raise Image.DecompressionBombError(
+                f"{img.width}x{img.height} pixels is over the limit of {max_pixels:,} pixels")
         if size is not None and img.format == "JPEG":
             # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target):
             # large photos decode several times faster.

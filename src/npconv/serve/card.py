@@ -1,0 +1,31 @@
+"""The model card: what a saved model is, read from its metadata (``npconv.apps.training.build``)."""
+from __future__ import annotations
+
+
+def model_card(predictor, file_name: str) -> dict:
+    """What the page shows about the model: classes, input, training data and held-out accuracy.
+
+    Fields the metadata lacks (a model saved by hand, without ``npconv train``) are ``None``.
+    """
+    meta = predictor.metadata
+    n_H, n_W, n_C = predictor.input_shape
+    trained = meta.get("trained") or {}
+    cv = meta.get("cross_validation") or {}
+    held_out = trained.get("held_out_accuracy")
+    return {
+        "file": file_name,
+        "arch": meta.get("app"),
+        "classes": predictor.class_names,
+        "input": {"height": n_H, "width": n_W, "channels": n_C,
+                  "color_mode": "grayscale" if n_C == 1 else "rgb"},
+        "dataset": meta.get("dataset"),
+        "epochs": trained.get("epochs"),
+        "training_examples": trained.get("examples"),
+        "held_out_accuracy": held_out,
+        "cross_validation": ({"k": cv["k"], "mean_accuracy": cv["mean_accuracy"],
+                              "std_accuracy": cv["std_accuracy"]} if cv else None),
+        "parameters": int(predictor.model.count_params()),
+        "conv_layers": predictor.conv_layers,
+        "smile_model": predictor.is_smile_model,
+        "npconv_version": meta.get("npconv_version"),
+    }

@@ -1,0 +1,438 @@
+"""``npconv serve``: the API through Starlette's ``TestClient`` (no server), and the page in a real
+headless Chromium against a real uvicorn server.
+
+The model is a tiny one trained in seconds on the built-in synthetic faces (16 x 16 RGB, classes
+"not smiling" and "smiling"); the photos are Happy House pictures from ``test_happy.h5``, written
+to temporary files (data never enters the repository).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+import npconv
+from npconv.cli import main
+from npconv.data.images import decode_image
+
+from conftest import require
+
+try:
+    from starlette.testclient import TestClient
+
+    from npconv.serve import create_app
+    from npconv.serve.inference import Predictor
+    from npconv.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
+except ImportError:  # the serve extra is missing: every test below fails under CI, skips elsewhere
+    TestClient = None
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 # a synthetic webcam (a moving test pattern), allowed without asking
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    """A tiny smile model trained on the built-in synthetic faces."""
+    require(TestClient is not None, "the serve extra is not installed (pip install 'npconv[serve]')")
+    path = tmp_path_factory.mktemp("serve") / "smiles.npz"
+    assert main(["train", "--out", str(path), "--epochs", "1", "--arch", "tiny", "--image-size", "16",
+                 "--quiet", "--no-report"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(model_path):
+    with TestClient(create_app(npconv.load_model(model_path), model_path.name)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def happy(data_dir):
+    """Happy House test pictures and labels, uint8 (150, 64, 64, 3) and (150,) (1 = smiling)."""
+    with h5py.File(data_dir / "happy" / "test_happy.h5", "r") as f:
+        return f["test_set_x"][:], f["test_set_y"][:]
+
+
+def encode(image: np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def post(client, data: bytes, name: str = "photo.png", field: str = "image"):
+    return client.post("/api/predict", files={field: (name, data, "application/octet-stream")})
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A real, valid 1-bit PNG of ``width x height`` white pixels: a few hundred KB on disk,
+    ``width * height`` pixels (30000 x 30000: 900 megapixels, 2.7 GB as RGB) once decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    row = b"\x00" + b"\xff" * ((width + 7) // 8)   # filter byte "none", then the packed pixels
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, grayscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def assert_refused(response, status: int, *words: str) -> None:
+    assert response.status_code == status, response.text
+    message = response.json()["error"]
+    for word in words:
+        assert word in message, message
+
+
+# ----------------------------------------------------------------------------- the page and the card
+
+def test_the_page_has_a_file_picker_and_reads_the_api(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert '<input id="file" type="file"' in page and "getUserMedia" in page
+    assert "/api/predict" in page and "/api/model" in page
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_model_card_comes_from_the_metadata(client, model_path):
+    card = client.get("/api/model").json()
+    assert card["file"] == model_path.name and card["arch"] == "tiny"
+    assert card["classes"] == ["not smiling", "smiling"] and card["smile_model"] is True
+    assert card["input"] == {"height": 16, "width": 16, "channels": 3, "color_mode": "rgb"}
+    assert card["dataset"] == "builtin:smiles" and card["epochs"] == 1
+    assert 0 <= card["held_out_accuracy"] <= 1
+    model = npconv.load_model(model_path)
+    assert card["parameters"] == model.count_params() and card["conv_layers"]
+
+
+# ----------------------------------------------------------------------------- good photos
+
+def test_a_happy_house_photo_gets_what_npconv_predict_says(client, happy, tmp_path, capsys, model_path):
+    """The page's preprocessing is ``npconv predict``'s: same photo, same probabilities."""
+    x, _ = happy
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(encode(x[0], "JPEG", quality=95))
+    answer = post(client, photo.read_bytes(), "face.jpg").json()
+
+    assert main(["predict", str(model_path), str(photo), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert answer["label"] == expected["class"]
+    assert answer["door_opens"] == expected["door_opens"] == (answer["label"] == "smiling")
+    assert answer["probabilities"].keys() == expected["probabilities"].keys()
+    for name, p in expected["probabilities"].items():
+        assert answer["probabilities"][name] == pytest.approx(p, abs=1e-6)
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0)
+
+
+def _decode_data_url(url: str) -> np.ndarray:
+    import base64
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def test_the_answer_shows_the_model_input_and_every_convolution(client, happy):
+    x, _ = happy
+    answer = post(client, encode(x[1])).json()
+    seen = _decode_data_url(answer["model_input"])
+    assert seen.shape == (16, 16, 3)   # resized to the model's input, RGB as the model takes it
+    card = client.get("/api/model").json()
+    assert [m["layer"] for m in answer["feature_maps"]] == card["conv_layers"]
+    for fmap in answer["feature_maps"]:
+        n_H, n_W, channels = fmap["shape"]
+        grid = _decode_data_url(fmap["png"])
+        assert fmap["channels_shown"] == min(channels, 32)
+        cols = min(8, fmap["channels_shown"])
+        rows = -(-fmap["channels_shown"] // cols)
+        assert grid.shape == (rows * (n_H + 1) - 1, cols * (n_W + 1) - 1, 3)
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda face: np.dstack([face, np.where(np.arange(64) < 32, 255, 0)[None, :]
+                                         .repeat(64, 0).astype(np.uint8)]), id="rgba-png"),
+    pytest.param(lambda face: face.mean(axis=2).astype(np.uint8), id="grayscale-png"),
+    pytest.param(lambda face: np.asarray(Image.fromarray(face).resize((1200, 900))), id="large-photo"),
+])
+def test_other_kinds_of_photo_are_answered(client, happy, make):
+    x, _ = happy
+    answer = post(client, encode(make(x[2]))).json()
+    assert answer["label"] in ("not smiling", "smiling")
+    assert _decode_data_url(answer["model_input"]).shape == (16, 16, 3)
+
+
+def test_a_palette_gif_and_a_webp_are_answered(client, happy):
+    x, _ = happy
+    gif = Image.fromarray(x[3]).convert("P")
+    buffer = io.BytesIO()
+    gif.save(buffer, format="GIF")
+    assert post(client, buffer.getvalue(), "face.gif").status_code == 200
+    assert post(client, encode(x[3], "WEBP"), "face.webp").status_code == 200
+
+
+def _untrained(input_shape, class_names):
+    """A small untrained model with ``npconv train``'s metadata (no training needed to test the page)."""
+    from npconv import layers as L
+    from npconv.apps.heads import output_layer
+    model = npconv.Sequential([L.Conv2D(4, 3, strides=2, input_shape=input_shape, name="conv_a"),
+                               L.ReLU(), L.Conv2D(6, 3, name="conv_b"), L.Flatten(),
+                               output_layer(len(class_names))])
+    model.build(input_shape)
+    model.metadata = {"input_shape": list(input_shape), "class_names": class_names, "value_scale": 255}
+    return model
+
+
+def test_a_grayscale_model_sees_a_colour_photo_in_grayscale(happy):
+    with TestClient(create_app(_untrained((24, 24, 1), ["not smiling", "smiling"]))) as gray_client:
+        assert gray_client.get("/api/model").json()["input"]["color_mode"] == "grayscale"
+        answer = post(gray_client, encode(happy[0][6])).json()
+    assert _decode_data_url(answer["model_input"]).shape == (24, 24)   # one channel, as the model takes it
+    assert [m["shape"] for m in answer["feature_maps"]] == [[11, 11, 4], [9, 9, 6]]
+    assert "door_opens" in answer
+
+
+def test_a_model_with_more_classes_gets_a_bar_each_and_no_door(happy):
+    names = ["zero", "one", "two", "three", "four", "five"]
+    with TestClient(create_app(_untrained((20, 20, 3), names))) as signs_client:
+        assert signs_client.get("/api/model").json()["smile_model"] is False
+        answer = post(signs_client, encode(happy[0][7])).json()
+    assert list(answer["probabilities"]) == names and "door_opens" not in answer
+    assert answer["label"] == max(answer["probabilities"], key=answer["probabilities"].get)
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- bad requests
+
+BAD_REQUESTS = {
+    "junk": (lambda c: post(c, b"this is not a photo, just text" * 10, "notes.txt"), 400, "not an image"),
+    "empty file": (lambda c: post(c, b"", "empty.png"), 400, "empty"),
+    "truncated png": (lambda c: post(c, encode(np.zeros((64, 64, 3), np.uint8))[:60]), 400, "decoded"),
+    "wrong field": (lambda c: post(c, b"...", field="photo"), 400, "'image'"),
+    "text field": (lambda c: c.post("/api/predict", data={"image": "smile.png"}), 400, "'image'"),
+    "json body": (lambda c: c.post("/api/predict", json={"image": "..."}), 400, "multipart"),
+    "broken multipart": (lambda c: c.post("/api/predict", content=b"--x\r\nno headers",
+                                          headers={"content-type": "multipart/form-data; boundary=x"}),
+                         400, "multipart"),
+    "huge upload": (lambda c: post(c, b"\0" * (MAX_UPLOAD_BYTES + 1)), 413, "10 MB"),
+    "huge upload, chunked": (lambda c: c.post("/api/predict", content=(b"\0" * 65536 for _ in range(200)),
+                                              headers={"content-type": "multipart/form-data; boundary=x"}),
+                             413, "10 MB"),
+    "bomb": (lambda c: post(c, png_bomb(30000, 30000), "bomb.png"), 413, "image too large"),
+    "just over the pixel limit": (lambda c: post(c, png_bomb(5001, 5000), "big.png"), 413, "5001x5000"),
+    "eps (a format Pillow reads with Ghostscript)": (
+        lambda c: post(c, b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "x.eps"), 400, "not an image"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=list(BAD_REQUESTS))
+def test_bad_requests_are_refused_and_the_server_keeps_serving(client, happy, case):
+    send, status, words = BAD_REQUESTS[case]
+    assert_refused(send(client), status, words)
+    good = post(client, encode(happy[0][4]))
+    assert good.status_code == 200 and good.json()["label"] in ("not smiling", "smiling")
+
+
+def test_the_bomb_is_a_small_valid_png():
+    bomb = png_bomb(30000, 30000)
+    assert len(bomb) < 1_500_000 and struct.unpack(">II", bomb[16:24]) == (30000, 30000)
+    with Image.open(io.BytesIO(png_bomb(40, 30))) as small:   # the same recipe makes a valid PNG
+        assert small.size == (40, 30) and np.asarray(small.convert("L")).min() == 255
+
+
+def test_an_upload_over_the_default_spool_size_stays_in_memory(client, monkeypatch):
+    """Starlette spools file parts over 1 MB to a temporary file; here nothing touches the disk."""
+    def no_disk(self):
+        raise AssertionError("an upload was written to a temporary file")
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", no_disk)
+    noise = np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
+    data = encode(noise)
+    assert 3_000_000 < len(data) < MAX_UPLOAD_BYTES and 1200 * 1200 < MAX_PIXELS
+    assert post(client, data).status_code == 200
+
+
+def test_wrong_method_and_unknown_paths(client):
+    assert client.get("/api/predict").status_code == 405
+    assert client.get("/../../etc/passwd").status_code == 404
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+def test_concurrent_requests_get_the_answers_of_sequential_ones(client, happy):
+    """Layers keep caches on themselves: without the predictor's lock, parallel forward passes
+    would mix their activations."""
+    x, _ = happy
+    photos = [encode(image) for image in x[:40]]
+    sequential = [post(client, p).json()["probabilities"] for p in photos]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        concurrent = list(pool.map(lambda p: post(client, p).json()["probabilities"], photos * 3))
+    assert concurrent == sequential * 3
+
+
+def test_forward_passes_never_overlap(model_path, happy):
+    """The same guarantee made deterministic: a slowed-down forward pass is never entered twice."""
+    predictor = Predictor(npconv.load_model(model_path))
+    original, guard = predictor.model.intermediate_outputs, threading.Lock()
+    inside = most = 0
+
+    def slow_forward(*args, **kwargs):
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.005)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            with guard:
+                inside -= 1
+
+    predictor.model.intermediate_outputs = slow_forward
+    image = decode_image(io.BytesIO(encode(happy[0][5])), (16, 16))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(predictor.predict, [image] * 16))
+    assert most == 1 and all(a == answers[0] for a in answers)
+
+
+# ----------------------------------------------------------------------------- the command
+
+def test_serve_without_the_extra_says_how_to_install_it(model_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)   # import uvicorn now raises ImportError
+    assert main(["serve", str(model_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("npconv: error: ") and "pip install 'npconv[serve]'" in err
+    assert "uvicorn" in err and len(err.splitlines()) == 1
+
+
+def test_serve_binds_to_this_machine_unless_told(model_path, monkeypatch, capsys):
+    import uvicorn
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    assert main(["serve", str(model_path)]) == 0
+    assert calls[-1]["host"] == "127.0.0.1" and calls[-1]["port"] == 8000
+    assert "http://127.0.0.1:8000/" in capsys.readouterr().out
+    assert main(["serve", str(model_path), "--host", "0.0.0.0", "--port", "8123"]) == 0
+    assert calls[-1]["host"] == "0.0.0.0" and calls[-1]["port"] == 8123
+    assert "other machines on the network" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_missing_model_and_a_bad_port(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "nothing.npz")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["serve", "model.npz", "--port", "70000"]) == 2
+    assert "port number" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- a real browser
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(model_path):
+    """``npconv serve`` in a subprocess on a free port of 127.0.0.1; its base URL."""
+    import httpx2
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(npconv.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    process = subprocess.Popen([sys.executable, "-m", "npconv", "serve", str(model_path), "--port", str(port)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if process.poll() is not None:
+                pytest.fail(f"npconv serve exited: {process.stdout.read()}")
+            try:
+                if httpx2.get(url + "/api/model", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("npconv serve did not answer within 30 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require(Path(CHROMIUM).is_file(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    require(sync_playwright is not None, "Playwright is not installed (pip install playwright)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.mark.slow
+def test_the_page_shows_the_verdict_in_a_real_browser(server, browser, happy, tmp_path):
+    import httpx2
+    x, y = happy
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(server + "/")
+    page.wait_for_selector("#card-fields dd")
+    assert "not smiling, smiling" in page.inner_text("#card")
+    for index in (int(np.argmax(y == 1)), int(np.argmax(y == 0))):   # a smiling and a non-smiling face
+        photo = tmp_path / f"happy_{index}.png"
+        photo.write_bytes(encode(x[index]))
+        expected = httpx2.post(server + "/api/predict", files={"image": photo.open("rb")}).json()
+        page.evaluate("document.getElementById('verdict').textContent = ''")
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function("label => document.getElementById('verdict').textContent.startsWith(label)",
+                               arg=expected["label"])
+        door = page.inner_text("#door-text")
+        assert ("door opens" in door) == expected["door_opens"]
+        assert page.locator("#maps img").count() == len(expected["feature_maps"])
+        assert page.eval_on_selector("#model-input", "img => img.naturalWidth") == 16
+    shot = page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+    assert len(shot) > 10_000
+    # The page keeps working after a refused file: the error is shown, then the next photo is answered.
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a photo")
+    page.set_input_files("#file", str(junk))
+    page.wait_for_function("document.getElementById('error').textContent.includes('not an image')")
+    page.close()
+
+
+@pytest.mark.slow
+def test_the_webcam_button_takes_a_photo_in_a_real_browser(server, browser):
+    context = browser.new_context(permissions=["camera"])
+    page = context.new_page()
+    page.goto(server + "/")
+    page.click("#webcam")
+    page.wait_for_function("document.getElementById('video').videoWidth > 0")
+    page.click("#snap")
+    page.wait_for_function("document.getElementById('verdict').textContent !== ''")
+    assert page.inner_text("#verdict").split(" (")[0] in ("not smiling", "smiling")
+    assert page.eval_on_selector("#photo", "img => img.src").startswith("blob:")
+    # the snapshot is the centre of the frame at the model's aspect ratio (16 x 16: square)
+    page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
+    width, height = page.eval_on_selector("#photo", "img => [img.naturalWidth, img.naturalHeight]")
+    assert width == height
+    page.click("#stop")
+    assert page.is_visible("#webcam") and not page.is_visible("#video")
+    context.close()
