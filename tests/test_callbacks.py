@@ -78,12 +78,48 @@ def test_model_checkpoint_formats_the_path(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
-def test_checkpoint_save_best_only_weights(tmp_path):
+class WeightsPerEpoch(C.Callback):
+    """Keeps each epoch's weights; with ``name`` and ``values``, also logs ``values[epoch]`` as ``name``
+    (callbacks share one logs dict, so a callback after this one sees the scripted value)."""
+
+    def __init__(self, name=None, values=None):
+        self.name, self.values, self.weights = name, values, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.name:
+            logs[self.name] = self.values[epoch]
+        self.weights.append(self.model.get_weights())
+
+
+@pytest.mark.parametrize("monitor, values, saved_epochs", [
+    ("val_loss", [0.9, 0.5, 0.7, 0.3, 0.6], [1, 2, 4]),      # min: the lowest (epoch 4), not the last
+    ("val_accuracy", [0.2, 0.8, 0.5, 0.8, 0.1], [1, 2]),     # max ("acc" in the name); a tie is no improvement
+])
+def test_checkpoint_save_best_only_keeps_the_best_epochs_weights(tmp_path, monitor, values, saved_epochs):
     model, x, y = model_and_data()
-    path = tmp_path / "best.npz"
-    model.fit(x, y, epochs=3, validation_data=(x, y), verbose=0,
-              callbacks=[C.ModelCheckpoint(path, save_best_only=True, save_weights_only=True)])
-    model.load_weights(path)
+    script = WeightsPerEpoch(monitor, values)
+    model.fit(x, y, epochs=len(values), verbose=0, callbacks=[
+        script,
+        C.ModelCheckpoint(tmp_path / "best.npz", monitor=monitor, save_best_only=True, save_weights_only=True),
+        C.ModelCheckpoint(tmp_path / "best-{epoch}.npz", monitor=monitor, save_best_only=True)])
+    assert sorted(p.name for p in tmp_path.glob("best-*.npz")) == [f"best-{e}.npz" for e in saved_epochs]
+    best = saved_epochs[-1] - 1
+    model.load_weights(tmp_path / "best.npz")
+    for kept, expected in zip(model.get_weights(), script.weights[best]):
+        np.testing.assert_array_equal(kept, expected)
+    assert not np.array_equal(script.weights[best][0], script.weights[-1][0])  # the last epoch differs
+
+
+def test_checkpoint_save_best_only_on_a_real_validation_loss(tmp_path):
+    model, x, y = model_and_data(lr=0.1)
+    spy = WeightsPerEpoch()
+    # Flipped validation labels: val_loss is lowest before training has gone far.
+    history = model.fit(x, y, epochs=8, validation_data=(x, 1 - y), verbose=0,
+                        callbacks=[spy, C.ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)])
+    best = int(np.argmin(history.history["val_loss"]))
+    assert best < 7
+    for kept, expected in zip(nc.load_model(tmp_path / "best.npz").get_weights(), spy.weights[best]):
+        np.testing.assert_array_equal(kept, expected)
 
 
 def test_learning_rate_callbacks():
@@ -138,22 +174,38 @@ def test_a_real_sigint_is_deferred_to_the_end_of_the_batch():
     assert history.history == {}
 
 
-def test_divergence_raises_and_keeps_the_last_good_weights():
+def test_divergence_at_the_first_batch_keeps_the_initial_weights():
     model, x, y = model_and_data(lr=1e30)
-    x = x * 1e10
+    model.build((5,))
+    initial = model.get_weights()
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(
+            TrainingDivergedError, match=r"epoch 1, batch 1:.*[Ll]ower the learning rate \(now 1e\+30\)"):
+        model.fit(x * 1e10, y, epochs=5, batch_size=8, verbose=0)
+    for kept, expected in zip(model.get_weights(), initial):
+        np.testing.assert_array_equal(kept, expected)
+
+
+def test_divergence_mid_training_keeps_the_weights_of_the_last_good_batch():
+    model, x, y = model_and_data(lr=0.1)
     good = []
 
-    class Keep(C.Callback):
-        def on_batch_end(self, batch, logs=None):
-            good[:] = [model.get_weights()]
+    class BlowUpAfterFiveBatches(C.Callback):
+        """Records the weights after each batch; after the fifth sets a learning rate beyond float32's
+        range, so the next update makes the (float32) weights infinite."""
 
-    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(TrainingDivergedError, match=r"epoch \d+, batch \d+.*[Ll]ower the learning rate"):
-        model.fit(x, y, epochs=5, batch_size=8, callbacks=[Keep()], verbose=0)
-    weights = model.get_weights()
-    assert all(np.all(np.isfinite(w)) for w in weights)
-    if good:
-        for a, b in zip(weights, good[0]):
-            np.testing.assert_array_equal(a, b)
+        def on_batch_end(self, batch, logs=None):
+            good.append(model.get_weights())
+            assert np.isfinite(logs["loss"])
+            if len(good) == 5:
+                model.optimizer.learning_rate = 1e300
+
+    # 40 examples in batches of 8: five batches make epoch 1, so the sixth is epoch 2, batch 1.
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(
+            TrainingDivergedError, match=r"epoch 2, batch 1: the update made a weight infinite"):
+        model.fit(x, y, epochs=5, batch_size=8, callbacks=[BlowUpAfterFiveBatches()], verbose=0)
+    assert len(good) == 5 and not np.array_equal(good[0][0], good[-1][0])  # it trained before it diverged
+    for kept, expected in zip(model.get_weights(), good[-1]):
+        np.testing.assert_array_equal(kept, expected)
 
 
 def test_callbacks_must_be_callbacks():
