@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import npconv
+from conftest import require
 from npconv.cli import main
 
 QUICK = ["--epochs", "1", "--arch", "tiny", "--image-size", "16", "--quiet"]
@@ -189,15 +190,19 @@ def test_ctrl_c_saves_the_model_so_far(tmp_path, capsys, monkeypatch):
     assert npconv.load_model(model).metadata["trained"]["interrupted"] is True
 
 
-def test_console_script_and_module():
-    script = Path(sys.executable).with_name("npconv")
-    if not script.exists():
-        pytest.skip("console script not installed next to this Python")
-    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == f"npconv {npconv.__version__}"
+def test_python_m_npconv_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "npconv", "--version"], capture_output=True, text=True,
                          check=True)
-    assert npconv.__version__ in out.stdout
+    assert out.stdout.strip() == f"npconv {npconv.__version__}"
+
+
+def test_console_script_is_declared_and_installed():
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '[project.scripts]\nnpconv = "npconv.cli:main"\n' in pyproject
+    script = Path(sys.executable).with_name("npconv")
+    require(script.exists(), f"the console script is not installed next to {sys.executable} (pip install -e .)")
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"npconv {npconv.__version__}"
 
 
 @pytest.mark.data
