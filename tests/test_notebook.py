@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
+import npconv
 from conftest import require
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "Convolution_model_Application.ipynb"
@@ -32,6 +34,9 @@ def test_notebook_runs_in_fast_mode(data_dir, tmp_path, monkeypatch):
     import nbclient
     import nbformat
     monkeypatch.setenv("JUPYTER_PATH", str(_kernel_dir(tmp_path / "jupyter")))
+    # The kernel runs in notebooks/, where a relative PYTHONPATH=src would miss: give it this npconv's folder.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(npconv.__file__).resolve().parents[1]),
+                                                      os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("NPCONV_NOTEBOOK_FAST", "1")
     monkeypatch.setenv("NPCONV_DATA", str(data_dir))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
