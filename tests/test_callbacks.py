@@ -93,14 +93,15 @@ class WeightsPerEpoch(C.Callback):
 
 @pytest.mark.parametrize("monitor, values, saved_epochs", [
     ("val_loss", [0.9, 0.5, 0.7, 0.3, 0.6], [1, 2, 4]),      # min: the lowest (epoch 4), not the last
-    ("val_accuracy", [0.2, 0.8, 0.5, 0.8, 0.1], [1, 2]),     # max ("acc" in the name); a tie is no improvement
+    ("val_accuracy", [0.2, 0.8, 0.5, 0.8, 0.1], [1, 2]),     # max ("acc" in the name); a tie is no gain
 ])
 def test_checkpoint_save_best_only_keeps_the_best_epochs_weights(tmp_path, monitor, values, saved_epochs):
     model, x, y = model_and_data()
     script = WeightsPerEpoch(monitor, values)
     model.fit(x, y, epochs=len(values), verbose=0, callbacks=[
         script,
-        C.ModelCheckpoint(tmp_path / "best.npz", monitor=monitor, save_best_only=True, save_weights_only=True),
+        C.ModelCheckpoint(tmp_path / "best.npz", monitor=monitor, save_best_only=True,
+                          save_weights_only=True),
         C.ModelCheckpoint(tmp_path / "best-{epoch}.npz", monitor=monitor, save_best_only=True)])
     assert sorted(p.name for p in tmp_path.glob("best-*.npz")) == [f"best-{e}.npz" for e in saved_epochs]
     best = saved_epochs[-1] - 1
