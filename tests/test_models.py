@@ -173,6 +173,39 @@ def test_residual_functional_model_gradients_match_numerical():
 
 
 @pytest.mark.torch
+def test_branched_model_with_add_and_concatenate_matches_torch(torch):
+    inputs = nc.Input(shape=(5, 5, 2))
+    conv_a = L.Conv2D(3, 3, padding="same", activation="relu")
+    conv_b, conv_c = L.Conv2D(3, 1), L.Conv2D(2, 3, padding="same")
+    dense = L.Dense(3, activation="softmax")
+    merged = L.Add()([conv_a(inputs), conv_b(inputs)])
+    joined = L.Concatenate()([merged, conv_c(merged)])
+    model = nc.Model(inputs, dense(L.GlobalAveragePooling2D()(joined)), dtype="float64")
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((4, 5, 5, 2)), np.eye(3)[[0, 2, 1, 2]]
+    loss, dout = model.loss.from_logits_and_grad(y, model._forward(x, True, logits=model._training_plan()))
+    model._backward(dout)
+
+    def leaf(a, conv=False):
+        return torch.tensor(a.transpose(3, 2, 0, 1) if conv else a, requires_grad=True)
+    params = {layer: (leaf(layer.kernel.value, conv=layer is not dense), leaf(layer.bias.value))
+              for layer in (conv_a, conv_b, conv_c, dense)}
+    conv = torch.nn.functional.conv2d
+    xt = torch.tensor(x.transpose(0, 3, 1, 2))
+    merged_t = torch.relu(conv(xt, *params[conv_a], padding=1)) + conv(xt, *params[conv_b])
+    joined_t = torch.cat([merged_t, conv(merged_t, *params[conv_c], padding=1)], dim=1)
+    logits = joined_t.mean(dim=(2, 3)) @ params[dense][0] + params[dense][1]
+    torch_loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y.argmax(1)))
+    torch_loss.backward()
+    assert loss == pytest.approx(torch_loss.item(), rel=1e-12)
+    for layer, (w, b) in params.items():
+        grad = w.grad.numpy() if layer is dense else w.grad.numpy().transpose(2, 3, 1, 0)
+        np.testing.assert_allclose(layer.kernel.grad, grad, atol=1e-12, err_msg=layer.name)
+        np.testing.assert_allclose(layer.bias.grad, b.grad.numpy(), atol=1e-12, err_msg=layer.name)
+
+
+@pytest.mark.torch
 def test_conv_model_loss_gradient_matches_torch(torch):
     nc.utils.set_random_seed(0)
     model = nc.Sequential([L.Conv2D(3, 2, padding="same", input_shape=(6, 6, 2)), L.ReLU(),
