@@ -258,16 +258,38 @@ def test_sequential_add_and_deferred_build():
     np.testing.assert_array_equal(model.get_weights()[0], weights[0] + 1)
 
 
-def test_sparse_labels_and_float64_models():
-    x, y = bright_or_dark(16)
+def softmax_model(loss):
+    nc.utils.set_random_seed(0)
     model = nc.Sequential([L.Flatten(input_shape=(8, 8, 1)), L.Dense(2), L.Activation("softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    loss, accuracy = model.evaluate(x, y[:, 0].astype(int), verbose=0)
-    assert np.isfinite(loss) and 0 <= accuracy <= 1
-    model.astype("float64")
-    assert model.predict(x).dtype == np.float64
-    model.fit(x, y.astype(int), epochs=1, verbose=0)
-    assert all(w.dtype == np.float64 for w in model.get_weights())
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    return model
+
+
+def test_sparse_labels_evaluate_to_the_cross_entropy_and_accuracy_of_the_predictions():
+    x, y = bright_or_dark(16)
+    labels = y[:, 0].astype(int)
+    model = softmax_model("sparse_categorical_crossentropy")
+    loss, accuracy = model.evaluate(x, labels, verbose=0)
+    p = model.predict(x).astype(np.float64)
+    assert loss == pytest.approx(-np.mean(np.log(p[np.arange(16), labels])), rel=1e-5)
+    assert accuracy == np.mean(p.argmax(axis=1) == labels)
+
+
+def test_astype_float64_keeps_the_weights_and_sparse_labels_train_like_one_hot():
+    x, y = bright_or_dark(16)
+    initial = softmax_model("sparse_categorical_crossentropy").get_weights()
+    sparse = softmax_model("sparse_categorical_crossentropy").astype("float64")
+    one_hot = softmax_model("categorical_crossentropy").astype("float64")
+    for a, b in zip(sparse.get_weights(), initial):
+        assert a.dtype == np.float64 and np.array_equal(a, b)
+    assert sparse.predict(x).dtype == np.float64
+    for model, labels in [(sparse, y.astype(int)), (one_hot, np.eye(2)[y[:, 0].astype(int)])]:
+        nc.utils.set_random_seed(1)  # the same shuffles
+        model.fit(x, labels, epochs=2, batch_size=4, verbose=0)
+    for a, b in zip(sparse.get_weights(), one_hot.get_weights()):
+        assert a.dtype == np.float64
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert not np.array_equal(sparse.get_weights()[0], initial[0])  # it trained
 
 
 def test_duplicate_layer_names_are_refused():
