@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from npconv import layers as L
+from npconv.data import augment
 from npconv.errors import ShapeError
 from npconv.gradcheck import gradcheck, numerical_gradient, relative_error
 
@@ -134,13 +135,30 @@ def test_layers_keep_float32(rng):
         assert all(w.value.dtype == np.float32 for w in layer.weights)
 
 
-def test_augmentation_layers_are_identity_at_inference(rng):
-    x = rng.random((2, 8, 8, 3)).astype(np.float32)
-    for layer in [L.RandomFlip(), L.RandomTranslation(0.2, 0.2), L.RandomRotation(0.1),
-                  L.RandomBrightness(0.2, value_range=(0, 1))]:
-        np.testing.assert_array_equal(layer(x), x)
-        out = layer(x, training=True)
-        assert out.shape == x.shape and out.dtype == x.dtype
+@pytest.mark.parametrize("layer, scale, kernel, kwargs", [
+    (lambda: L.RandomFlip("horizontal", seed=3), 1, augment.random_flip, {"mode": "horizontal"}),
+    (lambda: L.RandomTranslation(0.2, 0.3, seed=3), 1, augment.random_translation,
+     {"height_factor": 0.2, "width_factor": 0.3}),
+    (lambda: L.RandomRotation(0.1, seed=3), 1, augment.random_rotation, {"factor": 0.1}),
+    # Keras scales the delta to value_range and clips the output to it.
+    (lambda: L.RandomBrightness(0.5, value_range=(0, 1), seed=3), 1, augment.random_brightness,
+     {"max_delta": 0.5, "value_range": (0.0, 1.0)}),
+    (lambda: L.RandomBrightness(0.1, seed=3), 255, augment.random_brightness,
+     {"max_delta": 25.5, "value_range": (0.0, 255.0)}),
+])
+def test_augmentation_layers_apply_their_kernel_in_training_and_nothing_at_inference(rng, layer, scale, kernel,
+                                                                                      kwargs):
+    x = rng.random((6, 8, 8, 3)).astype(np.float32) * scale
+    out = layer()(x, training=True)
+    np.testing.assert_array_equal(out, kernel(x, np.random.default_rng(3), **kwargs))
+    assert out.dtype == x.dtype and not np.array_equal(out, x)
+    np.testing.assert_array_equal(layer()(x), x)
+
+
+def test_random_brightness_clips_to_its_value_range(rng):
+    x = rng.random((20, 4, 4, 1)).astype(np.float32)
+    out = L.RandomBrightness(0.5, value_range=(0, 1), seed=0)(x, training=True)
+    assert out.min() == 0 and out.max() == 1  # some images were pushed past each end, and clipped
 
 
 # --- argument errors -------------------------------------------------------------------------
