@@ -111,6 +111,11 @@ def test_fit_learns_a_small_task_and_evaluate_agrees():
     predictions = model.predict(x, batch_size=50)
     assert predictions.shape == (256, 1) and predictions.dtype == np.float32
     np.testing.assert_allclose(model(x[:5]), predictions[:5], rtol=1e-6)
+    # evaluate's figures are those of the predictions: cross-entropy (from the logits, as the fused
+    # loss computes it) and the share on the right side of 1/2.
+    z = model._forward(x, False, logits=True).astype(np.float64)
+    assert loss == pytest.approx(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))), rel=1e-5)
+    assert accuracy == np.mean((predictions > 0.5) == y)
 
 
 def test_validation_split_takes_the_last_examples():
