@@ -62,10 +62,21 @@ def test_early_stopping_stops_and_restores_the_best_weights():
 
     # A validation set with flipped labels gets worse as training improves.
     history = model.fit(x, y, epochs=20, validation_data=(x, 1 - y), callbacks=[Spy(), stopper], verbose=0)
-    assert len(history.history["loss"]) < 20 and stopper.stopped_epoch is not None
     epoch = min(best, key=lambda e: best[e][0])
+    # patience=1: it stops at the first epoch that does not improve on the best.
+    assert len(history.history["loss"]) == epoch + 2 < 20 and stopper.stopped_epoch == epoch + 1
     for a, b in zip(model.get_weights(), best[epoch][1]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("patience, stopped_epoch", [(0, 2), (1, 2), (2, 3), (3, 7)])
+def test_early_stopping_patience_counts_epochs_without_improvement_as_keras(patience, stopped_epoch):
+    model, x, y = model_and_data()
+    # Improves at epochs 0 and 1, stalls at 2 and 3, improves at 4, stalls from 5 on.
+    script = WeightsPerEpoch("score", [1.0, 0.9, 0.95, 0.92, 0.8, 0.85, 0.85, 0.85, 0.85])
+    stopper = C.EarlyStopping(monitor="score", patience=patience)
+    history = model.fit(x, y, epochs=9, callbacks=[script, stopper], verbose=0)
+    assert stopper.stopped_epoch == stopped_epoch and history.epoch == list(range(stopped_epoch + 1))
 
 
 def test_model_checkpoint_formats_the_path(tmp_path):
