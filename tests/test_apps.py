@@ -46,11 +46,19 @@ def test_every_arch_builds_and_runs(name, shape, n_classes):
             get_arch(name, shape, n_classes)
         return
     model = get_arch(name, shape, n_classes)
-    out = model.predict(np.zeros((2,) + shape, np.float32))
+    x = np.random.default_rng(0).random((3,) + shape, dtype=np.float32)
+    out = model.predict(x)
     # Two classes: one sigmoid unit (except the course SIGNS model, which keeps its softmax).
     width = 1 if n_classes == 2 and name != "signs" else n_classes
-    assert out.shape == (2, width)
-    assert np.all((out >= 0) & (out <= 1))
+    assert out.shape == (3, width) and out.dtype == np.float32
+    logits = model._forward(x, False, logits=True).astype(np.float64)
+    if width == 1:
+        expected = 1 / (1 + np.exp(-logits))
+    else:
+        expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+        expected /= expected.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)  # the head's probabilities
 
 
 def test_registry_refuses_unknown_names_and_options():

@@ -62,10 +62,21 @@ def test_early_stopping_stops_and_restores_the_best_weights():
 
     # A validation set with flipped labels gets worse as training improves.
     history = model.fit(x, y, epochs=20, validation_data=(x, 1 - y), callbacks=[Spy(), stopper], verbose=0)
-    assert len(history.history["loss"]) < 20 and stopper.stopped_epoch is not None
     epoch = min(best, key=lambda e: best[e][0])
+    # patience=1: it stops at the first epoch that does not improve on the best.
+    assert len(history.history["loss"]) == epoch + 2 < 20 and stopper.stopped_epoch == epoch + 1
     for a, b in zip(model.get_weights(), best[epoch][1]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("patience, stopped_epoch", [(0, 2), (1, 2), (2, 3), (3, 7)])
+def test_early_stopping_patience_counts_epochs_without_improvement_as_keras(patience, stopped_epoch):
+    model, x, y = model_and_data()
+    # Improves at epochs 0 and 1, stalls at 2 and 3, improves at 4, stalls from 5 on.
+    script = WeightsPerEpoch("score", [1.0, 0.9, 0.95, 0.92, 0.8, 0.85, 0.85, 0.85, 0.85])
+    stopper = C.EarlyStopping(monitor="score", patience=patience)
+    history = model.fit(x, y, epochs=9, callbacks=[script, stopper], verbose=0)
+    assert stopper.stopped_epoch == stopped_epoch and history.epoch == list(range(stopped_epoch + 1))
 
 
 def test_model_checkpoint_formats_the_path(tmp_path):
@@ -78,12 +89,49 @@ def test_model_checkpoint_formats_the_path(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
-def test_checkpoint_save_best_only_weights(tmp_path):
+class WeightsPerEpoch(C.Callback):
+    """Keeps each epoch's weights; with ``name`` and ``values``, also logs ``values[epoch]`` as ``name``
+    (callbacks share one logs dict, so a callback after this one sees the scripted value)."""
+
+    def __init__(self, name=None, values=None):
+        self.name, self.values, self.weights = name, values, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.name:
+            logs[self.name] = self.values[epoch]
+        self.weights.append(self.model.get_weights())
+
+
+@pytest.mark.parametrize("monitor, values, saved_epochs", [
+    ("val_loss", [0.9, 0.5, 0.7, 0.3, 0.6], [1, 2, 4]),      # min: the lowest (epoch 4), not the last
+    ("val_accuracy", [0.2, 0.8, 0.5, 0.8, 0.1], [1, 2]),     # max ("acc" in the name); a tie is no gain
+])
+def test_checkpoint_save_best_only_keeps_the_best_epochs_weights(tmp_path, monitor, values, saved_epochs):
     model, x, y = model_and_data()
-    path = tmp_path / "best.npz"
-    model.fit(x, y, epochs=3, validation_data=(x, y), verbose=0,
-              callbacks=[C.ModelCheckpoint(path, save_best_only=True, save_weights_only=True)])
-    model.load_weights(path)
+    script = WeightsPerEpoch(monitor, values)
+    model.fit(x, y, epochs=len(values), verbose=0, callbacks=[
+        script,
+        C.ModelCheckpoint(tmp_path / "best.npz", monitor=monitor, save_best_only=True,
+                          save_weights_only=True),
+        C.ModelCheckpoint(tmp_path / "best-{epoch}.npz", monitor=monitor, save_best_only=True)])
+    assert sorted(p.name for p in tmp_path.glob("best-*.npz")) == [f"best-{e}.npz" for e in saved_epochs]
+    best = saved_epochs[-1] - 1
+    model.load_weights(tmp_path / "best.npz")
+    for kept, expected in zip(model.get_weights(), script.weights[best]):
+        np.testing.assert_array_equal(kept, expected)
+    assert not np.array_equal(script.weights[best][0], script.weights[-1][0])  # the last epoch differs
+
+
+def test_checkpoint_save_best_only_on_a_real_validation_loss(tmp_path):
+    model, x, y = model_and_data(lr=0.1)
+    spy = WeightsPerEpoch()
+    # Flipped validation labels: val_loss is lowest before training has gone far.
+    history = model.fit(x, y, epochs=8, validation_data=(x, 1 - y), verbose=0,
+                        callbacks=[spy, C.ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)])
+    best = int(np.argmin(history.history["val_loss"]))
+    assert best < 7
+    for kept, expected in zip(nc.load_model(tmp_path / "best.npz").get_weights(), spy.weights[best]):
+        np.testing.assert_array_equal(kept, expected)
 
 
 def test_learning_rate_callbacks():
@@ -138,22 +186,15 @@ def test_a_real_sigint_is_deferred_to_the_end_of_the_batch():
     assert history.history == {}
 
 
-def test_divergence_raises_and_keeps_the_last_good_weights():
+def test_divergence_at_the_first_batch_keeps_the_initial_weights():
+    # Mid-training divergence (the weights of the last good batch kept) is in test_reliability.py.
     model, x, y = model_and_data(lr=1e30)
-    x = x * 1e10
-    good = []
-
-    class Keep(C.Callback):
-        def on_batch_end(self, batch, logs=None):
-            good[:] = [model.get_weights()]
-
-    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(TrainingDivergedError, match=r"epoch \d+, batch \d+.*[Ll]ower the learning rate"):
-        model.fit(x, y, epochs=5, batch_size=8, callbacks=[Keep()], verbose=0)
-    weights = model.get_weights()
-    assert all(np.all(np.isfinite(w)) for w in weights)
-    if good:
-        for a, b in zip(weights, good[0]):
-            np.testing.assert_array_equal(a, b)
+    initial = model.get_weights()
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(
+            TrainingDivergedError, match=r"epoch 1, batch 1:.*[Ll]ower the learning rate \(now 1e\+30\)"):
+        model.fit(x * 1e10, y, epochs=5, batch_size=8, verbose=0)
+    for kept, expected in zip(model.get_weights(), initial):
+        np.testing.assert_array_equal(kept, expected)
 
 
 def test_callbacks_must_be_callbacks():

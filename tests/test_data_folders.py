@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -123,10 +122,9 @@ def test_cache_round_trip(folder, tmp_path, monkeypatch):
 
 @pytest.mark.data
 def test_real_smiles_folder(data_dir):
-    start = time.perf_counter()
     data = load_dataset(data_dir / "smiles", max_per_class=100, color_mode="grayscale")
-    assert time.perf_counter() - start < 5
     assert data.x.shape == (200, 64, 64, 1) and data.class_names == ["not_smiling", "smiling"]
+    assert data.y.tolist() == [0] * 100 + [1] * 100  # its speed (target < 5 s): benchmarks/data_loading.py
 
 
 @pytest.mark.data

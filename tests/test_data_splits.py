@@ -23,7 +23,9 @@ def test_train_val_split_is_deterministic_and_stratified():
 def test_train_val_split_dataset_and_course_rows():
     data = Dataset(np.zeros((100, 2, 2, 1), np.uint8), Y, ["a", "b", "c"], "test", [str(i) for i in range(100)])
     train, val = train_val_split(data, 0.3)
-    assert len(train) + len(val) == 100 and not set(train.paths) & set(val.paths)
+    assert len(val) == 30 and np.bincount(val.y).tolist() == [9, 18, 3]  # 30%, stratified
+    assert sorted(train.paths + val.paths, key=int) == data.paths and train.class_names == ["a", "b", "c"]
+    np.testing.assert_array_equal(val.y, Y[[int(p) for p in val.paths]])   # labels travel with their images
     (_, y_tr), (_, y_val) = train_val_split((np.zeros(100), Y[None, :]), 0.3)
     assert y_tr.shape[0] == 1 and y_tr.shape[1] + y_val.shape[1] == 100
 

@@ -52,7 +52,7 @@ def test_gradcheck_catches_a_wrong_backward(rng):
 
 def test_relative_error_is_symmetric_and_zero_for_zeros():
     a, b = np.array([1.0, 2.0]), np.array([1.0, 2.5])
-    assert relative_error(a, b) == relative_error(b, a) > 0
+    assert relative_error(a, b) == relative_error(b, a) == pytest.approx(0.5 / (np.sqrt(5) + np.sqrt(7.25)))
     assert relative_error(np.zeros(3), np.zeros(3)) == 0
 
 
@@ -84,4 +84,5 @@ def test_the_docstring_example_runs():
 
     import npconv.gradcheck
 
-    assert doctest.testmod(npconv.gradcheck).failed == 0
+    result = doctest.testmod(npconv.gradcheck)
+    assert result.attempted > 0 and result.failed == 0  # an example that vanished would pass silently

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from npconv import layers as L
+from npconv.data import augment
 from npconv.errors import ShapeError
-from npconv.gradcheck import numerical_gradient, relative_error
+from npconv.gradcheck import gradcheck, numerical_gradient, relative_error
 
 
 def built(layer, input_shape, dtype=np.float64):
@@ -88,16 +89,39 @@ def test_dropout_gradient_uses_the_same_mask(rng):
     np.testing.assert_array_equal(layer(x), x)  # inference: identity
 
 
-def test_merge_layers(rng):
-    a, b = rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((2, 3, 3, 4))
-    cat = L.Concatenate()
+def merge_pair(layer):
+    """The merge layer as a forward/backward pair of two inputs, for :func:`gradcheck`."""
+    return (lambda a, b: (layer.forward([a, b], True), None),
+            lambda dout, _: tuple(layer.backward(dout)))
+
+
+@pytest.mark.parametrize("axis, b_shape", [(-1, (2, 3, 3, 4)), (3, (2, 3, 3, 4)), (2, (2, 3, 5, 2))])
+def test_concatenate_joins_and_its_backward_splits_the_gradient(rng, axis, b_shape):
+    a, b = rng.standard_normal((2, 3, 3, 2)), rng.standard_normal(b_shape)
+    cat = L.Concatenate(axis=axis)  # Keras counts the batch axis: 3 is the channel axis of images
+    data_axis = axis % 4
     out = cat([a, b])
-    assert out.shape == (2, 3, 3, 6) and cat.compute_output_shape([(3, 3, 2), (3, 3, 4)]) == (3, 3, 6)
+    np.testing.assert_array_equal(out, np.concatenate([a, b], axis=data_axis))
+    assert cat.compute_output_shape([a.shape[1:], b.shape[1:]]) == out.shape[1:]
     cat.forward([a, b], True)
-    da, db = cat.backward(np.arange(out.size, dtype=float).reshape(out.shape))
-    assert da.shape == a.shape and db.shape == b.shape
+    dout = rng.standard_normal(out.shape)
+    da, db = cat.backward(dout)
+    np.testing.assert_array_equal(da, np.take(dout, range(a.shape[data_axis]), axis=data_axis))
+    np.testing.assert_array_equal(db, np.take(dout, range(a.shape[data_axis], out.shape[data_axis]),
+                                              axis=data_axis))
+    gradcheck(*merge_pair(cat), {"a": a, "b": b})
+
+
+def test_add_sums_and_its_backward_copies_the_gradient(rng):
+    a, b = rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((2, 3, 3, 2))
     add = L.Add()
-    np.testing.assert_allclose(add([a, a]), 2 * a)
+    np.testing.assert_array_equal(add([a, b]), a + b)
+    add.forward([a, b], True)
+    dout = rng.standard_normal(a.shape)
+    da, db = add.backward(dout)
+    np.testing.assert_array_equal(da, dout)
+    np.testing.assert_array_equal(db, dout)
+    gradcheck(*merge_pair(add), {"a": a, "b": b})
     with pytest.raises(ShapeError, match="one shape"):
         add.compute_output_shape([(3, 3, 2), (3, 3, 4)])
 
@@ -111,13 +135,30 @@ def test_layers_keep_float32(rng):
         assert all(w.value.dtype == np.float32 for w in layer.weights)
 
 
-def test_augmentation_layers_are_identity_at_inference(rng):
-    x = rng.random((2, 8, 8, 3)).astype(np.float32)
-    for layer in [L.RandomFlip(), L.RandomTranslation(0.2, 0.2), L.RandomRotation(0.1),
-                  L.RandomBrightness(0.2, value_range=(0, 1))]:
-        np.testing.assert_array_equal(layer(x), x)
-        out = layer(x, training=True)
-        assert out.shape == x.shape and out.dtype == x.dtype
+@pytest.mark.parametrize("layer, scale, kernel, kwargs", [
+    (lambda: L.RandomFlip("horizontal", seed=3), 1, augment.random_flip, {"mode": "horizontal"}),
+    (lambda: L.RandomTranslation(0.2, 0.3, seed=3), 1, augment.random_translation,
+     {"height_factor": 0.2, "width_factor": 0.3}),
+    (lambda: L.RandomRotation(0.1, seed=3), 1, augment.random_rotation, {"factor": 0.1}),
+    # Keras scales the delta to value_range and clips the output to it.
+    (lambda: L.RandomBrightness(0.5, value_range=(0, 1), seed=3), 1, augment.random_brightness,
+     {"max_delta": 0.5, "value_range": (0.0, 1.0)}),
+    (lambda: L.RandomBrightness(0.1, seed=3), 255, augment.random_brightness,
+     {"max_delta": 25.5, "value_range": (0.0, 255.0)}),
+])
+def test_augmentation_layers_apply_their_kernel_in_training_and_nothing_at_inference(rng, layer, scale, kernel,
+                                                                                      kwargs):
+    x = rng.random((6, 8, 8, 3)).astype(np.float32) * scale
+    out = layer()(x, training=True)
+    np.testing.assert_array_equal(out, kernel(x, np.random.default_rng(3), **kwargs))
+    assert out.dtype == x.dtype and not np.array_equal(out, x)
+    np.testing.assert_array_equal(layer()(x), x)
+
+
+def test_random_brightness_clips_to_its_value_range(rng):
+    x = rng.random((20, 4, 4, 1)).astype(np.float32)
+    out = L.RandomBrightness(0.5, value_range=(0, 1), seed=0)(x, training=True)
+    assert out.min() == 0 and out.max() == 1  # some images were pushed past each end, and clipped
 
 
 # --- argument errors -------------------------------------------------------------------------

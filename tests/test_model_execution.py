@@ -67,8 +67,12 @@ def test_intermediate_outputs_follow_the_graph_as_built():
     outputs = model.intermediate_outputs(x)
     names = [layer.name for layer in model.layers]
     assert list(outputs) == names
-    relu = outputs[names[1]]
-    assert relu.shape == (2, 8, 8, 4) and relu.min() >= 0  # the ReLU's own output, not the swapped one
+    conv, relu, pooled = (outputs[name] for name in names[:3])
+    # Each layer's own output, as written (conv, ReLU, pool), not the pool-then-ReLU order that runs.
+    np.testing.assert_array_equal(conv, model.layers[0](x))
+    assert relu.shape == (2, 8, 8, 4)
+    np.testing.assert_array_equal(relu, np.maximum(conv, 0))
+    np.testing.assert_array_equal(pooled, relu.reshape(2, 4, 2, 4, 2, 4).max(axis=(2, 4)))
     np.testing.assert_allclose(outputs[names[-1]], model.predict(x))
     only = model.intermediate_outputs(x, [names[0]])
     assert list(only) == [names[0]]

@@ -111,6 +111,11 @@ def test_fit_learns_a_small_task_and_evaluate_agrees():
     predictions = model.predict(x, batch_size=50)
     assert predictions.shape == (256, 1) and predictions.dtype == np.float32
     np.testing.assert_allclose(model(x[:5]), predictions[:5], rtol=1e-6)
+    # evaluate's figures are those of the predictions: cross-entropy (from the logits, as the fused
+    # loss computes it) and the share on the right side of 1/2.
+    z = model._forward(x, False, logits=True).astype(np.float64)
+    assert loss == pytest.approx(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))), rel=1e-5)
+    assert accuracy == np.mean((predictions > 0.5) == y)
 
 
 def test_validation_split_takes_the_last_examples():
@@ -173,6 +178,39 @@ def test_residual_functional_model_gradients_match_numerical():
 
 
 @pytest.mark.torch
+def test_branched_model_with_add_and_concatenate_matches_torch(torch):
+    inputs = nc.Input(shape=(5, 5, 2))
+    conv_a = L.Conv2D(3, 3, padding="same", activation="relu")
+    conv_b, conv_c = L.Conv2D(3, 1), L.Conv2D(2, 3, padding="same")
+    dense = L.Dense(3, activation="softmax")
+    merged = L.Add()([conv_a(inputs), conv_b(inputs)])
+    joined = L.Concatenate()([merged, conv_c(merged)])
+    model = nc.Model(inputs, dense(L.GlobalAveragePooling2D()(joined)), dtype="float64")
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((4, 5, 5, 2)), np.eye(3)[[0, 2, 1, 2]]
+    loss, dout = model.loss.from_logits_and_grad(y, model._forward(x, True, logits=model._training_plan()))
+    model._backward(dout)
+
+    def leaf(a, conv=False):
+        return torch.tensor(a.transpose(3, 2, 0, 1) if conv else a, requires_grad=True)
+    params = {layer: (leaf(layer.kernel.value, conv=layer is not dense), leaf(layer.bias.value))
+              for layer in (conv_a, conv_b, conv_c, dense)}
+    conv = torch.nn.functional.conv2d
+    xt = torch.tensor(x.transpose(0, 3, 1, 2))
+    merged_t = torch.relu(conv(xt, *params[conv_a], padding=1)) + conv(xt, *params[conv_b])
+    joined_t = torch.cat([merged_t, conv(merged_t, *params[conv_c], padding=1)], dim=1)
+    logits = joined_t.mean(dim=(2, 3)) @ params[dense][0] + params[dense][1]
+    torch_loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y.argmax(1)))
+    torch_loss.backward()
+    assert loss == pytest.approx(torch_loss.item(), rel=1e-12)
+    for layer, (w, b) in params.items():
+        grad = w.grad.numpy() if layer is dense else w.grad.numpy().transpose(2, 3, 1, 0)
+        np.testing.assert_allclose(layer.kernel.grad, grad, atol=1e-12, err_msg=layer.name)
+        np.testing.assert_allclose(layer.bias.grad, b.grad.numpy(), atol=1e-12, err_msg=layer.name)
+
+
+@pytest.mark.torch
 def test_conv_model_loss_gradient_matches_torch(torch):
     nc.utils.set_random_seed(0)
     model = nc.Sequential([L.Conv2D(3, 2, padding="same", input_shape=(6, 6, 2)), L.ReLU(),
@@ -225,16 +263,38 @@ def test_sequential_add_and_deferred_build():
     np.testing.assert_array_equal(model.get_weights()[0], weights[0] + 1)
 
 
-def test_sparse_labels_and_float64_models():
-    x, y = bright_or_dark(16)
+def softmax_model(loss):
+    nc.utils.set_random_seed(0)
     model = nc.Sequential([L.Flatten(input_shape=(8, 8, 1)), L.Dense(2), L.Activation("softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    loss, accuracy = model.evaluate(x, y[:, 0].astype(int), verbose=0)
-    assert np.isfinite(loss) and 0 <= accuracy <= 1
-    model.astype("float64")
-    assert model.predict(x).dtype == np.float64
-    model.fit(x, y.astype(int), epochs=1, verbose=0)
-    assert all(w.dtype == np.float64 for w in model.get_weights())
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    return model
+
+
+def test_sparse_labels_evaluate_to_the_cross_entropy_and_accuracy_of_the_predictions():
+    x, y = bright_or_dark(16)
+    labels = y[:, 0].astype(int)
+    model = softmax_model("sparse_categorical_crossentropy")
+    loss, accuracy = model.evaluate(x, labels, verbose=0)
+    p = model.predict(x).astype(np.float64)
+    assert loss == pytest.approx(-np.mean(np.log(p[np.arange(16), labels])), rel=1e-5)
+    assert accuracy == np.mean(p.argmax(axis=1) == labels)
+
+
+def test_astype_float64_keeps_the_weights_and_sparse_labels_train_like_one_hot():
+    x, y = bright_or_dark(16)
+    initial = softmax_model("sparse_categorical_crossentropy").get_weights()
+    sparse = softmax_model("sparse_categorical_crossentropy").astype("float64")
+    one_hot = softmax_model("categorical_crossentropy").astype("float64")
+    for a, b in zip(sparse.get_weights(), initial):
+        assert a.dtype == np.float64 and np.array_equal(a, b)
+    assert sparse.predict(x).dtype == np.float64
+    for model, labels in [(sparse, y.astype(int)), (one_hot, np.eye(2)[y[:, 0].astype(int)])]:
+        nc.utils.set_random_seed(1)  # the same shuffles
+        model.fit(x, labels, epochs=2, batch_size=4, verbose=0)
+    for a, b in zip(sparse.get_weights(), one_hot.get_weights()):
+        assert a.dtype == np.float64
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert not np.array_equal(sparse.get_weights()[0], initial[0])  # it trained
 
 
 def test_duplicate_layer_names_are_refused():

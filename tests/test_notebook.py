@@ -1,12 +1,16 @@
 """The course notebook runs top to bottom (FAST mode) in a kernel of this interpreter."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
+
+import npconv
+from conftest import require
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "Convolution_model_Application.ipynb"
 KERNEL = "npconv-test"
@@ -24,10 +28,15 @@ def _kernel_dir(root: Path) -> Path:
 
 @pytest.mark.slow
 def test_notebook_runs_in_fast_mode(data_dir, tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
+    for package in ("nbformat", "nbclient", "ipykernel"):
+        require(importlib.util.find_spec(package) is not None,
+                f"{package} is not installed (pip install -e '.[dev]')")
+    import nbclient
+    import nbformat
     monkeypatch.setenv("JUPYTER_PATH", str(_kernel_dir(tmp_path / "jupyter")))
+    # The kernel runs in notebooks/, where a relative PYTHONPATH=src would miss: give it this npconv's folder.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(npconv.__file__).resolve().parents[1]),
+                                                      os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("NPCONV_NOTEBOOK_FAST", "1")
     monkeypatch.setenv("NPCONV_DATA", str(data_dir))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

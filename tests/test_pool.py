@@ -5,7 +5,7 @@ with ``padding="same"`` averages only the real pixels, as TensorFlow does.
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from npconv import course
@@ -19,8 +19,7 @@ from npconv.gradcheck import gradcheck
        f=st.integers(1, 4), stride=st.integers(1, 3), mode=st.sampled_from(["max", "average"]),
        seed=st.integers(0, 2**31))
 def test_forward_and_backward_equal_the_course_loops(m, n_h, n_w, n_c, f, stride, mode, seed):
-    if f > min(n_h, n_w):
-        return
+    assume(f <= min(n_h, n_w))  # a window larger than the image is an error
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((m, n_h, n_w, n_c))
     hparameters = {"f": f, "stride": stride}

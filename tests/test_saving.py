@@ -73,6 +73,7 @@ def test_weights_only_round_trip_and_mismatch(tmp_path):
     model = make_model()
     model.save_weights(tmp_path / "w.npz")
     other = make_model()
+    assert not np.array_equal(other.get_weights()[0], model.get_weights()[0])  # loading has work to do
     other.load_weights(tmp_path / "w.npz")
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)

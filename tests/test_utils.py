@@ -1,13 +1,10 @@
 """utils: the package generator, to_categorical, registry look-ups and the course re-exports."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from conftest import require
-from npconv import utils
+from npconv import course, utils
 
 
 def test_set_random_seed_repeats_the_package_generator_and_legacy_state():
@@ -63,8 +60,6 @@ def test_lookup_ignores_case_and_underscores_and_lists_names():
 
 
 def test_course_helpers_are_re_exported():
-    require(importlib.util.find_spec("npconv.course") is not None, "npconv.course not written yet")
-    from npconv import course
     assert utils.random_mini_batches is course.random_mini_batches
     assert utils.convert_to_one_hot is course.convert_to_one_hot
 

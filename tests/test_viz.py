@@ -65,7 +65,8 @@ def test_plot_zero_pad_shows_both_panels(tmp_path):
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[:2] == ["x   3×3", "x_pad   7×7"]
     np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), x[0, :, :, 0])
-    assert viz.plot_zero_pad(x[0, :, :, 0], x_pad[0, :, :, 0]) is not None  # single 2-D images too
+    single = viz.plot_zero_pad(x[0, :, :, 0], x_pad[0, :, :, 0])  # single 2-D images too
+    np.testing.assert_array_equal(single.axes[1].images[0].get_array(), x_pad[0, :, :, 0])
 
 
 @pytest.mark.parametrize("kind", ["uint8 rgb", "float01 rgb", "float255 gray", "uint8 gray 2-D"])
@@ -77,8 +78,14 @@ def test_plot_samples_handles_every_image_kind(images, kind, tmp_path):
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 6
     assert [ax.get_title() for ax in shown][:3] == ["cat", "dog", "bird"]
-    data = shown[0].images[0].get_array()
-    assert data.max() <= (255 if data.dtype == np.uint8 else 1.0)
+    # The first panel shows the first image itself: uint8 as is, floats in [0, 1], 0-255 floats / 255.
+    image = np.squeeze(images[kind][0])
+    expected = image / 255.0 if kind == "float255 gray" else image
+    shown_image = shown[0].images[0]
+    np.testing.assert_allclose(shown_image.get_array(), expected, rtol=1e-6)
+    if image.ndim == 2:  # one channel: a gray colour map over the data's full range, not auto-scaled
+        assert shown_image.get_cmap().name == "gray"
+        assert shown_image.get_clim() == (0, 255 if image.dtype == np.uint8 else 1.0)
 
 
 def test_plot_samples_one_hot_labels_and_small_batches(images):

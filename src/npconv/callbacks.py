@@ -134,7 +134,7 @@ class EarlyStopping(_Monitor):
                 self.best_weights = self.model.get_weights()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:  # as Keras: patience 0 and 1 both stop at the first stall
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.best_weights is not None:

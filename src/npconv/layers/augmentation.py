@@ -91,7 +91,8 @@ class RandomRotation(_Augmentation):
 
 
 class RandomBrightness(_Augmentation):
-    """Adds a random delta of up to ``factor`` times the width of ``value_range`` to each image."""
+    """Adds a random delta of up to ``factor`` times the width of ``value_range`` to each image and
+    clips the result to ``value_range`` (as Keras)."""
 
     _kernel = "random_brightness"
     _config_keys = ("factor", "value_range", "seed")
@@ -103,4 +104,4 @@ class RandomBrightness(_Augmentation):
 
     def _kwargs(self):
         lo, hi = self.value_range
-        return {"max_delta": self.factor * (hi - lo)}
+        return {"max_delta": self.factor * (hi - lo), "value_range": self.value_range}
