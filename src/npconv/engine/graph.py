@@ -79,8 +79,25 @@ class Graph:
                         else shapes[node.inputs[0]])
             layer.build(in_shape)
             shapes[node.output] = tuple(layer.compute_output_shape(in_shape))
+        self._check_gradient_path(nodes)
         self._tensors = tensors if tensors is not None else self._make_tensors(shapes)
         self._updated_weights = None
+
+    @staticmethod
+    def _check_gradient_path(nodes) -> None:
+        """Refuse a layer without a backward pass (augmentation) downstream of a layer with weights:
+        training would need the gradient through it."""
+        weighted_before: dict[int, str | None] = {0: None}  # tensor id -> a weighted layer upstream
+        for node in nodes:
+            upstream = next((weighted_before[i] for i in node.inputs if weighted_before[i]), None)
+            if upstream and not node.layer.passes_gradient:
+                layer = node.layer
+                raise ValueError(expected(
+                    f"layer {layer.name!r} ({type(layer).__name__})", "to come before every layer with weights",
+                    f"it comes after {upstream!r}",
+                    "Augmentation layers pass no gradient: put them right after the input, e.g. "
+                    "Sequential([RandomFlip(...), Conv2D(...), ...])."))
+            weighted_before[node.output] = upstream or (node.layer.name if node.layer.weights else None)
 
     def _make_tensors(self, shapes) -> dict:
         """Symbolic tensors for a graph given as nodes (``Sequential``, a loaded model); each layer's
