@@ -181,6 +181,31 @@ def test_usage_errors_exit_2_and_debug_shows_the_traceback(trained, tmp_path, ca
     assert code == 1 and "Traceback" in err
 
 
+def test_usage_errors_are_one_line_too(capsys):
+    for argv in (["train", "--folds", "1"], ["frobnicate"], ["evaluate", "--no-such-option"], ["predict"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2
+        assert_one_line_error(code, err, "--help")
+
+
+def test_a_photo_given_as_data_points_to_predict_not_a_python_function(trained, tmp_path, capsys):
+    photo = tmp_path / "me.png"
+    Image.new("RGB", (20, 20)).save(photo)
+    code, _, err = run(capsys, "evaluate", trained, photo)
+    assert_one_line_error(code, err, "me.png", "predict")
+    assert "load_image" not in err
+
+
+def test_output_into_a_closed_pipe_ends_quietly(trained):
+    """``npconv summary MODEL | head -1``: the reader is gone before npconv writes."""
+    reader_gone = subprocess.Popen([sys.executable, "-m", "npconv", "summary", str(trained)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader_gone.stdout.close()
+    err = reader_gone.stderr.read().decode()
+    assert reader_gone.wait(timeout=120) == 141
+    assert err == "", err
+
+
 def test_ctrl_c_saves_the_model_so_far(tmp_path, capsys, monkeypatch):
     from npconv import models
     step = models.Model._train_step

@@ -346,3 +346,18 @@ def test_loss_and_last_activation_must_fit_together():
 def test_unknown_names_list_the_valid_ones(kwargs, match):
     with pytest.raises(ValueError, match=match):
         small_model().compile(**kwargs)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_augmentation_after_a_layer_with_weights_is_refused_when_built(functional):
+    """Augmentation layers have no backward pass; after a Conv2D, fit would fail at the first batch."""
+    with pytest.raises(ValueError, match=r"'random_flip' \(RandomFlip\).*after 'conv2d'.*right after the input"):
+        if functional:
+            x = nc.Input(shape=(8, 8, 1))
+            h = L.RandomFlip()(L.ReLU()(L.Conv2D(2, 3)(x)))
+            nc.Model(x, L.Dense(1, activation="sigmoid")(L.Flatten()(h)))
+        else:
+            nc.Sequential([L.Conv2D(2, 3, input_shape=(8, 8, 1)), L.RandomFlip(), L.Flatten(), L.Dense(1)])
+    before = nc.Sequential([L.RandomFlip(input_shape=(8, 8, 1)), L.RandomTranslation(0.1, 0.1),
+                            L.Conv2D(2, 3), L.Flatten(), L.Dense(1)])
+    assert len(before.layers) == 5

@@ -175,3 +175,22 @@ def test_saving_knows_the_format_not_the_model_classes():
                 for alias in node.names} | {node.module or "" for node in ast.walk(tree)
                                              if isinstance(node, ast.ImportFrom)}
     assert "models" not in imported
+
+
+def test_saved_files_get_the_permissions_open_would_give(tmp_path):
+    """Written through a temporary file (mode 0600) and renamed, a model must still honour the
+    umask when new, and keep its permissions when replaced."""
+    import os
+    model = make_model()
+    previous = os.umask(0o022)
+    try:
+        model.save(tmp_path / "shared.npz")
+        assert (tmp_path / "shared.npz").stat().st_mode & 0o777 == 0o644
+        os.umask(0o027)
+        model.save_weights(tmp_path / "group.npz")
+        assert (tmp_path / "group.npz").stat().st_mode & 0o777 == 0o640
+        os.chmod(tmp_path / "shared.npz", 0o600)
+        model.save(tmp_path / "shared.npz")
+        assert (tmp_path / "shared.npz").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(previous)

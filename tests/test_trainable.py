@@ -204,3 +204,15 @@ def test_a_new_head_on_a_loaded_models_layers(tmp_path, functional):
     np.testing.assert_allclose(model.predict(x), model.layers[-1](model.layers[-2](flat)), rtol=1e-5)
     model.save(tmp_path / "head.npz")
     np.testing.assert_array_equal(nc.load_model(tmp_path / "head.npz").predict(x), model.predict(x))
+
+
+def test_a_layers_output_stays_its_first_models_when_it_joins_another():
+    base = base_model()
+    flatten = base.get_layer("flatten")
+    first = flatten.output
+    reused = nc.Sequential(base.layers[:-1] + [L.Dense(2, activation="softmax")])
+    assert flatten.output is first and reused.inputs[0] is not base.inputs[0]
+    model = nc.Model(base.inputs, L.Dense(2, activation="softmax")(base.get_layer("flatten").output))
+    assert model.layers[0] is base.inputs[0].layer
+    base.build((6, 6, 2))  # rebuilt by its own model: its layers take the new tensors
+    assert flatten.output is not first and base.outputs[0].inputs[0] is flatten.output

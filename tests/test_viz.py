@@ -169,7 +169,7 @@ def test_plot_misclassified_sigmoid_probabilities_and_limits(images):
     p = np.linspace(0.55, 0.99, 10)[:, None]     # a sigmoid output: P(class 1)
     fig = viz.plot_misclassified(images["uint8 gray 2-D"], y_true, y_pred, probs=p, n=4, ncols=2)
     assert len([ax for ax in fig.axes if ax.images]) == 4
-    assert "pred: 1 (0.55)" in all_text(fig) and "first 4 shown" in all_text(fig)
+    assert "pred: 1 (0.55)" in all_text(fig) and "(4 shown)" in all_text(fig)
 
 
 def test_plot_misclassified_when_all_are_right(images, tmp_path):
@@ -179,7 +179,7 @@ def test_plot_misclassified_when_all_are_right(images, tmp_path):
     assert "no misclassified images" in all_text(fig)
 
 
-def test_plot_filters_rgb_and_single_channel(tmp_path, rng):
+def test_plot_filters_rgb_for_large_kernels_and_channels_for_small_ones(tmp_path, rng):
     w_rgb = rng.standard_normal((5, 5, 3, 10))
     fig = viz.plot_filters(w_rgb, path=tmp_path / "f.png")
     saved(fig, tmp_path / "f.png")
@@ -190,12 +190,49 @@ def test_plot_filters_rgb_and_single_channel(tmp_path, rng):
     w_gray = rng.standard_normal((3, 3, 8, 4))
     w_gray[..., 1] = 2.0                               # a constant filter must not divide by zero
     shown = [ax for ax in viz.plot_filters(w_gray).axes if ax.images]
-    assert [ax.images[0].get_array().shape for ax in shown] == [(3, 3)] * 4
-    assert np.all(shown[1].images[0].get_array() == 0.5)
+    assert [ax.images[0].get_array().shape for ax in shown] == [(3, 11)] * 4  # channels 0-2, gaps
+    assert np.all(shown[1].images[0].get_array().compressed() == 1.0)
     assert len([ax for ax in viz.plot_filters(rng.standard_normal((3, 3, 1, 100)), max_filters=12).axes
                 if ax.images]) == 12
     with pytest.raises(ShapeError, match="f_h, f_w, C, K"):
         viz.plot_filters(np.zeros((3, 3, 8)))
+    with pytest.raises(ValueError, match="'channels'"):
+        viz.plot_filters(w_gray, mode="rgb")
+
+
+def test_small_rgb_filters_show_each_channel_with_sign_not_colour_noise(rng):
+    """A 3x3x3 kernel as an RGB image is 9 random colours; each channel on a diverging map shows
+    which weights are positive (red) and negative (blue), scaled by the filter's largest |w|."""
+    w = rng.standard_normal((3, 3, 3, 8))
+    fig = viz.plot_filters(w)
+    image = [ax for ax in fig.axes if ax.images][0].images[0]
+    data = image.get_array()
+    assert data.shape == (3, 11) and data.mask[:, [3, 7]].all()      # R | G | B with gaps
+    np.testing.assert_allclose(data[:, 4:7], w[:, :, 1, 0] / np.abs(w[..., 0]).max(), rtol=1e-6)
+    assert image.get_clim() == (-1, 1) and image.get_cmap().name.startswith("RdBu")
+    assert "R, G, B side by side" in all_text(fig)
+
+
+def test_plot_samples_shows_every_class_of_data_sorted_by_class(images):
+    labels = np.repeat([0, 1, 2], [5, 3, 2])               # as an image folder loads: class by class
+    fig = viz.plot_samples(images["uint8 rgb"], labels, ["cat", "dog", "bird"], n=6)
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles == ["cat", "dog", "bird", "cat", "dog", "bird"]
+    np.testing.assert_array_equal(viz.spread_over_classes(labels, 8), [0, 5, 8, 2, 6, 9, 4, 7])
+
+
+def test_plot_misclassified_shows_both_directions_and_an_unclipped_title(images):
+    y_true = np.repeat([0, 1], 5)
+    y_pred = y_true.copy()
+    y_pred[[0, 1, 2, 7]] = 1 - y_pred[[0, 1, 2, 7]]       # three false positives first, one false negative
+    fig = viz.plot_misclassified(images["uint8 rgb"], y_true, y_pred, ["no", "yes"], n=2)
+    assert [ax.get_xlabel() for ax in fig.axes if ax.images] == ["true: no", "true: yes"]
+    one = y_true.copy()
+    one[4] = 1
+    fig = viz.plot_misclassified(images["uint8 rgb"], y_true, one, ["not smiling", "smiling"])
+    fig.canvas.draw()
+    title = fig._suptitle.get_window_extent()
+    assert 0 <= title.x0 and title.x1 <= fig.bbox.x1      # one error: the title still fits
 
 
 def test_plot_feature_maps_one_row_per_layer(tmp_path, rng):

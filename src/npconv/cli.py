@@ -9,12 +9,14 @@
     npconv serve signs.npz                      # a web page on http://127.0.0.1:8000
 
 Every failure is one line on stderr, ``npconv: error: ...``, and exit status 1 (2 for usage
-errors); ``--debug`` shows the traceback.
+errors); ``--debug`` shows the traceback. Output cut short by a closed pipe (``| head``) ends
+quietly with status 141, as a command killed by SIGPIPE does.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 import warnings
@@ -322,15 +324,22 @@ _positive_float = _number(float, lambda v: v > 0, "a positive number")
 _port = _number(int, lambda v: 0 < v < 65536, "a port number from 1 to 65535")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error (argparse prints its usage block first)."""
+
+    def error(self, message):
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .apps.registry import list_archs
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback on errors")
     common.add_argument("--data-dir", metavar="DIR", help="data directory (default: $NPCONV_DATA, "
                         "else the user cache folder)")
 
-    parser = argparse.ArgumentParser(prog=PROG, description="Convolutional networks from scratch in NumPy.")
+    parser = _Parser(prog=PROG, description="Convolutional networks from scratch in NumPy.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -418,6 +427,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped (| head): nothing more to say, and nowhere to say it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except Exception as exc:  # every failure is one line unless --debug
         if args.debug:
             traceback.print_exc()

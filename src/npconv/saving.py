@@ -42,13 +42,25 @@ def _write_npz(file, arrays: dict) -> None:
     np.savez(file, **arrays)
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions a plain ``open(path, "wb")`` would give: the old file's, or 0666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)  # reading the umask means setting it; put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _atomic_save(path, arrays: dict) -> None:
     path = Path(path)
     if path.parent and not path.parent.is_dir():
         raise FileNotFoundError(expected("path", "a file in an existing folder", str(path),
                                          f"Create the folder {str(path.parent)!r} first."))
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)  # mkstemp's 0600, else the model would be private whatever the umask
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, arrays)
             f.flush()

@@ -17,13 +17,13 @@ import numpy as np
 
 from .errors import expected
 
-__all__ = ["set_random_seed", "global_rng", "to_categorical",
+__all__ = ["set_random_seed", "global_rng", "to_categorical", "plot_model",
            "random_mini_batches", "convert_to_one_hot", "canonical_name", "lookup", "deserialize"]
 
 _rng = np.random.Generator(np.random.PCG64())
 
-# Re-exported from npconv.course on first use, so this module imports without it.
-_COURSE_HELPERS = ("random_mini_batches", "convert_to_one_hot")
+# Re-exported on first use, so this module imports without npconv.course or Matplotlib.
+_LAZY = {"random_mini_batches": ".course", "convert_to_one_hot": ".course", "plot_model": ".model_plot"}
 
 
 def set_random_seed(seed: int) -> None:
@@ -69,8 +69,8 @@ def to_categorical(y, num_classes: int | None = None) -> np.ndarray:
 
 
 def __getattr__(name: str):
-    if name in _COURSE_HELPERS:
-        return getattr(importlib.import_module(".course", __package__), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __package__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -23,10 +23,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from . import metrics
-from .errors import ShapeError, check_positive_int, expected
+from .errors import ShapeError, check_choice, check_positive_int, expected
 
 __all__ = [
-    "style", "confusion_matrix", "plot_zero_pad", "plot_samples", "plot_history",
+    "style", "confusion_matrix", "spread_over_classes", "plot_zero_pad", "plot_samples", "plot_history",
     "plot_confusion_matrix", "plot_misclassified", "plot_filters", "plot_feature_maps",
 ]
 
@@ -151,6 +151,19 @@ def _as_labels(y, name: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def spread_over_classes(labels, n: int) -> np.ndarray:
+    """Indices of up to ``n`` examples taken from each class in turn (classes in order of first
+    appearance, examples evenly spaced within a class), so data sorted by class still shows them all."""
+    labels = _as_labels(labels, "labels")
+    classes, first = np.unique(labels, return_index=True)
+    groups = [np.flatnonzero(labels == c) for c in classes[np.argsort(first)]]
+    if not groups:
+        return np.zeros(0, dtype=np.int64)
+    per_class = -(-n // len(groups))
+    picks = [g[np.linspace(0, len(g) - 1, min(per_class, len(g))).round().astype(int)] for g in groups]
+    return np.array([p[k] for k in range(per_class) for p in picks if k < len(p)][:n], dtype=np.int64)
+
+
 def _name(label: int, class_names) -> str:
     if class_names is not None and 0 <= label < len(class_names):
         return str(class_names[label])
@@ -217,7 +230,8 @@ def plot_zero_pad(x, x_pad, example: int = 0, channel: int = 0) -> Figure:
 
 @_styled
 def plot_samples(images, labels=None, class_names=None, n: int = 16, ncols: int = 8) -> Figure:
-    """A grid of the first ``n`` images with their labels as titles.
+    """A grid of ``n`` images with their labels as titles: taken from every class in turn when
+    labelled (data sorted by class still shows each class), else the first ``n``.
 
     Parameters
     ----------
@@ -234,9 +248,10 @@ def plot_samples(images, labels=None, class_names=None, n: int = 16, ncols: int 
     if n == 0:
         return _message(_figure(4.0, 1.5), "no images")
     label_ids = None if labels is None else _as_labels(labels, "labels")
+    shown = np.arange(n) if label_ids is None else spread_over_classes(label_ids[:len(images)], n)
     nrows = math.ceil(n / ncols)
     fig = _figure(1.35 * ncols, 1.5 * nrows + 0.1)
-    for i, ax in enumerate(_image_grid(fig, n, ncols)):
+    for i, ax in zip(shown, _image_grid(fig, n, ncols)):
         _show(ax, images[i])
         if label_ids is not None:
             ax.set_title(_name(int(label_ids[i]), class_names), fontsize=8, fontweight="normal")
@@ -348,7 +363,8 @@ def plot_confusion_matrix(cm, class_names=None, normalize: bool = False) -> Figu
 @_styled
 def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: int = 16,
                        ncols: int = 8) -> Figure:
-    """The first ``n`` wrongly classified images, captioned ``pred: X (0.93)`` / ``true: Y``.
+    """Up to ``n`` wrongly classified images, captioned ``pred: X (0.93)`` / ``true: Y``, taken from
+    every true class in turn, so both directions of a binary model's errors show.
 
     Parameters
     ----------
@@ -365,7 +381,8 @@ def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: 
     if not len(images) == len(y_true) == len(y_pred):
         raise ShapeError(expected("y_true, y_pred", f"{len(images)} labels each, one per image",
                                   f"{len(y_true)} and {len(y_pred)}"))
-    wrong = np.flatnonzero(y_true != y_pred)[:check_positive_int(n, "n")]
+    wrong = np.flatnonzero(y_true != y_pred)
+    wrong = wrong[spread_over_classes(y_true[wrong], check_positive_int(n, "n"))]
     if wrong.size == 0:
         return _message(_figure(4.5, 1.6), "no misclassified images")
 
@@ -380,7 +397,7 @@ def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: 
 
     ncols = min(check_positive_int(ncols, "ncols"), wrong.size)
     nrows = math.ceil(wrong.size / ncols)
-    fig = _figure(1.5 * ncols, 1.95 * nrows + 0.35)
+    fig = _figure(max(1.5 * ncols, 3.6), 1.95 * nrows + 0.35)  # wide enough for the title
     for ax, i in zip(_image_grid(fig, wrong.size, ncols), wrong):
         _show(ax, images[i])
         pred = f"pred: {_name(int(y_pred[i]), class_names)}"
@@ -393,7 +410,7 @@ def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: 
         ax.set_xlabel(f"true: {_name(int(y_true[i]), class_names)}", fontsize=7.5, color="0.2", labelpad=2)
     total = int(np.count_nonzero(y_true != y_pred))
     fig.suptitle(f"Misclassified: {total} of {len(y_true)}"
-                 + (f" (first {wrong.size} shown)" if total > wrong.size else ""), fontsize=11)
+                 + (f" ({wrong.size} shown)" if total > wrong.size else ""), fontsize=11)
     return fig
 
 
@@ -404,35 +421,70 @@ def _normalise(a: np.ndarray) -> np.ndarray:
     return np.full_like(a, 0.5) if high - low == 0 else (a - low) / (high - low)
 
 
+#: Kernels at least this wide show as colour images in ``plot_filters(mode="auto")``; smaller ones
+#: (3x3, 4x4) are 9-16 colours of noise that way, so their channels are drawn side by side instead.
+RGB_FILTER_MIN_SIZE = 5
+MAX_FILTER_CHANNELS = 3
+
+
+def _channels_side_by_side(kernel: np.ndarray) -> np.ndarray:
+    """``(f_h, f_w, C)`` as ``(f_h, C*f_w + C-1)``: the channels in a row, NaN columns between
+    them, scaled by the largest ``|w|`` so that 0 stays the middle of a diverging colour map."""
+    f_h, _, channels = kernel.shape
+    scale = float(np.abs(kernel).max()) or 1.0
+    gap = np.full((f_h, 1), np.nan, dtype=np.float32)
+    parts = []
+    for c in range(channels):
+        parts += [gap] if c else []
+        parts.append((kernel[:, :, c] / scale).astype(np.float32))
+    return np.concatenate(parts, axis=1)
+
+
 @_styled
-def plot_filters(w, max_filters: int = 64, ncols: int | None = None) -> Figure:
-    """Each convolution filter as a small image: RGB for 3 input channels, else the first channel.
+def plot_filters(w, max_filters: int = 64, ncols: int | None = None, mode: str = "auto") -> Figure:
+    """Each convolution filter as a small image.
 
     Parameters
     ----------
     w : ndarray, shape (f_h, f_w, C, K) (a Conv2D kernel).
     max_filters : show at most this many of the K filters.
     ncols : filters per row (default: about the square root of K, at most 16).
+    mode : "rgb" - the 3 channels as one colour image, min-max normalised per filter (the pattern,
+        not the scale); "channels" - each input channel (the first 3) side by side on a diverging
+        map, red positive and blue negative, scaled per filter by its largest ``|w|``; "auto"
+        (default) - "rgb" for 3-channel kernels of 5x5 or more, else "channels".
     path : optional PNG file to write.
-
-    Every filter is min-max normalised on its own, so the pattern, not the scale, is shown.
     """
     w = np.asarray(w)
     if w.ndim != 4:
         raise ShapeError(expected("w", "a kernel of shape (f_h, f_w, C, K)", w))
     f_h, f_w, channels, k = w.shape
+    mode = check_choice(mode, "mode", {"auto", "rgb", "channels"})
+    if mode == "auto":
+        mode = "rgb" if channels == 3 and min(f_h, f_w) >= RGB_FILTER_MIN_SIZE else "channels"
+    if mode == "rgb" and channels != 3:
+        raise ValueError(expected("mode", "'channels' for a kernel without 3 input channels", "'rgb'"))
     k = min(k, check_positive_int(max_filters, "max_filters"))
-    ncols = ncols or min(16, math.ceil(math.sqrt(k)))
+    shown_channels = min(channels, MAX_FILTER_CHANNELS)
+    ncols = ncols or min(16 if mode == "rgb" else 8, math.ceil(math.sqrt(k)))
     nrows = math.ceil(k / ncols)
-    fig = _figure(max(1.0 * ncols, 2.6), 1.05 * nrows + 0.45)
-    rgb = channels == 3
+    panel = 1.0 if mode == "rgb" else 0.45 + 0.45 * shown_channels
+    fig = _figure(max(panel * ncols, 3.6), 1.05 * nrows + 0.6)
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
     for i, ax in enumerate(_image_grid(fig, k, ncols)):
-        image = _normalise(w[:, :, :, i] if rgb else w[:, :, 0, i])
-        ax.imshow(image, cmap=None if rgb else CMAP, vmin=0, vmax=1)
+        if mode == "rgb":
+            ax.imshow(_normalise(w[:, :, :, i]), vmin=0, vmax=1)
+        else:
+            ax.imshow(_channels_side_by_side(w[:, :, :shown_channels, i]), cmap=cmap, vmin=-1, vmax=1)
         ax.set_title(str(i), fontsize=7, fontweight="normal", pad=2)
-    shown = "RGB" if rgb else "channel 0"
     count = f"{k} filters" if k == w.shape[3] else f"first {k} of {w.shape[3]} filters"
-    fig.suptitle(f"{count}, {f_h}×{f_w}×{channels} ({shown})", fontsize=10)
+    if mode == "rgb":
+        how = "RGB"
+    else:
+        names = "R, G, B" if channels == 3 else f"channels 0-{shown_channels - 1} of {channels}" \
+            if channels > shown_channels else ", ".join(f"channel {c}" for c in range(channels))
+        how = f"{names} side by side; red +, blue \u2212"
+    fig.suptitle(f"{count}, {f_h}\u00d7{f_w}\u00d7{channels}\n({how})", fontsize=10)
     return fig
 
 

@@ -75,4 +75,5 @@ def load_dataset(source: str | os.PathLike, image_size=(64, 64), color_mode: str
             f"{text} (not found here nor in {resolve_data_dir(data_dir)})",
             f"Set NPCONV_DATA or --data-dir, or try {BUILTIN_PREFIX}{list_builtin()[0]}."))
     raise DataError(expected("source", "an .h5 file, an image folder or 'builtin:NAME'", str(path),
-                             "For one photo use load_image."))
+                             "A single image is not a data set: give a folder with one sub-folder per "
+                             "class (to classify one photo, use predict)."))

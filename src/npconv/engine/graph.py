@@ -79,22 +79,43 @@ class Graph:
                         else shapes[node.inputs[0]])
             layer.build(in_shape)
             shapes[node.output] = tuple(layer.compute_output_shape(in_shape))
+        self._check_gradient_path(nodes)
         self._tensors = tensors if tensors is not None else self._make_tensors(shapes)
         self._updated_weights = None
 
+    @staticmethod
+    def _check_gradient_path(nodes) -> None:
+        """Refuse a layer without a backward pass (augmentation) downstream of a layer with weights:
+        training would need the gradient through it."""
+        weighted_before: dict[int, str | None] = {0: None}  # tensor id -> a weighted layer upstream
+        for node in nodes:
+            upstream = next((weighted_before[i] for i in node.inputs if weighted_before[i]), None)
+            if upstream and not node.layer.passes_gradient:
+                layer = node.layer
+                raise ValueError(expected(
+                    f"layer {layer.name!r} ({type(layer).__name__})", "to come before every layer with weights",
+                    f"it comes after {upstream!r}",
+                    "Augmentation layers pass no gradient: put them right after the input, e.g. "
+                    "Sequential([RandomFlip(...), Conv2D(...), ...])."))
+            weighted_before[node.output] = upstream or (node.layer.name if node.layer.weights else None)
+
     def _make_tensors(self, shapes) -> dict:
-        """Symbolic tensors for a graph given as nodes (``Sequential``, a loaded model); each layer's
-        ``input``/``output`` become this model's."""
+        """Symbolic tensors for a graph given as nodes (``Sequential``, a loaded model). A layer's
+        ``input``/``output`` become this model's unless another graph connected it first (Keras keeps
+        the first), so ``base.layers[k].output`` stays ``base``'s when its layers join a new model."""
         entry = self._entry_layer()
+        mine = {id(t) for t in self._tensors.values()}  # from an earlier build of this model
         tensors = {0: entry.output}
         for node in self._nodes:
             inputs = tuple(tensors[i] for i in node.inputs)
             tensors[node.output] = KerasTensor(shapes[node.output], node.layer, inputs)
-            node.layer._inbound = (inputs, tensors[node.output])
+            if node.layer._inbound is None or id(node.layer._inbound[1]) in mine:
+                node.layer._inbound = (inputs, tensors[node.output])
         return tensors
 
     def _entry_layer(self) -> InputLayer:
         return self._input_layer
+
     def _name_layers(self):
         """Keras's unique names: unnamed layers become ``conv2d``, ``conv2d_1``, ... in model order."""
         layers = self.layers

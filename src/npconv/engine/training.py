@@ -148,7 +148,7 @@ class Training:
             raise ValueError(expected("validation_split", "a fraction in [0, 1)", validation_split))
         batch_size = check_positive_int(batch_size, "batch_size")
         if is_batch_source(x):
-            source = self._batch_source(x, y, "x", steps_per_epoch)
+            source = self._batch_source(x, y, "x", steps_per_epoch, "steps_per_epoch")
             if validation_split:
                 raise ValueError(expected("validation_split", "0 when x is a dataset of batches", validation_split,
                                           "Split the arrays first (npconv.data.train_val_split) and pass "
@@ -232,11 +232,11 @@ class Training:
         return history
 
     # ------------------------------------------------------------------ batches
-    def _batch_source(self, x, y, name, steps):
+    def _batch_source(self, x, y, name, steps, steps_name="steps"):
         if y is not None:
             raise ValueError(expected("y", f"None when {name} is a dataset of (x, y) batches", type(y).__name__,
                                       "The labels come with each batch."))
-        return BatchSource(x, name, None if steps is None else check_positive_int(steps, "steps"))
+        return BatchSource(x, name, None if steps is None else check_positive_int(steps, steps_name))
 
     def _checked_batches(self, items, name, need_y=True):
         """Each item of a batch source as ``(x, y)`` arrays, checked like whole arrays are."""

@@ -1,7 +1,8 @@
 """Keras's random augmentation layers, wrapping :mod:`npconv.data.augment`; identity at inference.
 
 Each draws from its own generator when given ``seed=``, else from ``npconv.utils.global_rng()``.
-They have no weights and are meant to come first, where no input gradient is needed.
+They have no weights and no backward pass: a model refuses them after a layer with weights (put
+them right after the input, where no gradient is needed).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .base import Layer
 
 class _Augmentation(Layer):
     _kernel = ""
+    passes_gradient = False
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -82,6 +82,9 @@ class Layer:
     _config_keys: tuple[str, ...] = ()
     #: True for layers that take a list of tensors (``Add``, ``Concatenate``).
     multi_input = False
+    #: False for layers with no backward pass (augmentation): a model refuses them after a layer
+    #: with weights, which would need a gradient through them.
+    passes_gradient = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
