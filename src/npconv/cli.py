@@ -66,16 +66,26 @@ def _load_model(path):
 
 def _prepare_training(args):
     from .apps import datasets, recipes, registry
+    from .apps.transfer import Pretrained
     if args.arch is not None:
         registry.check_arch(args.arch)  # before any slow loading
+    init = None if args.init is None else Pretrained.load(args.init)
+    if init is not None and args.arch is not None and registry.check_arch(args.arch) != init.arch:
+        raise ValueError(f"--arch {args.arch}: a model started from {args.init} keeps its arch "
+                         f"({init.arch}). Leave out --arch, or train from scratch without --init.")
     source = datasets.resolve(args.data, args.data_dir)
     if args.data is None:
         print(f"No DATA given: training on the built-in synthetic faces ({source}). "
               "For real data: NPCONV_DATA=/path/to/datasets npconv train signs")
     name = datasets.dataset_name(source)
-    recipe = recipes.recipe_for(name).replace(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        image_size=args.image_size, val_split=args.val_split)
+    recipe = recipes.recipe_for(recipes.FINE_TUNE if init else name)
+    if init is not None:
+        if args.image_size is not None:
+            raise ValueError(f"--image-size: a model started from {args.init} takes its input size "
+                             f"({init.meta['input_shape'][0]} px). Leave out --image-size.")
+        recipe = init.adapt(recipe)
+    recipe = recipe.replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                            image_size=args.image_size, val_split=args.val_split)
     arch = registry.check_arch(args.arch or recipe.arch)
     recipe = recipe.replace(arch=arch)
     data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
@@ -84,7 +94,7 @@ def _prepare_training(args):
     if test_file is not None:
         test = datasets.load(str(test_file), recipe.image_size, recipe.color_mode, args.data_dir)
         datasets.match_classes(test.class_names, data.class_names)  # same classes, or a clear error
-    return source, name, recipe, arch, data, test, test_file
+    return source, name, recipe, arch, data, test, test_file, init
 
 
 def _report_folder(args) -> Path:
@@ -103,13 +113,16 @@ def cmd_train(args) -> int:
     if out.is_dir():
         raise IsADirectoryError(f"--out: expected a model file name, got the folder {out}. "
                                 f"Try --out {out / 'model.npz'}.")
-    source, name, recipe, arch, data, test, test_file = _prepare_training(args)
+    source, name, recipe, arch, data, test, test_file, init = _prepare_training(args)
     out.parent.mkdir(parents=True, exist_ok=True)  # only once the data has loaded
     verbose = 0 if args.quiet else 1
     _say(args, f"data: {source} ({len(data)} images, {len(data.class_names)} classes: "
                f"{', '.join(data.class_names)})")
     _say(args, f"arch {arch}, {recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate:g} "
                f"(cosine), images {recipe.image_size}x{recipe.image_size} {recipe.color_mode}")
+    if init is not None:
+        _say(args, f"starting from {init.path} ({init.arch}, trained on {init.meta.get('dataset')}); "
+                   f"{recipe.frozen_epochs} epoch(s) with only the output layer training, then all layers")
 
     if args.folds:
         def on_fold(i, result):
@@ -117,7 +130,7 @@ def cmd_train(args) -> int:
             _say(args, f"fold {i + 1}/{args.folds}: accuracy {ev['accuracy']:.3f} "
                        f"({ev['correct']}/{ev['n']}) in {_duration(result.seconds)}")
         result = training.cross_validate(data, args.folds, recipe, arch, seed=args.seed, verbose=verbose,
-                                         dataset=name, on_fold=on_fold)
+                                         dataset=name, on_fold=on_fold, init=init)
         cv = result.model.metadata["cross_validation"]
         held_out, detail = result.evaluation, f"fold {cv['saved_fold']} of {args.folds} (the best)"
         summary = (f"{args.folds}-fold cross-validation accuracy {cv['mean_accuracy']:.3f} ± "
@@ -130,7 +143,7 @@ def cmd_train(args) -> int:
         else:
             train_part, label, detail = data, "test", str(test_file)
         result = training.train(train_part, recipe, arch, test=test, seed=args.seed, verbose=verbose,
-                                dataset=name)
+                                dataset=name, init=init)
         held_out = result.evaluation
         summary = (f"{label} accuracy {held_out['accuracy']:.3f} "
                    f"({held_out['correct']}/{held_out['n']}) in {_duration(result.seconds)}")
@@ -163,6 +176,11 @@ def _load_for_model(source: str, meta: dict, data_dir):
                         data_dir=data_dir)
     data.x = datasets.fit_to_input(data.x, (n_H, n_W, n_C))
     data.y = datasets.match_classes(data.class_names, meta["class_names"])[data.y]
+    if len(data.class_names) != len(meta["class_names"]):
+        warnings.warn(f"{source} has {len(data.class_names)} classes ({', '.join(map(str, data.class_names))}) "
+                      f"and the model {len(meta['class_names'])} ({', '.join(map(str, meta['class_names']))}): "
+                      "the figures below say how the model does on data it was not made for. Evaluate on "
+                      "data with the model's classes.")
     return data
 
 
@@ -313,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=_positive, help="train on N x N images")
     train.add_argument("--val-split", type=_fraction, help="held-out fraction when there is no test file")
     train.add_argument("--folds", type=_folds, help="K-fold cross-validation (K >= 2)")
+    train.add_argument("--init", metavar="MODEL", help="start from a trained model (transfer learning): "
+                       "its arch, input size and weights, with the fine-tuning recipe")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--report", metavar="DIR", help="report folder (default: MODEL_report/)")
     train.add_argument("--no-report", action="store_true", help="write no report folder")

@@ -17,6 +17,7 @@ from .datasets import to_float
 from .heads import probabilities
 from .recipes import Recipe
 from .registry import arch_options, get_arch
+from .transfer import Pretrained
 
 VALUE_SCALE = 255
 
@@ -41,17 +42,24 @@ def loss_for_model(model) -> str:
     return "binary_crossentropy" if model.output_shape[-1] == 1 else "sparse_categorical_crossentropy"
 
 
-def build(arch: str, input_shape, class_names, recipe: Recipe, steps_per_epoch: int, dataset=None):
-    """The compiled model: Adam with a cosine decay of ``recipe.learning_rate`` over the whole run."""
-    options = recipe.arch_options() if {"flip", "translate"} <= arch_options(arch) else {}
+def build(arch: str, input_shape, class_names, recipe: Recipe, steps_per_epoch: int, dataset=None,
+          init: Pretrained | None = None):
+    """The compiled model: Adam with a cosine decay of ``recipe.learning_rate`` over the whole run.
+
+    With ``init``, the layers the pretrained model shares with the new one start from its weights
+    (see :mod:`npconv.apps.transfer`).
+    """
+    options = {k: v for k, v in recipe.arch_options().items() if k in arch_options(arch)}
     model = get_arch(arch, input_shape, len(class_names), **options)
-    schedule = optimizers.schedules.CosineDecay(recipe.learning_rate, max(1, recipe.epochs * steps_per_epoch))
-    model.compile(optimizer=optimizers.Adam(schedule), loss=loss_for_model(model), metrics=["accuracy"])
     model.metadata = {
         "app": arch, "input_shape": [int(s) for s in input_shape], "class_names": list(class_names),
         "value_scale": VALUE_SCALE, "dataset": dataset, "recipe": vars(recipe).copy(),
         "npconv_version": __version__,
     }
+    if init is not None:
+        init.initialise(model)
+    schedule = optimizers.schedules.CosineDecay(recipe.learning_rate, max(1, recipe.epochs * steps_per_epoch))
+    model.compile(optimizer=optimizers.Adam(schedule), loss=loss_for_model(model), metrics=["accuracy"])
     return model
 
 
@@ -70,15 +78,17 @@ def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64) ->
 
 
 def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
-          verbose: int = 1, dataset: str | None = None, callbacks=None) -> TrainResult:
-    """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given.
+          verbose: int = 1, dataset: str | None = None, callbacks=None,
+          init: Pretrained | None = None) -> TrainResult:
+    """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
+    pretrained model ``init`` when given.
 
     Ctrl-C stops after the current batch: the result then has ``interrupted=True`` and the model as
     trained so far.
     """
     utils.set_random_seed(seed)
     steps = -(-len(data) // recipe.batch_size)
-    model = build(arch, data.x.shape[1:], data.class_names, recipe, steps, dataset)
+    model = build(arch, data.x.shape[1:], data.class_names, recipe, steps, dataset, init)
     x = to_float(data.x)
     validation = None if test is None else (to_float(test.x), test.y)
     start = time.perf_counter()
@@ -101,7 +111,7 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
 
 
 def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int = 0, verbose: int = 1,
-                   dataset: str | None = None, on_fold=None) -> TrainResult:
+                   dataset: str | None = None, on_fold=None, init: Pretrained | None = None) -> TrainResult:
     """Stratified ``k``-fold cross-validation, a fresh model per fold.
 
     Returns the best fold's result with ``folds`` holding every fold's ``accuracy``/``loss``/``n``;
@@ -111,7 +121,7 @@ def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int =
     start = time.perf_counter()
     for i, (train_idx, test_idx) in enumerate(kfold_indices(data.y, k, seed=seed)):
         result = train(data.subset(train_idx), recipe, arch, test=data.subset(test_idx),
-                       seed=seed + i, verbose=verbose, dataset=dataset)
+                       seed=seed + i, verbose=verbose, dataset=dataset, init=init)
         ev = result.evaluation
         folds.append({"fold": i + 1, "accuracy": ev["accuracy"], "loss": ev["loss"], "n": ev["n"],
                       "correct": ev["correct"], "seconds": round(result.seconds, 1)})
