@@ -219,7 +219,7 @@ def test_sequential_add_and_deferred_build():
     model.add(L.Dense(1))
     assert not model.built
     out = model.predict(np.zeros((2, 5, 5, 1), np.float32))
-    assert out.shape == (2, 1) and model.input_shape == (5, 5, 1)
+    assert out.shape == (2, 1) and model.input_shape == (None, 5, 5, 1)
     weights = model.get_weights()
     model.set_weights([w + 1 for w in weights])
     np.testing.assert_array_equal(model.get_weights()[0], weights[0] + 1)

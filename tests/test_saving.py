@@ -153,3 +153,24 @@ def test_files_hold_no_pickles(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.npz") as z:
         for name in z.namelist():
             assert np.load(z.open(name), allow_pickle=False) is not None
+
+
+def test_to_json_heads_the_file_and_model_from_json_rebuilds_the_architecture(tmp_path):
+    model = make_model()
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as data:
+        assert json.loads(str(data["__config__"]))["model"] == json.loads(model.to_json())
+    rebuilt = nc.models.model_from_json(model.to_json())
+    assert [type(l) for l in rebuilt.layers] == [type(l) for l in model.layers]
+    assert rebuilt.count_params() == model.count_params() and rebuilt.to_json() == model.to_json()
+
+
+def test_saving_knows_the_format_not_the_model_classes():
+    """The file format does not import npconv.models (models imports saving: no import circle)."""
+    import ast
+    import inspect
+    tree = ast.parse(inspect.getsource(saving))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names} | {node.module or "" for node in ast.walk(tree)
+                                             if isinstance(node, ast.ImportFrom)}
+    assert "models" not in imported

@@ -20,7 +20,7 @@ _SUBMODULES = {
     "layers", "losses", "metrics", "models", "optimizers", "saving", "utils", "viz",
 }
 _ATTRIBUTES = {
-    "Sequential": "models", "Model": "models", "Input": "models", "load_model": "saving",
+    "Sequential": "models", "Model": "models", "Input": "models", "load_model": "models",
 }
 
 __all__ = sorted(_SUBMODULES | set(_ATTRIBUTES))

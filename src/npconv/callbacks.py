@@ -24,9 +24,14 @@ class Callback:
     """Base class: override the hooks you need; ``self.model`` is the model being trained."""
 
     model = None
+    #: ``fit``'s settings, as Keras gives them: ``{"verbose": 1, "epochs": 100, "steps": 17}``.
+    params: dict = {}
 
     def set_model(self, model) -> None:
         self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = dict(params)
 
     def on_train_begin(self, logs=None): ...
     def on_train_end(self, logs=None): ...
@@ -41,13 +46,14 @@ class Callback:
 class CallbackList:
     """Calls every callback's hook in order."""
 
-    def __init__(self, callbacks, model):
+    def __init__(self, callbacks, model, params=None):
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(expected("callbacks", "a list of npconv.callbacks.Callback objects",
                                          type(callback).__name__))
             callback.set_model(model)
+            callback.set_params(params or {})
 
     def __getattr__(self, hook):
         if not hook.startswith("on_") and hook != "close":

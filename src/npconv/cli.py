@@ -47,7 +47,7 @@ def _table(rows, header) -> str:
 def _metadata(model) -> dict:
     """The model's metadata with defaults for models saved without it."""
     meta = dict(model.metadata or {})
-    meta.setdefault("input_shape", list(model.input_shape))
+    meta.setdefault("input_shape", list(model.input_shape[1:]))
     n_out = model.output_shape[-1]
     meta.setdefault("class_names", [str(i) for i in range(2 if n_out == 1 else n_out)])
     meta.setdefault("value_scale", 255)
@@ -55,7 +55,7 @@ def _metadata(model) -> dict:
 
 
 def _load_model(path):
-    from .saving import load_model
+    from .models import load_model
     if not Path(path).is_file():
         raise FileNotFoundError(f"MODEL: expected a model file saved by npconv, got {path} (no such file). "
                                 "Train one first: npconv train DATA --out MODEL.")

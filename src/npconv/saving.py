@@ -3,7 +3,7 @@
 Entries
 -------
 ``__npconv__``   format version (int)
-``__config__``   JSON: ``{"kind": "model" | "weights", "model": {"class_name", "config"},
+``__config__``   JSON: ``{"kind": "model" | "weights", "model": {"class_name", "config"} (``to_json``),
                  "compile": {"optimizer", "loss", "metrics"} | null, "metadata": {...},
                  "training_seed": int | null}`` (the seed of ``fit``'s per-epoch generators)
 ``<layer>/<weight>``  one array per weight, e.g. ``conv0/kernel``
@@ -12,12 +12,16 @@ Entries
 Files are written to a temporary file in the target folder, fsynced and renamed into place, so a
 crash or a full disk mid-write leaves the previous file intact (and no temporary file behind). Loading uses ``np.load(allow_pickle=False)`` and
 rebuilds layers from registered class names only: a file can describe a model, never run code.
+
+This module knows the format, not the model classes: ``npconv.models.load_model`` reads a file
+with :func:`read_model_file`, builds the model and hands it to :func:`restore`.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -25,7 +29,7 @@ import numpy as np
 
 from .errors import ModelFileError, ShapeError, expected
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
+__all__ = ["save_model", "save_weights", "load_weights", "read_model_file", "restore", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _OPTIMIZER = "optimizer/"
@@ -61,7 +65,7 @@ def _atomic_save(path, arrays: dict) -> None:
 
 
 def _header(kind: str, model, compile_config=None) -> dict:
-    config = {"kind": kind, "model": {"class_name": type(model).__name__, "config": model.get_config()},
+    config = {"kind": kind, "model": json.loads(model.to_json()),
               "compile": compile_config, "metadata": model.metadata,
               "training_seed": model._training_seed}
     try:
@@ -84,9 +88,23 @@ def save_model(model, path) -> None:
         from . import losses, optimizers
         compile_config = {"optimizer": optimizers.serialize(model.optimizer),
                           "loss": losses.serialize(model.loss),
-                          "metrics": [n for n in model.metrics_names if isinstance(n, str)]}
-        arrays.update({_OPTIMIZER + k: v for k, v in model.optimizer.get_state().items()})
+                          "metrics": list(model._metric_names)}
+        arrays.update({_OPTIMIZER + k: v for k, v in _optimizer_state(model).items()})
     _atomic_save(path, {**_header("model", model, compile_config), **arrays})
+
+
+def _optimizer_state(model) -> dict:
+    """The optimizer's state, without its slots when layers were frozen or unfrozen since it last
+    updated (they belong to the old set of trainable weights, and would not load)."""
+    state = model.optimizer.get_state()
+    updated = model._updated_weights
+    if updated is not None and [id(w) for w in updated] != [id(w) for w in model.trainable_weights] \
+            and len(state) > 1:
+        warnings.warn("save: trainable changed since the last fit, so the optimizer's moments are not "
+                      "saved (they belong to the old trainable weights); training from the file starts "
+                      "them afresh, as compile() would.", stacklevel=3)
+        state = {"iterations": state["iterations"]}
+    return state
 
 
 def save_weights(model, path) -> None:
@@ -96,7 +114,7 @@ def save_weights(model, path) -> None:
 
 # ---------------------------------------------------------------------------- reading
 
-def _read(path) -> tuple[dict, dict]:
+def read_model_file(path) -> tuple[dict, dict]:
     """``(config, arrays)`` from an npconv file, with a clear error for anything else."""
     path = Path(path)
     if not path.is_file():
@@ -189,26 +207,9 @@ def _check_slots(state: dict, params: list) -> None:
                                           f"shape {value.shape}"))
 
 
-def load_model(path, compile=True):
-    """Rebuild the model saved at ``path``: same predictions, and ``fit`` resumes where it stopped.
-
-    Building the layers does not consume the package random stream, so a seeded run that saves and
-    reloads goes on exactly like one that did not.
-    """
-    from . import models, utils
-    config, arrays = _read(path)
-    spec = config["model"]
-    try:
-        cls = {"Sequential": models.Sequential, "Model": models.Model}[spec["class_name"]]
-        rng = utils.global_rng()
-        state = rng.bit_generator.state
-        try:
-            model = cls.from_config(spec["config"])
-        finally:
-            rng.bit_generator.state = state
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: the model description is damaged ({type(exc).__name__}: {exc}). "
-                             "Save the model again.") from None
+def restore(model, config: dict, arrays: dict, path, compile=True) -> None:
+    """Fill a model built from ``config["model"]`` from its file: weights, metadata, training seed,
+    and (with ``compile``) the compile settings and optimizer state, so ``fit`` resumes exactly."""
     _assign_weights(model, arrays, path)
     model.metadata = dict(config["metadata"])
     model._training_seed = config.get("training_seed")
@@ -223,10 +224,9 @@ def load_model(path, compile=True):
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: the training settings are damaged ({type(exc).__name__}: "
                                  f"{exc}). Load it with compile=False and compile it again.") from None
-    return model
 
 
 def load_weights(model, path) -> None:
     """Load weights saved by ``save_weights`` or ``save`` into ``model`` (names and shapes must match)."""
-    _, arrays = _read(path)
+    _, arrays = read_model_file(path)
     _assign_weights(model, arrays, path)

@@ -15,8 +15,7 @@ from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, Globa
 
 def Input(shape=None, name=None):
     """A symbolic input batch of ``shape`` (no batch axis): ``x = Input(shape=(64, 64, 3))``."""
-    layer = InputLayer(shape=shape, name=name)
-    return KerasTensor(layer.input_shape, layer)
+    return InputLayer(shape=shape, name=name).output
 
 
 __all__ = [

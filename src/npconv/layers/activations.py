@@ -10,21 +10,35 @@ from ..errors import expected
 
 
 class Activation:
-    """``name`` plus ``forward(x) -> (out, cache)`` and ``backward(dout, cache) -> dx``."""
+    """``name`` plus ``forward(x) -> (out, cache)`` and ``backward(dout, cache) -> dx``.
+
+    Called like Keras's activation functions, ``relu(x)``, and named like them: ``__name__`` is
+    ``"relu"``, so ``layer.activation.__name__`` reads as it does in Keras.
+    """
 
     def __init__(self, name: str, forward, backward):
-        self.name = name
+        self.name = self.__name__ = name
         self.forward = forward
         self.backward = backward
 
+    def __call__(self, x):
+        return self.forward(x)[0]
+
     def __repr__(self) -> str:
-        return f"<activation {self.name}>"
+        return f"<function {self.name}>"
 
 
 _ACTIVATIONS = {
     name: Activation(name, getattr(F, f"{name}_forward"), getattr(F, f"{name}_backward"))
     for name in ("relu", "sigmoid", "softmax", "tanh", "linear")
 }
+
+
+relu = _ACTIVATIONS["relu"]
+sigmoid = _ACTIVATIONS["sigmoid"]
+softmax = _ACTIVATIONS["softmax"]
+tanh = _ACTIVATIONS["tanh"]
+linear = _ACTIVATIONS["linear"]
 
 
 def get(identifier) -> Activation:

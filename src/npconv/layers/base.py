@@ -94,7 +94,9 @@ class Layer:
             raise ValueError(expected("name", "a non-empty string without '/'", name))
         self._given_name = name
         self.name = name or snake_case(type(self).__name__)
-        self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        # ``input_shape=`` as given (no batch axis); ``input_shape`` the property says what Keras says.
+        self._declared_input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        self._inbound = None  # (input tensors, output tensor) of the call that connected the layer
         self.trainable = trainable
         self.dtype = np.dtype(dtype or np.float32)
         self.weights: list[Weight] = []
@@ -105,7 +107,7 @@ class Layer:
     # --- building ----------------------------------------------------------------------------
     def build(self, input_shape) -> None:
         """Create the weights for inputs of ``input_shape`` (no batch axis); checks the shape fits."""
-        self.compute_output_shape(input_shape)  # raises a named error if the input does not fit
+        self._output_shape(input_shape)  # raises a named error if the input does not fit
         if not self.built:
             self._build(input_shape)
         self.built = True
@@ -123,6 +125,19 @@ class Layer:
         return weight
 
     def compute_output_shape(self, input_shape):
+        """The output shape for ``input_shape``; with the batch axis (``(None, 64, 64, 3)``, as in
+        Keras) when the input has it, else without (``(64, 64, 3)``)."""
+        batched = self._batched(input_shape)
+        if not batched:
+            return tuple(self._output_shape(input_shape))
+        shape = [tuple(s)[1:] for s in input_shape] if self.multi_input else tuple(input_shape)[1:]
+        return (None,) + tuple(self._output_shape(shape))
+
+    def _batched(self, input_shape) -> bool:
+        first = input_shape[0] if self.multi_input and len(input_shape) else input_shape
+        return len(first) > 0 and first[0] is None
+
+    def _output_shape(self, input_shape):
         """The output shape without the batch axis (shape-preserving layers keep it)."""
         return tuple(input_shape)
 
@@ -167,7 +182,52 @@ class Layer:
         shapes = [t.shape[1:] for t in tensors]
         shape = shapes if self.multi_input else shapes[0]
         self.build(shape)
-        return KerasTensor(self.compute_output_shape(shape), self, tensors)
+        out = KerasTensor(self._output_shape(shape), self, tensors)
+        if self._inbound is None:  # Keras's layer.input/output: the first call's tensors
+            self._inbound = (tuple(tensors), out)
+        return out
+
+    # --- Keras's connection attributes ----------------------------------------------------------
+    def _connection(self, what):
+        if self._inbound is None:
+            raise AttributeError(f"layer {self.name!r} is not connected, so it has no {what}: call it "
+                                 "on a tensor from npconv.Input(...) or put it in a model first.")
+        return self._inbound
+
+    @property
+    def input(self):
+        """The tensor (a list for a merge layer) this layer was first called on in a graph."""
+        tensors = self._connection("input")[0]
+        return list(tensors) if self.multi_input else tensors[0]
+
+    @property
+    def output(self):
+        """The tensor this layer made when first called in a graph; new layers can be called on it."""
+        return self._connection("output")[1]
+
+    @property
+    def input_shape(self):
+        """Keras's input shape, batch axis included: ``(None, 64, 64, 3)`` (a list for merges)."""
+        if self._inbound is not None:
+            shapes = [t.shape for t in self._inbound[0]]
+            return shapes if self.multi_input else shapes[0]
+        if self.built:
+            shapes = self.built_input_shape
+            return [(None,) + tuple(s) for s in shapes] if self.multi_input else (None,) + tuple(shapes)
+        if self._declared_input_shape is not None:
+            return (None,) + self._declared_input_shape
+        raise AttributeError(f"layer {self.name!r} has never been called and thus has no defined "
+                             "input shape.")
+
+    @property
+    def output_shape(self):
+        """Keras's output shape, batch axis included: ``(None, 64, 64, 32)``."""
+        if self._inbound is not None:
+            return self._inbound[1].shape
+        if self.built:
+            return (None,) + tuple(self._output_shape(self.built_input_shape))
+        raise AttributeError(f"layer {self.name!r} has never been called and thus has no defined "
+                             "output shape.")
 
     # --- bookkeeping -------------------------------------------------------------------------
     @property
@@ -200,8 +260,8 @@ class Layer:
 
     def get_config(self) -> dict:
         config = {"name": self.name, "trainable": self.trainable}
-        if self.input_shape is not None:
-            config["input_shape"] = list(self.input_shape)
+        if self._declared_input_shape is not None:
+            config["input_shape"] = list(self._declared_input_shape)
         for key in self._config_keys:
             value = getattr(self, key)
             config[key] = list(value) if isinstance(value, tuple) else value

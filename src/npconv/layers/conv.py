@@ -30,10 +30,9 @@ class Conv2D(_Affine):
         self.padding = check_choice(padding, "padding", {"valid", "same"})
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self._set_initializers(kernel_initializer, bias_initializer)
 
-    def compute_output_shape(self, input_shape):
+    def _output_shape(self, input_shape):
         n_H, n_W, n_C = check_input_rank(self, input_shape, 3)
         if self.built and n_C != self.kernel.shape[2]:
             raise ShapeError(expected(f"input of layer {self.name!r}", f"{self.kernel.shape[2]} channels",
@@ -66,7 +65,7 @@ class ZeroPadding2D(Layer):
         super().__init__(**kwargs)
         self.padding = explicit_padding(padding)
 
-    def compute_output_shape(self, input_shape):
+    def _output_shape(self, input_shape):
         n_H, n_W, n_C = check_input_rank(self, input_shape, 3)
         (t, b), (l, r) = self.padding
         return n_H + t + b, n_W + l + r, n_C

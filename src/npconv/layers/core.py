@@ -26,7 +26,30 @@ class InputLayer(Layer):
                                           repr(shape), "Leave the batch size out: Input(shape=(64, 64, 3))."))
         super().__init__(input_shape=shape, **kwargs)
         self.built = True
-        self.built_input_shape = self.input_shape
+        self.built_input_shape = self._declared_input_shape
+
+    def _tensor(self):
+        """The symbolic batch this layer stands for (made once: ``Input``, or a model without one)."""
+        from .base import KerasTensor
+        if self._inbound is None:
+            tensor = KerasTensor(self._declared_input_shape, self)
+            self._inbound = ((), tensor)
+        return self._inbound[1]
+
+    @property
+    def input(self):
+        return self._tensor()
+
+    @property
+    def output(self):
+        return self._tensor()
+
+    @property
+    def input_shape(self):
+        """``[(None, 64, 64, 3)]``: Keras 2 lists an input layer's shape."""
+        return [(None,) + self._declared_input_shape]
+
+    output_shape = input_shape
 
     def forward(self, x, training=False):
         return x
@@ -67,7 +90,20 @@ class _Affine(_Activated):
     """A layer of a kernel and a bias (``Dense``, ``Conv2D``): ``activation(op(x, W) + b)``.
 
     Subclasses name their functional kernel pair; the bias, activation and gradients are handled here.
+    The initialisers are objects of Keras's classes (``GlorotUniform()``), saved as Keras serialises them.
     """
+
+    def _set_initializers(self, kernel_initializer, bias_initializer):
+        from .. import initializers
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def get_config(self):
+        from .. import initializers
+        config = super().get_config()
+        for key in ("kernel_initializer", "bias_initializer"):
+            config[key] = initializers.serialize(getattr(self, key))
+        return config
 
     def _affine_forward(self, kernel_forward, x, logits, **hyper):
         b = self.bias.value if self.use_bias else np.zeros(self.kernel.shape[-1], x.dtype)
@@ -96,10 +132,9 @@ class Dense(_Affine):
         self.units = check_positive_int(units, "units")
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self._set_initializers(kernel_initializer, bias_initializer)
 
-    def compute_output_shape(self, input_shape):
+    def _output_shape(self, input_shape):
         shape = tuple(input_shape)
         if len(shape) != 1:
             raise ShapeError(expected(
@@ -153,7 +188,7 @@ class ReLU(Layer):
 class Flatten(Layer):
     """``(m, n_H, n_W, n_C) -> (m, n_H * n_W * n_C)`` in row-major (NHWC) order, like Keras."""
 
-    def compute_output_shape(self, input_shape):
+    def _output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=False):

@@ -20,7 +20,7 @@ class _Merge(Layer):
 class Add(_Merge):
     """``out = x_1 + x_2 + ...`` (same shapes); the gradient flows unchanged to every input."""
 
-    def compute_output_shape(self, input_shapes):
+    def _output_shape(self, input_shapes):
         shapes = self._check_list(input_shapes)
         if any(s != shapes[0] for s in shapes):
             raise ShapeError(expected(f"inputs of layer {self.name!r}", "tensors of one shape",
@@ -55,7 +55,7 @@ class Concatenate(_Merge):
                                       "input", self.axis))
         return axis % rank
 
-    def compute_output_shape(self, input_shapes):
+    def _output_shape(self, input_shapes):
         shapes = self._check_list(input_shapes)
         axis = self._axis(len(shapes[0]))
         rest = [s[:axis] + s[axis + 1:] for s in shapes]

@@ -12,6 +12,8 @@ class BatchNormalization(Layer):
     Training uses the batch's mean and (biased) variance over every axis but the channel axis and
     updates ``moving = momentum * moving + (1 - momentum) * batch`` (Keras's rule); inference uses
     the moving statistics. ``gamma``/``beta`` are trainable; ``moving_mean``/``moving_variance`` are not.
+    A frozen layer (``trainable = False``) runs in inference mode even while the model trains, as in
+    Keras 2: fine-tuning keeps the statistics it learnt instead of drifting to the new data's.
 
     Parameters
     ----------
@@ -31,7 +33,7 @@ class BatchNormalization(Layer):
             raise ValueError(expected("epsilon", "a positive number", epsilon))
         self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
 
-    def compute_output_shape(self, input_shape):
+    def _output_shape(self, input_shape):
         shape = tuple(input_shape)
         if self.axis not in (-1, len(shape)):
             raise ValueError(expected(
@@ -47,6 +49,7 @@ class BatchNormalization(Layer):
         self.moving_variance = self.add_weight("moving_variance", n_C, "ones", trainable=False)
 
     def forward(self, x, training=False):
+        training = training and self.trainable
         if training:
             out, cache = F.batchnorm_forward(x, self.gamma.value, self.beta.value, eps=self.epsilon)
             # In place, so an optimizer or checkpoint holding these arrays sees the update.

@@ -19,7 +19,7 @@ class _Pooling2D(Layer):
         self.strides = self.pool_size if strides is None else as_pair(strides, "strides")
         self.padding = check_choice(padding, "padding", {"valid", "same"})
 
-    def compute_output_shape(self, input_shape):
+    def _output_shape(self, input_shape):
         n_H, n_W, n_C = check_input_rank(self, input_shape, 3)
         pads = resolve_padding(self.padding, (n_H, n_W), self.pool_size, self.strides)
         out_h, out_w = output_size((n_H, n_W), self.pool_size, self.strides, pads,
@@ -56,7 +56,7 @@ class _GlobalPooling2D(Layer):
 
     mode = "average"
 
-    def compute_output_shape(self, input_shape):
+    def _output_shape(self, input_shape):
         return (check_input_rank(self, input_shape, 3)[-1],)
 
     def forward(self, x, training=False):

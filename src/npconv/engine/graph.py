@@ -1,0 +1,235 @@
+"""The graph of a model and its running: nodes in topological order, forward and backward passes.
+
+A model is a list of nodes, ``(layer, input tensor ids, output tensor id)``; tensor 0 is the model's
+input. ``Sequential`` is the chain ``0 -> 1 -> 2 ...``; a functional model's nodes come from walking
+its output tensor back to its input. Every built model also holds symbolic tensors for that graph
+(``inputs``, ``outputs``, each layer's ``input``/``output``), with Keras's ``(None, ...)`` shapes.
+"""
+from __future__ import annotations
+
+from ..errors import expected
+from ..layers import InputLayer, KerasTensor, Layer
+from ..layers.base import snake_case
+from .data_checks import as_input_batch
+from .plan import Node, pool_before_relu
+
+
+class Graph:
+    """The graph half of :class:`npconv.Model`: building, naming, shapes, ``_forward``/``_backward``."""
+
+    def _init_graph(self, inputs, outputs):
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+            inputs = inputs[0]
+        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+            outputs = outputs[0]
+        if not isinstance(inputs, KerasTensor) or not isinstance(inputs.layer, InputLayer):
+            raise TypeError(expected("inputs", "one tensor from npconv.Input(shape=...)",
+                                     type(inputs).__name__, "Multiple inputs are not supported."))
+        if not isinstance(outputs, KerasTensor):
+            raise TypeError(expected("outputs", "one tensor made by calling layers on the input",
+                                     type(outputs).__name__))
+        ids: dict[int, int] = {id(inputs): 0}
+        order: list[KerasTensor] = []
+        visiting: set[int] = set()
+
+        def visit(t):  # depth-first post-order: every tensor after the tensors it reads
+            if id(t) in ids:
+                return
+            if t.layer is None or isinstance(t.layer, InputLayer):
+                raise ValueError(expected("outputs", "a tensor computed from `inputs`",
+                                          "a tensor from another Input",
+                                          "Build outputs by calling layers on the same Input."))
+            if id(t) in visiting:
+                raise ValueError("outputs: the layer graph has a cycle")
+            visiting.add(id(t))
+            for parent in t.inputs:
+                visit(parent)
+            ids[id(t)] = len(ids)
+            order.append(t)
+
+        visit(outputs)
+        self._input_layer = inputs.layer
+        self._set_nodes([Node(t.layer, [ids[id(p)] for p in t.inputs], ids[id(t)]) for t in order],
+                        inputs.shape[1:], {0: inputs, **{ids[id(t)]: t for t in order}})
+
+    def _set_nodes(self, nodes, input_shape, tensors=None):
+        """Build every layer in ``nodes`` for ``input_shape`` (no batch axis); ``tensors`` are the
+        graph's symbolic tensors by id when the user built them, else they are made here, so that
+        ``model.inputs`` and every ``layer.output`` exist for any model (to build a new head on)."""
+        layers = [n.layer for n in nodes]
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ValueError("npconv does not support calling one layer twice in a model (shared "
+                             "layers); create a second layer instead.")
+        self._nodes = nodes
+        self._input_shape = tuple(input_shape)
+        self._name_layers()
+        last_use = {}
+        for k, node in enumerate(nodes):
+            for i in node.inputs:
+                last_use[i] = k
+        for k, node in enumerate(nodes):
+            node.frees = tuple(i for i in set(node.inputs) if last_use[i] == k)
+        self._steps = pool_before_relu(nodes)
+        shapes = {0: self._input_shape}
+        for node in nodes:
+            layer = node.layer
+            if layer.dtype != self.dtype:
+                layer.astype(self.dtype)
+            in_shape = ([shapes[i] for i in node.inputs] if layer.multi_input
+                        else shapes[node.inputs[0]])
+            layer.build(in_shape)
+            shapes[node.output] = tuple(layer.compute_output_shape(in_shape))
+        self._tensors = tensors if tensors is not None else self._make_tensors(shapes)
+        self._updated_weights = None
+
+    def _make_tensors(self, shapes) -> dict:
+        """Symbolic tensors for a graph given as nodes (``Sequential``, a loaded model); each layer's
+        ``input``/``output`` become this model's."""
+        entry = self._entry_layer()
+        tensors = {0: entry.output}
+        for node in self._nodes:
+            inputs = tuple(tensors[i] for i in node.inputs)
+            tensors[node.output] = KerasTensor(shapes[node.output], node.layer, inputs)
+            node.layer._inbound = (inputs, tensors[node.output])
+        return tensors
+
+    def _entry_layer(self) -> InputLayer:
+        return self._input_layer
+    def _name_layers(self):
+        """Keras's unique names: unnamed layers become ``conv2d``, ``conv2d_1``, ... in model order."""
+        layers = self.layers
+        taken = {layer._given_name for layer in layers if layer._given_name}
+        given = [layer._given_name for layer in layers if layer._given_name]
+        if len(given) != len(set(given)):
+            dup = next(n for n in given if given.count(n) > 1)
+            raise ValueError(expected("layer names", "unique names within a model",
+                                      f"{dup!r} twice", "Rename one of the layers."))
+        counts: dict[str, int] = {}
+        for layer in layers:
+            if layer._given_name:
+                continue
+            base = snake_case(type(layer).__name__)
+            while True:
+                n = counts.get(base, 0)
+                counts[base] = n + 1
+                name = base if n == 0 else f"{base}_{n}"
+                if name not in taken:
+                    break
+            layer.name = layer._given_name = name  # fixed from now on, as Keras names at creation
+            taken.add(name)
+
+    @property
+    def built(self) -> bool:
+        return self._input_shape is not None
+
+    @property
+    def input_shape(self):
+        """``(None, 64, 64, 3)``: the batch axis first, as Keras gives it."""
+        self._require_built("input_shape")
+        return (None,) + self._input_shape
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        """The model's input tensor in a list; ``Model(model.inputs, new_head(layer.output))``
+        builds a new model on this one's layers (transfer learning)."""
+        self._require_built("inputs")
+        return [self._tensors[0]]
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        self._require_built("outputs")
+        return [self._tensors[self._nodes[-1].output]]
+
+    @property
+    def input(self) -> KerasTensor:
+        return self.inputs[0]
+
+    @property
+    def output(self) -> KerasTensor:
+        return self.outputs[0]
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers in order (a functional model's starts with its ``InputLayer``, like Keras)."""
+        head = [self._input_layer] if self._input_layer is not None else []
+        return head + [node.layer for node in self._nodes]
+
+    @property
+    def output_shape(self):
+        return self.output.shape
+
+    def get_layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(expected("name", "one of " + ", ".join(repr(l.name) for l in self.layers),
+                                  repr(name)))
+
+    def _forward(self, x, training, logits=False, record=None):
+        """Run every node; ``logits`` stops the last layer before its activation (fused with the loss).
+
+        ``record``: a dict whose keys name layers; their outputs are stored in it. Recording runs the
+        graph as built (``_nodes``), so each value is what that layer's output means in the model.
+        """
+        values = {0: x}
+        steps = self._steps if record is None else self._nodes
+        last = len(steps) - 1
+        for k, node in enumerate(steps):
+            layer = node.layer
+            args = [values[i] for i in node.inputs] if layer.multi_input else values[node.inputs[0]]
+            if k == last and logits:
+                out = layer.forward(args, training, logits=True)
+            else:
+                out = layer.forward(args, training)
+            if not training:
+                layer._cache = None
+            for i in node.frees:
+                del values[i]
+            values[node.output] = out
+            if record is not None and layer.name in record:
+                record[layer.name] = out
+        return values[steps[-1].output]
+
+    def intermediate_outputs(self, x, layer_names=None) -> dict:
+        """Each named layer's output for ``x`` at inference, ``{name: array}`` in layer order.
+
+        The feature maps of one image through every convolution, for example::
+
+            convs = [layer.name for layer in model.layers if isinstance(layer, L.Conv2D)]
+            maps = model.intermediate_outputs(image[None], convs)
+
+        ``layer_names`` defaults to every layer (memory: all activations of ``x`` are kept).
+        """
+        x = as_input_batch(self, x, "x", build=True)
+        known = [node.layer.name for node in self._nodes]
+        names = known if layer_names is None else list(layer_names)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(expected("layer_names", f"names of this model's layers ({', '.join(known)})",
+                                      ", ".join(map(repr, unknown))))
+        record = dict.fromkeys(names)
+        self._forward(x, training=False, record=record)
+        return {name: record[name] for name in known if name in record}
+
+    def _backward(self, dout) -> None:
+        """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every ``.grad``."""
+        grads = {self._steps[-1].output: dout}
+        for node in reversed(self._steps):
+            if node.skip:
+                node.layer._cache = None
+                continue
+            dx = node.layer.backward(grads.pop(node.output), need_dx=node.need_dx)
+            if not node.need_dx:
+                continue
+            for i, d in zip(node.inputs, dx if node.layer.multi_input else (dx,)):
+                if i != 0:
+                    grads[i] = d if i not in grads else grads[i] + d
+
+    def __call__(self, x, training=False):
+        """The output for an array batch ``x`` (inference, no caches kept)."""
+        return self._forward(as_input_batch(self, x, "x"), training)
+
+    def _require_built(self, what):
+        if not self.built:
+            raise ValueError(f"{what}: the model has no input shape yet. Give the first layer "
+                             "input_shape=(...), start with npconv.Input(shape=...), or call build(shape).")

@@ -1,0 +1,261 @@
+"""The training loop: ``compile``, ``fit``, ``evaluate`` and ``predict`` over batches of a model's graph.
+
+Training runs one forward and one backward pass per batch; the last layer's softmax/sigmoid is
+fused with the loss (see :mod:`npconv.losses`), and the optimizer updates the trainable weights.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .. import callbacks as cbks, utils
+from ..errors import TrainingDivergedError, check_positive_int, expected
+from .data_checks import as_input_batch, as_labels
+from .fit_guards import DeferredInterrupt, Diverged, EpochGenerators, epoch_range
+from .plan import plan_backward
+
+
+class Training:
+    """The training half of :class:`npconv.Model` (it runs the graph through ``_forward``/``_backward``)."""
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+        """Choose the optimizer (name or object), the loss (name or object) and ``metrics=["accuracy"]``."""
+        from .. import losses, metrics as metrics_module, optimizers
+        if loss is None:
+            raise ValueError(expected("loss", "a loss such as 'binary_crossentropy' or "
+                                      "'categorical_crossentropy'", "None"))
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        names = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics or [])
+        self._metric_names = [m if isinstance(m, str) else m.__name__ for m in names]
+        self._metrics = [metrics_module.get(m) for m in names]
+        self._compiled = True
+        self._updated_weights = None
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """What ``evaluate`` returns, in order: ``["loss", "accuracy"]`` (Keras's names)."""
+        if not self._compiled:
+            return []
+        return ["loss"] + self._metric_names
+
+    def _training_plan(self):
+        """Check the loss fits the last layer; return whether the last activation is fused."""
+        if not self._compiled:
+            raise RuntimeError("fit/evaluate: compile the model first, e.g. model.compile(optimizer='adam', "
+                               "loss='binary_crossentropy', metrics=['accuracy']).")
+        last = self._nodes[-1].layer
+        activation = getattr(getattr(last, "activation", None), "name", "linear")
+        wanted = "linear" if self.loss.from_logits else self.loss.activation
+        if activation != wanted:
+            fix = ("Use from_logits=False or remove the final activation." if self.loss.from_logits else
+                   f"End the model with activation='{wanted}' (npconv fuses it with the loss).")
+            raise ValueError(expected(f"last layer {last.name!r} activation (for loss {self.loss.name})",
+                                      repr(wanted), repr(activation), fix))
+        updated = self.trainable_weights
+        if self._updated_weights is None or [id(w) for w in updated] != [id(w) for w in self._updated_weights]:
+            if self._updated_weights is not None and len(self.optimizer.get_state()) > 1:
+                raise RuntimeError(
+                    "fit: layers were frozen or unfrozen (trainable) since the optimizer started, and "
+                    "its state belongs to the old set of weights. Call model.compile(...) again after "
+                    "changing trainable (Keras's rule); it starts a fresh optimizer.")
+            self._updated_weights = updated
+            self._all_weights = self.weights
+            self._last_good = [np.empty_like(w.value) for w in self._all_weights]
+            plan_backward(self._steps)
+        return activation != "linear"
+
+    def _output_probabilities(self, logits, fused):
+        if not fused:
+            return logits
+        return self._nodes[-1].layer.activation.forward(logits)[0]
+
+    def _train_step(self, xb, yb, fused):
+        """One forward, one backward, one update; returns ``(loss, output)``.
+
+        A non-finite loss or update restores the weights from before the batch (one copy of the
+        weights per batch: microseconds next to the convolutions) and raises ``Diverged``.
+        """
+        for saved, w in zip(self._last_good, self._all_weights):
+            np.copyto(saved, w.value)
+        out = self._forward(xb, True, logits=fused)
+        loss, dout = self.loss.from_logits_and_grad(yb, out)
+        if not np.isfinite(loss):
+            self._restore_last_good()
+            raise Diverged(f"the loss is {loss}")
+        self._backward(dout)
+        grads = [(w.grad, w.value) for w in self._updated_weights]
+        self.optimizer.apply_gradients(grads)
+        if not np.isfinite(sum(float(np.sum(p)) for _, p in grads)):
+            self._restore_last_good()
+            raise Diverged("the update made a weight infinite or NaN")
+        return loss, out
+
+    def _restore_last_good(self):
+        for saved, w in zip(self._last_good, self._all_weights):
+            np.copyto(w.value, saved)
+
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+        """Train for ``epochs`` passes over ``(x, y)``; returns a :class:`~npconv.callbacks.History`.
+
+        Parameters
+        ----------
+        x : array (m, n_H, n_W, n_C) (or (m, n) for dense models); uint8 images are cast to float32
+            once (not rescaled, as in Keras: divide by 255 yourself)
+        y : labels (m,), (m, 1) or one-hot (m, K); the course's row layout (1, m) is transposed
+            with a warning
+        validation_split : fraction of the data, taken from the end before shuffling (Keras's rule)
+        validation_data : a tuple ``(x_val, y_val)``
+        shuffle : reshuffle every epoch (one gather, then contiguous batches)
+        verbose : 0 silent, 1 a progress bar per epoch, 2 one line per epoch
+        initial_epoch : the epoch to start from (0-based) when resuming; ``epochs`` is the index
+            of the last epoch plus one, not a count of further epochs
+
+        Randomness: each epoch's shuffling, ``Dropout`` masks and augmentation draw from a
+        generator derived from the model's training seed (drawn from the package generator at the
+        first ``fit`` and saved with the model), the epoch and the optimizer's update count. So a
+        run resumed from a full checkpoint (``ModelCheckpoint``, ``save_weights_only=False``) with
+        ``fit(initial_epoch=...)`` repeats the uninterrupted run bit for bit, in any process.
+        Layers given their own ``seed=`` and callbacks' counters (``EarlyStopping``,
+        ``ReduceLROnPlateau``) are not part of that: they start afresh.
+
+        Raises
+        ------
+        TrainingDivergedError
+            The loss became NaN/inf; the weights are those before the failing update.
+        """
+        x = as_input_batch(self, x, "x", build=True)
+        fused = self._training_plan()
+        y = as_labels(self, y, len(x), "y")
+        epochs, initial_epoch = epoch_range(epochs, initial_epoch)
+        if verbose not in (0, 1, 2):
+            raise ValueError(expected("verbose", "0 (silent), 1 (progress bar) or 2 (one line per epoch)",
+                                      verbose))
+        if isinstance(callbacks, cbks.Callback):
+            raise TypeError(expected("callbacks", "a list of callbacks", type(callbacks).__name__,
+                                     "Wrap it in a list: callbacks=[...]."))
+        if not 0 <= validation_split < 1:
+            raise ValueError(expected("validation_split", "a fraction in [0, 1)", validation_split))
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if validation_data is None and validation_split:
+            n_val = int(len(x) * validation_split)
+            if n_val == 0 or n_val == len(x):
+                raise ValueError(expected("validation_split", f"a fraction leaving both parts of the {len(x)} "
+                                          "examples non-empty", validation_split))
+            x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                got = (f"a {type(validation_data).__name__} of {len(validation_data)} items"
+                       if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
+                raise TypeError(expected("validation_data", "a tuple (x_val, y_val)", got))
+            xv = as_input_batch(self, validation_data[0], "validation_data[0]")
+            validation_data = (xv, as_labels(self, validation_data[1], len(xv), "validation_data[1]"))
+
+        m = len(x)
+        n_batches = -(-m // batch_size)
+        history = cbks.History()
+        callback_list = cbks.CallbackList(
+            [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []), self,
+            {"verbose": verbose, "epochs": epochs, "steps": n_batches})
+        self.history = history
+        self.stop_training = False
+        logs: dict = {}
+        callback_list.on_train_begin()
+        epoch, batch = initial_epoch, 0
+        if self._training_seed is None:
+            self._training_seed = int(utils.global_rng().integers(2**63))
+        try:
+            with DeferredInterrupt() as interrupt, EpochGenerators() as package_rng:
+                for epoch in range(initial_epoch, epochs):
+                    package_rng.use(self._epoch_rng(epoch))
+                    callback_list.on_epoch_begin(epoch, {"steps": n_batches})
+                    if shuffle:
+                        perm = utils.global_rng().permutation(m)
+                        xs, ys = x[perm], y[perm]
+                    else:
+                        xs, ys = x, y
+                    totals = np.zeros(1 + len(self._metrics))
+                    seen = 0
+                    for batch in range(n_batches):
+                        xb = xs[batch * batch_size:(batch + 1) * batch_size]
+                        yb = ys[batch * batch_size:(batch + 1) * batch_size]
+                        loss, out = self._train_step(xb, yb, fused)
+                        seen += len(xb)
+                        totals += len(xb) * np.array([loss] + self._metric_values(yb, out, fused))
+                        logs = dict(zip(self.metrics_names, (totals / seen).tolist()))
+                        callback_list.on_batch_end(batch, logs)
+                        if interrupt.requested:
+                            raise KeyboardInterrupt
+                        if self.stop_training:
+                            break
+                    if validation_data is not None:
+                        values = self._evaluate_arrays(*validation_data, batch_size, fused)
+                        logs.update({"val_" + k: v for k, v in values.items()})
+                    callback_list.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
+        except Diverged as exc:
+            callback_list.close()
+            raise TrainingDivergedError(
+                f"training diverged at epoch {epoch + 1}, batch {batch + 1}: {exc}. The model keeps the "
+                f"weights from before this batch (the optimizer state is not restored). Lower the learning rate (now "
+                f"{self.optimizer.learning_rate:g}), e.g. compile(optimizer=optimizers.Adam(1e-4)), "
+                "or check the inputs' scale (divide images by 255).") from None
+        except KeyboardInterrupt:
+            callback_list.close()
+            warnings.warn(f"fit interrupted at epoch {epoch + 1}, batch {batch + 1}: the model holds the "
+                          "weights after the last finished batch; returning the history so far.",
+                          stacklevel=2)
+            self.stop_training = True
+            return history
+        callback_list.on_train_end(logs)
+        return history
+
+    def _epoch_rng(self, epoch) -> np.random.Generator:
+        """The generator of one epoch: a function of the training seed, the epoch and the update
+        count only, all three saved in a checkpoint, so resuming needs no saved generator state."""
+        key = np.random.SeedSequence(self._training_seed, spawn_key=(epoch, self.optimizer.iterations))
+        return np.random.Generator(np.random.PCG64(key))
+
+    def _metric_values(self, y, out, fused):
+        if not self._metrics:
+            return []
+        probabilities = self._output_probabilities(out, fused)
+        return [metric(y, probabilities) for metric in self._metrics]
+
+    def _evaluate_arrays(self, x, y, batch_size, fused) -> dict:
+        totals = np.zeros(1 + len(self._metrics))
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            out = self._forward(xb, False, logits=fused)
+            loss = self.loss.from_logits_and_grad(yb, out)[0]
+            totals += len(xb) * np.array([loss] + self._metric_values(yb, out, fused))
+        return dict(zip(self.metrics_names, (totals / len(x)).tolist()))
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=1, return_dict=False):
+        """``[loss, metric, ...]`` on ``(x, y)`` at inference (just the loss without metrics)."""
+        x = as_input_batch(self, x, "x", build=True)
+        fused = self._training_plan()
+        y = as_labels(self, y, len(x), "y")
+        values = self._evaluate_arrays(x, y, check_positive_int(batch_size, "batch_size"), fused)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in values.items()))
+        if return_dict:
+            return values
+        result = list(values.values())
+        return result if len(result) > 1 else result[0]
+
+    def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:
+        """The model's outputs (probabilities after a final softmax/sigmoid) for ``x``, batch by batch."""
+        x = as_input_batch(self, x, "x", build=True)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        out = None
+        for start in range(0, len(x), batch_size):
+            yb = self._forward(x[start:start + batch_size], False)
+            if out is None:
+                out = np.empty((len(x),) + yb.shape[1:], dtype=yb.dtype)
+            out[start:start + len(yb)] = yb
+        return out
+
