@@ -161,3 +161,27 @@ def test_evaluate_warns_when_the_classes_differ(tmp_path, capsys):
     code, out, err = run(capsys, "evaluate", model, two)
     assert code == 0 and "accuracy" in out
     assert "warning" in err and "2 classes" in err and "the model 3" in err
+
+
+def test_phases_train_the_head_alone_first_when_fine_tuning():
+    from npconv.apps.recipes import Recipe
+    from npconv.apps.training import phases
+    recipe = Recipe(epochs=10, frozen_epochs=3)
+    assert phases(recipe, fine_tuning=True) == [(3, True), (7, False)]
+    assert phases(recipe, fine_tuning=False) == [(10, False)]
+    assert phases(Recipe(epochs=2, frozen_epochs=5), fine_tuning=True) == [(2, True)]
+
+
+def test_head_only_phase_leaves_the_pretrained_layers_as_they_were(smile_model, tmp_path):
+    from npconv.apps import datasets, training
+    from npconv.apps.recipes import FINE_TUNE, recipe_for
+    init = Pretrained.load(smile_model)
+    recipe = init.adapt(recipe_for(FINE_TUNE)).replace(epochs=1, frozen_epochs=1)
+    data = datasets.load(str(_happy_h5(tmp_path / "happy" / "test_happy.h5")), 16, "grayscale")
+    result = training.train(data, recipe, init.arch, verbose=0, init=init)
+    before = {layer.name: layer.get_weights() for layer in init.model.layers}
+    for layer in result.model.layers[:-1]:              # weights and batch-norm statistics unchanged
+        for old, new in zip(before[layer.name], layer.get_weights()):
+            np.testing.assert_array_equal(old, new)
+    head_old, head_new = before["predictions"][0], result.model.layers[-1].get_weights()[0]
+    assert not np.array_equal(head_old, head_new)       # the head learned

@@ -42,9 +42,9 @@ def loss_for_model(model) -> str:
     return "binary_crossentropy" if model.output_shape[-1] == 1 else "sparse_categorical_crossentropy"
 
 
-def build(arch: str, input_shape, class_names, recipe: Recipe, steps_per_epoch: int, dataset=None,
+def build(arch: str, input_shape, class_names, recipe: Recipe, dataset=None,
           init: Pretrained | None = None):
-    """The compiled model: Adam with a cosine decay of ``recipe.learning_rate`` over the whole run.
+    """The model ``arch`` for ``class_names``, with its metadata (compiled by :func:`train`).
 
     With ``init``, the layers the pretrained model shares with the new one start from its weights
     (see :mod:`npconv.apps.transfer`).
@@ -58,9 +58,27 @@ def build(arch: str, input_shape, class_names, recipe: Recipe, steps_per_epoch: 
     }
     if init is not None:
         init.initialise(model)
-    schedule = optimizers.schedules.CosineDecay(recipe.learning_rate, max(1, recipe.epochs * steps_per_epoch))
-    model.compile(optimizer=optimizers.Adam(schedule), loss=loss_for_model(model), metrics=["accuracy"])
     return model
+
+
+def compile_for(model, learning_rate: float, steps: int) -> None:
+    """Adam with a cosine decay of ``learning_rate`` to 0 over ``steps``, and the model's loss."""
+    schedule = optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
+    model.compile(optimizer=optimizers.Adam(schedule), loss=loss_for_model(model), metrics=["accuracy"])
+
+
+def phases(recipe: Recipe, fine_tuning: bool) -> list[tuple[int, bool]]:
+    """The training phases as ``(epochs, head_only)``: when fine-tuning with ``recipe.frozen_epochs``,
+    first the output layer alone (the pretrained features stay as they are while a fresh head settles),
+    then every layer; otherwise one phase of ``recipe.epochs``."""
+    frozen = min(recipe.frozen_epochs, recipe.epochs) if fine_tuning else 0
+    return [p for p in ((frozen, True), (recipe.epochs - frozen, False)) if p[0] > 0]
+
+
+def freeze_all_but_head(model, frozen: bool) -> None:
+    """``trainable = not frozen`` on every layer but the last (the output layer)."""
+    for layer in model.layers[:-1]:
+        layer.trainable = not frozen
 
 
 def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64) -> dict:
@@ -88,21 +106,29 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     """
     utils.set_random_seed(seed)
     steps = -(-len(data) // recipe.batch_size)
-    model = build(arch, data.x.shape[1:], data.class_names, recipe, steps, dataset, init)
+    model = build(arch, data.x.shape[1:], data.class_names, recipe, dataset, init)
     x = to_float(data.x)
     validation = None if test is None else (to_float(test.x), test.y)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        # fit warns on Ctrl-C; the caller reports the interruption in its own words.
-        warnings.filterwarnings("ignore", message="fit interrupted")
-        history = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=recipe.epochs,
-                            verbose=verbose, validation_data=validation, callbacks=callbacks)
+    start, done, history = time.perf_counter(), 0, {}
+    for epochs, head_only in phases(recipe, init is not None):
+        freeze_all_but_head(model, head_only)
+        compile_for(model, recipe.learning_rate, epochs * steps)
+        with warnings.catch_warnings():
+            # fit warns on Ctrl-C; the caller reports the interruption in its own words.
+            warnings.filterwarnings("ignore", message="fit interrupted")
+            phase = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=done + epochs, initial_epoch=done,
+                              verbose=verbose, validation_data=validation, callbacks=callbacks)
+        for key, values in phase.history.items():
+            history.setdefault(key, []).extend(values)
+        done += epochs
+        if model.stop_training:
+            break
     seconds = time.perf_counter() - start
-    interrupted = bool(model.stop_training) and len(history.history.get("loss", [])) < recipe.epochs
-    result = TrainResult(model, dict(history.history), seconds, interrupted, held_out=test)
+    interrupted = bool(model.stop_training) and len(history.get("loss", [])) < recipe.epochs
+    result = TrainResult(model, history, seconds, interrupted, held_out=test)
     if test is not None:
         result.evaluation = evaluate(model, test.x, test.y)
-    model.metadata["trained"] = {"epochs": len(history.history.get("loss", [])), "seed": seed,
+    model.metadata["trained"] = {"epochs": len(history.get("loss", [])), "seed": seed,
                                  "examples": len(data), "seconds": round(seconds, 1),
                                  "interrupted": interrupted}
     if result.evaluation is not None:

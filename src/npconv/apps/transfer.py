@@ -24,7 +24,7 @@ class Pretrained:
 
     @classmethod
     def load(cls, path) -> "Pretrained":
-        from ..saving import load_model
+        from ..models import load_model
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(expected("--init", "a model file saved by npconv", f"{path} (no such file)",
