@@ -1,0 +1,69 @@
+"""Sampling an image batch at real-valued positions: the shared step of the geometric augmentations.
+
+A geometric augmentation (rotation, zoom) maps each output pixel ``(r, c)`` of image ``i`` back to a
+source position ``(src_y[i, r, c], src_x[i, r, c])`` in the input and reads the input there
+(inverse mapping), by ``"nearest"`` pixel or ``"bilinear"`` interpolation of the four neighbours.
+A neighbour outside the image is read according to ``fill_mode`` (Keras's names), shown for one
+row ``a b c d``:
+
+==============  ===============================  ==========================================
+fill_mode       outside the row reads             rule for an index ``k`` on a size ``n`` axis
+==============  ===============================  ==========================================
+``reflect``     ``d c b a | a b c d | d c b a``   mirror about the edge of the last pixel
+``wrap``        ``a b c d | a b c d | a b c d``   ``k mod n``
+``nearest``     ``a a a a | a b c d | d d d d``   clip to ``[0, n - 1]``
+``constant``    ``v v v v | a b c d | v v v v``   ``fill_value`` ``v``
+==============  ===============================  ==========================================
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import check_choice
+
+FILL_MODES = {"reflect", "wrap", "nearest", "constant"}
+INTERPOLATIONS = {"bilinear", "nearest"}
+
+
+def source_index(index: np.ndarray, size: int, fill_mode: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(index inside [0, size), inside)``: where ``fill_mode`` reads integer ``index`` from; ``inside``
+    marks the indices that were in range (``constant`` mode only; ``None`` for the others)."""
+    if fill_mode == "reflect":
+        folded = np.mod(index, 2 * size)                       # period 2n: a b c d d c b a
+        return np.where(folded < size, folded, 2 * size - 1 - folded), None
+    if fill_mode == "wrap":
+        return np.mod(index, size), None
+    clipped = np.clip(index, 0, size - 1)
+    if fill_mode == "nearest":
+        return clipped, None
+    return clipped, (index >= 0) & (index < size)
+
+
+def sample(x: np.ndarray, src_y: np.ndarray, src_x: np.ndarray, interpolation: str = "bilinear",
+           fill_mode: str = "constant", fill_value: float = 0.0) -> np.ndarray:
+    """Read the batch ``x (m, n_H, n_W, n_C)`` at positions ``src_y, src_x (m, n_H', n_W')``.
+
+    Bilinear: ``out = sum over the 4 neighbours (y0 + a, x0 + b) of w_a(fy) w_b(fx) x[neighbour]``
+    with ``y0 = floor(src_y)``, ``fy = src_y - y0``, ``w_0(f) = 1 - f``, ``w_1(f) = f``. Returns
+    floats (``x``'s dtype when floating, else float64), shape ``(m, n_H', n_W', n_C)``.
+    """
+    interpolation = check_choice(interpolation, "interpolation", INTERPOLATIONS)
+    fill_mode = check_choice(fill_mode, "fill_mode", FILL_MODES)
+    work = x.dtype if x.dtype.kind == "f" else np.float64
+    batch = np.arange(x.shape[0])[:, None, None]
+
+    def read(rows, cols):
+        r, inside_r = source_index(rows, x.shape[1], fill_mode)
+        c, inside_c = source_index(cols, x.shape[2], fill_mode)
+        values = x[batch, r, c].astype(work, copy=False)
+        if inside_r is None:
+            return values
+        return np.where((inside_r & inside_c)[..., None], values, np.asarray(fill_value, dtype=work))
+
+    if interpolation == "nearest":
+        return read(np.rint(src_y).astype(np.int64), np.rint(src_x).astype(np.int64))
+    y0, x0 = np.floor(src_y), np.floor(src_x)
+    fy, fx = (src_y - y0).astype(work)[..., None], (src_x - x0).astype(work)[..., None]
+    y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
+    return (read(y0, x0) * ((1 - fy) * (1 - fx)) + read(y0, x0 + 1) * ((1 - fy) * fx)
+            + read(y0 + 1, x0) * (fy * (1 - fx)) + read(y0 + 1, x0 + 1) * (fy * fx))
