@@ -85,7 +85,9 @@ def _prepare_training(args):
                              f"({init.meta['input_shape'][0]} px). Leave out --image-size.")
         recipe = init.adapt(recipe)
     recipe = recipe.replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                            image_size=args.image_size, val_split=args.val_split)
+                            image_size=args.image_size, val_split=args.val_split,
+                            weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                            zoom=args.zoom, contrast=args.contrast, tta=args.tta)
     arch = registry.check_arch(args.arch or recipe.arch)
     recipe = recipe.replace(arch=arch)
     data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
@@ -145,8 +147,9 @@ def cmd_train(args) -> int:
         result = training.train(train_part, recipe, arch, test=test, seed=args.seed, verbose=verbose,
                                 dataset=name, init=init)
         held_out = result.evaluation
+        views = f" with test-time augmentation ({recipe.tta})" if recipe.tta else ""
         summary = (f"{label} accuracy {held_out['accuracy']:.3f} "
-                   f"({held_out['correct']}/{held_out['n']}) in {_duration(result.seconds)}")
+                   f"({held_out['correct']}/{held_out['n']}){views} in {_duration(result.seconds)}")
 
     result.model.save(out)
     if result.interrupted:
@@ -190,12 +193,13 @@ def cmd_evaluate(args) -> int:
     model = _load_model(args.model)
     meta = _metadata(model)
     data = _load_for_model(args.data, meta, args.data_dir)
-    result = jsonable(training.evaluate(model, data.x, data.y), meta["class_names"])
+    result = jsonable(training.evaluate(model, data.x, data.y, tta=args.tta), meta["class_names"])
     if args.json:
         print(json.dumps(result))
         return 0
+    views = f" (test-time augmentation: {args.tta})" if args.tta else ""
     print(f"{args.data}: accuracy {result['accuracy']:.4f} ({result['correct']}/{result['n']}), "
-          f"loss {result['loss']:.4f}")
+          f"loss {result['loss']:.4f}{views}")
     rows = [(n, f"{v['precision']:.3f}", f"{v['recall']:.3f}", v["support"])
             for n, v in result["per_class"].items()]
     print()
@@ -214,6 +218,7 @@ def _is_smile_model(meta: dict) -> bool:
 
 
 def cmd_predict(args) -> int:
+    from .apps import tta
     from .apps.datasets import to_float
     from .apps.heads import probabilities
     from .data import load_image
@@ -222,7 +227,7 @@ def cmd_predict(args) -> int:
     n_H, n_W, n_C = meta["input_shape"]
     images = np.stack([load_image(p, image_size=(n_H, n_W), color_mode="grayscale" if n_C == 1 else "rgb")
                        for p in args.images])
-    probs = probabilities(model.predict(to_float(images, meta["value_scale"])))
+    probs = probabilities(tta.predict(model, to_float(images, meta["value_scale"]), args.tta))
     names, smile = meta["class_names"], _is_smile_model(meta)
     results = []
     for path, p in zip(args.images, probs):
@@ -303,6 +308,18 @@ _positive = _number(int, lambda v: v > 0, "a positive integer")
 _folds = _number(int, lambda v: v >= 2, "at least 2 folds")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
+_non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
+_unit = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def _add_tta(parser, optional_mode: bool = True) -> None:
+    from .apps.tta import TTA_MODES
+    # train takes an optional DATA positional, which a bare --tta would swallow: it needs the MODE.
+    mode = {"nargs": "?", "const": "flip"} if optional_mode else {}
+    parser.add_argument("--tta", choices=TTA_MODES, metavar="MODE", **mode,
+                        help="test-time augmentation, averaging over views of each image: flip"
+                        + (" (the default MODE)" if optional_mode else "")
+                        + " (only for models trained with flips), shift or flip+shift")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -331,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=_positive, help="train on N x N images")
     train.add_argument("--val-split", type=_fraction, help="held-out fraction when there is no test file")
     train.add_argument("--folds", type=_folds, help="K-fold cross-validation (K >= 2)")
+    train.add_argument("--weight-decay", type=_non_negative, help="decoupled weight decay (AdamW)")
+    train.add_argument("--label-smoothing", type=_unit, help="label smoothing of the loss's targets")
+    train.add_argument("--zoom", type=_unit, help="random zoom in/out up to this fraction (smallres)")
+    train.add_argument("--contrast", type=_unit, help="random contrast factor in [1-C, 1+C] (smallres)")
+    _add_tta(train, optional_mode=False)
     train.add_argument("--init", metavar="MODEL", help="start from a trained model (transfer learning): "
                        "its arch, input size and weights, with the fine-tuning recipe")
     train.add_argument("--seed", type=int, default=0)
@@ -343,12 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", metavar="MODEL")
     evaluate.add_argument("data", metavar="DATA")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_tta(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", parents=[common], help="class and probability of photos")
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--json", action="store_true", help="print JSON")
+    _add_tta(predict)
     predict.set_defaults(func=cmd_predict)
 
     summary = sub.add_parser("summary", parents=[common], help="layers, parameters and metadata")

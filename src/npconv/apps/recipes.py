@@ -43,6 +43,11 @@ class Recipe:
     val_split: float = 0.15          # held-out fraction when there is no separate test file
     widths: tuple | None = None      # channels of each smallres stage (None: the arch's default)
     frozen_epochs: int = 0           # with --init: epochs training only the output layer, first
+    weight_decay: float = 0.0        # decoupled weight decay (AdamW) when > 0
+    label_smoothing: float = 0.0     # targets y * (1 - s) + s / K when > 0
+    zoom: float = 0.0                # random zoom in/out up to this fraction (RandomZoom)
+    contrast: float = 0.0            # random contrast factor in [1 - c, 1 + c] (RandomContrast)
+    tta: str | None = None           # test-time augmentation of the held-out evaluation: flip, shift, flip+shift
 
     def replace(self, **changes) -> "Recipe":
         """A copy with the fields in ``changes`` set (``None`` values are ignored)."""
@@ -50,7 +55,8 @@ class Recipe:
 
     def arch_options(self) -> dict:
         """The options for archs that take them (``smallres``): augmentation, and widths when set."""
-        options = {"flip": self.flip, "translate": self.translate}
+        options = {"flip": self.flip, "translate": self.translate, "zoom": self.zoom,
+                   "contrast": self.contrast}
         if self.widths:
             options["widths"] = tuple(self.widths)
         return options

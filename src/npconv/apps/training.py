@@ -1,7 +1,8 @@
 """Train an app on a :class:`~npconv.data.Dataset`: build, compile, fit, evaluate; and k-fold CV.
 
 The model remembers how to feed it (``model.metadata``): ``input_shape``, ``class_names``,
-``value_scale`` (inputs are ``uint8 / 255``), the arch and the recipe it was trained with.
+``value_scale`` (inputs are ``uint8 / 255``), the arch and the recipe it was trained with, and
+``trained_with_flips`` (whether flip test-time augmentation suits it, see :mod:`.tta`).
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import __version__, metrics, optimizers, utils
+from .. import __version__, losses, metrics, optimizers, utils
 from ..data import Dataset, kfold_indices
+from . import tta as test_time
 from .datasets import to_float
 from .heads import probabilities
 from .recipes import Recipe
@@ -54,17 +56,24 @@ def build(arch: str, input_shape, class_names, recipe: Recipe, dataset=None,
     model.metadata = {
         "app": arch, "input_shape": [int(s) for s in input_shape], "class_names": list(class_names),
         "value_scale": VALUE_SCALE, "dataset": dataset, "recipe": vars(recipe).copy(),
-        "npconv_version": __version__,
+        "trained_with_flips": bool(options.get("flip")), "npconv_version": __version__,
     }
     if init is not None:
         init.initialise(model)
     return model
 
 
-def compile_for(model, learning_rate: float, steps: int) -> None:
-    """Adam with a cosine decay of ``learning_rate`` to 0 over ``steps``, and the model's loss."""
+def compile_for(model, learning_rate: float, steps: int, weight_decay: float = 0.0,
+                label_smoothing: float = 0.0) -> None:
+    """Adam with a cosine decay of ``learning_rate`` to 0 over ``steps`` (AdamW when ``weight_decay``),
+    and the model's loss (with ``label_smoothing`` when set)."""
     schedule = optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
-    model.compile(optimizer=optimizers.Adam(schedule), loss=loss_for_model(model), metrics=["accuracy"])
+    optimizer = (optimizers.AdamW(schedule, weight_decay=weight_decay) if weight_decay
+                 else optimizers.Adam(schedule))
+    loss = losses.get(loss_for_model(model))
+    if label_smoothing:
+        loss = type(loss)(label_smoothing=label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
 def phases(recipe: Recipe, fine_tuning: bool) -> list[tuple[int, bool]]:
@@ -81,18 +90,28 @@ def freeze_all_but_head(model, frozen: bool) -> None:
         layer.trainable = not frozen
 
 
-def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64) -> dict:
-    """Accuracy, loss, predictions and per-class precision/recall of ``model`` on uint8 images."""
+def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64, tta=None) -> dict:
+    """Accuracy, loss, predictions and per-class precision/recall of ``model`` on uint8 images.
+
+    ``tta`` (``"flip"``, ``"shift"``, ``"flip+shift"``; see :mod:`.tta`) averages the predictions
+    over those views of each image; the loss is then the model's loss of the averaged probabilities.
+    """
     x = to_float(x_uint8, model.metadata.get("value_scale", VALUE_SCALE))
-    loss = float(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)["loss"])
-    probs = probabilities(model.predict(x, batch_size=batch_size))
+    mode = test_time.check_tta(tta, model.metadata or {})
+    if mode is None:
+        loss = float(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)["loss"])
+        outputs = model.predict(x, batch_size=batch_size)
+    else:
+        outputs = test_time.predict(model, x, mode, batch_size)
+        loss = float(model.loss(y, outputs))
+    probs = probabilities(outputs)
     pred = probs.argmax(axis=1)
     n_classes = probs.shape[1]
     cm = metrics.confusion_matrix(y, pred, n_classes)
     precision, recall = metrics.precision_recall(cm)
     return {"accuracy": float(np.mean(pred == y)), "loss": loss, "n": int(len(y)),
             "correct": int(np.sum(pred == y)), "confusion_matrix": cm, "precision": precision,
-            "recall": recall, "probs": probs, "pred": pred}
+            "recall": recall, "probs": probs, "pred": pred, "tta": mode}
 
 
 def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
@@ -107,12 +126,13 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     utils.set_random_seed(seed)
     steps = -(-len(data) // recipe.batch_size)
     model = build(arch, data.x.shape[1:], data.class_names, recipe, dataset, init)
+    test_time.check_tta(recipe.tta, model.metadata)  # before training, not after it
     x = to_float(data.x)
     validation = None if test is None else (to_float(test.x), test.y)
     start, done, history = time.perf_counter(), 0, {}
     for epochs, head_only in phases(recipe, init is not None):
         freeze_all_but_head(model, head_only)
-        compile_for(model, recipe.learning_rate, epochs * steps)
+        compile_for(model, recipe.learning_rate, epochs * steps, recipe.weight_decay, recipe.label_smoothing)
         with warnings.catch_warnings():
             # fit warns on Ctrl-C; the caller reports the interruption in its own words.
             warnings.filterwarnings("ignore", message="fit interrupted")
@@ -127,7 +147,7 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     interrupted = bool(model.stop_training) and len(history.get("loss", [])) < recipe.epochs
     result = TrainResult(model, history, seconds, interrupted, held_out=test)
     if test is not None:
-        result.evaluation = evaluate(model, test.x, test.y)
+        result.evaluation = evaluate(model, test.x, test.y, tta=recipe.tta)
     model.metadata["trained"] = {"epochs": len(history.get("loss", [])), "seed": seed,
                                  "examples": len(data), "seconds": round(seconds, 1),
                                  "interrupted": interrupted}

@@ -2,7 +2,8 @@
 
 Each draws one random value per image from ``rng`` (a ``np.random.Generator``), works on the whole
 batch with index arithmetic (no per-image loop), and returns a new array of the same shape and dtype.
-Factors follow Keras: a number ``f`` means the range ``(-f, f)``; a pair ``(lo, hi)`` is used as is.
+Factors follow Keras: a number ``f`` means the range ``(-f, f)``; a pair ``(lo, hi)`` is used as is
+(contrast, as in Keras, draws its multiplier from ``[1 - lower, 1 + upper]``: see :func:`contrast_range`).
 """
 from __future__ import annotations
 
