@@ -148,6 +148,20 @@ def test_bilinear_zoom_matches_torch_grid_sample(torch, fill_mode, padding_mode)
     np.testing.assert_allclose(out, theirs.numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("fill_mode", ["reflect", "wrap", "nearest", "constant"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_separable_sampling_equals_the_four_neighbour_sum(fill_mode, interpolation):
+    from npconv.data.resample import sample, sample_axes
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 6, 7, 2))
+    src_y = rng.uniform(-9, 14, (3, 6))                   # far outside: folded more than once
+    src_x = rng.uniform(-9, 14, (3, 7))
+    full = sample(x, np.broadcast_to(src_y[:, :, None], (3, 6, 7)), np.broadcast_to(src_x[:, None, :], (3, 6, 7)),
+                  interpolation, fill_mode, fill_value=0.7)
+    np.testing.assert_allclose(sample_axes(x, src_y, src_x, interpolation, fill_mode, fill_value=0.7), full,
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_zoom_bad_arguments(batch):
     with pytest.raises(ValueError, match="height_factor: expected bounds of at least -1"):
         random_zoom(batch, np.random.default_rng(0), (-1.5, 0.0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, check_choice, expected
-from .resample import sample
+from .resample import sample, sample_axes
 
 
 def _batch(x) -> np.ndarray:
@@ -111,7 +111,7 @@ def random_zoom(x: np.ndarray, rng: np.random.Generator, height_factor=0.1, widt
     ``z_x = z_y`` (aspect kept) when it is ``None``. Positive factors zoom out (the picture shrinks
     and ``fill_mode`` fills the border), negative ones zoom in. Inverse mapping about the centre
     ``(cy, cx)``: ``y_src = cy + z_y (y - cy)``, ``x_src = cx + z_x (x - cx)``, sampled as
-    :func:`npconv.data.resample.sample` says.
+    :func:`npconv.data.resample.sample` says (by its separable form, ``sample_axes``).
     """
     x = _batch(x)
     m, n_h, n_w, _ = x.shape
@@ -119,10 +119,9 @@ def random_zoom(x: np.ndarray, rng: np.random.Generator, height_factor=0.1, widt
     zoom_x = zoom_y if width_factor is None else 1.0 + rng.uniform(
         *zoom_range(width_factor, "width_factor"), size=m)
     cy, cx = (n_h - 1) / 2.0, (n_w - 1) / 2.0
-    src_y = cy + zoom_y[:, None, None] * (np.arange(n_h) - cy)[None, :, None]
-    src_x = cx + zoom_x[:, None, None] * (np.arange(n_w) - cx)[None, None, :]
-    src_y, src_x = np.broadcast_to(src_y, (m, n_h, n_w)), np.broadcast_to(src_x, (m, n_h, n_w))
-    return _cast_like(sample(x, src_y, src_x, interpolation, fill_mode, fill_value), x)
+    src_y = cy + zoom_y[:, None] * (np.arange(n_h) - cy)[None, :]       # (m, n_H): rows
+    src_x = cx + zoom_x[:, None] * (np.arange(n_w) - cx)[None, :]       # (m, n_W): columns
+    return _cast_like(sample_axes(x, src_y, src_x, interpolation, fill_mode, fill_value), x)
 
 
 def random_brightness(x: np.ndarray, rng: np.random.Generator, max_delta=0.1,
