@@ -23,6 +23,7 @@ from _timing import median_seconds, print_table, write_json
 import npconv as nc
 from npconv import functional as F
 from npconv.apps import convolutional_model, happyModel
+from npconv.apps.residual import smallres
 
 try:
     import torch
@@ -32,6 +33,7 @@ except ImportError:
 
 HAPPY = {"name": "Happy (course)", "m": 600, "batch": 16, "classes": 1}
 SIGNS = {"name": "SIGNS (course)", "m": 1080, "batch": 64, "classes": 6}
+SMALLRES = {"name": "smallres (no augmentation)", "m": 1080, "batch": 32, "classes": 6}
 
 
 # --- the two course models in npconv (npconv.apps holds them, written as in the course) -----------
@@ -47,6 +49,12 @@ def signs_npconv():
     return model
 
 
+def smallres_npconv():
+    model = smallres((64, 64, 3), 6, flip=False, translate=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
 # --- the same in PyTorch (TensorFlow's "same" padding made explicit) ------------------------------
 def happy_torch():
     return nn.Sequential(nn.ZeroPad2d(3), nn.Conv2d(3, 32, 7), nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
@@ -57,6 +65,28 @@ def signs_torch():
     return nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(3, 8, 4), nn.ReLU(), nn.MaxPool2d(8),
                          nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(8, 16, 2), nn.ReLU(), nn.MaxPool2d(4),
                          nn.Flatten(), nn.Linear(2 * 2 * 16, 6))
+
+
+def smallres_torch(widths=(16, 32, 64)):
+    """The default ``smallres`` (see npconv.apps.residual) without its augmentation layers."""
+    def conv_bn(c_in, c_out, kernel):
+        return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+                nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.1)]
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out):
+            super().__init__()
+            self.body = nn.Sequential(*conv_bn(c_in, c_out, 3), nn.ReLU(), *conv_bn(c_out, c_out, 3))
+            self.shortcut = nn.Identity() if c_in == c_out else nn.Sequential(*conv_bn(c_in, c_out, 1))
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.shortcut(x))
+
+    layers, c_in = [*conv_bn(3, widths[0], 3), nn.ReLU(), nn.MaxPool2d(2)], widths[0]
+    for width in widths:
+        layers += [Block(c_in, width), nn.MaxPool2d(2)]
+        c_in = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(c_in, 6))
 
 
 def torch_epoch(net, opt, loss_fn, x, y, batch, gen):
@@ -79,7 +109,9 @@ def data(case, rng):
 def speed_rows(pairs):
     rng = np.random.default_rng(0)
     rows = []
-    for case, build_np, build_torch in ((HAPPY, happy_npconv, happy_torch), (SIGNS, signs_npconv, signs_torch)):
+    cases = ((HAPPY, happy_npconv, happy_torch), (SIGNS, signs_npconv, signs_torch),
+             (SMALLRES, smallres_npconv, smallres_torch))
+    for case, build_np, build_torch in cases:
         x, y = data(case, rng)
         nc.utils.set_random_seed(0)
         model = build_np()

@@ -42,7 +42,8 @@ def assert_all_close(reference, fast, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, kernel, filters, stride, padding", [
     ((3, 9, 8, 3), (4, 4), 8, 1, "same"),       # SIGNS's first layer, small: the direct path
-    ((2, 9, 9, 1), (3, 2), 5, 2, ((1, 0), (2, 1))),  # grayscale, strided, uneven padding: direct
+    ((2, 9, 9, 1), (3, 2), 5, 1, ((1, 0), (2, 1))),  # grayscale, uneven padding: direct
+    ((2, 9, 9, 3), (3, 3), 4, 2, 1),            # strided: the channel-major GEMM even when compiled
     ((2, 8, 8, 3), (3, 3), 16, 1, "same"),      # 16 filters: im2col + GEMM even when compiled
     ((2, 7, 6, 8), (3, 3), 4, 1, 1),            # many channels: compiled col2im
     ((2, 9, 9, 8), (3, 3), 4, 2, 0),            # strided col2im

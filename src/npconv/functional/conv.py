@@ -21,7 +21,7 @@ The patch matrix is built in one of two memory layouts (same maths, same results
   slower on a channel-major view.
 
 With the compiled tier (:mod:`npconv.functional._tier`), few-channel convolutions with at most
-:data:`DIRECT_MAX_FILTERS` filters skip the patch matrix altogether and run as a direct loop
+:data:`DIRECT_MAX_FILTERS` filters and stride 1 skip the patch matrix altogether and run as a direct loop
 (:mod:`npconv.functional.compiled.conv`), and col2im runs as one compiled scatter-add.
 """
 from __future__ import annotations
@@ -90,11 +90,11 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     w2 = w.reshape(-1, n_k)
     bias = b.reshape(n_k).astype(x.dtype, copy=False)
     kernels = compiled()
-    if kernels is not None and n_c < FEW_CHANNELS and n_k <= DIRECT_MAX_FILTERS:
+    if kernels is not None and n_c < FEW_CHANNELS and n_k <= DIRECT_MAX_FILTERS and stride == (1, 1):
         layout = "direct"
         cols = channel_planes(x, pads, workspace)
         out = np.empty((m, *out_size, n_k), x.dtype)
-        kernels.conv.conv_forward(cols, np.ascontiguousarray(w), bias, *stride, out)
+        kernels.conv.conv_forward(cols, np.ascontiguousarray(w), bias, out)
         return out, ConvCache(cols, layout, w, b.shape, x.shape, stride, pads)
     if n_c < FEW_CHANNELS:
         layout = "channel_major"
@@ -158,16 +158,16 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
 def _direct_backward(dout, cache: ConvCache, padded_hw, need_dx: bool):
     """``(dx_pad or None, dw, db)`` for a direct (compiled) forward: per-example partial sums of
     ``dw`` and ``db`` from one loop nest, and ``dx_pad`` by a scatter loop."""
-    planes, _, w, _, x_shape, (sh, sw), _ = cache
+    planes, _, w, _, x_shape, _, _ = cache
     kernels = load_compiled()
     m, n_k = x_shape[0], w.shape[3]
     dw_parts = np.empty((m, *w.shape), w.dtype)
     db_parts = np.empty((m, n_k), w.dtype)
-    kernels.conv.conv_backward_weights(planes, dout, sh, sw, dw_parts, db_parts)
+    kernels.conv.conv_backward_weights(planes, dout, dw_parts, db_parts)
     dx_pad = None
     if need_dx:
         dx_pad = np.empty((m, *padded_hw, x_shape[3]), w.dtype)
-        kernels.conv.conv_backward_input(dout, np.ascontiguousarray(w), sh, sw, dx_pad)
+        kernels.conv.conv_backward_input(dout, np.ascontiguousarray(w), dx_pad)
     return dx_pad, dw_parts.sum(axis=0), db_parts.sum(axis=0)
 
 
