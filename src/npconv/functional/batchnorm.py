@@ -29,7 +29,8 @@ from ._tier import compiled
 class BatchNormCache(NamedTuple):
     """What the training backward needs; ``mean`` and ``var`` feed the layer's moving averages."""
 
-    x: np.ndarray        # (N, C) the input (a view, not a copy); xhat = (x - mean) * inv_std
+    rows: np.ndarray     # (N, C): x - mean when ``centred`` (NumPy tier), else x itself (compiled
+    centred: bool        # tier, a view: no copy); xhat = (x - mean) * inv_std is never stored
     gamma: np.ndarray    # (C,)
     inv_std: np.ndarray  # (C,) 1 / sqrt(var + eps)
     mean: np.ndarray     # (C,) batch mean
@@ -104,7 +105,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     # every pass over (N, C) costs ~5 ms at (64, 64, 64, 32) float32, where the data leave the cache.
     np.multiply(xc, gamma * inv_std, out=out)
     out += beta
-    cache = BatchNormCache(x2, gamma, inv_std, mean, var, np.shape(x))
+    cache = BatchNormCache(xc, True, gamma, inv_std, mean, var, np.shape(x))
     return out.reshape(cache.shape), cache
 
 
@@ -128,7 +129,8 @@ def _compiled_forward(kernels, x2, gamma, beta, eps, shape):
     out = np.empty_like(x2)
     kernels.scale_shift(x2, scale.astype(x2.dtype), (beta - mean64 * scale).astype(x2.dtype), out, _blocks(n))
     dtype = x2.dtype
-    cache = BatchNormCache(x2, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype), shape)
+    cache = BatchNormCache(x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype),
+                           shape)
     return out.reshape(shape), cache
 
 
@@ -141,13 +143,13 @@ def batchnorm_backward(dout, cache):
 
     Returns ``(dx, dgamma, dbeta)`` with ``dx`` shaped like the input.
     """
-    x2, gamma, inv_std, mean, _, shape = cache
-    d2 = np.ascontiguousarray(check_dout(dout, shape), dtype=x2.dtype).reshape(x2.shape)
-    n = x2.shape[0]
+    rows, centred, gamma, inv_std, mean, _, shape = cache
+    d2 = np.ascontiguousarray(check_dout(dout, shape), dtype=rows.dtype).reshape(rows.shape)
+    n = rows.shape[0]
     kernels = compiled()
     if kernels is not None:
         return _compiled_backward(kernels.batchnorm, d2, cache)
-    xc = x2 - mean
+    xc = rows if centred else rows - mean
     dbeta = column_sum(d2)
     dx = d2 * xc
     dgamma = column_sum(dx) * inv_std  # sum(dout * xhat), with xhat = xc * inv_std
@@ -163,8 +165,10 @@ def _compiled_backward(kernels, d2, cache):
     """:func:`batchnorm_backward` in two compiled passes: the sums ``dbeta`` and ``sum(dout * xc)``,
     then ``dx = a * dout - b * xc - c0`` with ``a = gamma * inv_std``, ``b = a * inv_std * dgamma / N``
     and ``c0 = a * dbeta / N``."""
-    x2, gamma, inv_std, mean, _, shape = cache
+    x2, centred, gamma, inv_std, mean, _, shape = cache
     n = x2.shape[0]
+    if centred:  # a NumPy-tier forward stored x - mean
+        mean = np.zeros_like(mean)
     dbeta, centred_product = kernels.gradient_sums(d2, x2, mean, _blocks(n))
     inv_std64 = inv_std.astype(np.float64)
     dgamma = centred_product * inv_std64
