@@ -14,11 +14,10 @@ The patch matrix is built in one of two memory layouts (same maths, same results
 * rows of patches, ``(M, fh*fw*n_C)``, for inputs with many channels: each copied run is a window row,
   ``fw * n_C`` contiguous values;
 * columns of patches, ``(fh*fw*n_C, M)``, for images with few channels (RGB, grayscale): each copied run
-  is a whole image row, where the other layout would copy 3-value snippets. On the course models' first
-  layers this makes im2col 2.5-4x faster (3.3 vs 7.9 ms for SIGNS at batch 64, 2.6 vs 4.1 ms for
-  Happy at batch 16). The output is still a C-contiguous NHWC array (see
-  :func:`_channel_major_product`): the layers after a convolution (batch norm, pooling) run 1.5-3x
-  slower on a channel-major view.
+  is a whole image row, where the other layout would copy 3-value snippets (several times faster on
+  the course models' first layers when last measured). The output is still a C-contiguous NHWC
+  array (see :func:`_channel_major_product`): the layers after a convolution (batch norm, pooling)
+  run slower on a channel-major view.
 
 With the compiled tier (:mod:`npconv.functional._tier`), few-channel convolutions with at most
 :data:`DIRECT_MAX_FILTERS` filters and stride 1 skip the patch matrix altogether and run as a direct loop
@@ -112,9 +111,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
 def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
     """``cols_t.T @ w2`` as a C-contiguous ``(M, K)`` array, by the faster of two routes.
 
-    With 16 or more filters BLAS's transposed-operand product wins (8.2 vs 10.2 ms for Happy's first
-    layer at batch 16); with fewer, the plain ``(K, M)`` product and one transposing copy win (4.5 vs
-    7.4 ms for SIGNS's first layer at batch 64), because BLAS handles an 8-column output poorly.
+    With 16 or more filters BLAS's transposed-operand product wins (Happy's first layer); with fewer,
+    the plain ``(K, M)`` product and one transposing copy win (SIGNS's first layer, in the NumPy
+    tier), because BLAS handles an 8-column output poorly. ``benchmarks/kernels.py`` times both
+    layers per tier.
     """
     if w2.shape[1] >= 16:
         return cols_t.T @ w2

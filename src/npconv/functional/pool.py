@@ -121,8 +121,8 @@ def _max_over_offsets(x_pad, pool, stride, out_size):
         candidate = _offset_slice(x_pad, *divmod(offset, pw), stride, out_size)
         np.greater(candidate, best, out=better)  # strict: ties keep the earlier offset
         np.maximum(best, candidate, out=best)
-        # winner = where(better, offset, winner) as integer arithmetic (wrapping is harmless):
-        # 5-10x faster than a masked copy, which made this loop the costliest step of a Happy batch.
+        # winner = where(better, offset, winner) as integer arithmetic (wrapping is harmless): one
+        # ufunc pass instead of a masked copy, which made this loop the costliest step of a Happy batch.
         winner += better * (winner.dtype.type(offset) - winner)
     return best, winner
 
