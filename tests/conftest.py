@@ -41,3 +41,14 @@ def data_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def tier(request):
+    """Run a test once per kernel tier (see npconv.functional._tier); kernel test modules use it for
+    every test with ``pytestmark = pytest.mark.usefixtures("tier")``."""
+    from npconv.functional._tier import compiled_available, use_tier
+    if request.param == "compiled":
+        require(compiled_available(), "Numba is not installed (pip install numba)")
+    with use_tier(request.param):
+        yield request.param

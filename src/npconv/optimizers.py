@@ -4,10 +4,9 @@
 (momentum, Adam's moments, ...) are created on the first call with each param's shape and dtype
 and are keyed by position, so a model must pass its trainable weights in the same order every
 time. Each update works in place through ``out=`` arguments on one preallocated scratch array
-per param: no temporaries, and float32 stays float32. Measured on 2 CPU cores, float32: an Adam
-step takes 0.15 ms for a 37,886-parameter CNN (8 arrays) and 0.08 ms for (32768, 1) + (7, 7, 3, 32),
-against 0.21 ms and 0.23 ms for the textbook expression with temporaries; for small arrays the
-cost is the ~11 ufunc calls per array, not arithmetic.
+per param: no temporaries, and float32 stays float32. For the small arrays of the course models
+the cost of a step is the ~11 ufunc calls per array, not arithmetic (an Adam step is a fraction of
+a millisecond, well under 1% of a training step in ``benchmarks/train_speed.py``'s profiles).
 
 ``learning_rate`` is a float or a schedule from :data:`schedules`, evaluated at ``iterations``
 (the number of updates applied so far) as in Keras.
