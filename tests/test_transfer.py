@@ -185,3 +185,18 @@ def test_head_only_phase_leaves_the_pretrained_layers_as_they_were(smile_model, 
             np.testing.assert_array_equal(old, new)
     head_old, head_new = before["predictions"][0], result.model.layers[-1].get_weights()[0]
     assert not np.array_equal(head_old, head_new)       # the head learned
+
+
+def test_frozen_epochs_need_init(tmp_path, capsys):
+    faces = _faces_folder(tmp_path / "faces")
+    code, _, err = run(capsys, "train", faces, "--frozen-epochs", "2", "--out", tmp_path / "m.npz", *QUICK)
+    assert code == 1 and "--init MODEL" in err and not (tmp_path / "m.npz").exists()
+
+
+def test_frozen_epochs_from_the_command_line(smile_model, tmp_path, capsys):
+    happy = _happy_h5(tmp_path / "happy" / "test_happy.h5")
+    code, text, err = run(capsys, "train", happy, "--init", smile_model, "--frozen-epochs", "1", "--epochs", "2",
+                          "--out", tmp_path / "m.npz", "--no-report")
+    assert code == 0, err
+    assert "1 epoch(s) with only the output layer training" in text
+    assert npconv.load_model(tmp_path / "m.npz").metadata["recipe"]["frozen_epochs"] == 1

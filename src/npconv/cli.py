@@ -84,7 +84,11 @@ def _prepare_training(args):
             raise ValueError(f"--image-size: a model started from {args.init} takes its input size "
                              f"({init.meta['input_shape'][0]} px). Leave out --image-size.")
         recipe = init.adapt(recipe)
+    if args.frozen_epochs is not None and init is None:
+        raise ValueError("--frozen-epochs: only a model started from another (--init MODEL) has layers to "
+                         "keep frozen. Add --init MODEL, or leave out --frozen-epochs.")
     recipe = recipe.replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                            frozen_epochs=args.frozen_epochs,
                             image_size=args.image_size, val_split=args.val_split,
                             weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                             zoom=args.zoom, contrast=args.contrast, tta=args.tta)
@@ -305,6 +309,7 @@ def _number(kind, accept, what):
 
 
 _positive = _number(int, lambda v: v > 0, "a positive integer")
+_count = _number(int, lambda v: v >= 0, "an integer >= 0")
 _folds = _number(int, lambda v: v >= 2, "at least 2 folds")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
@@ -355,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tta(train, optional_mode=False)
     train.add_argument("--init", metavar="MODEL", help="start from a trained model (transfer learning): "
                        "its arch, input size and weights, with the fine-tuning recipe")
+    train.add_argument("--frozen-epochs", type=_count, metavar="N",
+                       help="with --init: first N epochs train only the output layer")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--report", metavar="DIR", help="report folder (default: MODEL_report/)")
     train.add_argument("--no-report", action="store_true", help="write no report folder")
