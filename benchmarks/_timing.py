@@ -1,12 +1,12 @@
-"""Timing helpers shared by the benchmarks: medians of repeats, tables, JSON output."""
+"""Timing helpers shared by the benchmarks: medians of repeats, tables, JSON output (with provenance)."""
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
+
+from provenance import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -21,19 +21,6 @@ def median_seconds(fn, repeats: int = 7, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def machine() -> dict:
-    import numpy as np
-    info = {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine()}
-    try:
-        import torch
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        pass
-    return info
 
 
 def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
@@ -51,5 +38,5 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
 def write_json(name: str, payload: dict, path: str | None = None) -> Path:
     out = Path(path) if path else RESULTS / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    out.write_text(json.dumps({"provenance": provenance(), **payload}, indent=2))
     return out

@@ -66,3 +66,12 @@ def notebook_kernel(tmp_path, monkeypatch) -> str:
     package_root = str(Path(npconv.__file__).resolve().parents[1])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     return name
+@pytest.fixture(params=["numpy", "compiled"])
+def tier(request):
+    """Run a test once per kernel tier (see npconv.functional._tier); kernel test modules use it for
+    every test with ``pytestmark = pytest.mark.usefixtures("tier")``."""
+    from npconv.functional._tier import compiled_available, use_tier
+    if request.param == "compiled":
+        require(compiled_available(), "Numba is not installed (pip install numba)")
+    with use_tier(request.param):
+        yield request.param

@@ -81,6 +81,47 @@ def test_smallres_shape_and_size():
     assert "stem_pool" not in [l.name for l in smallres((32, 32, 1), 2).layers]
 
 
+def test_smallres_zoom_and_contrast_come_after_the_other_augmentation():
+    names = [layer.name for layer in smallres((32, 32, 3), 2, zoom=0.1, contrast=0.2).layers]
+    assert names[1:5] == ["augment_flip", "augment_shift", "augment_zoom", "augment_contrast"]
+    model = smallres((32, 32, 3), 2, zoom=0.1, contrast=0.2)
+    assert model.get_layer("augment_contrast").value_range == (0.0, 1.0)      # inputs are uint8 / 255
+    assert "augment_zoom" not in [layer.name for layer in smallres((32, 32, 3), 2).layers]
+
+
+def test_new_recipe_options_are_off_by_default():
+    from npconv.apps.recipes import Recipe
+    recipe = Recipe()
+    assert (recipe.weight_decay, recipe.label_smoothing, recipe.zoom, recipe.contrast, recipe.tta) == \
+        (0.0, 0.0, 0.0, 0.0, None)
+    assert all(getattr(r, "tta") is None and not r.weight_decay and not r.zoom for r in RECIPES.values())
+
+
+def test_compile_for_picks_adamw_and_label_smoothing_only_when_asked():
+    from npconv import losses, optimizers
+    from npconv.apps import training
+    model = get_arch("tiny", (16, 16, 3), 6)
+    training.compile_for(model, 1e-3, 100)
+    assert type(model.optimizer) is optimizers.Adam and model.optimizer.weight_decay is None
+    assert type(model.loss) is losses.SparseCategoricalCrossentropy and not model.loss.label_smoothing
+    training.compile_for(model, 1e-3, 100, weight_decay=0.05, label_smoothing=0.1)
+    assert type(model.optimizer) is optimizers.AdamW and model.optimizer.weight_decay == 0.05
+    assert model.optimizer.learning_rate == pytest.approx(1e-3)               # the cosine schedule kept
+    assert type(model.loss) is losses.SparseCategoricalCrossentropy and model.loss.label_smoothing == 0.1
+    binary = get_arch("tiny", (16, 16, 3), 2)
+    training.compile_for(binary, 1e-3, 100, label_smoothing=0.2)
+    assert type(binary.loss) is losses.BinaryCrossentropy and binary.loss.label_smoothing == 0.2
+
+
+def test_build_passes_zoom_and_contrast_to_smallres():
+    from npconv.apps import training
+    from npconv.apps.recipes import Recipe
+    model = training.build("smallres", (16, 16, 1), ["a", "b"], Recipe(zoom=0.15, contrast=0.25))
+    assert model.get_layer("augment_zoom").height_factor == 0.15
+    assert model.get_layer("augment_contrast").factor == 0.25
+    assert model.metadata["recipe"]["zoom"] == 0.15
+
+
 def test_smallres_learns_a_toy_problem():
     """Bright vs dark images: a few steps reach perfect training accuracy."""
     import npconv

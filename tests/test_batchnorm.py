@@ -12,6 +12,9 @@ from npconv.functional.batchnorm import (
     batchnorm_inference_forward)
 from npconv.gradcheck import gradcheck
 
+# Every test runs once per kernel tier: the NumPy reference and the compiled (Numba) kernels.
+pytestmark = pytest.mark.usefixtures("tier")
+
 TOL = dict(rtol=1e-9, atol=1e-11)
 
 

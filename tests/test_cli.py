@@ -139,6 +139,35 @@ def test_predict_any_photo_and_the_door(trained, tmp_path, capsys):
     assert entry["probability"] == pytest.approx(max(p_smiling, 1 - p_smiling), rel=1e-6)
 
 
+def test_train_with_the_accuracy_options(tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    code, out, err = run(capsys, "train", "--out", model, "--no-report", *QUICK, "--weight-decay", "0.01",
+                         "--label-smoothing", "0.1", "--zoom", "0.2", "--contrast", "0.3", "--tta", "shift")
+    assert code == 0, err
+    assert "with test-time augmentation (shift)" in out
+    loaded = npconv.load_model(model)
+    assert type(loaded.optimizer) is npconv.optimizers.AdamW and loaded.optimizer.weight_decay == 0.01
+    assert loaded.loss.label_smoothing == 0.1
+    recipe = loaded.metadata["recipe"]
+    assert (recipe["zoom"], recipe["contrast"], recipe["tta"]) == (0.2, 0.3, "shift")
+    code, _, err = run(capsys, "train", "--out", model, *QUICK, "--label-smoothing", "2")
+    assert code == 2 and "--label-smoothing" in err
+
+
+def test_evaluate_and_predict_with_tta(trained, tmp_path, capsys):
+    code, out, _ = run(capsys, "evaluate", trained, "builtin:smiles", "--tta", "shift", "--json")
+    assert code == 0 and json.loads(out)["tta"] == "shift"
+    code, out, _ = run(capsys, "evaluate", trained, "builtin:smiles", "--tta", "shift")
+    assert code == 0 and "(test-time augmentation: shift)" in out
+    # The tiny arch has no flip layer, so a bare --tta (flip) is refused with the alternative.
+    code, _, err = run(capsys, "evaluate", trained, "builtin:smiles", "--tta")
+    assert_one_line_error(code, err, "tta 'flip'", "tta='shift'")
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(photo)
+    code, out, _ = run(capsys, "predict", trained, photo, "--tta", "shift", "--json")
+    assert code == 0 and 0.5 <= json.loads(out)["probability"] <= 1
+
+
 def test_summary_shows_layers_and_metadata(trained, capsys):
     code, out, _ = run(capsys, "summary", trained)
     assert code == 0

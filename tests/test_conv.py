@@ -14,6 +14,9 @@ from npconv.errors import ShapeError
 from npconv.functional import conv2d_backward, conv2d_forward
 from npconv.gradcheck import gradcheck
 
+# Every test runs once per kernel tier: the NumPy reference and the compiled (Numba) kernels.
+pytestmark = pytest.mark.usefixtures("tier")
+
 
 def random_conv(rng, m=2, size=(7, 6), c=3, kernel=(3, 3), k=4, dtype=np.float64):
     x = rng.standard_normal((m, *size, c)).astype(dtype)

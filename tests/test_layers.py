@@ -159,6 +159,39 @@ def test_random_brightness_clips_to_its_value_range(rng):
     x = rng.random((20, 4, 4, 1)).astype(np.float32)
     out = L.RandomBrightness(0.5, value_range=(0, 1), seed=0)(x, training=True)
     assert out.min() == 0 and out.max() == 1  # some images were pushed past each end, and clipped
+def test_augmentation_layers_are_identity_at_inference(rng):
+    x = rng.random((2, 8, 8, 3)).astype(np.float32)
+    for layer in [L.RandomFlip(), L.RandomTranslation(0.2, 0.2), L.RandomRotation(0.1),
+                  L.RandomBrightness(0.2, value_range=(0, 1)), L.RandomZoom(0.2),
+                  L.RandomContrast(0.3, value_range=(0, 1))]:
+        np.testing.assert_array_equal(layer(x), x)
+        out = layer(x, training=True)
+        assert out.shape == x.shape and out.dtype == x.dtype
+
+
+def test_zoom_and_contrast_layers_run_their_kernels_and_round_trip_configs(rng):
+    import json
+    from npconv.data import augment
+    x = rng.random((3, 8, 8, 3)).astype(np.float32)
+    zoom = L.RandomZoom((-0.3, 0.2), width_factor=0.1, fill_mode="wrap", seed=4)
+    expected = augment.random_zoom(x, np.random.default_rng(4), (-0.3, 0.2), 0.1, fill_mode="wrap")
+    np.testing.assert_array_equal(zoom(x, training=True), expected)
+    contrast = L.RandomContrast((0.2, 0.5), value_range=(0, 1), seed=2)
+    expected = augment.random_contrast(x, np.random.default_rng(2), (0.2, 0.5), value_range=(0, 1))
+    np.testing.assert_array_equal(contrast(x, training=True), expected)
+    for layer in (zoom, contrast, L.RandomZoom(0.1)):
+        config = json.loads(json.dumps(layer.get_config()))      # as a saved model reads it
+        assert type(layer).from_config(config).get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: L.RandomZoom(-1.5), "height_factor"), (lambda: L.RandomZoom(0.1, width_factor="x"), "width_factor"),
+    (lambda: L.RandomZoom(0.1, fill_mode="mirror"), "fill_mode"),
+    (lambda: L.RandomContrast(1.5), "factor"), (lambda: L.RandomContrast((0.1, -1)), "factor"),
+])
+def test_zoom_and_contrast_refuse_bad_factors_when_built(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
 
 
 # --- argument errors -------------------------------------------------------------------------

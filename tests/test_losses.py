@@ -214,3 +214,79 @@ def test_probabilities_outside_unit_interval_suggest_from_logits(rng):
 def test_string_labels_are_refused(rng):
     with pytest.raises(TypeError, match="y_true: expected numeric labels"):
         losses.BinaryCrossentropy().from_logits_and_grad(np.array(["a", "b"]), rng.standard_normal(2))
+
+
+# ----- label smoothing -----
+
+SMOOTHED = ["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"]
+
+
+def test_binary_smoothing_pulls_targets_half_way_to_one_half():
+    # s = 0.2: labels 1 and 0 become 0.9 and 0.1, so the fused gradient is p - 0.9 and p - 0.1.
+    loss = losses.BinaryCrossentropy(label_smoothing=0.2)
+    _, dz = loss.from_logits_and_grad(np.array([[1.0], [0.0]]), np.zeros((2, 1)))
+    np.testing.assert_allclose(dz, [[(0.5 - 0.9) / 2], [(0.5 - 0.1) / 2]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 0.3])
+def test_binary_smoothing_matches_torch_on_smoothed_targets(torch, rng, smoothing):
+    y, z = binary_case(rng)
+    value, dz = losses.BinaryCrossentropy(label_smoothing=smoothing).from_logits_and_grad(y, z)
+    tz = torch.tensor(z, requires_grad=True)
+    target = torch.tensor(y * (1 - smoothing) + smoothing / 2)
+    tloss = torch.nn.functional.binary_cross_entropy_with_logits(tz, target)
+    tloss.backward()
+    np.testing.assert_allclose(value, tloss.item(), **TOL)
+    np.testing.assert_allclose(dz, tz.grad.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("smoothing", [0.1, 0.4])
+def test_categorical_smoothing_matches_torch(torch, rng, sparse, smoothing):
+    # torch's label_smoothing is Keras's rule: y * (1 - s) + s / n_classes.
+    labels, onehot, z = categorical_case(rng)
+    make = losses.SparseCategoricalCrossentropy if sparse else losses.CategoricalCrossentropy
+    value, dz = make(label_smoothing=smoothing).from_logits_and_grad(labels if sparse else onehot, z)
+    tz = torch.tensor(z, requires_grad=True)
+    tloss = torch.nn.functional.cross_entropy(tz, torch.tensor(labels), label_smoothing=smoothing)
+    tloss.backward()
+    np.testing.assert_allclose(value, tloss.item(), **TOL)
+    np.testing.assert_allclose(dz, tz.grad.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("name", SMOOTHED)
+def test_smoothed_dlogits_is_the_derivative_of_the_fused_value(name, rng):
+    loss = losses.get({"name": name, "label_smoothing": 0.15})
+    y, z, _ = labels_logits_probabilities(name, rng)
+    numeric = numerical_gradient(lambda a: loss.from_logits_and_grad(y, a)[0], z)
+    np.testing.assert_allclose(loss.from_logits_and_grad(y, z)[1], numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", SMOOTHED)
+def test_smoothing_applies_to_the_probability_form_too(name, rng):
+    loss = losses.get({"name": name, "label_smoothing": 0.15})
+    y, z, p = labels_logits_probabilities(name, rng)
+    np.testing.assert_allclose(loss(y, p), loss.from_logits_and_grad(y, z)[0], rtol=1e-6)
+    numeric = numerical_gradient(lambda a: loss(y, a), p)
+    np.testing.assert_allclose(loss.grad(y, p), numeric, rtol=1e-6, atol=1e-8)
+    assert loss(y, p) != losses.get(name)(y, p)
+
+
+def test_smoothing_keeps_float32_and_leaves_the_labels_alone(rng):
+    labels, onehot, z = categorical_case(rng)
+    original = onehot.astype(np.float32)
+    kept = original.copy()
+    _, dz = losses.CategoricalCrossentropy(label_smoothing=0.1).from_logits_and_grad(
+        original, z.astype(np.float32))
+    assert dz.dtype == np.float32
+    np.testing.assert_array_equal(original, kept)
+
+
+def test_smoothing_config_round_trip_and_bad_values():
+    loss = losses.SparseCategoricalCrossentropy(label_smoothing=0.1)
+    assert loss.get_config()["label_smoothing"] == 0.1
+    assert losses.get(losses.serialize(loss)).label_smoothing == 0.1
+    assert "label_smoothing" not in losses.BinaryCrossentropy().get_config()
+    for bad in (-0.1, 1.5, "some", True):
+        with pytest.raises(ValueError, match="label_smoothing: expected a number in"):
+            losses.BinaryCrossentropy(label_smoothing=bad)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from npconv import optimizers
-from npconv.optimizers import SGD, Adam, RMSprop, schedules
+from npconv.optimizers import SGD, Adam, AdamW, RMSprop, schedules
 
 SHAPES = [(3, 4), (5,), (2, 2, 3, 2)]
 
@@ -48,6 +48,17 @@ CASES = {
                    lambda t, ps: t.optim.Adam(ps, lr=0.02, betas=(0.5, 0.9), eps=1e-12)),
     "adam-amsgrad": (lambda: Adam(0.01, epsilon=1e-12, amsgrad=True),
                      lambda t, ps: t.optim.Adam(ps, lr=0.01, eps=1e-12, amsgrad=True)),
+    # Decoupled weight decay: p -= lr * wd * p before the step, as torch.optim.AdamW.
+    "adamw": (lambda: AdamW(0.01, weight_decay=0.1, epsilon=1e-12),
+              lambda t, ps: t.optim.AdamW(ps, lr=0.01, weight_decay=0.1, eps=1e-12)),
+    "adamw-amsgrad": (lambda: AdamW(0.02, weight_decay=0.05, beta_1=0.5, epsilon=1e-16, amsgrad=True),
+                      lambda t, ps: t.optim.AdamW(ps, lr=0.02, weight_decay=0.05, betas=(0.5, 0.999),
+                                                  eps=1e-16, amsgrad=True)),
+    "adam-weight-decay": (lambda: Adam(0.01, epsilon=1e-12, weight_decay=0.2),
+                          lambda t, ps: t.optim.AdamW(ps, lr=0.01, weight_decay=0.2, eps=1e-12)),
+    # Without momentum, decoupled decay and torch's L2 term (g + wd * p) give the same step.
+    "sgd-weight-decay": (lambda: SGD(0.1, weight_decay=0.3),
+                         lambda t, ps: t.optim.SGD(ps, lr=0.1, weight_decay=0.3)),
     "rmsprop": (lambda: RMSprop(0.01, rho=0.9, epsilon=1e-14),
                 lambda t, ps: t.optim.RMSprop(ps, lr=0.01, alpha=0.9, eps=1e-14)),
     "rmsprop-momentum": (lambda: RMSprop(0.01, rho=0.8, momentum=0.5, epsilon=1e-14),
@@ -68,6 +79,45 @@ def test_trajectory_matches_torch(torch, rng, case):
     theirs = _run_torch(torch, lambda ps: make_theirs(torch, ps), params, grads)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.torch
+def test_adamw_follows_a_cosine_schedule_like_torch(torch, rng):
+    # The decay uses the scheduled rate of each step: torch's LambdaLR with the same cosine.
+    params = [rng.standard_normal(s) for s in SHAPES]
+    grads = _gradient_stream(rng, 20)
+    cosine = schedules.CosineDecay(0.05, decay_steps=15)
+    ours = _run_npconv(AdamW(cosine, weight_decay=0.1, epsilon=1e-16), params, grads)
+    tensors = [torch.tensor(p, requires_grad=True) for p in params]
+    opt = torch.optim.AdamW(tensors, lr=0.05, weight_decay=0.1, eps=1e-16)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cosine(step) / 0.05)
+    for step in grads:
+        for t, g in zip(tensors, step):
+            t.grad = torch.tensor(g)
+        opt.step()
+        scheduler.step()
+    for a, t in zip(ours, tensors):
+        np.testing.assert_allclose(a, t.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_weight_decay_is_decoupled_from_momentum():
+    # Keras 3 decays the weight itself (p *= 1 - lr * wd) and leaves the velocity alone; torch's
+    # SGD(weight_decay=) would add wd * p to the gradient and carry it in the momentum instead.
+    param, velocity = np.array([2.0]), 0.0
+    opt = SGD(0.1, momentum=0.9, weight_decay=0.5)
+    for grad in (1.0, -0.5, 0.25):
+        expected_param = param * (1 - 0.1 * 0.5)
+        velocity = 0.9 * velocity - 0.1 * grad
+        expected_param = expected_param + velocity
+        opt.apply_gradients([(np.array([grad]), param)])
+        np.testing.assert_allclose(param, expected_param, rtol=1e-12)
+
+
+def test_zero_gradient_only_decays():
+    param = np.array([1.0, -4.0], dtype=np.float32)
+    SGD(0.5, weight_decay=0.2).apply_gradients([(np.zeros(2, dtype=np.float32), param)])
+    np.testing.assert_allclose(param, [0.9, -3.6], rtol=1e-6)
+    assert param.dtype == np.float32
 
 
 @pytest.mark.torch
@@ -116,7 +166,7 @@ def test_float64_gradient_on_float32_param_keeps_float32(rng):
 
 
 @pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: Adam(0.01, amsgrad=True),
-                                  lambda: RMSprop(0.01, momentum=0.3),
+                                  lambda: RMSprop(0.01, momentum=0.3), lambda: AdamW(0.01, 0.1),
                                   lambda: Adam(schedules.CosineDecay(0.01, 10))])
 def test_state_round_trip_resumes_exactly(rng, make):
     params = [rng.standard_normal(s) for s in SHAPES]
@@ -210,7 +260,8 @@ def test_schedule_is_evaluated_at_iterations():
 
 @pytest.mark.parametrize("opt", [SGD(0.2, momentum=0.9, nesterov=True), Adam(3e-4, amsgrad=True),
                                  RMSprop(0.01, rho=0.8, momentum=0.1),
-                                 Adam(schedules.CosineDecay(0.01, 100, alpha=0.1))])
+                                 Adam(schedules.CosineDecay(0.01, 100, alpha=0.1)),
+                                 AdamW(1e-3, weight_decay=0.05), SGD(0.1, weight_decay=1e-4)])
 def test_config_round_trip(opt):
     import json
     config = json.loads(json.dumps(opt.get_config()))
@@ -220,7 +271,7 @@ def test_config_round_trip(opt):
 
 
 @pytest.mark.parametrize("name, cls", [("sgd", SGD), ("SGD", SGD), ("adam", Adam), ("Adam", Adam),
-                                       ("rmsprop", RMSprop), ("RMSprop", RMSprop)])
+                                       ("rmsprop", RMSprop), ("RMSprop", RMSprop), ("AdamW", AdamW)])
 def test_get_by_name(name, cls):
     opt = optimizers.get(name)
     assert type(opt) is cls
@@ -232,10 +283,12 @@ def test_defaults_are_keras():
     assert Adam().get_config() == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9,
                                    "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
     assert RMSprop().get_config()["rho"] == 0.9
+    assert AdamW().weight_decay == 0.004 and Adam().weight_decay is None
+    assert AdamW().get_config()["name"] == "adamw"
 
 
 def test_unknown_name_lists_valid_ones():
-    with pytest.raises(ValueError, match="'adam', 'rmsprop', 'sgd'"):
+    with pytest.raises(ValueError, match="'adam', 'adamw', 'rmsprop', 'sgd'"):
         optimizers.get("adagrad")
 
 
@@ -245,6 +298,7 @@ def test_unknown_name_lists_valid_ones():
     (lambda: Adam(epsilon=-1), "epsilon"), (lambda: RMSprop(rho=1.0), "rho"),
     (lambda: Adam(learning_rate="fast"), "learning_rate"),
     (lambda: schedules.CosineDecay(0.1, 0), "decay_steps"),
+    (lambda: AdamW(weight_decay=-0.1), "weight_decay"), (lambda: SGD(weight_decay="lots"), "weight_decay"),
 ])
 def test_bad_hyper_parameters_name_the_argument(make, argument):
     with pytest.raises(ValueError, match=argument):

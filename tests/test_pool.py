@@ -13,6 +13,9 @@ from npconv.functional import (global_pool2d_backward, global_pool2d_forward, po
                                pool2d_forward)
 from npconv.gradcheck import gradcheck
 
+# Every test runs once per kernel tier: the NumPy reference and the compiled (Numba) kernels.
+pytestmark = pytest.mark.usefixtures("tier")
+
 
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 3), n_h=st.integers(1, 9), n_w=st.integers(1, 9), n_c=st.integers(1, 4),

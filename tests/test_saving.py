@@ -69,6 +69,42 @@ def test_resume_is_bit_identical_to_training_straight(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_adamw_and_label_smoothing_are_saved_and_resume_exactly(tmp_path):
+    x, y = data()
+
+    def fresh():
+        nc.utils.set_random_seed(3)
+        model = make_model()
+        model.compile(optimizer=nc.optimizers.AdamW(0.01, weight_decay=0.05),
+                      loss=nc.losses.BinaryCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
+        return model
+
+    straight = fresh()
+    straight.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    first = fresh()
+    first.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    first.save(tmp_path / "half.npz")
+    resumed = nc.load_model(tmp_path / "half.npz")
+    assert type(resumed.optimizer) is nc.optimizers.AdamW and resumed.optimizer.weight_decay == 0.05
+    assert resumed.loss.label_smoothing == 0.1
+    resumed.fit(x, y, epochs=2, initial_epoch=1, batch_size=16, verbose=0)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_zoom_and_contrast_layers_are_saved(tmp_path):
+    model = nc.Sequential([L.RandomZoom((-0.2, 0.3), fill_mode="constant", fill_value=0.5,
+                                        input_shape=(6, 6, 2), name="zoom"),
+                           L.RandomContrast(0.4, value_range=(0, 1), name="contrast"),
+                           L.Flatten(), L.Dense(1, activation="sigmoid")])
+    model.save(tmp_path / "aug.npz")
+    loaded = nc.load_model(tmp_path / "aug.npz")
+    for name in ("zoom", "contrast"):
+        assert loaded.get_layer(name).get_config() == model.get_layer(name).get_config()
+    x = data(4)[0]
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
 def test_weights_only_round_trip_and_mismatch(tmp_path):
     model = make_model()
     model.save_weights(tmp_path / "w.npz")

@@ -70,16 +70,32 @@ def _load_model(path):
 
 def _prepare_training(args):
     from .apps import datasets, recipes, registry
+    from .apps.transfer import Pretrained
     if args.arch is not None:
         registry.check_arch(args.arch)  # before any slow loading
+    init = None if args.init is None else Pretrained.load(args.init)
+    if init is not None and args.arch is not None and registry.check_arch(args.arch) != init.arch:
+        raise ValueError(f"--arch {args.arch}: a model started from {args.init} keeps its arch "
+                         f"({init.arch}). Leave out --arch, or train from scratch without --init.")
     source = datasets.resolve(args.data, args.data_dir)
     if args.data is None:
         print(f"No DATA given: training on the built-in synthetic faces ({source}). "
               "For real data: NPCONV_DATA=/path/to/datasets npconv train signs")
     name = datasets.dataset_name(source)
-    recipe = recipes.recipe_for(name).replace(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        image_size=args.image_size, val_split=args.val_split)
+    recipe = recipes.recipe_for(recipes.FINE_TUNE if init else name)
+    if init is not None:
+        if args.image_size is not None:
+            raise ValueError(f"--image-size: a model started from {args.init} takes its input size "
+                             f"({init.meta['input_shape'][0]} px). Leave out --image-size.")
+        recipe = init.adapt(recipe)
+    if args.frozen_epochs is not None and init is None:
+        raise ValueError("--frozen-epochs: only a model started from another (--init MODEL) has layers to "
+                         "keep frozen. Add --init MODEL, or leave out --frozen-epochs.")
+    recipe = recipe.replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                            frozen_epochs=args.frozen_epochs,
+                            image_size=args.image_size, val_split=args.val_split,
+                            weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                            zoom=args.zoom, contrast=args.contrast, tta=args.tta)
     arch = registry.check_arch(args.arch or recipe.arch)
     recipe = recipe.replace(arch=arch)
     data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
@@ -88,7 +104,7 @@ def _prepare_training(args):
     if test_file is not None:
         test = datasets.load(str(test_file), recipe.image_size, recipe.color_mode, args.data_dir)
         datasets.match_classes(test.class_names, data.class_names)  # same classes, or a clear error
-    return source, name, recipe, arch, data, test, test_file
+    return source, name, recipe, arch, data, test, test_file, init
 
 
 def _report_folder(args) -> Path:
@@ -107,13 +123,16 @@ def cmd_train(args) -> int:
     if out.is_dir():
         raise IsADirectoryError(f"--out: expected a model file name, got the folder {out}. "
                                 f"Try --out {out / 'model.npz'}.")
-    source, name, recipe, arch, data, test, test_file = _prepare_training(args)
+    source, name, recipe, arch, data, test, test_file, init = _prepare_training(args)
     out.parent.mkdir(parents=True, exist_ok=True)  # only once the data has loaded
     verbose = 0 if args.quiet else 1
     _say(args, f"data: {source} ({len(data)} images, {len(data.class_names)} classes: "
                f"{', '.join(data.class_names)})")
     _say(args, f"arch {arch}, {recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate:g} "
                f"(cosine), images {recipe.image_size}x{recipe.image_size} {recipe.color_mode}")
+    if init is not None:
+        _say(args, f"starting from {init.path} ({init.arch}, trained on {init.meta.get('dataset')}); "
+                   f"{recipe.frozen_epochs} epoch(s) with only the output layer training, then all layers")
 
     if args.folds:
         def on_fold(i, result):
@@ -121,7 +140,7 @@ def cmd_train(args) -> int:
             _say(args, f"fold {i + 1}/{args.folds}: accuracy {ev['accuracy']:.3f} "
                        f"({ev['correct']}/{ev['n']}) in {_duration(result.seconds)}")
         result = training.cross_validate(data, args.folds, recipe, arch, seed=args.seed, verbose=verbose,
-                                         dataset=name, on_fold=on_fold)
+                                         dataset=name, on_fold=on_fold, init=init)
         cv = result.model.metadata["cross_validation"]
         held_out, detail = result.evaluation, f"fold {cv['saved_fold']} of {args.folds} (the best)"
         summary = (f"{args.folds}-fold cross-validation accuracy {cv['mean_accuracy']:.3f} ± "
@@ -134,10 +153,11 @@ def cmd_train(args) -> int:
         else:
             train_part, label, detail = data, "test", str(test_file)
         result = training.train(train_part, recipe, arch, test=test, seed=args.seed, verbose=verbose,
-                                dataset=name)
+                                dataset=name, init=init)
         held_out = result.evaluation
+        views = f" with test-time augmentation ({recipe.tta})" if recipe.tta else ""
         summary = (f"{label} accuracy {held_out['accuracy']:.3f} "
-                   f"({held_out['correct']}/{held_out['n']}) in {_duration(result.seconds)}")
+                   f"({held_out['correct']}/{held_out['n']}){views} in {_duration(result.seconds)}")
 
     result.model.save(out)
     if result.interrupted:
@@ -167,6 +187,11 @@ def _load_for_model(source: str, meta: dict, data_dir):
                         data_dir=data_dir)
     data.x = datasets.fit_to_input(data.x, (n_H, n_W, n_C))
     data.y = datasets.match_classes(data.class_names, meta["class_names"])[data.y]
+    if len(data.class_names) != len(meta["class_names"]):
+        warnings.warn(f"{source} has {len(data.class_names)} classes ({', '.join(map(str, data.class_names))}) "
+                      f"and the model {len(meta['class_names'])} ({', '.join(map(str, meta['class_names']))}): "
+                      "the figures below say how the model does on data it was not made for. Evaluate on "
+                      "data with the model's classes.")
     return data
 
 
@@ -176,12 +201,13 @@ def cmd_evaluate(args) -> int:
     model = _load_model(args.model)
     meta = _metadata(model)
     data = _load_for_model(args.data, meta, args.data_dir)
-    result = jsonable(training.evaluate(model, data.x, data.y), meta["class_names"])
+    result = jsonable(training.evaluate(model, data.x, data.y, tta=args.tta), meta["class_names"])
     if args.json:
         print(json.dumps(result))
         return 0
+    views = f" (test-time augmentation: {args.tta})" if args.tta else ""
     print(f"{args.data}: accuracy {result['accuracy']:.4f} ({result['correct']}/{result['n']}), "
-          f"loss {result['loss']:.4f}")
+          f"loss {result['loss']:.4f}{views}")
     rows = [(n, f"{v['precision']:.3f}", f"{v['recall']:.3f}", v["support"])
             for n, v in result["per_class"].items()]
     print()
@@ -200,6 +226,7 @@ def _is_smile_model(meta: dict) -> bool:
 
 
 def cmd_predict(args) -> int:
+    from .apps import tta
     from .apps.datasets import to_float
     from .apps.heads import probabilities
     from .data import load_image
@@ -208,7 +235,7 @@ def cmd_predict(args) -> int:
     n_H, n_W, n_C = meta["input_shape"]
     images = np.stack([load_image(p, image_size=(n_H, n_W), color_mode="grayscale" if n_C == 1 else "rgb")
                        for p in args.images])
-    probs = probabilities(model.predict(to_float(images, meta["value_scale"])))
+    probs = probabilities(tta.predict(model, to_float(images, meta["value_scale"]), args.tta))
     names, smile = meta["class_names"], _is_smile_model(meta)
     results = []
     for path, p in zip(args.images, probs):
@@ -321,6 +348,7 @@ def _number(kind, accept, what):
 
 
 _positive = _number(int, lambda v: v > 0, "a positive integer")
+_count = _number(int, lambda v: v >= 0, "an integer >= 0")
 _folds = _number(int, lambda v: v >= 2, "at least 2 folds")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
@@ -332,6 +360,18 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+_non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
+_unit = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def _add_tta(parser, optional_mode: bool = True) -> None:
+    from .apps.tta import TTA_MODES
+    # train takes an optional DATA positional, which a bare --tta would swallow: it needs the MODE.
+    mode = {"nargs": "?", "const": "flip"} if optional_mode else {}
+    parser.add_argument("--tta", choices=TTA_MODES, metavar="MODE", **mode,
+                        help="test-time augmentation, averaging over views of each image: flip"
+                        + (" (the default MODE)" if optional_mode else "")
+                        + " (only for models trained with flips), shift or flip+shift")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -360,6 +400,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=_positive, help="train on N x N images")
     train.add_argument("--val-split", type=_fraction, help="held-out fraction when there is no test file")
     train.add_argument("--folds", type=_folds, help="K-fold cross-validation (K >= 2)")
+    train.add_argument("--weight-decay", type=_non_negative, help="decoupled weight decay (AdamW)")
+    train.add_argument("--label-smoothing", type=_unit, help="label smoothing of the loss's targets")
+    train.add_argument("--zoom", type=_unit, help="random zoom in/out up to this fraction (smallres)")
+    train.add_argument("--contrast", type=_unit, help="random contrast factor in [1-C, 1+C] (smallres)")
+    _add_tta(train, optional_mode=False)
+    train.add_argument("--init", metavar="MODEL", help="start from a trained model (transfer learning): "
+                       "its arch, input size and weights, with the fine-tuning recipe")
+    train.add_argument("--frozen-epochs", type=_count, metavar="N",
+                       help="with --init: first N epochs train only the output layer")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--report", metavar="DIR", help="report folder (default: MODEL_report/)")
     train.add_argument("--no-report", action="store_true", help="write no report folder")
@@ -370,12 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", metavar="MODEL")
     evaluate.add_argument("data", metavar="DATA")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_tta(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", parents=[common], help="class and probability of photos")
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--json", action="store_true", help="print JSON")
+    _add_tta(predict)
     predict.set_defaults(func=cmd_predict)
 
     summary = sub.add_parser("summary", parents=[common], help="layers, parameters and metadata")

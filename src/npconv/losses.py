@@ -20,6 +20,12 @@ loss                                activation   labels ``y_true``
 A model whose last layer applies ``loss.activation`` calls :meth:`Loss.from_logits_and_grad` with
 that layer's input. ``from_logits=True`` (as Keras) makes ``__call__`` and ``grad`` read ``y_pred``
 as logits too.
+
+``label_smoothing=s`` (Keras's rule) trains towards ``y * (1 - s) + s / K`` instead of ``y``, with
+``K = 2`` for binary labels (``0 -> s/2``, ``1 -> 1 - s/2``) and ``K = n_classes`` otherwise; the
+fused gradient stays ``(p - y_smooth) / m``. Keras 3 has no smoothing for the sparse loss; here
+it smooths the one-hot row of each integer label, as ``torch.nn.functional.cross_entropy(...,
+label_smoothing=s)`` does, so sparse and categorical labels train alike.
 """
 from __future__ import annotations
 
@@ -73,8 +79,13 @@ class Loss(utils.Configurable):
     activation = ""
     _pred_ndim: tuple[int, ...] = (2,)
 
-    def __init__(self, from_logits: bool = False):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0):
         self.from_logits = bool(from_logits)
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+                or not 0 <= label_smoothing <= 1:
+            raise ValueError(expected("label_smoothing", "a number in [0, 1]", label_smoothing,
+                                      "Typical values are 0.05 to 0.2; 0 turns smoothing off."))
+        self.label_smoothing = float(label_smoothing)
 
     def __call__(self, y_true, y_pred) -> float:
         """The mean loss over the batch (``y_pred`` are probabilities unless ``from_logits``)."""
@@ -87,7 +98,7 @@ class Loss(utils.Configurable):
     def from_logits_and_grad(self, y_true, logits) -> tuple[float, np.ndarray]:
         """``(loss(y_true, activation(logits)), d loss / d logits)``, stable for any logit size."""
         logits = check_float_array(logits, "logits", ndim=self._pred_ndim)
-        targets = self._targets(y_true, logits)
+        targets = self._smooth(self._targets(y_true, logits))
         value, dlogits = self._logits_kernel(targets, logits)
         return float(value), dlogits
 
@@ -96,7 +107,7 @@ class Loss(utils.Configurable):
             return self.from_logits_and_grad(y_true, y_pred)
         y_pred = check_float_array(y_pred, "y_pred", ndim=self._pred_ndim)
         _check_probabilities(y_pred)
-        targets = self._targets(y_true, y_pred)
+        targets = self._smooth(self._targets(y_true, y_pred))
         value, grad = self._probability_kernel(targets, y_pred)
         return float(value), grad
 
@@ -104,8 +115,22 @@ class Loss(utils.Configurable):
         """Validated labels as float targets shaped like ``y_pred``, in its dtype."""
         raise NotImplementedError
 
+    def _smooth(self, targets: np.ndarray) -> np.ndarray:
+        """``targets * (1 - s) + s / K`` (a new array; ``K`` from :meth:`_n_outcomes`)."""
+        if not self.label_smoothing:
+            return targets
+        s = self.label_smoothing
+        return targets * (1.0 - s) + s / self._n_outcomes(targets)
+
+    def _n_outcomes(self, targets: np.ndarray) -> int:
+        """How many outcomes each target spreads ``label_smoothing`` over."""
+        raise NotImplementedError
+
     def get_config(self) -> dict:
-        return {"name": self.name, "from_logits": self.from_logits}
+        """``name`` and ``from_logits``, and ``label_smoothing`` when set (configs saved before it
+        existed read the same)."""
+        smoothing = {"label_smoothing": self.label_smoothing} if self.label_smoothing else {}
+        return {"name": self.name, "from_logits": self.from_logits, **smoothing}
 
 
 
@@ -129,6 +154,9 @@ class BinaryCrossentropy(Loss):
             y_true = y_true.reshape(y_pred.shape)  # (m,) against (m, 1) and back
         _check_unit_interval(y_true, "binary labels")
         return y_true.astype(y_pred.dtype, copy=False)
+
+    def _n_outcomes(self, targets):
+        return 2  # each unit is its own yes/no question, whatever the number of units
 
     @staticmethod
     def _probability_kernel(y, p):
@@ -170,6 +198,9 @@ class CategoricalCrossentropy(Loss):
                 "with convert_to_one_hot / to_categorical."))
         _check_unit_interval(y_true, "one-hot labels")
         return y_true.astype(y_pred.dtype, copy=False)
+
+    def _n_outcomes(self, targets):
+        return targets.shape[-1]
 
     @staticmethod
     def _probability_kernel(y, p):

@@ -4,13 +4,17 @@
 (momentum, Adam's moments, ...) are created on the first call with each param's shape and dtype
 and are keyed by position, so a model must pass its trainable weights in the same order every
 time. Each update works in place through ``out=`` arguments on one preallocated scratch array
-per param: no temporaries, and float32 stays float32. Measured on 2 CPU cores, float32: an Adam
-step takes 0.15 ms for a 37,886-parameter CNN (8 arrays) and 0.08 ms for (32768, 1) + (7, 7, 3, 32),
-against 0.21 ms and 0.23 ms for the textbook expression with temporaries; for small arrays the
-cost is the ~11 ufunc calls per array, not arithmetic.
+per param: no temporaries, and float32 stays float32. For the small arrays of the course models
+the cost of a step is the ~11 ufunc calls per array, not arithmetic (an Adam step is a fraction of
+a millisecond, well under 1% of a training step in ``benchmarks/train_speed.py``'s profiles).
 
 ``learning_rate`` is a float or a schedule from :data:`schedules`, evaluated at ``iterations``
 (the number of updates applied so far) as in Keras.
+
+``weight_decay`` (every optimiser, as in Keras 3) is decoupled weight decay (Loshchilov & Hutter):
+before each update ``p -= lr * weight_decay * p``, apart from the gradient, so Adam's scaling does
+not touch it. :class:`AdamW` is Adam with it on by default. It applies to every trainable weight
+(biases and batch-norm scales too, as Keras and PyTorch do unless told otherwise).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import numpy as np
 from . import utils
 from .errors import check_positive_int, expected
 
-__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "LearningRateSchedule", "ExponentialDecay",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LearningRateSchedule", "ExponentialDecay",
            "CosineDecay", "schedules", "get", "serialize"]
 
 
@@ -100,13 +104,16 @@ class Optimizer(utils.Configurable):
     """Base class. Subclasses name their slots in ``slot_names()`` and implement ``_update``.
 
     State: ``iterations`` (updates applied) and ``_slots[name][i]``, the slot ``name`` of the
-    ``i``-th param; ``_scratch[i]`` is work space, not state.
+    ``i``-th param; ``_scratch[i]`` is work space, not state. ``weight_decay``: ``None`` (off) or
+    the decoupled decay rate (see the module docstring).
     """
 
     name = "optimizer"
 
-    def __init__(self, learning_rate=0.001):
+    def __init__(self, learning_rate=0.001, weight_decay=None):
         self.learning_rate = learning_rate
+        self.weight_decay = (None if weight_decay is None else
+                             _check_range(weight_decay, "weight_decay", 0.0, math.inf, False))
         self.iterations = 0
         self._slots: dict[str, list[np.ndarray]] = {}
         self._scratch: list[np.ndarray] = []
@@ -146,6 +153,8 @@ class Optimizer(utils.Configurable):
         self._build([param for _, param in pairs])
         lr = self.learning_rate
         for i, (grad, param) in enumerate(pairs):
+            if self.weight_decay:
+                param *= param.dtype.type(1.0 - lr * self.weight_decay)   # p -= lr * wd * p
             self._update(i, grad, param, lr, param.dtype.type)
         self.iterations += 1
 
@@ -218,11 +227,13 @@ class Optimizer(utils.Configurable):
 
     # ---- config
     def get_config(self) -> dict:
-        """Hyper-parameters as JSON-friendly values, with Keras's lower-case ``"name"``."""
+        """Hyper-parameters as JSON-friendly values, with Keras's lower-case ``"name"``
+        (``weight_decay`` only when set, so configs saved before it existed read the same)."""
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
             lr = {"class_name": type(lr).__name__, "config": lr.get_config()}
-        return {"name": self.name, "learning_rate": lr, **self._hyper()}
+        decay = {} if self.weight_decay is None else {"weight_decay": self.weight_decay}
+        return {"name": self.name, "learning_rate": lr, **self._hyper(), **decay}
 
     def _hyper(self) -> dict:
         return {}
@@ -253,8 +264,9 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay=None):
+        super().__init__(learning_rate, weight_decay)
         self.momentum = _check_range(momentum, "momentum", 0.0, 1.0, True)
         self.nesterov = bool(nesterov)
 
@@ -294,8 +306,8 @@ class Adam(Optimizer):
     name = "adam"
 
     def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, amsgrad: bool = False):
-        super().__init__(learning_rate)
+                 epsilon: float = 1e-7, amsgrad: bool = False, weight_decay=None):
+        super().__init__(learning_rate, weight_decay)
         self.beta_1 = _check_range(beta_1, "beta_1", 0.0, 1.0, False)
         self.beta_2 = _check_range(beta_2, "beta_2", 0.0, 1.0, False)
         self.epsilon = _check_range(epsilon, "epsilon", 0.0, math.inf, False)
@@ -328,6 +340,21 @@ class Adam(Optimizer):
                 "amsgrad": self.amsgrad}
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Keras's ``AdamW``, default ``weight_decay=0.004``)::
+
+        p -= lr * weight_decay * p;   then the Adam step above
+
+    ``torch.optim.AdamW`` decays the same way (its default rate is 0.01).
+    """
+
+    name = "adamw"
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
+
+
 class RMSprop(Optimizer):
     """RMSprop as Keras computes it (epsilon inside the root)::
 
@@ -340,8 +367,8 @@ class RMSprop(Optimizer):
     name = "rmsprop"
 
     def __init__(self, learning_rate=0.001, rho: float = 0.9, momentum: float = 0.0,
-                 epsilon: float = 1e-7):
-        super().__init__(learning_rate)
+                 epsilon: float = 1e-7, weight_decay=None):
+        super().__init__(learning_rate, weight_decay)
         self.rho = _check_range(rho, "rho", 0.0, 1.0, False)
         self.momentum = _check_range(momentum, "momentum", 0.0, 1.0, True)
         self.epsilon = _check_range(epsilon, "epsilon", 0.0, math.inf, False)
@@ -370,7 +397,7 @@ class RMSprop(Optimizer):
         return {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
 
 
-_REGISTRY = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+_REGISTRY = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -379,6 +406,6 @@ def serialize(optimizer: Optimizer) -> dict:
 
 
 def get(identifier) -> Optimizer:
-    """An optimiser from a name (``"sgd"``, ``"adam"``, ``"rmsprop"``, any case), an instance
+    """An optimiser from a name (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, any case), an instance
     (returned as is) or a config dict (:meth:`Optimizer.get_config` or :func:`serialize` form)."""
     return utils.deserialize(identifier, _REGISTRY, Optimizer, "optimizer")

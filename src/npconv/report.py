@@ -27,13 +27,15 @@ def feature_maps(model, image_uint8: np.ndarray) -> tuple[list[np.ndarray], list
 
 
 def jsonable(evaluation: dict, class_names) -> dict:
-    """Held-out results as plain JSON: accuracy, loss, n, per-class precision/recall, confusion matrix."""
+    """Held-out results as plain JSON: accuracy, loss, n, per-class precision/recall, confusion matrix,
+    and the test-time augmentation used (``None``: none)."""
     per_class = {name: {"precision": float(p), "recall": float(r), "support": int(s)}
                  for name, p, r, s in zip(class_names, evaluation["precision"], evaluation["recall"],
                                           np.asarray(evaluation["confusion_matrix"]).sum(axis=1))}
     return {"accuracy": evaluation["accuracy"], "loss": evaluation["loss"], "n": evaluation["n"],
             "correct": evaluation["correct"], "per_class": per_class,
-            "confusion_matrix": np.asarray(evaluation["confusion_matrix"]).tolist()}
+            "confusion_matrix": np.asarray(evaluation["confusion_matrix"]).tolist(),
+            "tta": evaluation.get("tta")}
 
 
 def write_report(folder, model, history: dict, train, test=None, evaluation=None, extra=None) -> Path:

@@ -42,6 +42,8 @@ def resolve(data: str | None, data_dir=None, prefer_test: bool = False) -> str:
         if target.endswith(".h5"):
             if prefer_test:
                 target = "test_" + target[len("train_"):]
+            if data == "happy" and not prefer_test:
+                return str(_happy_train_file(data_dir))
             return str(find_file(target, data_dir))
         folder = resolve_data_dir(data_dir) / target
         if not folder.is_dir():
@@ -51,6 +53,26 @@ def resolve(data: str | None, data_dir=None, prefer_test: bool = False) -> str:
                                              "or --data-dir."))
         return str(folder)
     return str(resolve_source(data, data_dir))
+
+
+def _happy_train_file(data_dir) -> Path:
+    """``train_happy.h5``, or an error saying what works without it (fine-tuning on the test set)."""
+    try:
+        return find_file("train_happy.h5", data_dir)
+    except FileNotFoundError:
+        pass
+    try:
+        test = find_file("test_happy.h5", data_dir)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            "happy: the course's Happy House files (train_happy.h5, test_happy.h5) are not in the data "
+            f"directory {resolve_data_dir(data_dir)}. Put them there (or set NPCONV_DATA), or train "
+            "the smile detector on SMILEsmileD: npconv train smiles --out runs/smiles.npz") from None
+    raise FileNotFoundError(
+        f"happy: the course's train_happy.h5 (600 pictures) is not in the data directory; only {test.name} "
+        "(150) is, so there is nothing to train on and test on apart. Train on SMILEsmileD and fine-tune "
+        "on the Happy House pictures with 5-fold cross-validation: npconv train smiles --out "
+        f"runs/smiles.npz && npconv train {test} --init runs/smiles.npz --folds 5") from None
 
 
 def dataset_name(source: str) -> str | None:

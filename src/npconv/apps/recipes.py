@@ -25,6 +25,9 @@ import dataclasses
 from dataclasses import dataclass
 
 
+FINE_TUNE = "fine-tune"
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to train on one data set (every field can be overridden from the command line)."""
@@ -38,14 +41,25 @@ class Recipe:
     flip: bool = True                # random horizontal flips while training
     translate: float = 0.1           # random shifts up to this fraction of the size
     val_split: float = 0.15          # held-out fraction when there is no separate test file
+    widths: tuple | None = None      # channels of each smallres stage (None: the arch's default)
+    frozen_epochs: int = 0           # with --init: epochs training only the output layer, first
+    weight_decay: float = 0.0        # decoupled weight decay (AdamW) when > 0
+    label_smoothing: float = 0.0     # targets y * (1 - s) + s / K when > 0
+    zoom: float = 0.0                # random zoom in/out up to this fraction (RandomZoom)
+    contrast: float = 0.0            # random contrast factor in [1 - c, 1 + c] (RandomContrast)
+    tta: str | None = None           # test-time augmentation of the held-out evaluation: flip, shift, flip+shift
 
     def replace(self, **changes) -> "Recipe":
         """A copy with the fields in ``changes`` set (``None`` values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def arch_options(self) -> dict:
-        """The augmentation options for archs that take them (``smallres``)."""
-        return {"flip": self.flip, "translate": self.translate}
+        """The options for archs that take them (``smallres``): augmentation, and widths when set."""
+        options = {"flip": self.flip, "translate": self.translate, "zoom": self.zoom,
+                   "contrast": self.contrast}
+        if self.widths:
+            options["widths"] = tuple(self.widths)
+        return options
 
 
 #: name -> recipe. Sizes: SIGNS 1080 train + 120 test at 64 px; sign-language-digits 1,663 photos
@@ -59,6 +73,8 @@ RECIPES: dict[str, Recipe] = {
     # 30 epochs: 6 left the smile unlearned (0.51 validation); 30 reach 0.956 (86/90) in under 4 minutes.
     "builtin:smiles": Recipe(epochs=30, batch_size=32, learning_rate=3e-3, image_size=32),
     "default": Recipe(),
+    # Fine-tuning a pretrained model (npconv train DATA --init MODEL): its arch, size and colour mode.
+    FINE_TUNE: Recipe(epochs=12, batch_size=16, learning_rate=5e-4, frozen_epochs=0),
 }
 
 

@@ -2,7 +2,7 @@
 
 ``smallres`` (the default arch)::
 
-    [RandomFlip] [RandomTranslation]                       augmentation, training only
+    [RandomFlip] [RandomTranslation] [RandomZoom] [RandomContrast]   augmentation, training only
     CONV 3x3 (stem) -> BN -> RELU [-> MAXPOOL 2]           the pool for inputs of 48 px or more
     per stage s (widths 16, 32, 64):                       one residual block, then halve the size
         y = CONV 3x3 -> BN -> RELU -> CONV 3x3 -> BN
@@ -36,16 +36,22 @@ def _residual_block(x, filters, name):
     return L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def _augmentation(x, flip: bool, translate: float):
+def _augmentation(x, flip: bool, translate: float, zoom: float = 0.0, contrast: float = 0.0):
     if flip:
         x = L.RandomFlip("horizontal", name="augment_flip")(x)
     if translate:
         x = L.RandomTranslation(translate, translate, name="augment_shift")(x)
+    if zoom:
+        # "nearest" continues the border outwards; "reflect" would mirror a second hand or face in.
+        x = L.RandomZoom(zoom, fill_mode="nearest", name="augment_zoom")(x)
+    if contrast:
+        x = L.RandomContrast(contrast, value_range=(0, 1), name="augment_contrast")(x)  # inputs / 255
     return x
 
 
 def smallres(input_shape=(64, 64, 3), n_classes: int = 6, widths=DEFAULT_WIDTHS, dropout: float = 0.3,
-             flip: bool = True, translate: float = 0.1, stem_pool: bool | None = None) -> Model:
+             flip: bool = True, translate: float = 0.1, stem_pool: bool | None = None,
+             zoom: float = 0.0, contrast: float = 0.0) -> Model:
     """A small residual CNN (see the module docstring).
 
     Parameters
@@ -58,11 +64,13 @@ def smallres(input_shape=(64, 64, 3), n_classes: int = 6, widths=DEFAULT_WIDTHS,
     translate : random shifts of up to this fraction of the size while training (0: none)
     stem_pool : halve the size after the stem; default: when the input is 48 px or more. The first
         stage at full 64x64 resolution costs 4x the time and buys little on 64 px photos.
+    zoom : random zoom in or out by up to this fraction while training (0: none)
+    contrast : random contrast, a factor in [1 - contrast, 1 + contrast], while training (0: none)
     """
     if stem_pool is None:
         stem_pool = min(input_shape[:2]) >= 48
     inputs = Input(shape=tuple(input_shape), name="image")
-    x = _augmentation(inputs, flip, translate)
+    x = _augmentation(inputs, flip, translate, zoom, contrast)
     x = L.ReLU(name="stem_relu")(_conv_bn(x, widths[0], 3, "stem"))
     if stem_pool:
         x = L.MaxPooling2D(2, name="stem_pool")(x)

@@ -1,7 +1,8 @@
 """Train an app on a :class:`~npconv.data.Dataset`: build, compile, fit, evaluate; and k-fold CV.
 
 The model remembers how to feed it (``model.metadata``): ``input_shape``, ``class_names``,
-``value_scale`` (inputs are ``uint8 / 255``), the arch and the recipe it was trained with.
+``value_scale`` (inputs are ``uint8 / 255``), the arch and the recipe it was trained with, and
+``trained_with_flips`` (whether flip test-time augmentation suits it, see :mod:`.tta`).
 """
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import __version__, metrics, optimizers, utils
+from .. import __version__, losses, metrics, optimizers, utils
 from ..data import Dataset, kfold_indices
+from . import tta as test_time
 from .datasets import to_float
 from .heads import probabilities
 from .recipes import Recipe
 from .registry import arch_options, get_arch
+from .transfer import Pretrained
 
 VALUE_SCALE = 255
 
@@ -41,58 +44,111 @@ def loss_for_model(model) -> str:
     return "binary_crossentropy" if model.output_shape[-1] == 1 else "sparse_categorical_crossentropy"
 
 
-def build(arch: str, input_shape, class_names, recipe: Recipe, steps_per_epoch: int, dataset=None):
-    """The compiled model: Adam with a cosine decay of ``recipe.learning_rate`` over the whole run."""
-    options = recipe.arch_options() if {"flip", "translate"} <= arch_options(arch) else {}
+def build(arch: str, input_shape, class_names, recipe: Recipe, dataset=None,
+          init: Pretrained | None = None):
+    """The model ``arch`` for ``class_names``, with its metadata (compiled by :func:`train`).
+
+    With ``init``, the layers the pretrained model shares with the new one start from its weights
+    (see :mod:`npconv.apps.transfer`).
+    """
+    options = {k: v for k, v in recipe.arch_options().items() if k in arch_options(arch)}
     model = get_arch(arch, input_shape, len(class_names), **options)
-    schedule = optimizers.schedules.CosineDecay(recipe.learning_rate, max(1, recipe.epochs * steps_per_epoch))
-    model.compile(optimizer=optimizers.Adam(schedule), loss=loss_for_model(model), metrics=["accuracy"])
     model.metadata = {
         "app": arch, "input_shape": [int(s) for s in input_shape], "class_names": list(class_names),
         "value_scale": VALUE_SCALE, "dataset": dataset, "recipe": vars(recipe).copy(),
-        "npconv_version": __version__,
+        "trained_with_flips": bool(options.get("flip")), "npconv_version": __version__,
     }
+    if init is not None:
+        init.initialise(model)
     return model
 
 
-def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64) -> dict:
-    """Accuracy, loss, predictions and per-class precision/recall of ``model`` on uint8 images."""
+def compile_for(model, learning_rate: float, steps: int, weight_decay: float = 0.0,
+                label_smoothing: float = 0.0) -> None:
+    """Adam with a cosine decay of ``learning_rate`` to 0 over ``steps`` (AdamW when ``weight_decay``),
+    and the model's loss (with ``label_smoothing`` when set)."""
+    schedule = optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
+    optimizer = (optimizers.AdamW(schedule, weight_decay=weight_decay) if weight_decay
+                 else optimizers.Adam(schedule))
+    loss = losses.get(loss_for_model(model))
+    if label_smoothing:
+        loss = type(loss)(label_smoothing=label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+def phases(recipe: Recipe, fine_tuning: bool) -> list[tuple[int, bool]]:
+    """The training phases as ``(epochs, head_only)``: when fine-tuning with ``recipe.frozen_epochs``,
+    first the output layer alone (the pretrained features stay as they are while a fresh head settles),
+    then every layer; otherwise one phase of ``recipe.epochs``."""
+    frozen = min(recipe.frozen_epochs, recipe.epochs) if fine_tuning else 0
+    return [p for p in ((frozen, True), (recipe.epochs - frozen, False)) if p[0] > 0]
+
+
+def freeze_all_but_head(model, frozen: bool) -> None:
+    """``trainable = not frozen`` on every layer but the last (the output layer)."""
+    for layer in model.layers[:-1]:
+        layer.trainable = not frozen
+
+
+def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64, tta=None) -> dict:
+    """Accuracy, loss, predictions and per-class precision/recall of ``model`` on uint8 images.
+
+    ``tta`` (``"flip"``, ``"shift"``, ``"flip+shift"``; see :mod:`.tta`) averages the predictions
+    over those views of each image; the loss is then the model's loss of the averaged probabilities.
+    """
     x = to_float(x_uint8, model.metadata.get("value_scale", VALUE_SCALE))
-    loss = float(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)["loss"])
-    probs = probabilities(model.predict(x, batch_size=batch_size))
+    mode = test_time.check_tta(tta, model.metadata or {})
+    if mode is None:
+        loss = float(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)["loss"])
+        outputs = model.predict(x, batch_size=batch_size)
+    else:
+        outputs = test_time.predict(model, x, mode, batch_size)
+        loss = float(model.loss(y, outputs))
+    probs = probabilities(outputs)
     pred = probs.argmax(axis=1)
     n_classes = probs.shape[1]
     cm = metrics.confusion_matrix(y, pred, n_classes)
     precision, recall = metrics.precision_recall(cm)
     return {"accuracy": float(np.mean(pred == y)), "loss": loss, "n": int(len(y)),
             "correct": int(np.sum(pred == y)), "confusion_matrix": cm, "precision": precision,
-            "recall": recall, "probs": probs, "pred": pred}
+            "recall": recall, "probs": probs, "pred": pred, "tta": mode}
 
 
 def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
-          verbose: int = 1, dataset: str | None = None, callbacks=None) -> TrainResult:
-    """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given.
+          verbose: int = 1, dataset: str | None = None, callbacks=None,
+          init: Pretrained | None = None) -> TrainResult:
+    """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
+    pretrained model ``init`` when given.
 
     Ctrl-C stops after the current batch: the result then has ``interrupted=True`` and the model as
     trained so far.
     """
     utils.set_random_seed(seed)
     steps = -(-len(data) // recipe.batch_size)
-    model = build(arch, data.x.shape[1:], data.class_names, recipe, steps, dataset)
+    model = build(arch, data.x.shape[1:], data.class_names, recipe, dataset, init)
+    test_time.check_tta(recipe.tta, model.metadata)  # before training, not after it
     x = to_float(data.x)
     validation = None if test is None else (to_float(test.x), test.y)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        # fit warns on Ctrl-C; the caller reports the interruption in its own words.
-        warnings.filterwarnings("ignore", message="fit interrupted")
-        history = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=recipe.epochs,
-                            verbose=verbose, validation_data=validation, callbacks=callbacks)
+    start, done, history = time.perf_counter(), 0, {}
+    for epochs, head_only in phases(recipe, init is not None):
+        freeze_all_but_head(model, head_only)
+        compile_for(model, recipe.learning_rate, epochs * steps, recipe.weight_decay, recipe.label_smoothing)
+        with warnings.catch_warnings():
+            # fit warns on Ctrl-C; the caller reports the interruption in its own words.
+            warnings.filterwarnings("ignore", message="fit interrupted")
+            phase = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=done + epochs, initial_epoch=done,
+                              verbose=verbose, validation_data=validation, callbacks=callbacks)
+        for key, values in phase.history.items():
+            history.setdefault(key, []).extend(values)
+        done += epochs
+        if model.stop_training:
+            break
     seconds = time.perf_counter() - start
-    interrupted = bool(model.stop_training) and len(history.history.get("loss", [])) < recipe.epochs
-    result = TrainResult(model, dict(history.history), seconds, interrupted, held_out=test)
+    interrupted = bool(model.stop_training) and len(history.get("loss", [])) < recipe.epochs
+    result = TrainResult(model, history, seconds, interrupted, held_out=test)
     if test is not None:
-        result.evaluation = evaluate(model, test.x, test.y)
-    model.metadata["trained"] = {"epochs": len(history.history.get("loss", [])), "seed": seed,
+        result.evaluation = evaluate(model, test.x, test.y, tta=recipe.tta)
+    model.metadata["trained"] = {"epochs": len(history.get("loss", [])), "seed": seed,
                                  "examples": len(data), "seconds": round(seconds, 1),
                                  "interrupted": interrupted}
     if result.evaluation is not None:
@@ -101,7 +157,7 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
 
 
 def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int = 0, verbose: int = 1,
-                   dataset: str | None = None, on_fold=None) -> TrainResult:
+                   dataset: str | None = None, on_fold=None, init: Pretrained | None = None) -> TrainResult:
     """Stratified ``k``-fold cross-validation, a fresh model per fold.
 
     Returns the best fold's result with ``folds`` holding every fold's ``accuracy``/``loss``/``n``;
@@ -111,7 +167,7 @@ def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int =
     start = time.perf_counter()
     for i, (train_idx, test_idx) in enumerate(kfold_indices(data.y, k, seed=seed)):
         result = train(data.subset(train_idx), recipe, arch, test=data.subset(test_idx),
-                       seed=seed + i, verbose=verbose, dataset=dataset)
+                       seed=seed + i, verbose=verbose, dataset=dataset, init=init)
         ev = result.evaluation
         folds.append({"fold": i + 1, "accuracy": ev["accuracy"], "loss": ev["loss"], "n": ev["n"],
                       "correct": ev["correct"], "seconds": round(result.seconds, 1)})

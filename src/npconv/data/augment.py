@@ -2,13 +2,15 @@
 
 Each draws one random value per image from ``rng`` (a ``np.random.Generator``), works on the whole
 batch with index arithmetic (no per-image loop), and returns a new array of the same shape and dtype.
-Factors follow Keras: a number ``f`` means the range ``(-f, f)``; a pair ``(lo, hi)`` is used as is.
+Factors follow Keras: a number ``f`` means the range ``(-f, f)``; a pair ``(lo, hi)`` is used as is
+(contrast, as in Keras, draws its multiplier from ``[1 - lower, 1 + upper]``: see :func:`contrast_range`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ShapeError, check_choice, expected
+from .resample import sample, sample_axes
 
 
 def _batch(x) -> np.ndarray:
@@ -81,34 +83,45 @@ def random_rotation(x: np.ndarray, rng: np.random.Generator, factor=0.05,
     ``x_src = cos(t) x - sin(t) y``, ``y_src = sin(t) x + cos(t) y``, sampled bilinearly or nearest.
     """
     x = _batch(x)
-    interpolation = check_choice(interpolation, "interpolation", {"bilinear", "nearest"})
     m, n_h, n_w, _ = x.shape
     theta = 2.0 * np.pi * rng.uniform(*_range(factor, "factor"), size=m)
-    work = x.dtype if x.dtype.kind == "f" else np.float64
     cos, sin = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
     cy, cx = (n_h - 1) / 2.0, (n_w - 1) / 2.0
     yy = (np.arange(n_h) - cy)[None, :, None]
     xx = (np.arange(n_w) - cx)[None, None, :]
     src_x = cos * xx - sin * yy + cx                                   # (m, n_H, n_W)
     src_y = sin * xx + cos * yy + cy
-    batch = np.arange(m)[:, None, None]
-    if interpolation == "nearest":
-        return _cast_like(_sample(x, batch, np.rint(src_y).astype(np.int64),
-                                  np.rint(src_x).astype(np.int64), np.ones((), work)), x)
-    y0, x0 = np.floor(src_y), np.floor(src_x)
-    fy, fx = (src_y - y0).astype(work), (src_x - x0).astype(work)
-    y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
-    out = (_sample(x, batch, y0, x0, (1 - fy) * (1 - fx)) + _sample(x, batch, y0, x0 + 1, (1 - fy) * fx)
-           + _sample(x, batch, y0 + 1, x0, fy * (1 - fx)) + _sample(x, batch, y0 + 1, x0 + 1, fy * fx))
-    return _cast_like(out, x)
+    return _cast_like(sample(x, src_y, src_x, interpolation, "constant", 0.0), x)
 
 
-def _sample(x, batch, rows, cols, weight) -> np.ndarray:
-    """``weight * x[batch, rows, cols]`` with 0 for positions outside the image; shape (m, n_H, n_W, n_C)."""
-    n_h, n_w = x.shape[1:3]
-    inside = (rows >= 0) & (rows < n_h) & (cols >= 0) & (cols < n_w)
-    values = x[batch, np.clip(rows, 0, n_h - 1), np.clip(cols, 0, n_w - 1)]
-    return values * np.where(inside, weight, 0)[..., None]
+def zoom_range(factor, name: str) -> tuple[float, float]:
+    """Keras's zoom factor as ``(lo, hi)``: ``f`` means ``(-f, f)``; each bound at least -1."""
+    lo, hi = _range(factor, name)
+    if lo < -1.0:
+        raise ValueError(expected(name, "bounds of at least -1 (-1 zooms in to a single point)", factor))
+    return lo, hi
+
+
+def random_zoom(x: np.ndarray, rng: np.random.Generator, height_factor=0.1, width_factor=None,
+                fill_mode: str = "reflect", interpolation: str = "bilinear",
+                fill_value: float = 0.0) -> np.ndarray:
+    """Zoom each image about its centre, as Keras's ``RandomZoom``.
+
+    ``z_y = 1 + u``, ``u ~ U(height_factor range)``; ``z_x`` likewise from ``width_factor``, or
+    ``z_x = z_y`` (aspect kept) when it is ``None``. Positive factors zoom out (the picture shrinks
+    and ``fill_mode`` fills the border), negative ones zoom in. Inverse mapping about the centre
+    ``(cy, cx)``: ``y_src = cy + z_y (y - cy)``, ``x_src = cx + z_x (x - cx)``, sampled as
+    :func:`npconv.data.resample.sample` says (by its separable form, ``sample_axes``).
+    """
+    x = _batch(x)
+    m, n_h, n_w, _ = x.shape
+    zoom_y = 1.0 + rng.uniform(*zoom_range(height_factor, "height_factor"), size=m)
+    zoom_x = zoom_y if width_factor is None else 1.0 + rng.uniform(
+        *zoom_range(width_factor, "width_factor"), size=m)
+    cy, cx = (n_h - 1) / 2.0, (n_w - 1) / 2.0
+    src_y = cy + zoom_y[:, None] * (np.arange(n_h) - cy)[None, :]       # (m, n_H): rows
+    src_x = cx + zoom_x[:, None] * (np.arange(n_w) - cx)[None, :]       # (m, n_W): columns
+    return _cast_like(sample_axes(x, src_y, src_x, interpolation, fill_mode, fill_value), x)
 
 
 def random_brightness(x: np.ndarray, rng: np.random.Generator, max_delta=0.1,
@@ -120,6 +133,36 @@ def random_brightness(x: np.ndarray, rng: np.random.Generator, max_delta=0.1,
     delta = rng.uniform(*_range(max_delta, "max_delta"), size=x.shape[0])
     work = x.dtype if x.dtype.kind == "f" else np.float64
     out = x.astype(work) + delta.astype(work)[:, None, None, None]
+    if value_range is not None:
+        out = np.clip(out, value_range[0], value_range[1], out=out)
+    return _cast_like(out, x)
+
+
+def contrast_range(factor) -> tuple[float, float]:
+    """Keras's contrast factor as the range of the multiplier: ``f`` gives ``(1 - f, 1 + f)``, a pair
+    ``(lower, upper)`` gives ``(1 - lower, 1 + upper)``; ``lower`` in [0, 1], ``upper`` >= 0."""
+    lower, upper = (factor if isinstance(factor, (tuple, list)) else (factor, factor))
+    if isinstance(lower, bool) or isinstance(upper, bool) or not 0 <= float(lower) <= 1 \
+            or not 0 <= float(upper):
+        raise ValueError(expected("factor", "a number in [0, 1] or a pair (lower, upper) with lower "
+                                  "in [0, 1] and upper >= 0", factor,
+                                  "The contrast multiplier is drawn from [1 - lower, 1 + upper]."))
+    return 1.0 - float(lower), 1.0 + float(upper)
+
+
+def random_contrast(x: np.ndarray, rng: np.random.Generator, factor=0.1,
+                    value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Scale each image's contrast by one ``c ~ U(contrast_range(factor))``, as Keras's ``RandomContrast``:
+    ``out[i, :, :, k] = (x[i, :, :, k] - mean_k) * c_i + mean_k``, ``mean_k`` the mean of channel
+    ``k`` of image ``i``; clipped to ``value_range`` when given (integer images always to their dtype's
+    range)."""
+    x = _batch(x)
+    lo, hi = contrast_range(factor)
+    work = x.dtype if x.dtype.kind == "f" else np.float64
+    scale = rng.uniform(lo, hi, size=x.shape[0]).astype(work)[:, None, None, None]
+    values = x.astype(work)
+    mean = values.mean(axis=(1, 2), keepdims=True)
+    out = (values - mean) * scale + mean
     if value_range is not None:
         out = np.clip(out, value_range[0], value_range[1], out=out)
     return _cast_like(out, x)

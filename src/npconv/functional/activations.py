@@ -22,7 +22,8 @@ def relu_backward(dout, cache):
     """``dz = da * (a > 0)`` (the subgradient 0 at ``z = 0``, as Keras and PyTorch)."""
     out = cache
     dout = check_dout(dout, out.shape)
-    # Multiplying by the boolean mask measured ~10x faster than np.where on (64, 64, 64, 8) float32.
+    # Multiplying by the boolean mask: one fused ufunc pass, where np.where needs the mask and a
+    # select (several times slower on SIGNS-sized float32 arrays when last measured).
     return dout * (out > 0)
 
 

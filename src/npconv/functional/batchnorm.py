@@ -9,8 +9,10 @@ The layer keeps moving averages, Keras style: ``moving = moving * momentum + bat
 Keras feeds the *biased* batch variance into the moving variance (``cache.var`` here); PyTorch uses
 the unbiased ``var * N / (N - 1)``. npconv follows Keras.
 
-Speed: a Happy-model batch is ``(64, 64, 64, 32)`` float32, i.e. ``(65536, 32)`` rows. Column sums
-are BLAS matrix-vector products with a vector of ones, in two levels (see :func:`_column_sum`).
+Speed: a Happy-model batch is ``(64, 64, 64, 32)`` float32, i.e. ``(65536, 32)`` rows. In the NumPy
+tier column sums are BLAS matrix-vector products with a vector of ones, in two levels (see
+:func:`~npconv.functional._reduce.column_sum`); the compiled tier
+(:mod:`npconv.functional.compiled.batchnorm`) makes two passes over the rows each way.
 """
 from __future__ import annotations
 
@@ -21,12 +23,14 @@ import numpy as np
 from ..errors import ShapeError, check_float_array, expected
 from ._reduce import column_sum
 from ._shapes import check_dout
+from ._tier import compiled
 
 
 class BatchNormCache(NamedTuple):
     """What the training backward needs; ``mean`` and ``var`` feed the layer's moving averages."""
 
-    xc: np.ndarray       # (N, C) centred input x - mean (xhat = xc * inv_std is never stored)
+    rows: np.ndarray     # (N, C): x - mean when ``centred`` (NumPy tier), else x itself (compiled
+    centred: bool        # tier, a view: no copy); xhat = (x - mean) * inv_std is never stored
     gamma: np.ndarray    # (C,)
     inv_std: np.ndarray  # (C,) 1 / sqrt(var + eps)
     mean: np.ndarray     # (C,) batch mean
@@ -87,6 +91,9 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     _check_eps(eps)
     x2 = _as_rows(x, "x")
     gamma, beta = _channel_params(x2, gamma=gamma, beta=beta)
+    kernels = compiled()
+    if kernels is not None:
+        return _compiled_forward(kernels.batchnorm, x2, gamma, beta, eps, np.shape(x))
     n = x2.shape[0]
     mean = column_sum(x2) / n
     xc = x2 - mean
@@ -95,11 +102,37 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     var = column_sum(out) / n
     inv_std = 1 / np.sqrt(var + eps)
     # out = xc * (gamma * inv_std) + beta, in the squares' buffer. xhat itself is never formed:
-    # every pass over (N, C) costs ~5 ms at (64, 64, 64, 32) float32, where the data leave the cache.
+    # every pass over (N, C) costs milliseconds at (64, 64, 64, 32) float32, where the data leave the
+    # cache (benchmarks/kernels.py times this kernel per tier).
     np.multiply(xc, gamma * inv_std, out=out)
     out += beta
-    cache = BatchNormCache(xc, gamma, inv_std, mean, var, np.shape(x))
+    cache = BatchNormCache(xc, True, gamma, inv_std, mean, var, np.shape(x))
     return out.reshape(cache.shape), cache
+
+
+def _blocks(n: int) -> int:
+    """Row blocks for the compiled kernels: a few per thread, so uneven threads still balance."""
+    from numba import get_num_threads
+    return max(1, min(n, 8 * get_num_threads()))
+
+
+def _compiled_forward(kernels, x2, gamma, beta, eps, shape):
+    """:func:`batchnorm_forward` in two compiled passes: moments (about the first row), then the
+    affine map ``out = x * scale + (beta - mean * scale)``."""
+    n = x2.shape[0]
+    shift = x2[0].astype(np.float64)
+    sums, squares = kernels.channel_moments(x2, shift, _blocks(n))
+    shifted_mean = sums / n
+    var64 = np.maximum(squares / n - shifted_mean ** 2, 0.0)
+    mean64 = shift + shifted_mean
+    inv_std64 = 1 / np.sqrt(var64 + eps)
+    scale = gamma * inv_std64
+    out = np.empty_like(x2)
+    kernels.scale_shift(x2, scale.astype(x2.dtype), (beta - mean64 * scale).astype(x2.dtype), out, _blocks(n))
+    dtype = x2.dtype
+    cache = BatchNormCache(x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype),
+                           shape)
+    return out.reshape(shape), cache
 
 
 def batchnorm_backward(dout, cache):
@@ -111,9 +144,13 @@ def batchnorm_backward(dout, cache):
 
     Returns ``(dx, dgamma, dbeta)`` with ``dx`` shaped like the input.
     """
-    xc, gamma, inv_std, _, _, shape = cache
-    d2 = np.ascontiguousarray(check_dout(dout, shape)).reshape(xc.shape)
-    n = xc.shape[0]
+    rows, centred, gamma, inv_std, mean, _, shape = cache
+    d2 = np.ascontiguousarray(check_dout(dout, shape), dtype=rows.dtype).reshape(rows.shape)
+    n = rows.shape[0]
+    kernels = compiled()
+    if kernels is not None:
+        return _compiled_backward(kernels.batchnorm, d2, cache)
+    xc = rows if centred else rows - mean
     dbeta = column_sum(d2)
     dx = d2 * xc
     dgamma = column_sum(dx) * inv_std  # sum(dout * xhat), with xhat = xc * inv_std
@@ -123,6 +160,25 @@ def batchnorm_backward(dout, cache):
     np.subtract(d2, dx, out=dx)
     dx *= gamma * inv_std
     return dx.reshape(shape), dgamma, dbeta
+
+
+def _compiled_backward(kernels, d2, cache):
+    """:func:`batchnorm_backward` in two compiled passes: the sums ``dbeta`` and ``sum(dout * xc)``,
+    then ``dx = a * dout - b * xc - c0`` with ``a = gamma * inv_std``, ``b = a * inv_std * dgamma / N``
+    and ``c0 = a * dbeta / N``."""
+    x2, centred, gamma, inv_std, mean, _, shape = cache
+    n = x2.shape[0]
+    if centred:  # a NumPy-tier forward stored x - mean
+        mean = np.zeros_like(mean)
+    dbeta, centred_product = kernels.gradient_sums(d2, x2, mean, _blocks(n))
+    inv_std64 = inv_std.astype(np.float64)
+    dgamma = centred_product * inv_std64
+    a = gamma * inv_std64
+    dx = np.empty_like(x2)
+    dtype = x2.dtype
+    kernels.input_gradient(d2, x2, mean, a.astype(dtype), (a * inv_std64 * dgamma / n).astype(dtype),
+                           (a * dbeta / n).astype(dtype), dx, _blocks(n))
+    return dx.reshape(shape), dgamma.astype(dtype), dbeta.astype(dtype)
 
 
 def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-3):

@@ -14,11 +14,14 @@ The patch matrix is built in one of two memory layouts (same maths, same results
 * rows of patches, ``(M, fh*fw*n_C)``, for inputs with many channels: each copied run is a window row,
   ``fw * n_C`` contiguous values;
 * columns of patches, ``(fh*fw*n_C, M)``, for images with few channels (RGB, grayscale): each copied run
-  is a whole image row, where the other layout would copy 3-value snippets. On the course models' first
-  layers this makes im2col 2.5-4x faster (3.3 vs 7.9 ms for SIGNS at batch 64, 2.6 vs 4.1 ms for
-  Happy at batch 16). The output is still a C-contiguous NHWC array (see
-  :func:`_channel_major_product`): the layers after a convolution (batch norm, pooling) run 1.5-3x
-  slower on a channel-major view.
+  is a whole image row, where the other layout would copy 3-value snippets (several times faster on
+  the course models' first layers when last measured). The output is still a C-contiguous NHWC
+  array (see :func:`_channel_major_product`): the layers after a convolution (batch norm, pooling)
+  run slower on a channel-major view.
+
+With the compiled tier (:mod:`npconv.functional._tier`), few-channel convolutions with at most
+:data:`DIRECT_MAX_FILTERS` filters and stride 1 skip the patch matrix altogether and run as a direct loop
+(:mod:`npconv.functional.compiled.conv`), and col2im runs as one compiled scatter-add.
 """
 from __future__ import annotations
 
@@ -30,15 +33,21 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import ShapeError, check_float_array, expected
 from ._reduce import column_sum
 from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
+from ._tier import compiled, load_compiled
 from ._workspace import Workspace, scratch
 
 # Below this many input channels the patch matrix is built channel-major (see the module docstring).
 FEW_CHANNELS = 8
+# Up to this many filters a few-channel convolution runs direct in the compiled tier: BLAS handles an
+# 8-column product poorly (SIGNS's first layer), but with 16 filters or more (smallres's stem, Happy's
+# first layer) im2col + GEMM wins on forward and backward together (benchmarks/kernels.py).
+DIRECT_MAX_FILTERS = 8
 
 
 class ConvCache(NamedTuple):
-    cols: np.ndarray          # patch matrix: (M, fh*fw*n_C), or (fh*fw*n_C, M) when channel_major
-    channel_major: bool
+    cols: np.ndarray          # "rows": patch matrix (M, fh*fw*n_C); "channel_major": (fh*fw*n_C, M);
+                              # "direct": the padded input channel-major, (n_C, m, H_pad, W_pad)
+    layout: str
     w: np.ndarray             # (fh, fw, n_C, K) in the dtype of x
     b_shape: tuple            # the shape of the bias given, so db comes back in it
     x_shape: tuple            # (m, n_H_prev, n_W_prev, n_C)
@@ -78,24 +87,34 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     pads = resolve_padding(padding, (n_h_prev, n_w_prev), (fh, fw), stride)
     out_size = output_size((n_h_prev, n_w_prev), (fh, fw), stride, pads, "conv2d kernel")
     w2 = w.reshape(-1, n_k)
-    channel_major = n_c < FEW_CHANNELS
-    if channel_major:
+    bias = b.reshape(n_k).astype(x.dtype, copy=False)
+    kernels = compiled()
+    if kernels is not None and n_c < FEW_CHANNELS and n_k <= DIRECT_MAX_FILTERS and stride == (1, 1):
+        layout = "direct"
+        cols = channel_planes(x, pads, workspace)
+        out = np.empty((m, *out_size, n_k), x.dtype)
+        kernels.conv.conv_forward(cols, np.ascontiguousarray(w), bias, out)
+        return out, ConvCache(cols, layout, w, b.shape, x.shape, stride, pads)
+    if n_c < FEW_CHANNELS:
+        layout = "channel_major"
         cols = im2col_channel_major(x, pads, (fh, fw), stride, out_size, workspace)
         out = _channel_major_product(cols, w2)
     else:
+        layout = "rows"
         cols = im2col(pad_nhwc(x, pads, workspace=workspace), (fh, fw), stride, out_size, workspace)
         out = cols @ w2
-    out += b.reshape(n_k).astype(x.dtype, copy=False)
-    cache = ConvCache(cols, channel_major, w, b.shape, x.shape, stride, pads)
+    out += bias
+    cache = ConvCache(cols, layout, w, b.shape, x.shape, stride, pads)
     return out.reshape(m, *out_size, n_k), cache
 
 
 def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
     """``cols_t.T @ w2`` as a C-contiguous ``(M, K)`` array, by the faster of two routes.
 
-    With 16 or more filters BLAS's transposed-operand product wins (8.2 vs 10.2 ms for Happy's first
-    layer at batch 16); with fewer, the plain ``(K, M)`` product and one transposing copy win (4.5 vs
-    7.4 ms for SIGNS's first layer at batch 64), because BLAS handles an 8-column output poorly.
+    With 16 or more filters BLAS's transposed-operand product wins (Happy's first layer); with fewer,
+    the plain ``(K, M)`` product and one transposing copy win (SIGNS's first layer, in the NumPy
+    tier), because BLAS handles an 8-column output poorly. ``benchmarks/kernels.py`` times both
+    layers per tier.
     """
     if w2.shape[1] >= 16:
         return cols_t.T @ w2
@@ -109,25 +128,58 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
     ``need_dx`` is false, which saves a GEMM and the col2im for a network's first layer), ``dw`` like
     ``w``, ``db`` shaped like the ``b`` given to forward.
     """
-    cols, channel_major, w, b_shape, x_shape, stride, pads = cache
+    cols, layout, w, b_shape, x_shape, stride, pads = cache
     fh, fw, n_c, n_k = w.shape
     m = x_shape[0]
     n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
-    dout2 = check_dout(dout, (m, n_h, n_w, n_k)).astype(w.dtype, copy=False).reshape(-1, n_k)
-    w2 = w.reshape(-1, n_k)
-    dw = (cols @ dout2 if channel_major else cols.T @ dout2).reshape(w.shape)
-    db = column_sum(dout2).reshape(b_shape)
+    dout = np.ascontiguousarray(check_dout(dout, (m, n_h, n_w, n_k)), dtype=w.dtype)
+    padded_hw = (x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]))
+    if layout == "direct":
+        dx_pad, dw, db = _direct_backward(dout, cache, padded_hw, need_dx)
+    else:
+        dout2 = dout.reshape(-1, n_k)
+        w2 = w.reshape(-1, n_k)
+        dw = (cols @ dout2 if layout == "channel_major" else cols.T @ dout2).reshape(w.shape)
+        db = column_sum(dout2)
+        dx_pad = None
+        if need_dx and layout == "channel_major":
+            dcols = (w2 @ dout2.T).reshape(fh, fw, n_c, m, n_h, n_w)
+            dx_pad = col2im_channel_major(dcols, padded_hw, stride).transpose(1, 2, 3, 0)
+        elif need_dx:
+            dcols = (dout2 @ w2.T).reshape(m, n_h, n_w, fh, fw, n_c)
+            dx_pad = col2im(dcols, padded_hw, stride)
+    db = db.reshape(b_shape)
     if not need_dx:
         return None, dw, db
-    padded_hw = (x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]))
-    if channel_major:
-        dcols = (w2 @ dout2.T).reshape(fh, fw, n_c, m, n_h, n_w)
-        dx_pad = col2im_channel_major(dcols, padded_hw, stride).transpose(1, 2, 3, 0)
-    else:
-        dcols = (dout2 @ w2.T).reshape(m, n_h, n_w, fh, fw, n_c)
-        dx_pad = col2im(dcols, padded_hw, stride)
     (top, bottom), (left, right) = pads
     return dx_pad[:, top:padded_hw[0] - bottom, left:padded_hw[1] - right, :], dw, db
+
+
+def _direct_backward(dout, cache: ConvCache, padded_hw, need_dx: bool):
+    """``(dx_pad or None, dw, db)`` for a direct (compiled) forward: per-example partial sums of
+    ``dw`` and ``db`` from one loop nest, and ``dx_pad`` by a scatter loop."""
+    planes, _, w, _, x_shape, _, _ = cache
+    kernels = load_compiled()
+    m, n_k = x_shape[0], w.shape[3]
+    dw_parts = np.empty((m, *w.shape), w.dtype)
+    db_parts = np.empty((m, n_k), w.dtype)
+    kernels.conv.conv_backward_weights(planes, dout, dw_parts, db_parts)
+    dx_pad = None
+    if need_dx:
+        dx_pad = np.empty((m, *padded_hw, x_shape[3]), w.dtype)
+        kernels.conv.conv_backward_input(dout, np.ascontiguousarray(w), dx_pad)
+    return dx_pad, dw_parts.sum(axis=0), db_parts.sum(axis=0)
+
+
+def channel_planes(x: np.ndarray, pads: Padding2D, workspace: Workspace | None = None) -> np.ndarray:
+    """``x`` zero-padded and channel-major, ``(n_C, m, H_pad, W_pad)``: every image row contiguous."""
+    (top, bottom), (left, right) = pads
+    m, n_h_prev, n_w_prev, n_c = x.shape
+    planes = scratch(workspace, "planes", (n_c, m, n_h_prev + top + bottom, n_w_prev + left + right), x.dtype)
+    if top or bottom or left or right:
+        planes.fill(0)
+    planes[:, :, top:top + n_h_prev, left:left + n_w_prev] = x.transpose(3, 0, 1, 2)
+    return planes
 
 
 def pad_nhwc(x: np.ndarray, pads: Padding2D, value: float = 0.0,
@@ -166,12 +218,8 @@ def im2col_channel_major(x, pads, kernel, stride, out_size, workspace: Workspace
     offset ``(p, q, c)`` is a strided view whose rows are whole image rows.
     """
     (fh, fw), (sh, sw), (n_h, n_w) = kernel, stride, out_size
-    (top, bottom), (left, right) = pads
-    m, n_h_prev, n_w_prev, n_c = x.shape
-    planes = scratch(workspace, "planes", (n_c, m, n_h_prev + top + bottom, n_w_prev + left + right), x.dtype)
-    if top or bottom or left or right:
-        planes.fill(0)
-    planes[:, :, top:top + n_h_prev, left:left + n_w_prev] = x.transpose(3, 0, 1, 2)
+    m, n_c = x.shape[0], x.shape[3]
+    planes = channel_planes(x, pads, workspace)
     s_c, s_m, s_h, s_w = planes.strides
     windows = as_strided(planes, (fh, fw, n_c, m, n_h, n_w), (s_h, s_w, s_c, s_m, s_h * sh, s_w * sw),
                          writeable=False)
@@ -188,6 +236,11 @@ def col2im(dcols: np.ndarray, padded_hw, stride) -> np.ndarray:
     """
     m, n_h, n_w, fh, fw, n_c = dcols.shape
     sh, sw = stride
+    kernels = compiled()
+    if kernels is not None:
+        dx_pad = np.empty((m, *padded_hw, n_c), dtype=dcols.dtype)
+        kernels.conv.col2im(np.ascontiguousarray(dcols), sh, sw, dx_pad)
+        return dx_pad
     dx_pad = np.zeros((m, *padded_hw, n_c), dtype=dcols.dtype)
     for p in range(fh):
         for q in range(fw):

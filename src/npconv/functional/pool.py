@@ -10,6 +10,9 @@ slice of the whole batch, so a ``2 x 2`` pool is four array operations whatever 
 pooling records which offset won (the first one, on ties, as PyTorch does) so backward routes each
 gradient to exactly one input; where windows do not overlap (stride >= pool size, Keras's default),
 backward writes each offset's share straight into its slice instead of accumulating.
+
+With the compiled tier (:mod:`npconv.functional._tier`) max pooling reads each window once instead
+(:mod:`npconv.functional.compiled.pool`), with the same ``winner`` in the cache.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import numpy as np
 
 from ..errors import check_choice, check_float_array
 from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
+from ._tier import compiled
 from .conv import pad_nhwc
 
 
@@ -53,7 +57,14 @@ def pool2d_forward(x, pool_size, stride=None, padding="valid", mode="max"):
     pads = resolve_padding(padding, x.shape[1:3], pool, stride)
     out_size = output_size(x.shape[1:3], pool, stride, pads, "pool window")
     if mode == "max":
-        out, winner = _max_over_offsets(pad_nhwc(x, pads, -np.inf), pool, stride, out_size)
+        x_pad = pad_nhwc(x, pads, -np.inf)
+        kernels = compiled()
+        if kernels is None:
+            out, winner = _max_over_offsets(x_pad, pool, stride, out_size)
+        else:
+            out = np.empty((x.shape[0], *out_size, x.shape[3]), x.dtype)
+            winner = np.empty(out.shape, _winner_dtype(pool))
+            kernels.pool.max_pool_forward(np.ascontiguousarray(x_pad), *pool, *stride, out, winner)
         return out, PoolCache(x.shape, pool, stride, pads, mode, winner, None)
     counts = _window_counts(x.shape[1:3], pool, stride, pads, out_size, x.dtype)
     out = _sum_over_offsets(pad_nhwc(x, pads), pool, stride, out_size)
@@ -77,6 +88,11 @@ def pool2d_backward(dout, cache: PoolCache):
     # Without overlaps each input gets one write (or none: rows past the last window, gaps between
     # windows); when the windows tile the padded input exactly, nothing needs zeroing first.
     tiled = (ph, pw) == (sh, sw) and padded_hw == (n_h * sh, n_w * sw)
+    kernels = compiled()
+    if kernels is not None and mode == "max":
+        padded = np.empty((m, *padded_hw, n_c), dtype=dout.dtype)
+        kernels.pool.max_pool_backward(np.ascontiguousarray(dout), winner, ph, pw, sh, sw, tiled, padded)
+        return padded[:, top:padded_hw[0] - bottom, left:padded_hw[1] - right, :]
     padded = (np.empty if tiled else np.zeros)((m, *padded_hw, n_c), dtype=dout.dtype)
     share = dout / counts if mode == "average" else None
     for offset in range(ph * pw):
@@ -99,16 +115,20 @@ def _max_over_offsets(x_pad, pool, stride, out_size):
     """Running maximum over the window offsets, remembering the first offset that reached it."""
     ph, pw = pool
     best = _offset_slice(x_pad, 0, 0, stride, out_size).copy()
-    winner = np.zeros(best.shape, dtype=np.uint8 if ph * pw <= 256 else np.int32)
+    winner = np.zeros(best.shape, dtype=_winner_dtype(pool))
     better = np.empty(best.shape, dtype=bool)
     for offset in range(1, ph * pw):
         candidate = _offset_slice(x_pad, *divmod(offset, pw), stride, out_size)
         np.greater(candidate, best, out=better)  # strict: ties keep the earlier offset
         np.maximum(best, candidate, out=best)
-        # winner = where(better, offset, winner) as integer arithmetic (wrapping is harmless):
-        # 5-10x faster than a masked copy, which made this loop the costliest step of a Happy batch.
+        # winner = where(better, offset, winner) as integer arithmetic (wrapping is harmless): one
+        # ufunc pass instead of a masked copy, which made this loop the costliest step of a Happy batch.
         winner += better * (winner.dtype.type(offset) - winner)
     return best, winner
+
+
+def _winner_dtype(pool):
+    return np.uint8 if pool[0] * pool[1] <= 256 else np.int32
 
 
 def _sum_over_offsets(x_pad, pool, stride, out_size):

@@ -3,7 +3,8 @@
 ``from npconv import layers as L`` replaces ``from tensorflow.keras import layers as L``.
 """
 from . import activations
-from .augmentation import RandomBrightness, RandomFlip, RandomRotation, RandomTranslation
+from .augmentation import (RandomBrightness, RandomContrast, RandomFlip, RandomRotation,
+                           RandomTranslation, RandomZoom)
 from .base import KerasTensor, Layer, Weight, layer_class, registered_layers
 from .conv import Conv2D, ZeroPadding2D
 from .core import Activation, Dense, Dropout, Flatten, InputLayer, ReLU
@@ -22,6 +23,7 @@ __all__ = [
     "Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",
     "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
     "Input", "InputLayer", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D", "RandomBrightness",
-    "RandomFlip", "RandomRotation", "RandomTranslation", "ReLU", "Weight", "ZeroPadding2D",
+    "RandomContrast", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReLU",
+    "Weight", "ZeroPadding2D",
     "activations", "layer_class", "registered_layers",
 ]

@@ -31,9 +31,8 @@ class _Augmentation(Layer):
         if not training:
             return x
         from .. import utils
-        augment = importlib.import_module("npconv.data.augment")
         rng = self._rng if self._rng is not None else utils.global_rng()
-        return getattr(augment, self._kernel)(x, rng, **self._kwargs())
+        return getattr(_augment_module(), self._kernel)(x, rng, **self._kwargs())
 
     def backward(self, dout, need_dx=True):
         training = self._take_cache()
@@ -107,3 +106,65 @@ class RandomBrightness(_Augmentation):
     def _kwargs(self):
         lo, hi = self.value_range
         return {"max_delta": self.factor * (hi - lo), "value_range": self.value_range}
+
+
+def _factor(value, name):
+    """A Keras factor for the config: a number, or a pair as a tuple of floats (JSON gives lists)."""
+    if isinstance(value, (tuple, list)):
+        return tuple(float(v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(expected(name, "a number or a pair (lower, upper)", value))
+    return float(value)
+
+
+def _augment_module():
+    return importlib.import_module("npconv.data.augment")
+
+
+class RandomZoom(_Augmentation):
+    """Zooms each image in or out about its centre (Keras's ``RandomZoom``).
+
+    ``height_factor``: ``f`` or ``(lo, hi)``; the vertical zoom is ``1 + u``, ``u ~ U(-f, f)`` or
+    ``U(lo, hi)``: positive zooms out, negative zooms in. ``width_factor``: the same horizontally;
+    ``None`` keeps the aspect ratio. ``fill_mode``: ``"reflect"``, ``"wrap"``, ``"constant"``
+    (``fill_value``) or ``"nearest"`` for what zooming out uncovers.
+    """
+
+    _kernel = "random_zoom"
+    _config_keys = ("height_factor", "width_factor", "fill_mode", "interpolation", "seed", "fill_value")
+
+    def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear",
+                 seed=None, fill_value=0.0, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        from ..data.resample import FILL_MODES, INTERPOLATIONS
+        self.height_factor = _factor(height_factor, "height_factor")
+        self.width_factor = None if width_factor is None else _factor(width_factor, "width_factor")
+        _augment_module().zoom_range(self.height_factor, "height_factor")
+        if self.width_factor is not None:
+            _augment_module().zoom_range(self.width_factor, "width_factor")
+        self.fill_mode = check_choice(fill_mode, "fill_mode", FILL_MODES)
+        self.interpolation = check_choice(interpolation, "interpolation", INTERPOLATIONS)
+        self.fill_value = float(fill_value)
+
+    def _kwargs(self):
+        return {"height_factor": self.height_factor, "width_factor": self.width_factor,
+                "fill_mode": self.fill_mode, "interpolation": self.interpolation,
+                "fill_value": self.fill_value}
+
+
+class RandomContrast(_Augmentation):
+    """Scales each image's contrast about its per-channel mean by a factor drawn from
+    ``[1 - lower, 1 + upper]`` (``factor`` is ``f`` for both or a pair), then clips to ``value_range``
+    (Keras's ``RandomContrast``; ``(0, 1)`` for images scaled to [0, 1])."""
+
+    _kernel = "random_contrast"
+    _config_keys = ("factor", "value_range", "seed")
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _factor(factor, "factor")
+        _augment_module().contrast_range(self.factor)
+        self.value_range = tuple(float(v) for v in value_range)
+
+    def _kwargs(self):
+        return {"factor": self.factor, "value_range": self.value_range}

@@ -1,0 +1,57 @@
+"""Which tier runs the kernels that have a compiled version: decided here, and nowhere else.
+
+* compiled (default): Numba kernels from :mod:`npconv.functional.compiled`, when Numba imports;
+* NumPy: the vectorised kernels, the readable reference, when ``NPCONV_JIT=0`` or Numba is missing.
+
+Both give the same results within rounding and return caches that either tier's backward accepts
+(a cache records what its forward built). Numba and the compiled kernels load at the first kernel
+call that wants them, not at ``import npconv``; compiled code is cached on disk (``cache=True``), so
+only the first run after an install or an edit pays the compilation.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from contextlib import contextmanager
+
+_use_compiled: bool | None = None  # None: read NPCONV_JIT at the first call
+
+
+def compiled_available() -> bool:
+    """Whether Numba can be imported here."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def compiled():
+    """The :mod:`npconv.functional.compiled` package when the compiled tier is on, else ``None``."""
+    global _use_compiled
+    if _use_compiled is None:
+        _use_compiled = os.environ.get("NPCONV_JIT", "1") != "0" and compiled_available()
+    return load_compiled() if _use_compiled else None
+
+
+def load_compiled():
+    """The compiled kernels, whatever the tier setting (a cache built by them needs their backward)."""
+    from . import compiled as kernels
+    return kernels
+
+
+def tier() -> str:
+    """``"compiled"`` or ``"numpy"``: the tier the next kernel call will use."""
+    return "numpy" if compiled() is None else "compiled"
+
+
+@contextmanager
+def use_tier(name: str):
+    """Run a block with ``"numpy"`` or ``"compiled"`` kernels (tests and benchmarks compare the two)."""
+    global _use_compiled
+    if name not in ("numpy", "compiled"):
+        raise ValueError(f"tier must be 'numpy' or 'compiled', got {name!r}")
+    if name == "compiled" and not compiled_available():
+        raise ImportError("The compiled tier needs Numba: pip install numba (or use tier 'numpy').")
+    previous = _use_compiled
+    _use_compiled = name == "compiled"
+    try:
+        yield
+    finally:
+        _use_compiled = previous

@@ -1,0 +1,142 @@
+"""The compiled (Numba) tier against the NumPy tier, on the shapes and options where they differ.
+
+``tests/test_conv.py``, ``test_pool.py`` and ``test_batchnorm.py`` run every test under both tiers
+(against the course loops, numerical gradients and PyTorch); this file holds the two tiers against
+each other directly, in float32 and float64, and checks how the tier is chosen.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from npconv import functional as F
+from npconv.functional import _tier
+from npconv.functional._tier import compiled_available, use_tier
+
+from conftest import require
+
+
+@pytest.fixture(autouse=True)
+def needs_numba():
+    require(compiled_available(), "Numba is not installed (pip install numba)")
+
+
+def both_tiers(run):
+    """``run()`` under each tier; returns ``(numpy_results, compiled_results)``."""
+    with use_tier("numpy"):
+        reference = run()
+    with use_tier("compiled"):
+        fast = run()
+    return reference, fast
+
+
+def assert_all_close(reference, fast, dtype):
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    for a, b in zip(reference, fast):
+        assert b.dtype == a.dtype
+        np.testing.assert_allclose(b, a, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel, filters, stride, padding", [
+    ((3, 9, 8, 3), (4, 4), 8, 1, "same"),       # SIGNS's first layer, small: the direct path
+    ((2, 9, 9, 1), (3, 2), 5, 1, ((1, 0), (2, 1))),  # grayscale, uneven padding: direct
+    ((2, 9, 9, 3), (3, 3), 4, 2, 1),            # strided: the channel-major GEMM even when compiled
+    ((2, 8, 8, 3), (3, 3), 16, 1, "same"),      # 16 filters: im2col + GEMM even when compiled
+    ((2, 7, 6, 8), (3, 3), 4, 1, 1),            # many channels: compiled col2im
+    ((2, 9, 9, 8), (3, 3), 4, 2, 0),            # strided col2im
+])
+def test_conv_tiers_agree(rng, dtype, shape, kernel, filters, stride, padding):
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((*kernel, shape[3], filters)).astype(dtype)
+    b = rng.standard_normal(filters).astype(dtype)
+
+    def run():
+        out, cache = F.conv2d_forward(x, w, b, stride, padding)
+        dout = np.linspace(-1, 1, out.size, dtype=dtype).reshape(out.shape)
+        return (out, *F.conv2d_backward(dout, cache))
+    assert_all_close(*both_tiers(run), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, pool, stride, padding", [
+    ((3, 16, 16, 8), 8, None, "valid"),   # SIGNS's 8x8 pool: the windows tile the input
+    ((2, 9, 7, 3), 2, None, "valid"),     # a leftover row and column get no gradient
+    ((2, 7, 7, 2), 3, 2, "valid"),        # overlapping windows accumulate
+    ((2, 5, 6, 3), 2, None, "same"),      # -inf padding never wins
+])
+def test_max_pool_tiers_agree(rng, dtype, shape, pool, stride, padding):
+    x = rng.standard_normal(shape).astype(dtype)
+
+    def run():
+        out, cache = F.pool2d_forward(x, pool, stride, padding, mode="max")
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        return out, cache.winner, F.pool2d_backward(dout, cache)
+    rng_state = rng.bit_generator.state
+    reference = run_with(run, "numpy")
+    rng.bit_generator.state = rng_state
+    fast = run_with(run, "compiled")
+    for a, b in zip(reference, fast):
+        np.testing.assert_array_equal(b, a)  # max pooling only copies values: exactly equal
+
+
+def run_with(run, tier):
+    with use_tier(tier):
+        return run()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 5, 6, 3), (300, 7), (1, 2)])
+def test_batchnorm_tiers_agree(rng, dtype, shape):
+    x = (rng.standard_normal(shape) * 3 + 100).astype(dtype)  # a large mean: no cancellation allowed
+    gamma, beta = rng.standard_normal(shape[-1]).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+
+    def run():
+        out, cache = F.batchnorm_forward(x, gamma, beta)
+        return (out, cache.mean, cache.var, *F.batchnorm_backward(dout, cache))
+    reference, fast = both_tiers(run)
+    tol = dict(rtol=1e-3, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-8, atol=1e-10)
+    for a, b in zip(reference, fast):
+        assert b.dtype == a.dtype
+        np.testing.assert_allclose(b, a, **tol)
+
+
+def test_a_cache_outlives_a_tier_switch(rng):
+    """A direct (compiled) convolution's cache is still differentiable after switching to NumPy."""
+    x, w, b = rng.standard_normal((2, 6, 6, 3)), rng.standard_normal((3, 3, 3, 4)), np.zeros(4)
+    dout = rng.standard_normal((2, 6, 6, 4))
+    with use_tier("compiled"):
+        out, cache = F.conv2d_forward(x, w, b, 1, "same")
+    assert cache.layout == "direct"
+    with use_tier("numpy"):
+        grads = F.conv2d_backward(dout, cache)
+        reference = F.conv2d_backward(dout, F.conv2d_forward(x, w, b, 1, "same")[1])
+    for a, g in zip(reference, grads):
+        np.testing.assert_allclose(g, a, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("value, expected", [("0", "numpy"), ("1", "compiled"), (None, "compiled")])
+def test_npconv_jit_chooses_the_tier(value, expected):
+    env = {k: v for k, v in os.environ.items() if k != "NPCONV_JIT"}
+    if value is not None:
+        env["NPCONV_JIT"] = value
+    code = "from npconv.functional._tier import tier; print(tier())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
+
+
+def test_unknown_tier_is_refused():
+    with pytest.raises(ValueError, match="'numpy' or 'compiled'"):
+        with use_tier("fast"):
+            pass
+
+
+def test_import_npconv_does_not_import_numba():
+    """Numba (about 0.3 s to import) loads at the first compiled kernel call, not with npconv."""
+    code = "import sys, npconv; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert _tier.tier() in ("numpy", "compiled")
