@@ -100,6 +100,8 @@ IMAGE_LAYERS = {
     "random translation": lambda: L.RandomTranslation(0.2, 0.2),
     "random rotation": lambda: L.RandomRotation(0.1),
     "random brightness": lambda: L.RandomBrightness(0.2, value_range=(0, 1)),
+    "random zoom": lambda: L.RandomZoom(0.2),
+    "random contrast": lambda: L.RandomContrast(0.3, value_range=(0, 1)),
 }
 
 
@@ -300,7 +302,8 @@ def test_cli_export_on_each_apps_default_model(dataset, tmp_path, capsys):
     recipe = recipe_for(dataset)
     shape = (recipe.image_size, recipe.image_size, 1 if recipe.color_mode == "grayscale" else 3)
     classes = [f"class {k}" for k in range(N_CLASSES[dataset])]
-    model = training.build(recipe.arch, shape, classes, recipe, steps_per_epoch=2, dataset=dataset)
+    model = training.build(recipe.arch, shape, classes, recipe, dataset=dataset)
+    training.compile_for(model, recipe.learning_rate, steps=2)
     rng = np.random.default_rng(10)
     train_a_little(model, len(classes), rng, shape, batches=2)
     model.save(tmp_path / "model.npz")

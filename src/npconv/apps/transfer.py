@@ -29,7 +29,7 @@ class Pretrained:
         if not path.is_file():
             raise FileNotFoundError(expected("--init", "a model file saved by npconv", f"{path} (no such file)",
                                              "Train one first, e.g. npconv train smiles --out runs/smiles.npz."))
-        model = load_model(path, compile=False)
+        model = load_model(path)
         meta = model.metadata or {}
         if "app" not in meta or "input_shape" not in meta:
             raise ValueError(expected(f"--init {path}", "a model trained by npconv train (it records its arch)",

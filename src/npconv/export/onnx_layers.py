@@ -139,7 +139,8 @@ def dense(g, layer, inputs):
     return activation(g, layer.name, z, layer.activation.name)
 
 
-@converts(L.Dropout, L.RandomFlip, L.RandomTranslation, L.RandomRotation, L.RandomBrightness)
+@converts(L.Dropout, L.RandomFlip, L.RandomTranslation, L.RandomRotation, L.RandomBrightness, L.RandomZoom,
+          L.RandomContrast)
 def identity_at_inference(g, layer, inputs):
     """Dropout and augmentation do nothing at inference: the layer's output is its input."""
     return inputs[0]
