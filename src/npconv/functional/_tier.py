@@ -32,8 +32,19 @@ def compiled():
 
 def load_compiled():
     """The compiled kernels, whatever the tier setting (a cache built by them needs their backward)."""
+    import numba
+    if "NUMBA_THREADING_LAYER" not in os.environ and not _threads_started():
+        # Numba's own thread pool, whose idle threads sleep. The OpenMP layer's spin-wait made a
+        # SIGNS epoch 5x slower on a busy 2-core machine (0.35 s vs 1.8 s in one run at load 7),
+        # where every parallel region waited for a descheduled thread.
+        numba.config.THREADING_LAYER = "workqueue"
     from . import compiled as kernels
     return kernels
+
+
+def _threads_started() -> bool:
+    from numba.np.ufunc import parallel
+    return parallel._is_initialized
 
 
 def tier() -> str:
