@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+__all__ = ["max_pool_forward", "max_pool_backward"]
+
 
 @njit(parallel=True, cache=True)
 def max_pool_forward(x_pad, ph, pw, sh, sw, out, winner):
