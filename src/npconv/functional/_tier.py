@@ -26,7 +26,7 @@ def compiled_available() -> bool:
 
 
 def compiled():
-    """The :mod:`npconv.functional.compiled` package when the compiled tier is on, else ``None``."""
+    """The compiled kernels (see :func:`load_compiled`) when the compiled tier is on, else ``None``."""
     global _use_compiled
     if _use_compiled is None:
         _use_compiled = os.environ.get("NPCONV_JIT", "1") != "0" and compiled_available()
@@ -70,8 +70,9 @@ def _one_at_a_time(kernel):
 
 
 def _threads_started() -> bool:
+    """Whether Numba has already started a thread pool (its layer can no longer change)."""
     from numba.np.ufunc import parallel
-    return parallel._is_initialized
+    return getattr(parallel, "_is_initialized", False)
 
 
 def tier() -> str:
