@@ -11,15 +11,18 @@ from provenance import provenance
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+CLOCK = time.perf_counter  # wall time; ``time.process_time`` for CPU time (train_speed --clock cpu)
+
+
 def median_seconds(fn, repeats: int = 7, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones."""
+    """Median time of ``fn()`` by :data:`CLOCK` over ``repeats`` calls after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return statistics.median(times)
 
 

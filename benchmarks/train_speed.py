@@ -10,7 +10,11 @@ matrix-multiply peak. The JSON's provenance records the load average: above ~1 o
 other work shares the cores, and parallel kernels (BLAS's, Numba's, PyTorch's) suffer most.
 
 Run: ``python benchmarks/train_speed.py [--pairs 5]`` (about 3 minutes on an idle 2-core machine);
-writes ``benchmarks/results/train_speed.json``.
+writes ``benchmarks/results/train_speed.json``. On a busy machine, compare the work instead of the
+wall time: every library on one thread, CPU seconds of this process::
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+        python benchmarks/train_speed.py --clock cpu --json benchmarks/results/train_speed_cpu1.json
 """
 from __future__ import annotations
 
@@ -19,10 +23,10 @@ import os
 import subprocess
 import sys
 import time
-import tracemalloc
 
 import numpy as np
 
+import _timing
 from _timing import median_seconds, print_table, write_json
 import npconv as nc
 from npconv import functional as F
@@ -218,11 +222,15 @@ def conv_gflops():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5, help="alternating npconv/PyTorch epoch pairs (>= 3)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or this process's CPU time (meaningful with one thread per library)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    threads = os.cpu_count()
+    if args.clock == "cpu":
+        _timing.CLOCK = time.process_time
+    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
     torch.set_num_threads(threads)
-    print(f"threads: {threads} (PyTorch {torch.__version__}, NumPy {np.__version__}); npconv tiers {TIERS}; "
+    print(f"clock: {args.clock}; threads: {threads} (PyTorch {torch.__version__}, NumPy {np.__version__}); npconv tiers {TIERS}; "
           f"{args.pairs} alternating rounds per model; load average {os.getloadavg()[0]:.1f}\n")
     started = time.perf_counter()
     rows = speed_rows(max(args.pairs, 3))
@@ -244,7 +252,7 @@ def main():
                 + [(f"{tier}_{key}", f"{tier} {label}", fmt) for tier in TIERS
                    for key, label, fmt in (("ms", "ms", ".2f"), ("gflops", "GFLOP/s", ".1f"), ("of_peak", "of peak", ".0%"))]
                 + [("peak_gflops", "sgemm peak", ".0f")])
-    path = write_json("train_speed", {"pairs": args.pairs, "rows": rows, "memory": memory, "conv_gflops": gflops,
+    path = write_json("train_speed", {"clock": args.clock, "pairs": args.pairs, "rows": rows, "memory": memory, "conv_gflops": gflops,
                                       "targets": {"ratio": 0.8, "max_rss_mb": 375, "latency1": "<= PyTorch's"},
                                       "seconds": time.perf_counter() - started}, args.json)
     print(f"\nwrote {path}")

@@ -140,3 +140,34 @@ def test_import_npconv_does_not_import_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert _tier.tier() in ("numpy", "compiled")
+
+
+@pytest.mark.parametrize("forward_tier, backward_tier", [("numpy", "compiled"), ("compiled", "numpy")])
+def test_batchnorm_cache_crosses_tiers(rng, forward_tier, backward_tier):
+    """A NumPy-tier cache stores x - mean, a compiled one x itself: either backward reads both."""
+    x, dout = rng.standard_normal((50, 4)) + 3, rng.standard_normal((50, 4))
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    with use_tier(forward_tier):
+        _, cache = F.batchnorm_forward(x, gamma, beta)
+    with use_tier(backward_tier):
+        grads = F.batchnorm_backward(dout, cache)
+    with use_tier("numpy"):
+        reference = F.batchnorm_backward(dout, F.batchnorm_forward(x, gamma, beta)[1])
+    for a, g in zip(reference, grads):
+        np.testing.assert_allclose(g, a, rtol=1e-9, atol=1e-11)
+
+
+def test_kernels_called_from_many_threads_at_once(rng):
+    """Numba's workqueue threads abort the process on concurrent launches; _tier serialises them
+    (a web server predicting in several threads must not crash)."""
+    from concurrent.futures import ThreadPoolExecutor
+    x = rng.standard_normal((8, 16, 16, 8)).astype(np.float32)
+    with use_tier("compiled"):
+        expected, _ = F.pool2d_forward(x, 2)
+
+        def pool(_):
+            return F.pool2d_forward(x, 2)[0]
+        with ThreadPoolExecutor(8) as pool_of_threads:
+            results = list(pool_of_threads.map(pool, range(64)))
+    for out in results:
+        np.testing.assert_array_equal(out, expected)

@@ -10,9 +10,12 @@ only the first run after an install or an edit pays the compilation.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import threading
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 _use_compiled: bool | None = None  # None: read NPCONV_JIT at the first call
 
@@ -23,7 +26,7 @@ def compiled_available() -> bool:
 
 
 def compiled():
-    """The :mod:`npconv.functional.compiled` package when the compiled tier is on, else ``None``."""
+    """The compiled kernels (see :func:`load_compiled`) when the compiled tier is on, else ``None``."""
     global _use_compiled
     if _use_compiled is None:
         _use_compiled = os.environ.get("NPCONV_JIT", "1") != "0" and compiled_available()
@@ -31,9 +34,45 @@ def compiled():
 
 
 def load_compiled():
-    """The compiled kernels, whatever the tier setting (a cache built by them needs their backward)."""
-    from . import compiled as kernels
-    return kernels
+    """The compiled kernels, whatever the tier setting (a cache built by them needs their backward).
+
+    Returned as namespaces ``kernels.conv``, ``kernels.pool``, ``kernels.batchnorm`` whose functions
+    take one process-wide lock around each call: Numba's workqueue threads (below) serve one
+    parallel launch at a time and abort the process on a second, concurrent one (a web server
+    predicting in several threads). A call is milliseconds; waiting for it costs nothing like that.
+    """
+    global _kernels
+    if _kernels is None:
+        import numba
+        if "NUMBA_THREADING_LAYER" not in os.environ and not _threads_started():
+            # Numba's own thread pool, whose idle threads sleep. The OpenMP layer's spin-wait made a
+            # SIGNS epoch 5x slower on a busy 2-core machine (0.35 s vs 1.8 s in one run at load 7),
+            # where every parallel region waited for a descheduled thread.
+            numba.config.THREADING_LAYER = "workqueue"
+        from . import compiled
+        _kernels = SimpleNamespace(**{
+            name: SimpleNamespace(**{fn: _one_at_a_time(getattr(module, fn)) for fn in module.__all__})
+            for name, module in (("conv", compiled.conv), ("pool", compiled.pool),
+                                 ("batchnorm", compiled.batchnorm))})
+    return _kernels
+
+
+_kernels = None
+_launch_lock = threading.Lock()
+
+
+def _one_at_a_time(kernel):
+    @functools.wraps(kernel)
+    def call(*args):
+        with _launch_lock:
+            return kernel(*args)
+    return call
+
+
+def _threads_started() -> bool:
+    """Whether Numba has already started a thread pool (its layer can no longer change)."""
+    from numba.np.ufunc import parallel
+    return getattr(parallel, "_is_initialized", False)
 
 
 def tier() -> str:

@@ -194,9 +194,15 @@ def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-
         raise ValueError(expected("moving_var", "non-negative variances", moving_var))
     inv_std = 1 / np.sqrt(moving_var + eps)
     scale = gamma * inv_std
-    # One multiply and one add over (N, C): out = x * scale + (beta - moving_mean * scale).
-    out = x2 * scale
-    out += beta - moving_mean * scale
+    # out = x * scale + (beta - moving_mean * scale): one compiled pass, or a multiply and an add.
+    offset = beta - moving_mean * scale
+    kernels = compiled()
+    if kernels is not None:
+        out = np.empty_like(x2)
+        kernels.batchnorm.scale_shift(x2, scale, offset, out, _blocks(x2.shape[0]))
+    else:
+        out = x2 * scale
+        out += offset
     cache = BatchNormInferenceCache(x2, moving_mean, inv_std, gamma, np.shape(x))
     return out.reshape(cache.shape), cache
 

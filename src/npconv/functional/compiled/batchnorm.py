@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+__all__ = ["channel_moments", "scale_shift", "gradient_sums", "input_gradient"]
+
 
 @njit(parallel=True, cache=True)
 def channel_moments(x, shift, blocks):

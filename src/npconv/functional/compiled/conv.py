@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+__all__ = ["conv_forward", "conv_backward_weights", "conv_backward_input", "col2im"]
+
 
 @njit(parallel=True, cache=True)
 def conv_forward(planes, w, b, out):

@@ -2,13 +2,14 @@
 
 The NumPy tier makes ``ph * pw`` strided passes over the whole batch (64 for an 8x8 pool), each
 reading a slice and updating the running maximum and the winner; here every window is read once
-and its maximum and winner stay in registers. Same results and the same cache: ``winner`` holds
+while its maximum and winner are updated in the output row, which stays in L1 cache. Same results and the same cache: ``winner`` holds
 the offset ``p * pw + q`` of the first maximum (ties keep the earlier offset, as PyTorch).
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit, prange
+
+__all__ = ["max_pool_forward", "max_pool_backward"]
 
 
 @njit(parallel=True, cache=True)
