@@ -17,6 +17,8 @@ from npconv import layers as L
 from npconv.apps import convolutional_model, happyModel
 from npconv.layers import Conv2D, Dense, Dropout, MaxPooling2D, ZeroPadding2D
 
+from course_expected import CONVOLUTIONAL_MODEL, HAPPY_MODEL
+
 
 # --- the course's test_utils, with npconv's classes ----------------------------------------------
 
@@ -48,27 +50,6 @@ def summary(model):
             descriptors.append(layer.activation.__name__)
         result.append(descriptors)
     return result
-
-
-# --- the notebook's expected outputs -------------------------------------------------------------
-
-HAPPY_MODEL = [['ZeroPadding2D', (None, 70, 70, 3), 0, ((3, 3), (3, 3))],
-               ['Conv2D', (None, 64, 64, 32), 4736, 'valid', 'linear', 'GlorotUniform'],
-               ['BatchNormalization', (None, 64, 64, 32), 128],
-               ['ReLU', (None, 64, 64, 32), 0],
-               ['MaxPooling2D', (None, 32, 32, 32), 0, (2, 2), (2, 2), 'valid'],
-               ['Flatten', (None, 32768), 0],
-               ['Dense', (None, 1), 32769, 'sigmoid']]
-
-CONVOLUTIONAL_MODEL = [['InputLayer', [(None, 64, 64, 3)], 0],
-                       ['Conv2D', (None, 64, 64, 8), 392, 'same', 'linear', 'GlorotUniform'],
-                       ['ReLU', (None, 64, 64, 8), 0],
-                       ['MaxPooling2D', (None, 8, 8, 8), 0, (8, 8), (8, 8), 'same'],
-                       ['Conv2D', (None, 8, 8, 16), 528, 'same', 'linear', 'GlorotUniform'],
-                       ['ReLU', (None, 8, 8, 16), 0],
-                       ['MaxPooling2D', (None, 2, 2, 16), 0, (4, 4), (4, 4), 'same'],
-                       ['Flatten', (None, 64), 0],
-                       ['Dense', (None, 6), 390, 'softmax']]
 
 
 def test_the_course_grader_passes_on_happy_model():
