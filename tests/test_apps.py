@@ -6,7 +6,7 @@ import pytest
 
 from npconv.apps import (RECIPES, convolutional_model, get_arch, happyModel, list_archs, recipe_for,
                          smallres)
-from npconv.apps import datasets
+from npconv.apps import datasets, model_info
 from npconv.apps.registry import arch_options
 from npconv.errors import DataError
 
@@ -151,6 +151,21 @@ def test_fit_to_input_resizes_and_converts_channels():
     assert datasets.fit_to_input(x, (3, 3, 1)).shape == (2, 3, 3, 1)  # a ratio that needs Pillow
     gray = np.full((1, 4, 4, 1), 7, np.uint8)
     assert np.all(datasets.fit_to_input(gray, (4, 4, 3)) == 7)
+
+
+def test_model_info_fills_in_metadata_and_knows_smile_models():
+    from npconv import layers as L
+    from npconv.models import Sequential
+    bare = Sequential([L.Input((8, 8, 1)), L.Flatten(), L.Dense(3, activation="softmax")])
+    assert model_info.metadata(bare) == {"input_shape": [8, 8, 1], "class_names": ["0", "1", "2"],
+                                         "value_scale": 255}
+    assert model_info.metadata(happyModel())["class_names"] == ["0", "1"]  # one sigmoid output: two classes
+    bare.metadata = {"class_names": ["a", "b", "c"]}
+    assert model_info.metadata(bare)["class_names"] == ["a", "b", "c"]
+    assert bare.metadata == {"class_names": ["a", "b", "c"]}  # a copy: the model's own is unchanged
+    assert model_info.is_smile_model({"class_names": ["Not_Smiling", "smiling"]})
+    assert model_info.is_smile_model({"class_names": ["0", "1"], "app": "happy"})
+    assert not model_info.is_smile_model({"class_names": ["0", "1"]})
 
 
 def test_match_classes():

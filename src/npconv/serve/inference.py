@@ -13,7 +13,7 @@ import numpy as np
 
 from ..apps.datasets import to_float
 from ..apps.heads import probabilities
-from ..cli import _is_smile_model, _metadata
+from ..apps.model_info import is_smile_model, metadata
 from ..layers import Conv2D
 from .pictures import feature_map_grid, png_data_url
 
@@ -28,10 +28,10 @@ class Predictor:
 
     def __init__(self, model, max_channels: int = 32):
         self.model = model
-        self.metadata = _metadata(model)
+        self.metadata = metadata(model)
         self.input_shape = tuple(int(s) for s in self.metadata["input_shape"])
         self.class_names = [str(n) for n in self.metadata["class_names"]]
-        self.is_smile_model = _is_smile_model(self.metadata)
+        self.is_smile_model = is_smile_model(self.metadata)
         self.conv_layers = [layer.name for layer in model.layers if isinstance(layer, Conv2D)]
         self.max_channels = max_channels
         self._lock = threading.Lock()
