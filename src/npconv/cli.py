@@ -170,12 +170,8 @@ def cmd_train(args) -> int:
 
 def _load_for_model(source: str, meta: dict, data_dir):
     from .apps import datasets
-    from .data import load_dataset
-    n_H, n_W, n_C = meta["input_shape"]
     resolved = datasets.resolve(source, data_dir, prefer_test=True)
-    data = load_dataset(resolved, image_size=(n_H, n_W), color_mode="grayscale" if n_C == 1 else "rgb",
-                        data_dir=data_dir)
-    data.x = datasets.fit_to_input(data.x, (n_H, n_W, n_C))
+    data = datasets.load_for_input(resolved, meta["input_shape"], data_dir)
     data.y = datasets.match_classes(data.class_names, meta["class_names"])[data.y]
     if len(data.class_names) != len(meta["class_names"]):
         warnings.warn(f"{source} has {len(data.class_names)} classes ({', '.join(map(str, data.class_names))}) "
@@ -211,16 +207,14 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .apps.model_info import is_smile_model, metadata
     from .apps import tta
     from .apps.datasets import to_float
     from .apps.heads import probabilities
-    from .data import load_image
+    from .apps.model_info import is_smile_model, metadata
+    from .apps.photos import load_photos
     model = _load_model(args.model)
     meta = metadata(model)
-    n_H, n_W, n_C = meta["input_shape"]
-    images = np.stack([load_image(p, image_size=(n_H, n_W), color_mode="grayscale" if n_C == 1 else "rgb")
-                       for p in args.images])
+    images = load_photos(args.images, meta["input_shape"])  # resized as training resizes
     probs = probabilities(tta.predict(model, to_float(images, meta["value_scale"]), args.tta))
     names, smile = meta["class_names"], is_smile_model(meta)
     results = []

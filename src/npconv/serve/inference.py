@@ -1,8 +1,9 @@
 """One photo through a model, as the page shows it: the class probabilities, the Happy House door,
 the picture the model sees, and the feature maps of every convolution.
 
-The preparation is ``npconv predict``'s: the photo decoded to the model's input size and colour mode
-(:func:`npconv.serve.uploads.decode_photo`), divided by the metadata's ``value_scale``, then
+The preparation is ``npconv predict``'s and training's: the photo decoded to the model's input size
+and colour mode by the area filter (:func:`npconv.apps.photos.prepare_photo`, through
+:func:`npconv.serve.uploads.decode_photo`), divided by the metadata's ``value_scale``, then
 ``model.predict`` and :func:`npconv.apps.heads.probabilities`.
 """
 from __future__ import annotations
