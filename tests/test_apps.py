@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from npconv.apps import (RECIPES, convolutional_model, get_arch, happyModel, list_archs, recipe_for,
                          smallres)
-from npconv.apps import datasets
+from npconv.apps import datasets, model_info, photos
 from npconv.apps.registry import arch_options
 from npconv.errors import DataError
 
@@ -151,6 +152,43 @@ def test_fit_to_input_resizes_and_converts_channels():
     assert datasets.fit_to_input(x, (3, 3, 1)).shape == (2, 3, 3, 1)  # a ratio that needs Pillow
     gray = np.full((1, 4, 4, 1), 7, np.uint8)
     assert np.all(datasets.fit_to_input(gray, (4, 4, 3)) == 7)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (50, 70)])  # a whole factor (block means), and not (Pillow's box)
+def test_a_photo_is_prepared_as_training_prepares_the_same_picture(tmp_path, size):
+    # The pictures of an .h5 set are fitted by fit_to_input; the same picture as a PNG or JPEG file
+    # (npconv predict, npconv serve) and in an image folder (train, evaluate) must come out equal.
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, (1, *size, 3), dtype=np.uint8)
+    (tmp_path / "folder" / "a").mkdir(parents=True)
+    Image.fromarray(picture[0]).save(tmp_path / "folder" / "a" / "picture.png")
+    Image.fromarray(picture[0]).save(tmp_path / "picture.jpg", quality=90)
+    stored_jpeg = np.asarray(Image.open(tmp_path / "picture.jpg"))[None]  # the JPEG's own pixels
+    for input_shape in [(32, 32, 3), (16, 16, 3), (20, 30, 3)]:
+        trained_on = datasets.fit_to_input(picture, input_shape)[0]
+        np.testing.assert_array_equal(photos.prepare_photo(tmp_path / "folder" / "a" / "picture.png",
+                                                           input_shape), trained_on)
+        folder = datasets.load_for_input(str(tmp_path / "folder"), input_shape)
+        np.testing.assert_array_equal(folder.x[0], trained_on)
+        # A JPEG is averaged from every decoded pixel (no reduced-scale JPEG decoding).
+        np.testing.assert_array_equal(photos.prepare_photo(tmp_path / "picture.jpg", input_shape),
+                                      datasets.fit_to_input(stored_jpeg, input_shape)[0])
+    assert photos.load_photos([tmp_path / "picture.jpg"] * 2, (8, 8, 1)).shape == (2, 8, 8, 1)
+
+
+def test_model_info_fills_in_metadata_and_knows_smile_models():
+    from npconv import layers as L
+    from npconv.models import Sequential
+    bare = Sequential([L.Input((8, 8, 1)), L.Flatten(), L.Dense(3, activation="softmax")])
+    assert model_info.metadata(bare) == {"input_shape": [8, 8, 1], "class_names": ["0", "1", "2"],
+                                         "value_scale": 255}
+    assert model_info.metadata(happyModel())["class_names"] == ["0", "1"]  # one sigmoid output: two classes
+    bare.metadata = {"class_names": ["a", "b", "c"]}
+    assert model_info.metadata(bare)["class_names"] == ["a", "b", "c"]
+    assert bare.metadata == {"class_names": ["a", "b", "c"]}  # a copy: the model's own is unchanged
+    assert model_info.is_smile_model({"class_names": ["Not_Smiling", "smiling"]})
+    assert model_info.is_smile_model({"class_names": ["0", "1"], "app": "happy"})
+    assert not model_info.is_smile_model({"class_names": ["0", "1"]})
 
 
 def test_match_classes():

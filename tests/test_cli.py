@@ -139,6 +139,22 @@ def test_predict_any_photo_and_the_door(trained, tmp_path, capsys):
     assert entry["probability"] == pytest.approx(max(p_smiling, 1 - p_smiling), rel=1e-6)
 
 
+def test_predict_on_a_photo_equals_predict_on_the_picture_as_training_prepares_it(trained, tmp_path, capsys):
+    # A model trained at 16 px on 64 px pictures (an .h5 set's are resized by fit_to_input, the area
+    # filter) must say the same of such a picture saved as a photo file; Pillow's bilinear did not.
+    from npconv.apps.datasets import fit_to_input, to_float
+    from npconv.data.synthetic import make_smiley_faces
+    pictures = make_smiley_faces(n=4, image_size=64, seed=3).x
+    model = npconv.load_model(trained)
+    for i, picture in enumerate(pictures):
+        photo = tmp_path / f"picture{i}.png"
+        Image.fromarray(picture).save(photo)
+        code, out, _ = run(capsys, "predict", trained, photo, "--json")
+        assert code == 0
+        p_smiling = float(model.predict(to_float(fit_to_input(picture[None], (16, 16, 3))))[0, 0])
+        assert json.loads(out)["probabilities"]["smiling"] == p_smiling
+
+
 def test_train_with_the_accuracy_options(tmp_path, capsys):
     model = tmp_path / "m.npz"
     code, out, err = run(capsys, "train", "--out", model, "--no-report", *QUICK, "--weight-decay", "0.01",

@@ -59,6 +59,27 @@ def test_ties_send_the_gradient_to_the_first_maximum():
     assert dx[0, :, :, 0].tolist() == [[1.0, 0.0], [0.0, 0.0]]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nan_in_a_window_gives_nan_as_pytorch(torch, dtype):
+    # A diverged network's NaN must show, not be skipped: NaN first in a window, after its maximum,
+    # twice, and alone in a window of -inf padding; the gradient goes to the last NaN, as PyTorch's.
+    x = np.arange(2 * 5 * 5 * 2, dtype=dtype).reshape(2, 5, 5, 2)
+    for i, h, w, c in [(0, 0, 0, 0), (0, 1, 3, 0), (0, 2, 3, 1), (0, 3, 2, 1), (1, 4, 4, 0), (1, 4, 4, 1)]:
+        x[i, h, w, c] = np.nan
+    for pool, stride, padding in [(2, None, "same"), (3, 1, "valid"), ((2, 3), (2, 1), "same")]:
+        out, cache = pool2d_forward(x, pool, stride, padding)
+        (top, bottom), (left, right) = cache.pads
+        xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+        yt = torch.nn.functional.max_pool2d(torch.nn.functional.pad(xt, (left, right, top, bottom),
+                                                                    value=-np.inf), pool, stride)
+        expected = yt.detach().numpy().transpose(0, 2, 3, 1)
+        assert np.isnan(out).any()
+        np.testing.assert_array_equal(out, expected)  # NaN where PyTorch has NaN, equal elsewhere
+        dout = np.arange(1, out.size + 1, dtype=dtype).reshape(out.shape)
+        yt.backward(torch.tensor(np.ascontiguousarray(dout.transpose(0, 3, 1, 2))))
+        np.testing.assert_array_equal(pool2d_backward(dout, cache), xt.grad.numpy().transpose(0, 2, 3, 1))
+
+
 def test_same_average_counts_only_real_pixels():
     x = np.ones((1, 5, 5, 1), dtype=np.float32)
     out, _ = pool2d_forward(x, 2, padding="same", mode="average")

@@ -143,6 +143,18 @@ def test_a_happy_house_photo_gets_what_npconv_predict_says(client, happy, tmp_pa
     assert sum(answer["probabilities"].values()) == pytest.approx(1.0)
 
 
+def test_a_photo_gets_what_the_model_says_of_the_picture_as_training_prepares_it(client, happy, model_path):
+    # A Happy House picture (64 px, as test_happy.h5 stores it) posted as a PNG must be resized as
+    # training and npconv evaluate resize the .h5 set (fit_to_input), not by another filter.
+    from npconv.apps.datasets import fit_to_input, to_float
+    x, _ = happy
+    model = npconv.load_model(model_path)
+    for picture in x[:4]:
+        answer = post(client, encode(picture)).json()
+        p_smiling = float(model.predict(to_float(fit_to_input(picture[None], (16, 16, 3))))[0, 0])
+        assert answer["probabilities"]["smiling"] == p_smiling
+
+
 def _decode_data_url(url: str) -> np.ndarray:
     import base64
     assert url.startswith("data:image/png;base64,")

@@ -48,16 +48,6 @@ def _table(rows, header) -> str:
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
 
-def _metadata(model) -> dict:
-    """The model's metadata with defaults for models saved without it."""
-    meta = dict(model.metadata or {})
-    meta.setdefault("input_shape", list(model.input_shape[1:]))
-    n_out = model.output_shape[-1]
-    meta.setdefault("class_names", [str(i) for i in range(2 if n_out == 1 else n_out)])
-    meta.setdefault("value_scale", 255)
-    return meta
-
-
 def _load_model(path):
     from .models import load_model
     if not Path(path).is_file():
@@ -180,12 +170,8 @@ def cmd_train(args) -> int:
 
 def _load_for_model(source: str, meta: dict, data_dir):
     from .apps import datasets
-    from .data import load_dataset
-    n_H, n_W, n_C = meta["input_shape"]
     resolved = datasets.resolve(source, data_dir, prefer_test=True)
-    data = load_dataset(resolved, image_size=(n_H, n_W), color_mode="grayscale" if n_C == 1 else "rgb",
-                        data_dir=data_dir)
-    data.x = datasets.fit_to_input(data.x, (n_H, n_W, n_C))
+    data = datasets.load_for_input(resolved, meta["input_shape"], data_dir)
     data.y = datasets.match_classes(data.class_names, meta["class_names"])[data.y]
     if len(data.class_names) != len(meta["class_names"]):
         warnings.warn(f"{source} has {len(data.class_names)} classes ({', '.join(map(str, data.class_names))}) "
@@ -197,9 +183,10 @@ def _load_for_model(source: str, meta: dict, data_dir):
 
 def cmd_evaluate(args) -> int:
     from .apps import training
+    from .apps.model_info import metadata
     from .report import jsonable
     model = _load_model(args.model)
-    meta = _metadata(model)
+    meta = metadata(model)
     data = _load_for_model(args.data, meta, args.data_dir)
     result = jsonable(training.evaluate(model, data.x, data.y, tta=args.tta), meta["class_names"])
     if args.json:
@@ -219,24 +206,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _is_smile_model(meta: dict) -> bool:
-    from .apps.happy import HAPPY_CLASSES
-    names = [str(n).lower().replace("_", " ") for n in meta["class_names"]]
-    return meta.get("app") == "happy" or names == HAPPY_CLASSES
-
-
 def cmd_predict(args) -> int:
     from .apps import tta
     from .apps.datasets import to_float
     from .apps.heads import probabilities
-    from .data import load_image
+    from .apps.model_info import is_smile_model, metadata
+    from .apps.photos import load_photos
     model = _load_model(args.model)
-    meta = _metadata(model)
-    n_H, n_W, n_C = meta["input_shape"]
-    images = np.stack([load_image(p, image_size=(n_H, n_W), color_mode="grayscale" if n_C == 1 else "rgb")
-                       for p in args.images])
+    meta = metadata(model)
+    images = load_photos(args.images, meta["input_shape"])  # resized as training resizes
     probs = probabilities(tta.predict(model, to_float(images, meta["value_scale"]), args.tta))
-    names, smile = meta["class_names"], _is_smile_model(meta)
+    names, smile = meta["class_names"], is_smile_model(meta)
     results = []
     for path, p in zip(args.images, probs):
         k = int(p.argmax())
@@ -259,9 +239,10 @@ def cmd_predict(args) -> int:
 # ----------------------------------------------------------------------------- summary / data
 
 def cmd_summary(args) -> int:
+    from .apps.model_info import metadata
     model = _load_model(args.model)
     model.summary()
-    meta = _metadata(model)
+    meta = metadata(model)
     print("\nmetadata:")
     for key, value in meta.items():
         print(f"  {key}: {json.dumps(value)}")
@@ -300,6 +281,7 @@ def cmd_data(args) -> int:
 # ----------------------------------------------------------------------------- export
 
 def cmd_export(args) -> int:
+    from .apps.model_info import metadata
     from .export import export
     model = _load_model(args.model)
     path = export(model, args.out, format="onnx")
@@ -317,7 +299,7 @@ def cmd_export(args) -> int:
                            "please report it.")
     image_shape = model.input_shape[1:]  # without the batch axis
     shape = ", ".join(str(s) for s in image_shape)
-    scale = f", pixels divided by {_metadata(model)['value_scale']}" if len(image_shape) == 3 else ""
+    scale = f", pixels divided by {metadata(model)['value_scale']}" if len(image_shape) == 3 else ""
     print(f"wrote {path}: input 'input' float32 (batch, {shape}){scale}; output 'output'. "
           f"onnxruntime matches npconv to {difference:.1e} on 4 random inputs.")
     return 0

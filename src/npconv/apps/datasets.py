@@ -1,8 +1,9 @@
 """Finding the data a command names and shaping it for a model.
 
-``resolve("signs")`` -> the path of ``train_signs.h5`` in the data directory; ``fit_to_input`` resizes
-uint8 images and converts their channels to what a model takes; ``match_classes`` maps a data set's
-class names onto a model's.
+``resolve("signs")`` -> the path of ``train_signs.h5`` in the data directory; ``load_for_input`` loads
+a source's pictures prepared for a model's input as :func:`npconv.apps.photos.prepare_photo` prepares
+one photo; ``fit_to_input`` resizes uint8 images (area filter) and converts their channels to what a
+model takes; ``match_classes`` maps a data set's class names onto a model's.
 """
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..data import Dataset, data_dir as resolve_data_dir, find_file, load_dataset
+from ..data.images import resize_area
 from ..data.registry import BUILTIN_PREFIX, resolve_source
 from ..errors import DataError, expected
 from .happy import HAPPY_CLASSES
+from .photos import RESAMPLING, color_mode as color_mode_for
 
 #: Bare names ``npconv train NAME`` understands -> file or folder in the data directory.
 NAMED = {
@@ -97,21 +99,34 @@ def paired_test_file(source: str) -> Path | None:
 def load(source: str, image_size: int, color_mode: str, data_dir=None, **options) -> Dataset:
     """Load ``source`` at ``image_size`` x ``image_size`` in ``color_mode``, with readable class names.
 
-    Folders are decoded once and cached (the user cache folder); .h5 files are resized here.
+    Folders are decoded once and cached (the user cache folder); see :func:`load_for_input`.
     """
     channels = 1 if color_mode == "grayscale" else 3
     kwargs = {"cache": True} if Path(source).is_dir() else {}
-    data = load_dataset(source, image_size=(image_size, image_size), color_mode=color_mode,
-                        data_dir=data_dir, **kwargs, **options)
-    data.x = fit_to_input(data.x, (image_size, image_size, channels))
+    data = load_for_input(source, (image_size, image_size, channels), data_dir, **kwargs, **options)
     if dataset_name(source) == "happy" and data.class_names == ["0", "1"]:
         data.class_names = list(HAPPY_CLASSES)  # the course's labels: 0 = not smiling, 1 = smiling
     return data
 
 
+def load_for_input(source: str, input_shape, data_dir=None, **options) -> Dataset:
+    """``source``'s pictures as uint8 ``(m, n_H, n_W, n_C)`` for a model taking ``input_shape``, each
+    prepared as :func:`npconv.apps.photos.prepare_photo` prepares a photo file: a folder's files
+    decoded by the area filter, an .h5 set's stored pictures resized by :func:`fit_to_input`.
+    ``options`` go to :func:`npconv.data.load_dataset`."""
+    n_H, n_W, n_C = (int(s) for s in input_shape)
+    if Path(source).is_dir():
+        options = {"interpolation": RESAMPLING, **options}
+    data = load_dataset(source, image_size=(n_H, n_W), color_mode=color_mode_for(input_shape),
+                        data_dir=data_dir, **options)
+    data.x = fit_to_input(data.x, (n_H, n_W, n_C))
+    return data
+
+
 def fit_to_input(x: np.ndarray, input_shape) -> np.ndarray:
-    """uint8 images ``(m, h, w, c)`` resized to ``input_shape = (n_H, n_W, n_C)`` (area filter) and
-    converted to ``n_C`` channels (gray -> RGB by copying, RGB -> gray by luma)."""
+    """uint8 images ``(m, h, w, c)`` resized to ``input_shape = (n_H, n_W, n_C)`` (area filter,
+    :func:`npconv.data.images.resize_area`) and converted to ``n_C`` channels (gray -> RGB by
+    copying, RGB -> gray by luma)."""
     n_H, n_W, n_C = (int(s) for s in input_shape)
     if x.shape[-1] != n_C:
         if n_C == 3 and x.shape[-1] == 1:
@@ -122,19 +137,7 @@ def fit_to_input(x: np.ndarray, input_shape) -> np.ndarray:
             x = x[..., :3]
         else:
             raise DataError(expected("images", f"1 or 3 channels to make {n_C}", x))
-    h, w = x.shape[1:3]
-    if (h, w) == (n_H, n_W):
-        return x
-    if h % n_H == 0 and w % n_W == 0:  # whole-factor downscaling: one reshape-mean, no loop
-        fh, fw = h // n_H, w // n_W
-        blocks = x.reshape(len(x), n_H, fh, n_W, fw, x.shape[-1]).mean(axis=(2, 4))
-        return np.rint(blocks).astype(np.uint8)
-    # Any other ratio needs a real resampling filter: Pillow, one image at a time.
-    out = np.empty((len(x), n_H, n_W, x.shape[-1]), np.uint8)
-    for i, image in enumerate(x):
-        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-        out[i] = np.asarray(pil.resize((n_W, n_H), Image.Resampling.BOX)).reshape(n_H, n_W, -1)
-    return out
+    return resize_area(x, (n_H, n_W))
 
 
 def to_float(x: np.ndarray, value_scale: float = 255.0) -> np.ndarray:

@@ -9,7 +9,8 @@ Both loop over the ``ph * pw`` offsets of the window, never over pixels: each of
 slice of the whole batch, so a ``2 x 2`` pool is four array operations whatever the image size. Max
 pooling records which offset won (the first one, on ties, as PyTorch does) so backward routes each
 gradient to exactly one input; where windows do not overlap (stride >= pool size, Keras's default),
-backward writes each offset's share straight into its slice instead of accumulating.
+backward writes each offset's share straight into its slice instead of accumulating. A window
+holding NaN gives NaN (as NumPy's max) and sends its gradient to its last NaN (as PyTorch).
 
 With the compiled tier (:mod:`npconv.functional._tier`) max pooling reads each window once instead
 (:mod:`npconv.functional.compiled.pool`), with the same ``winner`` in the cache.
@@ -124,7 +125,18 @@ def _max_over_offsets(x_pad, pool, stride, out_size):
         # winner = where(better, offset, winner) as integer arithmetic (wrapping is harmless): one
         # ufunc pass instead of a masked copy, which made this loop the costliest step of a Happy batch.
         winner += better * (winner.dtype.type(offset) - winner)
+    if np.isnan(best).any():  # NaN windows (a diverged network): rare, so not in the loop above
+        _point_at_last_nan(x_pad, pool, stride, out_size, winner)
     return best, winner
+
+
+def _point_at_last_nan(x_pad, pool, stride, out_size, winner):
+    """Make ``winner`` the offset of each window's last NaN, where it has one (PyTorch's choice):
+    ``np.maximum`` already made the value NaN, but ``greater`` never picks a NaN."""
+    ph, pw = pool
+    for offset in range(ph * pw):
+        candidate = _offset_slice(x_pad, *divmod(offset, pw), stride, out_size)
+        winner[np.isnan(candidate)] = offset
 
 
 def _winner_dtype(pool):

@@ -1,8 +1,9 @@
 """One photo through a model, as the page shows it: the class probabilities, the Happy House door,
 the picture the model sees, and the feature maps of every convolution.
 
-The preparation is ``npconv predict``'s: the photo decoded to the model's input size and colour mode
-(:func:`npconv.serve.uploads.decode_photo`), divided by the metadata's ``value_scale``, then
+The preparation is ``npconv predict``'s and training's: the photo decoded to the model's input size
+and colour mode by the area filter (:func:`npconv.apps.photos.prepare_photo`, through
+:func:`npconv.serve.uploads.decode_photo`), divided by the metadata's ``value_scale``, then
 ``model.predict`` and :func:`npconv.apps.heads.probabilities`.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..apps.datasets import to_float
 from ..apps.heads import probabilities
-from ..cli import _is_smile_model, _metadata
+from ..apps.model_info import is_smile_model, metadata
 from ..layers import Conv2D
 from .pictures import feature_map_grid, png_data_url
 
@@ -28,10 +29,10 @@ class Predictor:
 
     def __init__(self, model, max_channels: int = 32):
         self.model = model
-        self.metadata = _metadata(model)
+        self.metadata = metadata(model)
         self.input_shape = tuple(int(s) for s in self.metadata["input_shape"])
         self.class_names = [str(n) for n in self.metadata["class_names"]]
-        self.is_smile_model = _is_smile_model(self.metadata)
+        self.is_smile_model = is_smile_model(self.metadata)
         self.conv_layers = [layer.name for layer in model.layers if isinstance(layer, Conv2D)]
         self.max_channels = max_channels
         self._lock = threading.Lock()

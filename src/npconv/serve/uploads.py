@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from ..data.images import decode_image
+from ..apps.photos import prepare_photo
 
 #: Largest request body accepted (413 above it).
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -81,14 +81,13 @@ async def read_image_field(request: Request, field: str = "image") -> bytes:
 
 def decode_photo(data: bytes, input_shape) -> np.ndarray:
     """``data`` (an encoded photo) as uint8 ``(n_H, n_W, n_C)`` for a model taking
-    ``input_shape = (n_H, n_W, n_C)``: the decoding ``npconv predict`` does, within the limits above."""
-    n_H, n_W, n_C = input_shape
+    ``input_shape = (n_H, n_W, n_C)``: :func:`npconv.apps.photos.prepare_photo`, as ``npconv predict``
+    and training prepare pictures, within the limits above."""
     if not data:
         raise UploadError(400, "the file is empty: choose a photo (JPEG, PNG, GIF, BMP or WebP).")
     try:
         with _DECODE_SLOTS:
-            return decode_image(io.BytesIO(data), (n_H, n_W), "grayscale" if n_C == 1 else "rgb",
-                                formats=FORMATS, max_pixels=MAX_PIXELS)
+            return prepare_photo(io.BytesIO(data), input_shape, formats=FORMATS, max_pixels=MAX_PIXELS)
     except Image.DecompressionBombError as exc:
         raise UploadError(413, f"image too large: {str(exc).rstrip('.')}. Send a photo of at most "
                                f"{MAX_PIXELS // 1_000_000} megapixels.") from exc

@@ -3,7 +3,8 @@
 The NumPy tier makes ``ph * pw`` strided passes over the whole batch (64 for an 8x8 pool), each
 reading a slice and updating the running maximum and the winner; here every window is read once
 while its maximum and winner are updated in the output row, which stays in L1 cache. Same results and the same cache: ``winner`` holds
-the offset ``p * pw + q`` of the first maximum (ties keep the earlier offset, as PyTorch).
+the offset ``p * pw + q`` of the first maximum (ties keep the earlier offset, as PyTorch); a window
+holding NaN gives NaN (as NumPy's max) and its winner is its last NaN (as PyTorch's).
 """
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def max_pool_forward(x_pad, ph, pw, sh, sw, out, winner):
                             continue
                         candidate = x_pad[i, h * sh + p, v * sw + q]
                         for c in range(n_c):
-                            if candidate[c] > best[c]:  # strict: ties keep the earlier offset
+                            # Strict, so ties keep the earlier offset; a NaN always wins (PyTorch's
+                            # test), so the maximum of a window holding NaN is NaN.
+                            if candidate[c] > best[c] or candidate[c] != candidate[c]:
                                 best[c] = candidate[c]
                                 won[c] = p * pw + q
 
