@@ -22,8 +22,6 @@ import traceback
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 
 PROG = "npconv"
