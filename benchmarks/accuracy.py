@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from _timing import RESULTS, print_table, write_json
+from provenance import provenance
 import npconv as nc
 from npconv.apps import RECIPES, convolutional_model, happyModel
 from npconv.apps import datasets, training
@@ -461,8 +462,9 @@ def main(argv=None) -> int:
             new = happy_transfer_rows(row_id, args)
         else:
             new = default_rows(row_id, args)
-        for r in new:
+        for r in new:  # each row keeps where it came from: the file's provenance is its last run's
             r["measured"] = time.strftime("%Y-%m-%d %H:%M")
+            r["commit"] = provenance()["commit"]
         rows += new
         # Re-read before each write: another run of this script may have added rows meanwhile.
         previous = json.loads(path.read_text()).get("rows", []) if path.exists() else []
