@@ -174,6 +174,9 @@ def test_ctrl_c_stops_after_the_batch_and_returns_the_history():
 
 
 def test_a_real_sigint_is_deferred_to_the_end_of_the_batch():
+    # Python's own Ctrl-C handler, as in a terminal: a process started in the background by a
+    # non-interactive shell (a CI script's `cmd &`) inherits SIGINT ignored, and fit leaves that alone.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     model, x, y = model_and_data()
 
     class CtrlC(C.Callback):
@@ -181,8 +184,11 @@ def test_a_real_sigint_is_deferred_to_the_end_of_the_batch():
             if batch == 1:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.warns(UserWarning, match="interrupted at epoch 1, batch 2"):
-        history = model.fit(x, y, epochs=3, batch_size=10, callbacks=[CtrlC()], verbose=0)
+    try:
+        with pytest.warns(UserWarning, match="interrupted at epoch 1, batch 2"):
+            history = model.fit(x, y, epochs=3, batch_size=10, callbacks=[CtrlC()], verbose=0)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert history.history == {}
 
 
