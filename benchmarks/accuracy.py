@@ -92,61 +92,12 @@ def cli_data(name: str, recipe, data_dir, quick: bool):
 # ----------------------------------------------------------------------------- PyTorch twins
 
 def torch_modules():
+    """PyTorch and its twins of npconv's nets (``torch_twins.py``), imported only when a row needs them."""
     import torch
     from torch import nn
 
-    def keras_init(net, conv_init="glorot"):
-        """Keras's initialisers: glorot_uniform (course layers) or he_normal (smallres convs), zero biases."""
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                if isinstance(m, nn.Conv2d) and conv_init == "he":
-                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                else:
-                    nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        return net
-
-    def signs_course(n_classes):
-        # TensorFlow "same": a 4x4 kernel pads 1 top/left and 2 bottom/right; a 2x2 kernel 0 and 1.
-        return keras_init(nn.Sequential(
-            nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(3, 8, 4), nn.ReLU(), nn.MaxPool2d(8),
-            nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(8, 16, 2), nn.ReLU(), nn.MaxPool2d(4),
-            nn.Flatten(), nn.Linear(2 * 2 * 16, n_classes)))
-
-    def happy_course(input_shape):
-        n_h, n_w, n_c = input_shape
-        return keras_init(nn.Sequential(
-            nn.ZeroPad2d(3), nn.Conv2d(n_c, 32, 7), nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
-            nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * (n_h // 2) * (n_w // 2), 1)))
-
-    def conv_bn(c_in, c_out, k):
-        # Keras BatchNormalization(momentum=0.9) is PyTorch's momentum 0.1.
-        return [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.1)]
-
-    class Block(nn.Module):
-        def __init__(self, c_in, c_out):
-            super().__init__()
-            self.body = nn.Sequential(*conv_bn(c_in, c_out, 3), nn.ReLU(), *conv_bn(c_out, c_out, 3))
-            self.shortcut = nn.Identity() if c_in == c_out else nn.Sequential(*conv_bn(c_in, c_out, 1))
-
-        def forward(self, x):
-            return torch.relu(self.body(x) + self.shortcut(x))
-
-    def smallres(input_shape, n_out, widths=(16, 32, 64), dropout=0.3):
-        """``npconv.apps.smallres`` without its augmentation layers (the loop augments)."""
-        c_in = input_shape[-1]
-        layers = [*conv_bn(c_in, widths[0], 3), nn.ReLU()]
-        if min(input_shape[:2]) >= 48:
-            layers.append(nn.MaxPool2d(2))
-        for c_prev, c in zip((widths[0],) + tuple(widths[:-1]), widths):
-            layers += [Block(c_prev, c), nn.MaxPool2d(2)]
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], n_out)]
-        net = keras_init(nn.Sequential(*layers), conv_init="he")
-        nn.init.xavier_uniform_(net[-1].weight)
-        return net
-
-    return torch, nn, signs_course, happy_course, smallres
+    import torch_twins
+    return torch, nn, torch_twins.signs_course, torch_twins.happy_course, torch_twins.smallres
 
 
 def torch_fit_eval(net, x, y, x_test, y_test, epochs, batch, lr, seed, cosine=False, augmentation=None):

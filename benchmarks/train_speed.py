@@ -37,6 +37,8 @@ from npconv.apps.residual import smallres
 try:
     import torch
     from torch import nn
+
+    import torch_twins
 except ImportError:
     sys.exit("train_speed needs PyTorch for the side-by-side: pip install torch==2.13.0")
 
@@ -66,40 +68,7 @@ def smallres_npconv():
     return model
 
 
-# --- the same in PyTorch (TensorFlow's "same" padding made explicit) ------------------------------
-def happy_torch():
-    return nn.Sequential(nn.ZeroPad2d(3), nn.Conv2d(3, 32, 7), nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
-                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 32 * 32, 1))
-
-
-def signs_torch():
-    return nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(3, 8, 4), nn.ReLU(), nn.MaxPool2d(8),
-                         nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(8, 16, 2), nn.ReLU(), nn.MaxPool2d(4),
-                         nn.Flatten(), nn.Linear(2 * 2 * 16, 6))
-
-
-def smallres_torch(widths=(16, 32, 64)):
-    """The default ``smallres`` (see npconv.apps.residual) without its augmentation layers."""
-    def conv_bn(c_in, c_out, kernel):
-        return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
-                nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.1)]
-
-    class Block(nn.Module):
-        def __init__(self, c_in, c_out):
-            super().__init__()
-            self.body = nn.Sequential(*conv_bn(c_in, c_out, 3), nn.ReLU(), *conv_bn(c_out, c_out, 3))
-            self.shortcut = nn.Identity() if c_in == c_out else nn.Sequential(*conv_bn(c_in, c_out, 1))
-
-        def forward(self, x):
-            return torch.relu(self.body(x) + self.shortcut(x))
-
-    layers, c_in = [*conv_bn(3, widths[0], 3), nn.ReLU(), nn.MaxPool2d(2)], widths[0]
-    for width in widths:
-        layers += [Block(c_in, width), nn.MaxPool2d(2)]
-        c_in = width
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(c_in, 6))
-
-
+# --- the same in PyTorch: torch_twins.py ----------------------------------------------------------
 def torch_epoch(net, opt, loss_fn, x, y, batch, gen):
     perm = torch.randperm(len(x), generator=gen)
     net.train()
@@ -120,8 +89,8 @@ def data(case, rng):
 def speed_rows(pairs):
     rng = np.random.default_rng(0)
     rows = []
-    cases = ((HAPPY, happy_npconv, happy_torch), (SIGNS, signs_npconv, signs_torch),
-             (SMALLRES, smallres_npconv, smallres_torch))
+    cases = ((HAPPY, happy_npconv, torch_twins.happy_course), (SIGNS, signs_npconv, torch_twins.signs_course),
+             (SMALLRES, smallres_npconv, torch_twins.smallres))
     for case, build_np, build_torch in cases:
         x, y = data(case, rng)
         nc.utils.set_random_seed(0)
