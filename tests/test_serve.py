@@ -122,6 +122,16 @@ def test_model_card_comes_from_the_metadata(client, model_path):
     assert 0 <= card["held_out_accuracy"] <= 1
     model = npconv.load_model(model_path)
     assert card["parameters"] == model.count_params() and card["conv_layers"]
+    assert card["initialised_from"] is None
+
+
+def test_model_card_says_what_a_fine_tuned_model_started_from(client, model_path):  # client: the serve extra is there
+    model = npconv.load_model(model_path)
+    model.metadata["initialised_from"] = {"path": "runs/smiles.npz", "dataset": "smiles"}
+    with TestClient(create_app(model, "happy.npz")) as fine_tuned:
+        card = fine_tuned.get("/api/model").json()
+    assert card["initialised_from"] == {"dataset": "smiles", "file": "smiles.npz"}
+    assert "started from" in fine_tuned.get("/").text
 
 
 # ----------------------------------------------------------------------------- good photos

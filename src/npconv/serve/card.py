@@ -12,6 +12,7 @@ def model_card(predictor, file_name: str) -> dict:
     trained = meta.get("trained") or {}
     cv = meta.get("cross_validation") or {}
     held_out = trained.get("held_out_accuracy")
+    origin = meta.get("initialised_from") or {}
     return {
         "file": file_name,
         "arch": meta.get("app"),
@@ -19,6 +20,9 @@ def model_card(predictor, file_name: str) -> dict:
         "input": {"height": n_H, "width": n_W, "channels": n_C,
                   "color_mode": "grayscale" if n_C == 1 else "rgb"},
         "dataset": meta.get("dataset"),
+        # npconv train --init: the model it was fine-tuned from (its data set and file name)
+        "initialised_from": ({"dataset": origin.get("dataset"), "file": origin.get("path", "").split("/")[-1]}
+                             if origin else None),
         "epochs": trained.get("epochs"),
         "training_examples": trained.get("examples"),
         "held_out_accuracy": held_out,
