@@ -7,6 +7,11 @@ Rows (``--only`` takes their ids):
   ``test_signs.h5``; one run per seed. Target ~0.78 (the course's figure).
 * ``signs``: ``npconv train signs`` (the ``RECIPES["signs"]`` recipe, ``smallres``) on
   ``train_signs.h5``, tested on ``test_signs.h5``. Target >= 0.98.
+* ``signs-cv``: the SIGNS recipe with flips off and on, by 5-fold stratified cross-validation of
+  ``train_signs.h5`` alone (``npconv train signs/train_signs.h5 --folds 5 --no-flip`` / ``--flip``):
+  each fold trains on 80% of the 1,080 train images and tests on the other 20%; ``--seeds N`` repeats
+  it with the folds and training seeds of seeds 0..N-1 (default 1). The test set is never read. No
+  PyTorch twin. No target: the better setting becomes the recipe's.
 * ``sld``: ``npconv train sign-language-digits`` at the recipe's image size; held out: the recipe's
   stratified ``val_split`` with split seed 0 (the CLI's default seed). Target >= 0.99.
 * ``smiles``: ``npconv train smiles`` (32 px grayscale), held out as for ``sld``. Target >= 0.94.
@@ -52,7 +57,7 @@ from npconv.apps import RECIPES, convolutional_model, happyModel
 from npconv.apps import datasets, training
 from npconv.data import augment, kfold_indices, train_val_split
 
-ROW_IDS = ("signs-course", "signs", "sld", "smiles", "happy-zero-shot", "happy-init-cv", "happy-cv")
+ROW_IDS = ("signs-course", "signs", "signs-cv", "sld", "smiles", "happy-zero-shot", "happy-init-cv", "happy-cv")
 DATA_NAMES = {"signs": "signs", "sld": "sign-language-digits", "smiles": "smiles"}
 TARGETS = {"signs-course": 0.78, "signs": 0.99, "sld": 0.99, "smiles": 0.945, "happy-zero-shot": 0.70,
            "happy-init-cv": 0.92, "happy-cv": 0.86}
@@ -346,6 +351,35 @@ def happy_cv_rows(args):
     return rows
 
 
+def signs_cv_rows(args):
+    """Flips off and on, each by ``npconv train signs/train_signs.h5 --folds 5`` (train set only)."""
+    source = str(datasets.find_file("train_signs.h5", args.data_dir))
+    rows = []
+    for flip in (False, True):
+        recipe = RECIPES["signs"].replace(flip=flip, epochs=1 if args.quick else None)
+        data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
+        if args.quick:
+            data = data.subset(np.random.default_rng(0).permutation(len(data))[:QUICK_IMAGES])
+        runs = []
+        for seed in range(args.seeds or 1):
+            with timed({}) as total:
+                result = training.cross_validate(data, 5, recipe, recipe.arch, seed=seed, verbose=0,
+                                                 dataset="signs")
+            runs += [{"seed": seed, "fold": f["fold"], "accuracy": f["accuracy"], "n": f["n"],
+                      "wall_s": f["seconds"], "cpu_s": total["cpu_s"] / len(result.folds)}
+                     for f in result.folds]
+            print(f"  signs-cv flip {'on' if flip else 'off'} seed {seed}: "
+                  + " ".join(f"{f['accuracy']:.3f}" for f in result.folds), flush=True)
+        rows.append(summarise({
+            "id": "signs-cv", "data": "SIGNS train", "framework": "npconv", "target": None,
+            "held_out": f"5-fold stratified CV of train_signs.h5 ({len(data)} images), folds of seeds "
+                        f"0..{(args.seeds or 1) - 1}",
+            "model": f"{recipe.arch} (npconv train train_signs.h5 --folds 5 --{'' if flip else 'no-'}flip)",
+            "epochs": recipe.epochs, "batch": recipe.batch_size, "recipe": vars(recipe).copy(),
+            "runs": runs}))
+    return rows
+
+
 def smiles_model(args) -> Path:
     """``--smiles-model``, else the default smiles model (``npconv train smiles``, seed 0), kept in
     ``runs/benchmarks/smiles.npz`` by the ``smiles`` row, or trained here when that row has not run."""
@@ -457,6 +491,8 @@ def main(argv=None) -> int:
             new = signs_course_rows(args)
         elif row_id == "happy-cv":
             new = happy_cv_rows(args)
+        elif row_id == "signs-cv":
+            new = signs_cv_rows(args)
         elif row_id in ("happy-zero-shot", "happy-init-cv"):
             new = happy_transfer_rows(row_id, args)
         else:
