@@ -8,8 +8,9 @@ Rows (``--only`` takes their ids):
 * ``signs``: ``npconv train signs`` (the ``RECIPES["signs"]`` recipe, ``smallres``) on
   ``train_signs.h5``, tested on ``test_signs.h5``. Target >= 0.98.
 * ``signs-cv``: the SIGNS recipe with flips off and on, by 5-fold stratified cross-validation of
-  ``train_signs.h5`` alone (``npconv train signs/train_signs.h5 --folds 5 --no-flip`` / ``--flip``):
-  each fold trains on 80% of the 1,080 train images and tests on the other 20%; ``--seeds N`` repeats
+  ``train_signs.h5`` alone (``npconv train signs --folds 5 --no-flip`` / ``--flip``: with ``--folds``
+  the CLI leaves ``test_signs.h5`` alone): each fold trains on 80% of the 1,080 train images and
+  tests on the other 20%; ``--seeds N`` repeats
   it with the folds and training seeds of seeds 0..N-1 (default 1). The test set is never read. No
   PyTorch twin. No target: the better setting becomes the recipe's.
 * ``sld``: ``npconv train sign-language-digits`` at the recipe's image size; held out: the recipe's
@@ -363,8 +364,10 @@ def signs_cv_rows(args):
         runs = []
         for seed in range(args.seeds or 1):
             with timed({}) as total:
-                result = training.cross_validate(data, 5, recipe, recipe.arch, seed=seed, verbose=0,
-                                                 dataset="signs")
+                result = training.cross_validate(
+                    data, 5, recipe, recipe.arch, seed=seed, verbose=0, dataset="signs",
+                    on_fold=lambda i, r: print(f"    fold {i + 1}: {r.evaluation['accuracy']:.3f} "
+                                               f"in {r.seconds:.0f}s", flush=True))
             runs += [{"seed": seed, "fold": f["fold"], "accuracy": f["accuracy"], "n": f["n"],
                       "wall_s": f["seconds"], "cpu_s": total["cpu_s"] / len(result.folds)}
                      for f in result.folds]
