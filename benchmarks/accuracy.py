@@ -10,9 +10,9 @@ Rows (``--only`` takes their ids):
 * ``signs-cv``: the SIGNS recipe with flips off and on, by 5-fold stratified cross-validation of
   ``train_signs.h5`` alone (``npconv train signs --folds 5 --no-flip`` / ``--flip``: with ``--folds``
   the CLI leaves ``test_signs.h5`` alone): each fold trains on 80% of the 1,080 train images and
-  tests on the other 20%; ``--seeds N`` repeats
-  it with the folds and training seeds of seeds 0..N-1 (default 1). The test set is never read. No
-  PyTorch twin. No target: the better setting becomes the recipe's.
+  tests on the other 20%; ``--seeds N`` repeats it with the folds and training seeds of seeds
+  0..N-1 (default 1). The test set is never read. No PyTorch twin. No target: the better setting
+  becomes the recipe's.
 * ``sld``: ``npconv train sign-language-digits`` at the recipe's image size; held out: the recipe's
   stratified ``val_split`` with split seed 0 (the CLI's default seed). Target >= 0.99.
 * ``smiles``: ``npconv train smiles`` (32 px grayscale), held out as for ``sld``. Target >= 0.94.
