@@ -10,9 +10,9 @@ How each choice was made (and on what data):
 * SIGNS, flips off: chosen by 5-fold stratified cross-validation of ``train_signs.h5`` alone
   (``npconv train signs --folds 5 --no-flip`` / ``--flip``; row ``signs-cv``; 2026-11-24, seed 0):
   without flips 0.994 +- 0.005 (folds 0.986, 0.991, 1.000, 0.995, 1.000: 6 errors in 1,080), with
-  flips 0.985 +- 0.005 (0.986, 0.981, 0.995, 0.981, 0.981: 16 errors); off is as good or better on every fold. The 48 epochs are still npconv
-  0.1's choice, made on the test set ``test_signs.h5`` (32 epochs gave 0.983, 48 gave 0.992 and 0.983
-  for seeds 0 and 1): not yet redone by cross-validation.
+  flips 0.985 +- 0.005 (0.986, 0.981, 0.995, 0.981, 0.981: 16 errors); off is as good or better on
+  every fold. The 48 epochs are still npconv 0.1's choice, made on the test set ``test_signs.h5`` (32
+  epochs gave 0.983, 48 gave 0.992 and 0.983 for seeds 0 and 1): not yet redone by cross-validation.
 * sign-language-digits, 24 epochs, flips on: chosen on the recipe's own 15% held-out split (one
   split, seed 0: 0.988 with flips, 0.984 without; 36 epochs no better).
 * smiles (SMILEsmileD), 64 px grayscale: the Happy House pictures are people at a distance, faces a
