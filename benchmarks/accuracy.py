@@ -6,7 +6,7 @@ Rows (``--only`` takes their ids):
   one-hot labels, ``categorical_crossentropy``, Adam lr 0.001, batch 64, 100 epochs; tested on
   ``test_signs.h5``; one run per seed. Target ~0.78 (the course's figure).
 * ``signs``: ``npconv train signs`` (the ``RECIPES["signs"]`` recipe, ``smallres``) on
-  ``train_signs.h5``, tested on ``test_signs.h5``. Target >= 0.98.
+  ``train_signs.h5``, tested on ``test_signs.h5``. Target >= 0.99 for every seed.
 * ``signs-cv``: the SIGNS recipe with flips off and on, by 5-fold stratified cross-validation of
   ``train_signs.h5`` alone (``npconv train signs --folds 5 --no-flip`` / ``--flip``: with ``--folds``
   the CLI leaves ``test_signs.h5`` alone): each fold trains on 80% of the 1,080 train images and
@@ -62,6 +62,7 @@ ROW_IDS = ("signs-course", "signs", "signs-cv", "sld", "smiles", "happy-zero-sho
 DATA_NAMES = {"signs": "signs", "sld": "sign-language-digits", "smiles": "smiles"}
 TARGETS = {"signs-course": 0.78, "signs": 0.99, "sld": 0.99, "smiles": 0.945, "happy-zero-shot": 0.70,
            "happy-init-cv": 0.92, "happy-cv": 0.86}
+EVERY_SEED = {"signs"}  # rows whose target holds for each seed, not for the mean (issue 12)
 SMILES_MODEL = Path(__file__).resolve().parents[1] / "runs" / "benchmarks" / "smiles.npz"  # not committed
 COURSE_SIGNS = {"epochs": 100, "batch": 64, "lr": 1e-3}
 COURSE_HAPPY = {"epochs": 10, "batch": 16, "lr": 1e-3}
@@ -205,7 +206,8 @@ def recipe_augmentation(recipe):
 # ----------------------------------------------------------------------------- rows
 
 def summarise(row: dict) -> dict:
-    """Mean/std of the runs' accuracies and times; ``met`` against the target when there is one."""
+    """Mean/std of the runs' accuracies and times; ``met`` against the target when there is one (by
+    the worst run for the rows in :data:`EVERY_SEED`, else by the mean)."""
     acc = [r["accuracy"] for r in row["runs"]]
     row["accuracy"] = float(np.mean(acc))
     row["accuracy_std"] = float(np.std(acc))
@@ -213,7 +215,8 @@ def summarise(row: dict) -> dict:
     row["wall_s"] = float(np.mean([r["wall_s"] for r in row["runs"]]))
     row["cpu_s"] = float(np.mean([r["cpu_s"] for r in row["runs"]]))
     target = row.get("target")
-    row["met"] = None if target is None else bool(row["accuracy"] >= target)
+    judged = row["accuracy_min"] if row["id"] in EVERY_SEED else row["accuracy"]
+    row["met"] = None if target is None else bool(judged >= target)
     return row
 
 
