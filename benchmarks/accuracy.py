@@ -6,7 +6,13 @@ Rows (``--only`` takes their ids):
   one-hot labels, ``categorical_crossentropy``, Adam lr 0.001, batch 64, 100 epochs; tested on
   ``test_signs.h5``; one run per seed. Target ~0.78 (the course's figure).
 * ``signs``: ``npconv train signs`` (the ``RECIPES["signs"]`` recipe, ``smallres``) on
-  ``train_signs.h5``, tested on ``test_signs.h5``. Target >= 0.98.
+  ``train_signs.h5``, tested on ``test_signs.h5``. Target >= 0.99 for every seed.
+* ``signs-cv``: the SIGNS recipe with flips off and on, by 5-fold stratified cross-validation of
+  ``train_signs.h5`` alone (``npconv train signs --folds 5 --no-flip`` / ``--flip``: with ``--folds``
+  the CLI leaves ``test_signs.h5`` alone): each fold trains on 80% of the 1,080 train images and
+  tests on the other 20%; ``--seeds N`` repeats it with the folds and training seeds of seeds
+  0..N-1 (default 1). The test set is never read. No PyTorch twin. No target: the better setting
+  becomes the recipe's.
 * ``sld``: ``npconv train sign-language-digits`` at the recipe's image size; held out: the recipe's
   stratified ``val_split`` with split seed 0 (the CLI's default seed). Target >= 0.99.
 * ``smiles``: ``npconv train smiles`` (32 px grayscale), held out as for ``sld``. Target >= 0.94.
@@ -53,10 +59,11 @@ from npconv.apps import RECIPES, convolutional_model, happyModel
 from npconv.apps import datasets, training
 from npconv.data import augment, kfold_indices, train_val_split
 
-ROW_IDS = ("signs-course", "signs", "sld", "smiles", "happy-zero-shot", "happy-init-cv", "happy-cv")
+ROW_IDS = ("signs-course", "signs", "signs-cv", "sld", "smiles", "happy-zero-shot", "happy-init-cv", "happy-cv")
 DATA_NAMES = {"signs": "signs", "sld": "sign-language-digits", "smiles": "smiles"}
 TARGETS = {"signs-course": 0.78, "signs": 0.99, "sld": 0.99, "smiles": 0.945, "happy-zero-shot": 0.70,
            "happy-init-cv": 0.92, "happy-cv": 0.86}
+EVERY_SEED = {"signs"}  # rows whose target holds for each seed, not for the mean (issue 12)
 SMILES_MODEL = Path(__file__).resolve().parents[1] / "runs" / "benchmarks" / "smiles.npz"  # not committed
 COURSE_SIGNS = {"epochs": 100, "batch": 64, "lr": 1e-3}
 COURSE_HAPPY = {"epochs": 10, "batch": 16, "lr": 1e-3}
@@ -151,7 +158,8 @@ def recipe_augmentation(recipe):
 # ----------------------------------------------------------------------------- rows
 
 def summarise(row: dict) -> dict:
-    """Mean/std of the runs' accuracies and times; ``met`` against the target when there is one."""
+    """Mean/std of the runs' accuracies and times; ``met`` against the target when there is one (by
+    the worst run for the rows in :data:`EVERY_SEED`, else by the mean)."""
     acc = [r["accuracy"] for r in row["runs"]]
     row["accuracy"] = float(np.mean(acc))
     row["accuracy_std"] = float(np.std(acc))
@@ -159,7 +167,8 @@ def summarise(row: dict) -> dict:
     row["wall_s"] = float(np.mean([r["wall_s"] for r in row["runs"]]))
     row["cpu_s"] = float(np.mean([r["cpu_s"] for r in row["runs"]]))
     target = row.get("target")
-    row["met"] = None if target is None else bool(row["accuracy"] >= target)
+    judged = row["accuracy_min"] if row["id"] in EVERY_SEED else row["accuracy"]
+    row["met"] = None if target is None else bool(judged >= target)
     return row
 
 
@@ -298,6 +307,37 @@ def happy_cv_rows(args):
     return rows
 
 
+def signs_cv_rows(args):
+    """Flips off and on, each by ``npconv train signs/train_signs.h5 --folds 5`` (train set only)."""
+    source = str(datasets.find_file("train_signs.h5", args.data_dir))
+    rows = []
+    for flip in (False, True):
+        recipe = RECIPES["signs"].replace(flip=flip, epochs=1 if args.quick else None)
+        data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
+        if args.quick:
+            data = data.subset(np.random.default_rng(0).permutation(len(data))[:QUICK_IMAGES])
+        runs = []
+        for seed in range(args.seeds or 1):
+            with timed({}) as total:
+                result = training.cross_validate(
+                    data, 5, recipe, recipe.arch, seed=seed, verbose=0, dataset="signs",
+                    on_fold=lambda i, r: print(f"    fold {i + 1}: {r.evaluation['accuracy']:.3f} "
+                                               f"in {r.seconds:.0f}s", flush=True))
+            runs += [{"seed": seed, "fold": f["fold"], "accuracy": f["accuracy"], "n": f["n"],
+                      "wall_s": f["seconds"], "cpu_s": total["cpu_s"] / len(result.folds)}
+                     for f in result.folds]
+            print(f"  signs-cv flip {'on' if flip else 'off'} seed {seed}: "
+                  + " ".join(f"{f['accuracy']:.3f}" for f in result.folds), flush=True)
+        rows.append(summarise({
+            "id": "signs-cv", "data": "SIGNS train", "framework": "npconv", "target": None,
+            "held_out": f"5-fold stratified CV of train_signs.h5 ({len(data)} images), folds of seeds "
+                        f"0..{(args.seeds or 1) - 1}",
+            "model": f"{recipe.arch} (npconv train train_signs.h5 --folds 5 --{'' if flip else 'no-'}flip)",
+            "epochs": recipe.epochs, "batch": recipe.batch_size, "recipe": vars(recipe).copy(),
+            "runs": runs}))
+    return rows
+
+
 def smiles_model(args) -> Path:
     """``--smiles-model``, else the default smiles model (``npconv train smiles``, seed 0), kept in
     ``runs/benchmarks/smiles.npz`` by the ``smiles`` row, or trained here when that row has not run."""
@@ -409,6 +449,8 @@ def main(argv=None) -> int:
             new = signs_course_rows(args)
         elif row_id == "happy-cv":
             new = happy_cv_rows(args)
+        elif row_id == "signs-cv":
+            new = signs_cv_rows(args)
         elif row_id in ("happy-zero-shot", "happy-init-cv"):
             new = happy_transfer_rows(row_id, args)
         else:

@@ -170,6 +170,18 @@ def test_train_with_the_accuracy_options(tmp_path, capsys):
     assert code == 2 and "--label-smoothing" in err
 
 
+@pytest.mark.parametrize("flag, flips", [("--flip", True), ("--no-flip", False)])
+def test_train_flip_options_override_the_recipe(flag, flips, tmp_path, capsys):
+    # The built-in faces' recipe flips; SIGNS's does not: either way the flag decides.
+    model = tmp_path / "m.npz"
+    code, _, err = run(capsys, "train", "--out", model, "--no-report", *QUICK, "--arch", "smallres", flag)
+    assert code == 0, err
+    meta = npconv.load_model(model).metadata
+    assert meta["recipe"]["flip"] is flips and meta["trained_with_flips"] is flips
+    code, _, err = run(capsys, "train", "--out", model, *QUICK, "--flip=yes")
+    assert code == 2 and "--flip" in err
+
+
 def test_evaluate_and_predict_with_tta(trained, tmp_path, capsys):
     code, out, _ = run(capsys, "evaluate", trained, "builtin:smiles", "--tta", "shift", "--json")
     assert code == 0 and json.loads(out)["tta"] == "shift"

@@ -83,7 +83,7 @@ def _prepare_training(args):
                             frozen_epochs=args.frozen_epochs,
                             image_size=args.image_size, val_split=args.val_split,
                             weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                            zoom=args.zoom, contrast=args.contrast, tta=args.tta)
+                            zoom=args.zoom, contrast=args.contrast, tta=args.tta, flip=args.flip)
     arch = registry.check_arch(args.arch or recipe.arch)
     recipe = recipe.replace(arch=arch)
     data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
@@ -382,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--folds", type=_folds, help="K-fold cross-validation (K >= 2)")
     train.add_argument("--weight-decay", type=_non_negative, help="decoupled weight decay (AdamW)")
     train.add_argument("--label-smoothing", type=_unit, help="label smoothing of the loss's targets")
+    train.add_argument("--flip", action=argparse.BooleanOptionalAction,
+                       help="random left-right flips while training, or not (default from the recipe: "
+                       "off for SIGNS; smallres)")
     train.add_argument("--zoom", type=_unit, help="random zoom in/out up to this fraction (smallres)")
     train.add_argument("--contrast", type=_unit, help="random contrast factor in [1-C, 1+C] (smallres)")
     _add_tta(train, optional_mode=False)

@@ -7,10 +7,12 @@ and how they were measured.
 
 How each choice was made (and on what data):
 
-* SIGNS, flips off and 48 epochs: **chosen on the test set** ``test_signs.h5`` (0.983 without flips
-  against 0.967 with, at 32 epochs, one seed; 48 epochs gave 0.992 and 0.983 for seeds 0 and 1), in
-  npconv 0.1. These choices still wait to be redone by cross-validation on the train set; until then
-  the SIGNS test figures are not an unbiased estimate.
+* SIGNS, flips off: chosen by 5-fold stratified cross-validation of ``train_signs.h5`` alone
+  (``npconv train signs --folds 5 --no-flip`` / ``--flip``; row ``signs-cv``; 2026-11-24, seed 0):
+  without flips 0.994 +- 0.005 (folds 0.986, 0.991, 1.000, 0.995, 1.000: 6 errors in 1,080), with
+  flips 0.985 +- 0.005 (0.986, 0.981, 0.995, 0.981, 0.981: 16 errors); off is as good or better on
+  every fold. The 48 epochs are still npconv 0.1's choice, made on the test set ``test_signs.h5`` (32
+  epochs gave 0.983, 48 gave 0.992 and 0.983 for seeds 0 and 1): not yet redone by cross-validation.
 * sign-language-digits, 24 epochs, flips on: chosen on the recipe's own 15% held-out split (one
   split, seed 0: 0.988 with flips, 0.984 without; 36 epochs no better).
 * smiles (SMILEsmileD), 64 px grayscale: the Happy House pictures are people at a distance, faces a
@@ -30,7 +32,8 @@ How each choice was made (and on what data):
   0.034, the same mean with a smaller spread, so it is the default.
 
 Flips: horizontal flips are on for faces (a mirrored face smiles as much) and for
-sign-language-digits, and off for SIGNS: every SIGNS photo shows the same hand from the same side.
+sign-language-digits, and off for SIGNS: every SIGNS photo shows the same hand from the same side
+(and cross-validation prefers them off, above).
 Vertical flips and large rotations are off: upside-down hands and faces do not occur here.
 """
 from __future__ import annotations
