@@ -307,3 +307,10 @@ def test_real_signs_smoke(data_dir, tmp_path, capsys, monkeypatch):
     assert "(120 images, 6 classes" in out and "validation accuracy" in out
     code, out, _ = run(capsys, "evaluate", model, "signs", "--json")  # a bare name means test_signs.h5
     assert code == 0 and json.loads(out)["n"] == 120
+
+
+def test_augmentation_flags_for_an_arch_without_augmentation_are_refused(tmp_path, capsys):
+    for flag in (["--no-flip"], ["--zoom", "0.1"], ["--contrast", "0.2"]):
+        code, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *QUICK, *flag)
+        assert_one_line_error(code, err, flag[0].split("/")[0].replace("--no-", "--"), "arch tiny", "--arch smallres")
+        assert not (tmp_path / "m.npz").exists()

@@ -85,6 +85,7 @@ def _prepare_training(args):
                             weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                             zoom=args.zoom, contrast=args.contrast, tta=args.tta, flip=args.flip)
     arch = registry.check_arch(args.arch or recipe.arch)
+    _check_augmentation_options(args, arch)
     recipe = recipe.replace(arch=arch)
     data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
     test_file = None if args.folds else datasets.paired_test_file(source)
@@ -93,6 +94,17 @@ def _prepare_training(args):
         test = datasets.load(str(test_file), recipe.image_size, recipe.color_mode, args.data_dir)
         datasets.match_classes(test.class_names, data.class_names)  # same classes, or a clear error
     return source, name, recipe, arch, data, test, test_file, init
+
+
+def _check_augmentation_options(args, arch: str) -> None:
+    """Augmentation flags the arch has no layers for would be ignored: refuse them instead."""
+    from .apps.registry import arch_options
+    given = [flag for flag, value, option in (("--flip/--no-flip", args.flip, "flip"), ("--zoom", args.zoom, "zoom"),
+                                              ("--contrast", args.contrast, "contrast"))
+             if value is not None and option not in arch_options(arch)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: arch {arch} has no augmentation layers to set. Use --arch smallres, "
+                         "or leave the option out.")
 
 
 def _report_folder(args) -> Path:
