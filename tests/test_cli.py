@@ -158,7 +158,8 @@ def test_predict_on_a_photo_equals_predict_on_the_picture_as_training_prepares_i
 def test_train_with_the_accuracy_options(tmp_path, capsys):
     model = tmp_path / "m.npz"
     code, out, err = run(capsys, "train", "--out", model, "--no-report", *QUICK, "--weight-decay", "0.01",
-                         "--label-smoothing", "0.1", "--zoom", "0.2", "--contrast", "0.3", "--tta", "shift")
+                         "--label-smoothing", "0.1", "--zoom", "0.2", "--contrast", "0.3", "--tta", "shift",
+                         "--arch", "smallres")  # an arch with zoom and contrast layers
     assert code == 0, err
     assert "with test-time augmentation (shift)" in out
     loaded = npconv.load_model(model)
