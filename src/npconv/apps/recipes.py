@@ -11,8 +11,10 @@ How each choice was made (and on what data):
   (``npconv train signs --folds 5 --no-flip`` / ``--flip``; row ``signs-cv``; 2026-11-24, seed 0):
   without flips 0.994 +- 0.005 (folds 0.986, 0.991, 1.000, 0.995, 1.000: 6 errors in 1,080), with
   flips 0.985 +- 0.005 (0.986, 0.981, 0.995, 0.981, 0.981: 16 errors); off is as good or better on
-  every fold. The 48 epochs are still npconv 0.1's choice, made on the test set ``test_signs.h5`` (32
-  epochs gave 0.983, 48 gave 0.992 and 0.983 for seeds 0 and 1): not yet redone by cross-validation.
+  every fold. 48 epochs (npconv 0.1's choice, first made on the test set) confirmed by the same CV
+  (``npconv train signs --folds 5 --epochs N``, flips off, seed 0, 2026-11-24): 32 epochs 0.988 +-
+  0.008 (folds 0.981, 0.977, 0.991, 0.991, 1.000: 13 errors); 48 epochs 6 errors (above); 64 epochs
+  0.981, 0.991, 0.991 on the first three folds, 8 errors already, so the run was stopped there.
 * sign-language-digits, 24 epochs, flips on: chosen on the recipe's own 15% held-out split (one
   split, seed 0: 0.988 with flips, 0.984 without; 36 epochs no better).
 * smiles (SMILEsmileD), 64 px grayscale: the Happy House pictures are people at a distance, faces a
