@@ -4,7 +4,7 @@ The new model is the pretrained model's arch, built for the new data's classes; 
 name and weight shapes match takes the pretrained weights (batch-norm moving statistics included).
 The output layer is kept when the classes are the same (a smile model fine-tuned on the Happy House
 pictures keeps its smile/no-smile unit); otherwise it starts fresh. Data is fed at the pretrained
-model's input size and colour mode: :func:`input_recipe` says which.
+model's input size and colour mode: :meth:`Pretrained.adapt` sets them in the recipe.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import expected
 from .datasets import match_classes
+from .photos import color_mode
 
 
 @dataclass
@@ -67,7 +68,7 @@ def pretrained_input(meta: dict) -> tuple[int, str]:
     n_H, n_W, n_C = (int(s) for s in meta["input_shape"])
     if n_H != n_W:
         raise ValueError(expected("--init model input", "square images", f"{n_H}x{n_W}"))
-    return n_H, "grayscale" if n_C == 1 else "rgb"
+    return n_H, color_mode((n_H, n_W, n_C))
 
 
 def same_classes(pretrained_names, class_names) -> bool:

@@ -1,6 +1,8 @@
 """The model card: what a saved model is, read from its metadata (``npconv.apps.training.build``)."""
 from __future__ import annotations
 
+from ..apps.photos import color_mode
+
 
 def model_card(predictor, file_name: str) -> dict:
     """What the page shows about the model: classes, input, training data and held-out accuracy.
@@ -18,7 +20,7 @@ def model_card(predictor, file_name: str) -> dict:
         "arch": meta.get("app"),
         "classes": predictor.class_names,
         "input": {"height": n_H, "width": n_W, "channels": n_C,
-                  "color_mode": "grayscale" if n_C == 1 else "rgb"},
+                  "color_mode": color_mode(predictor.input_shape)},
         "dataset": meta.get("dataset"),
         # npconv train --init: the model it was fine-tuned from (its data set and file name)
         "initialised_from": ({"dataset": origin.get("dataset"), "file": origin.get("path", "").split("/")[-1]}
