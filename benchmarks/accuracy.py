@@ -368,29 +368,36 @@ def happy_transfer_rows(row_id: str, args):
     """``happy-zero-shot`` and ``happy-init-cv``: the smile model on the Happy House, exactly as the CLI."""
     model = smiles_model(args)
     test_happy = str(datasets.find_file("test_happy.h5", args.data_dir))
-    base = {"id": row_id, "data": "Happy House", "target": TARGETS[row_id], "framework": "npconv",
-            "smiles_model": str(model)}
+    row = (happy_zero_shot if row_id == "happy-zero-shot" else happy_init_cv)(args, model, test_happy)
+    print(f"  {row_id}: " + " ".join(f"{r['accuracy']:.3f}" for r in row["runs"]), flush=True)
+    return [summarise({"id": row_id, "data": "Happy House", "target": TARGETS[row_id], "framework": "npconv",
+                       "smiles_model": str(model), **row})]
+
+
+def happy_zero_shot(args, model: Path, test_happy: str) -> dict:
+    """``npconv evaluate SMILES_MODEL test_happy.h5``: no training (epochs 0)."""
     with timed({}) as run:
-        if row_id == "happy-zero-shot":
-            result = json.loads(cli(["evaluate", str(model), test_happy, "--json"] + data_dir_flag(args)))
-            run.update(accuracy=result["accuracy"], correct=result["correct"], n=result["n"],
-                       confusion_matrix=result["confusion_matrix"])
-        else:
-            report = SMILES_MODEL.parent / "happy_init_report"
-            cli(["train", test_happy, "--init", str(model), "--folds", "5", "--out",
-                 str(SMILES_MODEL.parent / "happy_init.npz"), "--report", str(report), "--quiet"]
-                + data_dir_flag(args) + (["--epochs", "1"] if args.quick else []))
-            cv = json.loads((report / "metrics.json").read_text())["cross_validation"]
-    if row_id == "happy-zero-shot":
-        runs = [run]
-        extra = {"held_out": "all 150 pictures of test_happy.h5", "model": "smiles default, zero-shot"}
-    else:
-        runs = [{"fold": f["fold"], "accuracy": f["accuracy"], "wall_s": f["seconds"],
-                 "cpu_s": run["cpu_s"] / len(cv["folds"])} for f in cv["folds"]]
-        extra = {"held_out": "5-fold stratified CV of test_happy.h5 (150 images), folds of seed 0",
-                 "model": "smiles default fine-tuned (npconv train test_happy.h5 --init --folds 5)"}
-    print(f"  {row_id}: " + " ".join(f"{r['accuracy']:.3f}" for r in runs), flush=True)
-    return [summarise({**base, **extra, "epochs": 0, "batch": 0, "runs": runs})]
+        result = json.loads(cli(["evaluate", str(model), test_happy, "--json"] + data_dir_flag(args)))
+    run.update(accuracy=result["accuracy"], correct=result["correct"], n=result["n"],
+               confusion_matrix=result["confusion_matrix"])
+    return {"held_out": "all 150 pictures of test_happy.h5", "model": "smiles default, zero-shot",
+            "epochs": 0, "batch": 0, "runs": [run]}
+
+
+def happy_init_cv(args, model: Path, test_happy: str) -> dict:
+    """``npconv train test_happy.h5 --init SMILES_MODEL --folds 5``, its folds read from the report."""
+    report = SMILES_MODEL.parent / "happy_init_report"
+    with timed({}) as total:
+        cli(["train", test_happy, "--init", str(model), "--folds", "5", "--out",
+             str(SMILES_MODEL.parent / "happy_init.npz"), "--report", str(report), "--quiet"]
+            + data_dir_flag(args) + (["--epochs", "1"] if args.quick else []))
+    metrics = json.loads((report / "metrics.json").read_text())
+    folds, recipe = metrics["cross_validation"]["folds"], metrics["recipe"]
+    return {"held_out": "5-fold stratified CV of test_happy.h5 (150 images), folds of seed 0",
+            "model": "smiles default fine-tuned (npconv train test_happy.h5 --init --folds 5)",
+            "epochs": recipe["epochs"], "batch": recipe["batch_size"], "recipe": recipe,
+            "runs": [{"fold": f["fold"], "accuracy": f["accuracy"], "wall_s": f["seconds"],
+                      "cpu_s": total["cpu_s"] / len(folds)} for f in folds]}
 
 
 # ----------------------------------------------------------------------------- main
