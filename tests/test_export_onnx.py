@@ -131,7 +131,7 @@ def test_every_layer_class_npconv_has_has_a_converter():
     ours = {cls for cls in L.registered_layers().values() if cls.__module__.startswith("npconv.layers")}
     assert ours - {L.InputLayer} <= set(CONVERTERS)  # a new layer type needs a converter and a case here
     tested = {type(make()) for make in [*IMAGE_LAYERS.values(), *VECTOR_LAYERS.values()]}
-    assert set(CONVERTERS) - tested == {L.Add, L.Concatenate}  # tested on branches below
+    assert set(CONVERTERS) - tested == {L.Add, L.Average, L.Concatenate}  # tested on branches below
 
 
 @pytest.mark.parametrize("case", sorted(VECTOR_LAYERS))
@@ -172,14 +172,15 @@ def test_image_output_comes_back_nhwc():
 
 
 @pytest.mark.parametrize("axis", [-1, 1, 2, 3])
-def test_branches_add_and_concatenate(axis):
+def test_branches_add_average_and_concatenate(axis):
     rng = np.random.default_rng(5)
     inputs = nc.Input(shape=(7, 7, 3))
     a = L.Conv2D(4, 3, padding="same", name="a")(inputs)
     b = L.Conv2D(4, 1, name="b")(inputs)
     c = L.ReLU(name="c")(L.Conv2D(4, 3, padding="same", name="c_conv")(inputs))
     added = L.Add(name="sum")([a, b, c])
-    joined = L.Concatenate(axis=axis, name="join")([added, a])
+    averaged = L.Average(name="mean")([added, b])
+    joined = L.Concatenate(axis=axis, name="join")([averaged, a])
     model = randomize(nc.Model(inputs, L.GlobalAveragePooling2D()(joined) if axis in (-1, 3)
                                else L.Flatten()(joined)), rng)
     assert_onnx_matches(model, images(rng, (7, 7, 3)))
@@ -228,6 +229,17 @@ def test_course_models_and_smallres_trained_a_little(name, build, n_classes):
     model = train_a_little(build(), n_classes, rng)
     for m in (1, 5):  # the batch size is free
         assert_onnx_matches(model, images(rng, (64, 64, 3), m=m))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_classes", [2, 6])
+def test_averaged_smallres_models(n_classes):
+    """``npconv train --ensemble``'s model: members' logits averaged, then the activation."""
+    from npconv.apps.ensemble import average_models
+    rng = np.random.default_rng(11)
+    members = [train_a_little(apps.smallres((32, 32, 3), n_classes=n_classes), n_classes, rng, (32, 32, 3), 2)
+               for _ in range(2)]
+    assert_onnx_matches(average_models(members), images(rng, (32, 32, 3), m=4))
 
 
 # ------------------------------------------------------------------------------- the file and errors

@@ -126,6 +126,34 @@ def test_add_sums_and_its_backward_copies_the_gradient(rng):
         add.compute_output_shape([(3, 3, 2), (3, 3, 4)])
 
 
+def test_average_means_and_its_backward_shares_the_gradient(rng):
+    a, b, c = (rng.standard_normal((2, 3, 3, 2)) for _ in range(3))
+    average = L.Average()
+    np.testing.assert_allclose(average([a, b, c]), (a + b + c) / 3)
+    assert not np.shares_memory(average([a, b]), a)  # the output is a new array: the inputs are kept
+    average.forward([a, b, c], True)
+    dout = rng.standard_normal(a.shape)
+    for d in average.backward(dout):
+        np.testing.assert_allclose(d, dout / 3)
+    gradcheck(*merge_pair(average), {"a": a, "b": b})
+    with pytest.raises(ShapeError, match="one shape"):
+        average.compute_output_shape([(6,), (5,)])
+
+
+@pytest.mark.torch
+def test_average_matches_torch(torch, rng):
+    xs = [rng.standard_normal((4, 6)) for _ in range(3)]
+    dout = rng.standard_normal((4, 6))
+    average = L.Average()
+    out = average.forward(xs, True)
+    grads = average.backward(dout)
+    ts = [torch.tensor(x, requires_grad=True) for x in xs]
+    torch.stack(ts).mean(0).backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, torch.stack(ts).mean(0).detach().numpy(), rtol=1e-12)
+    for g, t in zip(grads, ts):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-12)
+
+
 def test_layers_keep_float32(rng):
     for layer, shape in [(L.Conv2D(2, 3), (5, 5, 2)), (L.BatchNormalization(), (5, 5, 2)),
                          (L.Dense(3, activation="softmax"), (4,))]:

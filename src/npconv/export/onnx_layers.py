@@ -151,6 +151,11 @@ def add(g, layer, inputs):
     return Value(g.op("Sum", [x.name for x in inputs], layer.name), inputs[0].shape)
 
 
+@converts(L.Average)
+def average(g, layer, inputs):
+    return Value(g.op("Mean", [x.name for x in inputs], layer.name), inputs[0].shape)
+
+
 @converts(L.Concatenate)
 def concatenate(g, layer, inputs):
     """ONNX ``Concat`` on the NCHW axis that holds npconv's (NHWC) ``axis``."""

@@ -8,7 +8,7 @@ from .augmentation import (RandomBrightness, RandomContrast, RandomFlip, RandomR
 from .base import KerasTensor, Layer, Weight, layer_class, registered_layers
 from .conv import Conv2D, ZeroPadding2D
 from .core import Activation, Dense, Dropout, Flatten, InputLayer, ReLU
-from .merge import Add, Concatenate
+from .merge import Add, Average, Concatenate
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                       MaxPool2D, MaxPooling2D)
@@ -20,7 +20,7 @@ def Input(shape=None, name=None):
 
 
 __all__ = [
-    "Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",
+    "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",
     "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
     "Input", "InputLayer", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D", "RandomBrightness",
     "RandomContrast", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReLU",

@@ -1,4 +1,5 @@
-"""Merge layers for branches: ``Add`` (residual connections) and ``Concatenate``."""
+"""Merge layers for branches: ``Add`` (residual connections), ``Average`` (averaged models) and
+``Concatenate``."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,15 +18,17 @@ class _Merge(Layer):
         return [tuple(s) for s in input_shapes]
 
 
-class Add(_Merge):
-    """``out = x_1 + x_2 + ...`` (same shapes); the gradient flows unchanged to every input."""
-
+class _SameShapeMerge(_Merge):
     def _output_shape(self, input_shapes):
         shapes = self._check_list(input_shapes)
         if any(s != shapes[0] for s in shapes):
             raise ShapeError(expected(f"inputs of layer {self.name!r}", "tensors of one shape",
                                       ", ".join(str((None,) + s) for s in shapes)))
         return shapes[0]
+
+
+class Add(_SameShapeMerge):
+    """``out = x_1 + x_2 + ...`` (same shapes); the gradient flows unchanged to every input."""
 
     def forward(self, xs, training=False):
         out = xs[0] + xs[1]
@@ -36,6 +39,22 @@ class Add(_Merge):
 
     def backward(self, dout, need_dx=True):
         return [dout] * self._take_cache()
+
+
+class Average(_SameShapeMerge):
+    """``out = (x_1 + ... + x_N) / N`` (same shapes); each input's gradient is ``dout / N``."""
+
+    def forward(self, xs, training=False):
+        out = xs[0].copy()
+        for x in xs[1:]:
+            out += x
+        out /= len(xs)
+        self._cache = len(xs)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        n = self._take_cache()
+        return [dout / n] * n
 
 
 class Concatenate(_Merge):
