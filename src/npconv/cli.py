@@ -83,7 +83,8 @@ def _prepare_training(args):
                             frozen_epochs=args.frozen_epochs,
                             image_size=args.image_size, val_split=args.val_split,
                             weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                            zoom=args.zoom, contrast=args.contrast, tta=args.tta, flip=args.flip)
+                            zoom=args.zoom, contrast=args.contrast, tta=args.tta, flip=args.flip,
+                            ensemble=args.ensemble)
     arch = registry.check_arch(args.arch or recipe.arch)
     _check_augmentation_options(args, arch)
     recipe = recipe.replace(arch=arch)
@@ -129,7 +130,8 @@ def cmd_train(args) -> int:
     _say(args, f"data: {source} ({len(data)} images, {len(data.class_names)} classes: "
                f"{', '.join(data.class_names)})")
     _say(args, f"arch {arch}, {recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate:g} "
-               f"(cosine), images {recipe.image_size}x{recipe.image_size} {recipe.color_mode}")
+               f"(cosine), images {recipe.image_size}x{recipe.image_size} {recipe.color_mode}"
+               + (f"; {recipe.ensemble} models averaged" if recipe.ensemble > 1 else ""))
     if init is not None:
         _say(args, f"starting from {init.path} ({init.arch}, trained on {init.meta.get('dataset')}); "
                    f"{recipe.frozen_epochs} epoch(s) with only the output layer training, then all layers")
@@ -158,6 +160,9 @@ def cmd_train(args) -> int:
         views = f" with test-time augmentation ({recipe.tta})" if recipe.tta else ""
         summary = (f"{label} accuracy {held_out['accuracy']:.3f} "
                    f"({held_out['correct']}/{held_out['n']}){views} in {_duration(result.seconds)}")
+        alone = result.model.metadata.get("ensemble", {}).get("held_out_accuracy")
+        if alone:
+            summary += f" (the {len(alone)} models alone: {', '.join(f'{a:.3f}' for a in alone)})"
 
     result.model.save(out)
     if result.interrupted:
@@ -345,6 +350,8 @@ _folds = _number(int, lambda v: v >= 2, "at least 2 folds")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
 _port = _number(int, lambda v: 0 < v < 65536, "a port number from 1 to 65535")
+_non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
+_unit = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -352,8 +359,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
-_non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
-_unit = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 def _add_tta(parser, optional_mode: bool = True) -> None:
@@ -400,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--zoom", type=_unit, help="random zoom in/out up to this fraction (smallres)")
     train.add_argument("--contrast", type=_unit, help="random contrast factor in [1-C, 1+C] (smallres)")
     _add_tta(train, optional_mode=False)
+    train.add_argument("--ensemble", type=_positive, metavar="N",
+                       help="train N models (seeds SEED..SEED+N-1) and average their predictions: one model "
+                       "file, N times the training time (default from the recipe)")
     train.add_argument("--init", metavar="MODEL", help="start from a trained model (transfer learning): "
                        "its arch, input size and weights, with the fine-tuning recipe")
     train.add_argument("--frozen-epochs", type=_count, metavar="N",

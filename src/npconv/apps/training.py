@@ -16,6 +16,7 @@ from .. import __version__, losses, metrics, optimizers, utils
 from ..data import Dataset, kfold_indices
 from . import tta as test_time
 from .datasets import to_float
+from .ensemble import average_models
 from .heads import probabilities
 from .recipes import Recipe
 from .registry import arch_options, get_arch
@@ -120,16 +121,51 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
     pretrained model ``init`` when given.
 
+    With ``recipe.ensemble = N > 1``, N models are trained with seeds ``seed, ..., seed + N - 1`` and
+    averaged into one (:func:`npconv.apps.ensemble.average_models`); the result's ``history`` is
+    then the members' mean per epoch, and ``model.metadata["ensemble"]`` has each member's seed and
+    held-out accuracy.
+
     Ctrl-C stops after the current batch: the result then has ``interrupted=True`` and the model as
-    trained so far.
+    trained so far (for an ensemble, the members trained to the end, or the first one if none was).
     """
+    validation = None if test is None else (to_float(test.x), test.y)
+    start, members, histories, interrupted = time.perf_counter(), [], [], False
+    for k in range(recipe.ensemble):
+        if recipe.ensemble > 1 and verbose:
+            print(f"model {k + 1} of {recipe.ensemble} (seed {seed + k})")
+        model, history, interrupted = fit_one(data, recipe, arch, validation, seed + k, verbose, dataset,
+                                              callbacks, init)
+        if interrupted and members:
+            break
+        members.append(model)
+        histories.append(history)
+        if interrupted:
+            break
+    seconds = time.perf_counter() - start
+    model, history = members[0], histories[0]
+    if len(members) > 1:
+        model, history = average_members(members, histories, recipe, data, seed, test)
+    result = TrainResult(model, history, seconds, interrupted, held_out=test)
+    if test is not None:
+        result.evaluation = evaluate(model, test.x, test.y, tta=recipe.tta)
+    model.metadata["trained"] = {"epochs": len(history.get("loss", [])), "seed": seed,
+                                 "examples": len(data), "seconds": round(seconds, 1),
+                                 "interrupted": interrupted}
+    if result.evaluation is not None:
+        model.metadata["trained"]["held_out_accuracy"] = result.evaluation["accuracy"]
+    return result
+
+
+def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, verbose: int, dataset,
+            callbacks, init) -> tuple[object, dict, bool]:
+    """One model trained by ``recipe`` from ``seed``: ``(model, history, interrupted)``."""
     utils.set_random_seed(seed)
     steps = -(-len(data) // recipe.batch_size)
     model = build(arch, data.x.shape[1:], data.class_names, recipe, dataset, init)
     test_time.check_tta(recipe.tta, model.metadata)  # before training, not after it
     x = to_float(data.x)
-    validation = None if test is None else (to_float(test.x), test.y)
-    start, done, history = time.perf_counter(), 0, {}
+    done, history = 0, {}
     for epochs, head_only in phases(recipe, init is not None):
         freeze_all_but_head(model, head_only)
         compile_for(model, recipe.learning_rate, epochs * steps, recipe.weight_decay, recipe.label_smoothing)
@@ -143,17 +179,23 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
         done += epochs
         if model.stop_training:
             break
-    seconds = time.perf_counter() - start
     interrupted = bool(model.stop_training) and len(history.get("loss", [])) < recipe.epochs
-    result = TrainResult(model, history, seconds, interrupted, held_out=test)
-    if test is not None:
-        result.evaluation = evaluate(model, test.x, test.y, tta=recipe.tta)
-    model.metadata["trained"] = {"epochs": len(history.get("loss", [])), "seed": seed,
-                                 "examples": len(data), "seconds": round(seconds, 1),
-                                 "interrupted": interrupted}
-    if result.evaluation is not None:
-        model.metadata["trained"]["held_out_accuracy"] = result.evaluation["accuracy"]
-    return result
+    return model, history, interrupted
+
+
+def average_members(members, histories, recipe: Recipe, data: Dataset, seed: int, test) -> tuple[object, dict]:
+    """The members averaged into one compiled model with their metadata, and their mean history."""
+    model = average_models(members, name=f"{members[0].name}_x{len(members)}")
+    model.metadata = {**members[0].metadata, "ensemble": {
+        "members": len(members), "seeds": [seed + k for k in range(len(members))],
+        "held_out_accuracy": None if test is None else
+        [evaluate(m, test.x, test.y, tta=recipe.tta)["accuracy"] for m in members]}}
+    compile_for(model, recipe.learning_rate, -(-len(data) // recipe.batch_size) * recipe.epochs,
+                recipe.weight_decay, recipe.label_smoothing)
+    epochs = min(len(h.get("loss", [])) for h in histories)
+    history = {key: [float(np.mean([h[key][e] for h in histories])) for e in range(epochs)]
+               for key in histories[0] if all(key in h for h in histories)}
+    return model, history
 
 
 def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int = 0, verbose: int = 1,

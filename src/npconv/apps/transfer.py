@@ -36,6 +36,11 @@ class Pretrained:
             raise ValueError(expected(f"--init {path}", "a model trained by npconv train (it records its arch)",
                                       "a model without that metadata",
                                       "Fine-tune it in Python instead: load_model, then fit."))
+        members = meta.get("ensemble", {}).get("members", 1)
+        if members > 1:
+            raise ValueError(expected(f"--init {path}", "one model to start from",
+                                      f"the average of {members} models (trained with --ensemble {members})",
+                                      "Train one to start from with --ensemble 1."))
         return cls(path, model)
 
     @property
