@@ -134,6 +134,22 @@ def test_model_card_says_what_a_fine_tuned_model_started_from(client, model_path
     assert "started from" in fine_tuned.get("/").text
 
 
+def test_an_averaged_model_is_served_like_any_other(client, happy, model_path):  # client: the serve extra
+    from npconv.apps.ensemble import average_models
+    single = npconv.load_model(model_path)
+    model = average_models([single, npconv.load_model(model_path)])
+    model.metadata = {**single.metadata, "ensemble": {"members": 2, "seeds": [0, 1]}}
+    with TestClient(create_app(model, "avg.npz")) as averaged:
+        card = averaged.get("/api/model").json()
+        answer = post(averaged, encode(happy[0][0], "PNG"), "face.png").json()
+    alone = post(client, encode(happy[0][0], "PNG"), "face.png").json()
+    assert card["members"] == 2 and client.get("/api/model").json()["members"] == 1
+    assert len(card["conv_layers"]) == 2 * len(alone["feature_maps"])   # each member's convolutions
+    # two copies of one model average to that model
+    assert answer["probabilities"]["smiling"] == pytest.approx(alone["probabilities"]["smiling"], abs=1e-6)
+    assert "models averaged" in averaged.get("/").text
+
+
 # ----------------------------------------------------------------------------- good photos
 
 def test_a_happy_house_photo_gets_what_npconv_predict_says(client, happy, tmp_path, capsys, model_path):

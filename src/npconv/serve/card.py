@@ -18,6 +18,7 @@ def model_card(predictor, file_name: str) -> dict:
     return {
         "file": file_name,
         "arch": meta.get("app"),
+        "members": (meta.get("ensemble") or {}).get("members", 1),   # npconv train --ensemble N
         "classes": predictor.class_names,
         "input": {"height": n_H, "width": n_W, "channels": n_C,
                   "color_mode": color_mode(predictor.input_shape)},
