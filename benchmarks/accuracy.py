@@ -156,16 +156,16 @@ def torch_fit_eval(net, x, y, x_test, y_test, epochs, batch, lr, seed, cosine=Fa
 
 
 def torch_recipe_eval(data, test, recipe, seed: int) -> float:
-    """The PyTorch twin of ``npconv train`` with ``recipe``: ``recipe.ensemble`` smallres nets of seeds
-    ``seed, seed + 1, ...`` with their logits averaged, as :mod:`npconv.apps.ensemble`; test accuracy."""
+    """The PyTorch twin of ``npconv train`` with ``recipe``: ``N = recipe.ensemble`` smallres nets of seeds
+    ``N * seed + k`` with their logits averaged, as :mod:`npconv.apps.ensemble`; test accuracy."""
     torch, _, _, _, smallres = torch_modules()
     n_out = 1 if len(data.class_names) == 2 else len(data.class_names)
     logits = []
-    for k in range(recipe.ensemble):
-        torch.manual_seed(seed + k)
+    for member_seed in range(recipe.ensemble * seed, recipe.ensemble * (seed + 1)):
+        torch.manual_seed(member_seed)
         net = smallres(data.x.shape[1:], n_out)
         logits.append(torch_fit_logits(net, data.x, data.y, test.x, recipe.epochs, recipe.batch_size,
-                                       recipe.learning_rate, seed + k, cosine=True,
+                                       recipe.learning_rate, member_seed, cosine=True,
                                        augmentation=recipe_augmentation(recipe)))
     return logit_accuracy(np.mean(logits, axis=0), test.y)
 

@@ -406,8 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--contrast", type=_unit, help="random contrast factor in [1-C, 1+C] (smallres)")
     _add_tta(train, optional_mode=False)
     train.add_argument("--ensemble", type=_positive, metavar="N",
-                       help="train N models (seeds SEED..SEED+N-1) and average their predictions: one model "
-                       "file, N times the training time (default from the recipe)")
+                       help="train N models (seeds N*SEED .. N*SEED+N-1) and average them into one model "
+                       "file: N times the training time (default from the recipe)")
     train.add_argument("--init", metavar="MODEL", help="start from a trained model (transfer learning): "
                        "its arch, input size and weights, with the fine-tuning recipe")
     train.add_argument("--frozen-epochs", type=_count, metavar="N",

@@ -121,8 +121,8 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
     pretrained model ``init`` when given.
 
-    With ``recipe.ensemble = N > 1``, N models are trained with seeds ``seed, ..., seed + N - 1`` and
-    averaged into one (:func:`npconv.apps.ensemble.average_models`); the result's ``history`` is
+    With ``recipe.ensemble = N > 1``, N models are trained with seeds ``N * seed, ..., N * seed + N - 1``
+    (so runs of different ``seed`` share no model) and averaged into one (:func:`npconv.apps.ensemble.average_models`); the result's ``history`` is
     then the members' mean per epoch, and ``model.metadata["ensemble"]`` has each member's seed and
     held-out accuracy.
 
@@ -131,10 +131,11 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     """
     validation = None if test is None else (to_float(test.x), test.y)
     start, members, histories, interrupted = time.perf_counter(), [], [], False
-    for k in range(recipe.ensemble):
+    seeds = [recipe.ensemble * seed + k for k in range(recipe.ensemble)]
+    for k, member_seed in enumerate(seeds):
         if recipe.ensemble > 1 and verbose:
-            print(f"model {k + 1} of {recipe.ensemble} (seed {seed + k})")
-        model, history, interrupted = fit_one(data, recipe, arch, validation, seed + k, verbose, dataset,
+            print(f"model {k + 1} of {recipe.ensemble} (seed {member_seed})")
+        model, history, interrupted = fit_one(data, recipe, arch, validation, member_seed, verbose, dataset,
                                               callbacks, init)
         if interrupted and members:
             break
@@ -145,7 +146,7 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     seconds = time.perf_counter() - start
     model, history = members[0], histories[0]
     if len(members) > 1:
-        model, history = average_members(members, histories, recipe, data, seed, test)
+        model, history = average_members(members, histories, recipe, data, seeds, test)
     result = TrainResult(model, history, seconds, interrupted, held_out=test)
     if test is not None:
         result.evaluation = evaluate(model, test.x, test.y, tta=recipe.tta)
@@ -183,11 +184,11 @@ def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, ver
     return model, history, interrupted
 
 
-def average_members(members, histories, recipe: Recipe, data: Dataset, seed: int, test) -> tuple[object, dict]:
+def average_members(members, histories, recipe: Recipe, data: Dataset, seeds, test) -> tuple[object, dict]:
     """The members averaged into one compiled model with their metadata, and their mean history."""
     model = average_models(members, name=f"{members[0].name}_x{len(members)}")
     model.metadata = {**members[0].metadata, "ensemble": {
-        "members": len(members), "seeds": [seed + k for k in range(len(members))],
+        "members": len(members), "seeds": seeds[:len(members)],
         "held_out_accuracy": None if test is None else
         [evaluate(m, test.x, test.y, tta=recipe.tta)["accuracy"] for m in members]}}
     compile_for(model, recipe.learning_rate, -(-len(data) // recipe.batch_size) * recipe.epochs,
