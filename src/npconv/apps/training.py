@@ -122,9 +122,9 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     pretrained model ``init`` when given.
 
     With ``recipe.ensemble = N > 1``, N models are trained with seeds ``N * seed, ..., N * seed + N - 1``
-    (so runs of different ``seed`` share no model) and averaged into one (:func:`npconv.apps.ensemble.average_models`); the result's ``history`` is
-    then the members' mean per epoch, and ``model.metadata["ensemble"]`` has each member's seed and
-    held-out accuracy.
+    (so runs of different ``seed`` share no model) and averaged into one
+    (:func:`npconv.apps.ensemble.average_models`); the result's ``history`` is then the members' mean
+    per epoch, and ``model.metadata["ensemble"]`` has each member's seed and held-out accuracy.
 
     Ctrl-C stops after the current batch: the result then has ``interrupted=True`` and the model as
     trained so far (for an ensemble, the members trained to the end, or the first one if none was).
