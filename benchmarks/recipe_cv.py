@@ -8,8 +8,8 @@ fold's held-out images. From those the table scores, per variant:
 * ``single``: one model, the mean over seeds of the cross-validated accuracy (and its per-seed spread);
 * ``tta:shift`` / ``tta:flip``: the same models, predictions averaged over shifted / mirrored views
   (:mod:`npconv.apps.tta`; flips only for a model trained with flips);
-* ``ensemble``: the seeds' models averaged as ``npconv train --ensemble`` does, by their mean logit
-  (the argmax of the mean log-probability; ``--seeds 3``: three models);
+* ``ensemble of n``: the first n seeds' models averaged as ``npconv train --ensemble n`` does, by
+  their mean logit (the argmax of the mean log-probability), for n = 2 .. ``--seeds``;
 
 so test-time augmentation and averaging are measured without training anything again.
 
@@ -118,11 +118,11 @@ def run_variant(key, name, recipe, data, folds, seeds, quick) -> dict:
                  "folds": [float(np.mean(p[te].argmax(1) == y[te])) for _, te in folds]})
             ensemble.setdefault(view, []).append(p)
     for view, ps in ensemble.items():
-        if len(ps) > 1:
+        for n in range(2, len(ps) + 1):   # the first n seeds' models averaged
             # npconv.apps.ensemble averages logits: the argmax of the mean log-probability is its prediction
-            mean = np.mean(np.log(np.clip(ps, 1e-30, 1.0)), axis=0)
-            label = "ensemble" + ("" if view == "plain" else f"+tta:{view}")
-            scores[label] = [{"seeds": list(seeds), "errors": int(np.sum(mean.argmax(1) != y)),
+            mean = np.mean(np.log(np.clip(ps[:n], 1e-30, 1.0)), axis=0)
+            label = f"ensemble of {n}" + ("" if view == "plain" else f"+tta:{view}")
+            scores[label] = [{"seeds": list(seeds[:n]), "errors": int(np.sum(mean.argmax(1) != y)),
                               "folds": [float(np.mean(mean[te].argmax(1) == y[te])) for _, te in folds]}]
     return {"variant": name, "recipe": vars(recipe).copy(), "scores": scores}
 
