@@ -152,10 +152,13 @@ def main(argv=None) -> int:
     variants = [parse_variant(v, base) for v in (args.variant or ["base:"])]
     if args.quick:
         variants = [(n, dataclasses.replace(r, epochs=1)) for n, r in variants]
-    data, described = cv_data(args.data, base, args.data_dir, args.quick)
-    folds = list(kfold_indices(data.y, args.folds, seed=0))
     seeds = list(range(args.seeds))
-    results = [run_variant(args.data, name, recipe, data, folds, seeds, args.quick) for name, recipe in variants]
+    results = []
+    for name, recipe in variants:
+        # the same images and folds for every variant; loaded at the variant's size and colour mode
+        data, described = cv_data(args.data, recipe, args.data_dir, args.quick)
+        folds = list(kfold_indices(data.y, args.folds, seed=0))
+        results.append(run_variant(args.data, name, recipe, data, folds, seeds, args.quick))
 
     print()
     print_table(rows_for_table(args.data, results, len(data)),
