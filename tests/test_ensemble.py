@@ -109,20 +109,46 @@ def test_ctrl_c_during_a_later_member_keeps_the_members_trained_to_the_end():
     assert result.interrupted and result.model is starts[0] and members_of(result.model) == 1
 
 
-def test_cli_ensemble_prints_each_model_and_refuses_it_as_init(tmp_path, capsys):
-    faces = tmp_path / "faces"
-    data = _data(16)
+def _faces(root, n=16):
+    data = _data(n)
     for k, name in enumerate(data.class_names):
-        (faces / name).mkdir(parents=True)
+        (root / name).mkdir(parents=True)
         for i in np.flatnonzero(data.y == k):
-            from PIL import Image
-            Image.fromarray(data.x[i]).save(faces / name / f"{i}.png")
+            Image.fromarray(data.x[i]).save(root / name / f"{i}.png")
+    return root
+
+
+def test_cli_ensemble_prints_each_model(tmp_path, capsys):
+    faces = _faces(tmp_path / "faces")
     out = tmp_path / "avg.npz"
     assert main(["train", str(faces), "--arch", "tiny", "--image-size", "12", "--epochs", "1", "--ensemble", "2",
                  "--val-split", "0.25", "--out", str(out), "--no-report"]) == 0
     printed = capsys.readouterr().out
     assert "2 models averaged" in printed and "(the 2 models alone: " in printed
-    with pytest.raises(ValueError, match="the average of 2 models.*--ensemble 1"):
-        Pretrained.load(out)
+    assert members_of(npconv.load_model(out)) == 2
     assert main(["train", str(faces), "--ensemble", "0"]) == 2
     assert "--ensemble: expected a positive integer" in capsys.readouterr().err
+
+
+def test_init_from_an_average_fine_tunes_each_member_from_its_own(tmp_path, capsys):
+    faces = _faces(tmp_path / "faces")
+    pretrained = tmp_path / "avg.npz"
+    assert main(["train", str(faces), "--arch", "smallres", "--image-size", "12", "--epochs", "1",
+                 "--ensemble", "2", "--out", str(pretrained), "--quiet", "--no-report"]) == 0
+    tuned = tmp_path / "tuned.npz"
+    # one epoch of the output layers alone: every other weight stays its own member's
+    assert main(["train", str(faces), "--init", str(pretrained), "--epochs", "1", "--frozen-epochs", "1",
+                 "--out", str(tuned), "--quiet", "--no-report"]) == 0
+    before, after = npconv.load_model(pretrained), npconv.load_model(tuned)
+    assert members_of(after) == 2 and after.metadata["initialised_from"]["member"] == 1
+    for k in (1, 2):
+        for name in ("stem_conv", "stage1_a_bn", "stage3_b_conv"):
+            for a, b in zip(before.get_layer(f"m{k}_{name}").get_weights(), after.get_layer(f"m{k}_{name}").get_weights()):
+                np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(before.get_layer("m1_stem_conv").get_weights()[0],
+                              before.get_layer("m2_stem_conv").get_weights()[0])
+    capsys.readouterr()
+    assert main(["train", str(faces), "--init", str(pretrained), "--ensemble", "3", "--out", str(tuned)]) != 0
+    assert "averages 2 models" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="member"):
+        Pretrained.load(pretrained).initialise(after, member=2)

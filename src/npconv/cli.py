@@ -85,6 +85,9 @@ def _prepare_training(args):
                             weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                             zoom=args.zoom, contrast=args.contrast, tta=args.tta, flip=args.flip,
                             ensemble=args.ensemble)
+    if init is not None and init.members > 1 and recipe.ensemble > init.members:
+        raise ValueError(f"--ensemble {recipe.ensemble}: {args.init} averages {init.members} models, and each "
+                         f"model fine-tuned starts from one of them. Use --ensemble {init.members} or fewer.")
     arch = registry.check_arch(args.arch or recipe.arch)
     _check_augmentation_options(args, arch)
     recipe = recipe.replace(arch=arch)

@@ -46,11 +46,11 @@ def loss_for_model(model) -> str:
 
 
 def build(arch: str, input_shape, class_names, recipe: Recipe, dataset=None,
-          init: Pretrained | None = None):
+          init: Pretrained | None = None, member: int = 0):
     """The model ``arch`` for ``class_names``, with its metadata (compiled by :func:`train`).
 
     With ``init``, the layers the pretrained model shares with the new one start from its weights
-    (see :mod:`npconv.apps.transfer`).
+    (see :mod:`npconv.apps.transfer`; from its ``member``-th model when it averages several).
     """
     options = {k: v for k, v in recipe.arch_options().items() if k in arch_options(arch)}
     model = get_arch(arch, input_shape, len(class_names), **options)
@@ -60,7 +60,7 @@ def build(arch: str, input_shape, class_names, recipe: Recipe, dataset=None,
         "trained_with_flips": bool(options.get("flip")), "npconv_version": __version__,
     }
     if init is not None:
-        init.initialise(model)
+        init.initialise(model, member)
     return model
 
 
@@ -136,7 +136,7 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
         if recipe.ensemble > 1 and verbose:
             print(f"model {k + 1} of {recipe.ensemble} (seed {member_seed})")
         model, history, interrupted = fit_one(data, recipe, arch, validation, member_seed, verbose, dataset,
-                                              callbacks, init)
+                                              callbacks, init, member=k)
         if interrupted and members:
             break
         members.append(model)
@@ -159,11 +159,12 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
 
 
 def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, verbose: int, dataset,
-            callbacks, init) -> tuple[object, dict, bool]:
-    """One model trained by ``recipe`` from ``seed``: ``(model, history, interrupted)``."""
+            callbacks, init, member: int = 0) -> tuple[object, dict, bool]:
+    """One model trained by ``recipe`` from ``seed`` (member ``member`` of an ensemble):
+    ``(model, history, interrupted)``."""
     utils.set_random_seed(seed)
     steps = -(-len(data) // recipe.batch_size)
-    model = build(arch, data.x.shape[1:], data.class_names, recipe, dataset, init)
+    model = build(arch, data.x.shape[1:], data.class_names, recipe, dataset, init, member)
     test_time.check_tta(recipe.tta, model.metadata)  # before training, not after it
     x = to_float(data.x)
     done, history = 0, {}

@@ -3,7 +3,8 @@
 The new model is the pretrained model's arch, built for the new data's classes; every layer whose
 name and weight shapes match takes the pretrained weights (batch-norm moving statistics included).
 The output layer is kept when the classes are the same (a smile model fine-tuned on the Happy House
-pictures keeps its smile/no-smile unit); otherwise it starts fresh. Data is fed at the pretrained
+pictures keeps its smile/no-smile unit); otherwise it starts fresh. A model that averages N models
+(``npconv train --ensemble N``) is fine-tuned as N models, each from its own member, then averaged. Data is fed at the pretrained
 model's input size and colour mode: :meth:`Pretrained.adapt` sets them in the recipe.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ..errors import expected
 from .datasets import match_classes
+from .ensemble import PREFIX, members_of
 from .photos import color_mode
 
 
@@ -36,11 +38,6 @@ class Pretrained:
             raise ValueError(expected(f"--init {path}", "a model trained by npconv train (it records its arch)",
                                       "a model without that metadata",
                                       "Fine-tune it in Python instead: load_model, then fit."))
-        members = meta.get("ensemble", {}).get("members", 1)
-        if members > 1:
-            raise ValueError(expected(f"--init {path}", "one model to start from",
-                                      f"the average of {members} models (trained with --ensemble {members})",
-                                      "Train one to start from with --ensemble 1."))
         return cls(path, model)
 
     @property
@@ -51,20 +48,33 @@ class Pretrained:
     def arch(self) -> str:
         return self.meta["app"]
 
+    @property
+    def members(self) -> int:
+        """How many models the pretrained model averages (``npconv train --ensemble``), else 1."""
+        return members_of(self.model)
+
     def adapt(self, recipe):
-        """``recipe`` at the pretrained model's input size and colour mode, and its arch and width."""
+        """``recipe`` at the pretrained model's input size and colour mode, and its arch and width; an
+        average of N models is fine-tuned as N models, each from its own (``ensemble=N``)."""
         image_size, color_mode = pretrained_input(self.meta)
         widths = self.meta.get("recipe", {}).get("widths")
         return recipe.replace(arch=self.arch, image_size=image_size, color_mode=color_mode,
-                              widths=tuple(widths) if widths else None)
+                              widths=tuple(widths) if widths else None, ensemble=self.members)
 
-    def initialise(self, model) -> list[str]:
+    def initialise(self, model, member: int = 0) -> list[str]:
         """Copy the shared layers' weights into ``model`` (see :func:`copy_matching_weights`) and record
-        where they came from in ``model.metadata["initialised_from"]``."""
+        where they came from in ``model.metadata["initialised_from"]``. From an average of models,
+        ``member`` k takes the weights of the pretrained model's member k (its layers ``m{k+1}_*``)."""
+        if self.members > 1 and not 0 <= member < self.members:
+            raise ValueError(expected("member", f"one of the {self.members} averaged models (0 to "
+                                      f"{self.members - 1})", member))
         keep_head = same_classes(self.meta["class_names"], model.metadata["class_names"])
-        copied = copy_matching_weights(self.model, model, keep_head)
+        prefix = PREFIX.format(member + 1) if self.members > 1 else ""
+        copied = copy_matching_weights(self.model, model, keep_head, prefix)
         with_weights = sum(1 for layer in model.layers if layer.weights)
         model.metadata["initialised_from"] = describe_init(self.path, self.meta, copied, with_weights)
+        if self.members > 1:
+            model.metadata["initialised_from"]["member"] = member + 1
         return copied
 
 
@@ -86,13 +96,14 @@ def same_classes(pretrained_names, class_names) -> bool:
         return False
 
 
-def copy_matching_weights(source, target, keep_head: bool) -> list[str]:
-    """Copy ``source``'s weights into ``target`` layer by layer, matched by name and shape.
+def copy_matching_weights(source, target, keep_head: bool, prefix: str = "") -> list[str]:
+    """Copy ``source``'s weights into ``target`` layer by layer, matched by name and shape: the
+    target's layer ``name`` takes the source's layer ``prefix + name``.
 
     The output layer (``target.layers[-1]``) is copied only when ``keep_head``. Returns the names of
     the layers that took pretrained weights; the others keep their fresh initialisation.
     """
-    by_name = {layer.name: layer for layer in source.layers}
+    by_name = {layer.name[len(prefix):]: layer for layer in source.layers if layer.name.startswith(prefix)}
     head = target.layers[-1].name
     copied = []
     for layer in target.layers:
