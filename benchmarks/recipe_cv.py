@@ -15,8 +15,9 @@ so test-time augmentation and averaging are measured without training anything a
 
 Which images: never the held-out data of ``benchmarks/accuracy.py``. SIGNS: ``train_signs.h5`` only.
 sign-language-digits and smiles: the training part of the recipe's 15% split of seed 0 (the part
-``npconv train`` trains on). Probabilities are kept in ``runs/cv/`` (not committed), so an interrupted
-run resumes where it stopped; the summary rows, with every fold's accuracy per seed, are merged into
+``npconv train`` trains on). Probabilities are kept in ``runs/cv/KEY/<hash of the recipe>/`` (not
+committed), so an interrupted run resumes where it stopped and a variant measured once is scored again
+without training; the summary rows, with every fold's accuracy per seed, are merged into
 ``benchmarks/results/accuracy.json`` (row ids ``signs-cv``, ``sld-cv``, ``smiles-cv``).
 
 Run: ``NPCONV_DATA=... python benchmarks/recipe_cv.py sld --seeds 3 --variant base: --variant
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -75,13 +77,29 @@ def parse_variant(text: str, base) -> tuple[str, object]:
     return name, dataclasses.replace(base, **updates)
 
 
+def trained_recipe(recipe):
+    """The recipe each fold's model trains with: one model (this script averages seeds itself) and no
+    test-time augmentation (it scores every view itself)."""
+    return dataclasses.replace(recipe, ensemble=1, tta=None)
+
+
+def cache_folder(key: str, recipe, quick: bool) -> Path:
+    """Where a variant's fold probabilities are kept: named by a hash of the recipe trained, so a
+    changed recipe never reads another's models (``recipe.json`` in it says which recipe it is)."""
+    fields = json.dumps(vars(trained_recipe(recipe)), sort_keys=True, default=list)
+    folder = CACHE / ("quick" if quick else "") / key / hashlib.sha1(fields.encode()).hexdigest()[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "recipe.json").write_text(fields + "\n")
+    return folder
+
+
 def fold_probabilities(path: Path, data, recipe, train_idx, test_idx, seed: int) -> dict:
     """The fold's held-out probabilities under each view (``plain``, ``shift``, ``flip``), cached in ``path``."""
     if path.exists():
         with np.load(path) as saved:
             return dict(saved)
     start = time.perf_counter()
-    result = training.train(data.subset(train_idx), recipe, recipe.arch, seed=seed, verbose=0)
+    result = training.train(data.subset(train_idx), trained_recipe(recipe), recipe.arch, seed=seed, verbose=0)
     x = datasets.to_float(data.x[test_idx])
     modes = ["shift"] + (["flip"] if test_time.trained_with_flips(result.model.metadata) else [])
     probs = {"plain": test_time.predict(result.model, x)}
@@ -98,12 +116,11 @@ def run_variant(key, name, recipe, data, folds, seeds, quick) -> dict:
     y = data.y
     scores: dict[str, list] = {}
     ensemble = {}
+    cache = cache_folder(key, recipe, quick)
     for seed in seeds:
         per_view: dict[str, np.ndarray] = {}
         for i, (train_idx, test_idx) in enumerate(folds):
-            path = CACHE / key / name / f"seed{seed}_fold{i + 1}.npz"
-            if quick:
-                path = CACHE / "quick" / path.relative_to(CACHE)
+            path = cache / f"seed{seed}_fold{i + 1}.npz"
             probs = fold_probabilities(path, data, recipe, train_idx, test_idx, seed=100 * seed + i)
             for view, p in probs.items():
                 if view != "seconds":
@@ -124,7 +141,7 @@ def run_variant(key, name, recipe, data, folds, seeds, quick) -> dict:
             label = f"ensemble of {n}" + ("" if view == "plain" else f"+tta:{view}")
             scores[label] = [{"seeds": list(seeds[:n]), "errors": int(np.sum(mean.argmax(1) != y)),
                               "folds": [float(np.mean(mean[te].argmax(1) == y[te])) for _, te in folds]}]
-    return {"variant": name, "recipe": vars(recipe).copy(), "scores": scores}
+    return {"variant": name, "recipe": vars(trained_recipe(recipe)).copy(), "scores": scores}
 
 
 def rows_for_table(key: str, results: list[dict], n: int) -> list[dict]:
