@@ -64,16 +64,22 @@ def cv_data(key: str, recipe, data_dir, quick: bool):
 
 
 def parse_variant(text: str, base) -> tuple[str, object]:
-    """``"NAME:field=value,field=value"`` -> ``(NAME, recipe)``; values are read as Python literals."""
+    """``"NAME:field=value,field=value"`` -> ``(NAME, recipe)``; each value is read as the type of the
+    base recipe's field (``label_smoothing=0`` is the float 0.0: the same recipe, the same cache)."""
     name, _, changes = text.partition(":")
-    fields = {f.name: f.type for f in dataclasses.fields(base)}
+    fields = {f.name for f in dataclasses.fields(base)}
     updates = {}
     for item in filter(None, changes.split(",")):
         key, _, value = item.partition("=")
         if key not in fields:
-            sys.exit(f"--variant {text!r}: {key!r} is not a recipe field ({', '.join(fields)})")
-        updates[key] = json.loads(value.lower() if value.lower() in ("true", "false") else value) \
-            if value[:1] in "-0123456789tf[" else value
+            sys.exit(f"--variant {text!r}: {key!r} is not a recipe field ({', '.join(sorted(fields))})")
+        current = getattr(base, key)
+        if isinstance(current, bool):
+            updates[key] = value.lower() in ("1", "true", "yes", "on")
+        elif isinstance(current, (int, float)):
+            updates[key] = type(current)(float(value) if isinstance(current, float) else int(value))
+        else:
+            updates[key] = None if value.lower() == "none" else value
     return name, dataclasses.replace(base, **updates)
 
 
