@@ -406,7 +406,7 @@ def table(rows: list[dict]) -> None:
     for r in rows:
         per_run = " ".join(f"{x['accuracy']:.3f}" for x in r["runs"]) if len(r["runs"]) > 1 else ""
         cells.append({**r, "acc": accuracy_cell(r), "per_run": per_run, "n_runs": len(r["runs"]),
-                      "target_s": "-" if r.get("target") is None else f">= {r['target']:.2f}"
+                      "target_s": "-" if r.get("target") is None else f">= {r['target']:g}"
                       if r["target"] != TARGETS["signs-course"] else f"~{r['target']:.2f}",
                       "met_s": "-" if r.get("met") is None or r["framework"] != "npconv"
                       else ("yes" if r["met"] else "NO")})
