@@ -11,10 +11,15 @@ with seeds 0, 1, 2; "errors" below are summed over the folds, so every training 
 per seed (rows ``signs-cv``, ``sld-cv``, ``smiles-cv`` of ``benchmarks/results/accuracy.json``).
 Averaging models (``ensemble``) and test-time augmentation are scored from those same models.
 
-* SIGNS, label smoothing 0.1 (2026-11-24, ``python benchmarks/recipe_cv.py signs --seeds 3 --variant
-  default: --variant no-ls:label_smoothing=0``; ``train_signs.h5``, 1,080 images): errors per seed
-  with smoothing 8, 8, 11 (0.992), without 6, 14, 11 (0.990). Averaging the three seeds' models made
-  9 and 10 errors, no fewer than one model, so SIGNS trains one model; shifted views (TTA) 10, 11, 10.
+* SIGNS, one model, no label smoothing (2026-11-24, ``python benchmarks/recipe_cv.py signs --seeds 3
+  --variant default: --variant ls:label_smoothing=0.1``; ``train_signs.h5``, 1,080 images): errors per
+  seed without smoothing 6, 14, 11 (0.990), with 8, 8, 11 (0.992); averaging the three seeds' models
+  10 and 9 errors, no fewer than one model; shifted views (TTA) 7, 13, 12. A default changes only
+  for a gain larger than the spread between seeds (the rule that kept label smoothing out of
+  sign-language-digits); smoothing's 1.3 fewer errors in 1,080 is not, but it was adopted for an hour
+  first, and its test run is on record: 0.975, 0.975, 1.000 on ``test_signs.h5`` for seeds 0, 1, 2
+  (``accuracy.py --only signs`` at commit 60c6869), against 0.992, 0.983, 1.000 without. So the test
+  set has been seen while this choice stood; the revert applies the rule above, not those figures.
   Flips off: by the same CV of seed 0 (``npconv train signs --folds 5 --no-flip`` / ``--flip``):
   without 0.994 +- 0.005 (6 errors), with 0.985 +- 0.005 (16 errors). 48 epochs (npconv 0.1's choice,
   first made on the test set) confirmed by that CV: 32 epochs 13 errors, 64 epochs 8 errors after
@@ -97,7 +102,7 @@ class Recipe:
 #: (100 px, resized to 64); smiles 10,516 grayscale faces (64 px); Happy House 600 train + 150 test;
 #: the built-in synthetic faces, 600.
 RECIPES: dict[str, Recipe] = {
-    "signs": Recipe(epochs=48, batch_size=32, learning_rate=2e-3, image_size=64, flip=False, label_smoothing=0.1),
+    "signs": Recipe(epochs=48, batch_size=32, learning_rate=2e-3, image_size=64, flip=False),
     "sign-language-digits": Recipe(epochs=24, batch_size=32, learning_rate=2e-3, image_size=64, ensemble=3),
     "smiles": Recipe(epochs=12, batch_size=64, learning_rate=2e-3, image_size=64, color_mode="grayscale"),
     "happy": Recipe(epochs=60, batch_size=16, learning_rate=2e-3, image_size=64),
