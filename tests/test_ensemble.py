@@ -122,9 +122,10 @@ def test_cli_ensemble_prints_each_model(tmp_path, capsys):
     faces = _faces(tmp_path / "faces")
     out = tmp_path / "avg.npz"
     assert main(["train", str(faces), "--arch", "tiny", "--image-size", "12", "--epochs", "1", "--ensemble", "2",
-                 "--val-split", "0.25", "--out", str(out), "--no-report"]) == 0
+                 "--val-split", "0.25", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "2 models averaged" in printed and "(the 2 models alone: " in printed
+    assert (tmp_path / "avg_report" / "history.png").is_file()   # the members' mean curves, titled so
     assert members_of(npconv.load_model(out)) == 2
     assert main(["train", str(faces), "--ensemble", "0"]) == 2
     assert "--ensemble: expected a positive integer" in capsys.readouterr().err

@@ -108,6 +108,13 @@ def test_plot_history_train_and_validation(tmp_path):
     assert legend == ["train", "validation", "best validation 0.7 (epoch 2)"]
 
 
+def test_plot_history_title_goes_above_both_panels():
+    fig = viz.plot_history({"loss": [1.0, 0.5], "accuracy": [0.5, 0.7]}, title="The mean of 3 models")
+    assert fig._suptitle.get_text() == "The mean of 3 models"
+    assert [ax.get_title() for ax in fig.axes] == ["Loss", "Accuracy"]
+    assert viz.plot_history({"loss": [1.0]})._suptitle is None
+
+
 def test_plot_history_without_validation_or_accuracy():
     class History:  # Keras's History object keeps the dict in .history
         history = {"loss": [0.9, 0.5]}

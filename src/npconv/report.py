@@ -49,7 +49,9 @@ def write_report(folder, model, history: dict, train, test=None, evaluation=None
     names = model.metadata.get("class_names")
     viz.plot_samples(train.x, train.y, names, n=16, path=folder / "samples.png")
     if history.get("loss"):
-        viz.plot_history(history, path=folder / "history.png")
+        members = model.metadata.get("ensemble", {}).get("members", 1)
+        title = f"The mean of the {members} averaged models' curves" if members > 1 else None
+        viz.plot_history(history, title=title, path=folder / "history.png")
     convs = conv_layers(model)
     if convs:
         viz.plot_filters(convs[0].kernel.value, path=folder / "filters.png")

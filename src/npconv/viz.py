@@ -265,13 +265,14 @@ def _curve(ax, values, label, colour, linestyle, marker):
 
 
 @_styled
-def plot_history(history) -> Figure:
+def plot_history(history, title: str | None = None) -> Figure:
     """Training curves: loss and, when recorded, accuracy; training solid, validation dashed.
 
     Parameters
     ----------
     history : dict of per-epoch lists like Keras ``History.history`` (``loss``, ``accuracy``,
         ``val_loss``, ``val_accuracy``; validation keys optional), or an object with ``.history``.
+    title : optional line above both panels (what the curves are, e.g. a mean of several models)
     path : optional PNG file to write.
 
     The best validation epoch (lowest ``val_loss``, highest ``val_accuracy``) is marked.
@@ -295,14 +296,15 @@ def plot_history(history) -> Figure:
             ax.plot(best + 1, val[best], "o", markersize=10, markerfacecolor="none",
                     markeredgecolor="0.2", markeredgewidth=1.3,
                     label=f"best validation {val[best]:.4g} (epoch {best + 1})")
-        title = "Loss" if metric == "loss" else "Accuracy"
-        ax.set_title(title)
+        ax.set_title("Loss" if metric == "loss" else "Accuracy")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(True, axis="y", color="0.92")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.margins(x=0.04, y=0.12)
         ax.legend()
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
