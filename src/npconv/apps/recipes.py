@@ -28,12 +28,13 @@ Averaging models (``ensemble``) and test-time augmentation are scored from those
 * sign-language-digits, an average of 3 models (2026-11-24, ``recipe_cv.py sld --seeds 3``; the
   1,414 images of the recipe's training part, its 15% held-out split never read): one model made 42,
   51, 42 errors (0.968); the average of two 34, of three 33 (0.977). Tried one at a time, one model
-  each: label smoothing 0.1: 42, 44, 39 (averaged: 33, no better); zoom 0.1 + contrast 0.2: 43, 42, 44
-  (averaged: 34); weight decay 5e-4 (AdamW): 42, 51 for seeds 0 and 1, nothing changed (lr * decay =
-  1e-6 per step is too weak to matter); weight decay 0.05: 43, 45 for seeds 0 and 1 (two averaged 38, against 34 without); 80 px instead
-  of 64: 47 for seed 0 (1.6x the time); shifted views: 35, 43, 38 (averaged models with shifts: 30).
-  Three models take 3x the time of one (row ``sld``: CPU seconds per run). 24 epochs and flips on: chosen
-  on the 15% split in npconv 0.1 (0.988 with flips, 0.984 without; 36 epochs no better).
+  each: label smoothing 0.1: 42, 44, 39 (averaged: 33, no better); zoom 0.1 + contrast 0.2: 43, 42,
+  44 (averaged: 34); weight decay 5e-4 (AdamW): 42, 51 for seeds 0 and 1, nothing changed (lr * decay
+  = 1e-6 per step is too weak to matter); weight decay 0.05: 43, 45 for seeds 0 and 1 (two averaged
+  38, against 34 without); 80 px instead of 64: 47 for seed 0 (1.6x the time); shifted views: 35,
+  43, 38 (averaged models with shifts: 30). Three models take 3x the time of one (row ``sld``: 279 s
+  of one core per run for all three). 24 epochs and flips on: chosen on the 15% split in npconv 0.1
+  (0.988 with flips, 0.984 without; 36 epochs no better).
 * smiles (SMILEsmileD), 64 px grayscale: the Happy House pictures are people at a distance, faces a
   quarter of the picture's height; at 32 px a fine-tuned model sees them 8 px tall. Chosen by 5-fold
   cross-validation of the *fine-tuned* Happy House model (below): started from a 64 px smile model,
