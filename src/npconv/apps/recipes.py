@@ -92,7 +92,7 @@ class Recipe:
     zoom: float = 0.0                # random zoom in/out up to this fraction (RandomZoom)
     contrast: float = 0.0            # random contrast factor in [1 - c, 1 + c] (RandomContrast)
     tta: str | None = None           # test-time augmentation of the held-out evaluation: flip, shift, flip+shift
-    ensemble: int = 1                # models trained (seeds N * seed + k) and averaged into one (apps.ensemble)
+    ensemble: int = 1                # N models (seeds N * seed + k) averaged into one (apps.ensemble)
 
     def replace(self, **changes) -> "Recipe":
         """A copy with the fields in ``changes`` set (``None`` values are ignored)."""

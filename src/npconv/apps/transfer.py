@@ -4,8 +4,9 @@ The new model is the pretrained model's arch, built for the new data's classes; 
 name and weight shapes match takes the pretrained weights (batch-norm moving statistics included).
 The output layer is kept when the classes are the same (a smile model fine-tuned on the Happy House
 pictures keeps its smile/no-smile unit); otherwise it starts fresh. A model that averages N models
-(``npconv train --ensemble N``) is fine-tuned as N models, each from its own member, then averaged. Data is fed at the pretrained
-model's input size and colour mode: :meth:`Pretrained.adapt` sets them in the recipe.
+(``npconv train --ensemble N``) is fine-tuned as N models, each from its own member, then averaged.
+Data is fed at the pretrained model's input size and colour mode: :meth:`Pretrained.adapt` sets
+them in the recipe.
 """
 from __future__ import annotations
 
