@@ -19,6 +19,14 @@ class _Merge(Layer):
 
 
 class _SameShapeMerge(_Merge):
+    def _sum(self, xs):
+        """``x_1 + x_2 + ...`` as a new array; remembers ``len(xs)`` for the backward pass."""
+        out = xs[0] + xs[1]
+        for x in xs[2:]:
+            out += x
+        self._cache = len(xs)
+        return out
+
     def _output_shape(self, input_shapes):
         shapes = self._check_list(input_shapes)
         if any(s != shapes[0] for s in shapes):
@@ -31,11 +39,7 @@ class Add(_SameShapeMerge):
     """``out = x_1 + x_2 + ...`` (same shapes); the gradient flows unchanged to every input."""
 
     def forward(self, xs, training=False):
-        out = xs[0] + xs[1]
-        for x in xs[2:]:
-            out += x
-        self._cache = len(xs)
-        return out
+        return self._sum(xs)
 
     def backward(self, dout, need_dx=True):
         return [dout] * self._take_cache()
@@ -45,11 +49,8 @@ class Average(_SameShapeMerge):
     """``out = (x_1 + ... + x_N) / N`` (same shapes); each input's gradient is ``dout / N``."""
 
     def forward(self, xs, training=False):
-        out = xs[0].copy()
-        for x in xs[1:]:
-            out += x
+        out = self._sum(xs)
         out /= len(xs)
-        self._cache = len(xs)
         return out
 
     def backward(self, dout, need_dx=True):
