@@ -12,6 +12,7 @@ import numpy as np
 
 from . import viz
 from .apps.datasets import to_float
+from .apps.ensemble import members_of
 from .layers import Conv2D
 
 
@@ -49,7 +50,7 @@ def write_report(folder, model, history: dict, train, test=None, evaluation=None
     names = model.metadata.get("class_names")
     viz.plot_samples(train.x, train.y, names, n=16, path=folder / "samples.png")
     if history.get("loss"):
-        members = model.metadata.get("ensemble", {}).get("members", 1)
+        members = members_of(model)
         title = f"The mean of the {members} averaged models' curves" if members > 1 else None
         viz.plot_history(history, title=title, path=folder / "history.png")
     convs = conv_layers(model)

@@ -71,4 +71,4 @@ def output_activation(model) -> str:
 
 def members_of(model) -> int:
     """How many models ``model`` averages (its metadata's ``ensemble``), 1 for a single model."""
-    return int((getattr(model, "metadata", None) or {}).get("ensemble", {}).get("members", 1))
+    return int(((getattr(model, "metadata", None) or {}).get("ensemble") or {}).get("members", 1))

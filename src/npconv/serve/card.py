@@ -1,6 +1,7 @@
 """The model card: what a saved model is, read from its metadata (``npconv.apps.training.build``)."""
 from __future__ import annotations
 
+from ..apps.ensemble import members_of
 from ..apps.photos import color_mode
 
 
@@ -18,7 +19,7 @@ def model_card(predictor, file_name: str) -> dict:
     return {
         "file": file_name,
         "arch": meta.get("app"),
-        "members": (meta.get("ensemble") or {}).get("members", 1),   # npconv train --ensemble N
+        "members": members_of(predictor.model),   # npconv train --ensemble N
         "classes": predictor.class_names,
         "input": {"height": n_H, "width": n_W, "channels": n_C,
                   "color_mode": color_mode(predictor.input_shape)},
