@@ -21,7 +21,7 @@ without training; the summary rows, with every fold's accuracy per seed, are mer
 ``benchmarks/results/accuracy.json`` (row ids ``signs-cv``, ``sld-cv``, ``smiles-cv``).
 
 Run: ``NPCONV_DATA=... python benchmarks/recipe_cv.py sld --seeds 3 --variant base: --variant
-ls:label_smoothing=0.1`` (``--folds`` 5 by default; ``--quick`` is a smoke test on 300 images,
+ls:label_smoothing=0.1`` (``--folds`` 5 by default; ``--quick`` is a smoke test on 600 images,
 1 epoch, no JSON).
 """
 from __future__ import annotations
@@ -37,30 +37,21 @@ from pathlib import Path
 import numpy as np
 
 from _timing import RESULTS, print_table, write_json
+from accuracy import cli_data
 from provenance import provenance
 from npconv.apps import RECIPES, datasets, training
 from npconv.apps import tta as test_time
-from npconv.data import kfold_indices, train_val_split
+from npconv.data import kfold_indices
 
 DATA = {"signs": "signs", "sld": "sign-language-digits", "smiles": "smiles"}
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "cv"
-QUICK_IMAGES = 300
 
 
 def cv_data(key: str, recipe, data_dir, quick: bool):
-    """``(data, described)``: the images cross-validated for data set ``key`` (see the module docstring)."""
-    name = DATA[key]
-    if key == "signs":
-        data = datasets.load(str(datasets.find_file("train_signs.h5", data_dir)), recipe.image_size,
-                             recipe.color_mode, data_dir)
-        described = f"train_signs.h5 ({len(data)} images)"
-    else:
-        data = datasets.load(datasets.resolve(name, data_dir), recipe.image_size, recipe.color_mode, data_dir)
-        data, _ = train_val_split(data, recipe.val_split, seed=0)
-        described = f"the training part of the {recipe.val_split:.0%} split of seed 0 ({len(data)} images)"
-    if quick:
-        data = data.subset(np.random.default_rng(0).permutation(len(data))[:QUICK_IMAGES])
-    return data, described
+    """``(data, described)``: the images cross-validated for data set ``key``: what ``npconv train``
+    trains on, loaded as ``accuracy.py`` loads it (:func:`accuracy.cli_data`), its held-out part left out."""
+    data, _, held_out = cli_data(DATA[key], recipe, data_dir, quick)
+    return data, f"the {len(data)} training images of npconv train {DATA[key]} (held out, never read: {held_out})"
 
 
 def parse_variant(text: str, base) -> tuple[str, object]:
@@ -168,7 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per fold (default 3)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--data-dir", help="data directory (default: $NPCONV_DATA)")
-    parser.add_argument("--quick", action="store_true", help="300 images, 1 epoch: a smoke test, no JSON")
+    parser.add_argument("--quick", action="store_true", help="600 images, 1 epoch: a smoke test, no JSON")
     args = parser.parse_args(argv)
 
     base = RECIPES[DATA[args.data]]
