@@ -19,9 +19,11 @@ The patch matrix is built in one of two memory layouts (same maths, same results
   array (see :func:`_channel_major_product`): the layers after a convolution (batch norm, pooling)
   run slower on a channel-major view.
 
-With the compiled tier (:mod:`npconv.functional._tier`), few-channel convolutions with at most
-:data:`DIRECT_MAX_FILTERS` filters and stride 1 skip the patch matrix altogether and run as a direct loop
-(:mod:`npconv.functional.compiled.conv`), and col2im runs as one compiled scatter-add.
+With the compiled tier (:mod:`npconv.functional._tier`), stride-1 convolutions on images of at least
+:data:`DIRECT_MIN_POSITIONS` output positions skip the patch matrix altogether and run direct over
+channel planes (:mod:`npconv.functional.compiled.conv`: forward, weight gradient, and the input
+gradient as the forward over the output gradient with the kernel flipped), and col2im runs as one
+compiled scatter-add. A ``1 x 1`` convolution is one GEMM on the input itself, in both tiers.
 """
 from __future__ import annotations
 
@@ -38,15 +40,16 @@ from ._workspace import Workspace, scratch
 
 # Below this many input channels the patch matrix is built channel-major (see the module docstring).
 FEW_CHANNELS = 8
-# Up to this many filters a few-channel convolution runs direct in the compiled tier: BLAS handles an
-# 8-column product poorly (SIGNS's first layer), but with 16 filters or more (smallres's stem, Happy's
-# first layer) im2col + GEMM wins on forward and backward together (benchmarks/kernels.py).
-DIRECT_MAX_FILTERS = 8
+# From this many output positions per image (16 x 16) a stride-1 convolution runs direct in the
+# compiled tier. Below it the planes' padding is a large share of the work and BLAS's GEMM, with
+# its full register blocking, wins (SIGNS's second layer, smallres's last stage: benchmarks/ops.py).
+DIRECT_MIN_POSITIONS = 256
 
 
 class ConvCache(NamedTuple):
     cols: np.ndarray          # "rows": patch matrix (M, fh*fw*n_C); "channel_major": (fh*fw*n_C, M);
-                              # "direct": the padded input channel-major, (n_C, m, H_pad, W_pad)
+                              # "planes": the input as stacked planes (n_C, m * B, S), see plane_geometry;
+                              # "pointwise": the input itself (M, n_C), for a 1 x 1 kernel
     layout: str
     w: np.ndarray             # (fh, fw, n_C, K) in the dtype of x
     b_shape: tuple            # the shape of the bias given, so db comes back in it
@@ -89,13 +92,13 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     w2 = w.reshape(-1, n_k)
     bias = b.reshape(n_k).astype(x.dtype, copy=False)
     kernels = compiled()
-    if kernels is not None and n_c < FEW_CHANNELS and n_k <= DIRECT_MAX_FILTERS and stride == (1, 1):
-        layout = "direct"
-        cols = channel_planes(x, pads, workspace)
-        out = np.empty((m, *out_size, n_k), x.dtype)
-        kernels.conv.conv_forward(cols, np.ascontiguousarray(w), bias, out)
-        return out, ConvCache(cols, layout, w, b.shape, x.shape, stride, pads)
-    if n_c < FEW_CHANNELS:
+    if kernels is not None and _runs_direct((fh, fw), stride, pads, out_size):
+        return _direct_forward(kernels.conv, x, w, bias, b.shape, pads, out_size, workspace)
+    if (fh, fw) == (1, 1) and stride == (1, 1) and pads == ((0, 0), (0, 0)):
+        layout = "pointwise"
+        cols = np.ascontiguousarray(x).reshape(-1, n_c)
+        out = cols @ w2
+    elif n_c < FEW_CHANNELS:
         layout = "channel_major"
         cols = im2col_channel_major(x, pads, (fh, fw), stride, out_size, workspace)
         out = _channel_major_product(cols, w2)
@@ -106,6 +109,64 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     out += bias
     cache = ConvCache(cols, layout, w, b.shape, x.shape, stride, pads)
     return out.reshape(m, *out_size, n_k), cache
+
+
+def _runs_direct(kernel, stride, pads, out_size) -> bool:
+    """Whether the compiled direct convolution takes this shape (see :data:`DIRECT_MIN_POSITIONS`):
+    stride 1, a kernel larger than 1 x 1, and padding of at most ``f - 1`` on each side (the full
+    correlation that gives the input gradient needs it)."""
+    (fh, fw), ((top, bottom), (left, right)) = kernel, pads
+    return (stride == (1, 1) and fh * fw > 1 and out_size[0] * out_size[1] >= DIRECT_MIN_POSITIONS
+            and max(top, bottom) < fh and max(left, right) < fw)
+
+
+def plane_geometry(padded_size, kernel, need_input_gradient: bool = False) -> tuple[int, int]:
+    """``(B, S)``: the rows per image and the row length of the stacked planes of a direct convolution.
+
+    The padded input's size for the forward pass and the weight gradient; with
+    ``need_input_gradient``, large enough for the output gradient padded by ``f - 1`` on each side
+    too (the full correlation that gives ``dx``): the same for ``"same"`` padding, a few rows and
+    columns more for ``"valid"``.
+    """
+    (n_h, n_w), (fh, fw) = padded_size, kernel
+    if need_input_gradient:
+        out_h, out_w = n_h - fh + 1, n_w - fw + 1
+        return max(n_h, out_h + 2 * (fh - 1)), max(n_w, out_w + 2 * (fw - 1))
+    return n_h, n_w
+
+
+def tap_table(w: np.ndarray, n_rows: int, row_len: int, pad_filters: bool = True):
+    """The taps of ``w (fh, fw, n_C, K)`` over stacked planes of ``n_rows`` rows of ``row_len``.
+
+    Returns ``offsets (T,)``, tap ``(c, p, q)`` at ``(c * n_rows + p) * row_len + q``, and ``weights
+    (T, K2)`` with ``weights[t] = w[p, q, c]``; ``T`` is ``n_C * fh * fw`` rounded up to a multiple of
+    the kernels' ``TAPS`` and ``K2`` is ``K`` rounded up to even (``pad_filters``), both padded with
+    zero weights, which the compiled loops need.
+    """
+    from .compiled.conv import TAPS
+    fh, fw, n_c, n_k = w.shape
+    c, p, q = np.meshgrid(np.arange(n_c), np.arange(fh), np.arange(fw), indexing="ij")
+    n_taps = n_c * fh * fw
+    padded = -(-n_taps // TAPS) * TAPS
+    offsets = np.zeros(padded, np.int64)
+    offsets[:n_taps] = ((c * n_rows + p) * row_len + q).ravel()
+    weights = np.zeros((padded, n_k + (n_k % 2 if pad_filters else 0)), w.dtype)
+    weights[:n_taps, :n_k] = w.transpose(2, 0, 1, 3).reshape(n_taps, n_k)
+    return offsets, weights
+
+
+def _direct_forward(kernels, x, w, bias, b_shape, pads, out_size, workspace):
+    """:func:`conv2d_forward` by the compiled direct kernel: planes of ``x``, then one pass per
+    chunk of positions (see :mod:`npconv.functional.compiled.conv`)."""
+    m, n_h_prev, n_w_prev, n_c = x.shape
+    fh, fw, _, n_k = w.shape
+    n_rows, row_len = plane_geometry(_padded_size(x.shape, pads), (fh, fw))
+    planes = scratch(workspace, "planes", (n_c, m * n_rows, row_len), x.dtype)
+    kernels.to_planes(np.ascontiguousarray(x), pads[0][0], pads[1][0], n_rows, planes)
+    offsets, weights = tap_table(w, m * n_rows, row_len)
+    out = np.empty((m, *out_size, n_k), x.dtype)
+    kernels.conv_planes(planes, offsets, weights, bias, out, n_rows)
+    return out, ConvCache(planes, "planes", w, b_shape, x.shape, (1, 1), pads)
 
 
 def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
@@ -121,54 +182,81 @@ def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((w2.T @ cols_t).T)
 
 
-def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
+def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Workspace | None = None):
     """Gradients of :func:`conv2d_forward`.
 
     ``dout`` has shape (m, n_H, n_W, K). Returns ``(dx, dw, db)``: ``dx`` like ``x`` (``None`` when
     ``need_dx`` is false, which saves a GEMM and the col2im for a network's first layer), ``dw`` like
-    ``w``, ``db`` shaped like the ``b`` given to forward.
+    ``w``, ``db`` shaped like the ``b`` given to forward. ``workspace`` as in forward (the direct
+    kernel's output-gradient planes).
     """
     cols, layout, w, b_shape, x_shape, stride, pads = cache
     fh, fw, n_c, n_k = w.shape
     m = x_shape[0]
     n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
     dout = np.ascontiguousarray(check_dout(dout, (m, n_h, n_w, n_k)), dtype=w.dtype)
-    padded_hw = (x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]))
-    if layout == "direct":
-        dx_pad, dw, db = _direct_backward(dout, cache, padded_hw, need_dx)
-    else:
-        dout2 = dout.reshape(-1, n_k)
-        w2 = w.reshape(-1, n_k)
-        dw = (cols @ dout2 if layout == "channel_major" else cols.T @ dout2).reshape(w.shape)
-        db = column_sum(dout2)
-        dx_pad = None
-        if need_dx and layout == "channel_major":
-            dcols = (w2 @ dout2.T).reshape(fh, fw, n_c, m, n_h, n_w)
-            dx_pad = col2im_channel_major(dcols, padded_hw, stride).transpose(1, 2, 3, 0)
-        elif need_dx:
-            dcols = (dout2 @ w2.T).reshape(m, n_h, n_w, fh, fw, n_c)
-            dx_pad = col2im(dcols, padded_hw, stride)
-    db = db.reshape(b_shape)
+    if layout == "planes":
+        dx, dw, db = _direct_backward(dout, cache, need_dx, workspace)
+        return dx, dw, db.reshape(b_shape)
+    dout2 = dout.reshape(-1, n_k)
+    w2 = w.reshape(-1, n_k)
+    dw = (cols @ dout2 if layout == "channel_major" else cols.T @ dout2).reshape(w.shape)
+    db = column_sum(dout2).reshape(b_shape)
     if not need_dx:
         return None, dw, db
+    if layout == "pointwise":
+        return (dout2 @ w2.T).reshape(x_shape), dw, db
+    padded_hw = (x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]))
+    if layout == "channel_major":
+        dcols = (w2 @ dout2.T).reshape(fh, fw, n_c, m, n_h, n_w)
+        dx_pad = col2im_channel_major(dcols, padded_hw, stride).transpose(1, 2, 3, 0)
+    else:
+        dcols = (dout2 @ w2.T).reshape(m, n_h, n_w, fh, fw, n_c)
+        dx_pad = col2im(dcols, padded_hw, stride)
     (top, bottom), (left, right) = pads
     return dx_pad[:, top:padded_hw[0] - bottom, left:padded_hw[1] - right, :], dw, db
 
 
-def _direct_backward(dout, cache: ConvCache, padded_hw, need_dx: bool):
-    """``(dx_pad or None, dw, db)`` for a direct (compiled) forward: per-example partial sums of
-    ``dw`` and ``db`` from one loop nest, and ``dx_pad`` by a scatter loop."""
-    planes, _, w, _, x_shape, _, _ = cache
-    kernels = load_compiled()
-    m, n_k = x_shape[0], w.shape[3]
-    dw_parts = np.empty((m, *w.shape), w.dtype)
-    db_parts = np.empty((m, n_k), w.dtype)
-    kernels.conv.conv_backward_weights(planes, dout, dw_parts, db_parts)
-    dx_pad = None
-    if need_dx:
-        dx_pad = np.empty((m, *padded_hw, x_shape[3]), w.dtype)
-        kernels.conv.conv_backward_input(dout, np.ascontiguousarray(w), dx_pad)
-    return dx_pad, dw_parts.sum(axis=0), db_parts.sum(axis=0)
+def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
+    """``(dx or None, dw, db)`` for a direct (compiled) forward.
+
+    The output gradient goes into planes of the forward's geometry, shifted by ``f - 1 - pad``: a
+    window of them lines up with every tap's run of the input planes (the weight gradient). The
+    input gradient is the full correlation of the output gradient, padded by ``f - 1`` on each
+    side, with the flipped kernel: the same planes for ``"same"`` padding, a larger copy otherwise.
+    """
+    planes, _, w, _, x_shape, _, pads = cache
+    kernels = load_compiled().conv
+    fh, fw, n_c, n_k = w.shape
+    m = x_shape[0]
+    n_rows, row_len = plane_geometry(_padded_size(x_shape, pads), (fh, fw))
+    top, left = fh - 1 - pads[0][0], fw - 1 - pads[1][0]
+    grads = scratch(workspace, "grad_planes", (n_k, m * n_rows, row_len), dout.dtype)
+    kernels.to_planes(dout, top, left, n_rows, grads)
+    offsets, _ = tap_table(w[..., :1], m * n_rows, row_len, pad_filters=False)
+    dw_taps, db = kernels.conv_weight_grads(planes, grads, offsets, top * row_len + left)
+    dw = np.ascontiguousarray(dw_taps[:n_c * fh * fw].reshape(n_c, fh, fw, n_k).transpose(1, 2, 0, 3))
+    if not need_dx:
+        return None, dw, db
+    full_rows, full_len = plane_geometry(_padded_size(x_shape, pads), (fh, fw), need_input_gradient=True)
+    if (full_rows, full_len) != (n_rows, row_len):
+        n_rows, row_len = full_rows, full_len
+        grads = scratch(workspace, "grad_planes", (n_k, m * n_rows, row_len), dout.dtype)
+        kernels.to_planes(dout, fh - 1, fw - 1, n_rows, grads)
+        top, left = fh - 1, fw - 1
+    # dx[i, y, x] reads the gradient planes at (y + p, x + q) with the kernel flipped; their data
+    # start at (top, left) = (f - 1 - pad_top, f - 1 - pad_left) in image coordinates, so when the
+    # planes were shifted by f - 1 instead, dx's rows start pad_top rows further on.
+    offsets, weights = tap_table(w[::-1, ::-1].transpose(0, 1, 3, 2), m * n_rows, row_len)
+    offsets += (top - (fh - 1 - pads[0][0])) * row_len + (left - (fw - 1 - pads[1][0]))
+    dx = np.empty(x_shape, dout.dtype)
+    kernels.conv_planes(grads, offsets, weights, np.zeros(n_c, dout.dtype), dx, n_rows)
+    return dx, dw, db
+
+
+def _padded_size(x_shape, pads) -> tuple[int, int]:
+    (top, bottom), (left, right) = pads
+    return x_shape[1] + top + bottom, x_shape[2] + left + right
 
 
 def channel_planes(x: np.ndarray, pads: Padding2D, workspace: Workspace | None = None) -> np.ndarray:

@@ -55,7 +55,7 @@ class Conv2D(_Affine):
                                     workspace=self._workspace)
 
     def backward(self, dout, need_dx=True):
-        return self._affine_backward(F.conv2d_backward, dout, need_dx)
+        return self._affine_backward(F.conv2d_backward, dout, need_dx, workspace=self._workspace)
 
 
 class ZeroPadding2D(Layer):

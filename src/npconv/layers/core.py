@@ -112,9 +112,9 @@ class _Affine(_Activated):
         self._cache = (cache, act_cache, logits)
         return out
 
-    def _affine_backward(self, kernel_backward, dout, need_dx):
+    def _affine_backward(self, kernel_backward, dout, need_dx, **hyper):
         cache, act_cache, logits = self._take_cache()
-        dx, dw, db = kernel_backward(self._deactivate(dout, act_cache, logits), cache, need_dx=need_dx)
+        dx, dw, db = kernel_backward(self._deactivate(dout, act_cache, logits), cache, need_dx=need_dx, **hyper)
         self.kernel.grad = dw
         if self.use_bias:
             self.bias.grad = db

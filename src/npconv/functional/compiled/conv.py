@@ -1,109 +1,185 @@
-"""Compiled convolution kernels: the course's loops over ``(i, h, w, p, q, c, k)``, run by Numba.
+"""Compiled convolution kernels: a direct stride-1 convolution over channel planes, and col2im.
 
-A direct convolution (stride 1) never builds the patch matrix: for images with few channels (RGB)
-that matrix is ``fh * fw`` times the input (50 MB for SIGNS's first layer at batch 64) and the GEMM
-that consumes it has as few as 8 columns, so the copy, not the arithmetic, sets the time. Here the
-input is read as channel planes ``(n_C, m, H_pad, W_pad)``, and every inner loop is a long run over
-contiguous memory: an ``axpy`` (forward) or a dot product (weight gradient) along a whole plane.
+The direct convolution never builds a patch matrix. The input is laid out as *stacked planes*,
+``planes (n_C, m * B, S)``: channel ``c`` of image ``i`` is the block of rows ``i*B .. i*B + B - 1``,
+zero-padded to ``B`` rows of ``S`` columns (:func:`to_planes`). In flat indices of one channel's
+plane, output position ``(i, h, v)`` is ``j = (i*B + h) * S + v`` and the window offset of tap
+``(p, q)`` is ``p * S + q``, so every tap ``t = (c, p, q)`` contributes one long contiguous run::
 
-``prange`` splits the batch between threads: every example writes only its own rows, so no locks.
+    out_flat[j] += w[p, q, c, k] * planes_flat[offset_t + j],   offset_t = (c * m * B + p) * S + q
+
+over every image at once; positions that are not outputs (the padding rows and columns) are computed
+and dropped. The weight gradient is the same runs as dot products against the output gradient laid
+out in the same geometry, and the input gradient is the forward kernel again, over the output
+gradient's planes with the kernel flipped (a full correlation).
+
+Speed (``benchmarks/ops.py``): the innermost loops are those runs, indexed from 0 on slices (an
+offset index defeats LLVM's vectoriser), four taps and two filters per pass so each load feeds
+several FMAs, the four products summed as two pairs (a chain of four dependent FMAs per element
+halved the speed), accumulators in the data's dtype. ``prange`` splits the rows into chunks of about
+:data:`CHUNK` positions, fixed by the shapes and not by the thread count, so results do not depend
+on how many threads run.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["conv_forward", "conv_backward_weights", "conv_backward_input", "col2im"]
+__all__ = ["to_planes", "conv_planes", "conv_weight_grads", "col2im"]
+
+#: Taps per pass of the inner loops (the tap table is padded to a multiple with zero weights).
+TAPS = 4
+#: Output positions per chunk of work: two accumulator rows of 4 KB (float32) stay in L1.
+CHUNK = 1024
 
 
 @njit(parallel=True, cache=True)
-def conv_forward(planes, w, b, out):
-    """A stride-1 convolution: ``out[i, h, v, k] = b[k] + sum_{p,q,c} planes[c, i, h + p, v + q] * w[p, q, c, k]``.
+def to_planes(src, top, left, block_rows, dst):
+    """Stacked planes of an NHWC batch: ``dst[c, i*B + top + y, left + x] = src[i, y, x, c]``, zero elsewhere.
 
-    planes (n_C, m, H_pad, W_pad): the padded input, channel-major; w (fh, fw, n_C, K), b (K,),
-    out (m, n_H, n_W, K), written in place. In flat indices of a plane the window of tap ``(p, q)``
-    starts at ``p * W_pad + q``, so for each filter ``k`` the output plane (rows ``W_pad`` long, the
-    last ``fw - 1`` columns of each discarded) is a sum of ``fh * fw * n_C`` long contiguous
-    ``acc += tap * window`` loops, which vectorise; it is then written out NHWC.
+    src (m, H, W, n_C); dst (n_C, m * B, S), written in place (``B = block_rows``), with
+    ``top + H <= B`` and ``left + W <= S``.
     """
-    m, n_h, n_w, n_k = out.shape
-    fh, fw, n_c, _ = w.shape
-    w_pad = planes.shape[3]
-    length = (n_h - 1) * w_pad + n_w  # the last window row stops at n_W: no read past the plane
+    m, n_h, n_w, n_c = src.shape
     for i in prange(m):
-        acc = np.empty(length, dtype=out.dtype)
-        for k in range(n_k):  # one output plane and one input plane at a time stay in L1
-            acc[:] = b[k]
-            for c in range(n_c):
-                plane = planes[c, i].ravel()
-                for p in range(fh):
-                    for q in range(fw):
-                        tap = w[p, q, c, k]
-                        window = plane[p * w_pad + q:p * w_pad + q + length]  # from 0: vectorises
-                        for j in range(length):
-                            acc[j] += tap * window[j]
-            for h in range(n_h):
-                for v in range(n_w):
-                    out[i, h, v, k] = acc[h * w_pad + v]
+        for c in range(n_c):
+            block = dst[c, i * block_rows:(i + 1) * block_rows]
+            block[:top] = 0
+            block[top + n_h:] = 0
+            for y in range(n_h):
+                row = block[top + y]
+                row[:left] = 0
+                row[left + n_w:] = 0
+                pixels = src[i, y]
+                for x in range(n_w):
+                    row[left + x] = pixels[x, c]
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def conv_planes(planes, offsets, weights, bias, out, block_rows):
+    """Direct stride-1 convolution: ``out[i, h, v, k] = bias[k] + sum_t weights[t, k] * flat[offsets[t] + j]``,
+    ``j = (i * B + h) * S + v``, ``flat`` = ``planes`` raveled.
+
+    planes (n_C, m * B, S) from :func:`to_planes`; offsets (T,) and weights (T, K2) from the tap
+    table (``T`` a multiple of :data:`TAPS`, ``K2`` the filters rounded up to even, padded with
+    zeros); bias (K,); out (m, n_H, n_W, K), written in place.
+    """
+    n_rows, row_len = planes.shape[1], planes.shape[2]
+    m, n_h, n_w, n_k = out.shape
+    plane = n_rows * row_len
+    flat = planes.ravel()
+    reach = 0
+    for t in range(offsets.size):
+        reach = max(reach, offsets[t] % plane)
+    limit = plane - reach  # positions whose every tap stays inside its channel's plane
+    chunk_rows = max(1, CHUNK // row_len)
+    for chunk in prange((n_rows + chunk_rows - 1) // chunk_rows):
+        r0 = chunk * chunk_rows
+        r1 = min(n_rows, r0 + chunk_rows)
+        j0, j1 = r0 * row_len, min(r1 * row_len, limit)
+        if j1 <= j0:
+            continue
+        n = j1 - j0
+        acc = np.empty((weights.shape[1], n), out.dtype)
+        for k in range(0, n_k, 2):
+            first, second = acc[k], acc[k + 1]  # distinct rows: K2 is even
+            first[:] = bias[k]
+            second[:] = bias[k + 1] if k + 1 < n_k else 0
+            for t in range(0, offsets.size, TAPS):
+                x0 = flat[offsets[t] + j0:offsets[t] + j1]
+                x1 = flat[offsets[t + 1] + j0:offsets[t + 1] + j1]
+                x2 = flat[offsets[t + 2] + j0:offsets[t + 2] + j1]
+                x3 = flat[offsets[t + 3] + j0:offsets[t + 3] + j1]
+                a0, a1, a2, a3 = weights[t, k], weights[t + 1, k], weights[t + 2, k], weights[t + 3, k]
+                b0, b1, b2, b3 = (weights[t, k + 1], weights[t + 1, k + 1], weights[t + 2, k + 1],
+                                  weights[t + 3, k + 1])
+                for j in range(n):
+                    v0, v1, v2, v3 = x0[j], x1[j], x2[j], x3[j]
+                    first[j] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
+                    second[j] += (b0 * v0 + b1 * v1) + (b2 * v2 + b3 * v3)
+        for r in range(r0, r1):  # the chunk's output rows, written NHWC
+            i = r // block_rows
+            h = r - i * block_rows
+            base = (r - r0) * row_len
+            if h >= n_h or base + n_w > n:
+                continue
+            pixels = out[i, h]
+            for v in range(n_w):
+                pixel = pixels[v]
+                for k in range(n_k):
+                    pixel[k] = acc[k, base + v]
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-def conv_backward_weights(planes, dout, dw_parts, db_parts):
-    """Per-example partial gradients of a stride-1 convolution, summed over the batch by the caller.
+def conv_weight_grads(planes, grads, offsets, grad_offset):
+    """Weight and bias gradients of :func:`conv_planes`: ``(dw (T, K), db (K,))`` with
 
-    ``dw_parts[i, p, q, c, k] = sum_{h,v} planes[c, i, h + p, v + q] * dout[i, h, v, k]`` and
-    ``db_parts[i, k] = sum_{h,v} dout[i, h, v, k]``; shapes (m, fh, fw, n_C, K) and (m, K).
+    ``dw[t, k] = sum_j flat[offsets[t] + j] * g_k[j]`` and ``db[k] = sum_j g_k[j]``, where
+    ``g_k = grads[k].ravel()[grad_offset:]`` is the output gradient in the planes' geometry (zero at
+    the positions that are not outputs), so ``j`` runs over every output position of the batch.
 
-    Each example's gradient is laid out like a padded plane, ``grads[k, h, v]`` with rows ``W_pad``
-    long (zeros past ``n_W``), so that in flat indices the window of tap ``(p, q)`` is the plane from
-    ``p * W_pad + q`` on: every ``dw`` entry becomes one long contiguous dot product, which
-    vectorises (``reassoc``) instead of thousands of 64-long ones with a reduction each.
+    planes (n_C, m * B, S) and grads (K, m * B, S) from :func:`to_planes`; offsets (T,). Each chunk
+    of positions sums into its own partial, and the partials are added in chunk order: the result
+    does not depend on the number of threads.
     """
-    m, n_h, n_w, n_k = dout.shape
-    _, fh, fw, n_c, _ = dw_parts.shape
-    w_pad = planes.shape[3]
-    length = (n_h - 1) * w_pad + n_w  # the last window row stops at n_W: no read past the plane
-    for i in prange(m):
-        grads = np.zeros((n_k, n_h * w_pad), dtype=dout.dtype)
-        for h in range(n_h):
-            for v in range(n_w):
-                for k in range(n_k):
-                    grads[k, h * w_pad + v] = dout[i, h, v, k]
+    n_rows, row_len = planes.shape[1], planes.shape[2]
+    n_k = grads.shape[0]
+    plane = n_rows * row_len
+    flat = planes.ravel()
+    gflat = grads.ravel()
+    reach = 0
+    for t in range(offsets.size):
+        reach = max(reach, offsets[t] % plane)
+    limit = min(plane - reach, plane - grad_offset)
+    chunk_rows = max(1, CHUNK // row_len)
+    n_chunks = (n_rows + chunk_rows - 1) // chunk_rows
+    dw_parts = np.zeros((n_chunks, offsets.size, n_k), flat.dtype)
+    db_parts = np.zeros((n_chunks, n_k), flat.dtype)
+    zero = flat.dtype.type(0)
+    for chunk in prange(n_chunks):
+        dw, db = dw_parts[chunk], db_parts[chunk]
+        j0 = chunk * chunk_rows * row_len
+        j1 = min(j0 + chunk_rows * row_len, limit)
+        n = j1 - j0
+        for k in range(0, n_k if n > 0 else 0, 2):
+            k2 = min(k + 1, n_k - 1)  # an odd last filter is paired with itself
+            g0 = gflat[k * plane + grad_offset + j0:k * plane + grad_offset + j1]
+            g1 = gflat[k2 * plane + grad_offset + j0:k2 * plane + grad_offset + j1]
+            s0 = zero
+            s1 = zero
+            for j in range(n):
+                s0 += g0[j]
+                s1 += g1[j]
+            db[k], db[k2] = s0, s1
+            for t in range(0, offsets.size, TAPS):
+                x0 = flat[offsets[t] + j0:offsets[t] + j1]
+                x1 = flat[offsets[t + 1] + j0:offsets[t + 1] + j1]
+                x2 = flat[offsets[t + 2] + j0:offsets[t + 2] + j1]
+                x3 = flat[offsets[t + 3] + j0:offsets[t + 3] + j1]
+                a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = zero
+                for j in range(n):
+                    u0, u1 = g0[j], g1[j]
+                    v0, v1, v2, v3 = x0[j], x1[j], x2[j], x3[j]
+                    a0 += v0 * u0
+                    a1 += v1 * u0
+                    a2 += v2 * u0
+                    a3 += v3 * u0
+                    b0 += v0 * u1
+                    b1 += v1 * u1
+                    b2 += v2 * u1
+                    b3 += v3 * u1
+                dw[t, k], dw[t + 1, k], dw[t + 2, k], dw[t + 3, k] = a0, a1, a2, a3
+                dw[t, k2], dw[t + 1, k2], dw[t + 2, k2], dw[t + 3, k2] = b0, b1, b2, b3
+    # Explicit loops: an array expression here would become a parallel loop per chunk (parfors).
+    dw_total = np.zeros((offsets.size, n_k), flat.dtype)
+    db_total = np.zeros(n_k, flat.dtype)
+    for chunk in range(n_chunks):
+        for t in range(offsets.size):
+            for k in range(n_k):
+                dw_total[t, k] += dw_parts[chunk, t, k]
         for k in range(n_k):
-            db_parts[i, k] = grads[k].sum()
-        for k in range(n_k):  # one gradient plane and one input plane at a time stay in L1
-            g = grads[k]
-            for c in range(n_c):
-                plane = planes[c, i].ravel()
-                for p in range(fh):
-                    for q in range(fw):
-                        window = plane[p * w_pad + q:p * w_pad + q + length]
-                        # A slice indexed from 0 and an accumulator in the data's dtype (the first
-                        # product) vectorise; an offset index or a float64 sum ran 6-10x slower.
-                        total = window[0] * g[0]
-                        for j in range(1, length):
-                            total += window[j] * g[j]
-                        dw_parts[i, p, q, c, k] = total
-
-
-@njit(parallel=True, cache=True)
-def conv_backward_input(dout, w, dx_pad):
-    """Stride 1: ``dx_pad[i, h + p, v + q, c] += sum_k dout[i, h, v, k] * w[p, q, c, k]`` (zeroed first)."""
-    m, n_h, n_w, n_k = dout.shape
-    fh, fw, n_c, _ = w.shape
-    for i in prange(m):
-        dx_pad[i] = 0.0
-        for h in range(n_h):
-            for v in range(n_w):
-                g = dout[i, h, v]
-                for p in range(fh):
-                    for q in range(fw):
-                        for c in range(n_c):
-                            taps = w[p, q, c]
-                            total = 0.0
-                            for k in range(n_k):
-                                total += g[k] * taps[k]
-                            dx_pad[i, h + p, v + q, c] += total
+            db_total[k] += db_parts[chunk, k]
+    return dw_total, db_total
 
 
 @njit(parallel=True, cache=True)
