@@ -27,13 +27,18 @@ from ._tier import compiled
 from .conv import pad_nhwc
 
 
+# The winners' dtype in both tiers: the compiled selects vectorise on 32-bit lanes beside float32
+# values (with uint8 winners they did not).
+WINNER_DTYPE = np.int32
+
+
 class PoolCache(NamedTuple):
     x_shape: tuple            # (m, n_H_prev, n_W_prev, n_C)
     pool: tuple[int, int]
     stride: tuple[int, int]
     pads: Padding2D
     mode: str
-    winner: np.ndarray | None  # max: (m, n_H, n_W, n_C) index of the winning offset p * pw + q
+    winner: np.ndarray | None  # max: (m, n_H, n_W, n_C) int32 index of the winning offset p * pw + q
     counts: np.ndarray | None  # average: (n_H, n_W, 1) number of unpadded elements per window
 
 
@@ -64,7 +69,7 @@ def pool2d_forward(x, pool_size, stride=None, padding="valid", mode="max"):
             out, winner = _max_over_offsets(x_pad, pool, stride, out_size)
         else:
             out = np.empty((x.shape[0], *out_size, x.shape[3]), x.dtype)
-            winner = np.empty(out.shape, _winner_dtype(pool))
+            winner = np.empty(out.shape, WINNER_DTYPE)
             kernels.pool.max_pool_forward(np.ascontiguousarray(x_pad), *pool, *stride, out, winner)
         return out, PoolCache(x.shape, pool, stride, pads, mode, winner, None)
     counts = _window_counts(x.shape[1:3], pool, stride, pads, out_size, x.dtype)
@@ -116,7 +121,7 @@ def _max_over_offsets(x_pad, pool, stride, out_size):
     """Running maximum over the window offsets, remembering the first offset that reached it."""
     ph, pw = pool
     best = _offset_slice(x_pad, 0, 0, stride, out_size).copy()
-    winner = np.zeros(best.shape, dtype=_winner_dtype(pool))
+    winner = np.zeros(best.shape, dtype=WINNER_DTYPE)
     better = np.empty(best.shape, dtype=bool)
     for offset in range(1, ph * pw):
         candidate = _offset_slice(x_pad, *divmod(offset, pw), stride, out_size)
@@ -137,10 +142,6 @@ def _point_at_last_nan(x_pad, pool, stride, out_size, winner):
     for offset in range(ph * pw):
         candidate = _offset_slice(x_pad, *divmod(offset, pw), stride, out_size)
         winner[np.isnan(candidate)] = offset
-
-
-def _winner_dtype(pool):
-    return np.uint8 if pool[0] * pool[1] <= 256 else np.int32
 
 
 def _sum_over_offsets(x_pad, pool, stride, out_size):
