@@ -110,10 +110,11 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     return out.reshape(cache.shape), cache
 
 
-def _blocks(n: int) -> int:
-    """Row blocks for the compiled kernels: a few per thread, so uneven threads still balance."""
-    from numba import get_num_threads
-    return max(1, min(n, 8 * get_num_threads()))
+def _tiled(kernels, values: np.ndarray, dtype) -> np.ndarray:
+    """A per-channel ``(C,)`` constant repeated to the compiled kernels' tile length (see
+    :mod:`npconv.functional.compiled.batchnorm`), in ``dtype``."""
+    n_c = values.shape[0]
+    return np.tile(values.astype(dtype, copy=False), kernels.tile_length(n_c) // n_c)
 
 
 def _compiled_forward(kernels, x2, gamma, beta, eps, shape):
@@ -121,14 +122,15 @@ def _compiled_forward(kernels, x2, gamma, beta, eps, shape):
     affine map ``out = x * scale + (beta - mean * scale)``."""
     n = x2.shape[0]
     shift = x2[0].astype(np.float64)
-    sums, squares = kernels.channel_moments(x2, shift, _blocks(n))
+    sums, squares = kernels.channel_moments(x2, _tiled(kernels, shift, np.float64))
     shifted_mean = sums / n
     var64 = np.maximum(squares / n - shifted_mean ** 2, 0.0)
     mean64 = shift + shifted_mean
     inv_std64 = 1 / np.sqrt(var64 + eps)
     scale = gamma * inv_std64
     out = np.empty_like(x2)
-    kernels.scale_shift(x2, scale.astype(x2.dtype), (beta - mean64 * scale).astype(x2.dtype), out, _blocks(n))
+    kernels.scale_shift(x2, _tiled(kernels, scale, x2.dtype), _tiled(kernels, beta - mean64 * scale, x2.dtype),
+                        out)
     dtype = x2.dtype
     cache = BatchNormCache(x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype),
                            shape)
@@ -164,20 +166,22 @@ def batchnorm_backward(dout, cache):
 
 def _compiled_backward(kernels, d2, cache):
     """:func:`batchnorm_backward` in two compiled passes: the sums ``dbeta`` and ``sum(dout * xc)``,
-    then ``dx = a * dout - b * xc - c0`` with ``a = gamma * inv_std``, ``b = a * inv_std * dgamma / N``
-    and ``c0 = a * dbeta / N``."""
+    then ``dx = a * dout - b * xc - a * dbeta / N`` with ``a = gamma * inv_std`` and
+    ``b = a * inv_std * dgamma / N``."""
     x2, centred, gamma, inv_std, mean, _, shape = cache
     n = x2.shape[0]
     if centred:  # a NumPy-tier forward stored x - mean
         mean = np.zeros_like(mean)
-    dbeta, centred_product = kernels.gradient_sums(d2, x2, mean, _blocks(n))
+    dbeta, centred_product = kernels.gradient_sums(d2, x2, _tiled(kernels, mean, x2.dtype))
     inv_std64 = inv_std.astype(np.float64)
     dgamma = centred_product * inv_std64
     a = gamma * inv_std64
+    b = a * inv_std64 * dgamma / n
     dx = np.empty_like(x2)
     dtype = x2.dtype
-    kernels.input_gradient(d2, x2, mean, a.astype(dtype), (a * inv_std64 * dgamma / n).astype(dtype),
-                           (a * dbeta / n).astype(dtype), dx, _blocks(n))
+    # dx = a * dout - b * (x - mean) - a * dbeta / n, with the constant terms gathered per channel
+    kernels.input_gradient(d2, x2, _tiled(kernels, a, dtype), _tiled(kernels, b, dtype),
+                           _tiled(kernels, b * mean - a * dbeta / n, dtype), dx)
     return dx.reshape(shape), dgamma.astype(dtype), dbeta.astype(dtype)
 
 
@@ -199,7 +203,8 @@ def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-
     kernels = compiled()
     if kernels is not None:
         out = np.empty_like(x2)
-        kernels.batchnorm.scale_shift(x2, scale, offset, out, _blocks(x2.shape[0]))
+        bn = kernels.batchnorm
+        bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, offset, x2.dtype), out)
     else:
         out = x2 * scale
         out += offset

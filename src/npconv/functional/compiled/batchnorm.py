@@ -3,78 +3,134 @@
 The NumPy tier makes about eleven passes over ``(N, C)`` for a training step (centre, square, sum,
 scale, shift; then products and sums backward), each leaving the cache at Happy's size. Here the
 forward reads ``x`` once for the statistics and once to write ``out``; the backward reads ``dout`` and
-``x`` once for the two sums and once to write ``dx``. Rows are split into ``blocks`` contiguous
-chunks, one per ``prange`` iteration, whose per-channel partial sums (float64) are added at the end.
+``x`` once for the two sums and once to write ``dx``.
+
+Every kernel sees the data as *tiles*: the flat array cut into runs of ``L`` values, ``L`` a multiple
+of ``C`` (:func:`tile_length`), so value ``j`` of every tile belongs to channel ``j % C`` and the
+per-channel constants are given tiled to length ``L`` by the caller. The inner loops then run ``L``
+(64 or more) values long whatever the channel count: along 8 or 16 channels they were too short to
+vectorise. Tiles are split into a fixed number of blocks (:data:`BLOCKS`), one per ``prange``
+iteration, whose float64 partial sums are added in block order: the results do not depend on the
+number of threads. The rows left over after the last whole tile are handled by the caller's tiles
+too: ``N * C`` need not be a multiple of ``L`` (see :func:`_tiles`).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["channel_moments", "scale_shift", "gradient_sums", "input_gradient"]
+__all__ = ["channel_moments", "scale_shift", "gradient_sums", "input_gradient", "tile_length"]
+
+#: Blocks of tiles per kernel call (at most): a few per thread on any machine, fixed for determinism.
+BLOCKS = 32
+
+
+@njit(cache=True)
+def tile_length(n_c):
+    """The tile length ``L`` for ``n_c`` channels: the smallest multiple of ``n_c`` of at least 64."""
+    return n_c * max(1, (64 + n_c - 1) // n_c)
+
+
+@njit(cache=True, inline="always")
+def _tiles(n_values, length, block, n_blocks):
+    """``(start, stop)`` flat indices of ``block``'s share of the tiles; the last block also takes
+    the values after the last whole tile (fewer than ``length``, a whole number of rows)."""
+    n_tiles = n_values // length
+    per_block = (n_tiles + n_blocks - 1) // n_blocks
+    start = min(n_tiles, block * per_block) * length
+    stop = min(n_tiles, (block + 1) * per_block) * length
+    if block == n_blocks - 1:
+        stop = n_values
+    return start, stop
+
+
+@njit(cache=True)
+def _n_blocks(n_values, length):
+    return max(1, min(BLOCKS, n_values // length))
 
 
 @njit(parallel=True, cache=True)
-def channel_moments(x, shift, blocks):
-    """``(sum(x - shift), sum((x - shift)^2))`` per channel, float64, for x (N, C) and shift (C,).
+def channel_moments(x, shift_tiled):
+    """``(sum(x - shift), sum((x - shift)^2))`` per channel, float64, for x (N, C).
 
-    The shift (the first row) keeps ``E[d^2] - E[d]^2`` free of cancellation when the mean is large
-    next to the spread.
+    ``shift_tiled`` (L,) float64: a shift per channel (the caller's first row), tiled. The shift keeps
+    ``E[d^2] - E[d]^2`` free of cancellation when the mean is large next to the spread.
     """
-    n, n_c = x.shape
-    sums = np.zeros((blocks, n_c))
-    squares = np.zeros((blocks, n_c))
-    step = (n + blocks - 1) // blocks
-    for block in prange(blocks):
-        s = sums[block]
-        s2 = squares[block]
-        for r in range(block * step, min(n, (block + 1) * step)):
-            row = x[r]
-            for c in range(n_c):
-                d = row[c] - shift[c]
-                s[c] += d
-                s2[c] += d * d
-    return sums.sum(axis=0), squares.sum(axis=0)
+    n_c = x.shape[1]
+    flat = x.ravel()
+    length = shift_tiled.size
+    n_blocks = _n_blocks(flat.size, length)
+    sums = np.zeros((n_blocks, length))
+    squares = np.zeros((n_blocks, length))
+    for block in prange(n_blocks):
+        start, stop = _tiles(flat.size, length, block, n_blocks)
+        s, s2 = sums[block], squares[block]
+        for base in range(start, stop, length):
+            values = flat[base:min(base + length, stop)]
+            for j in range(values.size):
+                d = values[j] - shift_tiled[j]
+                s[j] += d
+                s2[j] += d * d
+    return _fold(sums, n_c), _fold(squares, n_c)
+
+
+@njit(cache=True)
+def _fold(partials, n_c):
+    """Per-channel totals of ``partials (n_blocks, L)``, blocks in order, then the tile's channels."""
+    out = np.zeros(n_c)
+    for block in range(partials.shape[0]):
+        for j in range(partials.shape[1]):
+            out[j % n_c] += partials[block, j]
+    return out
 
 
 @njit(parallel=True, cache=True)
-def scale_shift(x, scale, offset, out, blocks):
-    """``out[r, c] = x[r, c] * scale[c] + offset[c]`` for x and out (N, C)."""
-    n, n_c = x.shape
-    step = (n + blocks - 1) // blocks
-    for block in prange(blocks):
-        for r in range(block * step, min(n, (block + 1) * step)):
-            row, target = x[r], out[r]
-            for c in range(n_c):
-                target[c] = row[c] * scale[c] + offset[c]
+def scale_shift(x, scale_tiled, offset_tiled, out):
+    """``out[r, c] = x[r, c] * scale[c] + offset[c]`` for x and out (N, C); constants tiled (L,)."""
+    flat, target = x.ravel(), out.ravel()
+    length = scale_tiled.size
+    n_blocks = _n_blocks(flat.size, length)
+    for block in prange(n_blocks):
+        start, stop = _tiles(flat.size, length, block, n_blocks)
+        for base in range(start, stop, length):
+            values = flat[base:min(base + length, stop)]
+            written = target[base:min(base + length, stop)]
+            for j in range(values.size):
+                written[j] = values[j] * scale_tiled[j] + offset_tiled[j]
 
 
 @njit(parallel=True, cache=True)
-def gradient_sums(dout, x, mean, blocks):
-    """``(sum(dout), sum(dout * (x - mean)))`` per channel, float64, for dout and x (N, C)."""
-    n, n_c = x.shape
-    sums = np.zeros((blocks, n_c))
-    products = np.zeros((blocks, n_c))
-    step = (n + blocks - 1) // blocks
-    for block in prange(blocks):
-        s = sums[block]
-        sp = products[block]
-        for r in range(block * step, min(n, (block + 1) * step)):
-            g, row = dout[r], x[r]
-            for c in range(n_c):
-                s[c] += g[c]
-                sp[c] += g[c] * (row[c] - mean[c])
-    return sums.sum(axis=0), products.sum(axis=0)
+def gradient_sums(dout, x, mean_tiled):
+    """``(sum(dout), sum(dout * (x - mean)))`` per channel, float64, for dout and x (N, C); mean tiled (L,)."""
+    n_c = x.shape[1]
+    grads, flat = dout.ravel(), x.ravel()
+    length = mean_tiled.size
+    n_blocks = _n_blocks(flat.size, length)
+    sums = np.zeros((n_blocks, length))
+    products = np.zeros((n_blocks, length))
+    for block in prange(n_blocks):
+        start, stop = _tiles(flat.size, length, block, n_blocks)
+        s, sp = sums[block], products[block]
+        for base in range(start, stop, length):
+            g = grads[base:min(base + length, stop)]
+            values = flat[base:min(base + length, stop)]
+            for j in range(values.size):
+                s[j] += g[j]
+                sp[j] += g[j] * (values[j] - mean_tiled[j])
+    return _fold(sums, n_c), _fold(products, n_c)
 
 
 @njit(parallel=True, cache=True)
-def input_gradient(dout, x, mean, a, b, c0, dx, blocks):
-    """``dx[r, c] = a[c] * dout[r, c] - b[c] * (x[r, c] - mean[c]) - c0[c]``: batch norm's ``dx`` with
-    the per-channel constants folded in by the caller."""
-    n, n_c = x.shape
-    step = (n + blocks - 1) // blocks
-    for block in prange(blocks):
-        for r in range(block * step, min(n, (block + 1) * step)):
-            g, row, target = dout[r], x[r], dx[r]
-            for c in range(n_c):
-                target[c] = a[c] * g[c] - b[c] * (row[c] - mean[c]) - c0[c]
+def input_gradient(dout, x, a_tiled, b_tiled, c_tiled, dx):
+    """``dx[r, c] = a[c] * dout[r, c] - b[c] * x[r, c] + c0[c]``: batch norm's ``dx`` with the
+    per-channel constants folded in (and tiled to length L) by the caller."""
+    grads, flat, target = dout.ravel(), x.ravel(), dx.ravel()
+    length = a_tiled.size
+    n_blocks = _n_blocks(flat.size, length)
+    for block in prange(n_blocks):
+        start, stop = _tiles(flat.size, length, block, n_blocks)
+        for base in range(start, stop, length):
+            end = min(base + length, stop)
+            g, values, written = grads[base:end], flat[base:end], target[base:end]
+            for j in range(values.size):
+                written[j] = a_tiled[j] * g[j] - b_tiled[j] * values[j] + c_tiled[j]
