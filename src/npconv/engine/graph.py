@@ -8,6 +8,7 @@ its output tensor back to its input. Every built model also holds symbolic tenso
 from __future__ import annotations
 
 from ..errors import expected
+from ..functional._tier import blas_scope
 from ..layers import InputLayer, KerasTensor, Layer
 from ..layers.base import snake_case
 from .data_checks import as_input_batch
@@ -192,6 +193,10 @@ class Graph:
         ``record``: a dict whose keys name layers; their outputs are stored in it. Recording runs the
         graph as built (``_nodes``), so each value is what that layer's output means in the model.
         """
+        with blas_scope():
+            return self._run_forward(x, training, logits, record)
+
+    def _run_forward(self, x, training, logits, record):
         values = {0: x}
         steps = self._steps if record is None else self._nodes
         last = len(steps) - 1
@@ -234,6 +239,10 @@ class Graph:
 
     def _backward(self, dout) -> None:
         """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every ``.grad``."""
+        with blas_scope():
+            self._run_backward(dout)
+
+    def _run_backward(self, dout) -> None:
         grads = {self._steps[-1].output: dout}
         for node in reversed(self._steps):
             if node.skip:
