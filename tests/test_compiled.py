@@ -179,10 +179,12 @@ def test_kernels_called_from_many_threads_at_once(rng):
         np.testing.assert_array_equal(out, expected)
 
 
-def test_results_do_not_depend_on_the_number_of_threads(rng):
-    """The compiled kernels split their work by the shapes, never by the thread count, so a run on
-    one thread and on two gives the same bits (npconv train --jobs relies on it)."""
+def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
+    """The compiled kernels split their work by the shapes, never by the thread count, so their
+    parallel builds on one thread and on two, and their serial builds (which small calls use), give
+    the same bits (npconv train --jobs relies on it)."""
     import numba
+    from npconv.functional.compiled import _jit
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs NUMBA_NUM_THREADS >= 2")
     x = rng.standard_normal((4, 20, 20, 3)).astype(np.float32)
@@ -197,6 +199,8 @@ def test_results_do_not_depend_on_the_number_of_threads(rng):
         return out, dx, dw, db, normed, *F.batchnorm_backward(out, bn_cache), pooled, \
             F.pool2d_backward(pooled, pool_cache)
     with use_tier("compiled"):
+        serial = run()
+        monkeypatch.setattr(_jit, "PARALLEL_MIN_BYTES", 0)  # every call parallel
         previous = numba.get_num_threads()
         try:
             numba.set_num_threads(1)
@@ -205,5 +209,6 @@ def test_results_do_not_depend_on_the_number_of_threads(rng):
             two = run()
         finally:
             numba.set_num_threads(previous)
-    for a, b_ in zip(one, two):
+    for a, b_, c in zip(one, two, serial):
         np.testing.assert_array_equal(a, b_)
+        np.testing.assert_array_equal(a, c)

@@ -27,6 +27,7 @@ compiled scatter-add. A ``1 x 1`` convolution is one GEMM on the input itself, i
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -35,6 +36,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import ShapeError, check_float_array, expected
 from ._reduce import column_sum
 from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
+from ._threads import matmul
 from ._tier import compiled, load_compiled
 from ._workspace import Workspace, scratch
 
@@ -97,7 +99,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     if (fh, fw) == (1, 1) and stride == (1, 1) and pads == ((0, 0), (0, 0)):
         layout = "pointwise"
         cols = np.ascontiguousarray(x).reshape(-1, n_c)
-        out = cols @ w2
+        out = matmul(cols, w2)
     elif n_c < FEW_CHANNELS:
         layout = "channel_major"
         cols = im2col_channel_major(x, pads, (fh, fw), stride, out_size, workspace)
@@ -105,7 +107,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     else:
         layout = "rows"
         cols = im2col(pad_nhwc(x, pads, workspace=workspace), (fh, fw), stride, out_size, workspace)
-        out = cols @ w2
+        out = matmul(cols, w2)
     out += bias
     cache = ConvCache(cols, layout, w, b.shape, x.shape, stride, pads)
     return out.reshape(m, *out_size, n_k), cache
@@ -138,21 +140,29 @@ def plane_geometry(padded_size, kernel, need_input_gradient: bool = False) -> tu
 def tap_table(w: np.ndarray, n_rows: int, row_len: int, pad_filters: bool = True):
     """The taps of ``w (fh, fw, n_C, K)`` over stacked planes of ``n_rows`` rows of ``row_len``.
 
-    Returns ``offsets (T,)``, tap ``(c, p, q)`` at ``(c * n_rows + p) * row_len + q``, and ``weights
-    (T, K2)`` with ``weights[t] = w[p, q, c]``; ``T`` is ``n_C * fh * fw`` rounded up to a multiple of
-    the kernels' ``TAPS`` and ``K2`` is ``K`` rounded up to even (``pad_filters``), both padded with
-    zero weights, which the compiled loops need.
+    Returns ``offsets (T,)`` (read-only, shared), tap ``(c, p, q)`` at ``(c * n_rows + p) * row_len
+    + q``, and ``weights (T, K2)`` with ``weights[t] = w[p, q, c]``; ``T`` is ``n_C * fh * fw`` rounded
+    up to a multiple of the kernels' ``TAPS`` and ``K2`` is ``K`` rounded up to even (``pad_filters``),
+    both padded with zero weights, which the compiled loops need.
     """
-    from .compiled.conv import TAPS
     fh, fw, n_c, n_k = w.shape
-    c, p, q = np.meshgrid(np.arange(n_c), np.arange(fh), np.arange(fw), indexing="ij")
+    offsets = _tap_offsets(fh, fw, n_c, n_rows, row_len)
     n_taps = n_c * fh * fw
-    padded = -(-n_taps // TAPS) * TAPS
-    offsets = np.zeros(padded, np.int64)
-    offsets[:n_taps] = ((c * n_rows + p) * row_len + q).ravel()
-    weights = np.zeros((padded, n_k + (n_k % 2 if pad_filters else 0)), w.dtype)
+    weights = np.zeros((offsets.size, n_k + (n_k % 2 if pad_filters else 0)), w.dtype)
     weights[:n_taps, :n_k] = w.transpose(2, 0, 1, 3).reshape(n_taps, n_k)
     return offsets, weights
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_offsets(fh, fw, n_c, n_rows, row_len) -> np.ndarray:
+    """:func:`tap_table`'s offsets, read-only: the same for every batch of a layer (made once)."""
+    from .compiled.conv import TAPS
+    c, p, q = np.meshgrid(np.arange(n_c), np.arange(fh), np.arange(fw), indexing="ij")
+    n_taps = n_c * fh * fw
+    offsets = np.zeros(-(-n_taps // TAPS) * TAPS, np.int64)
+    offsets[:n_taps] = ((c * n_rows + p) * row_len + q).ravel()
+    offsets.flags.writeable = False
+    return offsets
 
 
 def _direct_forward(kernels, x, w, bias, b_shape, pads, out_size, workspace):
@@ -200,18 +210,18 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
         return dx, dw, db.reshape(b_shape)
     dout2 = dout.reshape(-1, n_k)
     w2 = w.reshape(-1, n_k)
-    dw = (cols @ dout2 if layout == "channel_major" else cols.T @ dout2).reshape(w.shape)
+    dw = (cols @ dout2 if layout == "channel_major" else matmul(cols, dout2, reduce_rows=True)).reshape(w.shape)
     db = column_sum(dout2).reshape(b_shape)
     if not need_dx:
         return None, dw, db
     if layout == "pointwise":
-        return (dout2 @ w2.T).reshape(x_shape), dw, db
+        return matmul(dout2, w2.T).reshape(x_shape), dw, db
     padded_hw = (x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]))
     if layout == "channel_major":
         dcols = (w2 @ dout2.T).reshape(fh, fw, n_c, m, n_h, n_w)
         dx_pad = col2im_channel_major(dcols, padded_hw, stride).transpose(1, 2, 3, 0)
     else:
-        dcols = (dout2 @ w2.T).reshape(m, n_h, n_w, fh, fw, n_c)
+        dcols = matmul(dout2, w2.T).reshape(m, n_h, n_w, fh, fw, n_c)
         dx_pad = col2im(dcols, padded_hw, stride)
     (top, bottom), (left, right) = pads
     return dx_pad[:, top:padded_hw[0] - bottom, left:padded_hw[1] - right, :], dw, db
@@ -248,7 +258,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
     # start at (top, left) = (f - 1 - pad_top, f - 1 - pad_left) in image coordinates, so when the
     # planes were shifted by f - 1 instead, dx's rows start pad_top rows further on.
     offsets, weights = tap_table(w[::-1, ::-1].transpose(0, 1, 3, 2), m * n_rows, row_len)
-    offsets += (top - (fh - 1 - pads[0][0])) * row_len + (left - (fw - 1 - pads[1][0]))
+    offsets = offsets + (top - (fh - 1 - pads[0][0])) * row_len + (left - (fw - 1 - pads[1][0]))
     dx = np.empty(x_shape, dout.dtype)
     kernels.conv_planes(grads, offsets, weights, np.zeros(n_c, dout.dtype), dx, n_rows)
     return dx, dw, db

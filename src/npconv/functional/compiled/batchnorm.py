@@ -19,14 +19,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._jit import kernel
+
 __all__ = ["channel_moments", "scale_shift", "gradient_sums", "input_gradient", "tile_length"]
 
 #: Blocks of tiles per kernel call (at most): a few per thread on any machine, fixed for determinism.
 BLOCKS = 32
 
 
-@njit(cache=True)
-def tile_length(n_c):
+def tile_length(n_c: int) -> int:
     """The tile length ``L`` for ``n_c`` channels: the smallest multiple of ``n_c`` of at least 64."""
     return n_c * max(1, (64 + n_c - 1) // n_c)
 
@@ -49,7 +50,7 @@ def _n_blocks(n_values, length):
     return max(1, min(BLOCKS, n_values // length))
 
 
-@njit(parallel=True, cache=True)
+@kernel()
 def channel_moments(x, shift_tiled):
     """``(sum(x - shift), sum((x - shift)^2))`` per channel, float64, for x (N, C).
 
@@ -84,7 +85,7 @@ def _fold(partials, n_c):
     return out
 
 
-@njit(parallel=True, cache=True)
+@kernel()
 def scale_shift(x, scale_tiled, offset_tiled, out):
     """``out[r, c] = x[r, c] * scale[c] + offset[c]`` for x and out (N, C); constants tiled (L,)."""
     flat, target = x.ravel(), out.ravel()
@@ -99,7 +100,7 @@ def scale_shift(x, scale_tiled, offset_tiled, out):
                 written[j] = values[j] * scale_tiled[j] + offset_tiled[j]
 
 
-@njit(parallel=True, cache=True)
+@kernel()
 def gradient_sums(dout, x, mean_tiled):
     """``(sum(dout), sum(dout * (x - mean)))`` per channel, float64, for dout and x (N, C); mean tiled (L,)."""
     n_c = x.shape[1]
@@ -120,7 +121,7 @@ def gradient_sums(dout, x, mean_tiled):
     return _fold(sums, n_c), _fold(products, n_c)
 
 
-@njit(parallel=True, cache=True)
+@kernel()
 def input_gradient(dout, x, a_tiled, b_tiled, c_tiled, dx):
     """``dx[r, c] = a[c] * dout[r, c] - b[c] * x[r, c] + c0[c]``: batch norm's ``dx`` with the
     per-channel constants folded in (and tiled to length L) by the caller."""

@@ -23,7 +23,9 @@ on how many threads run.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._jit import kernel
 
 __all__ = ["to_planes", "conv_planes", "conv_weight_grads", "col2im"]
 
@@ -33,7 +35,7 @@ TAPS = 4
 CHUNK = 1024
 
 
-@njit(parallel=True, cache=True)
+@kernel()
 def to_planes(src, top, left, block_rows, dst):
     """Stacked planes of an NHWC batch: ``dst[c, i*B + top + y, left + x] = src[i, y, x, c]``, zero elsewhere.
 
@@ -55,7 +57,12 @@ def to_planes(src, top, left, block_rows, dst):
                     row[left + x] = pixels[x, c]
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
+def _forward_cost(planes, offsets, weights, *rest):
+    """:func:`conv_planes`' multiply-adds: positions x taps x filters."""
+    return planes.shape[1] * planes.shape[2] * offsets.size * weights.shape[1]
+
+
+@kernel(cost=_forward_cost, fastmath={"contract"})
 def conv_planes(planes, offsets, weights, bias, out, block_rows):
     """Direct stride-1 convolution: ``out[i, h, v, k] = bias[k] + sum_t weights[t, k] * flat[offsets[t] + j]``,
     ``j = (i * B + h) * S + v``, ``flat`` = ``planes`` raveled.
@@ -110,7 +117,12 @@ def conv_planes(planes, offsets, weights, bias, out, block_rows):
                     pixel[k] = acc[k, base + v]
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+def _weight_grads_cost(planes, grads, offsets, *rest):
+    """:func:`conv_weight_grads`' multiply-adds: positions x taps x filters."""
+    return planes.shape[1] * planes.shape[2] * offsets.size * grads.shape[0]
+
+
+@kernel(cost=_weight_grads_cost, fastmath={"reassoc", "contract"})
 def conv_weight_grads(planes, grads, offsets, grad_offset):
     """Weight and bias gradients of :func:`conv_planes`: ``(dw (T, K), db (K,))`` with
 
@@ -182,7 +194,7 @@ def conv_weight_grads(planes, grads, offsets, grad_offset):
     return dw_total, db_total
 
 
-@njit(parallel=True, cache=True)
+@kernel()
 def col2im(dcols, sh, sw, dx_pad):
     """Scatter-add patch gradients ``dcols (m, n_H, n_W, fh, fw, n_C)`` onto ``dx_pad (m, H_pad, W_pad, n_C)``.
 

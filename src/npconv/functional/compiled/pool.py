@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from numba import njit, prange
 
+from ._jit import kernel
+
 __all__ = ["max_pool_forward", "max_pool_backward"]
 
 
-@njit(parallel=True, cache=True)
+@kernel()
 def max_pool_forward(x_pad, ph, pw, sh, sw, out, winner):
     """``out[i, h, v, c] = max_{p<ph, q<pw} x_pad[i, h*sh + p, v*sw + q, c]``; ``winner`` its offset.
 
@@ -50,7 +52,7 @@ def max_pool_forward(x_pad, ph, pw, sh, sw, out, winner):
                         offsets[c] = offset if take else offsets[c]
 
 
-@njit(parallel=True, cache=True)
+@kernel()
 def max_pool_backward(dout, winner, ph, pw, sh, sw, tiled, dx_pad):
     """``dx_pad[i, h*sh + p, v*sw + q, c] += dout[i, h, v, c]`` where ``winner[i, h, v, c] == p*pw + q``.
 
