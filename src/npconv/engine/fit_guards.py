@@ -66,3 +66,4 @@ class DeferredInterrupt:
             signal.signal(signal.SIGINT, self._previous)
         return False
 
+

@@ -8,7 +8,7 @@ its output tensor back to its input. Every built model also holds symbolic tenso
 from __future__ import annotations
 
 from ..errors import expected
-from ..functional._tier import blas_scope
+from ..functional._threads import blas_scope
 from ..layers import InputLayer, KerasTensor, Layer
 from ..layers.base import snake_case
 from .data_checks import as_input_batch

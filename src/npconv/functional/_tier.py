@@ -10,7 +10,6 @@ only the first run after an install or an edit pays the compilation.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
 import os
@@ -74,27 +73,6 @@ def _threads_started() -> bool:
     """Whether Numba has already started a thread pool (its layer can no longer change)."""
     from numba.np.ufunc import parallel
     return getattr(parallel, "_is_initialized", False)
-
-
-def blas_scope():
-    """A context for running a model's kernels: under the compiled tier, BLAS keeps to one thread.
-
-    The compiled kernels split their work over every core with Numba's threads, and the GEMMs left
-    to BLAS (dense layers, 1 x 1 and small convolutions) are a small share of a step. But an
-    OpenBLAS worker that has just run busy-waits about 0.1 s for more work, holding a core that
-    Numba's parallel loops then wait for: with BLAS on two threads, a SIGNS epoch took 1.9x as long
-    and a Happy one 1.4x (2-core machine, ``benchmarks/train_speed.py``). The NumPy tier, whose only
-    parallelism is BLAS's, is left alone. Costs about 12 microseconds (threadpoolctl).
-    """
-    if compiled() is None:
-        return contextlib.nullcontext()
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
-@functools.cache
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-    return ThreadpoolController()
 
 
 def tier() -> str:
