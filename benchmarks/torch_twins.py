@@ -67,3 +67,30 @@ def smallres(input_shape=(64, 64, 3), n_out=6, widths=(16, 32, 64), dropout=0.3)
     net = keras_init(nn.Sequential(*layers), conv_init="he")
     nn.init.xavier_uniform_(net[-1].weight)
     return net
+
+
+class RandomTranslation(nn.Module):
+    """npconv's ``RandomTranslation`` in PyTorch, the way torchvision's ``RandomAffine`` shifts a
+    batch: one whole-pixel shift per image, ``round(u * size)`` with ``u ~ U(-factor, factor)``, by
+    ``affine_grid`` + ``grid_sample`` (nearest, zero fill); the identity in eval mode."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        m, _, n_h, n_w = x.shape
+        size = torch.tensor([n_w, n_h], dtype=x.dtype)
+        shift = torch.round((torch.rand(m, 2) * 2 - 1) * self.factor * size)
+        theta = torch.zeros(m, 2, 3, dtype=x.dtype)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1
+        theta[:, :, 2] = -2 * shift / size  # grid coordinates span 2 over the image
+        grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        return torch.nn.functional.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def smallres_signs(input_shape=(64, 64, 3), n_out=6):
+    """``smallres`` as ``npconv train signs`` builds it: random shifts of up to 10%, no flips."""
+    return nn.Sequential(RandomTranslation(0.1), smallres(input_shape, n_out))

@@ -1,143 +1,232 @@
 """Training speed: npconv vs PyTorch (CPU) on the course's Happy and SIGNS models and ``smallres``.
 
 Both frameworks train the same architecture with the same batch size, optimiser (Adam, lr 1e-3),
-float32 data and thread count, in one process, alternating epochs (``--pairs`` rounds of npconv's
-compiled tier, npconv's NumPy tier, PyTorch), so each ratio npconv/PyTorch is measured under the
-same machine load; the table gives the median of the per-round ratios. Also reported: inference
-latency (one image, a batch of 64), peak memory of a Happy training run at batch 64, and each conv
-layer's achieved GFLOP/s (forward + backward, both tiers) against this machine's measured float32
-matrix-multiply peak. The JSON's provenance records the load average: above ~1 on a 2-core machine,
-other work shares the cores, and parallel kernels (BLAS's, Numba's, PyTorch's) suffer most.
+float32 data and thread count. Each library runs in a process of its own (npconv's compiled tier,
+npconv's NumPy tier, PyTorch), kept warm, and the processes take turns: one epoch each per round,
+never two at once, with a pause between turns. So every ratio npconv/PyTorch is measured under the
+same machine load, and no library's idle threads (an OpenBLAS worker spins for about 0.1 s after a
+call, PyTorch's OpenMP threads for about a millisecond) run beside another library's epoch, as
+they did when the libraries shared one process (PyTorch's SIGNS epoch then took 0.4 to 5 s). The
+table gives the median of the per-round ratios. Also reported: inference latency (one image and a
+batch of 64, median of 200 calls each, in the same warm processes) and the peak memory of a Happy
+training run at batch 64 (a fresh process per tier).
 
-Run: ``python benchmarks/train_speed.py [--pairs 5]`` (about 3 minutes on an idle 2-core machine);
-writes ``benchmarks/results/train_speed.json``. On a busy machine, compare the work instead of the
-wall time: every library on one thread, CPU seconds of this process::
+``--busy`` adds the machine-under-load rows: each library's median epoch alone and beside two
+busy-looping processes (``python -c 'while True: pass'``) on the two cores, npconv both with its
+default thread count (the cores left free, re-read before each epoch) and with two threads fixed.
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
-        python benchmarks/train_speed.py --clock cpu --json benchmarks/results/train_speed_cpu1.json
+Run: ``python benchmarks/train_speed.py [--rounds 5] [--busy]`` (about 6 minutes on an idle 2-core
+machine, 10 with ``--busy``); writes ``benchmarks/results/train_speed.json``. The JSON's provenance
+records the load average: run it with nothing else on the machine.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 
-import numpy as np
+HERE = os.path.dirname(os.path.abspath(__file__))
 
-import _timing
-from _timing import median_seconds, print_table, write_json
-import npconv as nc
-from npconv import functional as F
-from npconv.functional._tier import compiled_available, use_tier
-from npconv.apps import convolutional_model, happyModel
-from npconv.apps.residual import smallres
+#: name -> (images, batch, classes)
+CASES = {
+    "Happy (course)": (600, 16, 1),
+    "SIGNS (course)": (1080, 64, 6),
+    "smallres (no augmentation)": (1080, 32, 6),
+    "smallres (npconv train signs: shifts)": (1080, 32, 6),
+}
+BUSY_CASES = ("SIGNS (course)", "smallres (no augmentation)")
+SETTLE_S = 0.2  # between two libraries' turns: let the last one's idle threads stop spinning
 
-try:
+
+# ------------------------------------------------------------------ one library in one process
+def worker(library: str, case: str) -> None:
+    """Serve ``epoch`` and ``latency`` requests on stdin for one model; one JSON line per answer."""
+    import numpy as np
+    m, batch, classes = CASES[case]
+    rng = np.random.default_rng(0)
+    x = rng.random((m, 64, 64, 3), dtype=np.float32)
+    y = rng.integers(0, max(classes, 2), size=m)
+    if library == "torch":
+        epoch, predict = _torch_model(case, x, y, batch, classes)
+    else:
+        epoch, predict = _npconv_model(case, x, y, batch)
+    epoch()  # warm-up: compilation, allocations, thread pools
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        request = line.strip()
+        if request == "epoch":
+            start = time.perf_counter()
+            epoch()
+            print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
+        elif request == "latency":
+            print(json.dumps({"one_ms": _median_ms(lambda: predict(x[:1]), 200),
+                              "batch64_ms": _median_ms(lambda: predict(x[:64]), 30)}), flush=True)
+
+
+def _median_ms(fn, calls: int) -> float:
+    fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def _npconv_model(case, x, y, batch):
+    import npconv as nc
+    from npconv.apps import convolutional_model, happyModel
+    from npconv.apps.residual import smallres
+    nc.utils.set_random_seed(0)
+    if case.startswith("Happy"):
+        model, loss = happyModel(), "binary_crossentropy"
+    elif case.startswith("SIGNS"):
+        model, loss = convolutional_model((64, 64, 3)), "sparse_categorical_crossentropy"
+    else:
+        shifts = 0.1 if "shifts" in case else 0
+        model, loss = smallres((64, 64, 3), 6, flip=False, translate=shifts), "sparse_categorical_crossentropy"
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    return (lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+            lambda xb: model.predict(xb, batch_size=64))
+
+
+def _torch_model(case, x, y, batch, classes):
     import torch
     from torch import nn
-
+    sys.path.insert(0, HERE)
     import torch_twins
-except ImportError:
-    sys.exit("train_speed needs PyTorch for the side-by-side: pip install torch==2.13.0")
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+    torch.manual_seed(0)
+    if case.startswith("Happy"):
+        net = torch_twins.happy_course()
+    elif case.startswith("SIGNS"):
+        net = torch_twins.signs_course()
+    elif "shifts" in case:
+        net = torch_twins.smallres_signs()
+    else:
+        net = torch_twins.smallres()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2).copy())
+    if classes == 1:
+        yt, loss_fn = torch.tensor(y[:, None], dtype=torch.float32), nn.BCEWithLogitsLoss()
+    else:
+        yt, loss_fn = torch.tensor(y), nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(0)
 
-HAPPY = {"name": "Happy (course)", "m": 600, "batch": 16, "classes": 1}
-SIGNS = {"name": "SIGNS (course)", "m": 1080, "batch": 64, "classes": 6}
-SMALLRES = {"name": "smallres (no augmentation)", "m": 1080, "batch": 32, "classes": 6}
-# npconv's kernel tiers, timed in turn (the compiled one is the default; see npconv.functional._tier)
-TIERS = ("compiled", "numpy") if compiled_available() else ("numpy",)
+    def epoch():
+        perm = torch.randperm(len(xt), generator=gen)
+        net.train()
+        for start in range(0, len(xt), batch):
+            idx = perm[start:start + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
 
-
-# --- the two course models in npconv (npconv.apps holds them, written as in the course) -----------
-def happy_npconv():
-    model = happyModel()
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def signs_npconv():
-    model = convolutional_model((64, 64, 3))
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def smallres_npconv():
-    model = smallres((64, 64, 3), 6, flip=False, translate=0)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
-# --- the same in PyTorch: torch_twins.py ----------------------------------------------------------
-def torch_epoch(net, opt, loss_fn, x, y, batch, gen):
-    perm = torch.randperm(len(x), generator=gen)
-    net.train()
-    for start in range(0, len(x), batch):
-        idx = perm[start:start + batch]
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x[idx]), y[idx])
-        loss.backward()
-        opt.step()
-
-
-def data(case, rng):
-    x = rng.random((case["m"], 64, 64, 3), dtype=np.float32)
-    y = rng.integers(0, max(case["classes"], 2), size=case["m"])
-    return x, y
-
-
-def speed_rows(pairs):
-    rng = np.random.default_rng(0)
-    rows = []
-    cases = ((HAPPY, happy_npconv, torch_twins.happy_course), (SIGNS, signs_npconv, torch_twins.signs_course),
-             (SMALLRES, smallres_npconv, torch_twins.smallres))
-    for case, build_np, build_torch in cases:
-        x, y = data(case, rng)
-        nc.utils.set_random_seed(0)
-        model = build_np()
-        torch.manual_seed(0)
-        net = build_torch()
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-        xt = torch.tensor(x.transpose(0, 3, 1, 2).copy())
-        if case["classes"] == 1:
-            yt, loss_fn = torch.tensor(y[:, None], dtype=torch.float32), nn.BCEWithLogitsLoss()
-        else:
-            yt, loss_fn = torch.tensor(y), nn.CrossEntropyLoss()
-        gen = torch.Generator().manual_seed(0)
-        fit_np = lambda: model.fit(x, y, batch_size=case["batch"], epochs=1, verbose=0)  # noqa: E731
-        fit_torch = lambda: torch_epoch(net, opt, loss_fn, xt, yt, case["batch"], gen)  # noqa: E731
-        runs = {tier: [] for tier in TIERS}
-        runs["torch"] = []
-        for round_ in range(pairs + 1):  # round 0 warms up: compilation, allocations, thread pools
-            for tier in TIERS:
-                with use_tier(tier):
-                    seconds = median_seconds(fit_np, 1, 0)
-                if round_:
-                    runs[tier].append(seconds)
-            seconds = median_seconds(fit_torch, 1, 0)
-            if round_:
-                runs["torch"].append(seconds)
-        row = {"model": case["name"], "batch": case["batch"], "images": case["m"], "runs": runs,
-               "torch_s": float(np.median(runs["torch"]))}
-        for tier in TIERS:
-            row[f"{tier}_s"] = float(np.median(runs[tier]))
-            row[f"{tier}_ratio"] = float(np.median([a / b for a, b in zip(runs[tier], runs["torch"])]))
-        one, batch64 = x[:1], x[:64]
+    def predict(xb):
         net.eval()
         with torch.no_grad():
-            row["torch_latency1_ms"] = median_seconds(lambda: net(xt[:1]), 51) * 1e3
-            row["torch_latency64_ms"] = median_seconds(lambda: net(xt[:64]), 11) * 1e3
-        row["npconv_latency1_ms"] = median_seconds(lambda: model.predict(one), 51) * 1e3
-        row["npconv_latency64_ms"] = median_seconds(lambda: model.predict(batch64, batch_size=64), 11) * 1e3
+            return net(torch.from_numpy(xb.transpose(0, 3, 1, 2).copy()))
+    return epoch, predict
+
+
+# --------------------------------------------------------------------------------- the rounds
+class Runner:
+    """One warm worker process for a library and a case."""
+
+    def __init__(self, library: str, case: str, env: dict | None = None):
+        self.library = library
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", library, case], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        self.ask(None)
+
+    def ask(self, request: str | None) -> dict:
+        if request is not None:
+            self.process.stdin.write(request + "\n")
+            self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.library} worker died (see its traceback above)")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def alternate(runners: dict[str, Runner], rounds: int) -> dict[str, list[float]]:
+    """``rounds`` epochs of each runner, one at a time in turn."""
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            times[name].append(runner.ask("epoch")["seconds"])
+            time.sleep(SETTLE_S)
+    return times
+
+
+def ratio(ours: list[float], theirs: list[float]) -> float:
+    return statistics.median(a / b for a, b in zip(ours, theirs))
+
+
+def speed_rows(rounds: int, tiers) -> list[dict]:
+    rows = []
+    for case in CASES:
+        runners = {tier: Runner("npconv", case, {"NPCONV_JIT": "1" if tier == "compiled" else "0"})
+                   for tier in tiers}
+        runners["torch"] = Runner("torch", case)
+        times = alternate(runners, rounds)
+        row = {"model": case, "batch": CASES[case][1], "images": CASES[case][0], "runs": times}
+        for name in runners:
+            row[f"{name}_s"] = statistics.median(times[name])
+        for tier in tiers:
+            row[f"{tier}_ratio"] = ratio(times[tier], times["torch"])
+        for name in (tiers[0], "torch"):
+            latency = runners[name].ask("latency")
+            time.sleep(SETTLE_S)
+            row[f"{'npconv' if name != 'torch' else 'torch'}_latency1_ms"] = latency["one_ms"]
+            row[f"{'npconv' if name != 'torch' else 'torch'}_latency64_ms"] = latency["batch64_ms"]
+        for runner in runners.values():
+            runner.close()
         rows.append(row)
-        print(f"  {case['name']}: done", flush=True)
+        print(f"  {case}: done", file=sys.stderr, flush=True)
     return rows
 
 
-def peak_memory_mb(tier: str):
-    """Peak memory of one Happy epoch at batch 64, in a fresh process that imports npconv alone, with
-    the given tier: NumPy's traced peak (arrays and Python objects) and the process's peak resident
-    size (Linux; with the compiled tier it includes Numba and LLVM, about 100 MB)."""
+def busy_rows(rounds: int) -> list[dict]:
+    """Each library's median epoch alone, then beside two busy loops (npconv adaptive and fixed)."""
+    rows = []
+    for case in BUSY_CASES:
+        runners = {"npconv": Runner("npconv", case), "npconv, 2 threads fixed": Runner("npconv", case, {"NPCONV_THREADS": "2"}),
+                   "torch": Runner("torch", case)}
+        alone = alternate(runners, rounds)
+        loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+        try:
+            time.sleep(1.0)
+            busy = alternate(runners, rounds)
+        finally:
+            for loop in loops:
+                loop.kill()
+        for runner in runners.values():
+            runner.close()
+        row = {"model": case, "alone": alone, "busy": busy}
+        for name in runners:
+            row[f"{name} alone_s"] = statistics.median(alone[name])
+            row[f"{name} busy_s"] = statistics.median(busy[name])
+            row[f"{name} slowdown"] = row[f"{name} busy_s"] / row[f"{name} alone_s"]
+        rows.append(row)
+        print(f"  busy {case}: done", file=sys.stderr, flush=True)
+    return rows
+
+
+def peak_memory_mb(tier: str) -> dict:
+    """Peak memory of one Happy epoch at batch 64 in a fresh process that imports npconv alone: NumPy's
+    traced peak (arrays and Python objects) and the process's peak resident size (Linux; with the
+    compiled tier it includes Numba and LLVM)."""
     code = """
 import tracemalloc
 import numpy as np
@@ -148,7 +237,7 @@ model = happyModel()
 model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
 tracemalloc.start()
 model.fit(x, y, batch_size=64, epochs=1, verbose=0)
-# VmHWM, not ru_maxrss: a child's ru_maxrss keeps its parent's size from before exec (PyTorch's here)
+# VmHWM, not ru_maxrss: a child's ru_maxrss keeps its parent's size from before exec
 hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(tracemalloc.get_traced_memory()[1] / 2**20, hwm_kb / 1024)
 """
@@ -158,71 +247,48 @@ print(tracemalloc.get_traced_memory()[1] / 2**20, hwm_kb / 1024)
     return {"traced_peak_mb": traced, "max_rss_mb": rss}
 
 
-def conv_gflops():
-    """Achieved GFLOP/s of conv layers' training work (forward + the backward products used), per tier."""
-    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
-    peak = 2 * 1024 ** 3 / median_seconds(lambda: a @ a, 9) / 1e9
-    layers = [("Happy conv0", (16, 70, 70, 3), (7, 7, 3, 32), 1, 0, False),
-              ("SIGNS conv1", (64, 64, 64, 3), (4, 4, 3, 8), 1, "same", False),
-              ("SIGNS conv2", (64, 8, 8, 8), (2, 2, 8, 16), 1, "same", True),
-              ("smallres stem", (32, 64, 64, 3), (3, 3, 3, 16), 1, "same", False),
-              ("smallres stage1", (32, 32, 32, 16), (3, 3, 16, 16), 1, "same", True),
-              ("smallres stage3", (32, 8, 8, 64), (3, 3, 64, 64), 1, "same", True)]
-    rows = []
-    rng = np.random.default_rng(1)
-    for name, xs, ws, stride, pad, need_dx in layers:
-        x, w, b = rng.random(xs, dtype=np.float32), rng.random(ws, dtype=np.float32), np.zeros(ws[3], np.float32)
-        out, _ = F.conv2d_forward(x, w, b, stride, pad)
-        dout = np.ones_like(out)
-        gemm = 2 * out.size * ws[0] * ws[1] * ws[2]  # one GEMM's FLOPs: 2 * M * (fh*fw*C) * K
-        flops = gemm * (3 if need_dx else 2)
-        row = {"layer": name, "x": str(xs), "w": str(ws), "peak_gflops": peak}
-        for tier in TIERS:
-            with use_tier(tier):
-                seconds = median_seconds(lambda: F.conv2d_backward(
-                    dout, F.conv2d_forward(x, w, b, stride, pad)[1], need_dx=need_dx), 7)
-            row[f"{tier}_ms"] = seconds * 1e3
-            row[f"{tier}_gflops"] = flops / seconds / 1e9
-            row[f"{tier}_of_peak"] = flops / seconds / 1e9 / peak
-        rows.append(row)
-    return rows
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=5, help="alternating npconv/PyTorch epoch pairs (>= 3)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall time, or this process's CPU time (meaningful with one thread per library)")
+    parser.add_argument("--rounds", type=int, default=5, help="epochs of each library, in turn (>= 3)")
+    parser.add_argument("--busy", action="store_true", help="also the rows beside two busy loops")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.clock == "cpu":
-        _timing.CLOCK = time.process_time
-    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
-    torch.set_num_threads(threads)
-    print(f"clock: {args.clock}; threads: {threads} (PyTorch {torch.__version__}, NumPy {np.__version__}); npconv tiers {TIERS}; "
-          f"{args.pairs} alternating rounds per model; load average {os.getloadavg()[0]:.1f}\n")
+    if args.worker:
+        worker(*args.worker)
+        return
+    sys.path.insert(0, HERE)
+    from _timing import print_table, write_json
+    from npconv.functional._tier import compiled_available
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        sys.exit("train_speed needs PyTorch for the side-by-side: pip install torch==2.13.0")
+    tiers = ("compiled", "numpy") if compiled_available() else ("numpy",)
     started = time.perf_counter()
-    rows = speed_rows(max(args.pairs, 3))
-    print()
+    print(f"{max(args.rounds, 3)} rounds per model, one epoch of each library per round, each library in "
+          f"its own process; load average {os.getloadavg()[0]:.1f}\n")
+    rows = speed_rows(max(args.rounds, 3), tiers)
     print_table(rows, [("model", "model", "s"), ("batch", "batch", "d"), ("compiled_s", "npconv s/epoch", ".3f"),
                        ("numpy_s", "NumPy tier", ".3f"), ("torch_s", "torch s/epoch", ".3f"),
                        ("compiled_ratio", "ratio", ".2f"), ("numpy_ratio", "NumPy tier ratio", ".2f"),
                        ("npconv_latency1_ms", "npconv 1 img ms", ".2f"), ("torch_latency1_ms", "torch 1 img ms", ".2f"),
                        ("npconv_latency64_ms", "npconv 64 img ms", ".1f"), ("torch_latency64_ms", "torch 64 img ms", ".1f")])
     print("ratio = npconv/PyTorch epoch time, median of the per-round ratios (target <= 0.8)")
-    memory = {tier: peak_memory_mb(tier) for tier in TIERS}
+    busy = busy_rows(max(args.rounds, 3)) if args.busy else []
+    if busy:
+        print("\nbeside two busy loops on the two cores (median epoch seconds; slowdown = busy / alone)")
+        names = ("npconv", "npconv, 2 threads fixed", "torch")
+        print_table(busy, [("model", "model", "s")] + [(f"{n} {k}", f"{n} {k}", ".2f" if k == "slowdown" else ".3f")
+                                                     for n in names for k in ("alone_s", "busy_s", "slowdown")])
+    memory = {tier: peak_memory_mb(tier) for tier in tiers}
     for tier, peak in memory.items():
         print(f"\npeak memory, Happy model training at batch 64, {tier} tier: NumPy traced "
               f"{peak['traced_peak_mb']:.0f} MB, process max RSS {peak['max_rss_mb']:.0f} MB (target <= 375)", end="")
     print()
-    gflops = conv_gflops()
-    print()
-    print_table(gflops, [("layer", "conv layer (train step)", "s"), ("x", "x", "s"), ("w", "w", "s")]
-                + [(f"{tier}_{key}", f"{tier} {label}", fmt) for tier in TIERS
-                   for key, label, fmt in (("ms", "ms", ".2f"), ("gflops", "GFLOP/s", ".1f"), ("of_peak", "of peak", ".0%"))]
-                + [("peak_gflops", "sgemm peak", ".0f")])
-    path = write_json("train_speed", {"clock": args.clock, "pairs": args.pairs, "rows": rows, "memory": memory, "conv_gflops": gflops,
-                                      "targets": {"ratio": 0.8, "max_rss_mb": 375, "latency1": "<= PyTorch's"},
+    path = write_json("train_speed", {"rounds": args.rounds, "rows": rows, "busy": busy, "memory": memory,
+                                      "targets": {"ratio": 0.8, "max_rss_mb": 375, "latency1": "<= PyTorch's",
+                                                  "busy_slowdown": 2.5},
                                       "seconds": time.perf_counter() - started}, args.json)
     print(f"\nwrote {path}")
 
