@@ -16,7 +16,9 @@ import pytest
 import npconv as nc
 from npconv import explain, layers as L
 from npconv.apps.ensemble import average_models
+from npconv.apps.happy import happyModel
 from npconv.apps.residual import smallres
+from npconv.apps.signs import convolutional_model
 from npconv.data.resample import resize_bilinear
 from npconv.errors import ShapeError
 from npconv.functional._shapes import resolve_padding
@@ -206,14 +208,8 @@ def _torch_twins_module():
     return module
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("n_classes", [2, 5])
-def test_smallres_against_its_benchmark_twin(torch, n_classes):
-    """The residual net against ``benchmarks/torch_twins.smallres``, an nn.Module written on its own
-    (no augmentation layers: npconv's are the identity at inference), with npconv's weights copied."""
-    nc.utils.set_random_seed(4)
-    model = _random_statistics(smallres((16, 16, 3), n_classes=n_classes, widths=(4, 8)).astype("float64"), 4)
-    net = _torch_twins_module().smallres((16, 16, 3), n_out=1 if n_classes == 2 else n_classes, widths=(4, 8))
+def _copy_weights(torch, model, net):
+    """npconv's weights into the twin's modules, which come in the same order."""
     ours = [layer for layer in model.layers if isinstance(layer, (L.Conv2D, L.BatchNormalization, L.Dense))]
     theirs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear))]
     assert len(ours) == len(theirs)
@@ -229,20 +225,56 @@ def test_smallres_against_its_benchmark_twin(torch, n_classes):
                 if module.bias is not None:
                     module.bias.copy_(torch.tensor(layer.bias.value))
     net.eval()
-    last_pool = [m for m in net if isinstance(m, torch.nn.MaxPool2d)][-1]
+
+
+def _nhwc_flatten(torch):
+    """``nn.Flatten`` in npconv's (NHWC) order, so that the Dense kernel's rows line up."""
+    class NHWCFlatten(torch.nn.Module):
+        def forward(self, a):
+            return a.permute(0, 2, 3, 1).flatten(1)
+    return NHWCFlatten()
+
+
+TWINS = {   # npconv model, its twin in benchmarks/torch_twins.py, the default layer
+    "smallres-sigmoid": (lambda: smallres((16, 16, 3), n_classes=2, widths=(4, 8)),
+                         lambda twins: twins.smallres((16, 16, 3), n_out=1, widths=(4, 8)), "stage2_pool"),
+    "smallres-softmax": (lambda: smallres((16, 16, 3), n_classes=5, widths=(4, 8)),
+                         lambda twins: twins.smallres((16, 16, 3), n_out=5, widths=(4, 8)), "stage2_pool"),
+    "signs-course": (convolutional_model, lambda twins: twins.signs_course(6), "max_pooling2d_1"),
+    "happy-course": (happyModel, lambda twins: twins.happy_course((64, 64, 3)), "max_pool0"),
+}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", TWINS)
+def test_the_apps_models_against_their_benchmark_twins(torch, name):
+    """smallres (augmentation layers first, Add, batch norm; the twin has no augmentation: npconv's
+    is the identity at inference) and the course's two models (zero padding, TensorFlow's "same"
+    pooling) against the nn.Modules of ``benchmarks/torch_twins.py``, with npconv's weights copied."""
+    build, build_twin, default = TWINS[name]
+    nc.utils.set_random_seed(4)
+    model = _random_statistics(build().astype("float64"), 4)
+    net = build_twin(_torch_twins_module())
+    _copy_weights(torch, model, net)
+    for k, module in enumerate(net):
+        if isinstance(module, torch.nn.Flatten):
+            net[k] = _nhwc_flatten(torch)
     captured = {}
+    last_pool = [m for m in net if isinstance(m, torch.nn.MaxPool2d)][-1]
     last_pool.register_forward_hook(lambda module, inputs, output: captured.update(a=output))
     x = _images(model, m=3, seed=5)
     xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
     logits = net(xt)
     np.testing.assert_allclose(model._forward(x, False, logits=True), logits.detach().numpy(), atol=1e-12)
-    classes = torch_predicted(logits)
-    score = torch_score(torch, logits, classes)
-    assert explain.default_layers(model) == ["stage2_pool"]
-    np.testing.assert_allclose(explain.grad_cam(model, x), torch_grad_cam(torch, score, captured["a"], (16, 16)),
-                               atol=1e-10)
-    (dx,) = torch.autograd.grad(score, xt)
-    np.testing.assert_allclose(explain.saliency(model, x), dx.abs().amax(dim=1).numpy(), rtol=1e-10, atol=1e-14)
+    assert explain.default_layers(model) == [default]
+    for class_index in [None, *range(_n_classes(model))]:
+        classes = torch_predicted(logits) if class_index is None else np.full(len(x), class_index)
+        score = torch_score(torch, logits, classes)
+        np.testing.assert_allclose(explain.grad_cam(model, x, class_index=class_index),
+                                   torch_grad_cam(torch, score, captured["a"], x.shape[1:3]), atol=1e-10)
+        (dx,) = torch.autograd.grad(score, xt, retain_graph=True)
+        np.testing.assert_allclose(explain.saliency(model, x, class_index), dx.abs().amax(dim=1).numpy(),
+                                   rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.torch
