@@ -16,7 +16,7 @@ import importlib
 __version__ = "0.2.0"
 
 _SUBMODULES = {
-    "apps", "callbacks", "course", "data", "errors", "functional", "gradcheck", "initializers",
+    "apps", "callbacks", "course", "data", "errors", "explain", "functional", "gradcheck", "initializers",
     "layers", "losses", "metrics", "models", "optimizers", "saving", "utils", "viz",
 }
 _ATTRIBUTES = {

@@ -105,3 +105,22 @@ def _along(x: np.ndarray, src: np.ndarray, axis: int, interpolation: str, fill_m
     frac = (src - low).astype(x.dtype).reshape(shape)
     low = low.astype(np.int64)
     return read(low) * (1 - frac) + read(low + 1) * frac
+
+
+def resize_bilinear(x: np.ndarray, size) -> np.ndarray:
+    """The batch ``x (m, n_H, n_W, n_C)`` resized to ``size = (n_H', n_W')`` by bilinear interpolation
+    with half-pixel centres (``align_corners=False``).
+
+    Output row ``r`` reads the input at ``(r + 0.5) * n_H / n_H' - 0.5`` (pixel centres line up,
+    the corners do not), and positions outside ``[0, n_H - 1]`` read the edge pixel; columns alike.
+    This is ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`` and TensorFlow's
+    ``tf.image.resize(method="bilinear")``, and PIL's bilinear resize when enlarging; when shrinking,
+    PIL (and torch with ``antialias=True``) also average away detail, which this does not.
+    """
+    (n_h, n_w), (out_h, out_w) = x.shape[1:3], (int(size[0]), int(size[1]))
+    m = x.shape[0]
+
+    def source(n_in, n_out):
+        return np.broadcast_to((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, (m, n_out))
+
+    return sample_axes(x, source(n_h, out_h), source(n_w, out_w), "bilinear", fill_mode="nearest")

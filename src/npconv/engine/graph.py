@@ -7,16 +7,19 @@ its output tensor back to its input. Every built model also holds symbolic tenso
 """
 from __future__ import annotations
 
-from ..errors import expected
+import numpy as np
+
+from ..errors import ShapeError, expected
 from ..functional._threads import blas_scope
 from ..layers import InputLayer, KerasTensor, Layer
 from ..layers.base import snake_case
 from .data_checks import as_input_batch
-from .plan import Node, pool_before_relu
+from .plan import Node, plan_gradients, pool_before_relu
 
 
 class Graph:
-    """The graph half of :class:`npconv.Model`: building, naming, shapes, ``_forward``/``_backward``."""
+    """The graph half of :class:`npconv.Model`: building, naming, shapes, ``_forward``/``_backward``,
+    and ``gradients`` (from the output back to any layer or the input, for explaining)."""
 
     def _init_graph(self, inputs, outputs):
         if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
@@ -187,18 +190,20 @@ class Graph:
         raise ValueError(expected("name", "one of " + ", ".join(repr(l.name) for l in self.layers),
                                   repr(name)))
 
-    def _forward(self, x, training, logits=False, record=None):
+    def _forward(self, x, training, logits=False, record=None, keep_caches=None):
         """Run every node; ``logits`` stops the last layer before its activation (fused with the loss).
 
         ``record``: a dict whose keys name layers; their outputs are stored in it. Recording runs the
         graph as built (``_nodes``), so each value is what that layer's output means in the model.
+        ``keep_caches`` (default: ``training``) keeps each layer's cache for a backward pass.
         """
         with blas_scope():
-            return self._run_forward(x, training, logits, record)
+            return self._run_forward(x, training, logits, record, keep_caches)
 
-    def _run_forward(self, x, training, logits, record):
+    def _run_forward(self, x, training, logits, record, keep_caches):
         values = {0: x}
         steps = self._steps if record is None else self._nodes
+        keep_caches = training if keep_caches is None else keep_caches
         last = len(steps) - 1
         for k, node in enumerate(steps):
             layer = node.layer
@@ -207,7 +212,7 @@ class Graph:
                 out = layer.forward(args, training, logits=True)
             else:
                 out = layer.forward(args, training)
-            if not training:
+            if not keep_caches:
                 layer._cache = None
             for i in node.frees:
                 del values[i]
@@ -239,21 +244,91 @@ class Graph:
 
     def _backward(self, dout) -> None:
         """Backpropagate ``dout`` (gradient of the loss w.r.t. the output); fills every ``.grad``."""
-        with blas_scope():
-            self._run_backward(dout)
+        self._backpropagate(self._steps, dout, [(node.skip, node.need_dx) for node in self._steps])
 
-    def _run_backward(self, dout) -> None:
-        grads = {self._steps[-1].output: dout}
-        for node in reversed(self._steps):
-            if node.skip:
+    @staticmethod
+    def _backpropagate(steps, dout, plan, keep=frozenset()) -> dict:
+        """Run the layers' backward passes from the last step's output back, ``plan`` giving each
+        step's ``(skip, need_dx)``; returns ``{tensor id: gradient}`` for the ids in ``keep``.
+
+        A skipped step only drops its cache. A tensor read by several steps sums their gradients;
+        the input's (id 0) is kept only when asked for.
+        """
+        with blas_scope():
+            return Graph._run_backward(steps, dout, plan, keep)
+
+    @staticmethod
+    def _run_backward(steps, dout, plan, keep) -> dict:
+        grads = {steps[-1].output: dout}
+        kept = {}
+        for node, (skip, need_dx) in zip(reversed(steps), reversed(plan)):
+            if node.output in keep:
+                kept[node.output] = grads[node.output]
+            if skip:
                 node.layer._cache = None
                 continue
-            dx = node.layer.backward(grads.pop(node.output), need_dx=node.need_dx)
-            if not node.need_dx:
+            dx = node.layer.backward(grads.pop(node.output), need_dx=need_dx)
+            if not need_dx:
                 continue
             for i, d in zip(node.inputs, dx if node.layer.multi_input else (dx,)):
-                if i != 0:
+                if i != 0 or 0 in keep:
                     grads[i] = d if i not in grads else grads[i] + d
+        if 0 in keep:
+            kept[0] = grads[0]
+        return kept
+
+    def gradients(self, x, seed, layers=None) -> tuple[np.ndarray, dict, dict]:
+        """The gradient of a score of the model's output with respect to layers' outputs or the input.
+
+        ``S = sum(seed * z)``, with ``z (m, ...)`` the output before the last layer's activation (the
+        logits; the output itself when the last layer has none); a one-hot ``seed`` picks one class
+        score per example. The graph runs as built (``_nodes``: each layer's output is what it means
+        in the model, whatever :func:`~npconv.engine.plan.pool_before_relu` does for speed), in
+        inference mode (batch norm with its moving statistics, no dropout, augmentation the
+        identity), and back through the layers' own backward passes. It leaves the model as it was:
+        no weight, batch-norm statistic or optimizer slot changes, each weight's ``.grad`` is put
+        back and every layer's cache dropped, so a later ``fit`` runs exactly as without it.
+
+        Parameters
+        ----------
+        x : array (m, ...) of the model's input shape, as ``predict`` takes it
+        seed : array of ``z``'s shape, or a function ``seed(z)`` giving one (to pick, say, the
+            predicted class)
+        layers : a layer name or a list of them; the input layer's name (``model.input.layer.name``)
+            stands for the input. Default: the input.
+
+        Returns
+        -------
+        z : ndarray (m, ...), the logits
+        activations : ``{name: A}``, each layer's output (the input for the input layer)
+        gradients : ``{name: dS/dA}``, of ``A``'s shape
+        """
+        x = as_input_batch(self, x, "x", build=True)
+        entry = self.inputs[0].layer.name
+        tensor = {entry: 0, **{node.layer.name: node.output for node in self._nodes}}
+        names = [entry] if layers is None else [layers] if isinstance(layers, str) else list(layers)
+        unknown = [name for name in names if name not in tensor]
+        if unknown or not names:
+            raise ValueError(expected("layers", "names of this model's layers (" + ", ".join(tensor) + ")",
+                                      ", ".join(map(repr, unknown)) or "no names"))
+        record = dict.fromkeys(name for name in names if tensor[name] != 0)
+        last = self._nodes[-1].layer
+        logits = getattr(getattr(last, "activation", None), "name", "linear") != "linear"
+        saved_grads = [(w, w.grad) for w in self.weights]
+        try:
+            z = self._forward(x, False, logits=logits, record=record, keep_caches=True)
+            dz = np.asarray(seed(z) if callable(seed) else seed, dtype=z.dtype)
+            if dz.shape != z.shape:
+                raise ShapeError(expected("seed", f"an array of the logits' shape {z.shape}", dz))
+            wanted = {tensor[name] for name in names}
+            grads = self._backpropagate(self._nodes, dz, plan_gradients(self._nodes, wanted), keep=wanted)
+        finally:
+            for node in self._nodes:
+                node.layer._cache = None
+            for w, grad in saved_grads:
+                w.grad = grad
+        activations = {name: x if tensor[name] == 0 else record[name] for name in names}
+        return z, activations, {name: grads[tensor[name]] for name in names}
 
     def __call__(self, x, training=False):
         """The output for an array batch ``x`` (inference, no caches kept)."""

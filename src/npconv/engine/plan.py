@@ -2,7 +2,8 @@
 
 A model keeps its graph as built (``_nodes``: summary, saving) and the order it runs it in
 (``_steps``); the two differ by one exact rewrite, :func:`pool_before_relu`. :func:`plan_backward`
-marks the nodes that gradients never need to reach.
+marks the nodes that training's gradients never need to reach; :func:`plan_gradients` says which
+nodes a gradient to chosen tensors (``Model.gradients``) passes through.
 """
 from __future__ import annotations
 
@@ -55,3 +56,21 @@ def plan_backward(steps: list[Node]) -> None:
         node.skip = not (node.need_dx or has_weights)
         requires[node.output] = node.need_dx or has_weights
 
+
+
+def plan_gradients(nodes: list[Node], sources) -> list[tuple[bool, bool]]:
+    """``(skip, need_dx)`` for each node, for gradients of the output with respect to the tensors
+    ``sources`` (ids; 0 is the model's input).
+
+    Only the nodes that read a source, directly or through other nodes, lie on a path from it to the
+    output: they run backward with their input gradient; every other node is skipped. Unlike
+    :func:`plan_backward` it marks nothing on the nodes, so training's plan stays as it was.
+    """
+    reached = set(sources)
+    plan = []
+    for node in nodes:
+        on_path = any(i in reached for i in node.inputs)
+        if on_path:
+            reached.add(node.output)
+        plan.append((not on_path, on_path))
+    return plan

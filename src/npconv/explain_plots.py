@@ -1,0 +1,124 @@
+"""Pictures of what a model looks at: its Grad-CAM heatmap over the photo, and its saliency map.
+
+:func:`plot_explanations` draws one row per image: the photo as the model sees it, titled with the
+predicted class and its probability; the Grad-CAM heatmap over it, with a colour bar; and the
+saliency map. :func:`heatmap_overlay` is the middle picture alone, as an RGB array (a PNG for a web
+page). The command line, the training report and ``npconv serve`` all draw with these, so they show
+one picture. The maps themselves come from :mod:`npconv.explain`.
+"""
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from . import explain
+from .apps.heads import probabilities
+from .data.resample import resize_bilinear
+from .errors import ShapeError, expected
+from .viz import WRONG_COLOUR, _bare, _display_image, _figure, _name, _styled
+
+__all__ = ["heatmap_overlay", "plot_explanations", "HEATMAP_CMAP", "HEATMAP_ALPHA"]
+
+#: Grad-CAM's colours: perceptually uniform, dark where the class has no evidence, so the photo
+#: stays readable there and the bright yellow marks what decided.
+HEATMAP_CMAP = "inferno"
+#: The heatmap's weight in the blend with the photo.
+HEATMAP_ALPHA = 0.5
+SALIENCY_CMAP = "gray"
+
+
+def heatmap_overlay(image, cam, alpha: float = HEATMAP_ALPHA, cmap: str = HEATMAP_CMAP) -> np.ndarray:
+    """The heatmap ``cam`` blended over ``image``: ``(1 - alpha) * photo + alpha * colour(cam)``.
+
+    Parameters
+    ----------
+    image : (n_H, n_W), (n_H, n_W, 1) or (n_H, n_W, 3); uint8, or floats in [0, 1] or [0, 255]
+        (as the model takes it); grayscale is shown grey.
+    cam : (h, w) in [0, 1], from :func:`npconv.explain.grad_cam`; resized bilinearly to the
+        image's size when it has the layer's resolution (``resize=False``).
+    alpha : the heatmap's weight, in [0, 1].
+    cmap : a Matplotlib colour map name.
+
+    Returns
+    -------
+    uint8 ndarray (n_H, n_W, 3)
+    """
+    photo, _ = _display_image(image)
+    photo = photo.astype(np.float32) / (255.0 if photo.dtype == np.uint8 else 1.0)
+    if photo.ndim == 2:
+        photo = np.repeat(photo[..., None], 3, axis=-1)
+    photo = photo[..., :3]
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2:
+        raise ShapeError(expected("cam", "one heatmap (h, w)", cam, "Take one image's map: cams[i]."))
+    if not 0 <= alpha <= 1:
+        raise ValueError(expected("alpha", "a weight in [0, 1]", alpha))
+    if cam.shape != photo.shape[:2]:
+        cam = resize_bilinear(cam[None, ..., None], photo.shape[:2])[0, ..., 0]
+    colour = matplotlib.colormaps[cmap](np.clip(cam, 0, 1))[..., :3]
+    return np.rint(255 * ((1 - alpha) * photo + alpha * colour)).astype(np.uint8)
+
+
+@_styled
+def plot_explanations(model, x, layer=None, class_index=None, class_names=None, labels=None) -> Figure:
+    """For each image: the photo, Grad-CAM over it, and the saliency map (one row per image).
+
+    Parameters
+    ----------
+    model : a built image classifier
+    x : one image or a batch, as ``model.predict`` takes it (also what is shown)
+    layer, class_index : as in :func:`npconv.explain.grad_cam` (default: the last feature maps, and
+        the predicted class)
+    class_names : names indexed by class (default: ``model.metadata["class_names"]``, else numbers)
+    labels : optional true classes (m,): each photo says ``true: ...``, in colour when it differs
+        from the prediction
+    path : optional PNG file to write
+
+    Each title gives the predicted class and its probability; the heatmap's title says which class
+    it explains when that is not the predicted one. The saliency map (``max_c |dS/dx|``) is scaled
+    to each image's own maximum (its colour bar gives the values).
+    """
+    batch = explain._image_batch(model, x)
+    cams = explain.grad_cam(model, batch, layer=layer, class_index=class_index)
+    saliency = explain.saliency(model, batch, class_index=class_index)
+    probs = probabilities(model.predict(batch))
+    predicted = probs.argmax(axis=1)
+    explained = predicted if class_index is None else np.broadcast_to(np.asarray(class_index), predicted.shape)
+    if class_names is None:
+        class_names = (getattr(model, "metadata", None) or {}).get("class_names")
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if len(labels) != len(batch):
+            raise ValueError(expected("labels", f"{len(batch)} classes, one per image", labels))
+    where = explain.default_layers(model) if layer is None else [layer] if isinstance(layer, str) else list(layer)
+    where = where[0] if len(where) == 1 else f"{len(where)} layers"
+
+    fig = _figure(7.2, 2.35 * len(batch) + 0.45)
+    axes = fig.subplots(len(batch), 3, squeeze=False)
+    heat = ScalarMappable(Normalize(0, 1), HEATMAP_CMAP)
+    for i, (photo_ax, cam_ax, saliency_ax) in enumerate(axes):
+        for ax in (photo_ax, cam_ax, saliency_ax):
+            _bare(ax)
+        image, grey = _display_image(batch[i])
+        photo_ax.imshow(image, cmap=grey, vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
+        name = _name(int(predicted[i]), class_names)
+        wrong = labels is not None and int(labels[i]) != int(predicted[i])
+        photo_ax.set_title(f"{name} ({probs[i, predicted[i]]:.2f})", fontsize=9,
+                           color=WRONG_COLOUR if wrong else "black")
+        if labels is not None:
+            photo_ax.set_xlabel(f"true: {_name(int(labels[i]), class_names)}", fontsize=8,
+                                color=WRONG_COLOUR if wrong else "0.2")
+        cam_ax.imshow(heatmap_overlay(batch[i], cams[i]))
+        fig.colorbar(heat, ax=cam_ax, fraction=0.046, pad=0.03, ticks=[0, 0.5, 1])
+        cam_title = "Grad-CAM" if explained[i] == predicted[i] else \
+            f"Grad-CAM for {_name(int(explained[i]), class_names)!r}"
+        cam_ax.set_title(cam_title, fontsize=9)
+        peak = float(saliency[i].max())
+        shown = saliency_ax.imshow(saliency[i], cmap=SALIENCY_CMAP, vmin=0, vmax=peak or 1.0)
+        fig.colorbar(shown, ax=saliency_ax, fraction=0.046, pad=0.03, format="%.2g")
+        saliency_ax.set_title("saliency |dS/dx|", fontsize=9)
+    fig.suptitle(f"What the model looks at (Grad-CAM at {where})", fontsize=10)
+    return fig
