@@ -230,35 +230,26 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
 def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
     """``(dx or None, dw, db)`` for a direct (compiled) forward.
 
-    The output gradient goes into planes of the forward's geometry, shifted by ``f - 1 - pad``: a
-    window of them lines up with every tap's run of the input planes (the weight gradient). The
-    input gradient is the full correlation of the output gradient, padded by ``f - 1`` on each
-    side, with the flipped kernel: the same planes for ``"same"`` padding, a larger copy otherwise.
+    The weight gradient pairs the input's planes with the output gradient, which the kernel lays
+    out chunk by chunk in the same geometry. The input gradient is the full correlation of the output
+    gradient, padded by ``f - 1 - pad`` on each side, with the flipped kernel: planes of their own.
     """
     planes, _, w, _, x_shape, _, pads = cache
     kernels = load_compiled().conv
     fh, fw, n_c, n_k = w.shape
     m = x_shape[0]
     n_rows, row_len = plane_geometry(_padded_size(x_shape, pads), (fh, fw))
-    top, left = fh - 1 - pads[0][0], fw - 1 - pads[1][0]
-    grads = scratch(workspace, "grad_planes", (n_k, m * n_rows, row_len), dout.dtype)
-    kernels.to_planes(dout, top, left, n_rows, grads)
     offsets, _ = tap_table(w[..., :1], m * n_rows, row_len, pad_filters=False)
-    dw_taps, db = kernels.conv_weight_grads(planes, grads, offsets, top * row_len + left)
+    dw_taps, db = kernels.conv_weight_grads(planes, dout, offsets, n_rows)
     dw = np.ascontiguousarray(dw_taps[:n_c * fh * fw].reshape(n_c, fh, fw, n_k).transpose(1, 2, 0, 3))
     if not need_dx:
         return None, dw, db
-    full_rows, full_len = plane_geometry(_padded_size(x_shape, pads), (fh, fw), need_input_gradient=True)
-    if (full_rows, full_len) != (n_rows, row_len):
-        n_rows, row_len = full_rows, full_len
-        grads = scratch(workspace, "grad_planes", (n_k, m * n_rows, row_len), dout.dtype)
-        kernels.to_planes(dout, fh - 1, fw - 1, n_rows, grads)
-        top, left = fh - 1, fw - 1
-    # dx[i, y, x] reads the gradient planes at (y + p, x + q) with the kernel flipped; their data
-    # start at (top, left) = (f - 1 - pad_top, f - 1 - pad_left) in image coordinates, so when the
-    # planes were shifted by f - 1 instead, dx's rows start pad_top rows further on.
+    # dx[i, y, x] = sum over (p, q, k) of the gradient planes at (y + p, x + q) times the flipped
+    # kernel, with the output gradient at (f - 1 - pad_top, f - 1 - pad_left) in those planes.
+    n_rows, row_len = plane_geometry(_padded_size(x_shape, pads), (fh, fw), need_input_gradient=True)
+    grads = scratch(workspace, "grad_planes", (n_k, m * n_rows, row_len), dout.dtype)
+    kernels.to_planes(dout, fh - 1 - pads[0][0], fw - 1 - pads[1][0], n_rows, grads)
     offsets, weights = tap_table(w[::-1, ::-1].transpose(0, 1, 3, 2), m * n_rows, row_len)
-    offsets = offsets + (top - (fh - 1 - pads[0][0])) * row_len + (left - (fw - 1 - pads[1][0]))
     dx = np.empty(x_shape, dout.dtype)
     kernels.conv_planes(grads, offsets, weights, np.zeros(n_c, dout.dtype), dx, n_rows)
     return dx, dw, db

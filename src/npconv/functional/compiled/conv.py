@@ -10,8 +10,8 @@ plane, output position ``(i, h, v)`` is ``j = (i*B + h) * S + v`` and the window
 
 over every image at once; positions that are not outputs (the padding rows and columns) are computed
 and dropped. The weight gradient is the same runs as dot products against the output gradient laid
-out in the same geometry, and the input gradient is the forward kernel again, over the output
-gradient's planes with the kernel flipped (a full correlation).
+out in the same geometry, chunk by chunk, and the input gradient is the forward kernel again, over
+the output gradient's planes with the kernel flipped (a full correlation).
 
 Speed (``benchmarks/ops.py``): the innermost loops are those runs, indexed from 0 on slices (an
 offset index defeats LLVM's vectoriser), four taps and two filters per pass so each load feeds
@@ -117,32 +117,32 @@ def conv_planes(planes, offsets, weights, bias, out, block_rows):
                     pixel[k] = acc[k, base + v]
 
 
-def _weight_grads_cost(planes, grads, offsets, *rest):
+def _weight_grads_cost(planes, dout, offsets, *rest):
     """:func:`conv_weight_grads`' multiply-adds: positions x taps x filters."""
-    return planes.shape[1] * planes.shape[2] * offsets.size * grads.shape[0]
+    return planes.shape[1] * planes.shape[2] * offsets.size * dout.shape[3]
 
 
 @kernel(cost=_weight_grads_cost, fastmath={"reassoc", "contract"})
-def conv_weight_grads(planes, grads, offsets, grad_offset):
+def conv_weight_grads(planes, dout, offsets, block_rows):
     """Weight and bias gradients of :func:`conv_planes`: ``(dw (T, K), db (K,))`` with
 
-    ``dw[t, k] = sum_j flat[offsets[t] + j] * g_k[j]`` and ``db[k] = sum_j g_k[j]``, where
-    ``g_k = grads[k].ravel()[grad_offset:]`` is the output gradient in the planes' geometry (zero at
-    the positions that are not outputs), so ``j`` runs over every output position of the batch.
+    ``dw[t, k] = sum_j flat[offsets[t] + j] * g_k[j]`` and ``db[k] = sum_j g_k[j]``, where ``j`` runs
+    over every position of the planes and ``g_k[j]`` is ``dout[i, h, v, k]`` at output positions
+    ``j = (i * B + h) * S + v`` and 0 elsewhere.
 
-    planes (n_C, m * B, S) and grads (K, m * B, S) from :func:`to_planes`; offsets (T,). Each chunk
-    of positions sums into its own partial, and the partials are added in chunk order: the result
-    does not depend on the number of threads.
+    planes (n_C, m * B, S) from :func:`to_planes`; dout (m, n_H, n_W, K); offsets (T,). Each chunk of
+    positions lays its share of ``dout`` out as ``g`` (``K`` rows of the chunk's length, in L1/L2
+    cache: no planes of the whole output gradient) and sums into its own partial; the partials are
+    added in chunk order, so the result does not depend on the number of threads.
     """
     n_rows, row_len = planes.shape[1], planes.shape[2]
-    n_k = grads.shape[0]
+    m, n_h, n_w, n_k = dout.shape
     plane = n_rows * row_len
     flat = planes.ravel()
-    gflat = grads.ravel()
     reach = 0
     for t in range(offsets.size):
         reach = max(reach, offsets[t] % plane)
-    limit = min(plane - reach, plane - grad_offset)
+    limit = plane - reach
     chunk_rows = max(1, CHUNK // row_len)
     n_chunks = (n_rows + chunk_rows - 1) // chunk_rows
     dw_parts = np.zeros((n_chunks, offsets.size, n_k), flat.dtype)
@@ -150,13 +150,27 @@ def conv_weight_grads(planes, grads, offsets, grad_offset):
     zero = flat.dtype.type(0)
     for chunk in prange(n_chunks):
         dw, db = dw_parts[chunk], db_parts[chunk]
-        j0 = chunk * chunk_rows * row_len
+        r0 = chunk * chunk_rows
+        j0 = r0 * row_len
         j1 = min(j0 + chunk_rows * row_len, limit)
         n = j1 - j0
-        for k in range(0, n_k if n > 0 else 0, 2):
+        if n <= 0:
+            continue
+        g = np.zeros((n_k, n), flat.dtype)
+        for r in range(r0, min(n_rows, r0 + chunk_rows)):  # the chunk's output rows, from NHWC
+            i = r // block_rows
+            h = r - i * block_rows
+            base = (r - r0) * row_len
+            if h >= n_h or base >= n:
+                continue
+            pixels = dout[i, h]
+            for v in range(min(n_w, n - base)):
+                pixel = pixels[v]
+                for k in range(n_k):
+                    g[k, base + v] = pixel[k]
+        for k in range(0, n_k, 2):
             k2 = min(k + 1, n_k - 1)  # an odd last filter is paired with itself
-            g0 = gflat[k * plane + grad_offset + j0:k * plane + grad_offset + j1]
-            g1 = gflat[k2 * plane + grad_offset + j0:k2 * plane + grad_offset + j1]
+            g0, g1 = g[k], g[k2]
             s0 = zero
             s1 = zero
             for j in range(n):
