@@ -4,8 +4,9 @@ their real shapes, forward and backward separately, npconv (both tiers) next to 
 Each op is timed as a layer in training mode: npconv's ``layer.forward(x, training=True)`` then
 ``layer.backward(dout)`` (with ``need_dx=False`` for a network's first layer, as the models run it),
 PyTorch's module forward with autograd on, then ``y.backward(dout)`` (the input does not require a
-gradient for a first layer). The three are called in turn, round after round, so each ratio
-npconv/PyTorch is measured under the same machine load; the table gives medians over the rounds.
+gradient for a first layer). Each library makes a block of back-to-back calls, the blocks follow
+each other and then again in reverse order, so each ratio npconv/PyTorch is measured under the same
+machine load; the table gives medians and their ratio.
 Convolutions and dense layers also get GFLOP/s and their share of this machine's measured sgemm
 peak at that thread count (1024 x 1024 float32, NumPy's BLAS). The optimiser step (Adam over each
 model's parameters) and the losses are ops too.
@@ -292,28 +293,30 @@ def measure(threads: int, rounds: int, only: str | None, tiers) -> dict:
                 built[tier] = build(kind, options, shape, np.random.default_rng(0))
         _, _, torch_fwd, torch_bwd, flops = built[tiers[0]]
         times = {key: [] for key in [f"{t}_{p}" for t in (*tiers, "torch") for p in ("fwd", "bwd")]}
-        for round_ in range(rounds + 2):  # two warm-up rounds: compilation, allocation, thread pools
-            for runner in (*tiers, "torch"):
-                if runner == "torch":
-                    fwd, bwd = torch_fwd, torch_bwd
-                else:
-                    fwd, bwd = built[runner][:2]
+        runners = {tier: built[tier][:2] for tier in tiers}
+        runners["torch"] = (torch_fwd, torch_bwd)
+        # Each runner in a block of back-to-back calls, as in its own training loop, the blocks in
+        # turn and then in the reverse order. Interleaving single calls with pauses between them
+        # measured wake-ups instead: after a 5 ms pause PyTorch's Adam step took 2.4x as long on two
+        # threads, after 0.15 s ten times as long; without pauses, one library's spinning idle
+        # threads (OpenBLAS's for the NumPy tier, about 0.1 s) ran into the next one's call.
+        for order in (list(runners), list(runners)[::-1]):
+            for runner in order:
+                fwd, bwd = runners[runner]
                 with use_tier(runner if runner != "torch" else tiers[0]):
-                    _time(fwd, times[f"{runner}_fwd"], round_)
-                    if bwd is not None:
-                        _time(bwd, times[f"{runner}_bwd"], round_)
-                # Let this runner's idle threads stop spinning before the next one runs: PyTorch's
-                # OpenMP threads spin for about a millisecond after an op, OpenBLAS's (the NumPy
-                # tier's BLAS threads) for about 0.1 s, and either takes a core from the next op.
-                time.sleep(SETTLE_S.get(runner, SETTLE_S["default"]))
+                    for call in range(WARMUP + rounds // 2 + rounds % 2):
+                        _time(fwd, times[f"{runner}_fwd"], call >= WARMUP)
+                        if bwd is not None:
+                            _time(bwd, times[f"{runner}_bwd"], call >= WARMUP)
+                if runner == "numpy":
+                    time.sleep(0.15)  # OpenBLAS's threads spin for ~0.1 s; the next warm-up absorbs the wake-up
         row = {"model": model, "op": label, "shape": list(shape) if shape else None, "threads": threads,
                "flops": flops, "peak_gflops": peak}
         for key, values in times.items():
             row[f"{key}_ms"] = statistics.median(values) * 1e3 if values else None
         for p in ("fwd", "bwd"):
             ours, theirs = times[f"{tiers[0]}_{p}"], times[f"torch_{p}"]
-            row[f"ratio_{p}"] = (statistics.median([a / b for a, b in zip(ours, theirs)])
-                                 if ours and theirs else None)
+            row[f"ratio_{p}"] = statistics.median(ours) / statistics.median(theirs) if ours and theirs else None
             if flops and row[f"{tiers[0]}_{p}_ms"]:
                 work = flops if p == "fwd" else flops * (1 if options.get("first") else 2)
                 if kind == "dense" and p == "bwd":
@@ -326,14 +329,14 @@ def measure(threads: int, rounds: int, only: str | None, tiers) -> dict:
     return {"threads": threads, "peak_gflops": peak, "rows": rows}
 
 
-SETTLE_S = {"numpy": 0.15, "default": 0.005}
+WARMUP = 3
 
 
-def _time(fn, into, round_):
+def _time(fn, into, keep):
     start = time.perf_counter()
     fn()
     elapsed = time.perf_counter() - start
-    if round_ >= 2:
+    if keep:
         into.append(elapsed)
 
 
@@ -342,7 +345,7 @@ def print_tables(runs, tiers) -> None:
     from _timing import print_table
     for run in runs:
         print(f"\n{run['threads']} thread(s); sgemm peak {run['peak_gflops']:.0f} GFLOP/s; times in ms, "
-              "medians; ratio = npconv compiled / PyTorch (median of per-round ratios)")
+              "medians; ratio = npconv compiled / PyTorch")
         columns = [("model", "model", "s"), ("op", "op", "s")]
         for p in ("fwd", "bwd"):
             columns += [(f"{tiers[0]}_{p}_ms", f"npconv {p}", ".2f")]
