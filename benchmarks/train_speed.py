@@ -12,8 +12,7 @@ batch of 64, median of 200 calls each, in the same warm processes) and the peak 
 training run at batch 64 (a fresh process per tier).
 
 ``--busy`` adds the machine-under-load rows: each library's median epoch alone and beside two
-busy-looping processes (``python -c 'while True: pass'``) on the two cores, npconv both with its
-default thread count (the cores left free, re-read before each epoch) and with two threads fixed.
+busy-looping processes (``python -c 'while True: pass'``) on the two cores.
 
 Run: ``python benchmarks/train_speed.py [--rounds 5] [--busy]`` (about 6 minutes on an idle 2-core
 machine, 10 with ``--busy``); writes ``benchmarks/results/train_speed.json``. The JSON's provenance
@@ -198,11 +197,10 @@ def speed_rows(rounds: int, tiers) -> list[dict]:
 
 
 def busy_rows(rounds: int) -> list[dict]:
-    """Each library's median epoch alone, then beside two busy loops (npconv adaptive and fixed)."""
+    """Each library's median epoch alone, then beside two busy loops."""
     rows = []
     for case in BUSY_CASES:
-        runners = {"npconv": Runner("npconv", case), "npconv, 2 threads fixed": Runner("npconv", case, {"NPCONV_THREADS": "2"}),
-                   "torch": Runner("torch", case)}
+        runners = {"npconv": Runner("npconv", case), "torch": Runner("torch", case)}
         alone = alternate(runners, rounds)
         loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
         try:
@@ -278,7 +276,7 @@ def main():
     busy = busy_rows(max(args.rounds, 3)) if args.busy else []
     if busy:
         print("\nbeside two busy loops on the two cores (median epoch seconds; slowdown = busy / alone)")
-        names = ("npconv", "npconv, 2 threads fixed", "torch")
+        names = ("npconv", "torch")
         print_table(busy, [("model", "model", "s")] + [(f"{n} {k}", f"{n} {k}", ".2f" if k == "slowdown" else ".3f")
                                                      for n in names for k in ("alone_s", "busy_s", "slowdown")])
     memory = {tier: peak_memory_mb(tier) for tier in tiers}

@@ -11,7 +11,6 @@ import numpy as np
 
 from .. import callbacks as cbks, utils
 from ..errors import TrainingDivergedError, check_positive_int, expected
-from ..functional._threads import threads_per_epoch
 from .batches import ONE_PASS_HINT, BatchSource, array_batches, is_batch_source, split_batch
 from .data_checks import as_input_batch, as_labels
 from .fit_guards import DeferredInterrupt, Diverged, EpochGenerators, epoch_range
@@ -190,9 +189,8 @@ class Training:
         if self._training_seed is None:
             self._training_seed = int(utils.global_rng().integers(2**63))
         try:
-            with DeferredInterrupt() as interrupt, EpochGenerators() as package_rng, threads_per_epoch() as adapt:
+            with DeferredInterrupt() as interrupt, EpochGenerators() as package_rng:
                 for epoch in range(initial_epoch, epochs):
-                    adapt()
                     package_rng.use(self._epoch_rng(epoch))
                     callback_list.on_epoch_begin(epoch, {"steps": n_batches})
                     totals = np.zeros(1 + len(self._metrics))

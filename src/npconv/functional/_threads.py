@@ -1,21 +1,20 @@
 """How many threads the compiled kernels and BLAS use while a model runs.
 
-* :func:`blas_scope`: BLAS keeps to one thread while the compiled kernels run (they split the work
-  over the cores themselves), and :func:`matmul` shares the large GEMMs left to BLAS out between
-  two threads of its own;
-* :func:`threads_per_epoch`: before each epoch of ``fit``, the compiled kernels take as many threads
-  as there are cores not busy with other work (another training, a notebook), measured over the
-  last epoch (:func:`use_free_cores`); ``NPCONV_THREADS=N`` fixes the count instead.
+:func:`blas_scope` keeps BLAS to one thread while the compiled kernels run (they split the work over
+the cores themselves), and :func:`matmul` shares the large GEMMs left to BLAS out between two
+threads of its own.
 
-Neither changes a result: the compiled kernels split their work by the shapes, never by the thread
-count (``tests/test_compiled.py``).
+The compiled kernels keep Numba's thread count (every core) on a busy machine too. Beside two busy
+loops on the two cores an epoch slowed 1.6x (SIGNS) and 1.3x (smallres) on two threads, but 2.5x
+and 1.8x when the threads were cut, before each epoch, to the cores the other work left free (one
+here): Numba's idle threads sleep, so two threads keep two shares of the cores
+(``benchmarks/train_speed.py --busy``, 2026-12-02). No thread count changes a result: the kernels
+split their work by the shapes, never by the number of threads (``tests/test_compiled.py``).
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import time
 
 import numpy as np
 
@@ -41,84 +40,6 @@ def blas_scope():
 def _blas_controller():
     from threadpoolctl import ThreadpoolController
     return ThreadpoolController()
-
-
-class FreeCores:
-    """The cores other processes left free since the last reading, from ``/proc/stat`` (Linux).
-
-    ``others = (machine busy time - this process's CPU time) / wall time``, in cores; the first
-    reading, with no interval yet, counts the runnable tasks in ``/proc/loadavg`` instead.
-    """
-
-    def __init__(self):
-        self._last = None
-
-    def __call__(self) -> float | None:
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(v) for v in f.readline().split()[1:]]
-            now = (sum(fields), fields[3] + fields[4], time.process_time(), time.perf_counter())
-        except (OSError, ValueError, IndexError):
-            return None
-        cores = os.cpu_count() or 1
-        last, self._last = self._last, now
-        if last is None:
-            try:
-                with open("/proc/loadavg") as f:
-                    running = int(f.read().split()[3].split("/")[0])
-            except (OSError, ValueError, IndexError):
-                return None
-            return max(0.0, cores - (running - 1))  # the reading thread is one of them
-        ticks = os.sysconf("SC_CLK_TCK")
-        wall = now[3] - last[3]
-        if wall <= 0.05:
-            return None
-        busy = ((now[0] - last[0]) - (now[1] - last[1])) / ticks
-        others = max(0.0, busy - (now[2] - last[2])) / wall
-        return max(0.0, cores - others)
-
-
-@contextlib.contextmanager
-def threads_per_epoch():
-    """For ``fit``: yields a function to call before each epoch, which gives the compiled kernels
-    as many threads as there are free cores (:func:`use_free_cores`), or ``NPCONV_THREADS`` of them
-    when that is set; the thread count from before is put back after."""
-    if compiled() is None:
-        yield lambda: None
-        return
-    import numba
-    previous = numba.get_num_threads()
-    fixed = os.environ.get("NPCONV_THREADS")
-    reading = FreeCores()
-
-    def adapt():
-        if fixed:
-            numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, int(fixed))))
-        else:
-            use_free_cores(reading)
-    try:
-        yield adapt
-    finally:
-        numba.set_num_threads(previous)
-
-
-def use_free_cores(free_cores: FreeCores) -> int | None:
-    """Give the compiled kernels ``round(free cores)`` threads (at least 1, at most Numba's
-    maximum); returns the count, or ``None`` where nothing was changed (NumPy tier, no reading).
-
-    On a busy machine a parallel loop waits for its slowest thread, which the other work's time
-    slices keep off a core for milliseconds at a time: beside two busy loops on two cores, a SIGNS
-    epoch on two threads took longer than on one (``benchmarks/train_speed.py --busy``).
-    """
-    if compiled() is None:
-        return None
-    free = free_cores()
-    if free is None:
-        return None
-    import numba
-    threads = max(1, min(numba.config.NUMBA_NUM_THREADS, int(free + 0.5)))
-    numba.set_num_threads(threads)
-    return threads
 
 
 #: From this many multiply-adds a product under the compiled tier is split in two halves (0.1 ms or
