@@ -315,3 +315,17 @@ def test_augmentation_flags_for_an_arch_without_augmentation_are_refused(tmp_pat
         code, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *QUICK, *flag)
         assert_one_line_error(code, err, flag[0].split("/")[0].replace("--no-", "--"), "arch tiny", "--arch smallres")
         assert not (tmp_path / "m.npz").exists()
+
+
+def test_each_command_is_a_module_of_the_cli_package():
+    """A new command (``explain``, ``tune``) is one module in ``npconv/cli/``: the parser finds it."""
+    import argparse
+
+    from npconv import cli
+    modules = cli.command_modules()
+    assert [m.__name__.rsplit(".", 1)[1] for m in modules] == [
+        "train", "evaluate", "predict", "summary", "export", "data", "serve"]
+    commands = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for module in modules:
+        name = module.__name__.rsplit(".", 1)[1]
+        assert commands.choices[name].get_default("func") is module.run
