@@ -38,6 +38,19 @@ def data_dir() -> Path:
     return path
 
 
+def phone_photo(face: np.ndarray, path: Path) -> Path:
+    """``face`` (uint8 ``(h, w, 3)``) as a phone's photo at ``path``: an 8000 x 6000 JPEG (48 megapixels,
+    a current phone's default) of 10-15 MB, the picture enlarged with sensor-like grain over it."""
+    from PIL import Image
+    picture = Image.fromarray(face).resize((8000, 6000), Image.Resampling.BILINEAR)
+    grain = np.random.default_rng(0).integers(-12, 13, (600, 800, 1), dtype=np.int16)
+    pixels = np.asarray(picture, dtype=np.int16)
+    pixels += np.tile(grain, (10, 10, 1))
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)
+    assert 10 * 1024 * 1024 < path.stat().st_size < 15_000_000, path.stat().st_size
+    return path
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

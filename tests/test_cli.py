@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import npconv
-from conftest import require
+from conftest import phone_photo, require
 from npconv.cli import main
 
 QUICK = ["--epochs", "1", "--arch", "tiny", "--image-size", "16", "--quiet"]
@@ -153,6 +153,43 @@ def test_predict_on_a_photo_equals_predict_on_the_picture_as_training_prepares_i
         assert code == 0
         p_smiling = float(model.predict(to_float(fit_to_input(picture[None], (16, 16, 3))))[0, 0])
         assert json.loads(out)["probabilities"]["smiling"] == p_smiling
+
+
+def test_predict_a_48_megapixel_phone_photo(trained, tmp_path, capsys):
+    """8000 x 6000 is over the 25 MP a decode may hold; the JPEG decodes at 1/8 and gets its verdict,
+    the one the same photo gets at a size that decodes in full."""
+    from npconv.data.synthetic import make_smiley_faces
+    face = make_smiley_faces(n=1, image_size=64, seed=5).x[0]
+    photo = phone_photo(face, tmp_path / "IMG_0001.jpg")
+    code, out, err = run(capsys, "predict", trained, photo, "--json")
+    assert code == 0, err
+    small = tmp_path / "small.jpg"
+    Image.open(photo).resize((800, 600), Image.Resampling.BOX).save(small, quality=95)
+    _, small_out, _ = run(capsys, "predict", trained, small, "--json")
+    p, p_small = json.loads(out)["probabilities"]["smiling"], json.loads(small_out)["probabilities"]["smiling"]
+    assert p == pytest.approx(p_small, abs=0.02)
+
+
+def test_predict_a_folder_classifies_each_image_in_it(trained, tmp_path, capsys):
+    folder = tmp_path / "visitors"
+    folder.mkdir()
+    for name in ("b.png", "a.jpg", "c.png"):
+        Image.new("RGB", (30, 30), (200, 150, 100)).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "inner").mkdir()
+    (folder / ".DS_Store").write_bytes(b"\0\0")
+    code, out, err = run(capsys, "predict", trained, folder)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(folder / n) for n in ("a.jpg", "b.png", "c.png")]
+    assert all("the door" in line for line in lines)
+    assert err.strip() == "npconv: warning: skipped 1 file(s) that are not images Pillow can read: notes.txt"
+    code, out, _ = run(capsys, "predict", trained, folder, "--json")
+    assert [entry["path"] for entry in json.loads(out)] == [str(folder / n) for n in ("a.jpg", "b.png", "c.png")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "predict", trained, empty)
+    assert_one_line_error(code, err, "empty", "no image")
 
 
 def test_train_with_the_accuracy_options(tmp_path, capsys):
