@@ -65,3 +65,19 @@ def test_notebook_runs_in_fast_mode(data_dir, tmp_path, monkeypatch):
         assert expected in text, f"{expected!r} not in the notebook's output"
     assert "<Figure" not in text, "a figure printed as text instead of an image"
     assert images >= 12
+
+
+@pytest.mark.parametrize("name", ["Convolution_model_Application", "Convolution_model_Step_by_Step"])
+def test_each_notebook_is_its_paired_percent_source(name):
+    """The ``.py`` (jupytext's percent format) is the source; the ``.ipynb`` must hold the same cells,
+    or an edit made on one side only (as the hand-written cell lists once drifted) goes unseen."""
+    require(importlib.util.find_spec("jupytext") is not None, "jupytext is not installed (pip install -e '.[dev]')")
+    import jupytext
+    import nbformat
+    source = jupytext.read(NOTEBOOK.with_name(name + ".py"))
+    notebook = nbformat.read(NOTEBOOK.with_name(name + ".ipynb"), as_version=4)
+    assert notebook.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in source.cells], \
+        f"{name}.ipynb and {name}.py differ: run jupytext --sync notebooks/{name}.py"
+    exercises = [c.metadata.get("exercise") for c in notebook.cells]
+    assert exercises == [c.metadata.get("exercise") for c in source.cells]

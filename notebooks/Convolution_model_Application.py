@@ -1,55 +1,49 @@
-"""Write Convolution_model_Application.ipynb (cells only, no outputs) with nbformat.
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
 
-Edit the cells here, then regenerate and execute::
+# %% [markdown]
+# # Convolutional networks with npconv
+#
+# This notebook retells the deeplearning.ai course *Convolutional Neural Networks*, week 1 (the
+# assignments "Convolution model – Step by Step" and "Convolution model – Application"), with
+# **npconv**: a small library that does everything in NumPy.
+#
+# npconv has two tiers of the same mathematics:
+#
+# * `npconv.course`: the course's step functions (`zero_pad`, `conv_single_step`, `conv_forward`,
+#   `pool_forward`, `conv_backward`, `pool_backward`), written with the course's readable loops;
+# * `npconv.functional`: the same maths vectorised (im2col and one matrix product), fast enough to train on.
+#
+# On top sits a Keras-like API (`Sequential`, `Model`, `layers`, `compile`/`fit`/`evaluate`), so the
+# course's Keras models can be written exactly as in the course, with `npconv` in place of TensorFlow.
+#
+# Every array is laid out **NHWC**, `(m, n_H, n_W, n_C)`: examples, height, width, channels.
 
-    .venv/bin/python notebooks/build_notebook.py
-    NPCONV_DATA=/path/to/datasets .venv/bin/python notebooks/build_notebook.py --execute
-"""
-from __future__ import annotations
+# %% [markdown]
+# ## 1. Set-up
+#
+# `FAST` is for continuous integration: with `NPCONV_NOTEBOOK_FAST=1` every training run is cut to a
+# token size, so the whole notebook runs in well under two minutes. Leave it unset for the real run
+# (a few minutes on two CPU cores).
+#
+# The data sets are looked up in the folder named by the `NPCONV_DATA` environment variable. If a file
+# is missing, the notebook says so and uses npconv's built-in synthetic faces instead, so every cell
+# still runs (the numbers then mean little).
 
-import argparse
-import sys
-import time
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HERE = Path(__file__).resolve().parent
-NOTEBOOK = HERE / "Convolution_model_Application.ipynb"
-
-CELLS = [
-    ("md", r"""
-# Convolutional networks with npconv
-
-This notebook retells the deeplearning.ai course *Convolutional Neural Networks*, week 1 (the
-assignments "Convolution model – Step by Step" and "Convolution model – Application"), with
-**npconv**: a small library that does everything in NumPy.
-
-npconv has two tiers of the same mathematics:
-
-* `npconv.course`: the course's step functions (`zero_pad`, `conv_single_step`, `conv_forward`,
-  `pool_forward`, `conv_backward`, `pool_backward`), written with the course's readable loops;
-* `npconv.functional`: the same maths vectorised (im2col and one matrix product), fast enough to train on.
-
-On top sits a Keras-like API (`Sequential`, `Model`, `layers`, `compile`/`fit`/`evaluate`), so the
-course's Keras models can be written exactly as in the course, with `npconv` in place of TensorFlow.
-
-Every array is laid out **NHWC**, `(m, n_H, n_W, n_C)`: examples, height, width, channels.
-"""),
-    ("md", r"""
-## 1. Set-up
-
-`FAST` is for continuous integration: with `NPCONV_NOTEBOOK_FAST=1` every training run is cut to a
-token size, so the whole notebook runs in well under two minutes. Leave it unset for the real run
-(a few minutes on two CPU cores).
-
-The data sets are looked up in the folder named by the `NPCONV_DATA` environment variable. If a file
-is missing, the notebook says so and uses npconv's built-in synthetic faces instead, so every cell
-still runs (the numbers then mean little).
-"""),
-    ("code", r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import os
 import time
 
@@ -63,8 +57,9 @@ from npconv.gradcheck import gradcheck
 FAST = os.environ.get("NPCONV_NOTEBOOK_FAST") == "1"
 DATA_DIR = data.data_dir()          # $NPCONV_DATA, else npconv's user cache folder
 print(f"npconv {nc.__version__}   FAST = {FAST}   data directory: {DATA_DIR}")
-"""),
-    ("code", r"""
+
+
+# %%
 def data_file(name):
     # The course files may sit in DATA_DIR or in its happy/ and signs/ folders.
     try:
@@ -82,19 +77,19 @@ HAVE = {
 }
 for name, found in HAVE.items():
     print(f"{name:15} {'found' if found else 'MISSING: the built-in synthetic faces stand in for it'}")
-"""),
-    ("md", r"""
-## 2. Zero padding
 
-Padding adds a border of zeros around each image, so that a convolution can keep the height and
-width (a "same" convolution) and the pixels at the border count as much as those in the middle.
-With `pad` zeros on every side,
+# %% [markdown]
+# ## 2. Zero padding
+#
+# Padding adds a border of zeros around each image, so that a convolution can keep the height and
+# width (a "same" convolution) and the pixels at the border count as much as those in the middle.
+# With `pad` zeros on every side,
+#
+# $$(m, n_H, n_W, n_C) \;\longrightarrow\; (m,\; n_H + 2\,pad,\; n_W + 2\,pad,\; n_C).$$
+#
+# The course's check: four 3×3 images with two channels, padded by 3.
 
-$$(m, n_H, n_W, n_C) \;\longrightarrow\; (m,\; n_H + 2\,pad,\; n_W + 2\,pad,\; n_C).$$
-
-The course's check: four 3×3 images with two channels, padded by 3.
-"""),
-    ("code", r"""
+# %%
 np.random.seed(1)
 x = np.random.randn(4, 3, 3, 2)
 x_pad = course.zero_pad(x, 3)
@@ -102,28 +97,28 @@ print("x.shape =\n", x.shape)
 print("x_pad.shape =\n", x_pad.shape)
 print("x[1,1] =\n", x[1, 1])
 print("x_pad[1,1] =\n", x_pad[1, 1])
-"""),
-    ("md", r"""
-The course's picture: channel 0 of the first image before and after padding (the dashed box is the
-original image). The vectorised tier, `F.zero_pad2d_forward`, gives the same array.
-"""),
-    ("code", r"""
+
+# %% [markdown]
+# The course's picture: channel 0 of the first image before and after padding (the dashed box is the
+# original image). The vectorised tier, `F.zero_pad2d_forward`, gives the same array.
+
+# %%
 x_pad_fast, _ = F.zero_pad2d_forward(x, 3)
 print("same as the vectorised kernel:", np.array_equal(x_pad, x_pad_fast))
 viz.plot_zero_pad(x, x_pad)
-"""),
-    ("md", r"""
-## 3. Convolution and pooling, forward
 
-### One step of a convolution
+# %% [markdown]
+# ## 3. Convolution and pooling, forward
+#
+# ### One step of a convolution
+#
+# A filter $W$ of shape $(f, f, n_{C,prev})$ looks at one window $a$ of the same shape and gives one number:
+#
+# $$Z = \sum_{i,j,k} a_{ijk}\, W_{ijk} + b.$$
+#
+# The course's check (seed 1) gives $Z = -6.99908945068$.
 
-A filter $W$ of shape $(f, f, n_{C,prev})$ looks at one window $a$ of the same shape and gives one number:
-
-$$Z = \sum_{i,j,k} a_{ijk}\, W_{ijk} + b.$$
-
-The course's check (seed 1) gives $Z = -6.99908945068$.
-"""),
-    ("code", r"""
+# %%
 np.random.seed(1)
 a_slice_prev = np.random.randn(4, 4, 3)
 W = np.random.randn(4, 4, 3)
@@ -131,20 +126,20 @@ b = np.random.randn(1, 1, 1)
 
 Z = course.conv_single_step(a_slice_prev, W, b)
 print("Z =", Z)
-"""),
-    ("md", r"""
-### A whole convolution layer
 
-Slide every filter $c$ over every window of the padded input with stride $s$:
+# %% [markdown]
+# ### A whole convolution layer
+#
+# Slide every filter $c$ over every window of the padded input with stride $s$:
+#
+# $$Z_{i,h,w,c} = \sum A^{pad}_{i,\; hs:hs+f,\; ws:ws+f,\; :} \;\ast\; W_{:,:,:,c} + b_c,
+# \qquad n_H = \left\lfloor \frac{n_{H,prev} + 2\,pad - f}{s} \right\rfloor + 1$$
+#
+# (and the same for $n_W$). `course.conv_forward` does this with four loops (examples, rows, columns,
+# filters); `F.conv2d_forward` unrolls all windows into one matrix ("im2col") and multiplies it by
+# the filters once. Same inputs, same answer to rounding:
 
-$$Z_{i,h,w,c} = \sum A^{pad}_{i,\; hs:hs+f,\; ws:ws+f,\; :} \;\ast\; W_{:,:,:,c} + b_c,
-\qquad n_H = \left\lfloor \frac{n_{H,prev} + 2\,pad - f}{s} \right\rfloor + 1$$
-
-(and the same for $n_W$). `course.conv_forward` does this with four loops (examples, rows, columns,
-filters); `F.conv2d_forward` unrolls all windows into one matrix ("im2col") and multiplies it by
-the filters once. Same inputs, same answer to rounding:
-"""),
-    ("code", r"""
+# %%
 np.random.seed(1)
 A_prev = np.random.randn(2, 5, 7, 4)
 W = np.random.randn(3, 3, 4, 8)
@@ -159,15 +154,15 @@ print("cache_conv[0][1][2][3] =\n", cache_conv[0][1][2][3])
 Z_fast, _ = F.conv2d_forward(A_prev, W, b, stride=2, padding=1)
 print(f"\nZ.shape = {Z.shape};  max |course - vectorised| = {np.max(np.abs(Z - Z_fast)):.1e}")
 assert np.allclose(Z, Z_fast, rtol=0, atol=1e-12)
-"""),
-    ("md", r"""
-### Pooling
 
-Pooling shrinks height and width with no parameters to learn: each $f \times f$ window of each
-channel becomes its maximum (max pooling) or its mean (average pooling), so $n_C$ stays the same and
-$n_H = \lfloor (n_{H,prev} - f)/s \rfloor + 1$.
-"""),
-    ("code", r"""
+# %% [markdown]
+# ### Pooling
+#
+# Pooling shrinks height and width with no parameters to learn: each $f \times f$ window of each
+# channel becomes its maximum (max pooling) or its mean (average pooling), so $n_C$ stays the same and
+# $n_H = \lfloor (n_{H,prev} - f)/s \rfloor + 1$.
+
+# %%
 np.random.seed(1)
 A_prev = np.random.randn(2, 5, 5, 3)
 hparameters = {"stride": 1, "f": 3}
@@ -179,20 +174,20 @@ for mode in ("max", "average"):
     print("A.shape = " + str(A.shape))
     print("A[1, 1] =\n", A[1, 1])
     print(f"max |course - vectorised| = {np.max(np.abs(A - A_fast)):.1e}\n")
-"""),
-    ("md", r"""
-## 4. Backward passes
 
-Training needs the gradient of the cost with respect to every input and weight. For the
-convolution, each output gradient $dZ_{i,h,w,c}$ flows back to the window that produced it:
+# %% [markdown]
+# ## 4. Backward passes
+#
+# Training needs the gradient of the cost with respect to every input and weight. For the
+# convolution, each output gradient $dZ_{i,h,w,c}$ flows back to the window that produced it:
+#
+# $$dA^{pad}_{i,\,win,\,:} \mathrel{+}= W_{:,:,:,c}\; dZ_{i,h,w,c}, \qquad
+# dW_{:,:,:,c} \mathrel{+}= A^{pad}_{i,\,win,\,:}\; dZ_{i,h,w,c}, \qquad
+# db_c \mathrel{+}= dZ_{i,h,w,c}.$$
+#
+# The course checks it by sending $Z$ itself back as $dZ$:
 
-$$dA^{pad}_{i,\,win,\,:} \mathrel{+}= W_{:,:,:,c}\; dZ_{i,h,w,c}, \qquad
-dW_{:,:,:,c} \mathrel{+}= A^{pad}_{i,\,win,\,:}\; dZ_{i,h,w,c}, \qquad
-db_c \mathrel{+}= dZ_{i,h,w,c}.$$
-
-The course checks it by sending $Z$ itself back as $dZ$:
-"""),
-    ("code", r"""
+# %%
 np.random.seed(1)
 A_prev = np.random.randn(10, 4, 4, 3)
 W = np.random.randn(2, 2, 3, 8)
@@ -209,13 +204,13 @@ _, cache_fast = F.conv2d_forward(A_prev, W, b, stride=2, padding=2)
 dA_fast, dW_fast, db_fast = F.conv2d_backward(Z, cache_fast)
 for name, slow, fast in (("dA", dA, dA_fast), ("dW", dW, dW_fast), ("db", db, db_fast)):
     print(f"{name}: max |course - vectorised| = {np.max(np.abs(slow - fast)):.1e}")
-"""),
-    ("md", r"""
-Pooling has no weights, only a route back. **Max pooling** sends each gradient to the position of
-the window's maximum (`create_mask_from_window`: $mask = (x = \max x)$); **average pooling**
-spreads it evenly, $dz / f^2$ to each entry (`distribute_value`).
-"""),
-    ("code", r"""
+
+# %% [markdown]
+# Pooling has no weights, only a route back. **Max pooling** sends each gradient to the position of
+# the window's maximum (`create_mask_from_window`: $mask = (x = \max x)$); **average pooling**
+# spreads it evenly, $dz / f^2$ to each entry (`distribute_value`).
+
+# %%
 np.random.seed(1)
 A_prev = np.random.randn(5, 5, 3, 2)
 hparameters = {"stride": 1, "f": 2}
@@ -230,17 +225,17 @@ for mode in ("max", "average"):
     print("mean of dA = ", np.mean(dA))
     print("dA_prev[1,1] = \n", dA_prev[1, 1])
     print(f"max |course - vectorised| = {np.max(np.abs(dA_prev - dA_prev_fast)):.1e}\n")
-"""),
-    ("md", r"""
-### Gradient check
 
-Is a hand-written backward really the derivative of its forward? Compare it with central
-differences, $\frac{\partial L}{\partial x_k} \approx \frac{L(x + \varepsilon e_k) - L(x - \varepsilon e_k)}{2\varepsilon}$,
-entry by entry, on a small float64 example ($L$ is a fixed random projection of the output). The
-relative error $\frac{\lVert g - g_{num} \rVert}{\lVert g \rVert + \lVert g_{num} \rVert}$ should
-be around $10^{-10}$; `gradcheck` raises if any exceeds $10^{-7}$.
-"""),
-    ("code", r"""
+# %% [markdown]
+# ### Gradient check
+#
+# Is a hand-written backward really the derivative of its forward? Compare it with central
+# differences, $\frac{\partial L}{\partial x_k} \approx \frac{L(x + \varepsilon e_k) - L(x - \varepsilon e_k)}{2\varepsilon}$,
+# entry by entry, on a small float64 example ($L$ is a fixed random projection of the output). The
+# relative error $\frac{\lVert g - g_{num} \rVert}{\lVert g \rVert + \lVert g_{num} \rVert}$ should
+# be around $10^{-10}$; `gradcheck` raises if any exceeds $10^{-7}$.
+
+# %%
 rng = np.random.default_rng(0)
 x = rng.standard_normal((2, 7, 7, 3))
 w = rng.standard_normal((3, 3, 3, 4))
@@ -257,14 +252,15 @@ for mode in ("max", "average"):
 
 for kernel, errors in checks.items():
     print(f"{kernel:31}" + "   ".join(f"d{name}: {err:.1e}" for name, err in errors.items()))
-"""),
-    ("md", r"""
-## 5. Loops or vectors: how much faster?
 
-The loops are there to be read. A network needs the vectorised kernels: timed on the same inputs
-(a batch of 32×32 images with 8 channels, 16 filters of 3×3, "same" padding):
-"""),
-    ("code", r"""
+
+# %% [markdown]
+# ## 5. Loops or vectors: how much faster?
+#
+# The loops are there to be read. A network needs the vectorised kernels: timed on the same inputs
+# (a batch of 32×32 images with 8 channels, 16 filters of 3×3, "same" padding):
+
+# %%
 def seconds(fn, repeat=1):
     # Best of `repeat` runs: the least disturbed by other work on the machine.
     best = float("inf")
@@ -301,27 +297,28 @@ print(f"{'':18}{'course loops':>14}{'vectorised':>14}{'speed-up':>11}")
 for name, loop, vectorised in rows:
     slow, fast = seconds(loop), seconds(vectorised, repeat=5)
     print(f"{name:18}{slow * 1e3:>11.1f} ms{fast * 1e3:>11.2f} ms{slow / fast:>10.0f}x")
-"""),
-    ("md", r"""
-## 6. The Happy House
 
-In the course's Happy House, the door opens only for people who smile. The model is a small binary
-classifier: one convolution block and one sigmoid unit giving $P(\text{smiling})$.
 
-| layer | output shape | parameters |
-|---|---|---|
-| input | $(64, 64, 3)$ | |
-| ZeroPadding2D(3) | $(70, 70, 3)$ | |
-| Conv2D(32, 7×7, stride 1) | $(64, 64, 32)$ | $7 \cdot 7 \cdot 3 \cdot 32 + 32 = 4{,}736$ |
-| BatchNormalization | $(64, 64, 32)$ | $4 \cdot 32 = 128$ (64 of them are running statistics) |
-| ReLU, MaxPooling2D(2×2) | $(32, 32, 32)$ | |
-| Flatten | $(32768,)$ | |
-| Dense(1, sigmoid) | $(1,)$ | $32{,}768 + 1 = 32{,}769$ |
+# %% [markdown]
+# ## 6. The Happy House
+#
+# In the course's Happy House, the door opens only for people who smile. The model is a small binary
+# classifier: one convolution block and one sigmoid unit giving $P(\text{smiling})$.
+#
+# | layer | output shape | parameters |
+# |---|---|---|
+# | input | $(64, 64, 3)$ | |
+# | ZeroPadding2D(3) | $(70, 70, 3)$ | |
+# | Conv2D(32, 7×7, stride 1) | $(64, 64, 32)$ | $7 \cdot 7 \cdot 3 \cdot 32 + 32 = 4{,}736$ |
+# | BatchNormalization | $(64, 64, 32)$ | $4 \cdot 32 = 128$ (64 of them are running statistics) |
+# | ReLU, MaxPooling2D(2×2) | $(32, 32, 32)$ | |
+# | Flatten | $(32768,)$ | |
+# | Dense(1, sigmoid) | $(1,)$ | $32{,}768 + 1 = 32{,}769$ |
+#
+# Here is the course's `happyModel()`, word for word, with `nc.Sequential` for `tf.keras.Sequential`
+# and npconv's `L` for Keras's `tfl` layers:
 
-Here is the course's `happyModel()`, word for word, with `nc.Sequential` for `tf.keras.Sequential`
-and npconv's `L` for Keras's `tfl` layers:
-"""),
-    ("code", r"""
+# %%
 def happyModel():
     model = nc.Sequential([
         ## ZeroPadding2D with padding 3, input shape of 64 x 64 x 3
@@ -346,21 +343,22 @@ utils.set_random_seed(1)          # npconv's generator: initial weights and shuf
 happy_model = happyModel()
 happy_model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
 happy_model.summary()
-"""),
-    ("md", r"""
-### The data
 
-The course trains on `train_happy.h5` (600 pictures) and tests on `test_happy.h5` (150). If you
-took the course you have both: put them in your data directory and `data.load_happy_dataset()`
-loads them exactly as the course's `load_happy_dataset()` does, and the next cell uses them.
 
-Without the course's train file, we train on **SMILEsmileD**, a public set of face crops labelled
-smiling or not (64×64 grayscale, copied into three RGB channels), using a balanced random subset
-(2,000 faces for training plus 400 held out, in the full run), and still test on the course's exact
-`test_happy.h5`. Labels agree: 0 = not smiling, 1 = smiling. Images are scaled to $[0, 1]$ as in the
-course (`X / 255.`), and labels become a column $(m, 1)$.
-"""),
-    ("code", r"""
+# %% [markdown]
+# ### The data
+#
+# The course trains on `train_happy.h5` (600 pictures) and tests on `test_happy.h5` (150). If you
+# took the course you have both: put them in your data directory and `data.load_happy_dataset()`
+# loads them exactly as the course's `load_happy_dataset()` does, and the next cell uses them.
+#
+# Without the course's train file, we train on **SMILEsmileD**, a public set of face crops labelled
+# smiling or not (64×64 grayscale, copied into three RGB channels), using a balanced random subset
+# (2,000 faces for training plus 400 held out, in the full run), and still test on the course's exact
+# `test_happy.h5`. Labels agree: 0 = not smiling, 1 = smiling. Images are scaled to $[0, 1]$ as in the
+# course (`X / 255.`), and labels become a column $(m, 1)$.
+
+# %%
 def balanced_split(dataset, n_train, n_val, seed=1):
     # n_train + n_val random examples of each class; returns (train, held-out) Datasets.
     rng = np.random.default_rng(seed)
@@ -411,19 +409,19 @@ print("X_train shape:", X_train.shape)
 print("Y_train shape:", Y_train.shape)
 print("X_test shape:", X_test.shape)
 print("Y_test shape:", Y_test.shape)
-"""),
-    ("code", r"""
+
+# %%
 happy_names = ["not smiling", "smiling"]
 viz.plot_samples(X_train_orig, Y_train_orig, happy_names, n=8)
-"""),
-    ("md", r"""
-### Training
 
-The course trains for 10 epochs on 600 pictures with batch size 16, which is 6,000 pictures seen.
-On the larger SMILEsmileD subset, 3 epochs show the model about as many pictures. The held-out faces
-(when there are any) tell us how well it does on new faces of the same kind.
-"""),
-    ("code", r"""
+# %% [markdown]
+# ### Training
+#
+# The course trains for 10 epochs on 600 pictures with batch size 16, which is 6,000 pictures seen.
+# On the larger SMILEsmileD subset, 3 epochs show the model about as many pictures. The held-out faces
+# (when there are any) tell us how well it does on new faces of the same kind.
+
+# %%
 if X_val_orig is None:          # the course's own train set: 10 epochs, as in the course
     HAPPY_EPOCHS, validation = (1 if FAST else 10), None
 else:
@@ -432,43 +430,43 @@ start = time.perf_counter()
 history = happy_model.fit(X_train, Y_train, epochs=HAPPY_EPOCHS, batch_size=16,
                           validation_data=validation, verbose=2)
 print(f"trained in {time.perf_counter() - start:.0f} s")
-"""),
-    ("code", r"""
+
+# %%
 viz.plot_history(history)
-"""),
-    ("md", r"""
-### Testing on the course's test set
-"""),
-    ("code", r"""
+
+# %% [markdown]
+# ### Testing on the course's test set
+
+# %%
 loss, accuracy = happy_model.evaluate(X_test, Y_test)
 P_test = happy_model.predict(X_test).ravel()
 print(f"test accuracy {accuracy:.1%};  predicted smiling for {np.mean(P_test > 0.5):.0%} "
       f"of the pictures ({np.mean(Y_test):.0%} of them smile)")
-"""),
-    ("md", r"""
-In the course, trained on its own 600 pictures, this model scores about 95% on this test set.
-Trained on SMILEsmileD, it does fairly well on *held-out SMILEsmileD faces* (the validation accuracy
-above, about 75% in the full run) but on the Happy House pictures it is no better than guessing:
-in the full run it calls every one of them "not smiling". The two sets look different: SMILEsmileD
-crops the face tightly (eyes and mouth fill the frame), in grayscale; the Happy House pictures are
-wider, blurrier colour shots in which the face takes a third of the frame, with a garden behind.
-A network learns the pictures it is shown, not the idea of a smile: this is **data set shift**, and
-no test on held-out data of the training kind would have warned us.
-"""),
-    ("code", r"""
+
+# %% [markdown]
+# In the course, trained on its own 600 pictures, this model scores about 95% on this test set.
+# Trained on SMILEsmileD, it does fairly well on *held-out SMILEsmileD faces* (the validation accuracy
+# above, about 75% in the full run) but on the Happy House pictures it is no better than guessing:
+# in the full run it calls every one of them "not smiling". The two sets look different: SMILEsmileD
+# crops the face tightly (eyes and mouth fill the frame), in grayscale; the Happy House pictures are
+# wider, blurrier colour shots in which the face takes a third of the frame, with a garden behind.
+# A network learns the pictures it is shown, not the idea of a smile: this is **data set shift**, and
+# no test on held-out data of the training kind would have warned us.
+
+# %%
 both = np.concatenate([X_train_orig[:8], X_test_orig[:8]])
 labels = np.concatenate([Y_train_orig[0, :8], Y_test_orig[0, :8]])
 viz.plot_samples(both, labels, happy_names, n=16, ncols=8)   # top: training faces; bottom: Happy House
-"""),
-    ("md", r"""
-### The Happy House on its own pictures
 
-To see the course's model learn the course's task, train a fresh `happyModel()` on part of the
-Happy House pictures we do have: a stratified split of `test_happy.h5` into 100 for training and 50
-held out. That is a sixth of the pictures the course trains on, so expect well below its 95%
-(about 75% in the full run; with 50 test pictures each one is worth 2%).
-"""),
-    ("code", r"""
+# %% [markdown]
+# ### The Happy House on its own pictures
+#
+# To see the course's model learn the course's task, train a fresh `happyModel()` on part of the
+# Happy House pictures we do have: a stratified split of `test_happy.h5` into 100 for training and 50
+# held out. That is a sixth of the pictures the course trains on, so expect well below its 95%
+# (about 75% in the full run; with 50 test pictures each one is worth 2%).
+
+# %%
 (x_house, y_house), (x_door, y_door) = data.train_val_split(
     (X_test_orig, Y_test_orig.ravel()), val_fraction=1 / 3, seed=0)
 utils.set_random_seed(1)
@@ -478,39 +476,104 @@ house_history = house_model.fit(x_house / 255., y_house.reshape(-1, 1), epochs=2
                                 batch_size=16, validation_data=(x_door / 255., y_door.reshape(-1, 1)),
                                 verbose=2)
 viz.plot_history(house_history)
-"""),
-    ("md", r"""
-Who gets in? The door opens when the model says $P(\text{smiling}) > 0.5$:
-"""),
-    ("code", r"""
+
+# %% [markdown]
+# Who gets in? The door opens when the model says $P(\text{smiling}) > 0.5$:
+
+# %%
 p_door = house_model.predict(x_door / 255.).ravel()
 opens = (p_door > 0.5).astype(int)
 print(f"held-out accuracy {np.mean(opens == y_door):.1%} on {len(y_door)} pictures")
 viz.plot_samples(x_door, opens, ["stays shut", "the door opens"], n=16, ncols=8)
-"""),
-    ("code", r"""
+
+# %%
 viz.plot_misclassified(x_door, y_door, opens, happy_names, probs=p_door)
-"""),
-    ("md", r"""
-## 7. SIGNS: six hand signs
 
-The second model of the application assignment reads hand signs for the digits 0 to 5. It is
-written with the **functional API**: each layer is called on the previous tensor, and `Model`
-joins the input to the output.
+# %% [markdown]
+# ### Transfer learning: the smile detector meets the Happy House
+#
+# A smile model trained on SMILEsmileD (what the README's main job, `npconv train smiles`, writes to
+# `runs/smiles.npz`) has seen thousands of faces, but only as tight crops from eyes to chin. The Happy
+# House pictures are people at a distance in a garden, faces a quarter of the picture's height. First,
+# **zero-shot**: the smile model on all 150 pictures as they are, having never seen one. Then
+# **fine-tuned**: start from the smile model (its weights, its input size and colour mode, its
+# smiling/not-smiling unit) and train on the same 100 house pictures as above, first the output layer
+# alone, then every layer at a low learning rate. This is `npconv train happy/test_happy.h5 --init
+# runs/smiles.npz`, here through the Python API.
 
-| layer | output shape |
-|---|---|
-| input | $(64, 64, 3)$ |
-| Conv2D(8, 4×4, "same") → ReLU | $(64, 64, 8)$ |
-| MaxPool2D(8×8, stride 8, "same") | $(8, 8, 8)$ |
-| Conv2D(16, 2×2, "same") → ReLU | $(8, 8, 16)$ |
-| MaxPool2D(4×4, stride 4, "same") | $(2, 2, 16)$ |
-| Flatten → Dense(6, softmax) | $(64,) \to (6,)$ |
+# %%
+import tempfile
+from pathlib import Path
 
-"same" padding keeps $n_H = \lceil n_{H,prev} / s \rceil$. The softmax gives six probabilities, and
-the labels become one-hot rows: `convert_to_one_hot(Y, 6).T`, shape $(m, 6)$.
-"""),
-    ("code", r"""
+from npconv.apps import datasets as app_data, training
+from npconv.apps.recipes import FINE_TUNE, recipe_for
+from npconv.apps.transfer import Pretrained
+
+SMILE_MODEL = Path("..") / "runs" / "smiles.npz"
+
+
+def trained_on_smiles(path):
+    # runs/smiles.npz may also be the README's first model, trained on the built-in cartoon faces.
+    return path.exists() and Pretrained.load(path).meta.get("dataset") == "smiles"
+
+
+if FAST or not trained_on_smiles(SMILE_MODEL):
+    # No smile model yet: train one as `npconv train smiles` does (FAST: a token run on 500 faces).
+    recipe = recipe_for("smiles").replace(epochs=1 if FAST else None)
+    faces = app_data.load(str(SMILES_DIR) if HAVE["smiles/"] else "builtin:smiles", recipe.image_size,
+                          recipe.color_mode)
+    if FAST:
+        faces = faces.subset(np.random.default_rng(0).permutation(len(faces))[:500])
+    SMILE_MODEL = Path(tempfile.mkdtemp()) / "smiles.npz"
+    training.train(faces, recipe, recipe.arch, verbose=0, dataset="smiles").model.save(SMILE_MODEL)
+smile = Pretrained.load(SMILE_MODEL)
+input_shape = smile.meta["input_shape"]
+print(f"smile model: {smile.arch}, input {input_shape}, trained on {smile.meta['dataset']}, "
+      f"held-out accuracy {smile.meta['trained'].get('held_out_accuracy') or float('nan'):.3f}")
+
+# The pictures as the smile model sees them: resized, and grayscale if it is.
+def as_model_input(x):
+    return app_data.fit_to_input(x, input_shape)
+
+zero_shot = training.evaluate(smile.model, as_model_input(X_test_orig), Y_test_orig.ravel())
+print(f"zero-shot on all {zero_shot['n']} Happy House pictures: accuracy {zero_shot['accuracy']:.1%}, "
+      f"the door opens for {int(zero_shot['pred'].sum())} of them")
+
+# %%
+recipe = smile.adapt(recipe_for(FINE_TUNE)).replace(epochs=2 if FAST else None)
+house = data.Dataset(as_model_input(x_house), y_house, happy_names)
+door = data.Dataset(as_model_input(x_door), y_door, happy_names)
+tuned = training.train(house, recipe, recipe.arch, test=door, verbose=0, init=smile)
+print(f"fine-tuned on {len(house)} house pictures ({recipe.frozen_epochs} epochs head only, then "
+      f"{recipe.epochs - recipe.frozen_epochs} all layers): held-out accuracy "
+      f"{tuned.evaluation['accuracy']:.1%} on the same {len(door)} pictures the course's model got "
+      f"{np.mean(opens == y_door):.1%} on")
+tuned_opens = tuned.evaluation["pred"]
+viz.plot_samples(x_door, tuned_opens, ["stays shut", "the door opens"], n=16, ncols=8)
+
+# %%
+viz.plot_misclassified(x_door, y_door, tuned_opens, happy_names, probs=tuned.evaluation["probs"][:, 1])
+
+# %% [markdown]
+# ## 7. SIGNS: six hand signs
+#
+# The second model of the application assignment reads hand signs for the digits 0 to 5. It is
+# written with the **functional API**: each layer is called on the previous tensor, and `Model`
+# joins the input to the output.
+#
+# | layer | output shape |
+# |---|---|
+# | input | $(64, 64, 3)$ |
+# | Conv2D(8, 4×4, "same") → ReLU | $(64, 64, 8)$ |
+# | MaxPool2D(8×8, stride 8, "same") | $(8, 8, 8)$ |
+# | Conv2D(16, 2×2, "same") → ReLU | $(8, 8, 16)$ |
+# | MaxPool2D(4×4, stride 4, "same") | $(2, 2, 16)$ |
+# | Flatten → Dense(6, softmax) | $(64,) \to (6,)$ |
+#
+# "same" padding keeps $n_H = \lceil n_{H,prev} / s \rceil$. The softmax gives six probabilities, and
+# the labels become one-hot rows: `convert_to_one_hot(Y, 6).T`, shape $(m, 6)$.
+
+# %%
 if HAVE["train_signs.h5"] and HAVE["test_signs.h5"]:
     X_train_orig, Y_train_orig, X_test_orig, Y_test_orig, classes = data.load_signs_dataset(DATA_DIR)
 else:   # a stand-in so that the cells run: two classes of synthetic faces, in six outputs
@@ -531,8 +594,9 @@ print("X_test shape:", X_test.shape)
 print("Y_test shape:", Y_test.shape)
 sign_names = [str(c) for c in classes]
 viz.plot_samples(X_train_orig, Y_train_orig, sign_names, n=16, ncols=8)
-"""),
-    ("code", r"""
+
+
+# %%
 def convolutional_model(input_shape):
     input_img = nc.Input(shape=input_shape)
     ## CONV2D: 8 filters 4x4, stride of 1, padding 'SAME'
@@ -560,47 +624,47 @@ utils.set_random_seed(0)
 conv_model = convolutional_model((64, 64, 3))
 conv_model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
 conv_model.summary()
-"""),
-    ("md", r"""
-### Training
 
-Adam (learning rate $10^{-3}$), batches of 64, 100 epochs, the test set as validation data, as in
-the course (about a minute on two CPU cores). The model is tiny (1,310 parameters), so it
-learns slowly but steadily; the course reports about 78% on the test set after 100 epochs, and
-`benchmarks/accuracy.py` measures 0.775 ± 0.018 over three seeds with npconv (0.778 with PyTorch).
-"""),
-    ("code", r"""
+# %% [markdown]
+# ### Training
+#
+# Adam (learning rate $10^{-3}$), batches of 64, 100 epochs, the test set as validation data, as in
+# the course (about a minute on two CPU cores). The model is tiny (1,310 parameters), so it
+# learns slowly but steadily; the course reports about 78% on the test set after 100 epochs, and
+# `benchmarks/accuracy.py` measures 0.775 ± 0.018 over three seeds with npconv (0.778 with PyTorch).
+
+# %%
 SIGNS_EPOCHS = 2 if FAST else 100
 start = time.perf_counter()
 history = conv_model.fit(X_train, Y_train, batch_size=64, epochs=SIGNS_EPOCHS,
                          validation_data=(X_test, Y_test), verbose=2)
 print(f"trained in {time.perf_counter() - start:.0f} s")
-"""),
-    ("code", r"""
+
+# %%
 viz.plot_history(history)
-"""),
-    ("code", r"""
+
+# %%
 loss, accuracy = conv_model.evaluate(X_test, Y_test)
 probs = conv_model.predict(X_test)
 y_pred = probs.argmax(axis=1)
 y_true = Y_test_orig.ravel()
 viz.plot_confusion_matrix(viz.confusion_matrix(y_true, y_pred, 6), sign_names)
-"""),
-    ("code", r"""
-viz.plot_misclassified(X_test_orig, y_true, y_pred, sign_names, probs=probs, n=16)
-"""),
-    ("md", r"""
-### What did it learn?
 
-The first layer's eight 4×4×3 filters, each shown as a tiny RGB picture (scaled to its own range),
-and the feature maps of one test picture on its way through the network: every channel of every
-layer, as an image.
-"""),
-    ("code", r"""
+# %%
+viz.plot_misclassified(X_test_orig, y_true, y_pred, sign_names, probs=probs, n=16)
+
+# %% [markdown]
+# ### What did it learn?
+#
+# The first layer's eight 4×4×3 filters, each shown as a tiny RGB picture (scaled to its own range),
+# and the feature maps of one test picture on its way through the network: every channel of every
+# layer, as an image.
+
+# %%
 first_conv = next(layer for layer in conv_model.layers if isinstance(layer, L.Conv2D))
 viz.plot_filters(first_conv.get_weights()[0])
-"""),
-    ("code", r"""
+
+# %%
 index = 0
 # Every image-shaped layer output (CONV, RELU, POOL) for one test picture.
 spatial = [layer.name for layer in conv_model.layers if isinstance(layer, (L.Conv2D, L.ReLU, L.MaxPool2D))]
@@ -609,62 +673,23 @@ maps, names = [out[0] for out in outputs.values()], list(outputs)
 print(f"test picture {index}: sign {y_true[index]}, predicted {y_pred[index]} "
       f"({probs[index, y_pred[index]]:.0%})")
 viz.plot_feature_maps([X_test[index]] + maps, ["input"] + names, max_channels=16)
-"""),
-    ("md", r"""
-## 8. Next steps: the command line and a stronger model
 
-The course's SIGNS model has only 1,310 weights and pools away most of the picture after one
-layer. npconv's default network (`smallres`: a small residual network with batch normalisation,
-trained with Adam, cosine learning-rate decay and light augmentation) does much better on the same
-data. From a terminal:
-
-```bash
-export NPCONV_DATA=/path/to/datasets
-npconv train signs                   # the default recipe and model; writes model.npz and a report folder
-npconv train signs --arch signs      # the course's convolutional_model, for comparison
-npconv evaluate model.npz signs      # on test_signs.h5
-npconv train smiles --arch happy     # the course's happyModel on SMILEsmileD
-npconv --help
-```
-
-Everything in this notebook also runs without a notebook: `npconv.course` for the loops,
-`npconv.functional` for the kernels, and the Keras-like API for models.
-"""),
-]
-
-
-def build() -> nbformat.NotebookNode:
-    cells = [new_markdown_cell(text.strip()) if kind == "md" else new_code_cell(text.strip())
-             for kind, text in CELLS]
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                 "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
-def execute(nb: nbformat.NotebookNode, timeout: int = 900) -> nbformat.NotebookNode:
-    """Run every cell in a kernel of this interpreter, with notebooks/ as the working folder."""
-    from nbclient import NotebookClient
-    NotebookClient(nb, kernel_name="python3", timeout=timeout,
-                   resources={"metadata": {"path": str(HERE)}}).execute()
-    return nb
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--execute", action="store_true", help="run it and keep the outputs")
-    parser.add_argument("--out", type=Path, default=NOTEBOOK)
-    args = parser.parse_args(argv)
-    nb = build()
-    if args.execute:
-        start = time.perf_counter()
-        execute(nb)
-        print(f"executed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    nbformat.write(nb, args.out)
-    print(f"wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+# %% [markdown]
+# ## 8. Next steps: the command line and a stronger model
+#
+# The course's SIGNS model has only 1,310 weights and pools away most of the picture after one
+# layer. npconv's default network (`smallres`: a small residual network with batch normalisation,
+# trained with Adam, cosine learning-rate decay and light augmentation) does much better on the same
+# data. From a terminal:
+#
+# ```bash
+# export NPCONV_DATA=/path/to/datasets
+# npconv train signs                   # the default recipe and model; writes model.npz and a report folder
+# npconv train signs --arch signs      # the course's convolutional_model, for comparison
+# npconv evaluate model.npz signs      # on test_signs.h5
+# npconv train smiles --arch happy     # the course's happyModel on SMILEsmileD
+# npconv --help
+# ```
+#
+# Everything in this notebook also runs without a notebook: `npconv.course` for the loops,
+# `npconv.functional` for the kernels, and the Keras-like API for models.
