@@ -68,6 +68,30 @@ def test_train_on_the_builtin_set_writes_model_and_report(trained, capsys):
     assert meta["input_shape"] == [16, 16, 3] and meta["value_scale"] == 255 and meta["app"] == "tiny"
 
 
+def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, capsys, monkeypatch):
+    from npconv import viz
+    figures = {}
+
+    def recorded(plot):
+        def record(*args, **kwargs):
+            figures[plot.__name__] = fig = plot(*args, **kwargs)
+            return fig
+        record.__name__ = plot.__name__
+        return record
+
+    for name in ("plot_confusion_matrix", "plot_misclassified", "plot_feature_maps", "plot_filters"):
+        monkeypatch.setattr(viz, name, recorded(getattr(viz, name)))
+    code, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *QUICK)
+    assert code == 0, err
+    text = {name: " ".join(a.get_text() for a in fig.findobj(lambda a: hasattr(a, "get_text")))
+            for name, fig in figures.items()}
+    assert "Confusion matrix of the 90 validation pictures" in text["plot_confusion_matrix"]
+    assert "of the 90 validation pictures" in text["plot_misclassified"]
+    assert "validation picture 0" in figures["plot_feature_maps"].axes[0].get_title()
+    assert figures["plot_feature_maps"].axes[0].images[0].get_array().shape == (16, 16, 3)
+    assert any("largest |weight|" in ax.get_ylabel() for ax in figures["plot_filters"].axes)
+
+
 def test_train_says_where_the_data_came_from(tmp_path, capsys):
     code, out, _ = run(capsys, "train", "--out", tmp_path / "m.npz", "--no-report", *QUICK[:-1], "--quiet")
     assert code == 0

@@ -141,6 +141,7 @@ def run(args) -> int:
                                          dataset=name, on_fold=on_fold, init=init)
         cv = result.model.metadata["cross_validation"]
         held_out, detail = result.evaluation, f"fold {cv['saved_fold']} of {args.folds} (the best)"
+        label = f"held-out (fold {cv['saved_fold']})"
         summary = (f"{args.folds}-fold cross-validation accuracy {cv['mean_accuracy']:.3f} ± "
                    f"{cv['std_accuracy']:.3f} ({len(cv['folds'])} folds) in {duration(result.seconds)}")
         train_part = data
@@ -171,7 +172,8 @@ def run(args) -> int:
                               result.held_out, held_out,
                               extra={"summary": summary, "held_out_set": detail, "source": source,
                                      "arch": arch, "recipe": vars(recipe),
-                                     "cross_validation": result.model.metadata.get("cross_validation")})
+                                     "cross_validation": result.model.metadata.get("cross_validation")},
+                              test_name=label)
     tail = f", model saved to {out}" + (f", report in {report}" if report else "")
     print(summary + tail)
     return 130 if result.interrupted else 0
