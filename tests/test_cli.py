@@ -289,6 +289,21 @@ def test_errors_are_one_line(trained, tmp_path, capsys):
     assert_one_line_error(code, err, "none.npz")
 
 
+def test_a_misspelt_data_set_name_gets_the_nearest_name_and_the_list(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "train", "sings", "--data-dir", tmp_path, "--out", tmp_path / "m.npz")
+    assert_one_line_error(code, err, "Did you mean 'signs'?", "signs, happy, smiles, "
+                          "sign-language-digits, builtin:smiles", "NPCONV_DATA")
+    code, _, err = run(capsys, "evaluate", tmp_path / "none.npz", "signs")   # the model is checked first
+    assert_one_line_error(code, err, "none.npz")
+    code, _, err = run(capsys, "train", "qwerty", "--data-dir", tmp_path)
+    assert_one_line_error(code, err, "'qwerty'", "sign-language-digits")
+    assert "Did you mean" not in err
+    code, _, err = run(capsys, "train", tmp_path / "missing.h5", "--out", tmp_path / "m.npz")
+    assert_one_line_error(code, err, "missing.h5")           # a path is not taken for a name
+    assert "Did you mean" not in err
+
+
 def test_usage_errors_exit_2_and_debug_shows_the_traceback(trained, tmp_path, capsys):
     code, _, err = run(capsys, "train", "--folds", "1")
     assert code == 2 and "--folds" in err
