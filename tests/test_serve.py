@@ -77,9 +77,11 @@ def happy(data_dir):
 
 
 @pytest.fixture(scope="module")
-def phone_jpeg(happy, tmp_path_factory) -> Path:
-    """A Happy House face as a phone's 48-megapixel JPEG (8000 x 6000, about 12 MB)."""
-    return phone_photo(happy[0][0], tmp_path_factory.mktemp("phone") / "IMG_0001.jpg")
+def phone_jpeg(tmp_path_factory) -> Path:
+    """A built-in synthetic face as a phone's 48-megapixel JPEG (8000 x 6000, 10-15 MB)."""
+    from npconv.data.synthetic import make_smiley_faces
+    face = make_smiley_faces(n=1, image_size=64, seed=4).x[0]
+    return phone_photo(face, tmp_path_factory.mktemp("phone") / "IMG_0001.jpg")
 
 
 def encode(image: np.ndarray, fmt: str = "PNG", **options) -> bytes:
