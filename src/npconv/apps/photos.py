@@ -3,7 +3,10 @@
 Every picture the tools give a model goes through the area filter (:func:`npconv.data.images.resize_area`):
 an .h5 set's stored pictures by :func:`npconv.apps.datasets.fit_to_input`, an image folder's files
 and a photo to classify (``npconv predict``, ``npconv serve``) decoded at their own size and then
-resized. So a photo gives the same answer as the same picture in a training or test set.
+resized. So a photo gives the same answer as the same picture in a training or test set. A phone's
+photo (a JPEG over :data:`DECODE_PIXELS`) decodes at 1/2, 1/4 or 1/8 of its size first, where libjpeg
+averages 2 x 2 to 8 x 8 blocks itself: the model's input then differs from a full decode's by rounding
+(at most a few levels of 255), at a fiftieth of the memory.
 """
 from __future__ import annotations
 
