@@ -208,6 +208,32 @@ def test_a_phone_photo_costs_about_a_megapixel_of_memory(tmp_path):
     assert difference.max() <= 4 and difference.mean() < 0.5
 
 
+def test_a_model_is_found_by_what_it_was_trained_on_not_by_its_file_name(tmp_path):
+    """After the README's main job, runs/smiles.npz is a model of the built-in cartoon faces: the
+    notebook once took it for a SMILEsmileD model by its name."""
+    import os
+
+    from npconv import layers as L
+    from npconv.models import Sequential
+
+    def saved(name, dataset, age):
+        model = Sequential([L.Input((4, 4, 1)), L.Flatten(), L.Dense(1, activation="sigmoid")])
+        model.metadata = {"dataset": dataset}
+        model.save(tmp_path / name)
+        os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
+        return tmp_path / name
+
+    saved("smiles.npz", "builtin:smiles", age=0)
+    assert model_info.find_model(tmp_path, "smiles") is None
+    older = saved("faces_v1.npz", "smiles", age=20)
+    (tmp_path / "broken.npz").write_bytes(b"not a model")
+    assert model_info.find_model(tmp_path, "smiles") == older
+    newer = saved("faces_v2.npz", "smiles", age=10)
+    assert model_info.find_model(tmp_path, "smiles") == newer
+    assert model_info.find_model(tmp_path, "builtin:smiles") == tmp_path / "smiles.npz"
+    assert model_info.find_model(tmp_path / "no such folder", "smiles") is None
+
+
 def test_model_info_fills_in_metadata_and_knows_smile_models():
     from npconv import layers as L
     from npconv.models import Sequential
