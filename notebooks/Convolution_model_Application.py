@@ -30,13 +30,22 @@
 # course's Keras models can be written exactly as in the course, with `npconv` in place of TensorFlow.
 #
 # Every array is laid out **NHWC**, `(m, n_H, n_W, n_C)`: examples, height, width, channels.
+#
+# **How long it takes.** Top to bottom, after the README's two commands (so with no SMILEsmileD
+# model in `runs/` yet): about **5 minutes on two idle CPU cores**. (The committed outputs took 11
+# minutes on a shared two-core machine busy with other work; the idle figure is inferred from the
+# epochs that ran undisturbed, see `notebooks/README.md`.) Each cell that takes more than a few
+# seconds says how long before it starts and prints a line per epoch while it trains. The long
+# ones: the smile model for transfer learning (1 to 3 minutes), its fine-tuning on the Happy House
+# (about 30 s) and the SIGNS model (about a minute). With `NPCONV_NOTEBOOK_FAST=1` the whole
+# notebook takes under two minutes.
 
 # %% [markdown]
 # ## 1. Set-up
 #
 # `FAST` is for continuous integration: with `NPCONV_NOTEBOOK_FAST=1` every training run is cut to a
 # token size, so the whole notebook runs in well under two minutes. Leave it unset for the real run
-# (a few minutes on two CPU cores).
+# (the time above).
 #
 # The data sets are looked up in the folder named by the `NPCONV_DATA` environment variable. If a file
 # is missing, the notebook says so and uses npconv's built-in synthetic faces instead, so every cell
@@ -426,6 +435,8 @@ if X_val_orig is None:          # the course's own train set: 10 epochs, as in t
     HAPPY_EPOCHS, validation = (1 if FAST else 10), None
 else:
     HAPPY_EPOCHS, validation = (1 if FAST else 3), (X_val_orig / 255., Y_val_orig.T)
+print(f"training happyModel for {HAPPY_EPOCHS} epochs on {len(X_train)} pictures "
+      f"(about 30 s on two idle cores), a line per epoch:")
 start = time.perf_counter()
 history = happy_model.fit(X_train, Y_train, epochs=HAPPY_EPOCHS, batch_size=16,
                           validation_data=validation, verbose=2)
@@ -454,9 +465,8 @@ print(f"test accuracy {accuracy:.1%};  predicted smiling for {np.mean(P_test > 0
 # no test on held-out data of the training kind would have warned us.
 
 # %%
-both = np.concatenate([X_train_orig[:8], X_test_orig[:8]])
-labels = np.concatenate([Y_train_orig[0, :8], Y_test_orig[0, :8]])
-viz.plot_samples(both, labels, happy_names, n=16, ncols=8)   # top: training faces; bottom: Happy House
+viz.plot_sample_rows({"training faces": (X_train_orig, Y_train_orig),
+                      "Happy House": (X_test_orig, Y_test_orig)}, happy_names, ncols=8)
 
 # %% [markdown]
 # ### The Happy House on its own pictures
@@ -472,6 +482,7 @@ viz.plot_samples(both, labels, happy_names, n=16, ncols=8)   # top: training fac
 utils.set_random_seed(1)
 house_model = happyModel()
 house_model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
+print("training a fresh happyModel on 100 house pictures, 10 epochs (about 5 s on two idle cores):")
 house_history = house_model.fit(x_house / 255., y_house.reshape(-1, 1), epochs=2 if FAST else 10,
                                 batch_size=16, validation_data=(x_door / 255., y_door.reshape(-1, 1)),
                                 verbose=2)
@@ -492,43 +503,51 @@ viz.plot_misclassified(x_door, y_door, opens, happy_names, probs=p_door)
 # %% [markdown]
 # ### Transfer learning: the smile detector meets the Happy House
 #
-# A smile model trained on SMILEsmileD (what the README's main job, `npconv train smiles`, writes to
-# `runs/smiles.npz`) has seen thousands of faces, but only as tight crops from eyes to chin. The Happy
-# House pictures are people at a distance in a garden, faces a quarter of the picture's height. First,
+# A smile model trained on SMILEsmileD (`npconv train smiles`, see the README's Happy House section)
+# has seen thousands of faces, but only as tight crops from eyes to chin. The Happy House pictures
+# are people at a distance in a garden, faces a quarter of the picture's height. First,
 # **zero-shot**: the smile model on all 150 pictures as they are, having never seen one. Then
 # **fine-tuned**: start from the smile model (its weights, its input size and colour mode, its
 # smiling/not-smiling unit) and train on the same 100 house pictures as above, first the output layer
 # alone, then every layer at a low learning rate. This is `npconv train happy/test_happy.h5 --init
-# runs/smiles.npz`, here through the Python API.
+# MODEL`, here through the Python API.
+#
+# Which smile model? The README's main job, `npconv train --out runs/smiles.npz`, trains on npconv's
+# built-in cartoon faces, not on SMILEsmileD, whatever the file is called. So the next cell asks each
+# model in `runs/` what it was trained on (its metadata) and takes the newest SMILEsmileD one; when
+# there is none, it trains a small one first.
 
 # %%
 import tempfile
 from pathlib import Path
 
 from npconv.apps import datasets as app_data, training
+from npconv.apps.model_info import find_model
 from npconv.apps.recipes import FINE_TUNE, recipe_for
 from npconv.apps.transfer import Pretrained
 
-SMILE_MODEL = Path("..") / "runs" / "smiles.npz"
-
-
-def trained_on_smiles(path):
-    # runs/smiles.npz may also be the README's first model, trained on the built-in cartoon faces.
-    return path.exists() and Pretrained.load(path).meta.get("dataset") == "smiles"
-
-
-if FAST or not trained_on_smiles(SMILE_MODEL):
-    # No smile model yet: train one as `npconv train smiles` does (FAST: a token run on 500 faces).
-    recipe = recipe_for("smiles").replace(epochs=1 if FAST else None)
-    faces = app_data.load(str(SMILES_DIR) if HAVE["smiles/"] else "builtin:smiles", recipe.image_size,
-                          recipe.color_mode)
-    if FAST:
-        faces = faces.subset(np.random.default_rng(0).permutation(len(faces))[:500])
+# A model in runs/ trained on SMILEsmileD, whatever its file name (its metadata says what it learnt).
+SMILE_MODEL = None if FAST else find_model(Path("..") / "runs", dataset="smiles")
+if SMILE_MODEL is None:
+    # None yet: a smaller one, the `npconv train smiles` recipe on a random 5,000 of the 10,516 faces
+    # for 3 epochs instead of all of them for 12 (about 8 minutes on two idle cores, and 14 were not
+    # enough on a busy one: run `npconv train smiles --out runs/smiles_full.npz` for it, and this cell
+    # will find it).
+    n_faces, epochs = (500, 1) if FAST else (5000, 3)
+    recipe = recipe_for("smiles").replace(epochs=epochs)
+    source = str(SMILES_DIR) if HAVE["smiles/"] else "builtin:smiles"
+    faces = app_data.load(source, recipe.image_size, recipe.color_mode)
+    faces = faces.subset(np.random.default_rng(0).permutation(len(faces))[:n_faces])
+    faces_train, faces_held_out = data.train_val_split(faces, recipe.val_split, seed=0)
+    print(f"no SMILEsmileD model in runs/: training one on {len(faces_train)} faces for {epochs} epochs "
+          f"(about 3 minutes on two idle cores), a line per epoch:")
     SMILE_MODEL = Path(tempfile.mkdtemp()) / "smiles.npz"
-    training.train(faces, recipe, recipe.arch, verbose=0, dataset="smiles").model.save(SMILE_MODEL)
+    trained = training.train(faces_train, recipe, recipe.arch, test=faces_held_out, verbose=2,
+                             dataset=app_data.dataset_name(source))
+    trained.model.save(SMILE_MODEL)
 smile = Pretrained.load(SMILE_MODEL)
 input_shape = smile.meta["input_shape"]
-print(f"smile model: {smile.arch}, input {input_shape}, trained on {smile.meta['dataset']}, "
+print(f"smile model {SMILE_MODEL.name}: {smile.arch}, input {input_shape}, trained on {smile.meta['dataset']}, "
       f"held-out accuracy {smile.meta['trained'].get('held_out_accuracy') or float('nan'):.3f}")
 
 # The pictures as the smile model sees them: resized, and grayscale if it is.
@@ -543,7 +562,9 @@ print(f"zero-shot on all {zero_shot['n']} Happy House pictures: accuracy {zero_s
 recipe = smile.adapt(recipe_for(FINE_TUNE)).replace(epochs=2 if FAST else None)
 house = data.Dataset(as_model_input(x_house), y_house, happy_names)
 door = data.Dataset(as_model_input(x_door), y_door, happy_names)
-tuned = training.train(house, recipe, recipe.arch, test=door, verbose=0, init=smile)
+print(f"fine-tuning on {len(house)} house pictures for {recipe.epochs} epochs "
+      f"(about 30 s on two idle cores), a line per epoch:")
+tuned = training.train(house, recipe, recipe.arch, test=door, verbose=2, init=smile)
 print(f"fine-tuned on {len(house)} house pictures ({recipe.frozen_epochs} epochs head only, then "
       f"{recipe.epochs - recipe.frozen_epochs} all layers): held-out accuracy "
       f"{tuned.evaluation['accuracy']:.1%} on the same {len(door)} pictures the course's model got "
@@ -629,12 +650,13 @@ conv_model.summary()
 # ### Training
 #
 # Adam (learning rate $10^{-3}$), batches of 64, 100 epochs, the test set as validation data, as in
-# the course (about a minute on two CPU cores). The model is tiny (1,310 parameters), so it
+# the course (about a minute on two idle CPU cores). The model is tiny (1,310 parameters), so it
 # learns slowly but steadily; the course reports about 78% on the test set after 100 epochs, and
 # `benchmarks/accuracy.py` measures 0.775 ± 0.018 over three seeds with npconv (0.778 with PyTorch).
 
 # %%
 SIGNS_EPOCHS = 2 if FAST else 100
+print(f"training for {SIGNS_EPOCHS} epochs (about a minute on two idle cores), a line per epoch:")
 start = time.perf_counter()
 history = conv_model.fit(X_train, Y_train, batch_size=64, epochs=SIGNS_EPOCHS,
                          validation_data=(X_test, Y_test), verbose=2)
@@ -648,7 +670,8 @@ loss, accuracy = conv_model.evaluate(X_test, Y_test)
 probs = conv_model.predict(X_test)
 y_pred = probs.argmax(axis=1)
 y_true = Y_test_orig.ravel()
-viz.plot_confusion_matrix(viz.confusion_matrix(y_true, y_pred, 6), sign_names)
+viz.plot_confusion_matrix(viz.confusion_matrix(y_true, y_pred, 6), sign_names,
+                          pictures=f"the {len(y_true)} test pictures")
 
 # %%
 viz.plot_misclassified(X_test_orig, y_true, y_pred, sign_names, probs=probs, n=16)
@@ -656,8 +679,9 @@ viz.plot_misclassified(X_test_orig, y_true, y_pred, sign_names, probs=probs, n=1
 # %% [markdown]
 # ### What did it learn?
 #
-# The first layer's eight 4×4×3 filters, each shown as a tiny RGB picture (scaled to its own range),
-# and the feature maps of one test picture on its way through the network: every channel of every
+# The first layer's eight 4×4×3 filters, each as its R, G and B channels side by side (red for
+# positive weights, blue for negative, scaled to the filter's largest weight), and the feature maps
+# of one test picture, shown on the left, on its way through the network: every channel of every
 # layer, as an image.
 
 # %%
@@ -672,7 +696,8 @@ outputs = conv_model.intermediate_outputs(X_test[index:index + 1].astype(np.floa
 maps, names = [out[0] for out in outputs.values()], list(outputs)
 print(f"test picture {index}: sign {y_true[index]}, predicted {y_pred[index]} "
       f"({probs[index, y_pred[index]]:.0%})")
-viz.plot_feature_maps([X_test[index]] + maps, ["input"] + names, max_channels=16)
+viz.plot_feature_maps(maps, names, max_channels=16, image=X_test_orig[index],
+                      image_title=f"test picture {index}\nsign {y_true[index]}")
 
 # %% [markdown]
 # ## 8. Next steps: the command line and a stronger model
