@@ -34,7 +34,21 @@ def data_dir() -> Path:
     """The shared data sets: ``NPCONV_DATA``, else ``../shared/datasets`` beside the checkout."""
     env = os.environ.get("NPCONV_DATA")
     path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    require(path.is_dir(), f"data directory {path} not found (set NPCONV_DATA)")
+    require(path.is_dir(), f"data directory {path} not found: set NPCONV_DATA=/path/to/datasets, the folder "
+                           "holding happy/, signs/, smiles/ (README, 'The tests and the data')")
+    return path
+
+
+def phone_photo(face: np.ndarray, path: Path) -> Path:
+    """``face`` (uint8 ``(h, w, 3)``) as a phone's photo at ``path``: an 8000 x 6000 JPEG (48 megapixels,
+    a current phone's default) of 10-15 MB, the picture enlarged with sensor-like grain over it."""
+    from PIL import Image
+    picture = Image.fromarray(face).resize((8000, 6000), Image.Resampling.BILINEAR)
+    grain = np.random.default_rng(0).integers(-12, 13, (600, 800, 1), dtype=np.int16)
+    pixels = np.asarray(picture, dtype=np.int16)
+    pixels += np.tile(grain, (10, 10, 1))
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)
+    assert 10 * 1024 * 1024 < path.stat().st_size < 15_000_000, path.stat().st_size
     return path
 
 

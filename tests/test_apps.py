@@ -170,10 +170,68 @@ def test_a_photo_is_prepared_as_training_prepares_the_same_picture(tmp_path, siz
                                                            input_shape), trained_on)
         folder = datasets.load_for_input(str(tmp_path / "folder"), input_shape)
         np.testing.assert_array_equal(folder.x[0], trained_on)
-        # A JPEG is averaged from every decoded pixel (no reduced-scale JPEG decoding).
+        # A JPEG under DECODE_PIXELS is averaged from every decoded pixel (no reduced-scale decoding).
         np.testing.assert_array_equal(photos.prepare_photo(tmp_path / "picture.jpg", input_shape),
                                       datasets.fit_to_input(stored_jpeg, input_shape)[0])
-    assert photos.load_photos([tmp_path / "picture.jpg"] * 2, (8, 8, 1)).shape == (2, 8, 8, 1)
+    assert photos.load_photos([tmp_path / "picture.jpg"] * 2, (8, 8, 1))[1].shape == (2, 8, 8, 1)
+
+
+def test_a_large_jpeg_decodes_at_a_reduced_scale_down_to_about_a_megapixel():
+    from npconv.data.images import draft_scale
+    assert photos.DECODE_PIXELS == 1_000_000
+    assert draft_scale(8000, 6000, (64, 64), photos.DECODE_PIXELS) == 8    # 48 MP -> 1000 x 750
+    assert draft_scale(4000, 3000, (64, 64), photos.DECODE_PIXELS) == 4    # 12 MP -> 1000 x 750
+    assert draft_scale(1600, 1200, (64, 64), photos.DECODE_PIXELS) == 2
+    assert draft_scale(1000, 1000, (64, 64), photos.DECODE_PIXELS) == 1    # a megapixel: in full
+    assert draft_scale(8000, 6000, (1000, 2500), photos.DECODE_PIXELS) == 2  # never below the input size
+
+
+def test_a_phone_photo_costs_about_a_megapixel_of_memory(tmp_path):
+    """A 48 MP JPEG decoded in full holds 144 MB of RGB pixels; at 1/8 it holds 2.25 MB."""
+    import subprocess
+    import sys
+
+    from conftest import phone_photo
+    from npconv.data.synthetic import make_smiley_faces
+    photo = phone_photo(make_smiley_faces(n=1, seed=2).x[0], tmp_path / "IMG_0001.jpg")
+    measure = ("import resource, sys; from npconv.apps.photos import prepare_photo; "
+               "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+               "prepare_photo(sys.argv[1], (64, 64, 3)); "
+               "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)")
+    grown_mb = float(subprocess.run([sys.executable, "-c", measure, str(photo)], capture_output=True, text=True,
+                                    check=True).stdout)
+    assert grown_mb < 30, f"decoding the 48 MP photo grew the process by {grown_mb:.0f} MB"
+    # and the answer is what the full decode gives, up to rounding
+    from npconv.data.images import decode_image
+    full = decode_image(photo, (64, 64), "rgb", "area")
+    difference = np.abs(photos.prepare_photo(photo, (64, 64, 3)).astype(int) - full)
+    assert difference.max() <= 4 and difference.mean() < 0.5
+
+
+def test_a_model_is_found_by_what_it_was_trained_on_not_by_its_file_name(tmp_path):
+    """After the README's main job, runs/smiles.npz is a model of the built-in cartoon faces: the
+    notebook once took it for a SMILEsmileD model by its name."""
+    import os
+
+    from npconv import layers as L
+    from npconv.models import Sequential
+
+    def saved(name, dataset, age):
+        model = Sequential([L.Input((4, 4, 1)), L.Flatten(), L.Dense(1, activation="sigmoid")])
+        model.metadata = {"dataset": dataset}
+        model.save(tmp_path / name)
+        os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
+        return tmp_path / name
+
+    saved("smiles.npz", "builtin:smiles", age=0)
+    assert model_info.find_model(tmp_path, "smiles") is None
+    older = saved("faces_v1.npz", "smiles", age=20)
+    (tmp_path / "broken.npz").write_bytes(b"not a model")
+    assert model_info.find_model(tmp_path, "smiles") == older
+    newer = saved("faces_v2.npz", "smiles", age=10)
+    assert model_info.find_model(tmp_path, "smiles") == newer
+    assert model_info.find_model(tmp_path, "builtin:smiles") == tmp_path / "smiles.npz"
+    assert model_info.find_model(tmp_path / "no such folder", "smiles") is None
 
 
 def test_model_info_fills_in_metadata_and_knows_smile_models():

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import npconv
-from conftest import require
+from conftest import phone_photo, require
 from npconv.cli import main
 
 QUICK = ["--epochs", "1", "--arch", "tiny", "--image-size", "16", "--quiet"]
@@ -66,6 +66,30 @@ def test_train_on_the_builtin_set_writes_model_and_report(trained, capsys):
     assert metrics["arch"] == "tiny"
     assert meta["class_names"] == ["not smiling", "smiling"]
     assert meta["input_shape"] == [16, 16, 3] and meta["value_scale"] == 255 and meta["app"] == "tiny"
+
+
+def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, capsys, monkeypatch):
+    from npconv import viz
+    figures = {}
+
+    def recorded(plot):
+        def record(*args, **kwargs):
+            figures[plot.__name__] = fig = plot(*args, **kwargs)
+            return fig
+        record.__name__ = plot.__name__
+        return record
+
+    for name in ("plot_confusion_matrix", "plot_misclassified", "plot_feature_maps", "plot_filters"):
+        monkeypatch.setattr(viz, name, recorded(getattr(viz, name)))
+    code, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *QUICK)
+    assert code == 0, err
+    text = {name: " ".join(a.get_text() for a in fig.findobj(lambda a: hasattr(a, "get_text")))
+            for name, fig in figures.items()}
+    assert "Confusion matrix of the 90 validation pictures" in text["plot_confusion_matrix"]
+    assert "of the 90 validation pictures" in text["plot_misclassified"]
+    assert "validation picture 0" in figures["plot_feature_maps"].axes[0].get_title()
+    assert figures["plot_feature_maps"].axes[0].images[0].get_array().shape == (16, 16, 3)
+    assert any("largest |weight|" in ax.get_ylabel() for ax in figures["plot_filters"].axes)
 
 
 def test_train_says_where_the_data_came_from(tmp_path, capsys):
@@ -155,6 +179,43 @@ def test_predict_on_a_photo_equals_predict_on_the_picture_as_training_prepares_i
         assert json.loads(out)["probabilities"]["smiling"] == p_smiling
 
 
+def test_predict_a_48_megapixel_phone_photo(trained, tmp_path, capsys):
+    """8000 x 6000 is over the 25 MP a decode may hold; the JPEG decodes at 1/8 and gets its verdict,
+    the one the same photo gets at a size that decodes in full."""
+    from npconv.data.synthetic import make_smiley_faces
+    face = make_smiley_faces(n=1, image_size=64, seed=5).x[0]
+    photo = phone_photo(face, tmp_path / "IMG_0001.jpg")
+    code, out, err = run(capsys, "predict", trained, photo, "--json")
+    assert code == 0, err
+    small = tmp_path / "small.jpg"
+    Image.open(photo).resize((800, 600), Image.Resampling.BOX).save(small, quality=95)
+    _, small_out, _ = run(capsys, "predict", trained, small, "--json")
+    p, p_small = json.loads(out)["probabilities"]["smiling"], json.loads(small_out)["probabilities"]["smiling"]
+    assert p == pytest.approx(p_small, abs=0.02)
+
+
+def test_predict_a_folder_classifies_each_image_in_it(trained, tmp_path, capsys):
+    folder = tmp_path / "visitors"
+    folder.mkdir()
+    for name in ("b.png", "a.jpg", "c.png"):
+        Image.new("RGB", (30, 30), (200, 150, 100)).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "inner").mkdir()
+    (folder / ".DS_Store").write_bytes(b"\0\0")
+    code, out, err = run(capsys, "predict", trained, folder)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(folder / n) for n in ("a.jpg", "b.png", "c.png")]
+    assert all("the door" in line for line in lines)
+    assert err.strip() == "npconv: warning: skipped 1 file(s) that are not images Pillow can read: notes.txt"
+    code, out, _ = run(capsys, "predict", trained, folder, "--json")
+    assert [entry["path"] for entry in json.loads(out)] == [str(folder / n) for n in ("a.jpg", "b.png", "c.png")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "predict", trained, empty)
+    assert_one_line_error(code, err, "empty", "no image")
+
+
 def test_train_with_the_accuracy_options(tmp_path, capsys):
     model = tmp_path / "m.npz"
     code, out, err = run(capsys, "train", "--out", model, "--no-report", *QUICK, "--weight-decay", "0.01",
@@ -226,6 +287,21 @@ def test_errors_are_one_line(trained, tmp_path, capsys):
     assert_one_line_error(code, err, "notes.png")
     code, _, err = run(capsys, "predict", tmp_path / "none.npz", text)
     assert_one_line_error(code, err, "none.npz")
+
+
+def test_a_misspelt_data_set_name_gets_the_nearest_name_and_the_list(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "train", "sings", "--data-dir", tmp_path, "--out", tmp_path / "m.npz")
+    assert_one_line_error(code, err, "Did you mean 'signs'?", "signs, happy, smiles, "
+                          "sign-language-digits, builtin:smiles", "NPCONV_DATA")
+    code, _, err = run(capsys, "evaluate", tmp_path / "none.npz", "signs")   # the model is checked first
+    assert_one_line_error(code, err, "none.npz")
+    code, _, err = run(capsys, "train", "qwerty", "--data-dir", tmp_path)
+    assert_one_line_error(code, err, "'qwerty'", "sign-language-digits")
+    assert "Did you mean" not in err
+    code, _, err = run(capsys, "train", tmp_path / "missing.h5", "--out", tmp_path / "m.npz")
+    assert_one_line_error(code, err, "missing.h5")           # a path is not taken for a name
+    assert "Did you mean" not in err
 
 
 def test_usage_errors_exit_2_and_debug_shows_the_traceback(trained, tmp_path, capsys):
@@ -315,3 +391,17 @@ def test_augmentation_flags_for_an_arch_without_augmentation_are_refused(tmp_pat
         code, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *QUICK, *flag)
         assert_one_line_error(code, err, flag[0].split("/")[0].replace("--no-", "--"), "arch tiny", "--arch smallres")
         assert not (tmp_path / "m.npz").exists()
+
+
+def test_each_command_is_a_module_of_the_cli_package():
+    """A new command (``explain``, ``tune``) is one module in ``npconv/cli/``: the parser finds it."""
+    import argparse
+
+    from npconv import cli
+    modules = cli.command_modules()
+    assert [m.__name__.rsplit(".", 1)[1] for m in modules] == [
+        "train", "evaluate", "predict", "summary", "export", "data", "serve"]
+    commands = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for module in modules:
+        name = module.__name__.rsplit(".", 1)[1]
+        assert commands.choices[name].get_default("func") is module.run

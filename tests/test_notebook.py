@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -65,3 +66,43 @@ def test_notebook_runs_in_fast_mode(data_dir, tmp_path, monkeypatch):
         assert expected in text, f"{expected!r} not in the notebook's output"
     assert "<Figure" not in text, "a figure printed as text instead of an image"
     assert images >= 12
+
+
+@pytest.mark.parametrize("name", ["Convolution_model_Application", "Convolution_model_Step_by_Step"])
+def test_each_notebook_is_its_paired_percent_source(name):
+    """The ``.py`` (jupytext's percent format) is the source; the ``.ipynb`` must hold the same cells,
+    or an edit made on one side only (as the hand-written cell lists once drifted) goes unseen."""
+    require(importlib.util.find_spec("jupytext") is not None, "jupytext is not installed (pip install -e '.[dev]')")
+    import jupytext
+    import nbformat
+    source = jupytext.read(NOTEBOOK.with_name(name + ".py"))
+    notebook = nbformat.read(NOTEBOOK.with_name(name + ".ipynb"), as_version=4)
+    assert notebook.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in source.cells], \
+        f"{name}.ipynb and {name}.py differ: run jupytext --sync notebooks/{name}.py"
+    exercises = [c.metadata.get("exercise") for c in notebook.cells]
+    assert exercises == [c.metadata.get("exercise") for c in source.cells]
+
+
+def test_every_long_cell_says_how_long_and_shows_progress():
+    """A cell trained a full SMILEsmileD model with verbose=0: 14 minutes with no output."""
+    import nbformat
+    cells = nbformat.read(NOTEBOOK, as_version=4).cells
+    training = [c.source for c in cells if c.cell_type == "code" and re.search(r"\.fit\(|training\.train\(", c.source)]
+    assert len(training) >= 5
+    for source in training:
+        assert "verbose=0" not in source, source
+        assert re.search(r"about [\w ]+ on two idle cores", source), f"no time stated in:\n{source}"
+    first = cells[0].source
+    assert re.search(r"about \*\*[\d.]+ minutes on two idle CPU cores\*\*", first), "the first cell states no time"
+
+
+def test_what_the_notebook_says_of_the_readme_main_job_is_the_readme_main_job():
+    """Cell 39 said the main job was `npconv train smiles`; it is `npconv train` on the built-in faces."""
+    import nbformat
+    readme = (NOTEBOOK.parents[1] / "README.md").read_text()
+    main_job = re.search(r"&& (npconv train [^\n]*)\n", readme).group(1)
+    text = " ".join(c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells)
+    for mention in re.finditer(r"main job[^`]*`([^`]+)`", text):
+        assert mention.group(1) == main_job, mention.group(0)
+    assert main_job in text

@@ -163,6 +163,22 @@ def test_non_numeric_inputs(x, error, parts):
     says(info, *parts)
 
 
+@pytest.mark.parametrize("call", ["fit", "evaluate", "predict"])
+def test_a_list_of_batch_pairs_names_what_npconv_takes_for_batches(call):
+    """fit([(x1, y1), (x2, y2)]) is refused (Keras reads a list as several inputs), with the fix for
+    batches, not the np.stack hint meant for ragged images."""
+    batches = [(X[:2], Y[:2]), (X[2:], Y[2:])]
+    model = signs_like()
+    with pytest.raises(TypeError) as info:
+        model.predict(batches) if call == "predict" else getattr(model, call)(batches, verbose=0)
+    says(info, "x: expected", "a list of 2 (x, y) pairs", "several inputs",
+         "nc.data.Dataset.from_tensor_slices((x, y)).batch(n)", "steps_per_epoch")
+    assert "np.stack" not in str(info.value)
+    # what the message says works
+    model.fit(nc.data.Dataset.from_tensor_slices((X, Y)).batch(2), epochs=1, verbose=0)
+    model.fit((batch for _ in range(3) for batch in batches), steps_per_epoch=2, epochs=1, verbose=0)
+
+
 def test_non_finite_inputs_and_labels():
     model = signs_like()
     x = X.copy()

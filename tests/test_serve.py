@@ -17,6 +17,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,14 +32,15 @@ import npconv
 from npconv.cli import main
 from npconv.data.images import decode_image
 
-from conftest import require
+from conftest import phone_photo, require
 
 try:
     from starlette.testclient import TestClient
 
     from npconv.serve import create_app
     from npconv.serve.inference import Predictor
-    from npconv.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
+    from npconv.serve import uploads
+    from npconv.serve.uploads import MAX_PIXELS, MAX_PHOTO_BYTES
 except ImportError:  # the serve extra is missing: every test below fails under CI, skips elsewhere
     TestClient = None
 
@@ -73,6 +76,14 @@ def happy(data_dir):
         return f["test_set_x"][:], f["test_set_y"][:]
 
 
+@pytest.fixture(scope="module")
+def phone_jpeg(tmp_path_factory) -> Path:
+    """A built-in synthetic face as a phone's 48-megapixel JPEG (8000 x 6000, 10-15 MB)."""
+    from npconv.data.synthetic import make_smiley_faces
+    face = make_smiley_faces(n=1, image_size=64, seed=4).x[0]
+    return phone_photo(face, tmp_path_factory.mktemp("phone") / "IMG_0001.jpg")
+
+
 def encode(image: np.ndarray, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format=fmt, **options)
@@ -93,6 +104,31 @@ def png_bomb(width: int, height: int) -> bytes:
     idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, grayscale
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def multipart_around(name: str, field: str = "image", boundary: str = "npconv-test") -> tuple[bytes, bytes]:
+    """What goes before and after a file's bytes in a multipart/form-data body with one file field."""
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    return head, f"\r\n--{boundary}--\r\n".encode()
+
+
+def multipart(data: bytes, name: str) -> bytes:
+    """A multipart/form-data body with the file field ``image``, as a browser's form posts it."""
+    head, tail = multipart_around(name)
+    return head + data + tail
+
+
+MB = 1024 * 1024
+MULTIPART = {"content-type": "multipart/form-data; boundary=npconv-test"}
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small valid JPEG whose header (SOF0) says ``width x height`` pixels."""
+    data = bytearray(encode(np.zeros((8, 8, 3), np.uint8), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
 
 
 def assert_refused(response, status: int, *words: str) -> None:
@@ -216,6 +252,31 @@ def test_other_kinds_of_photo_are_answered(client, happy, make):
     assert _decode_data_url(answer["model_input"]).shape == (16, 16, 3)
 
 
+def test_a_48_megapixel_phone_photo_gets_a_verdict_and_npconv_predict_agrees(client, phone_jpeg, model_path,
+                                                                          capsys):
+    """Over MAX_PIXELS in full (48 MP) and over the old 10 MB limit: decoded at 1/8, it is a normal upload."""
+    data = phone_jpeg.read_bytes()
+    assert len(data) > 10 * MB and 8000 * 6000 > MAX_PIXELS
+    response = post(client, data, phone_jpeg.name)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert main(["predict", str(model_path), str(phone_jpeg), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert answer["label"] == expected["class"]
+    for name, p in expected["probabilities"].items():
+        assert answer["probabilities"][name] == pytest.approx(p, abs=1e-6)
+
+
+def test_an_oversized_body_is_read_up_to_a_bound_then_refused(client, monkeypatch):
+    """Past MAX_BODY_BYTES the server stops reading: a bounded cost for any request."""
+    monkeypatch.setattr(uploads, "MAX_BODY_BYTES", 3 * MB)
+    head, tail = multipart_around("big.jpg")
+    chunked = client.post("/api/predict", headers=MULTIPART, content=iter([head, *[b"\0" * MB] * 8, tail]))
+    assert_refused(chunked, 413, "upload too large: more than 3.0 MB", "25 MB")
+    declared = post(client, b"\0" * (4 * MB))   # Content-Length says so: refused before reading
+    assert_refused(declared, 413, "upload too large: 4.0 MB,")
+
+
 def test_a_palette_gif_and_a_webp_are_answered(client, happy):
     x, _ = happy
     gif = Image.fromarray(x[3]).convert("P")
@@ -268,11 +329,16 @@ BAD_REQUESTS = {
     "broken multipart": (lambda c: c.post("/api/predict", content=b"--x\r\nno headers",
                                           headers={"content-type": "multipart/form-data; boundary=x"}),
                          400, "multipart"),
-    "huge upload": (lambda c: post(c, b"\0" * (MAX_UPLOAD_BYTES + 1)), 413, "10 MB"),
-    "huge upload, chunked": (lambda c: c.post("/api/predict", content=(b"\0" * 65536 for _ in range(200)),
-                                              headers={"content-type": "multipart/form-data; boundary=x"}),
-                             413, "10 MB"),
+    # the message gives the photo's size, not the multipart body's
+    "huge upload": (lambda c: post(c, b"\0" * (MAX_PHOTO_BYTES + 1)), 413,
+                    f"{MAX_PHOTO_BYTES + 1:,} bytes", "limit is 25 MB"),
+    "huge upload, chunked": (lambda c: c.post("/api/predict", headers=MULTIPART,
+                                              content=iter([multipart_around("big.jpg")[0], *[b"\0" * MB] * 30,
+                                                           multipart_around("big.jpg")[1]])),
+                             413, "30.0 MB", f"{30 * MB:,} bytes"),
     "bomb": (lambda c: post(c, png_bomb(30000, 30000), "bomb.png"), 413, "image too large"),
+    "a JPEG declaring 60000 x 60000 pixels": (lambda c: post(c, jpeg_declaring(60000, 60000), "bomb.jpg"),
+                                              413, "image too large"),
     "just over the pixel limit": (lambda c: post(c, png_bomb(5001, 5000), "big.png"), 413, "5001x5000"),
     "eps (a format Pillow reads with Ghostscript)": (
         lambda c: post(c, b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "x.eps"), 400, "not an image"),
@@ -281,8 +347,8 @@ BAD_REQUESTS = {
 
 @pytest.mark.parametrize("case", BAD_REQUESTS, ids=list(BAD_REQUESTS))
 def test_bad_requests_are_refused_and_the_server_keeps_serving(client, happy, case):
-    send, status, words = BAD_REQUESTS[case]
-    assert_refused(send(client), status, words)
+    send, status, *words = BAD_REQUESTS[case]
+    assert_refused(send(client), status, *words)
     good = post(client, encode(happy[0][4]))
     assert good.status_code == 200 and good.json()["label"] in ("not smiling", "smiling")
 
@@ -301,7 +367,7 @@ def test_an_upload_over_the_default_spool_size_stays_in_memory(client, monkeypat
     monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", no_disk)
     noise = np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
     data = encode(noise)
-    assert 3_000_000 < len(data) < MAX_UPLOAD_BYTES and 1200 * 1200 < MAX_PIXELS
+    assert 3_000_000 < len(data) < MAX_PHOTO_BYTES and 1200 * 1200 < MAX_PIXELS
     assert post(client, data).status_code == 200
 
 
@@ -412,6 +478,30 @@ def server(model_path):
         process.wait(timeout=10)
 
 
+def test_python_urllib_reads_the_413_of_a_real_server(server):
+    """Answered before the body was read, the refusal reached curl and Chromium but Python's urllib,
+    still sending, got 'Connection reset by peer'. The server now reads the body (up to a bound)
+    first, and the message gives the photo's size, not the multipart body's."""
+    photo = b"\0" * (30 * MB)
+    request = urllib.request.Request(server + "/api/predict", data=multipart(photo, "big.jpg"),
+                                     headers=MULTIPART, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=120)
+    assert refused.value.code == 413
+    message = json.loads(refused.value.read())["error"]
+    assert f"30.0 MB ({len(photo):,} bytes)" in message and "limit is 25 MB" in message
+    # the server goes on serving
+    with urllib.request.urlopen(server + "/api/model", timeout=30) as answer:
+        assert answer.status == 200
+
+
+def test_python_urllib_posts_a_phone_photo_to_a_real_server(server, phone_jpeg):
+    request = urllib.request.Request(server + "/api/predict", data=multipart(phone_jpeg.read_bytes(), "IMG.jpg"),
+                                     headers=MULTIPART, method="POST")
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        assert json.loads(answer.read())["label"] in ("not smiling", "smiling")
+
+
 @pytest.fixture(scope="module")
 def browser():
     require(Path(CHROMIUM).is_file(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
@@ -453,6 +543,27 @@ def test_the_page_shows_the_verdict_in_a_real_browser(server, browser, happy, tm
     junk.write_text("not a photo")
     page.set_input_files("#file", str(junk))
     page.wait_for_function("document.getElementById('error').textContent.includes('not an image')")
+    page.close()
+
+
+@pytest.mark.slow
+def test_the_page_shrinks_a_phone_photo_before_sending_it(server, browser, phone_jpeg):
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    sent = []
+    page.on("request", lambda r: sent.append(len(r.post_data_buffer or b"")) if r.url.endswith("/api/predict")
+            else None)
+    page.goto(server + "/")
+    page.wait_for_selector("#card-fields dd")
+    page.set_input_files("#file", str(phone_jpeg))
+    page.wait_for_function("document.getElementById('verdict').textContent !== ''", timeout=60_000)
+    assert page.inner_text("#verdict").split(" (")[0] in ("not smiling", "smiling")
+    assert page.inner_text("#error") == ""
+    note = page.inner_text("#shrunk")
+    assert "8000×6000" in note and "1600×1200" in note, note
+    assert len(sent) == 1 and sent[0] < 2 * MB < phone_jpeg.stat().st_size   # what went over the wire
+    page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
+    assert page.eval_on_selector("#photo", "img => [img.naturalWidth, img.naturalHeight]") == [1600, 1200]
+    assert len(page.screenshot(full_page=True)) > 10_000
     page.close()
 
 

@@ -264,3 +264,89 @@ def test_style_is_local_and_nothing_is_registered_with_pyplot(tmp_path):
     assert (matplotlib.rcParams["axes.spines.top"], plt.get_fignums()) == before
     with viz.style():
         assert matplotlib.rcParams["image.cmap"] == "viridis"
+
+
+# ------------------------------------------------------------------ every slot filled, every picture labelled
+
+def _empty_cells(fig) -> int:
+    """Grid cells drawn without an image (visible axes with nothing in them)."""
+    return len([ax for ax in fig.axes if ax.get_visible() and not ax.images and not ax.get_label() == "<colorbar>"])
+
+
+def test_unbalanced_classes_fill_every_slot(images):
+    """Equal shares per class left holes: 13 errors of 50 drew 11 images and 5 empty slots."""
+    labels = np.repeat([0, 1], [17, 3])
+    picks = viz.spread_over_classes(labels, 16)
+    assert len(picks) == 16 and len(set(picks)) == 16 and set(np.flatnonzero(labels == 1)) <= set(picks)
+    assert list(labels[picks[:6]]) == [0, 1, 0, 1, 0, 1]          # classes in turn while both last
+    twenty = np.concatenate([images["uint8 rgb"], images["uint8 rgb"]])
+    fig = viz.plot_samples(twenty, labels, ["a", "b"], n=16)
+    assert len([ax for ax in fig.axes if ax.images]) == 16 and _empty_cells(fig) == 0
+
+    y_true = np.repeat([0, 1], [40, 10])
+    y_pred = y_true.copy()
+    y_pred[:10] = 1                                                # ten false positives
+    y_pred[[40, 41, 42]] = 0                                       # three false negatives
+    many = np.repeat(images["uint8 rgb"], 5, axis=0)
+    fig = viz.plot_misclassified(many, y_true, y_pred, ["no", "yes"])
+    assert len([ax for ax in fig.axes if ax.images]) == 13        # all 13, both directions
+    assert "Misclassified: 13 of 50" in all_text(fig) and "shown" not in all_text(fig)
+    assert _empty_cells(fig) <= 1                                  # two rows of 7, not 8 + 5
+
+
+def test_sample_rows_keep_each_set_in_its_row(images):
+    """'top: training faces; bottom: Happy House' must be what the picture shows, with unbalanced
+    classes too."""
+    train, test = images["uint8 rgb"], images["float01 rgb"]
+    fig = viz.plot_sample_rows({"training faces": (train, np.zeros(10, int)),
+                                "Happy House": (test, np.repeat([0, 1], [9, 1]))}, ["no", "yes"], ncols=4)
+    rows = np.array(fig.axes).reshape(2, 4)
+    assert rows[0, 0].get_ylabel() == "training faces" and rows[1, 0].get_ylabel() == "Happy House"
+    for ax in rows[0]:
+        assert any(np.array_equal(ax.images[0].get_array(), image) for image in train)
+    for ax in rows[1]:
+        assert any(np.allclose(ax.images[0].get_array(), image) for image in test)
+    assert "yes" in [ax.get_title() for ax in rows[1]]
+
+
+def test_history_legends_stay_clear_of_the_curves():
+    history = {"loss": [1.0, 0.6, 0.4, 0.3], "val_loss": [1.1, 0.8, 0.7, 0.75],
+               "accuracy": [0.5, 0.7, 0.8, 0.9], "val_accuracy": [0.5, 0.6, 0.7, 0.68]}
+    fig = viz.plot_history(history)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        legend, panel = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert legend.y1 <= panel.y0, "the legend overlaps the panel"
+        assert 0 <= legend.y0 and 0 <= legend.x0 and legend.x1 <= fig.bbox.x1   # and is not cut off
+
+
+def test_confusion_matrix_says_which_pictures_it_counts():
+    cm = np.array([[40, 5], [3, 42]])
+    fig = viz.plot_confusion_matrix(cm, ["no", "yes"], pictures="the 90 validation pictures")
+    assert "Confusion matrix of the 90 validation pictures" in all_text(fig)
+    assert "82 of 90 right" in all_text(fig)
+    assert "Confusion matrix of 90 pictures" in all_text(viz.plot_confusion_matrix(cm))
+
+
+def test_filters_have_a_colour_scale_and_filters_stand_further_apart_than_channels(rng):
+    w = rng.standard_normal((4, 4, 3, 8))
+    fig = viz.plot_filters(w)
+    fig.canvas.draw()
+    colourbars = [ax for ax in fig.axes if "largest |weight|" in ax.get_ylabel()]
+    assert len(colourbars) == 1
+    tiles = [ax for ax in fig.axes if ax.images]
+    first, second = tiles[0].get_window_extent(), tiles[1].get_window_extent()
+    channel_gap = first.width / (3 * 4 + 2)         # one blank column of the 14 in a tile
+    assert second.x0 - first.x1 > 3 * channel_gap
+    bottom = [ax.get_xticklabels() for ax in tiles[-2:]]
+    assert [[t.get_text() for t in labels] for labels in bottom] == [["R", "G", "B"]] * 2
+
+
+def test_feature_maps_show_the_picture_they_come_from(rng):
+    picture = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    fig = viz.plot_feature_maps([rng.random((16, 16, 4)), rng.random((8, 8, 8))], ["conv1", "conv2"],
+                                max_channels=4, image=picture, image_title="held-out picture 0\ntrue: 3")
+    shown = fig.axes[0]
+    np.testing.assert_array_equal(shown.images[0].get_array(), picture)
+    assert shown.get_title() == "held-out picture 0\ntrue: 3"
+    assert len(fig.axes) == 1 + 2 * 4

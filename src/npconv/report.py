@@ -1,7 +1,9 @@
 """The report folder ``npconv train`` writes beside a model: pictures and ``metrics.json``.
 
 samples.png, history.png, confusion_matrix.png, misclassified.png, filters.png (the first
-convolution's kernels) and feature_maps.png (one held-out image through every convolution).
+convolution's kernels, with a colour scale) and feature_maps.png (one held-out picture, shown beside
+them, through every convolution). The confusion matrix and the misclassified pictures say which
+pictures they count.
 """
 from __future__ import annotations
 
@@ -39,11 +41,14 @@ def jsonable(evaluation: dict, class_names) -> dict:
             "tta": evaluation.get("tta")}
 
 
-def write_report(folder, model, history: dict, train, test=None, evaluation=None, extra=None) -> Path:
+def write_report(folder, model, history: dict, train, test=None, evaluation=None, extra=None,
+                 test_name: str = "held-out") -> Path:
     """Write the pictures and ``metrics.json`` into ``folder`` (created); returns the folder.
 
     ``train``/``test`` are :class:`~npconv.data.Dataset` (uint8 images); ``evaluation`` is
     :func:`npconv.apps.training.evaluate`'s result on ``test``; ``extra`` goes into metrics.json.
+    ``test_name`` says what ``test`` is (``"validation"``, ``"test"``): the confusion matrix and the
+    misclassified pictures are titled with it ("the 90 validation pictures").
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,14 +61,19 @@ def write_report(folder, model, history: dict, train, test=None, evaluation=None
     convs = conv_layers(model)
     if convs:
         viz.plot_filters(convs[0].kernel.value, path=folder / "filters.png")
-        image = (test if test is not None else train).x[0]
+        source, which = (test, test_name) if test is not None else (train, "training")
+        image = source.x[0]
         maps, layer_names = feature_maps(model, image)
-        viz.plot_feature_maps(maps, layer_names, path=folder / "feature_maps.png")
+        caption = f"{which} picture 0\ntrue: {source.class_names[int(source.y[0])]}"
+        viz.plot_feature_maps(maps, layer_names, image=image, image_title=caption,
+                              path=folder / "feature_maps.png")
     metrics = {"history": history, **(extra or {})}
     if evaluation is not None and test is not None:
-        viz.plot_confusion_matrix(evaluation["confusion_matrix"], names, path=folder / "confusion_matrix.png")
+        pictures = f"the {len(test)} {test_name} pictures"
+        viz.plot_confusion_matrix(evaluation["confusion_matrix"], names, pictures=pictures,
+                                  path=folder / "confusion_matrix.png")
         viz.plot_misclassified(test.x, test.y, evaluation["pred"], names, probs=evaluation["probs"],
-                               path=folder / "misclassified.png")
+                               pictures=pictures, path=folder / "misclassified.png")
         metrics["held_out"] = jsonable(evaluation, names)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return folder

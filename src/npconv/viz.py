@@ -26,7 +26,8 @@ from . import metrics
 from .errors import ShapeError, check_choice, check_positive_int, expected
 
 __all__ = [
-    "style", "confusion_matrix", "spread_over_classes", "plot_zero_pad", "plot_samples", "plot_history",
+    "style", "confusion_matrix", "spread_over_classes", "plot_zero_pad", "plot_samples", "plot_sample_rows",
+    "plot_history",
     "plot_confusion_matrix", "plot_misclassified", "plot_filters", "plot_feature_maps",
 ]
 
@@ -152,16 +153,26 @@ def _as_labels(y, name: str) -> np.ndarray:
 
 
 def spread_over_classes(labels, n: int) -> np.ndarray:
-    """Indices of up to ``n`` examples taken from each class in turn (classes in order of first
-    appearance, examples evenly spaced within a class), so data sorted by class still shows them all."""
+    """Indices of ``min(n, m)`` examples taken from each class in turn (classes in order of first
+    appearance, examples evenly spaced within a class), so data sorted by class still shows them all.
+    A class that runs out leaves its turns to the others: with unbalanced classes every slot is
+    still filled."""
     labels = _as_labels(labels, "labels")
     classes, first = np.unique(labels, return_index=True)
     groups = [np.flatnonzero(labels == c) for c in classes[np.argsort(first)]]
-    if not groups:
-        return np.zeros(0, dtype=np.int64)
-    per_class = -(-n // len(groups))
-    picks = [g[np.linspace(0, len(g) - 1, min(per_class, len(g))).round().astype(int)] for g in groups]
-    return np.array([p[k] for k in range(per_class) for p in picks if k < len(p)][:n], dtype=np.int64)
+    counts = [0] * len(groups)
+    for _ in range(min(n, len(labels))):   # one slot at a time, to the next class with examples left
+        k = min((c for c in range(len(groups)) if counts[c] < len(groups[c])), key=lambda c: counts[c])
+        counts[k] += 1
+    picks = [g[np.linspace(0, len(g) - 1, c).round().astype(int)] for g, c in zip(groups, counts)]
+    return np.array([p[k] for k in range(max(counts, default=0)) for p in picks if k < len(p)],
+                    dtype=np.int64)
+
+
+def _columns(count: int, ncols: int) -> int:
+    """Columns for ``count`` images in rows of at most ``ncols``, as few empty cells as the rows allow
+    (13 images in rows of 8: 2 rows of 7, one cell empty, not 8 + 5 with three)."""
+    return math.ceil(count / math.ceil(count / ncols))
 
 
 def _name(label: int, class_names) -> str:
@@ -231,7 +242,8 @@ def plot_zero_pad(x, x_pad, example: int = 0, channel: int = 0) -> Figure:
 @_styled
 def plot_samples(images, labels=None, class_names=None, n: int = 16, ncols: int = 8) -> Figure:
     """A grid of ``n`` images with their labels as titles: taken from every class in turn when
-    labelled (data sorted by class still shows each class), else the first ``n``.
+    labelled (data sorted by class still shows each class; a small class leaves its share to the
+    others, so every slot is filled), else the first ``n``.
 
     Parameters
     ----------
@@ -239,14 +251,17 @@ def plot_samples(images, labels=None, class_names=None, n: int = 16, ncols: int 
         or [0, 255].
     labels : optional labels (m,), (1, m) or one-hot (m, C).
     class_names : optional names indexed by label.
-    n, ncols : how many images, and per row.
+    n, ncols : how many images, and per row at most.
     path : optional PNG file to write.
+
+    To show several sets, one row each (training faces above, test pictures below), use
+    :func:`plot_sample_rows`.
     """
     images = np.asarray(images)
     n = min(check_positive_int(n, "n"), len(images))
-    ncols = min(check_positive_int(ncols, "ncols"), max(n, 1))
     if n == 0:
         return _message(_figure(4.0, 1.5), "no images")
+    ncols = _columns(n, check_positive_int(ncols, "ncols"))
     label_ids = None if labels is None else _as_labels(labels, "labels")
     shown = np.arange(n) if label_ids is None else spread_over_classes(label_ids[:len(images)], n)
     nrows = math.ceil(n / ncols)
@@ -255,6 +270,41 @@ def plot_samples(images, labels=None, class_names=None, n: int = 16, ncols: int 
         _show(ax, images[i])
         if label_ids is not None:
             ax.set_title(_name(int(label_ids[i]), class_names), fontsize=8, fontweight="normal")
+    return fig
+
+
+@_styled
+def plot_sample_rows(rows: dict, class_names=None, ncols: int = 8) -> Figure:
+    """One row of ``ncols`` images per set, named on the left: ``rows`` maps a name (``"training
+    faces"``) to ``(images, labels)`` (labels may be ``None``), each row taken from every class in
+    turn as in :func:`plot_samples`. Each row holds its own set only, whatever the classes' sizes.
+
+    Parameters
+    ----------
+    rows : dict name -> (images (m, n_H, n_W[, C]), labels (m,) or None).
+    class_names : optional names indexed by label.
+    ncols : images per row (fewer where a set has fewer).
+    path : optional PNG file to write.
+    """
+    if not rows:
+        raise ValueError(expected("rows", "a dict of name -> (images, labels)", "an empty dict"))
+    ncols = check_positive_int(ncols, "ncols")
+    fig = _figure(1.35 * ncols + 1.2, 1.5 * len(rows) + 0.1)
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    for row_axes, (name, (images, labels)) in zip(axes, rows.items()):
+        images = np.asarray(images)
+        count = min(ncols, len(images))
+        label_ids = None if labels is None else _as_labels(labels, f"rows[{name!r}] labels")
+        shown = np.arange(count) if label_ids is None else spread_over_classes(label_ids[:len(images)], count)
+        for c, ax in enumerate(row_axes):
+            _bare(ax)
+            if c >= count:
+                ax.set_visible(False)
+                continue
+            _show(ax, images[shown[c]])
+            if label_ids is not None:
+                ax.set_title(_name(int(label_ids[shown[c]]), class_names), fontsize=8, fontweight="normal")
+        row_axes[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9, labelpad=8)
     return fig
 
 
@@ -275,14 +325,15 @@ def plot_history(history, title: str | None = None) -> Figure:
     title : optional line above both panels (what the curves are, e.g. a mean of several models)
     path : optional PNG file to write.
 
-    The best validation epoch (lowest ``val_loss``, highest ``val_accuracy``) is marked.
+    The best validation epoch (lowest ``val_loss``, highest ``val_accuracy``) is marked. The legends
+    sit below the panels, clear of the curves.
     """
     history = getattr(history, "history", history)
     if not isinstance(history, dict) or not history.get("loss"):
         raise ValueError(expected("history", "a dict with a non-empty 'loss' list (Keras History.history)",
                                   history if not isinstance(history, dict) else f"keys {sorted(history)}"))
     metrics = ["loss"] + [k for k in ("accuracy", "acc") if history.get(k)][:1]
-    fig = _figure(4.2 * len(metrics), 3.3)
+    fig = _figure(4.2 * len(metrics), 3.8)
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
     for ax, metric in zip(axes, metrics):
         train = np.asarray(history[metric], dtype=float)
@@ -302,21 +353,25 @@ def plot_history(history, title: str | None = None) -> Figure:
         ax.grid(True, axis="y", color="0.92")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.margins(x=0.04, y=0.12)
-        ax.legend()
+        # Below the panel, not on it: inside, a legend sits on the curves wherever they run.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8,
+                  handlelength=2.2, columnspacing=1.2)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
 
 
 @_styled
-def plot_confusion_matrix(cm, class_names=None, normalize: bool = False) -> Figure:
-    """A confusion matrix (rows: true class, columns: predicted) with every cell annotated.
+def plot_confusion_matrix(cm, class_names=None, normalize: bool = False, pictures: str | None = None) -> Figure:
+    """A confusion matrix (rows: true class, columns: predicted) with every cell annotated, titled
+    with what it counts: ``pictures`` (e.g. ``"the 90 validation pictures"``), else their number.
 
     Parameters
     ----------
     cm : ndarray (C, C) of counts, e.g. from :func:`confusion_matrix`.
     class_names : optional names of the C classes.
     normalize : show each row as fractions of its true class (its recall on the diagonal).
+    pictures : what the counts are of, for the title (default ``"N pictures"``).
     path : optional PNG file to write.
 
     Cells are annotated up to 30 classes; beyond that the colours alone tell the story.
@@ -357,14 +412,16 @@ def plot_confusion_matrix(cm, class_names=None, normalize: bool = False) -> Figu
     for spine in ax.spines.values():
         spine.set_visible(False)
     accuracy = np.trace(cm) / cm.sum() if cm.sum() else 0.0
-    ax.set_title(f"Confusion matrix{' (row-normalised)' if normalize else ''}   accuracy {accuracy:.1%}")
+    counted = pictures or f"{int(cm.sum())} pictures"
+    ax.set_title(f"Confusion matrix of {counted}{' (row-normalised)' if normalize else ''}\n"
+                 f"accuracy {accuracy:.1%} ({int(np.trace(cm))} of {int(cm.sum())} right)")
     fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of true class" if normalize else "count")
     return fig
 
 
 @_styled
 def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: int = 16,
-                       ncols: int = 8) -> Figure:
+                       ncols: int = 8, pictures: str | None = None) -> Figure:
     """Up to ``n`` wrongly classified images, captioned ``pred: X (0.93)`` / ``true: Y``, taken from
     every true class in turn, so both directions of a binary model's errors show.
 
@@ -375,7 +432,8 @@ def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: 
     class_names : optional names indexed by label.
     probs : optional probabilities, (m, n_classes) or, for a sigmoid output, (m,) / (m, 1) of P(class 1);
         the caption shows the probability of the predicted class.
-    n, ncols : how many images at most, and per row.
+    n, ncols : how many images at most, and per row at most.
+    pictures : what the images are, for the title (e.g. ``"the 90 validation pictures"``).
     path : optional PNG file to write.
     """
     images = np.asarray(images)
@@ -397,7 +455,7 @@ def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: 
             p1 = probs.reshape(-1)
             confidence = np.where(y_pred == 1, p1, 1.0 - p1)
 
-    ncols = min(check_positive_int(ncols, "ncols"), wrong.size)
+    ncols = _columns(wrong.size, check_positive_int(ncols, "ncols"))
     nrows = math.ceil(wrong.size / ncols)
     fig = _figure(max(1.5 * ncols, 3.6), 1.95 * nrows + 0.35)  # wide enough for the title
     for ax, i in zip(_image_grid(fig, wrong.size, ncols), wrong):
@@ -411,7 +469,7 @@ def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: 
         ax.set_title(pred, fontsize=7.5, color=WRONG_COLOUR, pad=3)
         ax.set_xlabel(f"true: {_name(int(y_true[i]), class_names)}", fontsize=7.5, color="0.2", labelpad=2)
     total = int(np.count_nonzero(y_true != y_pred))
-    fig.suptitle(f"Misclassified: {total} of {len(y_true)}"
+    fig.suptitle(f"Misclassified: {total} of {pictures or len(y_true)}"
                  + (f" ({wrong.size} shown)" if total > wrong.size else ""), fontsize=11)
     return fig
 
@@ -471,34 +529,53 @@ def plot_filters(w, max_filters: int = 64, ncols: int | None = None, mode: str =
     ncols = ncols or min(16 if mode == "rgb" else 8, math.ceil(math.sqrt(k)))
     nrows = math.ceil(k / ncols)
     panel = 1.0 if mode == "rgb" else 0.45 + 0.45 * shown_channels
-    fig = _figure(max(panel * ncols, 3.6), 1.05 * nrows + 0.6)
+    # Rows as tall as the tiles: a channels tile is about as wide as its C side-by-side channels.
+    row = 1.05 if mode == "rgb" else 0.4 + 0.75 * panel * f_h / (shown_channels * (f_w + 1) - 1)
+    fig = _figure(max(panel * ncols + (1.0 if mode == "channels" else 0.0), 3.6), row * nrows + 0.75)
+    # Filters far apart, one filter's channels close together (one blank column): the grid reads as
+    # filters, each a row of its channels.
+    fig.get_layout_engine().set(wspace=0.12 if mode == "rgb" else 0.35, hspace=0.12)
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
-    for i, ax in enumerate(_image_grid(fig, k, ncols)):
+    axes = _image_grid(fig, k, ncols)
+    channel_names = ["R", "G", "B"] if channels == 3 else [str(c) for c in range(shown_channels)]
+    for i, ax in enumerate(axes):
         if mode == "rgb":
             ax.imshow(_normalise(w[:, :, :, i]), vmin=0, vmax=1)
         else:
-            ax.imshow(_channels_side_by_side(w[:, :, :shown_channels, i]), cmap=cmap, vmin=-1, vmax=1)
+            image = ax.imshow(_channels_side_by_side(w[:, :, :shown_channels, i]), cmap=cmap, vmin=-1, vmax=1)
+            if i >= k - ncols and shown_channels > 1:   # the bottom row names the channels under each tile
+                ax.set_axis_on()
+                _bare(ax)
+                ax.set_xticks([c * (f_w + 1) + (f_w - 1) / 2 for c in range(shown_channels)], channel_names,
+                              fontsize=6.5)
+                ax.tick_params(length=0, pad=1.5)
         ax.set_title(str(i), fontsize=7, fontweight="normal", pad=2)
     count = f"{k} filters" if k == w.shape[3] else f"first {k} of {w.shape[3]} filters"
     if mode == "rgb":
-        how = "RGB"
+        how = "RGB, each filter scaled to its own range"
     else:
         names = "R, G, B" if channels == 3 else f"channels 0-{shown_channels - 1} of {channels}" \
             if channels > shown_channels else ", ".join(f"channel {c}" for c in range(channels))
-        how = f"{names} side by side; red +, blue \u2212"
+        how = f"{names} side by side; red +, blue \u2212" if channels > 1 else "red +, blue \u2212"
+        fig.colorbar(image, ax=list(axes), shrink=0.9, aspect=12, pad=0.03,
+                     label="weight \u00f7 the filter's largest |weight|")
     fig.suptitle(f"{count}, {f_h}\u00d7{f_w}\u00d7{channels}\n({how})", fontsize=10)
     return fig
 
 
 @_styled
-def plot_feature_maps(feature_maps, names=None, max_channels: int = 16) -> Figure:
-    """Activations of one image through several layers: one row per layer, one column per channel.
+def plot_feature_maps(feature_maps, names=None, max_channels: int = 16, image=None,
+                      image_title: str = "input") -> Figure:
+    """Activations of one image through several layers: one row per layer, one column per channel,
+    and, given ``image``, that picture on the left, as it is.
 
     Parameters
     ----------
     feature_maps : list of ndarrays (n_H, n_W, C) (a leading batch axis of 1 is dropped).
     names : optional row labels, one per layer (default ``layer 0``, ``layer 1``, ...).
     max_channels : show at most this many channels per layer.
+    image : optional, the picture the maps are computed from, (n_H, n_W[, C]) as in :func:`plot_samples`.
+    image_title : its caption (e.g. ``"held-out picture 0\ntrue: smiling"``).
     path : optional PNG file to write.
 
     Each channel is min-max normalised on its own.
@@ -520,8 +597,17 @@ def plot_feature_maps(feature_maps, names=None, max_channels: int = 16) -> Figur
     max_channels = check_positive_int(max_channels, "max_channels")
     ncols = min(max_channels, max(m.shape[-1] for m in maps))
 
-    fig = _figure(1.05 * ncols + 1.0, 1.15 * len(maps) + 0.2)
-    axes = fig.subplots(len(maps), ncols, squeeze=False)
+    picture_width = 0.0 if image is None else max(1.6, 0.5 * len(maps))
+    fig = _figure(1.05 * ncols + 1.0 + picture_width, 1.15 * len(maps) + 0.2)
+    if image is None:
+        axes = fig.subplots(len(maps), ncols, squeeze=False)
+    else:
+        grid = fig.add_gridspec(len(maps), ncols + 1, width_ratios=[picture_width / 1.05] + [1] * ncols)
+        picture = fig.add_subplot(grid[:, 0])
+        _bare(picture)
+        _show(picture, image)
+        picture.set_title(image_title, fontsize=9)
+        axes = np.array([[fig.add_subplot(grid[r, c + 1]) for c in range(ncols)] for r in range(len(maps))])
     for row, (fmap, name) in zip(axes, zip(maps, names)):
         for c, ax in enumerate(row):
             _bare(ax)

@@ -54,7 +54,32 @@ def resolve(data: str | None, data_dir=None, prefer_test: bool = False) -> str:
                                              "Point npconv at the data: NPCONV_DATA=/path/to/datasets "
                                              "or --data-dir."))
         return str(folder)
-    return str(resolve_source(data, data_dir))
+    source = resolve_source(data, data_dir)
+    if not source.exists() and _looks_like_a_name(data):
+        raise FileNotFoundError(_unknown_name(data, data_dir))
+    return str(source)
+
+
+def _looks_like_a_name(data: str) -> bool:
+    """A bare word (``sings``), not a path or a file name (``data/x``, ``x.h5``)."""
+    return re.fullmatch(r"[A-Za-z][\w-]*", data) is not None
+
+
+def known_names() -> list[str]:
+    """The data-set names ``npconv train NAME`` takes: :data:`NAMED` and the built-in sets."""
+    from ..data.registry import list_builtin
+    return list(NAMED) + [BUILTIN_PREFIX + name for name in list_builtin()]
+
+
+def _unknown_name(data: str, data_dir) -> str:
+    """The error for a name that is neither known nor in the data directory, with the nearest names."""
+    import difflib
+    names = known_names()
+    close = difflib.get_close_matches(data.lower(), names, n=2, cutoff=0.6)
+    hint = f"Did you mean {' or '.join(repr(n) for n in close)}? " if close else ""
+    return expected("DATA", f"a data-set name ({', '.join(names)}), a course .h5 file or an image folder",
+                    f"{data!r} (no such name, and no such file or folder here or in the data directory "
+                    f"{resolve_data_dir(data_dir)})", hint + "Or point npconv at your data: NPCONV_DATA=/path/to/datasets.")
 
 
 def _happy_train_file(data_dir) -> Path:

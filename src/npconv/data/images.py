@@ -59,23 +59,46 @@ def resize_area(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def draft_scale(width: int, height: int, size: tuple[int, int] | None, draft_pixels: int) -> int:
+    """The reduced scale (1, 2, 4 or 8: libjpeg decodes a JPEG at 1/scale of its size) for a
+    ``width x height`` JPEG: the smallest that brings it within ``draft_pixels`` pixels, never
+    smaller than ``size = (n_H, n_W)``. At 1/8 each decoded pixel is the mean of an 8 x 8 block (the
+    DCT's constant term), so an area-filtered result changes only by rounding."""
+    scale = 1
+    while (scale < 8 and width * height > draft_pixels * scale * scale
+           and (size is None or (width // (2 * scale) >= size[1] and height // (2 * scale) >= size[0]))):
+        scale *= 2
+    return scale
+
+
 def decode_image(path: str | os.PathLike | BinaryIO, size: tuple[int, int] | None, color_mode: str = "rgb",
                  interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False,
-                 formats: tuple[str, ...] | None = None, max_pixels: int | None = None) -> np.ndarray:
+                 formats: tuple[str, ...] | None = None, max_pixels: int | None = None,
+                 draft_pixels: int | None = None) -> np.ndarray:
     """Read ``path`` (a file name or a binary file object) as uint8 ``(n_H, n_W, C)``: EXIF
     orientation applied, converted to RGB or grayscale, resized to ``size = (n_H, n_W)`` (kept as is
-    when ``None``) by ``interpolation``; ``"area"`` decodes every pixel and applies :func:`resize_area`.
+    when ``None``) by ``interpolation``; ``"area"`` averages every decoded pixel (:func:`resize_area`).
 
-    ``formats`` (Pillow names, e.g. ``("PNG", "JPEG")``) limits the decoders tried; ``max_pixels``
-    refuses larger images with ``Image.DecompressionBombError`` from the header alone, before any
-    pixel is decoded. Raises any Pillow/OS error unchanged; callers decide whether to skip or report.
+    ``formats`` (Pillow names, e.g. ``("PNG", "JPEG")``) limits the decoders tried. ``draft_pixels``
+    decodes a JPEG of more pixels than that at a reduced scale (:func:`draft_scale`: a 48-megapixel
+    8000 x 6000 photo at 1/8, 1000 x 750, with ``draft_pixels=1_000_000``). ``max_pixels`` refuses
+    images that would still decode to more pixels with ``Image.DecompressionBombError``, from the
+    header alone, before any pixel is decoded. Raises any Pillow/OS error unchanged; callers decide
+    whether to skip or report.
     """
     pil_mode, _ = COLOR_MODES[color_mode]
     with Image.open(path, formats=formats) as img:
+        scale = 1
+        if draft_pixels is not None and img.format == "JPEG":
+            scale = draft_scale(img.width, img.height, size, draft_pixels)
+            if scale > 1:
+                declared = img.size
+                img.draft(img.mode, (img.width // scale, img.height // scale))
         if max_pixels is not None and img.width * img.height > max_pixels:
+            at_scale = f" (its {declared[0]}x{declared[1]} decoded at 1/{scale})" if scale > 1 else ""
             raise Image.DecompressionBombError(
-                f"{img.width}x{img.height} pixels is over the limit of {max_pixels:,} pixels")
-        if size is not None and img.format == "JPEG" and interpolation != "area":
+                f"{img.width}x{img.height} pixels{at_scale} is over the limit of {max_pixels:,} pixels")
+        if size is not None and img.format == "JPEG" and interpolation != "area" and scale == 1:
             # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target):
             # large photos decode several times faster. Not for "area": resize_area averages the
             # full-size pixels, and a photo must come out as a stored picture of it would.

@@ -20,6 +20,12 @@ def as_input_batch(model, x, name, build=False) -> np.ndarray:
     try:
         x = np.asarray(x)
     except ValueError:  # nested lists of different lengths
+        if _batch_pairs(x):
+            raise TypeError(expected(
+                name, "an array of inputs, a Dataset of batches or a generator of (x, y) batches",
+                f"a list of {len(x)} (x, y) pairs", "A list is read as the inputs of a model with several "
+                "inputs, as in Keras. For batches use nc.data.Dataset.from_tensor_slices((x, y)).batch(n), "
+                "or a generator yielding (x, y) batches with steps_per_epoch=N.")) from None
         raise ValueError(expected(name, "a numeric array with one shape for every example",
                                   "a ragged nested list", "Resize the images to one size and "
                                   "stack them: np.stack(images).")) from None
@@ -52,6 +58,17 @@ def as_input_batch(model, x, name, build=False) -> np.ndarray:
     if x.dtype.kind == "f":
         check_finite(x, name)
     return x
+
+def _batch_pairs(x) -> bool:
+    """Whether ``x`` is a list of ``(x_batch, y_batch)`` pairs: the batches of a hand-made loader."""
+    if not (isinstance(x, (list, tuple)) and x
+            and all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in x)):
+        return False
+    try:
+        return all(np.ndim(pair[0]) >= 2 for pair in x)
+    except ValueError:  # a ragged x_batch: not a batch of examples
+        return False
+
 
 def as_labels(model, y, m, name) -> np.ndarray:
     if y is None:

@@ -1,9 +1,15 @@
 """An uploaded photo, from the request body to the uint8 array a model takes, within fixed limits.
 
-Nothing touches the file system: the body is read into memory (at most :data:`MAX_UPLOAD_BYTES`),
-the multipart parser keeps the file part in memory, and Pillow decodes from a ``BytesIO``. The image
-size is checked from its header before any pixel is decoded (:data:`MAX_PIXELS`), so a
-decompression bomb (a small PNG of 30000 x 30000 pixels) costs a few bytes of reading, not gigabytes.
+Nothing touches the file system: the body is read into memory, the multipart parser keeps the photo
+in memory (at most :data:`MAX_PHOTO_BYTES`), and Pillow decodes from a ``BytesIO``. A JPEG decodes
+at a reduced scale (a phone's 48 MP photo at 1/8: :func:`npconv.apps.photos.prepare_photo`), and
+the pixels to decode are checked against :data:`MAX_PIXELS` from the header before any is decoded,
+so a decompression bomb (a small PNG of 30000 x 30000 pixels) costs a few bytes of reading, not
+gigabytes.
+
+A refused request is answered once its body has been read (up to :data:`MAX_BODY_BYTES`, the rest
+dropped as it arrives): a server that answers 413 and closes while the client is still sending
+resets the connection, and clients such as Python's ``urllib`` then never see the answer.
 """
 from __future__ import annotations
 
@@ -14,13 +20,17 @@ from collections.abc import AsyncIterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..apps.photos import prepare_photo
 
-#: Largest request body accepted (413 above it).
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-#: Largest image accepted, width x height (a 24-megapixel camera photo is 6000 x 4000).
+MB = 1024 * 1024
+#: Largest photo accepted (413 above it): a phone's 48-megapixel JPEG is 5-15 MB.
+MAX_PHOTO_BYTES = 25 * MB
+#: Largest request body read (the photo, the form's other fields, its headers): an answer to a
+#: larger one comes as soon as the body passes this size, and the connection closes.
+MAX_BODY_BYTES = 4 * MAX_PHOTO_BYTES
+#: Largest image accepted, width x height as decoded (a JPEG at its reduced scale).
 MAX_PIXELS = 25_000_000
 #: Image formats Pillow may decode: the ones browsers show. Pillow knows many more (EPS through
 #: Ghostscript, for one) that a web upload has no reason to reach.
@@ -37,39 +47,93 @@ class UploadError(Exception):
         self.status = status
 
 
-class _InMemoryMultiPartParser(MultiPartParser):
-    # Starlette spools file parts over 1 MB to a temporary file; the body is capped below this size,
-    # so the spool never rolls over to disk.
-    spool_max_size = MAX_UPLOAD_BYTES + 1
+def _megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / MB:.1f} MB"
 
 
-async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
-    """``stream`` unchanged, or a 413 :class:`UploadError` once more than ``limit`` bytes arrive."""
-    received = 0
-    async for chunk in stream:
-        received += len(chunk)
-        if received > limit:
-            raise UploadError(413, f"upload too large: the limit is {limit // (1024 * 1024)} MB. "
-                                   "Send a smaller photo.")
-        yield chunk
+def _photo_too_large(n_bytes: int) -> UploadError:
+    return UploadError(413, f"photo too large: {_megabytes(n_bytes)} ({n_bytes:,} bytes), the limit is "
+                            f"{MAX_PHOTO_BYTES // MB} MB. Send a smaller photo.")
+
+
+def _body_too_large(size: str) -> UploadError:
+    return UploadError(413, f"upload too large: {size}, the limit is {MAX_PHOTO_BYTES // MB} MB for the "
+                            "photo. Send a smaller photo.")
+
+
+class _PhotoFormParser(MultiPartParser):
+    """Starlette's multipart parser, in memory, counting the file part's bytes: past
+    :data:`MAX_PHOTO_BYTES` they are counted and dropped, so the refusal can say the file's size."""
+
+    # Starlette spools file parts over 1 MB to a temporary file; the photo kept is at most this size.
+    spool_max_size = MAX_PHOTO_BYTES + 1
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.photo_bytes = 0
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current_part.file is None:   # a text field: Starlette's own limit (1 MB)
+            return super().on_part_data(data, start, end)
+        self.photo_bytes += end - start
+        if self.photo_bytes <= MAX_PHOTO_BYTES:
+            super().on_part_data(data, start, end)
+
+
+class _Body:
+    """The request body as it arrives, counted, read at most up to ``limit`` bytes."""
+
+    def __init__(self, request: Request, limit: int):
+        self.chunks = request.stream()
+        self.limit = limit
+        self.received = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.chunks:
+            self.received += len(chunk)
+            if self.received > self.limit:
+                raise _body_too_large(f"more than {_megabytes(self.limit)}")
+            yield chunk
+
+    async def discard_rest(self) -> None:
+        """Read what is left of the body, up to the limit, and drop it: the client, done sending,
+        then reads the answer."""
+        try:
+            async for _ in self:
+                pass
+        except (UploadError, ClientDisconnect):
+            pass
 
 
 async def read_image_field(request: Request, field: str = "image") -> bytes:
-    """The bytes of the multipart file field ``field`` of ``request`` (the form a file input posts)."""
+    """The bytes of the multipart file field ``field`` of ``request`` (the form a file input posts).
+
+    Raises :class:`UploadError` (400 or 413) after reading the rest of the body, up to
+    :data:`MAX_BODY_BYTES`; a ``Content-Length`` over that is refused before reading.
+    """
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise UploadError(413, f"upload too large: {int(declared):,} bytes, the limit is "
-                               f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Send a smaller photo.")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _body_too_large(_megabytes(int(declared)))
+    body = _Body(request, MAX_BODY_BYTES)
+    try:
+        return await _parse_image_field(request, body, field)
+    except UploadError:
+        await body.discard_rest()
+        raise
+
+
+async def _parse_image_field(request: Request, body: _Body, field: str) -> bytes:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UploadError(400, f"expected a multipart/form-data body with a file field '{field}', got "
                                f"content type {request.headers.get('content-type', 'none')!r}.")
-    parser = _InMemoryMultiPartParser(request.headers, _limited(request.stream(), MAX_UPLOAD_BYTES),
-                                      max_files=1, max_fields=8)
+    parser = _PhotoFormParser(request.headers, body.__aiter__(), max_files=1, max_fields=8)
     try:
         form = await parser.parse()
     except MultiPartException as exc:
         raise UploadError(400, f"the upload is not a valid multipart form ({exc}).") from exc
     try:
+        if parser.photo_bytes > MAX_PHOTO_BYTES:
+            raise _photo_too_large(parser.photo_bytes)
         upload = form.get(field)
         if upload is None or isinstance(upload, str):
             raise UploadError(400, f"expected a file in the form field '{field}', got "

@@ -1,0 +1,179 @@
+"""``npconv train [DATA] --out MODEL``: train on a data set, save the model and a report folder."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._shared import (PROG, add_tta, count, duration, folds, fraction, non_negative, positive,
+                      positive_float, say, unit)
+
+HELP_ORDER = 10
+
+
+def add_parser(commands, common) -> None:
+    from ..apps.registry import list_archs
+    train = commands.add_parser("train", parents=[common], help="train a model on a data set",
+                                description="Train a model. DATA: a course .h5 file, an image folder (one "
+                                "sub-folder per class), a name in the data directory (signs, happy, smiles, "
+                                "sign-language-digits) or builtin:smiles (the default).")
+    train.add_argument("data", nargs="?", metavar="DATA")
+    train.add_argument("--out", default="model.npz", metavar="MODEL", help="model file (default model.npz)")
+    train.add_argument("--arch", help=f"network: {', '.join(list_archs())} (default from the recipe)")
+    train.add_argument("--epochs", type=positive)
+    train.add_argument("--batch-size", type=positive)
+    train.add_argument("--lr", type=positive_float, help="initial learning rate (Adam, cosine decay)")
+    train.add_argument("--image-size", type=positive, help="train on N x N images")
+    train.add_argument("--val-split", type=fraction, help="held-out fraction when there is no test file")
+    train.add_argument("--folds", type=folds, help="K-fold cross-validation (K >= 2)")
+    train.add_argument("--weight-decay", type=non_negative, help="decoupled weight decay (AdamW)")
+    train.add_argument("--label-smoothing", type=unit, help="label smoothing of the loss's targets")
+    train.add_argument("--flip", action=argparse.BooleanOptionalAction,
+                       help="random left-right flips while training, or not (default from the recipe: "
+                       "off for SIGNS; smallres)")
+    train.add_argument("--zoom", type=unit, help="random zoom in/out up to this fraction (smallres)")
+    train.add_argument("--contrast", type=unit, help="random contrast factor in [1-C, 1+C] (smallres)")
+    # train takes an optional DATA positional, which a bare --tta would swallow: it needs the MODE.
+    add_tta(train, optional_mode=False)
+    train.add_argument("--ensemble", type=positive, metavar="N",
+                       help="train N models (seeds N*SEED .. N*SEED+N-1) and average them into one model "
+                       "file: N times the training time (default from the recipe)")
+    train.add_argument("--init", metavar="MODEL", help="start from a trained model (transfer learning): "
+                       "its arch, input size and weights, with the fine-tuning recipe")
+    train.add_argument("--frozen-epochs", type=count, metavar="N",
+                       help="with --init: first N epochs train only the output layer")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--report", metavar="DIR", help="report folder (default: MODEL_report/)")
+    train.add_argument("--no-report", action="store_true", help="write no report folder")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=run)
+
+
+def _prepare_training(args):
+    from ..apps import datasets, recipes, registry
+    from ..apps.transfer import Pretrained
+    if args.arch is not None:
+        registry.check_arch(args.arch)  # before any slow loading
+    init = None if args.init is None else Pretrained.load(args.init)
+    if init is not None and args.arch is not None and registry.check_arch(args.arch) != init.arch:
+        raise ValueError(f"--arch {args.arch}: a model started from {args.init} keeps its arch "
+                         f"({init.arch}). Leave out --arch, or train from scratch without --init.")
+    source = datasets.resolve(args.data, args.data_dir)
+    if args.data is None:
+        print(f"No DATA given: training on the built-in synthetic faces ({source}). "
+              "For real data: NPCONV_DATA=/path/to/datasets npconv train signs")
+    name = datasets.dataset_name(source)
+    recipe = recipes.recipe_for(recipes.FINE_TUNE if init else name)
+    if init is not None:
+        if args.image_size is not None:
+            raise ValueError(f"--image-size: a model started from {args.init} takes its input size "
+                             f"({init.meta['input_shape'][0]} px). Leave out --image-size.")
+        recipe = init.adapt(recipe)
+    if args.frozen_epochs is not None and init is None:
+        raise ValueError("--frozen-epochs: only a model started from another (--init MODEL) has layers to "
+                         "keep frozen. Add --init MODEL, or leave out --frozen-epochs.")
+    recipe = recipe.replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                            frozen_epochs=args.frozen_epochs,
+                            image_size=args.image_size, val_split=args.val_split,
+                            weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                            zoom=args.zoom, contrast=args.contrast, tta=args.tta, flip=args.flip,
+                            ensemble=args.ensemble)
+    if init is not None and init.members > 1 and recipe.ensemble > init.members:
+        raise ValueError(f"--ensemble {recipe.ensemble}: {args.init} averages {init.members} models, and each "
+                         f"model fine-tuned starts from one of them. Use --ensemble {init.members} or fewer.")
+    arch = registry.check_arch(args.arch or recipe.arch)
+    _check_augmentation_options(args, arch)
+    recipe = recipe.replace(arch=arch)
+    data = datasets.load(source, recipe.image_size, recipe.color_mode, args.data_dir)
+    test_file = None if args.folds else datasets.paired_test_file(source)
+    test = None
+    if test_file is not None:
+        test = datasets.load(str(test_file), recipe.image_size, recipe.color_mode, args.data_dir)
+        datasets.match_classes(test.class_names, data.class_names)  # same classes, or a clear error
+    return source, name, recipe, arch, data, test, test_file, init
+
+
+def _check_augmentation_options(args, arch: str) -> None:
+    """Augmentation flags the arch has no layers for would be ignored: refuse them instead."""
+    from ..apps.registry import arch_options
+    given = [flag for flag, value, option in (("--flip/--no-flip", args.flip, "flip"), ("--zoom", args.zoom, "zoom"),
+                                              ("--contrast", args.contrast, "contrast"))
+             if value is not None and option not in arch_options(arch)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: arch {arch} has no augmentation layers to set. Use --arch smallres, "
+                         "or leave the option out.")
+
+
+def _report_folder(args) -> Path:
+    if args.report:
+        return Path(args.report)
+    out = Path(args.out)
+    return out.with_name((out.stem if out.suffix == ".npz" else out.name) + "_report")
+
+
+def run(args) -> int:
+    from ..apps import training
+    from ..data import train_val_split
+    from ..report import write_report
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out: expected a model file name, got the folder {out}. "
+                                f"Try --out {out / 'model.npz'}.")
+    source, name, recipe, arch, data, test, test_file, init = _prepare_training(args)
+    out.parent.mkdir(parents=True, exist_ok=True)  # only once the data has loaded
+    verbose = 0 if args.quiet else 1
+    say(args, f"data: {source} ({len(data)} images, {len(data.class_names)} classes: "
+              f"{', '.join(data.class_names)})")
+    say(args, f"arch {arch}, {recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate:g} "
+              f"(cosine), images {recipe.image_size}x{recipe.image_size} {recipe.color_mode}"
+              + (f"; {recipe.ensemble} models averaged" if recipe.ensemble > 1 else ""))
+    if init is not None:
+        say(args, f"starting from {init.path} ({init.arch}, trained on {init.meta.get('dataset')}); "
+                  f"{recipe.frozen_epochs} epoch(s) with only the output layer training, then all layers")
+
+    if args.folds:
+        def on_fold(i, result):
+            ev = result.evaluation
+            say(args, f"fold {i + 1}/{args.folds}: accuracy {ev['accuracy']:.3f} "
+                      f"({ev['correct']}/{ev['n']}) in {duration(result.seconds)}")
+        result = training.cross_validate(data, args.folds, recipe, arch, seed=args.seed, verbose=verbose,
+                                         dataset=name, on_fold=on_fold, init=init)
+        cv = result.model.metadata["cross_validation"]
+        held_out, detail = result.evaluation, f"fold {cv['saved_fold']} of {args.folds} (the best)"
+        label = f"held-out (fold {cv['saved_fold']})"
+        summary = (f"{args.folds}-fold cross-validation accuracy {cv['mean_accuracy']:.3f} ± "
+                   f"{cv['std_accuracy']:.3f} ({len(cv['folds'])} folds) in {duration(result.seconds)}")
+        train_part = data
+    else:
+        if test is None:
+            train_part, test = train_val_split(data, recipe.val_split, seed=args.seed)
+            label, detail = "validation", f"{recipe.val_split:.0%} of the data held out (stratified)"
+        else:
+            train_part, label, detail = data, "test", str(test_file)
+        result = training.train(train_part, recipe, arch, test=test, seed=args.seed, verbose=verbose,
+                                dataset=name, init=init)
+        held_out = result.evaluation
+        views = f" with test-time augmentation ({recipe.tta})" if recipe.tta else ""
+        summary = (f"{label} accuracy {held_out['accuracy']:.3f} "
+                   f"({held_out['correct']}/{held_out['n']}){views} in {duration(result.seconds)}")
+        alone = result.model.metadata.get("ensemble", {}).get("held_out_accuracy")
+        if alone:
+            summary += f" (the {len(alone)} models alone: {', '.join(f'{a:.3f}' for a in alone)})"
+
+    result.model.save(out)
+    if result.interrupted:
+        epochs_done = len(result.history.get("loss", []))
+        print(f"{PROG}: interrupted after {epochs_done} of {recipe.epochs} epochs; "
+              f"the model trained so far was saved to {out}", file=sys.stderr)
+    report = None
+    if not args.no_report:
+        report = write_report(_report_folder(args), result.model, result.history, train_part,
+                              result.held_out, held_out,
+                              extra={"summary": summary, "held_out_set": detail, "source": source,
+                                     "arch": arch, "recipe": vars(recipe),
+                                     "cross_validation": result.model.metadata.get("cross_validation")},
+                              test_name=label)
+    tail = f", model saved to {out}" + (f", report in {report}" if report else "")
+    print(summary + tail)
+    return 130 if result.interrupted else 0

@@ -1,0 +1,48 @@
+"""What pyproject.toml declares is true of what gets installed."""
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _requirements() -> list[Requirement]:
+    project = PYPROJECT["project"]
+    listed = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    return [r for r in map(Requirement, listed) if r.name != "npconv"]
+
+
+def test_requires_python_is_what_every_installed_dependency_needs():
+    """requires-python said >= 3.10 while the dev extra's httpx2 needs 3.11: a 3.10 user could
+    install npconv and not its test dependencies."""
+    floor = Version(re.fullmatch(r">=(\d+\.\d+)", PYPROJECT["project"]["requires-python"]).group(1))
+    too_old = []
+    for requirement in _requirements():
+        needs = importlib.metadata.metadata(requirement.name).get("Requires-Python")
+        if needs and not SpecifierSet(needs).contains(floor):
+            too_old.append(f"{requirement.name} needs Python {needs}")
+    assert not too_old, f"requires-python >= {floor}, but " + "; ".join(too_old)
+
+
+def test_the_readme_states_the_declared_python():
+    floor = PYPROJECT["project"]["requires-python"].removeprefix(">=")
+    assert f"Python ≥ {floor}" in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_names_every_test_file_that_needs_the_data_and_how_to_point_them_at_it():
+    """A run without the data printed 43 skips and nothing said which tests or how to give them it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### The tests and the data"):readme.index("## Two tiers")]
+    assert "NPCONV_DATA=/path/to/datasets python -m pytest" in section
+    needing = sorted(path.name for path in (ROOT / "tests").glob("test_*.py")
+                     if re.search(r"\bdata_dir\b|pytest\.mark\.data", path.read_text()))
+    missing = [name for name in needing if name.removesuffix(".py") not in section]
+    assert not missing, f"tests that read the shared data sets but are not named in the README: {missing}"
