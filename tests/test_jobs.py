@@ -62,7 +62,8 @@ def without_seconds(folds):
 # ----------------------------------------------------------------------------- threads
 
 def test_the_cores_are_divided_between_the_jobs(monkeypatch):
-    assert threads_per_job(2, cores=2) == 1 and threads_per_job(3, cores=16) == 5 and threads_per_job(4, cores=2) == 1
+    assert threads_per_job(2, cores=2) == 1 and threads_per_job(3, cores=16) == 5
+    assert threads_per_job(4, cores=2) == 1          # never none
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     with thread_environment(3):
@@ -170,6 +171,62 @@ def test_a_local_worker_killed_is_a_clear_error(faces, tmp_path):
         run_jobs(_fold_jobs(faces, callbacks=(KillOnce(tmp_path / "killed"),)), {"faces": faces}, ProcessPool(2))
 
 
+# ----------------------------------------------------------------------------- Ctrl-C
+
+_SCRIPT = """
+import json, os, sys
+from npconv import tuning
+from npconv.apps.recipes import Recipe
+from npconv.jobs import Progress
+
+class Pids(Progress):
+    def started(self, job, worker):
+        with open(sys.argv[2], "a") as f:
+            f.write(str(worker["pid"]) + "\\n")
+
+if __name__ == "__main__":
+    tuning.tune("builtin:smiles", sys.argv[1], grids=["learning_rate=1e-3,2e-3,3e-3"], folds=3, seeds=2,
+                jobs=2, progress=Pids(), base=Recipe(arch="tiny", epochs=30, batch_size=8, image_size=16),
+                limit=96)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")   # a zombie has stopped: only its exit status is left
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_ctrl_c_stops_every_worker_and_leaves_no_half_written_file(tmp_path):
+    out, pids = tmp_path / "search", tmp_path / "pids"
+    script = tmp_path / "search.py"
+    script.write_text(_SCRIPT)
+    process = subprocess.Popen([sys.executable, str(script), str(out), str(pids)], stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "CI": ""})
+
+    def both_workers_busy_and_a_job_done():
+        busy = pids.is_file() and len(set(pids.read_text().split())) == 2
+        return busy and list((out / "jobs").glob("*.npz"))
+
+    deadline = time.monotonic() + 120
+    while not both_workers_busy_and_a_job_done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process.poll() is None, process.stderr.read()
+    process.send_signal(signal.SIGINT)          # what Ctrl-C sends to the client
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0 and "JobsInterrupted: interrupted with" in err
+    workers = {int(p) for p in pids.read_text().split()}
+    assert len(workers) == 2 and not any(_alive(p) for p in workers)   # both stopped mid-job
+    entries = sorted(p.name for p in (out / "jobs").iterdir())
+    assert entries and all(name.endswith(".npz") and not name.startswith(".") for name in entries)
+    assert not (out / "results.json").exists()       # written only by a search that finished
+    from npconv.tuning.cache import JobCache
+    assert all(JobCache(out / "jobs").get(name[:-4]) is not None for name in entries)
+
+
 # ----------------------------------------------------------------------------- a Dask cluster
 
 @pytest.fixture(scope="module")
@@ -218,6 +275,19 @@ def test_a_worker_killed_mid_job_is_survived(faces, cluster, tmp_path):
     assert {e[1:] for e in progress.seen if e[0] == "epoch"} >= {("fold1", 2), ("fold2", 2)}
 
 
+def test_a_search_on_the_cluster_reads_the_data_by_path(cluster, tmp_path):
+    from npconv import tuning
+    base = Recipe(arch="tiny", epochs=1, batch_size=16, image_size=16)
+    options = dict(grids=["learning_rate=1e-3,3e-3"], folds=2, base=base, limit=64)
+    with same_threads(1):
+        here = tuning.tune("builtin:smiles", tmp_path / "here", **options)
+    there = tuning.tune("builtin:smiles", tmp_path / "there", cluster=cluster.scheduler_address, share="path",
+                        **options)
+    runs = [[without_seconds(row["runs"]) for row in result.rows] for result in (here, there)]
+    assert runs[0] == runs[1]
+    assert there.trained == len(there.results) == 4
+
+
 class StopAtFirstEpoch(Progress):
     def epoch(self, job, epoch, epochs, logs):
         raise KeyboardInterrupt
@@ -233,7 +303,8 @@ def test_ctrl_c_on_the_client_stops_the_workers_training(faces, cluster):
     endless = RECIPE.replace(epochs=5000)              # minutes, if nothing stopped it
     with Client(cluster) as client:
         with pytest.raises(JobsInterrupted):
-            training.cross_validate(faces, 2, endless, "tiny", verbose=0, cluster=client, progress=StopAtFirstEpoch())
+            training.cross_validate(faces, 2, endless, "tiny", verbose=0, cluster=client,
+                                    progress=StopAtFirstEpoch())
         deadline = time.monotonic() + 15
         while _training_threads(client) and time.monotonic() < deadline:
             time.sleep(0.2)

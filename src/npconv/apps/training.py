@@ -117,7 +117,8 @@ def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64, tt
 
 def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
           verbose: int = 1, dataset: str | None = None, callbacks=None,
-          init: Pretrained | None = None, jobs: int = 1, cluster=None, progress=None) -> TrainResult:
+          init: Pretrained | None = None, jobs: int = 1, cluster=None, progress=None,
+          threads: int | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
     pretrained model ``init`` when given.
 
@@ -125,16 +126,17 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     (so runs of different ``seed`` share no model) and averaged into one
     (:func:`npconv.apps.ensemble.average_models`); the result's ``history`` is then the members' mean
     per epoch, and ``model.metadata["ensemble"]`` has each member's seed and held-out accuracy.
-    With ``jobs`` > 1 or a ``cluster`` (see :func:`npconv.jobs.runner_for`), the N models train at
-    once in worker processes, each as it would here (``progress``: a :class:`npconv.jobs.Progress`,
-    default tqdm bars when ``verbose``; ``callbacks`` must then be picklable, and run in the workers).
+    With ``jobs`` > 1 or a ``cluster`` (see :func:`npconv.jobs.runner_for`; ``threads`` per worker,
+    default ``cores // jobs``), the N models train at once in worker processes, each as it would
+    here (``progress``: a :class:`npconv.jobs.Progress`, default tqdm bars when ``verbose``;
+    ``callbacks`` must then be picklable, and run in the workers).
 
     Ctrl-C stops after the current batch: the result then has ``interrupted=True`` and the model as
     trained so far (for an ensemble, the members trained to the end, or the first one if none was).
     In worker processes, Ctrl-C stops them at once: the members that had finished are kept, and
     with none finished it raises ``KeyboardInterrupt``.
     """
-    from ..jobs import runs_here
+    from ..jobs import runner_for, runs_here
     start = time.perf_counter()
     seeds = member_seeds(recipe, seed)
     if runs_here(jobs, cluster) or (len(seeds) == 1 and cluster is None):
@@ -142,8 +144,9 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
                                                         callbacks, init)
     else:
         from .training_jobs import train_members_as_jobs
+        runner = runner_for(jobs, cluster, threads)
         members, histories, interrupted, seeds = train_members_as_jobs(
-            data, recipe, arch, test, seeds, dataset, callbacks, init, jobs, cluster, progress, verbose)
+            data, recipe, arch, test, seeds, dataset, callbacks, init, runner, progress, verbose)
     return finish_training(members, histories, seeds, interrupted, recipe, data, test, seed,
                            time.perf_counter() - start)
 
@@ -237,18 +240,18 @@ def average_members(members, histories, recipe: Recipe, data: Dataset, seeds, te
 
 def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int = 0, verbose: int = 1,
                    dataset: str | None = None, on_fold=None, init: Pretrained | None = None, callbacks=None,
-                   jobs: int = 1, cluster=None, progress=None) -> TrainResult:
+                   jobs: int = 1, cluster=None, progress=None, threads: int | None = None) -> TrainResult:
     """Stratified ``k``-fold cross-validation, a fresh model per fold (trained by :func:`train` with
     seed ``seed + i`` for fold ``i``).
 
     Returns the best fold's result with ``folds`` holding every fold's ``accuracy``/``loss``/``n``;
     ``on_fold(i, result)`` is called after each fold. Stops early if a fold is interrupted.
-    With ``jobs`` > 1 or a ``cluster`` (:func:`npconv.jobs.runner_for`), every fold (and every model
-    of an ensemble recipe) trains at once in worker processes, each as it would here; ``on_fold``
-    is then called as folds finish, in any order. Ctrl-C stops the workers at once and keeps the
-    folds that had finished (``KeyboardInterrupt`` when none had).
+    With ``jobs`` > 1 or a ``cluster`` (:func:`npconv.jobs.runner_for`; ``threads`` per worker),
+    every fold (and every model of an ensemble recipe) trains at once in worker processes, each as
+    it would here; ``on_fold`` is then called as folds finish, in any order. Ctrl-C stops the
+    workers at once and keeps the folds that had finished (``KeyboardInterrupt`` when none had).
     """
-    from ..jobs import runs_here
+    from ..jobs import runner_for, runs_here
     start = time.perf_counter()
     splits = list(kfold_indices(data.y, k, seed=seed))
     if runs_here(jobs, cluster):
@@ -265,7 +268,8 @@ def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int =
     else:
         from .training_jobs import cross_validate_as_jobs
         results, interrupted = cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, init,
-                                                      callbacks, jobs, cluster, progress, verbose)
+                                                      callbacks, runner_for(jobs, cluster, threads), progress,
+                                                      verbose)
     return best_fold(results, k, interrupted, time.perf_counter() - start)
 
 

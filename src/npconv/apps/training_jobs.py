@@ -9,7 +9,7 @@ ensemble's members (:func:`~.training.finish_training`) and picks the best fold
 """
 from __future__ import annotations
 
-from ..jobs import Bars, Job, JobsInterrupted, Part, run_jobs, runner_for
+from ..jobs import Bars, Job, JobsInterrupted, Part, run_jobs
 from ..models import load_model
 
 
@@ -38,7 +38,7 @@ def _members(jobs, results) -> tuple[list, list, list, list]:
             [r for _, r in done])
 
 
-def train_members_as_jobs(data, recipe, arch, test, seeds, dataset, callbacks, init, jobs, cluster, progress,
+def train_members_as_jobs(data, recipe, arch, test, seeds, dataset, callbacks, init, runner, progress,
                           verbose) -> tuple[list, list, bool, list]:
     """The models of ``seeds`` trained as jobs: ``(members, histories, interrupted, their seeds)``."""
     work = member_jobs("train", "", recipe, arch, seeds, Part("train"), None if test is None else Part("test"),
@@ -46,7 +46,7 @@ def train_members_as_jobs(data, recipe, arch, test, seeds, dataset, callbacks, i
     datasets = {"train": data} if test is None else {"train": data, "test": test}
     interrupted = False
     try:
-        results = run_jobs(work, datasets, runner_for(jobs, cluster), _progress(progress, verbose))
+        results = run_jobs(work, datasets, runner, _progress(progress, verbose))
     except JobsInterrupted as stopped:
         if not stopped.results:
             raise
@@ -55,8 +55,8 @@ def train_members_as_jobs(data, recipe, arch, test, seeds, dataset, callbacks, i
     return members, histories, interrupted, member_seeds
 
 
-def cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, init, callbacks, jobs, cluster,
-                           progress, verbose) -> tuple[list, bool]:
+def cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, init, callbacks, runner, progress,
+                           verbose) -> tuple[list, bool]:
     """Every fold's models as jobs: ``([(i, TrainResult of fold i), ...], interrupted)``; a fold's
     result is made (and ``on_fold`` called) as soon as its last model is in."""
     from .training import finish_training, member_seeds
@@ -83,7 +83,7 @@ def cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, i
 
     work = [job for i in sorted(folds) for job in folds[i]]
     try:
-        run_jobs(work, {"data": data}, runner_for(jobs, cluster), _progress(progress, verbose), on_result=fold_done)
+        run_jobs(work, {"data": data}, runner, _progress(progress, verbose), on_result=fold_done)
     except JobsInterrupted:
         if not finished:
             raise
