@@ -167,11 +167,11 @@ def run(search: Plan, runner=None, progress=None, share: str = "send"):
 
 
 def tune(data, out, grids=(), folds: int = 5, seeds: int = 1, jobs: int = 1, cluster=None, progress=None,
-         **options):
-    """:func:`plan` then :func:`run` on ``jobs`` worker processes or a Dask ``cluster``
-    (:func:`npconv.jobs.runner_for`); ``options`` go to :func:`plan` (``base``, ``arch``,
+         threads: int | None = None, **options):
+    """:func:`plan` then :func:`run` on ``jobs`` worker processes (``threads`` each) or a Dask
+    ``cluster`` (:func:`npconv.jobs.runner_for`); ``options`` go to :func:`plan` (``base``, ``arch``,
     ``data_dir``, ``variants``, ``views``, ``limit``) and ``share`` to :func:`run`."""
     share = options.pop("share", "send")
-    runner = runner_for(jobs, cluster)   # a wrong --jobs/--cluster before any loading
+    runner = runner_for(jobs, cluster, threads)   # a wrong --jobs/--cluster before any loading
     return run(plan(data, out, grids, folds=folds, seeds=seeds, **options), runner, progress, share)
 
