@@ -93,18 +93,26 @@ class ProcessPool:
                     events.finish(job, result, on_result)
             completed = True
         finally:
-            if not completed:
-                _terminate(pool)
-            pool.shutdown(wait=True, cancel_futures=True)
+            if completed:
+                pool.shutdown(wait=True)
+            else:
+                _stop(pool)
             messages.close()
 
 
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop every worker now, mid-job (Python 3.14 has ``terminate_workers``; before, the pool's own
-    table of processes is the only handle on them)."""
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop every worker now, mid-job, and wait for them to be gone (a few seconds at most: a pool
+    that a dead worker broke must not hang the client). Python 3.14 has ``terminate_workers``;
+    before, the pool's own table of processes is the only handle on them."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     terminate = getattr(pool, "terminate_workers", None)
     if terminate is not None:
         terminate()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    for process in processes:
         process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
