@@ -65,6 +65,11 @@ class Bars(Progress):
         if result.cached:
             self._overall.set_postfix_str("cached: " + job.title)
 
+    def write(self, text: str) -> None:
+        """Print a line above the bars without breaking them (each fold's result, say)."""
+        from tqdm.auto import tqdm
+        tqdm.write(text, file=self.file)
+
     def end(self) -> None:
         for bar, _ in self._bars.values():
             bar.close()
