@@ -22,8 +22,9 @@ def require(condition: bool, reason: str) -> None:
 @contextlib.contextmanager
 def same_threads(n: int):
     """Run the block with ``n`` BLAS and Numba threads, as a worker of ``npconv.jobs`` with ``n``
-    threads runs: OpenBLAS's sgemm/sgemv results depend on its thread count in their last bits, so
-    bit-for-bit comparisons with a worker need a reference computed at the worker's count."""
+    threads runs. On the NumPy tier OpenBLAS's sgemm results depend on its thread count in their
+    last bits, so bit-for-bit comparisons with a worker need a reference computed at the worker's
+    count (the compiled tier's results do not depend on it)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

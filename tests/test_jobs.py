@@ -118,6 +118,19 @@ def test_cross_validate_with_jobs_2_gives_the_folds_and_model_of_jobs_1(faces):
     assert [f["correct"] for f in default.folds] == [f["correct"] for f in two.folds]
 
 
+def test_smallres_folds_with_jobs_2_are_those_of_jobs_1_bit_for_bit(faces):
+    """The compiled tier's kernels split their work by shapes, never by thread counts, so the workers'
+    share of the cores changes nothing: batch norm, residual blocks, augmentation, every fold."""
+    from npconv.functional._tier import compiled
+    if compiled() is None:
+        pytest.skip("the NumPy tier's BLAS products depend on the thread count in their last bits")
+    recipe = Recipe(epochs=1, batch_size=16, image_size=16)
+    one = training.cross_validate(faces, 2, recipe, "smallres", seed=0, verbose=0)
+    two = training.cross_validate(faces, 2, recipe, "smallres", seed=0, verbose=0, jobs=2)
+    assert without_seconds(two.folds) == without_seconds(one.folds)
+    assert_same_model(two.model, one.model)
+
+
 def test_an_ensemble_with_jobs_2_is_the_ensemble_of_jobs_1(faces):
     recipe = RECIPE.replace(ensemble=3)
     test = faces.subset(np.arange(64, 96))
