@@ -1,6 +1,7 @@
 """Shared fixtures. With ``CI`` set, a test that would skip for a missing dependency or data set fails."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -16,6 +17,30 @@ def require(condition: bool, reason: str) -> None:
         if IN_CI:
             pytest.fail(f"required in CI: {reason}")
         pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def same_threads(n: int):
+    """Run the block with ``n`` BLAS and Numba threads, as a worker of ``npconv.jobs`` with ``n``
+    threads runs. On the NumPy tier OpenBLAS's sgemm results depend on its thread count in their
+    last bits, so bit-for-bit comparisons with a worker need a reference computed at the worker's
+    count (the compiled tier's results do not depend on it)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    require(threadpool_limits is not None, "threadpoolctl is not installed (pip install -e '.[dev]')")
+    import numba
+
+    from npconv.functional._tier import compiled
+    compiled()  # npconv chooses Numba's threading layer before the threads start
+    before = numba.get_num_threads()
+    with threadpool_limits(n):
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

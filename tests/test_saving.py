@@ -1,6 +1,7 @@
 """Saving: one .npz with architecture, weights, optimizer state; atomic writes; clear load errors."""
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 
@@ -120,6 +121,38 @@ def test_weights_only_round_trip_and_mismatch(tmp_path):
         wider.load_weights(tmp_path / "w.npz")
     with pytest.raises(ModelFileError, match="missing"):
         nc.Sequential([L.Dense(1, input_shape=(3,), name="d")]).load_weights(tmp_path / "w.npz")
+
+
+def test_model_bytes_are_the_saved_file_and_load_as_it_does(tmp_path):
+    """A worker process hands a trained model back as bytes (npconv.jobs): the same file, in memory."""
+    nc.utils.set_random_seed(0)
+    model = make_model()
+    x, y = data()
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.npz")
+    content = saving.model_bytes(model)
+    with np.load(tmp_path / "m.npz") as saved, np.load(io.BytesIO(content)) as sent:
+        assert saved.files == sent.files
+        for key in saved.files:
+            np.testing.assert_array_equal(saved[key], sent[key])
+    loaded = nc.load_model(content)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    loaded.fit(x, y, epochs=1, verbose=0)   # compiled, with the optimizer state
+    with pytest.raises(ModelFileError, match="the model's bytes: not an npconv model file"):
+        nc.load_model(b"hello")
+
+
+def test_atomic_write_leaves_the_old_file_or_none(tmp_path):
+    path = tmp_path / "results.json"
+    saving.atomic_write(path, lambda f: f.write(b"old"))
+
+    def interrupted(file):
+        file.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        saving.atomic_write(path, interrupted)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
 def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path, monkeypatch):

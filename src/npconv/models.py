@@ -256,11 +256,14 @@ def _from_spec(spec: dict) -> Model:
 def load_model(path, compile=True) -> Model:
     """Rebuild the model saved at ``path``: same predictions, and ``fit`` resumes where it stopped.
 
-    Building the layers does not consume the package random stream, so a seeded run that saves and
-    reloads goes on exactly like one that did not.
+    ``path`` may also be the file's bytes (:func:`npconv.saving.model_bytes`). Building the layers
+    does not consume the package random stream, so a seeded run that saves and reloads goes on
+    exactly like one that did not.
     """
     from . import utils
     config, arrays = saving.read_model_file(path)
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        path = "the model's bytes"
     rng = utils.global_rng()
     state = rng.bit_generator.state
     try:

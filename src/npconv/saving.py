@@ -10,7 +10,10 @@ Entries
 ``optimizer/<key>``   the optimizer state (``iterations``, ``m/0``, ...), so training resumes exactly
 
 Files are written to a temporary file in the target folder, fsynced and renamed into place, so a
-crash or a full disk mid-write leaves the previous file intact (and no temporary file behind). Loading uses ``np.load(allow_pickle=False)`` and
+crash or a full disk mid-write leaves the previous file intact (and no temporary file behind);
+:func:`atomic_write` does the same for any file npconv writes (``npconv tune``'s results and cache).
+:func:`model_bytes` is the same file in memory (how a worker process hands a trained model back,
+:mod:`npconv.jobs`), and ``load_model`` reads those bytes as it reads a file. Loading uses ``np.load(allow_pickle=False)`` and
 rebuilds layers from registered class names only: a file can describe a model, never run code.
 
 This module knows the format, not the model classes: ``npconv.models.load_model`` reads a file
@@ -18,6 +21,7 @@ with :func:`read_model_file`, builds the model and hands it to :func:`restore`.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -29,7 +33,8 @@ import numpy as np
 
 from .errors import ModelFileError, ShapeError, expected
 
-__all__ = ["save_model", "save_weights", "load_weights", "read_model_file", "restore", "FORMAT_VERSION"]
+__all__ = ["save_model", "save_weights", "load_weights", "read_model_file", "restore", "model_bytes",
+           "atomic_write", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _OPTIMIZER = "optimizer/"
@@ -52,7 +57,13 @@ def _file_mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def _atomic_save(path, arrays: dict) -> None:
+def atomic_write(path, write) -> None:
+    """Write the file ``path`` with ``write(binary_file)``, all or nothing.
+
+    ``write`` fills a temporary file in the same folder, which is fsynced and renamed onto ``path``:
+    a crash, a full disk or a Ctrl-C before the rename leaves the previous file (or none) and no
+    temporary file. An ``OSError`` says whether the previous file is unchanged.
+    """
     path = Path(path)
     if path.parent and not path.parent.is_dir():
         raise FileNotFoundError(expected("path", "a file in an existing folder", str(path),
@@ -62,7 +73,7 @@ def _atomic_save(path, arrays: dict) -> None:
     try:
         os.fchmod(fd, mode)  # mkstemp's 0600, else the model would be private whatever the umask
         with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -74,6 +85,10 @@ def _atomic_save(path, arrays: dict) -> None:
                        "Free some disk space or save to another folder.")
             raise (type(exc)(exc.errno, message) if exc.errno is not None else type(exc)(message)) from exc
         raise
+
+
+def _atomic_save(path, arrays: dict) -> None:
+    atomic_write(path, lambda file: _write_npz(file, arrays))
 
 
 def _header(kind: str, model, compile_config=None) -> dict:
@@ -92,8 +107,8 @@ def _weight_arrays(model) -> dict:
     return {f"{layer.name}/{w.name}": w.value for layer in model.layers for w in layer.weights}
 
 
-def save_model(model, path) -> None:
-    """Save architecture, weights, compile settings, optimizer state and ``model.metadata`` to ``path``."""
+def _model_arrays(model) -> dict:
+    """Every entry of the model's file: header, weights, and (compiled) the optimizer state."""
     compile_config = None
     arrays = _weight_arrays(model)
     if model._compiled:
@@ -102,7 +117,19 @@ def save_model(model, path) -> None:
                           "loss": losses.serialize(model.loss),
                           "metrics": list(model._metric_names)}
         arrays.update({_OPTIMIZER + k: v for k, v in _optimizer_state(model).items()})
-    _atomic_save(path, {**_header("model", model, compile_config), **arrays})
+    return {**_header("model", model, compile_config), **arrays}
+
+
+def save_model(model, path) -> None:
+    """Save architecture, weights, compile settings, optimizer state and ``model.metadata`` to ``path``."""
+    _atomic_save(path, _model_arrays(model))
+
+
+def model_bytes(model) -> bytes:
+    """The file :func:`save_model` would write, as bytes (``load_model(bytes)`` reads them back)."""
+    buffer = io.BytesIO()
+    _write_npz(buffer, _model_arrays(model))
+    return buffer.getvalue()
 
 
 def _optimizer_state(model) -> dict:
@@ -126,22 +153,32 @@ def save_weights(model, path) -> None:
 
 # ---------------------------------------------------------------------------- reading
 
+def _first_bytes(source, n: int = 64) -> bytes:
+    if isinstance(source, Path):
+        with open(source, "rb") as handle:
+            return handle.read(n)
+    return source.getvalue()[:n]
+
+
 def read_model_file(path) -> tuple[dict, dict]:
-    """``(config, arrays)`` from an npconv file, with a clear error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(expected("path", "an existing npconv model file", str(path),
-                                         "Check the file name and the working folder."))
-    if not zipfile.is_zipfile(path):  # np.load would try to unpickle it: say what it is instead
-        with open(path, "rb") as handle:
-            head = handle.read(64)
+    """``(config, arrays)`` from an npconv file, or from its bytes (:func:`model_bytes`), with a clear
+    error for anything else."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        source, path = io.BytesIO(path), "the model's bytes"
+    else:
+        path = source = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(expected("path", "an existing npconv model file", str(path),
+                                             "Check the file name and the working folder."))
+    if not zipfile.is_zipfile(source):  # np.load would try to unpickle it: say what it is instead
+        head = _first_bytes(source)
         kind = ("a text file" if head and all(32 <= b < 127 or b in b"\r\n\t" for b in head)
                 else "truncated or of another format")
         raise ModelFileError(f"{path}: not an npconv model file ({kind}; npconv saves .npz zip "
                              "archives with model.save). Check the file name, or save the model again.")
     arrays = {}
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(source, allow_pickle=False) as data:
             for key in data.files:
                 arrays[key] = data[key]
     except ValueError as exc:

@@ -117,7 +117,8 @@ def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64, tt
 
 def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
           verbose: int = 1, dataset: str | None = None, callbacks=None,
-          init: Pretrained | None = None) -> TrainResult:
+          init: Pretrained | None = None, jobs: int = 1, cluster=None, progress=None,
+          threads: int | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
     pretrained model ``init`` when given.
 
@@ -125,13 +126,42 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     (so runs of different ``seed`` share no model) and averaged into one
     (:func:`npconv.apps.ensemble.average_models`); the result's ``history`` is then the members' mean
     per epoch, and ``model.metadata["ensemble"]`` has each member's seed and held-out accuracy.
+    With ``jobs`` > 1 or a ``cluster`` (see :func:`npconv.jobs.runner_for`; ``threads`` per worker,
+    default ``cores // jobs``), the N models train at once in worker processes, each as it would
+    here (``progress``: a :class:`npconv.jobs.Progress`, default tqdm bars when ``verbose``;
+    ``callbacks`` must then be picklable, and run in the workers).
 
     Ctrl-C stops after the current batch: the result then has ``interrupted=True`` and the model as
     trained so far (for an ensemble, the members trained to the end, or the first one if none was).
+    In worker processes, Ctrl-C stops them at once: the members that had finished are kept, and
+    with none finished it raises ``KeyboardInterrupt``.
     """
+    from ..jobs import runner_for, runs_here
+    start = time.perf_counter()
+    seeds = member_seeds(recipe, seed)
+    if runs_here(jobs, cluster) or (len(seeds) == 1 and cluster is None):
+        members, histories, interrupted = train_members(data, recipe, arch, test, seeds, verbose, dataset,
+                                                        callbacks, init)
+    else:
+        from .training_jobs import train_members_as_jobs
+        runner = runner_for(jobs, cluster, threads)
+        members, histories, interrupted, seeds = train_members_as_jobs(
+            data, recipe, arch, test, seeds, dataset, callbacks, init, runner, progress, verbose)
+    return finish_training(members, histories, seeds, interrupted, recipe, data, test, seed,
+                           time.perf_counter() - start)
+
+
+def member_seeds(recipe: Recipe, seed: int) -> list[int]:
+    """The seeds of the models ``train`` makes for ``seed``: ``N * seed + k`` for each of the recipe's
+    ``N = ensemble`` models."""
+    return [recipe.ensemble * seed + k for k in range(recipe.ensemble)]
+
+
+def train_members(data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose, dataset, callbacks,
+                  init) -> tuple[list, list, bool]:
+    """The models of ``seeds`` trained one after another here: ``(members, histories, interrupted)``."""
     validation = None if test is None else (to_float(test.x), test.y)
-    start, members, histories, interrupted = time.perf_counter(), [], [], False
-    seeds = [recipe.ensemble * seed + k for k in range(recipe.ensemble)]
+    members, histories, interrupted = [], [], False
     for k, member_seed in enumerate(seeds):
         if recipe.ensemble > 1 and verbose:
             print(f"model {k + 1} of {recipe.ensemble} (seed {member_seed})")
@@ -143,13 +173,20 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
         histories.append(history)
         if interrupted:
             break
-    seconds = time.perf_counter() - start
+    return members, histories, interrupted
+
+
+def finish_training(members, histories, seeds, interrupted: bool, recipe: Recipe, data: Dataset, test, seed: int,
+                    seconds: float, evaluation: dict | None = None) -> TrainResult:
+    """The :class:`TrainResult` of trained ``members`` (of ``seeds``, averaged when several), evaluated
+    on ``test`` (or with the given ``evaluation`` of the single member), with ``metadata["trained"]``."""
     model, history = members[0], histories[0]
     if len(members) > 1:
-        model, history = average_members(members, histories, recipe, data, seeds, test)
+        model, history = average_members(members, histories, recipe, data, seeds[:len(members)], test)
     result = TrainResult(model, history, seconds, interrupted, held_out=test)
     if test is not None:
-        result.evaluation = evaluate(model, test.x, test.y, tta=recipe.tta)
+        result.evaluation = evaluation if evaluation is not None and len(members) == 1 else \
+            evaluate(model, test.x, test.y, tta=recipe.tta)
     model.metadata["trained"] = {"epochs": len(history.get("loss", [])), "seed": seed,
                                  "examples": len(data), "seconds": round(seconds, 1),
                                  "interrupted": interrupted}
@@ -186,10 +223,11 @@ def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, ver
 
 
 def average_members(members, histories, recipe: Recipe, data: Dataset, seeds, test) -> tuple[object, dict]:
-    """The members averaged into one compiled model with their metadata, and their mean history."""
+    """The members (of ``seeds``, one each) averaged into one compiled model with their metadata, and
+    their mean history."""
     model = average_models(members, name=f"{members[0].name}_x{len(members)}")
     model.metadata = {**members[0].metadata, "ensemble": {
-        "members": len(members), "seeds": seeds[:len(members)],
+        "members": len(members), "seeds": list(seeds),
         "held_out_accuracy": None if test is None else
         [evaluate(m, test.x, test.y, tta=recipe.tta)["accuracy"] for m in members]}}
     compile_for(model, recipe.learning_rate, -(-len(data) // recipe.batch_size) * recipe.epochs,
@@ -201,32 +239,58 @@ def average_members(members, histories, recipe: Recipe, data: Dataset, seeds, te
 
 
 def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int = 0, verbose: int = 1,
-                   dataset: str | None = None, on_fold=None, init: Pretrained | None = None) -> TrainResult:
-    """Stratified ``k``-fold cross-validation, a fresh model per fold.
+                   dataset: str | None = None, on_fold=None, init: Pretrained | None = None, callbacks=None,
+                   jobs: int = 1, cluster=None, progress=None, threads: int | None = None) -> TrainResult:
+    """Stratified ``k``-fold cross-validation, a fresh model per fold (trained by :func:`train` with
+    seed ``seed + i`` for fold ``i``).
 
     Returns the best fold's result with ``folds`` holding every fold's ``accuracy``/``loss``/``n``;
     ``on_fold(i, result)`` is called after each fold. Stops early if a fold is interrupted.
+    With ``jobs`` > 1 or a ``cluster`` (:func:`npconv.jobs.runner_for`; ``threads`` per worker),
+    every fold (and every model of an ensemble recipe) trains at once in worker processes, each as
+    it would here; ``on_fold`` is then called as folds finish, in any order. Ctrl-C stops the
+    workers at once and keeps the folds that had finished (``KeyboardInterrupt`` when none had).
     """
-    folds, best = [], None
+    from ..jobs import runner_for, runs_here
     start = time.perf_counter()
-    for i, (train_idx, test_idx) in enumerate(kfold_indices(data.y, k, seed=seed)):
-        result = train(data.subset(train_idx), recipe, arch, test=data.subset(test_idx),
-                       seed=seed + i, verbose=verbose, dataset=dataset, init=init)
+    splits = list(kfold_indices(data.y, k, seed=seed))
+    if runs_here(jobs, cluster):
+        results, interrupted = [], False
+        for i, (train_idx, test_idx) in enumerate(splits):
+            result = train(data.subset(train_idx), recipe, arch, test=data.subset(test_idx),
+                           seed=seed + i, verbose=verbose, dataset=dataset, callbacks=callbacks, init=init)
+            results.append((i, result))
+            if on_fold is not None:
+                on_fold(i, result)
+            if result.interrupted:
+                interrupted = True
+                break
+    else:
+        from .training_jobs import cross_validate_as_jobs
+        results, interrupted = cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, init,
+                                                      callbacks, runner_for(jobs, cluster, threads), progress,
+                                                      verbose)
+    return best_fold(results, k, interrupted, time.perf_counter() - start)
+
+
+def best_fold(results, k: int, interrupted: bool, seconds: float) -> TrainResult:
+    """The result of the best of the folds ``results`` (pairs ``(i, result)`` of fold ``i``; the first
+    in fold order among equals), with every fold's figures in ``folds`` and its model's metadata
+    ``cross_validation``."""
+    results = sorted(results, key=lambda pair: pair[0])
+    folds, best = [], None
+    for i, result in results:
         ev = result.evaluation
         folds.append({"fold": i + 1, "accuracy": ev["accuracy"], "loss": ev["loss"], "n": ev["n"],
                       "correct": ev["correct"], "seconds": round(result.seconds, 1)})
-        if on_fold is not None:
-            on_fold(i, result)
-        if best is None or ev["accuracy"] > best.evaluation["accuracy"]:
-            best = result
-        if result.interrupted:
-            best.interrupted = True
-            break
+        if best is None or ev["accuracy"] > best[1].evaluation["accuracy"]:
+            best = (i, result)
+    saved_fold, best = best
+    best.interrupted = best.interrupted or interrupted
     best.folds = folds
-    best.seconds = time.perf_counter() - start
+    best.seconds = seconds
     accuracies = [f["accuracy"] for f in folds]
     best.model.metadata["cross_validation"] = {
         "k": k, "folds": folds, "mean_accuracy": float(np.mean(accuracies)),
-        "std_accuracy": float(np.std(accuracies)), "saved_fold": int(folds[[f["accuracy"] for f in folds].index(
-            best.evaluation["accuracy"])]["fold"])}
+        "std_accuracy": float(np.std(accuracies)), "saved_fold": saved_fold + 1}
     return best

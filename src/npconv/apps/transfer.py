@@ -41,6 +41,11 @@ class Pretrained:
                                       "Fine-tune it in Python instead: load_model, then fit."))
         return cls(path, model)
 
+    def __reduce__(self):
+        # Sent to a worker process (npconv.jobs) as its file's bytes, loaded there as load() loads it.
+        from ..saving import model_bytes
+        return _from_bytes, (str(self.path), model_bytes(self.model))
+
     @property
     def meta(self) -> dict:
         return self.model.metadata
@@ -77,6 +82,11 @@ class Pretrained:
         if self.members > 1:
             model.metadata["initialised_from"]["member"] = member + 1
         return copied
+
+
+def _from_bytes(path: str, content: bytes) -> Pretrained:
+    from ..models import load_model
+    return Pretrained(Path(path), load_model(content))
 
 
 def pretrained_input(meta: dict) -> tuple[int, str]:

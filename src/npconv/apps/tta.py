@@ -38,6 +38,11 @@ def trained_with_flips(meta: dict) -> bool:
     return app in ARCHS and "flip" in arch_options(app) and bool(meta.get("recipe", {}).get("flip"))
 
 
+def allowed_modes(meta: dict) -> tuple[str, ...]:
+    """The modes of :data:`TTA_MODES` that suit the model: the flip modes only if it was trained with flips."""
+    return tuple(mode for mode in TTA_MODES if "flip" not in mode or trained_with_flips(meta))
+
+
 def check_tta(tta, meta: dict) -> str | None:
     """``tta`` as a mode of :data:`TTA_MODES`, or ``None`` for none (``None``, ``""``, ``"none"``);
     a flip mode on a model not trained with flips is a ``ValueError`` that says what to use."""
