@@ -49,6 +49,26 @@ def add_tta(parser, optional_mode: bool = True) -> None:
                         + " (only for models trained with flips), shift or flip+shift")
 
 
+def add_job_options(parser) -> None:
+    """``--jobs N``, ``--cluster ADDRESS`` and ``--threads T``: where independent trainings run."""
+    parser.add_argument("--jobs", type=positive, default=1, metavar="N",
+                        help="train N models at once in worker processes here, the cores divided between "
+                        "them (folds, ensemble members, search jobs; results as with --jobs 1)")
+    parser.add_argument("--cluster", metavar="ADDRESS", help="train them on a Dask cluster instead, e.g. "
+                        "tcp://host:8786 (pip install 'npconv[distributed]')")
+    parser.add_argument("--threads", type=positive, metavar="T",
+                        help="threads per worker process (default: cores // N)")
+
+
+def job_runner(args):
+    """The runner ``--jobs``/``--cluster``/``--threads`` ask for, checked before any data loads."""
+    from ..jobs import runner_for
+    if args.threads is not None and args.jobs == 1 and args.cluster is None:
+        raise ValueError("--threads: only worker processes (--jobs N, N > 1) take a thread count. "
+                         "Add --jobs N, or leave out --threads.")
+    return runner_for(args.jobs, args.cluster, args.threads)
+
+
 def say(args, text: str = "") -> None:
     """Print unless the command was given ``--quiet``."""
     if not getattr(args, "quiet", False):

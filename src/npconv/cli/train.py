@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._shared import (PROG, add_tta, count, duration, folds, fraction, non_negative, positive,
-                      positive_float, say, unit)
+from ._shared import (PROG, add_job_options, add_tta, count, duration, folds, fraction, job_runner,
+                      non_negative, positive, positive_float, say, unit)
 
 HELP_ORDER = 10
 
@@ -42,6 +42,9 @@ def add_parser(commands, common) -> None:
                        "its arch, input size and weights, with the fine-tuning recipe")
     train.add_argument("--frozen-epochs", type=count, metavar="N",
                        help="with --init: first N epochs train only the output layer")
+    train.add_argument("--recipe", metavar="FILE", help="train with the recipe in FILE (npconv tune writes "
+                       "DIR/best_recipe.json); flags given beside it override its fields")
+    add_job_options(train)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--report", metavar="DIR", help="report folder (default: MODEL_report/)")
     train.add_argument("--no-report", action="store_true", help="write no report folder")
@@ -69,6 +72,8 @@ def _prepare_training(args):
             raise ValueError(f"--image-size: a model started from {args.init} takes its input size "
                              f"({init.meta['input_shape'][0]} px). Leave out --image-size.")
         recipe = init.adapt(recipe)
+    if args.recipe is not None:
+        recipe = _recipe_file(args, recipe, init)
     if args.frozen_epochs is not None and init is None:
         raise ValueError("--frozen-epochs: only a model started from another (--init MODEL) has layers to "
                          "keep frozen. Add --init MODEL, or leave out --frozen-epochs.")
@@ -93,6 +98,22 @@ def _prepare_training(args):
     return source, name, recipe, arch, data, test, test_file, init
 
 
+def _recipe_file(args, recipe, init):
+    """``recipe`` with the fields of ``--recipe FILE``; with ``--init``, the file may not change
+    what the pretrained model fixes (its arch, input and members)."""
+    from ..apps.recipe_files import read_recipe
+    chosen = read_recipe(args.recipe, base=recipe)
+    if init is not None:  # (more ensemble members than it has are refused below, as for --ensemble)
+        fixed = [name for name in ("arch", "image_size", "color_mode", "widths")
+                 if getattr(chosen, name) != getattr(recipe, name)]
+        if fixed:
+            raise ValueError(f"--recipe {args.recipe}: a model started from {args.init} keeps its "
+                             f"{', '.join(fixed)}; the file sets "
+                             + ", ".join(f"{n}={getattr(chosen, n)!r}" for n in fixed)
+                             + ". Remove those fields from the file, or train without --init.")
+    return chosen
+
+
 def _check_augmentation_options(args, arch: str) -> None:
     """Augmentation flags the arch has no layers for would be ignored: refuse them instead."""
     from ..apps.registry import arch_options
@@ -102,6 +123,16 @@ def _check_augmentation_options(args, arch: str) -> None:
     if given:
         raise ValueError(f"{', '.join(given)}: arch {arch} has no augmentation layers to set. Use --arch smallres, "
                          "or leave the option out.")
+
+
+def _bars(args, runner):
+    """Progress bars for jobs on workers (one line per running job under the overall count), or
+    ``None`` when the trainings run here with their own epoch bars, or quietly."""
+    from ..jobs import InProcess
+    if args.quiet or isinstance(runner, InProcess):
+        return None
+    from ..jobs import Bars
+    return Bars()
 
 
 def _report_folder(args) -> Path:
@@ -120,6 +151,7 @@ def run(args) -> int:
     if out.is_dir():
         raise IsADirectoryError(f"--out: expected a model file name, got the folder {out}. "
                                 f"Try --out {out / 'model.npz'}.")
+    runner = job_runner(args)  # a wrong --jobs/--cluster/--threads before any slow loading
     source, name, recipe, arch, data, test, test_file, init = _prepare_training(args)
     out.parent.mkdir(parents=True, exist_ok=True)  # only once the data has loaded
     verbose = 0 if args.quiet else 1
@@ -132,13 +164,16 @@ def run(args) -> int:
         say(args, f"starting from {init.path} ({init.arch}, trained on {init.meta.get('dataset')}); "
                   f"{recipe.frozen_epochs} epoch(s) with only the output layer training, then all layers")
 
+    bars = _bars(args, runner)
+    jobs = {"jobs": args.jobs, "cluster": args.cluster, "threads": args.threads, "progress": bars}
     if args.folds:
         def on_fold(i, result):
             ev = result.evaluation
-            say(args, f"fold {i + 1}/{args.folds}: accuracy {ev['accuracy']:.3f} "
-                      f"({ev['correct']}/{ev['n']}) in {duration(result.seconds)}")
+            line = (f"fold {i + 1}/{args.folds}: accuracy {ev['accuracy']:.3f} "
+                    f"({ev['correct']}/{ev['n']}) in {duration(result.seconds)}")
+            bars.write(line) if bars is not None else say(args, line)
         result = training.cross_validate(data, args.folds, recipe, arch, seed=args.seed, verbose=verbose,
-                                         dataset=name, on_fold=on_fold, init=init)
+                                         dataset=name, on_fold=on_fold, init=init, **jobs)
         cv = result.model.metadata["cross_validation"]
         held_out, detail = result.evaluation, f"fold {cv['saved_fold']} of {args.folds} (the best)"
         label = f"held-out (fold {cv['saved_fold']})"
@@ -152,7 +187,7 @@ def run(args) -> int:
         else:
             train_part, label, detail = data, "test", str(test_file)
         result = training.train(train_part, recipe, arch, test=test, seed=args.seed, verbose=verbose,
-                                dataset=name, init=init)
+                                dataset=name, init=init, **jobs)
         held_out = result.evaluation
         views = f" with test-time augmentation ({recipe.tta})" if recipe.tta else ""
         summary = (f"{label} accuracy {held_out['accuracy']:.3f} "
@@ -162,7 +197,10 @@ def run(args) -> int:
             summary += f" (the {len(alone)} models alone: {', '.join(f'{a:.3f}' for a in alone)})"
 
     result.model.save(out)
-    if result.interrupted:
+    if result.interrupted and args.folds and len(result.folds) < args.folds:
+        print(f"{PROG}: interrupted: {len(result.folds)} of {args.folds} folds finished; the best of them "
+              f"was saved to {out}", file=sys.stderr)
+    elif result.interrupted:
         epochs_done = len(result.history.get("loss", []))
         print(f"{PROG}: interrupted after {epochs_done} of {recipe.epochs} epochs; "
               f"the model trained so far was saved to {out}", file=sys.stderr)
