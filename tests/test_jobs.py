@@ -183,14 +183,24 @@ def test_a_failed_job_stops_the_run_and_names_the_job(faces):
 
 
 class KillOnce(C.Callback):
-    """Kills its own worker process at the first batch, the first time any worker runs it."""
+    """Kills its own worker process at the first batch, the first time any worker runs it.
 
-    def __init__(self, marker):
-        self.marker = str(marker)
+    With ``times=n``, the first ``n`` workers to get there die (markers ``marker``, ``marker-1``, ...).
+    Claiming a marker is atomic (``O_EXCL``), so two workers at their first batch together cannot
+    both kill themselves where one was meant to.
+    """
+
+    def __init__(self, marker, times: int = 1):
+        self.markers = [str(marker)] + [f"{marker}-{n}" for n in range(1, times)]
 
     def on_batch_end(self, batch, logs=None):
-        if not os.path.exists(self.marker):
-            Path(self.marker).write_text(str(os.getpid()))
+        for marker in self.markers:
+            try:
+                claimed = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                continue
+            os.write(claimed, str(os.getpid()).encode())
+            os.close(claimed)
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -300,6 +310,17 @@ def test_a_worker_killed_mid_job_is_survived(faces, cluster, tmp_path):
     assert without_seconds(there.folds) == without_seconds(one.folds)   # ... and its job ran again elsewhere
     assert not _alive(int(marker.read_text()))     # (its nanny started a new worker process)
     assert {e[1:] for e in progress.seen if e[0] == "epoch"} >= {("fold1", 2), ("fold2", 2)}
+
+
+def test_every_worker_killed_at_once_loses_no_data(faces, cluster, tmp_path):
+    """Scattered data dies with the last worker that held it: the client scatters it again to the
+    restarted workers and resubmits the jobs Dask cancelled (CI once lost both workers this way)."""
+    with same_threads(1):
+        one = training.cross_validate(faces, 2, RECIPE, "tiny", seed=0, verbose=0)
+    there = training.cross_validate(faces, 2, RECIPE, "tiny", seed=0, verbose=0, cluster=cluster.scheduler_address,
+                                    callbacks=[KillOnce(tmp_path / "killed", times=2)])
+    assert (tmp_path / "killed").is_file() and (tmp_path / "killed-1").is_file()
+    assert without_seconds(there.folds) == without_seconds(one.folds)
 
 
 def test_a_search_on_the_cluster_reads_the_data_by_path(cluster, tmp_path):

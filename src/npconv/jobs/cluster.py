@@ -7,7 +7,9 @@
 * **Jobs** are ``client.submit(...)`` calls with ``retries`` (a job that raised is run again); a
   job whose worker dies is rescheduled on another by Dask itself (up to its
   ``distributed.scheduler.allowed-failures``, 3 by default), so a lost worker costs its job's time
-  and nothing else.
+  and nothing else. Scattered data cannot be recomputed: when every worker holding it dies at
+  once, Dask cancels the jobs that need it, and the client scatters it again to the workers the
+  nannies restarted and resubmits those jobs (``retries`` times at most).
 * **Results** come back to the client, which writes every file; workers write none.
 * **Progress**: workers publish events with ``Worker.log_event`` on a topic of this run, which the
   client follows with ``Client.subscribe_topic``.
@@ -51,6 +53,13 @@ def _run_on_worker(job, datasets, topic: str, stop_event: str):
                    should_stop=stop.is_set)
 
 
+def _failure(future) -> BaseException:
+    """Why ``future`` did not finish: its exception, or what a cancelled one says."""
+    error = future.exception() if future.status == "error" else None
+    return error or RuntimeError(f"the scheduler {future.status} it (its data was lost with every worker "
+                                 "that held it, or the cluster was shut down)")
+
+
 class DaskCluster:
     """Jobs on the Dask cluster whose scheduler is at ``address`` (``"tcp://host:8786"``), or through an
     existing ``dask.distributed.Client``."""
@@ -78,13 +87,26 @@ class DaskCluster:
         futures: dict = {}
         completed = False
         try:
-            shared = {key: data if isinstance(data, DataSource) else client.scatter(data, broadcast=True, hash=False)
-                      for key, data in datasets.items()}
-            for job in jobs:
-                needed = {part.key: shared[part.key] for part in (job.train, job.test) if part is not None}
-                futures[client.submit(_run_on_worker, job, needed, run, stop.name, key=f"{run}-{job.key}",
-                                      retries=self.retries, pure=False)] = job
-            pending = list(futures)
+            shared = {key: data for key, data in datasets.items() if isinstance(data, DataSource)}
+
+            def submit(batch, attempt):
+                """Submits ``batch``, scattering first what no worker holds any more."""
+                lost = [key for key, data in datasets.items()
+                        if not isinstance(data, DataSource) and (key not in shared or shared[key].status != "finished")]
+                if lost:
+                    shared.update(zip(lost, client.scatter([datasets[key] for key in lost], broadcast=True,
+                                                           hash=False)))
+                submitted = []
+                for job in batch:
+                    needed = {part.key: shared[part.key] for part in (job.train, job.test) if part is not None}
+                    key = f"{run}-{job.key}" + (f"-again{attempt}" if attempt else "")
+                    submitted.append(client.submit(_run_on_worker, job, needed, run, stop.name, key=key,
+                                                   retries=self.retries, pure=False))
+                    futures[submitted[-1]] = job
+                return submitted
+
+            attempt = 0
+            pending = submit(jobs, attempt)
             while pending:
                 done = [future for future in pending if future.done()]
                 drain(messages, events)
@@ -93,11 +115,19 @@ class DaskCluster:
                     continue
                 finished = {future.key for future in done}
                 pending = [future for future in pending if future.key not in finished]
+                orphans = []
                 for future in done:
-                    job = futures[future]
-                    if future.status != "finished":
-                        raise job_failed(job, future.exception(), "the Dask cluster") from future.exception()
-                    events.finish(job, future.result(), on_result)
+                    job = futures.pop(future)
+                    if future.status == "cancelled" and attempt < self.retries:
+                        orphans.append(job)         # its data died with every worker that held it
+                    elif future.status != "finished":
+                        error = _failure(future)
+                        raise job_failed(job, error, "the Dask cluster") from error
+                    else:
+                        events.finish(job, future.result(), on_result)
+                if orphans:
+                    attempt += 1
+                    pending += submit(orphans, attempt)
             completed = True
         finally:
             if not completed:
