@@ -650,6 +650,8 @@ def plot_variant_scores(names, accuracies, best: int | None = None, title: str |
     low = max(0.0, min(v.min() for v in values) - 0.05)
     high = min(1.0, max(v.max() for v in values) + 0.02)
     ax.set_xlim(low, high + 0.25 * (high - low) + 1e-3)
+    # the right margin holds the labels: no tick there above an accuracy of 1
+    ax.set_xticks([tick for tick in ax.get_xticks() if low - 1e-9 <= tick <= high + 1e-9])
     for row, m, s, i in zip(rows, means, stds, range(len(names))):
         ax.text(high + 0.02 * (high - low), row, f"{m:.4f} ± {s:.4f}" + ("  best" if i == best else ""),
                 va="center", fontsize=8, fontweight="bold" if i == best else "normal")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -114,7 +115,8 @@ def write_results(outcome: SearchResult) -> None:
     atomic_write(search.out / "results.json", lambda file: file.write(text.encode()))
     figure = plot_variant_scores([row["variant"] for row in outcome.rows],
                                  [[r["accuracy"] for r in row["runs"]] for row in outcome.rows], outcome.best,
-                                 title=f"{search.folds}-fold CV, {search.seeds} seed(s): {search.data.source}")
+                                 title=f"{Path(str(search.data.source)).name}: {search.folds}-fold CV, "
+                                       f"{search.seeds} seed{'s' if search.seeds > 1 else ''}")
     with style():
         atomic_write(search.out / "results.png", lambda file: figure.savefig(file, format="png"))
     best = outcome.rows[outcome.best]
