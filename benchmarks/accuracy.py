@@ -163,7 +163,7 @@ def torch_recipe_eval(data, test, recipe, seed: int) -> float:
     logits = []
     for member_seed in range(recipe.ensemble * seed, recipe.ensemble * (seed + 1)):
         torch.manual_seed(member_seed)
-        net = smallres(data.x.shape[1:], n_out)
+        net = smallres(data.x.shape[1:], n_out, **({"widths": tuple(recipe.widths)} if recipe.widths else {}))
         logits.append(torch_fit_logits(net, data.x, data.y, test.x, recipe.epochs, recipe.batch_size,
                                        recipe.learning_rate, member_seed, cosine=True,
                                        augmentation=recipe_augmentation(recipe)))
