@@ -82,6 +82,7 @@ def plot_explanations(model, x, layer=None, class_index=None, class_names=None, 
     to each image's own maximum (its colour bar gives the values).
     """
     batch = explain._image_batch(model, x)
+    where = _where(model, layer)   # checks the layer before any work
     cams = explain.grad_cam(model, batch, layer=layer, class_index=class_index)
     saliency = explain.saliency(model, batch, class_index=class_index)
     probs = probabilities(model.predict(batch))
@@ -93,8 +94,6 @@ def plot_explanations(model, x, layer=None, class_index=None, class_names=None, 
         labels = np.asarray(labels).reshape(-1)
         if len(labels) != len(batch):
             raise ValueError(expected("labels", f"{len(batch)} classes, one per image", labels))
-    where = explain.default_layers(model) if layer is None else [layer] if isinstance(layer, str) else list(layer)
-    where = where[0] if len(where) == 1 else f"{len(where)} layers"
 
     fig = _figure(7.2, 2.35 * len(batch) + 0.45)
     axes = fig.subplots(len(batch), 3, squeeze=False)
@@ -122,3 +121,9 @@ def plot_explanations(model, x, layer=None, class_index=None, class_names=None, 
         saliency_ax.set_title("saliency |dS/dx|", fontsize=9)
     fig.suptitle(f"What the model looks at (Grad-CAM at {where})", fontsize=10)
     return fig
+
+
+def _where(model, layer) -> str:
+    """The layer(s) Grad-CAM looks at for ``layer``, for a title: a name, or "N layers"."""
+    names = explain.cam_layers(model, layer)
+    return names[0] if len(names) == 1 else f"{len(names)} layers"
