@@ -53,7 +53,7 @@ def _image_folder(root: Path, classes=("cats", "dogs"), n=6) -> Path:
 
 def test_train_on_the_builtin_set_writes_model_and_report(trained, capsys):
     report = trained.with_name("faces_report")
-    for picture in ("samples", "history", "confusion_matrix", "misclassified", "filters", "feature_maps"):
+    for picture in ("samples", "history", "confusion_matrix", "misclassified", "filters", "feature_maps", "gradcam"):
         assert (report / f"{picture}.png").stat().st_size > 1000
     metrics = json.loads((report / "metrics.json").read_text())
     held_out = metrics["held_out"]
@@ -69,7 +69,7 @@ def test_train_on_the_builtin_set_writes_model_and_report(trained, capsys):
 
 
 def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, capsys, monkeypatch):
-    from npconv import viz
+    from npconv import explain_plots, viz
     figures = {}
 
     def recorded(plot):
@@ -81,6 +81,7 @@ def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, 
 
     for name in ("plot_confusion_matrix", "plot_misclassified", "plot_feature_maps", "plot_filters"):
         monkeypatch.setattr(viz, name, recorded(getattr(viz, name)))
+    monkeypatch.setattr(explain_plots, "plot_right_and_wrong", recorded(explain_plots.plot_right_and_wrong))
     code, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *QUICK)
     assert code == 0, err
     text = {name: " ".join(a.get_text() for a in fig.findobj(lambda a: hasattr(a, "get_text")))
@@ -90,6 +91,9 @@ def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, 
     assert "validation picture 0" in figures["plot_feature_maps"].axes[0].get_title()
     assert figures["plot_feature_maps"].axes[0].images[0].get_array().shape == (16, 16, 3)
     assert any("largest |weight|" in ax.get_ylabel() for ax in figures["plot_filters"].axes)
+    assert "Grad-CAM on the 90 validation pictures: right / wrong" in text["plot_right_and_wrong"]
+    shown = [ax for ax in figures["plot_right_and_wrong"].axes if ax.get_images()]
+    assert len(shown) == 12 and shown[0].get_images()[0].get_array().shape == (16, 16, 3)  # 6 per class
 
 
 def test_train_says_where_the_data_came_from(tmp_path, capsys):
