@@ -9,6 +9,8 @@ one picture. The maps themselves come from :mod:`npconv.explain`.
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 import numpy as np
 from matplotlib.cm import ScalarMappable
@@ -184,7 +186,8 @@ def plot_right_and_wrong(model, x, labels, probs, class_names=None, per_class: i
     chosen = np.concatenate([shown for _, shown in shown_rows])
     cams = iter(explain.grad_cam(model, x[chosen], layer=layer, class_index=predicted[chosen]))  # in chosen's order
 
-    fig = _figure(max(1.35 * per_class + 0.5, 5.0), 1.55 * len(shown_rows) + 0.6)
+    width = max(1.35 * per_class + 0.5, 5.0)
+    fig = _figure(width, 1.55 * len(shown_rows) + 0.6)
     axes = fig.subplots(len(shown_rows), per_class, squeeze=False)
     for row_axes, (c, shown) in zip(axes, shown_rows):
         for ax in row_axes[len(shown):]:
@@ -196,8 +199,9 @@ def plot_right_and_wrong(model, x, labels, probs, class_names=None, per_class: i
                          color=WRONG_COLOUR if predicted[i] != c else "black", pad=3)
         row_axes[0].set_ylabel(f"true: {_name(c, class_names)}", fontsize=8)
     left_out = f"; the first {len(shown_rows)} of {len(rows)} classes" if len(rows) > len(shown_rows) else ""
-    fig.suptitle(f"Grad-CAM on {pictures or f'{len(labels)} pictures'}: right / wrong (titled in colour), a row per "
-                 f"true class{left_out}\nwhere the evidence for the predicted class lies (at {where})", fontsize=9.5)
+    title = (f"Grad-CAM on {pictures or f'{len(labels)} pictures'}: right / wrong (titled in colour), a row per "
+             f"true class{left_out}. Bright where the evidence for the predicted class lies (at {where}).")
+    fig.suptitle(textwrap.fill(title, int(11 * width)), fontsize=9.5)   # about 11 characters an inch
     return fig
 
 
