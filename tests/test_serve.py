@@ -324,6 +324,18 @@ def test_a_grayscale_model_sees_a_colour_photo_in_grayscale(happy):
     assert "door_opens" in answer
 
 
+def test_a_model_without_feature_maps_is_answered_without_a_heatmap(happy):
+    from npconv import layers as L
+    from npconv.apps.heads import output_layer
+    model = npconv.Sequential([L.Flatten(input_shape=(8, 8, 3)), output_layer(2)])
+    model.build((8, 8, 3))
+    model.metadata = {"input_shape": [8, 8, 3], "class_names": ["not smiling", "smiling"], "value_scale": 255}
+    with TestClient(create_app(model)) as flat_client:
+        answer = post(flat_client, encode(happy[0][8])).json()
+    assert answer["label"] in ("not smiling", "smiling") and "heatmap" not in answer
+    assert answer["feature_maps"] == []
+
+
 def test_a_model_with_more_classes_gets_a_bar_each_and_no_door(happy):
     names = ["zero", "one", "two", "three", "four", "five"]
     with TestClient(create_app(_untrained((20, 20, 3), names))) as signs_client:
