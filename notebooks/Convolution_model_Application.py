@@ -32,13 +32,14 @@
 # Every array is laid out **NHWC**, `(m, n_H, n_W, n_C)`: examples, height, width, channels.
 #
 # **How long it takes.** Top to bottom, after the README's two commands (so with no SMILEsmileD
-# model in `runs/` yet): about **5 minutes on two idle CPU cores**. (The committed outputs took 11
-# minutes on a shared two-core machine busy with other work; the idle figure is inferred from the
-# epochs that ran undisturbed, see `notebooks/README.md`.) Each cell that takes more than a few
-# seconds says how long before it starts and prints a line per epoch while it trains. The long
-# ones: the smile model for transfer learning (1 to 3 minutes), its fine-tuning on the Happy House
-# (about 30 s) and the SIGNS model (about a minute). With `NPCONV_NOTEBOOK_FAST=1` the whole
-# notebook takes under two minutes.
+# model in `runs/` yet): about **3 minutes on two idle CPU cores**. (The committed outputs took 2.2
+# minutes on a shared two-core machine beside a training that kept both cores busy, with Numba's
+# compiled kernels already cached; a first run compiles them, see `notebooks/README.md`.) Each cell
+# that takes more than a few seconds says how long before it starts and prints a line per epoch
+# while it trains. The long ones: the smile model for transfer learning (1 to 3 minutes), its
+# fine-tuning on the Happy House (about 30 s) and the SIGNS model (about a minute); in the committed
+# run they took 37 s, 19 s and 33 s. With `NPCONV_NOTEBOOK_FAST=1` the whole notebook takes under
+# two minutes.
 
 # %% [markdown]
 # ## 1. Set-up
@@ -700,7 +701,113 @@ viz.plot_feature_maps(maps, names, max_channels=16, image=X_test_orig[index],
                       image_title=f"test picture {index}\nsign {y_true[index]}")
 
 # %% [markdown]
-# ## 8. Next steps: the command line and a stronger model
+# ## 8. Where does the model look?
+#
+# Accuracy says how often a model is right, not what it looks at. **Grad-CAM** (Selvaraju et al.,
+# 2017) asks where the evidence for a class lies. The class's score $S$ (its logit, before the
+# sigmoid or softmax) is differentiated with respect to a layer's feature maps $A$, of shape
+# $(h, w, K)$; each channel is weighted by the mean of its gradient, and the weighted sum, cut at
+# zero, is the heatmap:
+#
+# $$\alpha_k = \frac{1}{hw}\sum_{i,j} \frac{\partial S}{\partial A_{ijk}}, \qquad
+#   \text{cam} = \mathrm{ReLU}\Big(\sum_k \alpha_k\, A_{::k}\Big),$$
+#
+# scaled to its maximum and resized to the picture (`npconv.explain.grad_cam`, at the last feature
+# maps unless told otherwise): bright where the evidence lies. The **saliency map**,
+# $\max_c |\partial S / \partial x|$, marks the pixels that would change the score most
+# (`npconv.explain.saliency`). Each is one backward pass, the one training uses, pointed at a feature
+# map or at the input. From a terminal, `npconv explain MODEL PHOTO --out DIR` draws the same
+# pictures, and `npconv train`'s report has the heatmaps of a few right and a few wrong validation
+# pictures of each class (`gradcam.png`).
+#
+# ### The smile model in the Happy House
+#
+# Four of the 50 held-out house pictures (two smiling, two not), as the smile model sees them: first
+# through the SMILEsmileD model as it is (zero-shot), then through the same model fine-tuned on the
+# 100 house pictures.
+
+# %%
+from npconv import explain, explain_plots
+from npconv.apps.datasets import to_float
+
+door_x = to_float(as_model_input(x_door))      # the 50 held-out house pictures, as the smile model takes them
+shown = np.concatenate([np.flatnonzero(y_door == 1)[:2], np.flatnonzero(y_door == 0)[:2]])
+explain_plots.plot_explanations(smile.model, door_x[shown], labels=y_door[shown], class_names=happy_names)
+
+# %%
+explain_plots.plot_explanations(tuned.model, door_x[shown], labels=y_door[shown], class_names=happy_names)
+
+# %% [markdown]
+# Four pictures are anecdotes. Over all 50: each model's heatmaps averaged over the pictures it gives
+# one verdict, drawn over the mean of those pictures.
+
+# %%
+import matplotlib.pyplot as plt
+
+
+def mean_heatmap(model, x):
+    # Each picture's map for its predicted class, averaged, over the mean of the pictures.
+    return explain_plots.heatmap_overlay(x.mean(axis=0), explain.grad_cam(model, x).mean(axis=0))
+
+
+panels = []
+for name, model in (("zero-shot", smile.model), ("fine-tuned", tuned.model)):
+    says = (model.predict(door_x)[:, 0] > 0.5).astype(int)
+    for k in (1, 0):
+        if np.any(says == k):
+            panels.append((f"{name}: {np.sum(says == k)} called\n{happy_names[k]!r}",
+                           mean_heatmap(model, door_x[says == k])))
+fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False)
+for ax, (title, picture) in zip(axes[0], panels):
+    ax.imshow(picture)
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# What the pictures of the full run show (the committed outputs):
+#
+# * **Zero-shot**, the smile model calls all four "not smiling" (0.98-0.99), the two smiles included,
+#   as it calls all 50. Its evidence for "not smiling" lies mostly off the face: on the shirt and the
+#   shoulders at the bottom of the frame and in the garden beside the head; the face itself takes part
+#   in one of the four maps. On average over the 50 it is the same: the bottom of the frame and the
+#   sides of the neck bright, the face dark. Its saliency is speckled over the whole picture. The
+#   SMILEsmileD crops it learnt from are faces that fill the frame; here the face is a third of it.
+# * **Fine-tuned**, it reads three of the four right (the first smile still comes out "not smiling",
+#   0.53) and its saliency gathers on the middle of the face in all four. For its "smiling" verdict
+#   the heatmap lies on the face, between the eyes and the mouth; averaged over the 28 pictures it
+#   calls smiling, on the face, brightest in its lower half, with the shirt dark. Its evidence for
+#   "not smiling" is elsewhere: above the head, at the top edge of the frame, in the three pictures
+#   and in the mean of the 22. Not a smile's absence on the face, then, but something about the top
+#   of these pictures that 100 training pictures taught it: the heatmap shows it, the accuracy (96%)
+#   would not.
+#
+# ### SIGNS: right and wrong
+#
+# The course's SIGNS model on its test pictures, a row per sign: a few it reads right, then a few
+# it reads wrong (titled in colour). Its last feature maps are $2 \times 2$ (after the 4×4 pool), so
+# Grad-CAM there has four cells for the whole picture; one layer earlier, the second convolution's
+# ReLU is $8 \times 8$, and that is where we look.
+
+# %%
+last_relu = [layer.name for layer in conv_model.layers if isinstance(layer, L.ReLU)][-1]
+explain_plots.plot_right_and_wrong(conv_model, X_test, y_true, probs, sign_names, per_class=4,
+                                   pictures=f"the {len(y_true)} test pictures", layer=last_relu)
+
+# %% [markdown]
+# In the full run: for a 0, the evidence is a small spot on the ring that the thumb and the index
+# finger make, in all four pictures. For a 5 it is the grey background around the hand, nearly the
+# whole frame, and the 3s and 4s mistaken for 5s light up the same way: the model seems to have learnt
+# "5" as much background around a spread hand more than as five fingers. The 3s and 4s it reads right
+# light up only in the bottom corners, off the hand, and many maps are blank (the 1s, most 2s): at this
+# layer no place adds to the class's score, and those verdicts come with low probabilities (0.4-0.6).
+# With 1,310 weights, and an 8×8 pool right after its first convolution, this model does not look at
+# fingers. A residual network from `npconv train` does: even a short one (`npconv train signs
+# --image-size 32 --epochs 12`, 0.942 on these pictures) puts its heatmaps on the hand (the picture in
+# the README's "Why did it say that?").
+
+# %% [markdown]
+# ## 9. Next steps: the command line and a stronger model
 #
 # The course's SIGNS model has only 1,310 weights and pools away most of the picture after one
 # layer. npconv's default network (`smallres`: a small residual network with batch normalisation,

@@ -53,7 +53,7 @@ def _image_folder(root: Path, classes=("cats", "dogs"), n=6) -> Path:
 
 def test_train_on_the_builtin_set_writes_model_and_report(trained, capsys):
     report = trained.with_name("faces_report")
-    for picture in ("samples", "history", "confusion_matrix", "misclassified", "filters", "feature_maps"):
+    for picture in ("samples", "history", "confusion_matrix", "misclassified", "filters", "feature_maps", "gradcam"):
         assert (report / f"{picture}.png").stat().st_size > 1000
     metrics = json.loads((report / "metrics.json").read_text())
     held_out = metrics["held_out"]
@@ -69,7 +69,7 @@ def test_train_on_the_builtin_set_writes_model_and_report(trained, capsys):
 
 
 def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, capsys, monkeypatch):
-    from npconv import viz
+    from npconv import explain_plots, viz
     figures = {}
 
     def recorded(plot):
@@ -81,6 +81,7 @@ def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, 
 
     for name in ("plot_confusion_matrix", "plot_misclassified", "plot_feature_maps", "plot_filters"):
         monkeypatch.setattr(viz, name, recorded(getattr(viz, name)))
+    monkeypatch.setattr(explain_plots, "plot_right_and_wrong", recorded(explain_plots.plot_right_and_wrong))
     code, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *QUICK)
     assert code == 0, err
     text = {name: " ".join(a.get_text() for a in fig.findobj(lambda a: hasattr(a, "get_text")))
@@ -90,6 +91,9 @@ def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, 
     assert "validation picture 0" in figures["plot_feature_maps"].axes[0].get_title()
     assert figures["plot_feature_maps"].axes[0].images[0].get_array().shape == (16, 16, 3)
     assert any("largest |weight|" in ax.get_ylabel() for ax in figures["plot_filters"].axes)
+    assert "Grad-CAM on the 90 validation pictures: right / wrong" in text["plot_right_and_wrong"]
+    shown = [ax for ax in figures["plot_right_and_wrong"].axes if ax.get_images()]
+    assert len(shown) == 12 and shown[0].get_images()[0].get_array().shape == (16, 16, 3)  # 6 per class
 
 
 def test_train_says_where_the_data_came_from(tmp_path, capsys):
@@ -214,6 +218,60 @@ def test_predict_a_folder_classifies_each_image_in_it(trained, tmp_path, capsys)
     empty.mkdir()
     code, _, err = run(capsys, "predict", trained, empty)
     assert_one_line_error(code, err, "empty", "no image")
+
+
+def test_explain_draws_a_picture_per_photo_of_the_photo_as_the_model_sees_it(trained, tmp_path, capsys,
+                                                                           monkeypatch):
+    from npconv import explain_plots
+    from npconv.apps.photos import load_photos
+    figures = []
+
+    def recorded(*args, **kwargs):
+        figures.append(original(*args, **kwargs))
+        return figures[-1]
+
+    original = explain_plots.plot_explanations
+    monkeypatch.setattr(explain_plots, "plot_explanations", recorded)
+    face = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)).save(face)
+    folder = tmp_path / "visitors"
+    folder.mkdir()
+    for name, colour in (("b.png", (200, 150, 100)), ("a.png", (90, 60, 30)), ("a.jpg", (20, 200, 20))):
+        Image.new("RGB", (30, 30), colour).save(folder / name)
+    out = tmp_path / "why"
+    code, text, err = run(capsys, "explain", trained, face, folder, "--out", out)
+    assert code == 0, err
+    # a folder is its images, sorted, as npconv predict takes it; a.jpg and a.png share a stem
+    photos = [face] + [folder / n for n in ("a.jpg", "a.png", "b.png")]
+    pictures = [out / n for n in ("face.png", "a.png", "a_png.png", "b.png")]
+    assert sorted(out.iterdir()) == sorted(pictures)
+    assert all(Image.open(picture).size[0] > 500 for picture in pictures)
+    _, predicted, _ = run(capsys, "predict", trained, face, folder, "--json")
+    for line, photo, picture, entry in zip(text.strip().splitlines(), photos, pictures, json.loads(predicted)):
+        assert line == f"{photo}: {entry['class']} ({entry['probability']:.2f}) -> {picture}"
+    # the first panel is the photo as predict prepares it, titled with the verdict
+    _, images = load_photos([face], (16, 16, 3))
+    first = figures[0].axes[0]
+    np.testing.assert_allclose(first.get_images()[0].get_array(), images[0] / 255.0, atol=1e-6)
+    assert first.get_title().startswith(json.loads(predicted)[0]["class"] + " (")
+
+
+def test_explain_refuses_an_unknown_class_or_layer_naming_the_valid_ones(trained, tmp_path, capsys):
+    face = tmp_path / "face.png"
+    Image.new("RGB", (30, 30), (200, 150, 100)).save(face)
+    for option, value in (("--class", "smiling"), ("--class", "0")):
+        code, text, err = run(capsys, "explain", trained, face, "--out", tmp_path / "why", option, value)
+        assert code == 0, err
+    out = tmp_path / "refused"
+    code, _, err = run(capsys, "explain", trained, face, "--out", out, "--class", "happy")
+    assert_one_line_error(code, err, "--class", "0 'not smiling', 1 'smiling'", "got 'happy'")
+    code, _, err = run(capsys, "explain", trained, face, "--out", out, "--class", "2")
+    assert_one_line_error(code, err, "--class", "got '2'")
+    code, _, err = run(capsys, "explain", trained, face, "--out", out, "--layer", "nope")
+    assert_one_line_error(code, err, "'nope', which is not a layer of this model", "'conv'")
+    code, _, err = run(capsys, "explain", trained, face, "--out", out, "--layer", "predictions")
+    assert_one_line_error(code, err, "'predictions' with output (None, 1)", "'conv'")
+    assert not out.exists()   # refused before anything was written
 
 
 def test_train_with_the_accuracy_options(tmp_path, capsys):
@@ -400,7 +458,7 @@ def test_each_command_is_a_module_of_the_cli_package():
     from npconv import cli
     modules = cli.command_modules()
     names = [m.__name__.rsplit(".", 1)[1] for m in modules]
-    assert {"train", "tune", "evaluate", "predict", "summary", "export", "data", "serve"} <= set(names)
+    assert {"train", "tune", "evaluate", "predict", "explain", "summary", "export", "data", "serve"} <= set(names)
     assert names[:2] == ["train", "tune"]  # in HELP_ORDER
     commands = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for module in modules:

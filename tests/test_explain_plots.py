@@ -82,3 +82,45 @@ def test_explaining_another_class_says_so():
     titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
     assert titles[1] == f"Grad-CAM for {['not smiling', 'smiling'][other]!r}"
     assert fig.texts[0].get_text().endswith("(Grad-CAM at stage1_out)")
+
+
+def test_right_and_wrong_takes_half_of_each_and_gives_free_places_to_the_other_kind():
+    #          class 0: 5 right, 5 wrong | class 1: 10 right | class 2: 1 right, 8 wrong | class 3: 1 and 1
+    labels = np.array([0] * 10 + [1] * 10 + [2] * 9 + [3] * 2)
+    predicted = np.array([0] * 5 + [1] * 5 + [1] * 10 + [2] + [0] * 8 + [3, 0])
+    rows = explain_plots.right_and_wrong(labels, predicted, per_class=6)
+    assert [(c, len(right), len(wrong)) for c, right, wrong in rows] == [(0, 3, 3), (1, 6, 0), (2, 1, 5), (3, 1, 1)]
+    c, right, wrong = rows[0]
+    assert right.tolist() == [0, 2, 4] and wrong.tolist() == [5, 7, 9]   # evenly spaced, ends included
+    for c, right, wrong in rows:
+        assert (labels[right] == c).all() and (predicted[right] == c).all()
+        assert (labels[wrong] == c).all() and (predicted[wrong] != c).all()
+
+
+def test_right_and_wrong_pictures_are_drawn_by_class_from_one_batched_call(monkeypatch):
+    model = _smile_model()
+    x = np.random.default_rng(4).random((12, 16, 16, 1))
+    probs = model.predict(x)                       # a sigmoid's (m, 1), as model.predict gives it
+    predicted = (probs[:, 0] > 0.5).astype(int)
+    labels = predicted.copy()
+    labels[[1, 6]] = 1 - labels[[1, 6]]            # two mistakes
+    calls = []
+    grad_cam = explain.grad_cam
+    monkeypatch.setattr(explain, "grad_cam", lambda *a, **k: calls.append(len(a[1])) or grad_cam(*a, **k))
+    fig = explain_plots.plot_right_and_wrong(model, x, labels, probs, per_class=4,
+                                             pictures="the 12 validation pictures")
+    rows = explain_plots.right_and_wrong(labels, predicted, per_class=4)
+    shown = np.concatenate([np.concatenate([right, wrong]) for _, right, wrong in rows])
+    assert calls == [len(shown)]
+    cells = [ax for ax in fig.axes if ax.get_images()]
+    assert len(cells) == len(shown)
+    names = ["not smiling", "smiling"]
+    for ax, i in zip(cells, shown):
+        p = probs[i, 0] if predicted[i] else 1 - probs[i, 0]
+        assert ax.get_title() == f"{names[predicted[i]]} ({p:.2f})"
+        assert ax.title.get_color() == (WRONG_COLOUR if predicted[i] != labels[i] else "black")
+        cam = grad_cam(model, x[i], class_index=int(predicted[i]))[0]   # the predicted class's map
+        np.testing.assert_array_equal(ax.get_images()[0].get_array(), explain_plots.heatmap_overlay(x[i], cam))
+    row_labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert row_labels == [f"true: {names[c]}" for c, _, _ in rows]
+    assert fig.texts[0].get_text().startswith("Grad-CAM on the 12 validation pictures: right / wrong")

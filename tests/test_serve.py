@@ -239,6 +239,22 @@ def test_the_answer_shows_the_model_input_and_every_convolution(client, happy):
         assert grid.shape == (rows * (n_H + 1) - 1, cols * (n_W + 1) - 1, 3)
 
 
+def test_the_answer_shows_where_the_model_looked(client, happy, model_path):
+    """Grad-CAM of the predicted class over the picture the model sees, at the model's input size."""
+    from npconv import explain
+    from npconv.apps.datasets import to_float
+    from npconv.explain_plots import heatmap_overlay
+    x, _ = happy
+    answer = post(client, encode(x[1])).json()
+    assert {"label", "probabilities", "door_opens", "model_input", "feature_maps"} <= answer.keys()
+    heatmap = _decode_data_url(answer["heatmap"])
+    assert heatmap.shape == (16, 16, 3) and heatmap.dtype == np.uint8
+    seen = _decode_data_url(answer["model_input"])
+    model = npconv.load_model(model_path)
+    cam = explain.grad_cam(model, to_float(seen[None]))[0]
+    np.testing.assert_array_equal(heatmap, heatmap_overlay(seen, cam))
+
+
 @pytest.mark.parametrize("make", [
     pytest.param(lambda face: np.dstack([face, np.where(np.arange(64) < 32, 255, 0)[None, :]
                                          .repeat(64, 0).astype(np.uint8)]), id="rgba-png"),
@@ -303,8 +319,21 @@ def test_a_grayscale_model_sees_a_colour_photo_in_grayscale(happy):
         assert gray_client.get("/api/model").json()["input"]["color_mode"] == "grayscale"
         answer = post(gray_client, encode(happy[0][6])).json()
     assert _decode_data_url(answer["model_input"]).shape == (24, 24)   # one channel, as the model takes it
+    assert _decode_data_url(answer["heatmap"]).shape == (24, 24, 3)     # over it, in colour
     assert [m["shape"] for m in answer["feature_maps"]] == [[11, 11, 4], [9, 9, 6]]
     assert "door_opens" in answer
+
+
+def test_a_model_without_feature_maps_is_answered_without_a_heatmap(happy):
+    from npconv import layers as L
+    from npconv.apps.heads import output_layer
+    model = npconv.Sequential([L.Flatten(input_shape=(8, 8, 3)), output_layer(2)])
+    model.build((8, 8, 3))
+    model.metadata = {"input_shape": [8, 8, 3], "class_names": ["not smiling", "smiling"], "value_scale": 255}
+    with TestClient(create_app(model)) as flat_client:
+        answer = post(flat_client, encode(happy[0][8])).json()
+    assert answer["label"] in ("not smiling", "smiling") and "heatmap" not in answer
+    assert answer["feature_maps"] == []
 
 
 def test_a_model_with_more_classes_gets_a_bar_each_and_no_door(happy):
@@ -536,6 +565,11 @@ def test_the_page_shows_the_verdict_in_a_real_browser(server, browser, happy, tm
         assert ("door opens" in door) == expected["door_opens"]
         assert page.locator("#maps img").count() == len(expected["feature_maps"])
         assert page.eval_on_selector("#model-input", "img => img.naturalWidth") == 16
+        # where it looked, beside the verdict: the answer's heatmap, drawn
+        page.wait_for_function("document.getElementById('heatmap').naturalWidth > 0")
+        assert page.is_visible("#heatmap") and page.get_attribute("#heatmap", "src") == expected["heatmap"]
+        assert page.eval_on_selector("#heatmap", "img => img.naturalWidth") == 16
+        assert expected["label"] in page.inner_text("#heatmap-caption")
     shot = page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
     assert len(shot) > 10_000
     # The page keeps working after a refused file: the error is shown, then the next photo is answered.

@@ -32,7 +32,7 @@ import numpy as np
 from .data.resample import resize_bilinear
 from .errors import ShapeError, expected
 
-__all__ = ["grad_cam", "saliency", "default_layers", "spatial_layers"]
+__all__ = ["grad_cam", "saliency", "cam_layers", "default_layers", "spatial_layers"]
 
 
 def grad_cam(model, x, layer=None, class_index=None, resize=True) -> np.ndarray:
@@ -53,7 +53,7 @@ def grad_cam(model, x, layer=None, class_index=None, resize=True) -> np.ndarray:
     cam : ndarray (m, n_H, n_W) (or (m, h, w)), float in [0, 1]
     """
     x = _image_batch(model, x)
-    names = _cam_layers(model, layer)
+    names = cam_layers(model, layer)
     _, activations, gradients = model.gradients(x, _class_seed(model, class_index, len(x)), names)
     cam = sum(np.einsum("ihwk,ik->ihw", activations[name], gradients[name].mean(axis=(1, 2)))
               for name in names)
@@ -141,8 +141,10 @@ def _image_batch(model, x) -> np.ndarray:
     return x
 
 
-def _cam_layers(model, layer) -> list[str]:
-    """The names of the layers to compute Grad-CAM at, checked: known, 4-D, one spatial size."""
+def cam_layers(model, layer=None) -> list[str]:
+    """The names of the layers :func:`grad_cam` looks at for ``layer`` (default:
+    :func:`default_layers`), checked: known, 4-D, one spatial size; an unknown name is refused with
+    the valid ones listed. Callers check a user's choice with it before any work."""
     if layer is None:
         names = default_layers(model)
     else:

@@ -3,10 +3,13 @@
 :func:`plot_explanations` draws one row per image: the photo as the model sees it, titled with the
 predicted class and its probability; the Grad-CAM heatmap over it, with a colour bar; and the
 saliency map. :func:`heatmap_overlay` is the middle picture alone, as an RGB array (a PNG for a web
-page). The command line, the training report and ``npconv serve`` all draw with these, so they show
+page). :func:`plot_right_and_wrong` lays heatmaps out by class: a few right and a few wrong pictures
+of each (the training report's gradcam.png). The command line, the training report and ``npconv serve`` all draw with these, so they show
 one picture. The maps themselves come from :mod:`npconv.explain`.
 """
 from __future__ import annotations
+
+import textwrap
 
 import matplotlib
 import numpy as np
@@ -20,7 +23,8 @@ from .data.resample import resize_bilinear
 from .errors import ShapeError, expected
 from .viz import WRONG_COLOUR, _bare, _display_image, _figure, _name, _styled
 
-__all__ = ["heatmap_overlay", "plot_explanations", "HEATMAP_CMAP", "HEATMAP_ALPHA"]
+__all__ = ["heatmap_overlay", "plot_explanations", "plot_right_and_wrong", "right_and_wrong", "HEATMAP_CMAP",
+           "HEATMAP_ALPHA"]
 
 #: Grad-CAM's colours: perceptually uniform, dark where the class has no evidence, so the photo
 #: stays readable there and the bright yellow marks what decided.
@@ -28,6 +32,8 @@ HEATMAP_CMAP = "inferno"
 #: The heatmap's weight in the blend with the photo.
 HEATMAP_ALPHA = 0.5
 SALIENCY_CMAP = "gray"
+#: :func:`plot_right_and_wrong` draws a row for each of at most this many classes.
+MAX_CLASS_ROWS = 10
 
 
 def heatmap_overlay(image, cam, alpha: float = HEATMAP_ALPHA, cmap: str = HEATMAP_CMAP) -> np.ndarray:
@@ -82,6 +88,7 @@ def plot_explanations(model, x, layer=None, class_index=None, class_names=None, 
     to each image's own maximum (its colour bar gives the values).
     """
     batch = explain._image_batch(model, x)
+    where = _where(model, layer)   # checks the layer before any work
     cams = explain.grad_cam(model, batch, layer=layer, class_index=class_index)
     saliency = explain.saliency(model, batch, class_index=class_index)
     probs = probabilities(model.predict(batch))
@@ -93,8 +100,6 @@ def plot_explanations(model, x, layer=None, class_index=None, class_names=None, 
         labels = np.asarray(labels).reshape(-1)
         if len(labels) != len(batch):
             raise ValueError(expected("labels", f"{len(batch)} classes, one per image", labels))
-    where = explain.default_layers(model) if layer is None else [layer] if isinstance(layer, str) else list(layer)
-    where = where[0] if len(where) == 1 else f"{len(where)} layers"
 
     fig = _figure(7.2, 2.35 * len(batch) + 0.45)
     axes = fig.subplots(len(batch), 3, squeeze=False)
@@ -122,3 +127,85 @@ def plot_explanations(model, x, layer=None, class_index=None, class_names=None, 
         saliency_ax.set_title("saliency |dS/dx|", fontsize=9)
     fig.suptitle(f"What the model looks at (Grad-CAM at {where})", fontsize=10)
     return fig
+
+
+def right_and_wrong(labels, predicted, per_class: int = 6) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """For each true class (in order): ``(class, right, wrong)``, the indices of up to ``per_class``
+    pictures of it, evenly spaced among those it has: half of them classified right, half wrong (the
+    odd one right). A class with too few of one kind gives the free places to the other, so a class
+    with no mistakes shows ``per_class`` right ones."""
+    labels, predicted = np.asarray(labels).reshape(-1), np.asarray(predicted).reshape(-1)
+    rows = []
+    for c in np.unique(labels):
+        right = np.flatnonzero((labels == c) & (predicted == c))
+        wrong = np.flatnonzero((labels == c) & (predicted != c))
+        n_wrong = min(len(wrong), max(per_class // 2, per_class - len(right)))
+        n_right = min(len(right), per_class - n_wrong)
+        rows.append((int(c), _evenly(right, n_right), _evenly(wrong, n_wrong)))
+    return rows
+
+
+def _evenly(indices: np.ndarray, n: int) -> np.ndarray:
+    """``n`` of ``indices``, evenly spaced, the first and last included."""
+    return indices[np.linspace(0, len(indices) - 1, n).round().astype(int)] if n else indices[:0]
+
+
+@_styled
+def plot_right_and_wrong(model, x, labels, probs, class_names=None, per_class: int = 6, pictures=None,
+                         layer=None) -> Figure:
+    """Grad-CAM over a few right and a few wrong pictures of each class (:func:`right_and_wrong`):
+    a row per true class, its right ones first, then its wrong ones, titled in colour.
+
+    Parameters
+    ----------
+    model : a built image classifier
+    x : the pictures (m, n_H, n_W, n_C), as ``model.predict`` takes them
+    labels : their true classes (m,)
+    probs : the probabilities the verdicts come from, (m, n_classes) or a sigmoid's (m, 1); each
+        heatmap explains its picture's predicted class, each title gives it and its probability
+    class_names : names indexed by class (default: ``model.metadata["class_names"]``, else numbers)
+    per_class : pictures per row
+    pictures : what ``x`` is, for the title (e.g. ``"the 90 validation pictures"``)
+    layer : as in :func:`npconv.explain.grad_cam`
+    path : optional PNG file to write
+
+    All the heatmaps come from one batched :func:`npconv.explain.grad_cam` call. Classes past the
+    first :data:`MAX_CLASS_ROWS` are left out, and the title says so.
+    """
+    x, labels = np.asarray(x), np.asarray(labels).reshape(-1)
+    probs = probabilities(probs)
+    predicted = probs.argmax(axis=1)
+    if not len(x) == len(labels) == len(probs):
+        raise ValueError(expected("labels, probs", f"{len(x)} each, one per picture",
+                                  f"{len(labels)} and {len(probs)}"))
+    if class_names is None:
+        class_names = (getattr(model, "metadata", None) or {}).get("class_names")
+    where = _where(model, layer)
+    rows = right_and_wrong(labels, predicted, per_class)
+    shown_rows = [(c, np.concatenate([right, wrong])) for c, right, wrong in rows[:MAX_CLASS_ROWS]]
+    chosen = np.concatenate([shown for _, shown in shown_rows])
+    cams = iter(explain.grad_cam(model, x[chosen], layer=layer, class_index=predicted[chosen]))  # in chosen's order
+
+    width = max(1.35 * per_class + 0.5, 5.0)
+    fig = _figure(width, 1.55 * len(shown_rows) + 0.6)
+    axes = fig.subplots(len(shown_rows), per_class, squeeze=False)
+    for row_axes, (c, shown) in zip(axes, shown_rows):
+        for ax in row_axes[len(shown):]:
+            ax.set_axis_off()
+        for ax, i in zip(row_axes, shown):
+            _bare(ax)
+            ax.imshow(heatmap_overlay(x[i], next(cams)))
+            ax.set_title(f"{_name(int(predicted[i]), class_names)} ({probs[i, predicted[i]]:.2f})", fontsize=7.5,
+                         color=WRONG_COLOUR if predicted[i] != c else "black", pad=3)
+        row_axes[0].set_ylabel(f"true: {_name(c, class_names)}", fontsize=8)
+    left_out = f"; the first {len(shown_rows)} of {len(rows)} classes" if len(rows) > len(shown_rows) else ""
+    title = (f"Grad-CAM on {pictures or f'{len(labels)} pictures'}: right / wrong (titled in colour), a row per "
+             f"true class{left_out}. Bright where the evidence for the predicted class lies (at {where}).")
+    fig.suptitle(textwrap.fill(title, int(11 * width)), fontsize=9.5)   # about 11 characters an inch
+    return fig
+
+
+def _where(model, layer) -> str:
+    """The layer(s) Grad-CAM looks at for ``layer``, for a title: a name, or "N layers"."""
+    names = explain.cam_layers(model, layer)
+    return names[0] if len(names) == 1 else f"{len(names)} layers"

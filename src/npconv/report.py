@@ -1,9 +1,10 @@
 """The report folder ``npconv train`` writes beside a model: pictures and ``metrics.json``.
 
 samples.png, history.png, confusion_matrix.png, misclassified.png, filters.png (the first
-convolution's kernels, with a colour scale) and feature_maps.png (one held-out picture, shown beside
-them, through every convolution). The confusion matrix and the misclassified pictures say which
-pictures they count.
+convolution's kernels, with a colour scale), feature_maps.png (one held-out picture, shown beside
+them, through every convolution) and gradcam.png (where the model looked in a few right and a few
+wrong held-out pictures of each class). The confusion matrix, the misclassified pictures and the
+Grad-CAM say which pictures they count.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import viz
+from . import explain, explain_plots, viz
 from .apps.datasets import to_float
 from .apps.ensemble import members_of
 from .layers import Conv2D
@@ -74,6 +75,10 @@ def write_report(folder, model, history: dict, train, test=None, evaluation=None
                                   path=folder / "confusion_matrix.png")
         viz.plot_misclassified(test.x, test.y, evaluation["pred"], names, probs=evaluation["probs"],
                                pictures=pictures, path=folder / "misclassified.png")
+        if explain.spatial_layers(model):   # Grad-CAM needs feature maps
+            x = to_float(test.x, model.metadata.get("value_scale", 255))
+            explain_plots.plot_right_and_wrong(model, x, test.y, evaluation["probs"], names, pictures=pictures,
+                                               path=folder / "gradcam.png")
         metrics["held_out"] = jsonable(evaluation, names)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return folder

@@ -1,8 +1,9 @@
-"""The ``npconv`` command: train, evaluate, predict, summary, export, data, serve.
+"""The ``npconv`` command: train, tune, evaluate, predict, explain, summary, export, data, serve.
 
     npconv train signs --out signs.npz          # NPCONV_DATA=/path/to/datasets
     npconv evaluate signs.npz test_signs.h5 --json
     npconv predict signs.npz photo.jpg
+    npconv explain signs.npz hand.jpg --out why # where the model looks: why/hand.png
     npconv summary signs.npz
     npconv export signs.npz signs.onnx          # needs pip install 'npconv[onnx]'
     npconv data

@@ -2,7 +2,7 @@
 
     GET  /              the page (static HTML, no build step)
     GET  /api/model     the model card (JSON)
-    POST /api/predict   multipart field ``image`` -> {"label", "probabilities", ...} (JSON)
+    POST /api/predict   multipart field ``image`` -> {"label", "probabilities", "heatmap", ...} (JSON)
 
 Refused requests get a JSON ``{"error": message}`` with 400 (not an image, bad form) or 413 (too
 large); the app keeps serving after each.

@@ -1,5 +1,6 @@
 """One photo through a model, as the page shows it: the class probabilities, the Happy House door,
-the picture the model sees, and the feature maps of every convolution.
+the picture the model sees, where it looked (Grad-CAM over that picture), and the feature maps of
+every convolution.
 
 The preparation is ``npconv predict``'s and training's: the photo decoded to the model's input size
 and colour mode by the area filter (:func:`npconv.apps.photos.prepare_photo`, through
@@ -12,9 +13,11 @@ import threading
 
 import numpy as np
 
+from .. import explain
 from ..apps.datasets import to_float
 from ..apps.heads import probabilities
 from ..apps.model_info import is_smile_model, metadata
+from ..explain_plots import heatmap_overlay
 from ..layers import Conv2D
 from .pictures import feature_map_grid, png_data_url
 
@@ -34,6 +37,7 @@ class Predictor:
         self.class_names = [str(n) for n in self.metadata["class_names"]]
         self.is_smile_model = is_smile_model(self.metadata)
         self.conv_layers = [layer.name for layer in model.layers if isinstance(layer, Conv2D)]
+        self.explains = bool(explain.spatial_layers(model))   # Grad-CAM needs feature maps
         self.max_channels = max_channels
         self._lock = threading.Lock()
 
@@ -41,11 +45,14 @@ class Predictor:
         """The page's answer for one uint8 image ``(n_H, n_W, n_C)`` of the model's input shape.
 
         ``{"label", "probabilities": {class: p}, "door_opens" (smile models only), "model_input"
-        (PNG data URL), "feature_maps": [{"layer", "shape", "channels_shown", "png"}]}``.
+        (PNG data URL), "heatmap" (PNG data URL: the predicted class's Grad-CAM over the model's
+        input, its size; models with feature maps only), "feature_maps": [{"layer", "shape",
+        "channels_shown", "png"}]}``.
         """
         x = to_float(image[None], self.metadata["value_scale"])
         with self._lock:
             probs = probabilities(self.model.predict(x))[0]
+            cam = explain.grad_cam(self.model, x)[0] if self.explains else None
             maps = self.model.intermediate_outputs(x, self.conv_layers) if self.conv_layers else {}
         k = int(np.argmax(probs))
         answer = {"label": self.class_names[k],
@@ -53,6 +60,8 @@ class Predictor:
                   "model_input": png_data_url(image)}
         if self.is_smile_model:
             answer["door_opens"] = k == 1
+        if cam is not None:
+            answer["heatmap"] = png_data_url(heatmap_overlay(image, cam))
         answer["feature_maps"] = [
             {"layer": name, "shape": list(fmap.shape[1:]),
              "channels_shown": min(fmap.shape[-1], self.max_channels),
