@@ -4,8 +4,9 @@
 predicted class and its probability; the Grad-CAM heatmap over it, with a colour bar; and the
 saliency map. :func:`heatmap_overlay` is the middle picture alone, as an RGB array (a PNG for a web
 page). :func:`plot_right_and_wrong` lays heatmaps out by class: a few right and a few wrong pictures
-of each (the training report's gradcam.png). The command line, the training report and ``npconv serve`` all draw with these, so they show
-one picture. The maps themselves come from :mod:`npconv.explain`.
+of each (the training report's gradcam.png). The command line, the training report and ``npconv
+serve`` all draw with these, so they show one picture. The maps themselves come from
+:mod:`npconv.explain`.
 """
 from __future__ import annotations
 
