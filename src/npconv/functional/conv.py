@@ -141,14 +141,15 @@ def tap_table(w: np.ndarray, n_rows: int, row_len: int, pad_filters: bool = True
     """The taps of ``w (fh, fw, n_C, K)`` over stacked planes of ``n_rows`` rows of ``row_len``.
 
     Returns ``offsets (T,)`` (read-only, shared), tap ``(c, p, q)`` at ``(c * n_rows + p) * row_len
-    + q``, and ``weights (T, K2)`` with ``weights[t] = w[p, q, c]``; ``T`` is ``n_C * fh * fw`` rounded
-    up to a multiple of the kernels' ``TAPS`` and ``K2`` is ``K`` rounded up to even (``pad_filters``),
-    both padded with zero weights, which the compiled loops need.
+    + q``, and ``weights (T, K4)`` with ``weights[t] = w[p, q, c]``; ``T`` is ``n_C * fh * fw`` rounded
+    up to a multiple of the kernels' ``TAPS`` and ``K4`` is ``K`` rounded up to a multiple of their
+    ``FILTERS`` (``pad_filters``), both padded with zero weights, which the compiled loops need.
     """
+    from .compiled.conv import FILTERS
     fh, fw, n_c, n_k = w.shape
     offsets = _tap_offsets(fh, fw, n_c, n_rows, row_len)
     n_taps = n_c * fh * fw
-    weights = np.zeros((offsets.size, n_k + (n_k % 2 if pad_filters else 0)), w.dtype)
+    weights = np.zeros((offsets.size, -(-n_k // FILTERS) * FILTERS if pad_filters else n_k), w.dtype)
     weights[:n_taps, :n_k] = w.transpose(2, 0, 1, 3).reshape(n_taps, n_k)
     return offsets, weights
 
