@@ -17,8 +17,10 @@ Speed (``benchmarks/ops.py``): the innermost loops are those runs, indexed from 
 offset index defeats LLVM's vectoriser), four taps and four filters per pass so each load feeds
 several FMAs (four filters instead of two: forward and weight gradient 1.1-1.25x faster on an
 AVX-512 Xeon, the weight gradient 1.15x and the forward 0.96x with AVX2 code; eight filters bought
-nothing more), the four products summed as two pairs (a chain of four dependent FMAs per element
-halved the speed), accumulators in the data's dtype. Accumulating a block of positions over every
+nothing more), each row updated by a chain of four FMAs (``row + a0*v0 + a1*v1 + ...``, 4 vector ops
+per 4 taps; summing the products as two pairs first took 6, and ran 5-15% slower on the Xeon;
+an earlier session on an AMD EPYC saw the chain halve the speed, not rechecked there),
+accumulators in the data's dtype. Accumulating a block of positions over every
 tap in registers, as oneDNN does, was tried: as scalars LLVM's SLP vectoriser left them scalar
 (15-21 GFLOP/s), as a small array they stayed in memory (45-61), against 85-118 for these runs.
 ``prange`` splits the rows into chunks of about
@@ -116,10 +118,10 @@ def conv_planes(planes, offsets, weights, bias, out, block_rows):
                                   weights[t + 3, k + 3])
                 for j in range(n):
                     v0, v1, v2, v3 = x0[j], x1[j], x2[j], x3[j]
-                    row0[j] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
-                    row1[j] += (b0 * v0 + b1 * v1) + (b2 * v2 + b3 * v3)
-                    row2[j] += (c0 * v0 + c1 * v1) + (c2 * v2 + c3 * v3)
-                    row3[j] += (d0 * v0 + d1 * v1) + (d2 * v2 + d3 * v3)
+                    row0[j] = row0[j] + a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+                    row1[j] = row1[j] + b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+                    row2[j] = row2[j] + c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
+                    row3[j] = row3[j] + d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3
         for r in range(r0, r1):  # the chunk's output rows, written NHWC
             i = r // block_rows
             h = r - i * block_rows
