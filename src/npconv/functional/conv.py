@@ -122,19 +122,18 @@ def _runs_direct(kernel, stride, pads, out_size) -> bool:
             and max(top, bottom) < fh and max(left, right) < fw)
 
 
-def plane_geometry(padded_size, kernel, need_input_gradient: bool = False) -> tuple[int, int]:
+def plane_geometry(x_shape, pads: Padding2D, kernel, for_input_gradient: bool = False) -> tuple[int, int]:
     """``(B, S)``: the rows per image and the row length of the stacked planes of a direct convolution.
 
-    The padded input's size for the forward pass and the weight gradient; with
-    ``need_input_gradient``, large enough for the output gradient padded by ``f - 1`` on each side
-    too (the full correlation that gives ``dx``): the same for ``"same"`` padding, a few rows and
-    columns more for ``"valid"``.
+    For the forward pass and the weight gradient, the padded input's size. For the input gradient,
+    ``(H + fh - 1, W + fw - 1)``: ``dx[y, x]`` reads the output gradient's planes at ``(y + p, x + q)``
+    for ``p < fh``, ``q < fw``, and the output gradient, placed at ``(fh - 1 - top, fw - 1 - left)``,
+    ends at row ``H + bottom < H + fh`` (padding is at most ``f - 1``, see :func:`_runs_direct`).
     """
-    (n_h, n_w), (fh, fw) = padded_size, kernel
-    if need_input_gradient:
-        out_h, out_w = n_h - fh + 1, n_w - fw + 1
-        return max(n_h, out_h + 2 * (fh - 1)), max(n_w, out_w + 2 * (fw - 1))
-    return n_h, n_w
+    (fh, fw), ((top, bottom), (left, right)) = kernel, pads
+    if for_input_gradient:
+        return x_shape[1] + fh - 1, x_shape[2] + fw - 1
+    return x_shape[1] + top + bottom, x_shape[2] + left + right
 
 
 def tap_table(w: np.ndarray, n_rows: int, row_len: int, pad_filters: bool = True):
@@ -171,7 +170,7 @@ def _direct_forward(kernels, x, w, bias, b_shape, pads, out_size, workspace):
     chunk of positions (see :mod:`npconv.functional.compiled.conv`)."""
     m, n_h_prev, n_w_prev, n_c = x.shape
     fh, fw, _, n_k = w.shape
-    n_rows, row_len = plane_geometry(_padded_size(x.shape, pads), (fh, fw))
+    n_rows, row_len = plane_geometry(x.shape, pads, (fh, fw))
     planes = scratch(workspace, "planes", (n_c, m * n_rows, row_len), x.dtype)
     kernels.to_planes(np.ascontiguousarray(x), pads[0][0], pads[1][0], n_rows, planes)
     offsets, weights = tap_table(w, m * n_rows, row_len)
@@ -239,7 +238,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
     kernels = load_compiled().conv
     fh, fw, n_c, n_k = w.shape
     m = x_shape[0]
-    n_rows, row_len = plane_geometry(_padded_size(x_shape, pads), (fh, fw))
+    n_rows, row_len = plane_geometry(x_shape, pads, (fh, fw))
     offsets, _ = tap_table(w[..., :1], m * n_rows, row_len, pad_filters=False)
     dw_taps, db = kernels.conv_weight_grads(planes, dout, offsets, n_rows)
     dw = np.ascontiguousarray(dw_taps[:n_c * fh * fw].reshape(n_c, fh, fw, n_k).transpose(1, 2, 0, 3))
@@ -247,18 +246,13 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
         return None, dw, db
     # dx[i, y, x] = sum over (p, q, k) of the gradient planes at (y + p, x + q) times the flipped
     # kernel, with the output gradient at (f - 1 - pad_top, f - 1 - pad_left) in those planes.
-    n_rows, row_len = plane_geometry(_padded_size(x_shape, pads), (fh, fw), need_input_gradient=True)
+    n_rows, row_len = plane_geometry(x_shape, pads, (fh, fw), for_input_gradient=True)
     grads = scratch(workspace, "grad_planes", (n_k, m * n_rows, row_len), dout.dtype)
     kernels.to_planes(dout, fh - 1 - pads[0][0], fw - 1 - pads[1][0], n_rows, grads)
     offsets, weights = tap_table(w[::-1, ::-1].transpose(0, 1, 3, 2), m * n_rows, row_len)
     dx = np.empty(x_shape, dout.dtype)
     kernels.conv_planes(grads, offsets, weights, np.zeros(n_c, dout.dtype), dx, n_rows)
     return dx, dw, db
-
-
-def _padded_size(x_shape, pads) -> tuple[int, int]:
-    (top, bottom), (left, right) = pads
-    return x_shape[1] + top + bottom, x_shape[2] + left + right
 
 
 def channel_planes(x: np.ndarray, pads: Padding2D, workspace: Workspace | None = None) -> np.ndarray:
