@@ -108,13 +108,9 @@ def notebook_kernel(tmp_path, monkeypatch) -> str:
 @pytest.fixture(params=["numpy", "compiled"])
 def tier(request, monkeypatch):
     """Run a test once per kernel tier (see npconv.functional._tier); kernel test modules use it for
-    every test with ``pytestmark = pytest.mark.usefixtures("tier")``. Under the compiled tier the
-    direct convolution takes every shape it can: its size threshold is a speed choice, and the small
-    shapes of the tests would otherwise never reach it."""
-    from npconv.functional import conv
+    every test with ``pytestmark = pytest.mark.usefixtures("tier")``."""
     from npconv.functional._tier import compiled_available, use_tier
     if request.param == "compiled":
         require(compiled_available(), "Numba is not installed (pip install numba)")
-        monkeypatch.setattr(conv, "DIRECT_MIN_POSITIONS", 1)
     with use_tier(request.param):
         yield request.param

@@ -42,11 +42,15 @@ def assert_all_close(reference, fast, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, kernel, filters, stride, padding, layout", [
-    ((3, 20, 18, 3), (4, 4), 8, 1, "same", "planes"),   # SIGNS's first layer, small: direct
-    ((2, 17, 16, 1), (3, 2), 5, 1, ((2, 0), (0, 1)), "planes"),  # grayscale, uneven padding, odd K
-    ((2, 22, 22, 3), (7, 7), 6, 1, "valid", "planes"),  # Happy's first layer: no padding
-    ((2, 16, 16, 16), (3, 3), 16, 1, "same", "planes"),  # smallres's first stage
-    ((3, 8, 8, 8), (2, 2), 16, 1, "same", "rows"),  # 8 x 8: GEMM
+    ((3, 20, 18, 3), (4, 4), 8, 1, "same", "direct"),   # SIGNS's first layer, small: half vectors
+    ((2, 17, 16, 1), (3, 2), 5, 1, ((2, 0), (0, 1)), "direct"),  # grayscale, uneven padding, odd K
+    ((2, 22, 22, 3), (7, 7), 6, 1, "valid", "direct"),  # Happy's first layer: no padding
+    ((2, 16, 16, 16), (3, 3), 16, 1, "same", "direct"),  # smallres's first stage: one vector
+    ((3, 8, 8, 8), (2, 2), 16, 1, "same", "direct"),    # 8 x 8 (SIGNS's second layer): narrow tiles
+    ((2, 11, 13, 12), (3, 3), 37, 1, 1, "direct"),      # rows not a multiple of a tile; 2 + half vectors
+    ((2, 10, 9, 20), (3, 3), 20, 1, "same", "direct"),  # two vectors, the second partly filled
+    ((2, 12, 12, 4), (3, 3), 64, 1, "same", "direct"),  # filters in two two-vector blocks
+    ((3, 3, 3, 8), (2, 2), 16, 1, "same", "rows"),      # rows narrower than any tile: GEMM
     ((2, 9, 9, 3), (3, 3), 4, 2, 1, "channel_major"),  # strided: the channel-major GEMM
     ((2, 17, 16, 8), (3, 3), 4, 1, 3, "rows"),          # padding beyond f - 1: GEMM and col2im
     ((2, 9, 9, 8), (3, 3), 4, 2, 0, "rows"),            # strided col2im
@@ -116,7 +120,7 @@ def test_a_cache_outlives_a_tier_switch(rng):
     dout = rng.standard_normal((2, 16, 16, 4))
     with use_tier("compiled"):
         out, cache = F.conv2d_forward(x, w, b, 1, "same")
-    assert cache.layout == "planes"
+    assert cache.layout == "direct"
     with use_tier("numpy"):
         grads = F.conv2d_backward(dout, cache)
         reference = F.conv2d_backward(dout, F.conv2d_forward(x, w, b, 1, "same")[1])
@@ -187,7 +191,7 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
     from npconv.functional.compiled import _jit
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs NUMBA_NUM_THREADS >= 2")
-    x = rng.standard_normal((4, 20, 20, 3)).astype(np.float32)
+    x = rng.standard_normal((3, 48, 48, 3)).astype(np.float32)  # weight gradient: two bands per image
     w = rng.standard_normal((3, 3, 3, 16)).astype(np.float32)
     b = rng.standard_normal(16).astype(np.float32)
 
@@ -201,6 +205,7 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
     with use_tier("compiled"):
         serial = run()
         monkeypatch.setattr(_jit, "PARALLEL_MIN_BYTES", 0)  # every call parallel
+        monkeypatch.setattr(_jit, "PARALLEL_MIN_MULTIPLY_ADDS", 0)
         previous = numba.get_num_threads()
         try:
             numba.set_num_threads(1)
@@ -212,3 +217,15 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
     for a, b_, c in zip(one, two, serial):
         np.testing.assert_array_equal(a, b_)
         np.testing.assert_array_equal(a, c)
+
+
+def test_scratch_buffers_start_on_a_cache_line():
+    """The direct convolution reads whole vectors of filters: 16-byte aligned NumPy buffers made it
+    straddle cache lines, and its speed vary with where they landed."""
+    from npconv.functional._workspace import ALIGNMENT, Workspace, aligned_empty, scratch
+    workspace = Workspace()
+    for shape, dtype in [((3,), np.float32), ((5, 7), np.float64), ((2, 3, 4), np.uint8)]:
+        for array in (aligned_empty(shape, dtype), scratch(None, "a", shape, dtype),
+                      scratch(workspace, "a", shape, dtype)):
+            assert array.shape == shape and array.dtype == dtype and array.flags.c_contiguous
+            assert array.ctypes.data % ALIGNMENT == 0

@@ -15,6 +15,23 @@ import math
 
 import numpy as np
 
+#: Bytes to which every buffer here is aligned: a cache line, and one AVX-512 vector.
+ALIGNMENT = 64
+
+
+def aligned_empty(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an :data:`ALIGNMENT` boundary.
+
+    NumPy's allocations are only 16-byte aligned: a row of 16 float32 read as one vector then
+    straddles two cache lines, which made the direct convolution's speed vary 1.8x from process to
+    process with where its weight table landed.
+    """
+    dtype = np.dtype(dtype)
+    n_bytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(n_bytes + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + n_bytes].view(dtype).reshape(shape)
+
 
 class Workspace:
     """Named, growable scratch buffers: ``get(name, shape, dtype)`` returns an uninitialised array."""
@@ -26,12 +43,13 @@ class Workspace:
         size = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.dtype != dtype or buffer.size < size:
-            buffer = self._buffers[name] = np.empty(size, dtype)
+            buffer = self._buffers[name] = aligned_empty((size,), dtype)
         return buffer[:size].reshape(shape)
 
 
 def scratch(workspace: Workspace | None, name: str, shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array: from ``workspace`` when given, else freshly allocated."""
+    """An uninitialised array, aligned (:func:`aligned_empty`): from ``workspace`` when given, else
+    freshly allocated."""
     if workspace is None:
-        return np.empty(shape, dtype)
+        return aligned_empty(shape, dtype)
     return workspace.get(name, shape, dtype)

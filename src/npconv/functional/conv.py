@@ -19,11 +19,11 @@ The patch matrix is built in one of two memory layouts (same maths, same results
   array (see :func:`_channel_major_product`): the layers after a convolution (batch norm, pooling)
   run slower on a channel-major view.
 
-With the compiled tier (:mod:`npconv.functional._tier`), stride-1 convolutions on images of at least
-:data:`DIRECT_MIN_POSITIONS` output positions skip the patch matrix altogether and run direct over
-channel planes (:mod:`npconv.functional.compiled.conv`: forward, weight gradient, and the input
-gradient as the forward over the output gradient with the kernel flipped), and col2im runs as one
-compiled scatter-add. A ``1 x 1`` convolution is one GEMM on the input itself, in both tiers.
+With the compiled tier (:mod:`npconv.functional._tier`), stride-1 convolutions skip the patch matrix
+altogether and run direct over the padded NHWC input (:mod:`npconv.functional.compiled.conv`:
+register-blocked tiles for the forward, the weight gradient, and the input gradient as the forward
+over the output gradient with the kernel flipped), and col2im runs as one compiled scatter-add. A
+``1 x 1`` convolution is one GEMM on the input itself, in both tiers.
 """
 from __future__ import annotations
 
@@ -38,19 +38,15 @@ from ._reduce import column_sum
 from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
 from ._threads import matmul
 from ._tier import compiled, load_compiled
-from ._workspace import Workspace, scratch
+from ._workspace import Workspace, aligned_empty, scratch
 
 # Below this many input channels the patch matrix is built channel-major (see the module docstring).
 FEW_CHANNELS = 8
-# From this many output positions per image (16 x 16) a stride-1 convolution runs direct in the
-# compiled tier. Below it the planes' padding is a large share of the work and BLAS's GEMM, with
-# its full register blocking, wins (SIGNS's second layer, smallres's last stage: benchmarks/ops.py).
-DIRECT_MIN_POSITIONS = 256
 
 
 class ConvCache(NamedTuple):
     cols: np.ndarray          # "rows": patch matrix (M, fh*fw*n_C); "channel_major": (fh*fw*n_C, M);
-                              # "planes": the input as stacked planes (n_C, m * B, S), see plane_geometry;
+                              # "direct": the zero-padded input (m, H_pad, W_pad, n_C), C-contiguous;
                               # "pointwise": the input itself (M, n_C), for a 1 x 1 kernel
     layout: str
     w: np.ndarray             # (fh, fw, n_C, K) in the dtype of x
@@ -94,7 +90,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     w2 = w.reshape(-1, n_k)
     bias = b.reshape(n_k).astype(x.dtype, copy=False)
     kernels = compiled()
-    if kernels is not None and _runs_direct((fh, fw), stride, pads, out_size):
+    if kernels is not None and _runs_direct((fh, fw), stride, pads, out_size[1]):
         return _direct_forward(kernels.conv, x, w, bias, b.shape, pads, out_size, workspace)
     if (fh, fw) == (1, 1) and stride == (1, 1) and pads == ((0, 0), (0, 0)):
         layout = "pointwise"
@@ -113,70 +109,50 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     return out.reshape(m, *out_size, n_k), cache
 
 
-def _runs_direct(kernel, stride, pads, out_size) -> bool:
-    """Whether the compiled direct convolution takes this shape (see :data:`DIRECT_MIN_POSITIONS`):
-    stride 1, a kernel larger than 1 x 1, and padding of at most ``f - 1`` on each side (the full
-    correlation that gives the input gradient needs it)."""
+def _runs_direct(kernel, stride, pads, out_width) -> bool:
+    """Whether the compiled direct convolution takes this shape: stride 1, a kernel larger than
+    1 x 1, padding of at most ``f - 1`` on each side (the full correlation that gives the input
+    gradient needs it) and output rows at least as wide as the kernel's narrowest tile."""
+    from .compiled.conv import MIN_WIDTH
     (fh, fw), ((top, bottom), (left, right)) = kernel, pads
-    return (stride == (1, 1) and fh * fw > 1 and out_size[0] * out_size[1] >= DIRECT_MIN_POSITIONS
+    return (stride == (1, 1) and fh * fw > 1 and out_width >= MIN_WIDTH
             and max(top, bottom) < fh and max(left, right) < fw)
 
 
-def plane_geometry(x_shape, pads: Padding2D, kernel, for_input_gradient: bool = False) -> tuple[int, int]:
-    """``(B, S)``: the rows per image and the row length of the stacked planes of a direct convolution.
-
-    For the forward pass and the weight gradient, the padded input's size. For the input gradient,
-    ``(H + fh - 1, W + fw - 1)``: ``dx[y, x]`` reads the output gradient's planes at ``(y + p, x + q)``
-    for ``p < fh``, ``q < fw``, and the output gradient, placed at ``(fh - 1 - top, fw - 1 - left)``,
-    ends at row ``H + bottom < H + fh`` (padding is at most ``f - 1``, see :func:`_runs_direct`).
-    """
-    (fh, fw), ((top, bottom), (left, right)) = kernel, pads
-    if for_input_gradient:
-        return x_shape[1] + fh - 1, x_shape[2] + fw - 1
-    return x_shape[1] + top + bottom, x_shape[2] + left + right
-
-
-def tap_table(w: np.ndarray, n_rows: int, row_len: int, pad_filters: bool = True):
-    """The taps of ``w (fh, fw, n_C, K)`` over stacked planes of ``n_rows`` rows of ``row_len``.
-
-    Returns ``offsets (T,)`` (read-only, shared), tap ``(c, p, q)`` at ``(c * n_rows + p) * row_len
-    + q``, and ``weights (T, K4)`` with ``weights[t] = w[p, q, c]``; ``T`` is ``n_C * fh * fw`` rounded
-    up to a multiple of the kernels' ``TAPS`` and ``K4`` is ``K`` rounded up to a multiple of their
-    ``FILTERS`` (``pad_filters``), both padded with zero weights, which the compiled loops need.
-    """
-    from .compiled.conv import FILTERS
-    fh, fw, n_c, n_k = w.shape
-    offsets = _tap_offsets(fh, fw, n_c, n_rows, row_len)
-    n_taps = n_c * fh * fw
-    weights = np.zeros((offsets.size, -(-n_k // FILTERS) * FILTERS if pad_filters else n_k), w.dtype)
-    weights[:n_taps, :n_k] = w.transpose(2, 0, 1, 3).reshape(n_taps, n_k)
-    return offsets, weights
-
-
 @functools.lru_cache(maxsize=256)
-def _tap_offsets(fh, fw, n_c, n_rows, row_len) -> np.ndarray:
-    """:func:`tap_table`'s offsets, read-only: the same for every batch of a layer (made once)."""
-    from .compiled.conv import TAPS
-    c, p, q = np.meshgrid(np.arange(n_c), np.arange(fh), np.arange(fw), indexing="ij")
-    n_taps = n_c * fh * fw
-    offsets = np.zeros(-(-n_taps // TAPS) * TAPS, np.int64)
-    offsets[:n_taps] = ((c * n_rows + p) * row_len + q).ravel()
+def tap_offsets(fh: int, fw: int, n_c: int, row_len: int) -> np.ndarray:
+    """Flat offsets of the ``fh * fw * n_C`` taps of a window in an NHWC image whose rows hold
+    ``row_len`` pixels: tap ``(p, q, c)`` at ``(p * row_len + q) * n_C + c``, in ``w.reshape(-1, K)``'s
+    order, zero-padded to a multiple of the weight-gradient kernel's tap block. Read-only, shared:
+    the same for every batch of a layer."""
+    from .compiled.conv import TAP_BLOCK
+    p, q, c = np.meshgrid(np.arange(fh), np.arange(fw), np.arange(n_c), indexing="ij")
+    n_taps = fh * fw * n_c
+    offsets = np.zeros(-(-n_taps // TAP_BLOCK) * TAP_BLOCK, np.int64)
+    offsets[:n_taps] = ((p * row_len + q) * n_c + c).ravel()
     offsets.flags.writeable = False
     return offsets
 
 
+def _filter_table(w2: np.ndarray) -> np.ndarray:
+    """``w2 (T, K)`` zero-padded to ``(T, K_pad)`` whole vectors of filters for the direct kernels."""
+    from .compiled.conv import filter_lanes
+    table = aligned_empty((w2.shape[0], filter_lanes(w2.shape[1], w2.dtype)), w2.dtype)
+    table[:, w2.shape[1]:] = 0
+    table[:, :w2.shape[1]] = w2
+    return table
+
+
 def _direct_forward(kernels, x, w, bias, b_shape, pads, out_size, workspace):
-    """:func:`conv2d_forward` by the compiled direct kernel: planes of ``x``, then one pass per
-    chunk of positions (see :mod:`npconv.functional.compiled.conv`)."""
-    m, n_h_prev, n_w_prev, n_c = x.shape
-    fh, fw, _, n_k = w.shape
-    n_rows, row_len = plane_geometry(x.shape, pads, (fh, fw))
-    planes = scratch(workspace, "planes", (n_c, m * n_rows, row_len), x.dtype)
-    kernels.to_planes(np.ascontiguousarray(x), pads[0][0], pads[1][0], n_rows, planes)
-    offsets, weights = tap_table(w, m * n_rows, row_len)
-    out = np.empty((m, *out_size, n_k), x.dtype)
-    kernels.conv_planes(planes, offsets, weights, bias, out, n_rows)
-    return out, ConvCache(planes, "planes", w, b_shape, x.shape, (1, 1), pads)
+    """:func:`conv2d_forward` by the compiled direct kernel over the zero-padded input (see
+    :mod:`npconv.functional.compiled.conv`)."""
+    fh, fw, n_c, n_k = w.shape
+    x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
+    weights = _filter_table(w.reshape(-1, n_k))
+    bias_row = _filter_table(bias[np.newaxis])[0]
+    out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
+    kernels.conv_nhwc(x_pad, tap_offsets(fh, fw, n_c, x_pad.shape[2]), fh * fw * n_c, weights, bias_row, out)
+    return out, ConvCache(x_pad, "direct", w, b_shape, x.shape, (1, 1), pads)
 
 
 def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
@@ -198,14 +174,14 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
     ``dout`` has shape (m, n_H, n_W, K). Returns ``(dx, dw, db)``: ``dx`` like ``x`` (``None`` when
     ``need_dx`` is false, which saves a GEMM and the col2im for a network's first layer), ``dw`` like
     ``w``, ``db`` shaped like the ``b`` given to forward. ``workspace`` as in forward (the direct
-    kernel's output-gradient planes).
+    kernel's padded output gradient).
     """
     cols, layout, w, b_shape, x_shape, stride, pads = cache
     fh, fw, n_c, n_k = w.shape
     m = x_shape[0]
     n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
     dout = np.ascontiguousarray(check_dout(dout, (m, n_h, n_w, n_k)), dtype=w.dtype)
-    if layout == "planes":
+    if layout == "direct":
         dx, dw, db = _direct_backward(dout, cache, need_dx, workspace)
         return dx, dw, db.reshape(b_shape)
     dout2 = dout.reshape(-1, n_k)
@@ -230,28 +206,31 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
 def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
     """``(dx or None, dw, db)`` for a direct (compiled) forward.
 
-    The weight gradient pairs the input's planes with the output gradient, which the kernel lays
-    out chunk by chunk in the same geometry. The input gradient is the full correlation of the output
-    gradient, padded by ``f - 1 - pad`` on each side, with the flipped kernel: planes of their own.
+    The weight gradient pairs the padded input with the output gradient. The input gradient is the
+    full correlation of the output gradient, padded by ``f - 1 - pad`` on each side, with the flipped
+    kernel: ``dx[i, y, x, c] = sum_{p, q, k} dout_pad[i, y + p, x + q, k] * w[fh-1-p, fw-1-q, c, k]``.
     """
-    planes, _, w, _, x_shape, _, pads = cache
+    x_pad, _, w, _, x_shape, _, pads = cache
     kernels = load_compiled().conv
     fh, fw, n_c, n_k = w.shape
-    m = x_shape[0]
-    n_rows, row_len = plane_geometry(x_shape, pads, (fh, fw))
-    offsets, _ = tap_table(w[..., :1], m * n_rows, row_len, pad_filters=False)
-    dw_taps, db = kernels.conv_weight_grads(planes, dout, offsets, n_rows)
-    dw = np.ascontiguousarray(dw_taps[:n_c * fh * fw].reshape(n_c, fh, fw, n_k).transpose(1, 2, 0, 3))
+    n_taps = fh * fw * n_c
+    from .compiled.conv import filter_lanes
+    grads = dout  # the kernel reads whole vectors of filters: a zero-padded copy where K is not
+    if filter_lanes(n_k, dout.dtype) != n_k:
+        grads = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1)
+    dw = kernels.conv_weight_grads(x_pad, grads, tap_offsets(fh, fw, n_c, x_pad.shape[2]), n_taps)
+    dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
+    db = column_sum(dout.reshape(-1, n_k))
     if not need_dx:
         return None, dw, db
-    # dx[i, y, x] = sum over (p, q, k) of the gradient planes at (y + p, x + q) times the flipped
-    # kernel, with the output gradient at (f - 1 - pad_top, f - 1 - pad_left) in those planes.
-    n_rows, row_len = plane_geometry(x_shape, pads, (fh, fw), for_input_gradient=True)
-    grads = scratch(workspace, "grad_planes", (n_k, m * n_rows, row_len), dout.dtype)
-    kernels.to_planes(dout, fh - 1 - pads[0][0], fw - 1 - pads[1][0], n_rows, grads)
-    offsets, weights = tap_table(w[::-1, ::-1].transpose(0, 1, 3, 2), m * n_rows, row_len)
-    dx = np.empty(x_shape, dout.dtype)
-    kernels.conv_planes(grads, offsets, weights, np.zeros(n_c, dout.dtype), dx, n_rows)
+    (top, bottom), (left, right) = pads
+    full = ((fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right))
+    dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
+    flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, n_c)
+    weights = _filter_table(flipped)
+    dx = aligned_empty(x_shape, dout.dtype)
+    kernels.conv_nhwc(dout_pad, tap_offsets(fh, fw, n_k, dout_pad.shape[2]), fh * fw * n_k, weights,
+                      _filter_table(np.zeros((1, n_c), dout.dtype))[0], dx)
     return dx, dw, db
 
 
@@ -267,13 +246,14 @@ def channel_planes(x: np.ndarray, pads: Padding2D, workspace: Workspace | None =
 
 
 def pad_nhwc(x: np.ndarray, pads: Padding2D, value: float = 0.0,
-             workspace: Workspace | None = None) -> np.ndarray:
-    """``x`` with ``pads`` added around its two spatial axes; ``x`` itself when there is nothing to add."""
+             workspace: Workspace | None = None, name: str = "x_pad") -> np.ndarray:
+    """``x`` with ``pads`` added around its two spatial axes; ``x`` itself when there is nothing to add.
+    With a ``workspace``, the result is its buffer ``name`` (valid until the next call that uses it)."""
     (top, bottom), (left, right) = pads
     if not (top or bottom or left or right):
         return x
     m, n_h, n_w, n_c = x.shape
-    padded = scratch(workspace, "x_pad", (m, n_h + top + bottom, n_w + left + right, n_c), x.dtype)
+    padded = scratch(workspace, name, (m, n_h + top + bottom, n_w + left + right, n_c), x.dtype)
     padded.fill(value)
     padded[:, top:top + n_h, left:left + n_w, :] = x
     return padded

@@ -1,0 +1,200 @@
+"""Register-blocked micro-kernels of the direct convolution, written as LLVM vector code.
+
+A tile keeps ``P x V`` accumulators in vector registers for a whole loop over taps (forward) or over
+positions (weight gradient) and feeds each with one fused multiply-add per step: the register
+blocking of oneDNN's direct convolution over NHWC, vectorised across output channels. Numba's loops
+cannot express it (LLVM kept such accumulators in memory, or scalar, see :mod:`.conv`), so each
+tile is a Numba ``@intrinsic`` that emits the loop itself as LLVM IR over ``<lanes x float>``
+values; LLVM then allocates the registers and lowers the vectors to the machine's SIMD (AVX-512,
+AVX2 or SSE: :data:`VECTOR_BYTES`). The tiles are inlined into the kernels that call them and cached
+with them; their loops sum in a fixed order, so results do not depend on the machine's vector width
+beyond rounding of FMA against multiply-then-add.
+
+Both tiles read the input as a flat NHWC array: position ``j``'s channel ``c`` at ``j * C + c``, so
+tap ``t = (p, q, c)`` of the window at ``j`` is at ``j * C + offsets[t]`` with
+``offsets[t] = (p * W_pad + q) * C + c``, and a vector of ``lanes`` filters is one contiguous load
+from a ``(T, K_pad)`` weight table or a ``(..., K_pad)`` gradient.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["VECTOR_BYTES", "ACCUMULATORS", "forward_row", "weight_grad_tile"]
+
+
+def _machine() -> tuple[int, int]:
+    """``(vector bytes, accumulators)`` for the CPU Numba compiles for (its ``NUMBA_CPU_*`` settings,
+    else the host): 32 vector registers of 64 bytes with AVX-512, 16 of 32 with AVX, 16 of 16 else.
+    Accumulators use half the registers, leaving the rest for weights, inputs and addresses."""
+    import llvmlite.binding as llvm
+    import numba
+    features = numba.config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
+    if "+avx512f" in features:
+        return 64, 16
+    return (32 if "+avx" in features else 16), 8
+
+
+#: Bytes of one vector: 64 (16 float32 lanes) with AVX-512.
+#: Accumulators per tile (``P x V``): half the vector registers.
+VECTOR_BYTES, ACCUMULATORS = _machine()
+
+
+class _Vectors:
+    """Helpers over ``<lanes x dtype>`` for one tile's code generation."""
+
+    def __init__(self, context, builder, dtype, vector_bytes):
+        self.builder = builder
+        self.scalar = context.get_value_type(dtype)
+        self.lanes = vector_bytes // (4 if isinstance(self.scalar, ir.FloatType) else 8)
+        self.type = ir.VectorType(self.scalar, self.lanes)
+        self.zero_index = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
+        width = 32 if isinstance(self.scalar, ir.FloatType) else 64
+        self.fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(self.type, [self.type] * 3), f"llvm.fma.v{self.lanes}f{width}")
+
+    def load(self, base, index):
+        return self.builder.load(self.builder.bitcast(self.builder.gep(base, [index]), self.type.as_pointer()),
+                                 align=self.scalar_bytes)
+
+    def store(self, value, base, index):
+        self.builder.store(value, self.builder.bitcast(self.builder.gep(base, [index]), self.type.as_pointer()),
+                           align=self.scalar_bytes)
+
+    @property
+    def scalar_bytes(self):
+        return 4 if isinstance(self.scalar, ir.FloatType) else 8
+
+    def broadcast(self, base, index):
+        value = self.builder.load(self.builder.gep(base, [index]))
+        undefined = ir.Constant(self.type, ir.Undefined)
+        single = self.builder.insert_element(undefined, value, ir.Constant(ir.IntType(32), 0))
+        return self.builder.shuffle_vector(single, undefined, self.zero_index)
+
+    def multiply_add(self, a, b, accumulator):
+        """``accumulator += a * b``, accumulator an alloca (promoted to a register by LLVM)."""
+        self.builder.store(self.builder.call(self.fma, [a, b, self.builder.load(accumulator)]), accumulator)
+
+
+def _data(context, builder, array_type, array):
+    return context.make_array(array_type)(context, builder, array).data
+
+
+def _i64(value):
+    return ir.Constant(ir.IntType(64), value)
+
+
+def _emit_forward_tile(context, builder, vec, positions, vectors, data, args, v):
+    """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors."""
+    x_data, offset_data, w_data, out_data, bias_data = data
+    x_row, x_step, n_taps, w_row, k0, o_row, o_step, n_lanes = args
+    acc = [[cgutils.alloca_once(builder, vec.type) for _ in range(vectors)] for _ in range(positions)]
+    for row in acc:
+        for a in row:
+            builder.store(ir.Constant(vec.type, None), a)
+    starts = [builder.mul(builder.add(builder.add(x_row, v), _i64(u)), x_step) for u in range(positions)]
+    with cgutils.for_range(builder, n_taps) as loop:
+        offset = builder.load(builder.gep(offset_data, [loop.index]))
+        w_start = builder.add(builder.mul(loop.index, w_row), k0)
+        weights = [vec.load(w_data, builder.add(w_start, _i64(s * vec.lanes))) for s in range(vectors)]
+        for u in range(positions):
+            pixel = vec.broadcast(x_data, builder.add(starts[u], offset))
+            for s in range(vectors):
+                vec.multiply_add(pixel, weights[s], acc[u][s])
+    biases = [vec.load(bias_data, builder.add(k0, _i64(s * vec.lanes))) for s in range(vectors)]
+    last_full = builder.icmp_signed("==", n_lanes, _i64(vectors * vec.lanes))
+    last_lanes = builder.sub(n_lanes, _i64((vectors - 1) * vec.lanes))
+    for u in range(positions):
+        start = builder.add(builder.mul(builder.add(builder.add(o_row, v), _i64(u)), o_step), k0)
+        sums = [builder.fadd(builder.load(acc[u][s]), biases[s]) for s in range(vectors)]
+        for s in range(vectors - 1):
+            vec.store(sums[s], out_data, builder.add(start, _i64(s * vec.lanes)))
+        last = builder.add(start, _i64((vectors - 1) * vec.lanes))
+        with builder.if_else(last_full) as (whole, part):
+            with whole:
+                vec.store(sums[-1], out_data, last)
+            with part:  # the layer's last filters: lane by lane, never past the pixel
+                with cgutils.for_range(builder, last_lanes) as lane:
+                    builder.store(builder.extract_element(sums[-1], lane.index),
+                                  builder.gep(out_data, [builder.add(last, lane.index)]))
+
+
+def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
+    """An intrinsic ``row(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols)``:
+
+    ``out[(o_row + v) * o_step + k0 + l] = bias[k0 + l] + sum_{t < n_taps} x[(x_row + v) * x_step +
+    offsets[t]] * w[t * w_row + k0 + l]`` for ``v < n_cols`` and ``l < n_lanes <= vectors * lanes``:
+    one output row (positions ``o_row ..``, input positions ``x_row ..``) for one block of filters.
+
+    Tiles of ``positions`` columns, the last one moved back to end at ``n_cols`` (it recomputes a few
+    outputs, with the same values); rows narrower than a tile use tiles of half as many, so
+    ``n_cols >= positions // 2``. ``x``, ``w``, ``out``, ``bias`` flat arrays of one float dtype; ``w``
+    and ``bias`` hold ``vectors * lanes`` values from ``k0`` (zero-padded), ``out`` gets ``n_lanes``.
+    """
+    @intrinsic
+    def row(typingctx, x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes,
+            n_cols):
+        sig = types.void(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes,
+                         n_cols)
+
+        def codegen(context, builder, sig, args):
+            data = [_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 5, 8, 11)]
+            scalars = [args[i] for i in (1, 2, 4, 6, 7, 9, 10, 12)]
+            n_cols = args[13]
+            vec = _Vectors(context, builder, sig.args[0].dtype, vector_bytes)
+            wide = builder.icmp_signed(">=", n_cols, _i64(positions))
+            with builder.if_else(wide) as (then, otherwise):
+                for branch, width in ((then, positions), (otherwise, positions // 2)):
+                    with branch:
+                        n_tiles = builder.sdiv(builder.add(n_cols, _i64(width - 1)), _i64(width))
+                        with cgutils.for_range(builder, n_tiles) as tile:
+                            start = builder.mul(tile.index, _i64(width))
+                            last = builder.sub(n_cols, _i64(width))
+                            v = builder.select(builder.icmp_signed("<", start, last), start, last)
+                            _emit_forward_tile(context, builder, vec, width, vectors, data, scalars, v)
+            return context.get_dummy_value()
+        return sig, codegen
+    return row
+
+
+def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
+    """An intrinsic ``tile(x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row)``:
+
+    ``acc[a0 + u * a_row + l] += sum_{r < n_rows, v < n_cols} x[x0 + r * x_row + v * x_step +
+    offsets[t0 + u]] * g[g0 + r * g_row + v * g_step + l]`` for ``u < taps``, ``l < vectors * lanes``:
+    ``taps`` rows of a weight gradient over a band of output rows, ``g`` the output gradient.
+    """
+    @intrinsic
+    def tile(typingctx, x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row):
+        sig = types.void(x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row)
+
+        def codegen(context, builder, sig, args):
+            x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row = args
+            x_data, offset_data, g_data, acc_data = (
+                _data(context, builder, sig.args[i], args[i]) for i in (0, 4, 6, 12))
+            vec = _Vectors(context, builder, sig.args[0].dtype, vector_bytes)
+            sums = [[cgutils.alloca_once(builder, vec.type) for _ in range(vectors)] for _ in range(taps)]
+            acc_starts = [builder.add(a0, builder.mul(a_row, _i64(u))) for u in range(taps)]
+            for u in range(taps):
+                for s in range(vectors):
+                    builder.store(vec.load(acc_data, builder.add(acc_starts[u], _i64(s * vec.lanes))), sums[u][s])
+            tap_offsets = [builder.load(builder.gep(offset_data, [builder.add(t0, _i64(u))])) for u in range(taps)]
+            with cgutils.for_range(builder, n_rows) as row:
+                x_start = builder.add(x0, builder.mul(row.index, x_row))
+                g_start = builder.add(g0, builder.mul(row.index, g_row))
+                with cgutils.for_range(builder, n_cols) as col:
+                    x_at = builder.add(x_start, builder.mul(col.index, x_step))
+                    g_at = builder.add(g_start, builder.mul(col.index, g_step))
+                    grads = [vec.load(g_data, builder.add(g_at, _i64(s * vec.lanes))) for s in range(vectors)]
+                    for u in range(taps):
+                        pixel = vec.broadcast(x_data, builder.add(x_at, tap_offsets[u]))
+                        for s in range(vectors):
+                            vec.multiply_add(pixel, grads[s], sums[u][s])
+            for u in range(taps):
+                for s in range(vectors):
+                    vec.store(builder.load(sums[u][s]), acc_data, builder.add(acc_starts[u], _i64(s * vec.lanes)))
+            return context.get_dummy_value()
+        return sig, codegen
+    return tile
