@@ -168,8 +168,8 @@ def test_batchnorm_cache_crosses_tiers(rng, forward_tier, backward_tier):
 
 
 def test_kernels_called_from_many_threads_at_once(rng):
-    """Numba's workqueue threads abort the process on concurrent launches; _tier serialises them
-    (a web server predicting in several threads must not crash)."""
+    """Numba's workqueue threads (its pool where libgomp is missing) abort the process on concurrent
+    launches; _tier serialises them (a web server predicting in several threads must not crash)."""
     from concurrent.futures import ThreadPoolExecutor
     x = rng.standard_normal((8, 16, 16, 8)).astype(np.float32)
     with use_tier("compiled"):
@@ -229,3 +229,26 @@ def test_scratch_buffers_start_on_a_cache_line():
                       scratch(workspace, "a", shape, dtype)):
             assert array.shape == shape and array.dtype == dtype and array.flags.c_contiguous
             assert array.ctypes.data % ALIGNMENT == 0
+
+
+def test_openmp_threads_spin_briefly_then_sleep(monkeypatch):
+    """libgomp reads GOMP_SPINCOUNT once, when Numba's OpenMP layer loads it: _tier sets it for that
+    moment only (other libraries' OpenMP keeps its default), and keeps a user's own setting."""
+    from npconv.functional import _tier
+    seen = []
+
+    def load(name):
+        seen.append((name, os.environ.get("GOMP_SPINCOUNT")))
+    monkeypatch.setattr(_tier.importlib, "import_module", load)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert _tier._load_openmp()
+    assert seen == [("numba.np.ufunc.omppool", str(_tier.OPENMP_SPIN_COUNT))]
+    assert "GOMP_SPINCOUNT" not in os.environ
+    monkeypatch.setenv("GOMP_SPINCOUNT", "5")
+    assert _tier._load_openmp() and seen[-1][1] == "5" and os.environ["GOMP_SPINCOUNT"] == "5"
+
+    def missing(name):
+        raise ImportError("libgomp.so.1: cannot open shared object file")
+    monkeypatch.setattr(_tier.importlib, "import_module", missing)
+    assert not _tier._load_openmp()  # then Numba's workqueue pool

@@ -36,8 +36,9 @@ def compiled():
 def load_compiled():
     """The compiled kernels, whatever the tier setting (a cache built by them needs their backward).
 
-    Returned as namespaces ``kernels.conv``, ``kernels.pool``, ``kernels.batchnorm`` whose functions
-    take one process-wide lock around each call: Numba's workqueue threads (below) serve one
+    Numba's threads are OpenMP's (:data:`OPENMP_SPIN_COUNT`), or its workqueue pool where libgomp
+    is missing. Returned as namespaces ``kernels.conv``, ``kernels.pool``, ``kernels.batchnorm``
+    whose functions take one process-wide lock around each call: the workqueue threads serve one
     parallel launch at a time and abort the process on a second, concurrent one (a web server
     predicting in several threads). A call is milliseconds; waiting for it costs nothing like that.
     """
@@ -45,10 +46,7 @@ def load_compiled():
     if _kernels is None:
         import numba
         if "NUMBA_THREADING_LAYER" not in os.environ and not _threads_started():
-            # Numba's own thread pool, whose idle threads sleep. The OpenMP layer's spin-wait made a
-            # SIGNS epoch 5x slower on a busy 2-core machine (0.35 s vs 1.8 s in one run at load 7),
-            # where every parallel region waited for a descheduled thread.
-            numba.config.THREADING_LAYER = "workqueue"
+            numba.config.THREADING_LAYER = "omp" if _load_openmp() else "workqueue"
         from . import compiled
         _kernels = SimpleNamespace(**{
             name: SimpleNamespace(**{fn: _one_at_a_time(getattr(module, fn)) for fn in module.__all__})
@@ -59,6 +57,31 @@ def load_compiled():
 
 _kernels = None
 _launch_lock = threading.Lock()
+
+#: Spins of an idle OpenMP thread before it sleeps (GNU libgomp's ``GOMP_SPINCOUNT``; its default is
+#: 300,000). Measured on a 2-core Xeon (median epochs, npconv/PyTorch, ``benchmarks/train_speed.py``
+#: workers, 2026-12-03): Numba's workqueue pool, whose threads always sleep, ran the parallel
+#: kernels at 1 to 1.8x their one-thread speed from call to call (smallres 2.17 s/epoch); OpenMP
+#: threads that spin 10,000 times cover the gap between one kernel and the next (1.19 s) and still
+#: give the cores up to other work within microseconds (beside two busy loops 2.2-2.6x slower;
+#: 100,000 spins: 3.2-4.3x; 2,000: 10% slower alone).
+OPENMP_SPIN_COUNT = 10_000
+
+
+def _load_openmp() -> bool:
+    """Load Numba's OpenMP layer with :data:`OPENMP_SPIN_COUNT` (libgomp reads it once, when it is
+    loaded; a setting of the user's own is kept); whether it loaded (libgomp may be missing)."""
+    saved = os.environ.get("GOMP_SPINCOUNT")
+    if saved is None and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = str(OPENMP_SPIN_COUNT)
+    try:
+        importlib.import_module("numba.np.ufunc.omppool")
+        return True
+    except ImportError:
+        return False
+    finally:  # only this library's copy of libgomp reads it: other libraries keep their defaults
+        if saved is None:
+            os.environ.pop("GOMP_SPINCOUNT", None)
 
 
 def _one_at_a_time(kernel):
