@@ -20,6 +20,7 @@ Run: ``python benchmarks/ops.py [--threads 1 2] [--rounds 15] [--only SUBSTRING]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -279,6 +280,7 @@ def measure(threads: int, rounds: int, only: str | None, tiers) -> dict:
     """Time every op in this process (its thread count fixed by the environment)."""
     import torch
 
+    from npconv.functional._threads import blas_scope
     from npconv.functional._tier import use_tier
     torch.set_num_threads(threads)
     peak = sgemm_peak()
@@ -303,7 +305,10 @@ def measure(threads: int, rounds: int, only: str | None, tiers) -> dict:
         for order in (list(runners), list(runners)[::-1]):
             for runner in order:
                 fwd, bwd = runners[runner]
-                with use_tier(runner if runner != "torch" else tiers[0]):
+                # npconv's blocks keep BLAS to one thread, as its models' steps do (blas_scope):
+                # OpenBLAS's spinning threads otherwise slowed the compiled kernels 2-4x here.
+                with use_tier(runner if runner != "torch" else tiers[0]), \
+                        (blas_scope() if runner != "torch" else contextlib.nullcontext()):
                     for call in range(WARMUP + rounds // 2 + rounds % 2):
                         _time(fwd, times[f"{runner}_fwd"], call >= WARMUP)
                         if bwd is not None:
