@@ -252,3 +252,18 @@ def test_openmp_threads_spin_briefly_then_sleep(monkeypatch):
         raise ImportError("libgomp.so.1: cannot open shared object file")
     monkeypatch.setattr(_tier.importlib, "import_module", missing)
     assert not _tier._load_openmp()  # then Numba's workqueue pool
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_padding_and_relu_gradient_tiers_agree(rng, dtype):
+    """Element-wise passes: the same bits in both tiers, NaN included (NumPy's NaN * 0 is NaN)."""
+    from npconv.functional.conv import pad_nhwc
+    x = rng.standard_normal((3, 5, 6, 4)).astype(dtype)
+    for pads, value in [(((1, 2), (0, 3)), 0.0), (((2, 0), (1, 1)), -np.inf)]:
+        padded = [run_with(lambda: pad_nhwc(x, pads, value).copy(), tier) for tier in ("numpy", "compiled")]
+        np.testing.assert_array_equal(padded[1], padded[0])
+    activation, _ = F.relu_forward(rng.standard_normal((4, 9, 7, 5)).astype(dtype))
+    dout = rng.standard_normal(activation.shape).astype(dtype)
+    dout[0, 0, 0, :] = np.nan
+    grads = [run_with(lambda: F.relu_backward(dout, activation), tier) for tier in ("numpy", "compiled")]
+    np.testing.assert_array_equal(grads[1], grads[0])

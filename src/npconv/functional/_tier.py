@@ -37,7 +37,8 @@ def load_compiled():
     """The compiled kernels, whatever the tier setting (a cache built by them needs their backward).
 
     Numba's threads are OpenMP's (:data:`OPENMP_SPIN_COUNT`), or its workqueue pool where libgomp
-    is missing. Returned as namespaces ``kernels.conv``, ``kernels.pool``, ``kernels.batchnorm``
+    is missing. Returned as namespaces ``kernels.conv``, ``kernels.pool``, ``kernels.batchnorm``,
+    ``kernels.elementwise``
     whose functions take one process-wide lock around each call: the workqueue threads serve one
     parallel launch at a time and abort the process on a second, concurrent one (a web server
     predicting in several threads). A call is milliseconds; waiting for it costs nothing like that.
@@ -51,7 +52,7 @@ def load_compiled():
         _kernels = SimpleNamespace(**{
             name: SimpleNamespace(**{fn: _one_at_a_time(getattr(module, fn)) for fn in module.__all__})
             for name, module in (("conv", compiled.conv), ("pool", compiled.pool),
-                                 ("batchnorm", compiled.batchnorm))})
+                                 ("batchnorm", compiled.batchnorm), ("elementwise", compiled.elementwise))})
     return _kernels
 
 

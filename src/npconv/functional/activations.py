@@ -9,12 +9,13 @@ import numpy as np
 
 from ..errors import ShapeError, check_float_array, expected
 from ._shapes import check_dout
+from ._tier import compiled
 
 
 def relu_forward(x):
     """``a = max(z, 0)``; shapes any, dtype kept.  Returns ``(a, cache)``."""
     x = check_float_array(x, "x")
-    out = np.maximum(x, 0)
+    out = np.maximum(x, 0)  # memory-bound: a compiled parallel pass measured no faster
     return out, out
 
 
@@ -22,6 +23,12 @@ def relu_backward(dout, cache):
     """``dz = da * (a > 0)`` (the subgradient 0 at ``z = 0``, as Keras and PyTorch)."""
     out = cache
     dout = check_dout(dout, out.shape)
+    kernels = compiled()
+    if kernels is not None and out.flags.c_contiguous:  # one parallel pass: 1.3-1.6x NumPy's
+        dout = np.ascontiguousarray(dout, dtype=np.result_type(dout, out))
+        dx = np.empty_like(dout)
+        kernels.elementwise.relu_gradient(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
+        return dx
     # Multiplying by the boolean mask: one fused ufunc pass, where np.where needs the mask and a
     # select (several times slower on SIGNS-sized float32 arrays when last measured).
     return dout * (out > 0)

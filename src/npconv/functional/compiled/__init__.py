@@ -11,6 +11,6 @@ How they are compiled (twice, parallel and serial, chosen by size; without loop 
 """
 from __future__ import annotations
 
-from . import batchnorm, conv, pool
+from . import batchnorm, conv, elementwise, pool
 
-__all__ = ["batchnorm", "conv", "pool"]
+__all__ = ["batchnorm", "conv", "elementwise", "pool"]

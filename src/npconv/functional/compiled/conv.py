@@ -33,7 +33,9 @@ from numba import prange
 from ._jit import kernel
 from ._simd import ACCUMULATORS, VECTOR_BYTES, forward_row, weight_grad_tile
 
-__all__ = ["filter_lanes", "MIN_WIDTH", "TAP_BLOCK", "conv_nhwc", "conv_weight_grads", "col2im"]
+# The kernels, which _tier wraps; filter_lanes, MIN_WIDTH and TAP_BLOCK are the layout's rules,
+# imported by the caller that builds the tables.
+__all__ = ["conv_nhwc", "conv_weight_grads", "col2im"]
 
 #: Pixels per forward tile with two filter vectors, and with one (half as many on rows narrower).
 _TWO_VECTOR_PIXELS, _ONE_VECTOR_PIXELS = ACCUMULATORS // 2, ACCUMULATORS
