@@ -256,7 +256,8 @@ def pad_nhwc(x: np.ndarray, pads: Padding2D, value: float = 0.0,
     padded = scratch(workspace, name, (m, n_h + top + bottom, n_w + left + right, n_c), x.dtype)
     kernels = compiled()
     if kernels is not None:  # one parallel pass, every value written once
-        kernels.elementwise.pad(np.ascontiguousarray(x), top, left, x.dtype.type(value), padded)
+        kernels.elementwise.pad(np.ascontiguousarray(x).reshape(m, n_h, n_w * n_c), top, left * n_c,
+                                x.dtype.type(value), padded.reshape(m, padded.shape[1], -1))
         return padded
     padded.fill(value)
     padded[:, top:top + n_h, left:left + n_w, :] = x
