@@ -267,3 +267,13 @@ def test_padding_and_relu_gradient_tiers_agree(rng, dtype):
     dout[0, 0, 0, :] = np.nan
     grads = [run_with(lambda: F.relu_backward(dout, activation), tier) for tier in ("numpy", "compiled")]
     np.testing.assert_array_equal(grads[1], grads[0])
+
+
+def test_an_epochs_shuffle_is_the_same_in_both_tiers(rng):
+    from npconv.engine.batches import shuffled
+    x = rng.standard_normal((50, 4, 5, 3)).astype(np.float32)
+    order = rng.permutation(50)
+    copies = [run_with(lambda: shuffled(x, order), tier) for tier in ("numpy", "compiled")]
+    np.testing.assert_array_equal(copies[1], x[order])
+    np.testing.assert_array_equal(copies[0], x[order])
+    assert not np.shares_memory(copies[1], x)

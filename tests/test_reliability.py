@@ -192,6 +192,19 @@ def test_non_finite_inputs_and_labels():
     says(info, "y: expected finite values", "1 NaN or infinite")
 
 
+def test_finite_values_whose_sum_overflows_are_accepted():
+    """check_finite clears data by its sum first: a sum that overflows must fall back, not refuse."""
+    from npconv.errors import check_finite
+    huge = np.full((4, 8), 3e38, np.float32)  # finite, but their float32 sum is inf
+    check_finite(huge, "x")
+    check_finite(np.array([np.finfo(np.float32).max, -np.finfo(np.float32).max] * 3, np.float32), "x")
+    for bad in (np.inf, -np.inf, np.nan):
+        values = huge.copy()
+        values[2, 5] = bad
+        with pytest.raises(ValueError, match="1 NaN or infinite"):
+            check_finite(values, "x")
+
+
 @pytest.mark.parametrize("loss, k, y, parts", [
     ("sparse_categorical_crossentropy", 6, np.array([0, 1, 7, 2]), ["[0, 6)", "got 7", "more units"]),
     ("sparse_categorical_crossentropy", 6, np.array([0, -1, 1, 2]), ["[0, 6)", "got -1", "re-index"]),

@@ -74,6 +74,11 @@ def _rank_fix(want: int, got: int) -> str:
 
 def check_finite(x: np.ndarray, name: str) -> None:
     """Refuse NaN or infinity in ``x`` with a message that says where they are."""
+    if np.asarray(x).dtype.kind == "f" and np.isfinite(np.sum(x)):
+        # NaN and infinities carry through a sum, so a finite sum clears every value in one
+        # read-only pass (a training set: 3.3 ms against 4.6 for the element-wise test). A sum
+        # that overflows or cancels to NaN falls through to that test, which decides.
+        return
     if not np.all(np.isfinite(x)):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         raise ValueError(expected(name, "finite values", f"{bad} NaN or infinite value(s)",
