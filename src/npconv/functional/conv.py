@@ -135,9 +135,13 @@ def tap_offsets(fh: int, fw: int, n_c: int, row_len: int) -> np.ndarray:
 
 
 def _filter_table(w2: np.ndarray) -> np.ndarray:
-    """``w2 (T, K)`` zero-padded to ``(T, K_pad)`` whole vectors of filters for the direct kernels."""
+    """``w2 (T, K)`` zero-padded to ``(T, K_pad)`` whole vectors of filters for the direct kernels
+    (``w2`` itself when it is C-contiguous and ``K`` whole vectors already)."""
     from .compiled.conv import filter_lanes
-    table = aligned_empty((w2.shape[0], filter_lanes(w2.shape[1], w2.dtype)), w2.dtype)
+    k_pad = filter_lanes(w2.shape[1], w2.dtype)
+    if k_pad == w2.shape[1] and w2.flags.c_contiguous:
+        return w2
+    table = aligned_empty((w2.shape[0], k_pad), w2.dtype)
     table[:, w2.shape[1]:] = 0
     table[:, :w2.shape[1]] = w2
     return table
