@@ -277,3 +277,25 @@ def test_an_epochs_shuffle_is_the_same_in_both_tiers(rng):
     np.testing.assert_array_equal(copies[1], x[order])
     np.testing.assert_array_equal(copies[0], x[order])
     assert not np.shares_memory(copies[1], x)
+
+
+def test_freed_memory_is_kept_once_per_process(monkeypatch):
+    """glibc's thresholds are set at the first forward pass, once, and never over a user's own."""
+    from npconv.functional import _memory
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, option, value):
+            calls.append((option, value))
+            return 1
+    monkeypatch.setattr(_memory.ctypes, "CDLL", lambda name: FakeLibc())
+    monkeypatch.setattr(_memory.sys, "platform", "linux")
+    for name in [n for n in os.environ if n.startswith("MALLOC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(_memory, "_applied", False)
+    assert _memory.keep_freed_memory()
+    assert calls == [(-3, _memory.MMAP_THRESHOLD), (-1, _memory.TRIM_THRESHOLD)]
+    assert not _memory.keep_freed_memory() and len(calls) == 2
+    monkeypatch.setattr(_memory, "_applied", False)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    assert not _memory.keep_freed_memory() and len(calls) == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, expected
+from ..functional._memory import keep_freed_memory
 from ..functional._threads import blas_scope
 from ..layers import InputLayer, KerasTensor, Layer
 from ..layers.base import snake_case
@@ -197,6 +198,7 @@ class Graph:
         graph as built (``_nodes``), so each value is what that layer's output means in the model.
         ``keep_caches`` (default: ``training``) keeps each layer's cache for a backward pass.
         """
+        keep_freed_memory()
         with blas_scope():
             return self._run_forward(x, training, logits, record, keep_caches)
 
