@@ -74,7 +74,9 @@ def _rank_fix(want: int, got: int) -> str:
 
 def check_finite(x: np.ndarray, name: str) -> None:
     """Refuse NaN or infinity in ``x`` with a message that says where they are."""
-    if np.asarray(x).dtype.kind == "f" and np.isfinite(np.sum(x)):
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is expected, not news
+        cleared = np.asarray(x).dtype.kind == "f" and np.isfinite(np.sum(x))
+    if cleared:
         # NaN and infinities carry through a sum, so a finite sum clears every value in one
         # read-only pass (a training set: 3.3 ms against 4.6 for the element-wise test). A sum
         # that overflows or cancels to NaN falls through to that test, which decides.
