@@ -299,3 +299,14 @@ def test_freed_memory_is_kept_once_per_process(monkeypatch):
     monkeypatch.setattr(_memory, "_applied", False)
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
     assert not _memory.keep_freed_memory() and len(calls) == 2
+
+
+@pytest.mark.parametrize("mode", ["horizontal", "vertical", "horizontal_and_vertical"])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_random_flips_are_the_same_in_both_tiers(rng, mode, dtype):
+    from npconv.data.augment import random_flip
+    x = (rng.random((9, 5, 7, 3)) * 200).astype(dtype)
+    flipped = [run_with(lambda: random_flip(x, np.random.default_rng(3), mode), tier)
+               for tier in ("numpy", "compiled")]
+    np.testing.assert_array_equal(flipped[1], flipped[0])
+    assert flipped[1].dtype == dtype

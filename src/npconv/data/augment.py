@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, check_choice, expected
+from ..functional._tier import compiled
 from .resample import sample, sample_axes
 
 
@@ -45,13 +46,17 @@ def random_flip(x: np.ndarray, rng: np.random.Generator, mode: str = "horizontal
     (up-down) or ``"horizontal_and_vertical"`` (each axis drawn independently)."""
     x = _batch(x)
     mode = check_choice(mode, "mode", {"horizontal", "vertical", "horizontal_and_vertical"})
+    no_flip = np.zeros(x.shape[0], bool)
+    columns = rng.random(x.shape[0]) < 0.5 if mode in ("horizontal", "horizontal_and_vertical") else no_flip
+    rows = rng.random(x.shape[0]) < 0.5 if mode in ("vertical", "horizontal_and_vertical") else no_flip
+    kernels = compiled()
+    if kernels is not None:  # one parallel pass (0.44 -> 0.13 ms for a smallres batch)
+        out = np.empty_like(x)
+        kernels.elementwise.mirror(np.ascontiguousarray(x), rows, columns, out)
+        return out
     out = x.copy()
-    if mode in ("horizontal", "horizontal_and_vertical"):
-        flip = rng.random(x.shape[0]) < 0.5
-        out[flip] = out[flip, :, ::-1]
-    if mode in ("vertical", "horizontal_and_vertical"):
-        flip = rng.random(x.shape[0]) < 0.5
-        out[flip] = out[flip, ::-1]
+    out[columns] = out[columns, :, ::-1]
+    out[rows] = out[rows, ::-1]
     return out
 
 

@@ -1,4 +1,5 @@
-"""Compiled element-wise passes of the training step: padding, ReLU's gradient, an epoch's shuffle.
+"""Compiled element-wise passes of the training step: padding, ReLU's gradient, an epoch's shuffle,
+random flips.
 
 NumPy runs each of these on one core, and pads in two passes (fill the whole output, then copy the
 interior); here each is one parallel pass. ``smallres``'s epoch spent 0.14 s of 1.2 in padding and
@@ -13,7 +14,7 @@ from numba import prange
 
 from ._jit import kernel
 
-__all__ = ["pad", "relu_gradient", "take_rows"]
+__all__ = ["pad", "relu_gradient", "take_rows", "mirror"]
 
 #: Values per parallel block of the flat passes.
 BLOCK = 1 << 14
@@ -51,3 +52,21 @@ def take_rows(x, order, out):
     """``out[r] = x[order[r]]`` for x (N, D) and out (len(order), D): an epoch's shuffled copy."""
     for r in prange(order.size):
         out[r] = x[order[r]]
+
+
+@kernel()
+def mirror(x, flip_rows, flip_columns, out):
+    """``out[i] = x[i]`` mirrored up-down where ``flip_rows[i]`` and left-right where
+    ``flip_columns[i]``; x and out (m, H, W, C), out written in place. A row that keeps its order
+    is one contiguous copy; NumPy's copy from a reversed view went pixel by pixel everywhere."""
+    m, n_h, n_w, n_c = x.shape
+    for i in prange(m):
+        for y in range(n_h):
+            source = x[i, n_h - 1 - y] if flip_rows[i] else x[i, y]
+            target = out[i, y]
+            if flip_columns[i]:
+                for v in range(n_w):
+                    for c in range(n_c):
+                        target[v, c] = source[n_w - 1 - v, c]
+            else:
+                target[:] = source
