@@ -15,7 +15,7 @@ from ._tier import compiled
 def relu_forward(x):
     """``a = max(z, 0)``; shapes any, dtype kept.  Returns ``(a, cache)``."""
     x = check_float_array(x, "x")
-    out = np.maximum(x, 0)  # memory-bound: a compiled parallel pass measured no faster
+    out = np.maximum(x, 0)  # memory-bound: a compiled parallel pass gained at most 1.25x
     return out, out
 
 
