@@ -269,14 +269,17 @@ def test_padding_and_relu_gradient_tiers_agree(rng, dtype):
     np.testing.assert_array_equal(grads[1], grads[0])
 
 
-def test_an_epochs_shuffle_is_the_same_in_both_tiers(rng):
-    from npconv.engine.batches import shuffled
+def test_an_epochs_shuffled_batches_are_the_same_in_both_tiers(rng):
+    from npconv.engine.batches import shuffled_batches
     x = rng.standard_normal((50, 4, 5, 3)).astype(np.float32)
+    y = np.arange(50)
     order = rng.permutation(50)
-    copies = [run_with(lambda: shuffled(x, order), tier) for tier in ("numpy", "compiled")]
-    np.testing.assert_array_equal(copies[1], x[order])
-    np.testing.assert_array_equal(copies[0], x[order])
-    assert not np.shares_memory(copies[1], x)
+    for tier in ("numpy", "compiled"):
+        batches = run_with(lambda: list(shuffled_batches(x, y, order, 16)), tier)
+        assert [len(xb) for xb, _ in batches] == [16, 16, 16, 2]
+        np.testing.assert_array_equal(np.concatenate([xb for xb, _ in batches]), x[order])
+        np.testing.assert_array_equal(np.concatenate([yb for _, yb in batches]), order)
+        assert not any(np.shares_memory(xb, x) for xb, _ in batches)
 
 
 def test_freed_memory_is_kept_once_per_process(monkeypatch):

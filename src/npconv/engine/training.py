@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import callbacks as cbks, utils
 from ..errors import TrainingDivergedError, check_positive_int, expected
-from .batches import ONE_PASS_HINT, BatchSource, array_batches, is_batch_source, shuffled, split_batch
+from .batches import ONE_PASS_HINT, BatchSource, array_batches, is_batch_source, shuffled_batches, split_batch
 from .data_checks import as_input_batch, as_labels
 from .fit_guards import DeferredInterrupt, Diverged, EpochGenerators, epoch_range
 from .plan import plan_backward
@@ -175,8 +175,7 @@ class Training:
             def epoch_batches(epoch):
                 if not shuffle:
                     return array_batches(x, y, batch_size)
-                order = utils.global_rng().permutation(len(x))
-                return array_batches(shuffled(x, order), y[order], batch_size)
+                return shuffled_batches(x, y, utils.global_rng().permutation(len(x)), batch_size)
         validation = None if validation_data is None else self._validation_batches(validation_data, batch_size)
 
         history = cbks.History()
