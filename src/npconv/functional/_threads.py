@@ -4,12 +4,14 @@
 the cores themselves), and :func:`matmul` shares the large GEMMs left to BLAS out between two
 threads of its own.
 
-The compiled kernels keep Numba's thread count (every core) on a busy machine too. Beside two busy
-loops on the two cores an epoch slowed 1.6x (SIGNS) and 1.3x (smallres) on two threads, but 2.5x
-and 1.8x when the threads were cut, before each epoch, to the cores the other work left free (one
-here): Numba's idle threads sleep, so two threads keep two shares of the cores
-(``benchmarks/train_speed.py --busy``, 2026-12-02). No thread count changes a result: the kernels
-split their work by the shapes, never by the number of threads (``tests/test_compiled.py``).
+The compiled kernels keep Numba's thread count (every core) on a busy machine too: its OpenMP
+threads spin only briefly before they sleep (:data:`npconv.functional._tier.OPENMP_SPIN_COUNT`), so
+two threads keep two shares of the cores. Beside two busy loops on the two cores an epoch slowed
+2.5x (SIGNS) and 2.4x (smallres), PyTorch's 3.7x and 2.9x (``benchmarks/train_speed.py --busy``,
+2-core Xeon, 2026-12-03). Cutting the threads, before each epoch, to the cores the other work left
+free was measured worse (2026-12-02, with Numba's workqueue pool: 2.5x and 1.8x against 1.6x and
+1.3x). No thread count changes a result: the kernels split their work by the shapes, never by the
+number of threads (``tests/test_compiled.py``).
 """
 from __future__ import annotations
 
