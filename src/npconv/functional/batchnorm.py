@@ -114,7 +114,9 @@ def _tiled(kernels, values: np.ndarray, dtype) -> np.ndarray:
     """A per-channel ``(C,)`` constant repeated to the compiled kernels' tile length (see
     :mod:`npconv.functional.compiled.batchnorm`), in ``dtype``."""
     n_c = values.shape[0]
-    return np.tile(values.astype(dtype, copy=False), kernels.tile_length(n_c) // n_c)
+    tiled = np.empty((kernels.tile_length(n_c) // n_c, n_c), dtype)
+    tiled[:] = values  # a broadcast copy: np.tile costs 5x as much, on every layer call
+    return tiled.reshape(-1)
 
 
 def _compiled_forward(kernels, x2, gamma, beta, eps, shape):
