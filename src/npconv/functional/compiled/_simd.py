@@ -188,13 +188,15 @@ def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
             tap_offsets = [builder.load(builder.gep(offset_data, [builder.add(t0, _i64(u))])) for u in range(taps)]
             # Taps of one window position (p, q) and consecutive channels sit next to each other:
             # then one offset and constant displacements address them all. Held in registers
-            # instead, 16 offsets left too few for the loop, which reloaded them from the stack.
+            # instead, 16 offsets left too few for the loop, which reloaded them from the stack;
+            # so scattered taps (3-channel first layers) are summed 8 at a time (Happy's weight
+            # gradient 2.5 -> 2.1 ms).
             consecutive = ir.Constant(ir.IntType(1), 1)
             for u in range(1, taps):
                 consecutive = builder.and_(consecutive, builder.icmp_signed(
                     "==", tap_offsets[u], builder.add(tap_offsets[0], _i64(u))))
 
-            def emit_loops(offset_of):
+            def emit_loops(offset_of, tap_range):
                 with cgutils.for_range(builder, n_rows) as row:
                     x_start = builder.add(x0, builder.mul(row.index, x_row))
                     g_start = builder.add(g0, builder.mul(row.index, g_row))
@@ -202,15 +204,16 @@ def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
                         x_at = builder.add(x_start, builder.mul(col.index, x_step))
                         g_at = builder.add(g_start, builder.mul(col.index, g_step))
                         grads = [vec.load(g_data, builder.add(g_at, _i64(s * vec.lanes))) for s in range(vectors)]
-                        for u in range(taps):
+                        for u in tap_range:
                             pixel = vec.broadcast(x_data, offset_of(x_at, u))
                             for s in range(vectors):
                                 vec.multiply_add(pixel, grads[s], sums[u][s])
             with builder.if_else(consecutive) as (runs, scattered):
                 with runs:
-                    emit_loops(lambda x_at, u: builder.add(builder.add(x_at, tap_offsets[0]), _i64(u)))
-                with scattered:
-                    emit_loops(lambda x_at, u: builder.add(x_at, tap_offsets[u]))
+                    emit_loops(lambda x_at, u: builder.add(builder.add(x_at, tap_offsets[0]), _i64(u)), range(taps))
+                with scattered:  # at most 8 offsets held at a time
+                    for first in range(0, taps, 8):
+                        emit_loops(lambda x_at, u: builder.add(x_at, tap_offsets[u]), range(first, min(taps, first + 8)))
             for u in range(taps):
                 for s in range(vectors):
                     vec.store(builder.load(sums[u][s]), acc_data, builder.add(acc_starts[u], _i64(s * vec.lanes)))
