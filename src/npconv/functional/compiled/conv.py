@@ -17,7 +17,7 @@ kernel flipped (a full correlation).
 
 Speed (kernel alone, 2 threads, AVX-512 Xeon whose sgemm peaks at 385 GFLOP/s): forward 215-370
 GFLOP/s with 16 or more filters (Happy's first layer the fastest), 150 with SIGNS's 8 (half
-vectors); weight gradient 180-290 (125-240 before its taps of one window position were
+vectors); weight gradient 180-300 (125-240 before its taps of one window position were
 addressed from one offset). Built for AVX2 on the same machine, Happy's forward runs at 186, 97% of
 the 256-bit FMA limit. The kernel these replaced (four taps and four filters per pass over
 whole rows of channel planes, vectorised by LLVM's loop vectoriser) reached 100-190.
