@@ -220,8 +220,8 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
 
 
 def test_scratch_buffers_start_on_a_cache_line():
-    """The direct convolution reads whole vectors of filters: 16-byte aligned NumPy buffers made it
-    straddle cache lines, and its speed vary with where they landed."""
+    """The direct convolution reads whole vectors of filters: in 16-byte aligned NumPy buffers they
+    straddle cache lines."""
     from npconv.functional._workspace import ALIGNMENT, Workspace, aligned_empty, scratch
     workspace = Workspace()
     for shape, dtype in [((3,), np.float32), ((5, 7), np.float64), ((2, 3, 4), np.uint8)]:

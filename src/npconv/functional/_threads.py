@@ -8,10 +8,10 @@ The compiled kernels keep Numba's thread count (every core) on a busy machine to
 threads spin only briefly before they sleep (:data:`npconv.functional._tier.OPENMP_SPIN_COUNT`), so
 two threads keep two shares of the cores. Beside two busy loops on the two cores an epoch slowed
 2.2-2.5x (SIGNS) and 2.35-2.65x (smallres), PyTorch's 2.3-3.7x and 2.6-3.0x, over four runs of
-``benchmarks/train_speed.py --busy`` (2-core Xeon, 2026-12-03). Cutting the threads, before each epoch, to the cores the other work left
-free was measured worse (2026-12-02, with Numba's workqueue pool: 2.5x and 1.8x against 1.6x and
-1.3x). No thread count changes a result: the kernels split their work by the shapes, never by the
-number of threads (``tests/test_compiled.py``).
+``benchmarks/train_speed.py --busy`` (2-core Xeon, 2026-12-03). Cutting the threads, before each
+epoch, to the cores the other work left free was measured worse (2026-12-02, with Numba's workqueue
+pool: 2.5x and 1.8x against 1.6x and 1.3x). No thread count changes a result: the kernels split
+their work by the shapes, never by the number of threads (``tests/test_compiled.py``).
 """
 from __future__ import annotations
 

@@ -218,10 +218,8 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
     kernels = load_compiled().conv
     fh, fw, n_c, n_k = w.shape
     n_taps = fh * fw * n_c
-    from .compiled.conv import filter_lanes
-    grads = dout  # the kernel reads whole vectors of filters: a zero-padded copy where K is not
-    if filter_lanes(n_k, dout.dtype) != n_k:
-        grads = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1)
+    # The kernel reads whole vectors of filters: dout itself, or a zero-padded copy where K is not.
+    grads = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1)
     dw = kernels.conv_weight_grads(x_pad, grads, tap_offsets(fh, fw, n_c, x_pad.shape[2]), n_taps)
     dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
     db = column_sum(dout.reshape(-1, n_k))

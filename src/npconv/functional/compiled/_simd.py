@@ -53,12 +53,13 @@ class _Vectors:
     def __init__(self, context, builder, dtype, vector_bytes):
         self.builder = builder
         self.scalar = context.get_value_type(dtype)
-        self.lanes = vector_bytes // (4 if isinstance(self.scalar, ir.FloatType) else 8)
+        self.scalar_bytes = 4 if isinstance(self.scalar, ir.FloatType) else 8  # float32 or float64
+        self.lanes = vector_bytes // self.scalar_bytes
         self.type = ir.VectorType(self.scalar, self.lanes)
         self.zero_index = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
-        width = 32 if isinstance(self.scalar, ir.FloatType) else 64
         self.fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(self.type, [self.type] * 3), f"llvm.fma.v{self.lanes}f{width}")
+            builder.module, ir.FunctionType(self.type, [self.type] * 3),
+            f"llvm.fma.v{self.lanes}f{8 * self.scalar_bytes}")
 
     def load(self, base, index):
         return self.builder.load(self.builder.bitcast(self.builder.gep(base, [index]), self.type.as_pointer()),
@@ -67,10 +68,6 @@ class _Vectors:
     def store(self, value, base, index):
         self.builder.store(value, self.builder.bitcast(self.builder.gep(base, [index]), self.type.as_pointer()),
                            align=self.scalar_bytes)
-
-    @property
-    def scalar_bytes(self):
-        return 4 if isinstance(self.scalar, ir.FloatType) else 8
 
     def broadcast(self, base, index):
         value = self.builder.load(self.builder.gep(base, [index]))
@@ -91,7 +88,7 @@ def _i64(value):
     return ir.Constant(ir.IntType(64), value)
 
 
-def _emit_forward_tile(context, builder, vec, positions, vectors, data, args, v):
+def _emit_forward_tile(builder, vec, positions, vectors, data, args, v):
     """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors."""
     x_data, offset_data, w_data, out_data, bias_data = data
     x_row, x_step, n_taps, w_row, k0, o_row, o_step, n_lanes = args
@@ -158,7 +155,7 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
                             start = builder.mul(tile.index, _i64(width))
                             last = builder.sub(n_cols, _i64(width))
                             v = builder.select(builder.icmp_signed("<", start, last), start, last)
-                            _emit_forward_tile(context, builder, vec, width, vectors, data, scalars, v)
+                            _emit_forward_tile(builder, vec, width, vectors, data, scalars, v)
             return context.get_dummy_value()
         return sig, codegen
     return row
