@@ -216,21 +216,38 @@ class ProgressBar(Callback):
     """``verbose=1``: a tqdm bar per epoch with the running loss/metrics; ``verbose=2``: one line per
     epoch, as Keras prints it (``Epoch 3/10 - 2s - loss: 0.4123 - accuracy: 0.8500``)."""
 
+    #: What the bar says while the first batch of a first run waits for Numba to compile the kernels.
+    COMPILING = "compiling kernels, first run only (about 20 s)"
+
     def __init__(self, verbose=1, epochs=None):
         self.verbose = verbose
         self.epochs = epochs
         self._bar = None
+        self._compiling = None  # decided at the first epoch
 
     def on_epoch_begin(self, epoch, logs=None):
         self._title = f"Epoch {epoch + 1}" + (f"/{self.epochs}" if self.epochs else "")
         self._started = time.perf_counter()
+        if self._compiling is None:
+            from .functional._tier import kernels_will_compile
+            self._compiling = bool(self.verbose) and kernels_will_compile()
         if self.verbose == 1:
             from tqdm.auto import tqdm
-            self._bar = tqdm(total=(logs or {}).get("steps"), desc=self._title, unit="batch",
+            title = f"{self._title} - {self.COMPILING}" if self._compiling else self._title
+            self._bar = tqdm(total=(logs or {}).get("steps"), desc=title, unit="batch",
                              leave=True, dynamic_ncols=True)
+        elif self._compiling:
+            print(f"{self.COMPILING}...", flush=True)
+            self._compiling = False
 
     def on_batch_end(self, batch, logs=None):
         if self._bar is not None:
+            if self._compiling:
+                # The compilation is not training: the time left is reckoned from the next batch on
+                # (a first batch of 20 s had promised "05:05 left").
+                self._compiling = False
+                self._bar.set_description(self._title, refresh=False)
+                self._bar.reset(total=self._bar.total)
             self._bar.update(1)
             self._bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items()}, refresh=False)
 

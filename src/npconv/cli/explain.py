@@ -1,6 +1,7 @@
-"""``npconv explain MODEL IMAGE... --out DIR``: where the model looks in each photo.
+"""``npconv explain MODEL IMAGE... [--out DIR]``: where the model looks in each photo.
 
-One picture per photo, ``DIR/<photo name>.png`` (:func:`npconv.explain_plots.plot_explanations`):
+One picture per photo, ``DIR/<photo name>.png`` (``DIR`` defaults to ``<model>_explain/`` beside the
+model file) (:func:`npconv.explain_plots.plot_explanations`):
 the photo as the model sees it, titled with the predicted class and its probability, its Grad-CAM
 heatmap and its saliency map. Photos are prepared as ``npconv predict`` prepares them, and a folder
 stands for its image files, sorted.
@@ -22,8 +23,9 @@ def add_parser(commands, common) -> None:
     explain.add_argument("model", metavar="MODEL")
     explain.add_argument("images", nargs="+", metavar="IMAGE",
                          help="a photo, or a folder: every image in it, sorted")
-    explain.add_argument("--out", required=True, metavar="DIR",
-                         help="the folder for the pictures, DIR/<photo name>.png")
+    explain.add_argument("--out", metavar="DIR",
+                         help="the folder for the pictures, DIR/<photo name>.png (default: <model>_explain/ "
+                         "beside the model file, e.g. runs/signs_explain/)")
     explain.add_argument("--layer", metavar="NAME", help="the layer whose feature maps Grad-CAM weighs (default: "
                          "the last one with feature maps; npconv summary lists the layers)")
     explain.add_argument("--class", dest="explained", metavar="NAME",
@@ -46,7 +48,7 @@ def run(args) -> int:
     paths, images = load_photos(args.images, meta["input_shape"])  # resized as training resizes
     x = to_float(images, meta["value_scale"])
     probs = probabilities(model.predict(x))
-    out = Path(args.out)
+    out = Path(args.out) if args.out else default_out(args.model)
     out.mkdir(parents=True, exist_ok=True)
     for path, picture, image, p in zip(paths, picture_names(paths), x, probs):
         plot_explanations(model, image, layer=args.layer, class_index=class_index, class_names=names,
@@ -54,6 +56,12 @@ def run(args) -> int:
         k = int(p.argmax())
         print(f"{path}: {names[k]} ({p[k]:.2f}) -> {out / picture}")
     return 0
+
+
+def default_out(model_path: str) -> Path:
+    """``runs/signs.npz`` -> ``runs/signs_explain``: the pictures beside the model they explain."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}_explain")
 
 
 def class_of(text: str, names: list[str]) -> int:

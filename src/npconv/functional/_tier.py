@@ -117,3 +117,13 @@ def use_tier(name: str):
         yield
     finally:
         _use_compiled = previous
+
+
+def kernels_will_compile() -> bool:
+    """Whether the next training's first batch compiles the compiled tier's kernels (the first run
+    after an install or an edit: about 20 s), rather than loading them from Numba's disk cache."""
+    if compiled() is None:
+        return False
+    from .compiled import _jit, conv
+    return not _jit.compiled_before(conv.conv_nhwc)
+
