@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -542,11 +542,15 @@ if SMILE_MODEL is None:
     faces_train, faces_held_out = data.train_val_split(faces, recipe.val_split, seed=0)
     print(f"no SMILEsmileD model in runs/: training one on {len(faces_train)} faces for {epochs} epochs "
           f"(about 3 minutes on two idle cores), a line per epoch:")
-    SMILE_MODEL = Path(tempfile.mkdtemp()) / "smiles.npz"
     trained = training.train(faces_train, recipe, recipe.arch, test=faces_held_out, verbose=2,
                              dataset=app_data.dataset_name(source))
-    trained.model.save(SMILE_MODEL)
-smile = Pretrained.load(SMILE_MODEL)
+    # Saved and read back as `npconv train --init` would read it, in a folder removed right after.
+    with tempfile.TemporaryDirectory() as folder:
+        SMILE_MODEL = Path(folder) / "smiles.npz"
+        trained.model.save(SMILE_MODEL)
+        smile = Pretrained.load(SMILE_MODEL)
+else:
+    smile = Pretrained.load(SMILE_MODEL)
 input_shape = smile.meta["input_shape"]
 print(f"smile model {SMILE_MODEL.name}: {smile.arch}, input {input_shape}, trained on {smile.meta['dataset']}, "
       f"held-out accuracy {smile.meta['trained'].get('held_out_accuracy') or float('nan'):.3f}")
