@@ -5,6 +5,8 @@
 each other directly, in float32 and float64, and checks how the tier is chosen.
 """
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -142,6 +144,33 @@ def test_unknown_tier_is_refused():
     with pytest.raises(ValueError, match="'numpy' or 'compiled'"):
         with use_tier("fast"):
             pass
+
+
+def test_tiered_runs_the_compiled_version_where_the_tier_and_its_condition_allow():
+    def numpy_version(x, y):
+        return "numpy", x, y
+
+    @_tier.tiered(numpy_version, applies=lambda x, y: x > 0)
+    def add(kernels, x, y):
+        """The compiled version."""
+        assert kernels is _tier.load_compiled()
+        return "compiled", x, y
+
+    assert add.__doc__ == "The compiled version."
+    with use_tier("numpy"):
+        assert add(1, 2) == ("numpy", 1, 2)
+    with use_tier("compiled"):
+        assert add(1, 2) == ("compiled", 1, 2)
+        assert add(0, 2) == ("numpy", 0, 2)
+
+
+def test_the_tier_is_chosen_in_one_place():
+    """Every kernel with a compiled version dispatches through ``_tier.tiered``: no module but
+    ``_tier`` asks for ``compiled()`` itself."""
+    src = pathlib.Path(_tier.__file__).parents[1]
+    callers = [str(path.relative_to(src)) for path in sorted(src.rglob("*.py"))
+               if path.name != "_tier.py" and re.search(r"\bcompiled\(\)", path.read_text(encoding="utf-8"))]
+    assert callers == []
 
 
 def test_import_npconv_does_not_import_numba():

@@ -20,7 +20,7 @@ import functools
 
 import numpy as np
 
-from ._tier import compiled
+from ._tier import tier
 
 
 def blas_scope():
@@ -33,7 +33,7 @@ def blas_scope():
     and a Happy one 1.4x (2-core machine, ``benchmarks/train_speed.py``). The NumPy tier, whose only
     parallelism is BLAS's, is left alone. Costs about 12 microseconds (threadpoolctl).
     """
-    if compiled() is None:
+    if tier() == "numpy":
         return contextlib.nullcontext()
     return _blas_controller().limit(limits=1, user_api="blas")
 
@@ -61,7 +61,7 @@ def matmul(a: np.ndarray, b: np.ndarray, reduce_rows: bool = False) -> np.ndarra
     """
     m = a.shape[0]
     work = a.size * b.shape[1]
-    if compiled() is None or work < SPLIT_MIN_MULTIPLY_ADDS or m < 2:
+    if tier() == "numpy" or work < SPLIT_MIN_MULTIPLY_ADDS or m < 2:
         return a.T @ b if reduce_rows else a @ b
     half = m // 2
     if reduce_rows:

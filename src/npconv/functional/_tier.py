@@ -33,6 +33,28 @@ def compiled():
     return load_compiled() if _use_compiled else None
 
 
+def tiered(numpy_version, applies=None):
+    """Decorator that makes a compiled step and its NumPy twin one function: the tier is chosen here.
+
+    The decorated function is the compiled version, ``compiled_version(kernels, *args)`` (``kernels``
+    as :func:`load_compiled` returns them); the function returned runs it when the compiled tier is
+    on and ``applies(*args)`` (default: always) says its kernel takes these arguments, else
+    ``numpy_version(*args)``::
+
+        @tiered(_relu_gradient_numpy, applies=lambda dout, out: out.flags.c_contiguous)
+        def _relu_gradient(kernels, dout, out): ...
+    """
+    def decorate(compiled_version):
+        @functools.wraps(compiled_version)
+        def dispatch(*args):
+            kernels = compiled()
+            if kernels is not None and (applies is None or applies(*args)):
+                return compiled_version(kernels, *args)
+            return numpy_version(*args)
+        return dispatch
+    return decorate
+
+
 def load_compiled():
     """The compiled kernels, whatever the tier setting (a cache built by them needs their backward).
 
