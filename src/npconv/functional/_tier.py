@@ -81,12 +81,10 @@ _kernels = None
 _launch_lock = threading.Lock()
 
 #: Spins of an idle OpenMP thread before it sleeps (GNU libgomp's ``GOMP_SPINCOUNT``; its default is
-#: 300,000). Measured on a 2-core Xeon (median epochs, npconv/PyTorch, ``benchmarks/train_speed.py``
-#: workers, 2026-12-03): Numba's workqueue pool, whose threads always sleep, ran the parallel
-#: kernels at 1 to 1.8x their one-thread speed from call to call (smallres 2.17 s/epoch); OpenMP
-#: threads that spin 10,000 times cover the gap between one kernel and the next (1.19 s) and still
-#: give the cores up to other work within microseconds (beside two busy loops 2.2-2.6x slower;
-#: 100,000 spins: 3.2-4.3x; 2,000: 10% slower alone).
+#: 300,000). Threads that always sleep (Numba's workqueue pool) wake too late for the next kernel;
+#: 10,000 spins cover the gap between one kernel and the next (a ``smallres`` epoch 1.8x faster)
+#: and still give the cores up to other work within microseconds. More spins slow a busy machine
+#: down, fewer an idle one (``benchmarks/train_speed.py``).
 OPENMP_SPIN_COUNT = 10_000
 
 

@@ -15,7 +15,7 @@ The patch matrix is built in one of two memory layouts (same maths, same results
   ``fw * n_C`` contiguous values;
 * columns of patches, ``(fh*fw*n_C, M)``, for images with few channels (RGB, grayscale): each copied run
   is a whole image row, where the other layout would copy 3-value snippets (several times faster on
-  the course models' first layers when last measured). The output is still a C-contiguous NHWC
+  the course models' first layers). The output is still a C-contiguous NHWC
   array (see :func:`_channel_major_product`): the layers after a convolution (batch norm, pooling)
   run slower on a channel-major view.
 
