@@ -9,7 +9,7 @@ threads spin only briefly before they sleep (:data:`npconv.functional._tier.OPEN
 two threads keep two shares of the cores: beside two busy loops an epoch slows about as much as
 PyTorch's does (``benchmarks/train_speed.py --busy``). Cutting the threads to the cores the other
 work leaves free was slower. No thread count changes a result: the kernels split their work by the
-shapes, never by the number of threads (``tests/test_compiled.py``).
+shapes, never by the number of threads (``tests/functional/test_compiled.py``).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The compiled (Numba) tier against the NumPy tier, on the shapes and options where they differ.
 
-``tests/test_conv.py``, ``test_pool.py`` and ``test_batchnorm.py`` run every test under both tiers
-(against the course loops, numerical gradients and PyTorch); this file holds the two tiers against
-each other directly, in float32 and float64, and checks how the tier is chosen.
+``test_conv.py``, ``test_pool.py`` and ``test_batchnorm.py`` (beside this file) run every test
+under both tiers (against the course loops, numerical gradients and PyTorch); this file holds the
+two tiers against each other directly, in float32 and float64, and checks how the tier is chosen.
 """
 import os
 import pathlib
