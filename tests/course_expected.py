@@ -1,7 +1,7 @@
 """The course's expected model summaries ("Convolution model - Application"), as its grader lists them.
 
-Shared by the test of the course's own grader (``test_course_grader.py``) and the test of npconv's
-version of it (``test_testing_summary.py``).
+Shared by the test of the course's own grader (``course/test_grader.py``) and the test of npconv's
+version of it (``testing/test_summary.py``).
 """
 
 HAPPY_MODEL = [['ZeroPadding2D', (None, 70, 70, 3), 0, ((3, 3), (3, 3))],

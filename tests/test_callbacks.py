@@ -193,7 +193,7 @@ def test_a_real_sigint_is_deferred_to_the_end_of_the_batch():
 
 
 def test_divergence_at_the_first_batch_keeps_the_initial_weights():
-    # Mid-training divergence (the weights of the last good batch kept) is in test_reliability.py.
+    # Mid-training divergence (the weights of the last good batch kept) is in engine/test_divergence.py.
     model, x, y = model_and_data(lr=1e30)
     initial = model.get_weights()
     with np.errstate(over="ignore", invalid="ignore"), pytest.raises(

@@ -5,6 +5,8 @@ Messages follow one pattern so learners learn to read them once:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -100,3 +102,16 @@ def check_choice(value, name: str, choices) -> str:
         valid = ", ".join(repr(c) for c in sorted(choices))
         raise ValueError(expected(name, f"one of {valid}", value))
     return value.lower()
+
+
+def check_range(value, name: str, low: float, high: float, high_inclusive: bool) -> float:
+    """``value`` as a float in ``[low, high)`` (or ``[low, high]``), else ``ValueError`` naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    inside = low <= number and (number <= high if high_inclusive else number < high)
+    if isinstance(value, bool) or not inside:
+        bracket = "]" if high_inclusive else ")"
+        raise ValueError(expected(name, f"a number in [{low:g}, {high:g}{bracket}", value))
+    return number

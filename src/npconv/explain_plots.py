@@ -22,7 +22,8 @@ from . import explain
 from .apps.heads import probabilities
 from .data.resample import resize_bilinear
 from .errors import ShapeError, expected
-from .viz import WRONG_COLOUR, _bare, _display_image, _figure, _name, _styled
+from .viz.arrays import _display_image, _name
+from .viz.style import WRONG_COLOUR, _bare, _figure, _styled
 
 __all__ = ["heatmap_overlay", "plot_explanations", "plot_right_and_wrong", "right_and_wrong", "HEATMAP_CMAP",
            "HEATMAP_ALPHA"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import viz
+from .viz.style import _figure, _styled
 from .errors import check_choice, expected
 
 #: Box colours by the kind of layer (Okabe & Ito's palette, as in :mod:`npconv.viz`).
@@ -43,7 +43,7 @@ def _label(layer, show_shapes: bool, show_layer_names: bool) -> str:
     return f"{title}\n{shapes}"
 
 
-@viz._styled
+@_styled
 def _draw(model, show_shapes: bool, show_layer_names: bool, rankdir: str):
     layers, edges, depth = _graph(model)
     rows: dict[int, list[int]] = {}
@@ -51,8 +51,8 @@ def _draw(model, show_shapes: bool, show_layer_names: bool, rankdir: str):
         rows.setdefault(d, []).append(k)
     widest = max(len(members) for members in rows.values())
     row = ROW_INCHES * (1.25 if show_shapes else 1)
-    fig = (viz._figure(COLUMN_INCHES * widest, row * len(rows)) if rankdir == "TB"
-           else viz._figure(COLUMN_INCHES * len(rows), row * widest + 0.4))
+    fig = (_figure(COLUMN_INCHES * widest, row * len(rows)) if rankdir == "TB"
+           else _figure(COLUMN_INCHES * len(rows), row * widest + 0.4))
     ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_xlim(-widest / 2, widest / 2)

@@ -8,7 +8,7 @@ per param: no temporaries, and float32 stays float32. For the small arrays of th
 the cost of a step is the ~11 ufunc calls per array, not arithmetic (an Adam step is a fraction of
 a millisecond, well under 1% of a training step in ``benchmarks/train_speed.py``'s profiles).
 
-``learning_rate`` is a float or a schedule from :data:`schedules`, evaluated at ``iterations``
+``learning_rate`` is a float or a schedule from :mod:`schedules <npconv.schedules>`, evaluated at ``iterations``
 (the number of updates applied so far) as in Keras.
 
 ``weight_decay`` (every optimiser, as in Keras 3) is decoupled weight decay (Loshchilov & Hutter):
@@ -19,86 +19,16 @@ not touch it. :class:`AdamW` is Adam with it on by default. It applies to every 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 
-from . import utils
-from .errors import check_positive_int, expected
+from . import schedules, utils
+from .errors import check_range, expected
+from .schedules import SCHEDULES, CosineDecay, ExponentialDecay, LearningRateSchedule
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LearningRateSchedule", "ExponentialDecay",
            "CosineDecay", "schedules", "get", "serialize"]
 
-
-def _check_range(value, name: str, low: float, high: float, high_inclusive: bool) -> float:
-    """``value`` as a float in ``[low, high)`` (or ``[low, high]``), else ``ValueError`` naming it."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    inside = low <= number and (number <= high if high_inclusive else number < high)
-    if isinstance(value, bool) or not inside:
-        bracket = "]" if high_inclusive else ")"
-        raise ValueError(expected(name, f"a number in [{low:g}, {high:g}{bracket}", value))
-    return number
-
-
-# --------------------------------------------------------------------------- learning-rate schedules
-
-class LearningRateSchedule(utils.Configurable):
-    """A learning rate as a function of the step: ``schedule(step) -> float``."""
-
-    def __call__(self, step: int) -> float:
-        raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return dict(vars(self))
-
-
-
-class ExponentialDecay(LearningRateSchedule):
-    """``lr(step) = initial_learning_rate * decay_rate ** (step / decay_steps)``; the exponent is
-    floored when ``staircase`` (the rate drops every ``decay_steps`` steps)."""
-
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
-                 staircase: bool = False):
-        self.initial_learning_rate = _check_range(initial_learning_rate, "initial_learning_rate",
-                                                  0.0, math.inf, False)
-        self.decay_steps = check_positive_int(decay_steps, "decay_steps")
-        self.decay_rate = _check_range(decay_rate, "decay_rate", 0.0, math.inf, False)
-        self.staircase = bool(staircase)
-
-    def __call__(self, step: int) -> float:
-        exponent = step / self.decay_steps
-        if self.staircase:
-            exponent = math.floor(exponent)
-        return self.initial_learning_rate * self.decay_rate ** exponent
-
-
-class CosineDecay(LearningRateSchedule):
-    """``lr(step) = initial * ((1 - alpha) * 0.5 * (1 + cos(pi * min(step, decay_steps) / decay_steps)) + alpha)``:
-    half a cosine from ``initial`` down to ``alpha * initial``, then flat."""
-
-    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0):
-        self.initial_learning_rate = _check_range(initial_learning_rate, "initial_learning_rate",
-                                                  0.0, math.inf, False)
-        self.decay_steps = check_positive_int(decay_steps, "decay_steps")
-        self.alpha = _check_range(alpha, "alpha", 0.0, 1.0, True)
-
-    def __call__(self, step: int) -> float:
-        progress = min(step, self.decay_steps) / self.decay_steps
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
-
-
-_SCHEDULES = {"exponential_decay": ExponentialDecay, "cosine_decay": CosineDecay}
-
-#: Keras's ``keras.optimizers.schedules`` namespace: ``schedules.CosineDecay(0.01, 1000)``.
-schedules = SimpleNamespace(LearningRateSchedule=LearningRateSchedule,
-                            ExponentialDecay=ExponentialDecay, CosineDecay=CosineDecay)
-
-
-# --------------------------------------------------------------------------- optimisers
 
 class Optimizer(utils.Configurable):
     """Base class. Subclasses name their slots in ``slot_names()`` and implement ``_update``.
@@ -113,7 +43,7 @@ class Optimizer(utils.Configurable):
     def __init__(self, learning_rate=0.001, weight_decay=None):
         self.learning_rate = learning_rate
         self.weight_decay = (None if weight_decay is None else
-                             _check_range(weight_decay, "weight_decay", 0.0, math.inf, False))
+                             check_range(weight_decay, "weight_decay", 0.0, math.inf, False))
         self.iterations = 0
         self._slots: dict[str, list[np.ndarray]] = {}
         self._scratch: list[np.ndarray] = []
@@ -132,7 +62,7 @@ class Optimizer(utils.Configurable):
         if isinstance(value, LearningRateSchedule):
             self._learning_rate = value
         else:
-            self._learning_rate = _check_range(value, "learning_rate", 0.0, math.inf, False)
+            self._learning_rate = check_range(value, "learning_rate", 0.0, math.inf, False)
 
     # ---- updates
     def slot_names(self) -> tuple[str, ...]:
@@ -250,7 +180,7 @@ class Optimizer(utils.Configurable):
             cls = utils.lookup(name, _REGISTRY, "optimizer")
         lr = config.get("learning_rate")
         if isinstance(lr, dict):
-            config["learning_rate"] = utils.deserialize(lr, _SCHEDULES, LearningRateSchedule,
+            config["learning_rate"] = utils.deserialize(lr, SCHEDULES, LearningRateSchedule,
                                                         "learning_rate")
         return cls(**config)
 
@@ -267,7 +197,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay=None):
         super().__init__(learning_rate, weight_decay)
-        self.momentum = _check_range(momentum, "momentum", 0.0, 1.0, True)
+        self.momentum = check_range(momentum, "momentum", 0.0, 1.0, True)
         self.nesterov = bool(nesterov)
 
     def slot_names(self):
@@ -308,9 +238,9 @@ class Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, amsgrad: bool = False, weight_decay=None):
         super().__init__(learning_rate, weight_decay)
-        self.beta_1 = _check_range(beta_1, "beta_1", 0.0, 1.0, False)
-        self.beta_2 = _check_range(beta_2, "beta_2", 0.0, 1.0, False)
-        self.epsilon = _check_range(epsilon, "epsilon", 0.0, math.inf, False)
+        self.beta_1 = check_range(beta_1, "beta_1", 0.0, 1.0, False)
+        self.beta_2 = check_range(beta_2, "beta_2", 0.0, 1.0, False)
+        self.epsilon = check_range(epsilon, "epsilon", 0.0, math.inf, False)
         self.amsgrad = bool(amsgrad)
 
     def slot_names(self):
@@ -369,9 +299,9 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho: float = 0.9, momentum: float = 0.0,
                  epsilon: float = 1e-7, weight_decay=None):
         super().__init__(learning_rate, weight_decay)
-        self.rho = _check_range(rho, "rho", 0.0, 1.0, False)
-        self.momentum = _check_range(momentum, "momentum", 0.0, 1.0, True)
-        self.epsilon = _check_range(epsilon, "epsilon", 0.0, math.inf, False)
+        self.rho = check_range(rho, "rho", 0.0, 1.0, False)
+        self.momentum = check_range(momentum, "momentum", 0.0, 1.0, True)
+        self.epsilon = check_range(epsilon, "epsilon", 0.0, math.inf, False)
 
     def slot_names(self):
         return ("velocity", "momentum") if self.momentum > 0 else ("velocity",)

@@ -9,8 +9,10 @@ ensemble's members (:func:`~.training.finish_training`) and picks the best fold
 """
 from __future__ import annotations
 
-from ..jobs import Bars, Job, JobsInterrupted, Part, run_jobs
+from ..jobs import Bars, JobsInterrupted
 from ..models import load_model
+from .job_spec import Job, Part
+from .job_work import run_training_jobs
 
 
 def _progress(progress, verbose: int):
@@ -46,7 +48,7 @@ def train_members_as_jobs(data, recipe, arch, test, seeds, dataset, callbacks, i
     datasets = {"train": data} if test is None else {"train": data, "test": test}
     interrupted = False
     try:
-        results = run_jobs(work, datasets, runner, _progress(progress, verbose))
+        results = run_training_jobs(work, datasets, runner, _progress(progress, verbose))
     except JobsInterrupted as stopped:
         if not stopped.results:
             raise
@@ -83,7 +85,7 @@ def cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, i
 
     work = [job for i in sorted(folds) for job in folds[i]]
     try:
-        run_jobs(work, {"data": data}, runner, _progress(progress, verbose), on_result=fold_done)
+        run_training_jobs(work, {"data": data}, runner, _progress(progress, verbose), on_result=fold_done)
     except JobsInterrupted:
         if not finished:
             raise

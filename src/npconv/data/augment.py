@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, check_choice, expected
-from ..functional._tier import compiled
+from ..functional._tier import tiered
 from .resample import sample, sample_axes
 
 
@@ -49,14 +49,22 @@ def random_flip(x: np.ndarray, rng: np.random.Generator, mode: str = "horizontal
     no_flip = np.zeros(x.shape[0], bool)
     columns = rng.random(x.shape[0]) < 0.5 if mode in ("horizontal", "horizontal_and_vertical") else no_flip
     rows = rng.random(x.shape[0]) < 0.5 if mode in ("vertical", "horizontal_and_vertical") else no_flip
-    kernels = compiled()
-    if kernels is not None:  # one parallel pass (0.44 -> 0.13 ms for a smallres batch)
-        out = np.empty_like(x)
-        kernels.elementwise.mirror(np.ascontiguousarray(x), rows, columns, out)
-        return out
+    return _mirror(x, rows, columns)
+
+
+def _mirror_numpy(x, rows, columns):
+    """``x`` with the images ``columns`` mirrored left-right and ``rows`` up-down (boolean masks)."""
     out = x.copy()
     out[columns] = out[columns, :, ::-1]
     out[rows] = out[rows, ::-1]
+    return out
+
+
+@tiered(_mirror_numpy)
+def _mirror(kernels, x, rows, columns):
+    """:func:`_mirror_numpy` in one parallel pass (3x faster on a smallres batch)."""
+    out = np.empty_like(x)
+    kernels.elementwise.mirror(np.ascontiguousarray(x), rows, columns, out)
     return out
 
 

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from ..errors import expected
-from ..functional._tier import compiled
+from ..functional._tier import tiered
 
 ONE_PASS_HINT = ("A generator is used up after one pass: give steps_per_epoch=... (batches per epoch), or "
                  "pass something that can be iterated again, e.g. npconv.data.from_tensor_slices((x, y)).batch(64).")
@@ -33,9 +33,15 @@ def shuffled_batches(x: np.ndarray, y, order: np.ndarray, batch_size: int):
 
 def take_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``x[rows]``, a copy; gathered in parallel under the compiled tier (1.3x NumPy's)."""
-    kernels = compiled()
-    if kernels is None or not x.flags.c_contiguous or x.ndim < 2:
-        return x[rows]
+    return _take_rows(x, rows)
+
+
+def _take_rows_numpy(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return x[rows]
+
+
+@tiered(_take_rows_numpy, applies=lambda x, rows: x.flags.c_contiguous and x.ndim >= 2)
+def _take_rows(kernels, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out = np.empty((len(rows), *x.shape[1:]), x.dtype)
     kernels.elementwise.take_rows(x.reshape(len(x), -1), rows, out.reshape(len(rows), -1))
     return out

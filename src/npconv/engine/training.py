@@ -6,6 +6,7 @@ fused with the loss (see :mod:`npconv.losses`), and the optimizer updates the tr
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +16,25 @@ from .batches import ONE_PASS_HINT, BatchSource, array_batches, is_batch_source,
 from .data_checks import as_input_batch, as_labels
 from .fit_guards import DeferredInterrupt, Diverged, EpochGenerators, epoch_range
 from .plan import plan_backward
+
+
+@dataclass
+class _EpochPlan:
+    """How ``fit`` makes each epoch's batches: from a batch ``source``, or from the arrays ``x``,
+    ``y`` in ``batch_size`` batches (reshuffled every epoch with ``shuffle``); ``validation`` gives
+    an epoch's validation batches. ``fused``: the last activation is fused with the loss.
+    ``epoch`` and ``batch`` say where training is (``fit``'s messages name them)."""
+
+    fused: bool
+    n_batches: int
+    source: BatchSource | None = None
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    batch_size: int = 0
+    shuffle: bool = True
+    validation: object = None
+    epoch: int = 0
+    batch: int = 0
 
 
 class Training:
@@ -146,7 +166,44 @@ class Training:
                                      "Wrap it in a list: callbacks=[...]."))
         if not 0 <= validation_split < 1:
             raise ValueError(expected("validation_split", "a fraction in [0, 1)", validation_split))
-        batch_size = check_positive_int(batch_size, "batch_size")
+        plan = self._prepare_batches(x, y, check_positive_int(batch_size, "batch_size"), validation_split,
+                                     validation_data, shuffle, steps_per_epoch)
+        plan.epoch = initial_epoch
+        history = cbks.History()
+        callback_list = cbks.CallbackList(
+            [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []), self,
+            {"verbose": verbose, "epochs": epochs, "steps": plan.n_batches})
+        self.history = history
+        self.stop_training = False
+        callback_list.on_train_begin()
+        if self._training_seed is None:
+            self._training_seed = int(utils.global_rng().integers(2**63))
+        try:
+            logs = self._run_epochs(plan, initial_epoch, epochs, callback_list)
+        except Diverged as exc:
+            callback_list.close()
+            raise TrainingDivergedError(
+                f"training diverged at epoch {plan.epoch + 1}, batch {plan.batch + 1}: {exc}. The model keeps the "
+                f"weights from before this batch (the optimizer state is not restored). Lower the learning rate (now "
+                f"{self.optimizer.learning_rate:g}), e.g. compile(optimizer=optimizers.Adam(1e-4)), "
+                "or check the inputs' scale (divide images by 255).") from None
+        except KeyboardInterrupt:
+            callback_list.close()
+            warnings.warn(f"fit interrupted at epoch {plan.epoch + 1}, batch {plan.batch + 1}: the model holds the "
+                          "weights after the last finished batch; returning the history so far.",
+                          stacklevel=2)
+            self.stop_training = True
+            return history
+        except BaseException:
+            callback_list.close()
+            raise
+        callback_list.on_train_end(logs)
+        return history
+
+    def _prepare_batches(self, x, y, batch_size, validation_split, validation_data, shuffle,
+                         steps_per_epoch) -> _EpochPlan:
+        """Check ``fit``'s data, build the model if it waits for its input shape, and say how each
+        epoch's batches are made (:class:`_EpochPlan`)."""
         if is_batch_source(x):
             source = self._batch_source(x, y, "x", steps_per_epoch, "steps_per_epoch")
             if validation_split:
@@ -155,11 +212,7 @@ class Training:
                                           "validation_data."))
             first_x, _ = split_batch(source.first(), "x", 0, need_y=True)
             as_input_batch(self, first_x, "x batch 0", build=True)  # builds a Sequential waiting for data
-            fused = self._training_plan()
-            n_batches = source.batches_per_epoch()
-
-            def epoch_batches(epoch):
-                return self._checked_batches(source.epoch(epoch), "x")
+            plan = _EpochPlan(self._training_plan(), source.batches_per_epoch(), source=source)
         else:
             x = as_input_batch(self, x, "x", build=True)
             fused = self._training_plan()
@@ -170,67 +223,50 @@ class Training:
                     raise ValueError(expected("validation_split", f"a fraction leaving both parts of the {len(x)} "
                                               "examples non-empty", validation_split))
                 x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
-            n_batches = -(-len(x) // batch_size)
+            plan = _EpochPlan(fused, -(-len(x) // batch_size), x=x, y=y, batch_size=batch_size, shuffle=shuffle)
+        if validation_data is not None:
+            plan.validation = self._validation_batches(validation_data, batch_size)
+        return plan
 
-            def epoch_batches(epoch):
-                if not shuffle:
-                    return array_batches(x, y, batch_size)
-                return shuffled_batches(x, y, utils.global_rng().permutation(len(x)), batch_size)
-        validation = None if validation_data is None else self._validation_batches(validation_data, batch_size)
+    def _epoch_batches(self, plan: _EpochPlan, epoch: int):
+        """The training batches of ``epoch``: the source's, or the arrays' (shuffled by the package
+        generator, which is then the epoch's own, when ``plan.shuffle``)."""
+        if plan.source is not None:
+            return self._checked_batches(plan.source.epoch(epoch), "x")
+        if not plan.shuffle:
+            return array_batches(plan.x, plan.y, plan.batch_size)
+        return shuffled_batches(plan.x, plan.y, utils.global_rng().permutation(len(plan.x)), plan.batch_size)
 
-        history = cbks.History()
-        callback_list = cbks.CallbackList(
-            [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []), self,
-            {"verbose": verbose, "epochs": epochs, "steps": n_batches})
-        self.history = history
-        self.stop_training = False
+    def _run_epochs(self, plan: _EpochPlan, initial_epoch: int, epochs: int, callback_list) -> dict:
+        """Epochs ``initial_epoch`` to ``epochs - 1`` of ``plan``, each drawing from its own generator
+        (:meth:`_epoch_rng`); returns the last logs. ``plan.epoch`` and ``plan.batch`` follow where
+        training is, for ``fit``'s messages; Ctrl-C takes effect after the batch it arrives in."""
         logs: dict = {}
-        callback_list.on_train_begin()
-        epoch, batch = initial_epoch, 0
-        if self._training_seed is None:
-            self._training_seed = int(utils.global_rng().integers(2**63))
-        try:
-            with DeferredInterrupt() as interrupt, EpochGenerators() as package_rng:
-                for epoch in range(initial_epoch, epochs):
-                    package_rng.use(self._epoch_rng(epoch))
-                    callback_list.on_epoch_begin(epoch, {"steps": n_batches})
-                    totals = np.zeros(1 + len(self._metrics))
-                    seen = 0
-                    for batch, (xb, yb) in enumerate(epoch_batches(epoch)):
-                        loss, out = self._train_step(xb, yb, fused)
-                        seen += len(xb)
-                        totals += len(xb) * np.array([loss] + self._metric_values(yb, out, fused))
-                        logs = dict(zip(self.metrics_names, (totals / seen).tolist()))
-                        callback_list.on_batch_end(batch, logs)
-                        if interrupt.requested:
-                            raise KeyboardInterrupt
-                        if self.stop_training:
-                            break
-                    if validation is not None:
-                        values = self._evaluate_batches(validation(epoch), fused, "validation_data")
-                        logs.update({"val_" + k: v for k, v in values.items()})
-                    callback_list.on_epoch_end(epoch, logs)
+        with DeferredInterrupt() as interrupt, EpochGenerators() as package_rng:
+            for epoch in range(initial_epoch, epochs):
+                plan.epoch = epoch
+                package_rng.use(self._epoch_rng(epoch))
+                callback_list.on_epoch_begin(epoch, {"steps": plan.n_batches})
+                totals = np.zeros(1 + len(self._metrics))
+                seen = 0
+                for batch, (xb, yb) in enumerate(self._epoch_batches(plan, epoch)):
+                    plan.batch = batch
+                    loss, out = self._train_step(xb, yb, plan.fused)
+                    seen += len(xb)
+                    totals += len(xb) * np.array([loss] + self._metric_values(yb, out, plan.fused))
+                    logs = dict(zip(self.metrics_names, (totals / seen).tolist()))
+                    callback_list.on_batch_end(batch, logs)
+                    if interrupt.requested:
+                        raise KeyboardInterrupt
                     if self.stop_training:
                         break
-        except Diverged as exc:
-            callback_list.close()
-            raise TrainingDivergedError(
-                f"training diverged at epoch {epoch + 1}, batch {batch + 1}: {exc}. The model keeps the "
-                f"weights from before this batch (the optimizer state is not restored). Lower the learning rate (now "
-                f"{self.optimizer.learning_rate:g}), e.g. compile(optimizer=optimizers.Adam(1e-4)), "
-                "or check the inputs' scale (divide images by 255).") from None
-        except KeyboardInterrupt:
-            callback_list.close()
-            warnings.warn(f"fit interrupted at epoch {epoch + 1}, batch {batch + 1}: the model holds the "
-                          "weights after the last finished batch; returning the history so far.",
-                          stacklevel=2)
-            self.stop_training = True
-            return history
-        except BaseException:
-            callback_list.close()
-            raise
-        callback_list.on_train_end(logs)
-        return history
+                if plan.validation is not None:
+                    values = self._evaluate_batches(plan.validation(epoch), plan.fused, "validation_data")
+                    logs.update({"val_" + k: v for k, v in values.items()})
+                callback_list.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        return logs
 
     # ------------------------------------------------------------------ batches
     def _batch_source(self, x, y, name, steps, steps_name="steps"):

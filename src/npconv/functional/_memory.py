@@ -2,9 +2,8 @@
 
 A training step allocates and frees the same few-megabyte arrays every batch. glibc's ``malloc``
 serves large requests with fresh ``mmap`` pages and returns the top of its heap to the system once
-128 KB lie free there, so the next batch page-faults the same memory back in: on a 2-core VM a
-``smallres`` epoch took 1.2-1.5 s, and 1.03-1.12 s with freed blocks kept (``mallopt`` below; one
-process, 6 epochs each way, 2026-12-03). The cost is that a process keeps up to
+128 KB lie free there, so the next batch page-faults the same memory back in (keeping freed blocks,
+``mallopt`` below, makes a ``smallres`` epoch about 1.25x faster). The cost is that a process keeps up to
 :data:`TRIM_THRESHOLD` of freed memory resident until it exits or needs it again.
 
 Linux with glibc only; elsewhere, or where the user set ``MALLOC_*`` variables of their own, nothing
@@ -17,9 +16,8 @@ import os
 import sys
 
 #: Requests up to this size come from the heap, not from fresh ``mmap`` pages (glibc's ceiling).
-#: At 8 MB the 8.4 MB activations of Happy (batch 16) and SIGNS (batch 64) kept their page faults:
-#: epochs 1.3x slower. Peak RSS of the Happy model at batch 64: 352 MB, against 345 without these
-#: settings (``benchmarks/train_speed.py``'s memory row).
+#: At 8 MB the 8.4 MB activations of Happy (batch 16) and SIGNS (batch 64) kept their page faults.
+#: Peak memory grows by about 2% (``benchmarks/train_speed.py``'s memory row).
 MMAP_THRESHOLD = 32 << 20
 #: Free memory kept at the top of the heap before any is returned to the system.
 TRIM_THRESHOLD = 256 << 20

@@ -28,7 +28,7 @@ def column_sum(a: np.ndarray) -> np.ndarray:
     N / 256 rows), a second sums the 256 partials per channel. Adding row after row (``a.sum(0)``)
     accumulates rounding error with N; each level here adds at most a few hundred terms, so the
     result stays within a few float32 roundings of a float64 sum
-    (``tests/test_batchnorm.py::test_float32_column_sums_are_accurate_at_happy_model_size``).
+    (``tests/functional/test_batchnorm.py::test_float32_column_sums_are_accurate_at_happy_model_size``).
     """
     n, n_c = a.shape
     blocks = n // _BLOCK

@@ -6,12 +6,10 @@ threads of its own.
 
 The compiled kernels keep Numba's thread count (every core) on a busy machine too: its OpenMP
 threads spin only briefly before they sleep (:data:`npconv.functional._tier.OPENMP_SPIN_COUNT`), so
-two threads keep two shares of the cores. Beside two busy loops on the two cores an epoch slowed
-2.2-2.5x (SIGNS) and 2.35-2.65x (smallres), PyTorch's 2.3-3.7x and 2.6-3.0x, over four runs of
-``benchmarks/train_speed.py --busy`` (2-core Xeon, 2026-12-03). Cutting the threads, before each
-epoch, to the cores the other work left free was measured worse (2026-12-02, with Numba's workqueue
-pool: 2.5x and 1.8x against 1.6x and 1.3x). No thread count changes a result: the kernels split
-their work by the shapes, never by the number of threads (``tests/test_compiled.py``).
+two threads keep two shares of the cores: beside two busy loops an epoch slows about as much as
+PyTorch's does (``benchmarks/train_speed.py --busy``). Cutting the threads to the cores the other
+work leaves free was slower. No thread count changes a result: the kernels split their work by the
+shapes, never by the number of threads (``tests/functional/test_compiled.py``).
 """
 from __future__ import annotations
 
@@ -20,7 +18,7 @@ import functools
 
 import numpy as np
 
-from ._tier import compiled
+from ._tier import tier
 
 
 def blas_scope():
@@ -29,11 +27,11 @@ def blas_scope():
     The compiled kernels split their work over every core with Numba's threads, and the GEMMs left
     to BLAS (dense layers, 1 x 1 and small convolutions) are a small share of a step. But an
     OpenBLAS worker that has just run busy-waits about 0.1 s for more work, holding a core that
-    Numba's parallel loops then wait for: with BLAS on two threads, a SIGNS epoch took 1.9x as long
-    and a Happy one 1.4x (2-core machine, ``benchmarks/train_speed.py``). The NumPy tier, whose only
-    parallelism is BLAS's, is left alone. Costs about 12 microseconds (threadpoolctl).
+    Numba's parallel loops then wait for: with BLAS on two threads, an epoch took up to 1.9x as long
+    (``benchmarks/train_speed.py``). The NumPy tier, whose only parallelism is BLAS's, is left
+    alone. Costs about 12 microseconds (threadpoolctl).
     """
-    if compiled() is None:
+    if tier() == "numpy":
         return contextlib.nullcontext()
     return _blas_controller().limit(limits=1, user_api="blas")
 
@@ -61,7 +59,7 @@ def matmul(a: np.ndarray, b: np.ndarray, reduce_rows: bool = False) -> np.ndarra
     """
     m = a.shape[0]
     work = a.size * b.shape[1]
-    if compiled() is None or work < SPLIT_MIN_MULTIPLY_ADDS or m < 2:
+    if tier() == "numpy" or work < SPLIT_MIN_MULTIPLY_ADDS or m < 2:
         return a.T @ b if reduce_rows else a @ b
     half = m // 2
     if reduce_rows:

@@ -33,6 +33,28 @@ def compiled():
     return load_compiled() if _use_compiled else None
 
 
+def tiered(numpy_version, applies=None):
+    """Decorator that makes a compiled step and its NumPy twin one function: the tier is chosen here.
+
+    The decorated function is the compiled version, ``compiled_version(kernels, *args)`` (``kernels``
+    as :func:`load_compiled` returns them); the function returned runs it when the compiled tier is
+    on and ``applies(*args)`` (default: always) says its kernel takes these arguments, else
+    ``numpy_version(*args)``::
+
+        @tiered(_relu_gradient_numpy, applies=lambda dout, out: out.flags.c_contiguous)
+        def _relu_gradient(kernels, dout, out): ...
+    """
+    def decorate(compiled_version):
+        @functools.wraps(compiled_version)
+        def dispatch(*args):
+            kernels = compiled()
+            if kernels is not None and (applies is None or applies(*args)):
+                return compiled_version(kernels, *args)
+            return numpy_version(*args)
+        return dispatch
+    return decorate
+
+
 def load_compiled():
     """The compiled kernels, whatever the tier setting (a cache built by them needs their backward).
 
@@ -59,12 +81,10 @@ _kernels = None
 _launch_lock = threading.Lock()
 
 #: Spins of an idle OpenMP thread before it sleeps (GNU libgomp's ``GOMP_SPINCOUNT``; its default is
-#: 300,000). Measured on a 2-core Xeon (median epochs, npconv/PyTorch, ``benchmarks/train_speed.py``
-#: workers, 2026-12-03): Numba's workqueue pool, whose threads always sleep, ran the parallel
-#: kernels at 1 to 1.8x their one-thread speed from call to call (smallres 2.17 s/epoch); OpenMP
-#: threads that spin 10,000 times cover the gap between one kernel and the next (1.19 s) and still
-#: give the cores up to other work within microseconds (beside two busy loops 2.2-2.6x slower;
-#: 100,000 spins: 3.2-4.3x; 2,000: 10% slower alone).
+#: 300,000). Threads that always sleep (Numba's workqueue pool) wake too late for the next kernel;
+#: 10,000 spins cover the gap between one kernel and the next (a ``smallres`` epoch 1.8x faster)
+#: and still give the cores up to other work within microseconds. More spins slow a busy machine
+#: down, fewer an idle one (``benchmarks/train_speed.py``).
 OPENMP_SPIN_COUNT = 10_000
 
 

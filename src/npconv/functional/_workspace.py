@@ -24,8 +24,7 @@ def aligned_empty(shape: tuple, dtype) -> np.ndarray:
 
     NumPy's allocations are only 16-byte aligned: a row of 16 float32 read as one vector then
     straddles two cache lines. For the direct convolution's weight tables, outputs and gradients
-    that cost up to 10% (Happy's first layer, forward 1.83 ms aligned against 1.9-2.0 at 16 and 32
-    bytes off; within noise at other shapes).
+    that cost up to 10% (Happy's first layer's forward; within noise at other shapes).
     """
     dtype = np.dtype(dtype)
     n_bytes = math.prod(shape) * dtype.itemsize

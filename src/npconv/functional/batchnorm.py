@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ShapeError, check_float_array, expected
 from ._reduce import column_sum
 from ._shapes import check_dout
-from ._tier import compiled
+from ._tier import tiered
 
 
 class BatchNormCache(NamedTuple):
@@ -91,9 +91,11 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     _check_eps(eps)
     x2 = _as_rows(x, "x")
     gamma, beta = _channel_params(x2, gamma=gamma, beta=beta)
-    kernels = compiled()
-    if kernels is not None:
-        return _compiled_forward(kernels.batchnorm, x2, gamma, beta, eps, np.shape(x))
+    return _normalise(x2, gamma, beta, eps, np.shape(x))
+
+
+def _normalise_numpy(x2, gamma, beta, eps, shape):
+    """:func:`batchnorm_forward` on the rows ``x2 (N, C)``: centre, then scale and shift."""
     n = x2.shape[0]
     mean = column_sum(x2) / n
     xc = x2 - mean
@@ -106,7 +108,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     # cache (benchmarks/kernels.py times this kernel per tier).
     np.multiply(xc, gamma * inv_std, out=out)
     out += beta
-    cache = BatchNormCache(xc, True, gamma, inv_std, mean, var, np.shape(x))
+    cache = BatchNormCache(xc, True, gamma, inv_std, mean, var, shape)
     return out.reshape(cache.shape), cache
 
 
@@ -119,19 +121,21 @@ def _tiled(kernels, values: np.ndarray, dtype) -> np.ndarray:
     return tiled.reshape(-1)
 
 
-def _compiled_forward(kernels, x2, gamma, beta, eps, shape):
+@tiered(_normalise_numpy)
+def _normalise(kernels, x2, gamma, beta, eps, shape):
     """:func:`batchnorm_forward` in two compiled passes: moments (about the first row), then the
     affine map ``out = x * scale + (beta - mean * scale)``."""
+    bn = kernels.batchnorm
     n = x2.shape[0]
     shift = x2[0].astype(np.float64)
-    sums, squares = kernels.channel_moments(x2, _tiled(kernels, shift, np.float64))
+    sums, squares = bn.channel_moments(x2, _tiled(bn, shift, np.float64))
     shifted_mean = sums / n
     var64 = np.maximum(squares / n - shifted_mean ** 2, 0.0)
     mean64 = shift + shifted_mean
     inv_std64 = 1 / np.sqrt(var64 + eps)
     scale = gamma * inv_std64
     out = np.empty_like(x2)
-    kernels.scale_shift(x2, _tiled(kernels, scale, x2.dtype), _tiled(kernels, beta - mean64 * scale, x2.dtype),
+    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, beta - mean64 * scale, x2.dtype),
                         out)
     dtype = x2.dtype
     cache = BatchNormCache(x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype),
@@ -148,12 +152,15 @@ def batchnorm_backward(dout, cache):
 
     Returns ``(dx, dgamma, dbeta)`` with ``dx`` shaped like the input.
     """
+    rows = cache.rows
+    d2 = np.ascontiguousarray(check_dout(dout, cache.shape), dtype=rows.dtype).reshape(rows.shape)
+    return _normalise_backward(d2, cache)
+
+
+def _normalise_backward_numpy(d2, cache):
+    """:func:`batchnorm_backward` on the rows' gradient ``d2 (N, C)``."""
     rows, centred, gamma, inv_std, mean, _, shape = cache
-    d2 = np.ascontiguousarray(check_dout(dout, shape), dtype=rows.dtype).reshape(rows.shape)
     n = rows.shape[0]
-    kernels = compiled()
-    if kernels is not None:
-        return _compiled_backward(kernels.batchnorm, d2, cache)
     xc = rows if centred else rows - mean
     dbeta = column_sum(d2)
     dx = d2 * xc
@@ -166,15 +173,17 @@ def batchnorm_backward(dout, cache):
     return dx.reshape(shape), dgamma, dbeta
 
 
-def _compiled_backward(kernels, d2, cache):
+@tiered(_normalise_backward_numpy)
+def _normalise_backward(kernels, d2, cache):
     """:func:`batchnorm_backward` in two compiled passes: the sums ``dbeta`` and ``sum(dout * xc)``,
     then ``dx = a * dout - b * xc - a * dbeta / N`` with ``a = gamma * inv_std`` and
     ``b = a * inv_std * dgamma / N``."""
+    bn = kernels.batchnorm
     x2, centred, gamma, inv_std, mean, _, shape = cache
     n = x2.shape[0]
     if centred:  # a NumPy-tier forward stored x - mean
         mean = np.zeros_like(mean)
-    dbeta, centred_product = kernels.gradient_sums(d2, x2, _tiled(kernels, mean, x2.dtype))
+    dbeta, centred_product = bn.gradient_sums(d2, x2, _tiled(bn, mean, x2.dtype))
     inv_std64 = inv_std.astype(np.float64)
     dgamma = centred_product * inv_std64
     a = gamma * inv_std64
@@ -182,8 +191,8 @@ def _compiled_backward(kernels, d2, cache):
     dx = np.empty_like(x2)
     dtype = x2.dtype
     # dx = a * dout - b * (x - mean) - a * dbeta / n, with the constant terms gathered per channel
-    kernels.input_gradient(d2, x2, _tiled(kernels, a, dtype), _tiled(kernels, b, dtype),
-                           _tiled(kernels, b * mean - a * dbeta / n, dtype), dx)
+    bn.input_gradient(d2, x2, _tiled(bn, a, dtype), _tiled(bn, b, dtype),
+                           _tiled(bn, b * mean - a * dbeta / n, dtype), dx)
     return dx.reshape(shape), dgamma.astype(dtype), dbeta.astype(dtype)
 
 
@@ -202,16 +211,25 @@ def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-
     scale = gamma * inv_std
     # out = x * scale + (beta - moving_mean * scale): one compiled pass, or a multiply and an add.
     offset = beta - moving_mean * scale
-    kernels = compiled()
-    if kernels is not None:
-        out = np.empty_like(x2)
-        bn = kernels.batchnorm
-        bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, offset, x2.dtype), out)
-    else:
-        out = x2 * scale
-        out += offset
+    out = _scale_shift(x2, scale, offset)
     cache = BatchNormInferenceCache(x2, moving_mean, inv_std, gamma, np.shape(x))
     return out.reshape(cache.shape), cache
+
+
+def _scale_shift_numpy(x2, scale, offset):
+    """``x2 * scale + offset``, per channel: a multiply and an add."""
+    out = x2 * scale
+    out += offset
+    return out
+
+
+@tiered(_scale_shift_numpy)
+def _scale_shift(kernels, x2, scale, offset):
+    """``x2 * scale + offset`` in one compiled pass."""
+    bn = kernels.batchnorm
+    out = np.empty_like(x2)
+    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, offset, x2.dtype), out)
+    return out
 
 
 def batchnorm_inference_backward(dout, cache):

@@ -15,7 +15,7 @@ The patch matrix is built in one of two memory layouts (same maths, same results
   ``fw * n_C`` contiguous values;
 * columns of patches, ``(fh*fw*n_C, M)``, for images with few channels (RGB, grayscale): each copied run
   is a whole image row, where the other layout would copy 3-value snippets (several times faster on
-  the course models' first layers when last measured). The output is still a C-contiguous NHWC
+  the course models' first layers). The output is still a C-contiguous NHWC
   array (see :func:`_channel_major_product`): the layers after a convolution (batch norm, pooling)
   run slower on a channel-major view.
 
@@ -37,7 +37,7 @@ from ..errors import ShapeError, check_float_array, expected
 from ._reduce import column_sum
 from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
 from ._threads import matmul
-from ._tier import compiled, load_compiled
+from ._tier import load_compiled, tiered
 from ._workspace import Workspace, aligned_empty, scratch
 
 # Below this many input channels the patch matrix is built channel-major (see the module docstring).
@@ -87,11 +87,16 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     stride = as_pair(stride, "stride")
     pads = resolve_padding(padding, (n_h_prev, n_w_prev), (fh, fw), stride)
     out_size = output_size((n_h_prev, n_w_prev), (fh, fw), stride, pads, "conv2d kernel")
-    w2 = w.reshape(-1, n_k)
     bias = b.reshape(n_k).astype(x.dtype, copy=False)
-    kernels = compiled()
-    if kernels is not None and _runs_direct((fh, fw), stride, pads, out_size[1]):
-        return _direct_forward(kernels.conv, x, w, bias, b.shape, pads, out_size, workspace)
+    return _convolve(x, w, bias, b.shape, stride, pads, out_size, workspace)
+
+
+def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace):
+    """:func:`conv2d_forward` as one GEMM of a patch matrix (its layout chosen by the shapes, see
+    the module docstring) with the filters."""
+    m, n_c = x.shape[0], x.shape[3]
+    fh, fw, _, n_k = w.shape
+    w2 = w.reshape(-1, n_k)
     if (fh, fw) == (1, 1) and stride == (1, 1) and pads == ((0, 0), (0, 0)):
         layout = "pointwise"
         cols = np.ascontiguousarray(x).reshape(-1, n_c)
@@ -105,17 +110,17 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
         cols = im2col(pad_nhwc(x, pads, workspace=workspace), (fh, fw), stride, out_size, workspace)
         out = matmul(cols, w2)
     out += bias
-    cache = ConvCache(cols, layout, w, b.shape, x.shape, stride, pads)
+    cache = ConvCache(cols, layout, w, b_shape, x.shape, stride, pads)
     return out.reshape(m, *out_size, n_k), cache
 
 
-def _runs_direct(kernel, stride, pads, out_width) -> bool:
+def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace) -> bool:
     """Whether the compiled direct convolution takes this shape: stride 1, a kernel larger than
     1 x 1, padding of at most ``f - 1`` on each side (the full correlation that gives the input
     gradient needs it) and output rows at least as wide as the kernel's narrowest tile."""
     from .compiled.conv import MIN_WIDTH
-    (fh, fw), ((top, bottom), (left, right)) = kernel, pads
-    return (stride == (1, 1) and fh * fw > 1 and out_width >= MIN_WIDTH
+    (fh, fw), ((top, bottom), (left, right)) = w.shape[:2], pads
+    return (stride == (1, 1) and fh * fw > 1 and out_size[1] >= MIN_WIDTH
             and max(top, bottom) < fh and max(left, right) < fw)
 
 
@@ -147,7 +152,8 @@ def _filter_table(w2: np.ndarray) -> np.ndarray:
     return table
 
 
-def _direct_forward(kernels, x, w, bias, b_shape, pads, out_size, workspace):
+@tiered(_patch_matrix_forward, applies=_runs_direct)
+def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace):
     """:func:`conv2d_forward` by the compiled direct kernel over the zero-padded input (see
     :mod:`npconv.functional.compiled.conv`)."""
     fh, fw, n_c, n_k = w.shape
@@ -155,7 +161,7 @@ def _direct_forward(kernels, x, w, bias, b_shape, pads, out_size, workspace):
     weights = _filter_table(w.reshape(-1, n_k))
     bias_row = _filter_table(bias[np.newaxis])[0]
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
-    kernels.conv_nhwc(x_pad, tap_offsets(fh, fw, n_c, x_pad.shape[2]), fh * fw * n_c, weights, bias_row, out)
+    kernels.conv.conv_nhwc(x_pad, tap_offsets(fh, fw, n_c, x_pad.shape[2]), fh * fw * n_c, weights, bias_row, out)
     return out, ConvCache(x_pad, "direct", w, b_shape, x.shape, (1, 1), pads)
 
 
@@ -256,13 +262,23 @@ def pad_nhwc(x: np.ndarray, pads: Padding2D, value: float = 0.0,
         return x
     m, n_h, n_w, n_c = x.shape
     padded = scratch(workspace, name, (m, n_h + top + bottom, n_w + left + right, n_c), x.dtype)
-    kernels = compiled()
-    if kernels is not None:  # one parallel pass, every value written once
-        kernels.elementwise.pad(np.ascontiguousarray(x).reshape(m, n_h, n_w * n_c), top, left * n_c,
-                                x.dtype.type(value), padded.reshape(m, padded.shape[1], -1))
-        return padded
+    return _fill_padded(x, top, left, value, padded)
+
+
+def _fill_padded_numpy(x, top, left, value, padded):
+    """``padded`` (``x``'s shape plus the padding) holding ``value`` with ``x`` at ``(top, left)``."""
+    m, n_h, n_w, n_c = x.shape
     padded.fill(value)
     padded[:, top:top + n_h, left:left + n_w, :] = x
+    return padded
+
+
+@tiered(_fill_padded_numpy)
+def _fill_padded(kernels, x, top, left, value, padded):
+    """:func:`_fill_padded_numpy` in one parallel pass, every value written once."""
+    m, n_h, n_w, n_c = x.shape
+    kernels.elementwise.pad(np.ascontiguousarray(x).reshape(m, n_h, n_w * n_c), top, left * n_c,
+                            x.dtype.type(value), padded.reshape(m, padded.shape[1], -1))
     return padded
 
 
@@ -305,17 +321,24 @@ def col2im(dcols: np.ndarray, padded_hw, stride) -> np.ndarray:
     One strided slice per kernel offset ``(p, q)``: ``fh * fw`` vectorised additions, however large the
     batch, and overlapping windows (stride < kernel) accumulate correctly.
     """
+    return _scatter_add_patches(dcols, padded_hw, stride)
+
+
+def _scatter_add_patches_numpy(dcols, padded_hw, stride):
     m, n_h, n_w, fh, fw, n_c = dcols.shape
     sh, sw = stride
-    kernels = compiled()
-    if kernels is not None:
-        dx_pad = np.empty((m, *padded_hw, n_c), dtype=dcols.dtype)
-        kernels.conv.col2im(np.ascontiguousarray(dcols), sh, sw, dx_pad)
-        return dx_pad
     dx_pad = np.zeros((m, *padded_hw, n_c), dtype=dcols.dtype)
     for p in range(fh):
         for q in range(fw):
             dx_pad[:, p:p + sh * n_h:sh, q:q + sw * n_w:sw, :] += dcols[:, :, :, p, q, :]
+    return dx_pad
+
+
+@tiered(_scatter_add_patches_numpy)
+def _scatter_add_patches(kernels, dcols, padded_hw, stride):
+    m, n_c = dcols.shape[0], dcols.shape[5]
+    dx_pad = np.empty((m, *padded_hw, n_c), dtype=dcols.dtype)
+    kernels.conv.col2im(np.ascontiguousarray(dcols), *stride, dx_pad)
     return dx_pad
 
 

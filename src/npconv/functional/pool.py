@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import check_choice, check_float_array
 from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
-from ._tier import compiled
+from ._tier import tiered
 from .conv import pad_nhwc
 
 
@@ -63,14 +63,7 @@ def pool2d_forward(x, pool_size, stride=None, padding="valid", mode="max"):
     pads = resolve_padding(padding, x.shape[1:3], pool, stride)
     out_size = output_size(x.shape[1:3], pool, stride, pads, "pool window")
     if mode == "max":
-        x_pad = pad_nhwc(x, pads, -np.inf)
-        kernels = compiled()
-        if kernels is None:
-            out, winner = _max_over_offsets(x_pad, pool, stride, out_size)
-        else:
-            out = np.empty((x.shape[0], *out_size, x.shape[3]), x.dtype)
-            winner = np.empty(out.shape, WINNER_DTYPE)
-            kernels.pool.max_pool_forward(np.ascontiguousarray(x_pad), *pool, *stride, out, winner)
+        out, winner = _max_pool(pad_nhwc(x, pads, -np.inf), pool, stride, out_size)
         return out, PoolCache(x.shape, pool, stride, pads, mode, winner, None)
     counts = _window_counts(x.shape[1:3], pool, stride, pads, out_size, x.dtype)
     out = _sum_over_offsets(pad_nhwc(x, pads), pool, stride, out_size)
@@ -90,15 +83,19 @@ def pool2d_backward(dout, cache: PoolCache):
     dout = check_dout(dout, (m, n_h, n_w, n_c))
     (top, bottom), (left, right) = pads
     padded_hw = (x_shape[1] + top + bottom, x_shape[2] + left + right)
-    overlapping = ph > sh or pw > sw
     # Without overlaps each input gets one write (or none: rows past the last window, gaps between
     # windows); when the windows tile the padded input exactly, nothing needs zeroing first.
     tiled = (ph, pw) == (sh, sw) and padded_hw == (n_h * sh, n_w * sw)
-    kernels = compiled()
-    if kernels is not None and mode == "max":
-        padded = np.empty((m, *padded_hw, n_c), dtype=dout.dtype)
-        kernels.pool.max_pool_backward(np.ascontiguousarray(dout), winner, ph, pw, sh, sw, tiled, padded)
-        return padded[:, top:padded_hw[0] - bottom, left:padded_hw[1] - right, :]
+    padded = _scatter_to_windows(dout, mode, winner, counts, (ph, pw), (sh, sw), padded_hw, tiled)
+    return padded[:, top:padded_hw[0] - bottom, left:padded_hw[1] - right, :]
+
+
+def _scatter_to_windows_numpy(dout, mode, winner, counts, pool, stride, padded_hw, tiled):
+    """The padded input's gradient ``(m, H_pad, W_pad, n_C)``: one strided slice per window offset
+    (``tiled``: the windows cover the padded input exactly once)."""
+    (ph, pw), (sh, sw) = pool, stride
+    m, n_h, n_w, n_c = dout.shape
+    overlapping = ph > sh or pw > sw
     padded = (np.empty if tiled else np.zeros)((m, *padded_hw, n_c), dtype=dout.dtype)
     share = dout / counts if mode == "average" else None
     for offset in range(ph * pw):
@@ -109,7 +106,16 @@ def pool2d_backward(dout, cache: PoolCache):
             target[...] = share
         else:
             np.multiply(dout, winner == offset, out=target)  # written in place: no temporary
-    return padded[:, top:padded_hw[0] - bottom, left:padded_hw[1] - right, :]
+    return padded
+
+
+@tiered(_scatter_to_windows_numpy, applies=lambda dout, mode, *_: mode == "max")
+def _scatter_to_windows(kernels, dout, mode, winner, counts, pool, stride, padded_hw, tiled):
+    """:func:`_scatter_to_windows_numpy` for max pooling, one compiled pass."""
+    (ph, pw), (sh, sw) = pool, stride
+    padded = np.empty((dout.shape[0], *padded_hw, dout.shape[3]), dtype=dout.dtype)
+    kernels.pool.max_pool_backward(np.ascontiguousarray(dout), winner, ph, pw, sh, sw, tiled, padded)
+    return padded
 
 
 def _offset_slice(x_pad, p, q, stride, out_size):
@@ -133,6 +139,16 @@ def _max_over_offsets(x_pad, pool, stride, out_size):
     if np.isnan(best).any():  # NaN windows (a diverged network): rare, so not in the loop above
         _point_at_last_nan(x_pad, pool, stride, out_size, winner)
     return best, winner
+
+
+@tiered(_max_over_offsets)
+def _max_pool(kernels, x_pad, pool, stride, out_size):
+    """Each window's maximum and the offset of its first maximum, ``(out, winner)``: one compiled
+    pass that reads each window once."""
+    out = np.empty((x_pad.shape[0], *out_size, x_pad.shape[3]), x_pad.dtype)
+    winner = np.empty(out.shape, WINNER_DTYPE)
+    kernels.pool.max_pool_forward(np.ascontiguousarray(x_pad), *pool, *stride, out, winner)
+    return out, winner
 
 
 def _point_at_last_nan(x_pad, pool, stride, out_size, winner):

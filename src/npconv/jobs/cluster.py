@@ -2,7 +2,7 @@
 
 * **Data** goes to the workers once: each in-memory data set is scattered to every worker
   (``client.scatter(data, broadcast=True)``) and jobs take it by reference; a
-  :class:`~.spec.DataSource` is sent as its description and read by each worker from the disk they
+  :class:`~.sources.Source` is sent as its description and read by each worker from the disk they
   share (checked against the client's fingerprint).
 * **Jobs** are ``client.submit(...)`` calls with ``retries`` (a job that raised is run again); a
   job whose worker dies is rescheduled on another by Dask itself (up to its
@@ -27,9 +27,8 @@ from queue import SimpleQueue
 
 from .local import POLL_SECONDS
 from .runners import Events, drain, job_failed
-from .spec import DataSource, materialise
+from .sources import Source, materialise
 from .threads import match_numba_to_blas
-from .work import execute
 
 
 def distributed_module():
@@ -42,9 +41,9 @@ def distributed_module():
     return distributed
 
 
-def _run_on_worker(job, datasets, topic: str, stop_event: str):
-    """A job on a Dask worker: :func:`~.work.execute`, reporting on ``topic``, stopping when the
-    client sets the event ``stop_event``."""
+def _run_on_worker(execute, job, datasets, topic: str, stop_event: str):
+    """A job on a Dask worker: ``execute(job, datasets, report, should_stop)``, reporting on
+    ``topic``, stopping when the client sets the event ``stop_event``."""
     match_numba_to_blas()
     from dask.distributed import Event, get_worker
     worker = get_worker()
@@ -74,7 +73,7 @@ class DaskCluster:
             return self.address, False
         return distributed.Client(self.address), True
 
-    def run(self, jobs, datasets, on_result, progress) -> None:
+    def run(self, jobs, datasets, on_result, progress, execute) -> None:
         if not jobs:
             return
         distributed = distributed_module()
@@ -87,21 +86,21 @@ class DaskCluster:
         futures: dict = {}
         completed = False
         try:
-            shared = {key: data for key, data in datasets.items() if isinstance(data, DataSource)}
+            shared = {key: data for key, data in datasets.items() if isinstance(data, Source)}
 
             def submit(batch, attempt):
                 """Submits ``batch``, scattering first what no worker holds any more."""
                 lost = [key for key, data in datasets.items()
-                        if not isinstance(data, DataSource) and (key not in shared or shared[key].status != "finished")]
+                        if not isinstance(data, Source) and (key not in shared or shared[key].status != "finished")]
                 if lost:
                     shared.update(zip(lost, client.scatter([datasets[key] for key in lost], broadcast=True,
                                                            hash=False)))
                 submitted = []
                 for job in batch:
-                    needed = {part.key: shared[part.key] for part in (job.train, job.test) if part is not None}
+                    needed = {name: shared[name] for name in getattr(job, "data_keys", datasets)}
                     key = f"{run}-{job.key}" + (f"-again{attempt}" if attempt else "")
-                    submitted.append(client.submit(_run_on_worker, job, needed, run, stop.name, key=key,
-                                                   retries=self.retries, pure=False))
+                    submitted.append(client.submit(_run_on_worker, execute, job, needed, run, stop.name,
+                                                   key=key, retries=self.retries, pure=False))
                     futures[submitted[-1]] = job
                 return submitted
 

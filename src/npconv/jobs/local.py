@@ -16,9 +16,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import check_positive_int
 from .runners import Events, JobError, drain, job_failed
-from .spec import materialise
+from .sources import materialise
 from .threads import thread_environment, threads_per_job
-from .work import execute
 
 POLL_SECONDS = 0.2
 
@@ -27,12 +26,12 @@ class InProcess:
     """Every job in this process, in order (``jobs=1``). Ctrl-C stops the running job after its
     batch (as ``fit`` does) and the run with it; that job's partial result is not delivered."""
 
-    def run(self, jobs, datasets, on_result, progress) -> None:
+    def run(self, jobs, datasets, on_result, progress, execute) -> None:
         datasets = materialise(datasets)
         events = Events(jobs, progress)
         for job in jobs:
             result = execute(job, datasets, report=events)
-            if result.interrupted:
+            if getattr(result, "interrupted", False):
                 raise KeyboardInterrupt
             events.finish(job, result, on_result)
 
@@ -47,7 +46,7 @@ def _start_worker(datasets, events) -> None:
     _worker.update(datasets=datasets, events=events)
 
 
-def _run_in_worker(job):
+def _run_in_worker(execute, job):
     events = _worker["events"]
     return execute(job, materialise(_worker["datasets"]), report=lambda *event: events.put(event))
 
@@ -62,7 +61,7 @@ class ProcessPool:
         self.jobs = check_positive_int(jobs, "jobs")
         self.threads = threads_per_job(self.jobs) if threads is None else check_positive_int(threads, "threads")
 
-    def run(self, jobs, datasets, on_result, progress) -> None:
+    def run(self, jobs, datasets, on_result, progress, execute) -> None:
         if not jobs:
             return
         context = multiprocessing.get_context("spawn")
@@ -75,7 +74,7 @@ class ProcessPool:
         try:
             # ProcessPoolExecutor starts its spawned workers as jobs are submitted, so all start here.
             with thread_environment(self.threads):
-                futures = {pool.submit(_run_in_worker, job): job for job in jobs}
+                futures = {pool.submit(_run_in_worker, execute, job): job for job in jobs}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)

@@ -46,7 +46,7 @@ class Bars(Progress):
         from tqdm.auto import tqdm
         line = self._free_lines.pop(0) if self._free_lines else len(self._bars) + 1
         where = f" ({worker.get('host')}:{worker.get('pid')})" if worker else ""
-        self._bars[job.key] = (tqdm(total=job.recipe.epochs, desc=job.title + where, unit="epoch",
+        self._bars[job.key] = (tqdm(total=getattr(job, "epochs", None), desc=job.title + where, unit="epoch",
                                     position=line, leave=False, file=self.file, dynamic_ncols=True), line)
 
     def epoch(self, job, epoch: int, epochs: int, logs: dict) -> None:
@@ -62,7 +62,7 @@ class Bars(Progress):
             self._free_lines.sort()
             bar.close()
         self._overall.update(1)
-        if result.cached:
+        if getattr(result, "cached", False):
             self._overall.set_postfix_str("cached: " + job.title)
 
     def write(self, text: str) -> None:

@@ -1,6 +1,7 @@
 """Running a list of jobs: :func:`run_jobs`, and :func:`runner_for` to choose where.
 
-A runner has one method, ``run(jobs, datasets, on_result, progress)``: it trains every job and calls
+A runner has one method, ``run(jobs, datasets, on_result, progress, execute)``: it runs
+``execute(job, datasets, report, should_stop)`` for every job and calls
 ``on_result(job, result)`` in the client's main thread as each result comes in (in any order), then
 ``progress.finished``. It returns when all are in; Ctrl-C (or an exception from a callback) stops
 every worker before it propagates, and a failed job stops the run with a :class:`JobError`. Results
@@ -20,7 +21,7 @@ class JobError(NpconvError, RuntimeError):
 
 class JobsInterrupted(KeyboardInterrupt):
     """Ctrl-C (or a callback's exception) stopped a run; ``results`` holds the jobs that finished
-    (key -> :class:`~npconv.jobs.spec.JobResult`)."""
+    (key -> result)."""
 
     def __init__(self, results: dict):
         super().__init__(f"interrupted with {len(results)} job(s) finished")
@@ -65,9 +66,14 @@ def job_failed(job, error, worker: str = "") -> JobError:
     return JobError(f"job {job.title!r} failed{where}: {type(error).__name__}: {error}")
 
 
-def run_jobs(jobs, datasets, runner=None, progress: Progress | None = None, on_result=None) -> dict:
-    """Train ``jobs`` (see :mod:`npconv.jobs.spec`) on ``datasets`` with ``runner`` (default: this
-    process, one after another); returns ``{job.key: result}``.
+def run_jobs(jobs, datasets, runner=None, progress: Progress | None = None, on_result=None, *, execute) -> dict:
+    """Run ``execute(job, datasets, report, should_stop)`` for each of ``jobs`` with ``runner``
+    (default: this process, one after another); returns ``{job.key: result}``.
+
+    ``execute`` is a module-level function (worker processes and Dask receive it by reference);
+    :func:`npconv.apps.job_work.execute` trains a :class:`npconv.apps.job_spec.Job`. ``datasets``
+    maps names to data, sent to each worker once, or to a :class:`~.sources.Source` each worker
+    loads itself.
 
     ``on_result(job, result)`` is called as each result comes in. Ctrl-C raises
     :class:`JobsInterrupted` with the results in so far, once every worker has stopped.
@@ -88,7 +94,7 @@ def run_jobs(jobs, datasets, runner=None, progress: Progress | None = None, on_r
 
     progress.begin(jobs)
     try:
-        runner.run(jobs, datasets, collect, progress)
+        runner.run(jobs, datasets, collect, progress, execute)
     except KeyboardInterrupt as exc:
         if isinstance(exc, JobsInterrupted):
             raise

@@ -9,6 +9,7 @@ are spawned (a fresh interpreter, not a fork) inside :func:`thread_environment`.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from contextlib import contextmanager
 
@@ -56,3 +57,8 @@ def match_numba_to_blas() -> None:
 def thread_settings() -> dict:
     """This process's :data:`THREAD_VARIABLES` (``None`` where unset), for a job's report."""
     return {name: os.environ.get(name) for name in THREAD_VARIABLES}
+
+
+def worker_description() -> dict:
+    """Where a job runs: host, process id and :func:`thread_settings`, for its report."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "threads": thread_settings()}

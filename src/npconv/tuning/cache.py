@@ -1,7 +1,7 @@
 """A search's finished jobs on disk, each under a hash of what it trains, so a stopped search resumes.
 
 The hash covers everything a job's result depends on: the recipe it trains (every field), the
-arch, the data (:func:`npconv.jobs.fingerprint` of the images), the examples it trains on and is
+arch, the data (:func:`npconv.apps.job_spec.fingerprint` of the images), the examples it trains on and is
 tested on, its seed, and npconv's version. Change any of them and the job trains again; keep them
 and it is read back. One file per job, ``<hash>.npz``: its held-out probabilities per view and a JSON
 entry with the rest (history, evaluation, seconds, worker), written atomically, so a Ctrl-C never
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..apps.job_spec import JobResult
 from ..apps.recipe_files import recipe_json
-from ..jobs import JobResult
 from ..saving import atomic_write
 
 _ABOUT = "__result__"

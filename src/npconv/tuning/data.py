@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..apps import datasets
+from ..apps.job_spec import DataSource, fingerprint
 from ..data import train_val_split
-from ..jobs import DataSource, fingerprint
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class TrainingData:
 
     def load(self, recipe) -> tuple:
         """``(data, source, described)`` for ``recipe``'s image size, colour mode and split: the images,
-        a :class:`~npconv.jobs.DataSource` by which a worker reads the same ones, and what they are."""
+        a :class:`~npconv.apps.job_spec.DataSource` by which a worker reads the same ones, and what they are."""
         full = datasets.load(self.source, recipe.image_size, recipe.color_mode, self.data_dir)
         test_file = datasets.paired_test_file(self.source)
         keep = np.arange(len(full))

@@ -108,7 +108,8 @@ def summary(outcome: SearchResult) -> dict:
 
 def write_results(outcome: SearchResult) -> None:
     """``results.json``, ``results.png`` and ``best_recipe.json`` in the search's folder (atomically)."""
-    from ..viz import plot_variant_scores, style
+    from ..viz import style
+    from .plot import plot_variant_scores
     search = outcome.search
     search.out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary(outcome), indent=2) + "\n"

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..apps import recipes, registry
+from ..apps.job_spec import Job, Part
+from ..apps.job_work import run_training_jobs
 from ..data import kfold_indices
 from ..errors import check_positive_int, expected
-from ..jobs import Job, Part, run_jobs, runner_for
+from ..jobs import runner_for
 from .cache import JobCache, job_hash
 from .data import TrainingData
 from .grid import describe, parse_grids, variant_recipes
@@ -160,7 +162,7 @@ def run(search: Plan, runner=None, progress=None, share: str = "send"):
         search.cache.put(result)
         results[job.key] = result
 
-    run_jobs(search.to_train, datasets, runner, progress, on_result=keep)
+    run_training_jobs(search.to_train, datasets, runner, progress, on_result=keep)
     outcome = score(search, results)
     write_results(outcome)
     return outcome

@@ -15,12 +15,8 @@ is the same sums the other way round: ``dw[t, :] = sum over pixels of x_flat[pix
 gradient is the forward kernel again, over the output gradient padded by ``f - 1 - pad`` with the
 kernel flipped (a full correlation).
 
-Speed (kernel alone, 2 threads, AVX-512 Xeon whose sgemm peaks at 385 GFLOP/s): forward 215-370
-GFLOP/s with 16 or more filters (Happy's first layer the fastest), 150 with SIGNS's 8 (half
-vectors); weight gradient 180-300 (125-240 before its taps of one window position were
-addressed from one offset). Built for AVX2 on the same machine, Happy's forward runs at 186, 97% of
-the 256-bit FMA limit. The kernel these replaced (four taps and four filters per pass over
-whole rows of channel planes, vectorised by LLVM's loop vectoriser) reached 100-190.
+Speed: the forward runs at 215-370 GFLOP/s with 16 or more filters on 2 threads of an AVX-512 Xeon
+whose sgemm peaks at 385 (``benchmarks/kernels.py``).
 
 Work is split over output rows (forward) or over fixed bands of pixels and blocks of taps (weight
 gradient, whose partial sums are added in band order): by the shapes, never by the thread count,

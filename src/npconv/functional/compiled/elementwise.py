@@ -2,12 +2,10 @@
 random flips.
 
 NumPy runs each of these on one core, and pads in two passes (fill the whole output, then copy the
-interior); here each is one parallel pass. ``smallres``'s epoch spent 0.14 s of 1.2 in padding and
-0.04 in ReLU's gradient (profile, 2026-12-03); padding here runs 3-4x NumPy's speed (its image
-rows copied as flat runs: as 2-D slices of pixels it gained nothing with 3 channels) and ReLU's
-gradient 1.3-1.6x. ReLU itself stays NumPy's: it is memory-bound, and a parallel pass gained at
-most 1.25x (0.14 -> 0.11 ms on 2 MB; none at 16 x 16), a few milliseconds an epoch. Element-wise
-work gives the same bits however it is split.
+interior); here each is one parallel pass: padding runs 3-4x NumPy's speed (its image rows copied as
+flat runs: as 2-D slices of pixels it gained nothing with 3 channels). ReLU itself stays NumPy's:
+it is memory-bound, and a parallel pass gained at most 1.25x. Element-wise work gives the same bits
+however it is split.
 """
 from __future__ import annotations
 

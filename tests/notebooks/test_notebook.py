@@ -13,7 +13,7 @@ import pytest
 import npconv
 from conftest import require
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "Convolution_model_Application.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "Convolution_model_Application.ipynb"
 KERNEL = "npconv-test"
 
 

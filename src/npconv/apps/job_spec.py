@@ -1,4 +1,5 @@
-"""What a job is and what comes back: plain, picklable descriptions of one training.
+"""What a training job is and what comes back: plain, picklable descriptions of one training,
+which :mod:`npconv.jobs` runs with :func:`~.job_work.execute`.
 
 A run shares its data sets with every worker once (``datasets``: name -> :class:`~npconv.data.Dataset`,
 or a :class:`DataSource` each worker reads from a shared disk); a :class:`Job` names its examples
@@ -8,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
-from ..apps.recipes import Recipe
 from ..errors import DataError
+from ..jobs import Source
+from .recipes import Recipe
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +61,16 @@ class Job:
     def title(self) -> str:
         return self.label or self.key
 
+    @property
+    def epochs(self) -> int:
+        """How many epochs progress counts to."""
+        return self.recipe.epochs
+
+    @property
+    def data_keys(self) -> tuple[str, ...]:
+        """The run's data sets this job reads (a Dask worker is sent those only)."""
+        return tuple(part.key for part in (self.train, self.test) if part is not None)
+
 
 @dataclass
 class JobResult:
@@ -93,7 +104,7 @@ def fingerprint(data) -> str:
 
 
 @dataclass(frozen=True)
-class DataSource:
+class DataSource(Source):
     """A data set each worker loads from a disk they share, instead of receiving it.
 
     ``load(source, image_size, color_mode, data_dir)`` (:func:`npconv.apps.datasets.load`), then the
@@ -110,7 +121,7 @@ class DataSource:
     expected: str | None = None
 
     def load(self):
-        from ..apps import datasets
+        from . import datasets
         data = datasets.load(self.source, self.image_size, self.color_mode, self.data_dir)
         if self.keep is not None:
             data = data.subset(np.asarray(self.keep, dtype=np.int64))
@@ -120,12 +131,3 @@ class DataSource:
                             "worker the same files, or send the data to the workers (no shared disk).")
         return data
 
-
-@lru_cache(maxsize=4)
-def _load(source: DataSource):
-    return source.load()
-
-
-def materialise(datasets) -> dict:
-    """``datasets`` with every :class:`DataSource` loaded (once per process)."""
-    return {key: _load(data) if isinstance(data, DataSource) else data for key, data in datasets.items()}

@@ -1,5 +1,6 @@
 """``npconv train --jobs/--cluster/--recipe`` and ``npconv tune``: the command line over
-:mod:`npconv.jobs` and :mod:`npconv.tuning` (their own tests: test_jobs.py, test_tune.py)."""
+:mod:`npconv.jobs` and :mod:`npconv.tuning` (their own tests: jobs/test_jobs.py,
+tuning/test_tune.py)."""
 from __future__ import annotations
 
 import json

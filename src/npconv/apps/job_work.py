@@ -1,19 +1,18 @@
-"""What a worker does with a job: train one model, evaluate it, send it back.
+"""What a worker does with a training job: train one model, evaluate it, send it back.
 
-:func:`execute` is the same call wherever it runs (this process, a local worker process, a Dask
-worker): :func:`npconv.apps.training.fit_one` from the job's seed, the evaluation ``train`` makes,
-and the model's file as bytes. Progress goes out through ``report(kind, key, payload)``:
-``("started", key, worker)`` then ``("epoch", key, (epoch, epochs, logs))`` after each epoch.
+:func:`execute` is the same call wherever :mod:`npconv.jobs` runs it (this process, a local worker
+process, a Dask worker): :func:`npconv.apps.training.fit_one` from the job's seed, the evaluation
+``train`` makes, and the model's file as bytes. Progress goes out through ``report(kind, key,
+payload)``: ``("started", key, worker)`` then ``("epoch", key, (epoch, epochs, logs))`` after each
+epoch. :func:`run_training_jobs` is :func:`npconv.jobs.run_jobs` with this ``execute``.
 """
 from __future__ import annotations
 
-import os
-import socket
 import time
 
 from .. import callbacks as C
-from .spec import Job, JobResult
-from .threads import thread_settings
+from ..jobs import run_jobs, worker_description
+from .job_spec import Job, JobResult
 
 
 class _Report(C.Callback):
@@ -35,15 +34,11 @@ class _Report(C.Callback):
                 self.model.stop_training = True
 
 
-def worker_description() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "threads": thread_settings()}
-
-
 def execute(job: Job, datasets, report=None, should_stop=None) -> JobResult:
     """Train ``job`` on ``datasets`` (name -> Dataset) and return its :class:`JobResult`."""
     from .. import saving
-    from ..apps import training, tta
-    from ..apps.datasets import to_float
+    from . import training, tta
+    from .datasets import to_float
 
     if report is not None:
         report("started", job.key, worker_description())
@@ -65,3 +60,9 @@ def execute(job: Job, datasets, report=None, should_stop=None) -> JobResult:
             probabilities[view] = training.probabilities(tta.predict(model, x, view))
     return JobResult(job.key, saving.model_bytes(model) if job.keep_model else None, history, seconds,
                      interrupted, evaluation, probabilities, worker_description())
+
+
+def run_training_jobs(jobs, datasets, runner=None, progress=None, on_result=None) -> dict:
+    """Train ``jobs`` (:class:`~.job_spec.Job`) on ``datasets``: :func:`npconv.jobs.run_jobs` with
+    :func:`execute`; returns ``{job.key: JobResult}``."""
+    return run_jobs(jobs, datasets, runner, progress, on_result, execute=execute)

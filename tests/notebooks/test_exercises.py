@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "Convolution_model_Step_by_Step.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "Convolution_model_Step_by_Step.ipynb"
 EXERCISES = ["zero_pad", "conv_single_step", "conv_forward", "pool_forward", "conv_backward",
              "create_mask_from_window", "distribute_value", "pool_backward"]
 

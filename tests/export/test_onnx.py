@@ -343,7 +343,7 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
 def test_the_readme_example_runs(tmp_path, monkeypatch):
     """The README's five lines, on a SIGNS-shaped model and uint8 test images."""
     from pathlib import Path
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Leaving npconv: ONNX", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     rng = np.random.default_rng(11)

@@ -20,9 +20,10 @@ from conftest import require, same_threads
 from npconv import callbacks as C
 from npconv.apps import datasets, training
 from npconv.apps.recipes import Recipe
+from npconv.apps.job_spec import Job, Part
+from npconv.apps.job_work import run_training_jobs
 from npconv.apps.transfer import Pretrained
-from npconv.jobs import (InProcess, Job, JobError, JobsInterrupted, Part, ProcessPool, Progress, run_jobs,
-                         runner_for, threads_per_job)
+from npconv.jobs import InProcess, JobError, JobsInterrupted, ProcessPool, Progress, runner_for, threads_per_job
 from npconv.jobs.threads import THREAD_VARIABLES, thread_environment
 
 RECIPE = Recipe(arch="tiny", epochs=2, batch_size=16, image_size=16)
@@ -89,8 +90,8 @@ def test_a_job_gives_the_same_result_in_a_worker_process(faces):
     thread count: see same_threads)."""
     jobs = _fold_jobs(faces)
     with same_threads(threads_per_job(2)):
-        here = run_jobs(jobs, {"faces": faces}, InProcess())
-    there = run_jobs(jobs, {"faces": faces}, ProcessPool(2))
+        here = run_training_jobs(jobs, {"faces": faces}, InProcess())
+    there = run_training_jobs(jobs, {"faces": faces}, ProcessPool(2))
     for job in jobs:
         a, b = here[job.key], there[job.key]
         assert a.history == b.history and a.evaluation["accuracy"] == b.evaluation["accuracy"]
@@ -177,9 +178,9 @@ def test_a_failed_job_stops_the_run_and_names_the_job(faces):
     failing = Job("bad", RECIPE.replace(epochs=3), "tiny", 0, Part("faces"), callbacks=(FailTheSecond(),),
                   label="the failing one")
     with pytest.raises(JobError, match="job 'the failing one' failed: RuntimeError: this job was meant to fail"):
-        run_jobs([jobs[0], failing], {"faces": faces}, ProcessPool(2))
+        run_training_jobs([jobs[0], failing], {"faces": faces}, ProcessPool(2))
     with pytest.raises(ValueError, match="unique key"):
-        run_jobs([jobs[0], jobs[0]], {"faces": faces})
+        run_training_jobs([jobs[0], jobs[0]], {"faces": faces})
 
 
 class KillOnce(C.Callback):
@@ -206,7 +207,8 @@ class KillOnce(C.Callback):
 
 def test_a_local_worker_killed_is_a_clear_error(faces, tmp_path):
     with pytest.raises(JobError, match="a worker process died"):
-        run_jobs(_fold_jobs(faces, callbacks=(KillOnce(tmp_path / "killed"),)), {"faces": faces}, ProcessPool(2))
+        run_training_jobs(_fold_jobs(faces, callbacks=(KillOnce(tmp_path / "killed"),)), {"faces": faces},
+                          ProcessPool(2))
 
 
 # ----------------------------------------------------------------------------- Ctrl-C

@@ -1,26 +1,18 @@
 """The compiled (Numba) tier against the NumPy tier, on the shapes and options where they differ.
 
-``tests/test_conv.py``, ``test_pool.py`` and ``test_batchnorm.py`` run every test under both tiers
-(against the course loops, numerical gradients and PyTorch); this file holds the two tiers against
-each other directly, in float32 and float64, and checks how the tier is chosen.
+``test_conv.py``, ``test_pool.py`` and ``test_batchnorm.py`` (beside this file) run every test
+under both tiers (against the course loops, numerical gradients and PyTorch); this file holds the
+two tiers against each other directly, in float32 and float64 (how the tier is chosen: test_tier.py).
 """
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from npconv import functional as F
-from npconv.functional import _tier
-from npconv.functional._tier import compiled_available, use_tier
-
-from conftest import require
+from npconv.functional._tier import use_tier
 
 
-@pytest.fixture(autouse=True)
-def needs_numba():
-    require(compiled_available(), "Numba is not installed (pip install numba)")
+pytestmark = pytest.mark.usefixtures("needs_numba")
 
 
 def both_tiers(run):
@@ -128,30 +120,6 @@ def test_a_cache_outlives_a_tier_switch(rng):
         np.testing.assert_allclose(g, a, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("value, expected", [("0", "numpy"), ("1", "compiled"), (None, "compiled")])
-def test_npconv_jit_chooses_the_tier(value, expected):
-    env = {k: v for k, v in os.environ.items() if k != "NPCONV_JIT"}
-    if value is not None:
-        env["NPCONV_JIT"] = value
-    code = "from npconv.functional._tier import tier; print(tier())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == expected
-
-
-def test_unknown_tier_is_refused():
-    with pytest.raises(ValueError, match="'numpy' or 'compiled'"):
-        with use_tier("fast"):
-            pass
-
-
-def test_import_npconv_does_not_import_numba():
-    """Numba (about 0.3 s to import) loads at the first compiled kernel call, not with npconv."""
-    code = "import sys, npconv; print('numba' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-    assert _tier.tier() in ("numpy", "compiled")
-
-
 @pytest.mark.parametrize("forward_tier, backward_tier", [("numpy", "compiled"), ("compiled", "numpy")])
 def test_batchnorm_cache_crosses_tiers(rng, forward_tier, backward_tier):
     """A NumPy-tier cache stores x - mean, a compiled one x itself: either backward reads both."""
@@ -165,93 +133,6 @@ def test_batchnorm_cache_crosses_tiers(rng, forward_tier, backward_tier):
         reference = F.batchnorm_backward(dout, F.batchnorm_forward(x, gamma, beta)[1])
     for a, g in zip(reference, grads):
         np.testing.assert_allclose(g, a, rtol=1e-9, atol=1e-11)
-
-
-def test_kernels_called_from_many_threads_at_once(rng):
-    """Numba's workqueue threads (its pool where libgomp is missing) abort the process on concurrent
-    launches; _tier serialises them (a web server predicting in several threads must not crash)."""
-    from concurrent.futures import ThreadPoolExecutor
-    x = rng.standard_normal((8, 16, 16, 8)).astype(np.float32)
-    with use_tier("compiled"):
-        expected, _ = F.pool2d_forward(x, 2)
-
-        def pool(_):
-            return F.pool2d_forward(x, 2)[0]
-        with ThreadPoolExecutor(8) as pool_of_threads:
-            results = list(pool_of_threads.map(pool, range(64)))
-    for out in results:
-        np.testing.assert_array_equal(out, expected)
-
-
-def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
-    """The compiled kernels split their work by the shapes, never by the thread count, so their
-    parallel builds on one thread and on two, and their serial builds (which small calls use), give
-    the same bits (npconv train --jobs relies on it)."""
-    import numba
-    from npconv.functional.compiled import _jit
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
-    x = rng.standard_normal((3, 48, 48, 3)).astype(np.float32)  # weight gradient: two bands per image
-    w = rng.standard_normal((3, 3, 3, 16)).astype(np.float32)
-    b = rng.standard_normal(16).astype(np.float32)
-
-    def run():
-        out, cache = F.conv2d_forward(x, w, b, 1, "same")
-        dx, dw, db = F.conv2d_backward(out, cache)
-        normed, bn_cache = F.batchnorm_forward(out, np.ones(16, np.float32), np.zeros(16, np.float32))
-        pooled, pool_cache = F.pool2d_forward(normed, 2)
-        return out, dx, dw, db, normed, *F.batchnorm_backward(out, bn_cache), pooled, \
-            F.pool2d_backward(pooled, pool_cache)
-    with use_tier("compiled"):
-        serial = run()
-        monkeypatch.setattr(_jit, "PARALLEL_MIN_BYTES", 0)  # every call parallel
-        monkeypatch.setattr(_jit, "PARALLEL_MIN_MULTIPLY_ADDS", 0)
-        previous = numba.get_num_threads()
-        try:
-            numba.set_num_threads(1)
-            one = run()
-            numba.set_num_threads(2)
-            two = run()
-        finally:
-            numba.set_num_threads(previous)
-    for a, b_, c in zip(one, two, serial):
-        np.testing.assert_array_equal(a, b_)
-        np.testing.assert_array_equal(a, c)
-
-
-def test_scratch_buffers_start_on_a_cache_line():
-    """The direct convolution reads whole vectors of filters: in 16-byte aligned NumPy buffers they
-    straddle cache lines."""
-    from npconv.functional._workspace import ALIGNMENT, Workspace, aligned_empty, scratch
-    workspace = Workspace()
-    for shape, dtype in [((3,), np.float32), ((5, 7), np.float64), ((2, 3, 4), np.uint8)]:
-        for array in (aligned_empty(shape, dtype), scratch(None, "a", shape, dtype),
-                      scratch(workspace, "a", shape, dtype)):
-            assert array.shape == shape and array.dtype == dtype and array.flags.c_contiguous
-            assert array.ctypes.data % ALIGNMENT == 0
-
-
-def test_openmp_threads_spin_briefly_then_sleep(monkeypatch):
-    """libgomp reads GOMP_SPINCOUNT once, when Numba's OpenMP layer loads it: _tier sets it for that
-    moment only (other libraries' OpenMP keeps its default), and keeps a user's own setting."""
-    from npconv.functional import _tier
-    seen = []
-
-    def load(name):
-        seen.append((name, os.environ.get("GOMP_SPINCOUNT")))
-    monkeypatch.setattr(_tier.importlib, "import_module", load)
-    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    assert _tier._load_openmp()
-    assert seen == [("numba.np.ufunc.omppool", str(_tier.OPENMP_SPIN_COUNT))]
-    assert "GOMP_SPINCOUNT" not in os.environ
-    monkeypatch.setenv("GOMP_SPINCOUNT", "5")
-    assert _tier._load_openmp() and seen[-1][1] == "5" and os.environ["GOMP_SPINCOUNT"] == "5"
-
-    def missing(name):
-        raise ImportError("libgomp.so.1: cannot open shared object file")
-    monkeypatch.setattr(_tier.importlib, "import_module", missing)
-    assert not _tier._load_openmp()  # then Numba's workqueue pool
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -280,28 +161,6 @@ def test_an_epochs_shuffled_batches_are_the_same_in_both_tiers(rng):
         np.testing.assert_array_equal(np.concatenate([xb for xb, _ in batches]), x[order])
         np.testing.assert_array_equal(np.concatenate([yb for _, yb in batches]), order)
         assert not any(np.shares_memory(xb, x) for xb, _ in batches)
-
-
-def test_freed_memory_is_kept_once_per_process(monkeypatch):
-    """glibc's thresholds are set at the first forward pass, once, and never over a user's own."""
-    from npconv.functional import _memory
-    calls = []
-
-    class FakeLibc:
-        def mallopt(self, option, value):
-            calls.append((option, value))
-            return 1
-    monkeypatch.setattr(_memory.ctypes, "CDLL", lambda name: FakeLibc())
-    monkeypatch.setattr(_memory.sys, "platform", "linux")
-    for name in [n for n in os.environ if n.startswith("MALLOC_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setattr(_memory, "_applied", False)
-    assert _memory.keep_freed_memory()
-    assert calls == [(-3, _memory.MMAP_THRESHOLD), (-1, _memory.TRIM_THRESHOLD)]
-    assert not _memory.keep_freed_memory() and len(calls) == 2
-    monkeypatch.setattr(_memory, "_applied", False)
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
-    assert not _memory.keep_freed_memory() and len(calls) == 2
 
 
 @pytest.mark.parametrize("mode", ["horizontal", "vertical", "horizontal_and_vertical"])

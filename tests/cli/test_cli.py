@@ -424,7 +424,7 @@ def test_python_m_npconv_runs_the_cli():
 
 
 def test_console_script_is_declared_and_installed():
-    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '[project.scripts]\nnpconv = "npconv.cli:main"\n' in pyproject
     script = Path(sys.executable).with_name("npconv")
     require(script.exists(), f"the console script is not installed beside {sys.executable} (pip install -e .)")
