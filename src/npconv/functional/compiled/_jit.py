@@ -85,15 +85,16 @@ def _without_interleaving(dispatcher):
 
 
 def compiled_before(kernel: Kernel) -> bool:
-    """Whether Numba's disk cache holds code for ``kernel``'s current source (both builds), so that
-    its first call loads rather than compiles. ``False`` on the first run after an install or an
-    edit, when the first batch of a training waits about 20 s for the kernels to compile.
+    """Whether Numba's disk cache holds code for ``kernel``'s current source (either build: small
+    calls take the serial one), so that its first call loads rather than compiles. ``False`` on
+    the first run after an install or an edit, when the first batch of a training waits about 20 s
+    for the kernels to compile.
 
     Reads the cache's index through Numba's private ``_cache``; where that is not there (another
     Numba), it answers ``True``, so the worst case is a first run without the notice.
     """
     try:
-        return all(bool(build._cache._cache_file._load_index()) for build in (kernel.parallel, kernel.serial))
+        return any(bool(build._cache._cache_file._load_index()) for build in (kernel.parallel, kernel.serial))
     except (AttributeError, OSError, ValueError):
         return True
 
