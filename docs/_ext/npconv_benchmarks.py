@@ -407,44 +407,51 @@ def render(result: Result) -> str:
 # ---------------------------------------------------------------- targets
 
 
-def targets(chosen: dict[tuple[str, str], Result]) -> list[list[str]]:
-    """Every target against the latest runs: target, where it was measured, the figure, the verdict."""
-    rows = []
-    speed = [r for (kind, _), r in chosen.items() if kind == "train_speed"]
+def targets(chosen: dict[tuple[str, str], Result]) -> list[tuple[str, list[list[str]]]]:
+    """Every target against the latest runs: per run (newest first), rows of target, figure, verdict."""
+    groups = []
+    speed = sorted((r for (kind, _), r in chosen.items() if kind == "train_speed"), key=lambda r: r.date,
+                   reverse=True)
     for result in speed:
-        where = f"{result.machine}, {result.path.name}"
+        rows = []
         for row in result.data.get("rows") or []:
             ratio, met = train_ratio(row)
             figure = (r2(ratio) if ratio is not None
                       else f"{r2(row.get('compiled_ratio'))} against PyTorch's default (eager NCHW) only")
-            rows.append([f"training epoch ≤ {TRAIN_RATIO}x PyTorch's best fp32: {row.get('model')}", where,
-                         figure, verdict(met)])
+            rows.append([f"training epoch ≤ {TRAIN_RATIO}x PyTorch's best fp32: {row.get('model')}", figure,
+                         verdict(met)])
         for row in result.data.get("rows") or []:
             ratio, against_best = _latency_ratio(row)
             if ratio is None:
                 continue
             met = ratio <= LATENCY_RATIO if against_best else (False if ratio > LATENCY_RATIO else None)
-            rows.append([f"one-image predict ≤ {LATENCY_RATIO}x PyTorch's best: {row.get('model')}", where,
+            rows.append([f"one-image predict ≤ {LATENCY_RATIO}x PyTorch's best: {row.get('model')}",
                          r2(ratio) + ("" if against_best else " against eager NCHW"), verdict(met)])
         for b in result.data.get("busy") or []:
-            rows.append([f"slowdown beside two busy loops ≤ {BUSY_SLOWDOWN}x: {b.get('model')}", where,
+            rows.append([f"slowdown beside two busy loops ≤ {BUSY_SLOWDOWN}x: {b.get('model')}",
                          f"{r2(b.get('npconv slowdown'))}x", verdict(_busy_met(b))])
         share = next((row.get("epoch_peak_share") for row in result.data.get("rows") or []
                       if str(row.get("model", "")).startswith("smallres") and "epoch_peak_share" in row), None)
-        rows.append([f"`smallres` epoch at ≥ {EPOCH_PEAK_SHARE:.0%} of the measured sgemm peak", where,
+        rows.append([f"`smallres` epoch at ≥ {EPOCH_PEAK_SHARE:.0%} of the measured sgemm peak",
                      r2(share) if share is not None else "—",
                      verdict(None if share is None else share >= EPOCH_PEAK_SHARE)])
+        groups.append((f"{result.machine}: `{result.path.name}`, {result.date[:10]}, "
+                       f"commit {short_commit(result.provenance)}", rows))
     for (kind, machine), result in chosen.items():
         if kind != "accuracy":
             continue
-        signs = [r for r in accuracy_rows(result) if r.get("id") == "signs" and r.get("framework") == "npconv"]
-        for row in signs:
+        rows, measured = [], ""
+        for row in accuracy_rows(result):
+            if row.get("id") != "signs" or row.get("framework") != "npconv":
+                continue
+            measured = row.get("measured", "")
             runs = [r["accuracy"] for r in row.get("runs") or [] if isinstance(r, dict) and "accuracy" in r]
             worst = min(runs) if runs else row.get("accuracy_min", row.get("accuracy"))
             rows.append([f"SIGNS clean accuracy ≥ {SIGNS_ACCURACY}, every seed (`npconv train signs`)",
-                         f"{machine}, {result.path.name}, {row.get('measured', '')}",
                          f"{_accuracy_text(row)}; worst seed {worst:.3f}", verdict(worst >= SIGNS_ACCURACY)])
-    return rows
+        if rows:
+            groups.append((f"{machine}: `{result.path.name}`, measured {measured}", rows))
+    return groups
 
 
 def page(results_dir: Path = RESULTS) -> str:
@@ -453,8 +460,9 @@ def page(results_dir: Path = RESULTS) -> str:
     chosen = latest(results)
     out = ["## Targets against the latest runs\n",
            "Each target against the latest run of each machine. *Not measured* means that no results file "
-           "holds the figure the target needs, so the target cannot be claimed.\n",
-           table(["target", "run", "figure", "verdict"], targets(chosen))]
+           "holds the figure the target needs, so the target cannot be claimed.\n"]
+    for title, rows in targets(chosen):
+        out.append(f"**{title}**\n\n" + table(["target", "figure", "verdict"], rows))
     kinds = list(KINDS) + sorted({kind for kind, _ in chosen} - set(KINDS))
     for kind in kinds:
         runs = sorted((r for (k, _), r in chosen.items() if k == kind), key=lambda r: r.date, reverse=True)

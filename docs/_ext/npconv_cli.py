@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-HELP_WIDTH = "90"  # argparse wraps --help to $COLUMNS; fixed so the pages do not depend on the terminal
+HELP_WIDTH = "80"  # argparse wraps --help to $COLUMNS; fixed so the pages do not depend on the terminal
 
 
 def _subcommands(parser: argparse.ArgumentParser):
