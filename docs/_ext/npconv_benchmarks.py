@@ -259,10 +259,13 @@ def train_speed(result: Result) -> str:
     memory = d.get("memory") or {}
     if memory:
         limit = (d.get("targets") or {}).get("max_rss_mb")
+
+        def rss(m: dict) -> str:
+            text = f"{fmt(m.get('max_rss_mb'))} MB"
+            return text + (f" ({verdict(m.get('max_rss_mb', 1e9) <= limit)}, target ≤ {limit} MB)" if limit else "")
+
         out.append(table(["peak memory, Happy at batch 64", "max RSS", "traced peak (Python allocations)"],
-                         [[tier, f"{fmt(m.get('max_rss_mb'))} MB"
-                           + (f" ({verdict(m.get('max_rss_mb', 1e9) <= limit)}, target ≤ {limit} MB)" if limit else ""),
-                           f"{fmt(m.get('traced_peak_mb'))} MB"] for tier, m in memory.items()]))
+                         [[tier, rss(m), f"{fmt(m.get('traced_peak_mb'))} MB"] for tier, m in memory.items()]))
     extra = {k: v for k, v in d.items() if k not in ("provenance", "rows", "busy", "memory", "rounds", "pairs",
                                                       "targets", "seconds", "clock")}
     if extra:

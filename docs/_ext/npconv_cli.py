@@ -3,8 +3,8 @@
 One Markdown page per command (``docs/cli/generated/<command>.md``, git-ignored) with the command's
 description, its usage line, every argument with its help, choices and default, and the exact
 ``npconv <command> --help`` text; plus ``generated/table.inc`` and ``generated/toc.inc``, the
-commands in ``npconv --help``'s order, which ``docs/cli/index.md`` includes. Nothing is copied by hand, so the pages cannot drift from
-``--help``.
+commands in ``npconv --help``'s order, which ``docs/cli/index.md`` includes. Nothing is copied by
+hand, so the pages cannot drift from ``--help``.
 """
 from __future__ import annotations
 
