@@ -39,7 +39,7 @@ extensions = [
     "npconv_benchmarks",
 ]
 
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "README.md"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 templates_path = []
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]
