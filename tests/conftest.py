@@ -60,7 +60,7 @@ def data_dir() -> Path:
     env = os.environ.get("NPCONV_DATA")
     path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
     require(path.is_dir(), f"data directory {path} not found: set NPCONV_DATA=/path/to/datasets, the folder "
-                           "holding happy/, signs/, smiles/ (README, 'The tests and the data')")
+                           "holding happy/, signs/, smiles/ (CONTRIBUTING.md, 'The tests and the data')")
     return path
 
 

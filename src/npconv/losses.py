@@ -9,13 +9,13 @@ Every loss is a mean over the batch and comes in three forms:
   ``activation(logits)`` and its gradient with respect to the logits, computed without ever taking
   the log of a rounded probability. ``dlogits = (p - y) / m`` for both pairs below.
 
-==================================  ===========  ===========================================
-loss                                activation   labels ``y_true``
-==================================  ===========  ===========================================
-``binary_crossentropy``             sigmoid      ``(m,)`` or ``(m, 1)`` (or ``(m, k)``) in [0, 1]
-``categorical_crossentropy``        softmax      one-hot ``(m, n_classes)``
-``sparse_categorical_crossentropy`` softmax      integers ``(m,)`` or ``(m, 1)`` in [0, n_classes)
-==================================  ===========  ===========================================
+===================================  ==========  ================================================
+loss                                 activation  labels ``y_true``
+===================================  ==========  ================================================
+``binary_crossentropy``              sigmoid     ``(m,)`` or ``(m, 1)`` (or ``(m, k)``) in [0, 1]
+``categorical_crossentropy``         softmax     one-hot ``(m, n_classes)``
+``sparse_categorical_crossentropy``  softmax     integers ``(m,)`` or ``(m, 1)`` in [0, n_classes)
+===================================  ==========  ================================================
 
 A model whose last layer applies ``loss.activation`` calls :meth:`Loss.from_logits_and_grad` with
 that layer's input. ``from_logits=True`` (as Keras) makes ``__call__`` and ``grad`` read ``y_pred``

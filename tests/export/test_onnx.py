@@ -340,12 +340,11 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     assert code == 1 and "Create the folder" in err and len(err.splitlines()) == 1
 
 
-def test_the_readme_example_runs(tmp_path, monkeypatch):
-    """The README's five lines, on a SIGNS-shaped model and uint8 test images."""
+def test_the_onnx_guide_example_runs(tmp_path, monkeypatch):
+    """The ONNX guide's five lines, on a SIGNS-shaped model and uint8 test images."""
     from pathlib import Path
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Leaving npconv: ONNX", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "onnx.md").read_text()
+    code = guide.split("```python\n", 1)[1].split("```", 1)[0]
     rng = np.random.default_rng(11)
     model = randomize(apps.convolutional_model((64, 64, 3), n_classes=6), rng)
     x_test = rng.integers(0, 256, (120, 64, 64, 3), dtype=np.uint8)
