@@ -129,7 +129,9 @@ class Training:
         run resumed from a full checkpoint (``ModelCheckpoint``, ``save_weights_only=False``) with
         ``fit(initial_epoch=...)`` repeats the uninterrupted run bit for bit, in any process.
         Layers given their own ``seed=`` and callbacks' counters (``EarlyStopping``,
-        ``ReduceLROnPlateau``) are not part of that: they start afresh.
+        ``ReduceLROnPlateau``) are not part of that: they start afresh. A
+        :class:`~npconv.callbacks.BackupAndRestore` callback keeps those too, and sets
+        ``initial_epoch`` itself.
 
         Raises
         ------
@@ -185,7 +187,10 @@ class Training:
         self.history = history
         self.stop_training = False
         logs: dict = {}
+        self._initial_epoch = None
         callback_list.on_train_begin()
+        if self._initial_epoch is not None:  # a BackupAndRestore put its backup back
+            initial_epoch = min(self._initial_epoch, epochs)
         epoch, batch = initial_epoch, 0
         if self._training_seed is None:
             self._training_seed = int(utils.global_rng().integers(2**63))
