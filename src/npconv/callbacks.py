@@ -237,7 +237,8 @@ class BackupAndRestore(Callback):
     the other callbacks that keep one (``EarlyStopping``, ``ReduceLROnPlateau``); ``fit`` then goes on
     from the epoch after the last one backed up, and ends with the weights, bit for bit, of a ``fit``
     that was never interrupted (see :mod:`npconv.engine.backup`). After every epoch the backup is
-    written, all or nothing (a kill while writing leaves the previous one). When ``fit`` ends
+    written, all or nothing (a kill while writing leaves the previous one; a full disk, a warning and
+the previous one). When ``fit`` ends
     normally (not on Ctrl-C or an error), the backup is deleted if ``delete_checkpoint``.
 
     Call ``fit`` again with the same arguments (``epochs`` included) on a model built and compiled
@@ -281,10 +282,10 @@ class BackupAndRestore(Callback):
             self._pending = None
 
     def on_epoch_end(self, epoch, logs=None):
-        from .engine.backup import backup_state, write_backup
+        from .engine.backup import backup_state, write_or_warn
         self.backup_dir.mkdir(parents=True, exist_ok=True)
-        write_backup(self.path, self.model, backup_state(self.model, epoch + 1, self.model.history.history,
-                                                         self.peers))
+        write_or_warn(self.path, self.model, backup_state(self.model, epoch + 1, self.model.history.history,
+                                                          self.peers))
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint:

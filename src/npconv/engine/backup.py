@@ -19,6 +19,7 @@ the previous backup whole.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,8 @@ import numpy as np
 from .. import saving
 from ..errors import ModelFileError
 
-__all__ = ["Backup", "write_backup", "read_backup", "restore_backup"]
+__all__ = ["Backup", "backup_state", "write_backup", "read_backup", "read_backup_state", "restore_backup",
+           "write_or_warn"]
 
 _STATE = "__backup__"
 
@@ -68,6 +70,27 @@ def write_backup(path, model, state: dict) -> None:
     arrays = saving._model_arrays(model)
     arrays[_STATE] = np.array(json.dumps(state))
     saving.atomic_write(path, lambda file: saving._write_npz(file, arrays))
+
+
+def write_or_warn(path, model, state: dict) -> bool:
+    """:func:`write_backup`, with a warning instead of an error when the disk refuses it (full,
+    read-only): the previous backup is then unchanged and training goes on. Returns whether it wrote."""
+    try:
+        write_backup(path, model, state)
+    except OSError as exc:
+        warnings.warn(f"{exc} The training goes on; a kill now would resume from the previous backup.",
+                      stacklevel=2)
+        return False
+    return True
+
+
+def read_backup_state(path) -> dict | None:
+    """Only the JSON part of the backup at ``path`` (``None`` when there is none or it is damaged)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data[_STATE]))
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def read_backup(path) -> Backup | None:
