@@ -90,7 +90,8 @@ def _env(**extra) -> dict:
 def train(out, *args, kill=None, timeout=120) -> subprocess.CompletedProcess:
     """``npconv train --out OUT ARGS`` in a subprocess, killed at ``kill`` (see DRIVER)."""
     env = _env(**({"NPCONV_TEST_KILL": kill} if kill else {}))
-    return subprocess.run([sys.executable, "-c", DRIVER, "train", "--out", str(out), *QUICK, *map(str, args)],
+    quick = QUICK[4:] if "--init" in args else QUICK  # a started model keeps its arch and input size
+    return subprocess.run([sys.executable, "-c", DRIVER, "train", "--out", str(out), *quick, *map(str, args)],
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -261,3 +262,32 @@ def test_a_folder_that_is_not_a_backup_is_refused(tmp_path):
     refused = train(out, "--epochs", 1)
     assert refused.returncode == 1 and "not a backup of npconv train" in refused.stderr
     assert (backup_of(out) / "notes.txt").read_text() == "mine"
+
+
+def _faces_folder(root, n=8, size=16):
+    """Image folders of ``n`` small grayscale photos per class (class k is brighter)."""
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    for k, name in enumerate(("not_smiling", "smiling")):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray((rng.random((size, size)) * 80 + 100 * k).astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_fine_tuning_resumes_in_either_phase(reference, tmp_path):
+    """``--init --frozen-epochs``: the output layer alone, then every layer with a fresh optimizer."""
+    from npconv.cli import main
+    faces = _faces_folder(tmp_path / "smiles")
+    start = tmp_path / "start.npz"
+    assert main(["train", str(faces), "--out", str(start), "--arch", "tiny", "--image-size", "16",
+                 "--epochs", "1", "--quiet", "--no-report"]) == 0
+    args = (faces, "--init", start, "--frozen-epochs", 1, "--epochs", 3)
+    out = tmp_path / "tuned.npz"
+    # One update an epoch (13 training images). Killed writing the backup of epoch 2 (the first of
+    # the second phase), then in epoch 3: the backups are those of epoch 1 (phase 1), then epoch 2.
+    killed(train(out, *args, kill="write:2"))
+    killed(train(out, *args, kill="step:2"))
+    assert read_backup_state(backup_of(out) / "seed0.npz")["epoch"] == 2
+    assert "resuming from epoch 2 of 3" in resumed(out, *args)
+    assert_same_bits(out, reference(*args))
