@@ -87,12 +87,17 @@ def _env(**extra) -> dict:
     return env
 
 
-def train(out, *args, kill=None, timeout=120) -> subprocess.CompletedProcess:
-    """``npconv train --out OUT ARGS`` in a subprocess, killed at ``kill`` (see DRIVER)."""
+def npconv(*argv, kill=None, timeout=120) -> subprocess.CompletedProcess:
+    """``npconv ARGV`` in a subprocess, killed at ``kill`` (see DRIVER)."""
     env = _env(**({"NPCONV_TEST_KILL": kill} if kill else {}))
+    return subprocess.run([sys.executable, "-c", DRIVER, *map(str, argv)], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def train(out, *args, kill=None) -> subprocess.CompletedProcess:
+    """``npconv train --out OUT ARGS`` (quick settings) in a subprocess, killed at ``kill``."""
     quick = QUICK[4:] if "--init" in args else QUICK  # a started model keeps its arch and input size
-    return subprocess.run([sys.executable, "-c", DRIVER, "train", "--out", str(out), *quick, *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return npconv("train", "--out", out, *quick, *args, kill=kill)
 
 
 def weights(path) -> list[np.ndarray]:
@@ -131,8 +136,9 @@ def killed(result) -> None:
     assert result.returncode == -signal.SIGKILL, (result.returncode, result.stdout, result.stderr)
 
 
-def resumed(out, *args) -> str:
-    done = train(out, *args)
+def resumed(out, *args, updates_left=None) -> str:
+    """Run again; with ``updates_left``, killed if it trains more updates than that."""
+    done = train(out, *args, kill=None if updates_left is None else f"step:{updates_left + 1}")
     assert done.returncode == 0, done.stderr
     assert not backup_of(out).exists(), "the backup is left behind"
     return done.stdout
@@ -141,14 +147,14 @@ def resumed(out, *args) -> str:
 def test_killed_twice_inside_an_epoch_and_while_writing_the_backup(reference, tmp_path):
     args = ("--epochs", 3)
     out = tmp_path / "m.npz"
-    # 360 training examples, batch 32: 12 updates an epoch. Killed in epoch 2, then while writing
+    # 510 training images, batch 32: 16 updates an epoch. Killed in epoch 2, then while writing
     # the backup of epoch 2 (the file half written): the backup of epoch 1 must still be whole.
     killed(train(out, *args, kill="step:17"))
     assert (backup_of(out) / "run.json").exists() and not out.exists()
     killed(train(out, *args, kill="write:1"))
     assert list(backup_of(out).glob(".seed0.npz.*.tmp")), "not killed while writing"
     assert read_backup_state(backup_of(out) / "seed0.npz")["epoch"] == 1
-    text = resumed(out, *args)
+    text = resumed(out, *args, updates_left=32)
     assert "resuming from epoch 1 of 3, backup in " in text.splitlines()[1]
     assert_same_bits(out, reference(*args))
 
@@ -167,7 +173,7 @@ def test_folds_keep_the_finished_fold_and_resume_the_next(reference, tmp_path):
     out = tmp_path / "cv.npz"
     killed(train(out, *args, kill="member:1"))   # between the folds
     killed(train(out, *args, kill="step:5"))     # inside fold 2's first epoch
-    text = resumed(out, *args)
+    text = resumed(out, *args, updates_left=20)  # fold 2 alone: 300 images, 10 updates an epoch
     assert "resuming from epoch 2 of 4 (1 of 2 models finished)" in text
     assert_same_bits(out, reference(*args))
 
@@ -291,3 +297,20 @@ def test_fine_tuning_resumes_in_either_phase(reference, tmp_path):
     assert read_backup_state(backup_of(out) / "seed0.npz")["epoch"] == 2
     assert "resuming from epoch 2 of 3" in resumed(out, *args)
     assert_same_bits(out, reference(*args))
+
+
+def test_tune_resumes_a_job_stopped_half_way(tmp_path):
+    args = ("tune", "--grid", "image_size=16", "--grid", "epochs=3", "--folds", 2, "--arch", "tiny", "--quiet")
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert npconv(*args, "--out", whole).returncode == 0
+    # Fold 1's job: 3 epochs of 8 updates (255 images, batch 32); killed in the second epoch of fold 2's.
+    killed(npconv(*args, "--out", stopped, kill="step:35"))
+    assert [p.name for p in (stopped / "jobs").glob("*.backup/seed*.npz")] == ["seed1.npz"]
+    # It trains the 2 epochs left (16 updates), not 3: a kill at a 17th update never comes.
+    assert npconv(*args, "--out", stopped, kill="step:17").returncode == 0
+    assert not list((stopped / "jobs").glob("*.backup"))
+    for cached in (whole / "jobs").glob("*.npz"):
+        with np.load(cached) as a, np.load(stopped / "jobs" / cached.name) as b:
+            about_a, about_b = json.loads(str(a["__result__"])), json.loads(str(b["__result__"]))
+            assert about_a["history"] == about_b["history"] and about_a["evaluation"] == about_b["evaluation"]
+            assert all(np.array_equal(a[k], b[k]) for k in a.files if k.startswith("probabilities/"))
