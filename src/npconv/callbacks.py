@@ -1,5 +1,5 @@
 """Keras's training callbacks: ``History``, ``EarlyStopping``, ``ModelCheckpoint``,
-``ReduceLROnPlateau``, ``LearningRateScheduler`` and a tqdm ``ProgressBar``.
+``ReduceLROnPlateau``, ``LearningRateScheduler``, ``BackupAndRestore`` and a tqdm ``ProgressBar``.
 
 ``fit`` calls ``on_train_begin``, then per epoch ``on_epoch_begin(epoch)``, ``on_batch_end(batch,
 logs)`` after every update (``logs`` hold the epoch's running means) and ``on_epoch_end(epoch, logs)``
@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from .errors import check_choice, expected
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
-           "ReduceLROnPlateau", "LearningRateScheduler", "ProgressBar"]
+           "ReduceLROnPlateau", "LearningRateScheduler", "BackupAndRestore", "ProgressBar"]
 
 
 class Callback:
@@ -54,6 +55,8 @@ class CallbackList:
                                          type(callback).__name__))
             callback.set_model(model)
             callback.set_params(params or {})
+            if isinstance(callback, BackupAndRestore):
+                callback.peers = [c for c in self.callbacks if c is not callback]
 
     def __getattr__(self, hook):
         if not hook.startswith("on_") and hook != "close":
@@ -106,6 +109,16 @@ class _Monitor(Callback):
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
 
+    #: The counters a resumed training needs (``BackupAndRestore`` saves them with the model).
+    _state_keys = ("best",)
+
+    def get_state(self) -> dict:
+        return {key: getattr(self, key) for key in self._state_keys}
+
+    def set_state(self, state: dict) -> None:
+        for key in self._state_keys:
+            setattr(self, key, state[key])
+
 
 class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; optionally
@@ -119,6 +132,8 @@ class EarlyStopping(_Monitor):
         self.wait = 0
         self.stopped_epoch = None
         self.best_weights = None
+
+    _state_keys = ("best", "wait")
 
     def on_train_begin(self, logs=None):
         self.wait, self.stopped_epoch, self.best_weights = 0, None, None
@@ -181,6 +196,8 @@ class ReduceLROnPlateau(_Monitor):
         self.factor, self.patience, self.cooldown, self.min_lr = factor, int(patience), int(cooldown), min_lr
         self.wait = self.cooldown_counter = 0
 
+    _state_keys = ("best", "wait", "cooldown_counter")
+
     def on_epoch_end(self, epoch, logs=None):
         value = self._current(logs)
         if value is None:
@@ -210,6 +227,73 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.optimizer.learning_rate = float(self.schedule(epoch, self.model.optimizer.learning_rate))
+
+
+class BackupAndRestore(Callback):
+    """Keep a backup of the training in ``backup_dir`` after every epoch, and go on from it (Keras's).
+
+    At the start of ``fit``, a backup in ``backup_dir`` is put back: the weights, the optimizer's
+    state, the training seed and the layers' own generators, the history so far and the counters of
+    the other callbacks that keep one (``EarlyStopping``, ``ReduceLROnPlateau``); ``fit`` then goes on
+    from the epoch after the last one backed up, and ends with the weights, bit for bit, of a ``fit``
+    that was never interrupted (see :mod:`npconv.backup`). After every epoch the backup is
+    written, all or nothing (a kill while writing leaves the previous one; a full disk, a warning and
+the previous one). When ``fit`` ends
+    normally (not on Ctrl-C or an error), the backup is deleted if ``delete_checkpoint``.
+
+    Call ``fit`` again with the same arguments (``epochs`` included) on a model built and compiled
+    as before: ``model.fit(x, y, epochs=10, callbacks=[BackupAndRestore("backup")])``.
+    ``EarlyStopping(restore_best_weights=True)`` keeps only the best weights seen since the resume.
+    """
+
+    FILE = "backup.npz"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        if save_freq != "epoch":
+            raise ValueError(expected("save_freq", "'epoch' (npconv backs up at the end of each epoch)",
+                                      repr(save_freq)))
+        self.backup_dir = Path(backup_dir)
+        self.save_freq = save_freq
+        self.delete_checkpoint = delete_checkpoint
+        self.peers: list = []
+        self._pending = None
+
+    @property
+    def path(self) -> Path:
+        """The backup file, ``backup_dir/backup.npz``."""
+        return self.backup_dir / self.FILE
+
+    def on_train_begin(self, logs=None):
+        from .backup import read_backup, restore_backup
+        backup = read_backup(self.path)
+        if backup is None:
+            return
+        restore_backup(self.model, backup)
+        self.model.history.history = {k: list(v) for k, v in backup.history.items()}
+        self.model.history.epoch = list(range(backup.epoch - len(backup.history.get("loss", [])), backup.epoch))
+        self.model._initial_epoch = backup.epoch
+        self._pending = backup  # the other callbacks' counters, once their own on_train_begin has run
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._pending is not None:
+            for callback, saved in zip(self.peers, self._pending.state.get("callbacks", [])):
+                if saved is not None and hasattr(callback, "set_state"):
+                    callback.set_state(saved)
+            self._pending = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .backup import backup_state, write_or_warn
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        write_or_warn(self.path, self.model, backup_state(self.model, epoch + 1, self.model.history.history,
+                                                          self.peers))
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:
+            self.path.unlink(missing_ok=True)
+            try:
+                self.backup_dir.rmdir()  # when it holds nothing else
+            except OSError:
+                pass
 
 
 class ProgressBar(Callback):

@@ -30,6 +30,10 @@ class DataError(NpconvError, ValueError):
     """A data file or folder cannot be used (missing keys, wrong shapes, no images, ...)."""
 
 
+class BackupMismatchError(NpconvError, ValueError):
+    """A training's backup was written by another command (other data, recipe, flags or version)."""
+
+
 def describe(value) -> str:
     """A short description of ``value`` for error messages: shape and dtype for arrays."""
     if isinstance(value, np.ndarray):

@@ -56,6 +56,7 @@ class Job:
     views: tuple[str, ...] = ()
     keep_model: bool = True
     label: str = ""                # what progress shows ("fold 2/5"); the key when empty
+    backup: object = None          # a npconv.apps.run_backup.RunBackup: resume from / keep a backup there
 
     @property
     def title(self) -> str:

@@ -48,7 +48,8 @@ def execute(job: Job, datasets, report=None, should_stop=None) -> JobResult:
     callbacks = [*job.callbacks, _Report(job, report, should_stop)]
     start = time.perf_counter()
     model, history, interrupted = training.fit_one(train, job.recipe, job.arch, validation, job.seed, 0,
-                                                   job.dataset, callbacks, job.init, member=job.member)
+                                                   job.dataset, callbacks, job.init, member=job.member,
+                                                   backup=job.backup)
     seconds = time.perf_counter() - start
     evaluation, probabilities = None, {}
     if test is not None and job.evaluate:

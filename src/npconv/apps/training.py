@@ -118,7 +118,7 @@ def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64, tt
 def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
           verbose: int = 1, dataset: str | None = None, callbacks=None,
           init: Pretrained | None = None, jobs: int = 1, cluster=None, progress=None,
-          threads: int | None = None) -> TrainResult:
+          threads: int | None = None, backup=None) -> TrainResult:
     """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
     pretrained model ``init`` when given.
 
@@ -134,19 +134,20 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     Ctrl-C stops after the current batch: the result then has ``interrupted=True`` and the model as
     trained so far (for an ensemble, the members trained to the end, or the first one if none was).
     In worker processes, Ctrl-C stops them at once: the members that had finished are kept, and
-    with none finished it raises ``KeyboardInterrupt``.
+    with none finished it raises ``KeyboardInterrupt``. ``backup`` (a
+    :class:`~.run_backup.RunBackup`): each model keeps a backup there and goes on from it (:func:`fit_one`).
     """
     from ..jobs import runner_for, runs_here
     start = time.perf_counter()
     seeds = member_seeds(recipe, seed)
     if runs_here(jobs, cluster) or (len(seeds) == 1 and cluster is None):
         members, histories, interrupted = train_members(data, recipe, arch, test, seeds, verbose, dataset,
-                                                        callbacks, init)
+                                                        callbacks, init, backup)
     else:
         from .training_jobs import train_members_as_jobs
         runner = runner_for(jobs, cluster, threads)
         members, histories, interrupted, seeds = train_members_as_jobs(
-            data, recipe, arch, test, seeds, dataset, callbacks, init, runner, progress, verbose)
+            data, recipe, arch, test, seeds, dataset, callbacks, init, runner, progress, verbose, backup)
     return finish_training(members, histories, seeds, interrupted, recipe, data, test, seed,
                            time.perf_counter() - start)
 
@@ -158,7 +159,7 @@ def member_seeds(recipe: Recipe, seed: int) -> list[int]:
 
 
 def train_members(data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose, dataset, callbacks,
-                  init) -> tuple[list, list, bool]:
+                  init, backup=None) -> tuple[list, list, bool]:
     """The models of ``seeds`` trained one after another here: ``(members, histories, interrupted)``."""
     validation = None if test is None else (to_float(test.x), test.y)
     members, histories, interrupted = [], [], False
@@ -166,7 +167,7 @@ def train_members(data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose
         if recipe.ensemble > 1 and verbose:
             print(f"model {k + 1} of {recipe.ensemble} (seed {member_seed})")
         model, history, interrupted = fit_one(data, recipe, arch, validation, member_seed, verbose, dataset,
-                                              callbacks, init, member=k)
+                                              callbacks, init, member=k, backup=backup)
         if interrupted and members:
             break
         members.append(model)
@@ -196,23 +197,36 @@ def finish_training(members, histories, seeds, interrupted: bool, recipe: Recipe
 
 
 def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, verbose: int, dataset,
-            callbacks, init, member: int = 0) -> tuple[object, dict, bool]:
+            callbacks, init, member: int = 0, backup=None) -> tuple[object, dict, bool]:
     """One model trained by ``recipe`` from ``seed`` (member ``member`` of an ensemble):
-    ``(model, history, interrupted)``."""
+    ``(model, history, interrupted)``.
+
+    With ``backup`` (a :class:`~.run_backup.RunBackup`), the model's backup is written after each
+    epoch, and one found at the start is gone on from: the result is the uninterrupted run's, and a
+    model whose backup has all its epochs is not trained again."""
     utils.set_random_seed(seed)
     steps = -(-len(data) // recipe.batch_size)
     model = build(arch, data.x.shape[1:], data.class_names, recipe, dataset, init, member)
     test_time.check_tta(recipe.tta, model.metadata)  # before training, not after it
     x = to_float(data.x)
+    kept = None if backup is None else backup.member(seed)
+    saved = None if kept is None else kept.read()
     done, history = 0, {}
-    for epochs, head_only in phases(recipe, init is not None):
+    for index, (epochs, head_only) in enumerate(phases(recipe, init is not None)):
+        if saved is not None and kept.phase_of(saved) > index:
+            done += epochs  # finished before the backup was taken
+            continue
         freeze_all_but_head(model, head_only)
         compile_for(model, recipe.learning_rate, epochs * steps, recipe.weight_decay, recipe.label_smoothing)
+        start = done
+        if saved is not None:
+            history, start, saved = kept.restore(model, saved), saved.epoch, None
+        phase_callbacks = list(callbacks or []) + ([] if kept is None else [kept.callback(index, history)])
         with warnings.catch_warnings():
             # fit warns on Ctrl-C; the caller reports the interruption in its own words.
             warnings.filterwarnings("ignore", message="fit interrupted")
-            phase = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=done + epochs, initial_epoch=done,
-                              verbose=verbose, validation_data=validation, callbacks=callbacks)
+            phase = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=done + epochs, initial_epoch=start,
+                              verbose=verbose, validation_data=validation, callbacks=phase_callbacks)
         for key, values in phase.history.items():
             history.setdefault(key, []).extend(values)
         done += epochs
@@ -240,7 +254,8 @@ def average_members(members, histories, recipe: Recipe, data: Dataset, seeds, te
 
 def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int = 0, verbose: int = 1,
                    dataset: str | None = None, on_fold=None, init: Pretrained | None = None, callbacks=None,
-                   jobs: int = 1, cluster=None, progress=None, threads: int | None = None) -> TrainResult:
+                   jobs: int = 1, cluster=None, progress=None, threads: int | None = None,
+                   backup=None) -> TrainResult:
     """Stratified ``k``-fold cross-validation, a fresh model per fold (trained by :func:`train` with
     seed ``seed + i`` for fold ``i``).
 
@@ -258,7 +273,8 @@ def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int =
         results, interrupted = [], False
         for i, (train_idx, test_idx) in enumerate(splits):
             result = train(data.subset(train_idx), recipe, arch, test=data.subset(test_idx),
-                           seed=seed + i, verbose=verbose, dataset=dataset, callbacks=callbacks, init=init)
+                           seed=seed + i, verbose=verbose, dataset=dataset, callbacks=callbacks, init=init,
+                           backup=backup)
             results.append((i, result))
             if on_fold is not None:
                 on_fold(i, result)
@@ -269,7 +285,7 @@ def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int =
         from .training_jobs import cross_validate_as_jobs
         results, interrupted = cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, init,
                                                       callbacks, runner_for(jobs, cluster, threads), progress,
-                                                      verbose)
+                                                      verbose, backup)
     return best_fold(results, k, interrupted, time.perf_counter() - start)
 
 

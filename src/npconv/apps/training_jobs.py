@@ -20,14 +20,14 @@ def _progress(progress, verbose: int):
 
 
 def member_jobs(key: str, label: str, recipe, arch: str, seeds, train: Part, test: Part | None, dataset, init,
-                callbacks) -> list[Job]:
+                callbacks, backup=None) -> list[Job]:
     """One job per model of ``seeds`` (member ``k`` has ``seeds[k]``), keyed ``key-model{k+1}`` when
     there are several; only a lone model is evaluated in its worker (an ensemble's average is
     evaluated by the client)."""
     several = len(seeds) > 1
     return [Job(key=f"{key}-model{k + 1}" if several else key, recipe=recipe, arch=arch, seed=s, train=train,
                 test=test, member=k, dataset=dataset, init=init, callbacks=tuple(callbacks or ()),
-                evaluate=not several,
+                evaluate=not several, backup=backup,
                 label=f"{label} model {k + 1}/{len(seeds)} (seed {s})".strip() if several else
                 f"{label} (seed {s})".strip())
             for k, s in enumerate(seeds)]
@@ -41,10 +41,10 @@ def _members(jobs, results) -> tuple[list, list, list, list]:
 
 
 def train_members_as_jobs(data, recipe, arch, test, seeds, dataset, callbacks, init, runner, progress,
-                          verbose) -> tuple[list, list, bool, list]:
+                          verbose, backup=None) -> tuple[list, list, bool, list]:
     """The models of ``seeds`` trained as jobs: ``(members, histories, interrupted, their seeds)``."""
     work = member_jobs("train", "", recipe, arch, seeds, Part("train"), None if test is None else Part("test"),
-                       dataset, init, callbacks)
+                       dataset, init, callbacks, backup)
     datasets = {"train": data} if test is None else {"train": data, "test": test}
     interrupted = False
     try:
@@ -58,7 +58,7 @@ def train_members_as_jobs(data, recipe, arch, test, seeds, dataset, callbacks, i
 
 
 def cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, init, callbacks, runner, progress,
-                           verbose) -> tuple[list, bool]:
+                           verbose, backup=None) -> tuple[list, bool]:
     """Every fold's models as jobs: ``([(i, TrainResult of fold i), ...], interrupted)``; a fold's
     result is made (and ``on_fold`` called) as soon as its last model is in."""
     from .training import finish_training, member_seeds
@@ -66,7 +66,7 @@ def cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, i
     folds = {}
     for i, (train_idx, test_idx) in enumerate(splits):
         folds[i] = member_jobs(f"fold{i + 1}", f"fold {i + 1}/{k}", recipe, arch, member_seeds(recipe, seed + i),
-                               Part("data", train_idx), Part("data", test_idx), dataset, init, callbacks)
+                               Part("data", train_idx), Part("data", test_idx), dataset, init, callbacks, backup)
     fold_of = {job.key: i for i, work in folds.items() for job in work}
     results, finished = {}, []
 

@@ -48,6 +48,8 @@ def add_parser(commands, common) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--report", metavar="DIR", help="report folder (default: MODEL_report/)")
     train.add_argument("--no-report", action="store_true", help="write no report folder")
+    train.add_argument("--restart", action="store_true", help="throw away the backup of an unfinished run "
+                       "(MODEL.backup/) and start afresh; without it, the same command goes on from its backup")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run)
 
@@ -154,6 +156,7 @@ def run(args) -> int:
     runner = job_runner(args)  # a wrong --jobs/--cluster/--threads before any slow loading
     source, name, recipe, arch, data, test, test_file, init = _prepare_training(args)
     out.parent.mkdir(parents=True, exist_ok=True)  # only once the data has loaded
+    backup = _open_backup(args, out, data, test, recipe, arch, init)
     verbose = 0 if args.quiet else 1
     say(args, f"data: {source} ({len(data)} images, {len(data.class_names)} classes: "
               f"{', '.join(data.class_names)})")
@@ -165,7 +168,8 @@ def run(args) -> int:
                   f"{recipe.frozen_epochs} epoch(s) with only the output layer training, then all layers")
 
     bars = _bars(args, runner)
-    jobs = {"jobs": args.jobs, "cluster": args.cluster, "threads": args.threads, "progress": bars}
+    jobs = {"jobs": args.jobs, "cluster": args.cluster, "threads": args.threads, "progress": bars,
+            "backup": backup}
     if args.folds:
         def on_fold(i, result):
             ev = result.evaluation
@@ -214,4 +218,25 @@ def run(args) -> int:
                               test_name=label)
     tail = f", model saved to {out}" + (f", report in {report}" if report else "")
     print(summary + tail)
-    return 130 if result.interrupted else 0
+    if result.interrupted:
+        print(f"{PROG}: the backup in {backup.folder} keeps every finished epoch: run the same command "
+              "again to go on from it", file=sys.stderr)
+        return 130
+    backup.remove()
+    return 0
+
+
+def _open_backup(args, out: Path, data, test, recipe, arch: str, init):
+    """The run's backup folder (:mod:`npconv.apps.run_backup`), saying when the run goes on from it."""
+    from ..apps.run_backup import RunBackup, backup_folder, run_identity
+    from ..apps.training import member_seeds
+    identity = run_identity(data, test, recipe, arch, args.seed, args.folds, init)
+    backup = RunBackup.open(backup_folder(out), identity, restart=args.restart)
+    seeds = [s for i in range(args.folds or 1) for s in member_seeds(recipe, args.seed + i)]
+    done = backup.epochs_done(seeds)
+    if sum(done):
+        models = (f" ({sum(d == recipe.epochs for d in done)} of {len(seeds)} models finished)"
+                  if len(seeds) > 1 else "")
+        print(f"resuming from epoch {sum(done)} of {recipe.epochs * len(seeds)}{models}, backup in "
+              f"{backup.folder} (--restart to start afresh)")
+    return backup

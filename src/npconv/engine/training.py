@@ -149,7 +149,9 @@ class Training:
         run resumed from a full checkpoint (``ModelCheckpoint``, ``save_weights_only=False``) with
         ``fit(initial_epoch=...)`` repeats the uninterrupted run bit for bit, in any process.
         Layers given their own ``seed=`` and callbacks' counters (``EarlyStopping``,
-        ``ReduceLROnPlateau``) are not part of that: they start afresh.
+        ``ReduceLROnPlateau``) are not part of that: they start afresh. A
+        :class:`~npconv.callbacks.BackupAndRestore` callback keeps those too, and sets
+        ``initial_epoch`` itself.
 
         Raises
         ------
@@ -168,14 +170,17 @@ class Training:
             raise ValueError(expected("validation_split", "a fraction in [0, 1)", validation_split))
         plan = self._prepare_batches(x, y, check_positive_int(batch_size, "batch_size"), validation_split,
                                      validation_data, shuffle, steps_per_epoch)
-        plan.epoch = initial_epoch
         history = cbks.History()
         callback_list = cbks.CallbackList(
             [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []), self,
             {"verbose": verbose, "epochs": epochs, "steps": plan.n_batches})
         self.history = history
         self.stop_training = False
+        self._initial_epoch = None
         callback_list.on_train_begin()
+        if self._initial_epoch is not None:  # a BackupAndRestore put its backup back
+            initial_epoch = min(self._initial_epoch, epochs)
+        plan.epoch = initial_epoch
         if self._training_seed is None:
             self._training_seed = int(utils.global_rng().integers(2**63))
         try:

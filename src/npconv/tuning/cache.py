@@ -55,6 +55,10 @@ class JobCache:
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.npz"
 
+    def backup_folder(self, key: str) -> Path:
+        """Where job ``key`` keeps the backup of its training until it is cached."""
+        return self.folder / f"{key}.backup"
+
     def get(self, key: str, views=()) -> JobResult | None:
         """The result of job ``key`` if it is here with the probabilities of every view in ``views``."""
         path = self.path(key)

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..apps import recipes, registry
 from ..apps.job_spec import Job, Part
 from ..apps.job_work import run_training_jobs
+from ..apps.run_backup import RunBackup
 from ..data import kfold_indices
 from ..errors import check_positive_int, expected
 from ..jobs import runner_for
@@ -134,7 +135,8 @@ def _make_jobs(search: Plan, views: set) -> None:
                         views_needed = tuple(sorted(set(job_views) | set(job.views if job else ())))
                         by_key[job_key] = Job(job_key, trained, trained.arch, seed, Part(key, train_idx),
                                               Part(key, test_idx), views=views_needed, keep_model=False,
-                                              label=job.label if job else label, dataset=search.data.name)
+                                              label=job.label if job else label, dataset=search.data.name,
+                                              backup=RunBackup(search.cache.backup_folder(job_key)))
                 search.members[(v, s, i)] = keys
     search.jobs = list(by_key.values())
     for job in search.jobs:
@@ -150,7 +152,9 @@ def run(search: Plan, runner=None, progress=None, share: str = "send"):
 
     ``share``: ``"send"`` the data to the workers, or ``"path"``: each worker reads it from the
     disk they share. Ctrl-C raises :class:`~npconv.jobs.JobsInterrupted` once the workers have
-    stopped; the jobs finished so far stay cached, and the same search run again starts from them.
+    stopped; the jobs finished so far stay cached, and the same search run again starts from them;
+    a job stopped half-way (Ctrl-C, a kill) goes on from its last epoch's backup
+    (:mod:`npconv.apps.run_backup`; its key covers everything it trains), to the same bits.
     """
     from .scores import score, write_results
     if share not in ("send", "path"):
@@ -161,7 +165,11 @@ def run(search: Plan, runner=None, progress=None, share: str = "send"):
     def keep(job, result):
         search.cache.put(result)
         results[job.key] = result
+        if not result.interrupted:
+            job.backup.remove()
 
+    for job in search.to_train:
+        job.backup.folder.mkdir(parents=True, exist_ok=True)
     run_training_jobs(search.to_train, datasets, runner, progress, on_result=keep)
     outcome = score(search, results)
     write_results(outcome)
