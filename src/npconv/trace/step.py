@@ -167,7 +167,9 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
     for k in range(last, -1, -1):
         node = nodes[k]
         layer, record = node.layer, records[node.layer.name]
-        dout = grads.pop(node.output)
+        dout = grads.pop(node.output, None)
+        if dout is None:
+            continue  # before an augmentation layer: no gradient comes back
         record.grads["dout"] = np.array(dout)
         if not layer.passes_gradient:
             continue  # augmentation: no layer before it has weights (the model refuses that)
