@@ -59,7 +59,7 @@ def _order(trace, reference):
         yield name, "output"
     for name in reversed(names):
         grads = reference.record(name).grads
-        mine = trace.record(name).grads if name in trace.names else {}
+        mine = trace.record(name).grads if trace.ran(name) else {}
         for which in [w for w in GRADIENTS if w in grads] + [w for w in grads if w not in GRADIENTS]:
             if which != "dx" and not (which == "dout" and reference.record(name).readers == 1):
                 yield name, which
@@ -70,7 +70,7 @@ def _order(trace, reference):
 
 
 def _value(trace, name, which):
-    if name not in trace.names:
+    if not trace.ran(name):
         return None
     record = trace.record(name)
     return record.output if which == "output" else record.grads.get(which)

@@ -43,6 +43,7 @@ class WrongShape(Exception):
     def __init__(self, which: str, got: np.ndarray, message: str):
         super().__init__(message)
         self.which, self.got = which, got
+        self.grads: dict = {}  # the gradients that came with it, of the right shapes
 
 
 def _function_names(model) -> tuple[str, ...]:
@@ -205,7 +206,11 @@ class LearnerKernels:
                 _check_shape(db, (layer.filters,), "db", "your conv_backward returned", layer,
                              also=" (the course's b shape (1, 1, 1, n_C) is read as (n_C,))")
                 grads["db"] = db
-            _check_shape(dx, x_shape, "dx", "your conv_backward returned dA_prev", layer)
+            try:
+                _check_shape(dx, x_shape, "dx", "your conv_backward returned dA_prev", layer)
+            except WrongShape as exc:
+                exc.grads = grads
+                raise
             return dx, grads
         dx = self._call("pool_backward", dout.copy(), cache, layer.mode)
         _check_shape(dx, x_shape, "dx", "your pool_backward returned dA_prev", layer)

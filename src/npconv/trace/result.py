@@ -23,8 +23,9 @@ class StepTrace:
     model : the model's name; kernels : the learner's kernels' name, or None
     """
 
-    def __init__(self, records: dict, loss, stopped, model: str = "", kernels=None):
+    def __init__(self, records: dict, loss, stopped, model: str = "", kernels=None, names=None):
         self._records = records
+        self._names = list(records) if names is None else list(names)
         self.loss = loss
         self.stopped = stopped
         self.model = model
@@ -34,12 +35,18 @@ class StepTrace:
     @property
     def names(self) -> list[str]:
         """The layers' names in the order the forward pass runs them."""
-        return list(self._records)
+        return list(self._names)
+
+    def ran(self, name: str) -> bool:
+        """Whether layer ``name`` ran (a step stopped by a learner's wrong shape ends early)."""
+        return name in self._records
 
     def record(self, name: str):
         """The :class:`~npconv.trace.step.LayerRecord` of layer ``name``; unknown names list the valid ones."""
+        if name not in self._names:
+            raise ValueError(expected("layer name", "one of " + ", ".join(map(repr, self._names)), repr(name)))
         if name not in self._records:
-            raise ValueError(expected("layer name", "one of " + ", ".join(map(repr, self._records)), repr(name)))
+            raise ValueError(f"layer {name!r}: the step stopped before it ran ({self.stopped})")
         return self._records[name]
 
     def whiches(self, name: str) -> list[str]:

@@ -83,7 +83,8 @@ def step(model, x, y, kernels=None, seed: int = 0) -> StepTrace:
     with _model_untouched(model, seed):
         records, loss, stopped = _run(model, x, y, fused, learner)
     label = None if kernels is None else getattr(kernels, "__name__", None) or str(kernels)
-    return StepTrace(records, loss, stopped, model=model.name, kernels=label)
+    return StepTrace(records, loss, stopped, model=model.name, kernels=label,
+                     names=[node.layer.name for node in model._nodes])
 
 
 @contextlib.contextmanager
@@ -182,6 +183,7 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
         try:
             dx = _backward(layer, dout, learner, record)
         except WrongShape as exc:
+            record.grads.update(exc.grads)
             record.grads[exc.which] = exc.got
             return records, loss, str(exc)
         dxs = dx if layer.multi_input else [dx]
