@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import npconv
-from npconv import course, layers as L, trace
+from npconv import course, trace
+from npconv import layers as L
 from npconv.apps.happy import happyModel
 from npconv.apps.signs import convolutional_model
 from npconv.testing import mistakes

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import npconv
-from npconv import layers as L, trace
+from npconv import layers as L
+from npconv import trace
 from npconv.apps.happy import happyModel
 from npconv.apps.residual import smallres
 from npconv.apps.signs import convolutional_model
@@ -33,8 +34,8 @@ def _torch_step(torch, model, x, y):
             elif isinstance(layer, L.MaxPooling2D):
                 z = F.max_pool2d(F.pad(nchw, (l, r, t, b), value=-np.inf), size, layer.strides)
             else:
-                def total(v):
-                    return F.avg_pool2d(F.pad(v, (l, r, t, b)), size, layer.strides)
+                def total(v, pads=(l, r, t, b), size=size, strides=layer.strides):
+                    return F.avg_pool2d(F.pad(v, pads), size, strides)
                 z = total(nchw) / total(torch.ones_like(nchw))
             z = z.permute(0, 2, 3, 1)
         elif isinstance(layer, L.Dense):
@@ -203,3 +204,18 @@ def test_bad_lookups_say_what_is_valid():
     uncompiled = _signs_like(1, "valid")
     with pytest.raises(RuntimeError, match="compile the model first"):
         trace.step(uncompiled, *_batch(uncompiled))
+
+
+def test_a_float32_model_traced_in_float64_stays_float32():
+    npconv.utils.set_random_seed(9)
+    model = happyModel((8, 8, 3))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    x, y = np.random.default_rng(4).random((2, 8, 8, 3)).astype(np.float32), np.array([1, 0])
+    arrays = [w.value for w in model.weights]
+    exact, rounded = trace.step(model, x, y, dtype="float64"), trace.step(model, x, y)
+    assert exact.dtype == np.float64 and exact.grad("conv0", "dW").dtype == np.float64
+    assert rounded.grad("conv0", "dW").dtype == np.float32
+    assert all(w.value is a and a.dtype == np.float32 for w, a in zip(model.weights, arrays))
+    assert all(layer.dtype == np.float32 for layer in model.layers)
+    assert rounded.first_difference(exact) is None  # at float32's tolerance
+    np.testing.assert_allclose(rounded.grad("conv0", "dW"), exact.grad("conv0", "dW"), rtol=1e-3, atol=1e-6)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import npconv
-from npconv import layers as L, trace
+from npconv import layers as L
+from npconv import trace
 
 
 def _model(strides, padding, pool_padding, size=(8, 7)):

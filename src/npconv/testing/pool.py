@@ -10,7 +10,7 @@ import numpy as np
 from .. import course
 from ._case import PASSED, Case, shapes
 from ._compare import check_array, check_cache
-from .mistakes import POOL_HINT, other_mode, pool_backward_hints, pool_shape_hints, pool_value_hints
+from .mistakes import POOL_HINT, pool_backward_hints, pool_shape_hints, pool_value_hints
 
 __all__ = ["pool_forward_test", "create_mask_from_window_test", "distribute_value_test", "pool_backward_test"]
 
@@ -133,7 +133,6 @@ def pool_backward_test(target):
     """Check ``target(dA, cache, mode)`` (the learner's ``pool_backward``) in both modes, on caches
     from :func:`npconv.course.pool_forward`: ``dA_prev``'s shape, dtype and values."""
     for label, dA, A_prev, hparameters in _pool_backward_cases():
-        f, stride = hparameters["f"], hparameters["stride"]
         for mode in MODES:
             case = _pool_case(label, A_prev, hparameters, mode, dA=dA)
             cache = (A_prev, hparameters)

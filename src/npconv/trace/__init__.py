@@ -19,4 +19,4 @@ from .result import StepTrace
 from .step import step
 from .terms import Terms
 
-__all__ = ["step", "StepTrace", "Terms", "Difference", "LearnerCodeError", "load_kernels"]
+__all__ = ["Difference", "LearnerCodeError", "StepTrace", "Terms", "load_kernels", "step"]

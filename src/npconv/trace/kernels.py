@@ -68,7 +68,7 @@ def _import_path(path: Path):
     return module
 
 
-def load_kernels(kernels, model) -> "LearnerKernels":
+def load_kernels(kernels, model) -> LearnerKernels:
     """``kernels`` (module, object, dict, module name or ``.py`` path) as :class:`LearnerKernels`
     for ``model``, refusing missing functions and layers the course's functions cannot express."""
     source = kernels
@@ -188,7 +188,7 @@ class LearnerKernels:
             function = "pool_forward"
         self._caches[layer.name] = cache
         _check_shape(out, expected_shape, "output", f"your {function} returned", layer)
-        return out
+        return out.astype(x.dtype, copy=False)  # the course's np.zeros are float64 in a float32 network
 
     def backward(self, layer, dout: np.ndarray, x_shape: tuple) -> tuple[np.ndarray, dict]:
         """``(dx, {"dW": ..., "db": ...})`` of the layer through the learner's code (``dout`` is ``dZ``
@@ -198,23 +198,23 @@ class LearnerKernels:
             result = self._call("conv_backward", dout.copy(), cache)
             dx, dW, db = self._array(result, "(dA_prev, dW, db)", "conv_backward", 3)
             _check_shape(dW, layer.kernel.shape, "dW", "your conv_backward returned", layer)
-            grads = {"dW": dW}
+            grads = {"dW": dW.astype(dout.dtype, copy=False)}
             if layer.use_bias:
                 db = np.asarray(db)
                 if db.size == layer.filters and db.shape in ((layer.filters,), (1, 1, 1, layer.filters)):
                     db = db.reshape(layer.filters)
                 _check_shape(db, (layer.filters,), "db", "your conv_backward returned", layer,
                              also=" (the course's b shape (1, 1, 1, n_C) is read as (n_C,))")
-                grads["db"] = db
+                grads["db"] = db.astype(dout.dtype, copy=False)
             try:
                 _check_shape(dx, x_shape, "dx", "your conv_backward returned dA_prev", layer)
             except WrongShape as exc:
                 exc.grads = grads
                 raise
-            return dx, grads
+            return dx.astype(dout.dtype, copy=False), grads
         dx = self._call("pool_backward", dout.copy(), cache, layer.mode)
         _check_shape(dx, x_shape, "dx", "your pool_backward returned dA_prev", layer)
-        return dx, {}
+        return dx.astype(dout.dtype, copy=False), {}
 
 
 def _check_shape(array, shape, which: str, what: str, layer, also: str = "") -> None:

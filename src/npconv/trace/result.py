@@ -21,10 +21,13 @@ class StepTrace:
     loss : float, the compiled loss of the batch (None when the step stopped in the forward pass)
     stopped : None, or why the step stopped early (a learner's function returned a wrong shape)
     model : the model's name; kernels : the learner's kernels' name, or None
+    dtype : the precision the step ran in
     """
 
-    def __init__(self, records: dict, loss, stopped, model: str = "", kernels=None, names=None):
+    def __init__(self, records: dict, loss, stopped, model: str = "", kernels=None, names=None,
+                 dtype=np.float64):
         self._records = records
+        self.dtype = np.dtype(dtype)
         self._names = list(records) if names is None else list(names)
         self.loss = loss
         self.stopped = stopped
@@ -86,7 +89,7 @@ class StepTrace:
         index = check_index(grad, index, f"index into {which} of layer {name!r}")
         return terms(record, which, index)
 
-    def first_difference(self, reference: "StepTrace", rtol: float = 1e-6, atol: float = 1e-9):
+    def first_difference(self, reference: StepTrace, rtol: float = 1e-6, atol: float = 1e-9):
         """The first value that differs from ``reference`` in computation order, or None; see
         :func:`npconv.trace.compare.first_difference`."""
         from .compare import first_difference

@@ -56,7 +56,7 @@ def grad_name(weight_name: str) -> str:
     return _GRAD_NAMES.get(weight_name, "d" + weight_name)
 
 
-def step(model, x, y, kernels=None, seed: int = 0) -> StepTrace:
+def step(model, x, y, kernels=None, seed: int = 0, dtype=None) -> StepTrace:
     """One forward and backward pass of the compiled loss for the batch ``(x, y)``, recorded.
 
     Parameters
@@ -67,6 +67,9 @@ def step(model, x, y, kernels=None, seed: int = 0) -> StepTrace:
         a module name such as ``"npconv.course"``, or the path of a ``.py`` file): the model's
         ``Conv2D`` and pooling layers then run through them
     seed : the dropout generator's seed
+    dtype : None (the model's), or ``"float64"`` to run the step in double precision (the weights are
+        converted for the step and put back as they were): the exact numbers, for comparing with a
+        learner's loops, which compute in float64
 
     Returns
     -------
@@ -80,19 +83,22 @@ def step(model, x, y, kernels=None, seed: int = 0) -> StepTrace:
     fused = model._training_plan()
     y = as_labels(model, y, len(x), "y")
     learner = None if kernels is None else load_kernels(kernels, model)
-    with _model_untouched(model, seed):
-        records, loss, stopped = _run(model, x, y, fused, learner)
+    dtype = model.dtype if dtype is None else np.dtype(dtype)
+    with _model_untouched(model, seed, dtype):
+        records, loss, stopped = _run(model, x.astype(dtype, copy=False), y, fused, learner)
     label = None if kernels is None else getattr(kernels, "__name__", None) or str(kernels)
     return StepTrace(records, loss, stopped, model=model.name, kernels=label,
-                     names=[node.layer.name for node in model._nodes])
+                     names=[node.layer.name for node in model._nodes], dtype=dtype)
 
 
 @contextlib.contextmanager
-def _model_untouched(model, seed: int):
+def _model_untouched(model, seed: int, dtype):
     """Put back every weight value (batch-norm statistics included) and ``.grad``, the generators
-    and the layers' caches after the block; seed the package generator and dropout's own."""
+    and the layers' caches after the block; seed the package generator and dropout's own; run the
+    layers in ``dtype`` (their own arrays are put back, so whatever holds them still does)."""
     weights = [w for layer in model.layers for w in layer.weights]
-    saved = [(w, w.value.copy(), w.grad) for w in weights]
+    saved = [(w, w.value, w.value.copy(), w.grad) for w in weights]
+    converted = [(layer, layer.dtype) for layer in model.layers if layer.dtype != dtype]
     dropouts = [layer for layer in model.layers if isinstance(layer, Dropout) and layer._rng is not None]
     saved_rngs = [(layer, layer._rng) for layer in dropouts]
     saved_package = utils._rng
@@ -100,12 +106,17 @@ def _model_untouched(model, seed: int):
     for k, layer in enumerate(dropouts):
         layer._rng = np.random.default_rng([seed, k])
     try:
+        for layer, _ in converted:
+            layer.astype(dtype)
         yield
     finally:
         utils._rng = saved_package
         for layer, rng in saved_rngs:
             layer._rng = rng
-        for w, value, grad in saved:
+        for layer, own in converted:
+            layer.dtype = own
+        for w, array, value, grad in saved:
+            w.value = array
             np.copyto(w.value, value)
             w.grad = grad
         for layer in model.layers:
