@@ -118,7 +118,7 @@ def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64, tt
 def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
           verbose: int = 1, dataset: str | None = None, callbacks=None,
           init: Pretrained | None = None, jobs: int = 1, cluster=None, progress=None,
-          threads: int | None = None) -> TrainResult:
+          threads: int | None = None, kernels=None) -> TrainResult:
     """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
     pretrained model ``init`` when given.
 
@@ -135,13 +135,17 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     trained so far (for an ensemble, the members trained to the end, or the first one if none was).
     In worker processes, Ctrl-C stops them at once: the members that had finished are kept, and
     with none finished it raises ``KeyboardInterrupt``.
+
+    ``kernels``: the learner's course functions (``Model.fit(kernels=...)``), for training here only.
     """
     from ..jobs import runner_for, runs_here
     start = time.perf_counter()
     seeds = member_seeds(recipe, seed)
     if runs_here(jobs, cluster) or (len(seeds) == 1 and cluster is None):
         members, histories, interrupted = train_members(data, recipe, arch, test, seeds, verbose, dataset,
-                                                        callbacks, init)
+                                                        callbacks, init, kernels)
+    elif kernels is not None:
+        raise ValueError("kernels: the learner's functions train in this process only; use jobs=1 and no cluster")
     else:
         from .training_jobs import train_members_as_jobs
         runner = runner_for(jobs, cluster, threads)
@@ -158,7 +162,7 @@ def member_seeds(recipe: Recipe, seed: int) -> list[int]:
 
 
 def train_members(data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose, dataset, callbacks,
-                  init) -> tuple[list, list, bool]:
+                  init, kernels=None) -> tuple[list, list, bool]:
     """The models of ``seeds`` trained one after another here: ``(members, histories, interrupted)``."""
     validation = None if test is None else (to_float(test.x), test.y)
     members, histories, interrupted = [], [], False
@@ -166,7 +170,7 @@ def train_members(data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose
         if recipe.ensemble > 1 and verbose:
             print(f"model {k + 1} of {recipe.ensemble} (seed {member_seed})")
         model, history, interrupted = fit_one(data, recipe, arch, validation, member_seed, verbose, dataset,
-                                              callbacks, init, member=k)
+                                              callbacks, init, member=k, kernels=kernels)
         if interrupted and members:
             break
         members.append(model)
@@ -196,7 +200,7 @@ def finish_training(members, histories, seeds, interrupted: bool, recipe: Recipe
 
 
 def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, verbose: int, dataset,
-            callbacks, init, member: int = 0) -> tuple[object, dict, bool]:
+            callbacks, init, member: int = 0, kernels=None) -> tuple[object, dict, bool]:
     """One model trained by ``recipe`` from ``seed`` (member ``member`` of an ensemble):
     ``(model, history, interrupted)``."""
     utils.set_random_seed(seed)
@@ -212,7 +216,7 @@ def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, ver
             # fit warns on Ctrl-C; the caller reports the interruption in its own words.
             warnings.filterwarnings("ignore", message="fit interrupted")
             phase = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=done + epochs, initial_epoch=done,
-                              verbose=verbose, validation_data=validation, callbacks=callbacks)
+                              verbose=verbose, validation_data=validation, callbacks=callbacks, kernels=kernels)
         for key, values in phase.history.items():
             history.setdefault(key, []).extend(values)
         done += epochs

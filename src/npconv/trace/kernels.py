@@ -17,6 +17,7 @@ A learner's function that raises is reported with the line of the learner's code
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import traceback
@@ -70,7 +71,8 @@ def _import_path(path: Path):
 
 def load_kernels(kernels, model) -> LearnerKernels:
     """``kernels`` (module, object, dict, module name or ``.py`` path) as :class:`LearnerKernels`
-    for ``model``, refusing missing functions and layers the course's functions cannot express."""
+    for ``model``, refusing missing functions and layers the course's functions cannot express
+    (``model`` None: all four functions, no layers checked)."""
     source = kernels
     if isinstance(kernels, (str, Path)):
         text = str(kernels)
@@ -83,7 +85,7 @@ def load_kernels(kernels, model) -> LearnerKernels:
                 raise LearnerCodeError(expected("kernels", "a module, a module name or the path of a .py file",
                                                 repr(text), f"Importing it failed: {exc}")) from exc
     lookup = source.get if isinstance(source, dict) else lambda name: getattr(source, name, None)
-    needed = _function_names(model)
+    needed = CONV_FUNCTIONS + POOL_FUNCTIONS if model is None else _function_names(model)
     functions = {name: lookup(name) for name in needed}
     missing = [name for name, f in functions.items() if not callable(f)]
     if missing:
@@ -92,7 +94,8 @@ def load_kernels(kernels, model) -> LearnerKernels:
             f"kernels: {where} does not define {', '.join(missing)} (this model needs {', '.join(needed)}). "
             "Define them with the course's signatures: conv_forward(A_prev, W, b, hparameters), "
             "conv_backward(dZ, cache), pool_forward(A_prev, hparameters, mode), pool_backward(dA, cache, mode).")
-    refusals = [reason for node in model._nodes if (reason := _refusal(node.layer, model))]
+    nodes = [] if model is None else model._nodes
+    refusals = [reason for node in nodes if (reason := _refusal(node.layer))]
     if refusals:
         raise LearnerCodeError("kernels: the course's functions cannot run " + "; ".join(refusals) +
                                ". Trace this model without kernels=, or use square kernels with one stride "
@@ -100,11 +103,7 @@ def load_kernels(kernels, model) -> LearnerKernels:
     return LearnerKernels(functions)
 
 
-def _input_size(layer, model) -> tuple[int, int]:
-    return tuple(layer.built_input_shape[:2])
-
-
-def _refusal(layer, model) -> str | None:
+def _refusal(layer) -> str | None:
     """Why the course's functions cannot express ``layer``, or None (also for layers they do not run)."""
     if isinstance(layer, Conv2D):
         size, stride = layer.kernel_size, layer.strides
@@ -117,7 +116,7 @@ def _refusal(layer, model) -> str | None:
         return f"{what}: its {size[0]}x{size[1]} window is not square (the course's f is one number)"
     if stride[0] != stride[1]:
         return f"{what}: its strides {stride} differ by axis (the course's stride is one number)"
-    (top, bottom), (left, right) = resolve_padding(layer.padding, _input_size(layer, model), size, stride)
+    (top, bottom), (left, right) = resolve_padding(layer.padding, tuple(layer.built_input_shape[:2]), size, stride)
     if isinstance(layer, Conv2D) and len({top, bottom, left, right}) > 1:
         return (f"{what}: padding='same' pads {top} above, {bottom} below, {left} left and {right} right "
                 "(TensorFlow's rule for an even kernel or a stride), and the course pads every side by one pad")
@@ -224,3 +223,50 @@ def _check_shape(array, shape, which: str, what: str, layer, also: str = "") -> 
     if array.shape != tuple(shape):
         raise WrongShape(which, array, f"layer {layer.name!r}: {what} shape {array.shape} for {which}, "
                                        f"expected {tuple(shape)}{also}")
+
+
+@contextlib.contextmanager
+def learner_layers(model, kernels):
+    """Within the block, ``model``'s ``Conv2D`` and pooling layers run through the learner's functions
+    (``fit(..., kernels=...)``): each layer's ``forward``/``backward`` is replaced on the layer itself,
+    fills the weights' ``.grad`` as the layer's own does, and is put back after the block."""
+    learner = load_kernels(kernels, model)
+    layers = [node.layer for node in model._nodes if learner.runs(node.layer)]
+    for layer in layers:
+        layer.forward, layer.backward = _learner_methods(layer, learner)
+    try:
+        yield learner
+    finally:
+        for layer in layers:
+            del layer.forward, layer.backward  # the class's methods again
+            layer._cache = None
+
+
+def _learner_methods(layer, learner: LearnerKernels):
+    """``forward(x, training, logits)`` and ``backward(dout, need_dx)`` of ``layer`` through ``learner``."""
+    def forward(x, training=False, logits=False):
+        shape = (len(x),) + tuple(layer.compute_output_shape(x.shape[1:]))
+        try:
+            z = learner.forward(layer, x, shape)
+        except WrongShape as exc:
+            raise LearnerCodeError(f"{exc}. npconv.trace.step(model, x, y, kernels=...).first_difference("
+                                   "npconv.trace.step(model, x, y)) shows what went wrong") from None
+        out, act_cache = layer._activate(z, logits) if isinstance(layer, Conv2D) else (z, None)
+        layer._cache = (x.shape, act_cache, logits)
+        return out
+
+    def backward(dout, need_dx=True):
+        x_shape, act_cache, logits = layer._take_cache()
+        dz = layer._deactivate(dout, act_cache, logits) if isinstance(layer, Conv2D) else dout
+        try:
+            dx, grads = learner.backward(layer, dz, x_shape)
+        except WrongShape as exc:
+            raise LearnerCodeError(f"{exc}. npconv.trace.step(model, x, y, kernels=...).first_difference("
+                                   "npconv.trace.step(model, x, y)) shows what went wrong") from None
+        if isinstance(layer, Conv2D):
+            layer.kernel.grad = grads["dW"]
+            if layer.use_bias:
+                layer.bias.grad = grads["db"]
+        return dx
+
+    return forward, backward
