@@ -165,3 +165,40 @@ def test_layers_the_course_cannot_express_are_refused():
     rectangle.compile(optimizer="sgd", loss="binary_crossentropy")
     with pytest.raises(trace.LearnerCodeError, match="layer 'tall' .*3x1 window is not square"):
         trace.step(rectangle, np.zeros((1, 5, 5, 1)), np.array([1]), kernels=course)
+
+
+def test_fit_through_the_course_trains_as_npconvs_kernels_do():
+    x, y = np.random.default_rng(5).standard_normal((8, 9, 9, 2)), np.eye(3)[[0, 1, 2, 0, 1, 2, 0, 1]]
+    histories, weights = [], []
+    for kernels in (None, "npconv.course"):
+        model = _model()
+        npconv.utils.set_random_seed(6)  # the same shuffles
+        histories.append(model.fit(x, y, batch_size=4, epochs=2, verbose=0, kernels=kernels).history["loss"])
+        weights.append(model.get_weights())
+        assert "forward" not in vars(model.layers[0])  # npconv's own methods are back
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-12)
+    for mine, npconvs in zip(*weights):
+        np.testing.assert_allclose(mine, npconvs, rtol=1e-9, atol=1e-12)
+
+
+def test_fit_stops_at_a_learner_function_that_returns_a_wrong_shape(tmp_path):
+    model = _model()
+    x, y = _batch()
+    with pytest.raises(trace.LearnerCodeError, match=r"layer 'conv2': your conv_backward returned dA_prev shape "
+                                                     r"\(2, 5, 5, 3\) for dx, expected \(2, 3, 3, 3\)"):
+        model.fit(x, y, epochs=1, verbose=0,
+                  kernels=_learner(tmp_path, ("    return dA_prev, dW, db", "    return dA_prev_pad, dW, db")))
+    assert "forward" not in vars(model.layers[2])
+
+
+def test_train_command_with_kernels_says_how_much_slower(tmp_path, capsys):
+    from npconv.cli import main
+    code = main(["train", "--out", str(tmp_path / "mine.npz"), "--arch", "happy", "--image-size", "8",
+                 "--epochs", "1", "--batch-size", "4", "--examples", "8", "--kernels", str(LEARNER),
+                 "--no-report", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "your kernels:" in out and "x slower)" in out
+    code = main(["train", "--arch", "happy", "--kernels", str(LEARNER), "--folds", "2", "--quiet"])
+    assert code != 0 and "--kernels: your functions train one model in this process; leave out --folds" in \
+        capsys.readouterr().err
