@@ -155,7 +155,7 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
             record.weights[_VALUE_NAMES.get(w.name, w.name)] = w.value.copy()
             w.grad = None
         try:
-            out = _forward(layer, args, learner, model, node)
+            out = _forward(layer, args, learner)
         except WrongShape as exc:
             record.output = exc.got
             return records, None, str(exc)
@@ -204,7 +204,7 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
     return records, float(loss), None
 
 
-def _forward(layer, args, learner, model, node):
+def _forward(layer, args, learner):
     """The layer's output, before its own activation for ``_Activated`` layers."""
     if learner is not None and learner.runs(layer):
         shape = (len(args),) + tuple(layer.compute_output_shape(args.shape[1:]))
