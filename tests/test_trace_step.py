@@ -144,6 +144,7 @@ def test_signs_and_smallres_give_every_layer_its_output_and_gradients():
     signs.compile(optimizer="adam", loss="categorical_crossentropy")
     x, y = _batch(signs, m=2, classes=4)
     t = trace.step(signs, x.astype(np.float32), y)
+    assert np.array_equal(t.grad(signs.layers[0].name, "dout"), t.grad(signs.layers[1].name, "dx"))
     for layer in signs.layers[1:]:
         assert t.output(layer.name).shape[1:] == layer.output_shape[1:]
         assert t.grad(layer.name, "dout").shape == t.output(layer.name).shape
@@ -153,7 +154,9 @@ def test_signs_and_smallres_give_every_layer_its_output_and_gradients():
     res.compile(optimizer="adam", loss="categorical_crossentropy")
     x, y = _batch(res, m=2, classes=3)
     t = trace.step(res, x, y)
-    assert [row["name"] for row in t.layers()] == [layer.name for layer in res.layers[1:]]
+    assert [row["name"] for row in t.layers()] == [layer.name for layer in res.layers]
+    assert np.array_equal(t.output("image"), x.astype(np.float32))  # the input layer: its output is x, no gradient reaches it
+    assert t.whiches("image") == []
     add = t.grad("stage1_add", "dx")
     assert isinstance(add, list) and len(add) == 2 and np.array_equal(add[0], t.grad("stage1_add", "dout"))
     assert t.grad("stem_bn", "dgamma").shape == (4,)

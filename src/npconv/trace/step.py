@@ -88,7 +88,7 @@ def step(model, x, y, kernels=None, seed: int = 0, dtype=None) -> StepTrace:
         records, loss, stopped = _run(model, x.astype(dtype, copy=False), y, fused, learner)
     label = None if kernels is None else getattr(kernels, "__name__", None) or str(kernels)
     return StepTrace(records, loss, stopped, model=model.name, kernels=label,
-                     names=[node.layer.name for node in model._nodes], dtype=dtype)
+                     names=[layer.name for layer in model.layers], dtype=dtype)
 
 
 @contextlib.contextmanager
@@ -138,6 +138,9 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
     early, a learner's function having returned a wrong shape, else None)."""
     nodes = model._nodes
     records: dict[str, LayerRecord] = {}
+    entry = model._input_layer  # a functional model's (a Sequential's is hidden, not in model.layers)
+    if entry is not None:  # a functional model's input layer: its output is x, its dout the input's gradient
+        records[entry.name] = LayerRecord(entry.name, entry, [], output=np.array(x))
     activation_caches = {}
     values = {0: x}
     last = len(nodes) - 1
@@ -150,6 +153,8 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
         args = [values[i] for i in node.inputs] if layer.multi_input else values[node.inputs[0]]
         record = LayerRecord(layer.name, layer, [np.array(a) for a in (args if layer.multi_input else [args])])
         record.readers = readers.get(node.output, 0)
+        if entry is not None:
+            records[entry.name].readers = readers.get(0, 0)
         records[layer.name] = record
         for w in layer.weights:
             record.weights[_VALUE_NAMES.get(w.name, w.name)] = w.value.copy()
@@ -201,7 +206,10 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
         record.grads["dx"] = [np.array(d) for d in dxs] if layer.multi_input else np.array(dx)
         for i, d in zip(node.inputs, dxs):
             grads[i] = d if i not in grads else grads[i] + d
+    if entry is not None and 0 in grads:  # (no gradient comes back through augmentation layers)
+        records[entry.name].grads["dout"] = np.array(grads[0])
     return records, float(loss), None
+
 
 
 def _forward(layer, args, learner):
