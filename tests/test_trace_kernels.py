@@ -101,6 +101,8 @@ MISTAKES = {  # the classic mistake: ([(what the learner wrote, instead of)], la
     "window end off by one in pool_forward": ([("top:top + f, left:left + f", "top:top + f - 1, left:left + f - 1")],
                                               "pool", "output", mistakes.OFF_BY_ONE),
     "db not summed": ([("db[:, :, :, c] += dZ", "db[:, :, :, c] = dZ")], "conv2", "db", "+=, not ="),
+    "db not summed at all": ([("    return dA_prev, dW, db", "    return dA_prev, dW, dZ")], "conv2", "db",
+                             mistakes.DB_AXES),
     "= for += in pool_backward": ([("dA_prev[i, v0:v1, h0:h1, c] += mask", "dA_prev[i, v0:v1, h0:h1, c] = mask")],
                                   "pool", "dx", mistakes.ADD_UP),
     "stride ignored in conv_forward": ([("/ stride) + 1\n    n_W", "/ 1) + 1\n    n_W"),

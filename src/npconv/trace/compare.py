@@ -154,7 +154,7 @@ def _hint(reference, name, which, got, expected) -> str:
         return ""
     shape_hints, shape_rule, value_hints, ratios, regions = hints
     if got.shape != expected.shape:
-        return shape_hint(got.shape, shape_hints, shape_rule)
+        return shape_hint(got.shape, shape_hints, shape_rule) or shape_rule
     wrong = ~close(got, expected)
     return (value_hint(got, expected, wrong, value_hints, ratios, regions) or "").removeprefix("is wrong: ")
 
@@ -198,9 +198,9 @@ def _conv_hints(record, which, expected):
     course_name = {"dx": "dA_prev", "dW": "dW", "db": "db"}[which]
     shape_hints, ratios, region = mistakes.conv_backward_hints(A_prev, W, hparameters)
     values = mistakes.conv_backward_value_hints(record.grads["dZ"], (A_prev, W, b, hparameters))[course_name]
-    if which == "db":  # the trace's db is (n_C,)
+    if which == "db":  # the trace's db is (n_C,); any other shape is a sum over the wrong axes
         values = [(lambda c=c: c().reshape(-1), hint) for c, hint in values]
-        shape_hints = {"db": [(s, h) for s, h in shape_hints["db"] if s != expected.shape]}
+        return [], mistakes.DB_AXES, values, ratios, []
     regions = [(region, mistakes.ADD_UP)] if which == "dx" else []
     return shape_hints[course_name], "", values, ratios, regions
 

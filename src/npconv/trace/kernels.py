@@ -196,16 +196,17 @@ class LearnerKernels:
         if isinstance(layer, Conv2D):
             result = self._call("conv_backward", dout.copy(), cache)
             dx, dW, db = self._array(result, "(dA_prev, dW, db)", "conv_backward", 3)
-            _check_shape(dW, layer.kernel.shape, "dW", "your conv_backward returned", layer)
-            grads = {"dW": dW.astype(dout.dtype, copy=False)}
-            if layer.use_bias:
-                db = np.asarray(db)
-                if db.size == layer.filters and db.shape in ((layer.filters,), (1, 1, 1, layer.filters)):
-                    db = db.reshape(layer.filters)
-                _check_shape(db, (layer.filters,), "db", "your conv_backward returned", layer,
-                             also=" (the course's b shape (1, 1, 1, n_C) is read as (n_C,))")
-                grads["db"] = db.astype(dout.dtype, copy=False)
+            grads = {}  # those of the right shape, in the order a trace compares them
             try:
+                _check_shape(dW, layer.kernel.shape, "dW", "your conv_backward returned", layer)
+                grads["dW"] = dW.astype(dout.dtype, copy=False)
+                if layer.use_bias:
+                    db = np.asarray(db)
+                    if db.shape == (1, 1, 1, layer.filters):
+                        db = db.reshape(layer.filters)
+                    _check_shape(db, (layer.filters,), "db", "your conv_backward returned", layer,
+                                 also=" (the course's b shape (1, 1, 1, n_C) is read as (n_C,))")
+                    grads["db"] = db.astype(dout.dtype, copy=False)
                 _check_shape(dx, x_shape, "dx", "your conv_backward returned dA_prev", layer)
             except WrongShape as exc:
                 exc.grads = grads
