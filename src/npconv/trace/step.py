@@ -136,25 +136,46 @@ def _probability_gradient(loss, y, z, p) -> np.ndarray:
 def _run(model, x, y, fused, learner: LearnerKernels | None):
     """Forward, loss, backward; returns ``(records, loss, stopped)`` (``stopped``: why the step ended
     early, a learner's function having returned a wrong shape, else None)."""
-    nodes = model._nodes
     records: dict[str, LayerRecord] = {}
-    entry = model._input_layer  # a functional model's (a Sequential's is hidden, not in model.layers)
-    if entry is not None:  # a functional model's input layer: its output is x, its dout the input's gradient
+    entry = model._input_layer  # a functional model's input layer (a Sequential's is not in its layers)
+    if entry is not None:
         records[entry.name] = LayerRecord(entry.name, entry, [], output=np.array(x))
-    activation_caches = {}
-    values = {0: x}
-    last = len(nodes) - 1
-    readers = {}
-    for node in nodes:
+    readers: dict[int, int] = {}
+    for node in model._nodes:
         for i in set(node.inputs):
             readers[i] = readers.get(i, 0) + 1
-    for k, node in enumerate(nodes):
+    activation_caches: dict = {}
+    try:
+        _forward_pass(model, x, fused, learner, records, readers, activation_caches)
+    except WrongShape as exc:
+        return records, None, str(exc)
+    last = records[model._nodes[-1].layer.name]
+    if fused:
+        loss, dz_loss = model.loss.from_logits_and_grad(y, last.z)
+        dout = _probability_gradient(model.loss, y, last.z, last.output)
+    else:
+        loss, dout = model.loss.from_logits_and_grad(y, last.output)
+        dz_loss = dout
+    try:
+        input_grad = _backward_pass(model, dout, dz_loss if fused else None, learner, records, activation_caches)
+    except WrongShape as exc:
+        return records, float(loss), str(exc)
+    if entry is not None:
+        records[entry.name].readers = readers.get(0, 0)
+        if input_grad is not None:  # (none comes back through augmentation layers)
+            records[entry.name].grads["dout"] = np.array(input_grad)
+    return records, float(loss), None
+
+
+def _forward_pass(model, x, fused, learner, records, readers, activation_caches) -> None:
+    """Run and record every node; the last one's activation is left to the loss when ``fused``."""
+    values = {0: x}
+    last = len(model._nodes) - 1
+    for k, node in enumerate(model._nodes):
         layer = node.layer
         args = [values[i] for i in node.inputs] if layer.multi_input else values[node.inputs[0]]
-        record = LayerRecord(layer.name, layer, [np.array(a) for a in (args if layer.multi_input else [args])])
-        record.readers = readers.get(node.output, 0)
-        if entry is not None:
-            records[entry.name].readers = readers.get(0, 0)
+        record = LayerRecord(layer.name, layer, [np.array(a) for a in (args if layer.multi_input else [args])],
+                             readers=readers.get(node.output, 0))
         records[layer.name] = record
         for w in layer.weights:
             record.weights[_VALUE_NAMES.get(w.name, w.name)] = w.value.copy()
@@ -163,7 +184,7 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
             out = _forward(layer, args, learner)
         except WrongShape as exc:
             record.output = exc.got
-            return records, None, str(exc)
+            raise
         if isinstance(layer, _Activated):
             record.z = np.array(out)
             if k == last and fused:
@@ -173,15 +194,13 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
         record.output = np.array(out)
         values[node.output] = out
 
-    last_record = records[nodes[-1].layer.name]
-    if fused:
-        loss, dz_loss = model.loss.from_logits_and_grad(y, last_record.z)
-        dout = _probability_gradient(model.loss, y, last_record.z, last_record.output)
-    else:
-        loss, dout = model.loss.from_logits_and_grad(y, last_record.output)
-        dz_loss = dout
+
+def _backward_pass(model, dout, dz_loss, learner, records, activation_caches):
+    """Backpropagate ``dout`` (``dz_loss``: the fused loss's gradient before the last activation)
+    through every node, recording; returns the input's gradient (None when none comes back)."""
+    nodes = model._nodes
     grads = {nodes[-1].output: dout}
-    for k in range(last, -1, -1):
+    for k in range(len(nodes) - 1, -1, -1):
         node = nodes[k]
         layer, record = node.layer, records[node.layer.name]
         dout = grads.pop(node.output, None)
@@ -191,7 +210,7 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
         if not layer.passes_gradient:
             continue  # augmentation: no layer before it has weights (the model refuses that)
         if isinstance(layer, _Activated):
-            if k == last and fused:
+            if k == len(nodes) - 1 and dz_loss is not None:
                 dout = dz_loss
             elif layer.activation.name != "linear":
                 dout = layer.activation.backward(dout, activation_caches.pop(layer.name))
@@ -201,15 +220,12 @@ def _run(model, x, y, fused, learner: LearnerKernels | None):
         except WrongShape as exc:
             record.grads.update(exc.grads)
             record.grads[exc.which] = exc.got
-            return records, loss, str(exc)
+            raise
         dxs = dx if layer.multi_input else [dx]
         record.grads["dx"] = [np.array(d) for d in dxs] if layer.multi_input else np.array(dx)
         for i, d in zip(node.inputs, dxs):
             grads[i] = d if i not in grads else grads[i] + d
-    if entry is not None and 0 in grads:  # (no gradient comes back through augmentation layers)
-        records[entry.name].grads["dout"] = np.array(grads[0])
-    return records, float(loss), None
-
+    return grads.get(0)
 
 
 def _forward(layer, args, learner):
