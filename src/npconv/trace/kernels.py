@@ -89,7 +89,8 @@ def load_kernels(kernels, model) -> LearnerKernels:
     functions = {name: lookup(name) for name in needed}
     missing = [name for name, f in functions.items() if not callable(f)]
     if missing:
-        where = getattr(source, "__file__", None) or getattr(source, "__name__", None) or type(source).__name__
+        where = ("the dict given" if isinstance(source, dict) else
+                 getattr(source, "__file__", None) or getattr(source, "__name__", None) or type(source).__name__)
         raise LearnerCodeError(
             f"kernels: {where} does not define {', '.join(missing)} (this model needs {', '.join(needed)}). "
             "Define them with the course's signatures: conv_forward(A_prev, W, b, hparameters), "
