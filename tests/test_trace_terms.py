@@ -85,6 +85,9 @@ def test_each_term_is_what_its_index_names():
     bias = t.terms("conv", "db", (2,))
     assert np.all(bias.a == 1) and bias.sum == pytest.approx(dZ[..., 2].sum(), rel=1e-12)
 
+    conv = next(row for row in t.layers() if row["name"] == "conv")
+    assert (conv["window"], conv["strides"], conv["pads"]) == ([3, 3], [2, 2], [[0, 1], [1, 1]])
+    assert json.loads(json.dumps(t.layers()))[0]["terms"] == ["dW", "dx", "db"]
     page = json.loads(json.dumps(dW.to_dict(limit=5)))
     assert page["count"] == 32 and len(page["a"]) == 5 and page["a_index"][0] == list(dW.a_index[0])
     assert page["sum"] == pytest.approx(page["value"], rel=1e-9)

@@ -98,7 +98,9 @@ class StepTrace:
     # ---------------------------------------------------------------- for a page
     def layers(self) -> list[dict]:
         """One JSON-able dict per layer: ``name``, ``type``, ``input_shapes``, ``output_shape``,
-        ``grads`` (the ``which``es it has, with their shapes) and ``terms`` (those ``terms`` opens)."""
+        ``grads`` (the ``which``es it has, with their shapes), ``terms`` (those ``terms`` opens), and
+        for windowed layers ``window`` (``(f_h, f_w)``), ``strides`` and ``pads`` (``((top, bottom),
+        (left, right))``, as applied), to draw a term's window on the input."""
         from .terms import TERMS
         rows = []
         for name, record in self._records.items():
@@ -107,12 +109,23 @@ class StepTrace:
                      for w, g in record.grads.items()}
             rows.append({"name": name, "type": kind, "input_shapes": [list(a.shape) for a in record.inputs],
                          "output_shape": None if record.output is None else list(record.output.shape),
-                         "grads": grads, "terms": [w for w in TERMS.get(kind, ()) if w in record.grads]})
+                         "grads": grads, "terms": [w for w in TERMS.get(kind, ()) if w in record.grads],
+                         **_window(record)})
         return rows
 
     def __repr__(self) -> str:
         loss = "None" if self.loss is None else f"{self.loss:.6g}"
         return f"<StepTrace of {self.model!r}: {len(self._records)} layers, loss {loss}>"
+
+
+def _window(record) -> dict:
+    layer = record.layer
+    size = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+    if size is None or not record.inputs:
+        return {}
+    from ..functional._shapes import resolve_padding
+    pads = resolve_padding(layer.padding, record.inputs[0].shape[1:3], size, layer.strides)
+    return {"window": list(size), "strides": list(layer.strides), "pads": [list(p) for p in pads]}
 
 
 def check_index(array, index, what: str) -> tuple[int, ...]:
