@@ -72,32 +72,3 @@ html_theme_options = {
 }
 html_sidebars = {"index": [], "benchmarks/index": []}
 html_show_sourcelink = False
-
-
-
-def setup(app):
-    """``.. automodule-if-present:: npconv.trace``: the API of a module that may not exist yet.
-
-    A module being written on another branch gets its API page now; once the module is in the tree
-    the page documents it as ``.. automodule::`` would, with no edit to the docs.
-    """
-    import importlib.util
-
-    from docutils import nodes
-    from docutils.statemachine import StringList
-    from sphinx.util.docutils import SphinxDirective
-    from sphinx.util.nodes import nested_parse_with_titles
-
-    class AutomoduleIfPresent(SphinxDirective):
-        required_arguments = 1
-
-        def run(self):
-            name = self.arguments[0]
-            if importlib.util.find_spec(name) is None:
-                return [nodes.paragraph(text=f"{name} is not part of this version of npconv yet.")]
-            source, line = self.get_source_info()
-            holder = nodes.section()
-            nested_parse_with_titles(self.state, StringList([f".. automodule:: {name}"], source), holder)
-            return holder.children
-
-    app.add_directive("automodule-if-present", AutomoduleIfPresent)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -251,9 +251,115 @@ def pool_backward(dA, cache, mode="max"):
 pool_backward_test(pool_backward)
 
 # %% [markdown]
+# ## 6. Your functions inside a network
+#
+# The checks above run each function on its own, on random arrays. `npconv.trace` runs them where they
+# belong: inside a network, in one real training step. `trace.step(model, x, y, kernels=...)` runs the
+# forward pass and the backward pass of the loss for a batch, with every `Conv2D` and pooling layer
+# going through *your* `conv_forward`, `conv_backward`, `pool_forward` and `pool_backward` (here, the
+# ones defined in this notebook: `kernels=globals()`), and records every layer's output and gradients.
+# The model is left exactly as it was.
+#
+# The course's SIGNS model does not quite fit: its 4x4 convolutions with `padding='same'` are padded as
+# TensorFlow does, one row above and two below, and the course's `conv_forward` pads every side by the
+# same `pad`. `npconv.trace` says so:
+
+# %%
+import os
+from pathlib import Path
+
+from npconv import data, layers as L, trace
+from npconv.apps.signs import convolutional_model
+import npconv
+
+signs_file = Path(os.environ.get("NPCONV_DATA", "../data")) / "signs" / "test_signs.h5"
+if signs_file.exists():
+    signs = data.load_h5(signs_file)
+    x, label = signs.x[:1] / 255.0, int(signs.y[0])   # one photo of a hand sign
+else:
+    x, label = np.random.default_rng(0).random((1, 64, 64, 3)), 2  # (no SIGNS data here: random pixels)
+y = np.eye(6)[[label]]
+
+course_model = convolutional_model()
+course_model.compile(optimizer="adam", loss="categorical_crossentropy")
+try:
+    trace.step(course_model, x, y, kernels=globals())
+except trace.LearnerCodeError as error:
+    print(error)
+
+# %% [markdown]
+# So take the same network with odd kernels, 5x5 and 3x3, which "same" pads evenly (2 and 1). Run one
+# step with npconv's kernels and one with yours, both in float64, and compare them:
+# `first_difference` walks through the step in the order it is computed (every layer's output, then
+# the gradients from the loss back to the input) and returns the first value that differs, or `None`.
+
+# %%
+npconv.utils.set_random_seed(1)
+model = npconv.Sequential([
+    L.Conv2D(8, 5, padding="same", input_shape=(64, 64, 3), name="conv1"), L.ReLU(name="relu1"),
+    L.MaxPooling2D(8, strides=8, padding="same", name="pool1"),
+    L.Conv2D(16, 3, padding="same", name="conv2"), L.ReLU(name="relu2"),
+    L.MaxPooling2D(4, strides=4, padding="same", name="pool2"),
+    L.Flatten(name="flatten"), L.Dense(6, activation="softmax", name="fc")])
+model.compile(optimizer="adam", loss="categorical_crossentropy")
+
+reference = trace.step(model, x, y, dtype="float64")
+mine = trace.step(model, x, y, kernels=globals(), dtype="float64")
+print(f"loss {mine.loss:.10f} with your functions, {reference.loss:.10f} with npconv's")
+print("first difference:", mine.first_difference(reference))
+
+# %% [markdown]
+# Every number of the step is there: `mine.output("conv1")`, `mine.grad("conv2", "dW")`, `"dout"`,
+# `"dx"`, `"db"`. And each entry of a gradient opens into the terms that make it. `dW[i, j, c, f]` of
+# a convolution adds up, over every example and output position `(h, w)`, the padded input at
+# `(h * stride + i, w * stride + j, c)` times `dZ[h, w, f]` — the line
+# `dW[:, :, :, c] += a_slice * dZ[i, h, w, c]` of your `conv_backward`, one term per pass through it:
+
+# %%
+dW = mine.grad("conv2", "dW")
+index = tuple(int(k) for k in np.unravel_index(np.argmax(np.abs(dW)), dW.shape))  # its largest entry
+terms = mine.terms("conv2", "dW", index)
+print(f"dW{list(index)} of conv2 = the sum of {len(terms)} terms {terms.a_label} * {terms.b_label}; the largest:")
+for k in np.argsort(-np.abs(terms.products))[:5]:
+    print(f"  {terms.a_label}{terms.a_index[k].tolist()} * {terms.b_label}{terms.b_index[k].tolist()}"
+          f" = {terms.a[k]:+.6f} * {terms.b[k]:+.6f}")
+print(f"sum of the terms {terms.sum:.12f}, dW{list(index)} = {dW[index]:.12f}")
+
+# %% [markdown]
+# Now a classic slip: `=` where `+=` should add up the gradients of overlapping windows in
+# `dA_prev_pad`. This `conv_backward` is right but for that one line; `first_difference` finds the
+# layer and the gradient where it first shows, and says what kind of mistake gives that pattern.
+
+# %%
+def conv_backward_with_a_slip(dZ, cache):
+    """conv_backward with `=` for `+=` in dA_prev_pad (only the last window's gradient is kept)."""
+    (A_prev, W, b, hparameters) = cache
+    stride, pad = hparameters["stride"], hparameters["pad"]
+    f, n_C = W.shape[0], W.shape[3]
+    (m, n_H, n_W, _) = dZ.shape
+    A_prev_pad = np.pad(A_prev, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    dA_prev_pad, dW, db = np.zeros(A_prev_pad.shape), np.zeros(W.shape), np.zeros(b.shape)
+    for i in range(m):
+        for h in range(n_H):
+            for w in range(n_W):
+                vs, hs = h * stride, w * stride
+                for c in range(n_C):
+                    dA_prev_pad[i, vs:vs + f, hs:hs + f, :] = W[:, :, :, c] * dZ[i, h, w, c]   # the slip
+                    dW[:, :, :, c] += A_prev_pad[i, vs:vs + f, hs:hs + f, :] * dZ[i, h, w, c]
+                    db[:, :, :, c] += dZ[i, h, w, c]
+    return dA_prev_pad[:, pad:pad + A_prev.shape[1], pad:pad + A_prev.shape[2], :], dW, db
+
+
+slipped = trace.step(model, x, y, kernels={**globals(), "conv_backward": conv_backward_with_a_slip},
+                     dtype="float64")
+print(slipped.first_difference(reference))
+
+# %% [markdown]
 # ## What next
 #
 # `npconv.course` has these functions as the course writes them; `npconv.functional` has the same
 # maths vectorised (one matrix product per convolution), fast enough to train networks on. The
 # notebook `Convolution_model_Application.ipynb` uses them to build the course's Happy House and SIGNS
-# models.
+# models. Your own functions can train a network too, slowly but truly: `model.fit(x, y,
+# kernels=globals())`, or `npconv train DATA --arch happy --kernels my_functions.py`, which also says
+# how many times slower than npconv's kernels they are.

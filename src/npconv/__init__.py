@@ -17,7 +17,7 @@ __version__ = "0.2.0"
 
 _SUBMODULES = {
     "apps", "callbacks", "course", "data", "errors", "explain", "functional", "gradcheck", "initializers",
-    "jobs", "layers", "losses", "metrics", "models", "optimizers", "saving", "tuning", "utils", "viz",
+    "jobs", "layers", "losses", "metrics", "models", "optimizers", "saving", "trace", "tuning", "utils", "viz",
 }
 _ATTRIBUTES = {
     "Sequential": "models", "Model": "models", "Input": "models", "load_model": "models",

@@ -238,8 +238,8 @@ class BackupAndRestore(Callback):
     from the epoch after the last one backed up, and ends with the weights, bit for bit, of a ``fit``
     that was never interrupted (see :mod:`npconv.backup`). After every epoch the backup is
     written, all or nothing (a kill while writing leaves the previous one; a full disk, a warning and
-the previous one). When ``fit`` ends
-    normally (not on Ctrl-C or an error), the backup is deleted if ``delete_checkpoint``.
+    the previous one). When ``fit`` ends normally (not on Ctrl-C or an error), the backup is deleted
+    if ``delete_checkpoint``.
 
     Call ``fit`` again with the same arguments (``epochs`` included) on a model built and compiled
     as before: ``model.fit(x, y, epochs=10, callbacks=[BackupAndRestore("backup")])``.

@@ -66,3 +66,8 @@ def test_with_npconv_solutions_every_check_passes(notebook_kernel):
     nb = _run(nb, notebook_kernel, allow_errors=False)  # raises CellExecutionError on a failed check
     for k, cell in _exercise_cells(nb):
         assert "All tests passed!" in _text(nb.cells[k + 1])
+    # Section 6: the functions inside a network, one dW entry as its terms, a slip found with its hint.
+    traced = "".join(_text(cell) for cell in nb.cells)
+    assert "layer 'conv2d' (Conv2D): padding='same' pads 1 above, 2 below" in traced
+    assert "first difference: None" in traced and "= the sum of 64 terms A_prev_pad * dZ" in traced
+    assert "layer 'conv2', dx[" in traced and "use +=, not =" in traced

@@ -118,7 +118,7 @@ def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64, tt
 def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
           verbose: int = 1, dataset: str | None = None, callbacks=None,
           init: Pretrained | None = None, jobs: int = 1, cluster=None, progress=None,
-          threads: int | None = None, backup=None) -> TrainResult:
+          threads: int | None = None, backup=None, kernels=None) -> TrainResult:
     """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
     pretrained model ``init`` when given.
 
@@ -136,13 +136,17 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     In worker processes, Ctrl-C stops them at once: the members that had finished are kept, and
     with none finished it raises ``KeyboardInterrupt``. ``backup`` (a
     :class:`~.run_backup.RunBackup`): each model keeps a backup there and goes on from it (:func:`fit_one`).
+
+    ``kernels``: the learner's course functions (``Model.fit(kernels=...)``), for training here only.
     """
     from ..jobs import runner_for, runs_here
     start = time.perf_counter()
     seeds = member_seeds(recipe, seed)
     if runs_here(jobs, cluster) or (len(seeds) == 1 and cluster is None):
         members, histories, interrupted = train_members(data, recipe, arch, test, seeds, verbose, dataset,
-                                                        callbacks, init, backup)
+                                                        callbacks, init, backup, kernels)
+    elif kernels is not None:
+        raise ValueError("kernels: the learner's functions train in this process only; use jobs=1 and no cluster")
     else:
         from .training_jobs import train_members_as_jobs
         runner = runner_for(jobs, cluster, threads)
@@ -159,7 +163,7 @@ def member_seeds(recipe: Recipe, seed: int) -> list[int]:
 
 
 def train_members(data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose, dataset, callbacks,
-                  init, backup=None) -> tuple[list, list, bool]:
+                  init, backup=None, kernels=None) -> tuple[list, list, bool]:
     """The models of ``seeds`` trained one after another here: ``(members, histories, interrupted)``."""
     validation = None if test is None else (to_float(test.x), test.y)
     members, histories, interrupted = [], [], False
@@ -167,7 +171,7 @@ def train_members(data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose
         if recipe.ensemble > 1 and verbose:
             print(f"model {k + 1} of {recipe.ensemble} (seed {member_seed})")
         model, history, interrupted = fit_one(data, recipe, arch, validation, member_seed, verbose, dataset,
-                                              callbacks, init, member=k, backup=backup)
+                                              callbacks, init, member=k, backup=backup, kernels=kernels)
         if interrupted and members:
             break
         members.append(model)
@@ -197,7 +201,7 @@ def finish_training(members, histories, seeds, interrupted: bool, recipe: Recipe
 
 
 def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, verbose: int, dataset,
-            callbacks, init, member: int = 0, backup=None) -> tuple[object, dict, bool]:
+            callbacks, init, member: int = 0, backup=None, kernels=None) -> tuple[object, dict, bool]:
     """One model trained by ``recipe`` from ``seed`` (member ``member`` of an ensemble):
     ``(model, history, interrupted)``.
 
@@ -226,7 +230,8 @@ def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, ver
             # fit warns on Ctrl-C; the caller reports the interruption in its own words.
             warnings.filterwarnings("ignore", message="fit interrupted")
             phase = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=done + epochs, initial_epoch=start,
-                              verbose=verbose, validation_data=validation, callbacks=phase_callbacks)
+                              verbose=verbose, validation_data=validation, callbacks=phase_callbacks,
+                              kernels=kernels)
         for key, values in phase.history.items():
             history.setdefault(key, []).extend(values)
         done += epochs

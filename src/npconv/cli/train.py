@@ -45,6 +45,11 @@ def add_parser(commands, common) -> None:
     train.add_argument("--recipe", metavar="FILE", help="train with the recipe in FILE (npconv tune writes "
                        "DIR/best_recipe.json); flags given beside it override its fields")
     add_job_options(train)
+    train.add_argument("--kernels", metavar="FILE", help="train through your own conv_forward, conv_backward, "
+                       "pool_forward and pool_backward (a .py file, or a module such as npconv.course): slowly, "
+                       "on --examples images")
+    train.add_argument("--examples", type=positive, metavar="N",
+                       help="train on N images of the data (a stratified subset; default 64 with --kernels)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--report", metavar="DIR", help="report folder (default: MODEL_report/)")
     train.add_argument("--no-report", action="store_true", help="write no report folder")
@@ -127,6 +132,26 @@ def _check_augmentation_options(args, arch: str) -> None:
                          "or leave the option out.")
 
 
+def _check_kernels_options(args) -> None:
+    """``--kernels`` trains one model here: refuse what would train several or elsewhere."""
+    if args.kernels is None:
+        return
+    others = [flag for flag, given in (("--folds", args.folds), ("--ensemble", args.ensemble and args.ensemble > 1),
+                                       ("--jobs", args.jobs > 1), ("--cluster", args.cluster)) if given]
+    if others:
+        raise ValueError(f"--kernels: your functions train one model in this process; leave out {', '.join(others)}.")
+    from ..learner_kernels import load_kernels  # a file that fails, before any data loads
+    load_kernels(args.kernels, None)
+
+
+def _subset(data, n: int, seed: int):
+    """A stratified subset of ``n`` examples of ``data`` (all of it when it has no more)."""
+    from ..data import train_val_split
+    if n >= len(data):
+        return data
+    return train_val_split(data, n / len(data), seed=seed)[1]
+
+
 def _bars(args, runner):
     """Progress bars for jobs on workers (one line per running job under the overall count), or
     ``None`` when the trainings run here with their own epoch bars, or quietly."""
@@ -154,7 +179,12 @@ def run(args) -> int:
         raise IsADirectoryError(f"--out: expected a model file name, got the folder {out}. "
                                 f"Try --out {out / 'model.npz'}.")
     runner = job_runner(args)  # a wrong --jobs/--cluster/--threads before any slow loading
+    _check_kernels_options(args)
     source, name, recipe, arch, data, test, test_file, init = _prepare_training(args)
+    examples = args.examples or (64 if args.kernels else None)
+    if examples is not None:
+        data = _subset(data, examples, args.seed)
+        test = None if test is None else _subset(test, examples, args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)  # only once the data has loaded
     backup = _open_backup(args, out, data, test, recipe, arch, init)
     verbose = 0 if args.quiet else 1
@@ -191,7 +221,7 @@ def run(args) -> int:
         else:
             train_part, label, detail = data, "test", str(test_file)
         result = training.train(train_part, recipe, arch, test=test, seed=args.seed, verbose=verbose,
-                                dataset=name, init=init, **jobs)
+                                dataset=name, init=init, kernels=args.kernels, **jobs)
         held_out = result.evaluation
         views = f" with test-time augmentation ({recipe.tta})" if recipe.tta else ""
         summary = (f"{label} accuracy {held_out['accuracy']:.3f} "
@@ -218,6 +248,10 @@ def run(args) -> int:
                               test_name=label)
     tail = f", model saved to {out}" + (f", report in {report}" if report else "")
     print(summary + tail)
+    if args.kernels:
+        from ..trace.speed import slowdown
+        batch = slice(0, recipe.batch_size)
+        print(slowdown(result.model, training.to_float(train_part.x[batch]), train_part.y[batch], args.kernels))
     if result.interrupted:
         print(f"{PROG}: the backup in {backup.folder} keeps every finished epoch: run the same command "
               "again to go on from it", file=sys.stderr)

@@ -122,7 +122,7 @@ class Training:
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None):
+            steps_per_epoch=None, kernels=None):
         """Train for ``epochs`` passes over ``(x, y)``; returns a :class:`~npconv.callbacks.History`.
 
         Parameters
@@ -142,6 +142,10 @@ class Training:
             of the last epoch plus one, not a count of further epochs
         steps_per_epoch : batches per epoch from an iterable (default: all it yields); a generator
             goes on where the last epoch stopped
+        kernels : the learner's course functions (a module, or the path of a ``.py`` file with
+            ``conv_forward``, ``conv_backward``, ``pool_forward``, ``pool_backward``): the model's
+            ``Conv2D`` and pooling layers train through them, slowly but truly (see
+            :mod:`npconv.learner_kernels`)
 
         Randomness: each epoch's shuffling, ``Dropout`` masks and augmentation draw from a
         generator derived from the model's training seed (drawn from the package generator at the
@@ -159,6 +163,13 @@ class Training:
             The loss became NaN/inf; the weights are those before the failing update.
         """
         self._require_compiled()
+        if kernels is not None:
+            from ..learner_kernels import learner_layers
+            if not is_batch_source(x):
+                as_input_batch(self, x, "x", build=True)  # the layers' sizes decide what the course can run
+            with learner_layers(self, kernels):
+                return self.fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                                shuffle, initial_epoch, steps_per_epoch)
         epochs, initial_epoch = epoch_range(epochs, initial_epoch)
         if verbose not in (0, 1, 2):
             raise ValueError(expected("verbose", "0 (silent), 1 (progress bar) or 2 (one line per epoch)",

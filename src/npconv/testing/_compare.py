@@ -39,24 +39,37 @@ def check_array(case: Case, what: str, got, expected: np.ndarray, *, shape_hints
     if not isinstance(got, np.ndarray):
         case.fail(f"{what} should be a NumPy array; got a {type(got).__name__}")
     if got.shape != expected.shape:
-        hints = list(dict.fromkeys(h for shape, h in shape_hints if tuple(shape) == got.shape))
-        hint = " ".join(hints + [shape_rule]).strip() if hints else ""
+        hint = shape_hint(got.shape, shape_hints, shape_rule)
         case.fail(f"{what}'s shape should be {expected.shape}; got {got.shape}" + (f": {hint}" if hint else ""))
     check_dtype(case, what, got.dtype, expected.dtype)
     wrong = ~close(got, expected)
     if not wrong.any():
         return
+    case.fail(f"{what} {value_hint(got, expected, wrong, value_hints, ratio_hints, region_hints) or 'is wrong: ' + first_difference(what, got, expected, wrong)}")
+
+
+def shape_hint(shape: tuple[int, ...], shape_hints: ShapeHints = (), shape_rule: str = "") -> str:
+    """Every hint whose shape is ``shape``, then ``shape_rule``; empty when none fits."""
+    hints = list(dict.fromkeys(h for known, h in shape_hints if tuple(known) == tuple(shape)))
+    return " ".join(hints + [shape_rule]).strip() if hints else ""
+
+
+def value_hint(got: np.ndarray, expected: np.ndarray, wrong: np.ndarray, value_hints: ValueHints = (),
+               ratio_hints: dict[float, str] | None = None,
+               region_hints: Iterable[tuple[np.ndarray, str]] = ()) -> str | None:
+    """What a wrong ``got`` (same shape as ``expected``, wrong where ``wrong``) says, as the end of a
+    sentence about it (``"is wrong: <hint>"``, ``"is 4 times the expected value: <hint>"``), or None."""
     for candidate, hint in value_hints:
         if np.all(close(got, candidate())):
-            case.fail(f"{what} is wrong: {hint}")
+            return f"is wrong: {hint}"
     ratio = scale_factor(got, expected)
     if ratio is not None:
         known = next((h for r, h in (ratio_hints or {}).items() if np.isclose(ratio, r)), "")
-        case.fail(f"{what} is {ratio:.6g} times the expected value" + (f": {known}" if known else ""))
+        return f"is {ratio:.6g} times the expected value" + (f": {known}" if known else "")
     for region, hint in region_hints:
         if np.all(np.broadcast_to(region, wrong.shape)[wrong]):
-            case.fail(f"{what} is wrong: {hint}")
-    case.fail(f"{what} is wrong: {first_difference(what, got, expected, wrong)}")
+            return f"is wrong: {hint}"
+    return None
 
 
 def check_dtype(case: Case, what: str, got: np.dtype, expected: np.dtype) -> None:

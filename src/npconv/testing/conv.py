@@ -11,12 +11,11 @@ import numpy as np
 
 from .. import course
 from ._case import PASSED, Case, shapes
-from ._compare import check_array, check_cache, check_dtype, close, overlap
+from ._compare import check_array, check_cache, check_dtype, close
+from .mistakes import (ADD_UP, CONV_HINT, conv_backward_hints, conv_backward_value_hints, conv_shape_hints,
+                       conv_value_hints)
 
 __all__ = ["zero_pad_test", "conv_single_step_test", "conv_forward_test", "conv_backward_test"]
-
-CONV_HINT = "n_H = int((n_H_prev - f + 2 * pad) / stride) + 1, and the same for n_W"
-
 
 def _random_conv_cases(seed: int, count: int):
     """``(A_prev, W, b, hparameters)`` with random sizes, filters, strides and pads (non-square inputs)."""
@@ -143,37 +142,6 @@ def conv_single_step_test(target):
 
 # ---------------------------------------------------------------- conv_forward
 
-def _conv_shape_hints(A_prev, W, hparameters):
-    m, n_H_prev, n_W_prev, n_C_prev = A_prev.shape
-    f, _, _, n_C = W.shape
-    stride, pad = hparameters["stride"], hparameters["pad"]
-
-    def shape(size, channels=n_C):
-        return (m, size(n_H_prev), size(n_W_prev), channels)
-
-    return [(shape(lambda n: n + 2 * pad - f + 1), "is the stride used?"),
-            (shape(lambda n: (n - f) // stride + 1), "is the padding counted?"),
-            (shape(lambda n: (n + pad - f) // stride + 1), "is the padding counted on both sides (2 * pad)?"),
-            (shape(lambda n: (n + 2 * pad - f) // stride), "off by one?"),
-            (shape(lambda n: (n + 2 * pad - f) // stride + 2), "off by one?"),
-            (shape(lambda n: -(-(n + 2 * pad - f) // stride) + 1), "rounded up? int() rounds down."),
-            (shape(lambda n: (n + 2 * pad - f) // stride + 1, n_C_prev),
-             "the output has one channel per filter, n_C = W.shape[3].")]
-
-
-def _conv_value_hints(A_prev, W, b, hparameters, Z_expected):
-    n_H, n_W = Z_expected.shape[1:3]
-    stride1 = {"pad": hparameters["pad"], "stride": 1}
-    hints = [(lambda: Z_expected - b, "the bias b[:, :, :, c] is not added"),
-             (lambda: course.conv_forward(A_prev, W[::-1, ::-1], b, hparameters)[0],
-              "the filter is flipped; the course's convolution multiplies a_slice_prev by W as it is")]
-    if hparameters["stride"] > 1:
-        hints.append((lambda: course.conv_forward(A_prev, W, b, stride1)[0][:, :n_H, :n_W],
-                      "the window does not move by the stride: vert_start = h * stride, "
-                      "horiz_start = w * stride"))
-    return hints
-
-
 def conv_forward_test(target):
     """Check ``target(A_prev, W, b, hparameters)`` (the learner's ``conv_forward``): ``Z``'s shape,
     dtype and values, and the cache ``(A_prev, W, b, hparameters)``."""
@@ -182,32 +150,14 @@ def conv_forward_test(target):
         Z, cache = case.unpack(case.call(target, A_prev, W, b, hparameters), ("Z", "cache"),
                                "conv_backward needs the cache: return Z, (A_prev, W, b, hparameters)")
         expected, _ = course.conv_forward(A_prev, W, b, hparameters)
-        check_array(case, "Z", Z, expected, shape_hints=_conv_shape_hints(A_prev, W, hparameters),
-                    shape_rule=CONV_HINT, value_hints=_conv_value_hints(A_prev, W, b, hparameters, expected))
+        check_array(case, "Z", Z, expected, shape_hints=conv_shape_hints(A_prev, W, hparameters),
+                    shape_rule=CONV_HINT, value_hints=conv_value_hints(A_prev, W, b, hparameters, expected))
         check_cache(case, cache, {"A_prev": A_prev, "W": W, "b": b, "hparameters": hparameters},
                     padded=course.zero_pad(A_prev, hparameters["pad"]))
     print(PASSED)
 
 
 # ---------------------------------------------------------------- conv_backward
-
-def _conv_backward_hints(A_prev, W, hparameters):
-    """``(shape hints by gradient, ratio hints, overlap region)`` for conv_backward's usual mistakes."""
-    m, n_H_prev, n_W_prev, n_C_prev = A_prev.shape
-    n_C, pad = W.shape[3], hparameters["pad"]
-    cut = ("cut the padding off dA_prev_pad: da_prev_pad[pad:pad + n_H_prev, pad:pad + n_W_prev, :] "
-           "(with pad 0, [pad:-pad] is empty)")
-    db_axes = ("db has b's shape (1, 1, 1, n_C): sum dZ over the examples, rows and columns (axes 0, 1, 2) "
-               "and keep the channel axis")
-    shape_hints = {"dA_prev": [((m, n_H_prev + 2 * pad, n_W_prev + 2 * pad, n_C_prev), cut),
-                               ((m, 0, 0, n_C_prev), cut)],
-                   "dW": [(W.shape[:3], "one gradient per filter: dW[:, :, :, c] += a_slice * dZ[i, h, w, c]")],
-                   "db": [(shape, db_axes) for shape in [(n_C,), (m,), (1, 1, 1, 1), ()]]}
-    ratios = {1 / m: "divided by m: the course's gradients are sums over the examples, not means",
-              2.0: "counted twice: is it accumulated both inside the loop and again after it?"}
-    region = overlap((n_H_prev, n_W_prev), W.shape[0], hparameters["stride"], pad)
-    return shape_hints, ratios, region
-
 
 def conv_backward_test(target):
     """Check ``target(dZ, cache)`` (the learner's ``conv_backward``) on caches from
@@ -220,9 +170,10 @@ def conv_backward_test(target):
         case = Case(label, shapes(A_prev=A_prev, W=W, b=b, dZ=dZ),
                     f"stride {hparameters['stride']} and pad {hparameters['pad']}")
         grads = case.unpack(case.call(target, dZ, cache), ("dA_prev", "dW", "db"), "return dA_prev, dW, db")
-        shape_hints, ratios, overlapping = _conv_backward_hints(A_prev, W, hparameters)
+        shape_hints, ratios, overlapping = conv_backward_hints(A_prev, W, hparameters)
+        value_hints = conv_backward_value_hints(dZ, cache)
         for what, got, want in zip(("dA_prev", "dW", "db"), grads, course.conv_backward(dZ, cache)):
             check_array(case, what, got, want, shape_hints=shape_hints[what], ratio_hints=ratios,
-                        region_hints=[(overlapping, "where windows overlap the gradients add up: use +=, not =")]
-                        if what == "dA_prev" else ())
+                        value_hints=value_hints[what],
+                        region_hints=[(overlapping, ADD_UP)] if what == "dA_prev" else ())
     print(PASSED)

@@ -9,13 +9,12 @@ import numpy as np
 
 from .. import course
 from ._case import PASSED, Case, shapes
-from ._compare import check_array, check_cache, overlap
+from ._compare import check_array, check_cache
+from .mistakes import POOL_HINT, pool_backward_hints, pool_shape_hints, pool_value_hints
 
 __all__ = ["pool_forward_test", "create_mask_from_window_test", "distribute_value_test", "pool_backward_test"]
 
 MODES = ("max", "average")
-POOL_HINT = "n_H = int(1 + (n_H_prev - f) / stride), and the same for n_W"
-MOVE_HINT = "the window does not move by the stride: vert_start = h * stride, horiz_start = w * stride"
 
 
 def _pool_cases():
@@ -39,38 +38,7 @@ def _pool_case(label, A_prev, hparameters, mode, **more) -> Case:
                 f"f {hparameters['f']}, stride {hparameters['stride']} and mode {mode!r}")
 
 
-def _other(mode: str) -> str:
-    return MODES[1 - MODES.index(mode)]
-
-
 # ---------------------------------------------------------------- pool_forward
-
-def _pool_shape_hints(A_prev, f, stride):
-    m, n_H_prev, n_W_prev, n_C = A_prev.shape
-
-    def shape(size):
-        return (m, size(n_H_prev), size(n_W_prev), n_C)
-
-    return [(shape(lambda n: n - f + 1), "is the stride used?"),
-            (shape(lambda n: (n - f) // stride), "off by one?"),
-            (shape(lambda n: (n - f) // stride + 2), "off by one?"),
-            (shape(lambda n: (n - 1) // stride + 1), "is the window size f used?"),
-            (shape(lambda n: n), "pooling shrinks the input.")]
-
-
-def _pool_value_hints(A_prev, hparameters, mode, expected):
-    reduce = np.max if mode == "max" else np.mean
-    n_H, n_W = expected.shape[1:3]
-    hints = [(lambda: course.pool_forward(A_prev, hparameters, _other(mode))[0],
-              f"mode {mode!r} computes the {_other(mode)}: are the 'max' and 'average' branches swapped?"),
-             (lambda: np.broadcast_to(reduce(expected, axis=3, keepdims=True), expected.shape),
-              "each channel is pooled on its own: a_prev_slice = A_prev[i, vert_start:vert_end, "
-              "horiz_start:horiz_end, c]")]
-    if hparameters["stride"] > 1:
-        stride1 = {"f": hparameters["f"], "stride": 1}
-        hints.append((lambda: course.pool_forward(A_prev, stride1, mode)[0][:, :n_H, :n_W], MOVE_HINT))
-    return hints
-
 
 def pool_forward_test(target):
     """Check ``target(A_prev, hparameters, mode)`` (the learner's ``pool_forward``) in both modes:
@@ -83,8 +51,8 @@ def pool_forward_test(target):
                                    "pool_backward needs the cache: return A, (A_prev, hparameters)")
             expected, _ = course.pool_forward(A_prev, hparameters, mode)
             not_divided = {f * f: "the average is the sum divided by f * f: np.mean, not np.sum"}
-            check_array(case, "A", A, expected, shape_hints=_pool_shape_hints(A_prev, f, stride),
-                        shape_rule=POOL_HINT, value_hints=_pool_value_hints(A_prev, hparameters, mode, expected),
+            check_array(case, "A", A, expected, shape_hints=pool_shape_hints(A_prev, f, stride),
+                        shape_rule=POOL_HINT, value_hints=pool_value_hints(A_prev, hparameters, mode, expected),
                         ratio_hints=not_divided if mode == "average" else {})
             check_cache(case, cache, {"A_prev": A_prev, "hparameters": hparameters})
     print(PASSED)
@@ -165,24 +133,12 @@ def pool_backward_test(target):
     """Check ``target(dA, cache, mode)`` (the learner's ``pool_backward``) in both modes, on caches
     from :func:`npconv.course.pool_forward`: ``dA_prev``'s shape, dtype and values."""
     for label, dA, A_prev, hparameters in _pool_backward_cases():
-        f, stride = hparameters["f"], hparameters["stride"]
         for mode in MODES:
             case = _pool_case(label, A_prev, hparameters, mode, dA=dA)
             cache = (A_prev, hparameters)
             dA_prev = case.call(target, dA, cache, mode)
             expected = course.pool_backward(dA, cache, mode)
-            hints = [(lambda: course.pool_backward(dA, cache, _other(mode)),
-                      f"mode {mode!r} computes the {_other(mode)}'s gradient: are the branches swapped?")]
-            if mode == "max":
-                hints.append((lambda: course.pool_backward(dA, cache, "average") * f * f,
-                              "every entry of a window gets the gradient: the mask should be True only at "
-                              "the window's maximum, create_mask_from_window(a_prev_slice)"))
-                ratios = {}
-            else:
-                ratios = {f * f: f"a factor of f * f = {f * f}: distribute_value divides dA[i, h, w, c] by "
-                                 "the window's size", 1 / (f * f): f"divided by f * f = {f * f} twice"}
+            hints, ratios, shape_hints, regions = pool_backward_hints(dA, cache, mode)
             check_array(case, "dA_prev", dA_prev, expected, value_hints=hints, ratio_hints=ratios,
-                        shape_hints=[(dA.shape, "dA_prev has A_prev's shape: start from np.zeros(A_prev.shape)")],
-                        region_hints=[(overlap(A_prev.shape[1:3], f, stride, 0),
-                                       "where windows overlap the gradients add up: use +=, not =")])
+                        shape_hints=shape_hints, region_hints=regions)
     print(PASSED)
