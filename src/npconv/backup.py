@@ -28,7 +28,7 @@ import numpy as np
 from . import saving
 from .errors import ModelFileError
 
-__all__ = ["Backup", "backup_state", "write_backup", "read_backup", "read_backup_state", "restore_backup",
+__all__ = ["Backup", "backup_state", "read_backup", "read_backup_state", "restore_backup", "write_backup",
            "write_or_warn"]
 
 _STATE = "__backup__"

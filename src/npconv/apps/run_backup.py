@@ -65,7 +65,7 @@ class RunBackup:
     folder: Path
 
     @classmethod
-    def open(cls, folder, identity: dict, restart: bool = False) -> "RunBackup":
+    def open(cls, folder, identity: dict, restart: bool = False) -> RunBackup:
         """The folder for the run ``identity``: kept when it is this run's, emptied with ``restart``,
         refused (:class:`~npconv.errors.BackupMismatchError`) when another command wrote it."""
         folder = Path(folder)
@@ -92,9 +92,9 @@ class RunBackup:
         else:
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(run_file, lambda f: f.write(json.dumps(identity, indent=1).encode()))
-        return cls(folder)
+        return cls(folder.resolve())  # the same folder for workers started elsewhere
 
-    def member(self, seed: int) -> "MemberBackup":
+    def member(self, seed: int) -> MemberBackup:
         return MemberBackup(self.folder / f"seed{seed}.npz")
 
     def epochs_done(self, seeds) -> list[int]:
@@ -126,7 +126,7 @@ class MemberBackup:
         """The training phase (:func:`npconv.apps.training.phases`) the backup was taken in."""
         return int(backup.extra.get("phase", 0))
 
-    def callback(self, phase: int, history_before: dict) -> "_BackupEachEpoch":
+    def callback(self, phase: int, history_before: dict) -> _BackupEachEpoch:
         return _BackupEachEpoch(self, phase, history_before)
 
 
@@ -138,8 +138,10 @@ class _BackupEachEpoch(C.Callback):
         self.member, self.phase, self.history_before = member, phase, history_before
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.member.path.parent.is_dir():
+        folder = self.member.path.parent
+        if not folder.parent.is_dir():
             return  # a worker that does not see the run's folder (a cluster without a shared disk)
+        folder.mkdir(exist_ok=True)
         history = {key: list(self.history_before.get(key, [])) + list(values)
                    for key, values in self.model.history.history.items()}
         write_or_warn(self.member.path, self.model,

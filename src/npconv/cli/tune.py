@@ -1,7 +1,8 @@
 """``npconv tune [DATA] --grid FIELD=V1,V2 ... --out DIR``: choose a recipe by cross-validation.
 
 Every variant (the product of the grids) x seed x fold is one training job, on the training data
-only; finished jobs are cached in ``DIR/jobs``, so the same command resumes a stopped search. Writes
+only; finished jobs are cached in ``DIR/jobs`` and a job stopped half-way keeps a backup of its last
+epoch in ``DIR/backups``, so the same command resumes a stopped search. Writes
 ``DIR/results.json``, ``DIR/results.png`` and ``DIR/best_recipe.json`` (``npconv train --recipe``).
 """
 from __future__ import annotations

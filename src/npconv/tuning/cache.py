@@ -55,9 +55,14 @@ class JobCache:
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.npz"
 
+    @property
+    def backups(self) -> Path:
+        """The folder of the backups of the jobs training (``<search>/backups``, beside this one)."""
+        return self.folder.parent / "backups"
+
     def backup_folder(self, key: str) -> Path:
         """Where job ``key`` keeps the backup of its training until it is cached."""
-        return self.folder / f"{key}.backup"
+        return self.backups / key
 
     def get(self, key: str, views=()) -> JobResult | None:
         """The result of job ``key`` if it is here with the probabilities of every view in ``views``."""

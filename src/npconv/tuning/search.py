@@ -168,9 +168,10 @@ def run(search: Plan, runner=None, progress=None, share: str = "send"):
         if not result.interrupted:
             job.backup.remove()
 
-    for job in search.to_train:
-        job.backup.folder.mkdir(parents=True, exist_ok=True)
+    search.cache.backups.mkdir(parents=True, exist_ok=True)  # each job's own folder: when it backs up
     run_training_jobs(search.to_train, datasets, runner, progress, on_result=keep)
+    if not any(search.cache.backups.iterdir()):  # every job cached (an interrupted one keeps its backup)
+        search.cache.backups.rmdir()
     outcome = score(search, results)
     write_results(outcome)
     return outcome
