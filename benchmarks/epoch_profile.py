@@ -101,7 +101,10 @@ def torch_class(name: str) -> str | None:
 def profile_torch_epoch(epoch, top: int = 25) -> dict:
     """One call of ``epoch()`` under ``torch.profiler``: its time by class, the ``top`` (op, class)
     pairs by self time, and PyTorch's own ``key_averages`` table (text)."""
+    import torch
     from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]):  # the profiler's first start is slow: not in the epoch
+        torch.ones(8).add_(1)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         epoch()

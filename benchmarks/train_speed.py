@@ -12,8 +12,8 @@ NumPy tier, each PyTorch configuration), kept warm, and the processes take turns
 per round, never two at once, with a pause between turns. So every ratio is measured under the
 same machine load, and no library's idle threads run beside another's epoch. The tables give the
 median of the per-round ratios. ``torch.compile``'s compile time is measured in the warm-up (its
-first two epochs, less two steady epochs) and kept out of the epoch; it includes inductor's on-disk
-cache, if an earlier run filled it.
+first two epochs, less two steady epochs) and kept out of the epoch, with inductor's caches off
+(``TORCHINDUCTOR_FORCE_DISABLE_CACHES``) so that it is a first run's compile time.
 
 Also reported: the epoch's GFLOP/s (``epoch_work.FLOP_CONVENTION``) and its share of the machine's
 sgemm peak, measured once per run; one epoch by op class in npconv and in PyTorch's eager
@@ -21,8 +21,9 @@ channels_last configuration (``epoch_profile``); inference latency (one image an
 median of 200 calls, npconv and PyTorch's eager configurations); the peak memory of a Happy
 training run at batch 64; ``--busy``: each library's median epoch alone and beside two busy loops.
 
-Run: ``python benchmarks/train_speed.py [--rounds 5] [--busy]`` with nothing else on the machine;
-writes ``benchmarks/results/train_speed.json``: ``peak``, ``torch_configs``, ``targets`` and
+Run: ``python benchmarks/train_speed.py [--rounds 5] [--busy]`` with nothing else on the machine
+(about 10 minutes on an idle 2-core machine, 4-5 of them torch.compile's cold compiles; 12 with
+``--busy``); writes ``benchmarks/results/train_speed.json``: ``peak``, ``torch_configs``, ``targets`` and
 ``target_checks`` (each target of issue 33 and whether it is met), and one entry of ``rows`` per
 model with ``runs`` (every epoch's seconds by process), ``<process>_s`` (medians),
 ``<tier>_ratio`` (against eager NCHW, as before) and ``<tier>_ratio_best`` (against ``best_fp32``),
@@ -70,6 +71,8 @@ class Runner:
         env = {**os.environ}
         if name in ("compiled", "numpy"):
             env["NPCONV_JIT"] = "1" if name == "compiled" else "0"
+        elif TORCH_CONFIGS[name][2]:  # compile time as on a first run, not what an earlier run left cached
+            env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
         self.process = subprocess.Popen([sys.executable, os.path.join(HERE, "train_speed_workers.py"),
                                          json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True, env=env)
@@ -166,11 +169,11 @@ def speed_row(case: str, images: int, rounds: int, tiers, configs, peak: float, 
     return row
 
 
-def busy_rows(rounds: int) -> list[dict]:
+def busy_rows(rounds: int, tier: str) -> list[dict]:
     """npconv's and PyTorch's (eager NCHW) median epoch alone, then beside two busy loops."""
     rows = []
     for case in BUSY_CASES:
-        runners = {"npconv": Runner("compiled", case, CASES[case][0]).wait_ready(),
+        runners = {"npconv": Runner(tier, case, CASES[case][0]).wait_ready(),
                    "torch": Runner("torch_eager_nchw", case, CASES[case][0]).wait_ready()}
         alone = alternate(runners, rounds)
         loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
@@ -262,21 +265,23 @@ def main(argv=None):
     rounds = 1 if args.quick else max(args.rounds, 3)
     started = time.perf_counter()
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
+    load_at_start = os.getloadavg()
     peak = sgemm_peak(threads, *((1024, 3) if args.quick else ()))
     print(f"{rounds} round(s) per model, one epoch of each process per round; sgemm peak {peak['gflops']:.0f} "
-          f"GFLOP/s on {threads} threads; load average {os.getloadavg()[0]:.1f}\n", flush=True)
+          f"GFLOP/s on {threads} threads; load average {load_at_start[0]:.1f}\n", flush=True)
     rows = []
     for case in cases:
         images, batch, _ = CASES[case]
         rows.append(speed_row(case, min(images, 3 * batch + batch // 2) if args.quick else images, rounds,
                               tiers, configs, peak["gflops"], args.quick))
-    busy = busy_rows(rounds) if args.busy else []
+    busy = busy_rows(rounds, tiers[0]) if args.busy else []
     memory = {} if args.quick else {tier: peak_memory_mb(tier) for tier in tiers}
     checks = target_checks(rows, busy, memory, tiers[0])
     print_report(rows, busy, memory, checks, tiers, configs, peak)
     json_path = args.json or (os.path.join(tempfile.gettempdir(), "train_speed_quick.json") if args.quick else None)
     path = write_json("train_speed", {
         "rounds": rounds, "quick": args.quick, "peak": peak, "threads": threads,
+        "load_average_at_start_1_5_15_min": list(load_at_start), "inductor_caches": "disabled: cold compiles",
         "torch_configs": {k: dict(zip(("label", "layout", "torch_compile", "optimizer", "dtype"), TORCH_CONFIGS[k]))
                           for k in configs},
         "rows": rows, "busy": busy, "memory": memory, "targets": TARGETS, "target_checks": checks,
