@@ -1,22 +1,35 @@
-"""Training speed: npconv vs PyTorch (CPU) on the course's Happy and SIGNS models and ``smallres``.
+"""Training speed: npconv against PyTorch at its best (CPU) on the course's Happy and SIGNS models and ``smallres``.
 
-Both frameworks train the same architecture with the same batch size, optimiser (Adam, lr 1e-3),
-float32 data and thread count. Each library runs in a process of its own (npconv's compiled tier,
-npconv's NumPy tier, PyTorch), kept warm, and the processes take turns: one epoch each per round,
-never two at once, with a pause between turns. So every ratio npconv/PyTorch is measured under the
-same machine load, and no library's idle threads (an OpenBLAS worker spins for about 0.1 s after a
-call, PyTorch's OpenMP threads for about a millisecond) run beside another library's epoch, as
-they did when the libraries shared one process (PyTorch's SIGNS epoch then took 0.4 to 5 s). The
-table gives the median of the per-round ratios. Also reported: inference latency (one image and a
-batch of 64, median of 200 calls each, in the same warm processes) and the peak memory of a Happy
-training run at batch 64 (a fresh process per tier).
+Both libraries train the same architecture with the same batch size, optimiser (Adam, lr 1e-3),
+float32 data and thread count. PyTorch runs in the configurations a practitioner would choose
+(``train_speed_workers.TORCH_CONFIGS``): eager NCHW (its default), eager ``channels_last`` with
+``Adam(fused=True)``, and ``torch.compile`` (inductor, default mode) in both layouts; npconv/PyTorch
+is taken against the fastest float32 configuration, model by model. A bf16-autocast configuration is
+measured for information only: it is not float32 and not the target.
 
-``--busy`` adds the machine-under-load rows: each library's median epoch alone and beside two
-busy-looping processes (``python -c 'while True: pass'``) on the two cores.
+Each library and configuration runs in a process of its own (npconv's compiled tier, npconv's
+NumPy tier, each PyTorch configuration), kept warm, and the processes take turns: one epoch each
+per round, never two at once, with a pause between turns. So every ratio is measured under the
+same machine load, and no library's idle threads run beside another's epoch. The tables give the
+median of the per-round ratios. ``torch.compile``'s compile time is measured in the warm-up (its
+first two epochs, less two steady epochs) and kept out of the epoch, with inductor's caches off
+(``TORCHINDUCTOR_FORCE_DISABLE_CACHES``) so that it is a first run's compile time.
 
-Run: ``python benchmarks/train_speed.py [--rounds 5] [--busy]`` (about 6 minutes on an idle 2-core
-machine, 10 with ``--busy``); writes ``benchmarks/results/train_speed.json``. The JSON's provenance
-records the load average: run it with nothing else on the machine.
+Also reported: the epoch's GFLOP/s (``epoch_work.FLOP_CONVENTION``) and its share of the machine's
+sgemm peak, measured once per run; one epoch by op class in npconv and in PyTorch's eager
+channels_last configuration (``epoch_profile``); inference latency (one image and a batch of 64,
+median of 200 calls, npconv and PyTorch's eager configurations); the peak memory of a Happy
+training run at batch 64; ``--busy``: each library's median epoch alone and beside two busy loops.
+
+Run: ``python benchmarks/train_speed.py [--rounds 5] [--busy]`` with nothing else on the machine
+(about 10 minutes on an idle 2-core machine, 4-5 of them torch.compile's cold compiles; 12 with
+``--busy``); writes ``benchmarks/results/train_speed.json``: ``peak``, ``torch_configs``, ``targets`` and
+``target_checks`` (each target of issue 33 and whether it is met), and one entry of ``rows`` per
+model with ``runs`` (every epoch's seconds by process), ``<process>_s`` (medians),
+``<tier>_ratio`` (against eager NCHW, as before) and ``<tier>_ratio_best`` (against ``best_fp32``),
+``torch`` (each configuration's settings, warm-up, compile time or why it is unavailable),
+``flop_count``, ``gflops``, ``of_peak``, latencies and ``profile``. ``--quick``: one round of a few
+batches, no memory or busy rows, written to a temporary file unless ``--json``: a smoke test.
 """
 from __future__ import annotations
 
@@ -26,9 +39,12 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from train_speed_workers import TORCH_CONFIGS
 
 #: name -> (images, batch, classes)
 CASES = {
@@ -38,111 +54,36 @@ CASES = {
     "smallres (npconv train signs: shifts)": (1080, 32, 6),
 }
 BUSY_CASES = ("SIGNS (course)", "smallres (no augmentation)")
-SETTLE_S = 0.2  # between two libraries' turns: let the last one's idle threads stop spinning
+SETTLE_S = 0.2  # between two turns: let the last one's idle threads stop spinning
+#: issue 33's "done when"
+TARGETS = {"ratio_vs_best_fp32": 0.7, "smallres_of_peak": 0.45, "latency1_vs_best_eager": 1.0,
+           "busy_slowdown": 2.5, "max_rss_mb": 375}
 
 
-# ------------------------------------------------------------------ one library in one process
-def worker(library: str, case: str) -> None:
-    """Serve ``epoch`` and ``latency`` requests on stdin for one model; one JSON line per answer."""
-    import numpy as np
-    m, batch, classes = CASES[case]
-    rng = np.random.default_rng(0)
-    x = rng.random((m, 64, 64, 3), dtype=np.float32)
-    y = rng.integers(0, max(classes, 2), size=m)
-    if library == "torch":
-        epoch, predict = _torch_model(case, x, y, batch, classes)
-    else:
-        epoch, predict = _npconv_model(case, x, y, batch)
-    epoch()  # warm-up: compilation, allocations, thread pools
-    print(json.dumps({"ready": True}), flush=True)
-    for line in sys.stdin:
-        request = line.strip()
-        if request == "epoch":
-            start = time.perf_counter()
-            epoch()
-            print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
-        elif request == "latency":
-            print(json.dumps({"one_ms": _median_ms(lambda: predict(x[:1]), 200),
-                              "batch64_ms": _median_ms(lambda: predict(x[:64]), 30)}), flush=True)
-
-
-def _median_ms(fn, calls: int) -> float:
-    fn()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
-def _npconv_model(case, x, y, batch):
-    import npconv as nc
-    from npconv.apps import convolutional_model, happyModel
-    from npconv.apps.residual import smallres
-    nc.utils.set_random_seed(0)
-    if case.startswith("Happy"):
-        model, loss = happyModel(), "binary_crossentropy"
-    elif case.startswith("SIGNS"):
-        model, loss = convolutional_model((64, 64, 3)), "sparse_categorical_crossentropy"
-    else:
-        shifts = 0.1 if "shifts" in case else 0
-        model, loss = smallres((64, 64, 3), 6, flip=False, translate=shifts), "sparse_categorical_crossentropy"
-    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
-    return (lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
-            lambda xb: model.predict(xb, batch_size=64))
-
-
-def _torch_model(case, x, y, batch, classes):
-    import torch
-    from torch import nn
-    sys.path.insert(0, HERE)
-    import torch_twins
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
-    torch.manual_seed(0)
-    if case.startswith("Happy"):
-        net = torch_twins.happy_course()
-    elif case.startswith("SIGNS"):
-        net = torch_twins.signs_course()
-    elif "shifts" in case:
-        net = torch_twins.smallres_signs()
-    else:
-        net = torch_twins.smallres()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-    xt = torch.tensor(x.transpose(0, 3, 1, 2).copy())
-    if classes == 1:
-        yt, loss_fn = torch.tensor(y[:, None], dtype=torch.float32), nn.BCEWithLogitsLoss()
-    else:
-        yt, loss_fn = torch.tensor(y), nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(0)
-
-    def epoch():
-        perm = torch.randperm(len(xt), generator=gen)
-        net.train()
-        for start in range(0, len(xt), batch):
-            idx = perm[start:start + batch]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-
-    def predict(xb):
-        net.eval()
-        with torch.no_grad():
-            return net(torch.from_numpy(xb.transpose(0, 3, 1, 2).copy()))
-    return epoch, predict
-
-
-# --------------------------------------------------------------------------------- the rounds
 class Runner:
-    """One warm worker process for a library and a case."""
+    """One warm worker process: an npconv tier (``compiled``, ``numpy``) or a PyTorch configuration."""
 
-    def __init__(self, library: str, case: str, env: dict | None = None):
-        self.library = library
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", library, case], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-        self.ask(None)
+    def __init__(self, name: str, case: str, images: int):
+        self.name = name
+        _, batch, classes = CASES[case]
+        spec = {"library": "npconv" if name in ("compiled", "numpy") else name, "case": case,
+                "images": images, "batch": batch, "classes": classes}
+        env = {**os.environ}
+        if name in ("compiled", "numpy"):
+            env["NPCONV_JIT"] = "1" if name == "compiled" else "0"
+        elif TORCH_CONFIGS[name][2]:  # compile time as on a first run, not what an earlier run left cached
+            env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
+        self.process = subprocess.Popen([sys.executable, os.path.join(HERE, "train_speed_workers.py"),
+                                         json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=env)
+        self.info = None
+
+    def wait_ready(self) -> Runner:
+        """Wait for the warm-up; ``info`` is the worker's first answer (``ready``, ``warmup_s``, ...)."""
+        self.info = self.ask(None)
+        if not self.info["ready"]:
+            self.close()
+        return self
 
     def ask(self, request: str | None) -> dict:
         if request is not None:
@@ -150,7 +91,7 @@ class Runner:
             self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"{self.library} worker died (see its traceback above)")
+            raise RuntimeError(f"{self.name} worker died (see its traceback above)")
         return json.loads(line)
 
     def close(self) -> None:
@@ -172,35 +113,68 @@ def ratio(ours: list[float], theirs: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(ours, theirs))
 
 
-def speed_rows(rounds: int, tiers) -> list[dict]:
-    rows = []
-    for case in CASES:
-        runners = {tier: Runner("npconv", case, {"NPCONV_JIT": "1" if tier == "compiled" else "0"})
-                   for tier in tiers}
-        runners["torch"] = Runner("torch", case)
-        times = alternate(runners, rounds)
-        row = {"model": case, "batch": CASES[case][1], "images": CASES[case][0], "runs": times}
-        for name in runners:
-            row[f"{name}_s"] = statistics.median(times[name])
-        for tier in tiers:
-            row[f"{tier}_ratio"] = ratio(times[tier], times["torch"])
-        for name in (tiers[0], "torch"):
-            latency = runners[name].ask("latency")
+def speed_row(case: str, images: int, rounds: int, tiers, configs, peak: float, quick: bool) -> dict:
+    """One model: every process's epochs in turn, the ratios, GFLOP/s, latencies and profiles."""
+    if quick:  # warm-ups side by side: quicker, but their times (compile time) mean nothing
+        started = {name: Runner(name, case, images) for name in (*tiers, *configs)}
+        started = {name: runner.wait_ready() for name, runner in started.items()}
+    else:  # one warm-up at a time
+        started = {name: Runner(name, case, images).wait_ready() for name in (*tiers, *configs)}
+    runners = {name: r for name, r in started.items() if r.info["ready"]}
+    times = alternate(runners, rounds)
+    row = {"model": case, "batch": CASES[case][1], "images": images, "runs": times}
+    row.update({f"{name}_s": statistics.median(t) for name, t in times.items()})
+    row["flop_count"] = runners[tiers[0]].info["flop_count"]
+    flops = row["flop_count"]["flops"]
+    row["torch"] = {}
+    for key in configs:
+        label, layout, compiled, optimizer, dtype = TORCH_CONFIGS[key]
+        info = started[key].info
+        entry = {"label": label, "layout": layout, "torch_compile": compiled, "dtype": dtype,
+                 "optimizer": info.get("optimizer", optimizer), "unavailable": info.get("unavailable"),
+                 "warmup_s": info.get("warmup_s"), "s_per_epoch": row.get(f"{key}_s")}
+        if compiled and entry["s_per_epoch"] is not None:
+            entry["compile_s"] = sum(max(0.0, w - entry["s_per_epoch"]) for w in info["warmup_s"])
+        row["torch"][key] = entry
+    fp32 = [k for k in configs if k in times and TORCH_CONFIGS[k][4] == "fp32"]
+    best = min(fp32, key=lambda k: row[f"{k}_s"]) if fp32 else None  # None: no fp32 configuration ran
+    row.update(best_fp32=best, best_fp32_label=best and TORCH_CONFIGS[best][0], best_fp32_s=row.get(f"{best}_s"),
+               torch_s=row.get("torch_eager_nchw_s"))
+    row["ratios"] = {tier: {k: ratio(times[tier], times[k]) for k in configs if k in times} for tier in tiers}
+    for tier in tiers:
+        row[f"{tier}_ratio"] = row["ratios"][tier].get("torch_eager_nchw")
+        row[f"{tier}_ratio_best"] = row["ratios"][tier].get(best)
+    row["gflops"] = {name: flops / row[f"{name}_s"] / 1e9 for name in times}
+    row["of_peak"] = {name: g / peak for name, g in row["gflops"].items()}
+    row["latency"] = {}
+    for name in (tiers[0], "torch_eager_nchw", "torch_eager_cl"):
+        if name in runners:
+            row["latency"][name] = runners[name].ask("latency 10 3" if quick else "latency")
             time.sleep(SETTLE_S)
-            row[f"{'npconv' if name != 'torch' else 'torch'}_latency1_ms"] = latency["one_ms"]
-            row[f"{'npconv' if name != 'torch' else 'torch'}_latency64_ms"] = latency["batch64_ms"]
-        for runner in runners.values():
-            runner.close()
-        rows.append(row)
-        print(f"  {case}: done", file=sys.stderr, flush=True)
-    return rows
+    eager = [row["latency"][k]["one_ms"] for k in ("torch_eager_nchw", "torch_eager_cl") if k in row["latency"]]
+    ours = row["latency"][tiers[0]]["one_ms"]
+    row.update(npconv_latency1_ms=ours, npconv_latency64_ms=row["latency"][tiers[0]]["batch64_ms"],
+               latency1_vs_best_eager=ours / min(eager) if eager else None)
+    if "torch_eager_nchw" in row["latency"]:
+        row.update(torch_latency1_ms=row["latency"]["torch_eager_nchw"]["one_ms"],
+                   torch_latency64_ms=row["latency"]["torch_eager_nchw"]["batch64_ms"])
+    row["profile"] = {}
+    for name in (tiers[0], "torch_eager_cl"):
+        if name in runners:
+            row["profile"][name] = runners[name].ask("profile")
+            time.sleep(SETTLE_S)
+    for runner in runners.values():
+        runner.close()
+    print(f"  {case}: done", file=sys.stderr, flush=True)
+    return row
 
 
-def busy_rows(rounds: int) -> list[dict]:
-    """Each library's median epoch alone, then beside two busy loops."""
+def busy_rows(rounds: int, tier: str) -> list[dict]:
+    """npconv's and PyTorch's (eager NCHW) median epoch alone, then beside two busy loops."""
     rows = []
     for case in BUSY_CASES:
-        runners = {"npconv": Runner("npconv", case), "torch": Runner("torch", case)}
+        runners = {"npconv": Runner(tier, case, CASES[case][0]).wait_ready(),
+                   "torch": Runner("torch_eager_nchw", case, CASES[case][0]).wait_ready()}
         alone = alternate(runners, rounds)
         loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
         try:
@@ -245,49 +219,73 @@ print(tracemalloc.get_traced_memory()[1] / 2**20, hwm_kb / 1024)
     return {"traced_peak_mb": traced, "max_rss_mb": rss}
 
 
-def main():
+def target_checks(rows, busy, memory, tier) -> list[dict]:
+    """Each target of issue 33 with its figure and whether it is met."""
+    checks = [{"target": f"npconv / fastest PyTorch fp32 <= {TARGETS['ratio_vs_best_fp32']}", "model": r["model"],
+               "figure": r[f"{tier}_ratio_best"], "met": r[f"{tier}_ratio_best"] <= TARGETS["ratio_vs_best_fp32"]}
+              for r in rows if r[f"{tier}_ratio_best"] is not None]
+    checks += [{"target": f"smallres epoch >= {TARGETS['smallres_of_peak']:.0%} of sgemm peak", "model": r["model"],
+                "figure": r["of_peak"][tier], "met": r["of_peak"][tier] >= TARGETS["smallres_of_peak"]}
+               for r in rows if r["model"] == "smallres (no augmentation)"]
+    checks += [{"target": "1-image predict <= 1.0x PyTorch's faster eager eval forward", "model": r["model"],
+                "figure": r["latency1_vs_best_eager"],
+                "met": r["latency1_vs_best_eager"] <= TARGETS["latency1_vs_best_eager"]}
+               for r in rows if r["latency1_vs_best_eager"] is not None and "shifts" not in r["model"]]
+    checks += [{"target": f"busy slowdown <= {TARGETS['busy_slowdown']}", "model": r["model"],
+                "figure": r["npconv slowdown"], "met": r["npconv slowdown"] <= TARGETS["busy_slowdown"]} for r in busy]
+    checks += [{"target": f"Happy batch 64 max RSS <= {TARGETS['max_rss_mb']} MB", "model": f"{t} tier",
+                "figure": m["max_rss_mb"], "met": m["max_rss_mb"] <= TARGETS["max_rss_mb"]} for t, m in memory.items()]
+    return checks
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="epochs of each library, in turn (>= 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="epochs of each process, in turn (>= 3)")
     parser.add_argument("--busy", action="store_true", help="also the rows beside two busy loops")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of a few batches, no memory rows")
+    parser.add_argument("--models", nargs="+", default=None, help="only the models whose name contains one of these (case-sensitive: SIGNS, signs)")
+    parser.add_argument("--torch", nargs="+", default=list(TORCH_CONFIGS), choices=list(TORCH_CONFIGS),
+                        help="PyTorch configurations (default: all)")
+    parser.add_argument("--tiers", nargs="+", default=None, choices=["compiled", "numpy"],
+                        help="npconv tiers (default: both where Numba is available)")
     parser.add_argument("--json", default=None)
-    parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "CASE"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(*args.worker)
-        return
-    sys.path.insert(0, HERE)
-    from _timing import print_table, write_json
+    args = parser.parse_args(argv)
+    from _timing import write_json
+    from epoch_work import sgemm_peak
+    from train_speed_report import print_report
+
     from npconv.functional._tier import compiled_available
     try:
         import torch  # noqa: F401
     except ImportError:
         sys.exit("train_speed needs PyTorch for the side-by-side: pip install torch==2.13.0")
-    tiers = ("compiled", "numpy") if compiled_available() else ("numpy",)
+    tiers = args.tiers or (["compiled", "numpy"] if compiled_available() else ["numpy"])
+    configs = args.torch
+    cases = [c for c in CASES if not args.models or any(s in c for s in args.models)]
+    rounds = 1 if args.quick else max(args.rounds, 3)
     started = time.perf_counter()
-    print(f"{max(args.rounds, 3)} rounds per model, one epoch of each library per round, each library in "
-          f"its own process; load average {os.getloadavg()[0]:.1f}\n")
-    rows = speed_rows(max(args.rounds, 3), tiers)
-    print_table(rows, [("model", "model", "s"), ("batch", "batch", "d"), ("compiled_s", "npconv s/epoch", ".3f"),
-                       ("numpy_s", "NumPy tier", ".3f"), ("torch_s", "torch s/epoch", ".3f"),
-                       ("compiled_ratio", "ratio", ".2f"), ("numpy_ratio", "NumPy tier ratio", ".2f"),
-                       ("npconv_latency1_ms", "npconv 1 img ms", ".2f"), ("torch_latency1_ms", "torch 1 img ms", ".2f"),
-                       ("npconv_latency64_ms", "npconv 64 img ms", ".1f"), ("torch_latency64_ms", "torch 64 img ms", ".1f")])
-    print("ratio = npconv/PyTorch epoch time, median of the per-round ratios (target <= 0.8)")
-    busy = busy_rows(max(args.rounds, 3)) if args.busy else []
-    if busy:
-        print("\nbeside two busy loops on the two cores (median epoch seconds; slowdown = busy / alone)")
-        names = ("npconv", "torch")
-        print_table(busy, [("model", "model", "s")] + [(f"{n} {k}", f"{n} {k}", ".2f" if k == "slowdown" else ".3f")
-                                                     for n in names for k in ("alone_s", "busy_s", "slowdown")])
-    memory = {tier: peak_memory_mb(tier) for tier in tiers}
-    for tier, peak in memory.items():
-        print(f"\npeak memory, Happy model training at batch 64, {tier} tier: NumPy traced "
-              f"{peak['traced_peak_mb']:.0f} MB, process max RSS {peak['max_rss_mb']:.0f} MB (target <= 375)", end="")
-    print()
-    path = write_json("train_speed", {"rounds": args.rounds, "rows": rows, "busy": busy, "memory": memory,
-                                      "targets": {"ratio": 0.8, "max_rss_mb": 375, "latency1": "<= PyTorch's",
-                                                  "busy_slowdown": 2.5},
-                                      "seconds": time.perf_counter() - started}, args.json)
+    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
+    load_at_start = os.getloadavg()
+    peak = sgemm_peak(threads, *((1024, 3) if args.quick else ()))
+    print(f"{rounds} round(s) per model, one epoch of each process per round; sgemm peak {peak['gflops']:.0f} "
+          f"GFLOP/s on {threads} threads; load average {load_at_start[0]:.1f}\n", flush=True)
+    rows = []
+    for case in cases:
+        images, batch, _ = CASES[case]
+        rows.append(speed_row(case, min(images, 3 * batch + batch // 2) if args.quick else images, rounds,
+                              tiers, configs, peak["gflops"], args.quick))
+    busy = busy_rows(rounds, tiers[0]) if args.busy else []
+    memory = {} if args.quick else {tier: peak_memory_mb(tier) for tier in tiers}
+    checks = target_checks(rows, busy, memory, tiers[0])
+    print_report(rows, busy, memory, checks, tiers, configs, peak)
+    json_path = args.json or (os.path.join(tempfile.gettempdir(), "train_speed_quick.json") if args.quick else None)
+    path = write_json("train_speed", {
+        "rounds": rounds, "quick": args.quick, "peak": peak, "threads": threads,
+        "load_average_at_start_1_5_15_min": list(load_at_start), "inductor_caches": "disabled: cold compiles",
+        "torch_configs": {k: dict(zip(("label", "layout", "torch_compile", "optimizer", "dtype"), TORCH_CONFIGS[k]))
+                          for k in configs},
+        "rows": rows, "busy": busy, "memory": memory, "targets": TARGETS, "target_checks": checks,
+        "seconds": time.perf_counter() - started}, json_path)
     print(f"\nwrote {path}")
 
 
