@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 CLASSES_EXPECTED = ("convolution", "batch norm", "ReLU", "Add", "pooling", "dense", "loss", "optimizer", "other")
 
 
