@@ -11,8 +11,14 @@ readily. Two checks, fitted after training and stored in ``model.metadata["calib
   calibrated top probability is below ``unsure_below``.
 * **Unlike the training pictures**: the features the output layer reads (its input, a vector per
   picture) are compared with the training pictures' class means. The distance
-  ``d(x) = min_k ||(f(x) - mu_k) / s|| / sqrt(D)`` (``s``: each feature's spread over the training
-  pictures, ``D`` features) above ``max_distance`` also makes the verdict ``"unsure"``.
+  ``d(x) = min_k ||(f(x) - mu_k) / s|| / sqrt(D)`` (``s``: each feature's spread about its class
+  mean over the training pictures, ``D`` features) above ``max_distance`` also makes the verdict ``"unsure"``.
+
+* **Blank or noise**: a picture whose contrast (each channel's spread over the picture, averaged)
+  is under :data:`BLANK_FRACTION` of the training pictures' 1st percentile is "almost blank" (a
+  wall); one whose detail (the mean difference between neighbouring pixels, per unit of contrast)
+  is over :data:`NOISE_FACTOR` times the training pictures' 99th percentile is "noise". Both are
+  checks of the picture alone, so they hold for any network, however its features behave.
 
 A model saved without calibration (before this module, or trained with no held-out data) keeps
 ``T = 1``, no distance check and the :data:`DEFAULT_UNSURE_BELOW` threshold.
@@ -29,6 +35,10 @@ from .heads import probabilities
 DEFAULT_UNSURE_BELOW = 0.7
 #: ``max_distance`` is this many times the largest held-out picture's feature distance.
 DISTANCE_MARGIN = 1.5
+#: "almost blank" below this fraction of the training pictures' 1st percentile of contrast.
+BLANK_FRACTION = 0.25
+#: "noise" above this many times the training pictures' 99th percentile of detail.
+NOISE_FACTOR = 4.0
 _TINY = np.finfo(np.float32).tiny
 
 
@@ -45,24 +55,36 @@ def with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def negative_log_likelihood(probs: np.ndarray, y: np.ndarray, temperature: float = 1.0) -> float:
-    """Mean ``-log q[i, y_i]`` of the probabilities ``q`` at temperature ``T``."""
-    q = with_temperature(probs, temperature)
-    return float(-np.mean(np.log(np.clip(q[np.arange(len(y)), y], 1e-300, None))))
+def negative_log_likelihood(probs: np.ndarray, y: np.ndarray, temperature: float = 1.0,
+                            smoothing: float = 0.0) -> float:
+    """Mean cross-entropy ``-sum_k t[i, k] log q[i, k]`` of the probabilities ``q`` at temperature
+    ``T`` against targets ``t = (1 - smoothing) * onehot(y) + smoothing / K``."""
+    log_q = np.log(np.clip(with_temperature(probs, temperature), 1e-300, None))
+    picked = log_q[np.arange(len(y)), y]
+    return float(-np.mean((1 - smoothing) * picked + smoothing * log_q.mean(axis=1)))
 
 
 def fit_temperature(probs: np.ndarray, y: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
-    """The ``T`` in ``[low, high]`` minimising :func:`negative_log_likelihood`: a grid of 200 values
-    evenly spaced in ``log T``, then a golden-section search around the best (NLL is smooth in T)."""
+    """The ``T`` in ``[low, high]`` minimising :func:`negative_log_likelihood` of the targets smoothed
+    by ``1 / (m + 1)``: a grid of 200 values evenly spaced in ``log T``, then a golden-section
+    search around the best (the loss is smooth in T).
+
+    The smoothing says what ``m`` held-out pictures can show: with no mistake among them, not a
+    certainty above about ``m / (m + 1)``. Without it a perfect held-out set drives ``T`` to ``low``
+    (every answer sharpened towards 1), where a learner's photo most needs doubt.
+    """
     y = np.asarray(y, dtype=np.int64)
+    smoothing = 1.0 / (len(y) + 1)
     grid = np.geomspace(low, high, 200)
-    losses = [negative_log_likelihood(probs, y, t) for t in grid]
+    losses = [negative_log_likelihood(probs, y, t, smoothing) for t in grid]
     k = int(np.argmin(losses))
     a, b = np.log(grid[max(k - 1, 0)]), np.log(grid[min(k + 1, len(grid) - 1)])
     golden = (np.sqrt(5) - 1) / 2
+    def loss(log_t):
+        return negative_log_likelihood(probs, y, np.exp(log_t), smoothing)
     for _ in range(40):
         c, d = b - golden * (b - a), a + golden * (b - a)
-        if negative_log_likelihood(probs, y, np.exp(c)) < negative_log_likelihood(probs, y, np.exp(d)):
+        if loss(c) < loss(d):
             b = d
         else:
             a = c
@@ -110,6 +132,17 @@ def feature_distance(f: np.ndarray, stats: dict) -> np.ndarray:
     return np.sqrt((z ** 2).sum(axis=2).min(axis=1) / f.shape[1])
 
 
+def contrast_and_detail(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(m,)`` contrasts and details of pictures ``x (m, n_H, n_W, n_C)``: the contrast is each
+    channel's standard deviation over the picture, averaged over channels; the detail is the mean
+    absolute difference of neighbouring pixels (down and across) divided by the contrast (0 for
+    a blank picture). Detail is blind to exposure and contrast: ~0.1 for a photo, ~1.15 for noise."""
+    x = np.asarray(x, dtype=np.float64)
+    contrast = x.std(axis=(1, 2)).mean(axis=1)
+    steps = (np.abs(np.diff(x, axis=1)).mean(axis=(1, 2, 3)) + np.abs(np.diff(x, axis=2)).mean(axis=(1, 2, 3))) / 2
+    return contrast, np.where(contrast > 0, steps / np.maximum(contrast, 1e-12), 0.0)
+
+
 # ----------------------------------------------------------------------------- fitting and verdicts
 
 def calibrate(model, train_x: np.ndarray, train_y: np.ndarray, held_x: np.ndarray, held_y: np.ndarray,
@@ -130,13 +163,18 @@ def calibrate(model, train_x: np.ndarray, train_y: np.ndarray, held_x: np.ndarra
             "held_out_nll": [negative_log_likelihood(probs, held_y), negative_log_likelihood(calibrated, held_y)],
             "held_out_ece": [expected_calibration_error(probs, held_y),
                              expected_calibration_error(calibrated, held_y)]}
+    train = to_float(train_x, scale_by)
+    contrast, detail = contrast_and_detail(train)
+    info["pictures"] = {"min_contrast": float(BLANK_FRACTION * np.quantile(contrast, 0.01)),
+                        "max_detail": float(NOISE_FACTOR * np.quantile(detail, 0.99))}
     layer = feature_layer(model)
     if layer is not None:
-        f_train = features(model, to_float(train_x, scale_by), layer)
+        f_train = features(model, train, layer)
         classes = np.unique(train_y)
-        stats = {"layer": layer,
-                 "class_means": [f_train[train_y == k].mean(axis=0).tolist() for k in classes],
-                 "scale": (f_train.std(axis=0) + 1e-6).tolist()}
+        means = np.stack([f_train[train_y == k].mean(axis=0) for k in classes])
+        within = f_train - means[np.searchsorted(classes, train_y)]
+        stats = {"layer": layer, "class_means": means.tolist(),
+                 "scale": (within.std(axis=0) + 1e-6).tolist()}
         held_distance = feature_distance(features(model, held, layer), stats)
         stats["max_distance"] = float(DISTANCE_MARGIN * held_distance.max())
         info["features"] = stats
@@ -157,16 +195,23 @@ def judge(model, x: np.ndarray, probs: np.ndarray) -> list[dict]:
     cal = calibration_of(model.metadata or {})
     calibrated = with_temperature(probs, cal["temperature"])
     distance = None
-    stats = cal.get("features")
+    stats, pictures = cal.get("features"), cal.get("pictures")
+    if stats is not None and stats["layer"] not in {layer.name for layer in model.layers}:
+        stats = None  # metadata copied from another model (a member of this average, say)
     if stats is not None:
         distance = feature_distance(features(model, x, stats["layer"]), stats)
+    contrast, detail = contrast_and_detail(x)
     verdicts = []
     for i, q in enumerate(calibrated):
         why = None
-        if distance is not None and distance[i] > stats["max_distance"]:
-            why = "the picture looks unlike the training pictures"
+        if pictures is not None and contrast[i] < pictures["min_contrast"]:
+            why = "the picture is almost blank"
+        elif pictures is not None and detail[i] > pictures["max_detail"]:
+            why = "the picture looks like noise"
+        elif distance is not None and distance[i] > stats["max_distance"]:
+            why = "it looks unlike the training pictures"
         elif q.max() < cal["unsure_below"]:
-            why = f"its best guess has probability {q.max():.2f}, under {cal['unsure_below']:.2f}"
+            why = f"probability under {cal['unsure_below']:.2f}"
         verdicts.append({"probabilities": q, "unsure": why is not None, "why": why,
                          "distance": None if distance is None else float(distance[i])})
     return verdicts
