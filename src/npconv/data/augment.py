@@ -231,10 +231,15 @@ def random_gaussian_blur(x: np.ndarray, rng: np.random.Generator, max_sigma=1.5)
     work = x.dtype if x.dtype.kind == "f" else np.float64
     kernel = kernel.astype(work)[:, :, None, None, None]
     out = x.astype(work)
-    for axis in (1, 2):
-        padded = np.pad(out, [(0, 0)] + [(3, 3) if a == axis else (0, 0) for a in (1, 2)] + [(0, 0)], mode="edge")
-        n = out.shape[axis]
-        out = sum(kernel[:, t] * padded.take(np.arange(t, t + n), axis=axis) for t in range(7))
+    n_h, n_w = x.shape[1:3]
+    padded = np.pad(out, ((0, 0), (3, 3), (0, 0), (0, 0)), mode="edge")
+    out = kernel[:, 0] * padded[:, 0:n_h]
+    for t in range(1, 7):
+        out += kernel[:, t] * padded[:, t:t + n_h]
+    padded = np.pad(out, ((0, 0), (0, 0), (3, 3), (0, 0)), mode="edge")
+    out = kernel[:, 0] * padded[:, :, 0:n_w]
+    for t in range(1, 7):
+        out += kernel[:, t] * padded[:, :, t:t + n_w]
     return _cast_like(out, x)
 
 
@@ -245,7 +250,9 @@ def gaussian_noise(x: np.ndarray, rng: np.random.Generator, stddev=0.05,
     x = _batch(x)
     work = x.dtype if x.dtype.kind == "f" else np.float64
     scale = rng.uniform(0.0, float(stddev), size=(x.shape[0], 1, 1, 1))
-    out = x.astype(work) + (rng.standard_normal(x.shape) * scale).astype(work)
+    noise = rng.standard_normal(x.shape, dtype=np.float32 if work == np.float32 else np.float64)
+    noise *= scale.astype(noise.dtype)
+    out = x.astype(work) + noise
     if value_range is not None:
         out = np.clip(out, value_range[0], value_range[1], out=out)
     return _cast_like(out, x)
