@@ -106,6 +106,7 @@ IMAGE_LAYERS = {
     "random white balance": lambda: L.RandomWhiteBalance(0.2, 0.3, value_range=(0, 1)),
     "random gaussian blur": lambda: L.RandomGaussianBlur(1.0),
     "gaussian noise": lambda: L.GaussianNoise(0.1),
+    "random reframe": lambda: L.RandomReframe(0.4, degrees=20),
     "per-image standardization": lambda: L.PerImageStandardization(),
 }
 

@@ -20,6 +20,7 @@ KERNELS = [
     (augment.random_channel_gain, {"factor": 0.3, "brightness": 0.4}),
     (augment.random_gaussian_blur, {"max_sigma": 1.5}),
     (augment.gaussian_noise, {"stddev": 0.1}),
+    (augment.random_reframe, {"min_scale": 0.5, "max_degrees": 25, "probability": 0.7, "value_range": (0, 1)}),
 ]
 
 
@@ -128,10 +129,10 @@ def test_standardisation_gradient_matches_numerical_and_pytorch(torch):
 def test_smallres_takes_the_photo_options_and_trains_a_step():
     batch = np.random.default_rng(0).random((40, 16, 16, 3)).astype(np.float32)
     model = get_arch("smallres", (16, 16, 3), 3, widths=(4, 4, 4), grayscale=0.3, white_balance=0.2,
-                     brightness=0.3, blur=1.0, noise=0.05, zoom_out=0.5, rotation=0.05, standardize=True)
+                     brightness=0.3, blur=1.0, noise=0.05, zoom_out=0.4, rotation=20, standardize=True)
     names = [layer.name for layer in model.layers]
-    assert {"augment_grayscale", "augment_white_balance", "augment_blur", "augment_noise", "augment_zoom",
-            "augment_rotation", "standardize"} <= set(names)
+    assert {"augment_grayscale", "augment_white_balance", "augment_blur", "augment_noise", "augment_reframe",
+            "standardize"} <= set(names)
     model.compile("adam", "sparse_categorical_crossentropy")
     history = model.fit(batch, np.arange(40) % 3, epochs=1, batch_size=20, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -162,3 +163,18 @@ def test_zoom_out_centres_the_shrunk_picture_on_its_background_colour():
     assert background_colour(x[0]) == (200, 200, 200)
     assert (out[:3] == 200).all() and (out[:, :3] == 200).all()
     assert out[10, 10, 0] == 10 and (out < 100).sum() < (x[0] < 100).sum()
+
+
+def test_reframe_shrinks_about_half_the_images_onto_their_background():
+    x = np.full((40, 32, 32, 3), 0.8, np.float32)
+    x[:, 8:24, 8:24] = 0.1                                          # a dark square on a light wall
+    out = augment.random_reframe(x, np.random.default_rng(0), min_scale=0.5, max_degrees=20, probability=0.5)
+    dark = (out[..., 0] < 0.45).reshape(40, -1).sum(axis=1)
+    changed = dark < 16 * 16 - 10
+    assert 10 <= changed.sum() <= 30 and np.array_equal(out[~changed], x[~changed])
+    assert dark[changed].min() >= 0.5 ** 2 * 16 * 16 * 0.7        # the square, smaller, still there
+    np.testing.assert_allclose(out[changed][:, 0, 0], 0.8, atol=1 / 255)   # the wall around it
+    layer = L.RandomReframe(0.5, degrees=20, probability=0.5, value_range=(0, 1), seed=3)
+    np.testing.assert_array_equal(layer(x, training=True), augment.random_reframe(
+        x, np.random.default_rng(3), min_scale=0.5, max_degrees=20, probability=0.5))
+    np.testing.assert_array_equal(layer(x), x)

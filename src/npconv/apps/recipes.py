@@ -127,8 +127,8 @@ class Recipe:
     label_smoothing: float = 0.0     # targets y * (1 - s) + s / K when > 0
     zoom: float = 0.0                # random zoom in/out up to this fraction (RandomZoom)
     contrast: float = 0.0            # random contrast factor in [1 - c, 1 + c] (RandomContrast)
-    zoom_out: float = 0.0            # zoom out further than ``zoom``, up to 1 + zoom_out (RandomZoom)
-    rotation: float = 0.0            # random rotation up to this fraction of a turn (RandomRotation)
+    zoom_out: float = 0.0            # half the images shrunk to [1 - zoom_out, 1] of the frame (RandomReframe)
+    rotation: float = 0.0            # with zoom_out: and rotated by up to this many degrees
     white_balance: float = 0.0       # per-channel gains in [1 - w, 1 + w] (RandomWhiteBalance)
     brightness: float = 0.0          # with white_balance: exposure gain in [1 - b, 1 + b]
     grayscale: float = 0.0           # probability of a grey copy (RandomGrayscale)

@@ -2,7 +2,7 @@
 
 ``smallres`` (the default arch)::
 
-    [RandomFlip] [RandomTranslation] [RandomZoom] [RandomRotation]    augmentation, training only
+    [RandomFlip] [RandomTranslation] [RandomZoom] [RandomReframe]     augmentation, training only
     [RandomContrast] [RandomWhiteBalance] [RandomGrayscale] [RandomGaussianBlur] [GaussianNoise]
     [PerImageStandardization]                              each image to mean 0, std 1 (always)
     CONV 3x3 (stem) -> BN -> RELU [-> MAXPOOL 2]           the pool for inputs of 48 px or more
@@ -45,12 +45,12 @@ def _augmentation(x, flip: bool, translate: float, zoom: float = 0.0, contrast: 
         x = L.RandomFlip("horizontal", name="augment_flip")(x)
     if translate:
         x = L.RandomTranslation(translate, translate, name="augment_shift")(x)
-    if zoom or zoom_out:
+    if zoom:
         # "nearest" continues the border outwards; "reflect" would mirror a second hand or face in.
-        factor = (-zoom, zoom_out) if zoom_out > zoom else zoom
-        x = L.RandomZoom(factor, fill_mode="nearest", name="augment_zoom")(x)
-    if rotation:
-        x = L.RandomRotation(rotation, name="augment_rotation")(x)
+        x = L.RandomZoom(zoom, fill_mode="nearest", name="augment_zoom")(x)
+    if zoom_out or rotation:
+        # Half the images from further away and askew, on their background's colour.
+        x = L.RandomReframe(zoom_out, degrees=rotation, value_range=(0, 1), name="augment_reframe")(x)
     # The photometric changes act on inputs / 255, so their value range is (0, 1).
     if contrast:
         x = L.RandomContrast(contrast, value_range=(0, 1), name="augment_contrast")(x)
@@ -85,8 +85,9 @@ def smallres(input_shape=(64, 64, 3), n_classes: int = 6, widths=DEFAULT_WIDTHS,
     zoom : random zoom in or out by up to this fraction while training (0: none)
     contrast : random contrast, a factor in [1 - contrast, 1 + contrast], while training (0: none)
     zoom_out, rotation, white_balance, brightness, grayscale, blur, noise : a learner's kind of photo
-        while training (0: none): zoom out up to ``1 + zoom_out``; rotation up to this fraction of a
-        turn; per-channel gains in ``[1 - white_balance, 1 + white_balance]`` and an exposure gain in
+        while training (0: none): half the images shrunk to a scale in ``[1 - zoom_out, 1]`` and
+        rotated by up to ``rotation`` degrees, on their border's median colour (RandomReframe);
+        per-channel gains in ``[1 - white_balance, 1 + white_balance]`` and an exposure gain in
         ``[1 - brightness, 1 + brightness]``; grey copies with probability ``grayscale``; a Gaussian
         blur of up to ``blur`` pixels; noise of up to ``noise`` (inputs in [0, 1])
     standardize : each image to mean 0 and standard deviation 1 first (PerImageStandardization), so

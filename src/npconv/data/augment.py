@@ -256,3 +256,40 @@ def gaussian_noise(x: np.ndarray, rng: np.random.Generator, stddev=0.05,
     if value_range is not None:
         out = np.clip(out, value_range[0], value_range[1], out=out)
     return _cast_like(out, x)
+
+
+def random_reframe(x: np.ndarray, rng: np.random.Generator, min_scale=0.6, max_degrees=0.0, probability=0.5,
+                   value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """With ``probability``, show each image as if taken from further away and a little askew: rotate
+    it by ``a ~ U(-max_degrees, max_degrees)``, shrink it to ``s ~ U(min_scale, 1)`` of its size by
+    the area filter (as the tools resize photos) and place it at a uniformly random position, on a
+    plain background of its border's median colour (see :func:`npconv.data.corruptions.background_colour`).
+
+    Pillow does the work, one chosen image at a time, on the images mapped from ``value_range`` to
+    uint8 (what a photo holds); the others are returned unchanged.
+    """
+    from PIL import Image
+
+    from .corruptions import background_colour
+    x = _batch(x)
+    m, n_h, n_w, n_c = x.shape
+    lo, hi = (float(v) for v in value_range)
+    chosen = np.flatnonzero(rng.random(m) < float(probability))
+    scales = rng.uniform(float(min_scale), 1.0, size=m)
+    angles = rng.uniform(-float(max_degrees), float(max_degrees), size=m)
+    offsets = rng.random((m, 2))
+    out = x.copy()
+    for i in chosen:
+        image = np.clip(np.rint((x[i].astype(np.float64) - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)
+        fill = background_colour(image)
+        fill = fill[0] if n_c == 1 else fill
+        picture = Image.fromarray(image[..., 0] if n_c == 1 else image)
+        if angles[i]:
+            picture = picture.rotate(angles[i], resample=Image.Resampling.BILINEAR, fillcolor=fill)
+        size = (max(1, round(n_w * scales[i])), max(1, round(n_h * scales[i])))
+        small = picture.resize(size, Image.Resampling.BOX)
+        canvas = Image.new(picture.mode, (n_w, n_h), fill)
+        canvas.paste(small, (int(offsets[i, 1] * (n_w - size[0] + 1)), int(offsets[i, 0] * (n_h - size[1] + 1))))
+        framed = np.asarray(canvas, dtype=np.float64).reshape(n_h, n_w, n_c) / 255 * (hi - lo) + lo
+        out[i] = _cast_like(framed[None], x[i:i + 1])[0]
+    return out

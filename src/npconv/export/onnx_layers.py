@@ -142,7 +142,8 @@ def dense(g, layer, inputs):
 
 
 @converts(L.Dropout, L.RandomFlip, L.RandomTranslation, L.RandomRotation, L.RandomBrightness, L.RandomZoom,
-          L.RandomContrast, L.RandomGrayscale, L.RandomWhiteBalance, L.RandomGaussianBlur, L.GaussianNoise)
+          L.RandomContrast, L.RandomGrayscale, L.RandomWhiteBalance, L.RandomGaussianBlur, L.GaussianNoise,
+          L.RandomReframe)
 def identity_at_inference(g, layer, inputs):
     """Dropout and augmentation do nothing at inference: the layer's output is its input."""
     return inputs[0]

@@ -4,7 +4,8 @@
 """
 from . import activations
 from .augmentation import (GaussianNoise, RandomBrightness, RandomContrast, RandomFlip, RandomGaussianBlur,
-                           RandomGrayscale, RandomRotation, RandomTranslation, RandomWhiteBalance, RandomZoom)
+                           RandomGrayscale, RandomReframe, RandomRotation, RandomTranslation, RandomWhiteBalance,
+                           RandomZoom)
 from .base import KerasTensor, Layer, Weight, layer_class, registered_layers
 from .conv import Conv2D, ZeroPadding2D
 from .core import Activation, Dense, Dropout, Flatten, InputLayer, ReLU
@@ -24,7 +25,7 @@ __all__ = [
     "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",
     "Conv2D", "Dense", "Dropout", "Flatten", "GaussianNoise", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
     "Input", "InputLayer", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D", "PerImageStandardization",
-    "RandomBrightness", "RandomContrast", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomRotation",
+    "RandomBrightness", "RandomContrast", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomReframe", "RandomRotation",
     "RandomTranslation", "RandomWhiteBalance", "RandomZoom", "ReLU",
     "Weight", "ZeroPadding2D",
     "activations", "layer_class", "registered_layers",

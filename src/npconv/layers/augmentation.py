@@ -236,3 +236,27 @@ class GaussianNoise(_Augmentation):
 
     def _kwargs(self):
         return {"stddev": self.stddev, "value_range": self.value_range}
+
+
+class RandomReframe(_Augmentation):
+    """With probability ``probability``, shrinks each image to a scale in ``[1 - factor, 1]``,
+    rotated by up to ``degrees``, at a random place on its border's median colour: the subject
+    photographed from further away, a little askew (``value_range``: the inputs' range)."""
+
+    _kernel = "random_reframe"
+    _config_keys = ("factor", "degrees", "probability", "value_range", "seed")
+
+    def __init__(self, factor=0.4, degrees=0.0, probability=0.5, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _fraction(factor, "factor")
+        if self.factor == 1:
+            raise ValueError(expected("factor", "a fraction below 1 (1 would shrink the image to nothing)", factor))
+        if isinstance(degrees, bool) or not isinstance(degrees, (int, float)) or not 0 <= degrees <= 180:
+            raise ValueError(expected("degrees", "an angle in [0, 180]", degrees))
+        self.degrees = float(degrees)
+        self.probability = _fraction(probability, "probability")
+        self.value_range = tuple(float(v) for v in value_range)
+
+    def _kwargs(self):
+        return {"min_scale": 1.0 - self.factor, "max_degrees": self.degrees, "probability": self.probability,
+                "value_range": self.value_range}
