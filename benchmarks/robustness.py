@@ -25,6 +25,7 @@ robustness.json`` (or ``--out``) with its provenance.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -129,6 +130,20 @@ def table(rows: list[dict]) -> None:
                        ("distance_median", "median dist.", ".2f")])
 
 
+def markdown(results: dict) -> str:
+    """The results JSON's tables in Markdown (for docs/robustness.md)."""
+    cols = [("set", "pictures", "s"), ("n", "n", "d"), ("accuracy", "accuracy", ".3f"), ("top_p", "mean top p", ".3f"),
+            ("ece", "ECE", ".3f"), ("ece_cal", "ECE calibrated", ".3f"), ("unsure", "called unsure", ".2f")]
+    out = []
+    for name, entry in results["models"].items():
+        out += [f"{name} model `{entry['model']['file']}`:", "",
+                "| " + " | ".join(h for _, h, _ in cols) + " |", "|" + "---|" * len(cols)]
+        for row in entry["rows"]:
+            out.append("| " + " | ".join("-" if row.get(k) is None else format(row[k], f) for k, _, f in cols) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def default_signs_model(data_dir) -> Path:
     path = RUNS / "signs.npz"
     if not path.exists():
@@ -160,9 +175,13 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="SIGNS model (default: npconv train signs, kept in runs/benchmarks)")
     parser.add_argument("--smiles-model", help="smile model to try zero-shot on the Happy House")
     parser.add_argument("--no-signs", action="store_true", help="only the smile model's rows")
+    parser.add_argument("--markdown", metavar="JSON", help="print the tables of a results JSON in Markdown, and stop")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", help="results JSON (default benchmarks/results/robustness.json)")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     results = {"models": {}}
     if not args.no_signs:
         results["models"]["signs"] = signs_rows(args)
