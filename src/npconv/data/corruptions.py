@@ -49,7 +49,6 @@ def _per_image(change):
     def apply(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.uint8)
         return np.stack([_array(change(_pil(image), image), x.shape[-1]) for image in x])
-    apply.__doc__ = change.__doc__
     return apply
 
 
