@@ -30,8 +30,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from _timing import print_table, write_json
 
-from _timing import RESULTS, print_table, write_json
 import npconv as nc
 from npconv.apps import calibration, datasets
 from npconv.apps.heads import probabilities

@@ -64,9 +64,9 @@ def test_contrast_and_detail_tell_walls_and_noise_from_pictures():
     rng = np.random.default_rng(0)
     smooth = np.cumsum(np.cumsum(rng.normal(size=(4, 32, 32, 3)), axis=1), axis=2)
     smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min())
-    contrast, detail = cal.contrast_and_detail(smooth)
+    _, detail = cal.contrast_and_detail(smooth)
     wall_contrast, wall_detail = cal.contrast_and_detail(np.full((1, 32, 32, 3), 0.8))
-    noise_contrast, noise_detail = cal.contrast_and_detail(rng.random((1, 32, 32, 3)))
+    _, noise_detail = cal.contrast_and_detail(rng.random((1, 32, 32, 3)))
     assert wall_contrast[0] < 1e-9 and wall_detail[0] < 1e-9
     assert detail.max() < 0.4 and noise_detail[0] == pytest.approx(1.15, abs=0.05)
     _, dim_detail = cal.contrast_and_detail(0.4 * smooth + 0.1)

@@ -88,7 +88,7 @@ def test_predict_says_unsure_for_noise_and_blank_walls_and_not_for_stripes(model
     assert main(["predict", str(model_path), str(photos / "noise.png"), str(photos / "stripes.png")]) == 0
     noise_line, stripes_line = capsys.readouterr().out.strip().splitlines()
     assert ": unsure (" in noise_line and "best guess" in noise_line
-    assert stripes_line.endswith(": horizontal (%.2f)" % answers["stripes.png"]["calibrated_probability"])
+    assert stripes_line.endswith(f": horizontal ({answers['stripes.png']['calibrated_probability']:.2f})")
 
 
 def test_calibrated_probabilities_sit_beside_the_models_own(model_path, photos, capsys):

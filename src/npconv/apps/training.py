@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import __version__, losses, metrics, optimizers, utils
 from ..data import Dataset, kfold_indices
-from . import calibration, tta as test_time
+from . import calibration
+from . import tta as test_time
 from .datasets import to_float
 from .ensemble import average_models
 from .heads import probabilities

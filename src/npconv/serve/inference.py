@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import explain
 from ..apps.datasets import to_float
-from ..apps.verdict import classify
 from ..apps.model_info import is_smile_model, metadata
+from ..apps.verdict import classify
 from ..explain_plots import heatmap_overlay
 from ..layers import Conv2D
 from .pictures import feature_map_grid, png_data_url
