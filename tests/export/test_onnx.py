@@ -102,6 +102,12 @@ IMAGE_LAYERS = {
     "random brightness": lambda: L.RandomBrightness(0.2, value_range=(0, 1)),
     "random zoom": lambda: L.RandomZoom(0.2),
     "random contrast": lambda: L.RandomContrast(0.3, value_range=(0, 1)),
+    "random grayscale": lambda: L.RandomGrayscale(0.5),
+    "random white balance": lambda: L.RandomWhiteBalance(0.2, 0.3, value_range=(0, 1)),
+    "random gaussian blur": lambda: L.RandomGaussianBlur(1.0),
+    "gaussian noise": lambda: L.GaussianNoise(0.1),
+    "random reframe": lambda: L.RandomReframe(0.4, degrees=20),
+    "per-image standardization": lambda: L.PerImageStandardization(),
 }
 
 

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 
 
 FINE_TUNE = "fine-tune"
+#: The recipe fields that make a learner's kind of photo part of training (issue 30), passed to the
+#: arch as they are (``smallres``'s options of the same names).
+PHOTO_OPTIONS = ("zoom_out", "rotation", "white_balance", "brightness", "grayscale", "blur", "noise",
+                 "standardize")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,14 @@ class Recipe:
     label_smoothing: float = 0.0     # targets y * (1 - s) + s / K when > 0
     zoom: float = 0.0                # random zoom in/out up to this fraction (RandomZoom)
     contrast: float = 0.0            # random contrast factor in [1 - c, 1 + c] (RandomContrast)
+    zoom_out: float = 0.0            # half the images shrunk to [1 - zoom_out, 1] of the frame (RandomReframe)
+    rotation: float = 0.0            # with zoom_out: and rotated by up to this many degrees
+    white_balance: float = 0.0       # per-channel gains in [1 - w, 1 + w] (RandomWhiteBalance)
+    brightness: float = 0.0          # with white_balance: exposure gain in [1 - b, 1 + b]
+    grayscale: float = 0.0           # probability of a grey copy (RandomGrayscale)
+    blur: float = 0.0                # Gaussian blur up to this many pixels (RandomGaussianBlur)
+    noise: float = 0.0               # Gaussian noise up to this standard deviation (GaussianNoise)
+    standardize: bool = False        # each image to mean 0, std 1 inside the model (PerImageStandardization)
     tta: str | None = None           # test-time augmentation of the held-out evaluation: flip, shift, flip+shift
     ensemble: int = 1                # N models (seeds N * seed + k) averaged into one (apps.ensemble)
 
@@ -48,7 +60,7 @@ class Recipe:
     def arch_options(self) -> dict:
         """The options for archs that take them (``smallres``): augmentation, and widths when set."""
         options = {"flip": self.flip, "translate": self.translate, "zoom": self.zoom,
-                   "contrast": self.contrast}
+                   "contrast": self.contrast, **{name: getattr(self, name) for name in PHOTO_OPTIONS}}
         if self.widths:
             options["widths"] = tuple(self.widths)
         return options

@@ -2,7 +2,9 @@
 
 ``smallres`` (the default arch)::
 
-    [RandomFlip] [RandomTranslation] [RandomZoom] [RandomContrast]   augmentation, training only
+    [RandomFlip] [RandomTranslation] [RandomZoom] [RandomReframe]     augmentation, training only
+    [RandomContrast] [RandomWhiteBalance] [RandomGrayscale] [RandomGaussianBlur] [GaussianNoise]
+    [PerImageStandardization]                              each image to mean 0, std 1 (always)
     CONV 3x3 (stem) -> BN -> RELU [-> MAXPOOL 2]           the pool for inputs of 48 px or more
     per stage s (widths 16, 32, 64):                       one residual block, then halve the size
         y = CONV 3x3 -> BN -> RELU -> CONV 3x3 -> BN
@@ -36,7 +38,9 @@ def _residual_block(x, filters, name):
     return L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def _augmentation(x, flip: bool, translate: float, zoom: float = 0.0, contrast: float = 0.0):
+def _augmentation(x, flip: bool, translate: float, zoom: float = 0.0, contrast: float = 0.0,
+                  zoom_out: float = 0.0, rotation: float = 0.0, white_balance: float = 0.0,
+                  brightness: float = 0.0, grayscale: float = 0.0, blur: float = 0.0, noise: float = 0.0):
     if flip:
         x = L.RandomFlip("horizontal", name="augment_flip")(x)
     if translate:
@@ -44,14 +48,28 @@ def _augmentation(x, flip: bool, translate: float, zoom: float = 0.0, contrast: 
     if zoom:
         # "nearest" continues the border outwards; "reflect" would mirror a second hand or face in.
         x = L.RandomZoom(zoom, fill_mode="nearest", name="augment_zoom")(x)
+    if zoom_out or rotation:
+        # Half the images from further away and askew, on their background's colour.
+        x = L.RandomReframe(zoom_out, degrees=rotation, value_range=(0, 1), name="augment_reframe")(x)
+    # The photometric changes act on inputs / 255, so their value range is (0, 1).
     if contrast:
-        x = L.RandomContrast(contrast, value_range=(0, 1), name="augment_contrast")(x)  # inputs / 255
+        x = L.RandomContrast(contrast, value_range=(0, 1), name="augment_contrast")(x)
+    if white_balance or brightness:
+        x = L.RandomWhiteBalance(white_balance, brightness, value_range=(0, 1), name="augment_white_balance")(x)
+    if grayscale:
+        x = L.RandomGrayscale(grayscale, name="augment_grayscale")(x)
+    if blur:
+        x = L.RandomGaussianBlur(blur, name="augment_blur")(x)
+    if noise:
+        x = L.GaussianNoise(noise, value_range=(0, 1), name="augment_noise")(x)
     return x
 
 
 def smallres(input_shape=(64, 64, 3), n_classes: int = 6, widths=DEFAULT_WIDTHS, dropout: float = 0.3,
              flip: bool = True, translate: float = 0.1, stem_pool: bool | None = None,
-             zoom: float = 0.0, contrast: float = 0.0) -> Model:
+             zoom: float = 0.0, contrast: float = 0.0, zoom_out: float = 0.0, rotation: float = 0.0,
+             white_balance: float = 0.0, brightness: float = 0.0, grayscale: float = 0.0, blur: float = 0.0,
+             noise: float = 0.0, standardize: bool = False) -> Model:
     """A small residual CNN (see the module docstring).
 
     Parameters
@@ -66,11 +84,22 @@ def smallres(input_shape=(64, 64, 3), n_classes: int = 6, widths=DEFAULT_WIDTHS,
         stage at full 64x64 resolution costs 4x the time and buys little on 64 px photos.
     zoom : random zoom in or out by up to this fraction while training (0: none)
     contrast : random contrast, a factor in [1 - contrast, 1 + contrast], while training (0: none)
+    zoom_out, rotation, white_balance, brightness, grayscale, blur, noise : a learner's kind of photo
+        while training (0: none): half the images shrunk to a scale in ``[1 - zoom_out, 1]`` and
+        rotated by up to ``rotation`` degrees, on their border's median colour (RandomReframe);
+        per-channel gains in ``[1 - white_balance, 1 + white_balance]`` and an exposure gain in
+        ``[1 - brightness, 1 + brightness]``; grey copies with probability ``grayscale``; a Gaussian
+        blur of up to ``blur`` pixels; noise of up to ``noise`` (inputs in [0, 1])
+    standardize : each image to mean 0 and standard deviation 1 first (PerImageStandardization), so
+        that exposure and contrast do not change what the network sees
     """
     if stem_pool is None:
         stem_pool = min(input_shape[:2]) >= 48
     inputs = Input(shape=tuple(input_shape), name="image")
-    x = _augmentation(inputs, flip, translate, zoom, contrast)
+    x = _augmentation(inputs, flip, translate, zoom, contrast, zoom_out, rotation, white_balance, brightness,
+                      grayscale, blur, noise)
+    if standardize:
+        x = L.PerImageStandardization(name="standardize")(x)
     x = L.ReLU(name="stem_relu")(_conv_bn(x, widths[0], 3, "stem"))
     if stem_pool:
         x = L.MaxPooling2D(2, name="stem_pool")(x)

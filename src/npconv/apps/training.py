@@ -2,7 +2,8 @@
 
 The model remembers how to feed it (``model.metadata``): ``input_shape``, ``class_names``,
 ``value_scale`` (inputs are ``uint8 / 255``), the arch and the recipe it was trained with, and
-``trained_with_flips`` (whether flip test-time augmentation suits it, see :mod:`.tta`).
+``trained_with_flips`` (whether flip test-time augmentation suits it, see :mod:`.tta`), and with
+held-out data its ``calibration`` (when to say "unsure", see :mod:`.calibration`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from .. import __version__, losses, metrics, optimizers, utils
 from ..data import Dataset, kfold_indices
+from . import calibration
 from . import tta as test_time
 from .datasets import to_float
 from .ensemble import average_models
@@ -197,6 +199,8 @@ def finish_training(members, histories, seeds, interrupted: bool, recipe: Recipe
                                  "interrupted": interrupted}
     if result.evaluation is not None:
         model.metadata["trained"]["held_out_accuracy"] = result.evaluation["accuracy"]
+        # When to say "unsure": the temperature from the held-out pictures, features from the training ones.
+        calibration.calibrate(model, data.x, data.y, test.x, test.y, f"held-out data ({len(test)} pictures)")
     return result
 
 

@@ -40,9 +40,15 @@ def run(args) -> int:
     meta = metadata(model)
     data = _load_for_model(args.data, meta, args.data_dir)
     result = jsonable(training.evaluate(model, data.x, data.y, tta=args.tta), meta["class_names"])
+    cv = meta.get("cross_validation")
+    if cv:
+        result["cross_validation"] = {k: cv[k] for k in ("k", "mean_accuracy", "std_accuracy", "saved_fold")}
     if args.json:
         print(json.dumps(result))
         return 0
+    if cv:  # the figure to quote first: the saved fold was picked by its own score
+        print(f"model: {cv['k']}-fold cross-validated accuracy {cv['mean_accuracy']:.3f} ± {cv['std_accuracy']:.3f} "
+              f"(the saved model is fold {cv['saved_fold']}'s, the best by its own score)")
     views = f" (test-time augmentation: {args.tta})" if args.tta else ""
     print(f"{args.data}: accuracy {result['accuracy']:.4f} ({result['correct']}/{result['n']}), "
           f"loss {result['loss']:.4f}{views}")

@@ -1,5 +1,6 @@
 """``npconv predict MODEL IMAGE...``: the class and probability of each photo, one line each; a
-folder stands for its image files (sorted; files that are not images are left out with a note)."""
+folder stands for its image files (sorted; files that are not images are left out with a note).
+A photo the model is unsure of says so first (:mod:`npconv.apps.verdict`)."""
 from __future__ import annotations
 
 import json
@@ -20,30 +21,21 @@ def add_parser(commands, common) -> None:
 
 
 def run(args) -> int:
-    from ..apps import tta
-    from ..apps.datasets import to_float
-    from ..apps.heads import probabilities
-    from ..apps.model_info import is_smile_model, metadata
+    from ..apps.model_info import metadata
     from ..apps.photos import load_photos
+    from ..apps.verdict import classify
     model = load_model(args.model)
     meta = metadata(model)
     paths, images = load_photos(args.images, meta["input_shape"])  # resized as training resizes
-    probs = probabilities(tta.predict(model, to_float(images, meta["value_scale"]), args.tta))
-    names, smile = meta["class_names"], is_smile_model(meta)
-    results = []
-    for path, p in zip(paths, probs):
-        k = int(p.argmax())
-        entry = {"path": path, "class": names[k], "probability": float(p[k]),
-                 "probabilities": {n: float(v) for n, v in zip(names, p)}}
-        if smile:
-            entry["door_opens"] = k == 1
-        results.append(entry)
+    results = [{"path": path, **answer} for path, answer in zip(paths, classify(model, images, args.tta))]
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0]))
         return 0
     for entry in results:
-        line = f"{entry['path']}: {entry['class']} ({entry['probability']:.2f})"
-        if smile:
+        guess = f"{entry['class']} ({entry['calibrated_probability']:.2f})"
+        line = f"{entry['path']}: " + (f"unsure ({entry['why']}), best guess {guess}"
+                                       if entry["verdict"] == "unsure" else guess)
+        if "door_opens" in entry:
             line += ": the door opens" if entry["door_opens"] else ": the door stays shut"
         print(line)
     return 0

@@ -190,3 +190,114 @@ def random_contrast(x: np.ndarray, rng: np.random.Generator, factor=0.1,
     if value_range is not None:
         out = np.clip(out, value_range[0], value_range[1], out=out)
     return _cast_like(out, x)
+
+
+# ----------------------------------------------------------------------------- a photo's light and lens
+# What differs between a data set's photos and a learner's own: colour or not, the camera's white
+# balance, focus and sensor noise (issue 30; ``npconv.data.corruptions`` makes the test versions).
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's "L" mode
+
+
+def random_grayscale(x: np.ndarray, rng: np.random.Generator, probability=0.2) -> np.ndarray:
+    """Replace each RGB image, with ``probability``, by its luma ``0.299 R + 0.587 G + 0.114 B``
+    copied to the three channels; one-channel images are returned unchanged (a copy)."""
+    x = _batch(x)
+    chosen = rng.random(x.shape[0]) < float(probability)
+    out = x.copy()
+    if x.shape[-1] == 3 and chosen.any():
+        gray = x[chosen].astype(np.float32) @ np.asarray(LUMA, np.float32)
+        out[chosen] = _cast_like(np.repeat(gray[..., None], 3, axis=-1), x)
+    return out
+
+
+def random_channel_gain(x: np.ndarray, rng: np.random.Generator, factor=0.2, brightness=0.0,
+                        value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Multiply each channel of each image by its own gain ``g_c ~ U(1 - factor, 1 + factor)`` (a
+    camera's white balance) and the whole image by ``b ~ U(1 - brightness, 1 + brightness)`` (its
+    exposure): ``out[i, :, :, c] = x[i, :, :, c] * g_ic * b_i``, clipped to ``value_range``."""
+    x = _batch(x)
+    m, n_c = x.shape[0], x.shape[-1]
+    lo, hi = _range(factor, "factor", limit=1.0)
+    b_lo, b_hi = _range(brightness, "brightness", limit=1.0)
+    work = x.dtype if x.dtype.kind == "f" else np.float64
+    gain = (rng.uniform(1 + lo, 1 + hi, size=(m, n_c)) * rng.uniform(1 + b_lo, 1 + b_hi, size=(m, 1)))
+    out = x.astype(work) * gain.astype(work)[:, None, None, :]
+    if value_range is not None:
+        out = np.clip(out, value_range[0], value_range[1], out=out)
+    return _cast_like(out, x)
+
+
+def random_gaussian_blur(x: np.ndarray, rng: np.random.Generator, max_sigma=1.5) -> np.ndarray:
+    """Blur each image by a Gaussian of its own ``sigma ~ U(0, max_sigma)`` pixels: two separable
+    passes of a 7-tap kernel ``k_i[t] ∝ exp(-t^2 / (2 sigma_i^2))``, ``t = -3..3``, edges repeated."""
+    x = _batch(x)
+    sigma = rng.uniform(0.0, float(max_sigma), size=x.shape[0])
+    taps = np.arange(-3, 4)
+    kernel = np.exp(-taps[None, :] ** 2 / (2 * np.maximum(sigma[:, None], 1e-3) ** 2))
+    kernel /= kernel.sum(axis=1, keepdims=True)                         # (m, 7); sigma -> 0: identity
+    work = x.dtype if x.dtype.kind == "f" else np.float64
+    kernel = kernel.astype(work)[:, :, None, None, None]
+    out = x.astype(work)
+    n_h, n_w = x.shape[1:3]
+    padded = np.pad(out, ((0, 0), (3, 3), (0, 0), (0, 0)), mode="edge")
+    out = kernel[:, 0] * padded[:, 0:n_h]
+    for t in range(1, 7):
+        out += kernel[:, t] * padded[:, t:t + n_h]
+    padded = np.pad(out, ((0, 0), (0, 0), (3, 3), (0, 0)), mode="edge")
+    out = kernel[:, 0] * padded[:, :, 0:n_w]
+    for t in range(1, 7):
+        out += kernel[:, t] * padded[:, :, t:t + n_w]
+    return _cast_like(out, x)
+
+
+def gaussian_noise(x: np.ndarray, rng: np.random.Generator, stddev=0.05,
+                   value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Add noise ``N(0, s_i^2)`` to every pixel, ``s_i ~ U(0, stddev)`` per image (a sensor's grain
+    varies with the light), clipped to ``value_range`` when given."""
+    x = _batch(x)
+    work = x.dtype if x.dtype.kind == "f" else np.float64
+    scale = rng.uniform(0.0, float(stddev), size=(x.shape[0], 1, 1, 1))
+    noise = rng.standard_normal(x.shape, dtype=np.float32 if work == np.float32 else np.float64)
+    noise *= scale.astype(noise.dtype)
+    out = x.astype(work) + noise
+    if value_range is not None:
+        out = np.clip(out, value_range[0], value_range[1], out=out)
+    return _cast_like(out, x)
+
+
+def random_reframe(x: np.ndarray, rng: np.random.Generator, min_scale=0.6, max_degrees=0.0, probability=0.5,
+                   value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """With ``probability``, show each image as if taken from further away and a little askew: rotate
+    it by ``a ~ U(-max_degrees, max_degrees)``, shrink it to ``s ~ U(min_scale, 1)`` of its size by
+    the area filter (as the tools resize photos) and place it at a uniformly random position, on a
+    plain background of its border's median colour (see :func:`npconv.data.corruptions.background_colour`).
+
+    Pillow does the work, one chosen image at a time, on the images mapped from ``value_range`` to
+    uint8 (what a photo holds); the others are returned unchanged.
+    """
+    from PIL import Image
+
+    from .corruptions import background_colour
+    x = _batch(x)
+    m, n_h, n_w, n_c = x.shape
+    lo, hi = (float(v) for v in value_range)
+    chosen = np.flatnonzero(rng.random(m) < float(probability))
+    scales = rng.uniform(float(min_scale), 1.0, size=m)
+    angles = rng.uniform(-float(max_degrees), float(max_degrees), size=m)
+    offsets = rng.random((m, 2))
+    out = x.copy()
+    for i in chosen:
+        image = np.clip(np.rint((x[i].astype(np.float64) - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)
+        fill = background_colour(image)
+        fill = fill[0] if n_c == 1 else fill
+        picture = Image.fromarray(image[..., 0] if n_c == 1 else image)
+        if angles[i]:
+            picture = picture.rotate(angles[i], resample=Image.Resampling.BILINEAR, fillcolor=fill)
+        size = (max(1, round(n_w * scales[i])), max(1, round(n_h * scales[i])))
+        small = picture.resize(size, Image.Resampling.BOX)
+        canvas = Image.new(picture.mode, (n_w, n_h), fill)
+        canvas.paste(small, (int(offsets[i, 1] * (n_w - size[0] + 1)), int(offsets[i, 0] * (n_h - size[1] + 1))))
+        framed = np.asarray(canvas, dtype=np.float64).reshape(n_h, n_w, n_c) / 255 * (hi - lo) + lo
+        out[i] = _cast_like(framed[None], x[i:i + 1])[0]
+    return out

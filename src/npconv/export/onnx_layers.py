@@ -6,6 +6,8 @@ A layer type missing from :data:`CONVERTERS` cannot be exported (:func:`converte
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import layers as L
 from ..errors import expected
 from ..functional._shapes import resolve_padding
@@ -140,10 +142,26 @@ def dense(g, layer, inputs):
 
 
 @converts(L.Dropout, L.RandomFlip, L.RandomTranslation, L.RandomRotation, L.RandomBrightness, L.RandomZoom,
-          L.RandomContrast)
+          L.RandomContrast, L.RandomGrayscale, L.RandomWhiteBalance, L.RandomGaussianBlur, L.GaussianNoise,
+          L.RandomReframe)
 def identity_at_inference(g, layer, inputs):
     """Dropout and augmentation do nothing at inference: the layer's output is its input."""
     return inputs[0]
+
+
+@converts(L.PerImageStandardization)
+def per_image_standardization(g, layer, inputs):
+    """``(x - mean) / max(std, 1 / sqrt(N))`` over each image's ``N`` values (ReduceMean, Sub, Mul,
+    ReduceMean, Sqrt, Max, Div)."""
+    (x,) = inputs
+    axes = list(range(1, len(x.shape) + 1))
+    floor = g.constant(f"{layer.name}/floor", np.float32(1.0 / np.sqrt(np.prod(x.shape))))
+    mean = g.op("ReduceMean", [x.name], f"{layer.name}/mean", axes=axes, keepdims=1)
+    centred = g.op("Sub", [x.name, mean], f"{layer.name}/centred")
+    variance = g.op("ReduceMean", [g.op("Mul", [centred, centred], f"{layer.name}/square")],
+                    f"{layer.name}/variance", axes=axes, keepdims=1)
+    scale = g.op("Max", [g.op("Sqrt", [variance], f"{layer.name}/std"), floor], f"{layer.name}/scale")
+    return Value(g.op("Div", [centred, scale], layer.name), x.shape)
 
 
 @converts(L.Add)

@@ -168,3 +168,95 @@ class RandomContrast(_Augmentation):
 
     def _kwargs(self):
         return {"factor": self.factor, "value_range": self.value_range}
+
+
+class RandomGrayscale(_Augmentation):
+    """Turns each RGB image grey (its luma in every channel) with probability ``factor`` (Keras 3's
+    ``RandomGrayscale``): a model that saw grey copies does not take colour for the class."""
+
+    _kernel = "random_grayscale"
+    _config_keys = ("factor", "seed")
+
+    def __init__(self, factor=0.5, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _fraction(factor, "factor")
+
+    def _kwargs(self):
+        return {"probability": self.factor}
+
+
+class RandomWhiteBalance(_Augmentation):
+    """Multiplies each channel by its own gain in ``[1 - factor, 1 + factor]`` (a camera's white
+    balance) and the image by one in ``[1 - brightness, 1 + brightness]`` (its exposure), then clips
+    to ``value_range``."""
+
+    _kernel = "random_channel_gain"
+    _config_keys = ("factor", "brightness", "value_range", "seed")
+
+    def __init__(self, factor=0.2, brightness=0.0, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _fraction(factor, "factor")
+        self.brightness = _fraction(brightness, "brightness")
+        self.value_range = tuple(float(v) for v in value_range)
+
+    def _kwargs(self):
+        return {"factor": self.factor, "brightness": self.brightness, "value_range": self.value_range}
+
+
+class RandomGaussianBlur(_Augmentation):
+    """Blurs each image by a Gaussian of standard deviation drawn from ``[0, factor]`` pixels
+    (a photo slightly out of focus)."""
+
+    _kernel = "random_gaussian_blur"
+    _config_keys = ("factor", "seed")
+
+    def __init__(self, factor=1.5, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor <= 3:
+            raise ValueError(expected("factor", "a blur of at most 3 pixels (the kernel spans 7)", factor))
+        self.factor = float(factor)
+
+    def _kwargs(self):
+        return {"max_sigma": self.factor}
+
+
+class GaussianNoise(_Augmentation):
+    """Adds Gaussian noise while training (Keras's ``GaussianNoise``), its standard deviation drawn
+    per image from ``[0, stddev]``, then clips to ``value_range`` (``None``: no clipping)."""
+
+    _kernel = "gaussian_noise"
+    _config_keys = ("stddev", "value_range", "seed")
+
+    def __init__(self, stddev, value_range=None, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if isinstance(stddev, bool) or not isinstance(stddev, (int, float)) or stddev < 0:
+            raise ValueError(expected("stddev", "a number >= 0", stddev))
+        self.stddev = float(stddev)
+        self.value_range = None if value_range is None else tuple(float(v) for v in value_range)
+
+    def _kwargs(self):
+        return {"stddev": self.stddev, "value_range": self.value_range}
+
+
+class RandomReframe(_Augmentation):
+    """With probability ``probability``, shrinks each image to a scale in ``[1 - factor, 1]``,
+    rotated by up to ``degrees``, at a random place on its border's median colour: the subject
+    photographed from further away, a little askew (``value_range``: the inputs' range)."""
+
+    _kernel = "random_reframe"
+    _config_keys = ("factor", "degrees", "probability", "value_range", "seed")
+
+    def __init__(self, factor=0.4, degrees=0.0, probability=0.5, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _fraction(factor, "factor")
+        if self.factor == 1:
+            raise ValueError(expected("factor", "a fraction below 1 (1 would shrink the image to nothing)", factor))
+        if isinstance(degrees, bool) or not isinstance(degrees, (int, float)) or not 0 <= degrees <= 180:
+            raise ValueError(expected("degrees", "an angle in [0, 180]", degrees))
+        self.degrees = float(degrees)
+        self.probability = _fraction(probability, "probability")
+        self.value_range = tuple(float(v) for v in value_range)
+
+    def _kwargs(self):
+        return {"min_scale": 1.0 - self.factor, "max_degrees": self.degrees, "probability": self.probability,
+                "value_range": self.value_range}

@@ -6,7 +6,8 @@ from ..apps.photos import color_mode
 
 
 def model_card(predictor, file_name: str) -> dict:
-    """What the page shows about the model: classes, input, training data and held-out accuracy.
+    """What the page shows about the model: classes, input, training data and held-out accuracy
+    (the cross-validated mean +- std instead for a model chosen by cross-validation).
 
     Fields the metadata lacks (a model saved by hand, without ``npconv train``) are ``None``.
     """
@@ -14,7 +15,9 @@ def model_card(predictor, file_name: str) -> dict:
     n_H, n_W, n_C = predictor.input_shape
     trained = meta.get("trained") or {}
     cv = meta.get("cross_validation") or {}
-    held_out = trained.get("held_out_accuracy")
+    # A cross-validated model is its best fold, chosen by that fold's score: the folds' mean is the
+    # figure that says how it does on pictures it never saw, so the card gives that alone.
+    held_out = None if cv else trained.get("held_out_accuracy")
     origin = meta.get("initialised_from") or {}
     return {
         "file": file_name,

@@ -5,7 +5,8 @@ every convolution.
 The preparation is ``npconv predict``'s and training's: the photo decoded to the model's input size
 and colour mode by the area filter (:func:`npconv.apps.photos.prepare_photo`, through
 :func:`npconv.serve.uploads.decode_photo`), divided by the metadata's ``value_scale``, then
-``model.predict`` and :func:`npconv.apps.heads.probabilities`.
+``model.predict``, :func:`npconv.apps.heads.probabilities` and the model's verdict
+(:func:`npconv.apps.verdict.classify`, as ``npconv predict``).
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import numpy as np
 
 from .. import explain
 from ..apps.datasets import to_float
-from ..apps.heads import probabilities
 from ..apps.model_info import is_smile_model, metadata
+from ..apps.verdict import classify
 from ..explain_plots import heatmap_overlay
 from ..layers import Conv2D
 from .pictures import feature_map_grid, png_data_url
@@ -44,22 +45,22 @@ class Predictor:
     def predict(self, image: np.ndarray) -> dict:
         """The page's answer for one uint8 image ``(n_H, n_W, n_C)`` of the model's input shape.
 
-        ``{"label", "probabilities": {class: p}, "door_opens" (smile models only), "model_input"
-        (PNG data URL), "heatmap" (PNG data URL: the predicted class's Grad-CAM over the model's
+        ``{"label", "probabilities": {class: p}, "calibrated_probabilities": {class: q}, "verdict":
+        "sure" or "unsure", "why" (:func:`npconv.apps.verdict.classify`), "door_opens" (smile
+        models only), "model_input" (PNG data URL), "heatmap" (PNG data URL: the predicted class's Grad-CAM over the model's
         input, its size; models with feature maps only), "feature_maps": [{"layer", "shape",
         "channels_shown", "png"}]}``.
         """
         x = to_float(image[None], self.metadata["value_scale"])
         with self._lock:
-            probs = probabilities(self.model.predict(x))[0]
+            said = classify(self.model, image[None])[0]
             cam = explain.grad_cam(self.model, x)[0] if self.explains else None
             maps = self.model.intermediate_outputs(x, self.conv_layers) if self.conv_layers else {}
-        k = int(np.argmax(probs))
-        answer = {"label": self.class_names[k],
-                  "probabilities": {n: float(p) for n, p in zip(self.class_names, probs)},
-                  "model_input": png_data_url(image)}
+        answer = {"label": said["class"], "probabilities": said["probabilities"],
+                  "calibrated_probabilities": said["calibrated_probabilities"],
+                  "verdict": said["verdict"], "why": said["why"], "model_input": png_data_url(image)}
         if self.is_smile_model:
-            answer["door_opens"] = k == 1
+            answer["door_opens"] = said["door_opens"]
         if cam is not None:
             answer["heatmap"] = png_data_url(heatmap_overlay(image, cam))
         answer["feature_maps"] = [
