@@ -178,7 +178,8 @@ def learn_routes(model, predictor, kernels=None, data_dir=None) -> list[Route]:
             except SessionGone as exc:
                 return JSONResponse({"error": str(exc)}, status_code=404)
             except _BAD_REQUEST as exc:
-                return JSONResponse({"error": str(exc).strip("'\"")}, status_code=400)
+                message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+                return JSONResponse({"error": message}, status_code=400)
         return endpoint
 
     def threaded(function):

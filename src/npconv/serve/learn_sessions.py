@@ -50,7 +50,8 @@ class Session:
 
 @dataclass
 class Views:
-    """The traces of one view: npconv's, and with ``--kernels`` the learner's and their first difference."""
+    """The traces of one view: npconv's, and with ``--kernels`` the learner's (in float64, as the course's
+    loops compute) and its first difference from npconv's float64 step."""
 
     reference: object
     mine: object = None
@@ -131,10 +132,9 @@ class Learner:
             views = Views(tracing.step(self.model, x, y))
             if self.kernels is not None:
                 try:
-                    views.mine = tracing.step(self.model, x, y, kernels=self.kernels)
-                    exact = tracing.step(self.model, x, y, dtype="float64")
-                    mine64 = tracing.step(self.model, x, y, kernels=self.kernels, dtype="float64")
-                    views.difference = mine64.first_difference(exact)
+                    # both in float64, as the learner's loops compute: the comparison is exact
+                    views.mine = tracing.step(self.model, x, y, kernels=self.kernels, dtype="float64")
+                    views.difference = views.mine.first_difference(tracing.step(self.model, x, y, dtype="float64"))
                 except tracing.LearnerCodeError as exc:
                     views.kernels_error = str(exc)
             return views
