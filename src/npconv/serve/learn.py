@@ -34,7 +34,7 @@ from .learn_views import array_map, parse_index, terms_answer
 from .pictures import png_data_url
 from .uploads import decode_photo, read_image_field
 
-_BAD_REQUEST = (ValueError, IndexError, KeyError, ShapeError)
+_BAD_REQUEST = (ValueError, TypeError, IndexError, KeyError, ShapeError)
 
 
 def pickers(trace, name: str) -> dict:
@@ -52,6 +52,16 @@ def pickers(trace, name: str) -> dict:
     else:
         channel = int(x.shape[-1]) if x.ndim == 4 else None
     return {"channel": channel, "in_channel": in_channel}
+
+
+def lively(trace, name: str) -> int:
+    """The output channel that the most gradient flows through (``sum |dout|``), where the page's
+    channel picker starts: after a ReLU, channel 0 may carry none at all for a photo."""
+    record = trace.record(name)
+    dout = record.grads.get("dout")
+    if dout is None or np.ndim(dout) != 4:
+        return 0
+    return int(np.argmax(np.abs(dout[0]).sum(axis=(0, 1))))
 
 
 def layer_maps(trace, name: str, channel: int, in_channel: int, backward: bool) -> dict:
@@ -107,7 +117,7 @@ def learn_routes(model, predictor, kernels=None, data_dir=None) -> list[Route]:
         views = learner.views(sid, label)
         trace = views.reference
         probs = probabilities(trace.output(trace.names[-1]))[0]
-        layers = [dict(row, **pickers(trace, row["name"])) for row in trace.layers()]
+        layers = [dict(row, **pickers(trace, row["name"]), lively=lively(trace, row["name"])) for row in trace.layers()]
         answer = {"session": sid, "photo": png_data_url(session.photo), "classes": predictor.class_names,
                   "label": predictor.class_names[label], "loss": trace.loss, "steps": session.steps,
                   "probabilities": {n: float(p) for n, p in zip(predictor.class_names, probs)},
@@ -168,7 +178,7 @@ def learn_routes(model, predictor, kernels=None, data_dir=None) -> list[Route]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"expected a JSON body, got invalid JSON ({exc})") from None
         if not isinstance(data, dict):
-            raise ValueError(expected("body", 'a JSON object such as {"session": "..."}', type(data).__name__))
+            raise TypeError(expected("body", 'a JSON object such as {"session": "..."}', type(data).__name__))
         return data
 
     def respond(work):

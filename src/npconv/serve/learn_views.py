@@ -23,7 +23,7 @@ MAX_TERMS = 1000
 
 def rounded(values) -> list:
     """Floats rounded to 4 significant digits (None for NaN), as the shortest decimal JSON writes."""
-    return [None if v != v else float(f"{v:.4g}") for v in np.asarray(values, np.float64).ravel().tolist()]
+    return [None if math.isnan(v) else float(f"{v:.4g}") for v in np.asarray(values, np.float64).ravel().tolist()]
 
 
 def pick(value: int, count: int, what: str) -> int:
@@ -114,9 +114,7 @@ def _windows(record, which: str, terms, order) -> tuple[list | None, list | None
     kind = type(layer).__name__
     if kind == "Conv2D" and which == "dW":      # b = dZ[n, h, w, f]; tap = (i, j) of the entry
         positions, tap_of = terms.b_index[order][:, 1:3], lambda k: list(terms.index[:2])
-    elif kind == "Conv2D" and which == "dx":    # a = W[i, j, c, f]; b = dZ[n, h', w', f]
-        positions, tap_of = terms.b_index[order][:, 1:3], lambda k: terms.a_index[order][k, :2].tolist()
-    elif which == "dx":                         # pooling: a_index is the offset in the window
+    elif kind == "Conv2D" and which == "dx" or which == "dx":    # a = W[i, j, c, f]; b = dZ[n, h', w', f]
         positions, tap_of = terms.b_index[order][:, 1:3], lambda k: terms.a_index[order][k, :2].tolist()
     else:                                       # db: no window
         return None, None
