@@ -19,9 +19,9 @@ from _timing import print_table, write_json
 
 
 def measure(path: str) -> list[dict]:
-    import npconv
     from starlette.testclient import TestClient
 
+    import npconv
     from npconv.serve import create_app
 
     worst = defaultdict(lambda: {"bytes": 0, "seconds": 0.0, "requests": 0})
@@ -37,9 +37,9 @@ def measure(path: str) -> list[dict]:
         return answer.json()
 
     with TestClient(create_app(npconv.load_model(path), path)) as client:
-        for warm in (True, False):
-            if warm:
-                worst.clear()
+        for warm_up in (True, False):
+            if not warm_up:
+                worst.clear()   # the first pass compiled and cached: not counted
             summary = call("sample (new session)", "post", "/api/learn/sample", json={"sample": 0})
             sid, label = summary["session"], summary["label"]
             base = {"session": sid, "label": label}
