@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from ..apps.heads import probabilities
 from ..errors import ShapeError, expected
+from ..trace.terms import TERMS
 from .learn_samples import load_samples
 from .learn_sessions import Learner, SessionGone
 from .learn_views import array_map, parse_index, terms_answer
@@ -88,7 +89,6 @@ def layer_maps(trace, name: str, channel: int, in_channel: int, backward: bool) 
                     maps[label] = activation(g, label, c_in)
                 else:
                     maps[label] = array_map(g, label, channel, in_channel, batch_first=False)
-    from ..trace.terms import TERMS
     opens = TERMS.get(type(record.layer).__name__, ())
     return {"layer": name, "type": type(record.layer).__name__, **choice,
             "channel_shown": channel, "in_channel_shown": c_in, "maps": maps,
