@@ -39,18 +39,19 @@ def require_extra() -> None:
                                 "pip install 'npconv[serve]'.")
 
 
-def create_app(model, file_name: str = "model"):
-    """The Starlette app serving ``model`` (see :mod:`npconv.serve.app`)."""
+def create_app(model, file_name: str = "model", kernels=None):
+    """The Starlette app serving ``model`` (see :mod:`npconv.serve.app`); ``kernels``: the path of the
+    learner's course functions that the ``/learn`` page runs (``npconv serve --kernels``)."""
     require_extra()
     from .app import create_app as build
-    return build(model, file_name)
+    return build(model, file_name, kernels)
 
 
-def run(model, file_name: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+def run(model, file_name: str, host: str = "127.0.0.1", port: int = 8000, kernels=None) -> None:
     """Serve ``model`` with uvicorn on ``host:port`` until Ctrl-C."""
     require_extra()
     import uvicorn
-    app = create_app(model, file_name)
+    app = create_app(model, file_name, kernels)
     if host not in LOOPBACK:
         print(f"npconv: warning: serving on {host}: other machines on the network can reach this "
               "page. Use --host 127.0.0.1 to keep it to this machine.", file=sys.stderr)

@@ -2,6 +2,7 @@
 
     GET  /              the page (static HTML, no build step)
     GET  /api/model     the model card (JSON)
+    GET  /learn         one training step, number by number (routes in :mod:`npconv.serve.learn`)
     POST /api/predict   multipart field ``image`` -> {"label", "probabilities", "heatmap", ...} (JSON)
 
 Refused requests get a JSON ``{"error": message}`` with 400 (not an image, bad form) or 413 (too
@@ -19,6 +20,7 @@ from starlette.routing import Route
 
 from .card import model_card
 from .inference import Predictor
+from .learn import learn_routes
 from .uploads import UploadError, decode_photo, read_image_field
 
 #: Sent with every page and answer: the browser must not guess content types or frame the page.
@@ -26,8 +28,9 @@ _HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
             "Referrer-Policy": "no-referrer"}
 
 
-def create_app(model, file_name: str = "model") -> Starlette:
-    """The app serving ``model`` (an npconv model; ``file_name`` names it on the model card)."""
+def create_app(model, file_name: str = "model", kernels=None) -> Starlette:
+    """The app serving ``model`` (an npconv model; ``file_name`` names it on the model card), with the
+    ``/learn`` page (:mod:`npconv.serve.learn`; ``kernels``: the learner's file it runs, if any)."""
     predictor = Predictor(model)
     card = model_card(predictor, file_name)
     page = (files(__package__) / "static" / "index.html").read_text(encoding="utf-8")
@@ -50,5 +53,5 @@ def create_app(model, file_name: str = "model") -> Starlette:
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=_HEADERS)
 
     routes = [Route("/", index), Route("/api/model", model_info),
-              Route("/api/predict", predict, methods=["POST"])]
+              Route("/api/predict", predict, methods=["POST"])] + learn_routes(model, predictor, kernels)
     return Starlette(routes=routes, exception_handlers={UploadError: refused})
