@@ -43,7 +43,7 @@ def pickers(trace, name: str) -> dict:
     or its input's channels for a flattening layer) and ``in_channel`` (a convolution's input channels)."""
     record = trace.record(name)
     out = record.output
-    x = record.inputs[0]
+    x = record.inputs[0] if record.inputs else out  # the input layer has no input of its own
     kernel = record.weights.get("W")
     in_channel = int(kernel.shape[2]) if kernel is not None and kernel.ndim == 4 else None
     if out is not None and out.ndim == 4:
@@ -76,8 +76,10 @@ def layer_maps(trace, name: str, channel: int, in_channel: int, backward: bool) 
     def activation(array, label, c):
         return array_map(array, label, c if array.ndim == 4 else 0, 0)
 
-    maps = {"input": activation(record.inputs[0], "input" if len(record.inputs) == 1 else "input[0]", c_in),
-            "output": activation(trace.output(name), "output", channel)}
+    maps = {"output": activation(trace.output(name), "output", channel)}
+    if record.inputs:  # the input layer has none: its output is the photo
+        maps = {"input": activation(record.inputs[0], "input" if len(record.inputs) == 1 else "input[0]", c_in),
+                **maps}
     if backward:
         for which in trace.whiches(name):
             grad = trace.grad(name, which)
