@@ -1,4 +1,5 @@
 """Timing helpers shared by the benchmarks: medians of repeats, tables, JSON output (with provenance)."""
+
 from __future__ import annotations
 
 import json

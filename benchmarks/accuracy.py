@@ -36,9 +36,11 @@ threads (default 1).
 
 Run: ``NPCONV_DATA=/path/to/datasets python benchmarks/accuracy.py [--only signs,sld] [--seeds 3]
 [--quick] [--no-torch]``; prints the table and merges its rows into ``benchmarks/results/accuracy.json``
-(rows not run, e.g. the PyTorch ones under ``--no-torch``, keep their previous figures and dates). ``--quick`` (1 epoch, at most 600 training images) is a
+(rows not run, e.g. the PyTorch ones under ``--no-torch``, keep their previous figures and dates).
+``--quick`` (1 epoch, at most 600 training images) is a
 smoke test: its figures mean nothing and it writes no JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,20 +52,26 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 import numpy as np
-
 from _timing import RESULTS, print_table, write_json
 from provenance import provenance
+
 import npconv as nc
-from npconv.apps import RECIPES, convolutional_model, happyModel
-from npconv.apps import datasets, training
+from npconv.apps import RECIPES, convolutional_model, datasets, happyModel, training
 from npconv.data import augment, kfold_indices, train_val_split
 
 ROW_IDS = ("signs-course", "signs", "sld", "smiles", "happy-zero-shot", "happy-init-cv", "happy-cv")
 #: Rows of ``recipe_cv.py`` (the cross-validation that chose the recipes), kept in the same JSON.
 CV_ROW_IDS = ("signs-cv", "sld-cv", "smiles-cv")
 DATA_NAMES = {"signs": "signs", "sld": "sign-language-digits", "smiles": "smiles"}
-TARGETS = {"signs-course": 0.78, "signs": 0.99, "sld": 0.99, "smiles": 0.945, "happy-zero-shot": 0.70,
-           "happy-init-cv": 0.92, "happy-cv": 0.86}
+TARGETS = {
+    "signs-course": 0.78,
+    "signs": 0.99,
+    "sld": 0.99,
+    "smiles": 0.945,
+    "happy-zero-shot": 0.70,
+    "happy-init-cv": 0.92,
+    "happy-cv": 0.86,
+}
 EVERY_SEED = {"signs"}  # rows whose target holds for each seed, not for the mean (issue 12)
 SMILES_MODEL = Path(__file__).resolve().parents[1] / "runs" / "benchmarks" / "smiles.npz"  # not committed
 COURSE_SIGNS = {"epochs": 100, "batch": 64, "lr": 1e-3}
@@ -80,6 +88,7 @@ def timed(out: dict):
 
 
 # ----------------------------------------------------------------------------- data, as the CLI
+
 
 def cli_data(name: str, recipe, data_dir, quick: bool):
     """``(train, test, held_out)``: the CLI's data for ``npconv train name``, and how it is held out."""
@@ -99,12 +108,13 @@ def cli_data(name: str, recipe, data_dir, quick: bool):
 
 # ----------------------------------------------------------------------------- PyTorch twins
 
+
 def torch_modules():
     """PyTorch and its twins of npconv's nets (``torch_twins.py``), imported only when a row needs them."""
     import torch
+    import torch_twins
     from torch import nn
 
-    import torch_twins
     return torch, nn, torch_twins.signs_course, torch_twins.happy_course, torch_twins.smallres
 
 
@@ -116,6 +126,7 @@ def torch_fit_logits(net, x, y, x_test, epochs, batch, lr, seed, cosine=False, a
     """
     import torch
     from torch import nn
+
     torch.manual_seed(seed)
     binary = int(y.max()) == 1 and net[-1].out_features == 1
     loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
@@ -128,7 +139,7 @@ def torch_fit_logits(net, x, y, x_test, epochs, batch, lr, seed, cosine=False, a
         net.train()
         perm = rng.permutation(len(x))
         for start in range(0, len(x), batch):
-            idx = perm[start:start + batch]
+            idx = perm[start : start + batch]
             xb = xf[idx] if augmentation is None else augmentation(xf[idx], rng)
             xb = torch.from_numpy(np.ascontiguousarray(xb.transpose(0, 3, 1, 2)))
             out = net(xb)
@@ -164,14 +175,26 @@ def torch_recipe_eval(data, test, recipe, seed: int) -> float:
     for member_seed in range(recipe.ensemble * seed, recipe.ensemble * (seed + 1)):
         torch.manual_seed(member_seed)
         net = smallres(data.x.shape[1:], n_out, **({"widths": tuple(recipe.widths)} if recipe.widths else {}))
-        logits.append(torch_fit_logits(net, data.x, data.y, test.x, recipe.epochs, recipe.batch_size,
-                                       recipe.learning_rate, member_seed, cosine=True,
-                                       augmentation=recipe_augmentation(recipe)))
+        logits.append(
+            torch_fit_logits(
+                net,
+                data.x,
+                data.y,
+                test.x,
+                recipe.epochs,
+                recipe.batch_size,
+                recipe.learning_rate,
+                member_seed,
+                cosine=True,
+                augmentation=recipe_augmentation(recipe),
+            )
+        )
     return logit_accuracy(np.mean(logits, axis=0), test.y)
 
 
 def recipe_augmentation(recipe):
     """The recipe's augmentation as a function of an NHWC float batch and a generator."""
+
     def apply(xb, rng):
         if recipe.flip:
             xb = augment.random_flip(xb, rng, "horizontal")
@@ -182,10 +205,12 @@ def recipe_augmentation(recipe):
         if recipe.contrast:
             xb = augment.random_contrast(xb, rng, recipe.contrast, value_range=(0, 1))
         return xb
+
     return apply
 
 
 # ----------------------------------------------------------------------------- rows
+
 
 def summarise(row: dict) -> dict:
     """Mean/std of the runs' accuracies and times; ``met`` against the target when there is one (by
@@ -208,14 +233,22 @@ def signs_course_rows(args):
     seeds = range(args.seeds or 3)
     x, x_test = datasets.to_float(data.x), datasets.to_float(test.x)
     one_hot = np.eye(6, dtype=np.float32)[data.y]
-    base = {"id": "signs-course", "data": "SIGNS", "held_out": held_out, "model": "course convolutional_model",
-            "epochs": epochs, "batch": COURSE_SIGNS["batch"], "target": TARGETS["signs-course"]}
+    base = {
+        "id": "signs-course",
+        "data": "SIGNS",
+        "held_out": held_out,
+        "model": "course convolutional_model",
+        "epochs": epochs,
+        "batch": COURSE_SIGNS["batch"],
+        "target": TARGETS["signs-course"],
+    }
     runs = []
     for seed in seeds:
         nc.utils.set_random_seed(seed)
         model = convolutional_model((64, 64, 3), 6)
-        model.compile(optimizer=nc.optimizers.Adam(COURSE_SIGNS["lr"]), loss="categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=nc.optimizers.Adam(COURSE_SIGNS["lr"]), loss="categorical_crossentropy", metrics=["accuracy"]
+        )
         with timed({"seed": seed}) as run:
             model.fit(x, one_hot, batch_size=COURSE_SIGNS["batch"], epochs=epochs, verbose=0)
         run["accuracy"] = float(np.mean(model.predict(x_test).argmax(1) == test.y))
@@ -229,8 +262,9 @@ def signs_course_rows(args):
             torch.manual_seed(seed)
             net = signs_course(6)
             with timed({"seed": seed}) as run:
-                run["accuracy"] = torch_fit_eval(net, data.x, data.y, test.x, test.y, epochs,
-                                                 COURSE_SIGNS["batch"], COURSE_SIGNS["lr"], seed)
+                run["accuracy"] = torch_fit_eval(
+                    net, data.x, data.y, test.x, test.y, epochs, COURSE_SIGNS["batch"], COURSE_SIGNS["lr"], seed
+                )
             runs.append(run)
             print(f"  signs-course torch seed {seed}: {run['accuracy']:.3f} in {run['wall_s']:.0f}s", flush=True)
         rows.append(summarise({**base, "framework": "pytorch", "runs": runs}))
@@ -242,9 +276,18 @@ def default_rows(row_id: str, args):
     recipe = RECIPES[name].replace(epochs=1 if args.quick else None)
     data, test, held_out = cli_data(name, recipe, args.data_dir, args.quick)
     seeds = range(args.seeds or 1)
-    base = {"id": row_id, "data": name, "held_out": held_out, "model": f"{recipe.arch} (npconv train {name})",
-            "epochs": recipe.epochs, "batch": recipe.batch_size, "target": TARGETS[row_id],
-            "recipe": vars(recipe).copy(), "train_images": len(data), "test_images": len(test)}
+    base = {
+        "id": row_id,
+        "data": name,
+        "held_out": held_out,
+        "model": f"{recipe.arch} (npconv train {name})",
+        "epochs": recipe.epochs,
+        "batch": recipe.batch_size,
+        "target": TARGETS[row_id],
+        "recipe": vars(recipe).copy(),
+        "train_images": len(data),
+        "test_images": len(test),
+    }
     runs = []
     for seed in seeds:
         with timed({"seed": seed}) as run:
@@ -254,12 +297,19 @@ def default_rows(row_id: str, args):
             # The model `npconv train smiles` makes (same split, seed and recipe): the happy rows use it.
             SMILES_MODEL.parent.mkdir(parents=True, exist_ok=True)
             result.model.save(SMILES_MODEL)
-        run.update(accuracy=ev["accuracy"], correct=ev["correct"], n=ev["n"],
-                   confusion_matrix=np.asarray(ev["confusion_matrix"]).tolist(),
-                   val_accuracy_by_epoch=[round(float(a), 4) for a in result.history.get("val_accuracy", [])])
+        run.update(
+            accuracy=ev["accuracy"],
+            correct=ev["correct"],
+            n=ev["n"],
+            confusion_matrix=np.asarray(ev["confusion_matrix"]).tolist(),
+            val_accuracy_by_epoch=[round(float(a), 4) for a in result.history.get("val_accuracy", [])],
+        )
         runs.append(run)
-        print(f"  {row_id} npconv seed {seed}: {ev['accuracy']:.4f} ({ev['correct']}/{ev['n']}) "
-              f"in {run['wall_s']:.0f}s wall, {run['cpu_s']:.0f}s CPU", flush=True)
+        print(
+            f"  {row_id} npconv seed {seed}: {ev['accuracy']:.4f} ({ev['correct']}/{ev['n']}) "
+            f"in {run['wall_s']:.0f}s wall, {run['cpu_s']:.0f}s CPU",
+            flush=True,
+        )
     rows = [summarise({**base, "framework": "npconv", "runs": runs})]
     if args.torch:
         runs = []
@@ -284,18 +334,34 @@ def happy_cv_rows(args):
     def course_fold(i, tr, te):
         nc.utils.set_random_seed(i)
         model = happyModel((64, 64, 3))
-        model.compile(optimizer=nc.optimizers.Adam(COURSE_HAPPY["lr"]), loss="binary_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=nc.optimizers.Adam(COURSE_HAPPY["lr"]), loss="binary_crossentropy", metrics=["accuracy"]
+        )
         with timed({"fold": i + 1}) as run:
-            model.fit(datasets.to_float(data.x[tr]), data.y[tr], batch_size=COURSE_HAPPY["batch"],
-                      epochs=course_epochs, verbose=0)
+            model.fit(
+                datasets.to_float(data.x[tr]),
+                data.y[tr],
+                batch_size=COURSE_HAPPY["batch"],
+                epochs=course_epochs,
+                verbose=0,
+            )
         run["accuracy"] = float(np.mean((model.predict(datasets.to_float(data.x[te]))[:, 0] > 0.5) == data.y[te]))
         return run
 
-    course = {"id": "happy-cv", "data": "Happy House", "held_out": held_out, "model": "course happyModel",
-              "epochs": course_epochs, "batch": COURSE_HAPPY["batch"], "target": None}
-    rows.append(summarise({**course, "framework": "npconv",
-                           "runs": [course_fold(i, tr, te) for i, (tr, te) in enumerate(folds)]}))
+    course = {
+        "id": "happy-cv",
+        "data": "Happy House",
+        "held_out": held_out,
+        "model": "course happyModel",
+        "epochs": course_epochs,
+        "batch": COURSE_HAPPY["batch"],
+        "target": None,
+    }
+    rows.append(
+        summarise(
+            {**course, "framework": "npconv", "runs": [course_fold(i, tr, te) for i, (tr, te) in enumerate(folds)]}
+        )
+    )
     if args.torch:
         torch, nn, _, happy_course, smallres = torch_modules()
         runs = []
@@ -303,19 +369,42 @@ def happy_cv_rows(args):
             torch.manual_seed(i)
             net = happy_course((64, 64, 3))
             with timed({"fold": i + 1}) as run:
-                run["accuracy"] = torch_fit_eval(net, data.x[tr], data.y[tr], data.x[te], data.y[te],
-                                                 course_epochs, COURSE_HAPPY["batch"], COURSE_HAPPY["lr"], i)
+                run["accuracy"] = torch_fit_eval(
+                    net,
+                    data.x[tr],
+                    data.y[tr],
+                    data.x[te],
+                    data.y[te],
+                    course_epochs,
+                    COURSE_HAPPY["batch"],
+                    COURSE_HAPPY["lr"],
+                    i,
+                )
             runs.append(run)
         rows.append(summarise({**course, "framework": "pytorch", "runs": runs}))
 
     # The default: exactly `npconv train test_happy.h5 --folds 5` (same folds, fold i trains with seed i).
-    default = {"id": "happy-cv", "data": "Happy House", "held_out": held_out,
-               "model": f"{recipe.arch} (npconv train test_happy.h5 --folds 5)", "epochs": recipe.epochs,
-               "batch": recipe.batch_size, "target": TARGETS["happy-cv"], "recipe": vars(recipe).copy()}
+    default = {
+        "id": "happy-cv",
+        "data": "Happy House",
+        "held_out": held_out,
+        "model": f"{recipe.arch} (npconv train test_happy.h5 --folds 5)",
+        "epochs": recipe.epochs,
+        "batch": recipe.batch_size,
+        "target": TARGETS["happy-cv"],
+        "recipe": vars(recipe).copy(),
+    }
     with timed({}) as total:
         result = training.cross_validate(data, 5, recipe, recipe.arch, seed=0, verbose=0, dataset="happy")
-    runs = [{"fold": f["fold"], "accuracy": f["accuracy"], "wall_s": f["seconds"],
-             "cpu_s": total["cpu_s"] / len(result.folds)} for f in result.folds]
+    runs = [
+        {
+            "fold": f["fold"],
+            "accuracy": f["accuracy"],
+            "wall_s": f["seconds"],
+            "cpu_s": total["cpu_s"] / len(result.folds),
+        }
+        for f in result.folds
+    ]
     rows.append(summarise({**default, "framework": "npconv", "runs": runs}))
     if args.torch:
         n_runs = []
@@ -323,9 +412,19 @@ def happy_cv_rows(args):
             torch.manual_seed(i)
             net = smallres((64, 64, 3), 1)
             with timed({"fold": i + 1}) as run:
-                run["accuracy"] = torch_fit_eval(net, data.x[tr], data.y[tr], data.x[te], data.y[te],
-                                                 recipe.epochs, recipe.batch_size, recipe.learning_rate, i,
-                                                 cosine=True, augmentation=recipe_augmentation(recipe))
+                run["accuracy"] = torch_fit_eval(
+                    net,
+                    data.x[tr],
+                    data.y[tr],
+                    data.x[te],
+                    data.y[te],
+                    recipe.epochs,
+                    recipe.batch_size,
+                    recipe.learning_rate,
+                    i,
+                    cosine=True,
+                    augmentation=recipe_augmentation(recipe),
+                )
             n_runs.append(run)
         rows.append(summarise({**default, "framework": "pytorch", "runs": n_runs}))
     return rows
@@ -349,6 +448,7 @@ def data_dir_flag(args) -> list[str]:
 def cli(argv: list[str]) -> str:
     """Run ``npconv ARGV`` in this process; its standard output, or ``SystemExit`` when it fails."""
     from npconv.cli import main as npconv_main
+
     out = io.StringIO()
     with redirect_stdout(out):
         code = npconv_main(argv)
@@ -363,37 +463,77 @@ def happy_transfer_rows(row_id: str, args):
     test_happy = str(datasets.find_file("test_happy.h5", args.data_dir))
     row = (happy_zero_shot if row_id == "happy-zero-shot" else happy_init_cv)(args, model, test_happy)
     print(f"  {row_id}: " + " ".join(f"{r['accuracy']:.3f}" for r in row["runs"]), flush=True)
-    return [summarise({"id": row_id, "data": "Happy House", "target": TARGETS[row_id], "framework": "npconv",
-                       "smiles_model": str(model), **row})]
+    return [
+        summarise(
+            {
+                "id": row_id,
+                "data": "Happy House",
+                "target": TARGETS[row_id],
+                "framework": "npconv",
+                "smiles_model": str(model),
+                **row,
+            }
+        )
+    ]
 
 
 def happy_zero_shot(args, model: Path, test_happy: str) -> dict:
     """``npconv evaluate SMILES_MODEL test_happy.h5``: no training (epochs 0)."""
     with timed({}) as run:
         result = json.loads(cli(["evaluate", str(model), test_happy, "--json"] + data_dir_flag(args)))
-    run.update(accuracy=result["accuracy"], correct=result["correct"], n=result["n"],
-               confusion_matrix=result["confusion_matrix"])
-    return {"held_out": "all 150 pictures of test_happy.h5", "model": "smiles default, zero-shot",
-            "epochs": 0, "batch": 0, "runs": [run]}
+    run.update(
+        accuracy=result["accuracy"],
+        correct=result["correct"],
+        n=result["n"],
+        confusion_matrix=result["confusion_matrix"],
+    )
+    return {
+        "held_out": "all 150 pictures of test_happy.h5",
+        "model": "smiles default, zero-shot",
+        "epochs": 0,
+        "batch": 0,
+        "runs": [run],
+    }
 
 
 def happy_init_cv(args, model: Path, test_happy: str) -> dict:
     """``npconv train test_happy.h5 --init SMILES_MODEL --folds 5``, its folds read from the report."""
     report = SMILES_MODEL.parent / "happy_init_report"
     with timed({}) as total:
-        cli(["train", test_happy, "--init", str(model), "--folds", "5", "--out",
-             str(SMILES_MODEL.parent / "happy_init.npz"), "--report", str(report), "--quiet"]
-            + data_dir_flag(args) + (["--epochs", "1"] if args.quick else []))
+        cli(
+            [
+                "train",
+                test_happy,
+                "--init",
+                str(model),
+                "--folds",
+                "5",
+                "--out",
+                str(SMILES_MODEL.parent / "happy_init.npz"),
+                "--report",
+                str(report),
+                "--quiet",
+            ]
+            + data_dir_flag(args)
+            + (["--epochs", "1"] if args.quick else [])
+        )
     metrics = json.loads((report / "metrics.json").read_text())
     folds, recipe = metrics["cross_validation"]["folds"], metrics["recipe"]
-    return {"held_out": "5-fold stratified CV of test_happy.h5 (150 images), folds of seed 0",
-            "model": "smiles default fine-tuned (npconv train test_happy.h5 --init --folds 5)",
-            "epochs": recipe["epochs"], "batch": recipe["batch_size"], "recipe": recipe,
-            "runs": [{"fold": f["fold"], "accuracy": f["accuracy"], "wall_s": f["seconds"],
-                      "cpu_s": total["cpu_s"] / len(folds)} for f in folds]}
+    return {
+        "held_out": "5-fold stratified CV of test_happy.h5 (150 images), folds of seed 0",
+        "model": "smiles default fine-tuned (npconv train test_happy.h5 --init --folds 5)",
+        "epochs": recipe["epochs"],
+        "batch": recipe["batch_size"],
+        "recipe": recipe,
+        "runs": [
+            {"fold": f["fold"], "accuracy": f["accuracy"], "wall_s": f["seconds"], "cpu_s": total["cpu_s"] / len(folds)}
+            for f in folds
+        ],
+    }
 
 
 # ----------------------------------------------------------------------------- main
+
 
 def accuracy_cell(row: dict) -> str:
     if len(row["runs"]) == 1:
@@ -405,16 +545,37 @@ def table(rows: list[dict]) -> None:
     cells = []
     for r in rows:
         per_run = " ".join(f"{x['accuracy']:.3f}" for x in r["runs"]) if len(r["runs"]) > 1 else ""
-        cells.append({**r, "acc": accuracy_cell(r), "per_run": per_run, "n_runs": len(r["runs"]),
-                      "target_s": "-" if r.get("target") is None else f">= {r['target']:g}"
-                      if r["target"] != TARGETS["signs-course"] else f"~{r['target']:.2f}",
-                      "met_s": "-" if r.get("met") is None or r["framework"] != "npconv"
-                      else ("yes" if r["met"] else "NO")})
-    print_table(cells, [("data", "data", "s"), ("model", "model", "s"), ("framework", "fw", "s"),
-                        ("epochs", "epochs", "d"), ("batch", "batch", "d"), ("n_runs", "runs", "d"),
-                        ("wall_s", "wall s/run", ".0f"), ("cpu_s", "CPU s/run", ".0f"),
-                        ("acc", "accuracy", "s"), ("per_run", "per seed/fold", "s"),
-                        ("target_s", "target", "s"), ("met_s", "met", "s")])
+        cells.append(
+            {
+                **r,
+                "acc": accuracy_cell(r),
+                "per_run": per_run,
+                "n_runs": len(r["runs"]),
+                "target_s": "-"
+                if r.get("target") is None
+                else f">= {r['target']:g}"
+                if r["target"] != TARGETS["signs-course"]
+                else f"~{r['target']:.2f}",
+                "met_s": "-" if r.get("met") is None or r["framework"] != "npconv" else ("yes" if r["met"] else "NO"),
+            }
+        )
+    print_table(
+        cells,
+        [
+            ("data", "data", "s"),
+            ("model", "model", "s"),
+            ("framework", "fw", "s"),
+            ("epochs", "epochs", "d"),
+            ("batch", "batch", "d"),
+            ("n_runs", "runs", "d"),
+            ("wall_s", "wall s/run", ".0f"),
+            ("cpu_s", "CPU s/run", ".0f"),
+            ("acc", "accuracy", "s"),
+            ("per_run", "per seed/fold", "s"),
+            ("target_s", "target", "s"),
+            ("met_s", "met", "s"),
+        ],
+    )
 
 
 def main(argv=None) -> int:
@@ -424,11 +585,18 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 epoch, 600 training images: a smoke test")
     parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip the PyTorch rows")
     parser.add_argument("--data-dir", help="data directory (default: $NPCONV_DATA)")
-    parser.add_argument("--smiles-model", help="the smile model for the happy-zero-shot and happy-init-cv "
-                        "rows (default: train the default one, once, into runs/benchmarks/smiles.npz)")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="PyTorch's intra-op threads (default 1: on a shared 2-core machine its pool "
-                             "oversubscribes; 1 thread took a third of the CPU time of 2)")
+    parser.add_argument(
+        "--smiles-model",
+        help="the smile model for the happy-zero-shot and happy-init-cv "
+        "rows (default: train the default one, once, into runs/benchmarks/smiles.npz)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="PyTorch's intra-op threads (default 1: on a shared 2-core machine its pool "
+        "oversubscribes; 1 thread took a third of the CPU time of 2)",
+    )
     args = parser.parse_args(argv)
     only = ROW_IDS if not args.only else tuple(s.strip() for s in args.only.split(","))
     unknown = set(only) - set(ROW_IDS)
@@ -459,8 +627,10 @@ def main(argv=None) -> int:
         rows += new
         # Re-read before each write: another run of this script may have added rows meanwhile.
         previous = json.loads(path.read_text()).get("rows", []) if path.exists() else []
+
         def key(r):
             return r["id"], r["framework"], r["model"]
+
         kept = [r for r in previous if key(r) not in {key(x) for x in rows}]
         order = ROW_IDS + CV_ROW_IDS
         merged = sorted(kept + rows, key=lambda r: order.index(r["id"]) if r["id"] in order else len(order))

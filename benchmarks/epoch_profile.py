@@ -15,6 +15,7 @@ inside ``Adam.step`` it is the optimizer); backward ops are classified by their 
 (``ConvolutionBackward0``); ops under no classified ancestor (``AccumulateGrad``, indexing, padding)
 are other.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,6 +27,7 @@ CLASSES = ("convolution", "batch norm", "ReLU", "Add", "pooling", "dense", "loss
 def _npconv_class(layer) -> str:
     from npconv import layers as L
     from npconv.layers.pooling import _GlobalPooling2D, _Pooling2D
+
     if isinstance(layer, L.Conv2D):
         return "convolution"
     if isinstance(layer, L.BatchNormalization):
@@ -48,6 +50,7 @@ def _timed(method, into: dict, key: str):
             return method(*args, **kwargs)
         finally:
             into[key] += time.perf_counter() - start
+
     return timed
 
 
@@ -60,8 +63,9 @@ def _by_class(seconds: dict, wall: float) -> dict:
 def profile_npconv_epoch(model, epoch) -> dict:
     """One call of ``epoch()`` with ``model``'s layers, loss and optimizer timed by class."""
     seconds = defaultdict(float)
-    wrapped = [(node.layer, name, _npconv_class(node.layer)) for node in model._steps
-               for name in ("forward", "backward")]
+    wrapped = [
+        (node.layer, name, _npconv_class(node.layer)) for node in model._steps for name in ("forward", "backward")
+    ]
     wrapped += [(model.loss, "from_logits_and_grad", "loss"), (model.optimizer, "apply_gradients", "optimizer")]
     for owner, name, cls in wrapped:
         setattr(owner, name, _timed(getattr(owner, name), seconds, cls))
@@ -103,6 +107,7 @@ def profile_torch_epoch(epoch, top: int = 25) -> dict:
     pairs by self time, and PyTorch's own ``key_averages`` table (text)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
+
     with profile(activities=[ProfilerActivity.CPU]):  # the profiler's first start is slow: not in the epoch
         torch.ones(8).add_(1)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -123,7 +128,8 @@ def profile_torch_epoch(epoch, top: int = 25) -> dict:
         entry[1] += event.self_cpu_time_total / 1e6
     result = _by_class(seconds, wall)
     ranked = sorted(ops.items(), key=lambda item: item[1][1], reverse=True)[:top]
-    result["top_ops"] = [{"op": op, "class": cls, "calls": calls, "self_ms": s * 1e3}
-                         for (op, cls), (calls, s) in ranked]
+    result["top_ops"] = [
+        {"op": op, "class": cls, "calls": calls, "self_ms": s * 1e3} for (op, cls), (calls, s) in ranked
+    ]
     result["key_averages_table"] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
     return result

@@ -12,6 +12,7 @@ The peak is NumPy's float32 matrix product (``size x size``, the BLAS NumPy ship
 count the libraries run with, best of several calls, measured in a fresh process so that the
 thread count is set before the BLAS starts its threads.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,11 @@ import os
 import subprocess
 import sys
 
-FLOP_CONVENTION = ("2 FLOPs per multiply-add of the convolutions and dense layers, x3 (forward, weight "
-                   "gradient, input gradient) except the first trainable layer, x2 (no input gradient); "
-                   "batch norm, ReLU, pooling, loss and optimizer not counted")
+FLOP_CONVENTION = (
+    "2 FLOPs per multiply-add of the convolutions and dense layers, x3 (forward, weight "
+    "gradient, input gradient) except the first trainable layer, x2 (no input gradient); "
+    "batch norm, ReLU, pooling, loss and optimizer not counted"
+)
 
 
 def epoch_flops(model, images: int) -> dict:
@@ -33,6 +36,7 @@ def epoch_flops(model, images: int) -> dict:
     """
     from npconv import layers as L
     from npconv.engine.plan import plan_backward
+
     plan_backward(model._steps)  # what fit plans: which layer needs its input gradient
     rows = []
     for node in model._steps:
@@ -45,11 +49,15 @@ def epoch_flops(model, images: int) -> dict:
             macs, kind = layer.kernel.shape[0] * layer.kernel.shape[1], "dense"
         else:
             continue
-        rows.append({"layer": layer.name, "kind": kind, "macs_per_image": int(macs),
-                     "products": 3 if node.need_dx else 2})
-    return {"flops": sum(2 * r["macs_per_image"] * r["products"] for r in rows) * images,
-            "flops_x3": sum(2 * r["macs_per_image"] * 3 for r in rows) * images,
-            "layers": rows, "convention": FLOP_CONVENTION}
+        rows.append(
+            {"layer": layer.name, "kind": kind, "macs_per_image": int(macs), "products": 3 if node.need_dx else 2}
+        )
+    return {
+        "flops": sum(2 * r["macs_per_image"] * r["products"] for r in rows) * images,
+        "flops_x3": sum(2 * r["macs_per_image"] * 3 for r in rows) * images,
+        "layers": rows,
+        "convention": FLOP_CONVENTION,
+    }
 
 
 _PEAK_CODE = """
@@ -72,10 +80,16 @@ print(json.dumps({"gflops": 2 * size ** 3 / best / 1e9, "best_s": best}))
 
 def sgemm_peak(threads: int, size: int = 2048, repeats: int = 7) -> dict:
     """The float32 matrix product's GFLOP/s on ``threads`` BLAS threads, best of ``repeats``."""
-    env = {**os.environ, **{k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                      "MKL_NUM_THREADS")}}
-    out = subprocess.run([sys.executable, "-c", _PEAK_CODE, str(size), str(repeats)], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, **{k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_CODE, str(size), str(repeats)], env=env, capture_output=True, text=True, check=True
+    ).stdout
     result = json.loads(out)
-    return {"gflops": result["gflops"], "threads": threads, "size": size, "repeats": repeats,
-            "statistic": "best", "how": f"numpy float32 matmul {size}x{size}, {threads} BLAS threads"}
+    return {
+        "gflops": result["gflops"],
+        "threads": threads,
+        "size": size,
+        "repeats": repeats,
+        "statistic": "best",
+        "how": f"numpy float32 matmul {size}x{size}, {threads} BLAS threads",
+    }

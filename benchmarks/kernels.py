@@ -5,13 +5,14 @@ too, with at most 3 repeats: a call takes seconds). Prints a table (ratios measu
 and writes ``benchmarks/results/kernels.json``.
 Run: ``python benchmarks/kernels.py [--repeats 7] [--quick]``.
 """
+
 from __future__ import annotations
 
 import argparse
 
 import numpy as np
-
 from _timing import median_seconds, print_table, write_json
+
 from npconv import course
 from npconv import functional as F
 from npconv.functional._tier import compiled_available, use_tier
@@ -56,10 +57,10 @@ def conv_case(name, m, size, c, f, k, stride, pad, loop_tier):
         def torch_fwd():
             with torch.no_grad():
                 TF.conv2d(xt, wt, bt, stride=stride, padding=pad)
+
         yt = TF.conv2d(xt, wt, bt, stride=stride, padding=pad)
         row["torch_fwd"] = median_seconds(torch_fwd, REPEATS)
-        row["torch_bwd"] = median_seconds(
-            lambda: torch.autograd.grad(yt, (xt, wt, bt), dt, retain_graph=True), REPEATS)
+        row["torch_bwd"] = median_seconds(lambda: torch.autograd.grad(yt, (xt, wt, bt), dt, retain_graph=True), REPEATS)
     return row
 
 
@@ -86,6 +87,7 @@ def pool_case(name, m, size, c, f, stride, mode, loop_tier):
         def torch_fwd():
             with torch.no_grad():
                 op(xt, f, stride)
+
         yt = op(xt, f, stride)
         row["torch_fwd"] = median_seconds(torch_fwd, REPEATS)
         row["torch_bwd"] = median_seconds(lambda: torch.autograd.grad(yt, xt, dt, retain_graph=True), REPEATS)
@@ -110,6 +112,7 @@ def batchnorm_case(name, shape):
         def torch_fwd():
             with torch.no_grad():
                 bn(xt)
+
         yt = bn(xt)
         row["torch_fwd"] = median_seconds(torch_fwd, REPEATS)
         row["torch_bwd"] = median_seconds(lambda: torch.autograd.grad(yt, xt, dt, retain_graph=True), REPEATS)
@@ -145,16 +148,20 @@ def main():
             if row.get(f"torch_{phase}"):
                 row[f"ratio_{phase}"] = row[f"{fastest}_{phase}"] / row[f"torch_{phase}"]
     ms = "8.2f"
-    print("Times in ms, medians. speedup = loop / NumPy tier; ratio = npconv "
-          f"({fastest} tier) / PyTorch.")
+    print(f"Times in ms, medians. speedup = loop / NumPy tier; ratio = npconv ({fastest} tier) / PyTorch.")
     columns = [("kernel", "kernel", "s")]
     for phase in ("fwd", "bwd"):
         columns += [("loop_" + phase, "loop " + phase, ms)]
         columns += [(f"{tier}_{phase}", f"{tier} {phase}", ms) for tier in TIERS]
-        columns += [(f"torch_{phase}", "torch " + phase, ms), (f"speedup_{phase}", "speedup", ".0f"),
-                    (f"ratio_{phase}", "ratio", ".2f")]
-    print_table([{**r, **{k: v * 1e3 for k, v in r.items() if k.split("_")[0] in ("loop", "torch", *TIERS)}}
-                 for r in rows], columns)
+        columns += [
+            (f"torch_{phase}", "torch " + phase, ms),
+            (f"speedup_{phase}", "speedup", ".0f"),
+            (f"ratio_{phase}", "ratio", ".2f"),
+        ]
+    print_table(
+        [{**r, **{k: v * 1e3 for k, v in r.items() if k.split("_")[0] in ("loop", "torch", *TIERS)}} for r in rows],
+        columns,
+    )
     path = write_json("kernels", {"unit": "seconds (median)", "repeats": REPEATS, "rows": rows}, args.json)
     print(f"\nwrote {path}")
 

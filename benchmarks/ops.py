@@ -17,6 +17,7 @@ Each thread count runs in a fresh process (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_T
 Run: ``python benchmarks/ops.py [--threads 1 2] [--rounds 15] [--only SUBSTRING]``; writes
 ``benchmarks/results/ops.json``. About 5 minutes on an idle 2-core machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ----------------------------------------------------------------------------------- the ops
 def conv(filters, kernel, padding="same", use_bias=True, first=False):
-    return ("conv", {"filters": filters, "kernel": kernel, "padding": padding, "use_bias": use_bias,
-                     "first": first})
+    return ("conv", {"filters": filters, "kernel": kernel, "padding": padding, "use_bias": use_bias, "first": first})
 
 
 #: (model, op label, kind and options, input shape). Shapes are those the models run: npconv runs a
@@ -94,7 +94,6 @@ def build(kind, options, shape, rng):
     import torch
     from torch import nn
 
-    import npconv as nc
     from npconv import layers as L
 
     x = rng.random(shape, dtype=np.float32) if shape else None
@@ -110,8 +109,9 @@ def build(kind, options, shape, rng):
         pad = (f - 1) // 2 if options["padding"] == "same" else 0
         # TensorFlow's "same" for an even kernel pads one more at the bottom/right
         extra = (f - 1) - 2 * pad if options["padding"] == "same" else 0
-        module = nn.Sequential(nn.ZeroPad2d((pad, pad + extra, pad, pad + extra)),
-                               nn.Conv2d(shape[3], k, f, bias=options["use_bias"]))
+        module = nn.Sequential(
+            nn.ZeroPad2d((pad, pad + extra, pad, pad + extra)), nn.Conv2d(shape[3], k, f, bias=options["use_bias"])
+        )
     elif kind == "pad":
         layer, module = L.ZeroPadding2D(options["padding"]), nn.ZeroPad2d(options["padding"])
     elif kind == "bn":
@@ -158,6 +158,7 @@ def build(kind, options, shape, rng):
 
     def torch_bwd():
         state["y"].backward(dt)
+
     return np_fwd, np_bwd, torch_fwd, torch_bwd, flops
 
 
@@ -169,6 +170,7 @@ def _add(shape, rng):
     import torch
 
     from npconv import layers as L
+
     a, b = rng.random(shape, dtype=np.float32), rng.random(shape, dtype=np.float32)
     layer = L.Add()
     layer.build([shape[1:], shape[1:]])
@@ -180,8 +182,13 @@ def _add(shape, rng):
     def torch_fwd():
         state["y"] = at + bt
 
-    return (lambda: layer.forward([a, b], training=True), lambda: layer.backward(dout),
-            torch_fwd, lambda: state["y"].backward(dt), None)
+    return (
+        lambda: layer.forward([a, b], training=True),
+        lambda: layer.backward(dout),
+        torch_fwd,
+        lambda: state["y"].backward(dt),
+        None,
+    )
 
 
 def _augmentation(kind, options, x):
@@ -192,8 +199,8 @@ def _augmentation(kind, options, x):
     import torch.nn.functional as TF
 
     from npconv import layers as L
-    layer = (L.RandomFlip("horizontal") if kind == "flip"
-             else L.RandomTranslation(options["factor"], options["factor"]))
+
+    layer = L.RandomFlip("horizontal") if kind == "flip" else L.RandomTranslation(options["factor"], options["factor"])
     layer.build(x.shape[1:])
     xt = torch.tensor(_nchw(x))
     m, _, n_h, n_w = xt.shape
@@ -211,6 +218,7 @@ def _augmentation(kind, options, x):
         theta[:, :, 2] = -2 * shift / torch.tensor([n_w, n_h])
         grid = TF.affine_grid(theta, list(xt.shape), align_corners=False)
         TF.grid_sample(xt, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
     return lambda: layer.forward(x, training=True), None, torch_fwd, None, None
 
 
@@ -218,6 +226,7 @@ def _loss(classes, m, rng):
     import torch
 
     from npconv import losses
+
     if classes == 1:
         logits = rng.standard_normal((m, 1)).astype(np.float32)
         y = (rng.random((m, 1)) < 0.5).astype(np.float32)
@@ -236,9 +245,9 @@ def _loss(classes, m, rng):
 
     def torch_fwd():
         state["l"] = fn(lt, yt)
+
     # npconv's fused loss returns the value and the gradient together: its "forward" is both.
-    return (lambda: loss.from_logits_and_grad(y, logits), lambda: None, torch_fwd,
-            lambda: state["l"].backward(), None)
+    return (lambda: loss.from_logits_and_grad(y, logits), lambda: None, torch_fwd, lambda: state["l"].backward(), None)
 
 
 def _adam(model_name):
@@ -247,13 +256,19 @@ def _adam(model_name):
 
     sys.path.insert(0, HERE)
     import torch_twins
+
     import npconv as nc
     from npconv.apps import convolutional_model, happyModel
     from npconv.apps.residual import smallres
-    model = {"happy": happyModel, "signs": lambda: convolutional_model((64, 64, 3)),
-             "smallres": lambda: smallres((64, 64, 3), 6, flip=False, translate=0)}[model_name]()
-    net = {"happy": torch_twins.happy_course, "signs": torch_twins.signs_course,
-           "smallres": torch_twins.smallres}[model_name]()
+
+    model = {
+        "happy": happyModel,
+        "signs": lambda: convolutional_model((64, 64, 3)),
+        "smallres": lambda: smallres((64, 64, 3), 6, flip=False, translate=0),
+    }[model_name]()
+    net = {"happy": torch_twins.happy_course, "signs": torch_twins.signs_course, "smallres": torch_twins.smallres}[
+        model_name
+    ]()
     opt = nc.optimizers.Adam(1e-3)
     weights = model.trainable_weights
     pairs = [(np.full_like(w.value, 1e-3), w.value) for w in weights]
@@ -273,7 +288,7 @@ def sgemm_peak() -> float:
         start = time.perf_counter()
         a @ a
         times.append(time.perf_counter() - start)
-    return 2 * 1024 ** 3 / statistics.median(times) / 1e9
+    return 2 * 1024**3 / statistics.median(times) / 1e9
 
 
 def measure(threads: int, rounds: int, only: str | None, tiers) -> dict:
@@ -282,6 +297,7 @@ def measure(threads: int, rounds: int, only: str | None, tiers) -> dict:
 
     from npconv.functional._threads import blas_scope
     from npconv.functional._tier import use_tier
+
     torch.set_num_threads(threads)
     peak = sgemm_peak()
     rows = []
@@ -307,16 +323,24 @@ def measure(threads: int, rounds: int, only: str | None, tiers) -> dict:
                 fwd, bwd = runners[runner]
                 # npconv's blocks keep BLAS to one thread, as its models' steps do (blas_scope):
                 # OpenBLAS's spinning threads otherwise slowed the compiled kernels 2-4x here.
-                with use_tier(runner if runner != "torch" else tiers[0]), \
-                        (blas_scope() if runner != "torch" else contextlib.nullcontext()):
+                with (
+                    use_tier(runner if runner != "torch" else tiers[0]),
+                    blas_scope() if runner != "torch" else contextlib.nullcontext(),
+                ):
                     for call in range(WARMUP + rounds // 2 + rounds % 2):
                         _time(fwd, times[f"{runner}_fwd"], call >= WARMUP)
                         if bwd is not None:
                             _time(bwd, times[f"{runner}_bwd"], call >= WARMUP)
                 if runner == "numpy":
                     time.sleep(0.15)  # OpenBLAS's threads spin for ~0.1 s; the next warm-up absorbs the wake-up
-        row = {"model": model, "op": label, "shape": list(shape) if shape else None, "threads": threads,
-               "flops": flops, "peak_gflops": peak}
+        row = {
+            "model": model,
+            "op": label,
+            "shape": list(shape) if shape else None,
+            "threads": threads,
+            "flops": flops,
+            "peak_gflops": peak,
+        }
         for key, values in times.items():
             row[f"{key}_ms"] = statistics.median(values) * 1e3 if values else None
         for p in ("fwd", "bwd"):
@@ -348,16 +372,23 @@ def _time(fn, into, keep):
 # ----------------------------------------------------------------------------------- report
 def print_tables(runs, tiers) -> None:
     from _timing import print_table
+
     for run in runs:
-        print(f"\n{run['threads']} thread(s); sgemm peak {run['peak_gflops']:.0f} GFLOP/s; times in ms, "
-              "medians; ratio = npconv compiled / PyTorch")
+        print(
+            f"\n{run['threads']} thread(s); sgemm peak {run['peak_gflops']:.0f} GFLOP/s; times in ms, "
+            "medians; ratio = npconv compiled / PyTorch"
+        )
         columns = [("model", "model", "s"), ("op", "op", "s")]
         for p in ("fwd", "bwd"):
             columns += [(f"{tiers[0]}_{p}_ms", f"npconv {p}", ".2f")]
             if len(tiers) > 1:
                 columns += [(f"{tiers[1]}_{p}_ms", f"NumPy tier {p}", ".2f")]
-            columns += [(f"torch_{p}_ms", f"torch {p}", ".2f"), (f"ratio_{p}", f"ratio {p}", ".2f"),
-                        (f"gflops_{p}", "GFLOP/s", ".1f"), (f"of_peak_{p}", "of peak", ".0%")]
+            columns += [
+                (f"torch_{p}_ms", f"torch {p}", ".2f"),
+                (f"ratio_{p}", f"ratio {p}", ".2f"),
+                (f"gflops_{p}", "GFLOP/s", ".1f"),
+                (f"of_peak_{p}", "of peak", ".0%"),
+            ]
         print_table(run["rows"], columns)
 
 
@@ -371,6 +402,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sys.path.insert(0, HERE)
     from npconv.functional._tier import compiled_available
+
     tiers = ["compiled", "numpy"] if compiled_available() else ["numpy"]
     if args.child is not None:
         print(json.dumps(measure(args.child, args.rounds, args.only, tiers)))
@@ -378,18 +410,28 @@ def main(argv=None):
     started = time.perf_counter()
     runs = []
     for n in args.threads:
-        env = {**os.environ, "OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n),
-               "MKL_NUM_THREADS": str(n), "NUMBA_NUM_THREADS": str(n)}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(n),
+            "OPENBLAS_NUM_THREADS": str(n),
+            "MKL_NUM_THREADS": str(n),
+            "NUMBA_NUM_THREADS": str(n),
+        }
         command = [sys.executable, __file__, "--child", str(n), "--rounds", str(args.rounds)]
         if args.only:
             command += ["--only", args.only]
-        out = subprocess.run(command, env=env, capture_output=False, stdout=subprocess.PIPE, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            command, env=env, capture_output=False, stdout=subprocess.PIPE, text=True, check=True
+        ).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
     print_tables(runs, tiers)
     from _timing import write_json
-    path = write_json("ops", {"rounds": args.rounds, "tiers": tiers, "runs": runs,
-                              "seconds": time.perf_counter() - started}, args.json)
+
+    path = write_json(
+        "ops",
+        {"rounds": args.rounds, "tiers": tiers, "runs": runs, "seconds": time.perf_counter() - started},
+        args.json,
+    )
     print(f"\nwrote {path}")
 
 

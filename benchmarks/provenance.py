@@ -3,6 +3,7 @@
 Every results JSON starts with this header (:func:`_timing.write_json` adds it), so a figure quoted
 in the README can be traced to the run, the code and the machine that produced it.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -35,6 +36,7 @@ def _cpu_model() -> str:
 
 def _blas() -> str:
     import numpy as np
+
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{blas['name']} {blas.get('version', '')}".strip()
@@ -45,27 +47,38 @@ def _blas() -> str:
 def provenance() -> dict:
     """The header of a results JSON (call it when the run ends; ``load_average`` is the last minute's)."""
     import numpy as np
+
     from npconv.functional import _tier
+
     info = {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commit": _git("rev-parse", "HEAD"),
         "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "cpu": _cpu_model(), "system": platform.platform(),
-                    "load_average_1_5_15_min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu": _cpu_model(),
+            "system": platform.platform(),
+            "load_average_1_5_15_min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": _blas(),
         "npconv_tier": _tier.tier(),
-        "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                   "NUMBA_NUM_THREADS", "NPCONV_JIT") if k in os.environ},
+        "threads_env": {
+            k: os.environ[k]
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "NPCONV_JIT")
+            if k in os.environ
+        },
     }
     if "numba" in sys.modules:
         import numba
+
         info["numba"] = numba.__version__
         info["numba_threads"] = numba.get_num_threads()
     if "torch" in sys.modules:
         import torch
+
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
     return info

@@ -29,6 +29,7 @@ Run: ``NPCONV_DATA=... python benchmarks/recipe_cv.py sld --seeds 3 --variant ba
 ls:label_smoothing=0.1 --jobs 2`` (``--folds`` 5 by default; ``--cluster tcp://host:8786`` for a
 Dask cluster; ``--quick`` is a smoke test on 600 images, 1 epoch, no JSON).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,10 +39,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _timing import RESULTS, print_table, write_json
 from accuracy import QUICK_IMAGES
 from provenance import provenance
+
 from npconv import tuning
 from npconv.apps import RECIPES
 from npconv.apps.recipe_fields import check_field, parse_value
@@ -71,17 +72,20 @@ def scores(result, v: int) -> dict:
     key = search.data_key[v]
     y, splits = search.datasets[key].y, search.splits[key]
     first = result.results[search.members[(v, 0, 0)][0]]
-    views = ["plain"] + [view for view in VIEWS if view in first.probabilities]   # flips: if trained with them
+    views = ["plain"] + [view for view in VIEWS if view in first.probabilities]  # flips: if trained with them
 
     def score(p, **about):
-        return {**about, "errors": int(np.sum(p.argmax(1) != y)),
-                "folds": [float(np.mean(p[te].argmax(1) == y[te])) for _, te in splits]}
+        return {
+            **about,
+            "errors": int(np.sum(p.argmax(1) != y)),
+            "folds": [float(np.mean(p[te].argmax(1) == y[te])) for _, te in splits],
+        }
 
     out = {}
     for view in views:
         per_seed = [result.out_of_fold(v, s, view) for s in range(search.seeds)]
         out["single" if view == "plain" else f"tta:{view}"] = [score(p, seed=s) for s, p in enumerate(per_seed)]
-        for n in range(2, search.seeds + 1):   # the first n seeds' models averaged
+        for n in range(2, search.seeds + 1):  # the first n seeds' models averaged
             label = f"ensemble of {n}" + ("" if view == "plain" else f"+tta:{view}")
             out[label] = [score(combine(per_seed[:n]), seeds=list(range(n)))]
     return out
@@ -93,16 +97,28 @@ def rows_for_table(key: str, result, variant_scores: list[dict]) -> list[dict]:
         n = len(result.search.datasets[result.search.data_key[v]])
         for label, runs in scored.items():
             errors = [x["errors"] for x in runs]
-            rows.append({"data": key, "variant": variant.name, "scored": label, "runs": len(runs),
-                         "accuracy": 1 - np.mean(errors) / n, "errors": " ".join(map(str, errors))})
+            rows.append(
+                {
+                    "data": key,
+                    "variant": variant.name,
+                    "scored": label,
+                    "runs": len(runs),
+                    "accuracy": 1 - np.mean(errors) / n,
+                    "errors": " ".join(map(str, errors)),
+                }
+            )
     return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", choices=sorted(DATA))
-    parser.add_argument("--variant", action="append", default=[],
-                        help="NAME:FIELD=VALUE,... a recipe variant (default: the recipe itself, 'base')")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:FIELD=VALUE,... a recipe variant (default: the recipe itself, 'base')",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per fold (default 3)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1, help="trainings at once on this machine")
@@ -114,17 +130,33 @@ def main(argv=None) -> int:
     variants = [parse_variant(v, args.quick) for v in (args.variant or ["base:"])]
     runner = runner_for(args.jobs, args.cluster)
     folder = CACHE / ("quick" if args.quick else "") / args.data
-    search = tuning.plan(DATA[args.data], folder, variants=variants, folds=args.folds, seeds=args.seeds,
-                         base=RECIPES[DATA[args.data]], data_dir=args.data_dir, views=VIEWS,
-                         limit=QUICK_IMAGES if args.quick else None)
+    search = tuning.plan(
+        DATA[args.data],
+        folder,
+        variants=variants,
+        folds=args.folds,
+        seeds=args.seeds,
+        base=RECIPES[DATA[args.data]],
+        data_dir=args.data_dir,
+        views=VIEWS,
+        limit=QUICK_IMAGES if args.quick else None,
+    )
     print(f"{len(search.jobs)} jobs, {len(search.cached)} of them cached in {search.cache.folder}", flush=True)
     result = tuning.run(search, runner, Bars())
     variant_scores = [scores(result, v) for v in range(len(search.variants))]
 
     print()
-    print_table(rows_for_table(args.data, result, variant_scores),
-                [("data", "data", "s"), ("variant", "variant", "s"), ("scored", "scored as", "s"),
-                 ("runs", "runs", "d"), ("accuracy", "CV accuracy", ".4f"), ("errors", "errors per run", "s")])
+    print_table(
+        rows_for_table(args.data, result, variant_scores),
+        [
+            ("data", "data", "s"),
+            ("variant", "variant", "s"),
+            ("scored", "scored as", "s"),
+            ("runs", "runs", "d"),
+            ("accuracy", "CV accuracy", ".4f"),
+            ("errors", "errors per run", "s"),
+        ],
+    )
     if args.quick:
         return 0
     path = RESULTS / "accuracy.json"
@@ -134,12 +166,24 @@ def main(argv=None) -> int:
     new = []
     for v, (variant, scored) in enumerate(zip(search.variants, variant_scores)):
         recipe = vars(tuning.trained_recipe(variant.recipe))
-        new.append({"id": row_id, "data": DATA[args.data], "framework": "npconv", "target": None,
-                    "held_out": f"{args.folds}-fold stratified CV (folds of seed 0) of the "
-                                f"{search.described[search.data_key[v]]}",
-                    "model": f"{recipe['arch']} variant {variant.name!r}", "epochs": recipe["epochs"],
-                    "batch": recipe["batch_size"], "recipe": recipe, "seeds": list(range(args.seeds)),
-                    "images": len(search.datasets[search.data_key[v]]), "scores": scored, **stamp})
+        new.append(
+            {
+                "id": row_id,
+                "data": DATA[args.data],
+                "framework": "npconv",
+                "target": None,
+                "held_out": f"{args.folds}-fold stratified CV (folds of seed 0) of the "
+                f"{search.described[search.data_key[v]]}",
+                "model": f"{recipe['arch']} variant {variant.name!r}",
+                "epochs": recipe["epochs"],
+                "batch": recipe["batch_size"],
+                "recipe": recipe,
+                "seeds": list(range(args.seeds)),
+                "images": len(search.datasets[search.data_key[v]]),
+                "scores": scored,
+                **stamp,
+            }
+        )
     replaced = {(r["id"], r["model"]) for r in new}
     rows = [r for r in saved["rows"] if (r["id"], r.get("model")) not in replaced] + new
     write_json("accuracy", {"rows": rows})

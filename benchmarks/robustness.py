@@ -22,6 +22,7 @@ Run: ``NPCONV_DATA=/path/to/datasets python benchmarks/robustness.py [--model M.
 [--smiles-model S.npz] [--out FILE]``; prints the table and writes ``benchmarks/results/
 robustness.json`` (or ``--out``) with its provenance.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,17 +53,24 @@ def measure(model, x_uint8: np.ndarray, y: np.ndarray | None) -> dict:
     verdicts = calibration.judge(model, x, probs)
     calibrated = np.stack([v["probabilities"] for v in verdicts])
     unsure = np.array([v["unsure"] for v in verdicts])
-    row = {"n": int(len(x)), "top_p": float(probs.max(1).mean()), "top_p_cal": float(calibrated.max(1).mean()),
-           "unsure": float(unsure.mean()),
-           "distance_median": (None if verdicts[0]["distance"] is None
-                               else float(np.median([v["distance"] for v in verdicts])))}
+    row = {
+        "n": int(len(x)),
+        "top_p": float(probs.max(1).mean()),
+        "top_p_cal": float(calibrated.max(1).mean()),
+        "unsure": float(unsure.mean()),
+        "distance_median": (
+            None if verdicts[0]["distance"] is None else float(np.median([v["distance"] for v in verdicts]))
+        ),
+    }
     if y is not None:
         pred = probs.argmax(1)
         sure = ~unsure
-        row.update(accuracy=float(np.mean(pred == y)),
-                   ece=calibration.expected_calibration_error(probs, y),
-                   ece_cal=calibration.expected_calibration_error(calibrated, y),
-                   accuracy_sure=float(np.mean(pred[sure] == y[sure])) if sure.any() else None)
+        row.update(
+            accuracy=float(np.mean(pred == y)),
+            ece=calibration.expected_calibration_error(probs, y),
+            ece_cal=calibration.expected_calibration_error(calibrated, y),
+            accuracy_sure=float(np.mean(pred[sure] == y[sure])) if sure.any() else None,
+        )
     row["_probs"], row["_cal"], row["_y"] = probs, calibrated, y
     return row
 
@@ -81,9 +89,10 @@ def unknown_pictures(input_shape, data_dir) -> dict[str, np.ndarray]:
     n_H, n_W, n_C = input_shape
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (N_OOD, n_H, n_W, n_C), dtype=np.uint8)
-    walls = np.broadcast_to(rng.integers(0, 256, (N_OOD, 1, 1, n_C), dtype=np.uint8),
-                            (N_OOD, n_H, n_W, n_C)).copy()
-    walls[:4] = np.array([255, 128, 200, 0], np.uint8)[:, None, None, None]  # white, mid grey, light grey, black among the random colours
+    walls = np.broadcast_to(rng.integers(0, 256, (N_OOD, 1, 1, n_C), dtype=np.uint8), (N_OOD, n_H, n_W, n_C)).copy()
+    walls[:4] = np.array([255, 128, 200, 0], np.uint8)[
+        :, None, None, None
+    ]  # white, mid grey, light grey, black among the random colours
     faces_dir = Path(data_dir or nc.data.data_dir()) / "smiles"
     faces = datasets.load_for_input(str(faces_dir), input_shape, cache=True)
     pick = np.random.default_rng(0).choice(len(faces), N_OOD, replace=False)
@@ -106,38 +115,68 @@ def pooled(rows: list[dict], kind: str) -> dict:
     chosen = [r for r in rows if r["kind"] == kind]
     probs, cal = np.concatenate([r["_probs"] for r in chosen]), np.concatenate([r["_cal"] for r in chosen])
     y = np.concatenate([r["_y"] for r in chosen])
-    return {"set": f"all {kind} pooled", "kind": "pooled", "n": int(len(y)),
-            "accuracy": float(np.mean(probs.argmax(1) == y)), "top_p": float(probs.max(1).mean()),
-            "top_p_cal": float(cal.max(1).mean()),
-            "ece": calibration.expected_calibration_error(probs, y),
-            "ece_cal": calibration.expected_calibration_error(cal, y)}
+    return {
+        "set": f"all {kind} pooled",
+        "kind": "pooled",
+        "n": int(len(y)),
+        "accuracy": float(np.mean(probs.argmax(1) == y)),
+        "top_p": float(probs.max(1).mean()),
+        "top_p_cal": float(cal.max(1).mean()),
+        "ece": calibration.expected_calibration_error(probs, y),
+        "ece_cal": calibration.expected_calibration_error(cal, y),
+    }
 
 
 def model_summary(model, path) -> dict:
     meta = model.metadata or {}
     cal = meta.get("calibration") or {}
-    return {"file": str(path), "dataset": meta.get("dataset"), "recipe": meta.get("recipe"),
-            "trained": meta.get("trained"),
-            "calibration": {k: v for k, v in cal.items() if k != "features"} or None,
-            "max_distance": (cal.get("features") or {}).get("max_distance")}
+    return {
+        "file": str(path),
+        "dataset": meta.get("dataset"),
+        "recipe": meta.get("recipe"),
+        "trained": meta.get("trained"),
+        "calibration": {k: v for k, v in cal.items() if k != "features"} or None,
+        "max_distance": (cal.get("features") or {}).get("max_distance"),
+    }
 
 
 def table(rows: list[dict]) -> None:
-    print_table(rows, [("set", "pictures", "s"), ("n", "n", "d"), ("accuracy", "accuracy", ".3f"),
-                       ("top_p", "mean top p", ".3f"), ("ece", "ECE", ".3f"),
-                       ("top_p_cal", "top p (cal.)", ".3f"), ("ece_cal", "ECE (cal.)", ".3f"),
-                       ("unsure", "unsure", ".3f"), ("accuracy_sure", "acc. when sure", ".3f"),
-                       ("distance_median", "median dist.", ".2f")])
+    print_table(
+        rows,
+        [
+            ("set", "pictures", "s"),
+            ("n", "n", "d"),
+            ("accuracy", "accuracy", ".3f"),
+            ("top_p", "mean top p", ".3f"),
+            ("ece", "ECE", ".3f"),
+            ("top_p_cal", "top p (cal.)", ".3f"),
+            ("ece_cal", "ECE (cal.)", ".3f"),
+            ("unsure", "unsure", ".3f"),
+            ("accuracy_sure", "acc. when sure", ".3f"),
+            ("distance_median", "median dist.", ".2f"),
+        ],
+    )
 
 
 def markdown(results: dict) -> str:
-    """The results JSON's tables in Markdown (for docs/robustness.md)."""
-    cols = [("set", "pictures", "s"), ("n", "n", "d"), ("accuracy", "accuracy", ".3f"), ("top_p", "mean top p", ".3f"),
-            ("ece", "ECE", ".3f"), ("ece_cal", "ECE calibrated", ".3f"), ("unsure", "called unsure", ".2f")]
+    """The results JSON's tables in Markdown (for docs/benchmarks/robustness.md)."""
+    cols = [
+        ("set", "pictures", "s"),
+        ("n", "n", "d"),
+        ("accuracy", "accuracy", ".3f"),
+        ("top_p", "mean top p", ".3f"),
+        ("ece", "ECE", ".3f"),
+        ("ece_cal", "ECE calibrated", ".3f"),
+        ("unsure", "called unsure", ".2f"),
+    ]
     out = []
     for name, entry in results["models"].items():
-        out += [f"{name} model `{entry['model']['file']}`:", "",
-                "| " + " | ".join(h for _, h, _ in cols) + " |", "|" + "---|" * len(cols)]
+        out += [
+            f"{name} model `{entry['model']['file']}`:",
+            "",
+            "| " + " | ".join(h for _, h, _ in cols) + " |",
+            "|" + "---|" * len(cols),
+        ]
         for row in entry["rows"]:
             out.append("| " + " | ".join("-" if row.get(k) is None else format(row[k], f) for k, _, f in cols) + " |")
         out.append("")
@@ -148,6 +187,7 @@ def default_signs_model(data_dir) -> Path:
     path = RUNS / "signs.npz"
     if not path.exists():
         from npconv.cli import main as npconv_main
+
         print(f"  training the default SIGNS model into {path} ...", flush=True)
         argv = ["train", "signs", "--out", str(path), "--no-report", "--quiet"]
         if npconv_main(argv + (["--data-dir", data_dir] if data_dir else [])) != 0:
@@ -192,8 +232,10 @@ def main(argv=None) -> int:
         rows = model_rows(smiles, happy.x, happy.y)
         rows.append(pooled(rows, "changed"))
         table(rows)
-        results["models"]["smiles on the Happy House"] = {"model": model_summary(smiles, args.smiles_model),
-                                                          "rows": rows}
+        results["models"]["smiles on the Happy House"] = {
+            "model": model_summary(smiles, args.smiles_model),
+            "rows": rows,
+        }
     for entry in results["models"].values():
         for row in entry["rows"]:
             for key in [k for k in row if k.startswith("_")]:

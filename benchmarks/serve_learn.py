@@ -9,6 +9,7 @@ layer with weights, and a rewind. Reports the largest answer and the slowest req
 Run: ``python benchmarks/serve_learn.py runs/happy.npz runs/signs.npz runs/smallres.npz`` (pin the cores
 with ``taskset -c 0,1`` to measure on two); writes ``benchmarks/results/serve_learn.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ def measure(path: str) -> list[dict]:
     with TestClient(create_app(npconv.load_model(path), path)) as client:
         for warm_up in (True, False):
             if not warm_up:
-                worst.clear()   # the first pass compiled and cached: not counted
+                worst.clear()  # the first pass compiled and cached: not counted
             summary = call("sample (new session)", "post", "/api/learn/sample", json={"sample": 0})
             sid, label = summary["session"], summary["label"]
             base = {"session": sid, "label": label}
@@ -47,10 +48,16 @@ def measure(path: str) -> list[dict]:
                 maps = call("layer maps", "get", "/api/learn/layer", params={**base, "layer": layer["name"]})
                 for which in maps["terms"]:
                     shown = maps["maps"][which]
-                    centre = [shown["rows"] // 2 if p == "r" else shown["cols"] // 2 if p == "c" else
-                              0 if p == "k" else p for p in shown["index"]]
-                    call("terms", "get", "/api/learn/terms", params={**base, "layer": layer["name"], "which": which,
-                                                                   "index": ",".join(map(str, centre))})
+                    centre = [
+                        shown["rows"] // 2 if p == "r" else shown["cols"] // 2 if p == "c" else 0 if p == "k" else p
+                        for p in shown["index"]
+                    ]
+                    call(
+                        "terms",
+                        "get",
+                        "/api/learn/terms",
+                        params={**base, "layer": layer["name"], "which": which, "index": ",".join(map(str, centre))},
+                    )
             for _ in range(3):
                 call("step", "post", "/api/learn/step", json=base)
                 for layer in summary["layers"]:
@@ -68,8 +75,16 @@ def main() -> None:
     for row in rows:
         row["kB"] = row["bytes"] / 1024
         row["ms"] = row["seconds"] * 1000
-    print_table(rows, [("model", "model", "s"), ("request", "request", "s"), ("requests", "n", "d"),
-                       ("kB", "largest answer (kB)", ".0f"), ("ms", "slowest (ms)", ".0f")])
+    print_table(
+        rows,
+        [
+            ("model", "model", "s"),
+            ("request", "request", "s"),
+            ("requests", "n", "d"),
+            ("kB", "largest answer (kB)", ".0f"),
+            ("ms", "slowest (ms)", ".0f"),
+        ],
+    )
     write_json("serve_learn", {"rows": rows})
 
 

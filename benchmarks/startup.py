@@ -12,6 +12,7 @@ The compiled tier's kernels are compiled by Numba on their first call ever and c
 
 Run: ``python benchmarks/startup.py [--repeats 3]``; writes ``benchmarks/results/startup.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,7 @@ print(t1 - t0, (t2 - t1) - (t3 - t2))
 
 
 def run(code_or_args, env, python_code=True):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
-           **env}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])), **env}
     args = [sys.executable, "-c", code_or_args] if python_code else [sys.executable, *code_or_args]
     start = time.perf_counter()
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
@@ -64,25 +64,52 @@ def run(code_or_args, env, python_code=True):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data", default="signs", help="data set for the npconv train row (default signs, "
-                        "found through NPCONV_DATA; the row is left out when it is missing)")
+    parser.add_argument(
+        "--data",
+        default="signs",
+        help="data set for the npconv train row (default signs, "
+        "found through NPCONV_DATA; the row is left out when it is missing)",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = {"NUMBA_CACHE_DIR": str(Path(tmp) / "numba")}
         imports = [float(run(FIRST_STEPS, {"NPCONV_JIT": "0"})[1].split()[0]) for _ in range(args.repeats)]
-        rows.append({"what": "import npconv", "cold_s": None, "warm_s": statistics.median(imports),
-                     "numpy_tier_s": statistics.median(imports)})
+        rows.append(
+            {
+                "what": "import npconv",
+                "cold_s": None,
+                "warm_s": statistics.median(imports),
+                "numpy_tier_s": statistics.median(imports),
+            }
+        )
         # cold: the first process compiles into the empty cache; warm: later processes load it
         cold = float(run(FIRST_STEPS, cache)[1].split()[1])
         warm = statistics.median(float(run(FIRST_STEPS, cache)[1].split()[1]) for _ in range(args.repeats))
-        numpy_tier = statistics.median(float(run(FIRST_STEPS, {"NPCONV_JIT": "0"})[1].split()[1])
-                                       for _ in range(args.repeats))
-        rows.append({"what": "first training steps (3 models) minus second", "cold_s": cold, "warm_s": warm,
-                     "numpy_tier_s": numpy_tier})
-        train = ["-m", "npconv", "train", args.data, "--epochs", "1", "--quiet", "--no-report",
-                 "--out", str(Path(tmp) / "model.npz")]
+        numpy_tier = statistics.median(
+            float(run(FIRST_STEPS, {"NPCONV_JIT": "0"})[1].split()[1]) for _ in range(args.repeats)
+        )
+        rows.append(
+            {
+                "what": "first training steps (3 models) minus second",
+                "cold_s": cold,
+                "warm_s": warm,
+                "numpy_tier_s": numpy_tier,
+            }
+        )
+        train = [
+            "-m",
+            "npconv",
+            "train",
+            args.data,
+            "--epochs",
+            "1",
+            "--quiet",
+            "--no-report",
+            "--out",
+            str(Path(tmp) / "model.npz"),
+        ]
         cache2 = {"NUMBA_CACHE_DIR": str(Path(tmp) / "numba-train")}
         try:
             cold = run(train, cache2, python_code=False)[0]
@@ -90,12 +117,26 @@ def main():
             print(f"npconv train {args.data}: left out ({error.stderr.strip().splitlines()[-1][:200]})")
         else:
             warm = statistics.median(run(train, cache2, python_code=False)[0] for _ in range(args.repeats))
-            numpy_tier = statistics.median(run(train, {"NPCONV_JIT": "0"}, python_code=False)[0]
-                                           for _ in range(args.repeats))
-            rows.append({"what": f"npconv train {args.data} --epochs 1 (wall)", "cold_s": cold,
-                         "warm_s": warm, "numpy_tier_s": numpy_tier})
-    print_table(rows, [("what", "what", "s"), ("cold_s", "compiled, cold cache s", ".2f"),
-                       ("warm_s", "compiled, warm cache s", ".2f"), ("numpy_tier_s", "NumPy tier s", ".2f")])
+            numpy_tier = statistics.median(
+                run(train, {"NPCONV_JIT": "0"}, python_code=False)[0] for _ in range(args.repeats)
+            )
+            rows.append(
+                {
+                    "what": f"npconv train {args.data} --epochs 1 (wall)",
+                    "cold_s": cold,
+                    "warm_s": warm,
+                    "numpy_tier_s": numpy_tier,
+                }
+            )
+    print_table(
+        rows,
+        [
+            ("what", "what", "s"),
+            ("cold_s", "compiled, cold cache s", ".2f"),
+            ("warm_s", "compiled, warm cache s", ".2f"),
+            ("numpy_tier_s", "NumPy tier s", ".2f"),
+        ],
+    )
     path = write_json("startup", {"repeats": args.repeats, "rows": rows}, args.json)
     print(f"\nwrote {path}")
 

@@ -4,6 +4,7 @@
 n_out)`` is ``npconv.apps.smallres`` without its augmentation layers (the benchmark loops augment).
 Imported lazily by the scripts, so that a run with ``--no-torch`` needs no PyTorch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,18 +26,36 @@ def keras_init(net, conv_init="glorot"):
 
 def signs_course(n_classes=6):
     # TensorFlow "same": a 4x4 kernel pads 1 top/left and 2 bottom/right; a 2x2 kernel 0 and 1.
-    return keras_init(nn.Sequential(
-        nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(3, 8, 4), nn.ReLU(), nn.MaxPool2d(8),
-        nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(8, 16, 2), nn.ReLU(), nn.MaxPool2d(4),
-        nn.Flatten(), nn.Linear(2 * 2 * 16, n_classes)))
+    return keras_init(
+        nn.Sequential(
+            nn.ZeroPad2d((1, 2, 1, 2)),
+            nn.Conv2d(3, 8, 4),
+            nn.ReLU(),
+            nn.MaxPool2d(8),
+            nn.ZeroPad2d((0, 1, 0, 1)),
+            nn.Conv2d(8, 16, 2),
+            nn.ReLU(),
+            nn.MaxPool2d(4),
+            nn.Flatten(),
+            nn.Linear(2 * 2 * 16, n_classes),
+        )
+    )
 
 
 def happy_course(input_shape=(64, 64, 3)):
     n_h, n_w, n_c = input_shape
     # Keras BatchNormalization(momentum=0.99) is PyTorch's momentum 0.01.
-    return keras_init(nn.Sequential(
-        nn.ZeroPad2d(3), nn.Conv2d(n_c, 32, 7), nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
-        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * (n_h // 2) * (n_w // 2), 1)))
+    return keras_init(
+        nn.Sequential(
+            nn.ZeroPad2d(3),
+            nn.Conv2d(n_c, 32, 7),
+            nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * (n_h // 2) * (n_w // 2), 1),
+        )
+    )
 
 
 def _conv_bn(c_in, c_out, k):

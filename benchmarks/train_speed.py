@@ -31,6 +31,7 @@ model with ``runs`` (every epoch's seconds by process), ``<process>_s`` (medians
 ``flop_count``, ``gflops``, ``of_peak``, latencies and ``profile``. ``--quick``: one round of a few
 batches, no memory or busy rows, written to a temporary file unless ``--json``: a smoke test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,13 @@ CASES = {
 BUSY_CASES = ("SIGNS (course)", "smallres (no augmentation)")
 SETTLE_S = 0.2  # between two turns: let the last one's idle threads stop spinning
 #: issue 33's "done when"
-TARGETS = {"ratio_vs_best_fp32": 0.7, "smallres_of_peak": 0.45, "latency1_vs_best_eager": 1.0,
-           "busy_slowdown": 2.5, "max_rss_mb": 375}
+TARGETS = {
+    "ratio_vs_best_fp32": 0.7,
+    "smallres_of_peak": 0.45,
+    "latency1_vs_best_eager": 1.0,
+    "busy_slowdown": 2.5,
+    "max_rss_mb": 375,
+}
 
 
 class Runner:
@@ -66,16 +72,25 @@ class Runner:
     def __init__(self, name: str, case: str, images: int):
         self.name = name
         _, batch, classes = CASES[case]
-        spec = {"library": "npconv" if name in ("compiled", "numpy") else name, "case": case,
-                "images": images, "batch": batch, "classes": classes}
+        spec = {
+            "library": "npconv" if name in ("compiled", "numpy") else name,
+            "case": case,
+            "images": images,
+            "batch": batch,
+            "classes": classes,
+        }
         env = {**os.environ}
         if name in ("compiled", "numpy"):
             env["NPCONV_JIT"] = "1" if name == "compiled" else "0"
         elif TORCH_CONFIGS[name][2]:  # compile time as on a first run, not what an earlier run left cached
             env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
-        self.process = subprocess.Popen([sys.executable, os.path.join(HERE, "train_speed_workers.py"),
-                                         json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True, env=env)
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "train_speed_workers.py"), json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.info = None
 
     def wait_ready(self) -> Runner:
@@ -130,16 +145,27 @@ def speed_row(case: str, images: int, rounds: int, tiers, configs, peak: float, 
     for key in configs:
         label, layout, compiled, optimizer, dtype = TORCH_CONFIGS[key]
         info = started[key].info
-        entry = {"label": label, "layout": layout, "torch_compile": compiled, "dtype": dtype,
-                 "optimizer": info.get("optimizer", optimizer), "unavailable": info.get("unavailable"),
-                 "warmup_s": info.get("warmup_s"), "s_per_epoch": row.get(f"{key}_s")}
+        entry = {
+            "label": label,
+            "layout": layout,
+            "torch_compile": compiled,
+            "dtype": dtype,
+            "optimizer": info.get("optimizer", optimizer),
+            "unavailable": info.get("unavailable"),
+            "warmup_s": info.get("warmup_s"),
+            "s_per_epoch": row.get(f"{key}_s"),
+        }
         if compiled and entry["s_per_epoch"] is not None:
             entry["compile_s"] = sum(max(0.0, w - entry["s_per_epoch"]) for w in info["warmup_s"])
         row["torch"][key] = entry
     fp32 = [k for k in configs if k in times and TORCH_CONFIGS[k][4] == "fp32"]
     best = min(fp32, key=lambda k: row[f"{k}_s"]) if fp32 else None  # None: no fp32 configuration ran
-    row.update(best_fp32=best, best_fp32_label=best and TORCH_CONFIGS[best][0], best_fp32_s=row.get(f"{best}_s"),
-               torch_s=row.get("torch_eager_nchw_s"))
+    row.update(
+        best_fp32=best,
+        best_fp32_label=best and TORCH_CONFIGS[best][0],
+        best_fp32_s=row.get(f"{best}_s"),
+        torch_s=row.get("torch_eager_nchw_s"),
+    )
     row["ratios"] = {tier: {k: ratio(times[tier], times[k]) for k in configs if k in times} for tier in tiers}
     for tier in tiers:
         row[f"{tier}_ratio"] = row["ratios"][tier].get("torch_eager_nchw")
@@ -153,11 +179,16 @@ def speed_row(case: str, images: int, rounds: int, tiers, configs, peak: float, 
             time.sleep(SETTLE_S)
     eager = [row["latency"][k]["one_ms"] for k in ("torch_eager_nchw", "torch_eager_cl") if k in row["latency"]]
     ours = row["latency"][tiers[0]]["one_ms"]
-    row.update(npconv_latency1_ms=ours, npconv_latency64_ms=row["latency"][tiers[0]]["batch64_ms"],
-               latency1_vs_best_eager=ours / min(eager) if eager else None)
+    row.update(
+        npconv_latency1_ms=ours,
+        npconv_latency64_ms=row["latency"][tiers[0]]["batch64_ms"],
+        latency1_vs_best_eager=ours / min(eager) if eager else None,
+    )
     if "torch_eager_nchw" in row["latency"]:
-        row.update(torch_latency1_ms=row["latency"]["torch_eager_nchw"]["one_ms"],
-                   torch_latency64_ms=row["latency"]["torch_eager_nchw"]["batch64_ms"])
+        row.update(
+            torch_latency1_ms=row["latency"]["torch_eager_nchw"]["one_ms"],
+            torch_latency64_ms=row["latency"]["torch_eager_nchw"]["batch64_ms"],
+        )
     row["profile"] = {}
     for name in (tiers[0], "torch_eager_cl"):
         if name in runners:
@@ -173,8 +204,10 @@ def busy_rows(rounds: int, tier: str) -> list[dict]:
     """npconv's and PyTorch's (eager NCHW) median epoch alone, then beside two busy loops."""
     rows = []
     for case in BUSY_CASES:
-        runners = {"npconv": Runner(tier, case, CASES[case][0]).wait_ready(),
-                   "torch": Runner("torch_eager_nchw", case, CASES[case][0]).wait_ready()}
+        runners = {
+            "npconv": Runner(tier, case, CASES[case][0]).wait_ready(),
+            "torch": Runner("torch_eager_nchw", case, CASES[case][0]).wait_ready(),
+        }
         alone = alternate(runners, rounds)
         loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
         try:
@@ -221,20 +254,54 @@ print(tracemalloc.get_traced_memory()[1] / 2**20, hwm_kb / 1024)
 
 def target_checks(rows, busy, memory, tier) -> list[dict]:
     """Each target of issue 33 with its figure and whether it is met."""
-    checks = [{"target": f"npconv / fastest PyTorch fp32 <= {TARGETS['ratio_vs_best_fp32']}", "model": r["model"],
-               "figure": r[f"{tier}_ratio_best"], "met": r[f"{tier}_ratio_best"] <= TARGETS["ratio_vs_best_fp32"]}
-              for r in rows if r[f"{tier}_ratio_best"] is not None]
-    checks += [{"target": f"smallres epoch >= {TARGETS['smallres_of_peak']:.0%} of sgemm peak", "model": r["model"],
-                "figure": r["of_peak"][tier], "met": r["of_peak"][tier] >= TARGETS["smallres_of_peak"]}
-               for r in rows if r["model"] == "smallres (no augmentation)"]
-    checks += [{"target": "1-image predict <= 1.0x PyTorch's faster eager eval forward", "model": r["model"],
-                "figure": r["latency1_vs_best_eager"],
-                "met": r["latency1_vs_best_eager"] <= TARGETS["latency1_vs_best_eager"]}
-               for r in rows if r["latency1_vs_best_eager"] is not None and "shifts" not in r["model"]]
-    checks += [{"target": f"busy slowdown <= {TARGETS['busy_slowdown']}", "model": r["model"],
-                "figure": r["npconv slowdown"], "met": r["npconv slowdown"] <= TARGETS["busy_slowdown"]} for r in busy]
-    checks += [{"target": f"Happy batch 64 max RSS <= {TARGETS['max_rss_mb']} MB", "model": f"{t} tier",
-                "figure": m["max_rss_mb"], "met": m["max_rss_mb"] <= TARGETS["max_rss_mb"]} for t, m in memory.items()]
+    checks = [
+        {
+            "target": f"npconv / fastest PyTorch fp32 <= {TARGETS['ratio_vs_best_fp32']}",
+            "model": r["model"],
+            "figure": r[f"{tier}_ratio_best"],
+            "met": r[f"{tier}_ratio_best"] <= TARGETS["ratio_vs_best_fp32"],
+        }
+        for r in rows
+        if r[f"{tier}_ratio_best"] is not None
+    ]
+    checks += [
+        {
+            "target": f"smallres epoch >= {TARGETS['smallres_of_peak']:.0%} of sgemm peak",
+            "model": r["model"],
+            "figure": r["of_peak"][tier],
+            "met": r["of_peak"][tier] >= TARGETS["smallres_of_peak"],
+        }
+        for r in rows
+        if r["model"] == "smallres (no augmentation)"
+    ]
+    checks += [
+        {
+            "target": "1-image predict <= 1.0x PyTorch's faster eager eval forward",
+            "model": r["model"],
+            "figure": r["latency1_vs_best_eager"],
+            "met": r["latency1_vs_best_eager"] <= TARGETS["latency1_vs_best_eager"],
+        }
+        for r in rows
+        if r["latency1_vs_best_eager"] is not None and "shifts" not in r["model"]
+    ]
+    checks += [
+        {
+            "target": f"busy slowdown <= {TARGETS['busy_slowdown']}",
+            "model": r["model"],
+            "figure": r["npconv slowdown"],
+            "met": r["npconv slowdown"] <= TARGETS["busy_slowdown"],
+        }
+        for r in busy
+    ]
+    checks += [
+        {
+            "target": f"Happy batch 64 max RSS <= {TARGETS['max_rss_mb']} MB",
+            "model": f"{t} tier",
+            "figure": m["max_rss_mb"],
+            "met": m["max_rss_mb"] <= TARGETS["max_rss_mb"],
+        }
+        for t, m in memory.items()
+    ]
     return checks
 
 
@@ -243,11 +310,26 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="epochs of each process, in turn (>= 3)")
     parser.add_argument("--busy", action="store_true", help="also the rows beside two busy loops")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of a few batches, no memory rows")
-    parser.add_argument("--models", nargs="+", default=None, help="only the models whose name contains one of these (case-sensitive: SIGNS, signs)")
-    parser.add_argument("--torch", nargs="+", default=list(TORCH_CONFIGS), choices=list(TORCH_CONFIGS),
-                        help="PyTorch configurations (default: all)")
-    parser.add_argument("--tiers", nargs="+", default=None, choices=["compiled", "numpy"],
-                        help="npconv tiers (default: both where Numba is available)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="only the models whose name contains one of these (case-sensitive: SIGNS, signs)",
+    )
+    parser.add_argument(
+        "--torch",
+        nargs="+",
+        default=list(TORCH_CONFIGS),
+        choices=list(TORCH_CONFIGS),
+        help="PyTorch configurations (default: all)",
+    )
+    parser.add_argument(
+        "--tiers",
+        nargs="+",
+        default=None,
+        choices=["compiled", "numpy"],
+        help="npconv tiers (default: both where Numba is available)",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     from _timing import write_json
@@ -255,6 +337,7 @@ def main(argv=None):
     from train_speed_report import print_report
 
     from npconv.functional._tier import compiled_available
+
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -267,25 +350,52 @@ def main(argv=None):
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
     load_at_start = os.getloadavg()
     peak = sgemm_peak(threads, *((1024, 3) if args.quick else ()))
-    print(f"{rounds} round(s) per model, one epoch of each process per round; sgemm peak {peak['gflops']:.0f} "
-          f"GFLOP/s on {threads} threads; load average {load_at_start[0]:.1f}\n", flush=True)
+    print(
+        f"{rounds} round(s) per model, one epoch of each process per round; sgemm peak {peak['gflops']:.0f} "
+        f"GFLOP/s on {threads} threads; load average {load_at_start[0]:.1f}\n",
+        flush=True,
+    )
     rows = []
     for case in cases:
         images, batch, _ = CASES[case]
-        rows.append(speed_row(case, min(images, 3 * batch + batch // 2) if args.quick else images, rounds,
-                              tiers, configs, peak["gflops"], args.quick))
+        rows.append(
+            speed_row(
+                case,
+                min(images, 3 * batch + batch // 2) if args.quick else images,
+                rounds,
+                tiers,
+                configs,
+                peak["gflops"],
+                args.quick,
+            )
+        )
     busy = busy_rows(rounds, tiers[0]) if args.busy else []
     memory = {} if args.quick else {tier: peak_memory_mb(tier) for tier in tiers}
     checks = target_checks(rows, busy, memory, tiers[0])
     print_report(rows, busy, memory, checks, tiers, configs, peak)
     json_path = args.json or (os.path.join(tempfile.gettempdir(), "train_speed_quick.json") if args.quick else None)
-    path = write_json("train_speed", {
-        "rounds": rounds, "quick": args.quick, "peak": peak, "threads": threads,
-        "load_average_at_start_1_5_15_min": list(load_at_start), "inductor_caches": "disabled: cold compiles",
-        "torch_configs": {k: dict(zip(("label", "layout", "torch_compile", "optimizer", "dtype"), TORCH_CONFIGS[k]))
-                          for k in configs},
-        "rows": rows, "busy": busy, "memory": memory, "targets": TARGETS, "target_checks": checks,
-        "seconds": time.perf_counter() - started}, json_path)
+    path = write_json(
+        "train_speed",
+        {
+            "rounds": rounds,
+            "quick": args.quick,
+            "peak": peak,
+            "threads": threads,
+            "load_average_at_start_1_5_15_min": list(load_at_start),
+            "inductor_caches": "disabled: cold compiles",
+            "torch_configs": {
+                k: dict(zip(("label", "layout", "torch_compile", "optimizer", "dtype"), TORCH_CONFIGS[k]))
+                for k in configs
+            },
+            "rows": rows,
+            "busy": busy,
+            "memory": memory,
+            "targets": TARGETS,
+            "target_checks": checks,
+            "seconds": time.perf_counter() - started,
+        },
+        json_path,
+    )
     print(f"\nwrote {path}")
 
 

@@ -8,6 +8,7 @@ each: ``epoch`` (its seconds), ``latency [CALLS_ONE CALLS_64]`` (one image and a
 ms; 200 and 30 calls by default) and ``profile``
 (one epoch by op class, :mod:`epoch_profile`).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,13 +27,19 @@ TORCH_CONFIGS = {
     "torch_eager_cl": ("PyTorch eager channels_last + fused Adam", "channels_last", False, "fused", "fp32"),
     "torch_compile_nchw": ("PyTorch torch.compile NCHW + fused Adam", "nchw", True, "fused", "fp32"),
     "torch_compile_cl": ("PyTorch torch.compile channels_last + fused Adam", "channels_last", True, "fused", "fp32"),
-    "torch_bf16_cl": ("PyTorch bf16 autocast, eager channels_last + fused Adam (not fp32: information only)",
-                      "channels_last", False, "fused", "bf16"),
+    "torch_bf16_cl": (
+        "PyTorch bf16 autocast, eager channels_last + fused Adam (not fp32: information only)",
+        "channels_last",
+        False,
+        "fused",
+        "bf16",
+    ),
 }
 
 
 def serve(spec: dict) -> None:
     import numpy as np
+
     m, batch, classes = spec["images"], spec["batch"], spec["classes"]
     rng = np.random.default_rng(0)
     x = rng.random((m, 64, 64, 3), dtype=np.float32)
@@ -43,11 +50,13 @@ def serve(spec: dict) -> None:
         model, epoch, predict = _npconv_model(spec["case"], x, y, batch)
         from epoch_profile import profile_npconv_epoch
         from epoch_work import epoch_flops
+
         info["flop_count"] = epoch_flops(model, m)
         profile = lambda: profile_npconv_epoch(model, epoch)
     else:
         epoch, predict, info = _torch_model(library, spec["case"], x, y, batch, classes)
         from epoch_profile import profile_torch_epoch
+
         profile = lambda: profile_torch_epoch(epoch)
     warmups = []
     try:
@@ -69,8 +78,10 @@ def serve(spec: dict) -> None:
             answer = {"seconds": time.perf_counter() - start}
         elif request.startswith("latency"):  # "latency [CALLS_ONE CALLS_64]"
             calls = [int(n) for n in request.split()[1:]] or [200, 30]
-            answer = {"one_ms": _median_ms(lambda: predict(x[:1]), calls[0]),
-                      "batch64_ms": _median_ms(lambda: predict(x[:64]), calls[1])}
+            answer = {
+                "one_ms": _median_ms(lambda: predict(x[:1]), calls[0]),
+                "batch64_ms": _median_ms(lambda: predict(x[:64]), calls[1]),
+            }
         elif request == "profile":
             answer = profile()
         else:
@@ -92,6 +103,7 @@ def _npconv_model(case, x, y, batch):
     import npconv as nc
     from npconv.apps import convolutional_model, happyModel
     from npconv.apps.residual import smallres
+
     nc.utils.set_random_seed(0)
     if case.startswith("Happy"):
         model, loss = happyModel(), "binary_crossentropy"
@@ -101,8 +113,11 @@ def _npconv_model(case, x, y, batch):
         shifts = 0.1 if "shifts" in case else 0
         model, loss = smallres((64, 64, 3), 6, flip=False, translate=shifts), "sparse_categorical_crossentropy"
     model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
-    return (model, lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
-            lambda xb: model.predict(xb, batch_size=64))
+    return (
+        model,
+        lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+        lambda xb: model.predict(xb, batch_size=64),
+    )
 
 
 def _torch_optimizer(torch, params, kind):
@@ -116,7 +131,9 @@ def _torch_optimizer(torch, params, kind):
         torch.optim.Adam(probe, fused=True).step()
         return opt, "Adam(fused=True)"
     except (RuntimeError, ValueError) as exc:
-        return torch.optim.Adam(params, lr=1e-3, eps=1e-7, foreach=True), f"Adam(foreach=True): fused unavailable ({exc})"
+        return torch.optim.Adam(
+            params, lr=1e-3, eps=1e-7, foreach=True
+        ), f"Adam(foreach=True): fused unavailable ({exc})"
 
 
 def _torch_model(config, case, x, y, batch, classes):
@@ -125,6 +142,7 @@ def _torch_model(config, case, x, y, batch, classes):
     import torch
     import torch_twins
     from torch import nn
+
     _, layout, compiled, optimizer, dtype = TORCH_CONFIGS[config]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     torch.manual_seed(0)
@@ -154,7 +172,7 @@ def _torch_model(config, case, x, y, batch, classes):
         perm = torch.randperm(len(xt), generator=gen)
         net.train()
         for start in range(0, len(xt), batch):
-            idx = perm[start:start + batch]
+            idx = perm[start : start + batch]
             xb = xt[idx].contiguous(memory_format=memory_format)
             opt.zero_grad(set_to_none=True)
             with precision():
@@ -166,8 +184,14 @@ def _torch_model(config, case, x, y, batch, classes):
         net.eval()
         with torch.no_grad():
             return net(torch.from_numpy(xb).permute(0, 3, 1, 2).contiguous(memory_format=memory_format))
-    info = {"optimizer": opt_name, "layout": layout, "torch_compile": compiled, "dtype": dtype,
-            "threads": torch.get_num_threads()}
+
+    info = {
+        "optimizer": opt_name,
+        "layout": layout,
+        "torch_compile": compiled,
+        "dtype": dtype,
+        "threads": torch.get_num_threads(),
+    }
     return epoch, predict, info
 
 

@@ -10,6 +10,7 @@ the CLI reference (``_ext/npconv_cli.py``, from the argparse parsers), the bench
 (autodoc + numpydoc, from the docstrings). The notebooks are shown with their committed outputs,
 never executed here.
 """
+
 from __future__ import annotations
 
 import sys

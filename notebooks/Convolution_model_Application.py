@@ -60,12 +60,13 @@ import time
 import numpy as np
 
 import npconv as nc
-from npconv import course, functional as F, layers as L, viz
-from npconv import data, utils
+from npconv import course, data, utils, viz
+from npconv import functional as F
+from npconv import layers as L
 from npconv.gradcheck import gradcheck
 
 FAST = os.environ.get("NPCONV_NOTEBOOK_FAST") == "1"
-DATA_DIR = data.data_dir()          # $NPCONV_DATA, else npconv's user cache folder
+DATA_DIR = data.data_dir()  # $NPCONV_DATA, else npconv's user cache folder
 print(f"npconv {nc.__version__}   FAST = {FAST}   data directory: {DATA_DIR}")
 
 
@@ -253,12 +254,13 @@ b = rng.standard_normal(4)
 
 checks = {
     "conv2d, stride 2, 'same'": gradcheck(
-        lambda x, w, b: F.conv2d_forward(x, w, b, stride=2, padding="same"),
-        F.conv2d_backward, {"x": x, "w": w, "b": b}),
+        lambda x, w, b: F.conv2d_forward(x, w, b, stride=2, padding="same"), F.conv2d_backward, {"x": x, "w": w, "b": b}
+    ),
 }
 for mode in ("max", "average"):
     checks[f"pool2d {mode}, 2x2, stride 2"] = gradcheck(
-        lambda x, mode=mode: F.pool2d_forward(x, 2, stride=2, mode=mode), F.pool2d_backward, {"x": x})
+        lambda x, mode=mode: F.pool2d_forward(x, 2, stride=2, mode=mode), F.pool2d_backward, {"x": x}
+    )
 
 for kernel, errors in checks.items():
     print(f"{kernel:31}" + "   ".join(f"d{name}: {err:.1e}" for name, err in errors.items()))
@@ -269,6 +271,7 @@ for kernel, errors in checks.items():
 #
 # The loops are there to be read. A network needs the vectorised kernels: timed on the same inputs
 # (a batch of 32×32 images with 8 channels, 16 filters of 3×3, "same" padding):
+
 
 # %%
 def seconds(fn, repeat=1):
@@ -293,14 +296,22 @@ _, cache_pool_fast = F.pool2d_forward(A_prev, 2, stride=2)
 dpool = rng.standard_normal((m, 16, 16, 8))
 
 rows = [
-    ("conv forward", lambda: course.conv_forward(A_prev, W, b, {"pad": 1, "stride": 1}),
-     lambda: F.conv2d_forward(A_prev, W, b, stride=1, padding=1)),
-    ("conv backward", lambda: course.conv_backward(Z, cache_conv),
-     lambda: F.conv2d_backward(Z, cache_fast)),
-    ("max pool forward", lambda: course.pool_forward(A_prev, {"f": 2, "stride": 2}),
-     lambda: F.pool2d_forward(A_prev, 2, stride=2)),
-    ("max pool backward", lambda: course.pool_backward(dpool, cache_pool),
-     lambda: F.pool2d_backward(dpool, cache_pool_fast)),
+    (
+        "conv forward",
+        lambda: course.conv_forward(A_prev, W, b, {"pad": 1, "stride": 1}),
+        lambda: F.conv2d_forward(A_prev, W, b, stride=1, padding=1),
+    ),
+    ("conv backward", lambda: course.conv_backward(Z, cache_conv), lambda: F.conv2d_backward(Z, cache_fast)),
+    (
+        "max pool forward",
+        lambda: course.pool_forward(A_prev, {"f": 2, "stride": 2}),
+        lambda: F.pool2d_forward(A_prev, 2, stride=2),
+    ),
+    (
+        "max pool backward",
+        lambda: course.pool_backward(dpool, cache_pool),
+        lambda: F.pool2d_backward(dpool, cache_pool_fast),
+    ),
 ]
 print(f"input {A_prev.shape}, filters {W.shape}, float64\n")
 print(f"{'':18}{'course loops':>14}{'vectorised':>14}{'speed-up':>11}")
@@ -328,30 +339,33 @@ for name, loop, vectorised in rows:
 # Here is the course's `happyModel()`, word for word, with `nc.Sequential` for `tf.keras.Sequential`
 # and npconv's `L` for Keras's `tfl` layers:
 
+
 # %%
 def happyModel():
-    model = nc.Sequential([
-        ## ZeroPadding2D with padding 3, input shape of 64 x 64 x 3
-        L.ZeroPadding2D(padding=(3, 3), input_shape=(64, 64, 3)),
-        ## Conv2D with 32 7x7 filters and stride of 1
-        L.Conv2D(32, (7, 7), strides=(1, 1), name='conv0'),
-        ## BatchNormalization for axis 3
-        L.BatchNormalization(axis=3, name='bn0'),
-        ## ReLU
-        L.ReLU(),
-        ## Max Pooling 2D with default parameters
-        L.MaxPooling2D(),
-        ## Flatten layer
-        L.Flatten(),
-        ## Dense layer with 1 unit for output & 'sigmoid' activation
-        L.Dense(1, activation='sigmoid', name='fc'),
-    ])
+    model = nc.Sequential(
+        [
+            ## ZeroPadding2D with padding 3, input shape of 64 x 64 x 3
+            L.ZeroPadding2D(padding=(3, 3), input_shape=(64, 64, 3)),
+            ## Conv2D with 32 7x7 filters and stride of 1
+            L.Conv2D(32, (7, 7), strides=(1, 1), name="conv0"),
+            ## BatchNormalization for axis 3
+            L.BatchNormalization(axis=3, name="bn0"),
+            ## ReLU
+            L.ReLU(),
+            ## Max Pooling 2D with default parameters
+            L.MaxPooling2D(),
+            ## Flatten layer
+            L.Flatten(),
+            ## Dense layer with 1 unit for output & 'sigmoid' activation
+            L.Dense(1, activation="sigmoid", name="fc"),
+        ]
+    )
     return model
 
 
-utils.set_random_seed(1)          # npconv's generator: initial weights and shuffling repeat
+utils.set_random_seed(1)  # npconv's generator: initial weights and shuffling repeat
 happy_model = happyModel()
-happy_model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
+happy_model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
 happy_model.summary()
 
 
@@ -368,12 +382,14 @@ happy_model.summary()
 # `test_happy.h5`. Labels agree: 0 = not smiling, 1 = smiling. Images are scaled to $[0, 1]$ as in the
 # course (`X / 255.`), and labels become a column $(m, 1)$.
 
+
 # %%
 def balanced_split(dataset, n_train, n_val, seed=1):
     # n_train + n_val random examples of each class; returns (train, held-out) Datasets.
     rng = np.random.default_rng(seed)
-    picks = [rng.permutation(np.flatnonzero(dataset.y == c))[:n_train + n_val]
-             for c in range(len(dataset.class_names))]
+    picks = [
+        rng.permutation(np.flatnonzero(dataset.y == c))[: n_train + n_val] for c in range(len(dataset.class_names))
+    ]
     train = rng.permutation(np.concatenate([p[:n_train] for p in picks]))
     val = rng.permutation(np.concatenate([p[n_train:] for p in picks]))
     return dataset.subset(train), dataset.subset(val)
@@ -389,10 +405,11 @@ try:
     X_train_orig, Y_train_orig, X_test_orig, Y_test_orig, classes = data.load_happy_dataset(DATA_DIR)
     SOURCE = "train_happy.h5, the course's own train set"
 except FileNotFoundError:
-    n_train, n_val = (100, 20) if FAST else (1000, 200)     # per class
+    n_train, n_val = (100, 20) if FAST else (1000, 200)  # per class
     if HAVE["smiles/"]:
-        faces = data.load_image_folder(SMILES_DIR, image_size=(64, 64), color_mode="rgb",
-                                       max_per_class=n_train + n_val if FAST else None)
+        faces = data.load_image_folder(
+            SMILES_DIR, image_size=(64, 64), color_mode="rgb", max_per_class=n_train + n_val if FAST else None
+        )
         SOURCE = f"SMILEsmileD faces from {SMILES_DIR} ({len(faces)} loaded)"
     else:
         faces = data.load_dataset("builtin:smiles")
@@ -408,8 +425,8 @@ except FileNotFoundError:
         X_test_orig, Y_test_orig = X_val_orig, Y_val_orig
         print("test_happy.h5 missing: testing on the held-out faces instead")
 
-X_train = X_train_orig / 255.
-X_test = X_test_orig / 255.
+X_train = X_train_orig / 255.0
+X_test = X_test_orig / 255.0
 Y_train = Y_train_orig.T
 Y_test = Y_test_orig.T
 print("training on", SOURCE)
@@ -432,15 +449,16 @@ viz.plot_samples(X_train_orig, Y_train_orig, happy_names, n=8)
 # (when there are any) tell us how well it does on new faces of the same kind.
 
 # %%
-if X_val_orig is None:          # the course's own train set: 10 epochs, as in the course
+if X_val_orig is None:  # the course's own train set: 10 epochs, as in the course
     HAPPY_EPOCHS, validation = (1 if FAST else 10), None
 else:
-    HAPPY_EPOCHS, validation = (1 if FAST else 3), (X_val_orig / 255., Y_val_orig.T)
-print(f"training happyModel for {HAPPY_EPOCHS} epochs on {len(X_train)} pictures "
-      f"(about 30 s on two idle cores), a line per epoch:")
+    HAPPY_EPOCHS, validation = (1 if FAST else 3), (X_val_orig / 255.0, Y_val_orig.T)
+print(
+    f"training happyModel for {HAPPY_EPOCHS} epochs on {len(X_train)} pictures "
+    f"(about 30 s on two idle cores), a line per epoch:"
+)
 start = time.perf_counter()
-history = happy_model.fit(X_train, Y_train, epochs=HAPPY_EPOCHS, batch_size=16,
-                          validation_data=validation, verbose=2)
+history = happy_model.fit(X_train, Y_train, epochs=HAPPY_EPOCHS, batch_size=16, validation_data=validation, verbose=2)
 print(f"trained in {time.perf_counter() - start:.0f} s")
 
 # %%
@@ -452,8 +470,10 @@ viz.plot_history(history)
 # %%
 loss, accuracy = happy_model.evaluate(X_test, Y_test)
 P_test = happy_model.predict(X_test).ravel()
-print(f"test accuracy {accuracy:.1%};  predicted smiling for {np.mean(P_test > 0.5):.0%} "
-      f"of the pictures ({np.mean(Y_test):.0%} of them smile)")
+print(
+    f"test accuracy {accuracy:.1%};  predicted smiling for {np.mean(P_test > 0.5):.0%} "
+    f"of the pictures ({np.mean(Y_test):.0%} of them smile)"
+)
 
 # %% [markdown]
 # In the course, trained on its own 600 pictures, this model scores about 95% on this test set.
@@ -466,8 +486,9 @@ print(f"test accuracy {accuracy:.1%};  predicted smiling for {np.mean(P_test > 0
 # no test on held-out data of the training kind would have warned us.
 
 # %%
-viz.plot_sample_rows({"training faces": (X_train_orig, Y_train_orig),
-                      "Happy House": (X_test_orig, Y_test_orig)}, happy_names, ncols=8)
+viz.plot_sample_rows(
+    {"training faces": (X_train_orig, Y_train_orig), "Happy House": (X_test_orig, Y_test_orig)}, happy_names, ncols=8
+)
 
 # %% [markdown]
 # ### The Happy House on its own pictures
@@ -479,21 +500,27 @@ viz.plot_sample_rows({"training faces": (X_train_orig, Y_train_orig),
 
 # %%
 (x_house, y_house), (x_door, y_door) = data.train_val_split(
-    (X_test_orig, Y_test_orig.ravel()), val_fraction=1 / 3, seed=0)
+    (X_test_orig, Y_test_orig.ravel()), val_fraction=1 / 3, seed=0
+)
 utils.set_random_seed(1)
 house_model = happyModel()
-house_model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
+house_model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
 print("training a fresh happyModel on 100 house pictures, 10 epochs (about 5 s on two idle cores):")
-house_history = house_model.fit(x_house / 255., y_house.reshape(-1, 1), epochs=2 if FAST else 10,
-                                batch_size=16, validation_data=(x_door / 255., y_door.reshape(-1, 1)),
-                                verbose=2)
+house_history = house_model.fit(
+    x_house / 255.0,
+    y_house.reshape(-1, 1),
+    epochs=2 if FAST else 10,
+    batch_size=16,
+    validation_data=(x_door / 255.0, y_door.reshape(-1, 1)),
+    verbose=2,
+)
 viz.plot_history(house_history)
 
 # %% [markdown]
 # Who gets in? The door opens when the model says $P(\text{smiling}) > 0.5$:
 
 # %%
-p_door = house_model.predict(x_door / 255.).ravel()
+p_door = house_model.predict(x_door / 255.0).ravel()
 opens = (p_door > 0.5).astype(int)
 print(f"held-out accuracy {np.mean(opens == y_door):.1%} on {len(y_door)} pictures")
 viz.plot_samples(x_door, opens, ["stays shut", "the door opens"], n=16, ncols=8)
@@ -522,7 +549,8 @@ viz.plot_misclassified(x_door, y_door, opens, happy_names, probs=p_door)
 import tempfile
 from pathlib import Path
 
-from npconv.apps import datasets as app_data, training
+from npconv.apps import datasets as app_data
+from npconv.apps import training
 from npconv.apps.model_info import find_model
 from npconv.apps.recipes import FINE_TUNE, recipe_for
 from npconv.apps.transfer import Pretrained
@@ -540,10 +568,13 @@ if SMILE_MODEL is None:
     faces = app_data.load(source, recipe.image_size, recipe.color_mode)
     faces = faces.subset(np.random.default_rng(0).permutation(len(faces))[:n_faces])
     faces_train, faces_held_out = data.train_val_split(faces, recipe.val_split, seed=0)
-    print(f"no SMILEsmileD model in runs/: training one on {len(faces_train)} faces for {epochs} epochs "
-          f"(about 3 minutes on two idle cores), a line per epoch:")
-    trained = training.train(faces_train, recipe, recipe.arch, test=faces_held_out, verbose=2,
-                             dataset=app_data.dataset_name(source))
+    print(
+        f"no SMILEsmileD model in runs/: training one on {len(faces_train)} faces for {epochs} epochs "
+        f"(about 3 minutes on two idle cores), a line per epoch:"
+    )
+    trained = training.train(
+        faces_train, recipe, recipe.arch, test=faces_held_out, verbose=2, dataset=app_data.dataset_name(source)
+    )
     # Saved and read back as `npconv train --init` would read it, in a folder removed right after.
     with tempfile.TemporaryDirectory() as folder:
         SMILE_MODEL = Path(folder) / "smiles.npz"
@@ -552,28 +583,38 @@ if SMILE_MODEL is None:
 else:
     smile = Pretrained.load(SMILE_MODEL)
 input_shape = smile.meta["input_shape"]
-print(f"smile model {SMILE_MODEL.name}: {smile.arch}, input {input_shape}, trained on {smile.meta['dataset']}, "
-      f"held-out accuracy {smile.meta['trained'].get('held_out_accuracy') or float('nan'):.3f}")
+print(
+    f"smile model {SMILE_MODEL.name}: {smile.arch}, input {input_shape}, trained on {smile.meta['dataset']}, "
+    f"held-out accuracy {smile.meta['trained'].get('held_out_accuracy') or float('nan'):.3f}"
+)
+
 
 # The pictures as the smile model sees them: resized, and grayscale if it is.
 def as_model_input(x):
     return app_data.fit_to_input(x, input_shape)
 
+
 zero_shot = training.evaluate(smile.model, as_model_input(X_test_orig), Y_test_orig.ravel())
-print(f"zero-shot on all {zero_shot['n']} Happy House pictures: accuracy {zero_shot['accuracy']:.1%}, "
-      f"the door opens for {int(zero_shot['pred'].sum())} of them")
+print(
+    f"zero-shot on all {zero_shot['n']} Happy House pictures: accuracy {zero_shot['accuracy']:.1%}, "
+    f"the door opens for {int(zero_shot['pred'].sum())} of them"
+)
 
 # %%
 recipe = smile.adapt(recipe_for(FINE_TUNE)).replace(epochs=2 if FAST else None)
 house = data.Dataset(as_model_input(x_house), y_house, happy_names)
 door = data.Dataset(as_model_input(x_door), y_door, happy_names)
-print(f"fine-tuning on {len(house)} house pictures for {recipe.epochs} epochs "
-      f"(about 30 s on two idle cores), a line per epoch:")
+print(
+    f"fine-tuning on {len(house)} house pictures for {recipe.epochs} epochs "
+    f"(about 30 s on two idle cores), a line per epoch:"
+)
 tuned = training.train(house, recipe, recipe.arch, test=door, verbose=2, init=smile)
-print(f"fine-tuned on {len(house)} house pictures ({recipe.frozen_epochs} epochs head only, then "
-      f"{recipe.epochs - recipe.frozen_epochs} all layers): held-out accuracy "
-      f"{tuned.evaluation['accuracy']:.1%} on the same {len(door)} pictures the course's model got "
-      f"{np.mean(opens == y_door):.1%} on")
+print(
+    f"fine-tuned on {len(house)} house pictures ({recipe.frozen_epochs} epochs head only, then "
+    f"{recipe.epochs - recipe.frozen_epochs} all layers): held-out accuracy "
+    f"{tuned.evaluation['accuracy']:.1%} on the same {len(door)} pictures the course's model got "
+    f"{np.mean(opens == y_door):.1%} on"
+)
 tuned_opens = tuned.evaluation["pred"]
 viz.plot_samples(x_door, tuned_opens, ["stays shut", "the door opens"], n=16, ncols=8)
 
@@ -602,14 +643,14 @@ viz.plot_misclassified(x_door, y_door, tuned_opens, happy_names, probs=tuned.eva
 # %%
 if HAVE["train_signs.h5"] and HAVE["test_signs.h5"]:
     X_train_orig, Y_train_orig, X_test_orig, Y_test_orig, classes = data.load_signs_dataset(DATA_DIR)
-else:   # a stand-in so that the cells run: two classes of synthetic faces, in six outputs
+else:  # a stand-in so that the cells run: two classes of synthetic faces, in six outputs
     print("SIGNS files missing: training on the built-in synthetic faces instead")
     fake_train, fake_test = data.train_val_split(data.load_dataset("builtin:smiles"), 0.2)
     (X_train_orig, Y_train_orig), (X_test_orig, Y_test_orig) = map(course_arrays, (fake_train, fake_test))
     classes = np.arange(6)
 
-X_train = X_train_orig / 255.
-X_test = X_test_orig / 255.
+X_train = X_train_orig / 255.0
+X_test = X_test_orig / 255.0
 Y_train = course.convert_to_one_hot(Y_train_orig, 6).T
 Y_test = course.convert_to_one_hot(Y_test_orig, 6).T
 print("number of training examples =", X_train.shape[0])
@@ -626,29 +667,29 @@ viz.plot_samples(X_train_orig, Y_train_orig, sign_names, n=16, ncols=8)
 def convolutional_model(input_shape):
     input_img = nc.Input(shape=input_shape)
     ## CONV2D: 8 filters 4x4, stride of 1, padding 'SAME'
-    Z1 = L.Conv2D(filters=8, kernel_size=(4, 4), strides=(1, 1), padding='same')(input_img)
+    Z1 = L.Conv2D(filters=8, kernel_size=(4, 4), strides=(1, 1), padding="same")(input_img)
     ## RELU
     A1 = L.ReLU()(Z1)
     ## MAXPOOL: window 8x8, stride 8, padding 'SAME'
-    P1 = L.MaxPool2D(pool_size=(8, 8), strides=(8, 8), padding='same')(A1)
+    P1 = L.MaxPool2D(pool_size=(8, 8), strides=(8, 8), padding="same")(A1)
     ## CONV2D: 16 filters 2x2, stride 1, padding 'SAME'
-    Z2 = L.Conv2D(filters=16, kernel_size=(2, 2), strides=(1, 1), padding='same')(P1)
+    Z2 = L.Conv2D(filters=16, kernel_size=(2, 2), strides=(1, 1), padding="same")(P1)
     ## RELU
     A2 = L.ReLU()(Z2)
     ## MAXPOOL: window 4x4, stride 4, padding 'SAME'
-    P2 = L.MaxPool2D(pool_size=(4, 4), strides=(4, 4), padding='same')(A2)
+    P2 = L.MaxPool2D(pool_size=(4, 4), strides=(4, 4), padding="same")(A2)
     ## FLATTEN
     F = L.Flatten()(P2)
     ## Dense layer
     ## 6 neurons in output layer. Hint: one of the arguments should be "activation='softmax'"
-    outputs = L.Dense(units=6, activation='softmax')(F)
+    outputs = L.Dense(units=6, activation="softmax")(F)
     model = nc.Model(inputs=input_img, outputs=outputs)
     return model
 
 
 utils.set_random_seed(0)
 conv_model = convolutional_model((64, 64, 3))
-conv_model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+conv_model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
 conv_model.summary()
 
 # %% [markdown]
@@ -663,8 +704,9 @@ conv_model.summary()
 SIGNS_EPOCHS = 2 if FAST else 100
 print(f"training for {SIGNS_EPOCHS} epochs (about a minute on two idle cores), a line per epoch:")
 start = time.perf_counter()
-history = conv_model.fit(X_train, Y_train, batch_size=64, epochs=SIGNS_EPOCHS,
-                         validation_data=(X_test, Y_test), verbose=2)
+history = conv_model.fit(
+    X_train, Y_train, batch_size=64, epochs=SIGNS_EPOCHS, validation_data=(X_test, Y_test), verbose=2
+)
 print(f"trained in {time.perf_counter() - start:.0f} s")
 
 # %%
@@ -675,8 +717,9 @@ loss, accuracy = conv_model.evaluate(X_test, Y_test)
 probs = conv_model.predict(X_test)
 y_pred = probs.argmax(axis=1)
 y_true = Y_test_orig.ravel()
-viz.plot_confusion_matrix(viz.confusion_matrix(y_true, y_pred, 6), sign_names,
-                          pictures=f"the {len(y_true)} test pictures")
+viz.plot_confusion_matrix(
+    viz.confusion_matrix(y_true, y_pred, 6), sign_names, pictures=f"the {len(y_true)} test pictures"
+)
 
 # %%
 viz.plot_misclassified(X_test_orig, y_true, y_pred, sign_names, probs=probs, n=16)
@@ -697,12 +740,12 @@ viz.plot_filters(first_conv.get_weights()[0])
 index = 0
 # Every image-shaped layer output (CONV, RELU, POOL) for one test picture.
 spatial = [layer.name for layer in conv_model.layers if isinstance(layer, (L.Conv2D, L.ReLU, L.MaxPool2D))]
-outputs = conv_model.intermediate_outputs(X_test[index:index + 1].astype(np.float32), spatial)
+outputs = conv_model.intermediate_outputs(X_test[index : index + 1].astype(np.float32), spatial)
 maps, names = [out[0] for out in outputs.values()], list(outputs)
-print(f"test picture {index}: sign {y_true[index]}, predicted {y_pred[index]} "
-      f"({probs[index, y_pred[index]]:.0%})")
-viz.plot_feature_maps(maps, names, max_channels=16, image=X_test_orig[index],
-                      image_title=f"test picture {index}\nsign {y_true[index]}")
+print(f"test picture {index}: sign {y_true[index]}, predicted {y_pred[index]} ({probs[index, y_pred[index]]:.0%})")
+viz.plot_feature_maps(
+    maps, names, max_channels=16, image=X_test_orig[index], image_title=f"test picture {index}\nsign {y_true[index]}"
+)
 
 # %% [markdown]
 # ## 8. Where does the model look?
@@ -734,7 +777,7 @@ viz.plot_feature_maps(maps, names, max_channels=16, image=X_test_orig[index],
 from npconv import explain, explain_plots
 from npconv.apps.datasets import to_float
 
-door_x = to_float(as_model_input(x_door))      # the 50 held-out house pictures, as the smile model takes them
+door_x = to_float(as_model_input(x_door))  # the 50 held-out house pictures, as the smile model takes them
 shown = np.concatenate([np.flatnonzero(y_door == 1)[:2], np.flatnonzero(y_door == 0)[:2]])
 explain_plots.plot_explanations(smile.model, door_x[shown], labels=y_door[shown], class_names=happy_names)
 
@@ -759,8 +802,9 @@ for name, model in (("zero-shot", smile.model), ("fine-tuned", tuned.model)):
     says = (model.predict(door_x)[:, 0] > 0.5).astype(int)
     for k in (1, 0):
         if np.any(says == k):
-            panels.append((f"{name}: {np.sum(says == k)} called\n{happy_names[k]!r}",
-                           mean_heatmap(model, door_x[says == k])))
+            panels.append(
+                (f"{name}: {np.sum(says == k)} called\n{happy_names[k]!r}", mean_heatmap(model, door_x[says == k]))
+            )
 fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False)
 for ax, (title, picture) in zip(axes[0], panels):
     ax.imshow(picture)
@@ -795,8 +839,16 @@ plt.show()
 
 # %%
 last_relu = [layer.name for layer in conv_model.layers if isinstance(layer, L.ReLU)][-1]
-explain_plots.plot_right_and_wrong(conv_model, X_test, y_true, probs, sign_names, per_class=4,
-                                   pictures=f"the {len(y_true)} test pictures", layer=last_relu)
+explain_plots.plot_right_and_wrong(
+    conv_model,
+    X_test,
+    y_true,
+    probs,
+    sign_names,
+    per_class=4,
+    pictures=f"the {len(y_true)} test pictures",
+    layer=last_relu,
+)
 
 # %% [markdown]
 # In the full run: for a 0, the evidence is a small spot on the ring that the thumb and the index

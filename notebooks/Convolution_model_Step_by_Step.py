@@ -33,7 +33,7 @@
 # %%
 import numpy as np
 
-from npconv.testing import *   # the course's `from public_tests import *`
+from npconv.testing import *  # the course's `from public_tests import *`
 
 np.random.seed(1)
 
@@ -44,6 +44,7 @@ np.random.seed(1)
 # Padding adds zeros around the height and width of each image, so a convolution can keep the
 # image's size and use the pixels at its border as much as those in the middle. Use `np.pad`; pad
 # only axes 1 and 2 (height and width), never the examples or the channels.
+
 
 # %% exercise="zero_pad" tags=["exercise"]
 def zero_pad(X, pad):
@@ -70,6 +71,7 @@ zero_pad_test(zero_pad)
 # One filter `W` applied to one window `a_slice_prev` of the (padded) input: multiply them element by
 # element, sum everything, and add the bias. `b` has shape `(1, 1, 1)`: add it as a number, `b.item()`,
 # so that `Z` is a NumPy float and not an array.
+
 
 # %% exercise="conv_single_step" tags=["exercise"]
 def conv_single_step(a_slice_prev, W, b):
@@ -101,6 +103,7 @@ conv_single_step_test(conv_single_step)
 # and the output has one channel per filter. Return the cache `(A_prev, W, b, hparameters)`: the
 # backward pass reads it.
 
+
 # %% exercise="conv_forward" tags=["exercise"]
 def conv_forward(A_prev, W, b, hparameters):
     """Z[i, h, w, c] = sum(A_pad[i, h*s:h*s+f, w*s:w*s+f, :] * W[..., c]) + b[..., c].
@@ -129,6 +132,7 @@ conv_forward_test(conv_forward)
 # Pooling shrinks each channel on its own: output `(i, h, w, c)` is the maximum (`mode="max"`) or the
 # mean (`mode="average"`) of `A_prev[i, h*stride : h*stride + f, w*stride : w*stride + f, c]`. No
 # padding, no weights; `n_H = int(1 + (n_H_prev - f) / stride)`.
+
 
 # %% exercise="pool_forward" tags=["exercise"]
 def pool_forward(A_prev, hparameters, mode="max"):
@@ -165,6 +169,7 @@ pool_forward_test(pool_forward)
 # then cut the padding off `dA_prev_pad` (careful: with `pad = 0`, `x[pad:-pad]` is empty). Each
 # gradient has the shape of what it is the gradient of.
 
+
 # %% exercise="conv_backward" tags=["exercise"]
 def conv_backward(dZ, cache):
     """Gradients of the cost with respect to A_prev, W and b.
@@ -191,6 +196,7 @@ conv_backward_test(conv_backward)
 # Only the window's maximum reached the output, so only it receives the gradient. The mask is
 # `True` at the maximum of the window `x` and `False` everywhere else.
 
+
 # %% exercise="create_mask_from_window" tags=["exercise"]
 def create_mask_from_window(x):
     """mask = (x == max(x)), a boolean array of x's shape (f, f)."""
@@ -209,6 +215,7 @@ create_mask_from_window_test(create_mask_from_window)
 #
 # Every entry of the window counted equally in the mean, so each receives an equal share of the
 # gradient `dz`: `dz / (n_H * n_W)`.
+
 
 # %% exercise="distribute_value" tags=["exercise"]
 def distribute_value(dz, shape):
@@ -229,6 +236,7 @@ distribute_value_test(distribute_value)
 # Put the two together: for every output position, the window of `dA_prev` receives
 # `create_mask_from_window(window) * dA[i, h, w, c]` (max) or `distribute_value(dA[i, h, w, c], (f, f))`
 # (average). Where windows overlap (stride < f) the contributions add up.
+
 
 # %% exercise="pool_backward" tags=["exercise"]
 def pool_backward(dA, cache, mode="max"):
@@ -268,14 +276,15 @@ pool_backward_test(pool_backward)
 import os
 from pathlib import Path
 
-from npconv import data, layers as L, trace
-from npconv.apps.signs import convolutional_model
 import npconv
+from npconv import data, trace
+from npconv import layers as L
+from npconv.apps.signs import convolutional_model
 
 signs_file = Path(os.environ.get("NPCONV_DATA", "../data")) / "signs" / "test_signs.h5"
 if signs_file.exists():
     signs = data.load_h5(signs_file)
-    x, label = signs.x[:1] / 255.0, int(signs.y[0])   # one photo of a hand sign
+    x, label = signs.x[:1] / 255.0, int(signs.y[0])  # one photo of a hand sign
 else:
     x, label = np.random.default_rng(0).random((1, 64, 64, 3)), 2  # (no SIGNS data here: random pixels)
 y = np.eye(6)[[label]]
@@ -295,12 +304,18 @@ except trace.LearnerCodeError as error:
 
 # %%
 npconv.utils.set_random_seed(1)
-model = npconv.Sequential([
-    L.Conv2D(8, 5, padding="same", input_shape=(64, 64, 3), name="conv1"), L.ReLU(name="relu1"),
-    L.MaxPooling2D(8, strides=8, padding="same", name="pool1"),
-    L.Conv2D(16, 3, padding="same", name="conv2"), L.ReLU(name="relu2"),
-    L.MaxPooling2D(4, strides=4, padding="same", name="pool2"),
-    L.Flatten(name="flatten"), L.Dense(6, activation="softmax", name="fc")])
+model = npconv.Sequential(
+    [
+        L.Conv2D(8, 5, padding="same", input_shape=(64, 64, 3), name="conv1"),
+        L.ReLU(name="relu1"),
+        L.MaxPooling2D(8, strides=8, padding="same", name="pool1"),
+        L.Conv2D(16, 3, padding="same", name="conv2"),
+        L.ReLU(name="relu2"),
+        L.MaxPooling2D(4, strides=4, padding="same", name="pool2"),
+        L.Flatten(name="flatten"),
+        L.Dense(6, activation="softmax", name="fc"),
+    ]
+)
 model.compile(optimizer="adam", loss="categorical_crossentropy")
 
 reference = trace.step(model, x, y, dtype="float64")
@@ -321,14 +336,17 @@ index = tuple(int(k) for k in np.unravel_index(np.argmax(np.abs(dW)), dW.shape))
 terms = mine.terms("conv2", "dW", index)
 print(f"dW{list(index)} of conv2 = the sum of {len(terms)} terms {terms.a_label} * {terms.b_label}; the largest:")
 for k in np.argsort(-np.abs(terms.products))[:5]:
-    print(f"  {terms.a_label}{terms.a_index[k].tolist()} * {terms.b_label}{terms.b_index[k].tolist()}"
-          f" = {terms.a[k]:+.6f} * {terms.b[k]:+.6f}")
+    print(
+        f"  {terms.a_label}{terms.a_index[k].tolist()} * {terms.b_label}{terms.b_index[k].tolist()}"
+        f" = {terms.a[k]:+.6f} * {terms.b[k]:+.6f}"
+    )
 print(f"sum of the terms {terms.sum:.12f}, dW{list(index)} = {dW[index]:.12f}")
 
 # %% [markdown]
 # Now a classic slip: `=` where `+=` should add up the gradients of overlapping windows in
 # `dA_prev_pad`. This `conv_backward` is right but for that one line; `first_difference` finds the
 # layer and the gradient where it first shows, and says what kind of mistake gives that pattern.
+
 
 # %%
 def conv_backward_with_a_slip(dZ, cache):
@@ -344,14 +362,13 @@ def conv_backward_with_a_slip(dZ, cache):
             for w in range(n_W):
                 vs, hs = h * stride, w * stride
                 for c in range(n_C):
-                    dA_prev_pad[i, vs:vs + f, hs:hs + f, :] = W[:, :, :, c] * dZ[i, h, w, c]   # the slip
-                    dW[:, :, :, c] += A_prev_pad[i, vs:vs + f, hs:hs + f, :] * dZ[i, h, w, c]
+                    dA_prev_pad[i, vs : vs + f, hs : hs + f, :] = W[:, :, :, c] * dZ[i, h, w, c]  # the slip
+                    dW[:, :, :, c] += A_prev_pad[i, vs : vs + f, hs : hs + f, :] * dZ[i, h, w, c]
                     db[:, :, :, c] += dZ[i, h, w, c]
-    return dA_prev_pad[:, pad:pad + A_prev.shape[1], pad:pad + A_prev.shape[2], :], dW, db
+    return dA_prev_pad[:, pad : pad + A_prev.shape[1], pad : pad + A_prev.shape[2], :], dW, db
 
 
-slipped = trace.step(model, x, y, kernels={**globals(), "conv_backward": conv_backward_with_a_slip},
-                     dtype="float64")
+slipped = trace.step(model, x, y, kernels={**globals(), "conv_backward": conv_backward_with_a_slip}, dtype="float64")
 print(slipped.first_difference(reference))
 
 # %% [markdown]

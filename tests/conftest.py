@@ -1,4 +1,5 @@
 """Shared fixtures. With ``CI`` set, a test that would skip for a missing dependency or data set fails."""
+
 from __future__ import annotations
 
 import contextlib
@@ -33,6 +34,7 @@ def same_threads(n: int):
     import numba
 
     from npconv.functional._tier import compiled
+
     compiled()  # npconv chooses Numba's threading layer before the threads start
     before = numba.get_num_threads()
     with threadpool_limits(n):
@@ -59,8 +61,11 @@ def data_dir() -> Path:
     """The shared data sets: ``NPCONV_DATA``, else ``../shared/datasets`` beside the checkout."""
     env = os.environ.get("NPCONV_DATA")
     path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    require(path.is_dir(), f"data directory {path} not found: set NPCONV_DATA=/path/to/datasets, the folder "
-                           "holding happy/, signs/, smiles/ (CONTRIBUTING.md, 'The tests and the data')")
+    require(
+        path.is_dir(),
+        f"data directory {path} not found: set NPCONV_DATA=/path/to/datasets, the folder "
+        "holding happy/, signs/, smiles/ (CONTRIBUTING.md, 'The tests and the data')",
+    )
     return path
 
 
@@ -68,6 +73,7 @@ def phone_photo(face: np.ndarray, path: Path) -> Path:
     """``face`` (uint8 ``(h, w, 3)``) as a phone's photo at ``path``: an 8000 x 6000 JPEG (48 megapixels,
     a current phone's default) of 10-15 MB, the picture enlarged with sensor-like grain over it."""
     from PIL import Image
+
     picture = Image.fromarray(face).resize((8000, 6000), Image.Resampling.BILINEAR)
     grain = np.random.default_rng(0).integers(-12, 13, (600, 800, 1), dtype=np.int16)
     pixels = np.asarray(picture, dtype=np.int16)
@@ -96,20 +102,30 @@ def notebook_kernel(tmp_path, monkeypatch) -> str:
     name = "npconv-test"
     spec = tmp_path / "jupyter" / "kernels" / name
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "npconv test", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "npconv test",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     # The kernel runs in the notebook's folder: give it this run's npconv even when PYTHONPATH is relative.
     import npconv
+
     package_root = str(Path(npconv.__file__).resolve().parents[1])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     return name
+
+
 @pytest.fixture(params=["numpy", "compiled"])
 def tier(request, monkeypatch):
     """Run a test once per kernel tier (see npconv.functional._tier); kernel test modules use it for
     every test with ``pytestmark = pytest.mark.usefixtures("tier")``."""
     from npconv.functional._tier import compiled_available, use_tier
+
     if request.param == "compiled":
         require(compiled_available(), "Numba is not installed (pip install numba)")
     with use_tier(request.param):

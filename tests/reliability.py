@@ -87,6 +87,7 @@ resume covers the model, the optimizer and the package generator; layers given t
 and the counters of ``EarlyStopping``/``ReduceLROnPlateau`` start afresh. Boolean inputs are taken as
 0/1 on purpose. The CLI's one-line errors are its own tests' (``tests/cli/test_cli.py``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -105,8 +106,14 @@ def says(exc_info, *parts):
 def signs_like(k=6, shape=(16, 16, 3)):
     """A small SIGNS-like classifier: images ``shape`` -> ``k`` softmax classes."""
     nc.utils.set_random_seed(0)
-    model = nc.Sequential([L.Conv2D(2, 3, activation="relu", input_shape=shape), L.MaxPooling2D(2),
-                           L.Flatten(), L.Dense(k, activation="softmax")])
+    model = nc.Sequential(
+        [
+            L.Conv2D(2, 3, activation="relu", input_shape=shape),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dense(k, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -128,10 +135,19 @@ def tiny_classifier(lr=0.05, m=32, seed=0):
 
 def augmented_net():
     """Augmentation, batch norm, dropout and Adam: every kind of state a resume must bring back."""
-    return nc.Sequential([
-        L.RandomFlip("horizontal", input_shape=(8, 8, 1)), L.RandomTranslation(0.2, 0.2),
-        L.Conv2D(3, 3, padding="same"), L.BatchNormalization(momentum=0.9), L.ReLU(),
-        L.MaxPooling2D(2), L.Flatten(), L.Dropout(0.3), L.Dense(3, activation="softmax")])
+    return nc.Sequential(
+        [
+            L.RandomFlip("horizontal", input_shape=(8, 8, 1)),
+            L.RandomTranslation(0.2, 0.2),
+            L.Conv2D(3, 3, padding="same"),
+            L.BatchNormalization(momentum=0.9),
+            L.ReLU(),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dropout(0.3),
+            L.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def three_classes(m=40):

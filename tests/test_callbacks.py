@@ -1,5 +1,6 @@
 """Callbacks and the training loop's safety nets: early stopping, checkpoints, learning-rate
 changes, progress output, Ctrl-C and divergence."""
+
 from __future__ import annotations
 
 import os
@@ -46,9 +47,16 @@ def test_hooks_run_in_keras_order():
     model, x, y = model_and_data()
     recorder = Recorder()
     model.fit(x, y, epochs=2, batch_size=20, callbacks=[recorder], verbose=0)
-    assert recorder.calls == ["train_begin", ("batch_end", 0), ("batch_end", 1),
-                              ("epoch_end", 0, ["accuracy", "loss"]), ("batch_end", 0), ("batch_end", 1),
-                              ("epoch_end", 1, ["accuracy", "loss"]), "train_end"]
+    assert recorder.calls == [
+        "train_begin",
+        ("batch_end", 0),
+        ("batch_end", 1),
+        ("epoch_end", 0, ["accuracy", "loss"]),
+        ("batch_end", 0),
+        ("batch_end", 1),
+        ("epoch_end", 1, ["accuracy", "loss"]),
+        "train_end",
+    ]
 
 
 def test_early_stopping_stops_and_restores_the_best_weights():
@@ -102,18 +110,27 @@ class WeightsPerEpoch(C.Callback):
         self.weights.append(self.model.get_weights())
 
 
-@pytest.mark.parametrize("monitor, values, saved_epochs", [
-    ("val_loss", [0.9, 0.5, 0.7, 0.3, 0.6], [1, 2, 4]),      # min: the lowest (epoch 4), not the last
-    ("val_accuracy", [0.2, 0.8, 0.5, 0.8, 0.1], [1, 2]),     # max ("acc" in the name); a tie is no gain
-])
+@pytest.mark.parametrize(
+    "monitor, values, saved_epochs",
+    [
+        ("val_loss", [0.9, 0.5, 0.7, 0.3, 0.6], [1, 2, 4]),  # min: the lowest (epoch 4), not the last
+        ("val_accuracy", [0.2, 0.8, 0.5, 0.8, 0.1], [1, 2]),  # max ("acc" in the name); a tie is no gain
+    ],
+)
 def test_checkpoint_save_best_only_keeps_the_best_epochs_weights(tmp_path, monitor, values, saved_epochs):
     model, x, y = model_and_data()
     script = WeightsPerEpoch(monitor, values)
-    model.fit(x, y, epochs=len(values), verbose=0, callbacks=[
-        script,
-        C.ModelCheckpoint(tmp_path / "best.npz", monitor=monitor, save_best_only=True,
-                          save_weights_only=True),
-        C.ModelCheckpoint(tmp_path / "best-{epoch}.npz", monitor=monitor, save_best_only=True)])
+    model.fit(
+        x,
+        y,
+        epochs=len(values),
+        verbose=0,
+        callbacks=[
+            script,
+            C.ModelCheckpoint(tmp_path / "best.npz", monitor=monitor, save_best_only=True, save_weights_only=True),
+            C.ModelCheckpoint(tmp_path / "best-{epoch}.npz", monitor=monitor, save_best_only=True),
+        ],
+    )
     assert sorted(p.name for p in tmp_path.glob("best-*.npz")) == [f"best-{e}.npz" for e in saved_epochs]
     best = saved_epochs[-1] - 1
     model.load_weights(tmp_path / "best.npz")
@@ -126,8 +143,14 @@ def test_checkpoint_save_best_only_on_a_real_validation_loss(tmp_path):
     model, x, y = model_and_data(lr=0.1)
     spy = WeightsPerEpoch()
     # Flipped validation labels: val_loss is lowest before training has gone far.
-    history = model.fit(x, y, epochs=8, validation_data=(x, 1 - y), verbose=0,
-                        callbacks=[spy, C.ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)])
+    history = model.fit(
+        x,
+        y,
+        epochs=8,
+        validation_data=(x, 1 - y),
+        verbose=0,
+        callbacks=[spy, C.ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)],
+    )
     best = int(np.argmin(history.history["val_loss"]))
     assert best < 7
     for kept, expected in zip(nc.load_model(tmp_path / "best.npz").get_weights(), spy.weights[best]):
@@ -196,8 +219,10 @@ def test_divergence_at_the_first_batch_keeps_the_initial_weights():
     # Mid-training divergence (the weights of the last good batch kept) is in engine/test_divergence.py.
     model, x, y = model_and_data(lr=1e30)
     initial = model.get_weights()
-    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(
-            TrainingDivergedError, match=r"epoch 1, batch 1:.*[Ll]ower the learning rate \(now 1e\+30\)"):
+    with (
+        np.errstate(over="ignore", invalid="ignore"),
+        pytest.raises(TrainingDivergedError, match=r"epoch 1, batch 1:.*[Ll]ower the learning rate \(now 1e\+30\)"),
+    ):
         model.fit(x * 1e10, y, epochs=5, batch_size=8, verbose=0)
     for kept, expected in zip(model.get_weights(), initial):
         np.testing.assert_array_equal(kept, expected)

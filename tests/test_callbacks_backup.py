@@ -5,6 +5,7 @@ a ``fit`` that never stopped, bit for bit: with ``Dropout``, an augmentation lay
 generator (``seed=``), validation, and callbacks that count (``ReduceLROnPlateau``,
 ``EarlyStopping``). A full disk while writing a backup leaves the previous one.
 """
+
 from __future__ import annotations
 
 import errno
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 
 import npconv as nc
-from npconv import callbacks as C, layers as L, saving
+from npconv import callbacks as C
+from npconv import layers as L
+from npconv import saving
 from npconv.backup import read_backup, read_backup_state
 from npconv.errors import ModelFileError
 
@@ -42,22 +45,39 @@ def _data():
 def _model():
     """A fresh model, as a new process would build it."""
     nc.utils.set_random_seed(3)
-    model = nc.Sequential([L.Input((8, 8, 1)), L.RandomFlip("horizontal", seed=5),
-                           L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dropout(0.3),
-                           L.Dense(1, activation="sigmoid")])
+    model = nc.Sequential(
+        [
+            L.Input((8, 8, 1)),
+            L.RandomFlip("horizontal", seed=5),
+            L.Conv2D(4, 3, activation="relu"),
+            L.Flatten(),
+            L.Dropout(0.3),
+            L.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
 
 def _callbacks():
-    return [C.ReduceLROnPlateau(monitor="loss", patience=1, factor=0.5),
-            C.EarlyStopping(monitor="val_loss", patience=3)]
+    return [
+        C.ReduceLROnPlateau(monitor="loss", patience=1, factor=0.5),
+        C.EarlyStopping(monitor="val_loss", patience=3),
+    ]
 
 
 def _fit(model, *callbacks, **kwargs):
     x, y = _data()
-    return model.fit(x, y, epochs=EPOCHS, batch_size=8, verbose=0, validation_split=0.25,
-                     callbacks=[*_callbacks(), *callbacks], **kwargs)
+    return model.fit(
+        x,
+        y,
+        epochs=EPOCHS,
+        batch_size=8,
+        verbose=0,
+        validation_split=0.25,
+        callbacks=[*_callbacks(), *callbacks],
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The documentation: the site builds with warnings as errors, and its generated pages and the
 README's tables say what the code and the results files say."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,13 +24,33 @@ import npconv_cli  # noqa: E402
 @pytest.mark.slow
 def test_the_docs_build_offline_without_a_warning(tmp_path):
     """The command CONTRIBUTING.md gives, into a temporary folder: any warning fails the build."""
-    missing = [name for name in ("sphinx", "numpydoc", "pydata_sphinx_theme", "myst_parser", "myst_nb")
-               if importlib.util.find_spec(name) is None]
+    missing = [
+        name
+        for name in ("sphinx", "numpydoc", "pydata_sphinx_theme", "myst_parser", "myst_nb")
+        if importlib.util.find_spec(name) is None
+    ]
     require(not missing, f"the docs extra is not installed ({', '.join(missing)}): pip install -e '.[docs]'")
     build = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-         "-d", str(tmp_path / "doctrees"), str(ROOT / "docs"), str(tmp_path / "html")],
-        check=False, capture_output=True, text=True, timeout=600, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(ROOT / "docs"),
+            str(tmp_path / "html"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert build.returncode == 0 and "WARNING" not in build.stderr, build.stderr[-5000:]
     html = tmp_path / "html"
     functional = (html / "api" / "functional.html").read_text()
@@ -49,11 +69,13 @@ def test_the_readme_is_short_and_its_tables_come_from_the_results_files():
     assert len(readme.splitlines()) <= 200
     assert npconv_benchmarks.readme_tables() in readme, (
         "the README's speed and accuracy tables differ from benchmarks/results/*.json: "
-        "run python docs/_ext/npconv_benchmarks.py --update-readme")
+        "run python docs/_ext/npconv_benchmarks.py --update-readme"
+    )
 
 
 def test_the_cli_pages_hold_every_command_and_option_of_the_parser(tmp_path):
     from npconv.cli import build_parser
+
     names = npconv_cli.write_pages(tmp_path)
     subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(names) <= set(subparsers.choices) and len(names) == len({id(p) for p in subparsers.choices.values()})
@@ -68,21 +90,42 @@ def test_the_cli_pages_hold_every_command_and_option_of_the_parser(tmp_path):
 
 
 def _result(command: str, cpu: str, date: str, **fields) -> dict:
-    return {"provenance": {"date_utc": date, "commit": "a" * 40, "command": command,
-                           "machine": {"cpus": 2, "cpu": cpu}}, **fields}
+    return {
+        "provenance": {"date_utc": date, "commit": "a" * 40, "command": command, "machine": {"cpus": 2, "cpu": cpu}},
+        **fields,
+    }
 
 
 def test_the_benchmarks_page_keeps_the_latest_run_per_machine_and_shows_unknown_files(tmp_path):
-    row = {"model": "SIGNS (course)", "batch": 64, "images": 1080, "compiled_s": 0.13, "numpy_s": 0.45,
-           "torch_s": 0.16, "compiled_ratio": 0.81, "numpy_ratio": 2.8,
-           "npconv_latency1_ms": 0.3, "torch_latency1_ms": 0.2}
+    row = {
+        "model": "SIGNS (course)",
+        "batch": 64,
+        "images": 1080,
+        "compiled_s": 0.13,
+        "numpy_s": 0.45,
+        "torch_s": 0.16,
+        "compiled_ratio": 0.81,
+        "numpy_ratio": 2.8,
+        "npconv_latency1_ms": 0.3,
+        "torch_latency1_ms": 0.2,
+    }
     files = {
-        "train_speed_a.json": _result("python benchmarks/train_speed.py", "CPU A", "2026-12-01T00:00:00+00:00",
-                                      rows=[dict(row, compiled_s=9.99)]),
-        "train_speed_a2.json": _result("python benchmarks/train_speed.py", "CPU A", "2026-12-03T00:00:00+00:00",
-                                       rows=[row], busy=[{"model": "SIGNS (course)", "npconv slowdown": 3.1}]),
-        "robustness.json": _result("python benchmarks/robustness.py", "CPU A", "2026-12-04T00:00:00+00:00",
-                                   rows=[{"corruption": "blur", "accuracy": 0.912}]),
+        "train_speed_a.json": _result(
+            "python benchmarks/train_speed.py", "CPU A", "2026-12-01T00:00:00+00:00", rows=[dict(row, compiled_s=9.99)]
+        ),
+        "train_speed_a2.json": _result(
+            "python benchmarks/train_speed.py",
+            "CPU A",
+            "2026-12-03T00:00:00+00:00",
+            rows=[row],
+            busy=[{"model": "SIGNS (course)", "npconv slowdown": 3.1}],
+        ),
+        "robustness.json": _result(
+            "python benchmarks/robustness.py",
+            "CPU A",
+            "2026-12-04T00:00:00+00:00",
+            rows=[{"corruption": "blur", "accuracy": 0.912}],
+        ),
     }
     for name, data in files.items():
         (tmp_path / name).write_text(json.dumps(data))

@@ -1,4 +1,5 @@
 """The gradient checker itself: it must pass correct backwards and catch wrong ones."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,21 +14,19 @@ from npconv.gradcheck import check_gradients, gradcheck, numerical_gradient, rel
 def test_numerical_gradient_of_a_known_function_restores_x(rng):
     x = rng.standard_normal((3, 4))
     before = x.copy()
-    grad = numerical_gradient(lambda a: np.sum(a ** 3), x)
-    np.testing.assert_allclose(grad, 3 * x ** 2, rtol=1e-8)
+    grad = numerical_gradient(lambda a: np.sum(a**3), x)
+    np.testing.assert_allclose(grad, 3 * x**2, rtol=1e-8)
     np.testing.assert_array_equal(x, before)
 
 
 def test_check_gradients_reports_every_input(rng):
-    inputs = {"x": rng.standard_normal((3, 2)), "w": rng.standard_normal((2, 4)),
-              "b": rng.standard_normal(4)}
+    inputs = {"x": rng.standard_normal((3, 2)), "w": rng.standard_normal((2, 4)), "b": rng.standard_normal(4)}
     errors = check_gradients(dense_forward, dense_backward, inputs)
     assert set(errors) == {"x", "w", "b"} and max(errors.values()) < 1e-8
 
 
 def test_wrt_selects_inputs_and_caller_arrays_are_untouched(rng):
-    inputs = {"x": rng.standard_normal((3, 2)), "w": rng.standard_normal((2, 4)),
-              "b": rng.standard_normal(4)}
+    inputs = {"x": rng.standard_normal((3, 2)), "w": rng.standard_normal((2, 4)), "b": rng.standard_normal(4)}
     copies = {k: v.copy() for k, v in inputs.items()}
     assert set(check_gradients(dense_forward, dense_backward, inputs, wrt=["w"])) == {"w"}
     for name in inputs:
@@ -35,8 +34,7 @@ def test_wrt_selects_inputs_and_caller_arrays_are_untouched(rng):
 
 
 def test_none_gradients_are_skipped(rng):
-    inputs = {"x": rng.standard_normal((3, 2)), "w": rng.standard_normal((2, 4)),
-              "b": rng.standard_normal(4)}
+    inputs = {"x": rng.standard_normal((3, 2)), "w": rng.standard_normal((2, 4)), "b": rng.standard_normal(4)}
     backward = lambda dout, cache: dense_backward(dout, cache, need_dx=False)  # noqa: E731
     assert set(check_gradients(dense_forward, backward, inputs)) == {"w", "b"}
 
@@ -65,8 +63,9 @@ def test_refuses_float32(rng):
 
 def test_refuses_a_backward_with_the_wrong_number_of_gradients(rng):
     with pytest.raises(ShapeError, match="backward_fn: expected 2 gradients"):
-        check_gradients(lambda x, y: tanh_forward(x + y), tanh_backward,
-                        {"x": rng.standard_normal(3), "y": rng.standard_normal(3)})
+        check_gradients(
+            lambda x, y: tanh_forward(x + y), tanh_backward, {"x": rng.standard_normal(3), "y": rng.standard_normal(3)}
+        )
 
 
 def test_refuses_unknown_wrt_names(rng):

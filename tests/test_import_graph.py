@@ -6,6 +6,7 @@ The graph is read from the source files with :mod:`ast` (``import x``, ``from . 
 ``from ..x import y``), so it sees the imports a test run would never execute. The root package,
 ``npconv/__init__.py``, is left out: it is the facade that re-exports the others.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,7 +30,7 @@ def _imported(module: str, is_package: bool, node) -> list[str]:
     else:
         base = node.module or ""
         if node.level:
-            parts = module.split(".")[:len(module.split(".")) + is_package - node.level]
+            parts = module.split(".")[: len(module.split(".")) + is_package - node.level]
             base = ".".join(parts + ([node.module] if node.module else []))
         # `from package import name` imports the module package.name when there is one.
         names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
@@ -58,6 +59,7 @@ def import_graph(at_import_time: bool = False, depth: int | None = None) -> dict
     """``{importer: {imported, ...}}`` between npconv modules, or between the units made of their first
     ``depth`` name parts (``depth=2``: ``npconv.apps``, ``npconv.losses``, ...); the root package is
     left out."""
+
     def unit(name):
         return name if depth is None else ".".join(name.split(".")[:depth])
 
@@ -112,11 +114,11 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_is_read_from_the_sources():
     graph = import_graph()
-    assert "npconv.functional._shapes" in graph["npconv.layers.conv"]     # from ..functional._shapes import
-    assert "npconv.functional" in graph["npconv.layers.conv"]             # from .. import functional
-    assert "npconv.layers.activations" in graph["npconv.layers.conv"]     # from . import activations
-    assert "npconv.jobs" in graph["npconv.apps.job_work"]                  # from ..jobs import run_jobs
-    assert "npconv.jobs.local" in graph["npconv.jobs.runners"]             # inside run_jobs
+    assert "npconv.functional._shapes" in graph["npconv.layers.conv"]  # from ..functional._shapes import
+    assert "npconv.functional" in graph["npconv.layers.conv"]  # from .. import functional
+    assert "npconv.layers.activations" in graph["npconv.layers.conv"]  # from . import activations
+    assert "npconv.jobs" in graph["npconv.apps.job_work"]  # from ..jobs import run_jobs
+    assert "npconv.jobs.local" in graph["npconv.jobs.runners"]  # inside run_jobs
     assert "npconv.jobs.local" not in import_graph(at_import_time=True).get("npconv.jobs.runners", ())
 
 

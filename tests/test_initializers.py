@@ -1,4 +1,5 @@
 """Initialisers: Keras's fans, limits and standard deviations, checked on large draws."""
+
 from __future__ import annotations
 
 import json
@@ -8,27 +9,47 @@ import numpy as np
 import pytest
 
 from npconv import initializers, utils
-from npconv.initializers import (Constant, GlorotNormal, GlorotUniform, HeNormal, HeUniform, Ones,
-                                 RandomNormal, RandomUniform, TruncatedNormal, Zeros, fans)
+from npconv.initializers import (
+    Constant,
+    GlorotNormal,
+    GlorotUniform,
+    HeNormal,
+    HeUniform,
+    Ones,
+    RandomNormal,
+    RandomUniform,
+    TruncatedNormal,
+    Zeros,
+    fans,
+)
 
-CONV = (5, 5, 16, 32)   # fan_in 400, fan_out 800
+CONV = (5, 5, 16, 32)  # fan_in 400, fan_out 800
 DENSE = (300, 100)
 
 
-@pytest.mark.parametrize("shape, expected", [
-    ((), (1, 1)), ((7,), (7, 7)), ((300, 100), (300, 100)),
-    ((5, 5, 16, 32), (5 * 5 * 16, 5 * 5 * 32)), ((3, 2, 4), (3 * 2, 3 * 4)),
-])
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ((), (1, 1)),
+        ((7,), (7, 7)),
+        ((300, 100), (300, 100)),
+        ((5, 5, 16, 32), (5 * 5 * 16, 5 * 5 * 32)),
+        ((3, 2, 4), (3 * 2, 3 * 4)),
+    ],
+)
 def test_fans_follow_keras(shape, expected):
     assert fans(shape) == expected
 
 
-@pytest.mark.parametrize("init, shape, limit", [
-    (GlorotUniform(), CONV, math.sqrt(6 / (400 + 800))),
-    (GlorotUniform(), DENSE, math.sqrt(6 / 400)),
-    (HeUniform(), CONV, math.sqrt(6 / 400)),
-    (RandomUniform(-0.3, 0.1), DENSE, None),
-])
+@pytest.mark.parametrize(
+    "init, shape, limit",
+    [
+        (GlorotUniform(), CONV, math.sqrt(6 / (400 + 800))),
+        (GlorotUniform(), DENSE, math.sqrt(6 / 400)),
+        (HeUniform(), CONV, math.sqrt(6 / 400)),
+        (RandomUniform(-0.3, 0.1), DENSE, None),
+    ],
+)
 def test_uniform_limits_and_spread(init, shape, limit):
     w = init(shape, dtype=np.float64, rng=np.random.default_rng(0))
     low, high = (-limit, limit) if limit else (-0.3, 0.1)
@@ -38,12 +59,15 @@ def test_uniform_limits_and_spread(init, shape, limit):
     assert w.std() == pytest.approx((high - low) / math.sqrt(12), rel=0.02)
 
 
-@pytest.mark.parametrize("init, shape, std", [
-    (GlorotNormal(), CONV, math.sqrt(2 / (400 + 800))),
-    (HeNormal(), CONV, math.sqrt(2 / 400)),
-    (HeNormal(), DENSE, math.sqrt(2 / 300)),
-    (TruncatedNormal(0.0, 0.5), DENSE, 0.5 * 0.87962566103423978),
-])
+@pytest.mark.parametrize(
+    "init, shape, std",
+    [
+        (GlorotNormal(), CONV, math.sqrt(2 / (400 + 800))),
+        (HeNormal(), CONV, math.sqrt(2 / 400)),
+        (HeNormal(), DENSE, math.sqrt(2 / 300)),
+        (TruncatedNormal(0.0, 0.5), DENSE, 0.5 * 0.87962566103423978),
+    ],
+)
 def test_truncated_normals_have_the_keras_std_and_cut_at_two_sigma(init, shape, std):
     w = init(shape, dtype=np.float64, rng=np.random.default_rng(1))
     assert w.std() == pytest.approx(std, rel=0.02)
@@ -64,8 +88,10 @@ def test_constants():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ["glorot_uniform", "glorot_normal", "he_normal", "he_uniform",
-                                  "zeros", "ones", "random_normal", "random_uniform"])
+@pytest.mark.parametrize(
+    "name",
+    ["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "zeros", "ones", "random_normal", "random_uniform"],
+)
 def test_shape_and_dtype(name, dtype):
     w = initializers.get(name)((3, 3, 2, 4), dtype=dtype)
     assert w.shape == (3, 3, 2, 4) and w.dtype == dtype
@@ -98,12 +124,23 @@ def test_explicit_rng_wins():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("identifier, cls", [
-    ("glorot_uniform", GlorotUniform), ("GlorotUniform", GlorotUniform), ("he_normal", HeNormal),
-    ("HeNormal", HeNormal), ("he_uniform", HeUniform), ("glorot_normal", GlorotNormal),
-    ("zeros", Zeros), ("Zeros", Zeros), ("ones", Ones), ("random_normal", RandomNormal),
-    ("RandomUniform", RandomUniform), ("constant", Constant),
-])
+@pytest.mark.parametrize(
+    "identifier, cls",
+    [
+        ("glorot_uniform", GlorotUniform),
+        ("GlorotUniform", GlorotUniform),
+        ("he_normal", HeNormal),
+        ("HeNormal", HeNormal),
+        ("he_uniform", HeUniform),
+        ("glorot_normal", GlorotNormal),
+        ("zeros", Zeros),
+        ("Zeros", Zeros),
+        ("ones", Ones),
+        ("random_normal", RandomNormal),
+        ("RandomUniform", RandomUniform),
+        ("constant", Constant),
+    ],
+)
 def test_get_by_keras_name(identifier, cls):
     assert type(initializers.get(identifier)) is cls
 

@@ -1,4 +1,5 @@
 """Cross-entropy losses: Keras's values on probabilities, fused logits forms against PyTorch."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,6 +31,7 @@ def categorical_case(rng, m=5, n=4):
 
 
 # ----- PyTorch -----
+
 
 def test_binary_logits_match_torch(torch, rng):
     y, z = binary_case(rng)
@@ -66,6 +68,7 @@ def test_soft_categorical_labels_match_torch(torch, rng):
 
 # ----- the three forms agree -----
 
+
 def labels_logits_probabilities(name, rng):
     """Labels in the form loss ``name`` takes, logits, and the probabilities they make."""
     if name == "binary_crossentropy":
@@ -75,8 +78,7 @@ def labels_logits_probabilities(name, rng):
     return (labels if name.startswith("sparse") else onehot), z, softmax(z)
 
 
-@pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy",
-                                  "sparse_categorical_crossentropy"])
+@pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"])
 def test_probability_form_equals_fused_form_away_from_the_clip(name, rng):
     loss = losses.get(name)
     y, z, p = labels_logits_probabilities(name, rng)
@@ -85,8 +87,7 @@ def test_probability_form_equals_fused_form_away_from_the_clip(name, rng):
     np.testing.assert_allclose(loss(y, p), value, rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy",
-                                  "sparse_categorical_crossentropy"])
+@pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"])
 def test_grad_is_the_derivative_of_call(name, rng):
     loss = losses.get(name)
     y, z, p = labels_logits_probabilities(name, rng)
@@ -111,11 +112,11 @@ def test_keras_clipping_bounds_a_confident_mistake():
 
 def test_fused_forms_are_stable_for_huge_logits():
     with np.errstate(over="raise", divide="raise", invalid="raise"):
-        value, dz = losses.BinaryCrossentropy().from_logits_and_grad(
-            np.array([1.0, 0.0]), np.array([-1000.0, 1000.0]))
+        value, dz = losses.BinaryCrossentropy().from_logits_and_grad(np.array([1.0, 0.0]), np.array([-1000.0, 1000.0]))
         assert value == pytest.approx(1000.0) and np.allclose(dz, [-0.5, 0.5])
         value, dz = losses.SparseCategoricalCrossentropy().from_logits_and_grad(
-            np.array([0]), np.array([[-1000.0, 1000.0]]))
+            np.array([0]), np.array([[-1000.0, 1000.0]])
+        )
         assert value == pytest.approx(2000.0) and np.allclose(dz, [[-1.0, 1.0]])
 
 
@@ -130,8 +131,7 @@ def test_float32_logits_give_float32_gradients(rng):
     labels, onehot, z = categorical_case(rng)
     value, dz = losses.CategoricalCrossentropy().from_logits_and_grad(onehot, z.astype(np.float32))
     assert dz.dtype == np.float32 and isinstance(value, float)
-    np.testing.assert_allclose(value, losses.CategoricalCrossentropy().from_logits_and_grad(onehot, z)[0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(value, losses.CategoricalCrossentropy().from_logits_and_grad(onehot, z)[0], rtol=1e-6)
 
 
 def test_activation_attribute_names_the_fused_activation():
@@ -141,6 +141,7 @@ def test_activation_attribute_names_the_fused_activation():
 
 
 # ----- registry and config -----
+
 
 def test_get_accepts_names_instances_and_configs():
     instance = losses.BinaryCrossentropy(from_logits=True)
@@ -153,12 +154,15 @@ def test_get_accepts_names_instances_and_configs():
 
 
 def test_get_unknown_name_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="'binary_crossentropy', 'categorical_crossentropy', "
-                                         "'sparse_categorical_crossentropy', got 'mse'"):
+    with pytest.raises(
+        ValueError,
+        match="'binary_crossentropy', 'categorical_crossentropy', 'sparse_categorical_crossentropy', got 'mse'",
+    ):
         losses.get("mse")
 
 
 # ----- bad labels -----
+
 
 def test_rows_must_match(rng):
     with pytest.raises(ShapeError, match=r"y_true: expected 6 rows, one per example of y_pred"):
@@ -167,8 +171,7 @@ def test_rows_must_match(rng):
 
 def test_binary_labels_must_be_in_unit_interval(rng):
     with pytest.raises(ValueError, match=r"binary labels in \[0, 1\], got 2.0 at index \(1, 0\)"):
-        losses.BinaryCrossentropy().from_logits_and_grad(np.array([[0.0], [2.0]]),
-                                                         rng.standard_normal((2, 1)))
+        losses.BinaryCrossentropy().from_logits_and_grad(np.array([[0.0], [2.0]]), rng.standard_normal((2, 1)))
 
 
 def test_binary_labels_of_the_wrong_width(rng):
@@ -177,8 +180,10 @@ def test_binary_labels_of_the_wrong_width(rng):
 
 
 def test_categorical_width_mismatch_suggests_the_fix(rng):
-    with pytest.raises(ShapeError, match="labels with 4 column.* the model outputs 6 classes.*"
-                                         "sparse_categorical_crossentropy.*convert_to_one_hot"):
+    with pytest.raises(
+        ShapeError,
+        match="labels with 4 column.* the model outputs 6 classes.*sparse_categorical_crossentropy.*convert_to_one_hot",
+    ):
         losses.CategoricalCrossentropy().from_logits_and_grad(np.eye(4), rng.standard_normal((4, 6)))
 
 
@@ -187,12 +192,12 @@ def test_categorical_refuses_integer_labels(rng):
         losses.CategoricalCrossentropy().from_logits_and_grad(np.arange(3), rng.standard_normal((3, 6)))
 
 
-@pytest.mark.parametrize("labels, bad", [([0, 6, 1], "6 at index 1"), ([0, -1, 1], "-1 at index 1"),
-                                         ([0.5, 1, 2], "0.5 at index 0")])
+@pytest.mark.parametrize(
+    "labels, bad", [([0, 6, 1], "6 at index 1"), ([0, -1, 1], "-1 at index 1"), ([0.5, 1, 2], "0.5 at index 0")]
+)
 def test_sparse_labels_must_be_class_indices(labels, bad, rng):
     with pytest.raises(ValueError, match=rf"integer class labels in \[0, 6\), got .*{bad}"):
-        losses.SparseCategoricalCrossentropy().from_logits_and_grad(np.array(labels),
-                                                                    rng.standard_normal((3, 6)))
+        losses.SparseCategoricalCrossentropy().from_logits_and_grad(np.array(labels), rng.standard_normal((3, 6)))
 
 
 def test_sparse_refuses_one_hot_labels(rng):
@@ -276,8 +281,7 @@ def test_smoothing_keeps_float32_and_leaves_the_labels_alone(rng):
     labels, onehot, z = categorical_case(rng)
     original = onehot.astype(np.float32)
     kept = original.copy()
-    _, dz = losses.CategoricalCrossentropy(label_smoothing=0.1).from_logits_and_grad(
-        original, z.astype(np.float32))
+    _, dz = losses.CategoricalCrossentropy(label_smoothing=0.1).from_logits_and_grad(original, z.astype(np.float32))
     assert dz.dtype == np.float32
     np.testing.assert_array_equal(original, kept)
 

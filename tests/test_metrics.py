@@ -1,4 +1,5 @@
 """Metrics: accuracy for sigmoid and softmax outputs, confusion matrix and precision/recall."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,18 +8,25 @@ import pytest
 from npconv import metrics
 from npconv.metrics import accuracy, confusion_matrix, precision_recall
 
-PROBS = np.array([[0.7, 0.2, 0.1],    # predicts 0
-                  [0.1, 0.8, 0.1],    # predicts 1
-                  [0.3, 0.3, 0.4],    # predicts 2
-                  [0.5, 0.4, 0.1]])   # predicts 0
-LABELS = np.array([0, 1, 1, 0])       # 3 of 4 right
+PROBS = np.array(
+    [
+        [0.7, 0.2, 0.1],  # predicts 0
+        [0.1, 0.8, 0.1],  # predicts 1
+        [0.3, 0.3, 0.4],  # predicts 2
+        [0.5, 0.4, 0.1],
+    ]
+)  # predicts 0
+LABELS = np.array([0, 1, 1, 0])  # 3 of 4 right
 
 
-@pytest.mark.parametrize("y_true, y_pred", [
-    (np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.4, 0.6])),
-    (np.array([[1], [0], [1], [0]]), np.array([[0.9], [0.2], [0.4], [0.6]])),
-    (np.array([1.0, 0.0, 1.0, 0.0]), np.array([[0.9], [0.2], [0.4], [0.6]])),
-])
+@pytest.mark.parametrize(
+    "y_true, y_pred",
+    [
+        (np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.4, 0.6])),
+        (np.array([[1], [0], [1], [0]]), np.array([[0.9], [0.2], [0.4], [0.6]])),
+        (np.array([1.0, 0.0, 1.0, 0.0]), np.array([[0.9], [0.2], [0.4], [0.6]])),
+    ],
+)
 def test_binary_accuracy_thresholds_at_one_half(y_true, y_pred):
     assert accuracy(y_true, y_pred) == 0.5
 
@@ -41,12 +49,18 @@ def test_mismatched_lengths_are_refused():
         metrics.categorical_accuracy(np.eye(2)[[0, 1, 1, 0]], PROBS)
 
 
-@pytest.mark.parametrize("name, fn", [
-    ("accuracy", accuracy), ("acc", accuracy), ("ACC", accuracy),
-    ("binary_accuracy", metrics.binary_accuracy), ("BinaryAccuracy", metrics.binary_accuracy),
-    ("categorical_accuracy", metrics.categorical_accuracy),
-    ("sparse_categorical_accuracy", metrics.sparse_categorical_accuracy),
-])
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        ("accuracy", accuracy),
+        ("acc", accuracy),
+        ("ACC", accuracy),
+        ("binary_accuracy", metrics.binary_accuracy),
+        ("BinaryAccuracy", metrics.binary_accuracy),
+        ("categorical_accuracy", metrics.categorical_accuracy),
+        ("sparse_categorical_accuracy", metrics.sparse_categorical_accuracy),
+    ],
+)
 def test_get(name, fn):
     assert metrics.get(name) is fn
 
@@ -54,6 +68,7 @@ def test_get(name, fn):
 def test_get_passes_functions_and_lists_names():
     def custom(y_true, y_pred):
         return 0.0
+
     assert metrics.get(custom) is custom
     with pytest.raises(ValueError, match="'accuracy'"):
         metrics.get("f1")
@@ -88,6 +103,6 @@ def test_confusion_matrix_refuses_labels_out_of_range():
 def test_precision_recall_per_class_with_zero_division_as_zero():
     precision, recall = precision_recall(np.array([[2, 0, 0], [0, 1, 1], [0, 0, 0]]))
     np.testing.assert_allclose(precision, [1.0, 1.0, 0.0])  # class 2 predicted once, never right
-    np.testing.assert_allclose(recall, [1.0, 0.5, 0.0])     # class 2 never present
+    np.testing.assert_allclose(recall, [1.0, 0.5, 0.0])  # class 2 never present
     with pytest.raises(ValueError, match="cm"):
         precision_recall(np.zeros((2, 3)))

@@ -1,5 +1,6 @@
 """Model files that are missing, not a model, tampered with, pickled or damaged get a clear error, and
 nothing in them runs."""
+
 from __future__ import annotations
 
 import json
@@ -7,19 +8,17 @@ import pathlib
 
 import numpy as np
 import pytest
+from reliability import says, signs_like
 
 import npconv as nc
 from npconv.errors import ModelFileError, ShapeError
-
-from reliability import says, signs_like
 
 
 @pytest.fixture
 def saved(tmp_path):
     """A trained small model saved to ``m.npz``; returns (model, path, arrays in the file)."""
     model = signs_like()
-    model.fit(np.random.default_rng(0).random((8, 16, 16, 3)).astype(np.float32), np.arange(8) % 6,
-              epochs=1, verbose=0)
+    model.fit(np.random.default_rng(0).random((8, 16, 16, 3)).astype(np.float32), np.arange(8) % 6, epochs=1, verbose=0)
     path = tmp_path / "m.npz"
     model.save(path)
     with np.load(path) as f:
@@ -71,15 +70,27 @@ def test_tampered_model_files(tmp_path, saved):
 
     cases = [
         ("json.npz", {"__config__": np.array(str(arrays["__config__"])[:-7])}, ["model description is damaged"]),
-        ("filters.npz", {"__config__": edit_config(arrays, set_filters)},
-         ["model description is damaged", "filters: expected a positive integer"]),
+        (
+            "filters.npz",
+            {"__config__": edit_config(arrays, set_filters)},
+            ["model description is damaged", "filters: expected a positive integer"],
+        ),
         ("version.npz", {"__npconv__": np.array("x")}, ["format version 'x'", "reads version 1"]),
-        ("optimizer.npz", {"__config__": edit_config(arrays, foreign_optimizer)},
-         ["training settings are damaged", "'Evil'", "compile=False"]),
-        ("state.npz", {"optimizer/m/0": np.zeros(3, np.float32)},
-         ["training settings are damaged", "optimizer state m/0: expected shape (3, 3, 3, 2)", "got shape (3,)"]),
-        ("slots.npz", {"optimizer/v/1": None},
-         ["training settings are damaged", "optimizer slot 'v'", "v/0 ... v/3", "['0', '2', '3']"]),
+        (
+            "optimizer.npz",
+            {"__config__": edit_config(arrays, foreign_optimizer)},
+            ["training settings are damaged", "'Evil'", "compile=False"],
+        ),
+        (
+            "state.npz",
+            {"optimizer/m/0": np.zeros(3, np.float32)},
+            ["training settings are damaged", "optimizer state m/0: expected shape (3, 3, 3, 2)", "got shape (3,)"],
+        ),
+        (
+            "slots.npz",
+            {"optimizer/v/1": None},
+            ["training settings are damaged", "optimizer slot 'v'", "v/0 ... v/3", "['0', '2', '3']"],
+        ),
     ]
     for name, change, parts in cases:
         path = tmp_path / name
@@ -127,9 +138,11 @@ def test_weights_missing_or_damaged(tmp_path, saved):
         nc.load_model(missing)
     says(info, str(missing), "missing ['dense/bias']", "different architecture")
     bias = arrays["dense/bias"]
-    for name, value, got in [("int.npz", bias.astype(np.int64), "dtype int64"),
-                             ("text.npz", np.array(["a"] * bias.size), "dtype <U1"),
-                             ("nan.npz", np.full_like(bias, np.nan), "6 NaN or infinite")]:
+    for name, value, got in [
+        ("int.npz", bias.astype(np.int64), "dtype int64"),
+        ("text.npz", np.array(["a"] * bias.size), "dtype <U1"),
+        ("nan.npz", np.full_like(bias, np.nan), "6 NaN or infinite"),
+    ]:
         path = rewrite(tmp_path / name, arrays, **{"dense/bias": value})
         with pytest.raises(ModelFileError) as info:
             nc.load_model(path)

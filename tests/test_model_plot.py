@@ -1,4 +1,5 @@
 """``npconv.utils.plot_model``: the layer graph as a picture, one box per layer, one arrow per edge."""
+
 from __future__ import annotations
 
 import matplotlib.text

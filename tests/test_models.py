@@ -1,4 +1,5 @@
 """Models: the course's two programs verbatim, training, gradients through whole models, errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,42 +12,47 @@ from npconv.gradcheck import numerical_gradient
 
 
 def happyModel():
-    model = nc.Sequential([
-        L.ZeroPadding2D(padding=(3, 3), input_shape=(64, 64, 3)),
-        L.Conv2D(32, (7, 7), strides=(1, 1), name='conv0'),
-        L.BatchNormalization(axis=3, name='bn0'),
-        L.ReLU(),
-        L.MaxPooling2D((2, 2), name='max_pool0'),
-        L.Flatten(),
-        L.Dense(1, activation='sigmoid', name='fc'),
-    ])
+    model = nc.Sequential(
+        [
+            L.ZeroPadding2D(padding=(3, 3), input_shape=(64, 64, 3)),
+            L.Conv2D(32, (7, 7), strides=(1, 1), name="conv0"),
+            L.BatchNormalization(axis=3, name="bn0"),
+            L.ReLU(),
+            L.MaxPooling2D((2, 2), name="max_pool0"),
+            L.Flatten(),
+            L.Dense(1, activation="sigmoid", name="fc"),
+        ]
+    )
     return model
 
 
 def convolutional_model(input_shape):
     input_img = nc.Input(shape=input_shape)
-    Z1 = L.Conv2D(filters=8, kernel_size=(4, 4), strides=(1, 1), padding='same')(input_img)
+    Z1 = L.Conv2D(filters=8, kernel_size=(4, 4), strides=(1, 1), padding="same")(input_img)
     A1 = L.ReLU()(Z1)
-    P1 = L.MaxPool2D(pool_size=(8, 8), strides=(8, 8), padding='same')(A1)
-    Z2 = L.Conv2D(filters=16, kernel_size=(2, 2), strides=(1, 1), padding='same')(P1)
+    P1 = L.MaxPool2D(pool_size=(8, 8), strides=(8, 8), padding="same")(A1)
+    Z2 = L.Conv2D(filters=16, kernel_size=(2, 2), strides=(1, 1), padding="same")(P1)
     A2 = L.ReLU()(Z2)
-    P2 = L.MaxPool2D(pool_size=(4, 4), strides=(4, 4), padding='same')(A2)
+    P2 = L.MaxPool2D(pool_size=(4, 4), strides=(4, 4), padding="same")(A2)
     F = L.Flatten()(P2)
-    outputs = L.Dense(units=6, activation='softmax')(F)
+    outputs = L.Dense(units=6, activation="softmax")(F)
     model = nc.Model(inputs=input_img, outputs=outputs)
     return model
 
 
 def small_model(dtype="float32"):
     """A small conv net with every kind of trainable layer, for fast training tests."""
-    return nc.Sequential([
-        L.Conv2D(4, 3, padding="same", input_shape=(8, 8, 1)),
-        L.BatchNormalization(momentum=0.9),  # Keras's 0.99 needs hundreds of steps to settle
-        L.ReLU(),
-        L.MaxPooling2D(2),
-        L.Flatten(),
-        L.Dense(1, activation="sigmoid"),
-    ], dtype=dtype)
+    return nc.Sequential(
+        [
+            L.Conv2D(4, 3, padding="same", input_shape=(8, 8, 1)),
+            L.BatchNormalization(momentum=0.9),  # Keras's 0.99 needs hundreds of steps to settle
+            L.ReLU(),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dense(1, activation="sigmoid"),
+        ],
+        dtype=dtype,
+    )
 
 
 def bright_or_dark(m=96, seed=0):
@@ -59,6 +65,7 @@ def bright_or_dark(m=96, seed=0):
 
 
 # --- the course programs -----------------------------------------------------------------------
+
 
 def test_happy_model_summary_matches_keras():
     lines = []
@@ -76,8 +83,16 @@ def test_signs_model_has_1310_params_and_keras_names():
     model = convolutional_model((64, 64, 3))
     assert model.count_params() == 1310
     names = [layer.name for layer in model.layers]
-    assert names[1:] == ["conv2d", "re_lu", "max_pooling2d", "conv2d_1", "re_lu_1", "max_pooling2d_1",
-                         "flatten", "dense"]
+    assert names[1:] == [
+        "conv2d",
+        "re_lu",
+        "max_pooling2d",
+        "conv2d_1",
+        "re_lu_1",
+        "max_pooling2d_1",
+        "flatten",
+        "dense",
+    ]
     assert model.output_shape == (None, 6)
     assert model.get_layer("conv2d_1").kernel.shape == (2, 2, 8, 16)
 
@@ -85,7 +100,7 @@ def test_signs_model_has_1310_params_and_keras_names():
 def test_signs_model_trains_on_one_hot_labels():
     nc.utils.set_random_seed(0)
     model = convolutional_model((16, 16, 3))
-    model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(0)
     x = rng.random((20, 16, 16, 3)).astype(np.float32)
     y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, 20)]
@@ -97,6 +112,7 @@ def test_signs_model_trains_on_one_hot_labels():
 
 
 # --- training -------------------------------------------------------------------------------------
+
 
 def test_fit_learns_a_small_task_and_evaluate_agrees():
     nc.utils.set_random_seed(0)
@@ -131,8 +147,15 @@ def test_seeded_runs_are_bit_identical():
     def run():
         nc.utils.set_random_seed(3)
         x, y = bright_or_dark(64)
-        model = nc.Sequential([L.RandomFlip("horizontal", input_shape=(8, 8, 1)), L.Conv2D(2, 3),
-                               L.Flatten(), L.Dropout(0.3), L.Dense(1, activation="sigmoid")])
+        model = nc.Sequential(
+            [
+                L.RandomFlip("horizontal", input_shape=(8, 8, 1)),
+                L.Conv2D(2, 3),
+                L.Flatten(),
+                L.Dropout(0.3),
+                L.Dense(1, activation="sigmoid"),
+            ]
+        )
         model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
         history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
         return model.get_weights(), history.history
@@ -194,8 +217,11 @@ def test_branched_model_with_add_and_concatenate_matches_torch(torch):
 
     def leaf(a, conv=False):
         return torch.tensor(a.transpose(3, 2, 0, 1) if conv else a, requires_grad=True)
-    params = {layer: (leaf(layer.kernel.value, conv=layer is not dense), leaf(layer.bias.value))
-              for layer in (conv_a, conv_b, conv_c, dense)}
+
+    params = {
+        layer: (leaf(layer.kernel.value, conv=layer is not dense), leaf(layer.bias.value))
+        for layer in (conv_a, conv_b, conv_c, dense)
+    }
     conv = torch.nn.functional.conv2d
     xt = torch.tensor(x.transpose(0, 3, 1, 2))
     merged_t = torch.relu(conv(xt, *params[conv_a], padding=1)) + conv(xt, *params[conv_b])
@@ -213,9 +239,16 @@ def test_branched_model_with_add_and_concatenate_matches_torch(torch):
 @pytest.mark.torch
 def test_conv_model_loss_gradient_matches_torch(torch):
     nc.utils.set_random_seed(0)
-    model = nc.Sequential([L.Conv2D(3, 2, padding="same", input_shape=(6, 6, 2)), L.ReLU(),
-                           L.MaxPooling2D(2), L.Flatten(), L.Dense(4, activation="softmax")],
-                          dtype="float64")
+    model = nc.Sequential(
+        [
+            L.Conv2D(3, 2, padding="same", input_shape=(6, 6, 2)),
+            L.ReLU(),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dense(4, activation="softmax"),
+        ],
+        dtype="float64",
+    )
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((5, 6, 6, 2)), np.eye(4)[[0, 1, 2, 3, 0]]
@@ -239,6 +272,7 @@ def test_conv_model_loss_gradient_matches_torch(torch):
 
 
 # --- model bookkeeping ----------------------------------------------------------------------------
+
 
 def test_branched_summary_says_what_each_layer_reads():
     inputs = nc.Input(shape=(4, 4, 2), name="image")
@@ -304,6 +338,7 @@ def test_duplicate_layer_names_are_refused():
 
 # --- errors -------------------------------------------------------------------------------------
 
+
 def test_input_shape_errors_name_the_expected_shape_and_the_fix():
     model = happyModel()
     with pytest.raises(ShapeError, match=r"\(None, 64, 64, 3\).*x\[None\]"):
@@ -339,10 +374,14 @@ def test_loss_and_last_activation_must_fit_together():
         model.fit(np.zeros((2, 4)), np.eye(3)[:2], verbose=0)
 
 
-@pytest.mark.parametrize("kwargs, match", [({"optimizer": "adagrad", "loss": "binary_crossentropy"}, "adam"),
-                                           ({"optimizer": "adam", "loss": "hinge"}, "binary_crossentropy"),
-                                           ({"optimizer": "adam", "loss": "binary_crossentropy",
-                                             "metrics": ["f1"]}, "accuracy")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"optimizer": "adagrad", "loss": "binary_crossentropy"}, "adam"),
+        ({"optimizer": "adam", "loss": "hinge"}, "binary_crossentropy"),
+        ({"optimizer": "adam", "loss": "binary_crossentropy", "metrics": ["f1"]}, "accuracy"),
+    ],
+)
 def test_unknown_names_list_the_valid_ones(kwargs, match):
     with pytest.raises(ValueError, match=match):
         small_model().compile(**kwargs)
@@ -358,6 +397,7 @@ def test_augmentation_after_a_layer_with_weights_is_refused_when_built(functiona
             nc.Model(x, L.Dense(1, activation="sigmoid")(L.Flatten()(h)))
         else:
             nc.Sequential([L.Conv2D(2, 3, input_shape=(8, 8, 1)), L.RandomFlip(), L.Flatten(), L.Dense(1)])
-    before = nc.Sequential([L.RandomFlip(input_shape=(8, 8, 1)), L.RandomTranslation(0.1, 0.1),
-                            L.Conv2D(2, 3), L.Flatten(), L.Dense(1)])
+    before = nc.Sequential(
+        [L.RandomFlip(input_shape=(8, 8, 1)), L.RandomTranslation(0.1, 0.1), L.Conv2D(2, 3), L.Flatten(), L.Dense(1)]
+    )
     assert len(before.layers) == 5

@@ -3,6 +3,7 @@
 Where Keras and PyTorch differ only in where epsilon goes (Adam, RMSprop) the comparison uses a
 tiny epsilon so the two formulas agree to float64 rounding.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,32 +39,43 @@ def _run_torch(torch, make_opt, params, grads):
 
 CASES = {
     "sgd": (lambda: SGD(0.1), lambda t, ps: t.optim.SGD(ps, lr=0.1)),
-    "sgd-momentum": (lambda: SGD(0.05, momentum=0.9),
-                     lambda t, ps: t.optim.SGD(ps, lr=0.05, momentum=0.9)),
-    "sgd-nesterov": (lambda: SGD(0.05, momentum=0.8, nesterov=True),
-                     lambda t, ps: t.optim.SGD(ps, lr=0.05, momentum=0.8, nesterov=True)),
-    "adam": (lambda: Adam(0.01, epsilon=1e-12),
-             lambda t, ps: t.optim.Adam(ps, lr=0.01, eps=1e-12)),
-    "adam-betas": (lambda: Adam(0.02, beta_1=0.5, beta_2=0.9, epsilon=1e-12),
-                   lambda t, ps: t.optim.Adam(ps, lr=0.02, betas=(0.5, 0.9), eps=1e-12)),
-    "adam-amsgrad": (lambda: Adam(0.01, epsilon=1e-12, amsgrad=True),
-                     lambda t, ps: t.optim.Adam(ps, lr=0.01, eps=1e-12, amsgrad=True)),
+    "sgd-momentum": (lambda: SGD(0.05, momentum=0.9), lambda t, ps: t.optim.SGD(ps, lr=0.05, momentum=0.9)),
+    "sgd-nesterov": (
+        lambda: SGD(0.05, momentum=0.8, nesterov=True),
+        lambda t, ps: t.optim.SGD(ps, lr=0.05, momentum=0.8, nesterov=True),
+    ),
+    "adam": (lambda: Adam(0.01, epsilon=1e-12), lambda t, ps: t.optim.Adam(ps, lr=0.01, eps=1e-12)),
+    "adam-betas": (
+        lambda: Adam(0.02, beta_1=0.5, beta_2=0.9, epsilon=1e-12),
+        lambda t, ps: t.optim.Adam(ps, lr=0.02, betas=(0.5, 0.9), eps=1e-12),
+    ),
+    "adam-amsgrad": (
+        lambda: Adam(0.01, epsilon=1e-12, amsgrad=True),
+        lambda t, ps: t.optim.Adam(ps, lr=0.01, eps=1e-12, amsgrad=True),
+    ),
     # Decoupled weight decay: p -= lr * wd * p before the step, as torch.optim.AdamW.
-    "adamw": (lambda: AdamW(0.01, weight_decay=0.1, epsilon=1e-12),
-              lambda t, ps: t.optim.AdamW(ps, lr=0.01, weight_decay=0.1, eps=1e-12)),
-    "adamw-amsgrad": (lambda: AdamW(0.02, weight_decay=0.05, beta_1=0.5, epsilon=1e-16, amsgrad=True),
-                      lambda t, ps: t.optim.AdamW(ps, lr=0.02, weight_decay=0.05, betas=(0.5, 0.999),
-                                                  eps=1e-16, amsgrad=True)),
-    "adam-weight-decay": (lambda: Adam(0.01, epsilon=1e-12, weight_decay=0.2),
-                          lambda t, ps: t.optim.AdamW(ps, lr=0.01, weight_decay=0.2, eps=1e-12)),
+    "adamw": (
+        lambda: AdamW(0.01, weight_decay=0.1, epsilon=1e-12),
+        lambda t, ps: t.optim.AdamW(ps, lr=0.01, weight_decay=0.1, eps=1e-12),
+    ),
+    "adamw-amsgrad": (
+        lambda: AdamW(0.02, weight_decay=0.05, beta_1=0.5, epsilon=1e-16, amsgrad=True),
+        lambda t, ps: t.optim.AdamW(ps, lr=0.02, weight_decay=0.05, betas=(0.5, 0.999), eps=1e-16, amsgrad=True),
+    ),
+    "adam-weight-decay": (
+        lambda: Adam(0.01, epsilon=1e-12, weight_decay=0.2),
+        lambda t, ps: t.optim.AdamW(ps, lr=0.01, weight_decay=0.2, eps=1e-12),
+    ),
     # Without momentum, decoupled decay and torch's L2 term (g + wd * p) give the same step.
-    "sgd-weight-decay": (lambda: SGD(0.1, weight_decay=0.3),
-                         lambda t, ps: t.optim.SGD(ps, lr=0.1, weight_decay=0.3)),
-    "rmsprop": (lambda: RMSprop(0.01, rho=0.9, epsilon=1e-14),
-                lambda t, ps: t.optim.RMSprop(ps, lr=0.01, alpha=0.9, eps=1e-14)),
-    "rmsprop-momentum": (lambda: RMSprop(0.01, rho=0.8, momentum=0.5, epsilon=1e-14),
-                         lambda t, ps: t.optim.RMSprop(ps, lr=0.01, alpha=0.8, momentum=0.5,
-                                                       eps=1e-14)),
+    "sgd-weight-decay": (lambda: SGD(0.1, weight_decay=0.3), lambda t, ps: t.optim.SGD(ps, lr=0.1, weight_decay=0.3)),
+    "rmsprop": (
+        lambda: RMSprop(0.01, rho=0.9, epsilon=1e-14),
+        lambda t, ps: t.optim.RMSprop(ps, lr=0.01, alpha=0.9, eps=1e-14),
+    ),
+    "rmsprop-momentum": (
+        lambda: RMSprop(0.01, rho=0.8, momentum=0.5, epsilon=1e-14),
+        lambda t, ps: t.optim.RMSprop(ps, lr=0.01, alpha=0.8, momentum=0.5, eps=1e-14),
+    ),
 }
 
 
@@ -146,8 +158,10 @@ def test_keras_docstring_example_rmsprop():
     np.testing.assert_allclose(var, [9.683772], rtol=1e-6)
 
 
-@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9, nesterov=True), Adam,
-                                  lambda: Adam(amsgrad=True), lambda: RMSprop(momentum=0.5)])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: SGD(0.1, momentum=0.9, nesterov=True), Adam, lambda: Adam(amsgrad=True), lambda: RMSprop(momentum=0.5)],
+)
 def test_float32_stays_float32_and_in_place(rng, make):
     opt = make()
     param = rng.standard_normal((4, 3)).astype(np.float32)
@@ -165,9 +179,16 @@ def test_float64_gradient_on_float32_param_keeps_float32(rng):
     assert param.dtype == np.float32
 
 
-@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: Adam(0.01, amsgrad=True),
-                                  lambda: RMSprop(0.01, momentum=0.3), lambda: AdamW(0.01, 0.1),
-                                  lambda: Adam(schedules.CosineDecay(0.01, 10))])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SGD(0.1, momentum=0.9),
+        lambda: Adam(0.01, amsgrad=True),
+        lambda: RMSprop(0.01, momentum=0.3),
+        lambda: AdamW(0.01, 0.1),
+        lambda: Adam(schedules.CosineDecay(0.01, 10)),
+    ],
+)
 def test_state_round_trip_resumes_exactly(rng, make):
     params = [rng.standard_normal(s) for s in SHAPES]
     grads = _gradient_stream(rng, 12)
@@ -228,6 +249,7 @@ def test_bad_pairs_are_refused():
 
 # --------------------------------------------------------------------------- learning rate
 
+
 def test_learning_rate_is_settable_and_read_by_the_next_update():
     opt = SGD(0.1)
     param = np.zeros(1)
@@ -238,7 +260,7 @@ def test_learning_rate_is_settable_and_read_by_the_next_update():
 
 def test_schedules_follow_keras_formulas():
     decay = schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
-    assert decay(0) == pytest.approx(0.1) and decay(5) == pytest.approx(0.1 * 0.5 ** 0.5)
+    assert decay(0) == pytest.approx(0.1) and decay(5) == pytest.approx(0.1 * 0.5**0.5)
     stairs = schedules.ExponentialDecay(0.1, 10, 0.5, staircase=True)
     assert stairs(9) == pytest.approx(0.1) and stairs(10) == pytest.approx(0.05)
     cosine = schedules.CosineDecay(1.0, decay_steps=100, alpha=0.1)
@@ -258,20 +280,43 @@ def test_schedule_is_evaluated_at_iterations():
 
 # --------------------------------------------------------------------------- config and registry
 
-@pytest.mark.parametrize("opt", [SGD(0.2, momentum=0.9, nesterov=True), Adam(3e-4, amsgrad=True),
-                                 RMSprop(0.01, rho=0.8, momentum=0.1),
-                                 Adam(schedules.CosineDecay(0.01, 100, alpha=0.1)),
-                                 AdamW(1e-3, weight_decay=0.05), SGD(0.1, weight_decay=1e-4)])
+
+@pytest.mark.parametrize(
+    "opt",
+    [
+        SGD(0.2, momentum=0.9, nesterov=True),
+        Adam(3e-4, amsgrad=True),
+        RMSprop(0.01, rho=0.8, momentum=0.1),
+        Adam(schedules.CosineDecay(0.01, 100, alpha=0.1)),
+        AdamW(1e-3, weight_decay=0.05),
+        SGD(0.1, weight_decay=1e-4),
+    ],
+)
 def test_config_round_trip(opt):
     import json
+
     config = json.loads(json.dumps(opt.get_config()))
-    for clone in (type(opt).from_config(config), optimizers.Optimizer.from_config(config),
-                  optimizers.get(config), optimizers.get(optimizers.serialize(opt))):
+    for clone in (
+        type(opt).from_config(config),
+        optimizers.Optimizer.from_config(config),
+        optimizers.get(config),
+        optimizers.get(optimizers.serialize(opt)),
+    ):
         assert type(clone) is type(opt) and clone.get_config() == opt.get_config()
 
 
-@pytest.mark.parametrize("name, cls", [("sgd", SGD), ("SGD", SGD), ("adam", Adam), ("Adam", Adam),
-                                       ("rmsprop", RMSprop), ("RMSprop", RMSprop), ("AdamW", AdamW)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("sgd", SGD),
+        ("SGD", SGD),
+        ("adam", Adam),
+        ("Adam", Adam),
+        ("rmsprop", RMSprop),
+        ("RMSprop", RMSprop),
+        ("AdamW", AdamW),
+    ],
+)
 def test_get_by_name(name, cls):
     opt = optimizers.get(name)
     assert type(opt) is cls
@@ -280,8 +325,14 @@ def test_get_by_name(name, cls):
 
 def test_defaults_are_keras():
     assert SGD().learning_rate == 0.01 and Adam().learning_rate == 0.001
-    assert Adam().get_config() == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9,
-                                   "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
+    assert Adam().get_config() == {
+        "name": "adam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+        "amsgrad": False,
+    }
     assert RMSprop().get_config()["rho"] == 0.9
     assert AdamW().weight_decay == 0.004 and Adam().weight_decay is None
     assert AdamW().get_config()["name"] == "adamw"
@@ -292,14 +343,21 @@ def test_unknown_name_lists_valid_ones():
         optimizers.get("adagrad")
 
 
-@pytest.mark.parametrize("make, argument", [
-    (lambda: SGD(-0.1), "learning_rate"), (lambda: SGD(momentum=1.5), "momentum"),
-    (lambda: Adam(beta_1=1.0), "beta_1"), (lambda: Adam(beta_2=-0.1), "beta_2"),
-    (lambda: Adam(epsilon=-1), "epsilon"), (lambda: RMSprop(rho=1.0), "rho"),
-    (lambda: Adam(learning_rate="fast"), "learning_rate"),
-    (lambda: schedules.CosineDecay(0.1, 0), "decay_steps"),
-    (lambda: AdamW(weight_decay=-0.1), "weight_decay"), (lambda: SGD(weight_decay="lots"), "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda: SGD(-0.1), "learning_rate"),
+        (lambda: SGD(momentum=1.5), "momentum"),
+        (lambda: Adam(beta_1=1.0), "beta_1"),
+        (lambda: Adam(beta_2=-0.1), "beta_2"),
+        (lambda: Adam(epsilon=-1), "epsilon"),
+        (lambda: RMSprop(rho=1.0), "rho"),
+        (lambda: Adam(learning_rate="fast"), "learning_rate"),
+        (lambda: schedules.CosineDecay(0.1, 0), "decay_steps"),
+        (lambda: AdamW(weight_decay=-0.1), "weight_decay"),
+        (lambda: SGD(weight_decay="lots"), "weight_decay"),
+    ],
+)
 def test_bad_hyper_parameters_name_the_argument(make, argument):
     with pytest.raises(ValueError, match=argument):
         make()

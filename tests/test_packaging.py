@@ -1,4 +1,5 @@
 """What pyproject.toml declares is true of what gets installed."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -40,12 +41,15 @@ def test_the_readme_states_the_declared_python():
 def test_contributing_names_every_test_file_that_needs_the_data_and_how_to_point_them_at_it():
     """A run without the data printed 43 skips and nothing said which tests or how to give them it."""
     guide = (ROOT / "CONTRIBUTING.md").read_text()
-    section = guide[guide.index("### The tests and the data"):guide.index("## How the tiers are checked")]
+    section = guide[guide.index("### The tests and the data") : guide.index("## How the tiers are checked")]
     assert "NPCONV_DATA=/path/to/datasets python -m pytest" in section
     tests = ROOT / "tests"
     # A function taking the data_dir fixture, or the data mark (tests/data/test_sources.py passes a
     # data_dir= argument of its own and needs no data).
-    needing = sorted(path.relative_to(tests).with_suffix("").as_posix() for path in tests.rglob("test_*.py")
-                     if re.search(r"def \w+\([^)]*\bdata_dir\b|pytest\.mark\.data", path.read_text()))
+    needing = sorted(
+        path.relative_to(tests).with_suffix("").as_posix()
+        for path in tests.rglob("test_*.py")
+        if re.search(r"def \w+\([^)]*\bdata_dir\b|pytest\.mark\.data", path.read_text())
+    )
     missing = [name for name in needing if f"`{name}`" not in section]
     assert not missing, f"tests that read the shared data sets but are not named in CONTRIBUTING.md: {missing}"

@@ -1,4 +1,5 @@
 """The training progress bar: a first run says that it is compiling, and its time left ignores that."""
+
 import numpy as np
 import pytest
 

@@ -1,17 +1,17 @@
 """Saved work is never lost: a full disk leaves the previous file, and a checkpoint resumes a crashed
 run bit for bit."""
+
 from __future__ import annotations
 
 import errno
 
 import numpy as np
 import pytest
+from reliability import says, seeded_run, three_classes, tiny_classifier
 
 import npconv as nc
 from npconv import callbacks as C
 from npconv import saving
-
-from reliability import says, seeded_run, three_classes, tiny_classifier
 
 
 def full_disk(file, arrays):
@@ -23,9 +23,13 @@ def full_disk(file, arrays):
 def test_full_disk_mid_write_leaves_the_previous_file(tmp_path, monkeypatch, how):
     model, x, y = tiny_classifier()
     path = tmp_path / "keep.npz"
-    write = {"save": model.save, "save_weights": model.save_weights,
-             "checkpoint": lambda p: model.fit(x, y, epochs=1, verbose=0,
-                                               callbacks=[C.ModelCheckpoint(p, save_best_only=False)])}[how]
+    write = {
+        "save": model.save,
+        "save_weights": model.save_weights,
+        "checkpoint": lambda p: model.fit(
+            x, y, epochs=1, verbose=0, callbacks=[C.ModelCheckpoint(p, save_best_only=False)]
+        ),
+    }[how]
     write(path)
     before = path.read_bytes()
     model.fit(x, y, epochs=1, verbose=0)  # something new to save
@@ -63,8 +67,7 @@ def test_checkpoint_resume_after_a_crash_is_bit_identical(tmp_path):
 
     checkpoint = tmp_path / "last.npz"
     with pytest.raises(PowerCut):
-        seeded_run(3, epochs=4, callbacks=[C.ModelCheckpoint(checkpoint, save_best_only=False),
-                                           CutAfterEpoch2()])
+        seeded_run(3, epochs=4, callbacks=[C.ModelCheckpoint(checkpoint, save_best_only=False), CutAfterEpoch2()])
     nc.utils.set_random_seed(12345)  # a new process: the package generator is elsewhere
     np.random.default_rng(0).random(100)
     resumed = nc.load_model(checkpoint)

@@ -1,4 +1,5 @@
 """Saving: one .npz with architecture, weights, optimizer state; atomic writes; clear load errors."""
+
 from __future__ import annotations
 
 import io
@@ -15,9 +16,17 @@ from npconv.errors import ModelFileError, ShapeError
 
 
 def make_model():
-    model = nc.Sequential([L.Conv2D(3, 3, padding="same", input_shape=(6, 6, 2), name="conv"),
-                           L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(2), L.Flatten(),
-                           L.Dropout(0.2), L.Dense(1, activation="sigmoid")])
+    model = nc.Sequential(
+        [
+            L.Conv2D(3, 3, padding="same", input_shape=(6, 6, 2), name="conv"),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dropout(0.2),
+            L.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
@@ -76,8 +85,11 @@ def test_adamw_and_label_smoothing_are_saved_and_resume_exactly(tmp_path):
     def fresh():
         nc.utils.set_random_seed(3)
         model = make_model()
-        model.compile(optimizer=nc.optimizers.AdamW(0.01, weight_decay=0.05),
-                      loss=nc.losses.BinaryCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
+        model.compile(
+            optimizer=nc.optimizers.AdamW(0.01, weight_decay=0.05),
+            loss=nc.losses.BinaryCrossentropy(label_smoothing=0.1),
+            metrics=["accuracy"],
+        )
         return model
 
     straight = fresh()
@@ -94,10 +106,14 @@ def test_adamw_and_label_smoothing_are_saved_and_resume_exactly(tmp_path):
 
 
 def test_zoom_and_contrast_layers_are_saved(tmp_path):
-    model = nc.Sequential([L.RandomZoom((-0.2, 0.3), fill_mode="constant", fill_value=0.5,
-                                        input_shape=(6, 6, 2), name="zoom"),
-                           L.RandomContrast(0.4, value_range=(0, 1), name="contrast"),
-                           L.Flatten(), L.Dense(1, activation="sigmoid")])
+    model = nc.Sequential(
+        [
+            L.RandomZoom((-0.2, 0.3), fill_mode="constant", fill_value=0.5, input_shape=(6, 6, 2), name="zoom"),
+            L.RandomContrast(0.4, value_range=(0, 1), name="contrast"),
+            L.Flatten(),
+            L.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.save(tmp_path / "aug.npz")
     loaded = nc.load_model(tmp_path / "aug.npz")
     for name in ("zoom", "contrast"):
@@ -114,9 +130,17 @@ def test_weights_only_round_trip_and_mismatch(tmp_path):
     other.load_weights(tmp_path / "w.npz")
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)
-    wider = nc.Sequential([L.Conv2D(4, 3, padding="same", input_shape=(6, 6, 2), name="conv"),
-                           L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(2), L.Flatten(),
-                           L.Dropout(0.2), L.Dense(1, activation="sigmoid")])
+    wider = nc.Sequential(
+        [
+            L.Conv2D(4, 3, padding="same", input_shape=(6, 6, 2), name="conv"),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dropout(0.2),
+            L.Dense(1, activation="sigmoid"),
+        ]
+    )
     with pytest.raises(ShapeError, match="conv/kernel"):
         wider.load_weights(tmp_path / "w.npz")
     with pytest.raises(ModelFileError, match="missing"):
@@ -137,7 +161,7 @@ def test_model_bytes_are_the_saved_file_and_load_as_it_does(tmp_path):
             np.testing.assert_array_equal(saved[key], sent[key])
     loaded = nc.load_model(content)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
-    loaded.fit(x, y, epochs=1, verbose=0)   # compiled, with the optimizer state
+    loaded.fit(x, y, epochs=1, verbose=0)  # compiled, with the optimizer state
     with pytest.raises(ModelFileError, match="the model's bytes: not an npconv model file"):
         nc.load_model(b"hello")
 
@@ -239,10 +263,11 @@ def test_saving_knows_the_format_not_the_model_classes():
     """The file format does not import npconv.models (models imports saving: no import circle)."""
     import ast
     import inspect
+
     tree = ast.parse(inspect.getsource(saving))
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                for alias in node.names} | {node.module or "" for node in ast.walk(tree)
-                                             if isinstance(node, ast.ImportFrom)}
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names} | {
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    }
     assert "models" not in imported
 
 
@@ -250,6 +275,7 @@ def test_saved_files_get_the_permissions_open_would_give(tmp_path):
     """Written through a temporary file (mode 0600) and renamed, a model must still honour the
     umask when new, and keep its permissions when replaced."""
     import os
+
     model = make_model()
     previous = os.umask(0o022)
     try:

@@ -1,4 +1,5 @@
 """utils: the package generator, to_categorical, registry look-ups and the course re-exports."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,10 +38,15 @@ def test_to_categorical_like_keras():
     assert utils.to_categorical(np.array([1.0, 0.0])).tolist() == [[0, 1], [1, 0]]
 
 
-@pytest.mark.parametrize("y, num_classes, error", [
-    ([0, 3], 3, ValueError), ([-1, 0], None, ValueError), ([0.5, 1.0], None, TypeError),
-    ([0, 1], 0, ValueError),
-])
+@pytest.mark.parametrize(
+    "y, num_classes, error",
+    [
+        ([0, 3], 3, ValueError),
+        ([-1, 0], None, ValueError),
+        ([0.5, 1.0], None, TypeError),
+        ([0, 1], 0, ValueError),
+    ],
+)
 def test_to_categorical_refuses(y, num_classes, error):
     with pytest.raises(error, match="y|num_classes"):
         utils.to_categorical(y, num_classes)
@@ -66,4 +72,4 @@ def test_course_helpers_are_re_exported():
 
 def test_unknown_attribute():
     with pytest.raises(AttributeError):
-        utils.no_such_helper
+        utils.no_such_helper  # noqa: B018 (the attribute access itself must raise)

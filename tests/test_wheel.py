@@ -5,6 +5,7 @@ leaves something out (the web page's HTML, ``py.typed``) or that the ``npconv`` 
 The fresh environment gets npconv from the wheel alone; its dependencies come from this test run's
 environment through a ``.pth`` line, so the test needs no network.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,14 +25,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _build_wheel(out: Path) -> Path:
     require(_has("setuptools"), "setuptools is not installed (pip install -e '.[dev]')")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(out), str(ROOT)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     (wheel,) = out.glob("npconv-*.whl")
     return wheel
 
 
 def _has(module: str) -> bool:
     import importlib.util
+
     return importlib.util.find_spec(module) is not None
 
 
@@ -41,13 +46,23 @@ def _fresh_environment(folder: Path, wheel: Path) -> Path:
     venv.EnvBuilder(with_pip=False).create(folder)
     scripts = folder / ("Scripts" if os.name == "nt" else "bin")
     python = scripts / "python"
-    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                  check=True, capture_output=True, text=True).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     # This run's dependencies, after the fresh environment's own site-packages: npconv there wins.
     ours = [p for p in {*site.getsitepackages(), sysconfig.get_path("purelib")} if Path(p).is_dir()]
     (purelib / "_test_dependencies.pth").write_text("\n".join(ours) + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                    "-q", str(wheel)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return scripts
 
 
@@ -61,12 +76,24 @@ def test_the_wheel_installs_and_runs_the_main_job(tmp_path):
     scripts = _fresh_environment(tmp_path / "venv", wheel)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NPCONV_DATA")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # a fresh machine: no data, nothing cached
-    where = subprocess.run([str(scripts / "python"), "-c", "import npconv; print(npconv.__file__)"],
-                           check=True, capture_output=True, text=True, env=env, cwd=tmp_path).stdout
+    where = subprocess.run(
+        [str(scripts / "python"), "-c", "import npconv; print(npconv.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    ).stdout
     assert Path(where.strip()).is_relative_to(tmp_path / "venv"), where
 
-    job = subprocess.run([str(scripts / "npconv"), "train", "--out", "runs/smiles.npz", "--quiet"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    job = subprocess.run(
+        [str(scripts / "npconv"), "train", "--out", "runs/smiles.npz", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert job.returncode == 0, job.stderr[-3000:]
     assert "validation accuracy" in job.stdout and (tmp_path / "runs" / "smiles.npz").is_file()
     assert (tmp_path / "runs" / "smiles_report" / "metrics.json").is_file()

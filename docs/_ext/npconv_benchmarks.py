@@ -15,6 +15,7 @@ The same figures make the README's two tables::
 
 ``tests/test_docs_build.py`` fails when the README's tables differ from what this prints.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -148,8 +149,10 @@ def provenance_block(result: Result) -> str:
         f"libraries: {versions}; BLAS {p.get('blas', '?')}; npconv tier {p.get('npconv_tier', '?')}",
     ]
     if threads or p.get("numba_threads") or p.get("torch_threads"):
-        items.append(f"threads: {threads or 'default'}; Numba {p.get('numba_threads', '?')}, "
-                     f"PyTorch {p.get('torch_threads', '—')}")
+        items.append(
+            f"threads: {threads or 'default'}; Numba {p.get('numba_threads', '?')}, "
+            f"PyTorch {p.get('torch_threads', '—')}"
+        )
     if load_avg:
         items.append("load average at the end (1, 5, 15 min): " + fmt(load_avg, 2))
     return "".join(f"- {item}\n" for item in items)
@@ -160,7 +163,8 @@ def provenance_block(result: Result) -> str:
 
 def _scalar(value) -> bool:
     return not isinstance(value, (dict, list)) or (
-        isinstance(value, list) and len(value) <= 8 and all(not isinstance(v, (dict, list)) for v in value))
+        isinstance(value, list) and len(value) <= 8 and all(not isinstance(v, (dict, list)) for v in value)
+    )
 
 
 def generic(data, heading: str = "####") -> str:
@@ -179,9 +183,16 @@ def generic(data, heading: str = "####") -> str:
         for row in data:
             columns += [k for k, v in row.items() if k not in columns and k != "provenance" and _scalar(v)]
         out.append(table(columns, [[fmt(row.get(c)) for c in columns] for row in data]))
-        nested = [(i, k) for i, row in enumerate(data) for k, v in row.items()
-                  if k != "provenance" and not _scalar(v) and isinstance(v, list)
-                  and v and all(isinstance(x, dict) for x in v)]
+        nested = [
+            (i, k)
+            for i, row in enumerate(data)
+            for k, v in row.items()
+            if k != "provenance"
+            and not _scalar(v)
+            and isinstance(v, list)
+            and v
+            and all(isinstance(x, dict) for x in v)
+        ]
         for i, key in nested:
             label = ", ".join(f"{c} {fmt(data[i][c])}" for c in columns[:2])
             out.append(f"{heading} {key} ({label})\n\n" + generic(data[i][key], heading + "#"))
@@ -199,8 +210,7 @@ def _best_torch(row: dict):
     """PyTorch's fastest fp32 configuration in a row, if the run measured several: (seconds, name)."""
     configs = row.get("torch_configs") or row.get("torch_fp32") or {}
     if isinstance(configs, dict) and configs:
-        seconds = {name: v if isinstance(v, (int, float)) else (v or {}).get("seconds")
-                   for name, v in configs.items()}
+        seconds = {name: v if isinstance(v, (int, float)) else (v or {}).get("seconds") for name, v in configs.items()}
         seconds = {k: v for k, v in seconds.items() if isinstance(v, (int, float))}
         if seconds:
             name = min(seconds, key=seconds.get)
@@ -227,35 +237,88 @@ def train_speed(result: Result) -> str:
     d = result.data
     rows = d.get("rows") or []
     out = []
-    header = ["model (images, batch)", "npconv compiled tier", "NumPy tier", "PyTorch (eager NCHW)",
-              "npconv / PyTorch", "NumPy tier / PyTorch", f"npconv / PyTorch's best fp32 (target ≤ {TRAIN_RATIO})"]
+    header = [
+        "model (images, batch)",
+        "npconv compiled tier",
+        "NumPy tier",
+        "PyTorch (eager NCHW)",
+        "npconv / PyTorch",
+        "NumPy tier / PyTorch",
+        f"npconv / PyTorch's best fp32 (target ≤ {TRAIN_RATIO})",
+    ]
     body = []
     for row in rows:
         ratio, met = train_ratio(row)
-        best = (f"{r2(ratio)} ({verdict(met)})" if ratio is not None
-                else "**not measured**: this run timed PyTorch's default configuration only")
-        body.append([f"{row.get('model')} ({row.get('images')}, {row.get('batch')})",
-                     f"{fmt(row.get('compiled_s'))} s", f"{fmt(row.get('numpy_s'))} s",
-                     f"{fmt(row.get('torch_s'))} s", f"**{r2(row.get('compiled_ratio'))}**",
-                     r2(row.get("numpy_ratio")), best])
+        best = (
+            f"{r2(ratio)} ({verdict(met)})"
+            if ratio is not None
+            else "**not measured**: this run timed PyTorch's default configuration only"
+        )
+        body.append(
+            [
+                f"{row.get('model')} ({row.get('images')}, {row.get('batch')})",
+                f"{fmt(row.get('compiled_s'))} s",
+                f"{fmt(row.get('numpy_s'))} s",
+                f"{fmt(row.get('torch_s'))} s",
+                f"**{r2(row.get('compiled_ratio'))}**",
+                r2(row.get("numpy_ratio")),
+                best,
+            ]
+        )
     rounds = d.get("rounds") or d.get("pairs")
-    out.append(f"Seconds per epoch, the median of {fmt(rounds)} rounds; each library in its own warm "
-               "process, taking turns. A ratio is the median of the per-round ratios.\n\n" + table(header, body))
-    latency = [[row.get("model"), f"{fmt(row.get('npconv_latency1_ms'))} ms", f"{fmt(row.get('torch_latency1_ms'))} ms",
-                _latency_cell(row), f"{fmt(row.get('npconv_latency64_ms'))} ms",
-                f"{fmt(row.get('torch_latency64_ms'))} ms"]
-               for row in rows if "npconv_latency1_ms" in row]
+    out.append(
+        f"Seconds per epoch, the median of {fmt(rounds)} rounds; each library in its own warm "
+        "process, taking turns. A ratio is the median of the per-round ratios.\n\n" + table(header, body)
+    )
+    latency = [
+        [
+            row.get("model"),
+            f"{fmt(row.get('npconv_latency1_ms'))} ms",
+            f"{fmt(row.get('torch_latency1_ms'))} ms",
+            _latency_cell(row),
+            f"{fmt(row.get('npconv_latency64_ms'))} ms",
+            f"{fmt(row.get('torch_latency64_ms'))} ms",
+        ]
+        for row in rows
+        if "npconv_latency1_ms" in row
+    ]
     if latency:
-        out.append(table(["model", "one image, npconv", "one image, PyTorch", f"ratio (target ≤ {LATENCY_RATIO})",
-                          "batch of 64, npconv", "batch of 64, PyTorch"], latency))
+        out.append(
+            table(
+                [
+                    "model",
+                    "one image, npconv",
+                    "one image, PyTorch",
+                    f"ratio (target ≤ {LATENCY_RATIO})",
+                    "batch of 64, npconv",
+                    "batch of 64, PyTorch",
+                ],
+                latency,
+            )
+        )
     busy = d.get("busy") or []
     if busy:
-        out.append(table(["model (beside two busy loops)", "npconv alone / busy", "npconv slowdown",
-                          "PyTorch alone / busy", "PyTorch slowdown"],
-                         [[b.get("model"), f"{fmt(b.get('npconv alone_s'))} / {fmt(b.get('npconv busy_s'))} s",
-                           f"{r2(b.get('npconv slowdown'))}x ({verdict(_busy_met(b))}, target ≤ {BUSY_SLOWDOWN}x)",
-                           f"{fmt(b.get('torch alone_s'))} / {fmt(b.get('torch busy_s'))} s",
-                           f"{r2(b.get('torch slowdown'))}x"] for b in busy]))
+        out.append(
+            table(
+                [
+                    "model (beside two busy loops)",
+                    "npconv alone / busy",
+                    "npconv slowdown",
+                    "PyTorch alone / busy",
+                    "PyTorch slowdown",
+                ],
+                [
+                    [
+                        b.get("model"),
+                        f"{fmt(b.get('npconv alone_s'))} / {fmt(b.get('npconv busy_s'))} s",
+                        f"{r2(b.get('npconv slowdown'))}x ({verdict(_busy_met(b))}, target ≤ {BUSY_SLOWDOWN}x)",
+                        f"{fmt(b.get('torch alone_s'))} / {fmt(b.get('torch busy_s'))} s",
+                        f"{r2(b.get('torch slowdown'))}x",
+                    ]
+                    for b in busy
+                ],
+            )
+        )
     memory = d.get("memory") or {}
     if memory:
         limit = (d.get("targets") or {}).get("max_rss_mb")
@@ -264,10 +327,17 @@ def train_speed(result: Result) -> str:
             text = f"{fmt(m.get('max_rss_mb'))} MB"
             return text + (f" ({verdict(m.get('max_rss_mb', 1e9) <= limit)}, target ≤ {limit} MB)" if limit else "")
 
-        out.append(table(["peak memory, Happy at batch 64", "max RSS", "traced peak (Python allocations)"],
-                         [[tier, rss(m), f"{fmt(m.get('traced_peak_mb'))} MB"] for tier, m in memory.items()]))
-    extra = {k: v for k, v in d.items() if k not in ("provenance", "rows", "busy", "memory", "rounds", "pairs",
-                                                      "targets", "seconds", "clock")}
+        out.append(
+            table(
+                ["peak memory, Happy at batch 64", "max RSS", "traced peak (Python allocations)"],
+                [[tier, rss(m), f"{fmt(m.get('traced_peak_mb'))} MB"] for tier, m in memory.items()],
+            )
+        )
+    extra = {
+        k: v
+        for k, v in d.items()
+        if k not in ("provenance", "rows", "busy", "memory", "rounds", "pairs", "targets", "seconds", "clock")
+    }
     if extra:
         out.append("Other fields of this run:\n\n" + generic(extra))
     return "\n".join(out)
@@ -286,8 +356,11 @@ def _latency_cell(row: dict) -> str:
     if against_best:
         return f"{r2(ratio)} ({verdict(ratio <= LATENCY_RATIO)})"
     # Against PyTorch's default only: a ratio above 1 is missed whatever its best is, one under 1 is unproven.
-    return (f"{r2(ratio)} (**missed**)" if ratio > LATENCY_RATIO
-            else f"{r2(ratio)} against eager NCHW (against the best: **not measured**)")
+    return (
+        f"{r2(ratio)} (**missed**)"
+        if ratio > LATENCY_RATIO
+        else f"{r2(ratio)} against eager NCHW (against the best: **not measured**)"
+    )
 
 
 def _busy_met(busy_row: dict):
@@ -303,14 +376,31 @@ def ops(result: Result) -> str:
     for run in result.data.get("runs") or []:
         rows = run.get("rows") or []
         out.append(f"#### {run.get('threads')} thread(s); measured sgemm peak {fmt(run.get('peak_gflops'))} GFLOP/s\n")
-        out.append(table(["model", "op", "input", "forward ms (npconv / PyTorch)", "backward ms (npconv / PyTorch)",
-                          "ratio fwd / bwd", "GFLOP/s fwd / bwd"],
-                         [[r.get("model"), r.get("op"), f"`{tuple(r.get('shape') or ())}`",
-                           f"{fmt(r.get('compiled_fwd_ms'))} / {fmt(r.get('torch_fwd_ms'))}",
-                           f"{fmt(r.get('compiled_bwd_ms'))} / {fmt(r.get('torch_bwd_ms'))}",
-                           f"{_bold_above_one(r.get('ratio_fwd'))} / {_bold_above_one(r.get('ratio_bwd'))}",
-                           f"{fmt(r.get('gflops_fwd'))} / {fmt(r.get('gflops_bwd'))}" if r.get("flops") else ""]
-                          for r in rows]))
+        out.append(
+            table(
+                [
+                    "model",
+                    "op",
+                    "input",
+                    "forward ms (npconv / PyTorch)",
+                    "backward ms (npconv / PyTorch)",
+                    "ratio fwd / bwd",
+                    "GFLOP/s fwd / bwd",
+                ],
+                [
+                    [
+                        r.get("model"),
+                        r.get("op"),
+                        f"`{tuple(r.get('shape') or ())}`",
+                        f"{fmt(r.get('compiled_fwd_ms'))} / {fmt(r.get('torch_fwd_ms'))}",
+                        f"{fmt(r.get('compiled_bwd_ms'))} / {fmt(r.get('torch_bwd_ms'))}",
+                        f"{_bold_above_one(r.get('ratio_fwd'))} / {_bold_above_one(r.get('ratio_bwd'))}",
+                        f"{fmt(r.get('gflops_fwd'))} / {fmt(r.get('gflops_bwd'))}" if r.get("flops") else "",
+                    ]
+                    for r in rows
+                ],
+            )
+        )
     return "\n".join(out) or generic(result.data)
 
 
@@ -319,9 +409,13 @@ def _bold_above_one(ratio) -> str:
 
 
 def startup(result: Result) -> str:
-    return table(["what", "empty Numba cache", "warm cache", "NumPy tier"],
-                 [[r.get("what"), f"{fmt(r.get('cold_s'))} s", f"{fmt(r.get('warm_s'))} s",
-                   f"{fmt(r.get('numpy_tier_s'))} s"] for r in result.data.get("rows") or []])
+    return table(
+        ["what", "empty Numba cache", "warm cache", "NumPy tier"],
+        [
+            [r.get("what"), f"{fmt(r.get('cold_s'))} s", f"{fmt(r.get('warm_s'))} s", f"{fmt(r.get('numpy_tier_s'))} s"]
+            for r in result.data.get("rows") or []
+        ],
+    )
 
 
 def accuracy_rows(result: Result) -> list[dict]:
@@ -355,38 +449,68 @@ def accuracy_table(result: Result) -> str:
     for row in (r for r in rows if r.get("framework") == "npconv"):
         twin = torch.get((row.get("id"), row.get("model")))
         target = row.get("target")
-        body.append([row.get("data"), row.get("model"), row.get("held_out"), _accuracy_text(row),
-                     _accuracy_text(twin), f"≥ {target}" if target is not None else "—",
-                     verdict(row.get("met")) if target is not None else "—", row.get("measured", "")])
-    return table(["data set", "model", "held out", "npconv", "PyTorch, same net and recipe", "target", "met",
-                  "measured"], body)
+        body.append(
+            [
+                row.get("data"),
+                row.get("model"),
+                row.get("held_out"),
+                _accuracy_text(row),
+                _accuracy_text(twin),
+                f"≥ {target}" if target is not None else "—",
+                verdict(row.get("met")) if target is not None else "—",
+                row.get("measured", ""),
+            ]
+        )
+    return table(
+        ["data set", "model", "held out", "npconv", "PyTorch, same net and recipe", "target", "met", "measured"], body
+    )
 
 
 def accuracy(result: Result) -> str:
-    out = ["The latest run of each row. A target marked met holds for the mean, or for every seed where "
-           "the target says so (`benchmarks/accuracy.py`).\n", accuracy_table(result)]
+    out = [
+        "The latest run of each row. A target marked met holds for the mean, or for every seed where "
+        "the target says so (`benchmarks/accuracy.py`).\n",
+        accuracy_table(result),
+    ]
     searches = [r for r in result.data.get("rows") or [] if "scores" in r]
     if searches:
         body = []
         for r in searches:
             scores = r["scores"]
             single = ", ".join(str(s.get("errors")) for s in scores.get("single", []))
-            merged = "; ".join(f"{name}: " + ", ".join(str(s.get("errors")) for s in runs)
-                               for name, runs in scores.items() if name != "single")
+            merged = "; ".join(
+                f"{name}: " + ", ".join(str(s.get("errors")) for s in runs)
+                for name, runs in scores.items()
+                if name != "single"
+            )
             body.append([r.get("id"), r.get("model"), fmt(r.get("seeds")), single, merged, r.get("measured", "")])
-        out.append("How the recipes were chosen (`benchmarks/recipe_cv.py`): errors summed over the folds of "
-                   "the training data, one figure per seed, for one model and for the views and averages "
-                   "scored from the same models.\n\n"
-                   + table(["search", "variant", "seeds", "errors, one model", "errors, other scorings", "measured"],
-                           body))
+        out.append(
+            "How the recipes were chosen (`benchmarks/recipe_cv.py`): errors summed over the folds of "
+            "the training data, one figure per seed, for one model and for the views and averages "
+            "scored from the same models.\n\n"
+            + table(["search", "variant", "seeds", "errors, one model", "errors, other scorings", "measured"], body)
+        )
     return "\n".join(out)
 
 
 def kernels(result: Result) -> str:
-    return table(["kernel", "shape", "loops (fwd / bwd)", "NumPy tier", "compiled tier", "PyTorch"],
-                 [[r.get("kernel"), f"`{r.get('shape')}`", _pair(r, "loop"), _pair(r, "numpy"),
-                   _pair(r, "compiled"), _pair(r, "torch")] for r in result.data.get("rows") or []]) + \
-        f"\nSeconds, the median of {fmt(result.data.get('repeats'))} repeats.\n"
+    return (
+        table(
+            ["kernel", "shape", "loops (fwd / bwd)", "NumPy tier", "compiled tier", "PyTorch"],
+            [
+                [
+                    r.get("kernel"),
+                    f"`{r.get('shape')}`",
+                    _pair(r, "loop"),
+                    _pair(r, "numpy"),
+                    _pair(r, "compiled"),
+                    _pair(r, "torch"),
+                ]
+                for r in result.data.get("rows") or []
+            ],
+        )
+        + f"\nSeconds, the median of {fmt(result.data.get('repeats'))} repeats.\n"
+    )
 
 
 def _pair(row, name) -> str:
@@ -403,8 +527,10 @@ def render(result: Result) -> str:
     try:
         return renderer(result.data if renderer is generic else result)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        return (f"(Shown as generic tables: this file's structure is not the one the page knows for "
-                f"`{result.kind}`, {type(exc).__name__}: {exc}.)\n\n" + generic(result.data))
+        return (
+            f"(Shown as generic tables: this file's structure is not the one the page knows for "
+            f"`{result.kind}`, {type(exc).__name__}: {exc}.)\n\n" + generic(result.data)
+        )
 
 
 # ---------------------------------------------------------------- targets
@@ -413,33 +539,60 @@ def render(result: Result) -> str:
 def targets(chosen: dict[tuple[str, str], Result]) -> list[tuple[str, list[list[str]]]]:
     """Every target against the latest runs: per run (newest first), rows of target, figure, verdict."""
     groups = []
-    speed = sorted((r for (kind, _), r in chosen.items() if kind == "train_speed"), key=lambda r: r.date,
-                   reverse=True)
+    speed = sorted((r for (kind, _), r in chosen.items() if kind == "train_speed"), key=lambda r: r.date, reverse=True)
     for result in speed:
         rows = []
         for row in result.data.get("rows") or []:
             ratio, met = train_ratio(row)
-            figure = (r2(ratio) if ratio is not None
-                      else f"{r2(row.get('compiled_ratio'))} against PyTorch's default (eager NCHW) only")
-            rows.append([f"training epoch ≤ {TRAIN_RATIO}x PyTorch's best fp32: {row.get('model')}", figure,
-                         verdict(met)])
+            figure = (
+                r2(ratio)
+                if ratio is not None
+                else f"{r2(row.get('compiled_ratio'))} against PyTorch's default (eager NCHW) only"
+            )
+            rows.append(
+                [f"training epoch ≤ {TRAIN_RATIO}x PyTorch's best fp32: {row.get('model')}", figure, verdict(met)]
+            )
         for row in result.data.get("rows") or []:
             ratio, against_best = _latency_ratio(row)
             if ratio is None:
                 continue
             met = ratio <= LATENCY_RATIO if against_best else (False if ratio > LATENCY_RATIO else None)
-            rows.append([f"one-image predict ≤ {LATENCY_RATIO}x PyTorch's best: {row.get('model')}",
-                         r2(ratio) + ("" if against_best else " against eager NCHW"), verdict(met)])
+            rows.append(
+                [
+                    f"one-image predict ≤ {LATENCY_RATIO}x PyTorch's best: {row.get('model')}",
+                    r2(ratio) + ("" if against_best else " against eager NCHW"),
+                    verdict(met),
+                ]
+            )
         for b in result.data.get("busy") or []:
-            rows.append([f"slowdown beside two busy loops ≤ {BUSY_SLOWDOWN}x: {b.get('model')}",
-                         f"{r2(b.get('npconv slowdown'))}x", verdict(_busy_met(b))])
-        share = next((row.get("epoch_peak_share") for row in result.data.get("rows") or []
-                      if str(row.get("model", "")).startswith("smallres") and "epoch_peak_share" in row), None)
-        rows.append([f"`smallres` epoch at ≥ {EPOCH_PEAK_SHARE:.0%} of the measured sgemm peak",
-                     r2(share) if share is not None else "—",
-                     verdict(None if share is None else share >= EPOCH_PEAK_SHARE)])
-        groups.append((f"{result.machine}: `{result.path.name}`, {result.date[:10]}, "
-                       f"commit {short_commit(result.provenance)}", rows))
+            rows.append(
+                [
+                    f"slowdown beside two busy loops ≤ {BUSY_SLOWDOWN}x: {b.get('model')}",
+                    f"{r2(b.get('npconv slowdown'))}x",
+                    verdict(_busy_met(b)),
+                ]
+            )
+        share = next(
+            (
+                row.get("epoch_peak_share")
+                for row in result.data.get("rows") or []
+                if str(row.get("model", "")).startswith("smallres") and "epoch_peak_share" in row
+            ),
+            None,
+        )
+        rows.append(
+            [
+                f"`smallres` epoch at ≥ {EPOCH_PEAK_SHARE:.0%} of the measured sgemm peak",
+                r2(share) if share is not None else "—",
+                verdict(None if share is None else share >= EPOCH_PEAK_SHARE),
+            ]
+        )
+        groups.append(
+            (
+                f"{result.machine}: `{result.path.name}`, {result.date[:10]}, commit {short_commit(result.provenance)}",
+                rows,
+            )
+        )
     for (kind, machine), result in chosen.items():
         if kind != "accuracy":
             continue
@@ -450,8 +603,13 @@ def targets(chosen: dict[tuple[str, str], Result]) -> list[tuple[str, list[list[
             measured = row.get("measured", "")
             runs = [r["accuracy"] for r in row.get("runs") or [] if isinstance(r, dict) and "accuracy" in r]
             worst = min(runs) if runs else row.get("accuracy_min", row.get("accuracy"))
-            rows.append([f"SIGNS clean accuracy ≥ {SIGNS_ACCURACY}, every seed (`npconv train signs`)",
-                         f"{_accuracy_text(row)}; worst seed {worst:.3f}", verdict(worst >= SIGNS_ACCURACY)])
+            rows.append(
+                [
+                    f"SIGNS clean accuracy ≥ {SIGNS_ACCURACY}, every seed (`npconv train signs`)",
+                    f"{_accuracy_text(row)}; worst seed {worst:.3f}",
+                    verdict(worst >= SIGNS_ACCURACY),
+                ]
+            )
         if rows:
             groups.append((f"{machine}: `{result.path.name}`, measured {measured}", rows))
     return groups
@@ -461,9 +619,11 @@ def page(results_dir: Path = RESULTS) -> str:
     """The generated part of the benchmarks page."""
     results = load(results_dir)
     chosen = latest(results)
-    out = ["## Targets against the latest runs\n",
-           "Each target against the latest run of each machine. *Not measured* means that no results file "
-           "holds the figure the target needs, so the target cannot be claimed.\n"]
+    out = [
+        "## Targets against the latest runs\n",
+        "Each target against the latest run of each machine. *Not measured* means that no results file "
+        "holds the figure the target needs, so the target cannot be claimed.\n",
+    ]
     for title, rows in targets(chosen):
         out.append(f"**{title}**\n\n" + table(["target", "figure", "verdict"], rows))
     kinds = list(KINDS) + sorted({kind for kind, _ in chosen} - set(KINDS))
@@ -478,8 +638,11 @@ def page(results_dir: Path = RESULTS) -> str:
             out.append(render(result))
         older = sorted(r.path.name for r in results if r.kind == kind and r not in runs)
         if older:
-            out.append("Older runs of this benchmark (superseded on their machine): "
-                       + ", ".join(f"`{name}`" for name in older) + ".\n")
+            out.append(
+                "Older runs of this benchmark (superseded on their machine): "
+                + ", ".join(f"`{name}`" for name in older)
+                + ".\n"
+            )
     return "\n".join(out)
 
 
@@ -494,17 +657,35 @@ def readme_tables(results_dir: Path = RESULTS) -> str:
     if speed:
         result = speed[-1]
         p = result.provenance
-        out.append(f"Training speed, seconds per epoch, two threads each (`{p.get('command', '?')}`, "
-                   f"{result.machine}, {p.get('date_utc', '?')[:10]}, commit {short_commit(p)}):")
+        out.append(
+            f"Training speed, seconds per epoch, two threads each (`{p.get('command', '?')}`, "
+            f"{result.machine}, {p.get('date_utc', '?')[:10]}, commit {short_commit(p)}):"
+        )
         out.append("")
         body = []
         for row in result.data.get("rows") or []:
             ratio, met = train_ratio(row)
-            body.append([row.get("model"), f"{fmt(row.get('compiled_s'))} s", f"{fmt(row.get('torch_s'))} s",
-                         r2(row.get("compiled_ratio")),
-                         f"{r2(ratio)} ({verdict(met)})" if ratio is not None else verdict(None)])
-        out.append(table(["model", "npconv", "PyTorch 2.13, eager NCHW", "ratio",
-                          f"against PyTorch's best fp32 (target ≤ {TRAIN_RATIO})"], body))
+            body.append(
+                [
+                    row.get("model"),
+                    f"{fmt(row.get('compiled_s'))} s",
+                    f"{fmt(row.get('torch_s'))} s",
+                    r2(row.get("compiled_ratio")),
+                    f"{r2(ratio)} ({verdict(met)})" if ratio is not None else verdict(None),
+                ]
+            )
+        out.append(
+            table(
+                [
+                    "model",
+                    "npconv",
+                    "PyTorch 2.13, eager NCHW",
+                    "ratio",
+                    f"against PyTorch's best fp32 (target ≤ {TRAIN_RATIO})",
+                ],
+                body,
+            )
+        )
     accuracy_runs = [r for (k, _), r in chosen.items() if k == "accuracy"]
     if accuracy_runs:
         result = max(accuracy_runs, key=lambda r: r.date)
@@ -513,9 +694,16 @@ def readme_tables(results_dir: Path = RESULTS) -> str:
         torch = {(r.get("id"), r.get("model")): r for r in rows if r.get("framework") == "pytorch"}
         for row in (r for r in rows if r.get("framework") == "npconv" and r.get("target") is not None):
             twin = torch.get((row.get("id"), row.get("model")))
-            body.append([f"{row.get('data')}: {row.get('model')}", row.get("held_out"),
-                         _accuracy_text(row).split(" (")[0], _accuracy_text(twin).split(" (")[0],
-                         f"≥ {row.get('target')}", verdict(row.get("met"))])
+            body.append(
+                [
+                    f"{row.get('data')}: {row.get('model')}",
+                    row.get("held_out"),
+                    _accuracy_text(row).split(" (")[0],
+                    _accuracy_text(twin).split(" (")[0],
+                    f"≥ {row.get('target')}",
+                    verdict(row.get("met")),
+                ]
+            )
         out.append(f"Accuracy (`python benchmarks/accuracy.py`, `benchmarks/results/{result.path.name}`):")
         out.append("")
         out.append(table(["data set: model", "held out", "npconv", "PyTorch, same net", "target", "met"], body))

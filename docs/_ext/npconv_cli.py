@@ -6,6 +6,7 @@ description, its usage line, every argument with its help, choices and default, 
 commands in ``npconv --help``'s order, which ``docs/cli/index.md`` includes. Nothing is copied by
 hand, so the pages cannot drift from ``--help``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,13 +60,20 @@ def _escape(text: str) -> str:
 def _argument(action: argparse.Action) -> str:
     parts = []
     if action.help:
-        parts.append(_sentence(action.help % {"default": action.default, "prog": "npconv"}
-                               if "%(" in action.help else action.help))
+        parts.append(
+            _sentence(
+                action.help % {"default": action.default, "prog": "npconv"} if "%(" in action.help else action.help
+            )
+        )
     if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
         parts.append("Choices: " + ", ".join(_code(str(choice)) for choice in action.choices) + ".")
     default = action.default
-    if (action.option_strings and action.nargs != 0 and default not in (None, argparse.SUPPRESS)
-            and "default" not in (action.help or "")):
+    if (
+        action.option_strings
+        and action.nargs != 0
+        and default not in (None, argparse.SUPPRESS)
+        and "default" not in (action.help or "")
+    ):
         parts.append(f"Default: {_code(str(default))}.")
     if action.required and action.option_strings:
         parts.append("Required.")
@@ -88,8 +96,10 @@ def command_page(name: str, summary: str, parser: argparse.ArgumentParser, alias
     if parser.description and parser.description != summary:
         lines += [_escape(parser.description), ""]
     lines += ["```text", parser.format_usage().strip(), "```", ""]
-    groups = [(group.title, [a for a in group._group_actions if a.help != argparse.SUPPRESS])
-              for group in parser._action_groups]
+    groups = [
+        (group.title, [a for a in group._group_actions if a.help != argparse.SUPPRESS])
+        for group in parser._action_groups
+    ]
     for title, actions in groups:
         if not actions:
             continue
@@ -107,6 +117,7 @@ def write_pages(outdir: Path) -> list[str]:
     os.environ["COLUMNS"] = HELP_WIDTH
     try:
         from npconv.cli import build_parser
+
         parser = build_parser()
         commands = _subcommands(parser)
         pages = {name: command_page(name, summary, sub, aliases) for name, summary, sub, aliases in commands}
@@ -126,8 +137,7 @@ def write_pages(outdir: Path) -> list[str]:
     table += [f"| [`npconv {name}`](generated/{name}.md) | {_escape(summary)} |" for name, summary, _, _ in commands]
     toc = ["```{toctree}", ":hidden:", ""] + [f"generated/{name}" for name in pages] + ["```", ""]
     _write_if_changed(outdir / "table.inc", "\n".join(table) + "\n")
-    _write_if_changed(outdir / "toc.inc", "\n".join(
-        toc + ["## `npconv --help`", "", "```text", overview, "```", ""]))
+    _write_if_changed(outdir / "toc.inc", "\n".join(toc + ["## `npconv --help`", "", "```text", overview, "```", ""]))
     return list(pages)
 
 

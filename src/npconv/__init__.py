@@ -9,6 +9,7 @@ and a Keras-like tool on top (``Sequential``, ``Model``, ``Input``, ``load_model
 :mod:`npconv.layers`, :mod:`npconv.optimizers`, ...). Submodules load on first use, so
 ``import npconv`` stays cheap and a learner's ``import npconv.course`` needs nothing else.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -16,11 +17,32 @@ import importlib
 __version__ = "0.2.0"
 
 _SUBMODULES = {
-    "apps", "callbacks", "course", "data", "errors", "explain", "functional", "gradcheck", "initializers",
-    "jobs", "layers", "losses", "metrics", "models", "optimizers", "saving", "trace", "tuning", "utils", "viz",
+    "apps",
+    "callbacks",
+    "course",
+    "data",
+    "errors",
+    "explain",
+    "functional",
+    "gradcheck",
+    "initializers",
+    "jobs",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
+    "saving",
+    "trace",
+    "tuning",
+    "utils",
+    "viz",
 }
 _ATTRIBUTES = {
-    "Sequential": "models", "Model": "models", "Input": "models", "load_model": "models",
+    "Sequential": "models",
+    "Model": "models",
+    "Input": "models",
+    "load_model": "models",
 }
 
 __all__ = sorted(_SUBMODULES | set(_ATTRIBUTES))

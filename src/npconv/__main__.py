@@ -1,4 +1,5 @@
 """``python -m npconv``: the same as the ``npconv`` command."""
+
 import sys
 
 from .cli import main

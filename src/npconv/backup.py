@@ -16,6 +16,7 @@ The file is written as the model files are (:func:`npconv.saving.atomic_write`):
 the same folder, fsynced and renamed onto the old one, so a kill or a full disk while writing leaves
 the previous backup whole.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,15 @@ import numpy as np
 from . import saving
 from .errors import ModelFileError
 
-__all__ = ["Backup", "backup_state", "read_backup", "read_backup_state", "restore_backup", "write_backup",
-           "write_or_warn"]
+__all__ = [
+    "Backup",
+    "backup_state",
+    "read_backup",
+    "read_backup_state",
+    "restore_backup",
+    "write_backup",
+    "write_or_warn",
+]
 
 _STATE = "__backup__"
 
@@ -57,11 +65,14 @@ def _layer_generators(model) -> dict:
 def backup_state(model, epoch: int, history: dict, callbacks=(), extra=None) -> dict:
     """The JSON part of a backup taken after ``epoch`` epochs (see the module docstring)."""
     rate = model.optimizer._learning_rate
-    return {"epoch": int(epoch), "history": history, "extra": dict(extra or {}),
-            "generators": {name: rng.bit_generator.state for name, rng in _layer_generators(model).items()},
-            "learning_rate": rate if isinstance(rate, float) else None,
-            "callbacks": [callback.get_state() if hasattr(callback, "get_state") else None
-                          for callback in callbacks]}
+    return {
+        "epoch": int(epoch),
+        "history": history,
+        "extra": dict(extra or {}),
+        "generators": {name: rng.bit_generator.state for name, rng in _layer_generators(model).items()},
+        "learning_rate": rate if isinstance(rate, float) else None,
+        "callbacks": [callback.get_state() if hasattr(callback, "get_state") else None for callback in callbacks],
+    }
 
 
 def write_backup(path, model, state: dict) -> None:
@@ -78,8 +89,7 @@ def write_or_warn(path, model, state: dict) -> bool:
     try:
         write_backup(path, model, state)
     except OSError as exc:
-        warnings.warn(f"{exc} The training goes on; a kill now would resume from the previous backup.",
-                      stacklevel=2)
+        warnings.warn(f"{exc} The training goes on; a kill now would resume from the previous backup.", stacklevel=2)
         return False
     return True
 
@@ -100,8 +110,10 @@ def read_backup(path) -> Backup | None:
         return None
     config, arrays = saving.read_model_file(path)
     if _STATE not in arrays:
-        raise ModelFileError(f"{path}: an npconv model file, not a training backup (no {_STATE} entry). "
-                             "Delete it or move it away, then run again.")
+        raise ModelFileError(
+            f"{path}: an npconv model file, not a training backup (no {_STATE} entry). "
+            "Delete it or move it away, then run again."
+        )
     state = json.loads(str(arrays.pop(_STATE)))
     return Backup(path, int(state["epoch"]), state["history"], state.get("extra", {}), state, config, arrays)
 
@@ -118,7 +130,7 @@ def restore_backup(model, backup: Backup, callbacks=(), optimizer=True) -> None:
     if not optimizer:
         return
     prefix = saving._OPTIMIZER
-    model.optimizer.set_state({k[len(prefix):]: v for k, v in backup.arrays.items() if k.startswith(prefix)})
+    model.optimizer.set_state({k[len(prefix) :]: v for k, v in backup.arrays.items() if k.startswith(prefix)})
     if backup.state.get("learning_rate") is not None:
         model.optimizer.learning_rate = backup.state["learning_rate"]
     for callback, saved in zip(callbacks, backup.state.get("callbacks", [])):

@@ -6,6 +6,7 @@ logs)`` after every update (``logs`` hold the epoch's running means) and ``on_ep
 with the epoch's ``loss``, metrics and ``val_*`` values; a callback stops training by setting
 ``model.stop_training = True``.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,17 @@ import numpy as np
 
 from .errors import check_choice, expected
 
-__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
-           "ReduceLROnPlateau", "LearningRateScheduler", "BackupAndRestore", "ProgressBar"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "History",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "LearningRateScheduler",
+    "BackupAndRestore",
+    "ProgressBar",
+]
 
 
 class Callback:
@@ -51,8 +61,9 @@ class CallbackList:
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             if not isinstance(callback, Callback):
-                raise TypeError(expected("callbacks", "a list of npconv.callbacks.Callback objects",
-                                         type(callback).__name__))
+                raise TypeError(
+                    expected("callbacks", "a list of npconv.callbacks.Callback objects", type(callback).__name__)
+                )
             callback.set_model(model)
             callback.set_params(params or {})
             if isinstance(callback, BackupAndRestore):
@@ -65,6 +76,7 @@ class CallbackList:
         def call(*args):
             for callback in self.callbacks:
                 getattr(callback, hook)(*args)
+
         return call
 
 
@@ -98,9 +110,11 @@ class _Monitor(Callback):
 
     def _current(self, logs):
         if self.monitor not in (logs or {}):
-            warnings.warn(f"{type(self).__name__}: monitor {self.monitor!r} is not among the logged "
-                          f"values {sorted(logs or {})}; pass validation data or pick one of those.",
-                          stacklevel=3)
+            warnings.warn(
+                f"{type(self).__name__}: monitor {self.monitor!r} is not among the logged "
+                f"values {sorted(logs or {})}; pass validation data or pick one of those.",
+                stacklevel=3,
+            )
             return None
         return float(logs[self.monitor])
 
@@ -124,8 +138,7 @@ class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; optionally
     restore the weights of the best epoch."""
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, mode="auto",
-                 restore_best_weights=False):
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, mode="auto", restore_best_weights=False):
         super().__init__(monitor, mode, min_delta)
         self.patience = int(patience)
         self.restore_best_weights = restore_best_weights
@@ -160,8 +173,7 @@ class ModelCheckpoint(_Monitor):
     """Save the model (or its weights) after each epoch to ``filepath``, which may hold
     ``{epoch:02d}`` (1-based, as Keras) and logged values like ``{val_loss:.2f}``."""
 
-    def __init__(self, filepath, monitor="val_loss", save_best_only=False, save_weights_only=False,
-                 mode="auto"):
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False, save_weights_only=False, mode="auto"):
         super().__init__(monitor, mode)
         self.filepath = str(filepath)
         self.save_best_only = save_best_only
@@ -177,8 +189,13 @@ class ModelCheckpoint(_Monitor):
         try:
             path = self.filepath.format(epoch=epoch + 1, **logs)
         except KeyError as exc:
-            raise ValueError(expected("filepath", f"fields among epoch, {', '.join(sorted(logs))}",
-                                      f"{{{exc.args[0]}}} in {self.filepath!r}")) from None
+            raise ValueError(
+                expected(
+                    "filepath",
+                    f"fields among epoch, {', '.join(sorted(logs))}",
+                    f"{{{exc.args[0]}}} in {self.filepath!r}",
+                )
+            ) from None
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
@@ -188,8 +205,9 @@ class ModelCheckpoint(_Monitor):
 class ReduceLROnPlateau(_Monitor):
     """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto", min_delta=1e-4,
-                 cooldown=0, min_lr=0.0):
+    def __init__(
+        self, monitor="val_loss", factor=0.1, patience=10, mode="auto", min_delta=1e-4, cooldown=0, min_lr=0.0
+    ):
         super().__init__(monitor, mode, min_delta)
         if not 0 < factor < 1:
             raise ValueError(expected("factor", "a number in (0, 1)", factor))
@@ -250,8 +268,9 @@ class BackupAndRestore(Callback):
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         if save_freq != "epoch":
-            raise ValueError(expected("save_freq", "'epoch' (npconv backs up at the end of each epoch)",
-                                      repr(save_freq)))
+            raise ValueError(
+                expected("save_freq", "'epoch' (npconv backs up at the end of each epoch)", repr(save_freq))
+            )
         self.backup_dir = Path(backup_dir)
         self.save_freq = save_freq
         self.delete_checkpoint = delete_checkpoint
@@ -265,6 +284,7 @@ class BackupAndRestore(Callback):
 
     def on_train_begin(self, logs=None):
         from .backup import read_backup, restore_backup
+
         backup = read_backup(self.path)
         if backup is None:
             return
@@ -283,9 +303,11 @@ class BackupAndRestore(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         from .backup import backup_state, write_or_warn
+
         self.backup_dir.mkdir(parents=True, exist_ok=True)
-        write_or_warn(self.path, self.model, backup_state(self.model, epoch + 1, self.model.history.history,
-                                                          self.peers))
+        write_or_warn(
+            self.path, self.model, backup_state(self.model, epoch + 1, self.model.history.history, self.peers)
+        )
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint:
@@ -314,12 +336,13 @@ class ProgressBar(Callback):
         self._started = time.perf_counter()
         if self._compiling is None:
             from .functional._tier import kernels_will_compile
+
             self._compiling = bool(self.verbose) and kernels_will_compile()
         if self.verbose == 1:
             from tqdm.auto import tqdm
+
             title = f"{self._title} - {self.COMPILING}" if self._compiling else self._title
-            self._bar = tqdm(total=(logs or {}).get("steps"), desc=title, unit="batch",
-                             leave=True, dynamic_ncols=True)
+            self._bar = tqdm(total=(logs or {}).get("steps"), desc=title, unit="batch", leave=True, dynamic_ncols=True)
         elif self._compiling:
             print(f"{self.COMPILING}...", flush=True)
             self._compiling = False

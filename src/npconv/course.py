@@ -19,6 +19,7 @@ Example (the notebook's own check)::
     >>> print(f"{conv_single_step(a_slice_prev, W, b):.11f}")
     -6.99908945068
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,9 +28,16 @@ from .errors import check_choice, check_float_array, check_positive_int, expecte
 from .functional._shapes import output_size
 
 __all__ = [
-    "zero_pad", "conv_single_step", "conv_forward", "conv_backward",
-    "pool_forward", "pool_backward", "create_mask_from_window", "distribute_value",
-    "random_mini_batches", "convert_to_one_hot",
+    "zero_pad",
+    "conv_single_step",
+    "conv_forward",
+    "conv_backward",
+    "pool_forward",
+    "pool_backward",
+    "create_mask_from_window",
+    "distribute_value",
+    "random_mini_batches",
+    "convert_to_one_hot",
 ]
 
 POOL_MODES = ("max", "average")
@@ -42,8 +50,10 @@ def _hyper(hparameters: dict, needed: tuple[str, ...], function: str) -> tuple[i
     values = []
     for key in needed:
         if key not in hparameters:
-            raise KeyError(f"hparameters: {function} needs the key {key!r} (keys needed: "
-                           f"{', '.join(repr(k) for k in needed)}); got keys {sorted(hparameters)}.")
+            raise KeyError(
+                f"hparameters: {function} needs the key {key!r} (keys needed: "
+                f"{', '.join(repr(k) for k in needed)}); got keys {sorted(hparameters)}."
+            )
         value = hparameters[key]
         if key == "pad":
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -115,23 +125,28 @@ def conv_forward(A_prev, W, b, hparameters):
     (m, n_H_prev, n_W_prev, n_C_prev) = A_prev.shape
     (f, f_w, n_C_prev_w, n_C) = W.shape
     if f != f_w or n_C_prev_w != n_C_prev or np.size(b) != n_C:
-        raise ValueError(expected(
-            "W, b", f"W of shape (f, f, {n_C_prev}, n_C) and b of shape (1, 1, 1, n_C)",
-            f"W {W.shape} and b {np.shape(b)}", "The course uses square filters whose depth is A_prev's channels."))
+        raise ValueError(
+            expected(
+                "W, b",
+                f"W of shape (f, f, {n_C_prev}, n_C) and b of shape (1, 1, 1, n_C)",
+                f"W {W.shape} and b {np.shape(b)}",
+                "The course uses square filters whose depth is A_prev's channels.",
+            )
+        )
     n_H, n_W = output_size((n_H_prev, n_W_prev), (f, f), (stride, stride), ((pad, pad), (pad, pad)), "W")
 
     Z = np.zeros((m, n_H, n_W, n_C), dtype=A_prev.dtype)
     A_prev_pad = zero_pad(A_prev, pad)
-    for i in range(m):                                   # loop over the batch of examples
+    for i in range(m):  # loop over the batch of examples
         a_prev_pad = A_prev_pad[i]
-        for h in range(n_H):                             # loop over the output's rows
+        for h in range(n_H):  # loop over the output's rows
             vert_start = h * stride
             vert_end = vert_start + f
-            for w in range(n_W):                         # loop over the output's columns
+            for w in range(n_W):  # loop over the output's columns
                 horiz_start = w * stride
                 horiz_end = horiz_start + f
                 a_slice_prev = a_prev_pad[vert_start:vert_end, horiz_start:horiz_end, :]
-                for c in range(n_C):                     # loop over the filters (output channels)
+                for c in range(n_C):  # loop over the filters (output channels)
                     Z[i, h, w, c] = conv_single_step(a_slice_prev, W[:, :, :, c], b[..., c])
 
     cache = (A_prev, W, b, hparameters)
@@ -186,7 +201,7 @@ def conv_backward(dZ, cache):
                     dW[:, :, :, c] += a_slice * dZ[i, h, w, c]
                     db[..., c] += dZ[i, h, w, c]
         # The course writes da_prev_pad[pad:-pad, pad:-pad]; explicit ends also work for pad = 0.
-        dA_prev[i] = da_prev_pad[pad:pad + n_H_prev, pad:pad + n_W_prev, :]
+        dA_prev[i] = da_prev_pad[pad : pad + n_H_prev, pad : pad + n_W_prev, :]
     return dA_prev, dW, db
 
 
@@ -211,8 +226,7 @@ def pool_forward(A_prev, hparameters, mode="max"):
     mode = _check_mode(mode)
     f, stride = _hyper(hparameters, ("f", "stride"), "pool_forward")
     (m, n_H_prev, n_W_prev, n_C) = A_prev.shape
-    n_H, n_W = output_size((n_H_prev, n_W_prev), (f, f), (stride, stride), ((0, 0), (0, 0)),
-                           "hparameters['f']")
+    n_H, n_W = output_size((n_H_prev, n_W_prev), (f, f), (stride, stride), ((0, 0), (0, 0)), "hparameters['f']")
 
     A = np.zeros((m, n_H, n_W, n_C), dtype=A_prev.dtype)
     for i in range(m):
@@ -305,7 +319,8 @@ def pool_backward(dA, cache, mode="max"):
                         dA_prev[i, vert_start:vert_end, horiz_start:horiz_end, c] += mask * dA[i, h, w, c]
                     else:
                         dA_prev[i, vert_start:vert_end, horiz_start:horiz_end, c] += distribute_value(
-                            dA[i, h, w, c], (f, f))
+                            dA[i, h, w, c], (f, f)
+                        )
     return dA_prev
 
 
@@ -330,14 +345,18 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
     mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
     m = X.shape[0]
     if Y.shape[0] != m:
-        raise ValueError(expected("Y", f"{m} rows, one per example of X (Y of shape (m, n_y))", Y,
-                                  "Transpose it if it is (n_y, m): Y.T."))
+        raise ValueError(
+            expected(
+                "Y", f"{m} rows, one per example of X (Y of shape (m, n_y))", Y, "Transpose it if it is (n_y, m): Y.T."
+            )
+        )
     np.random.seed(seed)
     permutation = np.random.permutation(m)
     shuffled_X = X[permutation]
     shuffled_Y = Y[permutation]
-    return [(shuffled_X[k:k + mini_batch_size], shuffled_Y[k:k + mini_batch_size])
-            for k in range(0, m, mini_batch_size)]
+    return [
+        (shuffled_X[k : k + mini_batch_size], shuffled_Y[k : k + mini_batch_size]) for k in range(0, m, mini_batch_size)
+    ]
 
 
 def convert_to_one_hot(Y, C):
@@ -355,6 +374,12 @@ def convert_to_one_hot(Y, C):
     C = check_positive_int(C, "C")
     labels = np.asarray(Y).reshape(-1)
     if labels.dtype.kind not in "iu" or (labels.size and (labels.min() < 0 or labels.max() >= C)):
-        raise ValueError(expected("Y", f"integer labels in 0..{C - 1}", np.asarray(Y),
-                                  "Pass class indices (e.g. Y.astype(int)) and the right number of classes C."))
+        raise ValueError(
+            expected(
+                "Y",
+                f"integer labels in 0..{C - 1}",
+                np.asarray(Y),
+                "Pass class indices (e.g. Y.astype(int)) and the right number of classes C.",
+            )
+        )
     return np.eye(C)[labels].T

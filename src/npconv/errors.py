@@ -3,6 +3,7 @@
 Messages follow one pattern so learners learn to read them once:
 ``"<argument>: expected <what>, got <what>. <How to fix it.>"``
 """
+
 from __future__ import annotations
 
 import math
@@ -57,11 +58,18 @@ def check_float_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -
         try:
             x = np.asarray(x)
         except Exception as exc:  # ragged lists and the like
-            raise TypeError(expected(name, "a numeric array", type(x).__name__,
-                                     "Pass a NumPy array of floats.")) from exc
+            raise TypeError(
+                expected(name, "a numeric array", type(x).__name__, "Pass a NumPy array of floats.")
+            ) from exc
     if x.dtype.kind != "f":
-        raise TypeError(expected(name, "a floating-point array (float32 or float64)", x,
-                                 "Convert it first, e.g. x.astype(np.float32) (divide images by 255)."))
+        raise TypeError(
+            expected(
+                name,
+                "a floating-point array (float32 or float64)",
+                x,
+                "Convert it first, e.g. x.astype(np.float32) (divide images by 255).",
+            )
+        )
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else ndim
         if x.ndim not in allowed:
@@ -89,8 +97,11 @@ def check_finite(x: np.ndarray, name: str) -> None:
         return
     if not np.all(np.isfinite(x)):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise ValueError(expected(name, "finite values", f"{bad} NaN or infinite value(s)",
-                                  "Clean or impute the data before training."))
+        raise ValueError(
+            expected(
+                name, "finite values", f"{bad} NaN or infinite value(s)", "Clean or impute the data before training."
+            )
+        )
 
 
 def check_positive_int(value, name: str) -> int:

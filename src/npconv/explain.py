@@ -25,6 +25,7 @@ logit. Its Grad-CAM defaults to the last feature maps of every member together (
 :func:`default_layers`): the mean of the members' own maps before the ReLU, since the average's
 score is the mean of theirs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +56,7 @@ def grad_cam(model, x, layer=None, class_index=None, resize=True) -> np.ndarray:
     x = _image_batch(model, x)
     names = cam_layers(model, layer)
     _, activations, gradients = model.gradients(x, _class_seed(model, class_index, len(x)), names)
-    cam = sum(np.einsum("ihwk,ik->ihw", activations[name], gradients[name].mean(axis=(1, 2)))
-              for name in names)
+    cam = sum(np.einsum("ihwk,ik->ihw", activations[name], gradients[name].mean(axis=(1, 2))) for name in names)
     cam = np.maximum(cam, 0)
     peak = cam.max(axis=(1, 2), keepdims=True)
     cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
@@ -96,12 +96,16 @@ def default_layers(model) -> list[str]:
     spatial = set(spatial_layers(model))
     last = max((k for k, node in enumerate(nodes) if node.layer.name in spatial), default=None)
     if last is None:
-        raise ValueError(expected("model", "a layer with a spatial (4-D) output for Grad-CAM",
-                                  "none (" + ", ".join(f"{n.layer.name} {model._tensors[n.output].shape}"
-                                                       for n in nodes) + ")",
-                                  "Grad-CAM needs feature maps (a Conv2D or pooling layer); saliency(model, x) "
-                                  "works on any image model."))
+        raise ValueError(
+            expected(
+                "model",
+                "a layer with a spatial (4-D) output for Grad-CAM",
+                "none (" + ", ".join(f"{n.layer.name} {model._tensors[n.output].shape}" for n in nodes) + ")",
+                "Grad-CAM needs feature maps (a Conv2D or pooling layer); saliency(model, x) works on any image model.",
+            )
+        )
     from .layers import Average
+
     merge = next((k for k in range(len(nodes) - 1, last, -1) if isinstance(nodes[k].layer, Average)), None)
     if merge is None:
         return [nodes[last].layer.name]
@@ -123,21 +127,33 @@ def default_layers(model) -> list[str]:
 
 # ------------------------------------------------------------------ checks
 
+
 def _image_batch(model, x) -> np.ndarray:
     """``x`` as a batch ``(m, n_H, n_W, n_C)`` for ``model``: one image gets the batch axis."""
     model._require_built("x")
     shape = tuple(model.input_shape[1:])
     if len(shape) != 3:
-        raise ValueError(expected("model", "an image model, input (None, n_H, n_W, n_C)",
-                                  str(model.input_shape), "Grad-CAM and saliency explain image models."))
+        raise ValueError(
+            expected(
+                "model",
+                "an image model, input (None, n_H, n_W, n_C)",
+                str(model.input_shape),
+                "Grad-CAM and saliency explain image models.",
+            )
+        )
     x = np.asarray(x)
     if x.shape == shape:
         x = x[None]
     if x.shape[1:] != shape or x.ndim != 4:
-        raise ShapeError(expected(
-            "x", f"one image of shape {shape} or a batch (m, {', '.join(map(str, shape))})", f"shape {x.shape}",
-            f"Prepare photos as predict does: npconv.apps.photos.load_photos(paths, {shape}) resizes them "
-            f"to {shape[0]}x{shape[1]} with {shape[2]} channel(s)."))
+        raise ShapeError(
+            expected(
+                "x",
+                f"one image of shape {shape} or a batch (m, {', '.join(map(str, shape))})",
+                f"shape {x.shape}",
+                f"Prepare photos as predict does: npconv.apps.photos.load_photos(paths, {shape}) resizes them "
+                f"to {shape[0]}x{shape[1]} with {shape[2]} channel(s).",
+            )
+        )
     return x
 
 
@@ -166,9 +182,14 @@ def cam_layers(model, layer=None) -> list[str]:
         raise ValueError(expected("layer", "a layer with a spatial (4-D) output (None, h, w, K)", got, fix))
     sizes = {shapes[name][1:3] for name in names}
     if len(sizes) > 1:
-        raise ValueError(expected("layer", "layers of one spatial size (their maps are summed)",
-                                  ", ".join(f"{name} {shapes[name]}" for name in names),
-                                  "Pass one of them as layer=..."))
+        raise ValueError(
+            expected(
+                "layer",
+                "layers of one spatial size (their maps are summed)",
+                ", ".join(f"{name} {shapes[name]}" for name in names),
+                "Pass one of them as layer=...",
+            )
+        )
     return names
 
 
@@ -176,8 +197,14 @@ def _n_classes(model) -> int:
     """2 for a one-unit (sigmoid) output, else the number of outputs; refuses non-classifiers."""
     shape = model.output_shape
     if len(shape) != 2:
-        raise ValueError(expected("model", "a classifier with output (None, n_classes) or (None, 1)",
-                                  str(shape), "Explaining needs one score per class."))
+        raise ValueError(
+            expected(
+                "model",
+                "a classifier with output (None, n_classes) or (None, 1)",
+                str(shape),
+                "Explaining needs one score per class.",
+            )
+        )
     return 2 if shape[1] == 1 else shape[1]
 
 
@@ -198,12 +225,24 @@ def _class_seed(model, class_index, m):
         if chosen.ndim == 0:
             chosen = np.full(m, chosen)
         if chosen.dtype.kind not in "iu" or chosen.shape != (m,):
-            raise ValueError(expected("class_index", f"an int or a sequence of {m} ints (one per image)",
-                                      repr(class_index), "Or None for each image's predicted class."))
+            raise ValueError(
+                expected(
+                    "class_index",
+                    f"an int or a sequence of {m} ints (one per image)",
+                    repr(class_index),
+                    "Or None for each image's predicted class.",
+                )
+            )
         bad = chosen[(chosen < 0) | (chosen >= n_classes)]
         if bad.size:
-            raise ValueError(expected("class_index", f"a class in 0..{n_classes - 1}{_class_names(model, n_classes)}",
-                                      str(int(bad[0])), f"The model has {n_classes} classes."))
+            raise ValueError(
+                expected(
+                    "class_index",
+                    f"a class in 0..{n_classes - 1}{_class_names(model, n_classes)}",
+                    str(int(bad[0])),
+                    f"The model has {n_classes} classes.",
+                )
+            )
 
     def seed(z):
         classes = chosen

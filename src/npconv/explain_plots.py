@@ -8,6 +8,7 @@ of each (the training report's gradcam.png). The command line, the training repo
 serve`` all draw with these, so they show one picture. The maps themselves come from
 :mod:`npconv.explain`.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -25,8 +26,14 @@ from .errors import ShapeError, expected
 from .viz.arrays import _display_image, _name
 from .viz.style import WRONG_COLOUR, _bare, _figure, _styled
 
-__all__ = ["heatmap_overlay", "plot_explanations", "plot_right_and_wrong", "right_and_wrong", "HEATMAP_CMAP",
-           "HEATMAP_ALPHA"]
+__all__ = [
+    "heatmap_overlay",
+    "plot_explanations",
+    "plot_right_and_wrong",
+    "right_and_wrong",
+    "HEATMAP_CMAP",
+    "HEATMAP_ALPHA",
+]
 
 #: Grad-CAM's colours: perceptually uniform, dark where the class has no evidence, so the photo
 #: stays readable there and the bright yellow marks what decided.
@@ -90,7 +97,7 @@ def plot_explanations(model, x, layer=None, class_index=None, class_names=None, 
     to each image's own maximum (its colour bar gives the values).
     """
     batch = explain._image_batch(model, x)
-    where = _where(model, layer)   # checks the layer before any work
+    where = _where(model, layer)  # checks the layer before any work
     cams = explain.grad_cam(model, batch, layer=layer, class_index=class_index)
     saliency = explain.saliency(model, batch, class_index=class_index)
     probs = probabilities(model.predict(batch))
@@ -113,15 +120,18 @@ def plot_explanations(model, x, layer=None, class_index=None, class_names=None, 
         photo_ax.imshow(image, cmap=grey, vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
         name = _name(int(predicted[i]), class_names)
         wrong = labels is not None and int(labels[i]) != int(predicted[i])
-        photo_ax.set_title(f"{name} ({probs[i, predicted[i]]:.2f})", fontsize=9,
-                           color=WRONG_COLOUR if wrong else "black")
+        photo_ax.set_title(
+            f"{name} ({probs[i, predicted[i]]:.2f})", fontsize=9, color=WRONG_COLOUR if wrong else "black"
+        )
         if labels is not None:
-            photo_ax.set_xlabel(f"true: {_name(int(labels[i]), class_names)}", fontsize=8,
-                                color=WRONG_COLOUR if wrong else "0.2")
+            photo_ax.set_xlabel(
+                f"true: {_name(int(labels[i]), class_names)}", fontsize=8, color=WRONG_COLOUR if wrong else "0.2"
+            )
         cam_ax.imshow(heatmap_overlay(batch[i], cams[i]))
         fig.colorbar(heat, ax=cam_ax, fraction=0.046, pad=0.03, ticks=[0, 0.5, 1])
-        cam_title = "Grad-CAM" if explained[i] == predicted[i] else \
-            f"Grad-CAM for {_name(int(explained[i]), class_names)!r}"
+        cam_title = (
+            "Grad-CAM" if explained[i] == predicted[i] else f"Grad-CAM for {_name(int(explained[i]), class_names)!r}"
+        )
         cam_ax.set_title(cam_title, fontsize=9)
         peak = float(saliency[i].max())
         shown = saliency_ax.imshow(saliency[i], cmap=SALIENCY_CMAP, vmin=0, vmax=peak or 1.0)
@@ -153,8 +163,9 @@ def _evenly(indices: np.ndarray, n: int) -> np.ndarray:
 
 
 @_styled
-def plot_right_and_wrong(model, x, labels, probs, class_names=None, per_class: int = 6, pictures=None,
-                         layer=None) -> Figure:
+def plot_right_and_wrong(
+    model, x, labels, probs, class_names=None, per_class: int = 6, pictures=None, layer=None
+) -> Figure:
     """Grad-CAM over a few right and a few wrong pictures of each class (:func:`right_and_wrong`):
     a row per true class, its right ones first, then its wrong ones, titled in colour.
 
@@ -178,8 +189,9 @@ def plot_right_and_wrong(model, x, labels, probs, class_names=None, per_class: i
     probs = probabilities(probs)
     predicted = probs.argmax(axis=1)
     if not len(x) == len(labels) == len(probs):
-        raise ValueError(expected("labels, probs", f"{len(x)} each, one per picture",
-                                  f"{len(labels)} and {len(probs)}"))
+        raise ValueError(
+            expected("labels, probs", f"{len(x)} each, one per picture", f"{len(labels)} and {len(probs)}")
+        )
     if class_names is None:
         class_names = (getattr(model, "metadata", None) or {}).get("class_names")
     where = _where(model, layer)
@@ -192,18 +204,24 @@ def plot_right_and_wrong(model, x, labels, probs, class_names=None, per_class: i
     fig = _figure(width, 1.55 * len(shown_rows) + 0.6)
     axes = fig.subplots(len(shown_rows), per_class, squeeze=False)
     for row_axes, (c, shown) in zip(axes, shown_rows):
-        for ax in row_axes[len(shown):]:
+        for ax in row_axes[len(shown) :]:
             ax.set_axis_off()
         for ax, i in zip(row_axes, shown):
             _bare(ax)
             ax.imshow(heatmap_overlay(x[i], next(cams)))
-            ax.set_title(f"{_name(int(predicted[i]), class_names)} ({probs[i, predicted[i]]:.2f})", fontsize=7.5,
-                         color=WRONG_COLOUR if predicted[i] != c else "black", pad=3)
+            ax.set_title(
+                f"{_name(int(predicted[i]), class_names)} ({probs[i, predicted[i]]:.2f})",
+                fontsize=7.5,
+                color=WRONG_COLOUR if predicted[i] != c else "black",
+                pad=3,
+            )
         row_axes[0].set_ylabel(f"true: {_name(c, class_names)}", fontsize=8)
     left_out = f"; the first {len(shown_rows)} of {len(rows)} classes" if len(rows) > len(shown_rows) else ""
-    title = (f"Grad-CAM on {pictures or f'{len(labels)} pictures'}: right / wrong (titled in colour), a row per "
-             f"true class{left_out}. Bright where the evidence for the predicted class lies (at {where}).")
-    fig.suptitle(textwrap.fill(title, int(11 * width)), fontsize=9.5)   # about 11 characters an inch
+    title = (
+        f"Grad-CAM on {pictures or f'{len(labels)} pictures'}: right / wrong (titled in colour), a row per "
+        f"true class{left_out}. Bright where the evidence for the predicted class lies (at {where})."
+    )
+    fig.suptitle(textwrap.fill(title, int(11 * width)), fontsize=9.5)  # about 11 characters an inch
     return fig
 
 

@@ -23,9 +23,10 @@ True
 Hyperparameters go in with ``functools.partial`` or a lambda, e.g.
 ``gradcheck(lambda x, w, b: conv2d_forward(x, w, b, stride=2), conv2d_backward, inputs)``.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -36,9 +37,15 @@ _TINY = 1e-300
 
 def _require_float64(x, name: str) -> None:
     if not isinstance(x, np.ndarray) or x.dtype != np.float64:
-        raise TypeError(expected(name, "a float64 array", x,
-                                 "Numerical gradients need float64: float32 rounding (1e-7) swamps "
-                                 "the finite-difference step. Use x.astype(np.float64)."))
+        raise TypeError(
+            expected(
+                name,
+                "a float64 array",
+                x,
+                "Numerical gradients need float64: float32 rounding (1e-7) swamps "
+                "the finite-difference step. Use x.astype(np.float64).",
+            )
+        )
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6):
@@ -58,8 +65,7 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: flo
     grad = np.empty_like(x)
     flat, grad_flat = x.reshape(-1), grad.reshape(-1)
     if not np.shares_memory(flat, x):
-        raise ValueError(expected("x", "a contiguous array (perturbed in place)", x,
-                                  "Pass np.ascontiguousarray(x)."))
+        raise ValueError(expected("x", "a contiguous array (perturbed in place)", x, "Pass np.ascontiguousarray(x)."))
     for i in range(flat.size):
         saved = flat[i]
         flat[i] = saved + eps
@@ -73,13 +79,17 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: flo
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     """``|a - n| / max(|a| + |n|, tiny)`` with Frobenius norms: 0 is perfect, ~1e-10 is typical."""
-    return float(np.linalg.norm(analytic - numeric)
-                 / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), _TINY))
+    return float(np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), _TINY))
 
 
-def check_gradients(forward_fn: Callable, backward_fn: Callable,
-                    inputs: Mapping[str, np.ndarray], wrt=None, seed: int = 0,
-                    eps: float = 1e-6) -> dict[str, float]:
+def check_gradients(
+    forward_fn: Callable,
+    backward_fn: Callable,
+    inputs: Mapping[str, np.ndarray],
+    wrt=None,
+    seed: int = 0,
+    eps: float = 1e-6,
+) -> dict[str, float]:
     """Relative error between the analytical and numerical gradient of each input.
 
     Parameters
@@ -107,8 +117,9 @@ def check_gradients(forward_fn: Callable, backward_fn: Callable,
     if not isinstance(grads, tuple):
         grads = (grads,)
     if len(grads) != len(inputs):
-        raise ShapeError(expected("backward_fn", f"{len(inputs)} gradients, one per input "
-                                  f"({', '.join(inputs)})", f"{len(grads)}"))
+        raise ShapeError(
+            expected("backward_fn", f"{len(inputs)} gradients, one per input ({', '.join(inputs)})", f"{len(grads)}")
+        )
     names = list(inputs) if wrt is None else list(wrt)
 
     def loss(_):
@@ -122,21 +133,27 @@ def check_gradients(forward_fn: Callable, backward_fn: Callable,
         if analytic is None:
             continue
         if np.shape(analytic) != inputs[name].shape:
-            raise ShapeError(expected(f"gradient of {name}", f"shape {inputs[name].shape}",
-                                      np.asarray(analytic)))
-        errors[name] = relative_error(np.asarray(analytic),
-                                      numerical_gradient(loss, inputs[name], eps))
+            raise ShapeError(expected(f"gradient of {name}", f"shape {inputs[name].shape}", np.asarray(analytic)))
+        errors[name] = relative_error(np.asarray(analytic), numerical_gradient(loss, inputs[name], eps))
     return errors
 
 
-def gradcheck(forward_fn: Callable, backward_fn: Callable, inputs: Mapping[str, np.ndarray],
-              wrt=None, seed: int = 0, eps: float = 1e-6, tol: float = 1e-7) -> dict[str, float]:
+def gradcheck(
+    forward_fn: Callable,
+    backward_fn: Callable,
+    inputs: Mapping[str, np.ndarray],
+    wrt=None,
+    seed: int = 0,
+    eps: float = 1e-6,
+    tol: float = 1e-7,
+) -> dict[str, float]:
     """:func:`check_gradients`, raising ``AssertionError`` with a report if any error exceeds ``tol``."""
     errors = check_gradients(forward_fn, backward_fn, inputs, wrt=wrt, seed=seed, eps=eps)
     failed = {name: err for name, err in errors.items() if not err <= tol}
     if failed:
         lines = [f"  {name}: relative error {err:.3g} > tol {tol:g}" for name, err in failed.items()]
         passed = [f"  {name}: {err:.3g} ok" for name, err in errors.items() if name not in failed]
-        raise AssertionError("gradient check failed: the backward does not match the forward\n"
-                             + "\n".join(lines + passed))
+        raise AssertionError(
+            "gradient check failed: the backward does not match the forward\n" + "\n".join(lines + passed)
+        )
     return errors

@@ -8,6 +8,7 @@ Randomness: ``rng`` if given; else, for an initialiser built with ``seed=``, a f
 from that seed (so, as in Keras, a seeded initialiser returns the same values on every call);
 else :func:`npconv.utils.global_rng`, which :func:`npconv.utils.set_random_seed` reseeds.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,9 +18,21 @@ import numpy as np
 from . import utils
 from .errors import expected
 
-__all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
-           "TruncatedNormal", "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
-           "fans", "get"]
+__all__ = [
+    "Initializer",
+    "Zeros",
+    "Ones",
+    "Constant",
+    "RandomNormal",
+    "RandomUniform",
+    "TruncatedNormal",
+    "GlorotUniform",
+    "GlorotNormal",
+    "HeNormal",
+    "HeUniform",
+    "fans",
+    "get",
+]
 
 # std of a standard normal truncated to [-2, 2]; dividing by it restores the requested std (Keras).
 _TRUNCATION_STD = 0.87962566103423978
@@ -201,11 +214,16 @@ class HeUniform(_VarianceScaling):
 
 
 _REGISTRY = {
-    "zeros": Zeros, "ones": Ones, "constant": Constant,
-    "random_normal": RandomNormal, "random_uniform": RandomUniform,
+    "zeros": Zeros,
+    "ones": Ones,
+    "constant": Constant,
+    "random_normal": RandomNormal,
+    "random_uniform": RandomUniform,
     "truncated_normal": TruncatedNormal,
-    "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
-    "he_normal": HeNormal, "he_uniform": HeUniform,
+    "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal,
+    "he_normal": HeNormal,
+    "he_uniform": HeUniform,
 }
 
 

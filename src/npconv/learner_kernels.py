@@ -15,6 +15,7 @@ learner's function, as in the course. The course's functions pad every side by o
 square windows with one stride; a layer they cannot express is refused, naming it and the reason.
 A learner's function that raises is reported with the line of the learner's code that raised.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,15 +58,21 @@ def _function_names(model) -> tuple[str, ...]:
 
 def _import_path(path: Path):
     if not path.is_file():
-        raise LearnerCodeError(expected("kernels", "a .py file with conv_forward, conv_backward, pool_forward "
-                                        "and pool_backward", f"{str(path)!r}, which does not exist"))
+        raise LearnerCodeError(
+            expected(
+                "kernels",
+                "a .py file with conv_forward, conv_backward, pool_forward and pool_backward",
+                f"{str(path)!r}, which does not exist",
+            )
+        )
     spec = importlib.util.spec_from_file_location(f"npconv_learner_{abs(hash(str(path.resolve())))}", path)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise LearnerCodeError(f"kernels: running {path} raised {type(exc).__name__}: {exc}"
-                               f"{learner_line(exc, str(path))}") from exc
+        raise LearnerCodeError(
+            f"kernels: running {path} raised {type(exc).__name__}: {exc}{learner_line(exc, str(path))}"
+        ) from exc
     return module
 
 
@@ -82,25 +89,38 @@ def load_kernels(kernels, model) -> LearnerKernels:
             try:
                 source = importlib.import_module(text)
             except ImportError as exc:
-                raise LearnerCodeError(expected("kernels", "a module, a module name or the path of a .py file",
-                                                repr(text), f"Importing it failed: {exc}")) from exc
+                raise LearnerCodeError(
+                    expected(
+                        "kernels",
+                        "a module, a module name or the path of a .py file",
+                        repr(text),
+                        f"Importing it failed: {exc}",
+                    )
+                ) from exc
     lookup = source.get if isinstance(source, dict) else lambda name: getattr(source, name, None)
     needed = CONV_FUNCTIONS + POOL_FUNCTIONS if model is None else _function_names(model)
     functions = {name: lookup(name) for name in needed}
     missing = [name for name, f in functions.items() if not callable(f)]
     if missing:
-        where = ("the dict given" if isinstance(source, dict) else
-                 getattr(source, "__file__", None) or getattr(source, "__name__", None) or type(source).__name__)
+        where = (
+            "the dict given"
+            if isinstance(source, dict)
+            else getattr(source, "__file__", None) or getattr(source, "__name__", None) or type(source).__name__
+        )
         raise LearnerCodeError(
             f"kernels: {where} does not define {', '.join(missing)} (this model needs {', '.join(needed)}). "
             "Define them with the course's signatures: conv_forward(A_prev, W, b, hparameters), "
-            "conv_backward(dZ, cache), pool_forward(A_prev, hparameters, mode), pool_backward(dA, cache, mode).")
+            "conv_backward(dZ, cache), pool_forward(A_prev, hparameters, mode), pool_backward(dA, cache, mode)."
+        )
     nodes = [] if model is None else model._nodes
     refusals = [reason for node in nodes if (reason := _refusal(node.layer))]
     if refusals:
-        raise LearnerCodeError("kernels: the course's functions cannot run " + "; ".join(refusals) +
-                               ". Trace this model without kernels=, or use square kernels with one stride "
-                               "and an odd kernel size for padding='same' (stride 1).")
+        raise LearnerCodeError(
+            "kernels: the course's functions cannot run "
+            + "; ".join(refusals)
+            + ". Trace this model without kernels=, or use square kernels with one stride "
+            "and an odd kernel size for padding='same' (stride 1)."
+        )
     return LearnerKernels(functions)
 
 
@@ -119,8 +139,10 @@ def _refusal(layer) -> str | None:
         return f"{what}: its strides {stride} differ by axis (the course's stride is one number)"
     (top, bottom), (left, right) = resolve_padding(layer.padding, tuple(layer.built_input_shape[:2]), size, stride)
     if isinstance(layer, Conv2D) and len({top, bottom, left, right}) > 1:
-        return (f"{what}: padding='same' pads {top} above, {bottom} below, {left} left and {right} right "
-                "(TensorFlow's rule for an even kernel or a stride), and the course pads every side by one pad")
+        return (
+            f"{what}: padding='same' pads {top} above, {bottom} below, {left} left and {right} right "
+            "(TensorFlow's rule for an even kernel or a stride), and the course pads every side by one pad"
+        )
     if not isinstance(layer, Conv2D) and top + bottom + left + right:
         return f"{what}: padding='same' pads this input and the course's pooling has no padding"
     return None
@@ -161,15 +183,18 @@ class LearnerKernels:
             return function(*args)
         except Exception as exc:
             code = getattr(function, "__code__", None)
-            raise LearnerCodeError(f"your {name} raised {type(exc).__name__}: {exc}"
-                                   f"{learner_line(exc, code.co_filename if code else None)}") from exc
+            raise LearnerCodeError(
+                f"your {name} raised {type(exc).__name__}: {exc}{learner_line(exc, code.co_filename if code else None)}"
+            ) from exc
 
     @staticmethod
     def _array(result, what: str, function: str, count: int):
         """``result`` as a tuple of ``count`` values (or the one value), refusing what the course never returns."""
         if count > 1 and (not isinstance(result, tuple) or len(result) != count):
-            raise LearnerCodeError(f"your {function} should return {what}; got "
-                                   f"{type(result).__name__}" + (f" of {len(result)}" if isinstance(result, tuple) else ""))
+            raise LearnerCodeError(
+                f"your {function} should return {what}; got "
+                f"{type(result).__name__}" + (f" of {len(result)}" if isinstance(result, tuple) else "")
+            )
         return result
 
     def forward(self, layer, x: np.ndarray, expected_shape: tuple) -> np.ndarray:
@@ -205,8 +230,14 @@ class LearnerKernels:
                     db = np.asarray(db)
                     if db.shape == (1, 1, 1, layer.filters):
                         db = db.reshape(layer.filters)
-                    _check_shape(db, (layer.filters,), "db", "your conv_backward returned", layer,
-                                 also=" (the course's b shape (1, 1, 1, n_C) is read as (n_C,))")
+                    _check_shape(
+                        db,
+                        (layer.filters,),
+                        "db",
+                        "your conv_backward returned",
+                        layer,
+                        also=" (the course's b shape (1, 1, 1, n_C) is read as (n_C,))",
+                    )
                     grads["db"] = db.astype(dout.dtype, copy=False)
                 _check_shape(dx, x_shape, "dx", "your conv_backward returned dA_prev", layer)
             except WrongShape as exc:
@@ -220,11 +251,13 @@ class LearnerKernels:
 
 def _check_shape(array, shape, which: str, what: str, layer, also: str = "") -> None:
     if not isinstance(array, np.ndarray):
-        raise LearnerCodeError(f"{what} a {type(array).__name__} for layer {layer.name!r}'s {which}; "
-                               "expected a NumPy array")
+        raise LearnerCodeError(
+            f"{what} a {type(array).__name__} for layer {layer.name!r}'s {which}; expected a NumPy array"
+        )
     if array.shape != tuple(shape):
-        raise WrongShape(which, array, f"layer {layer.name!r}: {what} shape {array.shape} for {which}, "
-                                       f"expected {tuple(shape)}{also}")
+        raise WrongShape(
+            which, array, f"layer {layer.name!r}: {what} shape {array.shape} for {which}, expected {tuple(shape)}{also}"
+        )
 
 
 @contextlib.contextmanager
@@ -246,13 +279,16 @@ def learner_layers(model, kernels):
 
 def _learner_methods(layer, learner: LearnerKernels):
     """``forward(x, training, logits)`` and ``backward(dout, need_dx)`` of ``layer`` through ``learner``."""
+
     def forward(x, training=False, logits=False):
         shape = (len(x),) + tuple(layer.compute_output_shape(x.shape[1:]))
         try:
             z = learner.forward(layer, x, shape)
         except WrongShape as exc:
-            raise LearnerCodeError(f"{exc}. npconv.trace.step(model, x, y, kernels=...).first_difference("
-                                   "npconv.trace.step(model, x, y)) shows what went wrong") from None
+            raise LearnerCodeError(
+                f"{exc}. npconv.trace.step(model, x, y, kernels=...).first_difference("
+                "npconv.trace.step(model, x, y)) shows what went wrong"
+            ) from None
         out, act_cache = layer._activate(z, logits) if isinstance(layer, Conv2D) else (z, None)
         layer._cache = (x.shape, act_cache, logits)
         return out
@@ -263,8 +299,10 @@ def _learner_methods(layer, learner: LearnerKernels):
         try:
             dx, grads = learner.backward(layer, dz, x_shape)
         except WrongShape as exc:
-            raise LearnerCodeError(f"{exc}. npconv.trace.step(model, x, y, kernels=...).first_difference("
-                                   "npconv.trace.step(model, x, y)) shows what went wrong") from None
+            raise LearnerCodeError(
+                f"{exc}. npconv.trace.step(model, x, y, kernels=...).first_difference("
+                "npconv.trace.step(model, x, y)) shows what went wrong"
+            ) from None
         if isinstance(layer, Conv2D):
             layer.kernel.grad = grads["dW"]
             if layer.use_bias:

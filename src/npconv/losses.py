@@ -27,6 +27,7 @@ fused gradient stays ``(p - y_smooth) / m``. Keras 3 has no smoothing for the sp
 it smooths the one-hot row of each integer label, as ``torch.nn.functional.cross_entropy(...,
 label_smoothing=s)`` does, so sparse and categorical labels train alike.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,15 @@ from . import utils
 from .errors import ShapeError, check_finite, check_float_array, expected
 from .functional.activations import sigmoid_forward
 
-__all__ = ["Loss", "BinaryCrossentropy", "CategoricalCrossentropy",
-           "SparseCategoricalCrossentropy", "get", "serialize", "EPSILON"]
+__all__ = [
+    "Loss",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "get",
+    "serialize",
+    "EPSILON",
+]
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
@@ -49,9 +57,14 @@ def _as_labels(y_true, y_pred: np.ndarray) -> np.ndarray:
     if y_true.dtype.kind == "f":
         check_finite(y_true, "y_true")
     if y_true.ndim == 0 or y_true.shape[0] != y_pred.shape[0]:
-        raise ShapeError(expected("y_true", f"{y_pred.shape[0]} rows, one per example of y_pred "
-                                  f"{y_pred.shape}", y_true,
-                                  "Pass the labels of the same batch as the predictions."))
+        raise ShapeError(
+            expected(
+                "y_true",
+                f"{y_pred.shape[0]} rows, one per example of y_pred {y_pred.shape}",
+                y_true,
+                "Pass the labels of the same batch as the predictions.",
+            )
+        )
     return y_true
 
 
@@ -59,17 +72,26 @@ def _check_unit_interval(y_true: np.ndarray, what: str) -> None:
     outside = (y_true < 0) | (y_true > 1)
     if np.any(outside):
         index = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise ValueError(expected("y_true", f"{what} in [0, 1]",
-                                  f"{y_true[index].item()!r} at index {index}",
-                                  "Encode the classes as 0/1 (one-hot for categorical labels)."))
+        raise ValueError(
+            expected(
+                "y_true",
+                f"{what} in [0, 1]",
+                f"{y_true[index].item()!r} at index {index}",
+                "Encode the classes as 0/1 (one-hot for categorical labels).",
+            )
+        )
 
 
 def _check_probabilities(y_pred: np.ndarray) -> None:
     if y_pred.size and (y_pred.min() < 0 or y_pred.max() > 1):
-        raise ValueError(expected("y_pred", "probabilities in [0, 1]",
-                                  f"values from {y_pred.min():g} to {y_pred.max():g}",
-                                  "For raw scores (logits) use from_logits=True or "
-                                  "from_logits_and_grad."))
+        raise ValueError(
+            expected(
+                "y_pred",
+                "probabilities in [0, 1]",
+                f"values from {y_pred.min():g} to {y_pred.max():g}",
+                "For raw scores (logits) use from_logits=True or from_logits_and_grad.",
+            )
+        )
 
 
 class Loss(utils.Configurable):
@@ -81,10 +103,19 @@ class Loss(utils.Configurable):
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0):
         self.from_logits = bool(from_logits)
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
-                or not 0 <= label_smoothing <= 1:
-            raise ValueError(expected("label_smoothing", "a number in [0, 1]", label_smoothing,
-                                      "Typical values are 0.05 to 0.2; 0 turns smoothing off."))
+        if (
+            isinstance(label_smoothing, bool)
+            or not isinstance(label_smoothing, (int, float))
+            or not 0 <= label_smoothing <= 1
+        ):
+            raise ValueError(
+                expected(
+                    "label_smoothing",
+                    "a number in [0, 1]",
+                    label_smoothing,
+                    "Typical values are 0.05 to 0.2; 0 turns smoothing off.",
+                )
+            )
         self.label_smoothing = float(label_smoothing)
 
     def __call__(self, y_true, y_pred) -> float:
@@ -133,7 +164,6 @@ class Loss(utils.Configurable):
         return {"name": self.name, "from_logits": self.from_logits, **smoothing}
 
 
-
 class BinaryCrossentropy(Loss):
     """``L = -mean(y log p + (1 - y) log(1 - p))``, ``p = sigmoid(z)``.
 
@@ -149,8 +179,14 @@ class BinaryCrossentropy(Loss):
         y_true = _as_labels(y_true, y_pred)
         if y_true.shape != y_pred.shape:
             if y_true.size != y_pred.size:
-                raise ShapeError(expected("y_true", f"shape {y_pred.shape} like y_pred", y_true,
-                                          "Binary labels are one 0/1 value per output unit."))
+                raise ShapeError(
+                    expected(
+                        "y_true",
+                        f"shape {y_pred.shape} like y_pred",
+                        y_true,
+                        "Binary labels are one 0/1 value per output unit.",
+                    )
+                )
             y_true = y_true.reshape(y_pred.shape)  # (m,) against (m, 1) and back
         _check_unit_interval(y_true, "binary labels")
         return y_true.astype(y_pred.dtype, copy=False)
@@ -191,11 +227,15 @@ class CategoricalCrossentropy(Loss):
         n_classes = y_pred.shape[1]
         if y_true.ndim != 2 or y_true.shape[1] != n_classes:
             columns = y_true.shape[1] if y_true.ndim == 2 else 1
-            raise ShapeError(expected(
-                "y_true", f"one-hot labels of shape {y_pred.shape}",
-                f"labels with {columns} column(s) but the model outputs {n_classes} classes",
-                "Use sparse_categorical_crossentropy for integer labels or one-hot encode them "
-                "with convert_to_one_hot / to_categorical."))
+            raise ShapeError(
+                expected(
+                    "y_true",
+                    f"one-hot labels of shape {y_pred.shape}",
+                    f"labels with {columns} column(s) but the model outputs {n_classes} classes",
+                    "Use sparse_categorical_crossentropy for integer labels or one-hot encode them "
+                    "with convert_to_one_hot / to_categorical.",
+                )
+            )
         _check_unit_interval(y_true, "one-hot labels")
         return y_true.astype(y_pred.dtype, copy=False)
 
@@ -207,8 +247,14 @@ class CategoricalCrossentropy(Loss):
         # Keras: rescale each row to sum to 1, clip, then -sum(y log q).
         total = p.sum(axis=-1, keepdims=True)
         if np.any(total <= 0):
-            raise ValueError(expected("y_pred", "rows of probabilities with a positive sum",
-                                      "a row summing to 0", "Apply softmax to the model's output."))
+            raise ValueError(
+                expected(
+                    "y_pred",
+                    "rows of probabilities with a positive sum",
+                    "a row summing to 0",
+                    "Apply softmax to the model's output.",
+                )
+            )
         q = p / total
         kept = (q >= EPSILON) & (q <= 1 - EPSILON)
         qc = np.clip(q, EPSILON, 1 - EPSILON)
@@ -242,17 +288,27 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         if y_true.ndim == 2 and y_true.shape[1] == 1:
             y_true = y_true[:, 0]
         if y_true.ndim != 1:
-            raise ShapeError(expected(
-                "y_true", f"integer class labels of shape ({y_pred.shape[0]},)", y_true,
-                "For one-hot labels use categorical_crossentropy, or take y.argmax(axis=1)."))
+            raise ShapeError(
+                expected(
+                    "y_true",
+                    f"integer class labels of shape ({y_pred.shape[0]},)",
+                    y_true,
+                    "For one-hot labels use categorical_crossentropy, or take y.argmax(axis=1).",
+                )
+            )
         n_classes = y_pred.shape[1]
         bad = (y_true < 0) | (y_true >= n_classes) | (y_true != np.floor(y_true))
         if np.any(bad):
             i = int(np.argmax(bad))
-            raise ValueError(expected("y_true", f"integer class labels in [0, {n_classes})",
-                                      f"{y_true[i].item()!r} at index {i}",
-                                      f"The model outputs {n_classes} classes; re-index the labels "
-                                      "from 0 or give the last layer more units."))
+            raise ValueError(
+                expected(
+                    "y_true",
+                    f"integer class labels in [0, {n_classes})",
+                    f"{y_true[i].item()!r} at index {i}",
+                    f"The model outputs {n_classes} classes; re-index the labels "
+                    "from 0 or give the last layer more units.",
+                )
+            )
         targets = np.zeros(y_pred.shape, dtype=y_pred.dtype)
         targets[np.arange(len(y_true)), y_true.astype(np.intp)] = 1
         return targets

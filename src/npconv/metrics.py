@@ -3,6 +3,7 @@
 Predictions are probabilities, as a model's ``predict`` returns them: ``(m,)`` or ``(m, 1)`` for a
 sigmoid output, ``(m, K)`` for a softmax output.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,15 @@ import numpy as np
 from . import utils
 from .errors import ShapeError, check_positive_int, expected
 
-__all__ = ["accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-           "confusion_matrix", "precision_recall", "get"]
+__all__ = [
+    "accuracy",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "confusion_matrix",
+    "precision_recall",
+    "get",
+]
 
 
 def _is_binary(y_pred: np.ndarray) -> bool:
@@ -20,9 +28,14 @@ def _is_binary(y_pred: np.ndarray) -> bool:
 
 def _check_rows(y_true: np.ndarray, y_pred: np.ndarray) -> None:
     if y_true.shape[:1] != y_pred.shape[:1]:
-        raise ShapeError(expected("y_true", f"{y_pred.shape[0] if y_pred.ndim else 0} examples "
-                                  "(one per row of y_pred)", y_true,
-                                  "Pass labels and predictions for the same examples."))
+        raise ShapeError(
+            expected(
+                "y_true",
+                f"{y_pred.shape[0] if y_pred.ndim else 0} examples (one per row of y_pred)",
+                y_true,
+                "Pass labels and predictions for the same examples.",
+            )
+        )
 
 
 def binary_accuracy(y_true, y_pred, threshold: float = 0.5) -> float:
@@ -36,8 +49,14 @@ def categorical_accuracy(y_true, y_pred) -> float:
     """``mean(argmax(y_true) == argmax(y_pred))``; one-hot ``y_true (m, K)``, ``y_pred (m, K)``."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape:
-        raise ShapeError(expected("y_true", f"one-hot rows of shape {y_pred.shape} like y_pred",
-                                  y_true, "For integer labels use sparse_categorical_accuracy."))
+        raise ShapeError(
+            expected(
+                "y_true",
+                f"one-hot rows of shape {y_pred.shape} like y_pred",
+                y_true,
+                "For integer labels use sparse_categorical_accuracy.",
+            )
+        )
     return float(np.mean(y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)))
 
 
@@ -93,9 +112,11 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     _check_rows(true, pred)
     for name, labels in (("y_true", true), ("y_pred", pred)):
         if labels.size and (labels.min() < 0 or labels.max() >= n):
-            raise ValueError(expected(name, f"labels in 0..{n - 1}",
-                                      f"values from {labels.min()} to {labels.max()}",
-                                      "Check n_classes."))
+            raise ValueError(
+                expected(
+                    name, f"labels in 0..{n - 1}", f"values from {labels.min()} to {labels.max()}", "Check n_classes."
+                )
+            )
     return np.bincount(true * n + pred, minlength=n * n).reshape(n, n)
 
 
@@ -116,7 +137,9 @@ def precision_recall(cm) -> tuple[np.ndarray, np.ndarray]:
 
 
 _REGISTRY = {
-    "accuracy": accuracy, "acc": accuracy, "binary_accuracy": binary_accuracy,
+    "accuracy": accuracy,
+    "acc": accuracy,
+    "binary_accuracy": binary_accuracy,
     "categorical_accuracy": categorical_accuracy,
     "sparse_categorical_accuracy": sparse_categorical_accuracy,
 }
@@ -129,6 +152,5 @@ def get(identifier):
     if callable(identifier):
         return identifier
     if not isinstance(identifier, str):
-        raise TypeError(expected("metric", "a metric name or a function (y_true, y_pred) -> float",
-                                 identifier))
+        raise TypeError(expected("metric", "a metric name or a function (y_true, y_pred) -> float", identifier))
     return utils.lookup(identifier, _REGISTRY, "metric")

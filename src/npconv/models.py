@@ -5,6 +5,7 @@ training loop (:mod:`npconv.engine.training`: compile/fit/evaluate/predict); thi
 weights, configs and files, and ``Sequential``. Saving writes through :mod:`npconv.saving`, which
 knows the file format and nothing of these classes.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,10 @@ class Model(Graph, Training):
         self.stop_training = False
         self.history = None
         self._compiled = False
-        self._nodes: list[Node] = []   # the graph as built (summary, saving)
-        self._steps: list[Node] = []   # the same computation, in the order it runs
+        self._nodes: list[Node] = []  # the graph as built (summary, saving)
+        self._steps: list[Node] = []  # the same computation, in the order it runs
         self._input_layer = None  # a functional model's InputLayer (the first of its layers)
-        self._input_shape = None   # without the batch axis; ``input_shape`` adds it, like Keras
+        self._input_shape = None  # without the batch axis; ``input_shape`` adds it, like Keras
         self._tensors: dict[int, KerasTensor] = {}  # the symbolic tensor of every tensor id
         self._trainable_flag = True
         self._updated_weights = None  # the weights fit updates, in order (planned lazily)
@@ -100,7 +101,7 @@ class Model(Graph, Training):
             layer.set_weights(values[:k])
             values = values[k:]
 
-    def astype(self, dtype) -> "Model":
+    def astype(self, dtype) -> Model:
         """Convert every weight to ``dtype`` (float64 for gradient checks); returns the model."""
         self.dtype = np.dtype(dtype)
         for layer in self.layers:
@@ -111,17 +112,23 @@ class Model(Graph, Training):
     # ------------------------------------------------------------------ config and files
     def get_config(self) -> dict:
         self._require_built("get_config")
-        config = {"name": self.name, "dtype": self.dtype.name, "input_shape": list(self._input_shape),
-                  "trainable": self.trainable,
-                  "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers]}
+        config = {
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "input_shape": list(self._input_shape),
+            "trainable": self.trainable,
+            "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
+        }
         if type(self) is Model:
-            config["nodes"] = [{"layer": n.layer.name, "inputs": list(n.inputs), "output": n.output}
-                               for n in self._nodes]
+            config["nodes"] = [
+                {"layer": n.layer.name, "inputs": list(n.inputs), "output": n.output} for n in self._nodes
+            ]
         return config
 
     @classmethod
-    def from_config(cls, config: dict) -> "Model":
+    def from_config(cls, config: dict) -> Model:
         from .layers import layer_class
+
         layers = [layer_class(spec["class_name"]).from_config(spec["config"]) for spec in config["layers"]]
         dtype = config.get("dtype", "float32")
         if cls is not Model:
@@ -155,6 +162,7 @@ class Model(Graph, Training):
     def export(self, filepath, format="onnx"):
         """Write the model for inference outside npconv (Keras 3's name): ``format="onnx"``."""
         from . import export
+
         return export.export(self, filepath, format=format)
 
     def save_weights(self, filepath) -> None:
@@ -199,12 +207,13 @@ class Sequential(Model):
             self._pending_shape = layer._declared_input_shape
             self._entry = layer
         elif not isinstance(layer, Layer):
-            raise TypeError(expected("layer", "an npconv layer such as layers.Dense(4)",
-                                     type(layer).__name__))
+            raise TypeError(expected("layer", "an npconv layer such as layers.Dense(4)", type(layer).__name__))
         else:
             if layer.multi_input:
-                raise TypeError(f"Sequential.add: {type(layer).__name__} merges several tensors; "
-                                "use the functional API (npconv.Input and npconv.Model).")
+                raise TypeError(
+                    f"Sequential.add: {type(layer).__name__} merges several tensors; "
+                    "use the functional API (npconv.Input and npconv.Model)."
+                )
             if not self._layers and layer._declared_input_shape is not None:
                 self._pending_shape = layer._declared_input_shape
             self._layers.append(layer)
@@ -261,6 +270,7 @@ def load_model(path, compile=True) -> Model:
     exactly like one that did not.
     """
     from . import utils
+
     config, arrays = saving.read_model_file(path)
     if isinstance(path, (bytes, bytearray, memoryview)):
         path = "the model's bytes"
@@ -269,8 +279,9 @@ def load_model(path, compile=True) -> Model:
     try:
         model = _from_spec(config["model"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: the model description is damaged ({type(exc).__name__}: {exc}). "
-                             "Save the model again.") from None
+        raise ModelFileError(
+            f"{path}: the model description is damaged ({type(exc).__name__}: {exc}). Save the model again."
+        ) from None
     finally:
         rng.bit_generator.state = state
     saving.restore(model, config, arrays, path, compile)

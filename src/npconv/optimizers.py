@@ -16,6 +16,7 @@ before each update ``p -= lr * weight_decay * p``, apart from the gradient, so A
 not touch it. :class:`AdamW` is Adam with it on by default. It applies to every trainable weight
 (biases and batch-norm scales too, as Keras and PyTorch do unless told otherwise).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,19 @@ from . import schedules, utils
 from .errors import check_range, expected
 from .schedules import SCHEDULES, CosineDecay, ExponentialDecay, LearningRateSchedule
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LearningRateSchedule", "ExponentialDecay",
-           "CosineDecay", "schedules", "get", "serialize"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "LearningRateSchedule",
+    "ExponentialDecay",
+    "CosineDecay",
+    "schedules",
+    "get",
+    "serialize",
+]
 
 
 class Optimizer(utils.Configurable):
@@ -42,8 +54,9 @@ class Optimizer(utils.Configurable):
 
     def __init__(self, learning_rate=0.001, weight_decay=None):
         self.learning_rate = learning_rate
-        self.weight_decay = (None if weight_decay is None else
-                             check_range(weight_decay, "weight_decay", 0.0, math.inf, False))
+        self.weight_decay = (
+            None if weight_decay is None else check_range(weight_decay, "weight_decay", 0.0, math.inf, False)
+        )
         self.iterations = 0
         self._slots: dict[str, list[np.ndarray]] = {}
         self._scratch: list[np.ndarray] = []
@@ -78,13 +91,12 @@ class Optimizer(utils.Configurable):
             if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
                 raise TypeError(expected(f"param {i}", "a floating ndarray updated in place", param))
             if np.shape(grad) != param.shape:
-                raise ValueError(expected(f"grad {i}", f"shape {param.shape} (its param's)",
-                                          f"shape {np.shape(grad)}"))
+                raise ValueError(expected(f"grad {i}", f"shape {param.shape} (its param's)", f"shape {np.shape(grad)}"))
         self._build([param for _, param in pairs])
         lr = self.learning_rate
         for i, (grad, param) in enumerate(pairs):
             if self.weight_decay:
-                param *= param.dtype.type(1.0 - lr * self.weight_decay)   # p -= lr * wd * p
+                param *= param.dtype.type(1.0 - lr * self.weight_decay)  # p -= lr * wd * p
             self._update(i, grad, param, lr, param.dtype.type)
         self.iterations += 1
 
@@ -96,7 +108,8 @@ class Optimizer(utils.Configurable):
         """Create missing slots and scratch (zeros, param dtype); check restored ones still fit."""
         names = self.slot_names()
         if len(self._scratch) == len(params) and all(
-                s.shape == p.shape and s.dtype == p.dtype for s, p in zip(self._scratch, params)):
+            s.shape == p.shape and s.dtype == p.dtype for s, p in zip(self._scratch, params)
+        ):
             return
         for name in names:
             slots = self._slots.get(name)
@@ -104,14 +117,24 @@ class Optimizer(utils.Configurable):
                 self._slots[name] = [np.zeros_like(p) for p in params]
                 continue
             if len(slots) != len(params):
-                raise ValueError(expected("grads_and_vars", f"{len(slots)} (grad, param) pairs, as "
-                                          "the optimizer state was built for", f"{len(params)} pairs",
-                                          "Use a new optimizer for a different model."))
+                raise ValueError(
+                    expected(
+                        "grads_and_vars",
+                        f"{len(slots)} (grad, param) pairs, as the optimizer state was built for",
+                        f"{len(params)} pairs",
+                        "Use a new optimizer for a different model.",
+                    )
+                )
             for j, (slot, p) in enumerate(zip(slots, params)):
                 if slot.shape != p.shape:
-                    raise ValueError(expected(f"param {j}", f"shape {slot.shape} (optimizer state)",
-                                              f"shape {p.shape}",
-                                              "Pass the weights in the same order every time."))
+                    raise ValueError(
+                        expected(
+                            f"param {j}",
+                            f"shape {slot.shape} (optimizer state)",
+                            f"shape {p.shape}",
+                            "Pass the weights in the same order every time.",
+                        )
+                    )
                 slots[j] = slot.astype(p.dtype, copy=False)
         self._scratch = [np.empty_like(p) for p in params]
 
@@ -126,31 +149,48 @@ class Optimizer(utils.Configurable):
     def set_state(self, state: dict) -> None:
         """Restore what :meth:`get_state` returned; the next update continues exactly."""
         if "iterations" not in state:
-            raise ValueError(expected("state", 'a dict with an "iterations" entry',
-                                      f"keys {sorted(state)}", "Pass what get_state() returned."))
+            raise ValueError(
+                expected(
+                    "state",
+                    'a dict with an "iterations" entry',
+                    f"keys {sorted(state)}",
+                    "Pass what get_state() returned.",
+                )
+            )
         slots: dict[str, list] = {}
         for name in self.slot_names():
             count = sum(1 for key in state if key.startswith(name + "/"))
             try:
                 slots[name] = [np.array(state[f"{name}/{i}"]) for i in range(count)]
             except KeyError as exc:
-                raise ValueError(expected("state", f"{name}/0 ... {name}/{count - 1}",
-                                          f"{exc.args[0]} missing")) from None
+                raise ValueError(
+                    expected("state", f"{name}/0 ... {name}/{count - 1}", f"{exc.args[0]} missing")
+                ) from None
         counts = {len(v) for v in slots.values()}
         if len(counts) > 1:
-            raise ValueError(expected("state", "the same number of arrays for every slot",
-                                      str({k: len(v) for k, v in slots.items()})))
-        unknown = set(state) - {"iterations"} - {f"{n}/{i}" for n, v in slots.items()
-                                                  for i in range(len(v))}
+            raise ValueError(
+                expected(
+                    "state", "the same number of arrays for every slot", str({k: len(v) for k, v in slots.items()})
+                )
+            )
+        unknown = set(state) - {"iterations"} - {f"{n}/{i}" for n, v in slots.items() for i in range(len(v))}
         if unknown:
-            raise ValueError(expected("state", f"slots {list(self.slot_names())} of {self.name}",
-                                      f"unexpected keys {sorted(unknown)}",
-                                      "Was it saved by another optimizer or settings?"))
+            raise ValueError(
+                expected(
+                    "state",
+                    f"slots {list(self.slot_names())} of {self.name}",
+                    f"unexpected keys {sorted(unknown)}",
+                    "Was it saved by another optimizer or settings?",
+                )
+            )
         for name, arrays in slots.items():
             mine = self._slots.get(name)
             if mine is not None and [a.shape for a in mine] != [a.shape for a in arrays]:
-                raise ValueError(expected(f"state[{name!r}]", f"shapes {[a.shape for a in mine]}",
-                                          f"shapes {[a.shape for a in arrays]}"))
+                raise ValueError(
+                    expected(
+                        f"state[{name!r}]", f"shapes {[a.shape for a in mine]}", f"shapes {[a.shape for a in arrays]}"
+                    )
+                )
         self.iterations = int(state["iterations"])
         self._slots = {name: arrays for name, arrays in slots.items() if arrays}
         self._scratch = []  # rebuilt (and dtypes matched) on the next update
@@ -169,19 +209,17 @@ class Optimizer(utils.Configurable):
         return {}
 
     @classmethod
-    def from_config(cls, config: dict) -> "Optimizer":
+    def from_config(cls, config: dict) -> Optimizer:
         """Rebuild from :meth:`get_config`; on ``Optimizer`` itself the ``"name"`` picks the class."""
         config = dict(config)
         name = config.pop("name", None)
         if cls is Optimizer:
             if name is None:
-                raise ValueError(expected("config", 'a "name" entry such as "adam"',
-                                          f"keys {sorted(config)}"))
+                raise ValueError(expected("config", 'a "name" entry such as "adam"', f"keys {sorted(config)}"))
             cls = utils.lookup(name, _REGISTRY, "optimizer")
         lr = config.get("learning_rate")
         if isinstance(lr, dict):
-            config["learning_rate"] = utils.deserialize(lr, SCHEDULES, LearningRateSchedule,
-                                                        "learning_rate")
+            config["learning_rate"] = utils.deserialize(lr, SCHEDULES, LearningRateSchedule, "learning_rate")
         return cls(**config)
 
 
@@ -194,8 +232,7 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay=None):
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay=None):
         super().__init__(learning_rate, weight_decay)
         self.momentum = check_range(momentum, "momentum", 0.0, 1.0, True)
         self.nesterov = bool(nesterov)
@@ -205,7 +242,7 @@ class SGD(Optimizer):
 
     def _update(self, i, grad, param, lr, f):
         step = self._scratch[i]
-        np.multiply(grad, f(lr), out=step)                    # lr * g
+        np.multiply(grad, f(lr), out=step)  # lr * g
         if self.momentum == 0:
             param -= step
             return
@@ -235,8 +272,15 @@ class Adam(Optimizer):
 
     name = "adam"
 
-    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, amsgrad: bool = False, weight_decay=None):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        weight_decay=None,
+    ):
         super().__init__(learning_rate, weight_decay)
         self.beta_1 = check_range(beta_1, "beta_1", 0.0, 1.0, False)
         self.beta_2 = check_range(beta_2, "beta_2", 0.0, 1.0, False)
@@ -248,26 +292,25 @@ class Adam(Optimizer):
 
     def _update(self, i, grad, param, lr, f):
         t = self.iterations + 1
-        alpha = lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         m, v, s = self._slots["m"][i], self._slots["v"][i], self._scratch[i]
-        m *= f(self.beta_1)                                   # m = b1*m + (1-b1)*g
+        m *= f(self.beta_1)  # m = b1*m + (1-b1)*g
         np.multiply(grad, f(1.0 - self.beta_1), out=s)
         m += s
-        v *= f(self.beta_2)                                   # v = b2*v + (1-b2)*g^2
+        v *= f(self.beta_2)  # v = b2*v + (1-b2)*g^2
         np.square(grad, out=s)
         s *= f(1.0 - self.beta_2)
         v += s
         if self.amsgrad:
             v = np.maximum(self._slots["v_hat"][i], v, out=self._slots["v_hat"][i])
-        np.sqrt(v, out=s)                                     # alpha * m / (sqrt(v) + eps)
+        np.sqrt(v, out=s)  # alpha * m / (sqrt(v) + eps)
         s += f(self.epsilon)
         np.divide(m, s, out=s)
         s *= f(alpha)
         param -= s
 
     def _hyper(self):
-        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                "amsgrad": self.amsgrad}
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "amsgrad": self.amsgrad}
 
 
 class AdamW(Adam):
@@ -280,8 +323,15 @@ class AdamW(Adam):
 
     name = "adamw"
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+    ):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
 
 
@@ -296,8 +346,9 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
 
-    def __init__(self, learning_rate=0.001, rho: float = 0.9, momentum: float = 0.0,
-                 epsilon: float = 1e-7, weight_decay=None):
+    def __init__(
+        self, learning_rate=0.001, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7, weight_decay=None
+    ):
         super().__init__(learning_rate, weight_decay)
         self.rho = check_range(rho, "rho", 0.0, 1.0, False)
         self.momentum = check_range(momentum, "momentum", 0.0, 1.0, True)
@@ -312,7 +363,7 @@ class RMSprop(Optimizer):
         np.square(grad, out=s)
         s *= f(1.0 - self.rho)
         r += s
-        np.add(r, f(self.epsilon), out=s)                     # lr * g / sqrt(r + eps)
+        np.add(r, f(self.epsilon), out=s)  # lr * g / sqrt(r + eps)
         np.sqrt(s, out=s)
         np.divide(grad, s, out=s)
         s *= f(lr)

@@ -6,6 +6,7 @@ them, through every convolution) and gradcam.png (where the model looked in a fe
 wrong held-out pictures of each class). The confusion matrix, the misclassified pictures and the
 Grad-CAM say which pictures they count.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,17 +34,29 @@ def feature_maps(model, image_uint8: np.ndarray) -> tuple[list[np.ndarray], list
 def jsonable(evaluation: dict, class_names) -> dict:
     """Held-out results as plain JSON: accuracy, loss, n, per-class precision/recall, confusion matrix,
     and the test-time augmentation used (``None``: none)."""
-    per_class = {name: {"precision": float(p), "recall": float(r), "support": int(s)}
-                 for name, p, r, s in zip(class_names, evaluation["precision"], evaluation["recall"],
-                                          np.asarray(evaluation["confusion_matrix"]).sum(axis=1))}
-    return {"accuracy": evaluation["accuracy"], "loss": evaluation["loss"], "n": evaluation["n"],
-            "correct": evaluation["correct"], "per_class": per_class,
-            "confusion_matrix": np.asarray(evaluation["confusion_matrix"]).tolist(),
-            "tta": evaluation.get("tta")}
+    per_class = {
+        name: {"precision": float(p), "recall": float(r), "support": int(s)}
+        for name, p, r, s in zip(
+            class_names,
+            evaluation["precision"],
+            evaluation["recall"],
+            np.asarray(evaluation["confusion_matrix"]).sum(axis=1),
+        )
+    }
+    return {
+        "accuracy": evaluation["accuracy"],
+        "loss": evaluation["loss"],
+        "n": evaluation["n"],
+        "correct": evaluation["correct"],
+        "per_class": per_class,
+        "confusion_matrix": np.asarray(evaluation["confusion_matrix"]).tolist(),
+        "tta": evaluation.get("tta"),
+    }
 
 
-def write_report(folder, model, history: dict, train, test=None, evaluation=None, extra=None,
-                 test_name: str = "held-out") -> Path:
+def write_report(
+    folder, model, history: dict, train, test=None, evaluation=None, extra=None, test_name: str = "held-out"
+) -> Path:
     """Write the pictures and ``metrics.json`` into ``folder`` (created); returns the folder.
 
     ``train``/``test`` are :class:`~npconv.data.Dataset` (uint8 images); ``evaluation`` is
@@ -66,19 +79,27 @@ def write_report(folder, model, history: dict, train, test=None, evaluation=None
         image = source.x[0]
         maps, layer_names = feature_maps(model, image)
         caption = f"{which} picture 0\ntrue: {source.class_names[int(source.y[0])]}"
-        viz.plot_feature_maps(maps, layer_names, image=image, image_title=caption,
-                              path=folder / "feature_maps.png")
+        viz.plot_feature_maps(maps, layer_names, image=image, image_title=caption, path=folder / "feature_maps.png")
     metrics = {"history": history, **(extra or {})}
     if evaluation is not None and test is not None:
         pictures = f"the {len(test)} {test_name} pictures"
-        viz.plot_confusion_matrix(evaluation["confusion_matrix"], names, pictures=pictures,
-                                  path=folder / "confusion_matrix.png")
-        viz.plot_misclassified(test.x, test.y, evaluation["pred"], names, probs=evaluation["probs"],
-                               pictures=pictures, path=folder / "misclassified.png")
-        if explain.spatial_layers(model):   # Grad-CAM needs feature maps
+        viz.plot_confusion_matrix(
+            evaluation["confusion_matrix"], names, pictures=pictures, path=folder / "confusion_matrix.png"
+        )
+        viz.plot_misclassified(
+            test.x,
+            test.y,
+            evaluation["pred"],
+            names,
+            probs=evaluation["probs"],
+            pictures=pictures,
+            path=folder / "misclassified.png",
+        )
+        if explain.spatial_layers(model):  # Grad-CAM needs feature maps
             x = to_float(test.x, model.metadata.get("value_scale", 255))
-            explain_plots.plot_right_and_wrong(model, x, test.y, evaluation["probs"], names, pictures=pictures,
-                                               path=folder / "gradcam.png")
+            explain_plots.plot_right_and_wrong(
+                model, x, test.y, evaluation["probs"], names, pictures=pictures, path=folder / "gradcam.png"
+            )
         metrics["held_out"] = jsonable(evaluation, names)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return folder

@@ -2,6 +2,7 @@
 of the number of updates applied so far. ``npconv.optimizers.schedules`` is this module:
 ``optimizers.Adam(optimizers.schedules.CosineDecay(0.01, 1000))``.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,10 +27,8 @@ class ExponentialDecay(LearningRateSchedule):
     """``lr(step) = initial_learning_rate * decay_rate ** (step / decay_steps)``; the exponent is
     floored when ``staircase`` (the rate drops every ``decay_steps`` steps)."""
 
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
-                 staircase: bool = False):
-        self.initial_learning_rate = check_range(initial_learning_rate, "initial_learning_rate",
-                                                 0.0, math.inf, False)
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False):
+        self.initial_learning_rate = check_range(initial_learning_rate, "initial_learning_rate", 0.0, math.inf, False)
         self.decay_steps = check_positive_int(decay_steps, "decay_steps")
         self.decay_rate = check_range(decay_rate, "decay_rate", 0.0, math.inf, False)
         self.staircase = bool(staircase)
@@ -38,7 +37,7 @@ class ExponentialDecay(LearningRateSchedule):
         exponent = step / self.decay_steps
         if self.staircase:
             exponent = math.floor(exponent)
-        return self.initial_learning_rate * self.decay_rate ** exponent
+        return self.initial_learning_rate * self.decay_rate**exponent
 
 
 class CosineDecay(LearningRateSchedule):
@@ -46,8 +45,7 @@ class CosineDecay(LearningRateSchedule):
     half a cosine from ``initial`` down to ``alpha * initial``, then flat."""
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0):
-        self.initial_learning_rate = check_range(initial_learning_rate, "initial_learning_rate",
-                                                 0.0, math.inf, False)
+        self.initial_learning_rate = check_range(initial_learning_rate, "initial_learning_rate", 0.0, math.inf, False)
         self.decay_steps = check_positive_int(decay_steps, "decay_steps")
         self.alpha = check_range(alpha, "alpha", 0.0, 1.0, True)
 

@@ -9,6 +9,7 @@ own. So ``set_random_seed(0)`` before building and training a model makes the ru
 for bit. :mod:`npconv.course` follows the course and uses the legacy ``np.random.*`` state,
 which :func:`set_random_seed` seeds as well.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -17,8 +18,17 @@ import numpy as np
 
 from .errors import expected
 
-__all__ = ["set_random_seed", "global_rng", "to_categorical", "plot_model",
-           "random_mini_batches", "convert_to_one_hot", "canonical_name", "lookup", "deserialize"]
+__all__ = [
+    "set_random_seed",
+    "global_rng",
+    "to_categorical",
+    "plot_model",  # noqa: F822 (module __getattr__ imports it on first use)
+    "random_mini_batches",  # noqa: F822 (module __getattr__ imports it on first use)
+    "convert_to_one_hot",  # noqa: F822 (module __getattr__ imports it on first use)
+    "canonical_name",
+    "lookup",
+    "deserialize",
+]
 
 _rng = np.random.Generator(np.random.PCG64())
 
@@ -50,19 +60,26 @@ def to_categorical(y, num_classes: int | None = None) -> np.ndarray:
     if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
         labels = labels.astype(np.int64)  # labels loaded as floats, e.g. 0.0 / 1.0
     if labels.dtype.kind not in "iu":
-        raise TypeError(expected("y", "integer class labels", labels,
-                                 "Pass class indices such as [0, 2, 1], not one-hot rows or names."))
+        raise TypeError(
+            expected(
+                "y", "integer class labels", labels, "Pass class indices such as [0, 2, 1], not one-hot rows or names."
+            )
+        )
     if labels.ndim > 1 and labels.shape[-1] == 1:
         labels = labels[..., 0]
     if num_classes is None:
         num_classes = int(labels.max()) + 1 if labels.size else 0
-    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-            or num_classes <= 0:
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes <= 0:
         raise ValueError(expected("num_classes", "a positive integer or None", num_classes))
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(expected("y", f"labels in [0, {num_classes - 1}]",
-                                  f"values from {labels.min()} to {labels.max()}",
-                                  "Raise num_classes or re-index the labels from 0."))
+        raise ValueError(
+            expected(
+                "y",
+                f"labels in [0, {num_classes - 1}]",
+                f"values from {labels.min()} to {labels.max()}",
+                "Raise num_classes or re-index the labels from 0.",
+            )
+        )
     out = np.zeros(labels.shape + (int(num_classes),), dtype=np.float32)
     np.put_along_axis(out, labels[..., None], 1.0, axis=-1)
     return out
@@ -106,8 +123,9 @@ def lookup(identifier: str, registry: dict, name: str):
         if canonical_name(key) == wanted:
             return value
     valid = ", ".join(repr(k) for k in sorted(registry))
-    raise ValueError(expected(name, f"one of {valid}", repr(identifier),
-                              "Names are case-insensitive; underscores are optional."))
+    raise ValueError(
+        expected(name, f"one of {valid}", repr(identifier), "Names are case-insensitive; underscores are optional.")
+    )
 
 
 def deserialize(identifier, registry: dict, base: type, name: str):
@@ -120,12 +138,11 @@ def deserialize(identifier, registry: dict, base: type, name: str):
         return lookup(identifier, registry, name)()
     if isinstance(identifier, dict):
         if "class_name" in identifier:
-            return lookup(identifier["class_name"], registry, name).from_config(
-                identifier.get("config", {}))
+            return lookup(identifier["class_name"], registry, name).from_config(identifier.get("config", {}))
         if "name" in identifier:
             config = {k: v for k, v in identifier.items() if k != "name"}
             return lookup(identifier["name"], registry, name).from_config(config)
-        raise ValueError(expected(name, 'a config dict with a "class_name" (or "name") key',
-                                  f"keys {sorted(identifier)}"))
-    raise TypeError(expected(name, f"a name, a config dict or a {base.__name__} instance",
-                             identifier))
+        raise ValueError(
+            expected(name, 'a config dict with a "class_name" (or "name") key', f"keys {sorted(identifier)}")
+        )
+    raise TypeError(expected(name, f"a name, a config dict or a {base.__name__} instance", identifier))

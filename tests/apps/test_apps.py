@@ -1,13 +1,23 @@
 """npconv.apps: the course models layer for layer, the arch registry, recipes and data shaping."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from npconv.apps import (RECIPES, convolutional_model, get_arch, happyModel, list_archs, recipe_for,
-                         smallres)
-from npconv.apps import datasets, model_info, photos
+from npconv.apps import (
+    RECIPES,
+    convolutional_model,
+    datasets,
+    get_arch,
+    happyModel,
+    list_archs,
+    model_info,
+    photos,
+    recipe_for,
+    smallres,
+)
 from npconv.apps.registry import arch_options
 from npconv.errors import DataError
 
@@ -22,8 +32,17 @@ def test_happy_model_is_the_course_model():
     model = happyModel()
     assert model.count_params() == 37_633
     text = _summary(model)
-    for name in ("zero_padding2d", "conv0", "bn0", "max_pool0", "flatten", "fc", "(None, 70, 70, 3)",
-                 "(None, 32, 32, 32)", "(None, 32768)"):
+    for name in (
+        "zero_padding2d",
+        "conv0",
+        "bn0",
+        "max_pool0",
+        "flatten",
+        "fc",
+        "(None, 70, 70, 3)",
+        "(None, 32, 32, 32)",
+        "(None, 32768)",
+    ):
         assert name in text
     assert model.output_shape == (None, 1)
 
@@ -32,8 +51,14 @@ def test_signs_model_is_the_course_model():
     model = convolutional_model((64, 64, 3))
     assert model.count_params() == 1_310
     text = _summary(model)
-    for shape in ("(None, 64, 64, 8)", "(None, 8, 8, 8)", "(None, 8, 8, 16)", "(None, 2, 2, 16)",
-                  "(None, 64)", "(None, 6)"):
+    for shape in (
+        "(None, 64, 64, 8)",
+        "(None, 8, 8, 8)",
+        "(None, 8, 8, 16)",
+        "(None, 2, 2, 16)",
+        "(None, 64)",
+        "(None, 6)",
+    ):
         assert shape in text
     assert convolutional_model((64, 64, 3), n_classes=10).output_shape == (None, 10)
 
@@ -86,28 +111,35 @@ def test_smallres_zoom_and_contrast_come_after_the_other_augmentation():
     names = [layer.name for layer in smallres((32, 32, 3), 2, zoom=0.1, contrast=0.2).layers]
     assert names[1:5] == ["augment_flip", "augment_shift", "augment_zoom", "augment_contrast"]
     model = smallres((32, 32, 3), 2, zoom=0.1, contrast=0.2)
-    assert model.get_layer("augment_contrast").value_range == (0.0, 1.0)      # inputs are uint8 / 255
+    assert model.get_layer("augment_contrast").value_range == (0.0, 1.0)  # inputs are uint8 / 255
     assert "augment_zoom" not in [layer.name for layer in smallres((32, 32, 3), 2).layers]
 
 
 def test_new_recipe_options_are_off_by_default():
     from npconv.apps.recipes import Recipe
+
     recipe = Recipe()
-    assert (recipe.weight_decay, recipe.label_smoothing, recipe.zoom, recipe.contrast, recipe.tta) == \
-        (0.0, 0.0, 0.0, 0.0, None)
-    assert all(getattr(r, "tta") is None and not r.weight_decay and not r.zoom for r in RECIPES.values())
+    assert (recipe.weight_decay, recipe.label_smoothing, recipe.zoom, recipe.contrast, recipe.tta) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        None,
+    )
+    assert all(r.tta is None and not r.weight_decay and not r.zoom for r in RECIPES.values())
 
 
 def test_compile_for_picks_adamw_and_label_smoothing_only_when_asked():
     from npconv import losses, optimizers
     from npconv.apps import training
+
     model = get_arch("tiny", (16, 16, 3), 6)
     training.compile_for(model, 1e-3, 100)
     assert type(model.optimizer) is optimizers.Adam and model.optimizer.weight_decay is None
     assert type(model.loss) is losses.SparseCategoricalCrossentropy and not model.loss.label_smoothing
     training.compile_for(model, 1e-3, 100, weight_decay=0.05, label_smoothing=0.1)
     assert type(model.optimizer) is optimizers.AdamW and model.optimizer.weight_decay == 0.05
-    assert model.optimizer.learning_rate == pytest.approx(1e-3)               # the cosine schedule kept
+    assert model.optimizer.learning_rate == pytest.approx(1e-3)  # the cosine schedule kept
     assert type(model.loss) is losses.SparseCategoricalCrossentropy and model.loss.label_smoothing == 0.1
     binary = get_arch("tiny", (16, 16, 3), 2)
     training.compile_for(binary, 1e-3, 100, label_smoothing=0.2)
@@ -117,6 +149,7 @@ def test_compile_for_picks_adamw_and_label_smoothing_only_when_asked():
 def test_build_passes_zoom_and_contrast_to_smallres():
     from npconv.apps import training
     from npconv.apps.recipes import Recipe
+
     model = training.build("smallres", (16, 16, 1), ["a", "b"], Recipe(zoom=0.15, contrast=0.25))
     assert model.get_layer("augment_zoom").height_factor == 0.15
     assert model.get_layer("augment_contrast").factor == 0.25
@@ -126,6 +159,7 @@ def test_build_passes_zoom_and_contrast_to_smallres():
 def test_smallres_learns_a_toy_problem():
     """Bright vs dark images: a few steps reach perfect training accuracy."""
     import npconv
+
     npconv.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 32)
@@ -166,23 +200,27 @@ def test_a_photo_is_prepared_as_training_prepares_the_same_picture(tmp_path, siz
     stored_jpeg = np.asarray(Image.open(tmp_path / "picture.jpg"))[None]  # the JPEG's own pixels
     for input_shape in [(32, 32, 3), (16, 16, 3), (20, 30, 3)]:
         trained_on = datasets.fit_to_input(picture, input_shape)[0]
-        np.testing.assert_array_equal(photos.prepare_photo(tmp_path / "folder" / "a" / "picture.png",
-                                                           input_shape), trained_on)
+        np.testing.assert_array_equal(
+            photos.prepare_photo(tmp_path / "folder" / "a" / "picture.png", input_shape), trained_on
+        )
         folder = datasets.load_for_input(str(tmp_path / "folder"), input_shape)
         np.testing.assert_array_equal(folder.x[0], trained_on)
         # A JPEG under DECODE_PIXELS is averaged from every decoded pixel (no reduced-scale decoding).
-        np.testing.assert_array_equal(photos.prepare_photo(tmp_path / "picture.jpg", input_shape),
-                                      datasets.fit_to_input(stored_jpeg, input_shape)[0])
+        np.testing.assert_array_equal(
+            photos.prepare_photo(tmp_path / "picture.jpg", input_shape),
+            datasets.fit_to_input(stored_jpeg, input_shape)[0],
+        )
     assert photos.load_photos([tmp_path / "picture.jpg"] * 2, (8, 8, 1))[1].shape == (2, 8, 8, 1)
 
 
 def test_a_large_jpeg_decodes_at_a_reduced_scale_down_to_about_a_megapixel():
     from npconv.data.images import draft_scale
+
     assert photos.DECODE_PIXELS == 1_000_000
-    assert draft_scale(8000, 6000, (64, 64), photos.DECODE_PIXELS) == 8    # 48 MP -> 1000 x 750
-    assert draft_scale(4000, 3000, (64, 64), photos.DECODE_PIXELS) == 4    # 12 MP -> 1000 x 750
+    assert draft_scale(8000, 6000, (64, 64), photos.DECODE_PIXELS) == 8  # 48 MP -> 1000 x 750
+    assert draft_scale(4000, 3000, (64, 64), photos.DECODE_PIXELS) == 4  # 12 MP -> 1000 x 750
     assert draft_scale(1600, 1200, (64, 64), photos.DECODE_PIXELS) == 2
-    assert draft_scale(1000, 1000, (64, 64), photos.DECODE_PIXELS) == 1    # a megapixel: in full
+    assert draft_scale(1000, 1000, (64, 64), photos.DECODE_PIXELS) == 1  # a megapixel: in full
     assert draft_scale(8000, 6000, (1000, 2500), photos.DECODE_PIXELS) == 2  # never below the input size
 
 
@@ -192,17 +230,23 @@ def test_a_phone_photo_costs_about_a_megapixel_of_memory(tmp_path):
     import sys
 
     from conftest import phone_photo
+
     from npconv.data.synthetic import make_smiley_faces
+
     photo = phone_photo(make_smiley_faces(n=1, seed=2).x[0], tmp_path / "IMG_0001.jpg")
-    measure = ("import resource, sys; from npconv.apps.photos import prepare_photo; "
-               "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-               "prepare_photo(sys.argv[1], (64, 64, 3)); "
-               "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)")
-    grown_mb = float(subprocess.run([sys.executable, "-c", measure, str(photo)], capture_output=True, text=True,
-                                    check=True).stdout)
+    measure = (
+        "import resource, sys; from npconv.apps.photos import prepare_photo; "
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+        "prepare_photo(sys.argv[1], (64, 64, 3)); "
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)"
+    )
+    grown_mb = float(
+        subprocess.run([sys.executable, "-c", measure, str(photo)], capture_output=True, text=True, check=True).stdout
+    )
     assert grown_mb < 30, f"decoding the 48 MP photo grew the process by {grown_mb:.0f} MB"
     # and the answer is what the full decode gives, up to rounding
     from npconv.data.images import decode_image
+
     full = decode_image(photo, (64, 64), "rgb", "area")
     difference = np.abs(photos.prepare_photo(photo, (64, 64, 3)).astype(int) - full)
     assert difference.max() <= 4 and difference.mean() < 0.5
@@ -237,9 +281,9 @@ def test_a_model_is_found_by_what_it_was_trained_on_not_by_its_file_name(tmp_pat
 def test_model_info_fills_in_metadata_and_knows_smile_models():
     from npconv import layers as L
     from npconv.models import Sequential
+
     bare = Sequential([L.Input((8, 8, 1)), L.Flatten(), L.Dense(3, activation="softmax")])
-    assert model_info.metadata(bare) == {"input_shape": [8, 8, 1], "class_names": ["0", "1", "2"],
-                                         "value_scale": 255}
+    assert model_info.metadata(bare) == {"input_shape": [8, 8, 1], "class_names": ["0", "1", "2"], "value_scale": 255}
     assert model_info.metadata(happyModel())["class_names"] == ["0", "1"]  # one sigmoid output: two classes
     bare.metadata = {"class_names": ["a", "b", "c"]}
     assert model_info.metadata(bare)["class_names"] == ["a", "b", "c"]

@@ -1,5 +1,6 @@
 """Temperature scaling, the calibration error, and the verdict's checks, on numbers whose answer is
 known (issue 30)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,7 @@ def test_temperature_keeps_the_class_and_lowers_the_nll_and_ece_of_an_overconfid
 
 def test_a_perfect_held_out_set_does_not_drive_the_temperature_to_its_bound():
     """With no mistake among m pictures, the fit asks for no certainty above about m / (m + 1)."""
-    probs = softmax(np.array([[2.0, 0.0, 0.0]] * 50))   # right every time, 0.79 sure
+    probs = softmax(np.array([[2.0, 0.0, 0.0]] * 50))  # right every time, 0.79 sure
     t = cal.fit_temperature(probs, np.zeros(50, int))
     assert 0.05 < t < 1 and cal.with_temperature(probs, t)[0, 0] == pytest.approx(50 / 51, abs=0.01)
 
@@ -70,7 +71,7 @@ def test_contrast_and_detail_tell_walls_and_noise_from_pictures():
     assert wall_contrast[0] < 1e-9 and wall_detail[0] < 1e-9
     assert detail.max() < 0.4 and noise_detail[0] == pytest.approx(1.15, abs=0.05)
     _, dim_detail = cal.contrast_and_detail(0.4 * smooth + 0.1)
-    np.testing.assert_allclose(dim_detail, detail)          # blind to exposure and contrast
+    np.testing.assert_allclose(dim_detail, detail)  # blind to exposure and contrast
 
 
 def test_an_uncalibrated_model_gets_temperature_1_and_the_default_threshold():

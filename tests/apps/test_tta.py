@@ -1,11 +1,12 @@
 """Test-time augmentation: the views, the averaging, and the rule that flips need a flip-trained model."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import npconv
-from npconv.apps import tta, training
+from npconv.apps import training, tta
 from npconv.apps.recipes import Recipe, recipe_for
 from npconv.data import Dataset
 
@@ -46,7 +47,7 @@ def test_predict_averages_the_outputs_of_the_views():
     averaged = tta.predict(model, x, "flip")
     np.testing.assert_allclose(averaged, (model.predict(x) + model.predict(x[:, :, ::-1])) / 2, rtol=1e-6)
     assert averaged.dtype == np.float32
-    np.testing.assert_allclose(averaged.sum(axis=1), 1, rtol=1e-6)      # still softmax rows
+    np.testing.assert_allclose(averaged.sum(axis=1), 1, rtol=1e-6)  # still softmax rows
     np.testing.assert_array_equal(tta.predict(model, x, None), model.predict(x))
 
 
@@ -73,7 +74,7 @@ def test_check_tta_lists_the_modes():
 def test_older_models_answer_from_their_recipe():
     assert tta.trained_with_flips({"app": "smallres", "recipe": {"flip": True}})
     assert not tta.trained_with_flips({"app": "smallres", "recipe": {"flip": False}})
-    assert not tta.trained_with_flips({"app": "happy", "recipe": {"flip": True}})   # no flip layer
+    assert not tta.trained_with_flips({"app": "happy", "recipe": {"flip": True}})  # no flip layer
     assert not tta.trained_with_flips({})
 
 

@@ -1,4 +1,5 @@
 """benchmarks/train_speed.py: the FLOP count of an epoch, and a ``--quick`` run's JSON."""
+
 from __future__ import annotations
 
 import json
@@ -22,18 +23,22 @@ def test_epoch_flops_counts_products_by_hand(benchmark_modules):
 
     import npconv as nc
     from npconv import layers as L
+
     model = nc.Sequential([L.Input((5, 5, 1)), L.Conv2D(2, 3, padding="same"), L.ReLU(), L.Flatten(), L.Dense(3)])
     counted = epoch_work.epoch_flops(model, images=4)
     # conv: 5*5 outputs * 2 filters * 3*3*1 = 450 MACs, forward + weight gradient only (first layer);
     # dense: 50 * 3 = 150 MACs, forward and both gradients; 2 FLOPs per MAC, 4 images
     assert [(r["kind"], r["macs_per_image"], r["products"]) for r in counted["layers"]] == [
-        ("convolution", 450, 2), ("dense", 150, 3)]
+        ("convolution", 450, 2),
+        ("dense", 150, 3),
+    ]
     assert counted["flops"] == (2 * 450 * 2 + 2 * 150 * 3) * 4
     assert counted["flops_x3"] == 2 * (450 + 150) * 3 * 4
 
 
 def test_torch_profile_classes_by_outermost_name(benchmark_modules):
     from epoch_profile import torch_class
+
     assert torch_class("aten::addmm") == "dense"  # not Add
     assert torch_class("autograd::engine::evaluate_function: ConvolutionBackward0") == "convolution"
     assert torch_class("Optimizer.step#Adam.step") == "optimizer"
@@ -44,9 +49,25 @@ def test_torch_profile_classes_by_outermost_name(benchmark_modules):
 @pytest.mark.torch
 def test_quick_run_writes_every_figure(tmp_path, torch):
     out = tmp_path / "train_speed.json"
-    subprocess.run([sys.executable, str(BENCHMARKS / "train_speed.py"), "--quick", "--models", "Happy",
-                    "--tiers", "numpy", "--torch", "torch_eager_cl", "--json", str(out)],
-                   check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "train_speed.py"),
+            "--quick",
+            "--models",
+            "Happy",
+            "--tiers",
+            "numpy",
+            "--torch",
+            "torch_eager_cl",
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     result = json.loads(out.read_text())
     assert result["quick"] and result["peak"]["gflops"] > 0 and result["provenance"]["commit"]
     (row,) = result["rows"]

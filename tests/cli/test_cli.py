@@ -1,4 +1,5 @@
 """The ``npconv`` command line, run in-process through ``main([...])`` on tiny data."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import phone_photo, require
 from PIL import Image
 
 import npconv
-from conftest import phone_photo, require
 from npconv.cli import main
 
 QUICK = ["--epochs", "1", "--arch", "tiny", "--image-size", "16", "--quiet"]
@@ -70,12 +71,14 @@ def test_train_on_the_builtin_set_writes_model_and_report(trained, capsys):
 
 def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, capsys, monkeypatch):
     from npconv import explain_plots, viz
+
     figures = {}
 
     def recorded(plot):
         def record(*args, **kwargs):
             figures[plot.__name__] = fig = plot(*args, **kwargs)
             return fig
+
         record.__name__ = plot.__name__
         return record
 
@@ -84,8 +87,10 @@ def test_the_report_says_what_it_counts_and_shows_the_picture_it_maps(tmp_path, 
     monkeypatch.setattr(explain_plots, "plot_right_and_wrong", recorded(explain_plots.plot_right_and_wrong))
     code, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *QUICK)
     assert code == 0, err
-    text = {name: " ".join(a.get_text() for a in fig.findobj(lambda a: hasattr(a, "get_text")))
-            for name, fig in figures.items()}
+    text = {
+        name: " ".join(a.get_text() for a in fig.findobj(lambda a: hasattr(a, "get_text")))
+        for name, fig in figures.items()
+    }
     assert "Confusion matrix of the 90 validation pictures" in text["plot_confusion_matrix"]
     assert "of the 90 validation pictures" in text["plot_misclassified"]
     assert "validation picture 0" in figures["plot_feature_maps"].axes[0].get_title()
@@ -172,6 +177,7 @@ def test_predict_on_a_photo_equals_predict_on_the_picture_as_training_prepares_i
     # filter) must say the same of such a picture saved as a photo file; Pillow's bilinear did not.
     from npconv.apps.datasets import fit_to_input, to_float
     from npconv.data.synthetic import make_smiley_faces
+
     pictures = make_smiley_faces(n=4, image_size=64, seed=3).x
     model = npconv.load_model(trained)
     for i, picture in enumerate(pictures):
@@ -187,6 +193,7 @@ def test_predict_a_48_megapixel_phone_photo(trained, tmp_path, capsys):
     """8000 x 6000 is over the 25 MP a decode may hold; the JPEG decodes at 1/8 and gets its verdict,
     the one the same photo gets at a size that decodes in full."""
     from npconv.data.synthetic import make_smiley_faces
+
     face = make_smiley_faces(n=1, image_size=64, seed=5).x[0]
     photo = phone_photo(face, tmp_path / "IMG_0001.jpg")
     code, out, err = run(capsys, "predict", trained, photo, "--json")
@@ -220,10 +227,10 @@ def test_predict_a_folder_classifies_each_image_in_it(trained, tmp_path, capsys)
     assert_one_line_error(code, err, "empty", "no image")
 
 
-def test_explain_draws_a_picture_per_photo_of_the_photo_as_the_model_sees_it(trained, tmp_path, capsys,
-                                                                           monkeypatch):
+def test_explain_draws_a_picture_per_photo_of_the_photo_as_the_model_sees_it(trained, tmp_path, capsys, monkeypatch):
     from npconv import explain_plots
     from npconv.apps.photos import load_photos
+
     figures = []
 
     def recorded(*args, **kwargs):
@@ -271,14 +278,31 @@ def test_explain_refuses_an_unknown_class_or_layer_naming_the_valid_ones(trained
     assert_one_line_error(code, err, "'nope', which is not a layer of this model", "'conv'")
     code, _, err = run(capsys, "explain", trained, face, "--out", out, "--layer", "predictions")
     assert_one_line_error(code, err, "'predictions' with output (None, 1)", "'conv'")
-    assert not out.exists()   # refused before anything was written
+    assert not out.exists()  # refused before anything was written
 
 
 def test_train_with_the_accuracy_options(tmp_path, capsys):
     model = tmp_path / "m.npz"
-    code, out, err = run(capsys, "train", "--out", model, "--no-report", *QUICK, "--weight-decay", "0.01",
-                         "--label-smoothing", "0.1", "--zoom", "0.2", "--contrast", "0.3", "--tta", "shift",
-                         "--arch", "smallres")  # an arch with zoom and contrast layers
+    code, out, err = run(
+        capsys,
+        "train",
+        "--out",
+        model,
+        "--no-report",
+        *QUICK,
+        "--weight-decay",
+        "0.01",
+        "--label-smoothing",
+        "0.1",
+        "--zoom",
+        "0.2",
+        "--contrast",
+        "0.3",
+        "--tta",
+        "shift",
+        "--arch",
+        "smallres",
+    )  # an arch with zoom and contrast layers
     assert code == 0, err
     assert "with test-time augmentation (shift)" in out
     loaded = npconv.load_model(model)
@@ -350,15 +374,16 @@ def test_errors_are_one_line(trained, tmp_path, capsys):
 def test_a_misspelt_data_set_name_gets_the_nearest_name_and_the_list(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "train", "sings", "--data-dir", tmp_path, "--out", tmp_path / "m.npz")
-    assert_one_line_error(code, err, "Did you mean 'signs'?", "signs, happy, smiles, "
-                          "sign-language-digits, builtin:smiles", "NPCONV_DATA")
-    code, _, err = run(capsys, "evaluate", tmp_path / "none.npz", "signs")   # the model is checked first
+    assert_one_line_error(
+        code, err, "Did you mean 'signs'?", "signs, happy, smiles, sign-language-digits, builtin:smiles", "NPCONV_DATA"
+    )
+    code, _, err = run(capsys, "evaluate", tmp_path / "none.npz", "signs")  # the model is checked first
     assert_one_line_error(code, err, "none.npz")
     code, _, err = run(capsys, "train", "qwerty", "--data-dir", tmp_path)
     assert_one_line_error(code, err, "'qwerty'", "sign-language-digits")
     assert "Did you mean" not in err
     code, _, err = run(capsys, "train", tmp_path / "missing.h5", "--out", tmp_path / "m.npz")
-    assert_one_line_error(code, err, "missing.h5")           # a path is not taken for a name
+    assert_one_line_error(code, err, "missing.h5")  # a path is not taken for a name
     assert "Did you mean" not in err
 
 
@@ -390,8 +415,9 @@ def test_a_photo_given_as_data_points_to_predict_not_a_python_function(trained, 
 
 def test_output_into_a_closed_pipe_ends_quietly(trained):
     """``npconv summary MODEL | head -1``: the reader is gone before npconv writes."""
-    reader_gone = subprocess.Popen([sys.executable, "-m", "npconv", "summary", str(trained)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader_gone = subprocess.Popen(
+        [sys.executable, "-m", "npconv", "summary", str(trained)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     reader_gone.stdout.close()
     err = reader_gone.stderr.read().decode()
     assert reader_gone.wait(timeout=120) == 141
@@ -400,6 +426,7 @@ def test_output_into_a_closed_pipe_ends_quietly(trained):
 
 def test_ctrl_c_saves_the_model_so_far(tmp_path, capsys, monkeypatch):
     from npconv import models
+
     step = models.Model._train_step
     calls = []
 
@@ -418,8 +445,7 @@ def test_ctrl_c_saves_the_model_so_far(tmp_path, capsys, monkeypatch):
 
 
 def test_python_m_npconv_runs_the_cli():
-    out = subprocess.run([sys.executable, "-m", "npconv", "--version"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-m", "npconv", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"npconv {npconv.__version__}"
 
 
@@ -436,8 +462,18 @@ def test_console_script_is_declared_and_installed():
 def test_real_signs_smoke(data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NPCONV_DATA", str(data_dir))
     model = tmp_path / "signs.npz"
-    code, out, err = run(capsys, "train", data_dir / "signs" / "test_signs.h5", "--out", model,
-                         "--epochs", "1", "--image-size", "32", "--no-report")
+    code, out, err = run(
+        capsys,
+        "train",
+        data_dir / "signs" / "test_signs.h5",
+        "--out",
+        model,
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--no-report",
+    )
     assert code == 0, err
     assert "(120 images, 6 classes" in out and "validation accuracy" in out
     code, out, _ = run(capsys, "evaluate", model, "signs", "--json")  # a bare name means test_signs.h5
@@ -456,6 +492,7 @@ def test_each_command_is_a_module_of_the_cli_package():
     import argparse
 
     from npconv import cli
+
     modules = cli.command_modules()
     names = [m.__name__.rsplit(".", 1)[1] for m in modules]
     assert {"train", "tune", "evaluate", "predict", "explain", "summary", "export", "data", "serve"} <= set(names)

@@ -1,4 +1,5 @@
 """``npconv explain`` without ``--out``: the pictures go beside the model they explain."""
+
 import numpy as np
 from PIL import Image
 

@@ -6,6 +6,7 @@ from outside (``--jobs 2``, whose workers are processes of their own; SIGINT; SI
 command run again must say that it resumes, end with the weights of a run that was never
 interrupted, bit for bit, and leave no backup behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,14 @@ def _env(**extra) -> dict:
 def npconv(*argv, kill=None, timeout=120) -> subprocess.CompletedProcess:
     """``npconv ARGV`` in a subprocess, killed at ``kill`` (see DRIVER)."""
     env = _env(**({"NPCONV_TEST_KILL": kill} if kill else {}))
-    return subprocess.run([sys.executable, "-c", DRIVER, *map(str, argv)], check=False, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", DRIVER, *map(str, argv)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def train(out, *args, kill=None) -> subprocess.CompletedProcess:
@@ -129,6 +136,7 @@ def reference(tmp_path_factory):
             assert "resuming" not in done.stdout and not backup_of(out).exists()
             made[key] = out
         return made[key]
+
     return get
 
 
@@ -171,8 +179,8 @@ def test_a_kill_after_the_last_epoch_writes_the_model_without_training_again(ref
 def test_folds_keep_the_finished_fold_and_resume_the_next(reference, tmp_path):
     args = ("--epochs", 2, "--folds", 2)
     out = tmp_path / "cv.npz"
-    killed(train(out, *args, kill="member:1"))   # between the folds
-    killed(train(out, *args, kill="step:5"))     # inside fold 2's first epoch
+    killed(train(out, *args, kill="member:1"))  # between the folds
+    killed(train(out, *args, kill="step:5"))  # inside fold 2's first epoch
     text = resumed(out, *args, updates_left=20)  # fold 2 alone: 300 images, 10 updates an epoch
     assert "resuming from epoch 2 of 4 (1 of 2 models finished)" in text
     assert_same_bits(out, reference(*args))
@@ -181,17 +189,22 @@ def test_folds_keep_the_finished_fold_and_resume_the_next(reference, tmp_path):
 def test_ensemble_members_are_kept(reference, tmp_path):
     args = ("--epochs", 2, "--ensemble", 2)
     out = tmp_path / "ens.npz"
-    killed(train(out, *args, kill="member:1"))   # between the members
-    killed(train(out, *args, kill="write:2"))    # in member 2, writing its second backup
+    killed(train(out, *args, kill="member:1"))  # between the members
+    killed(train(out, *args, kill="write:2"))  # in member 2, writing its second backup
     text = resumed(out, *args)
     assert "resuming from epoch 3 of 4 (1 of 2 models finished)" in text
     assert_same_bits(out, reference(*args))
 
 
 def _start(out, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "npconv", "train", "--out", str(out), *QUICK, *map(str, args)],
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "npconv", "train", "--out", str(out), *QUICK, *map(str, args)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_a_backup(out, process, epochs=1, timeout=60) -> None:
@@ -240,7 +253,9 @@ def test_a_foreign_backup_is_refused_with_its_reason_and_restart_starts_afresh(r
     refused = train(out, "--epochs", 2, "--seed", 1)
     assert refused.returncode == 1 and not out.exists()
     assert "a backup of another training" in refused.stderr
-    assert "recipe epochs: 3 in the backup, 2 now" in refused.stderr and "seed: 0 in the backup, 1 now" in refused.stderr
+    assert (
+        "recipe epochs: 3 in the backup, 2 now" in refused.stderr and "seed: 0 in the backup, 1 now" in refused.stderr
+    )
     assert "--restart" in refused.stderr
     # Another npconv version (or data) is named too.
     run_file = backup_of(out) / "run.json"
@@ -273,6 +288,7 @@ def test_a_folder_that_is_not_a_backup_is_refused(tmp_path):
 def _faces_folder(root, n=8, size=16):
     """Image folders of ``n`` small grayscale photos per class (class k is brighter)."""
     from PIL import Image
+
     rng = np.random.default_rng(1)
     for k, name in enumerate(("not_smiling", "smiling")):
         (root / name).mkdir(parents=True)
@@ -284,10 +300,28 @@ def _faces_folder(root, n=8, size=16):
 def test_fine_tuning_resumes_in_either_phase(reference, tmp_path):
     """``--init --frozen-epochs``: the output layer alone, then every layer with a fresh optimizer."""
     from npconv.cli import main
+
     faces = _faces_folder(tmp_path / "smiles")
     start = tmp_path / "start.npz"
-    assert main(["train", str(faces), "--out", str(start), "--arch", "tiny", "--image-size", "16",
-                 "--epochs", "1", "--quiet", "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(faces),
+                "--out",
+                str(start),
+                "--arch",
+                "tiny",
+                "--image-size",
+                "16",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     args = (faces, "--init", start, "--frozen-epochs", 1, "--epochs", 3)
     out = tmp_path / "tuned.npz"
     # One update an epoch (13 training images). Killed writing the backup of epoch 2 (the first of

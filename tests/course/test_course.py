@@ -11,6 +11,7 @@ Expected values are pasted exactly as the notebooks print them; ``assert_printed
 digit (tolerance: half a unit of the last printed decimal). The course seeds NumPy's legacy global
 generator, so these tests do too.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,9 +19,18 @@ import re
 import numpy as np
 import pytest
 
-from npconv.course import (conv_backward, conv_forward, conv_single_step, convert_to_one_hot,
-                           create_mask_from_window, distribute_value, pool_backward, pool_forward,
-                           random_mini_batches, zero_pad)
+from npconv.course import (
+    conv_backward,
+    conv_forward,
+    conv_single_step,
+    convert_to_one_hot,
+    create_mask_from_window,
+    distribute_value,
+    pool_backward,
+    pool_forward,
+    random_mini_batches,
+    zero_pad,
+)
 
 _NUMBER = re.compile(r"[-+]?\d+\.?\d*(?:[eE][-+]?\d+)?")
 
@@ -40,8 +50,7 @@ def assert_printed(actual, printed: str) -> None:
         exponent = int(token.lower().split("e")[1]) if "e" in token.lower() else 0
         expected = float(token)
         tolerance = 0.0 if decimals == 0 else 0.5 * 10.0 ** (exponent - decimals)
-        assert abs(value - expected) <= tolerance + np.spacing(abs(expected)), (
-            f"{value!r} does not print as {token}")
+        assert abs(value - expected) <= tolerance + np.spacing(abs(expected)), f"{value!r} does not print as {token}"
 
 
 def test_assert_printed_catches_a_wrong_last_digit():
@@ -54,15 +63,19 @@ def test_assert_printed_catches_a_wrong_last_digit():
 
 # ---------------------------------------------------------------- zero_pad
 
+
 def test_zero_pad_v1_pad_2():
     np.random.seed(1)
     x = np.random.randn(4, 3, 3, 2)
     x_pad = zero_pad(x, 2)
     assert x.shape == (4, 3, 3, 2)
     assert x_pad.shape == (4, 7, 7, 2)
-    assert_printed(x[1, 1], """[[ 0.90085595 -0.68372786]
+    assert_printed(
+        x[1, 1],
+        """[[ 0.90085595 -0.68372786]
      [-0.12289023 -0.93576943]
-     [-0.26788808  0.53035547]]""")
+     [-0.26788808  0.53035547]]""",
+    )
     assert_printed(x_pad[1, 1], "[[0. 0.] [0. 0.] [0. 0.] [0. 0.] [0. 0.] [0. 0.] [0. 0.]]")
 
 
@@ -92,14 +105,15 @@ def test_zero_pad_keeps_dtype():
 
 # ---------------------------------------------------------------- conv_single_step
 
+
 def test_conv_single_step_v1():
     np.random.seed(1)
     a_slice_prev = np.random.randn(4, 4, 3)
     W = np.random.randn(4, 4, 3)
     b = np.random.randn(1, 1, 1)
     Z = conv_single_step(a_slice_prev, W, b)
-    assert_printed(Z, "-6.99908945068")          # the Expected Output table
-    assert_printed(Z, "-6.999089450680221")      # what the notebook prints under Python 3
+    assert_printed(Z, "-6.99908945068")  # the Expected Output table
+    assert_printed(Z, "-6.999089450680221")  # what the notebook prints under Python 3
     assert np.ndim(Z) == 0
 
 
@@ -115,6 +129,7 @@ def test_conv_single_step_v2_public_test():
 
 # ---------------------------------------------------------------- conv_forward
 
+
 def _v1_conv():
     np.random.seed(1)
     A_prev = np.random.randn(10, 4, 4, 3)
@@ -128,8 +143,11 @@ def test_conv_forward_v1():
     assert Z.shape == (10, 4, 4, 8)
     assert_printed(np.mean(Z), "0.0489952035289")
     assert_printed(np.mean(Z), "0.048995203528855794")
-    assert_printed(Z[3, 2, 1], """[-0.61490741 -6.7439236  -2.55153897  1.75698377  3.56208902  0.53036437
-  5.18531798  8.75898442]""")
+    assert_printed(
+        Z[3, 2, 1],
+        """[-0.61490741 -6.7439236  -2.55153897  1.75698377  3.56208902  0.53036437
+  5.18531798  8.75898442]""",
+    )
     assert_printed(cache_conv[0][1][2][3], "[-0.20075807  0.18656139  0.41005165]")
 
 
@@ -141,8 +159,11 @@ def test_conv_forward_v2():
     Z, cache_conv = conv_forward(A_prev, W, b, {"pad": 1, "stride": 2})
     assert Z.shape == (2, 3, 4, 8)
     assert_printed(np.mean(Z), "0.5511276474566768")
-    assert_printed(Z[0, 2, 1], """[-2.17796037  8.07171329 -0.5772704   3.36286738  4.48113645 -2.89198428
- 10.99288867  3.03171932]""")
+    assert_printed(
+        Z[0, 2, 1],
+        """[-2.17796037  8.07171329 -0.5772704   3.36286738  4.48113645 -2.89198428
+ 10.99288867  3.03171932]""",
+    )
     assert_printed(cache_conv[0][1][2][3], "[-1.1191154   1.9560789  -0.3264995  -1.34267579]")
     assert isinstance(cache_conv, tuple) and len(cache_conv) == 4
     assert cache_conv[0] is A_prev and cache_conv[3] == {"pad": 1, "stride": 2}
@@ -160,13 +181,16 @@ def test_conv_forward_v2_public_test_shapes_and_big_padding():
     Z, cache_conv = conv_forward(A_prev, W, b, {"pad": 6, "stride": 1})
     assert Z.shape == (2, 13, 15, 8)
     assert_printed(np.mean(Z), "-0.5384027772160062")
-    assert_printed(cache_conv[0][1, 2], """[[ 1.98848968  1.19505834 -0.0952376  -0.52718778]
+    assert_printed(
+        cache_conv[0][1, 2],
+        """[[ 1.98848968  1.19505834 -0.0952376  -0.52718778]
  [-0.32158469  0.15113037 -0.01862772  0.48352879]
  [ 0.76896516  1.36624284  1.14726479 -0.11022916]
  [ 0.38825041 -0.38712718 -0.58722031  1.91082685]
  [-0.45984615  1.99073781 -0.34903539  0.25282509]
  [ 1.08940955  0.02392202  0.39312528 -0.2413848 ]
- [-0.47552486 -0.16577702 -0.64971742  1.63138295]]""")
+ [-0.47552486 -0.16577702 -0.64971742  1.63138295]]""",
+    )
 
 
 def test_conv_forward_keeps_float32():
@@ -181,6 +205,7 @@ def test_conv_forward_keeps_float32():
 
 
 # ---------------------------------------------------------------- pool_forward
+
 
 def test_pool_forward_v1():
     np.random.seed(1)
@@ -199,14 +224,20 @@ def test_pool_forward_v2_stride_1():
     hparameters = {"stride": 1, "f": 3}
     A, _ = pool_forward(A_prev, hparameters, mode="max")
     assert A.shape == (2, 3, 3, 3)
-    assert_printed(A[1, 1], """[[1.96710175 0.84616065 1.27375593]
+    assert_printed(
+        A[1, 1],
+        """[[1.96710175 0.84616065 1.27375593]
  [1.96710175 0.84616065 1.23616403]
- [1.62765075 1.12141771 1.2245077 ]]""")
+ [1.62765075 1.12141771 1.2245077 ]]""",
+    )
     A, _ = pool_forward(A_prev, hparameters, mode="average")
     assert A.shape == (2, 3, 3, 3)
-    assert_printed(A[1, 1], """[[ 0.44497696 -0.00261695 -0.31040307]
+    assert_printed(
+        A[1, 1],
+        """[[ 0.44497696 -0.00261695 -0.31040307]
  [ 0.50811474 -0.23493734 -0.23961183]
- [ 0.11872677  0.17255229 -0.22112197]]""")
+ [ 0.11872677  0.17255229 -0.22112197]]""",
+    )
 
 
 def test_pool_forward_v2_stride_2():
@@ -215,35 +246,50 @@ def test_pool_forward_v2_stride_2():
     hparameters = {"stride": 2, "f": 3}
     A, _ = pool_forward(A_prev, hparameters)
     assert A.shape == (2, 2, 2, 3)
-    assert_printed(A[0], """[[[1.74481176 0.90159072 1.65980218]
+    assert_printed(
+        A[0],
+        """[[[1.74481176 0.90159072 1.65980218]
   [1.74481176 1.6924546  1.65980218]]
  [[1.13162939 1.51981682 2.18557541]
-  [1.13162939 1.6924546  2.18557541]]]""")
+  [1.13162939 1.6924546  2.18557541]]]""",
+    )
     A, _ = pool_forward(A_prev, hparameters, mode="average")
-    assert_printed(A[1], """[[[-0.17313416  0.32377198 -0.34317572]
+    assert_printed(
+        A[1],
+        """[[[-0.17313416  0.32377198 -0.34317572]
   [ 0.02030094  0.14141479 -0.01231585]]
  [[ 0.42944926  0.08446996 -0.27290905]
-  [ 0.15077452  0.28911175  0.00123239]]]""")
+  [ 0.15077452  0.28911175  0.00123239]]]""",
+    )
 
 
 def test_pool_forward_v2_public_test_f2_stride1():
     np.random.seed(1)
     A_prev = np.random.randn(2, 5, 5, 3)
     A, cache = pool_forward(A_prev, {"stride": 1, "f": 2}, mode="max")
-    assert_printed(A[1, 1], """[[1.19891788 0.74055645 0.07734007]
+    assert_printed(
+        A[1, 1],
+        """[[1.19891788 0.74055645 0.07734007]
  [0.31515939 0.84616065 0.07734007]
  [0.69803203 0.84616065 1.2245077 ]
- [0.69803203 1.12141771 1.2245077 ]]""")
-    assert_printed(cache[0][1, 2], """[[ 0.16938243  0.74055645 -0.9537006 ]
+ [0.69803203 1.12141771 1.2245077 ]]""",
+    )
+    assert_printed(
+        cache[0][1, 2],
+        """[[ 0.16938243  0.74055645 -0.9537006 ]
  [-0.26621851  0.03261455 -1.37311732]
  [ 0.31515939  0.84616065 -0.85951594]
  [ 0.35054598 -1.31228341 -0.03869551]
- [-1.61577235  1.12141771  0.40890054]]""")
+ [-1.61577235  1.12141771  0.40890054]]""",
+    )
     A, _ = pool_forward(A_prev, {"stride": 1, "f": 2}, mode="average")
-    assert_printed(A[1, 1], """[[ 0.11583785  0.34545544 -0.6561907 ]
+    assert_printed(
+        A[1, 1],
+        """[[ 0.11583785  0.34545544 -0.6561907 ]
  [-0.2334108   0.3364666  -0.69382351]
  [ 0.25497093 -0.21741362 -0.07342615]
- [-0.04092568 -0.01110394  0.12495022]]""")
+ [-0.04092568 -0.01110394  0.12495022]]""",
+    )
 
 
 def test_pool_forward_output_shapes_and_dtype():
@@ -255,6 +301,7 @@ def test_pool_forward_output_shapes_and_dtype():
 
 
 # ---------------------------------------------------------------- conv_backward
+
 
 def test_conv_backward_v1_and_v2():
     """Both versions test conv_backward on the v1 conv_forward output, with dZ = Z."""
@@ -305,6 +352,7 @@ def test_conv_backward_matches_numerical_gradients(pad, stride):
 
 # ---------------------------------------------------------------- create_mask_from_window, distribute_value
 
+
 def test_create_mask_from_window_v1():
     np.random.seed(1)
     x = np.random.randn(2, 3)
@@ -341,6 +389,7 @@ def test_distribute_value_of_a_python_number_is_float64():
 
 # ---------------------------------------------------------------- pool_backward
 
+
 def _pool_backward_case():
     np.random.seed(1)
     A_prev = np.random.randn(5, 5, 3, 2)
@@ -355,18 +404,24 @@ def test_pool_backward_max_v1_and_v2():
     assert dA_prev.shape == (5, 5, 3, 2)
     assert_printed(np.mean(dA), "0.145713902729")
     assert_printed(np.mean(dA), "0.14571390272918056")
-    assert_printed(dA_prev[1, 1], """[[ 0.          0.        ]
+    assert_printed(
+        dA_prev[1, 1],
+        """[[ 0.          0.        ]
  [ 5.05844394 -1.68282702]
- [ 0.          0.        ]]""")
+ [ 0.          0.        ]]""",
+    )
 
 
 def test_pool_backward_average_v1_and_v2():
     dA, cache = _pool_backward_case()
     dA_prev = pool_backward(dA, cache, mode="average")
     assert dA_prev.shape == (5, 5, 3, 2)
-    assert_printed(dA_prev[1, 1], """[[ 0.08485462  0.2787552 ]
+    assert_printed(
+        dA_prev[1, 1],
+        """[[ 0.08485462  0.2787552 ]
  [ 1.26461098 -0.25749373]
- [ 1.17975636 -0.53624893]]""")
+ [ 1.17975636 -0.53624893]]""",
+    )
 
 
 @pytest.mark.parametrize("mode", ["max", "average"])
@@ -385,6 +440,7 @@ def test_pool_backward_matches_numerical_gradients(mode, f, stride):
 
 
 # ---------------------------------------------------------------- input checks
+
 
 def test_missing_hyper_parameter_names_the_key():
     A_prev = np.zeros((1, 4, 4, 1))
@@ -420,6 +476,7 @@ def test_bad_shapes_and_values_are_explained():
 
 # ---------------------------------------------------------------- cnn_utils helpers
 
+
 def test_random_mini_batches_follows_the_seeded_permutation():
     m = 150
     X = np.arange(m, dtype=np.float64).reshape(m, 1, 1, 1) * np.ones((1, 2, 2, 3))
@@ -445,7 +502,7 @@ def test_random_mini_batches_exact_multiple_has_no_empty_batch():
 
 
 def test_convert_to_one_hot_is_the_course_shape():
-    Y = np.array([[1, 2, 3, 0, 2, 1]])   # the course's labels are (1, m)
+    Y = np.array([[1, 2, 3, 0, 2, 1]])  # the course's labels are (1, m)
     one_hot = convert_to_one_hot(Y, 4)
     assert one_hot.shape == (4, 6)
     assert np.array_equal(one_hot, np.eye(4)[Y.reshape(-1)].T)

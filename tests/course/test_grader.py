@@ -6,21 +6,20 @@ course imports tf.keras's, and the expected lists are the notebook's. Below them
 Keras 2 surface a learner reaches for: shapes with the batch axis, ``layer.input``/``output``,
 ``metrics_names``, ``history.params``, activations as named functions, initializer objects.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from course_expected import CONVOLUTIONAL_MODEL, HAPPY_MODEL
 
-import npconv as nc
 from npconv import initializers
 from npconv import layers as L
 from npconv.apps import convolutional_model, happyModel
 from npconv.layers import Conv2D, Dense, Dropout, MaxPooling2D, ZeroPadding2D
 
-from course_expected import CONVOLUTIONAL_MODEL, HAPPY_MODEL
-
-
 # --- the course's test_utils, with npconv's classes ----------------------------------------------
+
 
 def comparator(learner, instructor):
     for a, b in zip(learner, instructor):
@@ -30,7 +29,7 @@ def comparator(learner, instructor):
 
 
 def summary(model):
-    model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     result = []
     for layer in model.layers:
         descriptors = [layer.__class__.__name__, layer.output_shape, layer.count_params()]
@@ -62,12 +61,13 @@ def test_the_course_grader_passes_on_convolutional_model():
 
 def test_the_grader_would_catch_a_wrong_model():
     wrong = summary(happyModel())
-    wrong[1][3] = 'same'
+    wrong[1][3] = "same"
     with pytest.raises(AssertionError, match="does not match"):
         comparator(wrong, HAPPY_MODEL)
 
 
 # --- the rest of Keras 2's attributes -------------------------------------------------------------
+
 
 def test_max_pool_2d_is_max_pooling_2d():
     assert L.MaxPool2D is L.MaxPooling2D and L.AvgPool2D is L.AveragePooling2D

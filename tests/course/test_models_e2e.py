@@ -4,6 +4,7 @@ Happy House trains on part of ``test_happy.h5`` (the course's train file is not 
 SIGNS on ``train_signs.h5``; each loss falls, and each model survives a save/load round trip: the
 loaded model predicts exactly what the saved one did and carries on training exactly as it would have.
 """
+
 import numpy as np
 import pytest
 

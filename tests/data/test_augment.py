@@ -1,11 +1,18 @@
 """Augmentation kernels: shape and dtype kept, seeded, identity at factor 0, exact geometry."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from npconv.data.augment import (random_brightness, random_contrast, random_flip, random_rotation,
-                                 random_translation, random_zoom)
+from npconv.data.augment import (
+    random_brightness,
+    random_contrast,
+    random_flip,
+    random_rotation,
+    random_translation,
+    random_zoom,
+)
 
 KERNELS = [
     (random_flip, {"mode": "horizontal_and_vertical"}),
@@ -14,8 +21,10 @@ KERNELS = [
     (random_rotation, {"factor": 0.1, "interpolation": "nearest"}),
     (random_brightness, {"max_delta": 0.2}),
     (random_zoom, {"height_factor": 0.3}),
-    (random_zoom, {"height_factor": (-0.4, 0.2), "width_factor": 0.3, "fill_mode": "constant",
-                   "interpolation": "nearest"}),
+    (
+        random_zoom,
+        {"height_factor": (-0.4, 0.2), "width_factor": 0.3, "fill_mode": "constant", "interpolation": "nearest"},
+    ),
     (random_contrast, {"factor": 0.5}),
 ]
 
@@ -36,14 +45,17 @@ def test_shape_dtype_seed_and_no_mutation(batch, kernel, kwargs, dtype):
     assert np.array_equal(a, b) and np.array_equal(x, before) and a is not x
 
 
-@pytest.mark.parametrize("kernel, kwargs", [
-    (random_translation, {"height_factor": 0.0, "width_factor": 0.0}),
-    (random_rotation, {"factor": 0.0}),
-    (random_rotation, {"factor": 0.0, "interpolation": "nearest"}),
-    (random_brightness, {"max_delta": 0.0}),
-    (random_zoom, {"height_factor": 0.0}),
-    (random_zoom, {"height_factor": 0.0, "width_factor": 0.0, "fill_mode": "wrap", "interpolation": "nearest"}),
-])
+@pytest.mark.parametrize(
+    "kernel, kwargs",
+    [
+        (random_translation, {"height_factor": 0.0, "width_factor": 0.0}),
+        (random_rotation, {"factor": 0.0}),
+        (random_rotation, {"factor": 0.0, "interpolation": "nearest"}),
+        (random_brightness, {"max_delta": 0.0}),
+        (random_zoom, {"height_factor": 0.0}),
+        (random_zoom, {"height_factor": 0.0, "width_factor": 0.0, "fill_mode": "wrap", "interpolation": "nearest"}),
+    ],
+)
 def test_identity_at_factor_zero(batch, kernel, kwargs):
     assert np.array_equal(kernel(batch, np.random.default_rng(1), **kwargs), batch)
 
@@ -67,8 +79,7 @@ def test_translation_shifts_whole_pixels_with_zero_fill():
 
 def test_rotation_quarter_turn_is_counter_clockwise():
     x = np.random.default_rng(0).random((2, 6, 6, 2))
-    assert np.allclose(random_rotation(x, np.random.default_rng(0), (0.25, 0.25)),
-                       np.rot90(x, 1, axes=(1, 2)))
+    assert np.allclose(random_rotation(x, np.random.default_rng(0), (0.25, 0.25)), np.rot90(x, 1, axes=(1, 2)))
 
 
 def test_brightness_one_delta_per_image_and_clipping(batch):
@@ -93,17 +104,18 @@ def test_bad_arguments(batch):
 
 # A 5x5 picture zoomed out exactly 2x: output pixel r reads source 2 + 2 (r - 2) = -2, 0, 2, 4, 6,
 # so every read is a whole pixel and only the fill mode decides what lies outside.
-ZOOM_OUT_2X_SOURCES = {"reflect": [1, 0, 2, 4, 3],    # d c b a | a b c d e | e d c b a
-                       "wrap": [3, 0, 2, 4, 1],       # a b c d e | a b c d e | a b c d e
-                       "nearest": [0, 0, 2, 4, 4]}    # a a | a b c d e | e e
+ZOOM_OUT_2X_SOURCES = {
+    "reflect": [1, 0, 2, 4, 3],  # d c b a | a b c d e | e d c b a
+    "wrap": [3, 0, 2, 4, 1],  # a b c d e | a b c d e | a b c d e
+    "nearest": [0, 0, 2, 4, 4],
+}  # a a | a b c d e | e e
 
 
 @pytest.mark.parametrize("fill_mode", sorted(ZOOM_OUT_2X_SOURCES))
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
 def test_zoom_out_fills_by_keras_fill_modes(fill_mode, interpolation):
     x = np.arange(1.0, 26.0).reshape(1, 5, 5, 1)
-    out = random_zoom(x, np.random.default_rng(0), (1.0, 1.0), fill_mode=fill_mode,
-                      interpolation=interpolation)
+    out = random_zoom(x, np.random.default_rng(0), (1.0, 1.0), fill_mode=fill_mode, interpolation=interpolation)
     index = ZOOM_OUT_2X_SOURCES[fill_mode]
     np.testing.assert_array_equal(out, x[:, index][:, :, index])
 
@@ -143,9 +155,13 @@ def test_bilinear_zoom_matches_torch_grid_sample(torch, fill_mode, padding_mode)
     src_y = cy + zoom_y[:, None, None] * (np.arange(7) - cy)[None, :, None] + 0 * np.arange(9)
     src_x = cx + zoom_x[:, None, None] * (np.arange(9) - cx)[None, None, :] + 0 * np.arange(7)[:, None]
     grid = np.stack([2 * src_x / 8 - 1, 2 * src_y / 6 - 1], axis=-1)
-    theirs = torch.nn.functional.grid_sample(torch.tensor(x.transpose(0, 3, 1, 2)), torch.tensor(grid),
-                                             mode="bilinear", padding_mode=padding_mode,
-                                             align_corners=True)
+    theirs = torch.nn.functional.grid_sample(
+        torch.tensor(x.transpose(0, 3, 1, 2)),
+        torch.tensor(grid),
+        mode="bilinear",
+        padding_mode=padding_mode,
+        align_corners=True,
+    )
     np.testing.assert_allclose(out, theirs.numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12)
 
 
@@ -153,14 +169,22 @@ def test_bilinear_zoom_matches_torch_grid_sample(torch, fill_mode, padding_mode)
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
 def test_separable_sampling_equals_the_four_neighbour_sum(fill_mode, interpolation):
     from npconv.data.resample import sample, sample_axes
+
     rng = np.random.default_rng(0)
     x = rng.random((3, 6, 7, 2))
-    src_y = rng.uniform(-9, 14, (3, 6))                   # far outside: folded more than once
+    src_y = rng.uniform(-9, 14, (3, 6))  # far outside: folded more than once
     src_x = rng.uniform(-9, 14, (3, 7))
-    full = sample(x, np.broadcast_to(src_y[:, :, None], (3, 6, 7)), np.broadcast_to(src_x[:, None, :], (3, 6, 7)),
-                  interpolation, fill_mode, fill_value=0.7)
-    np.testing.assert_allclose(sample_axes(x, src_y, src_x, interpolation, fill_mode, fill_value=0.7), full,
-                               rtol=1e-12, atol=1e-12)
+    full = sample(
+        x,
+        np.broadcast_to(src_y[:, :, None], (3, 6, 7)),
+        np.broadcast_to(src_x[:, None, :], (3, 6, 7)),
+        interpolation,
+        fill_mode,
+        fill_value=0.7,
+    )
+    np.testing.assert_allclose(
+        sample_axes(x, src_y, src_x, interpolation, fill_mode, fill_value=0.7), full, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_zoom_bad_arguments(batch):
@@ -174,12 +198,13 @@ def test_zoom_bad_arguments(batch):
 
 # ----- contrast -----
 
+
 def test_contrast_scales_about_each_channel_mean(batch):
     out = random_contrast(batch.astype(np.float64), np.random.default_rng(1), 0.5)
     x = batch.astype(np.float64)
     mean = x.mean(axis=(1, 2), keepdims=True)
     np.testing.assert_allclose(out.mean(axis=(1, 2), keepdims=True), mean, rtol=1e-12)
-    scale = (out - mean) / (x - mean)                    # one multiplier per image, all channels
+    scale = (out - mean) / (x - mean)  # one multiplier per image, all channels
     np.testing.assert_allclose(scale, scale[:, :1, :1, :1] * np.ones_like(scale), rtol=1e-9)
     assert np.all((scale[:, 0, 0, 0] >= 0.5) & (scale[:, 0, 0, 0] <= 1.5))
 

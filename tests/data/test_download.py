@@ -1,4 +1,5 @@
 """fetch(): verified downloads against a local HTTP server on 127.0.0.1 (never the internet)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,14 +37,13 @@ def server(monkeypatch):
             pass
 
     httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", requests
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=5)
-    assert len(requests) <= 3                                         # bounded: no retries, no loops
+    assert len(requests) <= 3  # bounded: no retries, no loops
 
 
 def test_success_then_reuse_without_downloading(server, tmp_path):
@@ -52,7 +52,7 @@ def test_success_then_reuse_without_downloading(server, tmp_path):
     assert path == tmp_path / "data.bin" and path.read_bytes() == PAYLOAD
     assert fetch(f"{base}/data.bin", GOOD.upper(), dest_dir=tmp_path) == path
     assert len(requests) == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]       # no temporary files left
+    assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]  # no temporary files left
 
 
 def test_checksum_mismatch_saves_nothing(server, tmp_path):

@@ -1,4 +1,5 @@
 """Image folders and single photos: layout, resizing, colour modes, EXIF, bad files, cache."""
+
 from __future__ import annotations
 
 import io
@@ -28,7 +29,7 @@ def folder(tmp_path):
         _image(root / "dog" / f"d{i}.jpg", colour=(90,), mode="L")
     (root / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
     (root / "dog" / "notes.txt").write_text("not an image")
-    (root / "dog" / ".DS_Store").write_bytes(b"\x00")             # hidden files are ignored
+    (root / "dog" / ".DS_Store").write_bytes(b"\x00")  # hidden files are ignored
     return root
 
 
@@ -42,7 +43,7 @@ def test_loads_classes_in_sorted_order_and_warns_once_naming_skipped_files(folde
     assert data.x.shape == (5, 16, 8, 3) and data.x.dtype == np.uint8
     assert [p.split("/")[-1] for p in data.paths] == ["c0.png", "c1.png", "c2.png", "d0.jpg", "d1.jpg"]
     assert np.all(data.x[0] == [200, 30, 10])
-    assert np.all(np.abs(data.x[3].astype(int) - 90) <= 1)           # grayscale -> RGB: equal channels
+    assert np.all(np.abs(data.x[3].astype(int) - 90) <= 1)  # grayscale -> RGB: equal channels
 
 
 def test_grayscale_mode_and_class_subset(folder):
@@ -58,10 +59,10 @@ def test_max_per_class(folder):
 
 def test_layout_errors(tmp_path):
     with pytest.raises(DataError, match="sub-folder"):
-        load_image_folder(tmp_path)                                   # no class folders
+        load_image_folder(tmp_path)  # no class folders
     (tmp_path / "a").mkdir()
     with pytest.raises(DataError, match="one sub-folder per class"):
-        load_image_folder(tmp_path)                                   # empty class folders
+        load_image_folder(tmp_path)  # empty class folders
     with pytest.raises(FileNotFoundError):
         load_image_folder(tmp_path / "missing")
     with pytest.raises(DataError, match="class_names"):
@@ -71,7 +72,7 @@ def test_layout_errors(tmp_path):
 def test_exif_orientation_is_applied(tmp_path):
     path = tmp_path / "phone.jpg"
     exif = Image.Exif()
-    exif[0x0112] = 6                                                  # "rotate 90 CW to display"
+    exif[0x0112] = 6  # "rotate 90 CW to display"
     _image(path, size=(20, 40), exif=exif.tobytes())
     assert load_image(path, image_size=None).shape == (40, 20, 3)
 
@@ -79,7 +80,7 @@ def test_exif_orientation_is_applied(tmp_path):
 def test_crop_to_aspect_ratio_keeps_the_centre(tmp_path):
     path = tmp_path / "wide.png"
     pixels = np.zeros((10, 30, 3), np.uint8)
-    pixels[:, 10:20] = 255                                            # white centre square
+    pixels[:, 10:20] = 255  # white centre square
     Image.fromarray(pixels).save(path)
     assert load_image(path, (10, 10), crop_to_aspect_ratio=True).min() == 255
     assert load_image(path, (10, 10)).min() < 255
@@ -111,10 +112,10 @@ def test_cache_round_trip(folder, tmp_path, monkeypatch):
     with pytest.warns(SkippedFilesWarning):
         first = load_image_folder(folder, image_size=8, cache=True)
     assert list((tmp_path / "cache").rglob("*.npz"))
-    with pytest.warns(SkippedFilesWarning, match="broken.jpg"):       # still named from the cache
+    with pytest.warns(SkippedFilesWarning, match="broken.jpg"):  # still named from the cache
         second = load_image_folder(folder, image_size=8, cache=True)
     assert np.array_equal(first.x, second.x) and second.paths == first.paths
-    _image(folder / "cat" / "c0.png", colour=(0, 0, 255))             # a changed file misses the cache
+    _image(folder / "cat" / "c0.png", colour=(0, 0, 255))  # a changed file misses the cache
     with pytest.warns(SkippedFilesWarning):
         third = load_image_folder(folder, image_size=8, cache=True)
     assert np.all(third.x[0] == [0, 0, 255])

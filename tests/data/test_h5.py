@@ -1,12 +1,12 @@
 """Course .h5 files: the real shared files, the course's loaders, and every malformed file we refuse."""
+
 from __future__ import annotations
 
 import h5py
 import numpy as np
 import pytest
 
-from npconv.data import (KNOWN_FILES, data_dir, find_file, load_h5, load_happy_dataset,
-                         load_signs_dataset, verify)
+from npconv.data import KNOWN_FILES, data_dir, find_file, load_h5, load_happy_dataset, load_signs_dataset, verify
 from npconv.errors import DataError, ShapeError
 
 pytestmark = pytest.mark.data
@@ -14,14 +14,15 @@ pytestmark = pytest.mark.data
 
 # --- the data directory -------------------------------------------------------------------------
 
+
 def test_data_dir_order(monkeypatch, tmp_path):
     monkeypatch.setenv("NPCONV_DATA", str(tmp_path / "env"))
-    assert data_dir(tmp_path / "flag") == tmp_path / "flag"          # the CLI flag wins
-    assert data_dir() == tmp_path / "env"                             # then NPCONV_DATA
+    assert data_dir(tmp_path / "flag") == tmp_path / "flag"  # the CLI flag wins
+    assert data_dir() == tmp_path / "env"  # then NPCONV_DATA
     monkeypatch.delenv("NPCONV_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if not __import__("sys").platform.startswith("win"):
-        assert data_dir() == tmp_path / "cache" / "npconv"             # then the user cache
+        assert data_dir() == tmp_path / "cache" / "npconv"  # then the user cache
 
 
 def test_find_file_names_every_place_searched(tmp_path):
@@ -38,6 +39,7 @@ def test_find_file_looks_in_known_subfolders(data_dir):
 
 
 # --- the real course files ------------------------------------------------------------------------
+
 
 def test_test_happy(data_dir):
     data = load_h5(data_dir / "happy" / "test_happy.h5")
@@ -56,7 +58,7 @@ def test_signs_files(data_dir):
 def test_load_signs_dataset_returns_the_course_arrays(data_dir):
     x_train, y_train, x_test, y_test, classes = load_signs_dataset(data_dir)
     assert x_train.shape == (1080, 64, 64, 3) and x_train.dtype == np.uint8
-    assert y_train.shape == (1, 1080) and y_test.shape == (1, 120)   # the course's row vectors
+    assert y_train.shape == (1, 1080) and y_test.shape == (1, 120)  # the course's row vectors
     assert classes.tolist() == list(range(6))
 
 
@@ -78,8 +80,9 @@ def test_missing_happy_train_file_says_where_to_put_it(data_dir):
         load_happy_dataset(data_dir)
 
 
-@pytest.mark.parametrize("folder, name", [("happy", "test_happy.h5"), ("signs", "test_signs.h5"),
-                                          ("signs", "train_signs.h5")])
+@pytest.mark.parametrize(
+    "folder, name", [("happy", "test_happy.h5"), ("signs", "test_signs.h5"), ("signs", "train_signs.h5")]
+)
 def test_verify_knows_the_shared_files(data_dir, folder, name):
     result = verify(data_dir / folder / name)
     assert result.is_known and result.known.name == name
@@ -87,13 +90,13 @@ def test_verify_knows_the_shared_files(data_dir, folder, name):
 
 
 def test_verify_unknown_file_is_informative_only(tmp_path):
-    path = _write(tmp_path, train_set_x=np.zeros((2, 4, 4, 3), np.uint8), train_set_y=[0, 1],
-                  list_classes=[0, 1])
+    path = _write(tmp_path, train_set_x=np.zeros((2, 4, 4, 3), np.uint8), train_set_y=[0, 1], list_classes=[0, 1])
     assert not verify(path).is_known and "not a known" in str(verify(path))
     assert len(load_h5(path)) == 2
 
 
 # --- malformed files ----------------------------------------------------------------------------
+
 
 def _write(tmp_path, name="data.h5", **arrays):
     path = tmp_path / name

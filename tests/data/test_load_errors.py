@@ -1,5 +1,6 @@
 """Data files that cannot be read (HDF5, image folders, corrupt JPEGs) get a clear error or a warning
 naming them."""
+
 from __future__ import annotations
 
 import io
@@ -8,11 +9,10 @@ import h5py
 import numpy as np
 import pytest
 from PIL import Image
+from reliability import says
 
 from npconv.data import SkippedFilesWarning, load_h5, load_image_folder
 from npconv.errors import DataError
-
-from reliability import says
 
 
 def test_h5_errors(tmp_path):

@@ -1,4 +1,5 @@
 """Finding a data source by name: here, in the data directory, or in its known sub-folders."""
+
 import h5py
 import numpy as np
 import pytest

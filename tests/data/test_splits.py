@@ -1,4 +1,5 @@
 """Train/validation splits and k-fold indices: deterministic, stratified, covering, disjoint."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ def test_train_val_split_is_deterministic_and_stratified():
     (x_tr, y_tr), (x_val, y_val) = train_val_split((x, Y), val_fraction=0.2, seed=1)
     (x_tr2, _), (x_val2, _) = train_val_split((x, Y), val_fraction=0.2, seed=1)
     assert np.array_equal(x_val, x_val2) and np.array_equal(x_tr, x_tr2)
-    assert np.bincount(y_val).tolist() == [6, 12, 2]                # each class keeps its share
+    assert np.bincount(y_val).tolist() == [6, 12, 2]  # each class keeps its share
     assert sorted(np.concatenate([x_tr, x_val]).tolist()) == x.tolist()
     (_, _), (x_val3, _) = train_val_split((x, Y), val_fraction=0.2, seed=2)
     assert not np.array_equal(x_val, x_val3)
@@ -25,7 +26,7 @@ def test_train_val_split_dataset_and_course_rows():
     train, val = train_val_split(data, 0.3)
     assert len(val) == 30 and np.bincount(val.y).tolist() == [9, 18, 3]  # 30%, stratified
     assert sorted(train.paths + val.paths, key=int) == data.paths and train.class_names == ["a", "b", "c"]
-    np.testing.assert_array_equal(val.y, Y[[int(p) for p in val.paths]])   # labels travel with their images
+    np.testing.assert_array_equal(val.y, Y[[int(p) for p in val.paths]])  # labels travel with their images
     (_, y_tr), (_, y_val) = train_val_split((np.zeros(100), Y[None, :]), 0.3)
     assert y_tr.shape[0] == 1 and y_tr.shape[1] + y_val.shape[1] == 100
 

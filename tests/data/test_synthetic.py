@@ -1,4 +1,5 @@
 """The built-in smiley faces and the load_dataset dispatcher."""
+
 from __future__ import annotations
 
 import numpy as np

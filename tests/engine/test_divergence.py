@@ -1,15 +1,15 @@
 """Training going wrong: a diverged update or a NaN loss stops fit, names where, and keeps the last
 good weights."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from reliability import says, tiny_classifier
 
 import npconv as nc
 from npconv import callbacks as C
 from npconv.errors import TrainingDivergedError
-
-from reliability import says, tiny_classifier
 
 
 class Snapshots(C.Callback):

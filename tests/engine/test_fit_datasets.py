@@ -4,6 +4,7 @@ The course trains SIGNS on ``tf.data.Dataset.from_tensor_slices((X_train, Y_trai
 npconv runs that line with ``npconv.data`` for ``tf.data``, and a dataset of batches trains exactly
 as the same arrays with ``shuffle=False`` do. Generators and image folders streamed from disk work too.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ from npconv.data import ImageFolderBatches, SkippedFilesWarning, from_tensor_sli
 
 def small_model():
     nc.utils.set_random_seed(0)
-    model = nc.Sequential([L.Conv2D(3, 3, padding="same"), L.ReLU(), L.MaxPooling2D(2), L.Flatten(),
-                           L.Dense(3, activation="softmax")])
+    model = nc.Sequential(
+        [L.Conv2D(3, 3, padding="same"), L.ReLU(), L.MaxPooling2D(2), L.Flatten(), L.Dense(3, activation="softmax")]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -37,13 +39,13 @@ def assert_same_weights(a, b):
 @pytest.mark.data
 def test_the_course_signs_program_trains_from_a_batched_dataset(data_dir):
     X_train_orig, Y_train_orig, X_test_orig, Y_test_orig, classes = load_signs_dataset(data_dir)
-    X_train, X_test = X_train_orig / 255., X_test_orig / 255.
+    X_train, X_test = X_train_orig / 255.0, X_test_orig / 255.0
     Y_train = nc.utils.convert_to_one_hot(Y_train_orig, 6).T
     Y_test = nc.utils.convert_to_one_hot(Y_test_orig, 6).T
 
     nc.utils.set_random_seed(1)
     conv_model = convolutional_model((64, 64, 3))
-    conv_model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+    conv_model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     train_dataset = nc.data.Dataset.from_tensor_slices((X_train, Y_train)).batch(64)
     test_dataset = nc.data.Dataset.from_tensor_slices((X_test, Y_test)).batch(64)
     history = conv_model.fit(train_dataset, epochs=2, validation_data=test_dataset, verbose=0)
@@ -53,9 +55,10 @@ def test_the_course_signs_program_trains_from_a_batched_dataset(data_dir):
     assert history.history["loss"][-1] < history.history["loss"][0]
     nc.utils.set_random_seed(1)
     arrays = convolutional_model((64, 64, 3))
-    arrays.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
-    same = arrays.fit(X_train, Y_train, batch_size=64, epochs=2, shuffle=False,
-                      validation_data=(X_test, Y_test), verbose=0)
+    arrays.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    same = arrays.fit(
+        X_train, Y_train, batch_size=64, epochs=2, shuffle=False, validation_data=(X_test, Y_test), verbose=0
+    )
     assert_same_weights(conv_model, arrays)
     assert same.history == history.history
     assert conv_model.evaluate(test_dataset, verbose=0) == arrays.evaluate(X_test, Y_test, batch_size=64, verbose=0)
@@ -77,7 +80,7 @@ def test_a_generator_runs_steps_per_epoch_and_goes_on_where_it_stopped():
     def batches():
         while True:
             for start in range(0, 24, 8):
-                yield x[start:start + 8], y[start:start + 8]
+                yield x[start : start + 8], y[start : start + 8]
 
     streamed = small_model()
     history = streamed.fit(batches(), steps_per_epoch=3, epochs=2, verbose=0)
@@ -89,7 +92,7 @@ def test_a_generator_runs_steps_per_epoch_and_goes_on_where_it_stopped():
 
 def test_a_used_up_generator_says_how_to_train_several_epochs():
     x, y = data()
-    one_pass = ((x[k:k + 10], y[k:k + 10]) for k in (0, 10))
+    one_pass = ((x[k : k + 10], y[k : k + 10]) for k in (0, 10))
     with pytest.raises(ValueError, match="steps_per_epoch"):
         small_model().fit(one_pass, epochs=2, verbose=0)
 
@@ -97,7 +100,7 @@ def test_a_used_up_generator_says_how_to_train_several_epochs():
 def test_a_generator_that_runs_dry_before_steps_per_epoch_warns():
     x, y = data()
     with pytest.warns(UserWarning, match="ran out of batches after 2 of steps_per_epoch=5"):
-        small_model().fit(((x[k:k + 10], y[k:k + 10]) for k in (0, 10)), steps_per_epoch=5, verbose=0)
+        small_model().fit(((x[k : k + 10], y[k : k + 10]) for k in (0, 10)), steps_per_epoch=5, verbose=0)
 
 
 def test_evaluate_and_predict_take_batches_too():
@@ -139,7 +142,7 @@ def test_tensor_slices_count_and_slice_like_tf_data():
 
 def test_progress_bar_with_an_unknown_number_of_batches(capsys):
     x, y = data()
-    small_model().fit(((x[k:k + 5], y[k:k + 5]) for k in range(0, 20, 5)), verbose=2)
+    small_model().fit(((x[k : k + 5], y[k : k + 5]) for k in range(0, 20, 5)), verbose=2)
     captured = capsys.readouterr()
     assert "loss" in captured.err + captured.out
 

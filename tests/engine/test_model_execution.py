@@ -3,6 +3,7 @@
 The swap is exact, outputs and gradients alike, including the awkward cases: windows whose values
 are all negative or tie (constant image regions make a convolution's outputs equal).
 """
+
 import numpy as np
 
 import npconv as nc
@@ -11,13 +12,16 @@ from npconv import layers as L
 
 def build(seed=0):
     nc.utils.set_random_seed(seed)
-    model = nc.Sequential([
-        L.Conv2D(4, 3, padding="same", input_shape=(8, 8, 2)),
-        L.ReLU(),
-        L.MaxPooling2D(2),
-        L.Flatten(),
-        L.Dense(3, activation="softmax"),
-    ], dtype="float64")
+    model = nc.Sequential(
+        [
+            L.Conv2D(4, 3, padding="same", input_shape=(8, 8, 2)),
+            L.ReLU(),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dense(3, activation="softmax"),
+        ],
+        dtype="float64",
+    )
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     return model
 
@@ -39,7 +43,7 @@ def test_relu_then_pool_runs_as_pool_then_relu():
 def test_the_swap_changes_neither_outputs_nor_gradients():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5, 8, 8, 2))
-    x[:, :4, :4, :] = 0.7   # constant regions: tied conv outputs, positive and negative
+    x[:, :4, :4, :] = 0.7  # constant regions: tied conv outputs, positive and negative
     x[:, 4:, 4:, :] = -2.0
     y = np.array([0, 1, 2, 1, 0])
     swapped = build()
@@ -80,5 +84,6 @@ def test_intermediate_outputs_follow_the_graph_as_built():
 
 def test_intermediate_outputs_name_unknown_layers():
     import pytest
+
     with pytest.raises(ValueError, match=r"layer_names: expected names of this model's layers .*'nope'"):
         build().intermediate_outputs(np.zeros((1, 8, 8, 2)), ["nope"])

@@ -1,13 +1,13 @@
 """Runs repeat exactly: seeded fits are bit-identical, another seed differs, two short fits are not one
 long one repeated."""
+
 from __future__ import annotations
 
 import numpy as np
+from reliability import seeded_run, tiny_classifier
 
 import npconv as nc
 from npconv import callbacks as C
-
-from reliability import seeded_run, tiny_classifier
 
 
 def test_seeded_fits_are_bit_identical_and_other_seeds_differ():

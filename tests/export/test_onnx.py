@@ -4,12 +4,14 @@ Each test builds a model, gives it non-trivial weights (random, or a few batches
 batch-norm statistics move), exports it and holds onnxruntime's output to ``model.predict`` within
 1e-5 (float32). The graph takes NHWC input with a free batch size, like npconv.
 """
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,8 +19,6 @@ import npconv as nc
 from npconv import apps
 from npconv import layers as L
 from npconv.layers.base import Layer
-
-from conftest import require
 
 try:
     import onnx
@@ -38,6 +38,7 @@ def run_exported(model, x):
     """onnxruntime's output for ``x`` from ``model`` exported in memory."""
     from npconv.export.onnx_check import run_onnxruntime
     from npconv.export.onnx_model import to_onnx
+
     return run_onnxruntime(to_onnx(model).SerializeToString(), x)
 
 
@@ -72,10 +73,12 @@ def images(rng, shape, m=3):
 
 IMAGE_LAYERS = {
     "conv 3x3 valid relu": lambda: L.Conv2D(4, 3, activation="relu"),
-    "conv 2x4 stride (2,3) same sigmoid": lambda: L.Conv2D(5, (2, 4), strides=(2, 3), padding="same",
-                                                           activation="sigmoid"),
-    "conv 4x4 stride 2 same no bias tanh": lambda: L.Conv2D(3, 4, strides=2, padding="same", use_bias=False,
-                                                            activation="tanh"),
+    "conv 2x4 stride (2,3) same sigmoid": lambda: L.Conv2D(
+        5, (2, 4), strides=(2, 3), padding="same", activation="sigmoid"
+    ),
+    "conv 4x4 stride 2 same no bias tanh": lambda: L.Conv2D(
+        3, 4, strides=2, padding="same", use_bias=False, activation="tanh"
+    ),
     "conv 1x3 softmax over channels": lambda: L.Conv2D(6, (1, 3), activation="softmax"),
     "conv 5x2 stride (3,1) same": lambda: L.Conv2D(2, (5, 2), strides=(3, 1), padding="same"),
     "zero padding": lambda: L.ZeroPadding2D(((1, 2), (0, 3))),
@@ -134,6 +137,7 @@ VECTOR_LAYERS = {
 
 def test_every_layer_class_npconv_has_has_a_converter():
     from npconv.export.onnx_layers import CONVERTERS
+
     ours = {cls for cls in L.registered_layers().values() if cls.__module__.startswith("npconv.layers")}
     assert ours - {L.InputLayer} <= set(CONVERTERS)  # a new layer type needs a converter and a case here
     tested = {type(make()) for make in [*IMAGE_LAYERS.values(), *VECTOR_LAYERS.values()]}
@@ -148,16 +152,26 @@ def test_every_vector_layer(case):
 
 
 @settings(max_examples=25, deadline=None)
-@given(h=st.integers(3, 12), w=st.integers(3, 12), c=st.integers(1, 4), fh=st.integers(1, 4),
-       fw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
-       padding=st.sampled_from(["valid", "same"]), seed=st.integers(0, 2**16))
+@given(
+    h=st.integers(3, 12),
+    w=st.integers(3, 12),
+    c=st.integers(1, 4),
+    fh=st.integers(1, 4),
+    fw=st.integers(1, 4),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    padding=st.sampled_from(["valid", "same"]),
+    seed=st.integers(0, 2**16),
+)
 def test_conv_then_pools_on_random_shapes(h, w, c, fh, fw, sh, sw, padding, seed):
     """Conv, max pool and average pool with one window: TensorFlow's asymmetric "same" padding."""
     rng = np.random.default_rng(seed)
     h, w = max(h, fh), max(w, fw)  # "valid" needs the window to fit
-    for layer in (L.Conv2D(3, (fh, fw), strides=(sh, sw), padding=padding),
-                  L.MaxPooling2D((fh, fw), strides=(sh, sw), padding=padding),
-                  L.AveragePooling2D((fh, fw), strides=(sh, sw), padding=padding)):
+    for layer in (
+        L.Conv2D(3, (fh, fw), strides=(sh, sw), padding=padding),
+        L.MaxPooling2D((fh, fw), strides=(sh, sw), padding=padding),
+        L.AveragePooling2D((fh, fw), strides=(sh, sw), padding=padding),
+    ):
         model = one_layer_model(layer, (h, w, c), rng)
         assert_onnx_matches(model, images(rng, (h, w, c), m=2) * 2 - 1)
 
@@ -170,8 +184,7 @@ def test_flatten_keeps_nhwc_order_so_dense_weights_line_up():
 
 def test_image_output_comes_back_nhwc():
     rng = np.random.default_rng(4)
-    model = randomize(nc.Sequential([L.Conv2D(4, 3, padding="same", input_shape=(6, 9, 2)),
-                                     L.MaxPooling2D(2)]), rng)
+    model = randomize(nc.Sequential([L.Conv2D(4, 3, padding="same", input_shape=(6, 9, 2)), L.MaxPooling2D(2)]), rng)
     x = images(rng, (6, 9, 2))
     assert run_exported(model, x).shape == (3, 3, 4, 4)
     assert_onnx_matches(model, x)
@@ -187,8 +200,9 @@ def test_branches_add_average_and_concatenate(axis):
     added = L.Add(name="sum")([a, b, c])
     averaged = L.Average(name="mean")([added, b])
     joined = L.Concatenate(axis=axis, name="join")([averaged, a])
-    model = randomize(nc.Model(inputs, L.GlobalAveragePooling2D()(joined) if axis in (-1, 3)
-                               else L.Flatten()(joined)), rng)
+    model = randomize(
+        nc.Model(inputs, L.GlobalAveragePooling2D()(joined) if axis in (-1, 3) else L.Flatten()(joined)), rng
+    )
     assert_onnx_matches(model, images(rng, (7, 7, 3)))
 
 
@@ -202,13 +216,15 @@ def test_concatenate_vectors():
 
 def test_a_float64_model_exports_float32():
     rng = np.random.default_rng(7)
-    model = randomize(nc.Sequential([L.Conv2D(2, 3, input_shape=(5, 5, 1)), L.Flatten(), L.Dense(2)],
-                                    dtype="float64"), rng)
+    model = randomize(
+        nc.Sequential([L.Conv2D(2, 3, input_shape=(5, 5, 1)), L.Flatten(), L.Dense(2)], dtype="float64"), rng
+    )
     x = images(rng, (5, 5, 1))
     np.testing.assert_allclose(run_exported(model, x), model.predict(x), **TOLERANCE)
 
 
 # ------------------------------------------------------------------------------- whole models
+
 
 def train_a_little(model, n_classes, rng, shape=(64, 64, 3), batches=3):
     """A few batches of Adam, so batch-norm moving statistics leave their initial 0 and 1."""
@@ -224,12 +240,15 @@ def train_a_little(model, n_classes, rng, shape=(64, 64, 3), batches=3):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, build, n_classes", [
-    ("happy", lambda: apps.happyModel(), 2),
-    ("signs", lambda: apps.convolutional_model(), 6),
-    ("smallres", lambda: apps.smallres(), 6),
-    ("smallres binary", lambda: apps.smallres(n_classes=2), 2),
-])
+@pytest.mark.parametrize(
+    "name, build, n_classes",
+    [
+        ("happy", lambda: apps.happyModel(), 2),
+        ("signs", lambda: apps.convolutional_model(), 6),
+        ("smallres", lambda: apps.smallres(), 6),
+        ("smallres binary", lambda: apps.smallres(n_classes=2), 2),
+    ],
+)
 def test_course_models_and_smallres_trained_a_little(name, build, n_classes):
     rng = np.random.default_rng(8)
     model = train_a_little(build(), n_classes, rng)
@@ -242,16 +261,21 @@ def test_course_models_and_smallres_trained_a_little(name, build, n_classes):
 def test_averaged_smallres_models(n_classes):
     """``npconv train --ensemble``'s model: members' logits averaged, then the activation."""
     from npconv.apps.ensemble import average_models
+
     rng = np.random.default_rng(11)
-    members = [train_a_little(apps.smallres((32, 32, 3), n_classes=n_classes), n_classes, rng, (32, 32, 3), 2)
-               for _ in range(2)]
+    members = [
+        train_a_little(apps.smallres((32, 32, 3), n_classes=n_classes), n_classes, rng, (32, 32, 3), 2)
+        for _ in range(2)
+    ]
     assert_onnx_matches(average_models(members), images(rng, (32, 32, 3), m=4))
 
 
 # ------------------------------------------------------------------------------- the file and errors
 
+
 def test_export_writes_a_checked_file_with_metadata(tmp_path):
     from npconv.export.onnx_check import max_difference
+
     rng = np.random.default_rng(9)
     model = randomize(apps.tiny((12, 10, 3), n_classes=3), rng)
     model.metadata = {"class_names": ["a", "b", "c"], "value_scale": 255}
@@ -317,6 +341,7 @@ def test_cli_export_on_each_apps_default_model(dataset, tmp_path, capsys):
     from npconv.apps import recipe_for, training
     from npconv.cli import main
     from npconv.export.onnx_check import run_onnxruntime
+
     recipe = recipe_for(dataset)
     shape = (recipe.image_size, recipe.image_size, 1 if recipe.color_mode == "grayscale" else 3)
     classes = [f"class {k}" for k in range(N_CLASSES[dataset])]
@@ -336,6 +361,7 @@ def test_cli_export_on_each_apps_default_model(dataset, tmp_path, capsys):
 
 def test_cli_export_errors_are_one_line(tmp_path, capsys):
     from npconv.cli import main
+
     code = main(["export", str(tmp_path / "none.npz"), str(tmp_path / "m.onnx")])
     err = capsys.readouterr().err
     assert code == 1 and len(err.splitlines()) == 1
@@ -349,6 +375,7 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
 def test_the_onnx_guide_example_runs(tmp_path, monkeypatch):
     """The ONNX guide's five lines, on a SIGNS-shaped model and uint8 test images."""
     from pathlib import Path
+
     guide = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "onnx.md").read_text()
     code = guide.split("```python\n", 1)[1].split("```", 1)[0]
     rng = np.random.default_rng(11)
@@ -362,6 +389,7 @@ def test_the_onnx_guide_example_runs(tmp_path, monkeypatch):
 def _without(monkeypatch, package):
     """Pretend ``package`` is not installed (and forget the export modules that imported it)."""
     import sys
+
     monkeypatch.setitem(sys.modules, package, None)
     for name in ("onnx_model", "onnx_layers", "onnx_graph", "onnx_check"):
         monkeypatch.delitem(sys.modules, f"npconv.export.{name}", raising=False)
@@ -375,6 +403,7 @@ def test_without_onnx_the_error_says_what_to_install(tmp_path, monkeypatch):
 
 def test_cli_without_onnxruntime_writes_the_file_unchecked(tmp_path, monkeypatch, capsys):
     from npconv.cli import main
+
     apps.tiny((8, 8, 3)).save(tmp_path / "tiny.npz")
     _without(monkeypatch, "onnxruntime")
     assert main(["export", str(tmp_path / "tiny.npz"), str(tmp_path / "m.onnx")]) == 0

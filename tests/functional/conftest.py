@@ -1,9 +1,9 @@
 """Fixtures of the kernel tests."""
+
 import pytest
+from conftest import require
 
 from npconv.functional._tier import compiled_available
-
-from conftest import require
 
 
 @pytest.fixture

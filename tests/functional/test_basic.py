@@ -3,6 +3,7 @@
 Each backward is checked three ways: against numerical gradients (float64), against PyTorch's
 autograd, and for dtype preservation (float32 stays float32).
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,8 +15,17 @@ from hypothesis import strategies as st
 
 from npconv.errors import ShapeError
 from npconv.functional.activations import (
-    linear_backward, linear_forward, relu_backward, relu_forward, sigmoid_backward,
-    sigmoid_forward, softmax_backward, softmax_forward, tanh_backward, tanh_forward)
+    linear_backward,
+    linear_forward,
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    softmax_backward,
+    softmax_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from npconv.functional.dense import dense_backward, dense_forward
 from npconv.functional.dropout import dropout_backward, dropout_forward
 from npconv.functional.padding import zero_pad2d_backward, zero_pad2d_forward
@@ -45,6 +55,7 @@ def away_from_zero(rng, shape):
 
 # ----- numerical gradient checks (float64) -----
 
+
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_activation_gradients(name, rng):
     forward, backward = ACTIVATIONS[name]
@@ -56,8 +67,7 @@ def test_softmax_gradient_on_another_axis(rng):
 
 
 def test_dense_gradients(rng):
-    inputs = {"x": rng.standard_normal((4, 5)), "w": rng.standard_normal((5, 3)),
-              "b": rng.standard_normal(3)}
+    inputs = {"x": rng.standard_normal((4, 5)), "w": rng.standard_normal((5, 3)), "b": rng.standard_normal(3)}
     gradcheck(dense_forward, dense_backward, inputs)
 
 
@@ -73,8 +83,7 @@ def test_dense_need_dx_false_skips_dx(rng):
 
 @pytest.mark.parametrize("padding", [1, (2, 0), ((0, 1), (2, 3))])
 def test_zero_pad_gradient(padding, rng):
-    gradcheck(lambda x: zero_pad2d_forward(x, padding), zero_pad2d_backward,
-              {"x": rng.standard_normal((2, 3, 2, 2))})
+    gradcheck(lambda x: zero_pad2d_forward(x, padding), zero_pad2d_backward, {"x": rng.standard_normal((2, 3, 2, 2))})
 
 
 def test_flatten_gradient(rng):
@@ -88,6 +97,7 @@ def test_dropout_gradient(rng):
 
 
 # ----- behaviour -----
+
 
 def test_zero_pad_shapes_and_values(rng):
     x = rng.standard_normal((2, 3, 4, 5))
@@ -135,6 +145,7 @@ def test_dropout_identity_when_not_training(kwargs, rng):
 
 # ----- dtypes -----
 
+
 def _float32_cases(rng):
     x4 = rng.standard_normal((2, 4, 4, 3))
     x2 = rng.standard_normal((5, 4))
@@ -166,12 +177,12 @@ def test_dropout_keeps_float32(rng):
 
 
 def test_dense_computes_in_the_dtype_of_x(rng):
-    out, _ = dense_forward(rng.standard_normal((2, 3)).astype(np.float32),
-                           rng.standard_normal((3, 4)), np.zeros(4))
+    out, _ = dense_forward(rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal((3, 4)), np.zeros(4))
     assert out.dtype == np.float32
 
 
 # ----- PyTorch -----
+
 
 @settings(max_examples=15, deadline=None)
 @given(m=st.integers(1, 6), n_in=st.integers(1, 7), n_out=st.integers(1, 5))
@@ -199,8 +210,13 @@ def test_activations_match_torch(torch, shape, name):
     out, cache = forward(x)
     dx = backward(dout, cache)
     tx = torch.tensor(x, requires_grad=True)
-    torch_fn = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
-                "softmax": lambda t: torch.softmax(t, dim=-1), "linear": lambda t: t * 1}[name]
+    torch_fn = {
+        "relu": torch.relu,
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "softmax": lambda t: torch.softmax(t, dim=-1),
+        "linear": lambda t: t * 1,
+    }[name]
     tout = torch_fn(tx)
     tout.backward(torch.tensor(dout))
     np.testing.assert_allclose(out, tout.detach().numpy(), **TOL)
@@ -208,6 +224,7 @@ def test_activations_match_torch(torch, shape, name):
 
 
 # ----- bad input -----
+
 
 def test_dense_shape_mismatch_names_both_shapes(rng):
     with pytest.raises(ShapeError, match="w: expected 10 rows") as info:

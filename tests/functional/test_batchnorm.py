@@ -1,4 +1,5 @@
 """Batch normalisation, training and inference mode, against numerical gradients and PyTorch."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,11 @@ from hypothesis import strategies as st
 
 from npconv.errors import ShapeError
 from npconv.functional.batchnorm import (
-    batchnorm_backward, batchnorm_forward, batchnorm_inference_backward,
-    batchnorm_inference_forward)
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_inference_backward,
+    batchnorm_inference_forward,
+)
 from npconv.gradcheck import gradcheck
 
 # Every test runs once per kernel tier: the NumPy reference and the compiled (Numba) kernels.
@@ -26,15 +30,19 @@ def params(rng, n_c):
 def test_training_gradients(shape, rng):
     # dx is orthogonal to the constants and to xhat, so it is small next to the loss: a larger step
     # keeps the finite differences' rounding (~1e-16 / eps) well below it.
-    gradcheck(batchnorm_forward, batchnorm_backward,
-              {"x": rng.standard_normal(shape), **params(rng, shape[-1])}, eps=1e-5)
+    gradcheck(
+        batchnorm_forward, batchnorm_backward, {"x": rng.standard_normal(shape), **params(rng, shape[-1])}, eps=1e-5
+    )
 
 
 def test_inference_gradients(rng):
     inputs = {"x": rng.standard_normal((2, 3, 2, 4)), **params(rng, 4)}
     stats = {"moving_mean": rng.standard_normal(4), "moving_var": rng.random(4) + 0.5}
-    gradcheck(lambda x, gamma, beta: batchnorm_inference_forward(x, gamma, beta, **stats),
-              batchnorm_inference_backward, inputs)
+    gradcheck(
+        lambda x, gamma, beta: batchnorm_inference_forward(x, gamma, beta, **stats),
+        batchnorm_inference_backward,
+        inputs,
+    )
 
 
 def test_training_output_is_normalised_and_cache_has_biased_statistics(rng):
@@ -62,8 +70,9 @@ def test_accepts_non_contiguous_input(rng):
     expected, expected_cache = batchnorm_forward(np.ascontiguousarray(view), np.ones(2), np.zeros(2))
     np.testing.assert_array_equal(out, expected)
     dout = rng.standard_normal(x.shape).transpose(0, 2, 1, 3)  # a non-contiguous view too
-    for grad, expected_grad in zip(batchnorm_backward(dout, cache),
-                                   batchnorm_backward(np.ascontiguousarray(dout), expected_cache)):
+    for grad, expected_grad in zip(
+        batchnorm_backward(dout, cache), batchnorm_backward(np.ascontiguousarray(dout), expected_cache)
+    ):
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-14)
 
 
@@ -100,6 +109,7 @@ def test_float32_column_sums_are_accurate_at_happy_model_size(rows):
 
 # ----- PyTorch (NCHW: torch normalises over every axis but dim 1) -----
 
+
 def to_nchw(torch, a):
     return torch.tensor(np.moveaxis(a, -1, 1).copy(), requires_grad=True)
 
@@ -109,8 +119,10 @@ def from_nchw(t):
 
 
 @settings(max_examples=12, deadline=None)
-@given(shape=st.tuples(st.integers(2, 5), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
-       eps=st.sampled_from([1e-3, 1e-5]))
+@given(
+    shape=st.tuples(st.integers(2, 5), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
+    eps=st.sampled_from([1e-3, 1e-5]),
+)
 def test_training_matches_torch(torch, shape, eps):
     rng = np.random.default_rng(sum(shape))
     x, dout = 2 + 3 * rng.standard_normal(shape), rng.standard_normal(shape)
@@ -133,8 +145,7 @@ def test_training_moving_variance_differs_from_torch_by_bessel(torch, rng):
     x = rng.standard_normal((4, 3, 3, 2))
     _, cache = batchnorm_forward(x, np.ones(2), np.zeros(2))
     running_mean, running_var = torch.zeros(2), torch.zeros(2)
-    torch.nn.functional.batch_norm(to_nchw(torch, x), running_mean, running_var, training=True,
-                                   momentum=1.0)
+    torch.nn.functional.batch_norm(to_nchw(torch, x), running_mean, running_var, training=True, momentum=1.0)
     n = x.size // 2
     np.testing.assert_allclose(running_mean.numpy(), cache.mean, **TOL)
     np.testing.assert_allclose(running_var.numpy(), cache.var * n / (n - 1), **TOL)
@@ -150,8 +161,7 @@ def test_inference_matches_torch(torch, rng):
 
     tx = to_nchw(torch, x)
     tg, tb = (torch.tensor(p[k], requires_grad=True) for k in ("gamma", "beta"))
-    tout = torch.nn.functional.batch_norm(tx, torch.tensor(mean), torch.tensor(var), tg, tb,
-                                          training=False, eps=1e-3)
+    tout = torch.nn.functional.batch_norm(tx, torch.tensor(mean), torch.tensor(var), tg, tb, training=False, eps=1e-3)
     tout.backward(torch.tensor(np.moveaxis(dout, -1, 1).copy()))
     np.testing.assert_allclose(out, from_nchw(tout), **TOL)
     np.testing.assert_allclose(dx, from_nchw(tx.grad), **TOL)
@@ -160,6 +170,7 @@ def test_inference_matches_torch(torch, rng):
 
 
 # ----- bad input -----
+
 
 def test_refuses_parameters_of_the_wrong_length(rng):
     with pytest.raises(ShapeError, match=r"gamma: expected shape \(3,\), one value per channel"):
@@ -179,8 +190,9 @@ def test_refuses_bad_eps(eps, rng):
 
 def test_inference_refuses_negative_moving_variance(rng):
     with pytest.raises(ValueError, match="moving_var: expected non-negative variances"):
-        batchnorm_inference_forward(rng.standard_normal((4, 2)), np.ones(2), np.zeros(2),
-                                    np.zeros(2), np.array([1.0, -1.0]))
+        batchnorm_inference_forward(
+            rng.standard_normal((4, 2)), np.ones(2), np.zeros(2), np.zeros(2), np.array([1.0, -1.0])
+        )
 
 
 def test_refuses_integer_input():

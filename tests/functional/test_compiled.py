@@ -11,7 +11,6 @@ import pytest
 from npconv import functional as F
 from npconv.functional._tier import use_tier
 
-
 pytestmark = pytest.mark.usefixtures("needs_numba")
 
 
@@ -33,21 +32,24 @@ def assert_all_close(reference, fast, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, kernel, filters, stride, padding, layout", [
-    ((3, 20, 18, 3), (4, 4), 8, 1, "same", "direct"),   # SIGNS's first layer, small: half vectors
-    ((2, 17, 16, 1), (3, 2), 5, 1, ((2, 0), (0, 1)), "direct"),  # grayscale, uneven padding, odd K
-    ((2, 22, 22, 3), (7, 7), 6, 1, "valid", "direct"),  # Happy's first layer: no padding
-    ((2, 16, 16, 16), (3, 3), 16, 1, "same", "direct"),  # smallres's first stage: one vector
-    ((3, 8, 8, 8), (2, 2), 16, 1, "same", "direct"),    # 8 x 8 (SIGNS's second layer): narrow tiles
-    ((2, 11, 13, 12), (3, 3), 37, 1, 1, "direct"),      # rows not a multiple of a tile; 2 + half vectors
-    ((2, 10, 9, 20), (3, 3), 20, 1, "same", "direct"),  # two vectors, the second partly filled
-    ((2, 12, 12, 4), (3, 3), 64, 1, "same", "direct"),  # filters in two two-vector blocks
-    ((3, 3, 3, 8), (2, 2), 16, 1, "same", "rows"),      # rows narrower than any tile: GEMM
-    ((2, 9, 9, 3), (3, 3), 4, 2, 1, "channel_major"),  # strided: the channel-major GEMM
-    ((2, 17, 16, 8), (3, 3), 4, 1, 3, "rows"),          # padding beyond f - 1: GEMM and col2im
-    ((2, 9, 9, 8), (3, 3), 4, 2, 0, "rows"),            # strided col2im
-    ((2, 16, 16, 8), (1, 1), 12, 1, "valid", "pointwise"),  # 1 x 1: the input itself is the patch matrix
-])
+@pytest.mark.parametrize(
+    "shape, kernel, filters, stride, padding, layout",
+    [
+        ((3, 20, 18, 3), (4, 4), 8, 1, "same", "direct"),  # SIGNS's first layer, small: half vectors
+        ((2, 17, 16, 1), (3, 2), 5, 1, ((2, 0), (0, 1)), "direct"),  # grayscale, uneven padding, odd K
+        ((2, 22, 22, 3), (7, 7), 6, 1, "valid", "direct"),  # Happy's first layer: no padding
+        ((2, 16, 16, 16), (3, 3), 16, 1, "same", "direct"),  # smallres's first stage: one vector
+        ((3, 8, 8, 8), (2, 2), 16, 1, "same", "direct"),  # 8 x 8 (SIGNS's second layer): narrow tiles
+        ((2, 11, 13, 12), (3, 3), 37, 1, 1, "direct"),  # rows not a multiple of a tile; 2 + half vectors
+        ((2, 10, 9, 20), (3, 3), 20, 1, "same", "direct"),  # two vectors, the second partly filled
+        ((2, 12, 12, 4), (3, 3), 64, 1, "same", "direct"),  # filters in two two-vector blocks
+        ((3, 3, 3, 8), (2, 2), 16, 1, "same", "rows"),  # rows narrower than any tile: GEMM
+        ((2, 9, 9, 3), (3, 3), 4, 2, 1, "channel_major"),  # strided: the channel-major GEMM
+        ((2, 17, 16, 8), (3, 3), 4, 1, 3, "rows"),  # padding beyond f - 1: GEMM and col2im
+        ((2, 9, 9, 8), (3, 3), 4, 2, 0, "rows"),  # strided col2im
+        ((2, 16, 16, 8), (1, 1), 12, 1, "valid", "pointwise"),  # 1 x 1: the input itself is the patch matrix
+    ],
+)
 def test_conv_tiers_agree(rng, dtype, shape, kernel, filters, stride, padding, layout):
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((*kernel, shape[3], filters)).astype(dtype)
@@ -57,18 +59,22 @@ def test_conv_tiers_agree(rng, dtype, shape, kernel, filters, stride, padding, l
         out, cache = F.conv2d_forward(x, w, b, stride, padding)
         dout = np.linspace(-1, 1, out.size, dtype=dtype).reshape(out.shape)
         return (out, *F.conv2d_backward(dout, cache))
+
     with use_tier("compiled"):
         assert F.conv2d_forward(x, w, b, stride, padding)[1].layout == layout
     assert_all_close(*both_tiers(run), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, pool, stride, padding", [
-    ((3, 16, 16, 8), 8, None, "valid"),   # SIGNS's 8x8 pool: the windows tile the input
-    ((2, 9, 7, 3), 2, None, "valid"),     # a leftover row and column get no gradient
-    ((2, 7, 7, 2), 3, 2, "valid"),        # overlapping windows accumulate
-    ((2, 5, 6, 3), 2, None, "same"),      # -inf padding never wins
-])
+@pytest.mark.parametrize(
+    "shape, pool, stride, padding",
+    [
+        ((3, 16, 16, 8), 8, None, "valid"),  # SIGNS's 8x8 pool: the windows tile the input
+        ((2, 9, 7, 3), 2, None, "valid"),  # a leftover row and column get no gradient
+        ((2, 7, 7, 2), 3, 2, "valid"),  # overlapping windows accumulate
+        ((2, 5, 6, 3), 2, None, "same"),  # -inf padding never wins
+    ],
+)
 def test_max_pool_tiers_agree(rng, dtype, shape, pool, stride, padding):
     x = rng.standard_normal(shape).astype(dtype)
 
@@ -76,6 +82,7 @@ def test_max_pool_tiers_agree(rng, dtype, shape, pool, stride, padding):
         out, cache = F.pool2d_forward(x, pool, stride, padding, mode="max")
         dout = rng.standard_normal(out.shape).astype(dtype)
         return out, cache.winner, F.pool2d_backward(dout, cache)
+
     rng_state = rng.bit_generator.state
     reference = run_with(run, "numpy")
     rng.bit_generator.state = rng_state
@@ -99,6 +106,7 @@ def test_batchnorm_tiers_agree(rng, dtype, shape):
     def run():
         out, cache = F.batchnorm_forward(x, gamma, beta)
         return (out, cache.mean, cache.var, *F.batchnorm_backward(dout, cache))
+
     reference, fast = both_tiers(run)
     tol = dict(rtol=1e-3, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-8, atol=1e-10)
     for a, b in zip(reference, fast):
@@ -139,6 +147,7 @@ def test_batchnorm_cache_crosses_tiers(rng, forward_tier, backward_tier):
 def test_padding_and_relu_gradient_tiers_agree(rng, dtype):
     """Element-wise passes: the same bits in both tiers, NaN included (NumPy's NaN * 0 is NaN)."""
     from npconv.functional.conv import pad_nhwc
+
     x = rng.standard_normal((3, 5, 6, 4)).astype(dtype)
     for pads, value in [(((1, 2), (0, 3)), 0.0), (((2, 0), (1, 1)), -np.inf)]:
         padded = [run_with(lambda: pad_nhwc(x, pads, value).copy(), tier) for tier in ("numpy", "compiled")]
@@ -152,6 +161,7 @@ def test_padding_and_relu_gradient_tiers_agree(rng, dtype):
 
 def test_an_epochs_shuffled_batches_are_the_same_in_both_tiers(rng):
     from npconv.engine.batches import shuffled_batches
+
     x = rng.standard_normal((50, 4, 5, 3)).astype(np.float32)
     y = np.arange(50)
     order = rng.permutation(50)
@@ -167,8 +177,8 @@ def test_an_epochs_shuffled_batches_are_the_same_in_both_tiers(rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8])
 def test_random_flips_are_the_same_in_both_tiers(rng, mode, dtype):
     from npconv.data.augment import random_flip
+
     x = (rng.random((9, 5, 7, 3)) * 200).astype(dtype)
-    flipped = [run_with(lambda: random_flip(x, np.random.default_rng(3), mode), tier)
-               for tier in ("numpy", "compiled")]
+    flipped = [run_with(lambda: random_flip(x, np.random.default_rng(3), mode), tier) for tier in ("numpy", "compiled")]
     np.testing.assert_array_equal(flipped[1], flipped[0])
     assert flipped[1].dtype == dtype

@@ -4,6 +4,7 @@ Read this file to learn how ``npconv.functional.conv2d_forward`` behaves: NHWC i
 kernels ``(f_h, f_w, C, K)``, biases ``(K,)`` or the course's ``(1, 1, 1, K)``, and TensorFlow's
 ``padding="same"`` rule.
 """
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -26,9 +27,17 @@ def random_conv(rng, m=2, size=(7, 6), c=3, kernel=(3, 3), k=4, dtype=np.float64
 
 
 @settings(max_examples=40, deadline=None)
-@given(m=st.integers(1, 3), n_h=st.integers(1, 9), n_w=st.integers(1, 9), n_c=st.sampled_from([1, 3, 8, 10]),
-       n_k=st.integers(1, 4), f=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 3),
-       seed=st.integers(0, 2**31))
+@given(
+    m=st.integers(1, 3),
+    n_h=st.integers(1, 9),
+    n_w=st.integers(1, 9),
+    n_c=st.sampled_from([1, 3, 8, 10]),
+    n_k=st.integers(1, 4),
+    f=st.integers(1, 4),
+    stride=st.integers(1, 3),
+    pad=st.integers(0, 3),
+    seed=st.integers(0, 2**31),
+)
 def test_forward_and_backward_equal_the_course_loops(m, n_h, n_w, n_c, n_k, f, stride, pad, seed):
     assume(f <= min(n_h, n_w) + 2 * pad)  # a kernel larger than the padded image is an error; tested below
     rng = np.random.default_rng(seed)
@@ -45,15 +54,21 @@ def test_forward_and_backward_equal_the_course_loops(m, n_h, n_w, n_c, n_k, f, s
         np.testing.assert_allclose(fast, loop, rtol=1e-11, atol=1e-11)
 
 
-@pytest.mark.parametrize("kernel,stride,padding", [
-    ((3, 3), 1, 0), ((3, 2), (2, 1), 1), ((2, 4), (1, 3), "same"), ((4, 4), 2, "same"),
-    ((1, 1), 1, "valid"), ((3, 3), 3, ((0, 2), (1, 0))),
-])
+@pytest.mark.parametrize(
+    "kernel,stride,padding",
+    [
+        ((3, 3), 1, 0),
+        ((3, 2), (2, 1), 1),
+        ((2, 4), (1, 3), "same"),
+        ((4, 4), 2, "same"),
+        ((1, 1), 1, "valid"),
+        ((3, 3), 3, ((0, 2), (1, 0))),
+    ],
+)
 @pytest.mark.parametrize("channels", [3, 8])  # channel-major and row patch layouts
 def test_numerical_gradients(rng, kernel, stride, padding, channels):
     x, w, b = random_conv(rng, size=(7, 6), c=channels, kernel=kernel)
-    gradcheck(lambda x, w, b: conv2d_forward(x, w, b, stride, padding), conv2d_backward,
-              {"x": x, "w": w, "b": b})
+    gradcheck(lambda x, w, b: conv2d_forward(x, w, b, stride, padding), conv2d_backward, {"x": x, "w": w, "b": b})
 
 
 def test_same_padding_follows_tensorflow(rng):
@@ -68,8 +83,7 @@ def test_same_padding_follows_tensorflow(rng):
 def test_dtype_is_kept_and_float32_matches_float64(rng):
     x, w, b = random_conv(rng)
     out64, cache64 = conv2d_forward(x, w, b, padding="same")
-    out32, cache32 = conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32),
-                                    padding="same")
+    out32, cache32 = conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), padding="same")
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, out64, rtol=1e-5, atol=1e-5)
     dout = rng.standard_normal(out64.shape)
@@ -109,8 +123,9 @@ def test_matches_pytorch_on_random_shapes(torch, dtype):
         fh, fw = rng.integers(1, 5, size=2)
         sh, sw = rng.integers(1, 4, size=2)
         padding = ["same", "valid", int(rng.integers(0, 3))][rng.integers(0, 3)]
-        x, w, b = random_conv(rng, m=m, size=tuple(rng.integers(5, 12, size=2)), c=n_c,
-                              kernel=(fh, fw), k=n_k, dtype=dtype)
+        x, w, b = random_conv(
+            rng, m=m, size=tuple(rng.integers(5, 12, size=2)), c=n_c, kernel=(fh, fw), k=n_k, dtype=dtype
+        )
         out, cache = conv2d_forward(x, w, b, (sh, sw), padding)
         (top, bottom), (left, right) = cache.pads
         tdtype = torch.float64 if dtype == np.float64 else torch.float32
@@ -148,6 +163,7 @@ def test_bad_input_is_explained(rng):
 @pytest.mark.parametrize("channels", [3, 16])
 def test_workspace_reuse_gives_the_pure_results(rng, channels):
     from npconv.functional._workspace import Workspace
+
     workspace = Workspace()
     for size in [(9, 9), (9, 9), (5, 7)]:  # same shape twice, then a smaller batch reuses the buffers
         x, w, b = random_conv(rng, size=size, c=channels, dtype=np.float32)

@@ -3,14 +3,14 @@
 Max pooling sends each window's gradient to its first maximum (PyTorch's choice); average pooling
 with ``padding="same"`` averages only the real pixels, as TensorFlow does.
 """
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from npconv import course
-from npconv.functional import (global_pool2d_backward, global_pool2d_forward, pool2d_backward,
-                               pool2d_forward)
+from npconv.functional import global_pool2d_backward, global_pool2d_forward, pool2d_backward, pool2d_forward
 from npconv.gradcheck import gradcheck
 
 # Every test runs once per kernel tier: the NumPy reference and the compiled (Numba) kernels.
@@ -18,9 +18,16 @@ pytestmark = pytest.mark.usefixtures("tier")
 
 
 @settings(max_examples=40, deadline=None)
-@given(m=st.integers(1, 3), n_h=st.integers(1, 9), n_w=st.integers(1, 9), n_c=st.integers(1, 4),
-       f=st.integers(1, 4), stride=st.integers(1, 3), mode=st.sampled_from(["max", "average"]),
-       seed=st.integers(0, 2**31))
+@given(
+    m=st.integers(1, 3),
+    n_h=st.integers(1, 9),
+    n_w=st.integers(1, 9),
+    n_c=st.integers(1, 4),
+    f=st.integers(1, 4),
+    stride=st.integers(1, 3),
+    mode=st.sampled_from(["max", "average"]),
+    seed=st.integers(0, 2**31),
+)
 def test_forward_and_backward_equal_the_course_loops(m, n_h, n_w, n_c, f, stride, mode, seed):
     assume(f <= min(n_h, n_w))  # a window larger than the image is an error
     rng = np.random.default_rng(seed)
@@ -30,15 +37,23 @@ def test_forward_and_backward_equal_the_course_loops(m, n_h, n_w, n_c, f, stride
     a_fast, cache_fast = pool2d_forward(x, f, stride, mode=mode)
     np.testing.assert_allclose(a_fast, a_loop, rtol=1e-12, atol=1e-12)
     da = rng.standard_normal(a_loop.shape)
-    np.testing.assert_allclose(pool2d_backward(da, cache_fast), course.pool_backward(da, cache_loop, mode),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        pool2d_backward(da, cache_fast), course.pool_backward(da, cache_loop, mode), rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("mode", ["max", "average"])
-@pytest.mark.parametrize("pool,stride,padding", [
-    (2, None, "valid"), ((3, 2), (1, 2), "valid"), (3, 2, "same"), ((8, 8), (8, 8), "same"), (2, 1, 1),
-    (2, None, "same"),  # tiled, padded only at the bottom/right: the gradient must be cropped there
-])
+@pytest.mark.parametrize(
+    "pool,stride,padding",
+    [
+        (2, None, "valid"),
+        ((3, 2), (1, 2), "valid"),
+        (3, 2, "same"),
+        ((8, 8), (8, 8), "same"),
+        (2, 1, 1),
+        (2, None, "same"),  # tiled, padded only at the bottom/right: the gradient must be cropped there
+    ],
+)
 def test_numerical_gradients(rng, mode, pool, stride, padding):
     x = rng.standard_normal((2, 9, 7, 3))
     gradcheck(lambda x: pool2d_forward(x, pool, stride, padding, mode), pool2d_backward, {"x": x})
@@ -70,8 +85,9 @@ def test_nan_in_a_window_gives_nan_as_pytorch(torch, dtype):
         out, cache = pool2d_forward(x, pool, stride, padding)
         (top, bottom), (left, right) = cache.pads
         xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
-        yt = torch.nn.functional.max_pool2d(torch.nn.functional.pad(xt, (left, right, top, bottom),
-                                                                    value=-np.inf), pool, stride)
+        yt = torch.nn.functional.max_pool2d(
+            torch.nn.functional.pad(xt, (left, right, top, bottom), value=-np.inf), pool, stride
+        )
         expected = yt.detach().numpy().transpose(0, 2, 3, 1)
         assert np.isnan(out).any()
         np.testing.assert_array_equal(out, expected)  # NaN where PyTorch has NaN, equal elsewhere
@@ -103,20 +119,22 @@ def test_matches_pytorch_on_random_shapes(torch, dtype):
             (top, bottom), (left, right) = cache.pads
             xt = torch.tensor(x.transpose(0, 3, 1, 2), dtype=tdtype, requires_grad=True)
             if mode == "max":
-                yt = functional.max_pool2d(functional.pad(xt, (left, right, top, bottom), value=-np.inf),
-                                           pool, stride)
+                yt = functional.max_pool2d(functional.pad(xt, (left, right, top, bottom), value=-np.inf), pool, stride)
             else:  # TensorFlow's "same" average: the sum over real pixels / their count
                 ones = torch.ones_like(xt)
-                window_sum = functional.avg_pool2d(functional.pad(xt, (left, right, top, bottom)), pool,
-                                                   stride, divisor_override=1)
-                count = functional.avg_pool2d(functional.pad(ones, (left, right, top, bottom)), pool,
-                                              stride, divisor_override=1)
+                window_sum = functional.avg_pool2d(
+                    functional.pad(xt, (left, right, top, bottom)), pool, stride, divisor_override=1
+                )
+                count = functional.avg_pool2d(
+                    functional.pad(ones, (left, right, top, bottom)), pool, stride, divisor_override=1
+                )
                 yt = window_sum / count
             np.testing.assert_allclose(out, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=tol, atol=tol)
             dout = rng.standard_normal(out.shape).astype(dtype)
             yt.backward(torch.tensor(np.ascontiguousarray(dout.transpose(0, 3, 1, 2)), dtype=tdtype))
-            np.testing.assert_allclose(pool2d_backward(dout, cache), xt.grad.numpy().transpose(0, 2, 3, 1),
-                                       rtol=tol, atol=tol)
+            np.testing.assert_allclose(
+                pool2d_backward(dout, cache), xt.grad.numpy().transpose(0, 2, 3, 1), rtol=tol, atol=tol
+            )
 
 
 def test_global_pooling_matches_pytorch(torch, rng):
@@ -128,8 +146,9 @@ def test_global_pooling_matches_pytorch(torch, rng):
         np.testing.assert_allclose(out, yt.detach().numpy(), atol=1e-12)
         dout = rng.standard_normal(out.shape)
         yt.backward(torch.tensor(dout))
-        np.testing.assert_allclose(global_pool2d_backward(dout, cache), xt.grad.numpy().transpose(0, 2, 3, 1),
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            global_pool2d_backward(dout, cache), xt.grad.numpy().transpose(0, 2, 3, 1), atol=1e-12
+        )
 
 
 def test_bad_input_is_explained(rng):

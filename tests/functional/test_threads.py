@@ -1,6 +1,7 @@
 """The compiled kernels' threads: safe from many threads at once, results independent of the thread
 count, OpenMP threads that spin briefly then sleep.
 """
+
 import os
 
 import numpy as np
@@ -9,7 +10,6 @@ import pytest
 from npconv import functional as F
 from npconv.functional._tier import use_tier
 
-
 pytestmark = pytest.mark.usefixtures("needs_numba")
 
 
@@ -17,12 +17,14 @@ def test_kernels_called_from_many_threads_at_once(rng):
     """Numba's workqueue threads (its pool where libgomp is missing) abort the process on concurrent
     launches; _tier serialises them (a web server predicting in several threads must not crash)."""
     from concurrent.futures import ThreadPoolExecutor
+
     x = rng.standard_normal((8, 16, 16, 8)).astype(np.float32)
     with use_tier("compiled"):
         expected, _ = F.pool2d_forward(x, 2)
 
         def pool(_):
             return F.pool2d_forward(x, 2)[0]
+
         with ThreadPoolExecutor(8) as pool_of_threads:
             results = list(pool_of_threads.map(pool, range(64)))
     for out in results:
@@ -34,7 +36,9 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
     parallel builds on one thread and on two, and their serial builds (which small calls use), give
     the same bits (npconv train --jobs relies on it)."""
     import numba
+
     from npconv.functional.compiled import _jit
+
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs NUMBA_NUM_THREADS >= 2")
     x = rng.standard_normal((3, 48, 48, 3)).astype(np.float32)  # weight gradient: two bands per image
@@ -46,8 +50,17 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
         dx, dw, db = F.conv2d_backward(out, cache)
         normed, bn_cache = F.batchnorm_forward(out, np.ones(16, np.float32), np.zeros(16, np.float32))
         pooled, pool_cache = F.pool2d_forward(normed, 2)
-        return out, dx, dw, db, normed, *F.batchnorm_backward(out, bn_cache), pooled, \
-            F.pool2d_backward(pooled, pool_cache)
+        return (
+            out,
+            dx,
+            dw,
+            db,
+            normed,
+            *F.batchnorm_backward(out, bn_cache),
+            pooled,
+            F.pool2d_backward(pooled, pool_cache),
+        )
+
     with use_tier("compiled"):
         serial = run()
         monkeypatch.setattr(_jit, "PARALLEL_MIN_BYTES", 0)  # every call parallel
@@ -69,10 +82,12 @@ def test_openmp_threads_spin_briefly_then_sleep(monkeypatch):
     """libgomp reads GOMP_SPINCOUNT once, when Numba's OpenMP layer loads it: _tier sets it for that
     moment only (other libraries' OpenMP keeps its default), and keeps a user's own setting."""
     from npconv.functional import _tier
+
     seen = []
 
     def load(name):
         seen.append((name, os.environ.get("GOMP_SPINCOUNT")))
+
     monkeypatch.setattr(_tier.importlib, "import_module", load)
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
@@ -84,5 +99,6 @@ def test_openmp_threads_spin_briefly_then_sleep(monkeypatch):
 
     def missing(name):
         raise ImportError("libgomp.so.1: cannot open shared object file")
+
     monkeypatch.setattr(_tier.importlib, "import_module", missing)
     assert not _tier._load_openmp()  # then Numba's workqueue pool

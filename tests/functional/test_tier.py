@@ -1,6 +1,7 @@
 """Choosing the tier: ``NPCONV_JIT``, ``use_tier``, and ``_tier.tiered``, the one place where a
 kernel's tier is chosen; ``import npconv`` does not import Numba.
 """
+
 import os
 import pathlib
 import re
@@ -11,7 +12,6 @@ import pytest
 
 from npconv.functional import _tier
 from npconv.functional._tier import use_tier
-
 
 pytestmark = pytest.mark.usefixtures("needs_numba")
 
@@ -54,8 +54,11 @@ def test_the_tier_is_chosen_in_one_place():
     """Every kernel with a compiled version dispatches through ``_tier.tiered``: no module but
     ``_tier`` asks for ``compiled()`` itself."""
     src = pathlib.Path(_tier.__file__).parents[1]
-    callers = [str(path.relative_to(src)) for path in sorted(src.rglob("*.py"))
-               if path.name != "_tier.py" and re.search(r"\bcompiled\(\)", path.read_text(encoding="utf-8"))]
+    callers = [
+        str(path.relative_to(src))
+        for path in sorted(src.rglob("*.py"))
+        if path.name != "_tier.py" and re.search(r"\bcompiled\(\)", path.read_text(encoding="utf-8"))
+    ]
     assert callers == []
 
 

@@ -1,5 +1,6 @@
 """Many trainings at once (npconv.jobs): worker processes and a real Dask cluster give the results of
 one process, survive a lost worker, and stop cleanly on Ctrl-C."""
+
 from __future__ import annotations
 
 import io
@@ -14,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require, same_threads
 
 import npconv
-from conftest import require, same_threads
 from npconv import callbacks as C
 from npconv.apps import datasets, training
-from npconv.apps.recipes import Recipe
 from npconv.apps.job_spec import Job, Part
 from npconv.apps.job_work import run_training_jobs
+from npconv.apps.recipes import Recipe
 from npconv.apps.transfer import Pretrained
 from npconv.jobs import InProcess, JobError, JobsInterrupted, ProcessPool, Progress, runner_for, threads_per_job
 from npconv.jobs.threads import THREAD_VARIABLES, thread_environment
@@ -62,9 +63,10 @@ def without_seconds(folds):
 
 # ----------------------------------------------------------------------------- threads
 
+
 def test_the_cores_are_divided_between_the_jobs(monkeypatch):
     assert threads_per_job(2, cores=2) == 1 and threads_per_job(3, cores=16) == 5
-    assert threads_per_job(4, cores=2) == 1          # never none
+    assert threads_per_job(4, cores=2) == 1  # never none
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     with thread_environment(3):
@@ -78,11 +80,23 @@ def test_the_cores_are_divided_between_the_jobs(monkeypatch):
 
 # ----------------------------------------------------------------------------- worker processes
 
+
 def _fold_jobs(faces, k=2, **options):
     from npconv.data import kfold_indices
-    return [Job(f"fold{i + 1}", RECIPE, "tiny", seed=i, train=Part("faces", tr), test=Part("faces", te),
-                views=("plain", "shift", "flip"), **options)
-            for i, (tr, te) in enumerate(kfold_indices(faces.y, k, seed=0))]
+
+    return [
+        Job(
+            f"fold{i + 1}",
+            RECIPE,
+            "tiny",
+            seed=i,
+            train=Part("faces", tr),
+            test=Part("faces", te),
+            views=("plain", "shift", "flip"),
+            **options,
+        )
+        for i, (tr, te) in enumerate(kfold_indices(faces.y, k, seed=0))
+    ]
 
 
 def test_a_job_gives_the_same_result_in_a_worker_process(faces):
@@ -95,7 +109,7 @@ def test_a_job_gives_the_same_result_in_a_worker_process(faces):
     for job in jobs:
         a, b = here[job.key], there[job.key]
         assert a.history == b.history and a.evaluation["accuracy"] == b.evaluation["accuracy"]
-        assert sorted(a.probabilities) == ["plain", "shift"]   # no flips: the tiny arch has no flip layer
+        assert sorted(a.probabilities) == ["plain", "shift"]  # no flips: the tiny arch has no flip layer
         for view in a.probabilities:
             np.testing.assert_array_equal(a.probabilities[view], b.probabilities[view])
         assert_same_model(npconv.load_model(a.model), npconv.load_model(b.model))
@@ -108,10 +122,11 @@ def test_cross_validate_with_jobs_2_gives_the_folds_and_model_of_jobs_1(faces):
     with same_threads(threads_per_job(2)):
         one = training.cross_validate(faces, 2, RECIPE, "tiny", seed=3, verbose=0)
     seen = []
-    two = training.cross_validate(faces, 2, RECIPE, "tiny", seed=3, verbose=0, jobs=2,
-                                  on_fold=lambda i, result: seen.append(i))
+    two = training.cross_validate(
+        faces, 2, RECIPE, "tiny", seed=3, verbose=0, jobs=2, on_fold=lambda i, result: seen.append(i)
+    )
     assert without_seconds(two.folds) == without_seconds(one.folds) and sorted(seen) == [0, 1]
-    assert_same_model(two.model, one.model)          # the best fold's model, as the CLI saves it
+    assert_same_model(two.model, one.model)  # the best fold's model, as the CLI saves it
     assert two.evaluation["accuracy"] == one.evaluation["accuracy"] and not two.interrupted
     # With every core for BLAS (jobs=1 as it is), the folds score the same; only the last bits of
     # BLAS's products may differ (docs/ARCHITECTURE.md, "Many trainings at once").
@@ -123,6 +138,7 @@ def test_smallres_folds_with_jobs_2_are_those_of_jobs_1_bit_for_bit(faces):
     """The compiled tier's kernels split their work by shapes, never by thread counts, so the workers'
     share of the cores changes nothing: batch norm, residual blocks, augmentation, every fold."""
     from npconv.functional._tier import compiled
+
     if compiled() is None:
         pytest.skip("the NumPy tier's BLAS products depend on the thread count in their last bits")
     recipe = Recipe(epochs=1, batch_size=16, image_size=16)
@@ -153,9 +169,10 @@ def test_ctrl_c_keeps_the_folds_and_members_that_had_finished(faces):
     stop at once: the folds (or ensemble members) not finished are not in the result."""
     cv = training.cross_validate(faces, 2, RECIPE, "tiny", verbose=0, jobs=2, progress=StopAtFirstResult())
     assert cv.interrupted and len(cv.folds) == 1 and cv.model.metadata["cross_validation"]["k"] == 2
-    averaged = training.train(faces, RECIPE.replace(ensemble=3), "tiny", verbose=0, jobs=2,
-                              progress=StopAtFirstResult())
-    assert averaged.interrupted and "ensemble" not in averaged.model.metadata   # one member: no average
+    averaged = training.train(
+        faces, RECIPE.replace(ensemble=3), "tiny", verbose=0, jobs=2, progress=StopAtFirstResult()
+    )
+    assert averaged.interrupted and "ensemble" not in averaged.model.metadata  # one member: no average
 
 
 def test_a_pretrained_model_travels_to_the_workers_as_its_file(faces, tmp_path):
@@ -175,8 +192,9 @@ class FailTheSecond(C.Callback):
 
 def test_a_failed_job_stops_the_run_and_names_the_job(faces):
     jobs = _fold_jobs(faces)
-    failing = Job("bad", RECIPE.replace(epochs=3), "tiny", 0, Part("faces"), callbacks=(FailTheSecond(),),
-                  label="the failing one")
+    failing = Job(
+        "bad", RECIPE.replace(epochs=3), "tiny", 0, Part("faces"), callbacks=(FailTheSecond(),), label="the failing one"
+    )
     with pytest.raises(JobError, match="job 'the failing one' failed: RuntimeError: this job was meant to fail"):
         run_training_jobs([jobs[0], failing], {"faces": faces}, ProcessPool(2))
     with pytest.raises(ValueError, match="unique key"):
@@ -207,8 +225,9 @@ class KillOnce(C.Callback):
 
 def test_a_local_worker_killed_is_a_clear_error(faces, tmp_path):
     with pytest.raises(JobError, match="a worker process died"):
-        run_training_jobs(_fold_jobs(faces, callbacks=(KillOnce(tmp_path / "killed"),)), {"faces": faces},
-                          ProcessPool(2))
+        run_training_jobs(
+            _fold_jobs(faces, callbacks=(KillOnce(tmp_path / "killed"),)), {"faces": faces}, ProcessPool(2)
+        )
 
 
 # ----------------------------------------------------------------------------- Ctrl-C
@@ -236,7 +255,7 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except FileNotFoundError:
         return False
-    return state not in ("Z", "X")   # a zombie has stopped: only its exit status is left
+    return state not in ("Z", "X")  # a zombie has stopped: only its exit status is left
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
@@ -244,8 +263,12 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_half_written_file(tmp_path):
     out, pids = tmp_path / "search", tmp_path / "pids"
     script = tmp_path / "search.py"
     script.write_text(_SCRIPT)
-    process = subprocess.Popen([sys.executable, str(script), str(out), str(pids)], stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "CI": ""})
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(out), str(pids)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CI": ""},
+    )
 
     def both_workers_busy_and_a_job_done():
         busy = pids.is_file() and len(set(pids.read_text().split())) == 2
@@ -255,19 +278,21 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_half_written_file(tmp_path):
     while not both_workers_busy_and_a_job_done() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert process.poll() is None, process.stderr.read()
-    process.send_signal(signal.SIGINT)          # what Ctrl-C sends to the client
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the client
     _, err = process.communicate(timeout=60)
     assert process.returncode != 0 and "JobsInterrupted: interrupted with" in err
     workers = {int(p) for p in pids.read_text().split()}
-    assert len(workers) == 2 and not any(_alive(p) for p in workers)   # both stopped mid-job
+    assert len(workers) == 2 and not any(_alive(p) for p in workers)  # both stopped mid-job
     entries = sorted(p.name for p in (out / "jobs").iterdir())
     assert entries and all(name.endswith(".npz") and not name.startswith(".") for name in entries)
-    assert not (out / "results.json").exists()       # written only by a search that finished
+    assert not (out / "results.json").exists()  # written only by a search that finished
     from npconv.tuning.cache import JobCache
+
     assert all(JobCache(out / "jobs").get(name[:-4]) is not None for name in entries)
 
 
 # ----------------------------------------------------------------------------- a Dask cluster
+
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -277,13 +302,14 @@ def cluster():
     except ImportError:
         LocalCluster = None
     require(LocalCluster is not None, "dask[distributed] is not installed (pip install -e '.[dev]')")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as local:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as local:
         yield local
 
 
 def test_a_dask_cluster_gives_the_folds_of_one_process(faces, cluster):
-    with same_threads(1):   # Dask's nanny gives each worker one BLAS thread, and npconv Numba one
+    with same_threads(1):  # Dask's nanny gives each worker one BLAS thread, and npconv Numba one
         one = training.cross_validate(faces, 2, RECIPE, "tiny", seed=0, verbose=0)
     there = training.cross_validate(faces, 2, RECIPE, "tiny", seed=0, verbose=0, cluster=cluster.scheduler_address)
     assert without_seconds(there.folds) == without_seconds(one.folds)
@@ -306,11 +332,20 @@ def test_a_worker_killed_mid_job_is_survived(faces, cluster, tmp_path):
     progress = Epochs()
     with same_threads(1):
         one = training.cross_validate(faces, 2, RECIPE, "tiny", seed=0, verbose=0)
-    there = training.cross_validate(faces, 2, RECIPE, "tiny", seed=0, verbose=0, cluster=cluster.scheduler_address,
-                                    callbacks=[KillOnce(marker)], progress=progress)
-    assert marker.is_file()                   # one worker did die mid-job ...
-    assert without_seconds(there.folds) == without_seconds(one.folds)   # ... and its job ran again elsewhere
-    assert not _alive(int(marker.read_text()))     # (its nanny started a new worker process)
+    there = training.cross_validate(
+        faces,
+        2,
+        RECIPE,
+        "tiny",
+        seed=0,
+        verbose=0,
+        cluster=cluster.scheduler_address,
+        callbacks=[KillOnce(marker)],
+        progress=progress,
+    )
+    assert marker.is_file()  # one worker did die mid-job ...
+    assert without_seconds(there.folds) == without_seconds(one.folds)  # ... and its job ran again elsewhere
+    assert not _alive(int(marker.read_text()))  # (its nanny started a new worker process)
     assert {e[1:] for e in progress.seen if e[0] == "epoch"} >= {("fold1", 2), ("fold2", 2)}
 
 
@@ -319,20 +354,30 @@ def test_every_worker_killed_at_once_loses_no_data(faces, cluster, tmp_path):
     restarted workers and resubmits the jobs Dask cancelled (CI once lost both workers this way)."""
     with same_threads(1):
         one = training.cross_validate(faces, 2, RECIPE, "tiny", seed=0, verbose=0)
-    there = training.cross_validate(faces, 2, RECIPE, "tiny", seed=0, verbose=0, cluster=cluster.scheduler_address,
-                                    callbacks=[KillOnce(tmp_path / "killed", times=2)])
+    there = training.cross_validate(
+        faces,
+        2,
+        RECIPE,
+        "tiny",
+        seed=0,
+        verbose=0,
+        cluster=cluster.scheduler_address,
+        callbacks=[KillOnce(tmp_path / "killed", times=2)],
+    )
     assert (tmp_path / "killed").is_file() and (tmp_path / "killed-1").is_file()
     assert without_seconds(there.folds) == without_seconds(one.folds)
 
 
 def test_a_search_on_the_cluster_reads_the_data_by_path(cluster, tmp_path):
     from npconv import tuning
+
     base = Recipe(arch="tiny", epochs=1, batch_size=16, image_size=16)
     options = dict(grids=["learning_rate=1e-3,3e-3"], folds=2, base=base, limit=64)
     with same_threads(1):
         here = tuning.tune("builtin:smiles", tmp_path / "here", **options)
-    there = tuning.tune("builtin:smiles", tmp_path / "there", cluster=cluster.scheduler_address, share="path",
-                        **options)
+    there = tuning.tune(
+        "builtin:smiles", tmp_path / "there", cluster=cluster.scheduler_address, share="path", **options
+    )
     runs = [[without_seconds(row["runs"]) for row in result.rows] for result in (here, there)]
     assert runs[0] == runs[1]
     assert there.trained == len(there.results) == 4
@@ -350,11 +395,11 @@ def _training_threads(client) -> int:
 def test_ctrl_c_on_the_client_stops_the_workers_training(faces, cluster):
     """Dask cannot kill a running task: the jobs see the run's stop event and end within a second."""
     from dask.distributed import Client
-    endless = RECIPE.replace(epochs=5000)              # minutes, if nothing stopped it
+
+    endless = RECIPE.replace(epochs=5000)  # minutes, if nothing stopped it
     with Client(cluster) as client:
         with pytest.raises(JobsInterrupted):
-            training.cross_validate(faces, 2, endless, "tiny", verbose=0, cluster=client,
-                                    progress=StopAtFirstEpoch())
+            training.cross_validate(faces, 2, endless, "tiny", verbose=0, cluster=client, progress=StopAtFirstEpoch())
         deadline = time.monotonic() + 15
         while _training_threads(client) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -3,6 +3,7 @@
 A layer's gradient is checked on the scalar ``L = sum(layer(x) * R)`` for a fixed random ``R``:
 ``backward(R)`` must give ``dL/dx`` and fill each weight's ``.grad`` with ``dL/dW``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -91,8 +92,7 @@ def test_dropout_gradient_uses_the_same_mask(rng):
 
 def merge_pair(layer):
     """The merge layer as a forward/backward pair of two inputs, for :func:`gradcheck`."""
-    return (lambda a, b: (layer.forward([a, b], True), None),
-            lambda dout, _: tuple(layer.backward(dout)))
+    return (lambda a, b: (layer.forward([a, b], True), None), lambda dout, _: tuple(layer.backward(dout)))
 
 
 @pytest.mark.parametrize("axis, b_shape", [(-1, (2, 3, 3, 4)), (3, (2, 3, 3, 4)), (2, (2, 3, 5, 2))])
@@ -107,8 +107,7 @@ def test_concatenate_joins_and_its_backward_splits_the_gradient(rng, axis, b_sha
     dout = rng.standard_normal(out.shape)
     da, db = cat.backward(dout)
     np.testing.assert_array_equal(da, np.take(dout, range(a.shape[data_axis]), axis=data_axis))
-    np.testing.assert_array_equal(db, np.take(dout, range(a.shape[data_axis], out.shape[data_axis]),
-                                              axis=data_axis))
+    np.testing.assert_array_equal(db, np.take(dout, range(a.shape[data_axis], out.shape[data_axis]), axis=data_axis))
     gradcheck(*merge_pair(cat), {"a": a, "b": b})
 
 
@@ -155,27 +154,44 @@ def test_average_matches_torch(torch, rng):
 
 
 def test_layers_keep_float32(rng):
-    for layer, shape in [(L.Conv2D(2, 3), (5, 5, 2)), (L.BatchNormalization(), (5, 5, 2)),
-                         (L.Dense(3, activation="softmax"), (4,))]:
+    for layer, shape in [
+        (L.Conv2D(2, 3), (5, 5, 2)),
+        (L.BatchNormalization(), (5, 5, 2)),
+        (L.Dense(3, activation="softmax"), (4,)),
+    ]:
         layer.build(shape)
         x = rng.standard_normal((2,) + shape).astype(np.float32)
         assert layer(x).dtype == np.float32
         assert all(w.value.dtype == np.float32 for w in layer.weights)
 
 
-@pytest.mark.parametrize("layer, scale, kernel, kwargs", [
-    (lambda: L.RandomFlip("horizontal", seed=3), 1, augment.random_flip, {"mode": "horizontal"}),
-    (lambda: L.RandomTranslation(0.2, 0.3, seed=3), 1, augment.random_translation,
-     {"height_factor": 0.2, "width_factor": 0.3}),
-    (lambda: L.RandomRotation(0.1, seed=3), 1, augment.random_rotation, {"factor": 0.1}),
-    # Keras scales the delta to value_range and clips the output to it.
-    (lambda: L.RandomBrightness(0.5, value_range=(0, 1), seed=3), 1, augment.random_brightness,
-     {"max_delta": 0.5, "value_range": (0.0, 1.0)}),
-    (lambda: L.RandomBrightness(0.1, seed=3), 255, augment.random_brightness,
-     {"max_delta": 25.5, "value_range": (0.0, 255.0)}),
-])
-def test_augmentation_layers_apply_their_kernel_in_training_and_nothing_at_inference(rng, layer, scale, kernel,
-                                                                                      kwargs):
+@pytest.mark.parametrize(
+    "layer, scale, kernel, kwargs",
+    [
+        (lambda: L.RandomFlip("horizontal", seed=3), 1, augment.random_flip, {"mode": "horizontal"}),
+        (
+            lambda: L.RandomTranslation(0.2, 0.3, seed=3),
+            1,
+            augment.random_translation,
+            {"height_factor": 0.2, "width_factor": 0.3},
+        ),
+        (lambda: L.RandomRotation(0.1, seed=3), 1, augment.random_rotation, {"factor": 0.1}),
+        # Keras scales the delta to value_range and clips the output to it.
+        (
+            lambda: L.RandomBrightness(0.5, value_range=(0, 1), seed=3),
+            1,
+            augment.random_brightness,
+            {"max_delta": 0.5, "value_range": (0.0, 1.0)},
+        ),
+        (
+            lambda: L.RandomBrightness(0.1, seed=3),
+            255,
+            augment.random_brightness,
+            {"max_delta": 25.5, "value_range": (0.0, 255.0)},
+        ),
+    ],
+)
+def test_augmentation_layers_apply_their_kernel_in_training_and_nothing_at_inference(rng, layer, scale, kernel, kwargs):
     x = rng.random((6, 8, 8, 3)).astype(np.float32) * scale
     out = layer()(x, training=True)
     np.testing.assert_array_equal(out, kernel(x, np.random.default_rng(3), **kwargs))
@@ -187,11 +203,18 @@ def test_random_brightness_clips_to_its_value_range(rng):
     x = rng.random((20, 4, 4, 1)).astype(np.float32)
     out = L.RandomBrightness(0.5, value_range=(0, 1), seed=0)(x, training=True)
     assert out.min() == 0 and out.max() == 1  # some images were pushed past each end, and clipped
+
+
 def test_augmentation_layers_are_identity_at_inference(rng):
     x = rng.random((2, 8, 8, 3)).astype(np.float32)
-    for layer in [L.RandomFlip(), L.RandomTranslation(0.2, 0.2), L.RandomRotation(0.1),
-                  L.RandomBrightness(0.2, value_range=(0, 1)), L.RandomZoom(0.2),
-                  L.RandomContrast(0.3, value_range=(0, 1))]:
+    for layer in [
+        L.RandomFlip(),
+        L.RandomTranslation(0.2, 0.2),
+        L.RandomRotation(0.1),
+        L.RandomBrightness(0.2, value_range=(0, 1)),
+        L.RandomZoom(0.2),
+        L.RandomContrast(0.3, value_range=(0, 1)),
+    ]:
         np.testing.assert_array_equal(layer(x), x)
         out = layer(x, training=True)
         assert out.shape == x.shape and out.dtype == x.dtype
@@ -199,7 +222,9 @@ def test_augmentation_layers_are_identity_at_inference(rng):
 
 def test_zoom_and_contrast_layers_run_their_kernels_and_round_trip_configs(rng):
     import json
+
     from npconv.data import augment
+
     x = rng.random((3, 8, 8, 3)).astype(np.float32)
     zoom = L.RandomZoom((-0.3, 0.2), width_factor=0.1, fill_mode="wrap", seed=4)
     expected = augment.random_zoom(x, np.random.default_rng(4), (-0.3, 0.2), 0.1, fill_mode="wrap")
@@ -208,15 +233,20 @@ def test_zoom_and_contrast_layers_run_their_kernels_and_round_trip_configs(rng):
     expected = augment.random_contrast(x, np.random.default_rng(2), (0.2, 0.5), value_range=(0, 1))
     np.testing.assert_array_equal(contrast(x, training=True), expected)
     for layer in (zoom, contrast, L.RandomZoom(0.1)):
-        config = json.loads(json.dumps(layer.get_config()))      # as a saved model reads it
+        config = json.loads(json.dumps(layer.get_config()))  # as a saved model reads it
         assert type(layer).from_config(config).get_config() == layer.get_config()
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: L.RandomZoom(-1.5), "height_factor"), (lambda: L.RandomZoom(0.1, width_factor="x"), "width_factor"),
-    (lambda: L.RandomZoom(0.1, fill_mode="mirror"), "fill_mode"),
-    (lambda: L.RandomContrast(1.5), "factor"), (lambda: L.RandomContrast((0.1, -1)), "factor"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: L.RandomZoom(-1.5), "height_factor"),
+        (lambda: L.RandomZoom(0.1, width_factor="x"), "width_factor"),
+        (lambda: L.RandomZoom(0.1, fill_mode="mirror"), "fill_mode"),
+        (lambda: L.RandomContrast(1.5), "factor"),
+        (lambda: L.RandomContrast((0.1, -1)), "factor"),
+    ],
+)
 def test_zoom_and_contrast_refuse_bad_factors_when_built(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -224,14 +254,18 @@ def test_zoom_and_contrast_refuse_bad_factors_when_built(make, match):
 
 # --- argument errors -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: L.Conv2D(0, 3), "filters"),
-    (lambda: L.Conv2D(4, 3, padding="full"), "padding"),
-    (lambda: L.Dense(-1), "units"),
-    (lambda: L.Dense(3, activation="swish"), "activation"),
-    (lambda: L.MaxPooling2D(0), "pool_size"),
-    (lambda: L.Dropout(1.0), "rate"),
-])
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: L.Conv2D(0, 3), "filters"),
+        (lambda: L.Conv2D(4, 3, padding="full"), "padding"),
+        (lambda: L.Dense(-1), "units"),
+        (lambda: L.Dense(3, activation="swish"), "activation"),
+        (lambda: L.MaxPooling2D(0), "pool_size"),
+        (lambda: L.Dropout(1.0), "rate"),
+    ],
+)
 def test_bad_arguments_are_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -260,9 +294,11 @@ def test_config_round_trip():
 
 # --- PyTorch agreement (float64) --------------------------------------------------------------
 
+
 @pytest.mark.torch
-@pytest.mark.parametrize("kernel, stride, padding", [((3, 3), 1, "valid"), ((4, 4), 1, "same"),
-                                                     ((2, 3), 2, "same"), ((3, 3), 2, "valid")])
+@pytest.mark.parametrize(
+    "kernel, stride, padding", [((3, 3), 1, "valid"), ((4, 4), 1, "same"), ((2, 3), 2, "same"), ((3, 3), 2, "valid")]
+)
 def test_conv2d_matches_torch(torch, rng, kernel, stride, padding):
     layer = built(L.Conv2D(4, kernel, strides=stride, padding=padding), (7, 8, 3))
     x = rng.standard_normal((2, 7, 8, 3))
@@ -275,8 +311,10 @@ def test_conv2d_matches_torch(torch, rng, kernel, stride, padding):
     bt = torch.tensor(layer.bias.value, requires_grad=True)
     xp = xt
     if padding == "same":  # TensorFlow's rule: the odd pixel of padding goes bottom/right
-        (top, bottom), (left, right) = [(t // 2, t - t // 2) for t in (
-            max((-(-n // stride) - 1) * stride + f - n, 0) for n, f in zip((7, 8), kernel))]
+        (top, bottom), (left, right) = [
+            (t // 2, t - t // 2)
+            for t in (max((-(-n // stride) - 1) * stride + f - n, 0) for n, f in zip((7, 8), kernel))
+        ]
         xp = torch.nn.functional.pad(xt, (left, right, top, bottom))
     yt = torch.nn.functional.conv2d(xp, wt, bt, stride=stride)
     yt.backward(torch.tensor(dout.transpose(0, 3, 1, 2)))
@@ -289,16 +327,19 @@ def test_conv2d_matches_torch(torch, rng, kernel, stride, padding):
 @pytest.mark.torch
 def test_pooling_and_dense_match_torch(torch, rng):
     x = rng.standard_normal((2, 6, 6, 3))
-    for layer, ref in [(L.MaxPooling2D(2), torch.nn.functional.max_pool2d),
-                       (L.AveragePooling2D(3, strides=3), torch.nn.functional.avg_pool2d)]:
+    for layer, ref in [
+        (L.MaxPooling2D(2), torch.nn.functional.max_pool2d),
+        (L.AveragePooling2D(3, strides=3), torch.nn.functional.avg_pool2d),
+    ]:
         xt = torch.tensor(x.transpose(0, 3, 1, 2))
         size = layer.pool_size[0]
         expected_out = ref(xt, size, stride=layer.strides[0]).numpy().transpose(0, 2, 3, 1)
         np.testing.assert_allclose(built(layer, (6, 6, 3))(x), expected_out, atol=1e-12)
     dense = built(L.Dense(3), (5,))
     v = rng.standard_normal((4, 5))
-    ref = torch.nn.functional.linear(torch.tensor(v), torch.tensor(dense.kernel.value.T),
-                                     torch.tensor(dense.bias.value))
+    ref = torch.nn.functional.linear(
+        torch.tensor(v), torch.tensor(dense.kernel.value.T), torch.tensor(dense.bias.value)
+    )
     np.testing.assert_allclose(dense(v), ref.numpy(), atol=1e-12)
 
 
@@ -329,5 +370,6 @@ def test_batchnorm_matches_torch_in_both_modes(torch, rng):
     # Inference with the same moving statistics.
     with torch.no_grad():
         bn.running_var.copy_(torch.tensor(layer.moving_variance.value))
-    np.testing.assert_allclose(layer(x), bn.eval()(torch.tensor(x.transpose(0, 3, 1, 2)))
-                               .detach().numpy().transpose(0, 2, 3, 1), atol=1e-10)
+    np.testing.assert_allclose(
+        layer(x), bn.eval()(torch.tensor(x.transpose(0, 3, 1, 2))).detach().numpy().transpose(0, 2, 3, 1), atol=1e-10
+    )

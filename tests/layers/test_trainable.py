@@ -5,6 +5,7 @@ Keras 2's rules: a frozen layer's weights get no updates and count as non-traina
 sets every layer; the flags are saved with the model; and any model's ``inputs`` and its layers'
 ``output`` tensors can start a new functional model.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,14 +17,17 @@ from npconv.gradcheck import numerical_gradient
 
 
 def base_model(dtype="float32"):
-    return nc.Sequential([
-        L.Conv2D(4, 3, padding="same", input_shape=(6, 6, 2), name="conv"),
-        L.BatchNormalization(momentum=0.5, name="bn"),
-        L.ReLU(name="relu"),
-        L.MaxPooling2D(2, name="pool"),
-        L.Flatten(name="flatten"),
-        L.Dense(1, activation="sigmoid", name="fc"),
-    ], dtype=dtype)
+    return nc.Sequential(
+        [
+            L.Conv2D(4, 3, padding="same", input_shape=(6, 6, 2), name="conv"),
+            L.BatchNormalization(momentum=0.5, name="bn"),
+            L.ReLU(name="relu"),
+            L.MaxPooling2D(2, name="pool"),
+            L.Flatten(name="flatten"),
+            L.Dense(1, activation="sigmoid", name="fc"),
+        ],
+        dtype=dtype,
+    )
 
 
 def data(m=32, seed=0):
@@ -62,8 +66,10 @@ def test_a_frozen_batchnorm_runs_in_inference_mode_while_the_model_trains():
     model.compile(optimizer="sgd", loss="binary_crossentropy")
     moving = weights_of(bn)
     x, y = data()
-    np.testing.assert_array_equal(bn.forward(x[:, :, :, :1].repeat(4, -1), training=True),
-                                  bn.forward(x[:, :, :, :1].repeat(4, -1), training=False))
+    np.testing.assert_array_equal(
+        bn.forward(x[:, :, :, :1].repeat(4, -1), training=True),
+        bn.forward(x[:, :, :, :1].repeat(4, -1), training=False),
+    )
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)
     for before, after in zip(moving, weights_of(bn)):  # gamma, beta and the statistics
         np.testing.assert_array_equal(before, after)
@@ -114,8 +120,7 @@ def test_gradients_through_a_frozen_batchnorm_match_torch_in_eval_mode(torch):
     with torch.no_grad():
         norm.running_mean[:] = torch.tensor(bn.moving_mean.value)
         norm.running_var[:] = torch.tensor(bn.moving_variance.value)
-    h = torch.nn.functional.conv2d(torch.tensor(x.transpose(0, 3, 1, 2)), w, torch.tensor(conv.bias.value),
-                                   padding=1)
+    h = torch.nn.functional.conv2d(torch.tensor(x.transpose(0, 3, 1, 2)), w, torch.tensor(conv.bias.value), padding=1)
     h = torch.nn.functional.max_pool2d(torch.relu(norm(h)), 2)
     logits = h.permute(0, 2, 3, 1).reshape(5, -1) @ v + torch.tensor(fc.bias.value)
     torch_loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor(y))
@@ -187,13 +192,14 @@ def test_a_new_head_on_a_loaded_models_layers(tmp_path, functional):
     trained.save(tmp_path / "base.npz")
     base = nc.load_model(tmp_path / "base.npz")
     base.trainable = False
-    features = base.layers[-2].output          # Flatten's output, (None, 36)
+    features = base.layers[-2].output  # Flatten's output, (None, 36)
     assert features.shape == (None, 36)
     outputs = L.Dense(3, activation="softmax", name="new_head")(L.Dense(8, activation="relu")(features))
     model = nc.Model(base.inputs, outputs)
     assert model.layers[0] is base.inputs[0].layer and model.layers[-1].name == "new_head"
-    assert [layer.name for layer in model.layers[1:-2]] == [layer.name for layer in base.layers
-                                                             if not isinstance(layer, L.InputLayer)][:-1]
+    assert [layer.name for layer in model.layers[1:-2]] == [
+        layer.name for layer in base.layers if not isinstance(layer, L.InputLayer)
+    ][:-1]
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x, _ = data()
     frozen = [w.copy() for w in base.get_weights()]

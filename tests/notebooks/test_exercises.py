@@ -1,5 +1,6 @@
 """The exercise notebook: as committed, every check fails with a hint; with npconv's solutions in the
 exercise cells, every check passes (the course's test calls, unchanged, against npconv.testing)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +8,21 @@ from pathlib import Path
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "Convolution_model_Step_by_Step.ipynb"
-EXERCISES = ["zero_pad", "conv_single_step", "conv_forward", "pool_forward", "conv_backward",
-             "create_mask_from_window", "distribute_value", "pool_backward"]
+EXERCISES = [
+    "zero_pad",
+    "conv_single_step",
+    "conv_forward",
+    "pool_forward",
+    "conv_backward",
+    "create_mask_from_window",
+    "distribute_value",
+    "pool_backward",
+]
 
 
 def _read():
     import nbformat
+
     return nbformat.read(NOTEBOOK, as_version=4)
 
 
@@ -22,8 +32,14 @@ def _exercise_cells(nb):
 
 def _run(nb, kernel: str, allow_errors: bool):
     import nbclient
-    nbclient.NotebookClient(nb, kernel_name=kernel, timeout=120, allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+
+    nbclient.NotebookClient(
+        nb,
+        kernel_name=kernel,
+        timeout=120,
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
     return nb
 
 
@@ -52,7 +68,7 @@ def test_each_exercise_is_a_stub_followed_by_the_course_check():
 @pytest.mark.slow
 def test_the_stubs_fail_each_check_with_a_hint(notebook_kernel):
     nb = _run(_read(), notebook_kernel, allow_errors=True)
-    for k, cell in _exercise_cells(nb):
+    for k, _cell in _exercise_cells(nb):
         check = _text(nb.cells[k + 1])
         assert check.startswith("AssertionError: the course's"), check
         assert "is None: write the code where it says YOUR CODE HERE" in check, check
@@ -64,7 +80,7 @@ def test_with_npconv_solutions_every_check_passes(notebook_kernel):
     for _, cell in _exercise_cells(nb):
         cell.source = f"from npconv.course import {cell.metadata['exercise']}"
     nb = _run(nb, notebook_kernel, allow_errors=False)  # raises CellExecutionError on a failed check
-    for k, cell in _exercise_cells(nb):
+    for k, _cell in _exercise_cells(nb):
         assert "All tests passed!" in _text(nb.cells[k + 1])
     # Section 6: the functions inside a network, one dW entry as its terms, a slip found with its hint.
     traced = "".join(_text(cell) for cell in nb.cells)

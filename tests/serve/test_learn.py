@@ -5,6 +5,7 @@ models (16 x 16, trained in seconds on the built-in faces); the step's arithmeti
 model's weights bit for bit; the served model untouched; a learner's buggy file found at its first
 difference; bad requests answered with clear errors; and the page in a real headless Chromium.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,24 @@ def models(tmp_path_factory) -> dict[str, Path]:
     paths = {}
     for arch in ARCHS:
         paths[arch] = folder / f"{arch}.npz"
-        assert main(["train", "--out", str(paths[arch]), "--epochs", "1", "--arch", arch, "--image-size", "16",
-                     "--quiet", "--no-report"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--out",
+                    str(paths[arch]),
+                    "--epochs",
+                    "1",
+                    "--arch",
+                    arch,
+                    "--image-size",
+                    "16",
+                    "--quiet",
+                    "--no-report",
+                ]
+            )
+            == 0
+        )
     return paths
 
 
@@ -81,12 +98,13 @@ def small(response, limit: int = 2 * MB):
 
 # ----------------------------------------------------------------------------- the endpoints
 
+
 def test_the_first_page_links_to_the_learn_page(clients):
     client = clients["happy"]
     assert 'href="/learn"' in client.get("/").text
     page = client.get("/learn")
     assert page.status_code == 200 and "Inside the network" in page.text
-    assert "http://" not in page.text and "https://" not in page.text   # works offline: no CDN
+    assert "http://" not in page.text and "https://" not in page.text  # works offline: no CDN
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -110,18 +128,29 @@ def test_every_layer_shows_its_maps_and_every_entry_opens_into_terms_that_add_up
             assert "dout" in maps
         for which in answer["terms"]:
             index = fill(maps[which]["index"])
-            terms = small(client.get("/api/learn/terms", params={
-                "session": sid, "label": label, "layer": layer["name"], "which": which,
-                "index": ",".join(map(str, index))}))
+            terms = small(
+                client.get(
+                    "/api/learn/terms",
+                    params={
+                        "session": sid,
+                        "label": label,
+                        "layer": layer["name"],
+                        "which": which,
+                        "index": ",".join(map(str, index)),
+                    },
+                )
+            )
             assert terms["index"] == index and terms["count"] >= terms["shown"] >= 1
             assert terms["sum"] == pytest.approx(terms["value"], rel=1e-4, abs=1e-7)
             assert len(terms["a"]) == len(terms["b"]) == len(terms["product"]) == terms["shown"]
             if layer["type"] == "Conv2D" and which in ("dW", "dx"):
                 assert len(terms["window"]) == len(terms["tap"]) == terms["shown"]
             opened.add((layer["type"], which))
-    expected = {"happy": {("Conv2D", "dW"), ("Conv2D", "dx"), ("MaxPooling2D", "dx"), ("Dense", "dW")},
-                "signs": {("Conv2D", "dW"), ("Conv2D", "dx"), ("MaxPooling2D", "dx"), ("Dense", "dW")},
-                "smallres": {("Conv2D", "dW"), ("Conv2D", "dx"), ("MaxPooling2D", "dx"), ("Dense", "dW")}}[arch]
+    expected = {
+        "happy": {("Conv2D", "dW"), ("Conv2D", "dx"), ("MaxPooling2D", "dx"), ("Dense", "dW")},
+        "signs": {("Conv2D", "dW"), ("Conv2D", "dx"), ("MaxPooling2D", "dx"), ("Dense", "dW")},
+        "smallres": {("Conv2D", "dW"), ("Conv2D", "dx"), ("MaxPooling2D", "dx"), ("Dense", "dW")},
+    }[arch]
     assert expected <= opened
 
 
@@ -131,8 +160,12 @@ def test_a_channel_picks_the_slice_shown(clients):
     sid = summary["session"]
     conv = next(row for row in summary["layers"] if row["type"] == "Conv2D")
     assert conv["channel"] == conv["output_shape"][-1] and conv["in_channel"] == conv["input_shapes"][0][-1]
-    answer = small(client.get("/api/learn/layer", params={"session": sid, "label": summary["label"],
-                                                         "layer": conv["name"], "channel": 5, "in_channel": 2}))
+    answer = small(
+        client.get(
+            "/api/learn/layer",
+            params={"session": sid, "label": summary["label"], "layer": conv["name"], "channel": 5, "in_channel": 2},
+        )
+    )
     assert answer["maps"]["dW"]["index"] == ["r", "c", 2, 5]
     assert answer["maps"]["output"]["index"] == [0, "r", "c", 5]
     assert answer["maps"]["input"]["index"] == [0, "r", "c", 2]
@@ -142,6 +175,7 @@ def test_an_uploaded_photo_opens_a_session(clients):
     import io
 
     from PIL import Image
+
     buffer = io.BytesIO()
     Image.fromarray(np.full((40, 30, 3), 128, np.uint8)).save(buffer, format="PNG")
     answer = clients["signs"].post("/api/learn/photo", files={"image": ("me.png", buffer.getvalue(), "image/png")})
@@ -152,6 +186,7 @@ def test_an_uploaded_photo_opens_a_session(clients):
 
 
 # ----------------------------------------------------------------------------- step and rewind
+
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_step_shows_the_update_and_rewind_gives_back_the_starting_numbers(clients, arch):
@@ -165,7 +200,7 @@ def test_step_shows_the_update_and_rewind_gives_back_the_starting_numbers(client
     assert stepped["loss_before"] == summary["loss"] and stepped["loss"] != summary["loss"]
     update = small(client.get("/api/learn/update", params={"session": sid, "layer": first}))
     kernel = next(iter(update["weights"].values()))
-    assert {"W_old", "dW", "W_new", "m", "v"} <= set(kernel)            # Adam's moments
+    assert {"W_old", "dW", "W_new", "m", "v"} <= set(kernel)  # Adam's moments
     assert kernel["W_new"]["values"] != kernel["W_old"]["values"]
     rewound = small(client.post("/api/learn/rewind", json={"session": sid, "label": label}))
     assert rewound["steps"] == 0 and rewound["loss"] == summary["loss"]
@@ -183,7 +218,7 @@ def test_rewind_restores_the_weights_bit_for_bit_and_the_served_model_never_chan
     for _ in range(3):
         learner.step(sid, 1)
     assert any(not np.array_equal(a, b) for a, b in zip(learner.weights_now(sid), learner.start))
-    assert all(np.array_equal(w.value, s) for w, s in zip(model.weights, saved))   # the served model
+    assert all(np.array_equal(w.value, s) for w, s in zip(model.weights, saved))  # the served model
     learner.rewind(sid)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(learner.weights_now(sid), learner.start))
     again = learner.views(sid, 1).reference
@@ -192,7 +227,10 @@ def test_rewind_restores_the_weights_bit_for_bit_and_the_served_model_never_chan
             assert again.record(name).weights[key].tobytes() == value.tobytes(), (name, key)
     assert again.loss == start_trace.loss
     assert all(w.value.tobytes() == s.tobytes() for w, s in zip(model.weights, saved))
-    assert model.optimizer.get_state()["iterations"] == npconv.load_model(models["smallres"]).optimizer.get_state()["iterations"]
+    assert (
+        model.optimizer.get_state()["iterations"]
+        == npconv.load_model(models["smallres"]).optimizer.get_state()["iterations"]
+    )
 
 
 def test_each_step_is_adams_update_from_the_sessions_own_moments(models):
@@ -202,27 +240,29 @@ def test_each_step_is_adams_update_from_the_sessions_own_moments(models):
     sid = learner.open((np.random.default_rng(1).random((16, 16, 3)) * 255).astype(np.uint8))
     b1, b2, eps = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
     first = learner.step(sid, 0)
-    assert first["learning_rate"] == optimizer._learning_rate(0)   # the schedule's first rate
+    assert first["learning_rate"] == optimizer._learning_rate(0)  # the schedule's first rate
     m = v = 0.0
     for t, rate in ((1, first["learning_rate"]), (2, 0.01)):
         if t == 2:
             assert learner.step(sid, 0, learning_rate=0.01)["learning_rate"] == 0.01
         arrays = learner.update(sid, "conv0")["conv0/kernel"]
         g = arrays["dW"].astype(np.float64)
-        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g ** 2
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
         np.testing.assert_allclose(arrays["m"], m, rtol=1e-5, atol=1e-9)
         np.testing.assert_allclose(arrays["v"], v, rtol=1e-5, atol=1e-12)
-        alpha = rate * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-        np.testing.assert_allclose(arrays["W_new"], arrays["W_old"] - alpha * m / (np.sqrt(v) + eps),
-                                   rtol=1e-5, atol=1e-7)
+        alpha = rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+        np.testing.assert_allclose(
+            arrays["W_new"], arrays["W_old"] - alpha * m / (np.sqrt(v) + eps), rtol=1e-5, atol=1e-7
+        )
 
 
 def test_sessions_are_bounded(models):
     from npconv.serve import learn_sessions
+
     learner = Learner(npconv.load_model(models["signs"]), 255, ["not smiling", "smiling"])
     photo = np.zeros((16, 16, 3), np.uint8)
     ids = [learner.open(photo) for _ in range(learn_sessions.MAX_SESSIONS + 3)]
-    for sid in ids[-learn_sessions.MAX_SESSIONS:]:
+    for sid in ids[-learn_sessions.MAX_SESSIONS :]:
         learner.views(sid, 0)
     assert len(learner._sessions) == learn_sessions.MAX_SESSIONS
     assert len(learner._traces) <= learn_sessions.MAX_TRACES
@@ -231,6 +271,7 @@ def test_sessions_are_bounded(models):
 
 
 # ----------------------------------------------------------------------------- the learner's kernels
+
 
 @pytest.fixture(scope="module")
 def buggy_learner(tmp_path_factory) -> Path:
@@ -254,9 +295,10 @@ def test_the_learners_buggy_kernels_show_their_first_difference_with_the_hint(mo
         mine = small(client.get("/api/learn/layer", params={**params, "kernels": "mine"}))
         ours = small(client.get("/api/learn/layer", params=params))
         assert mine["maps"]["dW"]["values"] != ours["maps"]["dW"]["values"]
-        terms = small(client.get("/api/learn/terms", params={**params, "which": "dW", "index": "0,0,0,0",
-                                                            "kernels": "mine"}))
-        assert terms["value"] != pytest.approx(terms["sum"])   # the learner's dW is not the sum of its terms
+        terms = small(
+            client.get("/api/learn/terms", params={**params, "which": "dW", "index": "0,0,0,0", "kernels": "mine"})
+        )
+        assert terms["value"] != pytest.approx(terms["sum"])  # the learner's dW is not the sum of its terms
 
 
 def test_the_learners_right_kernels_agree(models):
@@ -268,8 +310,7 @@ def test_the_learners_right_kernels_agree(models):
 def test_kernels_come_from_the_command_line_never_from_a_visitor(clients, models, tmp_path, capsys):
     client = clients["happy"]
     summary = start(client)
-    answer = client.get("/api/learn/layer", params={"session": summary["session"], "layer": "conv0",
-                                                    "kernels": "mine"})
+    answer = client.get("/api/learn/layer", params={"session": summary["session"], "layer": "conv0", "kernels": "mine"})
     assert answer.status_code == 400 and "--kernels" in answer.json()["error"]
     empty = tmp_path / "empty.py"
     empty.write_text("x = 1\n")
@@ -278,6 +319,7 @@ def test_kernels_come_from_the_command_line_never_from_a_visitor(clients, models
 
 
 # ----------------------------------------------------------------------------- bad requests
+
 
 def test_bad_requests_get_clear_errors(clients):
     client = clients["happy"]
@@ -289,7 +331,7 @@ def test_bad_requests_get_clear_errors(clients):
         assert answer.status_code == status, answer.text
         return answer.json()["error"]
 
-    assert "'conv0', 'bn0'" in error("/api/learn/layer", layer="conv9")            # lists the valid names
+    assert "'conv0', 'bn0'" in error("/api/learn/layer", layer="conv9")  # lists the valid names
     assert "(7, 7, 3, 32)" in error("/api/learn/terms", layer="conv0", which="dW", index="9,0,0,0")  # the shape
     assert "one of 'dout', 'dx'" in error("/api/learn/terms", layer="max_pool0", which="dW", index="0,0,0,0")
     assert "4 integers" in error("/api/learn/terms", layer="conv0", which="dW", index="0,0")
@@ -307,19 +349,22 @@ def test_bad_requests_get_clear_errors(clients):
     assert answer.status_code == 400 and "learning_rate" in answer.json()["error"]
     answer = client.post("/api/learn/step", content=b"{not json", headers={"content-type": "application/json"})
     assert answer.status_code == 400 and "JSON" in answer.json()["error"]
-    assert client.get("/api/model").status_code == 200   # still serving
+    assert client.get("/api/model").status_code == 200  # still serving
 
 
 # ----------------------------------------------------------------------------- samples
+
 
 @pytest.mark.data
 def test_samples_come_from_the_models_data_set_when_it_is_here(data_dir):
     meta = {"dataset": "signs", "class_names": [str(i) for i in range(6)]}
     source, samples = load_samples(meta, (32, 32, 3), data_dir)
     assert "test_signs.h5" in source and len(samples) == 8
-    assert [label for _, label in samples] == [str(i) for i in range(6)] + ["0", "1"]   # one class after another
+    assert [label for _, label in samples] == [str(i) for i in range(6)] + ["0", "1"]  # one class after another
     assert all(p.shape == (32, 32, 3) and p.dtype == np.uint8 for p, _ in samples)
-    happy, labelled = load_samples({"dataset": "happy", "class_names": ["not smiling", "smiling"]}, (64, 64, 3), data_dir)
+    happy, labelled = load_samples(
+        {"dataset": "happy", "class_names": ["not smiling", "smiling"]}, (64, 64, 3), data_dir
+    )
     assert "test_happy.h5" in happy and {label for _, label in labelled} == {"not smiling", "smiling"}
 
 
@@ -341,13 +386,21 @@ CHROMIUM = "/usr/bin/chromium"
 def server(models):
     """``npconv serve`` of the tiny Happy House model in a subprocess; its base URL."""
     import httpx2
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(Path(npconv.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
-    process = subprocess.Popen([sys.executable, "-m", "npconv", "serve", str(models["happy"]), "--port", str(port)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(npconv.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "npconv", "serve", str(models["happy"]), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -375,8 +428,9 @@ def test_the_learn_page_opens_a_gradient_entry_in_a_real_browser(server, tmp_pat
         sync_playwright = None
     require(sync_playwright is not None, "Playwright is not installed (pip install playwright)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
-                                                                              "--disable-gpu"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -384,14 +438,16 @@ def test_the_learn_page_opens_a_gradient_entry_in_a_real_browser(server, tmp_pat
         page.click("#learn-link")
         page.wait_for_selector("#samples button")
         page.click("#samples button >> nth=0")
-        page.wait_for_function("document.querySelectorAll('.layer').length === 7 && "
-                               "document.querySelectorAll('.layer canvas').length >= 14")
+        page.wait_for_function(
+            "document.querySelectorAll('.layer').length === 7 && "
+            "document.querySelectorAll('.layer canvas').length >= 14"
+        )
         page.click("#backward")
         page.wait_for_function("document.querySelectorAll('canvas.opens').length >= 5")
         dW = page.locator(".layer[data-layer=conv0] canvas.opens").first
-        dW.click(position={"x": 3, "y": 3})                          # the entry dW[0, 0, 0, 0]
+        dW.click(position={"x": 3, "y": 3})  # the entry dW[0, 0, 0, 0]
         page.wait_for_selector("#terms:not([hidden])")
-        title = page.inner_text("#terms-title")         # the filter shown: the liveliest channel
+        title = page.inner_text("#terms-title")  # the filter shown: the liveliest channel
         assert re.fullmatch(r"dW\[0,0,0,\d+\] of conv0", title), title
         text = page.inner_text("#terms-sum")
         assert text.startswith("Σ A_prev_pad · dZ over 256 terms = ") and title.split(" of")[0] + " = " in text

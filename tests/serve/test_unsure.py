@@ -5,6 +5,7 @@ training ones. Models saved before calibration existed load and predict as befor
 The model: the ``tiny`` net trained in a second on horizontal vs vertical stripes (16 x 16 RGB),
 calibrated on 60 held-out pictures as ``npconv train`` calibrates every model.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,6 +13,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import require
 from PIL import Image
 
 import npconv
@@ -21,10 +23,9 @@ from npconv.apps.verdict import classify
 from npconv.cli import main
 from npconv.data import Dataset
 
-from conftest import require
-
 try:
     from starlette.testclient import TestClient
+
     from npconv.serve import create_app
 except ImportError:  # the serve extra is missing: the page tests fail under CI, skip elsewhere
     TestClient = None
@@ -42,14 +43,22 @@ def stripes(n: int, seed: int) -> Dataset:
 
 
 NOISE = np.random.default_rng(7).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-WALLS = {"white": np.full((16, 16, 3), 255, np.uint8), "grey": np.full((16, 16, 3), 128, np.uint8),
-         "beige": np.broadcast_to(np.array([222, 205, 180], np.uint8), (16, 16, 3)).copy()}
+WALLS = {
+    "white": np.full((16, 16, 3), 255, np.uint8),
+    "grey": np.full((16, 16, 3), 128, np.uint8),
+    "beige": np.broadcast_to(np.array([222, 205, 180], np.uint8), (16, 16, 3)).copy(),
+}
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    result = training.train(stripes(200, 0), Recipe(arch="tiny", epochs=10, batch_size=16, learning_rate=1e-2),
-                            "tiny", test=stripes(60, 1), verbose=0)
+    result = training.train(
+        stripes(200, 0),
+        Recipe(arch="tiny", epochs=10, batch_size=16, learning_rate=1e-2),
+        "tiny",
+        test=stripes(60, 1),
+        verbose=0,
+    )
     assert result.evaluation["accuracy"] == 1.0
     path = tmp_path_factory.mktemp("unsure") / "stripes.npz"
     result.model.save(path)
@@ -59,8 +68,7 @@ def model_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory, model_path):
     folder = tmp_path_factory.mktemp("photos")
-    pictures = {"noise": NOISE, **{f"wall_{name}": wall for name, wall in WALLS.items()},
-                "stripes": stripes(1, 5).x[0]}
+    pictures = {"noise": NOISE, **{f"wall_{name}": wall for name, wall in WALLS.items()}, "stripes": stripes(1, 5).x[0]}
     for name, picture in pictures.items():
         Image.fromarray(picture).save(folder / f"{name}.png")
     return folder
@@ -114,7 +122,7 @@ def test_a_model_saved_before_calibration_loads_and_predicts_as_before(model_pat
     old.save(old_path)
     answers = predict_json(capsys, old_path, photos)
     for name, entry in answers.items():
-        assert entry["calibrated_probabilities"] == pytest.approx(entry["probabilities"])   # T = 1
+        assert entry["calibrated_probabilities"] == pytest.approx(entry["probabilities"])  # T = 1
         assert entry["verdict"] == ("unsure" if entry["probability"] < 0.7 else "sure"), name
 
 
@@ -146,7 +154,7 @@ def test_the_page_says_unsure_plainly_in_a_real_browser(model_path, photos, brow
         assert page.is_visible("#unsure") and page.inner_text("#unsure").startswith("Unsure:")
         assert "(best guess, " in page.inner_text("#verdict")
         top = page.eval_on_selector("#bars .bar.top .fill", "e => getComputedStyle(e).backgroundColor")
-        assert top == "rgb(154, 165, 181)"                    # grey, not the accent colour
+        assert top == "rgb(154, 165, 181)"  # grey, not the accent colour
     page.evaluate("document.getElementById('verdict').textContent = ''")
     page.set_input_files("#file", str(photos / "stripes.png"))
     page.wait_for_function("document.getElementById('verdict').textContent !== ''")
@@ -159,6 +167,7 @@ def test_the_page_says_unsure_plainly_in_a_real_browser(model_path, photos, brow
 def browser_and_server(model_path):
     """A real ``npconv serve`` of the stripes model and a headless Chromium (as tests/serve/test_serve.py)."""
     from . import test_serve
+
     server = test_serve.server.__wrapped__(model_path)
     browser = test_serve.browser.__wrapped__()
     url = next(server)

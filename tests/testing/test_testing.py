@@ -4,6 +4,7 @@ caught, each with the hint that names it.
 The "learner" functions below are the course's loops written the way a learner writes them, with one
 mistake switched on by ``mistake``; the others wrap npconv.course to change one thing.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,15 +13,27 @@ import numpy as np
 import pytest
 
 from npconv import course, testing
-from npconv.testing import (conv_backward_test, conv_forward_test, conv_single_step_test,
-                            create_mask_from_window_test, distribute_value_test, pool_backward_test,
-                            pool_forward_test, zero_pad_test)
+from npconv.testing import (
+    conv_backward_test,
+    conv_forward_test,
+    conv_single_step_test,
+    create_mask_from_window_test,
+    distribute_value_test,
+    pool_backward_test,
+    pool_forward_test,
+    zero_pad_test,
+)
 
-CHECKS = [(zero_pad_test, course.zero_pad), (conv_single_step_test, course.conv_single_step),
-          (conv_forward_test, course.conv_forward), (pool_forward_test, course.pool_forward),
-          (conv_backward_test, course.conv_backward),
-          (create_mask_from_window_test, course.create_mask_from_window),
-          (distribute_value_test, course.distribute_value), (pool_backward_test, course.pool_backward)]
+CHECKS = [
+    (zero_pad_test, course.zero_pad),
+    (conv_single_step_test, course.conv_single_step),
+    (conv_forward_test, course.conv_forward),
+    (pool_forward_test, course.pool_forward),
+    (conv_backward_test, course.conv_backward),
+    (create_mask_from_window_test, course.create_mask_from_window),
+    (distribute_value_test, course.distribute_value),
+    (pool_backward_test, course.pool_backward),
+]
 
 
 @pytest.mark.parametrize("check, reference", CHECKS, ids=[c.__name__ for c, _ in CHECKS])
@@ -32,9 +45,18 @@ def test_the_course_passes_with_the_green_line(check, reference, capsys):
 def test_star_import_gives_the_course_names():
     namespace = {}
     exec("from npconv.testing import *", namespace)
-    assert {"zero_pad_test", "conv_single_step_test", "conv_forward_test", "pool_forward_test",
-            "conv_backward_test", "create_mask_from_window_test", "distribute_value_test",
-            "pool_backward_test", "summary", "comparator"} <= set(namespace)
+    assert {
+        "zero_pad_test",
+        "conv_single_step_test",
+        "conv_forward_test",
+        "pool_forward_test",
+        "conv_backward_test",
+        "create_mask_from_window_test",
+        "distribute_value_test",
+        "pool_backward_test",
+        "summary",
+        "comparator",
+    } <= set(namespace)
     assert set(testing.__all__) <= set(namespace)
 
 
@@ -44,6 +66,7 @@ def named(function, name):
 
 
 # ---------------------------------------------------------------- learners' loops, one mistake each
+
 
 def learner_conv_forward(A_prev, W, b, hparameters, mistake=None):
     m, n_H_prev, n_W_prev, _ = A_prev.shape
@@ -58,7 +81,7 @@ def learner_conv_forward(A_prev, W, b, hparameters, mistake=None):
     for i in range(m):
         for h in range(n_H):
             for w in range(n_W):
-                a_slice = A_prev_pad[i, h * step:h * step + f, w * step:w * step + f, :]
+                a_slice = A_prev_pad[i, h * step : h * step + f, w * step : w * step + f, :]
                 for c in range(n_C):
                     bias = 0.0 if mistake == "bias forgotten" else float(b[0, 0, 0, c])
                     Z[i, h, w, c] = np.sum(a_slice * W[:, :, :, c]) + bias
@@ -94,7 +117,7 @@ def learner_pool_forward(A_prev, hparameters, mode="max", mistake=None):
             for w in range(n_W):
                 for c in range(n_C):
                     channels = slice(None) if mistake == "across channels" else c
-                    window = A_prev[i, h * stride:h * stride + f, w * stride:w * stride + f, channels]
+                    window = A_prev[i, h * stride : h * stride + f, w * stride : w * stride + f, channels]
                     if mode == "max":
                         A[i, h, w, c] = np.max(window)
                     else:
@@ -134,72 +157,188 @@ def learner_stub(*args):  # an exercise cell left as it was
 
 CATALOGUE = [
     # (mistake, check, learner's function, words the hint must contain)
-    ("stride ignored", conv_forward_test, mistaken(learner_conv_forward, "stride ignored"),
-     r"with stride 2 and pad 1 Z's shape should be \(2, 3, 4, 8\); got \(2, 5, 7, 8\): is the stride used\? "
-     r"n_H = int\(\(n_H_prev - f \+ 2 \* pad\) / stride\) \+ 1"),
-    ("window does not move by the stride", conv_forward_test,
-     mistaken(learner_conv_forward, "window does not move"), r"vert_start = h \* stride"),
+    (
+        "stride ignored",
+        conv_forward_test,
+        mistaken(learner_conv_forward, "stride ignored"),
+        r"with stride 2 and pad 1 Z's shape should be \(2, 3, 4, 8\); got \(2, 5, 7, 8\): is the stride used\? "
+        r"n_H = int\(\(n_H_prev - f \+ 2 \* pad\) / stride\) \+ 1",
+    ),
+    (
+        "window does not move by the stride",
+        conv_forward_test,
+        mistaken(learner_conv_forward, "window does not move"),
+        r"vert_start = h \* stride",
+    ),
     ("off-by-one output size", conv_forward_test, mistaken(learner_conv_forward, "no + 1"), r"off by one"),
-    ("bias forgotten in conv_forward", conv_forward_test, mistaken(learner_conv_forward, "bias forgotten"),
-     r"bias b\[:, :, :, c\] is not added"),
-    ("float32 truncation", conv_forward_test, mistaken(learner_conv_forward, "float32"),
-     r"Z has dtype float32 but the inputs are float64"),
-    ("cache missing", conv_forward_test, mistaken(learner_conv_forward, "cache missing"),
-     r"should return \(Z, cache\); got a single ndarray: conv_backward needs the cache"),
-    ("padded input cached", conv_forward_test, mistaken(learner_conv_forward, "padded cache"),
-     r"the cache holds the padded input"),
-    ("filter flipped", conv_forward_test,
-     named(lambda A, W, b, hp: course.conv_forward(A, W[::-1, ::-1].copy(), b, hp)[:1] + ((A, W, b, hp),),
-           "conv_forward"), r"the filter is flipped"),
-    ("padding on the channel axis", zero_pad_test,
-     named(lambda X, pad: np.pad(X, ((0, 0), (pad, pad), (pad, pad), (pad, pad))), "zero_pad"),
-     r"X_pad's shape should be \(4, 9, 9, 2\); got \(4, 9, 9, 8\): the channel axis is padded too"),
-    ("padding as if channels came first", zero_pad_test,
-     named(lambda X, pad: np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad))), "zero_pad"), r"channels last"),
-    ("padding with edge values", zero_pad_test,
-     named(lambda X, pad: np.pad(X, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge"), "zero_pad"),
-     r"the border should be zeros"),
-    ("bias forgotten in conv_single_step", conv_single_step_test,
-     named(lambda a, W, b: np.sum(a * W), "conv_single_step"), r"the bias b is not added"),
-    ("bias added to every product", conv_single_step_test,
-     named(lambda a, W, b: np.sum(a * W + b), "conv_single_step"), r"add it once, after the sum"),
-    ("bias kept as an array", conv_single_step_test,
-     named(lambda a, W, b: np.sum(a * W) + b, "conv_single_step"), r"shape \(1, 1, 1\).*b.item\(\)"),
-    ("float32 single step", conv_single_step_test,
-     named(lambda a, W, b: np.float32(np.sum(a * W) + b.item()), "conv_single_step"), r"float32"),
-    ("float(b) on NumPy 2", conv_single_step_test,
-     named(lambda a, W, b: np.sum(a * W) + float(b), "conv_single_step"), r"use b.item\(\)"),
-    ("max and average swapped", pool_forward_test, mistaken(learner_pool_forward, "modes swapped"),
-     r"mode 'max' computes the average: are the 'max' and 'average' branches swapped\?"),
-    ("pooled across channels", pool_forward_test, mistaken(learner_pool_forward, "across channels"),
-     r"each channel is pooled on its own"),
-    ("average not divided in pool_forward", pool_forward_test, mistaken(learner_pool_forward, "sum, not mean"),
-     r"mode 'average' A is 9 times the expected value: .*np.mean, not np.sum"),
-    ("gradient summed on the wrong axis", conv_backward_test,
-     mistaken(learner_conv_backward, "db on the wrong axes"),
-     r"db's shape should be \(1, 1, 1, 8\); got \(2,\): .*axes 0, 1, 2"),
-    ("bias gradient doubled", conv_backward_test, mistaken(learner_conv_backward, "db doubled"),
-     r"db is 2 times the expected value: counted twice"),
-    ("dW averaged over the examples", conv_backward_test, mistaken(learner_conv_backward, "dW averaged"),
-     r"dW is 0.5 times the expected value: divided by m"),
-    ("padding left on dA_prev", conv_backward_test, mistaken(learner_conv_backward, "padding left on"),
-     r"dA_prev's shape should be \(2, 5, 7, 4\); got \(2, 7, 9, 4\): cut the padding"),
-    ("mask not a max mask (all True)", create_mask_from_window_test,
-     named(lambda x: x >= np.min(x), "create_mask_from_window"), r"the mask is all True"),
-    ("mask marks the minimum", create_mask_from_window_test,
-     named(lambda x: x == np.min(x), "create_mask_from_window"), r"it marks the minimum"),
-    ("average not divided in distribute_value", distribute_value_test,
-     named(lambda dz, shape: np.ones(shape) * dz, "distribute_value"),
-     r"a is 4 times the expected value: .*divide it by the window's size"),
-    ("max-pool backward mask all True", pool_backward_test, mistaken(learner_pool_backward, "mask all True"),
-     r"every entry of a window gets the gradient"),
-    ("average-pool backward not divided", pool_backward_test,
-     mistaken(learner_pool_backward, "average not divided"), r"dA_prev is 4 times the expected value: a factor of f \* f"),
-    ("overlapping windows assigned, not added", pool_backward_test,
-     mistaken(learner_pool_backward, "= not +="), r"use \+=, not ="),
-    ("pool_backward modes swapped", pool_backward_test,
-     named(lambda dA, cache, mode="max": course.pool_backward(dA, cache, "average" if mode == "max" else "max"),
-           "pool_backward"), r"are the branches swapped"),
+    (
+        "bias forgotten in conv_forward",
+        conv_forward_test,
+        mistaken(learner_conv_forward, "bias forgotten"),
+        r"bias b\[:, :, :, c\] is not added",
+    ),
+    (
+        "float32 truncation",
+        conv_forward_test,
+        mistaken(learner_conv_forward, "float32"),
+        r"Z has dtype float32 but the inputs are float64",
+    ),
+    (
+        "cache missing",
+        conv_forward_test,
+        mistaken(learner_conv_forward, "cache missing"),
+        r"should return \(Z, cache\); got a single ndarray: conv_backward needs the cache",
+    ),
+    (
+        "padded input cached",
+        conv_forward_test,
+        mistaken(learner_conv_forward, "padded cache"),
+        r"the cache holds the padded input",
+    ),
+    (
+        "filter flipped",
+        conv_forward_test,
+        named(
+            lambda A, W, b, hp: course.conv_forward(A, W[::-1, ::-1].copy(), b, hp)[:1] + ((A, W, b, hp),),
+            "conv_forward",
+        ),
+        r"the filter is flipped",
+    ),
+    (
+        "padding on the channel axis",
+        zero_pad_test,
+        named(lambda X, pad: np.pad(X, ((0, 0), (pad, pad), (pad, pad), (pad, pad))), "zero_pad"),
+        r"X_pad's shape should be \(4, 9, 9, 2\); got \(4, 9, 9, 8\): the channel axis is padded too",
+    ),
+    (
+        "padding as if channels came first",
+        zero_pad_test,
+        named(lambda X, pad: np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad))), "zero_pad"),
+        r"channels last",
+    ),
+    (
+        "padding with edge values",
+        zero_pad_test,
+        named(lambda X, pad: np.pad(X, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge"), "zero_pad"),
+        r"the border should be zeros",
+    ),
+    (
+        "bias forgotten in conv_single_step",
+        conv_single_step_test,
+        named(lambda a, W, b: np.sum(a * W), "conv_single_step"),
+        r"the bias b is not added",
+    ),
+    (
+        "bias added to every product",
+        conv_single_step_test,
+        named(lambda a, W, b: np.sum(a * W + b), "conv_single_step"),
+        r"add it once, after the sum",
+    ),
+    (
+        "bias kept as an array",
+        conv_single_step_test,
+        named(lambda a, W, b: np.sum(a * W) + b, "conv_single_step"),
+        r"shape \(1, 1, 1\).*b.item\(\)",
+    ),
+    (
+        "float32 single step",
+        conv_single_step_test,
+        named(lambda a, W, b: np.float32(np.sum(a * W) + b.item()), "conv_single_step"),
+        r"float32",
+    ),
+    (
+        "float(b) on NumPy 2",
+        conv_single_step_test,
+        named(lambda a, W, b: np.sum(a * W) + float(b), "conv_single_step"),
+        r"use b.item\(\)",
+    ),
+    (
+        "max and average swapped",
+        pool_forward_test,
+        mistaken(learner_pool_forward, "modes swapped"),
+        r"mode 'max' computes the average: are the 'max' and 'average' branches swapped\?",
+    ),
+    (
+        "pooled across channels",
+        pool_forward_test,
+        mistaken(learner_pool_forward, "across channels"),
+        r"each channel is pooled on its own",
+    ),
+    (
+        "average not divided in pool_forward",
+        pool_forward_test,
+        mistaken(learner_pool_forward, "sum, not mean"),
+        r"mode 'average' A is 9 times the expected value: .*np.mean, not np.sum",
+    ),
+    (
+        "gradient summed on the wrong axis",
+        conv_backward_test,
+        mistaken(learner_conv_backward, "db on the wrong axes"),
+        r"db's shape should be \(1, 1, 1, 8\); got \(2,\): .*axes 0, 1, 2",
+    ),
+    (
+        "bias gradient doubled",
+        conv_backward_test,
+        mistaken(learner_conv_backward, "db doubled"),
+        r"db is 2 times the expected value: counted twice",
+    ),
+    (
+        "dW averaged over the examples",
+        conv_backward_test,
+        mistaken(learner_conv_backward, "dW averaged"),
+        r"dW is 0.5 times the expected value: divided by m",
+    ),
+    (
+        "padding left on dA_prev",
+        conv_backward_test,
+        mistaken(learner_conv_backward, "padding left on"),
+        r"dA_prev's shape should be \(2, 5, 7, 4\); got \(2, 7, 9, 4\): cut the padding",
+    ),
+    (
+        "mask not a max mask (all True)",
+        create_mask_from_window_test,
+        named(lambda x: x >= np.min(x), "create_mask_from_window"),
+        r"the mask is all True",
+    ),
+    (
+        "mask marks the minimum",
+        create_mask_from_window_test,
+        named(lambda x: x == np.min(x), "create_mask_from_window"),
+        r"it marks the minimum",
+    ),
+    (
+        "average not divided in distribute_value",
+        distribute_value_test,
+        named(lambda dz, shape: np.ones(shape) * dz, "distribute_value"),
+        r"a is 4 times the expected value: .*divide it by the window's size",
+    ),
+    (
+        "max-pool backward mask all True",
+        pool_backward_test,
+        mistaken(learner_pool_backward, "mask all True"),
+        r"every entry of a window gets the gradient",
+    ),
+    (
+        "average-pool backward not divided",
+        pool_backward_test,
+        mistaken(learner_pool_backward, "average not divided"),
+        r"dA_prev is 4 times the expected value: a factor of f \* f",
+    ),
+    (
+        "overlapping windows assigned, not added",
+        pool_backward_test,
+        mistaken(learner_pool_backward, "= not +="),
+        r"use \+=, not =",
+    ),
+    (
+        "pool_backward modes swapped",
+        pool_backward_test,
+        named(
+            lambda dA, cache, mode="max": course.pool_backward(dA, cache, "average" if mode == "max" else "max"),
+            "pool_backward",
+        ),
+        r"are the branches swapped",
+    ),
     ("exercise left as a stub", zero_pad_test, named(learner_stub, "zero_pad"), r"YOUR CODE HERE"),
 ]
 

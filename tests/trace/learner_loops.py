@@ -3,6 +3,7 @@
 ``tests/trace/test_kernels.py`` writes this file with one line changed to make each classic mistake;
 every line that a mistake changes is unique in the file.
 """
+
 import numpy as np
 
 
@@ -25,7 +26,7 @@ def conv_forward(A_prev, W, b, hparameters):
                 for c in range(n_C):
                     vert_start = h * stride
                     horiz_start = w * stride
-                    a_slice_prev = A_prev_pad[i, vert_start:vert_start + f, horiz_start:horiz_start + f, :]
+                    a_slice_prev = A_prev_pad[i, vert_start : vert_start + f, horiz_start : horiz_start + f, :]
                     Z[i, h, w, c] = np.sum(a_slice_prev * W[:, :, :, c]) + b[0, 0, 0, c]
     return Z, (A_prev, W, b, hparameters)
 
@@ -48,11 +49,11 @@ def conv_backward(dZ, cache):
                 for c in range(n_C):
                     vs = h * stride
                     hs = w * stride
-                    a_slice = A_prev_pad[i, vs:vs + f, hs:hs + f, :]
-                    dA_prev_pad[i, vs:vs + f, hs:hs + f, :] += W[:, :, :, c] * dZ[i, h, w, c]
+                    a_slice = A_prev_pad[i, vs : vs + f, hs : hs + f, :]
+                    dA_prev_pad[i, vs : vs + f, hs : hs + f, :] += W[:, :, :, c] * dZ[i, h, w, c]
                     dW[:, :, :, c] += a_slice * dZ[i, h, w, c]
                     db[:, :, :, c] += dZ[i, h, w, c]
-        dA_prev[i, :, :, :] = dA_prev_pad[i, pad:pad + n_H_prev, pad:pad + n_W_prev, :]
+        dA_prev[i, :, :, :] = dA_prev_pad[i, pad : pad + n_H_prev, pad : pad + n_W_prev, :]
     return dA_prev, dW, db
 
 
@@ -69,7 +70,7 @@ def pool_forward(A_prev, hparameters, mode="max"):
                 for c in range(n_C):
                     top = h * stride
                     left = w * stride
-                    window = A_prev[i, top:top + f, left:left + f, c]
+                    window = A_prev[i, top : top + f, left : left + f, c]
                     A[i, h, w, c] = np.max(window) if mode == "max" else np.mean(window)
     return A, (A_prev, hparameters)
 
@@ -93,5 +94,5 @@ def pool_backward(dA, cache, mode="max"):
                         mask = a_prev_slice == np.max(a_prev_slice)
                         dA_prev[i, v0:v1, h0:h1, c] += mask * dA[i, h, w, c]
                     else:
-                        dA_prev[i, v0:v0 + f, h0:h0 + f, c] += np.ones((f, f)) * dA[i, h, w, c] / (f * f)
+                        dA_prev[i, v0 : v0 + f, h0 : h0 + f, c] += np.ones((f, f)) * dA[i, h, w, c] / (f * f)
     return dA_prev

@@ -1,6 +1,7 @@
 """The learner's course functions inside a network (``step(..., kernels=...)``): ``npconv.course`` gives
 npconv's numbers; each classic mistake is found at its layer and gradient, with its hint; bad kernels
 and layers the course cannot express get clear errors."""
+
 from __future__ import annotations
 
 import types
@@ -22,14 +23,17 @@ LEARNER = Path(__file__).with_name("learner_loops.py")
 def _model():
     """9x9 -> CONV 3x3 stride 2 (relu) 4x4 -> MAXPOOL 2 stride 1 3x3 -> CONV 3x3 same 3x3 -> AVGPOOL 2 1x1."""
     npconv.utils.set_random_seed(11)
-    model = npconv.Sequential([
-        L.Conv2D(3, 3, strides=2, activation="relu", input_shape=(9, 9, 2), name="conv1"),
-        L.MaxPooling2D(2, strides=1, name="pool"),
-        L.Conv2D(2, 3, padding="same", name="conv2"),
-        L.AveragePooling2D(2, name="avg"),
-        L.Flatten(name="flatten"),
-        L.Dense(3, activation="softmax", name="dense"),
-    ], dtype="float64")
+    model = npconv.Sequential(
+        [
+            L.Conv2D(3, 3, strides=2, activation="relu", input_shape=(9, 9, 2), name="conv1"),
+            L.MaxPooling2D(2, strides=1, name="pool"),
+            L.Conv2D(2, 3, padding="same", name="conv2"),
+            L.AveragePooling2D(2, name="avg"),
+            L.Flatten(name="flatten"),
+            L.Dense(3, activation="softmax", name="dense"),
+        ],
+        dtype="float64",
+    )
     for layer in (model.layers[0], model.layers[2]):
         layer.bias.value[:] = np.linspace(-0.1, 0.2, layer.bias.value.size)
     model.compile(optimizer="adam", loss="categorical_crossentropy")
@@ -58,17 +62,26 @@ def _assert_same_step(mine, reference, skip=()):
         np.testing.assert_allclose(mine.output(name), reference.output(name), rtol=1e-10, atol=1e-13)
         for which in reference.whiches(name):
             if (name, which) not in skip:
-                np.testing.assert_allclose(mine.grad(name, which), reference.grad(name, which), rtol=1e-10,
-                                           atol=1e-13, err_msg=f"{name} {which}")
+                np.testing.assert_allclose(
+                    mine.grad(name, which),
+                    reference.grad(name, which),
+                    rtol=1e-10,
+                    atol=1e-13,
+                    err_msg=f"{name} {which}",
+                )
 
 
 def test_the_course_and_a_right_learner_give_npconvs_numbers(tmp_path):
     model = _model()
     x, y = _batch()
     reference = trace.step(model, x, y)
-    for kernels in ("npconv.course", course, _learner(tmp_path), str(_learner(tmp_path)),
-                    {name: getattr(course, name) for name in ("conv_forward", "conv_backward", "pool_forward",
-                                                              "pool_backward")}):
+    for kernels in (
+        "npconv.course",
+        course,
+        _learner(tmp_path),
+        str(_learner(tmp_path)),
+        {name: getattr(course, name) for name in ("conv_forward", "conv_backward", "pool_forward", "pool_backward")},
+    ):
         mine = trace.step(model, x, y, kernels=kernels)
         assert mine.first_difference(reference) is None
         # ReLU zeros tie in max-pool windows: the course's mask marks every tie, npconv the first one
@@ -89,27 +102,61 @@ def test_the_course_inside_the_happy_house_model():
 
 
 MISTAKES = {  # the classic mistake: ([(what the learner wrote, instead of)], layer, gradient, hint)
-    "= for += in dA_prev": ([("dA_prev_pad[i, vs:vs + f, hs:hs + f, :] += W", "dA_prev_pad[i, vs:vs + f, hs:hs + f, :] = W")],
-                            "conv2", "dx", mistakes.ADD_UP),
+    "= for += in dA_prev": (
+        [("dA_prev_pad[i, vs : vs + f, hs : hs + f, :] += W", "dA_prev_pad[i, vs : vs + f, hs : hs + f, :] = W")],
+        "conv2",
+        "dx",
+        mistakes.ADD_UP,
+    ),
     "= for += in dW": ([("dW[:, :, :, c] += a_slice", "dW[:, :, :, c] = a_slice")], "conv2", "dW", mistakes.LAST_ONLY),
-    "padding left on dA_prev": ([("    return dA_prev, dW, db", "    return dA_prev_pad, dW, db")],
-                                "conv2", "dx", mistakes.CUT_PADDING),
-    "stride ignored in conv_backward": ([("vs = h * stride", "vs = h"), ("hs = w * stride", "hs = w")],
-                                        "conv1", "dW", mistakes.MOVE_HINT),
-    "window end off by one in pool_backward": ([("v1 = v0 + f", "v1 = v0 + f - 1"), ("h1 = h0 + f", "h1 = h0 + f - 1")],
-                                               "pool", "dx", mistakes.OFF_BY_ONE),
-    "window end off by one in pool_forward": ([("top:top + f, left:left + f", "top:top + f - 1, left:left + f - 1")],
-                                              "pool", "output", mistakes.OFF_BY_ONE),
+    "padding left on dA_prev": (
+        [("    return dA_prev, dW, db", "    return dA_prev_pad, dW, db")],
+        "conv2",
+        "dx",
+        mistakes.CUT_PADDING,
+    ),
+    "stride ignored in conv_backward": (
+        [("vs = h * stride", "vs = h"), ("hs = w * stride", "hs = w")],
+        "conv1",
+        "dW",
+        mistakes.MOVE_HINT,
+    ),
+    "window end off by one in pool_backward": (
+        [("v1 = v0 + f", "v1 = v0 + f - 1"), ("h1 = h0 + f", "h1 = h0 + f - 1")],
+        "pool",
+        "dx",
+        mistakes.OFF_BY_ONE,
+    ),
+    "window end off by one in pool_forward": (
+        [("top : top + f, left : left + f", "top : top + f - 1, left : left + f - 1")],
+        "pool",
+        "output",
+        mistakes.OFF_BY_ONE,
+    ),
     "db not summed": ([("db[:, :, :, c] += dZ", "db[:, :, :, c] = dZ")], "conv2", "db", "+=, not ="),
-    "db not summed at all": ([("    return dA_prev, dW, db", "    return dA_prev, dW, dZ")], "conv2", "db",
-                             mistakes.DB_AXES),
-    "= for += in pool_backward": ([("dA_prev[i, v0:v1, h0:h1, c] += mask", "dA_prev[i, v0:v1, h0:h1, c] = mask")],
-                                  "pool", "dx", mistakes.ADD_UP),
-    "stride ignored in conv_forward": ([("/ stride) + 1\n    n_W", "/ 1) + 1\n    n_W"),
-                                        ("n_W_prev - f + 2 * pad) / stride", "n_W_prev - f + 2 * pad) / 1"),
-                                        ("vert_start = h * stride", "vert_start = h"),
-                                        ("horiz_start = w * stride", "horiz_start = w")],
-                                       "conv1", "output", "is the stride used?"),
+    "db not summed at all": (
+        [("    return dA_prev, dW, db", "    return dA_prev, dW, dZ")],
+        "conv2",
+        "db",
+        mistakes.DB_AXES,
+    ),
+    "= for += in pool_backward": (
+        [("dA_prev[i, v0:v1, h0:h1, c] += mask", "dA_prev[i, v0:v1, h0:h1, c] = mask")],
+        "pool",
+        "dx",
+        mistakes.ADD_UP,
+    ),
+    "stride ignored in conv_forward": (
+        [
+            ("/ stride) + 1\n    n_W", "/ 1) + 1\n    n_W"),
+            ("n_W_prev - f + 2 * pad) / stride", "n_W_prev - f + 2 * pad) / 1"),
+            ("vert_start = h * stride", "vert_start = h"),
+            ("horiz_start = w * stride", "horiz_start = w"),
+        ],
+        "conv1",
+        "output",
+        "is the stride used?",
+    ),
 }
 
 
@@ -137,8 +184,14 @@ def test_kernels_that_cannot_be_used_say_why(tmp_path):
     with pytest.raises(trace.LearnerCodeError, match="does not define conv_backward, pool_forward, pool_backward"):
         trace.step(model, x, y, kernels=only_conv)
     with pytest.raises(trace.LearnerCodeError, match="does not define pool_backward"):
-        trace.step(model, x, y, kernels=types.SimpleNamespace(**{
-            n: getattr(course, n) for n in ("conv_forward", "conv_backward", "pool_forward")}))
+        trace.step(
+            model,
+            x,
+            y,
+            kernels=types.SimpleNamespace(
+                **{n: getattr(course, n) for n in ("conv_forward", "conv_backward", "pool_forward")}
+            ),
+        )
 
     broken = tmp_path / "broken.py"
     broken.write_text("import numpy as np\n\nraise RuntimeError('half written')\n")
@@ -149,8 +202,10 @@ def test_kernels_that_cannot_be_used_say_why(tmp_path):
     with pytest.raises(trace.LearnerCodeError) as error:
         trace.step(model, x, y, kernels=typo)
     line = next(k for k, text in enumerate(typo.read_text().splitlines(), 1) if "a_slise" in text)
-    assert f"your conv_backward raised NameError: name 'a_slise' is not defined (at {typo}, line {line}: " \
-           "dW[:, :, :, c] += a_slise * dZ[i, h, w, c])" in str(error.value)
+    assert (
+        f"your conv_backward raised NameError: name 'a_slise' is not defined (at {typo}, line {line}: "
+        "dW[:, :, :, c] += a_slise * dZ[i, h, w, c])" in str(error.value)
+    )
 
     with pytest.raises(trace.LearnerCodeError, match="which does not exist"):
         trace.step(model, x, y, kernels=tmp_path / "missing.py")
@@ -160,10 +215,13 @@ def test_layers_the_course_cannot_express_are_refused():
     signs = convolutional_model((16, 16, 3), n_classes=3)
     signs.compile(optimizer="adam", loss="categorical_crossentropy")
     x, y = np.zeros((1, 16, 16, 3), np.float32), np.eye(3)[[1]]
-    with pytest.raises(trace.LearnerCodeError, match=r"layer 'conv2d' \(Conv2D\): padding='same' pads 1 above, 2 below"):
+    with pytest.raises(
+        trace.LearnerCodeError, match=r"layer 'conv2d' \(Conv2D\): padding='same' pads 1 above, 2 below"
+    ):
         trace.step(signs, x, y, kernels=course)
-    rectangle = npconv.Sequential([L.Conv2D(2, (3, 1), input_shape=(5, 5, 1), name="tall"), L.Flatten(),
-                                   L.Dense(1, activation="sigmoid")])
+    rectangle = npconv.Sequential(
+        [L.Conv2D(2, (3, 1), input_shape=(5, 5, 1), name="tall"), L.Flatten(), L.Dense(1, activation="sigmoid")]
+    )
     rectangle.compile(optimizer="sgd", loss="binary_crossentropy")
     with pytest.raises(trace.LearnerCodeError, match="layer 'tall' .*3x1 window is not square"):
         trace.step(rectangle, np.zeros((1, 5, 5, 1)), np.array([1]), kernels=course)
@@ -186,21 +244,50 @@ def test_fit_through_the_course_trains_as_npconvs_kernels_do():
 def test_fit_stops_at_a_learner_function_that_returns_a_wrong_shape(tmp_path):
     model = _model()
     x, y = _batch()
-    with pytest.raises(trace.LearnerCodeError, match=r"layer 'conv2': your conv_backward returned dA_prev shape "
-                                                     r"\(2, 5, 5, 3\) for dx, expected \(2, 3, 3, 3\)"):
-        model.fit(x, y, epochs=1, verbose=0,
-                  kernels=_learner(tmp_path, ("    return dA_prev, dW, db", "    return dA_prev_pad, dW, db")))
+    with pytest.raises(
+        trace.LearnerCodeError,
+        match=r"layer 'conv2': your conv_backward returned dA_prev shape "
+        r"\(2, 5, 5, 3\) for dx, expected \(2, 3, 3, 3\)",
+    ):
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            verbose=0,
+            kernels=_learner(tmp_path, ("    return dA_prev, dW, db", "    return dA_prev_pad, dW, db")),
+        )
     assert "forward" not in vars(model.layers[2])
 
 
 def test_train_command_with_kernels_says_how_much_slower(tmp_path, capsys):
     from npconv.cli import main
-    code = main(["train", "--out", str(tmp_path / "mine.npz"), "--arch", "happy", "--image-size", "8",
-                 "--epochs", "1", "--batch-size", "4", "--examples", "8", "--kernels", str(LEARNER),
-                 "--no-report", "--quiet"])
+
+    code = main(
+        [
+            "train",
+            "--out",
+            str(tmp_path / "mine.npz"),
+            "--arch",
+            "happy",
+            "--image-size",
+            "8",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--examples",
+            "8",
+            "--kernels",
+            str(LEARNER),
+            "--no-report",
+            "--quiet",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "your kernels:" in out and "x slower)" in out
     code = main(["train", "--arch", "happy", "--kernels", str(LEARNER), "--folds", "2", "--quiet"])
-    assert code != 0 and "--kernels: your functions train one model in this process; leave out --folds" in \
-        capsys.readouterr().err
+    assert (
+        code != 0
+        and "--kernels: your functions train one model in this process; leave out --folds" in capsys.readouterr().err
+    )

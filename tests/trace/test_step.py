@@ -1,5 +1,6 @@
 """``npconv.trace.step`` against PyTorch autograd (float64): every layer's output, ``dout``, ``dZ``,
 ``dx``, ``dW`` and ``db``; and a step leaves the model exactly as it was."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,10 @@ def _torch_step(torch, model, x, y):
             elif isinstance(layer, L.MaxPooling2D):
                 z = F.max_pool2d(F.pad(nchw, (l, r, t, b), value=-np.inf), size, layer.strides)
             else:
+
                 def total(v, pads=(l, r, t, b), size=size, strides=layer.strides):
                     return F.avg_pool2d(F.pad(v, pads), size, strides)
+
                 z = total(nchw) / total(torch.ones_like(nchw))
             z = z.permute(0, 2, 3, 1)
         elif isinstance(layer, L.Dense):
@@ -57,8 +60,12 @@ def _torch_step(torch, model, x, y):
         else:
             raise NotImplementedError(type(layer).__name__)
         activation = getattr(getattr(layer, "activation", None), "name", "linear")
-        out = {"linear": lambda v: v, "relu": torch.relu, "sigmoid": torch.sigmoid,
-               "softmax": lambda v: torch.softmax(v, dim=1)}[activation](z)
+        out = {
+            "linear": lambda v: v,
+            "relu": torch.relu,
+            "sigmoid": torch.sigmoid,
+            "softmax": lambda v: torch.softmax(v, dim=1),
+        }[activation](z)
         if activation != "linear":
             entry["dZ"] = z
         z.retain_grad()
@@ -75,8 +82,11 @@ def _torch_step(torch, model, x, y):
         entry["input"].retain_grad()
     loss.backward()
     for name, entry in tensors.items():
-        values[name] = {"output": entry["output"].detach().numpy(), "dout": entry["dout"].grad.numpy(),
-                        "dx": entry["input"].grad.numpy()}
+        values[name] = {
+            "output": entry["output"].detach().numpy(),
+            "dout": entry["dout"].grad.numpy(),
+            "dx": entry["input"].grad.numpy(),
+        }
         for key, grad in (("W", "dW"), ("b", "db"), ("gamma", "dgamma"), ("beta", "dbeta"), ("dZ", "dZ")):
             if key in entry:
                 values[name][grad] = entry[key].grad.numpy()
@@ -85,15 +95,18 @@ def _torch_step(torch, model, x, y):
 
 def _signs_like(strides, padding):
     """CONV(relu) -> MAXPOOL -> CONV -> AVGPOOL -> FLATTEN -> DENSE(relu) -> DENSE(softmax), float64."""
-    return npconv.Sequential([
-        L.Conv2D(4, 3, strides=strides, padding=padding, activation="relu", input_shape=(17, 17, 2), name="conv_a"),
-        L.MaxPooling2D(2, strides=strides, padding=padding, name="max_pool"),
-        L.Conv2D(3, 2, strides=strides, padding=padding, name="conv_b"),
-        L.AveragePooling2D(2, strides=1, padding=padding, name="avg_pool"),
-        L.Flatten(name="flatten"),
-        L.Dense(5, activation="relu", name="hidden"),
-        L.Dense(3, activation="softmax", name="classes"),
-    ], dtype="float64")
+    return npconv.Sequential(
+        [
+            L.Conv2D(4, 3, strides=strides, padding=padding, activation="relu", input_shape=(17, 17, 2), name="conv_a"),
+            L.MaxPooling2D(2, strides=strides, padding=padding, name="max_pool"),
+            L.Conv2D(3, 2, strides=strides, padding=padding, name="conv_b"),
+            L.AveragePooling2D(2, strides=1, padding=padding, name="avg_pool"),
+            L.Flatten(name="flatten"),
+            L.Dense(5, activation="relu", name="hidden"),
+            L.Dense(3, activation="softmax", name="classes"),
+        ],
+        dtype="float64",
+    )
 
 
 def _batch(model, m=3, classes=3, seed=0):
@@ -108,8 +121,7 @@ def _assert_matches(t, loss, values):
         np.testing.assert_allclose(t.output(name), expected["output"], rtol=1e-9, atol=1e-12, err_msg=name)
         for which, want in expected.items():
             if which != "output":
-                np.testing.assert_allclose(t.grad(name, which), want, rtol=1e-8, atol=1e-12,
-                                           err_msg=f"{name} {which}")
+                np.testing.assert_allclose(t.grad(name, which), want, rtol=1e-8, atol=1e-12, err_msg=f"{name} {which}")
 
 
 @pytest.mark.torch
@@ -155,7 +167,9 @@ def test_signs_and_smallres_give_every_layer_its_output_and_gradients():
     x, y = _batch(res, m=2, classes=3)
     t = trace.step(res, x, y)
     assert [row["name"] for row in t.layers()] == [layer.name for layer in res.layers]
-    assert np.array_equal(t.output("image"), x.astype(np.float32))  # the input layer: its output is x, no gradient reaches it
+    assert np.array_equal(
+        t.output("image"), x.astype(np.float32)
+    )  # the input layer: its output is x, no gradient reaches it
     assert t.whiches("image") == []
     add = t.grad("stage1_add", "dx")
     assert isinstance(add, list) and len(add) == 2 and np.array_equal(add[0], t.grad("stage1_add", "dout"))

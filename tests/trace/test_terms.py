@@ -1,5 +1,6 @@
 """``StepTrace.terms``: the products ``a * b`` add up to the gradient entry (1e-9 relative), and each
 ``a``/``b`` is the value its index names."""
+
 from __future__ import annotations
 
 import itertools
@@ -14,14 +15,17 @@ from npconv import trace
 
 
 def _model(strides, padding, pool_padding, size=(8, 7)):
-    return npconv.Sequential([
-        L.Conv2D(3, 3, strides=strides, padding=padding, activation="relu", input_shape=size + (2,), name="conv"),
-        L.MaxPooling2D(2, strides=strides, padding=pool_padding, name="max_pool"),
-        L.Conv2D(2, 2, strides=1, padding="same", name="even_conv"),  # TensorFlow pads 0 above, 1 below
-        L.AveragePooling2D(2, strides=strides, padding=pool_padding, name="avg_pool"),
-        L.Flatten(name="flatten"),
-        L.Dense(3, activation="softmax", name="dense"),
-    ], dtype="float64")
+    return npconv.Sequential(
+        [
+            L.Conv2D(3, 3, strides=strides, padding=padding, activation="relu", input_shape=size + (2,), name="conv"),
+            L.MaxPooling2D(2, strides=strides, padding=pool_padding, name="max_pool"),
+            L.Conv2D(2, 2, strides=1, padding="same", name="even_conv"),  # TensorFlow pads 0 above, 1 below
+            L.AveragePooling2D(2, strides=strides, padding=pool_padding, name="avg_pool"),
+            L.Flatten(name="flatten"),
+            L.Dense(3, activation="softmax", name="dense"),
+        ],
+        dtype="float64",
+    )
 
 
 def _entries(shape, count, rng):
@@ -30,8 +34,10 @@ def _entries(shape, count, rng):
     return list(corners) + [tuple(int(rng.integers(n)) for n in shape) for _ in range(count)]
 
 
-@pytest.mark.parametrize("strides,padding,pool_padding", [(1, "valid", "valid"), (2, "same", "same"),
-                                                          (1, "same", "same"), (2, "valid", "valid")])
+@pytest.mark.parametrize(
+    "strides,padding,pool_padding",
+    [(1, "valid", "valid"), (2, "same", "same"), (1, "same", "same"), (2, "valid", "valid")],
+)
 def test_terms_add_up_to_every_gradient_entry(strides, padding, pool_padding):
     npconv.utils.set_random_seed(7)
     model = _model(strides, padding, pool_padding, size=(12, 11))
@@ -95,9 +101,15 @@ def test_each_term_is_what_its_index_names():
 
 def test_max_pool_ties_after_relu_go_to_the_first_maximum():
     """A window of ReLU zeros: npconv (as PyTorch) sends the gradient to the first zero; its terms say so."""
-    model = npconv.Sequential([L.ReLU(input_shape=(4, 4, 1), name="relu"), L.MaxPooling2D(2, name="pool"),
-                               L.Flatten(name="flatten"), L.Dense(1, activation="sigmoid", name="out")],
-                              dtype="float64")
+    model = npconv.Sequential(
+        [
+            L.ReLU(input_shape=(4, 4, 1), name="relu"),
+            L.MaxPooling2D(2, name="pool"),
+            L.Flatten(name="flatten"),
+            L.Dense(1, activation="sigmoid", name="out"),
+        ],
+        dtype="float64",
+    )
     model.compile(optimizer="sgd", loss="binary_crossentropy")
     x = -np.ones((1, 4, 4, 1))
     x[0, 3, 3, 0] = 2.0

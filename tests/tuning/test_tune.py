@@ -1,5 +1,6 @@
 """Recipe searches (npconv.tuning) and recipe files: grids read as their fields' types, bad input
 refused before any training, finished jobs cached so a stopped search resumes, the files it writes."""
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,22 @@ SEARCH = dict(grids=["learning_rate=1e-3,3e-3"], folds=2, seeds=2, base=BASE, li
 
 # ----------------------------------------------------------------------------- values and grids
 
-@pytest.mark.parametrize("field, text, value", [
-    ("flip", "false", False), ("flip", "On", True), ("epochs", "12", 12), ("learning_rate", "2e-3", 0.002),
-    ("weight_decay", "0", 0.0), ("color_mode", "grayscale", "grayscale"), ("tta", "none", None),
-    ("widths", "16-32-64", (16, 32, 64)), ("widths", "(16,32,64)", (16, 32, 64)), ("widths", "none", None),
-])
+
+@pytest.mark.parametrize(
+    "field, text, value",
+    [
+        ("flip", "false", False),
+        ("flip", "On", True),
+        ("epochs", "12", 12),
+        ("learning_rate", "2e-3", 0.002),
+        ("weight_decay", "0", 0.0),
+        ("color_mode", "grayscale", "grayscale"),
+        ("tta", "none", None),
+        ("widths", "16-32-64", (16, 32, 64)),
+        ("widths", "(16,32,64)", (16, 32, 64)),
+        ("widths", "none", None),
+    ],
+)
 def test_values_are_read_as_their_fields_type(field, text, value):
     parsed = parse_value(field, text, "--grid")
     assert parsed == value and type(parsed) is type(value)
@@ -35,26 +47,33 @@ def test_values_are_read_as_their_fields_type(field, text, value):
 def test_grids_make_the_product_of_their_values():
     assert parse_grid("widths=16-32,(32,64,128)") == ("widths", [(16, 32), (32, 64, 128)])
     variants = parse_grids(["learning_rate=1e-3,2e-3", "flip=true,false"])
-    assert variants == [{"learning_rate": 0.001, "flip": True}, {"learning_rate": 0.001, "flip": False},
-                        {"learning_rate": 0.002, "flip": True}, {"learning_rate": 0.002, "flip": False}]
+    assert variants == [
+        {"learning_rate": 0.001, "flip": True},
+        {"learning_rate": 0.001, "flip": False},
+        {"learning_rate": 0.002, "flip": True},
+        {"learning_rate": 0.002, "flip": False},
+    ]
     assert parse_grids([]) == [{}]
 
 
-@pytest.mark.parametrize("grid, message", [
-    ("learning_rat=1e-3", "expected a recipe field, got 'learning_rat'. The fields: arch (str), epochs (int)"),
-    ("epochs=ten", "epochs as int (a whole number), got 'ten'"),
-    ("epochs=2.5", "epochs as int"),
-    ("flip=maybe", "flip as bool (true or false)"),
-    ("widths=16-x", "widths as tuple or none"),
-    ("epochs=0", "epochs as a positive whole number, got 0"),
-    ("color_mode=sepia", "color_mode as one of rgb, grayscale"),
-    ("tta=flop", "tta as one of flip, shift, flip+shift or none"),
-    ("arch=resnet", "arch as one of smallres"),
-    ("learning_rate", "expected FIELD=V1,V2[,...]"),
-    ("learning_rate=", "values for learning_rate separated by commas"),
-    ("epochs=1,,2", "values for epochs separated by commas"),
-    ("epochs=1,1", "different values for epochs"),
-])
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ("learning_rat=1e-3", "expected a recipe field, got 'learning_rat'. The fields: arch (str), epochs (int)"),
+        ("epochs=ten", "epochs as int (a whole number), got 'ten'"),
+        ("epochs=2.5", "epochs as int"),
+        ("flip=maybe", "flip as bool (true or false)"),
+        ("widths=16-x", "widths as tuple or none"),
+        ("epochs=0", "epochs as a positive whole number, got 0"),
+        ("color_mode=sepia", "color_mode as one of rgb, grayscale"),
+        ("tta=flop", "tta as one of flip, shift, flip+shift or none"),
+        ("arch=resnet", "arch as one of smallres"),
+        ("learning_rate", "expected FIELD=V1,V2[,...]"),
+        ("learning_rate=", "values for learning_rate separated by commas"),
+        ("epochs=1,,2", "values for epochs separated by commas"),
+        ("epochs=1,1", "different values for epochs"),
+    ],
+)
 def test_bad_grids_are_refused_with_what_fits(grid, message):
     with pytest.raises(ValueError) as info:
         parse_grids([grid])
@@ -82,6 +101,7 @@ def test_a_bad_grid_is_refused_before_any_loading_or_training(tmp_path, monkeypa
 
 # ----------------------------------------------------------------------------- recipe files
 
+
 def test_a_recipe_file_round_trips_and_flags_override_it(tmp_path):
     recipe = RECIPES["smiles"].replace(learning_rate=1e-3, widths=(16, 32, 64), tta="shift")
     path = tmp_path / "best_recipe.json"
@@ -95,19 +115,22 @@ def test_a_recipe_file_round_trips_and_flags_override_it(tmp_path):
     assert read_recipe(partial, base) == base.replace(epochs=7, weight_decay=5e-4)
     assert merge(base, partial, epochs=3, zoom=None) == base.replace(epochs=3, weight_decay=5e-4)
     assert merge(base, None, epochs=3) == base.replace(epochs=3)
-    assert recipe_from_json({"weight_decay": 1}).weight_decay == 1.0      # an int is a float
+    assert recipe_from_json({"weight_decay": 1}).weight_decay == 1.0  # an int is a float
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"epoch": 7}', "field 'epoch': expected a recipe field, got 'epoch'. The fields: arch (str), epochs (int)"),
-    ('{"epochs": "7"}', "field 'epochs': expected epochs as int, got '7' (str)"),
-    ('{"flip": 1}', "expected flip as bool, got 1 (int)"),
-    ('{"widths": [16, "32"]}', "widths as positive whole numbers, one per stage"),
-    ('{"batch_size": null}', "expected batch_size as int, got none"),
-    ('[1, 2]', "expected a JSON object of recipe fields, got list"),
-    ('{"recipe": {"epochs": 5}, "chosen": 1}', "field 'recipe': expected a recipe field"),
-    ("epochs: 7", "expected a JSON object of recipe fields, got no JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"epoch": 7}', "field 'epoch': expected a recipe field, got 'epoch'. The fields: arch (str), epochs (int)"),
+        ('{"epochs": "7"}', "field 'epochs': expected epochs as int, got '7' (str)"),
+        ('{"flip": 1}', "expected flip as bool, got 1 (int)"),
+        ('{"widths": [16, "32"]}', "widths as positive whole numbers, one per stage"),
+        ('{"batch_size": null}', "expected batch_size as int, got none"),
+        ("[1, 2]", "expected a JSON object of recipe fields, got list"),
+        ('{"recipe": {"epochs": 5}, "chosen": 1}', "field 'recipe': expected a recipe field"),
+        ("epochs: 7", "expected a JSON object of recipe fields, got no JSON"),
+    ],
+)
 def test_bad_recipe_files_are_refused_with_the_list_of_fields(tmp_path, content, message):
     path = tmp_path / "recipe.json"
     path.write_text(content)
@@ -125,9 +148,10 @@ def test_a_missing_recipe_file_says_where_one_comes_from(tmp_path):
 
 # ----------------------------------------------------------------------------- a search
 
+
 def test_a_search_scores_every_variant_and_writes_its_files(tmp_path):
     result = tune("builtin:smiles", tmp_path / "search", **SEARCH)
-    assert result.trained == len(result.results) == 2 * 2 * 2      # variants x seeds x folds
+    assert result.trained == len(result.results) == 2 * 2 * 2  # variants x seeds x folds
     saved = json.loads((tmp_path / "search" / "results.json").read_text())
     assert [v["variant"] for v in saved["variants"]] == ["learning_rate=0.001", "learning_rate=0.003"]
     first = saved["variants"][0]
@@ -169,7 +193,7 @@ def _count_trainings(monkeypatch) -> list:
     fit_one = training.fit_one
 
     def counted(*args, **kwargs):
-        trained.append(args[4])          # the seed
+        trained.append(args[4])  # the seed
         return fit_one(*args, **kwargs)
 
     monkeypatch.setattr(training, "fit_one", counted)
@@ -182,13 +206,13 @@ def test_a_stopped_search_resumes_without_training_its_finished_jobs_again(tmp_p
         tune("builtin:smiles", tmp_path / "search", progress=StopAfter(3), **SEARCH)
     assert len(info.value.results) == 3 and len(trained) == 3
     entries = sorted(p.name for p in (tmp_path / "search" / "jobs").iterdir())
-    assert len(entries) == 3 and all(not name.startswith(".") for name in entries)   # no half-written file
+    assert len(entries) == 3 and all(not name.startswith(".") for name in entries)  # no half-written file
     assert not (tmp_path / "search" / "results.json").exists()
     trained.clear()
     resumed = tune("builtin:smiles", tmp_path / "search", **SEARCH)
     assert len(trained) == resumed.trained == 8 - 3
     assert sum(r.cached for r in resumed.results.values()) == 3
-    again = tune("builtin:smiles", tmp_path / "search", **SEARCH)   # everything cached now
+    again = tune("builtin:smiles", tmp_path / "search", **SEARCH)  # everything cached now
     assert again.trained == 0 and again.rows == resumed.rows
 
 
@@ -203,20 +227,27 @@ def test_a_search_stopped_on_worker_processes_resumes_the_same(tmp_path):
 def test_a_changed_recipe_data_or_fold_trains_again(tmp_path):
     index = np.arange(10)
     same = job_hash(BASE, "tiny", "data", index, index + 10, 0)
-    assert job_hash(Recipe(arch="tiny", epochs=1, batch_size=16, image_size=16), "tiny", "data", np.arange(10),
-                    index + 10, 0) == same
-    for other in (job_hash(BASE.replace(zoom=0.1), "tiny", "data", index, index + 10, 0),
-                  job_hash(BASE, "tiny", "other data", index, index + 10, 0),
-                  job_hash(BASE, "tiny", "data", index + 1, index + 10, 0),
-                  job_hash(BASE, "tiny", "data", index, index + 10, 1)):
+    assert (
+        job_hash(
+            Recipe(arch="tiny", epochs=1, batch_size=16, image_size=16), "tiny", "data", np.arange(10), index + 10, 0
+        )
+        == same
+    )
+    for other in (
+        job_hash(BASE.replace(zoom=0.1), "tiny", "data", index, index + 10, 0),
+        job_hash(BASE, "tiny", "other data", index, index + 10, 0),
+        job_hash(BASE, "tiny", "data", index + 1, index + 10, 0),
+        job_hash(BASE, "tiny", "data", index, index + 10, 1),
+    ):
         assert other != same
 
 
 def test_an_ensemble_or_tta_variant_is_scored_from_the_same_models(tmp_path):
     """ensemble=2 trains two models per fold and seed (one shared with ensemble=1); tta=shift needs
     no training of its own, only the shifted views' probabilities."""
-    search = plan("builtin:smiles", tmp_path / "search", ["ensemble=1,2", "tta=none,shift"], folds=2, seeds=1,
-                  base=BASE, limit=64)
+    search = plan(
+        "builtin:smiles", tmp_path / "search", ["ensemble=1,2", "tta=none,shift"], folds=2, seeds=1, base=BASE, limit=64
+    )
     # fold i trains from t = i: one model from t, an ensemble of 2 from 2t and 2t + 1; fold 1 shares seed 0
     assert len(search.jobs) == 2 + 3
     assert [v.name for v in search.variants][1] == "ensemble=1 tta=shift"

@@ -1,4 +1,5 @@
 """npconv.viz: every picture is a Figure, saves a real PNG, and copes with grayscale, RGB and edge cases."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +36,7 @@ def images(rng):
 
 # ------------------------------------------------------------------ confusion_matrix
 
+
 def test_confusion_matrix_counts_true_rows_predicted_columns():
     cm = viz.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
     assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
@@ -56,6 +58,7 @@ def test_confusion_matrix_refuses_out_of_range_labels():
 
 # ------------------------------------------------------------------ plots
 
+
 def test_plot_zero_pad_shows_both_panels(tmp_path):
     np.random.seed(1)
     x = np.random.randn(4, 3, 3, 2)
@@ -72,8 +75,9 @@ def test_plot_zero_pad_shows_both_panels(tmp_path):
 @pytest.mark.parametrize("kind", ["uint8 rgb", "float01 rgb", "float255 gray", "uint8 gray 2-D"])
 def test_plot_samples_handles_every_image_kind(images, kind, tmp_path):
     labels = np.arange(10) % 3
-    fig = viz.plot_samples(images[kind], labels, class_names=["cat", "dog", "bird"], n=6, ncols=4,
-                           path=tmp_path / "s.png")
+    fig = viz.plot_samples(
+        images[kind], labels, class_names=["cat", "dog", "bird"], n=6, ncols=4, path=tmp_path / "s.png"
+    )
     saved(fig, tmp_path / "s.png")
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 6
@@ -98,8 +102,12 @@ def test_plot_samples_one_hot_labels_and_small_batches(images):
 
 
 def test_plot_history_train_and_validation(tmp_path):
-    history = {"loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.7, 0.8],
-               "accuracy": [0.5, 0.7, 0.8], "val_accuracy": [0.4, 0.65, 0.6]}
+    history = {
+        "loss": [1.0, 0.6, 0.4],
+        "val_loss": [1.1, 0.7, 0.8],
+        "accuracy": [0.5, 0.7, 0.8],
+        "val_accuracy": [0.4, 0.65, 0.6],
+    }
     fig = viz.plot_history(history, path=tmp_path / "h.png")
     saved(fig, tmp_path / "h.png")
     loss_ax, acc_ax = fig.axes
@@ -118,10 +126,11 @@ def test_plot_history_title_goes_above_both_panels():
 def test_plot_history_without_validation_or_accuracy():
     class History:  # Keras's History object keeps the dict in .history
         history = {"loss": [0.9, 0.5]}
+
     fig = viz.plot_history(History())
     assert len(fig.axes) == 1
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train"]
-    fig = viz.plot_history({"loss": [0.9], "acc": [0.6]})   # Keras 1 name, one epoch
+    fig = viz.plot_history({"loss": [0.9], "acc": [0.6]})  # Keras 1 name, one epoch
     assert len(fig.axes) == 2
     with pytest.raises(ValueError, match="history"):
         viz.plot_history({"val_loss": [1.0]})
@@ -129,9 +138,8 @@ def test_plot_history_without_validation_or_accuracy():
 
 @pytest.mark.parametrize("normalize", [False, True])
 def test_plot_confusion_matrix_annotates_every_cell(normalize, tmp_path):
-    cm = np.array([[50, 2, 0], [5, 40, 5], [0, 0, 0]])   # a class with no examples
-    fig = viz.plot_confusion_matrix(cm, ["zero", "one", "two"], normalize=normalize,
-                                    path=tmp_path / "cm.png")
+    cm = np.array([[50, 2, 0], [5, 40, 5], [0, 0, 0]])  # a class with no examples
+    fig = viz.plot_confusion_matrix(cm, ["zero", "one", "two"], normalize=normalize, path=tmp_path / "cm.png")
     saved(fig, tmp_path / "cm.png")
     ax = fig.axes[0]
     texts = {(t.get_position(), t.get_text()): t.get_color() for t in ax.texts}
@@ -143,7 +151,7 @@ def test_plot_confusion_matrix_annotates_every_cell(normalize, tmp_path):
         assert cell[(0, 0)][0] == "50" and cell[(1, 0)][0] == "2"
     # Readable text: black on the bright (yellow) top cell, white on the dark (purple) empty cells.
     assert cell[(0, 0)][1] == "black" and cell[(2, 2)][1] == "white"
-    assert "accuracy 88.2%" in ax.get_title()   # 90 of 102 on the diagonal
+    assert "accuracy 88.2%" in ax.get_title()  # 90 of 102 on the diagonal
 
 
 def test_plot_confusion_matrix_many_classes_and_bad_input(tmp_path):
@@ -160,8 +168,9 @@ def test_plot_misclassified_captions(images, tmp_path):
     probs = np.full((10, 2), 0.5)
     probs[1] = [0.93, 0.07]
     probs[3] = [0.2, 0.8]
-    fig = viz.plot_misclassified(images["float01 rgb"], y_true, y_pred, ["no", "yes"], probs=probs,
-                                 path=tmp_path / "m.png")
+    fig = viz.plot_misclassified(
+        images["float01 rgb"], y_true, y_pred, ["no", "yes"], probs=probs, path=tmp_path / "m.png"
+    )
     saved(fig, tmp_path / "m.png")
     text = all_text(fig)
     assert "pred: no (0.93)" in text and "true: yes" in text
@@ -173,7 +182,7 @@ def test_plot_misclassified_captions(images, tmp_path):
 def test_plot_misclassified_sigmoid_probabilities_and_limits(images):
     y_true = np.zeros(10, dtype=int)
     y_pred = np.ones(10, dtype=int)
-    p = np.linspace(0.55, 0.99, 10)[:, None]     # a sigmoid output: P(class 1)
+    p = np.linspace(0.55, 0.99, 10)[:, None]  # a sigmoid output: P(class 1)
     fig = viz.plot_misclassified(images["uint8 gray 2-D"], y_true, y_pred, probs=p, n=4, ncols=2)
     assert len([ax for ax in fig.axes if ax.images]) == 4
     assert "pred: 1 (0.55)" in all_text(fig) and "(4 shown)" in all_text(fig)
@@ -195,12 +204,14 @@ def test_plot_filters_rgb_for_large_kernels_and_channels_for_small_ones(tmp_path
     first = shown[0].images[0].get_array()
     assert first.shape == (5, 5, 3) and first.min() == 0 and first.max() == 1  # normalised per filter
     w_gray = rng.standard_normal((3, 3, 8, 4))
-    w_gray[..., 1] = 2.0                               # a constant filter must not divide by zero
+    w_gray[..., 1] = 2.0  # a constant filter must not divide by zero
     shown = [ax for ax in viz.plot_filters(w_gray).axes if ax.images]
     assert [ax.images[0].get_array().shape for ax in shown] == [(3, 11)] * 4  # channels 0-2, gaps
     assert np.all(shown[1].images[0].get_array().compressed() == 1.0)
-    assert len([ax for ax in viz.plot_filters(rng.standard_normal((3, 3, 1, 100)), max_filters=12).axes
-                if ax.images]) == 12
+    assert (
+        len([ax for ax in viz.plot_filters(rng.standard_normal((3, 3, 1, 100)), max_filters=12).axes if ax.images])
+        == 12
+    )
     with pytest.raises(ShapeError, match="f_h, f_w, C, K"):
         viz.plot_filters(np.zeros((3, 3, 8)))
     with pytest.raises(ValueError, match="'channels'"):
@@ -214,14 +225,14 @@ def test_small_rgb_filters_show_each_channel_with_sign_not_colour_noise(rng):
     fig = viz.plot_filters(w)
     image = [ax for ax in fig.axes if ax.images][0].images[0]
     data = image.get_array()
-    assert data.shape == (3, 11) and data.mask[:, [3, 7]].all()      # R | G | B with gaps
+    assert data.shape == (3, 11) and data.mask[:, [3, 7]].all()  # R | G | B with gaps
     np.testing.assert_allclose(data[:, 4:7], w[:, :, 1, 0] / np.abs(w[..., 0]).max(), rtol=1e-6)
     assert image.get_clim() == (-1, 1) and image.get_cmap().name.startswith("RdBu")
     assert "R, G, B side by side" in all_text(fig)
 
 
 def test_plot_samples_shows_every_class_of_data_sorted_by_class(images):
-    labels = np.repeat([0, 1, 2], [5, 3, 2])               # as an image folder loads: class by class
+    labels = np.repeat([0, 1, 2], [5, 3, 2])  # as an image folder loads: class by class
     fig = viz.plot_samples(images["uint8 rgb"], labels, ["cat", "dog", "bird"], n=6)
     titles = [ax.get_title() for ax in fig.axes if ax.images]
     assert titles == ["cat", "dog", "bird", "cat", "dog", "bird"]
@@ -231,7 +242,7 @@ def test_plot_samples_shows_every_class_of_data_sorted_by_class(images):
 def test_plot_misclassified_shows_both_directions_and_an_unclipped_title(images):
     y_true = np.repeat([0, 1], 5)
     y_pred = y_true.copy()
-    y_pred[[0, 1, 2, 7]] = 1 - y_pred[[0, 1, 2, 7]]       # three false positives first, one false negative
+    y_pred[[0, 1, 2, 7]] = 1 - y_pred[[0, 1, 2, 7]]  # three false positives first, one false negative
     fig = viz.plot_misclassified(images["uint8 rgb"], y_true, y_pred, ["no", "yes"], n=2)
     assert [ax.get_xlabel() for ax in fig.axes if ax.images] == ["true: no", "true: yes"]
     one = y_true.copy()
@@ -239,16 +250,15 @@ def test_plot_misclassified_shows_both_directions_and_an_unclipped_title(images)
     fig = viz.plot_misclassified(images["uint8 rgb"], y_true, one, ["not smiling", "smiling"])
     fig.canvas.draw()
     title = fig._suptitle.get_window_extent()
-    assert 0 <= title.x0 and title.x1 <= fig.bbox.x1      # one error: the title still fits
+    assert 0 <= title.x0 and title.x1 <= fig.bbox.x1  # one error: the title still fits
 
 
 def test_plot_feature_maps_one_row_per_layer(tmp_path, rng):
     maps = [rng.random((1, 16, 16, 4)), rng.random((8, 8, 32)), np.zeros((4, 4, 2))]
-    fig = viz.plot_feature_maps(maps, names=["conv1", "conv2", "dead"], max_channels=6,
-                                path=tmp_path / "fm.png")
+    fig = viz.plot_feature_maps(maps, names=["conv1", "conv2", "dead"], max_channels=6, path=tmp_path / "fm.png")
     saved(fig, tmp_path / "fm.png")
     assert len(fig.axes) == 3 * 6
-    assert [len([ax for ax in fig.axes[r * 6:(r + 1) * 6] if ax.images]) for r in range(3)] == [4, 6, 2]
+    assert [len([ax for ax in fig.axes[r * 6 : (r + 1) * 6] if ax.images]) for r in range(3)] == [4, 6, 2]
     assert fig.axes[0].get_ylabel() == "conv1\n16×16×4"
     with pytest.raises(ValueError, match="names"):
         viz.plot_feature_maps(maps, names=["only one"])
@@ -259,6 +269,7 @@ def test_plot_feature_maps_one_row_per_layer(tmp_path, rng):
 def test_style_is_local_and_nothing_is_registered_with_pyplot(tmp_path):
     import matplotlib
     import matplotlib.pyplot as plt
+
     before = matplotlib.rcParams["axes.spines.top"], plt.get_fignums()
     viz.plot_history({"loss": [1.0, 0.5]}, path=tmp_path / "h.png")
     assert (matplotlib.rcParams["axes.spines.top"], plt.get_fignums()) == before
@@ -267,6 +278,7 @@ def test_style_is_local_and_nothing_is_registered_with_pyplot(tmp_path):
 
 
 # ------------------------------------------------------------------ every slot filled, every picture labelled
+
 
 def _empty_cells(fig) -> int:
     """Grid cells drawn without an image (visible axes with nothing in them)."""
@@ -278,28 +290,31 @@ def test_unbalanced_classes_fill_every_slot(images):
     labels = np.repeat([0, 1], [17, 3])
     picks = viz.spread_over_classes(labels, 16)
     assert len(picks) == 16 and len(set(picks)) == 16 and set(np.flatnonzero(labels == 1)) <= set(picks)
-    assert list(labels[picks[:6]]) == [0, 1, 0, 1, 0, 1]          # classes in turn while both last
+    assert list(labels[picks[:6]]) == [0, 1, 0, 1, 0, 1]  # classes in turn while both last
     twenty = np.concatenate([images["uint8 rgb"], images["uint8 rgb"]])
     fig = viz.plot_samples(twenty, labels, ["a", "b"], n=16)
     assert len([ax for ax in fig.axes if ax.images]) == 16 and _empty_cells(fig) == 0
 
     y_true = np.repeat([0, 1], [40, 10])
     y_pred = y_true.copy()
-    y_pred[:10] = 1                                                # ten false positives
-    y_pred[[40, 41, 42]] = 0                                       # three false negatives
+    y_pred[:10] = 1  # ten false positives
+    y_pred[[40, 41, 42]] = 0  # three false negatives
     many = np.repeat(images["uint8 rgb"], 5, axis=0)
     fig = viz.plot_misclassified(many, y_true, y_pred, ["no", "yes"])
-    assert len([ax for ax in fig.axes if ax.images]) == 13        # all 13, both directions
+    assert len([ax for ax in fig.axes if ax.images]) == 13  # all 13, both directions
     assert "Misclassified: 13 of 50" in all_text(fig) and "shown" not in all_text(fig)
-    assert _empty_cells(fig) <= 1                                  # two rows of 7, not 8 + 5
+    assert _empty_cells(fig) <= 1  # two rows of 7, not 8 + 5
 
 
 def test_sample_rows_keep_each_set_in_its_row(images):
     """'top: training faces; bottom: Happy House' must be what the picture shows, with unbalanced
     classes too."""
     train, test = images["uint8 rgb"], images["float01 rgb"]
-    fig = viz.plot_sample_rows({"training faces": (train, np.zeros(10, int)),
-                                "Happy House": (test, np.repeat([0, 1], [9, 1]))}, ["no", "yes"], ncols=4)
+    fig = viz.plot_sample_rows(
+        {"training faces": (train, np.zeros(10, int)), "Happy House": (test, np.repeat([0, 1], [9, 1]))},
+        ["no", "yes"],
+        ncols=4,
+    )
     rows = np.array(fig.axes).reshape(2, 4)
     assert rows[0, 0].get_ylabel() == "training faces" and rows[1, 0].get_ylabel() == "Happy House"
     for ax in rows[0]:
@@ -310,14 +325,18 @@ def test_sample_rows_keep_each_set_in_its_row(images):
 
 
 def test_history_legends_stay_clear_of_the_curves():
-    history = {"loss": [1.0, 0.6, 0.4, 0.3], "val_loss": [1.1, 0.8, 0.7, 0.75],
-               "accuracy": [0.5, 0.7, 0.8, 0.9], "val_accuracy": [0.5, 0.6, 0.7, 0.68]}
+    history = {
+        "loss": [1.0, 0.6, 0.4, 0.3],
+        "val_loss": [1.1, 0.8, 0.7, 0.75],
+        "accuracy": [0.5, 0.7, 0.8, 0.9],
+        "val_accuracy": [0.5, 0.6, 0.7, 0.68],
+    }
     fig = viz.plot_history(history)
     fig.canvas.draw()
     for ax in fig.axes:
         legend, panel = ax.get_legend().get_window_extent(), ax.get_window_extent()
         assert legend.y1 <= panel.y0, "the legend overlaps the panel"
-        assert 0 <= legend.y0 and 0 <= legend.x0 and legend.x1 <= fig.bbox.x1   # and is not cut off
+        assert 0 <= legend.y0 and 0 <= legend.x0 and legend.x1 <= fig.bbox.x1  # and is not cut off
 
 
 def test_confusion_matrix_says_which_pictures_it_counts():
@@ -336,7 +355,7 @@ def test_filters_have_a_colour_scale_and_filters_stand_further_apart_than_channe
     assert len(colourbars) == 1
     tiles = [ax for ax in fig.axes if ax.images]
     first, second = tiles[0].get_window_extent(), tiles[1].get_window_extent()
-    channel_gap = first.width / (3 * 4 + 2)         # one blank column of the 14 in a tile
+    channel_gap = first.width / (3 * 4 + 2)  # one blank column of the 14 in a tile
     assert second.x0 - first.x1 > 3 * channel_gap
     bottom = [ax.get_xticklabels() for ax in tiles[-2:]]
     assert [[t.get_text() for t in labels] for labels in bottom] == [["R", "G", "B"]] * 2
@@ -344,8 +363,13 @@ def test_filters_have_a_colour_scale_and_filters_stand_further_apart_than_channe
 
 def test_feature_maps_show_the_picture_they_come_from(rng):
     picture = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    fig = viz.plot_feature_maps([rng.random((16, 16, 4)), rng.random((8, 8, 8))], ["conv1", "conv2"],
-                                max_channels=4, image=picture, image_title="held-out picture 0\ntrue: 3")
+    fig = viz.plot_feature_maps(
+        [rng.random((16, 16, 4)), rng.random((8, 8, 8))],
+        ["conv1", "conv2"],
+        max_channels=4,
+        image=picture,
+        image_title="held-out picture 0\ntrue: 3",
+    )
     shown = fig.axes[0]
     np.testing.assert_array_equal(shown.images[0].get_array(), picture)
     assert shown.get_title() == "held-out picture 0\ntrue: 3"

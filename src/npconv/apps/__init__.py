@@ -7,6 +7,7 @@
 
 ``RECIPES`` holds the default training recipe per data set (what ``npconv train`` uses).
 """
+
 from .happy import HAPPY_CLASSES, happyModel
 from .heads import loss_for, output_layer
 from .recipes import RECIPES, Recipe, recipe_for
@@ -15,6 +16,18 @@ from .residual import smallres, tiny
 from .signs import convolutional_model
 
 __all__ = [
-    "ARCHS", "DEFAULT_ARCH", "HAPPY_CLASSES", "RECIPES", "Recipe", "convolutional_model", "get_arch",
-    "happyModel", "list_archs", "loss_for", "output_layer", "recipe_for", "smallres", "tiny",
+    "ARCHS",
+    "DEFAULT_ARCH",
+    "HAPPY_CLASSES",
+    "RECIPES",
+    "Recipe",
+    "convolutional_model",
+    "get_arch",
+    "happyModel",
+    "list_archs",
+    "loss_for",
+    "output_layer",
+    "recipe_for",
+    "smallres",
+    "tiny",
 ]

@@ -23,6 +23,7 @@ readily. Two checks, fitted after training and stored in ``model.metadata["calib
 A model saved without calibration (before this module, or trained with no held-out data) keeps
 ``T = 1``, no distance check and the :data:`DEFAULT_UNSURE_BELOW` threshold.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +56,9 @@ def with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def negative_log_likelihood(probs: np.ndarray, y: np.ndarray, temperature: float = 1.0,
-                            smoothing: float = 0.0) -> float:
+def negative_log_likelihood(
+    probs: np.ndarray, y: np.ndarray, temperature: float = 1.0, smoothing: float = 0.0
+) -> float:
     """Mean cross-entropy ``-sum_k t[i, k] log q[i, k]`` of the probabilities ``q`` at temperature
     ``T`` against targets ``t = (1 - smoothing) * onehot(y) + smoothing / K``."""
     log_q = np.log(np.clip(with_temperature(probs, temperature), 1e-300, None))
@@ -80,8 +82,10 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray, low: float = 0.05, high: f
     k = int(np.argmin(losses))
     a, b = np.log(grid[max(k - 1, 0)]), np.log(grid[min(k + 1, len(grid) - 1)])
     golden = (np.sqrt(5) - 1) / 2
+
     def loss(log_t):
         return negative_log_likelihood(probs, y, np.exp(log_t), smoothing)
+
     for _ in range(40):
         c, d = b - golden * (b - a), a + golden * (b - a)
         if loss(c) < loss(d):
@@ -107,6 +111,7 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15)
 
 # ----------------------------------------------------------------------------- features
 
+
 def feature_layer(model) -> str | None:
     """The name of the layer whose output the output layer reads, when the output layer has weights
     (a ``Dense``); ``None`` otherwise (an averaged ensemble ends in an activation)."""
@@ -119,8 +124,7 @@ def feature_layer(model) -> str | None:
 
 def features(model, x: np.ndarray, layer: str, batch_size: int = 256) -> np.ndarray:
     """``(m, D)`` float64 outputs of ``layer`` for float inputs ``x``, batch by batch."""
-    parts = [model.intermediate_outputs(x[i:i + batch_size], [layer])[layer]
-             for i in range(0, len(x), batch_size)]
+    parts = [model.intermediate_outputs(x[i : i + batch_size], [layer])[layer] for i in range(0, len(x), batch_size)]
     return np.concatenate(parts).reshape(len(x), -1).astype(np.float64)
 
 
@@ -129,7 +133,7 @@ def feature_distance(f: np.ndarray, stats: dict) -> np.ndarray:
     per-feature spread (see the module docstring)."""
     means, scale = np.asarray(stats["class_means"]), np.asarray(stats["scale"])
     z = (f[:, None, :] - means[None]) / scale
-    return np.sqrt((z ** 2).sum(axis=2).min(axis=1) / f.shape[1])
+    return np.sqrt((z**2).sum(axis=2).min(axis=1) / f.shape[1])
 
 
 def contrast_and_detail(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,8 +149,16 @@ def contrast_and_detail(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # ----------------------------------------------------------------------------- fitting and verdicts
 
-def calibrate(model, train_x: np.ndarray, train_y: np.ndarray, held_x: np.ndarray, held_y: np.ndarray,
-              held_out: str = "held-out split", unsure_below: float = DEFAULT_UNSURE_BELOW) -> dict:
+
+def calibrate(
+    model,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    held_x: np.ndarray,
+    held_y: np.ndarray,
+    held_out: str = "held-out split",
+    unsure_below: float = DEFAULT_UNSURE_BELOW,
+) -> dict:
     """Fit ``T`` on the held-out uint8 pictures and the feature statistics on the training ones;
     store them in ``model.metadata["calibration"]`` and return that dict.
 
@@ -158,23 +170,27 @@ def calibrate(model, train_x: np.ndarray, train_y: np.ndarray, held_x: np.ndarra
     probs = probabilities(model.predict(held, batch_size=256))
     temperature = fit_temperature(probs, held_y)
     calibrated = with_temperature(probs, temperature)
-    info = {"temperature": temperature, "unsure_below": float(unsure_below), "fitted_on": held_out,
-            "n": int(len(held_y)),
-            "held_out_nll": [negative_log_likelihood(probs, held_y), negative_log_likelihood(calibrated, held_y)],
-            "held_out_ece": [expected_calibration_error(probs, held_y),
-                             expected_calibration_error(calibrated, held_y)]}
+    info = {
+        "temperature": temperature,
+        "unsure_below": float(unsure_below),
+        "fitted_on": held_out,
+        "n": int(len(held_y)),
+        "held_out_nll": [negative_log_likelihood(probs, held_y), negative_log_likelihood(calibrated, held_y)],
+        "held_out_ece": [expected_calibration_error(probs, held_y), expected_calibration_error(calibrated, held_y)],
+    }
     train = to_float(train_x, scale_by)
     contrast, detail = contrast_and_detail(train)
-    info["pictures"] = {"min_contrast": float(BLANK_FRACTION * np.quantile(contrast, 0.01)),
-                        "max_detail": float(NOISE_FACTOR * np.quantile(detail, 0.99))}
+    info["pictures"] = {
+        "min_contrast": float(BLANK_FRACTION * np.quantile(contrast, 0.01)),
+        "max_detail": float(NOISE_FACTOR * np.quantile(detail, 0.99)),
+    }
     layer = feature_layer(model)
     if layer is not None:
         f_train = features(model, train, layer)
         classes = np.unique(train_y)
         means = np.stack([f_train[train_y == k].mean(axis=0) for k in classes])
         within = f_train - means[np.searchsorted(classes, train_y)]
-        stats = {"layer": layer, "class_means": means.tolist(),
-                 "scale": (within.std(axis=0) + 1e-6).tolist()}
+        stats = {"layer": layer, "class_means": means.tolist(), "scale": (within.std(axis=0) + 1e-6).tolist()}
         held_distance = feature_distance(features(model, held, layer), stats)
         stats["max_distance"] = float(DISTANCE_MARGIN * held_distance.max())
         info["features"] = stats
@@ -212,6 +228,12 @@ def judge(model, x: np.ndarray, probs: np.ndarray) -> list[dict]:
             why = "it looks unlike the training pictures"
         elif q.max() < cal["unsure_below"]:
             why = f"probability under {cal['unsure_below']:.2f}"
-        verdicts.append({"probabilities": q, "unsure": why is not None, "why": why,
-                         "distance": None if distance is None else float(distance[i])})
+        verdicts.append(
+            {
+                "probabilities": q,
+                "unsure": why is not None,
+                "why": why,
+                "distance": None if distance is None else float(distance[i]),
+            }
+        )
     return verdicts

@@ -5,6 +5,7 @@ a source's pictures prepared for a model's input as :func:`npconv.apps.photos.pr
 one photo; ``fit_to_input`` resizes uint8 images (area filter) and converts their channels to what a
 model takes; ``match_classes`` maps a data set's class names onto a model's.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, data_dir as resolve_data_dir, find_file, load_dataset
+from ..data import Dataset, find_file, load_dataset
+from ..data import data_dir as resolve_data_dir
 from ..data.images import resize_area
 from ..data.registry import BUILTIN_PREFIX, resolve_source
 from ..errors import DataError, expected
 from .happy import HAPPY_CLASSES
-from .photos import RESAMPLING, color_mode as color_mode_for
+from .photos import RESAMPLING
+from .photos import color_mode as color_mode_for
 
 #: Bare names ``npconv train NAME`` understands -> file or folder in the data directory.
 NAMED = {
@@ -43,16 +46,20 @@ def resolve(data: str | None, data_dir=None, prefer_test: bool = False) -> str:
         target = NAMED[data]
         if target.endswith(".h5"):
             if prefer_test:
-                target = "test_" + target[len("train_"):]
+                target = "test_" + target[len("train_") :]
             if data == "happy" and not prefer_test:
                 return str(_happy_train_file(data_dir))
             return str(find_file(target, data_dir))
         folder = resolve_data_dir(data_dir) / target
         if not folder.is_dir():
-            raise FileNotFoundError(expected("DATA", f"the folder {target}/ in the data directory",
-                                             f"nothing at {folder}",
-                                             "Point npconv at the data: NPCONV_DATA=/path/to/datasets "
-                                             "or --data-dir."))
+            raise FileNotFoundError(
+                expected(
+                    "DATA",
+                    f"the folder {target}/ in the data directory",
+                    f"nothing at {folder}",
+                    "Point npconv at the data: NPCONV_DATA=/path/to/datasets or --data-dir.",
+                )
+            )
         return str(folder)
     source = resolve_source(data, data_dir)
     if not source.exists() and _looks_like_a_name(data):
@@ -68,18 +75,24 @@ def _looks_like_a_name(data: str) -> bool:
 def known_names() -> list[str]:
     """The data-set names ``npconv train NAME`` takes: :data:`NAMED` and the built-in sets."""
     from ..data.registry import list_builtin
+
     return list(NAMED) + [BUILTIN_PREFIX + name for name in list_builtin()]
 
 
 def _unknown_name(data: str, data_dir) -> str:
     """The error for a name that is neither known nor in the data directory, with the nearest names."""
     import difflib
+
     names = known_names()
     close = difflib.get_close_matches(data.lower(), names, n=2, cutoff=0.6)
     hint = f"Did you mean {' or '.join(repr(n) for n in close)}? " if close else ""
-    return expected("DATA", f"a data-set name ({', '.join(names)}), a course .h5 file or an image folder",
-                    f"{data!r} (no such name, and no such file or folder here or in the data directory "
-                    f"{resolve_data_dir(data_dir)})", hint + "Or point npconv at your data: NPCONV_DATA=/path/to/datasets.")
+    return expected(
+        "DATA",
+        f"a data-set name ({', '.join(names)}), a course .h5 file or an image folder",
+        f"{data!r} (no such name, and no such file or folder here or in the data directory "
+        f"{resolve_data_dir(data_dir)})",
+        hint + "Or point npconv at your data: NPCONV_DATA=/path/to/datasets.",
+    )
 
 
 def _happy_train_file(data_dir) -> Path:
@@ -94,12 +107,14 @@ def _happy_train_file(data_dir) -> Path:
         raise FileNotFoundError(
             "happy: the course's Happy House files (train_happy.h5, test_happy.h5) are not in the data "
             f"directory {resolve_data_dir(data_dir)}. Put them there (or set NPCONV_DATA), or train "
-            "the smile detector on SMILEsmileD: npconv train smiles --out runs/smiles.npz") from None
+            "the smile detector on SMILEsmileD: npconv train smiles --out runs/smiles.npz"
+        ) from None
     raise FileNotFoundError(
         f"happy: the course's train_happy.h5 (600 pictures) is not in the data directory; only {test.name} "
         "(150) is, so there is nothing to train on and test on apart. Train on SMILEsmileD and fine-tune "
         "on the Happy House pictures with 5-fold cross-validation: npconv train smiles --out "
-        f"runs/smiles.npz && npconv train {test} --init runs/smiles.npz --folds 5") from None
+        f"runs/smiles.npz && npconv train {test} --init runs/smiles.npz --folds 5"
+    ) from None
 
 
 def dataset_name(source: str) -> str | None:
@@ -117,7 +132,7 @@ def paired_test_file(source: str) -> Path | None:
     path = Path(source)
     if path.suffix.lower() not in (".h5", ".hdf5") or not path.name.lower().startswith("train_"):
         return None
-    test = path.with_name("test_" + path.name[len("train_"):])
+    test = path.with_name("test_" + path.name[len("train_") :])
     return test if test.is_file() else None
 
 
@@ -142,8 +157,9 @@ def load_for_input(source: str, input_shape, data_dir=None, **options) -> Datase
     n_H, n_W, n_C = (int(s) for s in input_shape)
     if Path(source).is_dir():
         options = {"interpolation": RESAMPLING, **options}
-    data = load_dataset(source, image_size=(n_H, n_W), color_mode=color_mode_for(input_shape),
-                        data_dir=data_dir, **options)
+    data = load_dataset(
+        source, image_size=(n_H, n_W), color_mode=color_mode_for(input_shape), data_dir=data_dir, **options
+    )
     data.x = fit_to_input(data.x, (n_H, n_W, n_C))
     return data
 
@@ -185,7 +201,12 @@ def match_classes(data_names, model_names) -> np.ndarray:
         if list(map(str, data_names)) == numeric and len(data_names) == len(model_names):
             return np.arange(len(data_names))
         missing = [n for n, k in zip(data_names, index) if k == -1]
-        raise DataError(expected("class names of the data", f"names the model knows: {list(model_names)}",
-                                 f"{list(data_names)} ({missing} unknown)",
-                                 "Evaluate on data with the classes the model was trained on."))
+        raise DataError(
+            expected(
+                "class names of the data",
+                f"names the model knows: {list(model_names)}",
+                f"{list(data_names)} ({missing} unknown)",
+                "Evaluate on data with the classes the model was trained on.",
+            )
+        )
     return np.asarray(index, dtype=np.int64)

@@ -16,6 +16,7 @@ fewer (``npconv train --ensemble N``; ``benchmarks/recipe_cv.py`` measures by ho
 is an ordinary model: it saves, loads, evaluates, serves and exports to ONNX like any other, and
 costs N times one member's time to train and to run.
 """
+
 from __future__ import annotations
 
 from .. import layers as L
@@ -35,8 +36,13 @@ def average_models(members, name: str = "ensemble") -> Model:
         raise ValueError(expected("members", "at least 2 models to average", len(members)))
     shapes = {(m.input_shape[1:], m.output_shape[1:]) for m in members}
     if len(shapes) != 1:
-        raise ValueError(expected("members", "models with the same input and output shapes",
-                                  ", ".join(f"{m.name}: {m.input_shape} -> {m.output_shape}" for m in members)))
+        raise ValueError(
+            expected(
+                "members",
+                "models with the same input and output shapes",
+                ", ".join(f"{m.name}: {m.input_shape} -> {m.output_shape}" for m in members),
+            )
+        )
     activation = {output_activation(m) for m in members}
     if len(activation) != 1:
         raise ValueError(expected("members", "models ending in the same activation", sorted(activation)))

@@ -1,4 +1,5 @@
 """The course's Happy House model: one convolution block and a sigmoid unit (smiling or not)."""
+
 from __future__ import annotations
 
 from .. import layers as L
@@ -16,12 +17,15 @@ def happyModel(input_shape=(64, 64, 3)) -> Sequential:
     Compile it as the course does: ``model.compile(optimizer='adam', loss='binary_crossentropy',
     metrics=['accuracy'])``.
     """
-    return Sequential([
-        L.ZeroPadding2D((3, 3), input_shape=tuple(input_shape)),
-        L.Conv2D(32, (7, 7), strides=(1, 1), name="conv0"),
-        L.BatchNormalization(axis=3, name="bn0"),
-        L.ReLU(),
-        L.MaxPooling2D((2, 2), name="max_pool0"),
-        L.Flatten(),
-        L.Dense(1, activation="sigmoid", name="fc"),
-    ], name="happy_model")
+    return Sequential(
+        [
+            L.ZeroPadding2D((3, 3), input_shape=tuple(input_shape)),
+            L.Conv2D(32, (7, 7), strides=(1, 1), name="conv0"),
+            L.BatchNormalization(axis=3, name="bn0"),
+            L.ReLU(),
+            L.MaxPooling2D((2, 2), name="max_pool0"),
+            L.Flatten(),
+            L.Dense(1, activation="sigmoid", name="fc"),
+        ],
+        name="happy_model",
+    )

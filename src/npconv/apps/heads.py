@@ -4,6 +4,7 @@ Two classes get one sigmoid unit and ``binary_crossentropy`` (as the course's Ha
 output is P(class 1)); more get a softmax over ``n_classes`` and
 ``sparse_categorical_crossentropy`` (integer labels, no one-hot copy of the data).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,9 @@ from ..errors import expected
 def check_n_classes(n_classes) -> int:
     """``n_classes`` as an int >= 2, else a ``ValueError`` naming it."""
     if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
-        raise ValueError(expected("n_classes", "an integer >= 2", n_classes,
-                                  "A classifier needs at least two classes."))
+        raise ValueError(
+            expected("n_classes", "an integer >= 2", n_classes, "A classifier needs at least two classes.")
+        )
     return int(n_classes)
 
 

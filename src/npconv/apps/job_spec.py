@@ -5,6 +5,7 @@ A run shares its data sets with every worker once (``datasets``: name -> :class:
 or a :class:`DataSource` each worker reads from a shared disk); a :class:`Job` names its examples
 by a :class:`Part` of one of them, so a job is a few index arrays and a recipe, never the images.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,13 +51,13 @@ class Job:
     test: Part | None = None
     member: int = 0
     dataset: str | None = None
-    init: object = None            # a npconv.apps.transfer.Pretrained
+    init: object = None  # a npconv.apps.transfer.Pretrained
     callbacks: tuple = ()
     evaluate: bool = True
     views: tuple[str, ...] = ()
     keep_model: bool = True
-    label: str = ""                # what progress shows ("fold 2/5"); the key when empty
-    backup: object = None          # a npconv.apps.run_backup.RunBackup: resume from / keep a backup there
+    label: str = ""  # what progress shows ("fold 2/5"); the key when empty
+    backup: object = None  # a npconv.apps.run_backup.RunBackup: resume from / keep a backup there
 
     @property
     def title(self) -> str:
@@ -123,12 +124,14 @@ class DataSource(Source):
 
     def load(self):
         from . import datasets
+
         data = datasets.load(self.source, self.image_size, self.color_mode, self.data_dir)
         if self.keep is not None:
             data = data.subset(np.asarray(self.keep, dtype=np.int64))
         if self.expected is not None and fingerprint(data) != self.expected:
-            raise DataError(f"{self.source}: the data this worker reads is not the data the client read "
-                            f"(fingerprint {fingerprint(data)}, expected {self.expected}). Give every "
-                            "worker the same files, or send the data to the workers (no shared disk).")
+            raise DataError(
+                f"{self.source}: the data this worker reads is not the data the client read "
+                f"(fingerprint {fingerprint(data)}, expected {self.expected}). Give every "
+                "worker the same files, or send the data to the workers (no shared disk)."
+            )
         return data
-

@@ -6,6 +6,7 @@ process, a Dask worker): :func:`npconv.apps.training.fit_one` from the job's see
 payload)``: ``("started", key, worker)`` then ``("epoch", key, (epoch, epochs, logs))`` after each
 epoch. :func:`run_training_jobs` is :func:`npconv.jobs.run_jobs` with this ``execute``.
 """
+
 from __future__ import annotations
 
 import time
@@ -47,9 +48,19 @@ def execute(job: Job, datasets, report=None, should_stop=None) -> JobResult:
     validation = None if test is None else (to_float(test.x), test.y)
     callbacks = [*job.callbacks, _Report(job, report, should_stop)]
     start = time.perf_counter()
-    model, history, interrupted = training.fit_one(train, job.recipe, job.arch, validation, job.seed, 0,
-                                                   job.dataset, callbacks, job.init, member=job.member,
-                                                   backup=job.backup)
+    model, history, interrupted = training.fit_one(
+        train,
+        job.recipe,
+        job.arch,
+        validation,
+        job.seed,
+        0,
+        job.dataset,
+        callbacks,
+        job.init,
+        member=job.member,
+        backup=job.backup,
+    )
     seconds = time.perf_counter() - start
     evaluation, probabilities = None, {}
     if test is not None and job.evaluate:
@@ -59,8 +70,16 @@ def execute(job: Job, datasets, report=None, should_stop=None) -> JobResult:
         probabilities["plain"] = training.probabilities(tta.predict(model, x))
         for view in (v for v in job.views if v in tta.allowed_modes(model.metadata)):
             probabilities[view] = training.probabilities(tta.predict(model, x, view))
-    return JobResult(job.key, saving.model_bytes(model) if job.keep_model else None, history, seconds,
-                     interrupted, evaluation, probabilities, worker_description())
+    return JobResult(
+        job.key,
+        saving.model_bytes(model) if job.keep_model else None,
+        history,
+        seconds,
+        interrupted,
+        evaluation,
+        probabilities,
+        worker_description(),
+    )
 
 
 def run_training_jobs(jobs, datasets, runner=None, progress=None, on_result=None) -> dict:

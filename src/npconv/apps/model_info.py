@@ -6,6 +6,7 @@ Happy House smile detector, whose answer also opens (or keeps shut) the door. ``
 dataset)`` picks a saved model by what it was trained on, not by its file name (after the README's
 main job, ``runs/smiles.npz`` is a model of the built-in cartoon faces, not of SMILEsmileD).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,13 +43,14 @@ def find_model(folder, dataset: str) -> Path | None:
     (:func:`trained_on`), whatever the file is called; ``None`` when there is none. Files that are not
     npconv models are passed over."""
     from ..models import load_model
+
     folder = Path(folder)
     if not folder.is_dir():
         return None
     for path in sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             model = load_model(path)
-        except (OSError, ValueError):   # ModelFileError is a ValueError
+        except (OSError, ValueError):  # ModelFileError is a ValueError
             continue
         if trained_on(model.metadata or {}) == dataset:
             return path

@@ -8,6 +8,7 @@ photo (a JPEG over :data:`DECODE_PIXELS`) decodes at 1/2, 1/4 or 1/8 of its size
 averages 2 x 2 to 8 x 8 blocks itself: the model's input then differs from a full decode's by rounding
 (at most a few levels of 255), at a fiftieth of the memory.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ def color_mode(input_shape) -> str:
     return "grayscale" if int(input_shape[-1]) == 1 else "rgb"
 
 
-def prepare_photo(photo, input_shape, formats: tuple[str, ...] | None = None,
-                  max_pixels: int | None = None) -> np.ndarray:
+def prepare_photo(
+    photo, input_shape, formats: tuple[str, ...] | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """``photo`` (a file name or binary file object) as uint8 ``(n_H, n_W, n_C)`` for a model taking
     ``input_shape = (n_H, n_W, n_C)``: EXIF orientation applied, converted to the model's colour
     mode, resized by the area filter. A JPEG of more than :data:`DECODE_PIXELS` decodes at 1/2, 1/4
@@ -44,8 +46,15 @@ def prepare_photo(photo, input_shape, formats: tuple[str, ...] | None = None,
     caller to report.
     """
     n_H, n_W, _ = (int(s) for s in input_shape)
-    return decode_image(photo, (n_H, n_W), color_mode(input_shape), RESAMPLING,
-                        formats=formats, max_pixels=max_pixels, draft_pixels=DECODE_PIXELS)
+    return decode_image(
+        photo,
+        (n_H, n_W),
+        color_mode(input_shape),
+        RESAMPLING,
+        formats=formats,
+        max_pixels=max_pixels,
+        draft_pixels=DECODE_PIXELS,
+    )
 
 
 def photo_files(paths) -> list[str]:
@@ -80,11 +89,24 @@ def load_photos(paths, input_shape) -> tuple[list[str], np.ndarray]:
             if path not in named:
                 skipped.append(os.path.basename(path))
                 continue
-            raise DataError(expected("image", "an image Pillow can read (JPEG, PNG, BMP, GIF, ...)",
-                                     f"{path} ({exc})", "Check that the file is a complete image.")) from exc
+            raise DataError(
+                expected(
+                    "image",
+                    "an image Pillow can read (JPEG, PNG, BMP, GIF, ...)",
+                    f"{path} ({exc})",
+                    "Check that the file is a complete image.",
+                )
+            ) from exc
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} file(s) that are not images Pillow can read: {', '.join(skipped)}")
+        warnings.warn(
+            f"skipped {len(skipped)} file(s) that are not images Pillow can read: {', '.join(skipped)}", stacklevel=1
+        )
     if not images:
-        raise DataError(expected("IMAGE", "image files or folders holding images (JPEG, PNG, BMP, GIF, ...)",
-                                 f"{', '.join(map(str, paths))} (no image in it)"))
+        raise DataError(
+            expected(
+                "IMAGE",
+                "image files or folders holding images (JPEG, PNG, BMP, GIF, ...)",
+                f"{', '.join(map(str, paths))} (no image in it)",
+            )
+        )
     return read, np.stack(images)

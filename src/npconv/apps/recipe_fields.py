@@ -14,6 +14,7 @@ str             as written (``grayscale``); ``none`` for "not set" where the fie
 tuple (widths)  ``16-32-64``, or ``(16,32,64)``; ``none`` for the arch's default
 ==============  ===========================================================================
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -81,14 +82,24 @@ def parse_value(name: str, text: str, where: str):
         else:
             value = word
     except (KeyError, ValueError):
-        raise ValueError(expected(where, f"{name} as {_type_name(name)} ({_syntax(kind)})", repr(text),
-                                  f"The fields: {describe_fields()}.")) from None
+        raise ValueError(
+            expected(
+                where,
+                f"{name} as {_type_name(name)} ({_syntax(kind)})",
+                repr(text),
+                f"The fields: {describe_fields()}.",
+            )
+        ) from None
     return check_value(name, value, where)
 
 
 def _syntax(kind: type) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number such as 0.002 or 2e-3",
-            tuple: "numbers joined by '-', such as 16-32-64, or (16,32,64)"}.get(kind, "text")
+    return {
+        bool: "true or false",
+        int: "a whole number",
+        float: "a number such as 0.002 or 2e-3",
+        tuple: "numbers joined by '-', such as 16-32-64, or (16,32,64)",
+    }.get(kind, "text")
 
 
 def _parse_tuple(word: str) -> tuple:
@@ -105,15 +116,20 @@ def check_value(name: str, value, where: str):
     if value is None:
         if optional:
             return None
-        raise ValueError(expected(where, f"{name} as {_type_name(name)}", "none",
-                                  f"The fields: {describe_fields()}."))
+        raise ValueError(expected(where, f"{name} as {_type_name(name)}", "none", f"The fields: {describe_fields()}."))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind is tuple and isinstance(value, list):
         value = tuple(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ValueError(expected(where, f"{name} as {_type_name(name)}",
-                                  f"{value!r} ({type(value).__name__})", f"The fields: {describe_fields()}."))
+        raise ValueError(
+            expected(
+                where,
+                f"{name} as {_type_name(name)}",
+                f"{value!r} ({type(value).__name__})",
+                f"The fields: {describe_fields()}.",
+            )
+        )
     problem = _out_of_range(name, value)
     if problem:
         raise ValueError(expected(where, f"{name} as {problem}", repr(value)))
@@ -124,6 +140,7 @@ def _out_of_range(name: str, value) -> str:
     """What ``value`` should be for field ``name`` if it is not; ``""`` when it fits."""
     if name == "arch":
         from .registry import ARCHS, list_archs
+
         return "" if value in ARCHS else "one of " + ", ".join(list_archs())
     if name in ("epochs", "batch_size", "image_size", "ensemble"):
         return "" if value > 0 else "a positive whole number"
@@ -143,10 +160,14 @@ def _out_of_range(name: str, value) -> str:
         return "" if value in COLOR_MODES else "one of " + ", ".join(COLOR_MODES)
     if name == "tta":
         from .tta import TTA_MODES
+
         return "" if value in TTA_MODES else "one of " + ", ".join(TTA_MODES) + " or none"
     if name == "widths":
-        return "" if value and all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in value) \
+        return (
+            ""
+            if value and all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in value)
             else "positive whole numbers, one per stage"
+        )
     return ""
 
 

@@ -5,6 +5,7 @@ what ``npconv tune`` writes as ``best_recipe.json``: ``{"recipe": {...}, "tune":
 recipe, and how the search chose it). Fields the file leaves out keep the base recipe's values (the
 data set's default); flags given beside the file override it (:func:`merge`).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,24 +35,38 @@ def read_recipe(path, base: Recipe | None = None) -> Recipe:
     the file and lists the fields."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(expected("--recipe", "a recipe file (JSON)", f"{path} (no such file)",
-                                         "npconv tune writes one: DIR/best_recipe.json."))
+        raise FileNotFoundError(
+            expected(
+                "--recipe",
+                "a recipe file (JSON)",
+                f"{path} (no such file)",
+                "npconv tune writes one: DIR/best_recipe.json.",
+            )
+        )
     try:
         content = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(expected(f"--recipe {path}", "a JSON object of recipe fields",
-                                  f"no JSON ({exc})")) from None
+        raise ValueError(expected(f"--recipe {path}", "a JSON object of recipe fields", f"no JSON ({exc})")) from None
     return recipe_from_json(content, base, f"--recipe {path}")
 
 
 def recipe_from_json(content, base: Recipe | None = None, where: str = "recipe") -> Recipe:
     """``base`` with the fields of the JSON object ``content`` (see the module docstring) set."""
-    if isinstance(content, dict) and isinstance(content.get("recipe"), dict) \
-            and set(content) <= {"recipe", *ABOUT_KEYS}:
+    if (
+        isinstance(content, dict)
+        and isinstance(content.get("recipe"), dict)
+        and set(content) <= {"recipe", *ABOUT_KEYS}
+    ):
         content = content["recipe"]
     if not isinstance(content, dict):
-        raise ValueError(expected(where, "a JSON object of recipe fields", type(content).__name__,
-                                  f'For example {{"epochs": 24}}. The fields: {describe_fields()}.'))
+        raise ValueError(
+            expected(
+                where,
+                "a JSON object of recipe fields",
+                type(content).__name__,
+                f'For example {{"epochs": 24}}. The fields: {describe_fields()}.',
+            )
+        )
     fields = {name: check_value(name, value, f"{where}: field {name!r}") for name, value in content.items()}
     base = base or Recipe()
     return check_recipe(Recipe(**{**vars(base), **fields}), where)
@@ -67,6 +82,7 @@ def merge(base: Recipe, recipe_file=None, **flags) -> Recipe:
 def write_recipe(path, recipe: Recipe, about: dict | None = None) -> None:
     """Write ``recipe`` as ``{"recipe": ..., "tune": about}`` (atomically) to ``path``."""
     from ..saving import atomic_write
+
     content = {"recipe": recipe_json(recipe), **({"tune": about} if about else {})}
     text = json.dumps(content, indent=2) + "\n"
     atomic_write(path, lambda file: file.write(text.encode()))

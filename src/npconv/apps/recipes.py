@@ -10,17 +10,16 @@ sign-language-digits, and off for SIGNS: every SIGNS photo shows the same hand f
 (and cross-validation prefers them off).
 Vertical flips and large rotations are off: upside-down hands and faces do not occur here.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-
 FINE_TUNE = "fine-tune"
 #: The recipe fields that make a learner's kind of photo part of training (issue 30), passed to the
 #: arch as they are (``smallres``'s options of the same names).
-PHOTO_OPTIONS = ("zoom_out", "rotation", "white_balance", "brightness", "grayscale", "blur", "noise",
-                 "standardize")
+PHOTO_OPTIONS = ("zoom_out", "rotation", "white_balance", "brightness", "grayscale", "blur", "noise", "standardize")
 
 
 @dataclass(frozen=True)
@@ -30,37 +29,42 @@ class Recipe:
     arch: str = "smallres"
     epochs: int = 20
     batch_size: int = 32
-    learning_rate: float = 2e-3      # Adam's initial rate, decayed to 0 along a cosine
-    image_size: int = 64             # images are resized to image_size x image_size
-    color_mode: str = "rgb"          # "rgb" or "grayscale"
-    flip: bool = True                # random horizontal flips while training
-    translate: float = 0.1           # random shifts up to this fraction of the size
-    val_split: float = 0.15          # held-out fraction when there is no separate test file
-    widths: tuple | None = None      # channels of each smallres stage (None: the arch's default)
-    frozen_epochs: int = 0           # with --init: epochs training only the output layer, first
-    weight_decay: float = 0.0        # decoupled weight decay (AdamW) when > 0
-    label_smoothing: float = 0.0     # targets y * (1 - s) + s / K when > 0
-    zoom: float = 0.0                # random zoom in/out up to this fraction (RandomZoom)
-    contrast: float = 0.0            # random contrast factor in [1 - c, 1 + c] (RandomContrast)
-    zoom_out: float = 0.0            # half the images shrunk to [1 - zoom_out, 1] of the frame (RandomReframe)
-    rotation: float = 0.0            # with zoom_out: and rotated by up to this many degrees
-    white_balance: float = 0.0       # per-channel gains in [1 - w, 1 + w] (RandomWhiteBalance)
-    brightness: float = 0.0          # with white_balance: exposure gain in [1 - b, 1 + b]
-    grayscale: float = 0.0           # probability of a grey copy (RandomGrayscale)
-    blur: float = 0.0                # Gaussian blur up to this many pixels (RandomGaussianBlur)
-    noise: float = 0.0               # Gaussian noise up to this standard deviation (GaussianNoise)
-    standardize: bool = False        # each image to mean 0, std 1 inside the model (PerImageStandardization)
-    tta: str | None = None           # test-time augmentation of the held-out evaluation: flip, shift, flip+shift
-    ensemble: int = 1                # N models (seeds N * seed + k) averaged into one (apps.ensemble)
+    learning_rate: float = 2e-3  # Adam's initial rate, decayed to 0 along a cosine
+    image_size: int = 64  # images are resized to image_size x image_size
+    color_mode: str = "rgb"  # "rgb" or "grayscale"
+    flip: bool = True  # random horizontal flips while training
+    translate: float = 0.1  # random shifts up to this fraction of the size
+    val_split: float = 0.15  # held-out fraction when there is no separate test file
+    widths: tuple | None = None  # channels of each smallres stage (None: the arch's default)
+    frozen_epochs: int = 0  # with --init: epochs training only the output layer, first
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW) when > 0
+    label_smoothing: float = 0.0  # targets y * (1 - s) + s / K when > 0
+    zoom: float = 0.0  # random zoom in/out up to this fraction (RandomZoom)
+    contrast: float = 0.0  # random contrast factor in [1 - c, 1 + c] (RandomContrast)
+    zoom_out: float = 0.0  # half the images shrunk to [1 - zoom_out, 1] of the frame (RandomReframe)
+    rotation: float = 0.0  # with zoom_out: and rotated by up to this many degrees
+    white_balance: float = 0.0  # per-channel gains in [1 - w, 1 + w] (RandomWhiteBalance)
+    brightness: float = 0.0  # with white_balance: exposure gain in [1 - b, 1 + b]
+    grayscale: float = 0.0  # probability of a grey copy (RandomGrayscale)
+    blur: float = 0.0  # Gaussian blur up to this many pixels (RandomGaussianBlur)
+    noise: float = 0.0  # Gaussian noise up to this standard deviation (GaussianNoise)
+    standardize: bool = False  # each image to mean 0, std 1 inside the model (PerImageStandardization)
+    tta: str | None = None  # test-time augmentation of the held-out evaluation: flip, shift, flip+shift
+    ensemble: int = 1  # N models (seeds N * seed + k) averaged into one (apps.ensemble)
 
-    def replace(self, **changes) -> "Recipe":
+    def replace(self, **changes) -> Recipe:
         """A copy with the fields in ``changes`` set (``None`` values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def arch_options(self) -> dict:
         """The options for archs that take them (``smallres``): augmentation, and widths when set."""
-        options = {"flip": self.flip, "translate": self.translate, "zoom": self.zoom,
-                   "contrast": self.contrast, **{name: getattr(self, name) for name in PHOTO_OPTIONS}}
+        options = {
+            "flip": self.flip,
+            "translate": self.translate,
+            "zoom": self.zoom,
+            "contrast": self.contrast,
+            **{name: getattr(self, name) for name in PHOTO_OPTIONS},
+        }
         if self.widths:
             options["widths"] = tuple(self.widths)
         return options
@@ -71,10 +75,12 @@ class Recipe:
 #: the built-in synthetic faces, 600.
 RECIPES: dict[str, Recipe] = {
     "signs": Recipe(epochs=48, batch_size=32, learning_rate=2e-3, image_size=64, flip=False),
-    "sign-language-digits": Recipe(epochs=24, batch_size=32, learning_rate=2e-3, image_size=64, ensemble=3,
-                                   widths=(24, 48, 96)),
-    "smiles": Recipe(epochs=12, batch_size=64, learning_rate=2e-3, image_size=64, color_mode="grayscale",
-                     widths=(24, 48, 96)),
+    "sign-language-digits": Recipe(
+        epochs=24, batch_size=32, learning_rate=2e-3, image_size=64, ensemble=3, widths=(24, 48, 96)
+    ),
+    "smiles": Recipe(
+        epochs=12, batch_size=64, learning_rate=2e-3, image_size=64, color_mode="grayscale", widths=(24, 48, 96)
+    ),
     "happy": Recipe(epochs=60, batch_size=16, learning_rate=2e-3, image_size=64),
     # 30 epochs: 6 left the smile unlearned (0.51 validation); 30 reach 0.956 (86/90) in under 4 minutes.
     "builtin:smiles": Recipe(epochs=30, batch_size=32, learning_rate=3e-3, image_size=32),

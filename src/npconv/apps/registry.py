@@ -1,9 +1,10 @@
 """Networks by name: ``get_arch("smallres", (64, 64, 3), 6)``; :func:`list_archs` names them all."""
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import expected
 from .happy import happyModel
@@ -20,8 +21,14 @@ class Arch:
 
 def _happy(input_shape, n_classes):
     if n_classes != 2:
-        raise ValueError(expected("n_classes for arch 'happy'", "2 (smiling or not: one sigmoid unit)",
-                                  n_classes, "Use --arch smallres or --arch signs for more classes."))
+        raise ValueError(
+            expected(
+                "n_classes for arch 'happy'",
+                "2 (smiling or not: one sigmoid unit)",
+                n_classes,
+                "Use --arch smallres or --arch signs for more classes.",
+            )
+        )
     return happyModel(input_shape)
 
 
@@ -43,8 +50,7 @@ def check_arch(name) -> str:
     """``name`` (any case) if it is a registered arch, else a ``ValueError`` listing the valid ones."""
     key = name.lower() if isinstance(name, str) else name
     if key not in ARCHS:
-        raise ValueError(expected("arch", "one of " + ", ".join(repr(n) for n in list_archs()),
-                                  repr(name)))
+        raise ValueError(expected("arch", "one of " + ", ".join(repr(n) for n in list_archs()), repr(name)))
     return key
 
 
@@ -67,6 +73,7 @@ def get_arch(name: str, input_shape, n_classes: int, **options):
         raise ValueError(expected("input_shape", "(n_H, n_W, n_C)", repr(input_shape)))
     unknown = set(options) - arch_options(key)
     if unknown:
-        raise ValueError(expected(f"options of arch {key!r}", f"some of {sorted(arch_options(key))}",
-                                  repr(sorted(unknown))))
+        raise ValueError(
+            expected(f"options of arch {key!r}", f"some of {sorted(arch_options(key))}", repr(sorted(unknown)))
+        )
     return ARCHS[key].build(input_shape=shape, n_classes=n_classes, **options)

@@ -14,6 +14,7 @@
 Convolutions before batch norm have no bias (BN's beta replaces it). About 100k parameters for
 widths (16, 32, 64): small enough to train in minutes on two CPU cores with NumPy convolutions.
 """
+
 from __future__ import annotations
 
 from .. import layers as L
@@ -24,8 +25,9 @@ DEFAULT_WIDTHS = (16, 32, 64)
 
 
 def _conv_bn(x, filters, kernel, name):
-    x = L.Conv2D(filters, kernel, padding="same", use_bias=False, kernel_initializer="he_normal",
-                 name=f"{name}_conv")(x)
+    x = L.Conv2D(filters, kernel, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv")(
+        x
+    )
     # momentum 0.9: moving statistics settle within a few hundred steps (small data sets).
     return L.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
 
@@ -38,9 +40,20 @@ def _residual_block(x, filters, name):
     return L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def _augmentation(x, flip: bool, translate: float, zoom: float = 0.0, contrast: float = 0.0,
-                  zoom_out: float = 0.0, rotation: float = 0.0, white_balance: float = 0.0,
-                  brightness: float = 0.0, grayscale: float = 0.0, blur: float = 0.0, noise: float = 0.0):
+def _augmentation(
+    x,
+    flip: bool,
+    translate: float,
+    zoom: float = 0.0,
+    contrast: float = 0.0,
+    zoom_out: float = 0.0,
+    rotation: float = 0.0,
+    white_balance: float = 0.0,
+    brightness: float = 0.0,
+    grayscale: float = 0.0,
+    blur: float = 0.0,
+    noise: float = 0.0,
+):
     if flip:
         x = L.RandomFlip("horizontal", name="augment_flip")(x)
     if translate:
@@ -65,11 +78,25 @@ def _augmentation(x, flip: bool, translate: float, zoom: float = 0.0, contrast: 
     return x
 
 
-def smallres(input_shape=(64, 64, 3), n_classes: int = 6, widths=DEFAULT_WIDTHS, dropout: float = 0.3,
-             flip: bool = True, translate: float = 0.1, stem_pool: bool | None = None,
-             zoom: float = 0.0, contrast: float = 0.0, zoom_out: float = 0.0, rotation: float = 0.0,
-             white_balance: float = 0.0, brightness: float = 0.0, grayscale: float = 0.0, blur: float = 0.0,
-             noise: float = 0.0, standardize: bool = False) -> Model:
+def smallres(
+    input_shape=(64, 64, 3),
+    n_classes: int = 6,
+    widths=DEFAULT_WIDTHS,
+    dropout: float = 0.3,
+    flip: bool = True,
+    translate: float = 0.1,
+    stem_pool: bool | None = None,
+    zoom: float = 0.0,
+    contrast: float = 0.0,
+    zoom_out: float = 0.0,
+    rotation: float = 0.0,
+    white_balance: float = 0.0,
+    brightness: float = 0.0,
+    grayscale: float = 0.0,
+    blur: float = 0.0,
+    noise: float = 0.0,
+    standardize: bool = False,
+) -> Model:
     """A small residual CNN (see the module docstring).
 
     Parameters
@@ -96,8 +123,9 @@ def smallres(input_shape=(64, 64, 3), n_classes: int = 6, widths=DEFAULT_WIDTHS,
     if stem_pool is None:
         stem_pool = min(input_shape[:2]) >= 48
     inputs = Input(shape=tuple(input_shape), name="image")
-    x = _augmentation(inputs, flip, translate, zoom, contrast, zoom_out, rotation, white_balance, brightness,
-                      grayscale, blur, noise)
+    x = _augmentation(
+        inputs, flip, translate, zoom, contrast, zoom_out, rotation, white_balance, brightness, grayscale, blur, noise
+    )
     if standardize:
         x = L.PerImageStandardization(name="standardize")(x)
     x = L.ReLU(name="stem_relu")(_conv_bn(x, widths[0], 3, "stem"))

@@ -13,6 +13,7 @@ The folder sits beside the model (``runs/signs.npz`` -> ``runs/signs.npz.backup/
 worker process, a Dask worker that sees the same disk); the command removes the folder once the
 model and its report are saved.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__, callbacks as C
+from .. import __version__
+from .. import callbacks as C
 from ..backup import Backup, backup_state, read_backup, read_backup_state, restore_backup, write_or_warn
 from ..errors import BackupMismatchError
 from ..saving import atomic_write
@@ -38,21 +40,36 @@ def backup_folder(out) -> Path:
 def run_identity(data, test, recipe, arch: str, seed: int, folds: int | None, init) -> dict:
     """What makes a training's result: a backup is only used by a run with the same identity."""
     from .job_spec import fingerprint
-    return {"npconv": __version__, "data": fingerprint(data), "test": None if test is None else fingerprint(test),
-            "recipe": vars(recipe), "arch": arch, "seed": seed, "folds": folds,
-            "init": None if init is None else hashlib.sha256(Path(init.path).read_bytes()).hexdigest()[:16]}
+
+    return {
+        "npconv": __version__,
+        "data": fingerprint(data),
+        "test": None if test is None else fingerprint(test),
+        "recipe": vars(recipe),
+        "arch": arch,
+        "seed": seed,
+        "folds": folds,
+        "init": None if init is None else hashlib.sha256(Path(init.path).read_bytes()).hexdigest()[:16],
+    }
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
     """What differs between two identities, in words."""
-    names = {"npconv": "npconv version", "data": "data (fingerprint)", "test": "test data (fingerprint)",
-             "init": "--init model (fingerprint)"}
+    names = {
+        "npconv": "npconv version",
+        "data": "data (fingerprint)",
+        "test": "test data (fingerprint)",
+        "init": "--init model (fingerprint)",
+    }
     found = []
     for key in sorted(set(saved) | set(now)):
         old, new = saved.get(key), now.get(key)
         if key == "recipe" and isinstance(old, dict) and isinstance(new, dict):
-            found += [f"recipe {field}: {old.get(field)!r} in the backup, {new.get(field)!r} now"
-                      for field in sorted(set(old) | set(new)) if old.get(field) != new.get(field)]
+            found += [
+                f"recipe {field}: {old.get(field)!r} in the backup, {new.get(field)!r} now"
+                for field in sorted(set(old) | set(new))
+                if old.get(field) != new.get(field)
+            ]
         elif old != new:
             found.append(f"{names.get(key, key)}: {old!r} in the backup, {new!r} now")
     return found
@@ -73,8 +90,10 @@ class RunBackup:
             shutil.rmtree(folder)
         run_file = folder / RUN_FILE
         if folder.exists() and not folder.is_dir():
-            raise BackupMismatchError(f"{folder}: this run keeps its backup there, but it is a file. Move it "
-                                      "away, or write the model elsewhere (--out).")
+            raise BackupMismatchError(
+                f"{folder}: this run keeps its backup there, but it is a file. Move it "
+                "away, or write the model elsewhere (--out)."
+            )
         if run_file.exists():
             try:
                 saved = json.loads(run_file.read_text())
@@ -85,10 +104,13 @@ class RunBackup:
                 raise BackupMismatchError(
                     f"{folder}: a backup of another training ({'; '.join(differences)}). Run the command "
                     "that wrote it to finish that training, add --restart to throw it away and start "
-                    "afresh, or write this model elsewhere (--out).")
+                    "afresh, or write this model elsewhere (--out)."
+                )
         elif folder.exists() and any(folder.iterdir()):
-            raise BackupMismatchError(f"{folder}: not a backup of npconv train (no {RUN_FILE}). Move it away, "
-                                      "add --restart to delete it, or write the model elsewhere (--out).")
+            raise BackupMismatchError(
+                f"{folder}: not a backup of npconv train (no {RUN_FILE}). Move it away, "
+                "add --restart to delete it, or write the model elsewhere (--out)."
+            )
         else:
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(run_file, lambda f: f.write(json.dumps(identity, indent=1).encode()))
@@ -142,7 +164,10 @@ class _BackupEachEpoch(C.Callback):
         if not folder.parent.is_dir():
             return  # a worker that does not see the run's folder (a cluster without a shared disk)
         folder.mkdir(exist_ok=True)
-        history = {key: list(self.history_before.get(key, [])) + list(values)
-                   for key, values in self.model.history.history.items()}
-        write_or_warn(self.member.path, self.model,
-                      backup_state(self.model, epoch + 1, history, extra={"phase": self.phase}))
+        history = {
+            key: list(self.history_before.get(key, [])) + list(values)
+            for key, values in self.model.history.history.items()
+        }
+        write_or_warn(
+            self.member.path, self.model, backup_state(self.model, epoch + 1, history, extra={"phase": self.phase})
+        )

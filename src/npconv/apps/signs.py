@@ -1,4 +1,5 @@
 """The course's SIGNS model (functional API): two CONV -> RELU -> MAXPOOL blocks and a softmax."""
+
 from __future__ import annotations
 
 from .. import layers as L

@@ -5,6 +5,7 @@ The model remembers how to feed it (``model.metadata``): ``input_shape``, ``clas
 ``trained_with_flips`` (whether flip test-time augmentation suits it, see :mod:`.tta`), and with
 held-out data its ``calibration`` (when to say "unsure", see :mod:`.calibration`).
 """
+
 from __future__ import annotations
 
 import time
@@ -47,8 +48,9 @@ def loss_for_model(model) -> str:
     return "binary_crossentropy" if model.output_shape[-1] == 1 else "sparse_categorical_crossentropy"
 
 
-def build(arch: str, input_shape, class_names, recipe: Recipe, dataset=None,
-          init: Pretrained | None = None, member: int = 0):
+def build(
+    arch: str, input_shape, class_names, recipe: Recipe, dataset=None, init: Pretrained | None = None, member: int = 0
+):
     """The model ``arch`` for ``class_names``, with its metadata (compiled by :func:`train`).
 
     With ``init``, the layers the pretrained model shares with the new one start from its weights
@@ -57,22 +59,27 @@ def build(arch: str, input_shape, class_names, recipe: Recipe, dataset=None,
     options = {k: v for k, v in recipe.arch_options().items() if k in arch_options(arch)}
     model = get_arch(arch, input_shape, len(class_names), **options)
     model.metadata = {
-        "app": arch, "input_shape": [int(s) for s in input_shape], "class_names": list(class_names),
-        "value_scale": VALUE_SCALE, "dataset": dataset, "recipe": vars(recipe).copy(),
-        "trained_with_flips": bool(options.get("flip")), "npconv_version": __version__,
+        "app": arch,
+        "input_shape": [int(s) for s in input_shape],
+        "class_names": list(class_names),
+        "value_scale": VALUE_SCALE,
+        "dataset": dataset,
+        "recipe": vars(recipe).copy(),
+        "trained_with_flips": bool(options.get("flip")),
+        "npconv_version": __version__,
     }
     if init is not None:
         init.initialise(model, member)
     return model
 
 
-def compile_for(model, learning_rate: float, steps: int, weight_decay: float = 0.0,
-                label_smoothing: float = 0.0) -> None:
+def compile_for(
+    model, learning_rate: float, steps: int, weight_decay: float = 0.0, label_smoothing: float = 0.0
+) -> None:
     """Adam with a cosine decay of ``learning_rate`` to 0 over ``steps`` (AdamW when ``weight_decay``),
     and the model's loss (with ``label_smoothing`` when set)."""
     schedule = optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
-    optimizer = (optimizers.AdamW(schedule, weight_decay=weight_decay) if weight_decay
-                 else optimizers.Adam(schedule))
+    optimizer = optimizers.AdamW(schedule, weight_decay=weight_decay) if weight_decay else optimizers.Adam(schedule)
     loss = losses.get(loss_for_model(model))
     if label_smoothing:
         loss = type(loss)(label_smoothing=label_smoothing)
@@ -112,15 +119,37 @@ def evaluate(model, x_uint8: np.ndarray, y: np.ndarray, batch_size: int = 64, tt
     n_classes = probs.shape[1]
     cm = metrics.confusion_matrix(y, pred, n_classes)
     precision, recall = metrics.precision_recall(cm)
-    return {"accuracy": float(np.mean(pred == y)), "loss": loss, "n": int(len(y)),
-            "correct": int(np.sum(pred == y)), "confusion_matrix": cm, "precision": precision,
-            "recall": recall, "probs": probs, "pred": pred, "tta": mode}
+    return {
+        "accuracy": float(np.mean(pred == y)),
+        "loss": loss,
+        "n": int(len(y)),
+        "correct": int(np.sum(pred == y)),
+        "confusion_matrix": cm,
+        "precision": precision,
+        "recall": recall,
+        "probs": probs,
+        "pred": pred,
+        "tta": mode,
+    }
 
 
-def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None, seed: int = 0,
-          verbose: int = 1, dataset: str | None = None, callbacks=None,
-          init: Pretrained | None = None, jobs: int = 1, cluster=None, progress=None,
-          threads: int | None = None, backup=None, kernels=None) -> TrainResult:
+def train(
+    data: Dataset,
+    recipe: Recipe,
+    arch: str,
+    test: Dataset | None = None,
+    seed: int = 0,
+    verbose: int = 1,
+    dataset: str | None = None,
+    callbacks=None,
+    init: Pretrained | None = None,
+    jobs: int = 1,
+    cluster=None,
+    progress=None,
+    threads: int | None = None,
+    backup=None,
+    kernels=None,
+) -> TrainResult:
     """Train ``arch`` on ``data`` with ``recipe``; evaluate on ``test`` when given; start from the
     pretrained model ``init`` when given.
 
@@ -142,20 +171,25 @@ def train(data: Dataset, recipe: Recipe, arch: str, test: Dataset | None = None,
     ``kernels``: the learner's course functions (``Model.fit(kernels=...)``), for training here only.
     """
     from ..jobs import runner_for, runs_here
+
     start = time.perf_counter()
     seeds = member_seeds(recipe, seed)
     if runs_here(jobs, cluster) or (len(seeds) == 1 and cluster is None):
-        members, histories, interrupted = train_members(data, recipe, arch, test, seeds, verbose, dataset,
-                                                        callbacks, init, backup, kernels)
+        members, histories, interrupted = train_members(
+            data, recipe, arch, test, seeds, verbose, dataset, callbacks, init, backup, kernels
+        )
     elif kernels is not None:
         raise ValueError("kernels: the learner's functions train in this process only; use jobs=1 and no cluster")
     else:
         from .training_jobs import train_members_as_jobs
+
         runner = runner_for(jobs, cluster, threads)
         members, histories, interrupted, seeds = train_members_as_jobs(
-            data, recipe, arch, test, seeds, dataset, callbacks, init, runner, progress, verbose, backup)
-    return finish_training(members, histories, seeds, interrupted, recipe, data, test, seed,
-                           time.perf_counter() - start)
+            data, recipe, arch, test, seeds, dataset, callbacks, init, runner, progress, verbose, backup
+        )
+    return finish_training(
+        members, histories, seeds, interrupted, recipe, data, test, seed, time.perf_counter() - start
+    )
 
 
 def member_seeds(recipe: Recipe, seed: int) -> list[int]:
@@ -164,16 +198,29 @@ def member_seeds(recipe: Recipe, seed: int) -> list[int]:
     return [recipe.ensemble * seed + k for k in range(recipe.ensemble)]
 
 
-def train_members(data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose, dataset, callbacks,
-                  init, backup=None, kernels=None) -> tuple[list, list, bool]:
+def train_members(
+    data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose, dataset, callbacks, init, backup=None, kernels=None
+) -> tuple[list, list, bool]:
     """The models of ``seeds`` trained one after another here: ``(members, histories, interrupted)``."""
     validation = None if test is None else (to_float(test.x), test.y)
     members, histories, interrupted = [], [], False
     for k, member_seed in enumerate(seeds):
         if recipe.ensemble > 1 and verbose:
             print(f"model {k + 1} of {recipe.ensemble} (seed {member_seed})")
-        model, history, interrupted = fit_one(data, recipe, arch, validation, member_seed, verbose, dataset,
-                                              callbacks, init, member=k, backup=backup, kernels=kernels)
+        model, history, interrupted = fit_one(
+            data,
+            recipe,
+            arch,
+            validation,
+            member_seed,
+            verbose,
+            dataset,
+            callbacks,
+            init,
+            member=k,
+            backup=backup,
+            kernels=kernels,
+        )
         if interrupted and members:
             break
         members.append(model)
@@ -183,20 +230,37 @@ def train_members(data: Dataset, recipe: Recipe, arch: str, test, seeds, verbose
     return members, histories, interrupted
 
 
-def finish_training(members, histories, seeds, interrupted: bool, recipe: Recipe, data: Dataset, test, seed: int,
-                    seconds: float, evaluation: dict | None = None) -> TrainResult:
+def finish_training(
+    members,
+    histories,
+    seeds,
+    interrupted: bool,
+    recipe: Recipe,
+    data: Dataset,
+    test,
+    seed: int,
+    seconds: float,
+    evaluation: dict | None = None,
+) -> TrainResult:
     """The :class:`TrainResult` of trained ``members`` (of ``seeds``, averaged when several), evaluated
     on ``test`` (or with the given ``evaluation`` of the single member), with ``metadata["trained"]``."""
     model, history = members[0], histories[0]
     if len(members) > 1:
-        model, history = average_members(members, histories, recipe, data, seeds[:len(members)], test)
+        model, history = average_members(members, histories, recipe, data, seeds[: len(members)], test)
     result = TrainResult(model, history, seconds, interrupted, held_out=test)
     if test is not None:
-        result.evaluation = evaluation if evaluation is not None and len(members) == 1 else \
-            evaluate(model, test.x, test.y, tta=recipe.tta)
-    model.metadata["trained"] = {"epochs": len(history.get("loss", [])), "seed": seed,
-                                 "examples": len(data), "seconds": round(seconds, 1),
-                                 "interrupted": interrupted}
+        result.evaluation = (
+            evaluation
+            if evaluation is not None and len(members) == 1
+            else evaluate(model, test.x, test.y, tta=recipe.tta)
+        )
+    model.metadata["trained"] = {
+        "epochs": len(history.get("loss", [])),
+        "seed": seed,
+        "examples": len(data),
+        "seconds": round(seconds, 1),
+        "interrupted": interrupted,
+    }
     if result.evaluation is not None:
         model.metadata["trained"]["held_out_accuracy"] = result.evaluation["accuracy"]
         # When to say "unsure": the temperature from the held-out pictures, features from the training ones.
@@ -204,8 +268,20 @@ def finish_training(members, histories, seeds, interrupted: bool, recipe: Recipe
     return result
 
 
-def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, verbose: int, dataset,
-            callbacks, init, member: int = 0, backup=None, kernels=None) -> tuple[object, dict, bool]:
+def fit_one(
+    data: Dataset,
+    recipe: Recipe,
+    arch: str,
+    validation,
+    seed: int,
+    verbose: int,
+    dataset,
+    callbacks,
+    init,
+    member: int = 0,
+    backup=None,
+    kernels=None,
+) -> tuple[object, dict, bool]:
     """One model trained by ``recipe`` from ``seed`` (member ``member`` of an ensemble):
     ``(model, history, interrupted)``.
 
@@ -233,9 +309,17 @@ def fit_one(data: Dataset, recipe: Recipe, arch: str, validation, seed: int, ver
         with warnings.catch_warnings():
             # fit warns on Ctrl-C; the caller reports the interruption in its own words.
             warnings.filterwarnings("ignore", message="fit interrupted")
-            phase = model.fit(x, data.y, batch_size=recipe.batch_size, epochs=done + epochs, initial_epoch=start,
-                              verbose=verbose, validation_data=validation, callbacks=phase_callbacks,
-                              kernels=kernels)
+            phase = model.fit(
+                x,
+                data.y,
+                batch_size=recipe.batch_size,
+                epochs=done + epochs,
+                initial_epoch=start,
+                verbose=verbose,
+                validation_data=validation,
+                callbacks=phase_callbacks,
+                kernels=kernels,
+            )
         for key, values in phase.history.items():
             history.setdefault(key, []).extend(values)
         done += epochs
@@ -249,22 +333,49 @@ def average_members(members, histories, recipe: Recipe, data: Dataset, seeds, te
     """The members (of ``seeds``, one each) averaged into one compiled model with their metadata, and
     their mean history."""
     model = average_models(members, name=f"{members[0].name}_x{len(members)}")
-    model.metadata = {**members[0].metadata, "ensemble": {
-        "members": len(members), "seeds": list(seeds),
-        "held_out_accuracy": None if test is None else
-        [evaluate(m, test.x, test.y, tta=recipe.tta)["accuracy"] for m in members]}}
-    compile_for(model, recipe.learning_rate, -(-len(data) // recipe.batch_size) * recipe.epochs,
-                recipe.weight_decay, recipe.label_smoothing)
+    model.metadata = {
+        **members[0].metadata,
+        "ensemble": {
+            "members": len(members),
+            "seeds": list(seeds),
+            "held_out_accuracy": None
+            if test is None
+            else [evaluate(m, test.x, test.y, tta=recipe.tta)["accuracy"] for m in members],
+        },
+    }
+    compile_for(
+        model,
+        recipe.learning_rate,
+        -(-len(data) // recipe.batch_size) * recipe.epochs,
+        recipe.weight_decay,
+        recipe.label_smoothing,
+    )
     epochs = min(len(h.get("loss", [])) for h in histories)
-    history = {key: [float(np.mean([h[key][e] for h in histories])) for e in range(epochs)]
-               for key in histories[0] if all(key in h for h in histories)}
+    history = {
+        key: [float(np.mean([h[key][e] for h in histories])) for e in range(epochs)]
+        for key in histories[0]
+        if all(key in h for h in histories)
+    }
     return model, history
 
 
-def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int = 0, verbose: int = 1,
-                   dataset: str | None = None, on_fold=None, init: Pretrained | None = None, callbacks=None,
-                   jobs: int = 1, cluster=None, progress=None, threads: int | None = None,
-                   backup=None) -> TrainResult:
+def cross_validate(
+    data: Dataset,
+    k: int,
+    recipe: Recipe,
+    arch: str,
+    seed: int = 0,
+    verbose: int = 1,
+    dataset: str | None = None,
+    on_fold=None,
+    init: Pretrained | None = None,
+    callbacks=None,
+    jobs: int = 1,
+    cluster=None,
+    progress=None,
+    threads: int | None = None,
+    backup=None,
+) -> TrainResult:
     """Stratified ``k``-fold cross-validation, a fresh model per fold (trained by :func:`train` with
     seed ``seed + i`` for fold ``i``).
 
@@ -276,14 +387,24 @@ def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int =
     workers at once and keeps the folds that had finished (``KeyboardInterrupt`` when none had).
     """
     from ..jobs import runner_for, runs_here
+
     start = time.perf_counter()
     splits = list(kfold_indices(data.y, k, seed=seed))
     if runs_here(jobs, cluster):
         results, interrupted = [], False
         for i, (train_idx, test_idx) in enumerate(splits):
-            result = train(data.subset(train_idx), recipe, arch, test=data.subset(test_idx),
-                           seed=seed + i, verbose=verbose, dataset=dataset, callbacks=callbacks, init=init,
-                           backup=backup)
+            result = train(
+                data.subset(train_idx),
+                recipe,
+                arch,
+                test=data.subset(test_idx),
+                seed=seed + i,
+                verbose=verbose,
+                dataset=dataset,
+                callbacks=callbacks,
+                init=init,
+                backup=backup,
+            )
             results.append((i, result))
             if on_fold is not None:
                 on_fold(i, result)
@@ -292,9 +413,22 @@ def cross_validate(data: Dataset, k: int, recipe: Recipe, arch: str, seed: int =
                 break
     else:
         from .training_jobs import cross_validate_as_jobs
-        results, interrupted = cross_validate_as_jobs(data, splits, recipe, arch, seed, dataset, on_fold, init,
-                                                      callbacks, runner_for(jobs, cluster, threads), progress,
-                                                      verbose, backup)
+
+        results, interrupted = cross_validate_as_jobs(
+            data,
+            splits,
+            recipe,
+            arch,
+            seed,
+            dataset,
+            on_fold,
+            init,
+            callbacks,
+            runner_for(jobs, cluster, threads),
+            progress,
+            verbose,
+            backup,
+        )
     return best_fold(results, k, interrupted, time.perf_counter() - start)
 
 
@@ -306,8 +440,16 @@ def best_fold(results, k: int, interrupted: bool, seconds: float) -> TrainResult
     folds, best = [], None
     for i, result in results:
         ev = result.evaluation
-        folds.append({"fold": i + 1, "accuracy": ev["accuracy"], "loss": ev["loss"], "n": ev["n"],
-                      "correct": ev["correct"], "seconds": round(result.seconds, 1)})
+        folds.append(
+            {
+                "fold": i + 1,
+                "accuracy": ev["accuracy"],
+                "loss": ev["loss"],
+                "n": ev["n"],
+                "correct": ev["correct"],
+                "seconds": round(result.seconds, 1),
+            }
+        )
         if best is None or ev["accuracy"] > best[1].evaluation["accuracy"]:
             best = (i, result)
     saved_fold, best = best
@@ -316,6 +458,10 @@ def best_fold(results, k: int, interrupted: bool, seconds: float) -> TrainResult
     best.seconds = seconds
     accuracies = [f["accuracy"] for f in folds]
     best.model.metadata["cross_validation"] = {
-        "k": k, "folds": folds, "mean_accuracy": float(np.mean(accuracies)),
-        "std_accuracy": float(np.std(accuracies)), "saved_fold": saved_fold + 1}
+        "k": k,
+        "folds": folds,
+        "mean_accuracy": float(np.mean(accuracies)),
+        "std_accuracy": float(np.std(accuracies)),
+        "saved_fold": saved_fold + 1,
+    }
     return best

@@ -8,6 +8,7 @@ pictures keeps its smile/no-smile unit); otherwise it starts fresh. A model that
 Data is fed at the pretrained model's input size and colour mode: :meth:`Pretrained.adapt` sets
 them in the recipe.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,23 +28,36 @@ class Pretrained:
     model: object
 
     @classmethod
-    def load(cls, path) -> "Pretrained":
+    def load(cls, path) -> Pretrained:
         from ..models import load_model
+
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(expected("--init", "a model file saved by npconv", f"{path} (no such file)",
-                                             "Train one first, e.g. npconv train smiles --out runs/smiles.npz."))
+            raise FileNotFoundError(
+                expected(
+                    "--init",
+                    "a model file saved by npconv",
+                    f"{path} (no such file)",
+                    "Train one first, e.g. npconv train smiles --out runs/smiles.npz.",
+                )
+            )
         model = load_model(path)
         meta = model.metadata or {}
         if "app" not in meta or "input_shape" not in meta:
-            raise ValueError(expected(f"--init {path}", "a model trained by npconv train (it records its arch)",
-                                      "a model without that metadata",
-                                      "Fine-tune it in Python instead: load_model, then fit."))
+            raise ValueError(
+                expected(
+                    f"--init {path}",
+                    "a model trained by npconv train (it records its arch)",
+                    "a model without that metadata",
+                    "Fine-tune it in Python instead: load_model, then fit.",
+                )
+            )
         return cls(path, model)
 
     def __reduce__(self):
         # Sent to a worker process (npconv.jobs) as its file's bytes, loaded there as load() loads it.
         from ..saving import model_bytes
+
         return _from_bytes, (str(self.path), model_bytes(self.model))
 
     @property
@@ -64,16 +78,22 @@ class Pretrained:
         average of N models is fine-tuned as N models, each from its own (``ensemble=N``)."""
         image_size, color_mode = pretrained_input(self.meta)
         widths = self.meta.get("recipe", {}).get("widths")
-        return recipe.replace(arch=self.arch, image_size=image_size, color_mode=color_mode,
-                              widths=tuple(widths) if widths else None, ensemble=self.members)
+        return recipe.replace(
+            arch=self.arch,
+            image_size=image_size,
+            color_mode=color_mode,
+            widths=tuple(widths) if widths else None,
+            ensemble=self.members,
+        )
 
     def initialise(self, model, member: int = 0) -> list[str]:
         """Copy the shared layers' weights into ``model`` (see :func:`copy_matching_weights`) and record
         where they came from in ``model.metadata["initialised_from"]``. From an average of models,
         ``member`` k takes the weights of the pretrained model's member k (its layers ``m{k+1}_*``)."""
         if self.members > 1 and not 0 <= member < self.members:
-            raise ValueError(expected("member", f"one of the {self.members} averaged models (0 to "
-                                      f"{self.members - 1})", member))
+            raise ValueError(
+                expected("member", f"one of the {self.members} averaged models (0 to {self.members - 1})", member)
+            )
         keep_head = same_classes(self.meta["class_names"], model.metadata["class_names"])
         prefix = PREFIX.format(member + 1) if self.members > 1 else ""
         copied = copy_matching_weights(self.model, model, keep_head, prefix)
@@ -86,6 +106,7 @@ class Pretrained:
 
 def _from_bytes(path: str, content: bytes) -> Pretrained:
     from ..models import load_model
+
     return Pretrained(Path(path), load_model(content))
 
 
@@ -114,7 +135,7 @@ def copy_matching_weights(source, target, keep_head: bool, prefix: str = "") -> 
     The output layer (``target.layers[-1]``) is copied only when ``keep_head``. Returns the names of
     the layers that took pretrained weights; the others keep their fresh initialisation.
     """
-    by_name = {layer.name[len(prefix):]: layer for layer in source.layers if layer.name.startswith(prefix)}
+    by_name = {layer.name[len(prefix) :]: layer for layer in source.layers if layer.name.startswith(prefix)}
     head = target.layers[-1].name
     copied = []
     for layer in target.layers:
@@ -131,6 +152,12 @@ def copy_matching_weights(source, target, keep_head: bool, prefix: str = "") -> 
 def describe_init(path, meta: dict, copied: list[str], n_layers_with_weights: int) -> dict:
     """The ``initialised_from`` entry of the fine-tuned model's metadata."""
     trained = meta.get("trained", {})
-    return {"path": str(Path(path)), "app": meta.get("app"), "dataset": meta.get("dataset"),
-            "class_names": meta.get("class_names"), "held_out_accuracy": trained.get("held_out_accuracy"),
-            "layers_copied": len(copied), "layers_with_weights": n_layers_with_weights}
+    return {
+        "path": str(Path(path)),
+        "app": meta.get("app"),
+        "dataset": meta.get("dataset"),
+        "class_names": meta.get("class_names"),
+        "held_out_accuracy": trained.get("held_out_accuracy"),
+        "layers_copied": len(copied),
+        "layers_with_weights": n_layers_with_weights,
+    }

@@ -15,6 +15,7 @@ as well (faces: a mirrored smile is a smile); a SIGNS photo mirrored shows the o
 a model never saw. So flips need the model's metadata to say ``"trained_with_flips": true``
 (:func:`npconv.apps.training.build` records it).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,6 +35,7 @@ def trained_with_flips(meta: dict) -> bool:
     if "trained_with_flips" in meta:
         return bool(meta["trained_with_flips"])
     from .registry import ARCHS, arch_options
+
     app = meta.get("app")
     return app in ARCHS and "flip" in arch_options(app) and bool(meta.get("recipe", {}).get("flip"))
 
@@ -49,14 +51,17 @@ def check_tta(tta, meta: dict) -> str | None:
     if tta is None or tta is False or (isinstance(tta, str) and tta.lower() in ("", "none")):
         return None
     if not isinstance(tta, str) or tta.lower() not in TTA_MODES:
-        raise ValueError(expected("tta", "one of " + ", ".join(repr(m) for m in TTA_MODES) + " or None",
-                                  repr(tta)))
+        raise ValueError(expected("tta", "one of " + ", ".join(repr(m) for m in TTA_MODES) + " or None", repr(tta)))
     mode = tta.lower()
     if "flip" in mode and not trained_with_flips(meta):
-        raise ValueError(expected(f"tta {mode!r}", "a model trained with random flips",
-                                  "a model trained without them (its metadata says trained_with_flips: "
-                                  "false)", "Mirror images are not its data (SIGNS photos show one hand); "
-                                  "use tta='shift'."))
+        raise ValueError(
+            expected(
+                f"tta {mode!r}",
+                "a model trained with random flips",
+                "a model trained without them (its metadata says trained_with_flips: false)",
+                "Mirror images are not its data (SIGNS photos show one hand); use tta='shift'.",
+            )
+        )
     return mode
 
 
@@ -65,8 +70,9 @@ def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     ``out[:, r, c] = x[:, r - dy, c - dx]`` inside the image, else 0."""
     out = np.zeros_like(x)
     n_h, n_w = x.shape[1:3]
-    out[:, max(dy, 0):n_h + min(dy, 0), max(dx, 0):n_w + min(dx, 0)] = \
-        x[:, max(-dy, 0):n_h - max(dy, 0), max(-dx, 0):n_w - max(dx, 0)]
+    out[:, max(dy, 0) : n_h + min(dy, 0), max(dx, 0) : n_w + min(dx, 0)] = x[
+        :, max(-dy, 0) : n_h - max(dy, 0), max(-dx, 0) : n_w - max(dx, 0)
+    ]
     return out
 
 

@@ -10,6 +10,7 @@ threshold or the photo looks unlike its training pictures (``why`` says which).
 >>> answers[0]["class"], answers[0]["verdict"]
 ('2', 'unsure')
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,11 +38,15 @@ def classify(model, images: np.ndarray, tta=None, batch_size: int = 64) -> list[
     answers = []
     for p, judged in zip(probs, judge(model, x, probs)):
         k, q = int(np.argmax(p)), judged["probabilities"]
-        answer = {"class": names[k], "probability": float(p[k]),
-                  "probabilities": {n: float(v) for n, v in zip(names, p)},
-                  "calibrated_probability": float(q[k]),
-                  "calibrated_probabilities": {n: float(v) for n, v in zip(names, q)},
-                  "verdict": "unsure" if judged["unsure"] else "sure", "why": judged["why"]}
+        answer = {
+            "class": names[k],
+            "probability": float(p[k]),
+            "probabilities": {n: float(v) for n, v in zip(names, p)},
+            "calibrated_probability": float(q[k]),
+            "calibrated_probabilities": {n: float(v) for n, v in zip(names, q)},
+            "verdict": "unsure" if judged["unsure"] else "sure",
+            "why": judged["why"],
+        }
         if smile:
             answer["door_opens"] = k == 1
         answers.append(answer)

@@ -18,6 +18,7 @@ One module per command. A module here whose name does not start with ``_`` is a 
 sub-parser to ``commands`` (with ``parents=[common]`` for ``--debug`` and ``--data-dir``) and sets
 ``func`` to the function that runs it and returns the exit status. Adding a command is adding a module.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,10 +42,12 @@ def command_modules() -> list:
 
 def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the full traceback on errors")
-    common.add_argument("--data-dir", metavar="DIR", help="data directory (default: $NPCONV_DATA, "
-                        "else the user cache folder)")
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors"
+    )
+    common.add_argument(
+        "--data-dir", metavar="DIR", help="data directory (default: $NPCONV_DATA, else the user cache folder)"
+    )
 
     parser = Parser(prog=PROG, description="Convolutional networks from scratch in NumPy.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")

@@ -1,4 +1,5 @@
 """``npconv evaluate MODEL DATA``: accuracy, loss, per-class precision and recall, confusion matrix."""
+
 from __future__ import annotations
 
 import json
@@ -21,14 +22,18 @@ def add_parser(commands, common) -> None:
 def _load_for_model(source: str, meta: dict, data_dir):
     """``source`` prepared as the model's input, its labels renumbered to the model's classes."""
     from ..apps import datasets
+
     resolved = datasets.resolve(source, data_dir, prefer_test=True)
     data = datasets.load_for_input(resolved, meta["input_shape"], data_dir)
     data.y = datasets.match_classes(data.class_names, meta["class_names"])[data.y]
     if len(data.class_names) != len(meta["class_names"]):
-        warnings.warn(f"{source} has {len(data.class_names)} classes ({', '.join(map(str, data.class_names))}) "
-                      f"and the model {len(meta['class_names'])} ({', '.join(map(str, meta['class_names']))}): "
-                      "the figures below say how the model does on data it was not made for. Evaluate on "
-                      "data with the model's classes.")
+        warnings.warn(
+            f"{source} has {len(data.class_names)} classes ({', '.join(map(str, data.class_names))}) "
+            f"and the model {len(meta['class_names'])} ({', '.join(map(str, meta['class_names']))}): "
+            "the figures below say how the model does on data it was not made for. Evaluate on "
+            "data with the model's classes.",
+            stacklevel=1,
+        )
     return data
 
 
@@ -36,6 +41,7 @@ def run(args) -> int:
     from ..apps import training
     from ..apps.model_info import metadata
     from ..report import jsonable
+
     model = load_model(args.model)
     meta = metadata(model)
     data = _load_for_model(args.data, meta, args.data_dir)
@@ -47,13 +53,16 @@ def run(args) -> int:
         print(json.dumps(result))
         return 0
     if cv:  # the figure to quote first: the saved fold was picked by its own score
-        print(f"model: {cv['k']}-fold cross-validated accuracy {cv['mean_accuracy']:.3f} ± {cv['std_accuracy']:.3f} "
-              f"(the saved model is fold {cv['saved_fold']}'s, the best by its own score)")
+        print(
+            f"model: {cv['k']}-fold cross-validated accuracy {cv['mean_accuracy']:.3f} ± {cv['std_accuracy']:.3f} "
+            f"(the saved model is fold {cv['saved_fold']}'s, the best by its own score)"
+        )
     views = f" (test-time augmentation: {args.tta})" if args.tta else ""
-    print(f"{args.data}: accuracy {result['accuracy']:.4f} ({result['correct']}/{result['n']}), "
-          f"loss {result['loss']:.4f}{views}")
-    rows = [(n, f"{v['precision']:.3f}", f"{v['recall']:.3f}", v["support"])
-            for n, v in result["per_class"].items()]
+    print(
+        f"{args.data}: accuracy {result['accuracy']:.4f} ({result['correct']}/{result['n']}), "
+        f"loss {result['loss']:.4f}{views}"
+    )
+    rows = [(n, f"{v['precision']:.3f}", f"{v['recall']:.3f}", v["support"]) for n, v in result["per_class"].items()]
     print()
     print(table(rows, ("class", "precision", "recall", "support")))
     names = meta["class_names"]

@@ -6,6 +6,7 @@ the photo as the model sees it, titled with the predicted class and its probabil
 heatmap and its saliency map. Photos are prepared as ``npconv predict`` prepares them, and a folder
 stands for its image files, sorted.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,20 +17,34 @@ HELP_ORDER = 35
 
 
 def add_parser(commands, common) -> None:
-    explain = commands.add_parser("explain", parents=[common], help="where the model looks: Grad-CAM and saliency",
-                                  description="Draw, for each photo, the photo as the model sees it with the "
-                                  "predicted class, the Grad-CAM heatmap over it (where the evidence for the "
-                                  "class lies) and the saliency map (which pixels would change the score most).")
+    explain = commands.add_parser(
+        "explain",
+        parents=[common],
+        help="where the model looks: Grad-CAM and saliency",
+        description="Draw, for each photo, the photo as the model sees it with the "
+        "predicted class, the Grad-CAM heatmap over it (where the evidence for the "
+        "class lies) and the saliency map (which pixels would change the score most).",
+    )
     explain.add_argument("model", metavar="MODEL")
-    explain.add_argument("images", nargs="+", metavar="IMAGE",
-                         help="a photo, or a folder: every image in it, sorted")
-    explain.add_argument("--out", metavar="DIR",
-                         help="the folder for the pictures, DIR/<photo name>.png (default: <model>_explain/ "
-                         "beside the model file, e.g. runs/signs_explain/)")
-    explain.add_argument("--layer", metavar="NAME", help="the layer whose feature maps Grad-CAM weighs (default: "
-                         "the last one with feature maps; npconv summary lists the layers)")
-    explain.add_argument("--class", dest="explained", metavar="NAME",
-                         help="explain this class (a class name or index) instead of each photo's predicted one")
+    explain.add_argument("images", nargs="+", metavar="IMAGE", help="a photo, or a folder: every image in it, sorted")
+    explain.add_argument(
+        "--out",
+        metavar="DIR",
+        help="the folder for the pictures, DIR/<photo name>.png (default: <model>_explain/ "
+        "beside the model file, e.g. runs/signs_explain/)",
+    )
+    explain.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="the layer whose feature maps Grad-CAM weighs (default: "
+        "the last one with feature maps; npconv summary lists the layers)",
+    )
+    explain.add_argument(
+        "--class",
+        dest="explained",
+        metavar="NAME",
+        help="explain this class (a class name or index) instead of each photo's predicted one",
+    )
     explain.set_defaults(func=run)
 
 
@@ -40,6 +55,7 @@ def run(args) -> int:
     from ..apps.photos import load_photos
     from ..explain import cam_layers
     from ..explain_plots import plot_explanations
+
     model = load_model(args.model)
     meta = metadata(model)
     names = [str(name) for name in meta["class_names"]]
@@ -51,8 +67,9 @@ def run(args) -> int:
     out = Path(args.out) if args.out else default_out(args.model)
     out.mkdir(parents=True, exist_ok=True)
     for path, picture, image, p in zip(paths, picture_names(paths), x, probs):
-        plot_explanations(model, image, layer=args.layer, class_index=class_index, class_names=names,
-                          path=out / picture)
+        plot_explanations(
+            model, image, layer=args.layer, class_index=class_index, class_names=names, path=out / picture
+        )
         k = int(p.argmax())
         print(f"{path}: {names[k]} ({p[k]:.2f}) -> {out / picture}")
     return 0
@@ -68,6 +85,7 @@ def class_of(text: str, names: list[str]) -> int:
     """The index of the class ``text`` names (a class name, or its index), else a ``ValueError``
     listing the model's classes."""
     from ..errors import expected
+
     if text in names:
         return names.index(text)
     if text.isdigit() and int(text) < len(names):

@@ -1,4 +1,5 @@
 """``npconv summary MODEL``: layers, output shapes, parameter counts and the model's metadata."""
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ def add_parser(commands, common) -> None:
 
 def run(args) -> int:
     from ..apps.model_info import metadata
+
     model = load_model(args.model)
     model.summary()
     meta = metadata(model)

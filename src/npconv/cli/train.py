@@ -1,22 +1,41 @@
 """``npconv train [DATA] --out MODEL``: train on a data set, save the model and a report folder."""
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from ._shared import (PROG, add_job_options, add_tta, count, duration, folds, fraction, job_runner,
-                      non_negative, positive, positive_float, say, unit)
+from ._shared import (
+    PROG,
+    add_job_options,
+    add_tta,
+    count,
+    duration,
+    folds,
+    fraction,
+    job_runner,
+    non_negative,
+    positive,
+    positive_float,
+    say,
+    unit,
+)
 
 HELP_ORDER = 10
 
 
 def add_parser(commands, common) -> None:
     from ..apps.registry import list_archs
-    train = commands.add_parser("train", parents=[common], help="train a model on a data set",
-                                description="Train a model. DATA: a course .h5 file, an image folder (one "
-                                "sub-folder per class), a name in the data directory (signs, happy, smiles, "
-                                "sign-language-digits) or builtin:smiles (the default).")
+
+    train = commands.add_parser(
+        "train",
+        parents=[common],
+        help="train a model on a data set",
+        description="Train a model. DATA: a course .h5 file, an image folder (one "
+        "sub-folder per class), a name in the data directory (signs, happy, smiles, "
+        "sign-language-digits) or builtin:smiles (the default).",
+    )
     train.add_argument("data", nargs="?", metavar="DATA")
     train.add_argument("--out", default="model.npz", metavar="MODEL", help="model file (default model.npz)")
     train.add_argument("--arch", help=f"network: {', '.join(list_archs())} (default from the recipe)")
@@ -28,33 +47,60 @@ def add_parser(commands, common) -> None:
     train.add_argument("--folds", type=folds, help="K-fold cross-validation (K >= 2)")
     train.add_argument("--weight-decay", type=non_negative, help="decoupled weight decay (AdamW)")
     train.add_argument("--label-smoothing", type=unit, help="label smoothing of the loss's targets")
-    train.add_argument("--flip", action=argparse.BooleanOptionalAction,
-                       help="random left-right flips while training, or not (default from the recipe: "
-                       "off for SIGNS; smallres)")
+    train.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        help="random left-right flips while training, or not (default from the recipe: off for SIGNS; smallres)",
+    )
     train.add_argument("--zoom", type=unit, help="random zoom in/out up to this fraction (smallres)")
     train.add_argument("--contrast", type=unit, help="random contrast factor in [1-C, 1+C] (smallres)")
     # train takes an optional DATA positional, which a bare --tta would swallow: it needs the MODE.
     add_tta(train, optional_mode=False)
-    train.add_argument("--ensemble", type=positive, metavar="N",
-                       help="train N models (seeds N*SEED .. N*SEED+N-1) and average them into one model "
-                       "file: N times the training time (default from the recipe)")
-    train.add_argument("--init", metavar="MODEL", help="start from a trained model (transfer learning): "
-                       "its arch, input size and weights, with the fine-tuning recipe")
-    train.add_argument("--frozen-epochs", type=count, metavar="N",
-                       help="with --init: first N epochs train only the output layer")
-    train.add_argument("--recipe", metavar="FILE", help="train with the recipe in FILE (npconv tune writes "
-                       "DIR/best_recipe.json); flags given beside it override its fields")
+    train.add_argument(
+        "--ensemble",
+        type=positive,
+        metavar="N",
+        help="train N models (seeds N*SEED .. N*SEED+N-1) and average them into one model "
+        "file: N times the training time (default from the recipe)",
+    )
+    train.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from a trained model (transfer learning): "
+        "its arch, input size and weights, with the fine-tuning recipe",
+    )
+    train.add_argument(
+        "--frozen-epochs", type=count, metavar="N", help="with --init: first N epochs train only the output layer"
+    )
+    train.add_argument(
+        "--recipe",
+        metavar="FILE",
+        help="train with the recipe in FILE (npconv tune writes "
+        "DIR/best_recipe.json); flags given beside it override its fields",
+    )
     add_job_options(train)
-    train.add_argument("--kernels", metavar="FILE", help="train through your own conv_forward, conv_backward, "
-                       "pool_forward and pool_backward (a .py file, or a module such as npconv.course): slowly, "
-                       "on --examples images")
-    train.add_argument("--examples", type=positive, metavar="N",
-                       help="train on N images of the data (a stratified subset; default 64 with --kernels)")
+    train.add_argument(
+        "--kernels",
+        metavar="FILE",
+        help="train through your own conv_forward, conv_backward, "
+        "pool_forward and pool_backward (a .py file, or a module such as npconv.course): slowly, "
+        "on --examples images",
+    )
+    train.add_argument(
+        "--examples",
+        type=positive,
+        metavar="N",
+        help="train on N images of the data (a stratified subset; default 64 with --kernels)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--report", metavar="DIR", help="report folder (default: MODEL_report/)")
     train.add_argument("--no-report", action="store_true", help="write no report folder")
-    train.add_argument("--restart", action="store_true", help="throw away the backup of an unfinished run "
-                       "(MODEL.backup/) and start afresh; without it, the same command goes on from its backup")
+    train.add_argument(
+        "--restart",
+        action="store_true",
+        help="throw away the backup of an unfinished run "
+        "(MODEL.backup/) and start afresh; without it, the same command goes on from its backup",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run)
 
@@ -62,37 +108,57 @@ def add_parser(commands, common) -> None:
 def _prepare_training(args):
     from ..apps import datasets, recipes, registry
     from ..apps.transfer import Pretrained
+
     if args.arch is not None:
         registry.check_arch(args.arch)  # before any slow loading
     init = None if args.init is None else Pretrained.load(args.init)
     if init is not None and args.arch is not None and registry.check_arch(args.arch) != init.arch:
-        raise ValueError(f"--arch {args.arch}: a model started from {args.init} keeps its arch "
-                         f"({init.arch}). Leave out --arch, or train from scratch without --init.")
+        raise ValueError(
+            f"--arch {args.arch}: a model started from {args.init} keeps its arch "
+            f"({init.arch}). Leave out --arch, or train from scratch without --init."
+        )
     source = datasets.resolve(args.data, args.data_dir)
     if args.data is None:
-        print(f"No DATA given: training on the built-in synthetic faces ({source}). "
-              "For real data: NPCONV_DATA=/path/to/datasets npconv train signs")
+        print(
+            f"No DATA given: training on the built-in synthetic faces ({source}). "
+            "For real data: NPCONV_DATA=/path/to/datasets npconv train signs"
+        )
     name = datasets.dataset_name(source)
     recipe = recipes.recipe_for(recipes.FINE_TUNE if init else name)
     if init is not None:
         if args.image_size is not None:
-            raise ValueError(f"--image-size: a model started from {args.init} takes its input size "
-                             f"({init.meta['input_shape'][0]} px). Leave out --image-size.")
+            raise ValueError(
+                f"--image-size: a model started from {args.init} takes its input size "
+                f"({init.meta['input_shape'][0]} px). Leave out --image-size."
+            )
         recipe = init.adapt(recipe)
     if args.recipe is not None:
         recipe = _recipe_file(args, recipe, init)
     if args.frozen_epochs is not None and init is None:
-        raise ValueError("--frozen-epochs: only a model started from another (--init MODEL) has layers to "
-                         "keep frozen. Add --init MODEL, or leave out --frozen-epochs.")
-    recipe = recipe.replace(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                            frozen_epochs=args.frozen_epochs,
-                            image_size=args.image_size, val_split=args.val_split,
-                            weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                            zoom=args.zoom, contrast=args.contrast, tta=args.tta, flip=args.flip,
-                            ensemble=args.ensemble)
+        raise ValueError(
+            "--frozen-epochs: only a model started from another (--init MODEL) has layers to "
+            "keep frozen. Add --init MODEL, or leave out --frozen-epochs."
+        )
+    recipe = recipe.replace(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        frozen_epochs=args.frozen_epochs,
+        image_size=args.image_size,
+        val_split=args.val_split,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        zoom=args.zoom,
+        contrast=args.contrast,
+        tta=args.tta,
+        flip=args.flip,
+        ensemble=args.ensemble,
+    )
     if init is not None and init.members > 1 and recipe.ensemble > init.members:
-        raise ValueError(f"--ensemble {recipe.ensemble}: {args.init} averages {init.members} models, and each "
-                         f"model fine-tuned starts from one of them. Use --ensemble {init.members} or fewer.")
+        raise ValueError(
+            f"--ensemble {recipe.ensemble}: {args.init} averages {init.members} models, and each "
+            f"model fine-tuned starts from one of them. Use --ensemble {init.members} or fewer."
+        )
     arch = registry.check_arch(args.arch or recipe.arch)
     _check_augmentation_options(args, arch)
     recipe = recipe.replace(arch=arch)
@@ -109,44 +175,69 @@ def _recipe_file(args, recipe, init):
     """``recipe`` with the fields of ``--recipe FILE``; with ``--init``, the file may not change
     what the pretrained model fixes (its arch, input and members)."""
     from ..apps.recipe_files import read_recipe
+
     chosen = read_recipe(args.recipe, base=recipe)
     if init is not None:  # (more ensemble members than it has are refused below, as for --ensemble)
-        fixed = [name for name in ("arch", "image_size", "color_mode", "widths")
-                 if getattr(chosen, name) != getattr(recipe, name)]
+        fixed = [
+            name
+            for name in ("arch", "image_size", "color_mode", "widths")
+            if getattr(chosen, name) != getattr(recipe, name)
+        ]
         if fixed:
-            raise ValueError(f"--recipe {args.recipe}: a model started from {args.init} keeps its "
-                             f"{', '.join(fixed)}; the file sets "
-                             + ", ".join(f"{n}={getattr(chosen, n)!r}" for n in fixed)
-                             + ". Remove those fields from the file, or train without --init.")
+            raise ValueError(
+                f"--recipe {args.recipe}: a model started from {args.init} keeps its "
+                f"{', '.join(fixed)}; the file sets "
+                + ", ".join(f"{n}={getattr(chosen, n)!r}" for n in fixed)
+                + ". Remove those fields from the file, or train without --init."
+            )
     return chosen
 
 
 def _check_augmentation_options(args, arch: str) -> None:
     """Augmentation flags the arch has no layers for would be ignored: refuse them instead."""
     from ..apps.registry import arch_options
-    given = [flag for flag, value, option in (("--flip/--no-flip", args.flip, "flip"), ("--zoom", args.zoom, "zoom"),
-                                              ("--contrast", args.contrast, "contrast"))
-             if value is not None and option not in arch_options(arch)]
+
+    given = [
+        flag
+        for flag, value, option in (
+            ("--flip/--no-flip", args.flip, "flip"),
+            ("--zoom", args.zoom, "zoom"),
+            ("--contrast", args.contrast, "contrast"),
+        )
+        if value is not None and option not in arch_options(arch)
+    ]
     if given:
-        raise ValueError(f"{', '.join(given)}: arch {arch} has no augmentation layers to set. Use --arch smallres, "
-                         "or leave the option out.")
+        raise ValueError(
+            f"{', '.join(given)}: arch {arch} has no augmentation layers to set. Use --arch smallres, "
+            "or leave the option out."
+        )
 
 
 def _check_kernels_options(args) -> None:
     """``--kernels`` trains one model here: refuse what would train several or elsewhere."""
     if args.kernels is None:
         return
-    others = [flag for flag, given in (("--folds", args.folds), ("--ensemble", args.ensemble and args.ensemble > 1),
-                                       ("--jobs", args.jobs > 1), ("--cluster", args.cluster)) if given]
+    others = [
+        flag
+        for flag, given in (
+            ("--folds", args.folds),
+            ("--ensemble", args.ensemble and args.ensemble > 1),
+            ("--jobs", args.jobs > 1),
+            ("--cluster", args.cluster),
+        )
+        if given
+    ]
     if others:
         raise ValueError(f"--kernels: your functions train one model in this process; leave out {', '.join(others)}.")
     from ..learner_kernels import load_kernels  # a file that fails, before any data loads
+
     load_kernels(args.kernels, None)
 
 
 def _subset(data, n: int, seed: int):
     """A stratified subset of ``n`` examples of ``data`` (all of it when it has no more)."""
     from ..data import train_val_split
+
     if n >= len(data):
         return data
     return train_val_split(data, n / len(data), seed=seed)[1]
@@ -156,9 +247,11 @@ def _bars(args, runner):
     """Progress bars for jobs on workers (one line per running job under the overall count), or
     ``None`` when the trainings run here with their own epoch bars, or quietly."""
     from ..jobs import InProcess
+
     if args.quiet or isinstance(runner, InProcess):
         return None
     from ..jobs import Bars
+
     return Bars()
 
 
@@ -176,8 +269,9 @@ def run(args) -> int:
 
     out = Path(args.out)
     if out.is_dir():
-        raise IsADirectoryError(f"--out: expected a model file name, got the folder {out}. "
-                                f"Try --out {out / 'model.npz'}.")
+        raise IsADirectoryError(
+            f"--out: expected a model file name, got the folder {out}. Try --out {out / 'model.npz'}."
+        )
     runner = job_runner(args)  # a wrong --jobs/--cluster/--threads before any slow loading
     _check_kernels_options(args)
     source, name, recipe, arch, data, test, test_file, init = _prepare_training(args)
@@ -188,31 +282,51 @@ def run(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)  # only once the data has loaded
     backup = _open_backup(args, out, data, test, recipe, arch, init)
     verbose = 0 if args.quiet else 1
-    say(args, f"data: {source} ({len(data)} images, {len(data.class_names)} classes: "
-              f"{', '.join(data.class_names)})")
-    say(args, f"arch {arch}, {recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate:g} "
-              f"(cosine), images {recipe.image_size}x{recipe.image_size} {recipe.color_mode}"
-              + (f"; {recipe.ensemble} models averaged" if recipe.ensemble > 1 else ""))
+    say(args, f"data: {source} ({len(data)} images, {len(data.class_names)} classes: {', '.join(data.class_names)})")
+    say(
+        args,
+        f"arch {arch}, {recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.learning_rate:g} "
+        f"(cosine), images {recipe.image_size}x{recipe.image_size} {recipe.color_mode}"
+        + (f"; {recipe.ensemble} models averaged" if recipe.ensemble > 1 else ""),
+    )
     if init is not None:
-        say(args, f"starting from {init.path} ({init.arch}, trained on {init.meta.get('dataset')}); "
-                  f"{recipe.frozen_epochs} epoch(s) with only the output layer training, then all layers")
+        say(
+            args,
+            f"starting from {init.path} ({init.arch}, trained on {init.meta.get('dataset')}); "
+            f"{recipe.frozen_epochs} epoch(s) with only the output layer training, then all layers",
+        )
 
     bars = _bars(args, runner)
-    jobs = {"jobs": args.jobs, "cluster": args.cluster, "threads": args.threads, "progress": bars,
-            "backup": backup}
+    jobs = {"jobs": args.jobs, "cluster": args.cluster, "threads": args.threads, "progress": bars, "backup": backup}
     if args.folds:
+
         def on_fold(i, result):
             ev = result.evaluation
-            line = (f"fold {i + 1}/{args.folds}: accuracy {ev['accuracy']:.3f} "
-                    f"({ev['correct']}/{ev['n']}) in {duration(result.seconds)}")
+            line = (
+                f"fold {i + 1}/{args.folds}: accuracy {ev['accuracy']:.3f} "
+                f"({ev['correct']}/{ev['n']}) in {duration(result.seconds)}"
+            )
             bars.write(line) if bars is not None else say(args, line)
-        result = training.cross_validate(data, args.folds, recipe, arch, seed=args.seed, verbose=verbose,
-                                         dataset=name, on_fold=on_fold, init=init, **jobs)
+
+        result = training.cross_validate(
+            data,
+            args.folds,
+            recipe,
+            arch,
+            seed=args.seed,
+            verbose=verbose,
+            dataset=name,
+            on_fold=on_fold,
+            init=init,
+            **jobs,
+        )
         cv = result.model.metadata["cross_validation"]
         held_out, detail = result.evaluation, f"fold {cv['saved_fold']} of {args.folds} (the best)"
         label = f"held-out (fold {cv['saved_fold']})"
-        summary = (f"{args.folds}-fold cross-validation accuracy {cv['mean_accuracy']:.3f} ± "
-                   f"{cv['std_accuracy']:.3f} ({len(cv['folds'])} folds) in {duration(result.seconds)}")
+        summary = (
+            f"{args.folds}-fold cross-validation accuracy {cv['mean_accuracy']:.3f} ± "
+            f"{cv['std_accuracy']:.3f} ({len(cv['folds'])} folds) in {duration(result.seconds)}"
+        )
         train_part = data
     else:
         if test is None:
@@ -220,41 +334,74 @@ def run(args) -> int:
             label, detail = "validation", f"{recipe.val_split:.0%} of the data held out (stratified)"
         else:
             train_part, label, detail = data, "test", str(test_file)
-        result = training.train(train_part, recipe, arch, test=test, seed=args.seed, verbose=verbose,
-                                dataset=name, init=init, kernels=args.kernels, **jobs)
+        result = training.train(
+            train_part,
+            recipe,
+            arch,
+            test=test,
+            seed=args.seed,
+            verbose=verbose,
+            dataset=name,
+            init=init,
+            kernels=args.kernels,
+            **jobs,
+        )
         held_out = result.evaluation
         views = f" with test-time augmentation ({recipe.tta})" if recipe.tta else ""
-        summary = (f"{label} accuracy {held_out['accuracy']:.3f} "
-                   f"({held_out['correct']}/{held_out['n']}){views} in {duration(result.seconds)}")
+        summary = (
+            f"{label} accuracy {held_out['accuracy']:.3f} "
+            f"({held_out['correct']}/{held_out['n']}){views} in {duration(result.seconds)}"
+        )
         alone = result.model.metadata.get("ensemble", {}).get("held_out_accuracy")
         if alone:
             summary += f" (the {len(alone)} models alone: {', '.join(f'{a:.3f}' for a in alone)})"
 
     result.model.save(out)
     if result.interrupted and args.folds and len(result.folds) < args.folds:
-        print(f"{PROG}: interrupted: {len(result.folds)} of {args.folds} folds finished; the best of them "
-              f"was saved to {out}", file=sys.stderr)
+        print(
+            f"{PROG}: interrupted: {len(result.folds)} of {args.folds} folds finished; the best of them "
+            f"was saved to {out}",
+            file=sys.stderr,
+        )
     elif result.interrupted:
         epochs_done = len(result.history.get("loss", []))
-        print(f"{PROG}: interrupted after {epochs_done} of {recipe.epochs} epochs; "
-              f"the model trained so far was saved to {out}", file=sys.stderr)
+        print(
+            f"{PROG}: interrupted after {epochs_done} of {recipe.epochs} epochs; "
+            f"the model trained so far was saved to {out}",
+            file=sys.stderr,
+        )
     report = None
     if not args.no_report:
-        report = write_report(_report_folder(args), result.model, result.history, train_part,
-                              result.held_out, held_out,
-                              extra={"summary": summary, "held_out_set": detail, "source": source,
-                                     "arch": arch, "recipe": vars(recipe),
-                                     "cross_validation": result.model.metadata.get("cross_validation")},
-                              test_name=label)
+        report = write_report(
+            _report_folder(args),
+            result.model,
+            result.history,
+            train_part,
+            result.held_out,
+            held_out,
+            extra={
+                "summary": summary,
+                "held_out_set": detail,
+                "source": source,
+                "arch": arch,
+                "recipe": vars(recipe),
+                "cross_validation": result.model.metadata.get("cross_validation"),
+            },
+            test_name=label,
+        )
     tail = f", model saved to {out}" + (f", report in {report}" if report else "")
     print(summary + tail)
     if args.kernels:
         from ..trace.speed import slowdown
+
         batch = slice(0, recipe.batch_size)
         print(slowdown(result.model, training.to_float(train_part.x[batch]), train_part.y[batch], args.kernels))
     if result.interrupted:
-        print(f"{PROG}: the backup in {backup.folder} keeps every finished epoch: run the same command "
-              "again to go on from it", file=sys.stderr)
+        print(
+            f"{PROG}: the backup in {backup.folder} keeps every finished epoch: run the same command "
+            "again to go on from it",
+            file=sys.stderr,
+        )
         return 130
     backup.remove()
     return 0
@@ -264,13 +411,15 @@ def _open_backup(args, out: Path, data, test, recipe, arch: str, init):
     """The run's backup folder (:mod:`npconv.apps.run_backup`), saying when the run goes on from it."""
     from ..apps.run_backup import RunBackup, backup_folder, run_identity
     from ..apps.training import member_seeds
+
     identity = run_identity(data, test, recipe, arch, args.seed, args.folds, init)
     backup = RunBackup.open(backup_folder(out), identity, restart=args.restart)
     seeds = [s for i in range(args.folds or 1) for s in member_seeds(recipe, args.seed + i)]
     done = backup.epochs_done(seeds)
     if sum(done):
-        models = (f" ({sum(d == recipe.epochs for d in done)} of {len(seeds)} models finished)"
-                  if len(seeds) > 1 else "")
-        print(f"resuming from epoch {sum(done)} of {recipe.epochs * len(seeds)}{models}, backup in "
-              f"{backup.folder} (--restart to start afresh)")
+        models = f" ({sum(d == recipe.epochs for d in done)} of {len(seeds)} models finished)" if len(seeds) > 1 else ""
+        print(
+            f"resuming from epoch {sum(done)} of {recipe.epochs * len(seeds)}{models}, backup in "
+            f"{backup.folder} (--restart to start afresh)"
+        )
     return backup

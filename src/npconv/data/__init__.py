@@ -6,6 +6,7 @@ verified downloads and a built-in synthetic set.
 >>> data.x.shape, data.y.shape, data.class_names
 ((600, 64, 64, 3), (600,), ['not smiling', 'smiling'])
 """
+
 from __future__ import annotations
 
 from . import augment
@@ -23,9 +24,31 @@ from .synthetic import make_smiley_faces
 from .tensor_slices import TensorSlices, from_tensor_slices
 
 __all__ = [
-    "BUILTIN", "Dataset", "DownloadError", "ImageFolderBatches", "KNOWN_FILES", "REMOTE", "Remote",
-    "SkippedFilesWarning", "TensorSlices", "augment", "data_dir", "fetch", "find_file",
-    "from_tensor_slices", "kfold_indices", "list_builtin", "load_dataset",
-    "load_h5", "load_happy_dataset", "load_image", "load_image_folder", "load_signs_dataset",
-    "make_smiley_faces", "sha256_file", "train_val_split", "user_cache_dir", "verify",
+    "BUILTIN",
+    "Dataset",
+    "DownloadError",
+    "ImageFolderBatches",
+    "KNOWN_FILES",
+    "REMOTE",
+    "Remote",
+    "SkippedFilesWarning",
+    "TensorSlices",
+    "augment",
+    "data_dir",
+    "fetch",
+    "find_file",
+    "from_tensor_slices",
+    "kfold_indices",
+    "list_builtin",
+    "load_dataset",
+    "load_h5",
+    "load_happy_dataset",
+    "load_image",
+    "load_image_folder",
+    "load_signs_dataset",
+    "make_smiley_faces",
+    "sha256_file",
+    "train_val_split",
+    "user_cache_dir",
+    "verify",
 ]

@@ -5,6 +5,7 @@ batch with index arithmetic (no per-image loop), and returns a new array of the 
 Factors follow Keras: a number ``f`` means the range ``(-f, f)``; a pair ``(lo, hi)`` is used as is
 (contrast, as in Keras, draws its multiplier from ``[1 - lower, 1 + upper]``: see :func:`contrast_range`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,16 +17,21 @@ from .resample import sample, sample_axes
 
 def _batch(x) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "uif":
-        raise TypeError(expected("x", "a numeric NumPy array", x if isinstance(x, np.ndarray)
-                                 else type(x).__name__, "Pass images as a float32 array."))
+        raise TypeError(
+            expected(
+                "x",
+                "a numeric NumPy array",
+                x if isinstance(x, np.ndarray) else type(x).__name__,
+                "Pass images as a float32 array.",
+            )
+        )
     if x.ndim != 4:
-        raise ShapeError(expected("x", "a batch of shape (m, n_H, n_W, n_C)", x,
-                                  "For one image use x[None]."))
+        raise ShapeError(expected("x", "a batch of shape (m, n_H, n_W, n_C)", x, "For one image use x[None]."))
     return x
 
 
 def _range(factor, name: str, limit: float | None = None) -> tuple[float, float]:
-    lo, hi = (factor if isinstance(factor, (tuple, list)) else (-factor, factor))
+    lo, hi = factor if isinstance(factor, (tuple, list)) else (-factor, factor)
     lo, hi = float(lo), float(hi)
     if not lo <= hi or (limit is not None and max(abs(lo), abs(hi)) > limit):
         bound = f" within [-{limit}, {limit}]" if limit is not None else ""
@@ -68,8 +74,7 @@ def _mirror(kernels, x, rows, columns):
     return out
 
 
-def random_translation(x: np.ndarray, rng: np.random.Generator, height_factor=0.1,
-                       width_factor=0.1) -> np.ndarray:
+def random_translation(x: np.ndarray, rng: np.random.Generator, height_factor=0.1, width_factor=0.1) -> np.ndarray:
     """Shift each image by whole pixels, ``dy = round(u * n_H)``, ``u ~ U(height range)`` (positive:
     down), likewise ``dx`` (positive: right); uncovered pixels are 0.
 
@@ -98,8 +103,9 @@ def _shifted(n: int, shift: int):
     return (slice(shift, n), slice(0, n - shift)) if shift >= 0 else (slice(0, n + shift), slice(-shift, n))
 
 
-def random_rotation(x: np.ndarray, rng: np.random.Generator, factor=0.05,
-                    interpolation: str = "bilinear") -> np.ndarray:
+def random_rotation(
+    x: np.ndarray, rng: np.random.Generator, factor=0.05, interpolation: str = "bilinear"
+) -> np.ndarray:
     """Rotate each image about its centre by ``theta = 2 pi u``, ``u ~ U(factor range)`` (a fraction
     of a full turn, as Keras; positive: counter-clockwise); pixels from outside are 0.
 
@@ -113,7 +119,7 @@ def random_rotation(x: np.ndarray, rng: np.random.Generator, factor=0.05,
     cy, cx = (n_h - 1) / 2.0, (n_w - 1) / 2.0
     yy = (np.arange(n_h) - cy)[None, :, None]
     xx = (np.arange(n_w) - cx)[None, None, :]
-    src_x = cos * xx - sin * yy + cx                                   # (m, n_H, n_W)
+    src_x = cos * xx - sin * yy + cx  # (m, n_H, n_W)
     src_y = sin * xx + cos * yy + cy
     return _cast_like(sample(x, src_y, src_x, interpolation, "constant", 0.0), x)
 
@@ -126,9 +132,15 @@ def zoom_range(factor, name: str) -> tuple[float, float]:
     return lo, hi
 
 
-def random_zoom(x: np.ndarray, rng: np.random.Generator, height_factor=0.1, width_factor=None,
-                fill_mode: str = "reflect", interpolation: str = "bilinear",
-                fill_value: float = 0.0) -> np.ndarray:
+def random_zoom(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    height_factor=0.1,
+    width_factor=None,
+    fill_mode: str = "reflect",
+    interpolation: str = "bilinear",
+    fill_value: float = 0.0,
+) -> np.ndarray:
     """Zoom each image about its centre, as Keras's ``RandomZoom``.
 
     ``z_y = 1 + u``, ``u ~ U(height_factor range)``; ``z_x`` likewise from ``width_factor``, or
@@ -140,16 +152,16 @@ def random_zoom(x: np.ndarray, rng: np.random.Generator, height_factor=0.1, widt
     x = _batch(x)
     m, n_h, n_w, _ = x.shape
     zoom_y = 1.0 + rng.uniform(*zoom_range(height_factor, "height_factor"), size=m)
-    zoom_x = zoom_y if width_factor is None else 1.0 + rng.uniform(
-        *zoom_range(width_factor, "width_factor"), size=m)
+    zoom_x = zoom_y if width_factor is None else 1.0 + rng.uniform(*zoom_range(width_factor, "width_factor"), size=m)
     cy, cx = (n_h - 1) / 2.0, (n_w - 1) / 2.0
-    src_y = cy + zoom_y[:, None] * (np.arange(n_h) - cy)[None, :]       # (m, n_H): rows
-    src_x = cx + zoom_x[:, None] * (np.arange(n_w) - cx)[None, :]       # (m, n_W): columns
+    src_y = cy + zoom_y[:, None] * (np.arange(n_h) - cy)[None, :]  # (m, n_H): rows
+    src_x = cx + zoom_x[:, None] * (np.arange(n_w) - cx)[None, :]  # (m, n_W): columns
     return _cast_like(sample_axes(x, src_y, src_x, interpolation, fill_mode, fill_value), x)
 
 
-def random_brightness(x: np.ndarray, rng: np.random.Generator, max_delta=0.1,
-                      value_range: tuple[float, float] | None = None) -> np.ndarray:
+def random_brightness(
+    x: np.ndarray, rng: np.random.Generator, max_delta=0.1, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """Add one ``delta ~ U(-max_delta, max_delta)`` per image (in the data's units: 0.1 for images
     in [0, 1], 25 for images in [0, 255]); clip to ``value_range`` when given (integer images
     are always clipped to their dtype's range)."""
@@ -165,17 +177,22 @@ def random_brightness(x: np.ndarray, rng: np.random.Generator, max_delta=0.1,
 def contrast_range(factor) -> tuple[float, float]:
     """Keras's contrast factor as the range of the multiplier: ``f`` gives ``(1 - f, 1 + f)``, a pair
     ``(lower, upper)`` gives ``(1 - lower, 1 + upper)``; ``lower`` in [0, 1], ``upper`` >= 0."""
-    lower, upper = (factor if isinstance(factor, (tuple, list)) else (factor, factor))
-    if isinstance(lower, bool) or isinstance(upper, bool) or not 0 <= float(lower) <= 1 \
-            or not 0 <= float(upper):
-        raise ValueError(expected("factor", "a number in [0, 1] or a pair (lower, upper) with lower "
-                                  "in [0, 1] and upper >= 0", factor,
-                                  "The contrast multiplier is drawn from [1 - lower, 1 + upper]."))
+    lower, upper = factor if isinstance(factor, (tuple, list)) else (factor, factor)
+    if isinstance(lower, bool) or isinstance(upper, bool) or not 0 <= float(lower) <= 1 or not 0 <= float(upper):
+        raise ValueError(
+            expected(
+                "factor",
+                "a number in [0, 1] or a pair (lower, upper) with lower in [0, 1] and upper >= 0",
+                factor,
+                "The contrast multiplier is drawn from [1 - lower, 1 + upper].",
+            )
+        )
     return 1.0 - float(lower), 1.0 + float(upper)
 
 
-def random_contrast(x: np.ndarray, rng: np.random.Generator, factor=0.1,
-                    value_range: tuple[float, float] | None = None) -> np.ndarray:
+def random_contrast(
+    x: np.ndarray, rng: np.random.Generator, factor=0.1, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """Scale each image's contrast by one ``c ~ U(contrast_range(factor))``, as Keras's ``RandomContrast``:
     ``out[i, :, :, k] = (x[i, :, :, k] - mean_k) * c_i + mean_k``, ``mean_k`` the mean of channel
     ``k`` of image ``i``; clipped to ``value_range`` when given (integer images always to their dtype's
@@ -211,8 +228,9 @@ def random_grayscale(x: np.ndarray, rng: np.random.Generator, probability=0.2) -
     return out
 
 
-def random_channel_gain(x: np.ndarray, rng: np.random.Generator, factor=0.2, brightness=0.0,
-                        value_range: tuple[float, float] | None = None) -> np.ndarray:
+def random_channel_gain(
+    x: np.ndarray, rng: np.random.Generator, factor=0.2, brightness=0.0, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """Multiply each channel of each image by its own gain ``g_c ~ U(1 - factor, 1 + factor)`` (a
     camera's white balance) and the whole image by ``b ~ U(1 - brightness, 1 + brightness)`` (its
     exposure): ``out[i, :, :, c] = x[i, :, :, c] * g_ic * b_i``, clipped to ``value_range``."""
@@ -221,7 +239,7 @@ def random_channel_gain(x: np.ndarray, rng: np.random.Generator, factor=0.2, bri
     lo, hi = _range(factor, "factor", limit=1.0)
     b_lo, b_hi = _range(brightness, "brightness", limit=1.0)
     work = x.dtype if x.dtype.kind == "f" else np.float64
-    gain = (rng.uniform(1 + lo, 1 + hi, size=(m, n_c)) * rng.uniform(1 + b_lo, 1 + b_hi, size=(m, 1)))
+    gain = rng.uniform(1 + lo, 1 + hi, size=(m, n_c)) * rng.uniform(1 + b_lo, 1 + b_hi, size=(m, 1))
     out = x.astype(work) * gain.astype(work)[:, None, None, :]
     if value_range is not None:
         out = np.clip(out, value_range[0], value_range[1], out=out)
@@ -234,8 +252,8 @@ def random_gaussian_blur(x: np.ndarray, rng: np.random.Generator, max_sigma=1.5)
     x = _batch(x)
     sigma = rng.uniform(0.0, float(max_sigma), size=x.shape[0])
     taps = np.arange(-3, 4)
-    kernel = np.exp(-taps[None, :] ** 2 / (2 * np.maximum(sigma[:, None], 1e-3) ** 2))
-    kernel /= kernel.sum(axis=1, keepdims=True)                         # (m, 7); sigma -> 0: identity
+    kernel = np.exp(-(taps[None, :] ** 2) / (2 * np.maximum(sigma[:, None], 1e-3) ** 2))
+    kernel /= kernel.sum(axis=1, keepdims=True)  # (m, 7); sigma -> 0: identity
     work = x.dtype if x.dtype.kind == "f" else np.float64
     kernel = kernel.astype(work)[:, :, None, None, None]
     out = x.astype(work)
@@ -243,16 +261,17 @@ def random_gaussian_blur(x: np.ndarray, rng: np.random.Generator, max_sigma=1.5)
     padded = np.pad(out, ((0, 0), (3, 3), (0, 0), (0, 0)), mode="edge")
     out = kernel[:, 0] * padded[:, 0:n_h]
     for t in range(1, 7):
-        out += kernel[:, t] * padded[:, t:t + n_h]
+        out += kernel[:, t] * padded[:, t : t + n_h]
     padded = np.pad(out, ((0, 0), (0, 0), (3, 3), (0, 0)), mode="edge")
     out = kernel[:, 0] * padded[:, :, 0:n_w]
     for t in range(1, 7):
-        out += kernel[:, t] * padded[:, :, t:t + n_w]
+        out += kernel[:, t] * padded[:, :, t : t + n_w]
     return _cast_like(out, x)
 
 
-def gaussian_noise(x: np.ndarray, rng: np.random.Generator, stddev=0.05,
-                   value_range: tuple[float, float] | None = None) -> np.ndarray:
+def gaussian_noise(
+    x: np.ndarray, rng: np.random.Generator, stddev=0.05, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """Add noise ``N(0, s_i^2)`` to every pixel, ``s_i ~ U(0, stddev)`` per image (a sensor's grain
     varies with the light), clipped to ``value_range`` when given."""
     x = _batch(x)
@@ -266,8 +285,14 @@ def gaussian_noise(x: np.ndarray, rng: np.random.Generator, stddev=0.05,
     return _cast_like(out, x)
 
 
-def random_reframe(x: np.ndarray, rng: np.random.Generator, min_scale=0.6, max_degrees=0.0, probability=0.5,
-                   value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+def random_reframe(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    min_scale=0.6,
+    max_degrees=0.0,
+    probability=0.5,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
     """With ``probability``, show each image as if taken from further away and a little askew: rotate
     it by ``a ~ U(-max_degrees, max_degrees)``, shrink it to ``s ~ U(min_scale, 1)`` of its size by
     the area filter (as the tools resize photos) and place it at a uniformly random position, on a
@@ -279,6 +304,7 @@ def random_reframe(x: np.ndarray, rng: np.random.Generator, min_scale=0.6, max_d
     from PIL import Image
 
     from .corruptions import background_colour
+
     x = _batch(x)
     m, n_h, n_w, n_c = x.shape
     lo, hi = (float(v) for v in value_range)
@@ -299,5 +325,5 @@ def random_reframe(x: np.ndarray, rng: np.random.Generator, min_scale=0.6, max_d
         canvas = Image.new(picture.mode, (n_w, n_h), fill)
         canvas.paste(small, (int(offsets[i, 1] * (n_w - size[0] + 1)), int(offsets[i, 0] * (n_h - size[1] + 1))))
         framed = np.asarray(canvas, dtype=np.float64).reshape(n_h, n_w, n_c) / 255 * (hi - lo) + lo
-        out[i] = _cast_like(framed[None], x[i:i + 1])[0]
+        out[i] = _cast_like(framed[None], x[i : i + 1])[0]
     return out

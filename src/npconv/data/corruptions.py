@@ -20,6 +20,7 @@ The background colour (for the zoom's border and the rotation's corners) is the 
 picture's outermost ring of pixels: a flat wall of the colour around the hand, rather than the
 picture's edge smeared outwards.
 """
+
 from __future__ import annotations
 
 import io
@@ -46,9 +47,11 @@ def background_colour(image: np.ndarray) -> tuple[int, ...]:
 
 def _per_image(change):
     """``change(PIL image, uint8 array)`` applied to each picture of a batch, back as uint8."""
+
     def apply(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.uint8)
         return np.stack([_array(change(_pil(image), image), x.shape[-1]) for image in x])
+
     return apply
 
 
@@ -121,7 +124,14 @@ def white_balance(x: np.ndarray, gains=(1.25, 1.0, 0.75)) -> np.ndarray:
 
 #: name -> change, in the benchmark's order.
 CORRUPTIONS = {
-    "grayscale": grayscale, "dimmed": dimmed, "washed out": washed_out, "zoomed out": zoomed_out,
-    "mirrored": mirrored, "jpeg q10": jpeg_q10, "blurred": blurred, "rotated 25": rotated_25,
-    "noise": noise, "white balance": white_balance,
+    "grayscale": grayscale,
+    "dimmed": dimmed,
+    "washed out": washed_out,
+    "zoomed out": zoomed_out,
+    "mirrored": mirrored,
+    "jpeg q10": jpeg_q10,
+    "blurred": blurred,
+    "rotated 25": rotated_25,
+    "noise": noise,
+    "white balance": white_balance,
 }

@@ -1,4 +1,5 @@
 """The one container every loader returns."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -38,10 +39,12 @@ class Dataset:
         return int(self.x.shape[0])
 
     def __repr__(self) -> str:
-        return (f"Dataset(x={self.x.shape} {self.x.dtype}, y={self.y.shape}, "
-                f"class_names={self.class_names}, source={self.source!r})")
+        return (
+            f"Dataset(x={self.x.shape} {self.x.dtype}, y={self.y.shape}, "
+            f"class_names={self.class_names}, source={self.source!r})"
+        )
 
-    def subset(self, index) -> "Dataset":
+    def subset(self, index) -> Dataset:
         """The examples at ``index`` (an index array or boolean mask), paths included."""
         index = np.asarray(index)
         if index.dtype == bool:

@@ -3,6 +3,7 @@
 npconv ships no checksums it has not verified itself: an entry of :data:`REMOTE` without one needs
 the caller to supply it (``fetch(url, sha256=...)``), so a download is never trusted blindly.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,9 +38,11 @@ class Remote:
 REMOTE: dict[str, Remote] = {
     "sign-language-digits": Remote(
         "https://github.com/ardamavi/Sign-Language-Digits-Dataset/archive/refs/heads/master.zip",
-        None, "Sign-Language-Digits-Dataset-master.zip",
+        None,
+        "Sign-Language-Digits-Dataset-master.zip",
         "Sign Language Digits Dataset (Mavi, A., 2020, arXiv:2011.08927), Apache-2.0; "
-        "its Dataset/0..9 folders load with load_image_folder"),
+        "its Dataset/0..9 folders load with load_image_folder",
+    ),
 }
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -47,12 +50,15 @@ _CHUNK = 1 << 16
 
 
 def _manual_hint(url: str, dest: Path) -> str:
-    return (f"Download {url} yourself (browser, curl) and place it at {dest}, or point NPCONV_DATA / "
-            f"--data-dir at the folder that holds it.")
+    return (
+        f"Download {url} yourself (browser, curl) and place it at {dest}, or point NPCONV_DATA / "
+        f"--data-dir at the folder that holds it."
+    )
 
 
-def fetch(url: str, sha256: str, dest_dir: str | os.PathLike | None = None,
-          filename: str | None = None, timeout: float = 60.0) -> Path:
+def fetch(
+    url: str, sha256: str, dest_dir: str | os.PathLike | None = None, filename: str | None = None, timeout: float = 60.0
+) -> Path:
     """Download ``url`` to ``dest_dir/filename`` (default: the data directory and the URL's last
     path component) unless a file with that checksum is already there; return its path.
 
@@ -69,32 +75,46 @@ def fetch(url: str, sha256: str, dest_dir: str | os.PathLike | None = None,
         already at the destination.
     """
     if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
-        raise ValueError(expected("sha256", "the file's sha256 as 64 hexadecimal digits", sha256 if
-                                  isinstance(sha256, str) else repr(sha256),
-                                  "npconv downloads only files it can verify; get the checksum from "
-                                  "the publisher."))
+        raise ValueError(
+            expected(
+                "sha256",
+                "the file's sha256 as 64 hexadecimal digits",
+                sha256 if isinstance(sha256, str) else repr(sha256),
+                "npconv downloads only files it can verify; get the checksum from the publisher.",
+            )
+        )
     sha256 = sha256.lower()
     folder = Path(dest_dir).expanduser() if dest_dir is not None else data_dir()
     name = filename or Path(urllib.parse.urlparse(url).path).name
     if not name:
-        raise ValueError(expected("filename", "a file name", "None and a URL without one",
-                                  "Pass filename=..."))
+        raise ValueError(expected("filename", "a file name", "None and a URL without one", "Pass filename=..."))
     dest = folder / name
     if dest.exists():
         have = sha256_file(dest)
         if have == sha256:
             return dest
-        raise DataError(expected(str(dest), f"a file with sha256 {sha256}", f"sha256 {have}",
-                                 "A different file is already there; move it away to download again."))
+        raise DataError(
+            expected(
+                str(dest),
+                f"a file with sha256 {sha256}",
+                f"sha256 {have}",
+                "A different file is already there; move it away to download again.",
+            )
+        )
     folder.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", suffix=".part", delete=False)
     try:
         with handle:
             got = _download_into(url, handle, timeout, dest)
         if got != sha256:
-            raise DataError(expected(f"download of {url}", f"sha256 {sha256}", f"sha256 {got}",
-                                     "The file is corrupt or has changed upstream; nothing was saved. "
-                                     + _manual_hint(url, dest)))
+            raise DataError(
+                expected(
+                    f"download of {url}",
+                    f"sha256 {sha256}",
+                    f"sha256 {got}",
+                    "The file is corrupt or has changed upstream; nothing was saved. " + _manual_hint(url, dest),
+                )
+            )
         os.replace(handle.name, dest)
     finally:
         if os.path.exists(handle.name):

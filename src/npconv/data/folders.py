@@ -1,9 +1,10 @@
 """Image folders laid out one sub-folder per class, like Keras's ``image_dataset_from_directory``::
 
-    root/
-      class_a/ img001.jpg img002.png ...
-      class_b/ ...
+root/
+  class_a/ img001.jpg img002.png ...
+  class_b/ ...
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,10 @@ from .dataset import Dataset
 from .images import COLOR_MODES, check_image_options, decode_image
 from .paths import user_cache_dir
 
-LAYOUT_HINT = ("Expected one sub-folder per class holding its images, e.g. root/smiling/*.jpg and "
-               "root/not_smiling/*.jpg; the class names are the sub-folder names, sorted.")
+LAYOUT_HINT = (
+    "Expected one sub-folder per class holding its images, e.g. root/smiling/*.jpg and "
+    "root/not_smiling/*.jpg; the class names are the sub-folder names, sorted."
+)
 #: Pillow releases the GIL while decoding, so a few threads overlap the work of small JPEGs.
 WORKERS = min(4, os.cpu_count() or 1)
 
@@ -36,8 +39,7 @@ def _visible(entry: os.DirEntry) -> bool:
 
 def _class_folders(root: Path, class_names) -> list[str]:
     if not root.is_dir():
-        raise FileNotFoundError(expected("path", "an existing folder of class sub-folders", str(root),
-                                         LAYOUT_HINT))
+        raise FileNotFoundError(expected("path", "an existing folder of class sub-folders", str(root), LAYOUT_HINT))
     found = sorted(e.name for e in os.scandir(root) if e.is_dir() and _visible(e))
     if class_names is None:
         if not found:
@@ -46,8 +48,9 @@ def _class_folders(root: Path, class_names) -> list[str]:
     names = [str(n) for n in class_names]
     missing = [n for n in names if n not in found]
     if missing:
-        raise DataError(expected("class_names", f"sub-folders of {root} (found {found})",
-                                 f"missing {missing}", LAYOUT_HINT))
+        raise DataError(
+            expected("class_names", f"sub-folders of {root} (found {found})", f"missing {missing}", LAYOUT_HINT)
+        )
     return names
 
 
@@ -107,10 +110,17 @@ def _decode_all(paths, size, color_mode, interpolation, crop, workers):
     return x, keep, errors
 
 
-def load_image_folder(path: str | os.PathLike, image_size=(64, 64), color_mode: str = "rgb",
-                      class_names=None, max_per_class: int | None = None,
-                      interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False,
-                      cache: bool = False, workers: int = WORKERS) -> Dataset:
+def load_image_folder(
+    path: str | os.PathLike,
+    image_size=(64, 64),
+    color_mode: str = "rgb",
+    class_names=None,
+    max_per_class: int | None = None,
+    interpolation: str = "bilinear",
+    crop_to_aspect_ratio: bool = False,
+    cache: bool = False,
+    workers: int = WORKERS,
+) -> Dataset:
     """Load an image folder (one sub-folder per class) as a :class:`Dataset`.
 
     Parameters
@@ -133,33 +143,38 @@ def load_image_folder(path: str | os.PathLike, image_size=(64, 64), color_mode: 
     """
     size, color_mode, interpolation = check_image_options(image_size, color_mode, interpolation)
     if size is None:
-        raise ValueError(expected("image_size", "(height, width)", "None",
-                                  "A batch needs one size; pass e.g. image_size=(64, 64)."))
+        raise ValueError(
+            expected("image_size", "(height, width)", "None", "A batch needs one size; pass e.g. image_size=(64, 64).")
+        )
     if max_per_class is not None:
         max_per_class = check_positive_int(max_per_class, "max_per_class")
     root = Path(path).expanduser()
     classes = _class_folders(root, class_names)
     paths, labels = _list_files(root, classes, max_per_class)
     if not paths:
-        raise DataError(expected(str(root), "image files in the class sub-folders",
-                                 f"empty sub-folders {classes}", LAYOUT_HINT))
+        raise DataError(
+            expected(str(root), "image files in the class sub-folders", f"empty sub-folders {classes}", LAYOUT_HINT)
+        )
 
-    options = dict(size=size, color_mode=color_mode, interpolation=interpolation,
-                   crop=bool(crop_to_aspect_ratio), classes=classes)
+    options = dict(
+        size=size, color_mode=color_mode, interpolation=interpolation, crop=bool(crop_to_aspect_ratio), classes=classes
+    )
     cached = _cache_path(root, paths, options) if cache else None
     loaded = _read_cache(cached) if cached is not None and cached.is_file() else None
     if loaded is not None:
         x, keep = loaded
         errors = {int(i): "unreadable when cached" for i in np.flatnonzero(~keep)}
     else:
-        x, keep, errors = _decode_all(paths, size, color_mode, interpolation,
-                                      crop_to_aspect_ratio, workers)
+        x, keep, errors = _decode_all(paths, size, color_mode, interpolation, crop_to_aspect_ratio, workers)
         if cached is not None:
             _write_cache(cached, x, keep)
     if errors:
         lines = "\n".join(f"  {paths[i]} ({msg})" for i, msg in sorted(errors.items()))
-        warnings.warn(f"{len(errors)} file(s) in {root} could not be read as images and were "
-                      f"skipped:\n{lines}", SkippedFilesWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(errors)} file(s) in {root} could not be read as images and were skipped:\n{lines}",
+            SkippedFilesWarning,
+            stacklevel=2,
+        )
     if not keep.any():
         raise DataError(expected(str(root), "at least one readable image", "none", LAYOUT_HINT))
     if not keep.all():

@@ -1,5 +1,6 @@
 """Decode one image file with Pillow into a uint8 array of a fixed size; the area filter npconv's
 tools resize every picture with (:func:`resize_area`)."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,10 @@ COLOR_MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1)}
 #: ``interpolation`` names (Keras's) -> Pillow filters. ``"area"`` is :func:`resize_area` (the box
 #: filter, with whole-factor reductions as exact block means).
 INTERPOLATIONS = {
-    "nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC, "area": Image.Resampling.BOX,
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "area": Image.Resampling.BOX,
     "lanczos": Image.Resampling.LANCZOS,
 }
 
@@ -65,16 +68,25 @@ def draft_scale(width: int, height: int, size: tuple[int, int] | None, draft_pix
     smaller than ``size = (n_H, n_W)``. At 1/8 each decoded pixel is the mean of an 8 x 8 block (the
     DCT's constant term), so an area-filtered result changes only by rounding."""
     scale = 1
-    while (scale < 8 and width * height > draft_pixels * scale * scale
-           and (size is None or (width // (2 * scale) >= size[1] and height // (2 * scale) >= size[0]))):
+    while (
+        scale < 8
+        and width * height > draft_pixels * scale * scale
+        and (size is None or (width // (2 * scale) >= size[1] and height // (2 * scale) >= size[0]))
+    ):
         scale *= 2
     return scale
 
 
-def decode_image(path: str | os.PathLike | BinaryIO, size: tuple[int, int] | None, color_mode: str = "rgb",
-                 interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False,
-                 formats: tuple[str, ...] | None = None, max_pixels: int | None = None,
-                 draft_pixels: int | None = None) -> np.ndarray:
+def decode_image(
+    path: str | os.PathLike | BinaryIO,
+    size: tuple[int, int] | None,
+    color_mode: str = "rgb",
+    interpolation: str = "bilinear",
+    crop_to_aspect_ratio: bool = False,
+    formats: tuple[str, ...] | None = None,
+    max_pixels: int | None = None,
+    draft_pixels: int | None = None,
+) -> np.ndarray:
     """Read ``path`` (a file name or a binary file object) as uint8 ``(n_H, n_W, C)``: EXIF
     orientation applied, converted to RGB or grayscale, resized to ``size = (n_H, n_W)`` (kept as is
     when ``None``) by ``interpolation``; ``"area"`` averages every decoded pixel (:func:`resize_area`).
@@ -97,7 +109,8 @@ def decode_image(path: str | os.PathLike | BinaryIO, size: tuple[int, int] | Non
         if max_pixels is not None and img.width * img.height > max_pixels:
             at_scale = f" (its {declared[0]}x{declared[1]} decoded at 1/{scale})" if scale > 1 else ""
             raise Image.DecompressionBombError(
-                f"{img.width}x{img.height} pixels{at_scale} is over the limit of {max_pixels:,} pixels")
+                f"{img.width}x{img.height} pixels{at_scale} is over the limit of {max_pixels:,} pixels"
+            )
         if size is not None and img.format == "JPEG" and interpolation != "area" and scale == 1:
             # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target):
             # large photos decode several times faster. Not for "area": resize_area averages the
@@ -120,8 +133,13 @@ def decode_image(path: str | os.PathLike | BinaryIO, size: tuple[int, int] | Non
     return resize_area(array[None], size)[0] if resize and interpolation == "area" else array
 
 
-def load_image(path: str | os.PathLike, image_size=(64, 64), color_mode: str = "rgb",
-               interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False) -> np.ndarray:
+def load_image(
+    path: str | os.PathLike,
+    image_size=(64, 64),
+    color_mode: str = "rgb",
+    interpolation: str = "bilinear",
+    crop_to_aspect_ratio: bool = False,
+) -> np.ndarray:
     """One photo as uint8 ``(n_H, n_W, C)`` (C = 3 for ``"rgb"``, 1 for ``"grayscale"``), e.g. for
     ``npconv predict``. ``image_size=None`` keeps the original size."""
     size, mode, interpolation = check_image_options(image_size, color_mode, interpolation)
@@ -130,5 +148,11 @@ def load_image(path: str | os.PathLike, image_size=(64, 64), color_mode: str = "
     try:
         return decode_image(path, size, mode, interpolation, crop_to_aspect_ratio)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(expected("path", "an image Pillow can read (JPEG, PNG, BMP, GIF, ...)",
-                                 f"{path} ({exc})", "Check that the file is a complete image.")) from exc
+        raise DataError(
+            expected(
+                "path",
+                "an image Pillow can read (JPEG, PNG, BMP, GIF, ...)",
+                f"{path} ({exc})",
+                "Check that the file is a complete image.",
+            )
+        ) from exc

@@ -1,4 +1,5 @@
 """Where npconv looks for data: an explicit folder, then ``NPCONV_DATA``, then a per-user cache."""
+
 from __future__ import annotations
 
 import os
@@ -57,4 +58,5 @@ def find_file(name: str, explicit: str | os.PathLike | None = None) -> Path:
     raise FileNotFoundError(
         f"{name}: expected a data file, got nothing at {searched}. Put {name} in one of these "
         f"folders, or point npconv at the folder holding it with NPCONV_DATA=/path/to/folder or "
-        f"--data-dir /path/to/folder. {COURSE_FILES_HINT}")
+        f"--data-dir /path/to/folder. {COURSE_FILES_HINT}"
+    )

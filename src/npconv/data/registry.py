@@ -1,4 +1,5 @@
 """One entry point for every data source: a course .h5 file, an image folder, or ``builtin:NAME``."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,9 @@ def list_builtin() -> list[str]:
 
 def _builtin(name: str, image_size, color_mode: str, **options) -> Dataset:
     if name not in BUILTIN:
-        raise ValueError(expected("source", f"one of {[BUILTIN_PREFIX + b for b in list_builtin()]}",
-                                  BUILTIN_PREFIX + name))
+        raise ValueError(
+            expected("source", f"one of {[BUILTIN_PREFIX + b for b in list_builtin()]}", BUILTIN_PREFIX + name)
+        )
     height, width = as_pair(image_size, "image_size")
     if height != width:
         raise ValueError(expected("image_size", "a square size for a built-in set", image_size))
@@ -68,15 +70,27 @@ def not_found(source: str, data_dir: str | os.PathLike | None = None) -> str:
     """The error for a data source found neither here nor in the data directory, suggesting the
     data directory's files of that name."""
     similar = similar_in_data_dir(source, data_dir)
-    hint = (f"Did you mean {' or '.join(similar)} (in the data directory)? " if similar else
-            f"Set NPCONV_DATA or --data-dir, or try {BUILTIN_PREFIX}{list_builtin()[0]}.")
-    return expected("source", "an .h5 file, an image folder or 'builtin:NAME'",
-                    f"{source} (not found here nor in {resolve_data_dir(data_dir)})", hint)
+    hint = (
+        f"Did you mean {' or '.join(similar)} (in the data directory)? "
+        if similar
+        else f"Set NPCONV_DATA or --data-dir, or try {BUILTIN_PREFIX}{list_builtin()[0]}."
+    )
+    return expected(
+        "source",
+        "an .h5 file, an image folder or 'builtin:NAME'",
+        f"{source} (not found here nor in {resolve_data_dir(data_dir)})",
+        hint,
+    )
 
 
-def load_dataset(source: str | os.PathLike, image_size=(64, 64), color_mode: str = "rgb",
-                 data_dir: str | os.PathLike | None = None, split: str | None = None,
-                 **options) -> Dataset:
+def load_dataset(
+    source: str | os.PathLike,
+    image_size=(64, 64),
+    color_mode: str = "rgb",
+    data_dir: str | os.PathLike | None = None,
+    split: str | None = None,
+    **options,
+) -> Dataset:
     """Load a :class:`Dataset` from
 
     * ``"builtin:NAME"`` - a synthetic set (:func:`list_builtin`); ``options``: ``n``, ``seed``;
@@ -88,7 +102,7 @@ def load_dataset(source: str | os.PathLike, image_size=(64, 64), color_mode: str
     """
     text = os.fspath(source)
     if text.startswith(BUILTIN_PREFIX):
-        return _builtin(text[len(BUILTIN_PREFIX):], image_size, color_mode, **options)
+        return _builtin(text[len(BUILTIN_PREFIX) :], image_size, color_mode, **options)
     path = resolve_source(text, data_dir)
     if path.is_dir():
         return load_image_folder(path, image_size=image_size, color_mode=color_mode, **options)
@@ -96,6 +110,12 @@ def load_dataset(source: str | os.PathLike, image_size=(64, 64), color_mode: str
         raise FileNotFoundError(not_found(text, data_dir))
     if path.suffix.lower() in (".h5", ".hdf5"):
         return load_h5(path, split=split)
-    raise DataError(expected("source", "an .h5 file, an image folder or 'builtin:NAME'", str(path),
-                             "A single image is not a data set: give a folder with one sub-folder per "
-                             "class (to classify one photo, use predict)."))
+    raise DataError(
+        expected(
+            "source",
+            "an .h5 file, an image folder or 'builtin:NAME'",
+            str(path),
+            "A single image is not a data set: give a folder with one sub-folder per "
+            "class (to classify one photo, use predict).",
+        )
+    )

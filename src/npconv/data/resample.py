@@ -15,6 +15,7 @@ fill_mode       outside the row reads             rule for an index ``k`` on a s
 ``constant``    ``v v v v | a b c d | v v v v``   ``fill_value`` ``v``
 ==============  ===============================  ==========================================
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,7 @@ def source_index(index: np.ndarray, size: int, fill_mode: str) -> tuple[np.ndarr
     """``(index inside [0, size), inside)``: where ``fill_mode`` reads integer ``index`` from; ``inside``
     marks the indices that were in range (``constant`` mode only; ``None`` for the others)."""
     if fill_mode == "reflect":
-        folded = np.mod(index, 2 * size)                       # period 2n: a b c d d c b a
+        folded = np.mod(index, 2 * size)  # period 2n: a b c d d c b a
         return np.where(folded < size, folded, 2 * size - 1 - folded), None
     if fill_mode == "wrap":
         return np.mod(index, size), None
@@ -39,8 +40,14 @@ def source_index(index: np.ndarray, size: int, fill_mode: str) -> tuple[np.ndarr
     return clipped, (index >= 0) & (index < size)
 
 
-def sample(x: np.ndarray, src_y: np.ndarray, src_x: np.ndarray, interpolation: str = "bilinear",
-           fill_mode: str = "constant", fill_value: float = 0.0) -> np.ndarray:
+def sample(
+    x: np.ndarray,
+    src_y: np.ndarray,
+    src_x: np.ndarray,
+    interpolation: str = "bilinear",
+    fill_mode: str = "constant",
+    fill_value: float = 0.0,
+) -> np.ndarray:
     """Read the batch ``x (m, n_H, n_W, n_C)`` at positions ``src_y, src_x (m, n_H', n_W')``.
 
     Bilinear: ``out = sum over the 4 neighbours (y0 + a, x0 + b) of w_a(fy) w_b(fx) x[neighbour]``
@@ -65,12 +72,22 @@ def sample(x: np.ndarray, src_y: np.ndarray, src_x: np.ndarray, interpolation: s
     y0, x0 = np.floor(src_y), np.floor(src_x)
     fy, fx = (src_y - y0).astype(work)[..., None], (src_x - x0).astype(work)[..., None]
     y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
-    return (read(y0, x0) * ((1 - fy) * (1 - fx)) + read(y0, x0 + 1) * ((1 - fy) * fx)
-            + read(y0 + 1, x0) * (fy * (1 - fx)) + read(y0 + 1, x0 + 1) * (fy * fx))
+    return (
+        read(y0, x0) * ((1 - fy) * (1 - fx))
+        + read(y0, x0 + 1) * ((1 - fy) * fx)
+        + read(y0 + 1, x0) * (fy * (1 - fx))
+        + read(y0 + 1, x0 + 1) * (fy * fx)
+    )
 
 
-def sample_axes(x: np.ndarray, src_y: np.ndarray, src_x: np.ndarray, interpolation: str = "bilinear",
-                fill_mode: str = "constant", fill_value: float = 0.0) -> np.ndarray:
+def sample_axes(
+    x: np.ndarray,
+    src_y: np.ndarray,
+    src_x: np.ndarray,
+    interpolation: str = "bilinear",
+    fill_mode: str = "constant",
+    fill_value: float = 0.0,
+) -> np.ndarray:
     """:func:`sample` for a separable map, ``src_y (m, n_H')`` by row and ``src_x (m, n_W')`` by
     column (zoom, any axis-aligned scaling): the same values, computed as one interpolation along
     the rows, then one along the columns.
@@ -87,8 +104,9 @@ def sample_axes(x: np.ndarray, src_y: np.ndarray, src_x: np.ndarray, interpolati
     return _along(rows, src_x, 2, interpolation, fill_mode, fill_value)
 
 
-def _along(x: np.ndarray, src: np.ndarray, axis: int, interpolation: str, fill_mode: str,
-           fill_value: float) -> np.ndarray:
+def _along(
+    x: np.ndarray, src: np.ndarray, axis: int, interpolation: str, fill_mode: str, fill_value: float
+) -> np.ndarray:
     """``x`` read at positions ``src (m, n')`` along ``axis`` (1: rows, 2: columns)."""
     shape = (src.shape[0], -1, 1, 1) if axis == 1 else (src.shape[0], 1, -1, 1)
 

@@ -1,4 +1,5 @@
 """Deterministic (stratified) train/validation splits and k-fold indices."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -66,10 +67,11 @@ def train_val_split(data, val_fraction: float = 0.2, seed: int = 0, stratify: bo
         raise ShapeError(expected("data", f"as many images as labels ({m})", f"{len(x)} images"))
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratify else [np.arange(m)]
-    val = np.concatenate([rng.permutation(g)[:int(round(val_fraction * g.size))] for g in groups])
+    val = np.concatenate([rng.permutation(g)[: int(round(val_fraction * g.size))] for g in groups])
     if val.size == 0 or val.size == m:
-        raise ValueError(expected("val_fraction", f"a fraction leaving both parts non-empty for {m} examples",
-                                  val_fraction))
+        raise ValueError(
+            expected("val_fraction", f"a fraction leaving both parts non-empty for {m} examples", val_fraction)
+        )
     is_val = np.zeros(m, dtype=bool)
     is_val[val] = True
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)

@@ -4,6 +4,7 @@ Every face varies in position, size, skin tone, tilt, eyes, hair and background,
 share all of those distributions; only the mouth's curvature tells them apart, so a network has to
 learn a shape, not a colour. Drawn with coordinate grids and soft masks, all images at once.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,10 +13,11 @@ from ..errors import check_positive_int
 from .dataset import Dataset
 
 SMILE_CLASSES = ["not smiling", "smiling"]
-_SKIN = np.array([[255, 224, 189], [241, 194, 125], [224, 172, 105], [198, 134, 66],
-                  [141, 85, 36], [255, 219, 172]], dtype=np.float32)
-_HAIR = np.array([[40, 26, 13], [90, 56, 37], [180, 140, 80], [20, 20, 20], [160, 60, 30]],
-                 dtype=np.float32)
+_SKIN = np.array(
+    [[255, 224, 189], [241, 194, 125], [224, 172, 105], [198, 134, 66], [141, 85, 36], [255, 219, 172]],
+    dtype=np.float32,
+)
+_HAIR = np.array([[40, 26, 13], [90, 56, 37], [180, 140, 80], [20, 20, 20], [160, 60, 30]], dtype=np.float32)
 
 
 def _coverage(signed_distance_px: np.ndarray) -> np.ndarray:
@@ -51,7 +53,7 @@ def make_smiley_faces(n: int = 600, image_size: int = 64, seed: int = 0) -> Data
     grid = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
     gy, gx = grid[None, :, None], grid[None, None, :]
     direction = rng.uniform(0, 2 * np.pi, n)
-    ramp = _column(np.cos(direction)) * gx + _column(np.sin(direction)) * gy      # (n, S, S)
+    ramp = _column(np.cos(direction)) * gx + _column(np.sin(direction)) * gy  # (n, S, S)
     base = rng.uniform(40, 220, (n, 3)).astype(np.float32)
     canvas = base[:, None, None, :] + ramp[..., None] * rng.uniform(-80, 80, (n, 1, 1, 3)).astype(np.float32)
 
@@ -67,7 +69,7 @@ def make_smiley_faces(n: int = 600, image_size: int = 64, seed: int = 0) -> Data
     v = (-sin * dx + cos * dy) / r
 
     skin = _SKIN[rng.integers(0, len(_SKIN), n)] * rng.uniform(0.85, 1.1, (n, 1)).astype(np.float32)
-    face = _coverage((np.sqrt(u ** 2 + v ** 2) - 1.0) * r)
+    face = _coverage((np.sqrt(u**2 + v**2) - 1.0) * r)
     _paint(canvas, face, np.clip(skin, 0, 255))
 
     # Hair on half of the faces: the top of the disc above a random line.
@@ -91,11 +93,10 @@ def make_smiley_faces(n: int = 600, image_size: int = 64, seed: int = 0) -> Data
     v_mid = _column(rng.uniform(0.35, 0.5, n) + 0.12 * np.clip(k, 0, None))
     half_width = _column(rng.uniform(0.35, 0.55, n))
     thickness = _column(rng.uniform(0.05, 0.09, n))
-    across = (np.abs(v - (v_mid - _column(k) * u ** 2)) - thickness) * r
+    across = (np.abs(v - (v_mid - _column(k) * u**2)) - thickness) * r
     along = (np.abs(u) - half_width) * r
     mouth = _coverage(np.maximum(across, along))
-    _paint(canvas, mouth, rng.uniform(60, 160, (n, 1)).astype(np.float32) * np.array([1.0, 0.25, 0.25],
-                                                                                       np.float32))
+    _paint(canvas, mouth, rng.uniform(60, 160, (n, 1)).astype(np.float32) * np.array([1.0, 0.25, 0.25], np.float32))
 
     sigma = rng.uniform(3, 12, (n, 1, 1, 1)).astype(np.float32)
     canvas += sigma * rng.standard_normal(canvas.shape, dtype=np.float32)

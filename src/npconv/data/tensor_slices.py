@@ -4,6 +4,7 @@ The course trains SIGNS on ``tf.data.Dataset.from_tensor_slices((X_train, Y_trai
 with npconv the line is the same with ``npconv.data`` in place of ``tf.data``. ``fit``,
 ``evaluate`` and ``predict`` take the batched result, or any iterable of ``(x, y)`` batches.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,27 +25,35 @@ class TensorSlices:
         try:
             arrays = [np.asarray(a) for a in arrays]
         except ValueError:
-            raise ValueError(expected("tensors", "arrays (or a tuple of arrays) of one shape each",
-                                      "a ragged nested list", "Stack the examples: np.stack(images).")) from None
+            raise ValueError(
+                expected(
+                    "tensors",
+                    "arrays (or a tuple of arrays) of one shape each",
+                    "a ragged nested list",
+                    "Stack the examples: np.stack(images).",
+                )
+            ) from None
         if not arrays or any(a.ndim == 0 for a in arrays):
-            raise ValueError(expected("tensors", "an array or a tuple (x, y) of arrays with a first axis",
-                                      tensors))
+            raise ValueError(expected("tensors", "an array or a tuple (x, y) of arrays with a first axis", tensors))
         lengths = {len(a) for a in arrays}
         if len(lengths) != 1:
-            raise ValueError(expected("tensors", "arrays of one length (one entry per example)",
-                                      f"lengths {[len(a) for a in arrays]}",
-                                      "Check that x and y hold the same examples (labels of the course's "
-                                      "shape (1, m) need .T)."))
+            raise ValueError(
+                expected(
+                    "tensors",
+                    "arrays of one length (one entry per example)",
+                    f"lengths {[len(a) for a in arrays]}",
+                    "Check that x and y hold the same examples (labels of the course's shape (1, m) need .T).",
+                )
+            )
         self.tensors = tuple(arrays)
         self.batch_size = batch_size
         self.drop_remainder = bool(drop_remainder)
 
-    def batch(self, batch_size: int, drop_remainder: bool = False) -> "TensorSlices":
+    def batch(self, batch_size: int, drop_remainder: bool = False) -> TensorSlices:
         """The same examples in batches of ``batch_size`` (the last one smaller unless dropped)."""
         if self.batch_size is not None:
             raise ValueError("batch: these slices are batched already (npconv does not nest batches).")
-        return TensorSlices(self._pack(self.tensors), check_positive_int(batch_size, "batch_size"),
-                            drop_remainder)
+        return TensorSlices(self._pack(self.tensors), check_positive_int(batch_size, "batch_size"), drop_remainder)
 
     def _pack(self, arrays):
         return arrays[0] if self._single else tuple(arrays)
@@ -61,7 +70,7 @@ class TensorSlices:
             if self.batch_size is None:
                 yield self._pack([a[k] for a in self.tensors])
             else:
-                yield self._pack([a[k * step:(k + 1) * step] for a in self.tensors])
+                yield self._pack([a[k * step : (k + 1) * step] for a in self.tensors])
 
     def __repr__(self) -> str:
         shapes = ", ".join(str((None,) + a.shape[1:]) for a in self.tensors)

@@ -2,6 +2,7 @@
 an iterable of ``(x, y)`` batches (``npconv.data.from_tensor_slices((x, y)).batch(64)``, a generator,
 images streamed from a folder), each batch checked as arrays would be.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -12,14 +13,20 @@ import numpy as np
 from ..errors import expected
 from ..functional._tier import tiered
 
-ONE_PASS_HINT = ("A generator is used up after one pass: give steps_per_epoch=... (batches per epoch), or "
-                 "pass something that can be iterated again, e.g. npconv.data.from_tensor_slices((x, y)).batch(64).")
+ONE_PASS_HINT = (
+    "A generator is used up after one pass: give steps_per_epoch=... (batches per epoch), or "
+    "pass something that can be iterated again, e.g. npconv.data.from_tensor_slices((x, y)).batch(64)."
+)
 
 
 def is_batch_source(x) -> bool:
     """True for an iterable of batches, False for array-like data (arrays, nested lists)."""
-    return (x is not None and not isinstance(x, (np.ndarray, list, tuple, str, bytes))
-            and not hasattr(x, "__array__") and hasattr(x, "__iter__"))
+    return (
+        x is not None
+        and not isinstance(x, (np.ndarray, list, tuple, str, bytes))
+        and not hasattr(x, "__array__")
+        and hasattr(x, "__iter__")
+    )
 
 
 def shuffled_batches(x: np.ndarray, y, order: np.ndarray, batch_size: int):
@@ -27,7 +34,7 @@ def shuffled_batches(x: np.ndarray, y, order: np.ndarray, batch_size: int):
     gathered when it is needed (a whole shuffled copy of the training set was 29 MB of the Happy
     model's peak), its rows in parallel under the compiled tier."""
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+        rows = order[start : start + batch_size]
         yield take_rows(x, rows), None if y is None else y[rows]
 
 
@@ -50,7 +57,7 @@ def _take_rows(kernels, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def array_batches(x, y, batch_size: int):
     """``(x[k:k+b], y[k:k+b])`` for consecutive batches (``y`` may be None)."""
     for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size], None if y is None else y[start:start + batch_size]
+        yield x[start : start + batch_size], None if y is None else y[start : start + batch_size]
 
 
 class BatchSource:
@@ -62,8 +69,14 @@ class BatchSource:
 
     def __init__(self, source, name: str, steps_per_epoch=None):
         if getattr(source, "batch_size", 0) is None:  # from_tensor_slices(...) without .batch(n)
-            raise ValueError(expected(name, "batches of examples", "single examples",
-                                      "Batch them first: from_tensor_slices((x, y)).batch(64)."))
+            raise ValueError(
+                expected(
+                    name,
+                    "batches of examples",
+                    "single examples",
+                    "Batch them first: from_tensor_slices((x, y)).batch(64).",
+                )
+            )
         self.name = name
         self.steps = steps_per_epoch
         self._source = source
@@ -105,8 +118,11 @@ class BatchSource:
         if count == 0 and epoch is not None:
             raise ValueError(expected(self.name, f"batches for epoch {epoch + 1}", "none left", ONE_PASS_HINT))
         if self.steps is not None:
-            warnings.warn(f"{self.name} ran out of batches after {count} of steps_per_epoch={self.steps} in "
-                          f"epoch {epoch + 1}. {ONE_PASS_HINT}", stacklevel=4)
+            warnings.warn(
+                f"{self.name} ran out of batches after {count} of steps_per_epoch={self.steps} in "
+                f"epoch {epoch + 1}. {ONE_PASS_HINT}",
+                stacklevel=4,
+            )
 
 
 def split_batch(item, name: str, k: int, need_y: bool):
@@ -118,7 +134,12 @@ def split_batch(item, name: str, k: int, need_y: bool):
             return item[0], None
     elif not need_y:
         return item, None
-    got = f"a {type(item).__name__} of {len(item)} items" if isinstance(item, (tuple, list)) \
-        else type(item).__name__
-    raise TypeError(expected(f"{name} batch {k}", "a tuple (x, y) of arrays", got,
-                             "Yield (x_batch, y_batch) pairs, as from_tensor_slices((x, y)).batch(n) does."))
+    got = f"a {type(item).__name__} of {len(item)} items" if isinstance(item, (tuple, list)) else type(item).__name__
+    raise TypeError(
+        expected(
+            f"{name} batch {k}",
+            "a tuple (x, y) of arrays",
+            got,
+            "Yield (x_batch, y_batch) pairs, as from_tensor_slices((x, y)).batch(n) does.",
+        )
+    )

@@ -1,5 +1,6 @@
 """What ``fit`` wraps around its loop: each epoch's generator, Ctrl-C deferred to the end of a
 batch, divergence as an exception, and the checks of ``epochs``/``initial_epoch``."""
+
 from __future__ import annotations
 
 import signal
@@ -18,11 +19,20 @@ class Diverged(Exception):
 def epoch_range(epochs, initial_epoch) -> tuple[int, int]:
     """Check ``fit``'s ``epochs`` (positive) and ``initial_epoch`` (0 .. ``epochs``)."""
     epochs = check_positive_int(epochs, "epochs")
-    if isinstance(initial_epoch, (bool, np.bool_)) or not isinstance(initial_epoch, (int, np.integer)) \
-            or not 0 <= initial_epoch <= epochs:
-        raise ValueError(expected("initial_epoch", f"an integer from 0 to epochs={epochs}", initial_epoch,
-                                  "epochs is the index of the last epoch plus one, not a count of "
-                                  "further epochs: fit(initial_epoch=2, epochs=4) trains epochs 3 and 4."))
+    if (
+        isinstance(initial_epoch, (bool, np.bool_))
+        or not isinstance(initial_epoch, (int, np.integer))
+        or not 0 <= initial_epoch <= epochs
+    ):
+        raise ValueError(
+            expected(
+                "initial_epoch",
+                f"an integer from 0 to epochs={epochs}",
+                initial_epoch,
+                "epochs is the index of the last epoch plus one, not a count of "
+                "further epochs: fit(initial_epoch=2, epochs=4) trains epochs 3 and 4.",
+            )
+        )
     return epochs, int(initial_epoch)
 
 
@@ -56,8 +66,10 @@ class DeferredInterrupt:
         self.requested = True
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread() \
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
             self._previous = signal.signal(signal.SIGINT, self._handler)
         return self
 
@@ -65,5 +77,3 @@ class DeferredInterrupt:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
-
-

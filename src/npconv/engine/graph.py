@@ -5,6 +5,7 @@ input. ``Sequential`` is the chain ``0 -> 1 -> 2 ...``; a functional model's nod
 its output tensor back to its input. Every built model also holds symbolic tensors for that graph
 (``inputs``, ``outputs``, each layer's ``input``/``output``), with Keras's ``(None, ...)`` shapes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,11 +29,18 @@ class Graph:
         if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
             outputs = outputs[0]
         if not isinstance(inputs, KerasTensor) or not isinstance(inputs.layer, InputLayer):
-            raise TypeError(expected("inputs", "one tensor from npconv.Input(shape=...)",
-                                     type(inputs).__name__, "Multiple inputs are not supported."))
+            raise TypeError(
+                expected(
+                    "inputs",
+                    "one tensor from npconv.Input(shape=...)",
+                    type(inputs).__name__,
+                    "Multiple inputs are not supported.",
+                )
+            )
         if not isinstance(outputs, KerasTensor):
-            raise TypeError(expected("outputs", "one tensor made by calling layers on the input",
-                                     type(outputs).__name__))
+            raise TypeError(
+                expected("outputs", "one tensor made by calling layers on the input", type(outputs).__name__)
+            )
         ids: dict[int, int] = {id(inputs): 0}
         order: list[KerasTensor] = []
         visiting: set[int] = set()
@@ -41,9 +49,14 @@ class Graph:
             if id(t) in ids:
                 return
             if t.layer is None or isinstance(t.layer, InputLayer):
-                raise ValueError(expected("outputs", "a tensor computed from `inputs`",
-                                          "a tensor from another Input",
-                                          "Build outputs by calling layers on the same Input."))
+                raise ValueError(
+                    expected(
+                        "outputs",
+                        "a tensor computed from `inputs`",
+                        "a tensor from another Input",
+                        "Build outputs by calling layers on the same Input.",
+                    )
+                )
             if id(t) in visiting:
                 raise ValueError("outputs: the layer graph has a cycle")
             visiting.add(id(t))
@@ -54,8 +67,11 @@ class Graph:
 
         visit(outputs)
         self._input_layer = inputs.layer
-        self._set_nodes([Node(t.layer, [ids[id(p)] for p in t.inputs], ids[id(t)]) for t in order],
-                        inputs.shape[1:], {0: inputs, **{ids[id(t)]: t for t in order}})
+        self._set_nodes(
+            [Node(t.layer, [ids[id(p)] for p in t.inputs], ids[id(t)]) for t in order],
+            inputs.shape[1:],
+            {0: inputs, **{ids[id(t)]: t for t in order}},
+        )
 
     def _set_nodes(self, nodes, input_shape, tensors=None):
         """Build every layer in ``nodes`` for ``input_shape`` (no batch axis); ``tensors`` are the
@@ -63,8 +79,10 @@ class Graph:
         ``model.inputs`` and every ``layer.output`` exist for any model (to build a new head on)."""
         layers = [n.layer for n in nodes]
         if len({id(layer) for layer in layers}) != len(layers):
-            raise ValueError("npconv does not support calling one layer twice in a model (shared "
-                             "layers); create a second layer instead.")
+            raise ValueError(
+                "npconv does not support calling one layer twice in a model (shared "
+                "layers); create a second layer instead."
+            )
         self._nodes = nodes
         self._input_shape = tuple(input_shape)
         self._name_layers()
@@ -80,8 +98,7 @@ class Graph:
             layer = node.layer
             if layer.dtype != self.dtype:
                 layer.astype(self.dtype)
-            in_shape = ([shapes[i] for i in node.inputs] if layer.multi_input
-                        else shapes[node.inputs[0]])
+            in_shape = [shapes[i] for i in node.inputs] if layer.multi_input else shapes[node.inputs[0]]
             layer.build(in_shape)
             shapes[node.output] = tuple(layer.compute_output_shape(in_shape))
         self._check_gradient_path(nodes)
@@ -97,11 +114,15 @@ class Graph:
             upstream = next((weighted_before[i] for i in node.inputs if weighted_before[i]), None)
             if upstream and not node.layer.passes_gradient:
                 layer = node.layer
-                raise ValueError(expected(
-                    f"layer {layer.name!r} ({type(layer).__name__})", "to come before every layer with weights",
-                    f"it comes after {upstream!r}",
-                    "Augmentation layers pass no gradient: put them right after the input, e.g. "
-                    "Sequential([RandomFlip(...), Conv2D(...), ...])."))
+                raise ValueError(
+                    expected(
+                        f"layer {layer.name!r} ({type(layer).__name__})",
+                        "to come before every layer with weights",
+                        f"it comes after {upstream!r}",
+                        "Augmentation layers pass no gradient: put them right after the input, e.g. "
+                        "Sequential([RandomFlip(...), Conv2D(...), ...]).",
+                    )
+                )
             weighted_before[node.output] = upstream or (node.layer.name if node.layer.weights else None)
 
     def _make_tensors(self, shapes) -> dict:
@@ -128,8 +149,9 @@ class Graph:
         given = [layer._given_name for layer in layers if layer._given_name]
         if len(given) != len(set(given)):
             dup = next(n for n in given if given.count(n) > 1)
-            raise ValueError(expected("layer names", "unique names within a model",
-                                      f"{dup!r} twice", "Rename one of the layers."))
+            raise ValueError(
+                expected("layer names", "unique names within a model", f"{dup!r} twice", "Rename one of the layers.")
+            )
         counts: dict[str, int] = {}
         for layer in layers:
             if layer._given_name:
@@ -188,8 +210,7 @@ class Graph:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise ValueError(expected("name", "one of " + ", ".join(repr(l.name) for l in self.layers),
-                                  repr(name)))
+        raise ValueError(expected("name", "one of " + ", ".join(repr(l.name) for l in self.layers), repr(name)))
 
     def _forward(self, x, training, logits=False, record=None, keep_caches=None):
         """Run every node; ``logits`` stops the last layer before its activation (fused with the loss).
@@ -238,8 +259,11 @@ class Graph:
         names = known if layer_names is None else list(layer_names)
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ValueError(expected("layer_names", f"names of this model's layers ({', '.join(known)})",
-                                      ", ".join(map(repr, unknown))))
+            raise ValueError(
+                expected(
+                    "layer_names", f"names of this model's layers ({', '.join(known)})", ", ".join(map(repr, unknown))
+                )
+            )
         record = dict.fromkeys(names)
         self._forward(x, training=False, record=record)
         return {name: record[name] for name in known if name in record}
@@ -311,8 +335,13 @@ class Graph:
         names = [entry] if layers is None else [layers] if isinstance(layers, str) else list(layers)
         unknown = [name for name in names if name not in tensor]
         if unknown or not names:
-            raise ValueError(expected("layers", "names of this model's layers (" + ", ".join(tensor) + ")",
-                                      ", ".join(map(repr, unknown)) or "no names"))
+            raise ValueError(
+                expected(
+                    "layers",
+                    "names of this model's layers (" + ", ".join(tensor) + ")",
+                    ", ".join(map(repr, unknown)) or "no names",
+                )
+            )
         record = dict.fromkeys(name for name in names if tensor[name] != 0)
         last = self._nodes[-1].layer
         logits = getattr(getattr(last, "activation", None), "name", "linear") != "linear"
@@ -338,5 +367,7 @@ class Graph:
 
     def _require_built(self, what):
         if not self.built:
-            raise ValueError(f"{what}: the model has no input shape yet. Give the first layer "
-                             "input_shape=(...), start with npconv.Input(shape=...), or call build(shape).")
+            raise ValueError(
+                f"{what}: the model has no input shape yet. Give the first layer "
+                "input_shape=(...), start with npconv.Input(shape=...), or call build(shape)."
+            )

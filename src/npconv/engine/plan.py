@@ -5,6 +5,7 @@ A model keeps its graph as built (``_nodes``: summary, saving) and the order it 
 marks the nodes that training's gradients never need to reach; :func:`plan_gradients` says which
 nodes a gradient to chosen tensors (``Model.gradients``) passes through.
 """
+
 from __future__ import annotations
 
 
@@ -27,6 +28,7 @@ def pool_before_relu(nodes: list[Node]) -> list[Node]:
     layers. It applies when the ReLU's output feeds only that pool and the pool is not the last node.
     """
     from ..layers import MaxPooling2D, ReLU
+
     producer = {node.output: k for k, node in enumerate(nodes)}
     steps = list(nodes)
     for k, node in enumerate(nodes[:-1]):
@@ -55,7 +57,6 @@ def plan_backward(steps: list[Node]) -> None:
         has_weights = bool(node.layer.trainable_weights)
         node.skip = not (node.need_dx or has_weights)
         requires[node.output] = node.need_dx or has_weights
-
 
 
 def plan_gradients(nodes: list[Node], sources) -> list[tuple[bool, bool]]:

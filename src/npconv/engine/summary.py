@@ -1,4 +1,5 @@
 """Keras's ``model.summary()`` table: each layer's name, type, output shape and parameter count."""
+
 from __future__ import annotations
 
 from ..layers import InputLayer
@@ -15,11 +16,11 @@ def summary(model, print_fn=print) -> None:
     header = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if branched else [])
     rows = []
     for layer in model.layers:
-        row = [f"{layer.name} ({type(layer).__name__})", str(_display_shape(model, layer)),
-               f"{layer.count_params()}"]
+        row = [f"{layer.name} ({type(layer).__name__})", str(_display_shape(model, layer)), f"{layer.count_params()}"]
         rows.append(row + [", ".join(reads.get(layer.name, []))] if branched else row)
-    widths = [max(minimum, max(len(r[k]) for r in rows) + 1)
-              for k, minimum in enumerate([28, 25, 10, 20][:len(header)])]
+    widths = [
+        max(minimum, max(len(r[k]) for r in rows) + 1) for k, minimum in enumerate([28, 25, 10, 20][: len(header)])
+    ]
     rule = sum(widths)
 
     def line(cells):
@@ -29,8 +30,12 @@ def summary(model, print_fn=print) -> None:
     out = [f'Model: "{model.name}"', "_" * rule, line(header), "=" * rule]
     for k, row in enumerate(rows):
         out += [line(row), "=" * rule if k == len(rows) - 1 else "_" * rule]
-    out += [f"Total params: {model.count_params():,}", f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {model.count_params() - trainable:,}", "_" * rule]
+    out += [
+        f"Total params: {model.count_params():,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {model.count_params() - trainable:,}",
+        "_" * rule,
+    ]
     for text in out:
         print_fn(text)
 
@@ -39,4 +44,3 @@ def _display_shape(model, layer):
     if isinstance(layer, InputLayer):
         return [model.input_shape]
     return next(model._tensors[n.output].shape for n in model._nodes if n.layer is layer)
-

@@ -3,6 +3,7 @@
 Training runs one forward and one backward pass per batch; the last layer's softmax/sigmoid is
 fused with the loss (see :mod:`npconv.losses`), and the optimizer updates the trainable weights.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import callbacks as cbks, utils
+from .. import callbacks as cbks
+from .. import utils
 from ..errors import TrainingDivergedError, check_positive_int, expected
 from .batches import ONE_PASS_HINT, BatchSource, array_batches, is_batch_source, shuffled_batches, split_batch
 from .data_checks import as_input_batch, as_labels
@@ -42,10 +44,13 @@ class Training:
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
         """Choose the optimizer (name or object), the loss (name or object) and ``metrics=["accuracy"]``."""
-        from .. import losses, metrics as metrics_module, optimizers
+        from .. import losses, optimizers
+        from .. import metrics as metrics_module
+
         if loss is None:
-            raise ValueError(expected("loss", "a loss such as 'binary_crossentropy' or "
-                                      "'categorical_crossentropy'", "None"))
+            raise ValueError(
+                expected("loss", "a loss such as 'binary_crossentropy' or 'categorical_crossentropy'", "None")
+            )
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
         names = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics or [])
@@ -68,17 +73,27 @@ class Training:
         activation = getattr(getattr(last, "activation", None), "name", "linear")
         wanted = "linear" if self.loss.from_logits else self.loss.activation
         if activation != wanted:
-            fix = ("Use from_logits=False or remove the final activation." if self.loss.from_logits else
-                   f"End the model with activation='{wanted}' (npconv fuses it with the loss).")
-            raise ValueError(expected(f"last layer {last.name!r} activation (for loss {self.loss.name})",
-                                      repr(wanted), repr(activation), fix))
+            fix = (
+                "Use from_logits=False or remove the final activation."
+                if self.loss.from_logits
+                else f"End the model with activation='{wanted}' (npconv fuses it with the loss)."
+            )
+            raise ValueError(
+                expected(
+                    f"last layer {last.name!r} activation (for loss {self.loss.name})",
+                    repr(wanted),
+                    repr(activation),
+                    fix,
+                )
+            )
         updated = self.trainable_weights
         if self._updated_weights is None or [id(w) for w in updated] != [id(w) for w in self._updated_weights]:
             if self._updated_weights is not None and len(self.optimizer.get_state()) > 1:
                 raise RuntimeError(
                     "fit: layers were frozen or unfrozen (trainable) since the optimizer started, and "
                     "its state belongs to the old set of weights. Call model.compile(...) again after "
-                    "changing trainable (Keras's rule); it starts a fresh optimizer.")
+                    "changing trainable (Keras's rule); it starts a fresh optimizer."
+                )
             self._updated_weights = updated
             self._all_weights = self.weights
             self._last_good = [np.empty_like(w.value) for w in self._all_weights]
@@ -87,8 +102,10 @@ class Training:
 
     def _require_compiled(self):
         if not self._compiled:
-            raise RuntimeError("fit/evaluate: compile the model first, e.g. model.compile(optimizer='adam', "
-                               "loss='binary_crossentropy', metrics=['accuracy']).")
+            raise RuntimeError(
+                "fit/evaluate: compile the model first, e.g. model.compile(optimizer='adam', "
+                "loss='binary_crossentropy', metrics=['accuracy'])."
+            )
 
     def _output_probabilities(self, logits, fused):
         if not fused:
@@ -120,9 +137,21 @@ class Training:
         for saved, w in zip(self._last_good, self._all_weights):
             np.copyto(w.value, saved)
 
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, kernels=None):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=32,
+        epochs=1,
+        verbose=1,
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        kernels=None,
+    ):
         """Train for ``epochs`` passes over ``(x, y)``; returns a :class:`~npconv.callbacks.History`.
 
         Parameters
@@ -165,26 +194,49 @@ class Training:
         self._require_compiled()
         if kernels is not None:
             from ..learner_kernels import learner_layers
+
             if not is_batch_source(x):
                 as_input_batch(self, x, "x", build=True)  # the layers' sizes decide what the course can run
             with learner_layers(self, kernels):
-                return self.fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-                                shuffle, initial_epoch, steps_per_epoch)
+                return self.fit(
+                    x,
+                    y,
+                    batch_size,
+                    epochs,
+                    verbose,
+                    callbacks,
+                    validation_split,
+                    validation_data,
+                    shuffle,
+                    initial_epoch,
+                    steps_per_epoch,
+                )
         epochs, initial_epoch = epoch_range(epochs, initial_epoch)
         if verbose not in (0, 1, 2):
-            raise ValueError(expected("verbose", "0 (silent), 1 (progress bar) or 2 (one line per epoch)",
-                                      verbose))
+            raise ValueError(expected("verbose", "0 (silent), 1 (progress bar) or 2 (one line per epoch)", verbose))
         if isinstance(callbacks, cbks.Callback):
-            raise TypeError(expected("callbacks", "a list of callbacks", type(callbacks).__name__,
-                                     "Wrap it in a list: callbacks=[...]."))
+            raise TypeError(
+                expected(
+                    "callbacks", "a list of callbacks", type(callbacks).__name__, "Wrap it in a list: callbacks=[...]."
+                )
+            )
         if not 0 <= validation_split < 1:
             raise ValueError(expected("validation_split", "a fraction in [0, 1)", validation_split))
-        plan = self._prepare_batches(x, y, check_positive_int(batch_size, "batch_size"), validation_split,
-                                     validation_data, shuffle, steps_per_epoch)
+        plan = self._prepare_batches(
+            x,
+            y,
+            check_positive_int(batch_size, "batch_size"),
+            validation_split,
+            validation_data,
+            shuffle,
+            steps_per_epoch,
+        )
         history = cbks.History()
         callback_list = cbks.CallbackList(
-            [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []), self,
-            {"verbose": verbose, "epochs": epochs, "steps": plan.n_batches})
+            [history] + list(callbacks or []) + ([cbks.ProgressBar(verbose, epochs)] if verbose else []),
+            self,
+            {"verbose": verbose, "epochs": epochs, "steps": plan.n_batches},
+        )
         self.history = history
         self.stop_training = False
         self._initial_epoch = None
@@ -202,12 +254,15 @@ class Training:
                 f"training diverged at epoch {plan.epoch + 1}, batch {plan.batch + 1}: {exc}. The model keeps the "
                 f"weights from before this batch (the optimizer state is not restored). Lower the learning rate (now "
                 f"{self.optimizer.learning_rate:g}), e.g. compile(optimizer=optimizers.Adam(1e-4)), "
-                "or check the inputs' scale (divide images by 255).") from None
+                "or check the inputs' scale (divide images by 255)."
+            ) from None
         except KeyboardInterrupt:
             callback_list.close()
-            warnings.warn(f"fit interrupted at epoch {plan.epoch + 1}, batch {plan.batch + 1}: the model holds the "
-                          "weights after the last finished batch; returning the history so far.",
-                          stacklevel=2)
+            warnings.warn(
+                f"fit interrupted at epoch {plan.epoch + 1}, batch {plan.batch + 1}: the model holds the "
+                "weights after the last finished batch; returning the history so far.",
+                stacklevel=2,
+            )
             self.stop_training = True
             return history
         except BaseException:
@@ -216,16 +271,22 @@ class Training:
         callback_list.on_train_end(logs)
         return history
 
-    def _prepare_batches(self, x, y, batch_size, validation_split, validation_data, shuffle,
-                         steps_per_epoch) -> _EpochPlan:
+    def _prepare_batches(
+        self, x, y, batch_size, validation_split, validation_data, shuffle, steps_per_epoch
+    ) -> _EpochPlan:
         """Check ``fit``'s data, build the model if it waits for its input shape, and say how each
         epoch's batches are made (:class:`_EpochPlan`)."""
         if is_batch_source(x):
             source = self._batch_source(x, y, "x", steps_per_epoch, "steps_per_epoch")
             if validation_split:
-                raise ValueError(expected("validation_split", "0 when x is a dataset of batches", validation_split,
-                                          "Split the arrays first (npconv.data.train_val_split) and pass "
-                                          "validation_data."))
+                raise ValueError(
+                    expected(
+                        "validation_split",
+                        "0 when x is a dataset of batches",
+                        validation_split,
+                        "Split the arrays first (npconv.data.train_val_split) and pass validation_data.",
+                    )
+                )
             first_x, _ = split_batch(source.first(), "x", 0, need_y=True)
             as_input_batch(self, first_x, "x batch 0", build=True)  # builds a Sequential waiting for data
             plan = _EpochPlan(self._training_plan(), source.batches_per_epoch(), source=source)
@@ -236,8 +297,13 @@ class Training:
             if validation_data is None and validation_split:
                 n_val = int(len(x) * validation_split)
                 if n_val == 0 or n_val == len(x):
-                    raise ValueError(expected("validation_split", f"a fraction leaving both parts of the {len(x)} "
-                                              "examples non-empty", validation_split))
+                    raise ValueError(
+                        expected(
+                            "validation_split",
+                            f"a fraction leaving both parts of the {len(x)} examples non-empty",
+                            validation_split,
+                        )
+                    )
                 x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
             plan = _EpochPlan(fused, -(-len(x) // batch_size), x=x, y=y, batch_size=batch_size, shuffle=shuffle)
         if validation_data is not None:
@@ -287,8 +353,14 @@ class Training:
     # ------------------------------------------------------------------ batches
     def _batch_source(self, x, y, name, steps, steps_name="steps"):
         if y is not None:
-            raise ValueError(expected("y", f"None when {name} is a dataset of (x, y) batches", type(y).__name__,
-                                      "The labels come with each batch."))
+            raise ValueError(
+                expected(
+                    "y",
+                    f"None when {name} is a dataset of (x, y) batches",
+                    type(y).__name__,
+                    "The labels come with each batch.",
+                )
+            )
         return BatchSource(x, name, None if steps is None else check_positive_int(steps, steps_name))
 
     def _checked_batches(self, items, name, need_y=True):
@@ -304,10 +376,12 @@ class Training:
             source = BatchSource(validation_data, "validation_data")
             return lambda epoch: self._checked_batches(source.epoch(epoch), "validation_data")
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            got = (f"a {type(validation_data).__name__} of {len(validation_data)} items"
-                   if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
-            raise TypeError(expected("validation_data", "a tuple (x_val, y_val) or a dataset of (x, y) batches",
-                                     got))
+            got = (
+                f"a {type(validation_data).__name__} of {len(validation_data)} items"
+                if isinstance(validation_data, (tuple, list))
+                else type(validation_data).__name__
+            )
+            raise TypeError(expected("validation_data", "a tuple (x_val, y_val) or a dataset of (x, y) batches", got))
         xv = as_input_batch(self, validation_data[0], "validation_data[0]")
         yv = as_labels(self, validation_data[1], len(xv), "validation_data[1]")
         return lambda epoch: array_batches(xv, yv, batch_size)
@@ -362,8 +436,9 @@ class Training:
     def predict(self, x, batch_size=32, verbose=0, steps=None) -> np.ndarray:
         """The model's outputs (probabilities after a final softmax/sigmoid) for ``x`` (an array, or
         an iterable of ``x`` or ``(x, y)`` batches), batch by batch."""
-        outputs = [self._forward(xb, False) for xb, _ in self._inference_batches(x, None, batch_size, steps,
-                                                                                 need_y=False)]
+        outputs = [
+            self._forward(xb, False) for xb, _ in self._inference_batches(x, None, batch_size, steps, need_y=False)
+        ]
         if not outputs:
             raise ValueError(expected("x", "at least one batch", "none", ONE_PASS_HINT))
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)

@@ -3,6 +3,7 @@
 The ONNX modules import the ``onnx`` package, an optional dependency (``pip install 'npconv[onnx]'``,
 which brings ``onnxruntime`` too, to run and check the result).
 """
+
 from __future__ import annotations
 
 from ..errors import check_choice

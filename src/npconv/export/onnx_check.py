@@ -1,4 +1,5 @@
 """Run an exported model in onnxruntime and compare it with ``model.predict``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,7 @@ def run_onnxruntime(onnx_model, x) -> np.ndarray:
     One CPU thread: this is a check, not a benchmark, and leaves the other cores alone.
     """
     import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)

@@ -5,6 +5,7 @@ graph's input and output stay NHWC like npconv's, so the layout changes happen o
 and at ``Flatten`` (which flattens in NHWC order, so ``Dense`` weights line up). A :class:`Value`
 keeps the npconv shape ``(n_H, n_W, n_C)`` or ``(n_features,)`` (no batch axis) next to the ONNX name.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -77,7 +78,10 @@ class GraphBuilder:
 
     def graph(self, name: str, inputs, outputs):
         """The ``GraphProto``; ``inputs``/``outputs`` are ``(name, shape without batch)`` pairs."""
+
         def info(value_name, shape):
             return helper.make_tensor_value_info(value_name, TensorProto.FLOAT, ["batch", *shape])
-        return helper.make_graph(self.nodes, name, [info(*i) for i in inputs],
-                                 [info(*o) for o in outputs], initializer=self.initializers)
+
+        return helper.make_graph(
+            self.nodes, name, [info(*i) for i in inputs], [info(*o) for o in outputs], initializer=self.initializers
+        )

@@ -4,6 +4,7 @@ Each converter emits the ONNX operators that compute the layer at inference, on 
 (see :mod:`.onnx_graph`). Weights become float32 initializers named ``<layer>/<weight>``.
 A layer type missing from :data:`CONVERTERS` cannot be exported (:func:`converter_for` says so).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,10 +19,12 @@ CONVERTERS: dict[type, object] = {}
 
 def converts(*layer_types):
     """Register the decorated function as the converter of ``layer_types`` (exact classes)."""
+
     def register(function):
         for layer_type in layer_types:
             CONVERTERS[layer_type] = function
         return function
+
     return register
 
 
@@ -31,10 +34,14 @@ def converter_for(layer):
     if function is None:
         names = ", ".join(sorted(t.__name__ for t in CONVERTERS))
         kind = type(layer).__name__
-        raise ValueError(expected(
-            f"layer {layer.name!r} ({kind})", f"a layer type ONNX export knows ({names})", kind,
-            "Build the model from those layers (a subclass counts as unknown: it may compute "
-            "something else)."))
+        raise ValueError(
+            expected(
+                f"layer {layer.name!r} ({kind})",
+                f"a layer type ONNX export knows ({names})",
+                kind,
+                "Build the model from those layers (a subclass counts as unknown: it may compute something else).",
+            )
+        )
     return function
 
 
@@ -53,8 +60,12 @@ def activation(g: GraphBuilder, name: str, x: Value, which: str) -> Value:
     """``which`` (relu, sigmoid, tanh, softmax over the channels, linear) applied to ``x``."""
     if which == "linear":
         return x
-    ops = {"relu": ("Relu", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}),
-           "softmax": ("Softmax", {"axis": x.onnx_axis(len(x.shape))})}
+    ops = {
+        "relu": ("Relu", {}),
+        "sigmoid": ("Sigmoid", {}),
+        "tanh": ("Tanh", {}),
+        "softmax": ("Softmax", {"axis": x.onnx_axis(len(x.shape))}),
+    }
     op_type, attributes = ops[which]
     return Value(g.op(op_type, [x.name], name, **attributes), x.shape)
 
@@ -67,8 +78,14 @@ def conv2d(g, layer, inputs):
     if layer.use_bias:
         weights.append(g.constant(f"{layer.name}/bias", layer.bias.value))
     out_shape = layer.compute_output_shape(x.shape)
-    z = g.op("Conv", [x.name, *weights], _affine_name(layer, "conv"), kernel_shape=list(layer.kernel_size),
-             strides=list(layer.strides), pads=_onnx_pads(layer, x, layer.kernel_size, layer.strides))
+    z = g.op(
+        "Conv",
+        [x.name, *weights],
+        _affine_name(layer, "conv"),
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.strides),
+        pads=_onnx_pads(layer, x, layer.kernel_size, layer.strides),
+    )
     return activation(g, layer.name, Value(z, out_shape), layer.activation.name)
 
 
@@ -85,8 +102,10 @@ def zero_padding2d(g, layer, inputs):
 def batch_normalization(g, layer, inputs):
     """ONNX ``BatchNormalization`` in inference mode, with the moving statistics and ``epsilon``."""
     (x,) = inputs
-    params = [g.constant(f"{layer.name}/{w.name}", w.value)
-              for w in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)]
+    params = [
+        g.constant(f"{layer.name}/{w.name}", w.value)
+        for w in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)
+    ]
     return Value(g.op("BatchNormalization", [x.name, *params], layer.name, epsilon=layer.epsilon), x.shape)
 
 
@@ -104,8 +123,11 @@ def activation_layer(g, layer, inputs):
 def pooling2d(g, layer, inputs):
     """ONNX ``MaxPool`` (padding never wins) or ``AveragePool`` over the unpadded elements only."""
     (x,) = inputs
-    window = dict(kernel_shape=list(layer.pool_size), strides=list(layer.strides),
-                  pads=_onnx_pads(layer, x, layer.pool_size, layer.strides))
+    window = dict(
+        kernel_shape=list(layer.pool_size),
+        strides=list(layer.strides),
+        pads=_onnx_pads(layer, x, layer.pool_size, layer.strides),
+    )
     if layer.mode == "max":
         out = g.op("MaxPool", [x.name], layer.name, **window)
     else:
@@ -141,9 +163,20 @@ def dense(g, layer, inputs):
     return activation(g, layer.name, z, layer.activation.name)
 
 
-@converts(L.Dropout, L.RandomFlip, L.RandomTranslation, L.RandomRotation, L.RandomBrightness, L.RandomZoom,
-          L.RandomContrast, L.RandomGrayscale, L.RandomWhiteBalance, L.RandomGaussianBlur, L.GaussianNoise,
-          L.RandomReframe)
+@converts(
+    L.Dropout,
+    L.RandomFlip,
+    L.RandomTranslation,
+    L.RandomRotation,
+    L.RandomBrightness,
+    L.RandomZoom,
+    L.RandomContrast,
+    L.RandomGrayscale,
+    L.RandomWhiteBalance,
+    L.RandomGaussianBlur,
+    L.GaussianNoise,
+    L.RandomReframe,
+)
 def identity_at_inference(g, layer, inputs):
     """Dropout and augmentation do nothing at inference: the layer's output is its input."""
     return inputs[0]
@@ -158,8 +191,13 @@ def per_image_standardization(g, layer, inputs):
     floor = g.constant(f"{layer.name}/floor", np.float32(1.0 / np.sqrt(np.prod(x.shape))))
     mean = g.op("ReduceMean", [x.name], f"{layer.name}/mean", axes=axes, keepdims=1)
     centred = g.op("Sub", [x.name, mean], f"{layer.name}/centred")
-    variance = g.op("ReduceMean", [g.op("Mul", [centred, centred], f"{layer.name}/square")],
-                    f"{layer.name}/variance", axes=axes, keepdims=1)
+    variance = g.op(
+        "ReduceMean",
+        [g.op("Mul", [centred, centred], f"{layer.name}/square")],
+        f"{layer.name}/variance",
+        axes=axes,
+        keepdims=1,
+    )
     scale = g.op("Max", [g.op("Sqrt", [variance], f"{layer.name}/std"), floor], f"{layer.name}/scale")
     return Value(g.op("Div", [centred, scale], layer.name), x.shape)
 
@@ -181,4 +219,3 @@ def concatenate(g, layer, inputs):
     axis = layer._axis(len(shapes[0])) + 1
     out = g.op("Concat", [x.name for x in inputs], layer.name, axis=inputs[0].onnx_axis(axis))
     return Value(out, layer.compute_output_shape(shapes))
-

@@ -5,6 +5,7 @@ The exported graph takes what ``model.predict`` takes, a float32 NHWC batch ``(b
 to ``model.predict`` (probabilities after a final sigmoid/softmax). ``model.metadata`` (class names,
 value scale) travels as the ``npconv_metadata`` JSON entry of the model's metadata properties.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from onnx import helper
 
 from .. import __version__
 from ..errors import ShapeError, expected
-from .onnx_graph import GraphBuilder, Value, NCHW_TO_NHWC
+from .onnx_graph import NCHW_TO_NHWC, GraphBuilder, Value
 from .onnx_layers import converter_for
 
 #: The ONNX operator set written: supported by onnxruntime (>= 1.12) and onnxruntime-web.
@@ -25,8 +26,14 @@ INPUT, OUTPUT = "input", "output"
 
 def _graph_input(g: GraphBuilder, shape) -> Value:
     if len(shape) not in (1, 3):
-        raise ShapeError(expected("model input", "images (n_H, n_W, n_C) or vectors (n_features,)",
-                                  f"shape {tuple(shape)}", "ONNX export supports these two kinds of input."))
+        raise ShapeError(
+            expected(
+                "model input",
+                "images (n_H, n_W, n_C) or vectors (n_features,)",
+                f"shape {tuple(shape)}",
+                "ONNX export supports these two kinds of input.",
+            )
+        )
     x = Value(INPUT, tuple(shape))
     return Value(g.to_nchw(INPUT, f"{INPUT}/nchw"), x.shape) if x.is_image else x
 
@@ -48,9 +55,13 @@ def to_onnx(model, opset: int = OPSET) -> onnx.ModelProto:
         g.op_into(OUTPUT, "Identity", [out.name])
     graph = g.graph(model.name, [(INPUT, input_shape)], [(OUTPUT, out.shape)])
     opsets = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(graph, opset_imports=opsets, producer_name="npconv",
-                              producer_version=__version__,
-                              doc_string=f"npconv model {model.name!r}: NHWC float32 input, as model.predict")
+    proto = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        producer_name="npconv",
+        producer_version=__version__,
+        doc_string=f"npconv model {model.name!r}: NHWC float32 input, as model.predict",
+    )
     proto.ir_version = helper.find_min_ir_version_for(opsets)  # readable by older runtimes too
     helper.set_model_props(proto, {"npconv_metadata": json.dumps(model.metadata)})
     onnx.checker.check_model(proto, full_check=True)
@@ -61,7 +72,10 @@ def export_onnx(model, filepath, opset: int = OPSET) -> Path:
     """Write ``model`` to ``filepath`` as ONNX (see :func:`to_onnx`); returns the path."""
     path = Path(filepath)
     if not path.parent.is_dir():
-        raise FileNotFoundError(expected("filepath", "a file in an existing folder", str(path),
-                                         f"Create the folder {str(path.parent)!r} first."))
+        raise FileNotFoundError(
+            expected(
+                "filepath", "a file in an existing folder", str(path), f"Create the folder {str(path.parent)!r} first."
+            )
+        )
     path.write_bytes(to_onnx(model, opset).SerializeToString())
     return path

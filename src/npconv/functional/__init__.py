@@ -4,10 +4,20 @@ Every kernel is a pair ``out, cache = xxx_forward(x, ...)`` and ``grads = xxx_ba
 see docs/ARCHITECTURE.md for the contract and :mod:`npconv.course` for the loop versions they are
 tested against.
 """
-from .activations import (linear_backward, linear_forward, relu_backward, relu_forward, sigmoid_backward,
-                          sigmoid_forward, softmax_backward, softmax_forward, tanh_backward, tanh_forward)
-from .batchnorm import (batchnorm_backward, batchnorm_forward, batchnorm_inference_backward,
-                        batchnorm_inference_forward)
+
+from .activations import (
+    linear_backward,
+    linear_forward,
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    softmax_backward,
+    softmax_forward,
+    tanh_backward,
+    tanh_forward,
+)
+from .batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference_backward, batchnorm_inference_forward
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
@@ -16,14 +26,32 @@ from .pool import global_pool2d_backward, global_pool2d_forward, pool2d_backward
 from .reshape import flatten_backward, flatten_forward
 
 __all__ = [
-    "zero_pad2d_forward", "zero_pad2d_backward",
-    "conv2d_forward", "conv2d_backward",
-    "pool2d_forward", "pool2d_backward", "global_pool2d_forward", "global_pool2d_backward",
-    "dense_forward", "dense_backward",
-    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
-    "softmax_forward", "softmax_backward", "tanh_forward", "tanh_backward",
-    "linear_forward", "linear_backward",
-    "batchnorm_forward", "batchnorm_backward", "batchnorm_inference_forward", "batchnorm_inference_backward",
-    "dropout_forward", "dropout_backward",
-    "flatten_forward", "flatten_backward",
+    "zero_pad2d_forward",
+    "zero_pad2d_backward",
+    "conv2d_forward",
+    "conv2d_backward",
+    "pool2d_forward",
+    "pool2d_backward",
+    "global_pool2d_forward",
+    "global_pool2d_backward",
+    "dense_forward",
+    "dense_backward",
+    "relu_forward",
+    "relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "linear_forward",
+    "linear_backward",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "batchnorm_inference_forward",
+    "batchnorm_inference_backward",
+    "dropout_forward",
+    "dropout_backward",
+    "flatten_forward",
+    "flatten_backward",
 ]

@@ -9,6 +9,7 @@ serves large requests with fresh ``mmap`` pages and returns the top of its heap 
 Linux with glibc only; elsewhere, or where the user set ``MALLOC_*`` variables of their own, nothing
 changes.
 """
+
 from __future__ import annotations
 
 import ctypes

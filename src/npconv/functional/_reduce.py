@@ -4,6 +4,7 @@
 model's first-layer bias gradient is ``(262144, 8)`` float32) and loses digits in float32. A BLAS
 matrix-vector product with a vector of ones does the same sum many times faster.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -34,8 +35,8 @@ def column_sum(a: np.ndarray) -> np.ndarray:
     blocks = n // _BLOCK
     if blocks < 2:
         return _ones(n, a.dtype) @ a
-    head = a[:blocks * _BLOCK].reshape(blocks, _BLOCK * n_c)
+    head = a[: blocks * _BLOCK].reshape(blocks, _BLOCK * n_c)
     total = _ones(_BLOCK, a.dtype) @ (_ones(blocks, a.dtype) @ head).reshape(_BLOCK, n_c)
     if n > blocks * _BLOCK:
-        total += _ones(n - blocks * _BLOCK, a.dtype) @ a[blocks * _BLOCK:]
+        total += _ones(n - blocks * _BLOCK, a.dtype) @ a[blocks * _BLOCK :]
     return total

@@ -1,4 +1,5 @@
 """Argument normalisation shared by every kernel: integer pairs, padding rules, output sizes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,7 @@ def as_pair(value, name: str, minimum: int = 1) -> Pair:
 
 def explicit_padding(padding, name: str = "padding") -> Padding2D:
     """``p``, ``(ph, pw)`` or ``((top, bottom), (left, right))`` as ``((top, bottom), (left, right))``."""
-    if isinstance(padding, (list, tuple)) and len(padding) == 2 and all(
-            isinstance(p, (list, tuple)) for p in padding):
+    if isinstance(padding, (list, tuple)) and len(padding) == 2 and all(isinstance(p, (list, tuple)) for p in padding):
         return as_pair(padding[0], name, minimum=0), as_pair(padding[1], name, minimum=0)
     ph, pw = as_pair(padding, name, minimum=0)
     return (ph, ph), (pw, pw)
@@ -57,9 +57,14 @@ def output_size(in_size: Pair, kernel: Pair, stride: Pair, pads: Padding2D, what
     for axis, n, f, s, (pb, pa) in zip(("height", "width"), in_size, kernel, stride, pads):
         padded = n + pb + pa
         if f > padded:
-            raise ShapeError(expected(
-                f"{what} {axis}", f"a window of at most the padded input's {padded} pixels", f"{f}",
-                "Use a smaller kernel/pool size, more padding (padding='same'), or a larger input."))
+            raise ShapeError(
+                expected(
+                    f"{what} {axis}",
+                    f"a window of at most the padded input's {padded} pixels",
+                    f"{f}",
+                    "Use a smaller kernel/pool size, more padding (padding='same'), or a larger input.",
+                )
+            )
         out.append((padded - f) // s + 1)
     return out[0], out[1]
 
@@ -71,6 +76,12 @@ def check_dout(dout, shape: tuple[int, ...]) -> np.ndarray:
     """
     dout = check_float_array(dout, "dout")
     if dout.shape != shape:
-        raise ShapeError(expected("dout", f"an array of the forward output's shape {shape}", dout,
-                                  "Pass the gradient of the loss with respect to this kernel's output."))
+        raise ShapeError(
+            expected(
+                "dout",
+                f"an array of the forward output's shape {shape}",
+                dout,
+                "Pass the gradient of the loss with respect to this kernel's output.",
+            )
+        )
     return dout

@@ -11,6 +11,7 @@ PyTorch's does (``benchmarks/train_speed.py --busy``). Cutting the threads to th
 work leaves free was slower. No thread count changes a result: the kernels split their work by the
 shapes, never by the number of threads (``tests/functional/test_compiled.py``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,6 +40,7 @@ def blas_scope():
 @functools.cache
 def _blas_controller():
     from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 
@@ -63,12 +65,16 @@ def matmul(a: np.ndarray, b: np.ndarray, reduce_rows: bool = False) -> np.ndarra
         return a.T @ b if reduce_rows else a @ b
     half = m // 2
     if reduce_rows:
+
         def part(rows):
             return a[rows].T @ b[rows]
     else:
+
         def part(rows):
             return a[rows] @ b
+
     import numba
+
     first, second = slice(0, half), slice(half, m)
     if numba.get_num_threads() > 1:
         pending = _gemm_worker().submit(part, second)
@@ -82,4 +88,5 @@ def matmul(a: np.ndarray, b: np.ndarray, reduce_rows: bool = False) -> np.ndarra
 @functools.cache
 def _gemm_worker():
     from concurrent.futures import ThreadPoolExecutor
+
     return ThreadPoolExecutor(1, thread_name_prefix="npconv-gemm")

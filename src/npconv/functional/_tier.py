@@ -8,6 +8,7 @@ Both give the same results within rounding and return caches that either tier's 
 call that wants them, not at ``import npconv``; compiled code is cached on disk (``cache=True``), so
 only the first run after an install or an edit pays the compilation.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,6 +45,7 @@ def tiered(numpy_version, applies=None):
         @tiered(_relu_gradient_numpy, applies=lambda dout, out: out.flags.c_contiguous)
         def _relu_gradient(kernels, dout, out): ...
     """
+
     def decorate(compiled_version):
         @functools.wraps(compiled_version)
         def dispatch(*args):
@@ -51,7 +53,9 @@ def tiered(numpy_version, applies=None):
             if kernels is not None and (applies is None or applies(*args)):
                 return compiled_version(kernels, *args)
             return numpy_version(*args)
+
         return dispatch
+
     return decorate
 
 
@@ -61,19 +65,29 @@ def load_compiled():
     Numba's threads are OpenMP's (:data:`OPENMP_SPIN_COUNT`), or its workqueue pool where libgomp
     is missing. Returned as namespaces ``kernels.conv``, ``kernels.pool``, ``kernels.batchnorm``,
     ``kernels.elementwise`` whose functions take one process-wide lock around each call: the
-    workqueue threads serve one parallel launch at a time and abort the process on a second, concurrent one (a web server
+    workqueue threads serve one parallel launch at a time and abort the process on a second, concurrent
+    one (a web server
     predicting in several threads). A call is milliseconds; waiting for it costs nothing like that.
     """
     global _kernels
     if _kernels is None:
         import numba
+
         if "NUMBA_THREADING_LAYER" not in os.environ and not _threads_started():
             numba.config.THREADING_LAYER = "omp" if _load_openmp() else "workqueue"
         from . import compiled
-        _kernels = SimpleNamespace(**{
-            name: SimpleNamespace(**{fn: _one_at_a_time(getattr(module, fn)) for fn in module.__all__})
-            for name, module in (("conv", compiled.conv), ("pool", compiled.pool),
-                                 ("batchnorm", compiled.batchnorm), ("elementwise", compiled.elementwise))})
+
+        _kernels = SimpleNamespace(
+            **{
+                name: SimpleNamespace(**{fn: _one_at_a_time(getattr(module, fn)) for fn in module.__all__})
+                for name, module in (
+                    ("conv", compiled.conv),
+                    ("pool", compiled.pool),
+                    ("batchnorm", compiled.batchnorm),
+                    ("elementwise", compiled.elementwise),
+                )
+            }
+        )
     return _kernels
 
 
@@ -109,12 +123,14 @@ def _one_at_a_time(kernel):
     def call(*args):
         with _launch_lock:
             return kernel(*args)
+
     return call
 
 
 def _threads_started() -> bool:
     """Whether Numba has already started a thread pool (its layer can no longer change)."""
     from numba.np.ufunc import parallel
+
     return getattr(parallel, "_is_initialized", False)
 
 
@@ -145,5 +161,5 @@ def kernels_will_compile() -> bool:
     if compiled() is None:
         return False
     from .compiled import _jit, conv
-    return not _jit.compiled_before(conv.conv_nhwc)
 
+    return not _jit.compiled_before(conv.conv_nhwc)

@@ -3,6 +3,7 @@
 Each forward caches its *output*: every derivative here is cheaper to write in terms of
 ``a = g(z)`` than of ``z`` (``relu' = a > 0``, ``sigmoid' = a (1 - a)``, ``tanh' = 1 - a^2``).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -14,6 +14,7 @@ tier column sums are BLAS matrix-vector products with a vector of ones, in two l
 :func:`~npconv.functional._reduce.column_sum`); the compiled tier
 (:mod:`npconv.functional.compiled.batchnorm`) makes two passes over the rows each way.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -29,30 +30,36 @@ from ._tier import tiered
 class BatchNormCache(NamedTuple):
     """What the training backward needs; ``mean`` and ``var`` feed the layer's moving averages."""
 
-    rows: np.ndarray     # (N, C): x - mean when ``centred`` (NumPy tier), else x itself (compiled
-    centred: bool        # tier, a view: no copy); xhat = (x - mean) * inv_std is never stored
-    gamma: np.ndarray    # (C,)
+    rows: np.ndarray  # (N, C): x - mean when ``centred`` (NumPy tier), else x itself (compiled
+    centred: bool  # tier, a view: no copy); xhat = (x - mean) * inv_std is never stored
+    gamma: np.ndarray  # (C,)
     inv_std: np.ndarray  # (C,) 1 / sqrt(var + eps)
-    mean: np.ndarray     # (C,) batch mean
-    var: np.ndarray      # (C,) biased batch variance
-    shape: tuple         # the input's shape
+    mean: np.ndarray  # (C,) batch mean
+    var: np.ndarray  # (C,) biased batch variance
+    shape: tuple  # the input's shape
 
 
 class BatchNormInferenceCache(NamedTuple):
     """What the inference backward needs: the input and the fixed statistics."""
 
-    x: np.ndarray            # (N, C) the input (a view, not a copy)
+    x: np.ndarray  # (N, C) the input (a view, not a copy)
     moving_mean: np.ndarray  # (C,)
-    inv_std: np.ndarray      # (C,) 1 / sqrt(moving_var + eps)
-    gamma: np.ndarray        # (C,)
+    inv_std: np.ndarray  # (C,) 1 / sqrt(moving_var + eps)
+    gamma: np.ndarray  # (C,)
     shape: tuple
 
 
 def _as_rows(x, name: str) -> np.ndarray:
     x = check_float_array(x, name)
     if x.ndim < 2:
-        raise ShapeError(expected(name, "an array of at least 2 dimensions (m, ..., n_C)", x,
-                                  "Batch normalisation needs a batch axis and a channel axis."))
+        raise ShapeError(
+            expected(
+                name,
+                "an array of at least 2 dimensions (m, ..., n_C)",
+                x,
+                "Batch normalisation needs a batch axis and a channel axis.",
+            )
+        )
     return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
 
 
@@ -63,8 +70,7 @@ def _channel_params(x: np.ndarray, **params) -> list[np.ndarray]:
     for name, value in params.items():
         value = check_float_array(value, name)
         if value.shape != (n_c,):
-            raise ShapeError(expected(name, f"shape ({n_c},), one value per channel of x {x.shape}",
-                                      value))
+            raise ShapeError(expected(name, f"shape ({n_c},), one value per channel of x {x.shape}", value))
         out.append(value.astype(x.dtype, copy=False))
     return out
 
@@ -130,16 +136,14 @@ def _normalise(kernels, x2, gamma, beta, eps, shape):
     shift = x2[0].astype(np.float64)
     sums, squares = bn.channel_moments(x2, _tiled(bn, shift, np.float64))
     shifted_mean = sums / n
-    var64 = np.maximum(squares / n - shifted_mean ** 2, 0.0)
+    var64 = np.maximum(squares / n - shifted_mean**2, 0.0)
     mean64 = shift + shifted_mean
     inv_std64 = 1 / np.sqrt(var64 + eps)
     scale = gamma * inv_std64
     out = np.empty_like(x2)
-    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, beta - mean64 * scale, x2.dtype),
-                        out)
+    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, beta - mean64 * scale, x2.dtype), out)
     dtype = x2.dtype
-    cache = BatchNormCache(x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype),
-                           shape)
+    cache = BatchNormCache(x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype), shape)
     return out.reshape(shape), cache
 
 
@@ -191,8 +195,9 @@ def _normalise_backward(kernels, d2, cache):
     dx = np.empty_like(x2)
     dtype = x2.dtype
     # dx = a * dout - b * (x - mean) - a * dbeta / n, with the constant terms gathered per channel
-    bn.input_gradient(d2, x2, _tiled(bn, a, dtype), _tiled(bn, b, dtype),
-                           _tiled(bn, b * mean - a * dbeta / n, dtype), dx)
+    bn.input_gradient(
+        d2, x2, _tiled(bn, a, dtype), _tiled(bn, b, dtype), _tiled(bn, b * mean - a * dbeta / n, dtype), dx
+    )
     return dx.reshape(shape), dgamma.astype(dtype), dbeta.astype(dtype)
 
 
@@ -204,7 +209,8 @@ def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-
     _check_eps(eps)
     x2 = _as_rows(x, "x")
     gamma, beta, moving_mean, moving_var = _channel_params(
-        x2, gamma=gamma, beta=beta, moving_mean=moving_mean, moving_var=moving_var)
+        x2, gamma=gamma, beta=beta, moving_mean=moving_mean, moving_var=moving_var
+    )
     if np.any(moving_var < 0):
         raise ValueError(expected("moving_var", "non-negative variances", moving_var))
     inv_std = 1 / np.sqrt(moving_var + eps)

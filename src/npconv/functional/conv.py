@@ -25,6 +25,7 @@ register-blocked tiles for the forward, the weight gradient, and the input gradi
 over the output gradient with the kernel flipped), and col2im runs as one compiled scatter-add. A
 ``1 x 1`` convolution is one GEMM on the input itself, in both tiers.
 """
+
 from __future__ import annotations
 
 import functools
@@ -45,13 +46,13 @@ FEW_CHANNELS = 8
 
 
 class ConvCache(NamedTuple):
-    cols: np.ndarray          # "rows": patch matrix (M, fh*fw*n_C); "channel_major": (fh*fw*n_C, M);
-                              # "direct": the zero-padded input (m, H_pad, W_pad, n_C), C-contiguous;
-                              # "pointwise": the input itself (M, n_C), for a 1 x 1 kernel
+    cols: np.ndarray  # "rows": patch matrix (M, fh*fw*n_C); "channel_major": (fh*fw*n_C, M);
+    # "direct": the zero-padded input (m, H_pad, W_pad, n_C), C-contiguous;
+    # "pointwise": the input itself (M, n_C), for a 1 x 1 kernel
     layout: str
-    w: np.ndarray             # (fh, fw, n_C, K) in the dtype of x
-    b_shape: tuple            # the shape of the bias given, so db comes back in it
-    x_shape: tuple            # (m, n_H_prev, n_W_prev, n_C)
+    w: np.ndarray  # (fh, fw, n_C, K) in the dtype of x
+    b_shape: tuple  # the shape of the bias given, so db comes back in it
+    x_shape: tuple  # (m, n_H_prev, n_W_prev, n_C)
     stride: tuple[int, int]
     pads: Padding2D
 
@@ -80,8 +81,14 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     m, n_h_prev, n_w_prev, n_c = x.shape
     fh, fw, w_c, n_k = w.shape
     if w_c != n_c:
-        raise ShapeError(expected("w", f"{n_c} input channels in w.shape[2] to match x of shape {x.shape}",
-                                  w, "Kernels are (f_h, f_w, n_C_prev, n_C)."))
+        raise ShapeError(
+            expected(
+                "w",
+                f"{n_c} input channels in w.shape[2] to match x of shape {x.shape}",
+                w,
+                "Kernels are (f_h, f_w, n_C_prev, n_C).",
+            )
+        )
     if b.size != n_k or b.shape not in ((n_k,), (1, 1, 1, n_k)):
         raise ShapeError(expected("b", f"shape ({n_k},) or (1, 1, 1, {n_k})", b, "One bias per filter."))
     stride = as_pair(stride, "stride")
@@ -119,9 +126,15 @@ def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace) -> bool
     1 x 1, padding of at most ``f - 1`` on each side (the full correlation that gives the input
     gradient needs it) and output rows at least as wide as the kernel's narrowest tile."""
     from .compiled.conv import MIN_WIDTH
+
     (fh, fw), ((top, bottom), (left, right)) = w.shape[:2], pads
-    return (stride == (1, 1) and fh * fw > 1 and out_size[1] >= MIN_WIDTH
-            and max(top, bottom) < fh and max(left, right) < fw)
+    return (
+        stride == (1, 1)
+        and fh * fw > 1
+        and out_size[1] >= MIN_WIDTH
+        and max(top, bottom) < fh
+        and max(left, right) < fw
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -131,6 +144,7 @@ def tap_offsets(fh: int, fw: int, n_c: int, row_len: int) -> np.ndarray:
     order, zero-padded to a multiple of the weight-gradient kernel's tap block. Read-only, shared:
     the same for every batch of a layer."""
     from .compiled.conv import TAP_BLOCK
+
     p, q, c = np.meshgrid(np.arange(fh), np.arange(fw), np.arange(n_c), indexing="ij")
     n_taps = fh * fw * n_c
     offsets = np.zeros(-(-n_taps // TAP_BLOCK) * TAP_BLOCK, np.int64)
@@ -143,12 +157,13 @@ def _filter_table(w2: np.ndarray) -> np.ndarray:
     """``w2 (T, K)`` zero-padded to ``(T, K_pad)`` whole vectors of filters for the direct kernels
     (``w2`` itself when it is C-contiguous and ``K`` whole vectors already)."""
     from .compiled.conv import filter_lanes
+
     k_pad = filter_lanes(w2.shape[1], w2.dtype)
     if k_pad == w2.shape[1] and w2.flags.c_contiguous:
         return w2
     table = aligned_empty((w2.shape[0], k_pad), w2.dtype)
-    table[:, w2.shape[1]:] = 0
-    table[:, :w2.shape[1]] = w2
+    table[:, w2.shape[1] :] = 0
+    table[:, : w2.shape[1]] = w2
     return table
 
 
@@ -210,7 +225,7 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
         dcols = matmul(dout2, w2.T).reshape(m, n_h, n_w, fh, fw, n_c)
         dx_pad = col2im(dcols, padded_hw, stride)
     (top, bottom), (left, right) = pads
-    return dx_pad[:, top:padded_hw[0] - bottom, left:padded_hw[1] - right, :], dw, db
+    return dx_pad[:, top : padded_hw[0] - bottom, left : padded_hw[1] - right, :], dw, db
 
 
 def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
@@ -237,8 +252,14 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
     flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, n_c)
     weights = _filter_table(flipped)
     dx = aligned_empty(x_shape, dout.dtype)
-    kernels.conv_nhwc(dout_pad, tap_offsets(fh, fw, n_k, dout_pad.shape[2]), fh * fw * n_k, weights,
-                      _filter_table(np.zeros((1, n_c), dout.dtype))[0], dx)
+    kernels.conv_nhwc(
+        dout_pad,
+        tap_offsets(fh, fw, n_k, dout_pad.shape[2]),
+        fh * fw * n_k,
+        weights,
+        _filter_table(np.zeros((1, n_c), dout.dtype))[0],
+        dx,
+    )
     return dx, dw, db
 
 
@@ -249,12 +270,13 @@ def channel_planes(x: np.ndarray, pads: Padding2D, workspace: Workspace | None =
     planes = scratch(workspace, "planes", (n_c, m, n_h_prev + top + bottom, n_w_prev + left + right), x.dtype)
     if top or bottom or left or right:
         planes.fill(0)
-    planes[:, :, top:top + n_h_prev, left:left + n_w_prev] = x.transpose(3, 0, 1, 2)
+    planes[:, :, top : top + n_h_prev, left : left + n_w_prev] = x.transpose(3, 0, 1, 2)
     return planes
 
 
-def pad_nhwc(x: np.ndarray, pads: Padding2D, value: float = 0.0,
-             workspace: Workspace | None = None, name: str = "x_pad") -> np.ndarray:
+def pad_nhwc(
+    x: np.ndarray, pads: Padding2D, value: float = 0.0, workspace: Workspace | None = None, name: str = "x_pad"
+) -> np.ndarray:
     """``x`` with ``pads`` added around its two spatial axes; ``x`` itself when there is nothing to add.
     With a ``workspace``, the result is its buffer ``name`` (valid until the next call that uses it)."""
     (top, bottom), (left, right) = pads
@@ -269,7 +291,7 @@ def _fill_padded_numpy(x, top, left, value, padded):
     """``padded`` (``x``'s shape plus the padding) holding ``value`` with ``x`` at ``(top, left)``."""
     m, n_h, n_w, n_c = x.shape
     padded.fill(value)
-    padded[:, top:top + n_h, left:left + n_w, :] = x
+    padded[:, top : top + n_h, left : left + n_w, :] = x
     return padded
 
 
@@ -277,8 +299,13 @@ def _fill_padded_numpy(x, top, left, value, padded):
 def _fill_padded(kernels, x, top, left, value, padded):
     """:func:`_fill_padded_numpy` in one parallel pass, every value written once."""
     m, n_h, n_w, n_c = x.shape
-    kernels.elementwise.pad(np.ascontiguousarray(x).reshape(m, n_h, n_w * n_c), top, left * n_c,
-                            x.dtype.type(value), padded.reshape(m, padded.shape[1], -1))
+    kernels.elementwise.pad(
+        np.ascontiguousarray(x).reshape(m, n_h, n_w * n_c),
+        top,
+        left * n_c,
+        x.dtype.type(value),
+        padded.reshape(m, padded.shape[1], -1),
+    )
     return padded
 
 
@@ -286,8 +313,12 @@ def window_view(x_pad: np.ndarray, kernel, stride, out_size) -> np.ndarray:
     """A read-only view ``v[i, h, w, p, q, c] = x_pad[i, h*sh + p, w*sw + q, c]`` (no copy)."""
     (fh, fw), (sh, sw), (n_h, n_w) = kernel, stride, out_size
     s_m, s_h, s_w, s_c = x_pad.strides
-    return as_strided(x_pad, (x_pad.shape[0], n_h, n_w, fh, fw, x_pad.shape[3]),
-                      (s_m, s_h * sh, s_w * sw, s_h, s_w, s_c), writeable=False)
+    return as_strided(
+        x_pad,
+        (x_pad.shape[0], n_h, n_w, fh, fw, x_pad.shape[3]),
+        (s_m, s_h * sh, s_w * sw, s_h, s_w, s_c),
+        writeable=False,
+    )
 
 
 def im2col(x_pad: np.ndarray, kernel, stride, out_size, workspace: Workspace | None = None) -> np.ndarray:
@@ -308,8 +339,7 @@ def im2col_channel_major(x, pads, kernel, stride, out_size, workspace: Workspace
     m, n_c = x.shape[0], x.shape[3]
     planes = channel_planes(x, pads, workspace)
     s_c, s_m, s_h, s_w = planes.strides
-    windows = as_strided(planes, (fh, fw, n_c, m, n_h, n_w), (s_h, s_w, s_c, s_m, s_h * sh, s_w * sw),
-                         writeable=False)
+    windows = as_strided(planes, (fh, fw, n_c, m, n_h, n_w), (s_h, s_w, s_c, s_m, s_h * sh, s_w * sw), writeable=False)
     cols = scratch(workspace, "cols", windows.shape, x.dtype)
     np.copyto(cols, windows)
     return cols.reshape(fh * fw * n_c, -1)
@@ -330,7 +360,7 @@ def _scatter_add_patches_numpy(dcols, padded_hw, stride):
     dx_pad = np.zeros((m, *padded_hw, n_c), dtype=dcols.dtype)
     for p in range(fh):
         for q in range(fw):
-            dx_pad[:, p:p + sh * n_h:sh, q:q + sw * n_w:sw, :] += dcols[:, :, :, p, q, :]
+            dx_pad[:, p : p + sh * n_h : sh, q : q + sw * n_w : sw, :] += dcols[:, :, :, p, q, :]
     return dx_pad
 
 
@@ -350,5 +380,5 @@ def col2im_channel_major(dcols: np.ndarray, padded_hw, stride) -> np.ndarray:
     dx_pad = np.zeros((n_c, m, *padded_hw), dtype=dcols.dtype)
     for p in range(fh):
         for q in range(fw):
-            dx_pad[:, :, p:p + sh * n_h:sh, q:q + sw * n_w:sw] += dcols[p, q]
+            dx_pad[:, :, p : p + sh * n_h : sh, q : q + sw * n_w : sw] += dcols[p, q]
     return dx_pad

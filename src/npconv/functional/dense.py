@@ -1,4 +1,5 @@
 """The dense (fully connected, affine) kernel: ``Z = X W + b``, one GEMM each way."""
+
 from __future__ import annotations
 
 from ..errors import ShapeError, check_float_array, expected
@@ -24,10 +25,14 @@ def dense_forward(x, w, b):
     w = check_float_array(w, "w", ndim=2).astype(x.dtype, copy=False)
     b = check_float_array(b, "b", ndim=1).astype(x.dtype, copy=False)
     if w.shape[0] != x.shape[1]:
-        raise ShapeError(expected(
-            "w", f"{x.shape[1]} rows, one per input feature of x of shape {x.shape}",
-            f"w of shape {w.shape}",
-            "Flatten image batches first (Flatten layer) and build the weights for the input's width."))
+        raise ShapeError(
+            expected(
+                "w",
+                f"{x.shape[1]} rows, one per input feature of x of shape {x.shape}",
+                f"w of shape {w.shape}",
+                "Flatten image batches first (Flatten layer) and build the weights for the input's width.",
+            )
+        )
     if b.shape != (w.shape[1],):
         raise ShapeError(expected("b", f"shape ({w.shape[1]},) to match w of shape {w.shape}", b))
     out = x @ w

@@ -3,6 +3,7 @@
 The scaling happens at training time so the expected activation is unchanged and inference is
 the identity (Keras's ``Dropout``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,12 +28,14 @@ def dropout_forward(x, rate, rng, training=True):
     cache : the scaled mask (dtype of ``x``), or the shape of ``x`` for the identity
     """
     x = check_float_array(x, "x")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)) \
-            or not 0 <= rate < 1:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)) or not 0 <= rate < 1:
         raise ValueError(expected("rate", "a number in [0, 1) (the fraction of units dropped)", rate))
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(expected("rng", "a numpy.random.Generator", rng,
-                                 "Use npconv.utils.global_rng() or np.random.default_rng(seed)."))
+        raise TypeError(
+            expected(
+                "rng", "a numpy.random.Generator", rng, "Use npconv.utils.global_rng() or np.random.default_rng(seed)."
+            )
+        )
     if not training or rate == 0:
         return x, x.shape
     # Draw in x's precision when NumPy can (float32 halves the bytes drawn); else float64.

@@ -1,11 +1,11 @@
 """Zero padding of the two spatial axes of an NHWC batch (the course's ``zero_pad``)."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import check_float_array
-from ._shapes import explicit_padding
-from ._shapes import check_dout
+from ._shapes import check_dout, explicit_padding
 
 
 def zero_pad2d_forward(x, padding):
@@ -26,7 +26,7 @@ def zero_pad2d_forward(x, padding):
     m, n_h, n_w, n_c = x.shape
     # One zero-filled buffer and one slice assignment: faster than np.pad's general machinery.
     out = np.zeros((m, top + n_h + bottom, left + n_w + right, n_c), dtype=x.dtype)
-    out[:, top:top + n_h, left:left + n_w, :] = x
+    out[:, top : top + n_h, left : left + n_w, :] = x
     return out, (pads, x.shape)
 
 
@@ -36,4 +36,4 @@ def zero_pad2d_backward(dout, cache):
     m, n_h, n_w, n_c = x_shape
     dout = check_dout(dout, (m, top + n_h + bottom, left + n_w + right, n_c))
     # A contiguous copy, so the caller may modify dx in place and the next GEMM reads it fast.
-    return np.ascontiguousarray(dout[:, top:top + n_h, left:left + n_w, :])
+    return np.ascontiguousarray(dout[:, top : top + n_h, left : left + n_w, :])

@@ -15,6 +15,7 @@ holding NaN gives NaN (as NumPy's max) and sends its gradient to its last NaN (a
 With the compiled tier (:mod:`npconv.functional._tier`) max pooling reads each window once instead
 (:mod:`npconv.functional.compiled.pool`), with the same ``winner`` in the cache.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -26,14 +27,13 @@ from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_paddin
 from ._tier import tiered
 from .conv import pad_nhwc
 
-
 # The winners' dtype in both tiers: the compiled selects vectorise on 32-bit lanes beside float32
 # values (with uint8 winners they did not).
 WINNER_DTYPE = np.int32
 
 
 class PoolCache(NamedTuple):
-    x_shape: tuple            # (m, n_H_prev, n_W_prev, n_C)
+    x_shape: tuple  # (m, n_H_prev, n_W_prev, n_C)
     pool: tuple[int, int]
     stride: tuple[int, int]
     pads: Padding2D
@@ -87,7 +87,7 @@ def pool2d_backward(dout, cache: PoolCache):
     # windows); when the windows tile the padded input exactly, nothing needs zeroing first.
     tiled = (ph, pw) == (sh, sw) and padded_hw == (n_h * sh, n_w * sw)
     padded = _scatter_to_windows(dout, mode, winner, counts, (ph, pw), (sh, sw), padded_hw, tiled)
-    return padded[:, top:padded_hw[0] - bottom, left:padded_hw[1] - right, :]
+    return padded[:, top : padded_hw[0] - bottom, left : padded_hw[1] - right, :]
 
 
 def _scatter_to_windows_numpy(dout, mode, winner, counts, pool, stride, padded_hw, tiled):
@@ -120,7 +120,7 @@ def _scatter_to_windows(kernels, dout, mode, winner, counts, pool, stride, padde
 
 def _offset_slice(x_pad, p, q, stride, out_size):
     (sh, sw), (n_h, n_w) = stride, out_size
-    return x_pad[:, p:p + sh * n_h:sh, q:q + sw * n_w:sw, :]
+    return x_pad[:, p : p + sh * n_h : sh, q : q + sw * n_w : sw, :]
 
 
 def _max_over_offsets(x_pad, pool, stride, out_size):

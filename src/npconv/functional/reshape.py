@@ -1,4 +1,5 @@
 """Flatten: ``(m, n_H, n_W, n_C) -> (m, n_H * n_W * n_C)``, the bridge from conv to dense layers."""
+
 from __future__ import annotations
 
 from math import prod

@@ -8,6 +8,7 @@ dimmed, brightened, washed out) gives the same ``y`` unless values were clipped.
 Backward, where the floor is not active: ``dx = (dy - mean(dy) - y * mean(dy * y)) / s`` per image;
 where it is, ``s`` is a constant and ``dx = (dy - mean(dy)) / s``.
 """
+
 from __future__ import annotations
 
 import numpy as np

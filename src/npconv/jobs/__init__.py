@@ -17,6 +17,7 @@ jobs and their ``execute`` are :mod:`npconv.apps`'s (:mod:`npconv.apps.job_spec`
 :func:`npconv.apps.job_work.execute`); :mod:`npconv.apps.training` runs its folds and ensemble
 members this way when given ``jobs`` or ``cluster``, and :mod:`npconv.tuning` its recipe searches.
 """
+
 from .cluster import DaskCluster
 from .local import InProcess, ProcessPool
 from .progress import Bars, Progress
@@ -25,6 +26,18 @@ from .sources import Source, materialise
 from .threads import threads_per_job, worker_description
 
 __all__ = [
-    "Bars", "DaskCluster", "InProcess", "JobError", "JobsInterrupted", "ProcessPool", "Progress", "Source",
-    "materialise", "run_jobs", "runner_for", "runs_here", "threads_per_job", "worker_description",
+    "Bars",
+    "DaskCluster",
+    "InProcess",
+    "JobError",
+    "JobsInterrupted",
+    "ProcessPool",
+    "Progress",
+    "Source",
+    "materialise",
+    "run_jobs",
+    "runner_for",
+    "runs_here",
+    "threads_per_job",
+    "worker_description",
 ]

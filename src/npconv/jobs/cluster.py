@@ -19,6 +19,7 @@
 Threads: one job per worker thread; start workers with ``--nthreads 1`` and as many processes as
 cores (``--nworkers N``): Dask's nanny gives each one BLAS thread, and Numba gets the same.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,8 +37,10 @@ def distributed_module():
     try:
         import dask.distributed as distributed
     except ImportError as exc:
-        raise ImportError("--cluster needs Dask's distributed scheduler: pip install 'npconv[distributed]' "
-                          f"({exc})", name=getattr(exc, "name", None)) from exc
+        raise ImportError(
+            f"--cluster needs Dask's distributed scheduler: pip install 'npconv[distributed]' ({exc})",
+            name=getattr(exc, "name", None),
+        ) from exc
     return distributed
 
 
@@ -46,17 +49,21 @@ def _run_on_worker(execute, job, datasets, topic: str, stop_event: str):
     ``topic``, stopping when the client sets the event ``stop_event``."""
     match_numba_to_blas()
     from dask.distributed import Event, get_worker
+
     worker = get_worker()
     stop = Event(stop_event)
-    return execute(job, materialise(datasets), report=lambda *event: worker.log_event(topic, event),
-                   should_stop=stop.is_set)
+    return execute(
+        job, materialise(datasets), report=lambda *event: worker.log_event(topic, event), should_stop=stop.is_set
+    )
 
 
 def _failure(future) -> BaseException:
     """Why ``future`` did not finish: its exception, or what a cancelled one says."""
     error = future.exception() if future.status == "error" else None
-    return error or RuntimeError(f"the scheduler {future.status} it (its data was lost with every worker "
-                                 "that held it, or the cluster was shut down)")
+    return error or RuntimeError(
+        f"the scheduler {future.status} it (its data was lost with every worker "
+        "that held it, or the cluster was shut down)"
+    )
 
 
 class DaskCluster:
@@ -90,17 +97,32 @@ class DaskCluster:
 
             def submit(batch, attempt):
                 """Submits ``batch``, scattering first what no worker holds any more."""
-                lost = [key for key, data in datasets.items()
-                        if not isinstance(data, Source) and (key not in shared or shared[key].status != "finished")]
+                lost = [
+                    key
+                    for key, data in datasets.items()
+                    if not isinstance(data, Source) and (key not in shared or shared[key].status != "finished")
+                ]
                 if lost:
-                    shared.update(zip(lost, client.scatter([datasets[key] for key in lost], broadcast=True,
-                                                           hash=False)))
+                    shared.update(
+                        zip(lost, client.scatter([datasets[key] for key in lost], broadcast=True, hash=False))
+                    )
                 submitted = []
                 for job in batch:
                     needed = {name: shared[name] for name in getattr(job, "data_keys", datasets)}
                     key = f"{run}-{job.key}" + (f"-again{attempt}" if attempt else "")
-                    submitted.append(client.submit(_run_on_worker, execute, job, needed, run, stop.name,
-                                                   key=key, retries=self.retries, pure=False))
+                    submitted.append(
+                        client.submit(
+                            _run_on_worker,
+                            execute,
+                            job,
+                            needed,
+                            run,
+                            stop.name,
+                            key=key,
+                            retries=self.retries,
+                            pure=False,
+                        )
+                    )
                     futures[submitted[-1]] = job
                 return submitted
 
@@ -118,7 +140,7 @@ class DaskCluster:
                 for future in done:
                     job = futures.pop(future)
                     if future.status == "cancelled" and attempt < self.retries:
-                        orphans.append(job)         # its data died with every worker that held it
+                        orphans.append(job)  # its data died with every worker that held it
                     elif future.status != "finished":
                         error = _failure(future)
                         raise job_failed(job, error, "the Dask cluster") from error

@@ -7,6 +7,7 @@ thread pools in whatever state they are), with ``cores // jobs`` BLAS and Numba 
 Ctrl-C: the client, which gets it, terminates them, so no worker is left training and no file is
 half written (workers write none; the client writes only whole results).
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -53,6 +54,7 @@ def _run_in_worker(execute, job):
 
 # ----------------------------------------------------------------------------- in the client
 
+
 class ProcessPool:
     """``jobs`` trainings at once in worker processes on this machine, ``threads`` threads each
     (default: the cores divided between them, :func:`~.threads.threads_per_job`)."""
@@ -68,8 +70,9 @@ class ProcessPool:
         messages = context.Queue()
         events = Events(jobs, progress)
         order = {job.key: i for i, job in enumerate(jobs)}
-        pool = ProcessPoolExecutor(min(self.jobs, len(jobs)), mp_context=context, initializer=_start_worker,
-                                   initargs=(datasets, messages))
+        pool = ProcessPoolExecutor(
+            min(self.jobs, len(jobs)), mp_context=context, initializer=_start_worker, initargs=(datasets, messages)
+        )
         completed = False
         try:
             # ProcessPoolExecutor starts its spawned workers as jobs are submitted, so all start here.
@@ -84,9 +87,11 @@ class ProcessPool:
                     try:
                         result = future.result()
                     except BrokenProcessPool:
-                        raise JobError(f"a worker process died (killed, or out of memory?) while job "
-                                       f"{job.title!r} was running; {len(events.finished)} of {len(jobs)} jobs "
-                                       "had finished. Run again with fewer jobs at once.") from None
+                        raise JobError(
+                            f"a worker process died (killed, or out of memory?) while job "
+                            f"{job.title!r} was running; {len(events.finished)} of {len(jobs)} jobs "
+                            "had finished. Run again with fewer jobs at once."
+                        ) from None
                     except Exception as exc:
                         raise job_failed(job, exc) from exc
                     events.finish(job, result, on_result)

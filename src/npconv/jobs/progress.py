@@ -5,6 +5,7 @@ worker takes a job; ``epoch(job, epoch, epochs, logs)`` after each of its epochs
 result)`` when its result is in (also for a result read from a cache, ``result.cached``); ``end()``
 once, also after an error or Ctrl-C. An exception raised by any of them stops the run as Ctrl-C does.
 """
+
 from __future__ import annotations
 
 
@@ -34,20 +35,31 @@ class Bars(Progress):
     def __init__(self, file=None):
         self.file = file
         self._overall = None
-        self._bars: dict[str, tuple[object, int]] = {}   # job key -> (bar, its line)
+        self._bars: dict[str, tuple[object, int]] = {}  # job key -> (bar, its line)
         self._free_lines: list[int] = []
 
     def begin(self, jobs) -> None:
         from tqdm.auto import tqdm
-        self._overall = tqdm(total=len(jobs), desc="jobs", unit="job", position=0, file=self.file,
-                             dynamic_ncols=True)
+
+        self._overall = tqdm(total=len(jobs), desc="jobs", unit="job", position=0, file=self.file, dynamic_ncols=True)
 
     def started(self, job, worker: dict) -> None:
         from tqdm.auto import tqdm
+
         line = self._free_lines.pop(0) if self._free_lines else len(self._bars) + 1
         where = f" ({worker.get('host')}:{worker.get('pid')})" if worker else ""
-        self._bars[job.key] = (tqdm(total=getattr(job, "epochs", None), desc=job.title + where, unit="epoch",
-                                    position=line, leave=False, file=self.file, dynamic_ncols=True), line)
+        self._bars[job.key] = (
+            tqdm(
+                total=getattr(job, "epochs", None),
+                desc=job.title + where,
+                unit="epoch",
+                position=line,
+                leave=False,
+                file=self.file,
+                dynamic_ncols=True,
+            ),
+            line,
+        )
 
     def epoch(self, job, epoch: int, epochs: int, logs: dict) -> None:
         bar, _ = self._bars.get(job.key, (None, 0))
@@ -68,6 +80,7 @@ class Bars(Progress):
     def write(self, text: str) -> None:
         """Print a line above the bars without breaking them (each fold's result, say)."""
         from tqdm.auto import tqdm
+
         tqdm.write(text, file=self.file)
 
     def end(self) -> None:

@@ -7,6 +7,7 @@ A runner has one method, ``run(jobs, datasets, on_result, progress, execute)``: 
 every worker before it propagates, and a failed job stops the run with a :class:`JobError`. Results
 only ever travel back to the client: workers write no file.
 """
+
 from __future__ import annotations
 
 import queue
@@ -79,6 +80,7 @@ def run_jobs(jobs, datasets, runner=None, progress: Progress | None = None, on_r
     :class:`JobsInterrupted` with the results in so far, once every worker has stopped.
     """
     from .local import InProcess
+
     jobs = list(jobs)
     keys = [job.key for job in jobs]
     if len(set(keys)) != len(keys):
@@ -114,11 +116,19 @@ def runner_for(jobs: int = 1, cluster=None, threads: int | None = None, retries:
     jobs = check_positive_int(jobs, "jobs")
     if cluster is not None:
         if jobs != 1:
-            raise ValueError(expected("jobs", "1 with a cluster (its workers decide how many jobs run at once)",
-                                      jobs, "Leave out --jobs, or leave out --cluster to use this machine."))
+            raise ValueError(
+                expected(
+                    "jobs",
+                    "1 with a cluster (its workers decide how many jobs run at once)",
+                    jobs,
+                    "Leave out --jobs, or leave out --cluster to use this machine.",
+                )
+            )
         from .cluster import DaskCluster
+
         return DaskCluster(cluster, retries=retries)
     from .local import InProcess, ProcessPool
+
     return InProcess() if jobs == 1 else ProcessPool(jobs, threads)
 
 

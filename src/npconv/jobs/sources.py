@@ -3,6 +3,7 @@
 A run's ``datasets`` map a name to the data itself (sent to each worker once) or to a
 :class:`Source`, a description each worker loads for itself (:func:`materialise`, once per process).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

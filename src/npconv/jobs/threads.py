@@ -6,6 +6,7 @@ are spawned (a fresh interpreter, not a fork) inside :func:`thread_environment`.
 ``OMP_NUM_THREADS=1`` and the BLAS ones from its nanny (Dask's ``distributed.nanny.pre-spawn-environ``);
 :func:`match_numba_to_blas` gives Numba the same count before it is imported.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 An activation is a named pair of kernels from :mod:`npconv.functional`; layers that take
 ``activation=`` apply it after their affine step and keep its cache for backward.
 """
+
 from __future__ import annotations
 
 from .. import functional as F

@@ -4,6 +4,7 @@ Each draws from its own generator when given ``seed=``, else from ``npconv.utils
 They have no weights and no backward pass: a model refuses them after a layer with weights (put
 them right after the input, where no gradient is needed).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,6 +32,7 @@ class _Augmentation(Layer):
         if not training:
             return x
         from .. import utils
+
         rng = self._rng if self._rng is not None else utils.global_rng()
         return getattr(_augment_module(), self._kernel)(x, rng, **self._kwargs())
 
@@ -38,7 +40,8 @@ class _Augmentation(Layer):
         training = self._take_cache()
         if need_dx and training:
             raise NotImplementedError(
-                f"layer {self.name!r}: augmentation layers pass no gradient; put them first in the model.")
+                f"layer {self.name!r}: augmentation layers pass no gradient; put them first in the model."
+            )
         return dout if need_dx else None
 
 
@@ -133,10 +136,19 @@ class RandomZoom(_Augmentation):
     _kernel = "random_zoom"
     _config_keys = ("height_factor", "width_factor", "fill_mode", "interpolation", "seed", "fill_value")
 
-    def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear",
-                 seed=None, fill_value=0.0, **kwargs):
+    def __init__(
+        self,
+        height_factor,
+        width_factor=None,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        **kwargs,
+    ):
         super().__init__(seed=seed, **kwargs)
         from ..data.resample import FILL_MODES, INTERPOLATIONS
+
         self.height_factor = _factor(height_factor, "height_factor")
         self.width_factor = None if width_factor is None else _factor(width_factor, "width_factor")
         _augment_module().zoom_range(self.height_factor, "height_factor")
@@ -147,9 +159,13 @@ class RandomZoom(_Augmentation):
         self.fill_value = float(fill_value)
 
     def _kwargs(self):
-        return {"height_factor": self.height_factor, "width_factor": self.width_factor,
-                "fill_mode": self.fill_mode, "interpolation": self.interpolation,
-                "fill_value": self.fill_value}
+        return {
+            "height_factor": self.height_factor,
+            "width_factor": self.width_factor,
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
+            "fill_value": self.fill_value,
+        }
 
 
 class RandomContrast(_Augmentation):
@@ -258,5 +274,9 @@ class RandomReframe(_Augmentation):
         self.value_range = tuple(float(v) for v in value_range)
 
     def _kwargs(self):
-        return {"min_scale": 1.0 - self.factor, "max_degrees": self.degrees, "probability": self.probability,
-                "value_range": self.value_range}
+        return {
+            "min_scale": 1.0 - self.factor,
+            "max_degrees": self.degrees,
+            "probability": self.probability,
+            "value_range": self.value_range,
+        }

@@ -6,6 +6,7 @@ A layer is called three ways:
 * ``layer(x)`` on an array - an inference forward pass (``training=False``, no cache kept);
 * by a model: ``forward(x, training)`` then ``backward(dout, need_dx)``.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,14 @@ def registered_layers() -> dict[str, type]:
 def layer_class(name: str) -> type:
     """The registered layer class called ``name``; unknown names list the known ones."""
     if name not in _REGISTRY:
-        raise ValueError(expected("layer class", "one of " + ", ".join(sorted(_REGISTRY)), repr(name),
-                                  "The file was written by another program or a newer npconv."))
+        raise ValueError(
+            expected(
+                "layer class",
+                "one of " + ", ".join(sorted(_REGISTRY)),
+                repr(name),
+                "The file was written by another program or a newer npconv.",
+            )
+        )
     return _REGISTRY[name]
 
 
@@ -91,8 +98,7 @@ class Layer:
         if not cls.__name__.startswith("_"):
             _REGISTRY[cls.__name__] = cls
 
-    def __init__(self, name: str | None = None, input_shape=None, trainable: bool = True,
-                 dtype=None):
+    def __init__(self, name: str | None = None, input_shape=None, trainable: bool = True, dtype=None):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise ValueError(expected("name", "a non-empty string without '/'", name))
         self._given_name = name
@@ -121,6 +127,7 @@ class Layer:
 
     def add_weight(self, name: str, shape, initializer, trainable: bool = True) -> Weight:
         from .. import initializers, utils
+
         init = initializers.get(initializer)
         value = np.asarray(init(tuple(shape), self.dtype, utils.global_rng()), dtype=self.dtype)
         weight = Weight(name, value, trainable)
@@ -193,8 +200,10 @@ class Layer:
     # --- Keras's connection attributes ----------------------------------------------------------
     def _connection(self, what):
         if self._inbound is None:
-            raise AttributeError(f"layer {self.name!r} is not connected, so it has no {what}: call it "
-                                 "on a tensor from npconv.Input(...) or put it in a model first.")
+            raise AttributeError(
+                f"layer {self.name!r} is not connected, so it has no {what}: call it "
+                "on a tensor from npconv.Input(...) or put it in a model first."
+            )
         return self._inbound
 
     @property
@@ -219,8 +228,7 @@ class Layer:
             return [(None,) + tuple(s) for s in shapes] if self.multi_input else (None,) + tuple(shapes)
         if self._declared_input_shape is not None:
             return (None,) + self._declared_input_shape
-        raise AttributeError(f"layer {self.name!r} has never been called and thus has no defined "
-                             "input shape.")
+        raise AttributeError(f"layer {self.name!r} has never been called and thus has no defined input shape.")
 
     @property
     def output_shape(self):
@@ -229,8 +237,7 @@ class Layer:
             return self._inbound[1].shape
         if self.built:
             return (None,) + tuple(self._output_shape(self.built_input_shape))
-        raise AttributeError(f"layer {self.name!r} has never been called and thus has no defined "
-                             "output shape.")
+        raise AttributeError(f"layer {self.name!r} has never been called and thus has no defined output shape.")
 
     # --- bookkeeping -------------------------------------------------------------------------
     @property
@@ -252,13 +259,13 @@ class Layer:
     def set_weights(self, values) -> None:
         values = list(values)
         if len(values) != len(self.weights):
-            raise ValueError(expected(f"weights of layer {self.name!r}", f"{len(self.weights)} arrays",
-                                      f"{len(values)}"))
+            raise ValueError(
+                expected(f"weights of layer {self.name!r}", f"{len(self.weights)} arrays", f"{len(values)}")
+            )
         for w, v in zip(self.weights, values):
             v = np.asarray(v)
             if v.shape != w.value.shape:
-                raise ShapeError(expected(f"weight {self.name}/{w.name}", f"shape {w.value.shape}",
-                                          f"shape {v.shape}"))
+                raise ShapeError(expected(f"weight {self.name}/{w.name}", f"shape {w.value.shape}", f"shape {v.shape}"))
             w.value[...] = v
 
     def get_config(self) -> dict:
@@ -271,7 +278,7 @@ class Layer:
         return config
 
     @classmethod
-    def from_config(cls, config: dict) -> "Layer":
+    def from_config(cls, config: dict) -> Layer:
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -283,6 +290,7 @@ def check_input_rank(layer: Layer, input_shape, rank: int, fix: str = "") -> tup
     shape = tuple(input_shape)
     if len(shape) != rank:
         want = "(None, n_H, n_W, n_C)" if rank == 3 else f"a {rank + 1}-D input (batch axis included)"
-        raise ShapeError(expected(f"input of layer {layer.name!r} ({type(layer).__name__})", want,
-                                  f"shape {(None,) + shape}", fix))
+        raise ShapeError(
+            expected(f"input of layer {layer.name!r} ({type(layer).__name__})", want, f"shape {(None,) + shape}", fix)
+        )
     return shape

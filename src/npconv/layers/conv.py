@@ -1,6 +1,6 @@
 """``Conv2D`` and ``ZeroPadding2D`` on NHWC batches."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 from .. import functional as F
 from ..errors import ShapeError, check_choice, check_positive_int, expected
@@ -18,11 +18,28 @@ class Conv2D(_Affine):
     (an even kernel pads one more row/column at the bottom/right).
     """
 
-    _config_keys = ("filters", "kernel_size", "strides", "padding", "use_bias",
-                    "kernel_initializer", "bias_initializer")
+    _config_keys = (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "use_bias",
+        "kernel_initializer",
+        "bias_initializer",
+    )
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
-                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = check_positive_int(filters, "filters")
         self.kernel_size = as_pair(kernel_size, "kernel_size")
@@ -35,11 +52,9 @@ class Conv2D(_Affine):
     def _output_shape(self, input_shape):
         n_H, n_W, n_C = check_input_rank(self, input_shape, 3)
         if self.built and n_C != self.kernel.shape[2]:
-            raise ShapeError(expected(f"input of layer {self.name!r}", f"{self.kernel.shape[2]} channels",
-                                      f"{n_C}"))
+            raise ShapeError(expected(f"input of layer {self.name!r}", f"{self.kernel.shape[2]} channels", f"{n_C}"))
         pads = resolve_padding(self.padding, (n_H, n_W), self.kernel_size, self.strides)
-        out_h, out_w = output_size((n_H, n_W), self.kernel_size, self.strides, pads,
-                                   f"layer {self.name!r} kernel")
+        out_h, out_w = output_size((n_H, n_W), self.kernel_size, self.strides, pads, f"layer {self.name!r} kernel")
         return out_h, out_w, self.filters
 
     def _build(self, input_shape):
@@ -51,8 +66,9 @@ class Conv2D(_Affine):
         self._workspace = Workspace()
 
     def forward(self, x, training=False, logits=False):
-        return self._affine_forward(F.conv2d_forward, x, logits, stride=self.strides, padding=self.padding,
-                                    workspace=self._workspace)
+        return self._affine_forward(
+            F.conv2d_forward, x, logits, stride=self.strides, padding=self.padding, workspace=self._workspace
+        )
 
     def backward(self, dout, need_dx=True):
         return self._affine_backward(F.conv2d_backward, dout, need_dx, workspace=self._workspace)

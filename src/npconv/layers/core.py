@@ -1,4 +1,5 @@
 """Core layers: ``InputLayer``, ``Dense``, ``Activation``, ``ReLU``, ``Flatten``, ``Dropout``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,15 +16,20 @@ class InputLayer(Layer):
     def __init__(self, shape=None, input_shape=None, **kwargs):
         shape = input_shape if shape is None else shape
         if shape is None:
-            raise ValueError(expected("shape", "the input shape without the batch axis, e.g. (64, 64, 3)",
-                                      "None"))
+            raise ValueError(expected("shape", "the input shape without the batch axis, e.g. (64, 64, 3)", "None"))
         if isinstance(shape, (int, np.integer)):
             shape = (shape,)
         shape = tuple(shape)
         for s in shape:
             if s is None or isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0:
-                raise ValueError(expected("shape", "positive integers without the batch axis, e.g. (64, 64, 3)",
-                                          repr(shape), "Leave the batch size out: Input(shape=(64, 64, 3))."))
+                raise ValueError(
+                    expected(
+                        "shape",
+                        "positive integers without the batch axis, e.g. (64, 64, 3)",
+                        repr(shape),
+                        "Leave the batch size out: Input(shape=(64, 64, 3)).",
+                    )
+                )
         super().__init__(input_shape=shape, **kwargs)
         self.built = True
         self.built_input_shape = self._declared_input_shape
@@ -31,6 +37,7 @@ class InputLayer(Layer):
     def _tensor(self):
         """The symbolic batch this layer stands for (made once: ``Input``, or a model without one)."""
         from .base import KerasTensor
+
         if self._inbound is None:
             tensor = KerasTensor(self._declared_input_shape, self)
             self._inbound = ((), tensor)
@@ -95,11 +102,13 @@ class _Affine(_Activated):
 
     def _set_initializers(self, kernel_initializer, bias_initializer):
         from .. import initializers
+
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
     def get_config(self):
         from .. import initializers
+
         config = super().get_config()
         for key in ("kernel_initializer", "bias_initializer"):
             config[key] = initializers.serialize(getattr(self, key))
@@ -126,8 +135,15 @@ class Dense(_Affine):
 
     _config_keys = ("units", "use_bias", "kernel_initializer", "bias_initializer")
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.units = check_positive_int(units, "units")
         self.activation = activations.get(activation)
@@ -137,13 +153,18 @@ class Dense(_Affine):
     def _output_shape(self, input_shape):
         shape = tuple(input_shape)
         if len(shape) != 1:
-            raise ShapeError(expected(
-                f"input of layer {self.name!r} (Dense)", "a 2-D input (None, n_features)",
-                f"shape {(None,) + shape}",
-                "Add a Flatten() layer before Dense to turn feature maps into vectors."))
+            raise ShapeError(
+                expected(
+                    f"input of layer {self.name!r} (Dense)",
+                    "a 2-D input (None, n_features)",
+                    f"shape {(None,) + shape}",
+                    "Add a Flatten() layer before Dense to turn feature maps into vectors.",
+                )
+            )
         if self.built and self.kernel.shape[0] != shape[0]:
-            raise ShapeError(expected(f"input of layer {self.name!r}", f"{self.kernel.shape[0]} features",
-                                      f"{shape[0]}"))
+            raise ShapeError(
+                expected(f"input of layer {self.name!r}", f"{self.kernel.shape[0]} features", f"{shape[0]}")
+            )
         return (self.units,)
 
     def _build(self, input_shape):
@@ -217,10 +238,10 @@ class Dropout(Layer):
 
     def forward(self, x, training=False):
         from .. import utils
+
         rng = self._rng if self._rng is not None else utils.global_rng()
         out, self._cache = F.dropout_forward(x, self.rate, rng, training=training)
         return out
 
     def backward(self, dout, need_dx=True):
         return F.dropout_backward(dout, self._take_cache())
-

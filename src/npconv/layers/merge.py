@@ -1,5 +1,6 @@
 """Merge layers for branches: ``Add`` (residual connections), ``Average`` (averaged models) and
 ``Concatenate``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ class _Merge(Layer):
 
     def _check_list(self, input_shapes):
         if not isinstance(input_shapes, (list, tuple)) or len(input_shapes) < 2:
-            raise ValueError(expected(f"inputs of layer {self.name!r}", "a list of at least 2 tensors",
-                                      repr(input_shapes)))
+            raise ValueError(
+                expected(f"inputs of layer {self.name!r}", "a list of at least 2 tensors", repr(input_shapes))
+            )
         return [tuple(s) for s in input_shapes]
 
 
@@ -30,8 +32,13 @@ class _SameShapeMerge(_Merge):
     def _output_shape(self, input_shapes):
         shapes = self._check_list(input_shapes)
         if any(s != shapes[0] for s in shapes):
-            raise ShapeError(expected(f"inputs of layer {self.name!r}", "tensors of one shape",
-                                      ", ".join(str((None,) + s) for s in shapes)))
+            raise ShapeError(
+                expected(
+                    f"inputs of layer {self.name!r}",
+                    "tensors of one shape",
+                    ", ".join(str((None,) + s) for s in shapes),
+                )
+            )
         return shapes[0]
 
 
@@ -71,17 +78,23 @@ class Concatenate(_Merge):
         # Keras counts the batch axis: axis 3 of an image batch is the channel axis.
         axis = self.axis if self.axis < 0 else self.axis - 1
         if not -rank <= axis < rank or self.axis == 0:
-            raise ValueError(expected(f"axis of layer {self.name!r}", f"a non-batch axis of a {rank + 1}-D "
-                                      "input", self.axis))
+            raise ValueError(
+                expected(f"axis of layer {self.name!r}", f"a non-batch axis of a {rank + 1}-D input", self.axis)
+            )
         return axis % rank
 
     def _output_shape(self, input_shapes):
         shapes = self._check_list(input_shapes)
         axis = self._axis(len(shapes[0]))
-        rest = [s[:axis] + s[axis + 1:] for s in shapes]
+        rest = [s[:axis] + s[axis + 1 :] for s in shapes]
         if any(len(s) != len(shapes[0]) for s in shapes) or any(r != rest[0] for r in rest):
-            raise ShapeError(expected(f"inputs of layer {self.name!r}", f"shapes equal except on axis {self.axis}",
-                                      ", ".join(str((None,) + s) for s in shapes)))
+            raise ShapeError(
+                expected(
+                    f"inputs of layer {self.name!r}",
+                    f"shapes equal except on axis {self.axis}",
+                    ", ".join(str((None,) + s) for s in shapes),
+                )
+            )
         out = list(shapes[0])
         out[axis] = sum(s[axis] for s in shapes)
         return tuple(out)

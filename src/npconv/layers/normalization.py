@@ -1,4 +1,5 @@
 """``BatchNormalization`` over the channel (last) axis, with Keras's moving statistics."""
+
 from __future__ import annotations
 
 from .. import functional as F
@@ -36,9 +37,14 @@ class BatchNormalization(Layer):
     def _output_shape(self, input_shape):
         shape = tuple(input_shape)
         if self.axis not in (-1, len(shape)):
-            raise ValueError(expected(
-                f"axis of layer {self.name!r}", f"the channel axis -1 (or {len(shape)}) for inputs "
-                f"{(None,) + shape}", self.axis, "npconv is channels-last (NHWC): use axis=-1 or axis=3."))
+            raise ValueError(
+                expected(
+                    f"axis of layer {self.name!r}",
+                    f"the channel axis -1 (or {len(shape)}) for inputs {(None,) + shape}",
+                    self.axis,
+                    "npconv is channels-last (NHWC): use axis=-1 or axis=3.",
+                )
+            )
         return shape
 
     def _build(self, input_shape):
@@ -57,9 +63,14 @@ class BatchNormalization(Layer):
                 moving *= self.momentum
                 moving += (1.0 - self.momentum) * batch.reshape(moving.shape)
         else:
-            out, cache = F.batchnorm_inference_forward(x, self.gamma.value, self.beta.value,
-                                                       self.moving_mean.value, self.moving_variance.value,
-                                                       eps=self.epsilon)
+            out, cache = F.batchnorm_inference_forward(
+                x,
+                self.gamma.value,
+                self.beta.value,
+                self.moving_mean.value,
+                self.moving_variance.value,
+                eps=self.epsilon,
+            )
         self._cache = (training, cache)
         return out
 

@@ -1,4 +1,5 @@
 """Pooling layers: ``MaxPooling2D``/``MaxPool2D``, ``AveragePooling2D``/``AvgPool2D``, global pooling."""
+
 from __future__ import annotations
 
 from .. import functional as F
@@ -22,13 +23,13 @@ class _Pooling2D(Layer):
     def _output_shape(self, input_shape):
         n_H, n_W, n_C = check_input_rank(self, input_shape, 3)
         pads = resolve_padding(self.padding, (n_H, n_W), self.pool_size, self.strides)
-        out_h, out_w = output_size((n_H, n_W), self.pool_size, self.strides, pads,
-                                   f"layer {self.name!r} pool")
+        out_h, out_w = output_size((n_H, n_W), self.pool_size, self.strides, pads, f"layer {self.name!r} pool")
         return out_h, out_w, n_C
 
     def forward(self, x, training=False):
-        out, self._cache = F.pool2d_forward(x, self.pool_size, stride=self.strides,
-                                            padding=self.padding, mode=self.mode)
+        out, self._cache = F.pool2d_forward(
+            x, self.pool_size, stride=self.strides, padding=self.padding, mode=self.mode
+        )
         return out
 
     def backward(self, dout, need_dx=True):

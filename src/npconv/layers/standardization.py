@@ -4,6 +4,7 @@ Put first in a model (after any augmentation), it makes the network blind to an 
 exposure and contrast (``a * x + b``): a dimmed or washed-out photo reaches the first convolution as
 the original did. Kernels: :mod:`npconv.functional.standardize`.
 """
+
 from __future__ import annotations
 
 from ..functional.standardize import standardize_backward, standardize_forward

@@ -9,6 +9,7 @@ convolution. Built on Starlette and uvicorn, the optional extra ``npconv[serve]`
 
 ``create_app(model)`` gives the ASGI app itself (tests drive it with Starlette's ``TestClient``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,9 +35,11 @@ def require_extra() -> None:
         except ImportError:
             missing.append(module.replace("_", "-"))
     if missing:
-        raise MissingExtraError(f"npconv serve: expected the web server packages of the 'serve' extra, "
-                                f"got {', '.join(missing)} not installed. Install them: "
-                                "pip install 'npconv[serve]'.")
+        raise MissingExtraError(
+            f"npconv serve: expected the web server packages of the 'serve' extra, "
+            f"got {', '.join(missing)} not installed. Install them: "
+            "pip install 'npconv[serve]'."
+        )
 
 
 def create_app(model, file_name: str = "model", kernels=None):
@@ -44,6 +47,7 @@ def create_app(model, file_name: str = "model", kernels=None):
     learner's course functions that the ``/learn`` page runs (``npconv serve --kernels``)."""
     require_extra()
     from .app import create_app as build
+
     return build(model, file_name, kernels)
 
 
@@ -51,10 +55,14 @@ def run(model, file_name: str, host: str = "127.0.0.1", port: int = 8000, kernel
     """Serve ``model`` with uvicorn on ``host:port`` until Ctrl-C."""
     require_extra()
     import uvicorn
+
     app = create_app(model, file_name, kernels)
     if host not in LOOPBACK:
-        print(f"npconv: warning: serving on {host}: other machines on the network can reach this "
-              "page. Use --host 127.0.0.1 to keep it to this machine.", file=sys.stderr)
+        print(
+            f"npconv: warning: serving on {host}: other machines on the network can reach this "
+            "page. Use --host 127.0.0.1 to keep it to this machine.",
+            file=sys.stderr,
+        )
     shown = f"[{host}]" if ":" in host else host
     print(f"Serving {file_name} at http://{shown}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

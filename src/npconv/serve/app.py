@@ -8,6 +8,7 @@
 Refused requests get a JSON ``{"error": message}`` with 400 (not an image, bad form) or 413 (too
 large); the app keeps serving after each.
 """
+
 from __future__ import annotations
 
 from importlib.resources import files
@@ -24,8 +25,7 @@ from .learn import learn_routes
 from .uploads import UploadError, decode_photo, read_image_field
 
 #: Sent with every page and answer: the browser must not guess content types or frame the page.
-_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer"}
+_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
 def create_app(model, file_name: str = "model", kernels=None) -> Starlette:
@@ -52,6 +52,9 @@ def create_app(model, file_name: str = "model", kernels=None) -> Starlette:
     async def refused(request: Request, exc: UploadError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=_HEADERS)
 
-    routes = [Route("/", index), Route("/api/model", model_info),
-              Route("/api/predict", predict, methods=["POST"])] + learn_routes(model, predictor, kernels)
+    routes = [
+        Route("/", index),
+        Route("/api/model", model_info),
+        Route("/api/predict", predict, methods=["POST"]),
+    ] + learn_routes(model, predictor, kernels)
     return Starlette(routes=routes, exception_handlers={UploadError: refused})

@@ -1,4 +1,5 @@
 """The model card: what a saved model is, read from its metadata (``npconv.apps.training.build``)."""
+
 from __future__ import annotations
 
 from ..apps.ensemble import members_of
@@ -22,19 +23,20 @@ def model_card(predictor, file_name: str) -> dict:
     return {
         "file": file_name,
         "arch": meta.get("app"),
-        "members": members_of(predictor.model),   # npconv train --ensemble N
+        "members": members_of(predictor.model),  # npconv train --ensemble N
         "classes": predictor.class_names,
-        "input": {"height": n_H, "width": n_W, "channels": n_C,
-                  "color_mode": color_mode(predictor.input_shape)},
+        "input": {"height": n_H, "width": n_W, "channels": n_C, "color_mode": color_mode(predictor.input_shape)},
         "dataset": meta.get("dataset"),
         # npconv train --init: the model it was fine-tuned from (its data set and file name)
-        "initialised_from": ({"dataset": origin.get("dataset"), "file": origin.get("path", "").split("/")[-1]}
-                             if origin else None),
+        "initialised_from": (
+            {"dataset": origin.get("dataset"), "file": origin.get("path", "").split("/")[-1]} if origin else None
+        ),
         "epochs": trained.get("epochs"),
         "training_examples": trained.get("examples"),
         "held_out_accuracy": held_out,
-        "cross_validation": ({"k": cv["k"], "mean_accuracy": cv["mean_accuracy"],
-                              "std_accuracy": cv["std_accuracy"]} if cv else None),
+        "cross_validation": (
+            {"k": cv["k"], "mean_accuracy": cv["mean_accuracy"], "std_accuracy": cv["std_accuracy"]} if cv else None
+        ),
         "parameters": int(predictor.model.count_params()),
         "conv_layers": predictor.conv_layers,
         "smile_model": predictor.is_smile_model,

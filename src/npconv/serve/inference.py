@@ -8,6 +8,7 @@ and colour mode by the area filter (:func:`npconv.apps.photos.prepare_photo`, th
 ``model.predict``, :func:`npconv.apps.heads.probabilities` and the model's verdict
 (:func:`npconv.apps.verdict.classify`, as ``npconv predict``).
 """
+
 from __future__ import annotations
 
 import threading
@@ -38,7 +39,7 @@ class Predictor:
         self.class_names = [str(n) for n in self.metadata["class_names"]]
         self.is_smile_model = is_smile_model(self.metadata)
         self.conv_layers = [layer.name for layer in model.layers if isinstance(layer, Conv2D)]
-        self.explains = bool(explain.spatial_layers(model))   # Grad-CAM needs feature maps
+        self.explains = bool(explain.spatial_layers(model))  # Grad-CAM needs feature maps
         self.max_channels = max_channels
         self._lock = threading.Lock()
 
@@ -47,7 +48,8 @@ class Predictor:
 
         ``{"label", "probabilities": {class: p}, "calibrated_probabilities": {class: q}, "verdict":
         "sure" or "unsure", "why" (:func:`npconv.apps.verdict.classify`), "door_opens" (smile
-        models only), "model_input" (PNG data URL), "heatmap" (PNG data URL: the predicted class's Grad-CAM over the model's
+        models only), "model_input" (PNG data URL), "heatmap" (PNG data URL: the predicted class's Grad-CAM
+        over the model's
         input, its size; models with feature maps only), "feature_maps": [{"layer", "shape",
         "channels_shown", "png"}]}``.
         """
@@ -56,16 +58,25 @@ class Predictor:
             said = classify(self.model, image[None])[0]
             cam = explain.grad_cam(self.model, x)[0] if self.explains else None
             maps = self.model.intermediate_outputs(x, self.conv_layers) if self.conv_layers else {}
-        answer = {"label": said["class"], "probabilities": said["probabilities"],
-                  "calibrated_probabilities": said["calibrated_probabilities"],
-                  "verdict": said["verdict"], "why": said["why"], "model_input": png_data_url(image)}
+        answer = {
+            "label": said["class"],
+            "probabilities": said["probabilities"],
+            "calibrated_probabilities": said["calibrated_probabilities"],
+            "verdict": said["verdict"],
+            "why": said["why"],
+            "model_input": png_data_url(image),
+        }
         if self.is_smile_model:
             answer["door_opens"] = said["door_opens"]
         if cam is not None:
             answer["heatmap"] = png_data_url(heatmap_overlay(image, cam))
         answer["feature_maps"] = [
-            {"layer": name, "shape": list(fmap.shape[1:]),
-             "channels_shown": min(fmap.shape[-1], self.max_channels),
-             "png": png_data_url(feature_map_grid(fmap[0], self.max_channels))}
-            for name, fmap in maps.items()]
+            {
+                "layer": name,
+                "shape": list(fmap.shape[1:]),
+                "channels_shown": min(fmap.shape[-1], self.max_channels),
+                "png": png_data_url(feature_map_grid(fmap[0], self.max_channels)),
+            }
+            for name, fmap in maps.items()
+        ]
         return answer

@@ -15,6 +15,7 @@
 learner's file is the one named on the command line; a visitor sends a photo and numbers, nothing else.
 Bad requests get ``{"error": message}`` with 400 (404 for an expired session).
 """
+
 from __future__ import annotations
 
 import json
@@ -78,8 +79,7 @@ def layer_maps(trace, name: str, channel: int, in_channel: int, backward: bool) 
 
     maps = {"output": activation(trace.output(name), "output", channel)}
     if record.inputs:  # the input layer has none: its output is the photo
-        maps = {"input": activation(record.inputs[0], "input" if len(record.inputs) == 1 else "input[0]", c_in),
-                **maps}
+        maps = {"input": activation(record.inputs[0], "input" if len(record.inputs) == 1 else "input[0]", c_in), **maps}
     if backward:
         for which in trace.whiches(name):
             grad = trace.grad(name, which)
@@ -92,9 +92,15 @@ def layer_maps(trace, name: str, channel: int, in_channel: int, backward: bool) 
                 else:
                     maps[label] = array_map(g, label, channel, in_channel, batch_first=False)
     opens = TERMS.get(type(record.layer).__name__, ())
-    return {"layer": name, "type": type(record.layer).__name__, **choice,
-            "channel_shown": channel, "in_channel_shown": c_in, "maps": maps,
-            "terms": [w for w in opens if w in maps]}
+    return {
+        "layer": name,
+        "type": type(record.layer).__name__,
+        **choice,
+        "channel_shown": channel,
+        "in_channel_shown": c_in,
+        "maps": maps,
+        "terms": [w for w in opens if w in maps],
+    }
 
 
 def learn_routes(model, predictor, kernels=None, data_dir=None) -> list[Route]:
@@ -113,18 +119,25 @@ def learn_routes(model, predictor, kernels=None, data_dir=None) -> list[Route]:
     def summary(sid: str, label_text=None) -> dict:
         session = learner.session(sid)
         label = learner.label(label_text) if label_text not in (None, "") else None
-        if label is None:   # until the visitor picks one: the model's own verdict
+        if label is None:  # until the visitor picks one: the model's own verdict
             first = learner.views(sid, 0).reference
             label = int(np.argmax(probabilities(first.output(first.names[-1]))[0]))
         views = learner.views(sid, label)
         trace = views.reference
         probs = probabilities(trace.output(trace.names[-1]))[0]
         layers = [dict(row, **pickers(trace, row["name"]), lively=lively(trace, row["name"])) for row in trace.layers()]
-        answer = {"session": sid, "photo": png_data_url(session.photo), "classes": predictor.class_names,
-                  "label": predictor.class_names[label], "loss": trace.loss, "steps": session.steps,
-                  "probabilities": {n: float(p) for n, p in zip(predictor.class_names, probs)},
-                  "layers": layers, "optimizer": model.optimizer.get_config(),
-                  "kernels": None if kernels is None else str(kernels)}
+        answer = {
+            "session": sid,
+            "photo": png_data_url(session.photo),
+            "classes": predictor.class_names,
+            "label": predictor.class_names[label],
+            "loss": trace.loss,
+            "steps": session.steps,
+            "probabilities": {n: float(p) for n, p in zip(predictor.class_names, probs)},
+            "layers": layers,
+            "optimizer": model.optimizer.get_config(),
+            "kernels": None if kernels is None else str(kernels),
+        }
         if kernels is not None:
             answer["kernels_error"] = views.kernels_error
             answer["difference"] = None if views.difference is None else _plain(views.difference.to_dict())
@@ -135,9 +148,11 @@ def learn_routes(model, predictor, kernels=None, data_dir=None) -> list[Route]:
         views = learner.views(sid, learner.label(request.query_params.get("label", "0")))
         if request.query_params.get("kernels") == "mine":
             if views.mine is None:
-                raise ValueError("kernels=mine: this server runs no learner's kernels (npconv serve MODEL "
-                                 "--kernels mine.py)" if kernels is None else
-                                 f"kernels=mine: the learner's functions failed: {views.kernels_error}")
+                raise ValueError(
+                    "kernels=mine: this server runs no learner's kernels (npconv serve MODEL --kernels mine.py)"
+                    if kernels is None
+                    else f"kernels=mine: the learner's functions failed: {views.kernels_error}"
+                )
             return views.mine
         return views.reference
 
@@ -156,23 +171,37 @@ def learn_routes(model, predictor, kernels=None, data_dir=None) -> list[Route]:
     def layer(request: Request) -> dict:
         trace = chosen(request, param(request, "session"))
         name = param(request, "layer")
-        trace.record(name)   # an unknown name lists the valid ones
-        return layer_maps(trace, name, number(request, "channel"), number(request, "in_channel"),
-                          request.query_params.get("backward", "1") != "0")
+        trace.record(name)  # an unknown name lists the valid ones
+        return layer_maps(
+            trace,
+            name,
+            number(request, "channel"),
+            number(request, "in_channel"),
+            request.query_params.get("backward", "1") != "0",
+        )
 
     def terms(request: Request) -> dict:
         trace = chosen(request, param(request, "session"))
-        return terms_answer(trace, param(request, "layer"), param(request, "which"),
-                            parse_index(param(request, "index")))
+        return terms_answer(
+            trace, param(request, "layer"), param(request, "which"), parse_index(param(request, "index"))
+        )
 
     def update(request: Request) -> dict:
         sid, name = param(request, "session"), param(request, "layer")
-        learner.views(sid, 0).reference.record(name)   # an unknown name lists the valid ones
+        learner.views(sid, 0).reference.record(name)  # an unknown name lists the valid ones
         channel, in_channel = number(request, "channel"), number(request, "in_channel")
         weights = learner.update(sid, name)
-        return {"layer": name, "steps": learner.session(sid).steps,
-                "weights": {w: {label: array_map(a, label, channel if a.ndim > 1 else 0, in_channel, batch_first=False)
-                                for label, a in arrays.items()} for w, arrays in weights.items()}}
+        return {
+            "layer": name,
+            "steps": learner.session(sid).steps,
+            "weights": {
+                w: {
+                    label: array_map(a, label, channel if a.ndim > 1 else 0, in_channel, batch_first=False)
+                    for label, a in arrays.items()
+                }
+                for w, arrays in weights.items()
+            },
+        }
 
     async def body(request: Request) -> dict:
         try:
@@ -192,11 +221,13 @@ def learn_routes(model, predictor, kernels=None, data_dir=None) -> list[Route]:
             except _BAD_REQUEST as exc:
                 message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
                 return JSONResponse({"error": message}, status_code=400)
+
         return endpoint
 
     def threaded(function):
         async def work(request: Request):
             return await run_in_threadpool(function, request)
+
         return work
 
     async def photo(request: Request):
@@ -229,25 +260,32 @@ def learn_routes(model, predictor, kernels=None, data_dir=None) -> list[Route]:
 
     def listing(request: Request) -> dict:
         found = sample_list()
-        return {"source": found["source"], "samples": [{"id": k, "label": label, "png": png_data_url(p)}
-                                                       for k, (p, label) in enumerate(found["pictures"])]}
+        return {
+            "source": found["source"],
+            "samples": [
+                {"id": k, "label": label, "png": png_data_url(p)} for k, (p, label) in enumerate(found["pictures"])
+            ],
+        }
 
     async def index(request: Request) -> HTMLResponse:
-        return HTMLResponse(page, headers={"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-                                           "Referrer-Policy": "no-referrer"})
+        return HTMLResponse(
+            page,
+            headers={"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"},
+        )
 
     get = threaded
-    return [Route("/learn", index),
-            Route("/api/learn/samples", respond(get(listing))),
-            Route("/api/learn/photo", respond(photo), methods=["POST"]),
-            Route("/api/learn/sample", respond(sample), methods=["POST"]),
-            Route("/api/learn/summary", respond(get(lambda r: summary(param(r, "session"),
-                                                                        r.query_params.get("label"))))),
-            Route("/api/learn/layer", respond(get(layer))),
-            Route("/api/learn/terms", respond(get(terms))),
-            Route("/api/learn/step", respond(step), methods=["POST"]),
-            Route("/api/learn/update", respond(get(update))),
-            Route("/api/learn/rewind", respond(rewind), methods=["POST"])]
+    return [
+        Route("/learn", index),
+        Route("/api/learn/samples", respond(get(listing))),
+        Route("/api/learn/photo", respond(photo), methods=["POST"]),
+        Route("/api/learn/sample", respond(sample), methods=["POST"]),
+        Route("/api/learn/summary", respond(get(lambda r: summary(param(r, "session"), r.query_params.get("label"))))),
+        Route("/api/learn/layer", respond(get(layer))),
+        Route("/api/learn/terms", respond(get(terms))),
+        Route("/api/learn/step", respond(step), methods=["POST"]),
+        Route("/api/learn/update", respond(get(update))),
+        Route("/api/learn/rewind", respond(rewind), methods=["POST"]),
+    ]
 
 
 def _plain(value):

@@ -7,6 +7,7 @@ model of the built-in cartoon faces gets freshly generated faces (that is its da
 no data set recorded, or not on this machine — the page offers generated faces and says they are not
 the model's data. Nothing is read beyond a few pictures, and nothing a visitor sends chooses a file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,12 +33,14 @@ def load_samples(meta: dict, input_shape, data_dir=None) -> tuple[str, list[tupl
         try:
             return _from_data(dataset, names, input_shape, data_dir)
         except (OSError, ValueError, KeyError):
-            pass   # not on this machine: generated faces below, said so
+            pass  # not on this machine: generated faces below, said so
     faces = make_smiley_faces(n=MAX_SAMPLES, image_size=64, seed=1)
     pictures = fit_to_input(faces.x, input_shape)
     if dataset == BUILTIN_PREFIX + "smiles" and len(names) == 2:
-        return ("generated cartoon faces (the model's own data set, builtin:smiles)",
-                [(p, names[int(y)]) for p, y in zip(pictures, faces.y)])
+        return (
+            "generated cartoon faces (the model's own data set, builtin:smiles)",
+            [(p, names[int(y)]) for p, y in zip(pictures, faces.y)],
+        )
     why = f"{dataset!r} is not in the data directory" if dataset else "the model does not say its data set"
     return f"generated cartoon faces, not the model's data ({why})", [(p, None) for p in pictures]
 
@@ -46,14 +49,20 @@ def _from_data(dataset: str, names, input_shape, data_dir):
     source = Path(resolve(dataset, data_dir, prefer_test=True) if dataset in NAMED else dataset)
     if source.is_dir():
         folders = sorted(p for p in source.iterdir() if p.is_dir())
-        files = [sorted(f for f in folder.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)[:MAX_SAMPLES]
-                 for folder in folders]
+        files = [
+            sorted(f for f in folder.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)[:MAX_SAMPLES]
+            for folder in folders
+        ]
         picked = _round_robin([[(f, folder.name) for f in fs] for folder, fs in zip(folders, files)])
         samples = [(prepare_photo(f, input_shape), label) for f, label in picked]
     else:
         data = load_dataset(source, data_dir=data_dir)
-        per_class = [[(x, _class_name(y, data.class_names, names)) for x, y in zip(data.x[data.y == k], data.y[data.y == k])]
-                     [:MAX_SAMPLES] for k in np.unique(data.y)]
+        per_class = [
+            [(x, _class_name(y, data.class_names, names)) for x, y in zip(data.x[data.y == k], data.y[data.y == k])][
+                :MAX_SAMPLES
+            ]
+            for k in np.unique(data.y)
+        ]
         picked = _round_robin(per_class)
         samples = [(fit_to_input(x[None], input_shape)[0], label) for x, label in picked]
     if not samples:
@@ -65,7 +74,7 @@ def _class_name(y, data_names, model_names):
     k = int(y)
     name = str(data_names[k]) if data_names is not None and k < len(data_names) else str(k)
     if name not in model_names and k < len(model_names):
-        return model_names[k]     # the course's h5 files name their classes 0..K-1
+        return model_names[k]  # the course's h5 files name their classes 0..K-1
     return name if name in model_names else None
 
 

@@ -15,6 +15,7 @@ saved training state instead makes the first step mostly the training's momentum
 model it raised the photo's loss from 3e-4 to 4.9.) Batch normalisation's moving averages are left
 as they are (the trace runs with the batch's statistics and puts them back).
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,12 +44,12 @@ class SessionGone(LookupError):
 
 @dataclass
 class Session:
-    photo: np.ndarray                      # uint8 (n_H, n_W, n_C)
-    weights: list | None = None            # trainable weights after the steps; None: the model's
+    photo: np.ndarray  # uint8 (n_H, n_W, n_C)
+    weights: list | None = None  # trainable weights after the steps; None: the model's
     optimizer_state: dict | None = None
     steps: int = 0
-    version: int = 0                       # bumped at every step and rewind: the trace cache's key
-    last_update: dict = field(default_factory=dict)   # weight name -> (W_old, dW) of the last step
+    version: int = 0  # bumped at every step and rewind: the trace cache's key
+    last_update: dict = field(default_factory=dict)  # weight name -> (W_old, dW) of the last step
 
 
 @dataclass
@@ -77,7 +78,7 @@ class Learner:
         self._traces: OrderedDict[tuple, Views] = OrderedDict()
         self._lock = threading.Lock()
         if kernels is not None:
-            tracing.load_kernels(kernels, self.model)   # refuse a bad file when the server starts
+            tracing.load_kernels(kernels, self.model)  # refuse a bad file when the server starts
 
     # ---------------------------------------------------------------- sessions
     def open(self, photo: np.ndarray) -> str:
@@ -92,8 +93,10 @@ class Learner:
     def session(self, sid: str) -> Session:
         with self._lock:
             if sid not in self._sessions:
-                raise SessionGone("this session has expired (the server keeps the last "
-                                  f"{MAX_SESSIONS} photos): choose the photo again")
+                raise SessionGone(
+                    "this session has expired (the server keeps the last "
+                    f"{MAX_SESSIONS} photos): choose the photo again"
+                )
             self._sessions.move_to_end(sid)
             return self._sessions[sid]
 
@@ -142,7 +145,7 @@ class Learner:
                     views.kernels_error = str(exc)
             return views
         finally:
-            self._set_weights(self.start)   # the copy back at the model's weights
+            self._set_weights(self.start)  # the copy back at the model's weights
 
     # ---------------------------------------------------------------- step and rewind
     def step(self, sid: str, label: int, learning_rate: float | None = None) -> dict:
@@ -163,15 +166,20 @@ class Learner:
             natural = optimizer.learning_rate
             if learning_rate is None:
                 learning_rate = natural
-            optimizer.learning_rate = learning_rate   # a float replaces the schedule for this update
+            optimizer.learning_rate = learning_rate  # a float replaces the schedule for this update
             optimizer.apply_gradients(zip(grads, new))
             session.weights, session.optimizer_state = new, optimizer.get_state()
             session.last_update = {self.names[id(w)]: (o, g) for w, o, g in zip(self.weights, old, grads)}
             session.steps += 1
             session.version += 1
-        return {"steps": session.steps, "learning_rate": float(learning_rate), "scheduled_rate": natural,
-                "loss_before": views.reference.loss,
-                "optimizer": self.model.optimizer.get_config(), "iterations": optimizer.iterations}
+        return {
+            "steps": session.steps,
+            "learning_rate": float(learning_rate),
+            "scheduled_rate": natural,
+            "loss_before": views.reference.loss,
+            "optimizer": self.model.optimizer.get_config(),
+            "iterations": optimizer.iterations,
+        }
 
     def rewind(self, sid: str) -> None:
         session = self.session(sid)

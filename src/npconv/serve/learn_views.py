@@ -8,6 +8,7 @@ digits (a 64 x 64 map is about 40 kB), with an ``index`` template that turns a c
 the array's index: ``"r"`` and ``"c"`` stand for the cell's row and column, ``"k"`` for its position
 in a wrapped vector (``r * cols + c``).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,7 @@ def pick(value: int, count: int, what: str) -> int:
     return value
 
 
-def array_map(array: np.ndarray, label: str, channel: int = 0, in_channel: int = 0,
-              batch_first: bool = True) -> dict:
+def array_map(array: np.ndarray, label: str, channel: int = 0, in_channel: int = 0, batch_first: bool = True) -> dict:
     """One shown slice of ``array`` (see the module docstring).
 
     ``batch_first``: an activation or its gradient ``(m, ...)`` (sample 0 shown); else a weight:
@@ -64,8 +64,15 @@ def _stats(values: np.ndarray) -> dict:
 
 
 def _image(plane: np.ndarray, label: str, shape: list, index: list) -> dict:
-    return {"label": label, "shape": shape, "rows": plane.shape[0], "cols": plane.shape[1], "index": index,
-            "values": rounded(plane), **_stats(plane.astype(np.float64))}
+    return {
+        "label": label,
+        "shape": shape,
+        "rows": plane.shape[0],
+        "cols": plane.shape[1],
+        "index": index,
+        "values": rounded(plane),
+        **_stats(plane.astype(np.float64)),
+    }
 
 
 def _wrapped(vector: np.ndarray, label: str, shape: list, index) -> dict:
@@ -73,8 +80,16 @@ def _wrapped(vector: np.ndarray, label: str, shape: list, index) -> dict:
     cols = max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / cols)
     values = rounded(vector) + [None] * (rows * cols - n)
-    return {"label": label, "shape": shape, "rows": rows, "cols": cols, "index": index, "count": n,
-            "values": values, **_stats(vector.astype(np.float64))}
+    return {
+        "label": label,
+        "shape": shape,
+        "rows": rows,
+        "cols": cols,
+        "index": index,
+        "count": n,
+        "values": values,
+        **_stats(vector.astype(np.float64)),
+    }
 
 
 def parse_index(text: str) -> tuple[int, ...]:
@@ -95,12 +110,25 @@ def terms_answer(trace, name: str, which: str, index) -> dict:
     order = np.argsort(-np.abs(products), kind="stable")[:MAX_TERMS]
     record = trace.record(name)
     windows, taps = _windows(record, which, terms, order)
-    return {"layer": name, "which": which, "index": list(terms.index), "a_label": terms.a_label,
-            "b_label": terms.b_label, "count": len(terms), "shown": len(order),
-            "a": rounded(terms.a[order]), "b": rounded(terms.b[order]), "product": rounded(products[order]),
-            "a_index": terms.a_index[order].tolist(), "b_index": terms.b_index[order].tolist(),
-            "window": windows, "tap": taps, "sum": terms.sum, "value": terms.value,
-            "shown_sum": float(np.sum(products[order]))}
+    return {
+        "layer": name,
+        "which": which,
+        "index": list(terms.index),
+        "a_label": terms.a_label,
+        "b_label": terms.b_label,
+        "count": len(terms),
+        "shown": len(order),
+        "a": rounded(terms.a[order]),
+        "b": rounded(terms.b[order]),
+        "product": rounded(products[order]),
+        "a_index": terms.a_index[order].tolist(),
+        "b_index": terms.b_index[order].tolist(),
+        "window": windows,
+        "tap": taps,
+        "sum": terms.sum,
+        "value": terms.value,
+        "shown_sum": float(np.sum(products[order])),
+    }
 
 
 def _windows(record, which: str, terms, order) -> tuple[list | None, list | None]:
@@ -112,11 +140,11 @@ def _windows(record, which: str, terms, order) -> tuple[list | None, list | None
     (top, _), (left, _) = resolve_padding(layer.padding, record.inputs[0].shape[1:3], size, layer.strides)
     (sh, sw), (fh, fw) = layer.strides, size
     kind = type(layer).__name__
-    if kind == "Conv2D" and which == "dW":      # b = dZ[n, h, w, f]; tap = (i, j) of the entry
+    if kind == "Conv2D" and which == "dW":  # b = dZ[n, h, w, f]; tap = (i, j) of the entry
         positions, tap_of = terms.b_index[order][:, 1:3], lambda k: list(terms.index[:2])
-    elif kind == "Conv2D" and which == "dx" or which == "dx":    # a = W[i, j, c, f]; b = dZ[n, h', w', f]
+    elif kind == "Conv2D" and which == "dx" or which == "dx":  # a = W[i, j, c, f]; b = dZ[n, h', w', f]
         positions, tap_of = terms.b_index[order][:, 1:3], lambda k: terms.a_index[order][k, :2].tolist()
-    else:                                       # db: no window
+    else:  # db: no window
         return None, None
     windows = [[int(h) * sh - top, int(w) * sw - left, fh, fw] for h, w in positions]
     return windows, [tap_of(k) for k in range(len(order))]

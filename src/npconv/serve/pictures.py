@@ -1,4 +1,5 @@
 """Arrays as the PNG pictures the page shows: the model's input and a grid of feature maps."""
+
 from __future__ import annotations
 
 import base64
@@ -32,16 +33,16 @@ def feature_map_grid(fmap: np.ndarray, max_channels: int = 32, ncols: int = 8) -
     mid-grey), then coloured with the map of ``npconv.viz``, so the pattern shows whatever its scale.
     """
     n_H, n_W, channels = fmap.shape
-    shown = fmap[:, :, :min(channels, max_channels)].astype(np.float32)
+    shown = fmap[:, :, : min(channels, max_channels)].astype(np.float32)
     low, high = shown.min(axis=(0, 1)), shown.max(axis=(0, 1))
     span = np.where(high > low, high - low, 1.0)
     scaled = np.where(high > low, (shown - low) / span, 0.5)
-    tiles = _LUT[np.rint(scaled * 255).astype(np.uint8)]           # (n_H, n_W, k, 3)
+    tiles = _LUT[np.rint(scaled * 255).astype(np.uint8)]  # (n_H, n_W, k, 3)
     k = tiles.shape[2]
     ncols = min(ncols, k)
     nrows = math.ceil(k / ncols)
     grid = np.full((nrows * (n_H + 1) - 1, ncols * (n_W + 1) - 1, 3), 255, np.uint8)
     for c in range(k):
         top, left = (c // ncols) * (n_H + 1), (c % ncols) * (n_W + 1)
-        grid[top:top + n_H, left:left + n_W] = tiles[:, :, c]
+        grid[top : top + n_H, left : left + n_W] = tiles[:, :, c]
     return grid

@@ -11,6 +11,7 @@ A refused request is answered once its body has been read (up to :data:`MAX_BODY
 dropped as it arrives): a server that answers 413 and closes while the client is still sending
 resets the connection, and clients such as Python's ``urllib`` then never see the answer.
 """
+
 from __future__ import annotations
 
 import io
@@ -52,13 +53,17 @@ def _megabytes(n_bytes: int) -> str:
 
 
 def _photo_too_large(n_bytes: int) -> UploadError:
-    return UploadError(413, f"photo too large: {_megabytes(n_bytes)} ({n_bytes:,} bytes), the limit is "
-                            f"{MAX_PHOTO_BYTES // MB} MB. Send a smaller photo.")
+    return UploadError(
+        413,
+        f"photo too large: {_megabytes(n_bytes)} ({n_bytes:,} bytes), the limit is "
+        f"{MAX_PHOTO_BYTES // MB} MB. Send a smaller photo.",
+    )
 
 
 def _body_too_large(size: str) -> UploadError:
-    return UploadError(413, f"upload too large: {size}, the limit is {MAX_PHOTO_BYTES // MB} MB for the "
-                            "photo. Send a smaller photo.")
+    return UploadError(
+        413, f"upload too large: {size}, the limit is {MAX_PHOTO_BYTES // MB} MB for the photo. Send a smaller photo."
+    )
 
 
 class _PhotoFormParser(MultiPartParser):
@@ -73,7 +78,7 @@ class _PhotoFormParser(MultiPartParser):
         self.photo_bytes = 0
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._current_part.file is None:   # a text field: Starlette's own limit (1 MB)
+        if self._current_part.file is None:  # a text field: Starlette's own limit (1 MB)
             return super().on_part_data(data, start, end)
         self.photo_bytes += end - start
         if self.photo_bytes <= MAX_PHOTO_BYTES:
@@ -124,8 +129,11 @@ async def read_image_field(request: Request, field: str = "image") -> bytes:
 
 async def _parse_image_field(request: Request, body: _Body, field: str) -> bytes:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise UploadError(400, f"expected a multipart/form-data body with a file field '{field}', got "
-                               f"content type {request.headers.get('content-type', 'none')!r}.")
+        raise UploadError(
+            400,
+            f"expected a multipart/form-data body with a file field '{field}', got "
+            f"content type {request.headers.get('content-type', 'none')!r}.",
+        )
     parser = _PhotoFormParser(request.headers, body.__aiter__(), max_files=1, max_fields=8)
     try:
         form = await parser.parse()
@@ -136,8 +144,11 @@ async def _parse_image_field(request: Request, body: _Body, field: str) -> bytes
             raise _photo_too_large(parser.photo_bytes)
         upload = form.get(field)
         if upload is None or isinstance(upload, str):
-            raise UploadError(400, f"expected a file in the form field '{field}', got "
-                                   f"{'a text value' if isinstance(upload, str) else 'no such field'}.")
+            raise UploadError(
+                400,
+                f"expected a file in the form field '{field}', got "
+                f"{'a text value' if isinstance(upload, str) else 'no such field'}.",
+            )
         return await upload.read()
     finally:
         await form.close()
@@ -153,11 +164,15 @@ def decode_photo(data: bytes, input_shape) -> np.ndarray:
         with _DECODE_SLOTS:
             return prepare_photo(io.BytesIO(data), input_shape, formats=FORMATS, max_pixels=MAX_PIXELS)
     except Image.DecompressionBombError as exc:
-        raise UploadError(413, f"image too large: {str(exc).rstrip('.')}. Send a photo of at most "
-                               f"{MAX_PIXELS // 1_000_000} megapixels.") from exc
+        raise UploadError(
+            413,
+            f"image too large: {str(exc).rstrip('.')}. Send a photo of at most {MAX_PIXELS // 1_000_000} megapixels.",
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise UploadError(400, "not an image: the file is none of JPEG, PNG, GIF, BMP or WebP. "
-                               "Send a photo in one of these formats.") from exc
+        raise UploadError(
+            400, "not an image: the file is none of JPEG, PNG, GIF, BMP or WebP. Send a photo in one of these formats."
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
-        raise UploadError(400, f"the image could not be decoded ({exc}). Check that the file is a "
-                               "complete photo.") from exc
+        raise UploadError(
+            400, f"the image could not be decoded ({exc}). Check that the file is a complete photo."
+        ) from exc

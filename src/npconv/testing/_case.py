@@ -6,6 +6,7 @@ what to try", so every assertion goes through :meth:`Case.fail`::
     the course's test 2 (A_prev (2, 5, 7, 4), W (3, 3, 4, 8)): with stride 2 and pad 0 Z's shape
     should be (2, 2, 3, 8); got (2, 3, 5, 8): is the stride used? ...
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,11 +19,15 @@ PASSED = "\033[92mAll tests passed!\033[0m"
 
 # Exceptions a learner's step function typically raises, by a piece of their message, and what to do.
 KNOWN_ERRORS = (
-    ("only 0-dimensional arrays can be converted",
-     "float(b) needs a single number and b has shape (1, 1, 1): use b.item(), or float(b[0, 0, 0])"),
-    ("could not broadcast input array from shape",
-     "a slice has the wrong size: with pad 0, x[pad:-pad] is empty, so slice x[pad:pad + n]; "
-     "and check each window is [h * stride:h * stride + f]"),
+    (
+        "only 0-dimensional arrays can be converted",
+        "float(b) needs a single number and b has shape (1, 1, 1): use b.item(), or float(b[0, 0, 0])",
+    ),
+    (
+        "could not broadcast input array from shape",
+        "a slice has the wrong size: with pad 0, x[pad:-pad] is empty, so slice x[pad:pad + n]; "
+        "and check each window is [h * stride:h * stride + f]",
+    ),
 )
 
 
@@ -51,10 +56,12 @@ class Case:
             self.fail_from(exc, f"{name} raised {type(exc).__name__}: {exc}" + (f" ({hint})" if hint else ""))
         for k, (original, passed) in enumerate(zip(args, copies)):
             if isinstance(original, np.ndarray) and not (
-                    isinstance(passed, np.ndarray) and passed.shape == original.shape
-                    and np.array_equal(passed, original)):
-                self.fail(f"{name} changed its argument {k + 1} in place; compute into a new array "
-                          "(np.zeros(...)) and leave the inputs as they are")
+                isinstance(passed, np.ndarray) and passed.shape == original.shape and np.array_equal(passed, original)
+            ):
+                self.fail(
+                    f"{name} changed its argument {k + 1} in place; compute into a new array "
+                    "(np.zeros(...)) and leave the inputs as they are"
+                )
         return result
 
     def fail_from(self, exc: Exception, message: str) -> NoReturn:
@@ -66,8 +73,13 @@ class Case:
     def unpack(self, result, names: tuple[str, ...], fix: str):
         """``result`` as the tuple ``names`` the course's function returns, else a failure saying what came."""
         if not isinstance(result, tuple) or len(result) != len(names):
-            got = (f"a tuple of {len(result)}" if isinstance(result, tuple)
-                   else "None" if result is None else f"a single {type(result).__name__}")
+            got = (
+                f"a tuple of {len(result)}"
+                if isinstance(result, tuple)
+                else "None"
+                if result is None
+                else f"a single {type(result).__name__}"
+            )
             self.fail(f"the function should return ({', '.join(names)}); got {got}: {fix}")
         return result
 

@@ -11,6 +11,7 @@ message says, in this order, the first hint that applies:
 * a region hint: every wrong value lies where a known mistake acts (``region_hints``: masks);
 * else the first wrong entry and how many are wrong.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -30,9 +31,18 @@ def close(got, expected) -> np.ndarray:
     return np.isclose(got, expected, rtol=RTOL, atol=ATOL)
 
 
-def check_array(case: Case, what: str, got, expected: np.ndarray, *, shape_hints: ShapeHints = (),
-                shape_rule: str = "", value_hints: ValueHints = (), ratio_hints: dict[float, str] | None = None,
-                region_hints: Iterable[tuple[np.ndarray, str]] = ()) -> None:
+def check_array(
+    case: Case,
+    what: str,
+    got,
+    expected: np.ndarray,
+    *,
+    shape_hints: ShapeHints = (),
+    shape_rule: str = "",
+    value_hints: ValueHints = (),
+    ratio_hints: dict[float, str] | None = None,
+    region_hints: Iterable[tuple[np.ndarray, str]] = (),
+) -> None:
     """Fail ``case`` unless ``got`` is an array of ``expected``'s type, shape, dtype and values."""
     if got is None:
         case.fail(f"{what} is None: write the code where it says YOUR CODE HERE, and return the result")
@@ -45,7 +55,8 @@ def check_array(case: Case, what: str, got, expected: np.ndarray, *, shape_hints
     wrong = ~close(got, expected)
     if not wrong.any():
         return
-    case.fail(f"{what} {value_hint(got, expected, wrong, value_hints, ratio_hints, region_hints) or 'is wrong: ' + first_difference(what, got, expected, wrong)}")
+    hint = value_hint(got, expected, wrong, value_hints, ratio_hints, region_hints)
+    case.fail(f"{what} {hint or 'is wrong: ' + first_difference(what, got, expected, wrong)}")
 
 
 def shape_hint(shape: tuple[int, ...], shape_hints: ShapeHints = (), shape_rule: str = "") -> str:
@@ -54,9 +65,14 @@ def shape_hint(shape: tuple[int, ...], shape_hints: ShapeHints = (), shape_rule:
     return " ".join(hints + [shape_rule]).strip() if hints else ""
 
 
-def value_hint(got: np.ndarray, expected: np.ndarray, wrong: np.ndarray, value_hints: ValueHints = (),
-               ratio_hints: dict[float, str] | None = None,
-               region_hints: Iterable[tuple[np.ndarray, str]] = ()) -> str | None:
+def value_hint(
+    got: np.ndarray,
+    expected: np.ndarray,
+    wrong: np.ndarray,
+    value_hints: ValueHints = (),
+    ratio_hints: dict[float, str] | None = None,
+    region_hints: Iterable[tuple[np.ndarray, str]] = (),
+) -> str | None:
     """What a wrong ``got`` (same shape as ``expected``, wrong where ``wrong``) says, as the end of a
     sentence about it (``"is wrong: <hint>"``, ``"is 4 times the expected value: <hint>"``), or None."""
     for candidate, hint in value_hints:
@@ -77,8 +93,10 @@ def check_dtype(case: Case, what: str, got: np.dtype, expected: np.dtype) -> Non
     if got == expected:
         return
     if expected == np.float64 and got == np.float32:
-        case.fail(f"{what} has dtype float32 but the inputs are float64, so it keeps only ~7 digits: "
-                  "do not cast to float32 (np.zeros(shape) is float64 already)")
+        case.fail(
+            f"{what} has dtype float32 but the inputs are float64, so it keeps only ~7 digits: "
+            "do not cast to float32 (np.zeros(shape) is float64 already)"
+        )
     if expected == np.bool_:
         case.fail(f"{what} should be a boolean array (x == np.max(x)); got dtype {got}")
     case.fail(f"{what}'s dtype should be {expected} (the inputs' dtype); got {got}")
@@ -96,8 +114,10 @@ def scale_factor(got: np.ndarray, expected: np.ndarray) -> float | None:
 def first_difference(what: str, got: np.ndarray, expected: np.ndarray, wrong: np.ndarray) -> str:
     index = tuple(int(k) for k in np.argwhere(wrong)[0])
     where = f"[{', '.join(map(str, index))}]" if index else ""
-    return (f"{what}{where} should be {_number(expected[index])}; got {_number(got[index])} "
-            f"({int(wrong.sum())} of {wrong.size} values differ)")
+    return (
+        f"{what}{where} should be {_number(expected[index])}; got {_number(got[index])} "
+        f"({int(wrong.sum())} of {wrong.size} values differ)"
+    )
 
 
 def _number(value) -> str:
@@ -109,9 +129,12 @@ def check_cache(case: Case, cache, inputs: dict, padded: np.ndarray | None = Non
     names = tuple(inputs)
     listed = f"cache = ({', '.join(names)})"
     if not isinstance(cache, tuple) or len(cache) != len(names):
-        case.fail(f"the cache should be the tuple ({', '.join(names)}) the backward pass reads; got "
-                  f"{type(cache).__name__}" + (f" of {len(cache)}" if isinstance(cache, (tuple, list)) else "")
-                  + f": {listed}")
+        case.fail(
+            f"the cache should be the tuple ({', '.join(names)}) the backward pass reads; got "
+            f"{type(cache).__name__}"
+            + (f" of {len(cache)}" if isinstance(cache, (tuple, list)) else "")
+            + f": {listed}"
+        )
     for (name, value), stored in zip(inputs.items(), cache):
         if isinstance(value, dict):
             if stored != value:
@@ -129,6 +152,6 @@ def overlap(size, f: int, stride: int, pad: int) -> np.ndarray:
     count = [np.zeros(n + 2 * pad, dtype=int) for n in size]
     for axis_count in count:
         for start in range(0, len(axis_count) - f + 1, stride):
-            axis_count[start:start + f] += 1
-    rows, cols = (c[pad:pad + n] for c, n in zip(count, size))
+            axis_count[start : start + f] += 1
+    rows, cols = (c[pad : pad + n] for c, n in zip(count, size))
     return ((rows[:, None] * cols[None, :]) > 1)[None, :, :, None]

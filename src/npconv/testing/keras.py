@@ -8,6 +8,7 @@ holds them against the instructor's list (the Happy House and SIGNS model checks
 course's, it does not compile the model: nothing it reads needs that, and compiling would replace the
 learner's optimizer.
 """
+
 from __future__ import annotations
 
 from ._case import PASSED
@@ -16,12 +17,16 @@ __all__ = ["summary", "comparator"]
 
 # What the course lists after (type, output shape, parameters), by layer class name.
 EXTRA_DESCRIPTORS = {
-    "Conv2D": (("padding", lambda layer: layer.padding),
-               ("activation", lambda layer: layer.activation.__name__),
-               ("kernel initializer", lambda layer: layer.kernel_initializer.__class__.__name__)),
-    "MaxPooling2D": (("pool size", lambda layer: layer.pool_size),
-                     ("strides", lambda layer: layer.strides),
-                     ("padding", lambda layer: layer.padding)),
+    "Conv2D": (
+        ("padding", lambda layer: layer.padding),
+        ("activation", lambda layer: layer.activation.__name__),
+        ("kernel initializer", lambda layer: layer.kernel_initializer.__class__.__name__),
+    ),
+    "MaxPooling2D": (
+        ("pool size", lambda layer: layer.pool_size),
+        ("strides", lambda layer: layer.strides),
+        ("padding", lambda layer: layer.padding),
+    ),
     "Dropout": (("rate", lambda layer: layer.rate),),
     "ZeroPadding2D": (("padding", lambda layer: layer.padding),),
     "Dense": (("activation", lambda layer: layer.activation.__name__),),
@@ -54,22 +59,26 @@ def comparator(learner, instructor) -> None:
             if a != b:
                 field = fields[k] if k < len(fields) else f"descriptor {k}"
                 hint = _hint(field, index, instructor)
-                raise AssertionError(f"{where}: the {field} should be {b!r}; got {a!r}"
-                                     + (f": {hint}" if hint else "")
-                                     + f"\n expected {list(expected)}\n got      {list(got)}")
-        raise AssertionError(f"{where}: expected {len(expected)} descriptors {list(expected)}; "
-                             f"got {len(got)}: {list(got)}")
+                raise AssertionError(
+                    f"{where}: the {field} should be {b!r}; got {a!r}"
+                    + (f": {hint}" if hint else "")
+                    + f"\n expected {list(expected)}\n got      {list(got)}"
+                )
+        raise AssertionError(
+            f"{where}: expected {len(expected)} descriptors {list(expected)}; got {len(got)}: {list(got)}"
+        )
     if len(learner) != len(instructor):
         names = [d[0] for d in instructor]
-        raise AssertionError(f"the model should have {len(instructor)} layers; got {len(learner)}: "
-                             f"the layers should be {names}, got {[d[0] for d in learner]}")
+        raise AssertionError(
+            f"the model should have {len(instructor)} layers; got {len(learner)}: "
+            f"the layers should be {names}, got {[d[0] for d in learner]}"
+        )
     print(PASSED)
 
 
 def _plain(descriptors) -> tuple:
     """Keras 2 lists an InputLayer's output shape as ``[(None, 64, 64, 3)]``: unwrap that one-shape list."""
-    return tuple(d[0] if isinstance(d, list) and len(d) == 1 and isinstance(d[0], tuple) else d
-                 for d in descriptors)
+    return tuple(d[0] if isinstance(d, list) and len(d) == 1 and isinstance(d[0], tuple) else d for d in descriptors)
 
 
 def _hint(field: str, index: int, instructor) -> str:

@@ -3,6 +3,7 @@
 
 Every pooling case runs in both modes, ``"max"`` and ``"average"``, against :mod:`npconv.course`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,11 +35,13 @@ def _pool_cases():
 
 
 def _pool_case(label, A_prev, hparameters, mode, **more) -> Case:
-    return Case(label, shapes(A_prev=A_prev, **more),
-                f"f {hparameters['f']}, stride {hparameters['stride']} and mode {mode!r}")
+    return Case(
+        label, shapes(A_prev=A_prev, **more), f"f {hparameters['f']}, stride {hparameters['stride']} and mode {mode!r}"
+    )
 
 
 # ---------------------------------------------------------------- pool_forward
+
 
 def pool_forward_test(target):
     """Check ``target(A_prev, hparameters, mode)`` (the learner's ``pool_forward``) in both modes:
@@ -47,18 +50,29 @@ def pool_forward_test(target):
         f, stride = hparameters["f"], hparameters["stride"]
         for mode in MODES:
             case = _pool_case(label, A_prev, hparameters, mode)
-            A, cache = case.unpack(case.call(target, A_prev, hparameters, mode), ("A", "cache"),
-                                   "pool_backward needs the cache: return A, (A_prev, hparameters)")
+            A, cache = case.unpack(
+                case.call(target, A_prev, hparameters, mode),
+                ("A", "cache"),
+                "pool_backward needs the cache: return A, (A_prev, hparameters)",
+            )
             expected, _ = course.pool_forward(A_prev, hparameters, mode)
             not_divided = {f * f: "the average is the sum divided by f * f: np.mean, not np.sum"}
-            check_array(case, "A", A, expected, shape_hints=pool_shape_hints(A_prev, f, stride),
-                        shape_rule=POOL_HINT, value_hints=pool_value_hints(A_prev, hparameters, mode, expected),
-                        ratio_hints=not_divided if mode == "average" else {})
+            check_array(
+                case,
+                "A",
+                A,
+                expected,
+                shape_hints=pool_shape_hints(A_prev, f, stride),
+                shape_rule=POOL_HINT,
+                value_hints=pool_value_hints(A_prev, hparameters, mode, expected),
+                ratio_hints=not_divided if mode == "average" else {},
+            )
             check_cache(case, cache, {"A_prev": A_prev, "hparameters": hparameters})
     print(PASSED)
 
 
 # ---------------------------------------------------------------- create_mask_from_window
+
 
 def _window_cases():
     np.random.seed(1)
@@ -80,26 +94,44 @@ def create_mask_from_window_test(target):
             mask = mask.astype(bool)  # a 0/1 mask works as well in pool_backward
         if isinstance(mask, np.ndarray) and mask.shape == x.shape and mask.dtype == bool:
             if mask.all():
-                case.fail("the mask is all True: it should be True only where x equals its maximum, "
-                          "mask = (x == np.max(x))")
+                case.fail(
+                    "the mask is all True: it should be True only where x equals its maximum, mask = (x == np.max(x))"
+                )
             if not mask.any():
                 case.fail("the mask is all False: compare x with the maximum of this window, x == np.max(x)")
-        check_array(case, "mask", mask, expected, value_hints=[
-            (lambda: x == np.min(x), "it marks the minimum: use np.max(x)"),
-            (lambda: x > 0, "it marks the positive entries: a max mask is True only at the maximum, "
-                            "x == np.max(x)"),
-            (lambda: x == np.max(x, axis=0, keepdims=True),
-             "it marks each column's maximum: take the maximum of the whole window, np.max(x) with no axis")])
+        check_array(
+            case,
+            "mask",
+            mask,
+            expected,
+            value_hints=[
+                (lambda x=x: x == np.min(x), "it marks the minimum: use np.max(x)"),
+                (
+                    lambda x=x: x > 0,
+                    "it marks the positive entries: a max mask is True only at the maximum, x == np.max(x)",
+                ),
+                (
+                    lambda x=x: x == np.max(x, axis=0, keepdims=True),
+                    "it marks each column's maximum: take the maximum of the whole window, np.max(x) with no axis",
+                ),
+            ],
+        )
     print(PASSED)
 
 
 # ---------------------------------------------------------------- distribute_value
 
+
 def distribute_value_test(target):
     """Check ``target(dz, shape)`` (the learner's ``distribute_value``): an ``(n_H, n_W)`` array of
     ``dz / (n_H * n_W)``."""
-    cases = [("the course's example", 2, (2, 2)), ("the course's test", 100, (10, 10)),
-             ("random case 1", -1.5, (3, 5)), ("random case 2", 0.7, (1, 4)), ("random case 3", 3.25, (4, 1))]
+    cases = [
+        ("the course's example", 2, (2, 2)),
+        ("the course's test", 100, (10, 10)),
+        ("random case 1", -1.5, (3, 5)),
+        ("random case 2", 0.7, (1, 4)),
+        ("random case 3", 3.25, (4, 1)),
+    ]
     for label, dz, shape in cases:
         case = Case(label, f"dz {dz}", f"shape {shape}")
         got = case.call(target, dz, shape)
@@ -110,12 +142,19 @@ def distribute_value_test(target):
             ratios.setdefault(n_W, "divided by n_H only: divide by n_H * n_W")
         if n_H > 1:
             ratios.setdefault(n_H, "divided by n_W only: divide by n_H * n_W")
-        check_array(case, "a", got, expected, ratio_hints=ratios,
-                    shape_hints=[((n_W, n_H), "the shape is (n_H, n_W), in that order")])
+        check_array(
+            case,
+            "a",
+            got,
+            expected,
+            ratio_hints=ratios,
+            shape_hints=[((n_W, n_H), "the shape is (n_H, n_W), in that order")],
+        )
     print(PASSED)
 
 
 # ---------------------------------------------------------------- pool_backward
+
 
 def _pool_backward_cases():
     np.random.seed(1)
@@ -139,6 +178,14 @@ def pool_backward_test(target):
             dA_prev = case.call(target, dA, cache, mode)
             expected = course.pool_backward(dA, cache, mode)
             hints, ratios, shape_hints, regions = pool_backward_hints(dA, cache, mode)
-            check_array(case, "dA_prev", dA_prev, expected, value_hints=hints, ratio_hints=ratios,
-                        shape_hints=shape_hints, region_hints=regions)
+            check_array(
+                case,
+                "dA_prev",
+                dA_prev,
+                expected,
+                value_hints=hints,
+                ratio_hints=ratios,
+                shape_hints=shape_hints,
+                region_hints=regions,
+            )
     print(PASSED)

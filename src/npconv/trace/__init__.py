@@ -13,8 +13,9 @@ Modules: :mod:`.step` runs and records, :mod:`.result` answers lookups, :mod:`.t
 entry into its terms, :mod:`npconv.learner_kernels` runs the learner's functions, :mod:`.compare` finds the
 first difference.
 """
-from .compare import Difference
+
 from ..learner_kernels import LearnerCodeError, load_kernels
+from .compare import Difference
 from .result import StepTrace
 from .step import step
 from .terms import Terms

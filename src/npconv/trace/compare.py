@@ -14,6 +14,7 @@ matches the course's convention counts as agreeing.
 Hints come from :mod:`npconv.testing.mistakes`, the course checks' knowledge of the classic mistakes,
 evaluated on the reference's own inputs of that layer (its ``A_prev``, ``W``, ``dZ``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,14 +43,20 @@ class Difference:
     def to_dict(self) -> dict:
         def plain(v):
             return list(v) if isinstance(v, tuple) else v
-        return {"layer": self.layer, "which": self.which, "index": plain(self.index),
-                "got": plain(self.got), "expected": plain(self.expected), "hint": self.hint}
+
+        return {
+            "layer": self.layer,
+            "which": self.which,
+            "index": plain(self.index),
+            "got": plain(self.got),
+            "expected": plain(self.expected),
+            "hint": self.hint,
+        }
 
     def __str__(self) -> str:
         where = "" if self.index is None else f"[{', '.join(map(str, self.index))}]"
         what = "has shape" if self.index is None else "is"
-        return (f"layer {self.layer!r}, {self.which}{where} {what} {self.got}; expected {self.expected}"
-                f" ({self.hint})")
+        return f"layer {self.layer!r}, {self.which}{where} {what} {self.got}; expected {self.expected} ({self.hint})"
 
 
 def _order(trace, reference):
@@ -92,17 +99,25 @@ def first_difference(trace, reference, rtol: float = 1e-6, atol: float = 1e-9) -
         rtol = max(rtol, 1e-4)
     missing = [n for n in reference.names if n not in trace.names]
     if missing:
-        raise ValueError(f"first_difference: the traces are of different models (this one has no layer "
-                         f"{missing[0]!r}); trace the same model on the same batch")
+        raise ValueError(
+            f"first_difference: the traces are of different models (this one has no layer "
+            f"{missing[0]!r}); trace the same model on the same batch"
+        )
     for name, which in _order(trace, reference):
         expected, got = _value(reference, name, which), _value(trace, name, which)
         if expected is None:
-            return Difference(name, which, None, None if got is None else _shape(got), None,
-                              "the reference has no such value")
+            return Difference(
+                name, which, None, None if got is None else _shape(got), None, "the reference has no such value"
+            )
         if got is None:
-            return Difference(name, which, None, None, _shape(expected),
-                              f"this trace stopped before it: {trace.stopped}" if trace.stopped
-                              else "this trace has no such value")
+            return Difference(
+                name,
+                which,
+                None,
+                None,
+                _shape(expected),
+                f"this trace stopped before it: {trace.stopped}" if trace.stopped else "this trace has no such value",
+            )
         for k, (g, e) in enumerate(zip(_arrays(got), _arrays(expected))):
             label = which if not isinstance(expected, list) else f"{which}[{k}]"
             if g.shape != e.shape:
@@ -115,7 +130,8 @@ def first_difference(trace, reference, rtol: float = 1e-6, atol: float = 1e-9) -
             if wrong.any():
                 index = tuple(int(i) for i in np.argwhere(wrong)[0])
                 hint = _hint(reference, name, which, g, e) or (
-                    f"{int(wrong.sum())} of {wrong.size} values differ; no known mistake gives this pattern")
+                    f"{int(wrong.sum())} of {wrong.size} values differ; no known mistake gives this pattern"
+                )
                 return Difference(name, label, index, float(g[index]), float(e[index]), hint)
     return None
 
@@ -141,6 +157,7 @@ def _shape(value):
 
 
 # ---------------------------------------------------------------- hints
+
 
 def _hint(reference, name, which, got, expected) -> str:
     """The course checks' hint for ``got`` against ``expected`` at this layer, or ''."""
@@ -209,8 +226,13 @@ def _pool_hints(record, which, expected):
     A_prev, hparameters = _course_form(record)
     mode = record.layer.mode
     if which == "output":
-        return (mistakes.pool_shape_hints(A_prev, hparameters["f"], hparameters["stride"]), mistakes.POOL_HINT,
-                mistakes.pool_value_hints(A_prev, hparameters, mode, expected), {}, [])
+        return (
+            mistakes.pool_shape_hints(A_prev, hparameters["f"], hparameters["stride"]),
+            mistakes.POOL_HINT,
+            mistakes.pool_value_hints(A_prev, hparameters, mode, expected),
+            {},
+            [],
+        )
     if which != "dx":
         return None
     values, ratios, shapes, regions = mistakes.pool_backward_hints(record.grads["dout"], (A_prev, hparameters), mode)

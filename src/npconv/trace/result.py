@@ -3,6 +3,7 @@
 Every answer is a NumPy array or plain Python data, so a page can send it as JSON as it is
 (``layers()`` lists names, kinds and shapes; ``terms(...).to_dict()``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,7 @@ class StepTrace:
     dtype : the precision the step ran in
     """
 
-    def __init__(self, records: dict, loss, stopped, model: str = "", kernels=None, names=None,
-                 dtype=np.float64):
+    def __init__(self, records: dict, loss, stopped, model: str = "", kernels=None, names=None, dtype=np.float64):
         self._records = records
         self.dtype = np.dtype(dtype)
         self._names = list(records) if names is None else list(names)
@@ -76,14 +76,21 @@ class StepTrace:
             if record.output is not None and not record.grads and self.stopped:
                 raise ValueError(f"layer {name!r}: the step stopped before its backward pass ({self.stopped})")
             have = self.whiches(name)
-            raise ValueError(expected("which", f"one of {', '.join(map(repr, have))} for layer {name!r} ({kind})"
-                                      if have else f"nothing: layer {name!r} ({kind}) has no backward pass",
-                                      repr(which)))
+            raise ValueError(
+                expected(
+                    "which",
+                    f"one of {', '.join(map(repr, have))} for layer {name!r} ({kind})"
+                    if have
+                    else f"nothing: layer {name!r} ({kind}) has no backward pass",
+                    repr(which),
+                )
+            )
         return record.grads[which]
 
     def terms(self, name: str, which: str, index):
         """The terms whose products add up to ``grad(name, which)[index]`` (see :mod:`npconv.trace.terms`)."""
         from .terms import terms
+
         record = self.record(name)
         grad = self.grad(name, which)
         index = check_index(grad, index, f"index into {which} of layer {name!r}")
@@ -93,6 +100,7 @@ class StepTrace:
         """The first value that differs from ``reference`` in computation order, or None; see
         :func:`npconv.trace.compare.first_difference`."""
         from .compare import first_difference
+
         return first_difference(self, reference, rtol=rtol, atol=atol)
 
     # ---------------------------------------------------------------- for a page
@@ -102,15 +110,25 @@ class StepTrace:
         for windowed layers ``window`` (``(f_h, f_w)``), ``strides`` and ``pads`` (``((top, bottom),
         (left, right))``, as applied), to draw a term's window on the input."""
         from .terms import TERMS
+
         rows = []
         for name, record in self._records.items():
             kind = type(record.layer).__name__
-            grads = {w: (list(np.shape(g)) if not isinstance(g, list) else [list(d.shape) for d in g])
-                     for w, g in record.grads.items()}
-            rows.append({"name": name, "type": kind, "input_shapes": [list(a.shape) for a in record.inputs],
-                         "output_shape": None if record.output is None else list(record.output.shape),
-                         "grads": grads, "terms": [w for w in TERMS.get(kind, ()) if w in record.grads],
-                         **_window(record)})
+            grads = {
+                w: (list(np.shape(g)) if not isinstance(g, list) else [list(d.shape) for d in g])
+                for w, g in record.grads.items()
+            }
+            rows.append(
+                {
+                    "name": name,
+                    "type": kind,
+                    "input_shapes": [list(a.shape) for a in record.inputs],
+                    "output_shape": None if record.output is None else list(record.output.shape),
+                    "grads": grads,
+                    "terms": [w for w in TERMS.get(kind, ()) if w in record.grads],
+                    **_window(record),
+                }
+            )
         return rows
 
     def __repr__(self) -> str:
@@ -124,6 +142,7 @@ def _window(record) -> dict:
     if size is None or not record.inputs:
         return {}
     from ..functional._shapes import resolve_padding
+
     pads = resolve_padding(layer.padding, record.inputs[0].shape[1:3], size, layer.strides)
     return {"window": list(size), "strides": list(layer.strides), "pads": [list(p) for p in pads]}
 

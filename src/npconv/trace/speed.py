@@ -1,4 +1,5 @@
 """How much slower the learner's loops are than npconv's kernels, on one batch of a model."""
+
 from __future__ import annotations
 
 import time
@@ -22,5 +23,7 @@ def slowdown(model, x, y, kernels) -> str:
     step(model, x, y)  # compiles npconv's kernels, so their time is the running time
     mine = step_seconds(model, x, y, kernels)
     npconvs = step_seconds(model, x, y, repeat=3)
-    return (f"your kernels: {mine:.3g} s per forward and backward pass of a batch of {len(x)}, npconv's: "
-            f"{npconvs:.3g} s ({mine / npconvs:.0f}x slower)")
+    return (
+        f"your kernels: {mine:.3g} s per forward and backward pass of a batch of {len(x)}, npconv's: "
+        f"{npconvs:.3g} s ({mine / npconvs:.0f}x slower)"
+    )

@@ -13,6 +13,7 @@ Training mode, with two choices so that a step is a pure function of the model, 
 Nothing of the model changes: weights, batch-norm statistics, each weight's ``.grad``, the
 optimizer (never called) and the package's random generator are as before.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -78,8 +79,10 @@ def step(model, x, y, kernels=None, seed: int = 0, dtype=None) -> StepTrace:
     """
     x = as_input_batch(model, x, "x", build=True)
     if not getattr(model, "_compiled", False):
-        raise RuntimeError("step: compile the model first (the step's loss is the compiled one), e.g. "
-                           "model.compile(optimizer='adam', loss='binary_crossentropy').")
+        raise RuntimeError(
+            "step: compile the model first (the step's loss is the compiled one), e.g. "
+            "model.compile(optimizer='adam', loss='binary_crossentropy')."
+        )
     fused = model._training_plan()
     y = as_labels(model, y, len(x), "y")
     learner = None if kernels is None else load_kernels(kernels, model)
@@ -87,8 +90,15 @@ def step(model, x, y, kernels=None, seed: int = 0, dtype=None) -> StepTrace:
     with _model_untouched(model, seed, dtype):
         records, loss, stopped = _run(model, x.astype(dtype, copy=False), y, fused, learner)
     label = None if kernels is None else getattr(kernels, "__name__", None) or str(kernels)
-    return StepTrace(records, loss, stopped, model=model.name, kernels=label,
-                     names=[layer.name for layer in model.layers], dtype=dtype)
+    return StepTrace(
+        records,
+        loss,
+        stopped,
+        model=model.name,
+        kernels=label,
+        names=[layer.name for layer in model.layers],
+        dtype=dtype,
+    )
 
 
 @contextlib.contextmanager
@@ -174,8 +184,12 @@ def _forward_pass(model, x, fused, learner, records, readers, activation_caches)
     for k, node in enumerate(model._nodes):
         layer = node.layer
         args = [values[i] for i in node.inputs] if layer.multi_input else values[node.inputs[0]]
-        record = LayerRecord(layer.name, layer, [np.array(a) for a in (args if layer.multi_input else [args])],
-                             readers=readers.get(node.output, 0))
+        record = LayerRecord(
+            layer.name,
+            layer,
+            [np.array(a) for a in (args if layer.multi_input else [args])],
+            readers=readers.get(node.output, 0),
+        )
         records[layer.name] = record
         for w in layer.weights:
             record.weights[_VALUE_NAMES.get(w.name, w.name)] = w.value.copy()

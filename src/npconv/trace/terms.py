@@ -20,6 +20,7 @@ Dense ``db[j]``            ``1``                                       ``dZ[n, j
 stride; the padded input's indices count the padding (``A_prev_pad = zero_pad(A_prev, pad)``).
 ``(i, j)`` in a pooling term is the position's offset in that window.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,12 @@ import numpy as np
 from ..functional._shapes import resolve_padding
 
 #: The gradients each layer kind opens into terms.
-TERMS = {"Conv2D": ("dW", "dx", "db"), "Dense": ("dW", "dx", "db"),
-         "MaxPooling2D": ("dx",), "AveragePooling2D": ("dx",)}
+TERMS = {
+    "Conv2D": ("dW", "dx", "db"),
+    "Dense": ("dW", "dx", "db"),
+    "MaxPooling2D": ("dx",),
+    "AveragePooling2D": ("dx",),
+}
 
 
 @dataclass
@@ -64,11 +69,20 @@ class Terms:
     def to_dict(self, limit: int | None = None) -> dict:
         """JSON-able: the first ``limit`` terms (all by default; ``count`` says how many there are)."""
         k = slice(None) if limit is None else slice(0, limit)
-        return {"layer": self.layer, "which": self.which, "index": list(self.index),
-                "a_label": self.a_label, "b_label": self.b_label, "count": len(self),
-                "a": self.a[k].tolist(), "b": self.b[k].tolist(),
-                "a_index": self.a_index[k].tolist(), "b_index": self.b_index[k].tolist(),
-                "sum": self.sum, "value": self.value}
+        return {
+            "layer": self.layer,
+            "which": self.which,
+            "index": list(self.index),
+            "a_label": self.a_label,
+            "b_label": self.b_label,
+            "count": len(self),
+            "a": self.a[k].tolist(),
+            "b": self.b[k].tolist(),
+            "a_index": self.a_index[k].tolist(),
+            "b_index": self.b_index[k].tolist(),
+            "sum": self.sum,
+            "value": self.value,
+        }
 
 
 def terms(record, which: str, index: tuple) -> Terms:
@@ -77,12 +91,21 @@ def terms(record, which: str, index: tuple) -> Terms:
     build = _BUILDERS.get((kind, which))
     if build is None:
         supported = "; ".join(f"{k}: {', '.join(ws)}" for k, ws in TERMS.items())
-        raise ValueError(f"terms: layer {record.name!r} ({kind}) has no terms for {which!r}; terms open "
-                         f"{supported}")
+        raise ValueError(f"terms: layer {record.name!r} ({kind}) has no terms for {which!r}; terms open {supported}")
     a, b, a_index, b_index, a_label, b_label = build(record, index)
     value = float(record.grads[which][index])
-    return Terms(record.name, which, index, np.asarray(a, float), np.asarray(b, float),
-                 _as_index(a_index, len(a)), _as_index(b_index, len(b)), a_label, b_label, value)
+    return Terms(
+        record.name,
+        which,
+        index,
+        np.asarray(a, float),
+        np.asarray(b, float),
+        _as_index(a_index, len(a)),
+        _as_index(b_index, len(b)),
+        a_label,
+        b_label,
+        value,
+    )
 
 
 def _as_index(columns, k) -> np.ndarray:
@@ -105,6 +128,7 @@ def _covering(position: int, before: int, size: int, stride: int, n_out: int) ->
 
 
 # ---------------------------------------------------------------- Conv2D
+
 
 def _conv_dW(record, index):
     i, j, c, f = index
@@ -138,6 +162,7 @@ def _bias(record, index):
 
 # ---------------------------------------------------------------- Dense
 
+
 def _dense_dW(record, index):
     i, j = index
     x, dZ = record.inputs[0], record.grads["dZ"]
@@ -154,6 +179,7 @@ def _dense_dx(record, index):
 
 # ---------------------------------------------------------------- pooling
 
+
 def _pool_dx(record, index):
     n, h, w, c = index
     layer, x, dout = record.layer, record.inputs[0], record.grads["dout"]
@@ -165,7 +191,7 @@ def _pool_dx(record, index):
     a, b, a_index, b_index = [], [], [], []
     for oh, i in rows:
         for ow, j in cols:
-            window = padded[oh * sh:oh * sh + fh, ow * sw:ow * sw + fw]
+            window = padded[oh * sh : oh * sh + fh, ow * sw : ow * sw + fw]
             if layer.mode == "max":
                 a.append(1.0 if np.unravel_index(np.argmax(window), window.shape) == (i, j) else 0.0)
             else:
@@ -179,6 +205,13 @@ def _pool_dx(record, index):
     return np.array(a), np.array(b), a_cols, b_cols, label, "dout"
 
 
-_BUILDERS = {("Conv2D", "dW"): _conv_dW, ("Conv2D", "dx"): _conv_dx, ("Conv2D", "db"): _bias,
-             ("Dense", "dW"): _dense_dW, ("Dense", "dx"): _dense_dx, ("Dense", "db"): _bias,
-             ("MaxPooling2D", "dx"): _pool_dx, ("AveragePooling2D", "dx"): _pool_dx}
+_BUILDERS = {
+    ("Conv2D", "dW"): _conv_dW,
+    ("Conv2D", "dx"): _conv_dx,
+    ("Conv2D", "db"): _bias,
+    ("Dense", "dW"): _dense_dW,
+    ("Dense", "dx"): _dense_dx,
+    ("Dense", "db"): _bias,
+    ("MaxPooling2D", "dx"): _pool_dx,
+    ("AveragePooling2D", "dx"): _pool_dx,
+}

@@ -10,10 +10,21 @@ ones); :mod:`.search` makes and runs the jobs (:mod:`npconv.jobs`); :mod:`.cache
 job by a hash of what it trains, so a stopped search resumes; :mod:`.scores` scores the variants and
 writes ``results.json``, ``results.png`` and ``best_recipe.json``.
 """
+
 from .data import TrainingData
 from .grid import parse_grid, parse_grids
 from .scores import SearchResult
 from .search import Plan, Variant, plan, run, trained_recipe, tune
 
-__all__ = ["Plan", "SearchResult", "TrainingData", "Variant", "parse_grid", "parse_grids", "plan", "run",
-           "trained_recipe", "tune"]
+__all__ = [
+    "Plan",
+    "SearchResult",
+    "TrainingData",
+    "Variant",
+    "parse_grid",
+    "parse_grids",
+    "plan",
+    "run",
+    "trained_recipe",
+    "tune",
+]

@@ -7,6 +7,7 @@ and it is read back. One file per job, ``<hash>.npz``: its held-out probabilitie
 entry with the rest (history, evaluation, seconds, worker), written atomically, so a Ctrl-C never
 leaves a half-written entry.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,9 +33,15 @@ def _array_hash(a) -> str:
 
 def job_hash(recipe, arch: str, data_fingerprint: str, train_index, test_index, seed: int) -> str:
     """The name of a job's result: a hash of what it trains (see the module docstring)."""
-    content = {"recipe": recipe_json(recipe), "arch": arch, "data": data_fingerprint,
-               "train": _array_hash(train_index), "test": _array_hash(test_index), "seed": int(seed),
-               "npconv": __version__}
+    content = {
+        "recipe": recipe_json(recipe),
+        "arch": arch,
+        "data": data_fingerprint,
+        "train": _array_hash(train_index),
+        "test": _array_hash(test_index),
+        "seed": int(seed),
+        "npconv": __version__,
+    }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -42,8 +49,9 @@ def _evaluation_json(evaluation: dict | None) -> dict | None:
     """The evaluation's figures (its per-image arrays are the probabilities, kept apart)."""
     if evaluation is None:
         return None
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in evaluation.items()
-            if k not in ("probs", "pred")}
+    return {
+        k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in evaluation.items() if k not in ("probs", "pred")
+    }
 
 
 class JobCache:
@@ -72,22 +80,41 @@ class JobCache:
         try:
             with np.load(path, allow_pickle=False) as saved:
                 about = json.loads(str(saved[_ABOUT]))
-                probabilities = {k[len(_VIEW):]: saved[k] for k in saved.files if k.startswith(_VIEW)}
+                probabilities = {k[len(_VIEW) :]: saved[k] for k in saved.files if k.startswith(_VIEW)}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            warnings.warn(f"{path}: unreadable cached result ({type(exc).__name__}: {exc}); training it again")
+            warnings.warn(
+                f"{path}: unreadable cached result ({type(exc).__name__}: {exc}); training it again", stacklevel=1
+            )
             return None
         if not set(views) <= set(probabilities):
             return None
-        return JobResult(key, None, about["history"], about["seconds"], about["interrupted"], about["evaluation"],
-                         probabilities, about["worker"], cached=True)
+        return JobResult(
+            key,
+            None,
+            about["history"],
+            about["seconds"],
+            about["interrupted"],
+            about["evaluation"],
+            probabilities,
+            about["worker"],
+            cached=True,
+        )
 
     def put(self, result: JobResult) -> None:
         """Keep ``result`` (of a job that finished: an interrupted one is no result)."""
         if result.interrupted:
             return
-        about = {"key": result.key, "history": result.history, "seconds": result.seconds, "interrupted": False,
-                 "evaluation": _evaluation_json(result.evaluation), "worker": result.worker}
-        arrays = {_ABOUT: np.array(json.dumps(about, default=float)),
-                  **{_VIEW + view: p for view, p in result.probabilities.items()}}
+        about = {
+            "key": result.key,
+            "history": result.history,
+            "seconds": result.seconds,
+            "interrupted": False,
+            "evaluation": _evaluation_json(result.evaluation),
+            "worker": result.worker,
+        }
+        arrays = {
+            _ABOUT: np.array(json.dumps(about, default=float)),
+            **{_VIEW + view: p for view, p in result.probabilities.items()},
+        }
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path(result.key), lambda file: np.savez(file, **arrays))

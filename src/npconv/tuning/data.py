@@ -4,6 +4,7 @@ A course ``.h5`` set with its ``test_*.h5`` beside it: the training file. Anythi
 folders, ``builtin:``): the training part of the recipe's ``val_split`` split of seed 0, the part
 ``npconv train`` trains on, so the split it holds out is never read.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ class TrainingData:
     limit: int | None = None
 
     @classmethod
-    def named(cls, data: str | None, data_dir=None, limit: int | None = None) -> "TrainingData":
+    def named(cls, data: str | None, data_dir=None, limit: int | None = None) -> TrainingData:
         """The training data of ``data`` as ``npconv train DATA`` names it (``None``: the built-in faces)."""
         return cls(datasets.resolve(data, data_dir), None if data_dir is None else str(data_dir), limit)
 
@@ -46,10 +47,18 @@ class TrainingData:
             (keep, _), (held, _) = train_val_split((keep, full.y), recipe.val_split, seed=0)
             held_out = f"a {recipe.val_split:.0%} stratified split of seed 0 ({len(held)} images)"
         if self.limit is not None and self.limit < len(keep):
-            keep = keep[np.random.default_rng(0).permutation(len(keep))[:self.limit]]
+            keep = keep[np.random.default_rng(0).permutation(len(keep))[: self.limit]]
         data = full.subset(keep)
-        source = DataSource(self.source, recipe.image_size, recipe.color_mode, self.data_dir,
-                            tuple(int(i) for i in keep), fingerprint(data))
-        described = (f"{len(data)} training images of {self.source} at {recipe.image_size} px {recipe.color_mode} "
-                     f"(held out, never read: {held_out})")
+        source = DataSource(
+            self.source,
+            recipe.image_size,
+            recipe.color_mode,
+            self.data_dir,
+            tuple(int(i) for i in keep),
+            fingerprint(data),
+        )
+        described = (
+            f"{len(data)} training images of {self.source} at {recipe.image_size} px {recipe.color_mode} "
+            f"(held out, never read: {held_out})"
+        )
         return data, source, described

@@ -4,6 +4,7 @@
 first grid's field changing slowest. Values are read as their field's type
 (:mod:`npconv.apps.recipe_fields`); commas inside parentheses belong to one value.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,13 +33,15 @@ def parse_grid(text: str) -> tuple[str, list]:
     name, equals, values = text.partition("=")
     name = name.strip()
     if not equals or not name:
-        raise ValueError(expected(where, "FIELD=V1,V2[,...]", repr(text),
-                                  "For example --grid learning_rate=1e-3,2e-3."))
+        raise ValueError(
+            expected(where, "FIELD=V1,V2[,...]", repr(text), "For example --grid learning_rate=1e-3,2e-3.")
+        )
     check_field(name, where)
     words = split_values(values)
     if not values.strip() or any(not w.strip() for w in words):
-        raise ValueError(expected(where, f"values for {name} separated by commas", repr(values),
-                                  f"For example --grid {name}=V1,V2."))
+        raise ValueError(
+            expected(where, f"values for {name} separated by commas", repr(values), f"For example --grid {name}=V1,V2.")
+        )
     parsed = [parse_value(name, word, where) for word in words]
     if len(set(map(repr, parsed))) != len(parsed):
         raise ValueError(expected(where, f"different values for {name}", repr(values)))
@@ -52,15 +55,20 @@ def parse_grids(texts) -> list[dict]:
     names = [name for name, _ in grids]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise ValueError(expected("--grid", "each field in one grid", f"{', '.join(repeated)} in several",
-                                  f"Put all the values in one: --grid {repeated[0]}=V1,V2,V3."))
+        raise ValueError(
+            expected(
+                "--grid",
+                "each field in one grid",
+                f"{', '.join(repeated)} in several",
+                f"Put all the values in one: --grid {repeated[0]}=V1,V2,V3.",
+            )
+        )
     return [dict(zip(names, values)) for values in itertools.product(*(values for _, values in grids))]
 
 
 def variant_recipes(base, variants: list[dict]) -> list:
     """``base`` with each variant's fields set, every one checked (:func:`check_recipe`)."""
-    return [check_recipe(dataclasses.replace(base, **changes), f"variant {describe(changes)}")
-            for changes in variants]
+    return [check_recipe(dataclasses.replace(base, **changes), f"variant {describe(changes)}") for changes in variants]
 
 
 def describe(changes: dict) -> str:

@@ -1,4 +1,5 @@
 """The picture of a recipe search (``npconv tune``): each variant's accuracies, the best marked."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,11 +24,14 @@ def plot_variant_scores(names, accuracies, best: int | None = None, title: str |
     names = [str(n) for n in names]
     values = [np.asarray(a, dtype=float).ravel() for a in accuracies]
     if not values or len(values) != len(names) or any(v.size == 0 for v in values):
-        raise ValueError(expected("accuracies", f"a non-empty list of values per variant ({len(names)} names)",
-                                  f"{len(values)} lists"))
+        raise ValueError(
+            expected(
+                "accuracies", f"a non-empty list of values per variant ({len(names)} names)", f"{len(values)} lists"
+            )
+        )
     means = np.array([v.mean() for v in values])
     stds = np.array([v.std() for v in values])
-    rows = np.arange(len(names))[::-1]   # the first variant on top
+    rows = np.arange(len(names))[::-1]  # the first variant on top
     fig = _figure(7.5, 1.2 + 0.42 * len(names))
     ax = fig.add_subplot()
     colours = [VAL_COLOUR if i == best else TRAIN_COLOUR for i in range(len(names))]
@@ -41,8 +45,14 @@ def plot_variant_scores(names, accuracies, best: int | None = None, title: str |
     # the right margin holds the labels: no tick there above an accuracy of 1
     ax.set_xticks([tick for tick in ax.get_xticks() if low - 1e-9 <= tick <= high + 1e-9])
     for row, m, s, i in zip(rows, means, stds, range(len(names))):
-        ax.text(high + 0.02 * (high - low), row, f"{m:.4f} ± {s:.4f}" + ("  best" if i == best else ""),
-                va="center", fontsize=8, fontweight="bold" if i == best else "normal")
+        ax.text(
+            high + 0.02 * (high - low),
+            row,
+            f"{m:.4f} ± {s:.4f}" + ("  best" if i == best else ""),
+            va="center",
+            fontsize=8,
+            fontweight="bold" if i == best else "normal",
+        )
     ax.set_yticks(rows, names)
     ax.set_ylim(rows.min() - 0.6, rows.max() + 0.5)
     ax.set_xlabel("held-out accuracy (mean ± std over folds and seeds; dots: each fold and seed)")

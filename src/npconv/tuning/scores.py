@@ -11,6 +11,7 @@ errors are kept. The best variant has the highest mean (the first of equals, in 
 and std, and every fold and seed; ``DIR/results.png``: mean +- std per variant, every fold and
 seed as a dot; ``DIR/best_recipe.json``: the best variant's recipe (``npconv train --recipe``).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,10 +39,10 @@ def combine(probabilities: list[np.ndarray]) -> np.ndarray:
 class SearchResult:
     """Every variant's scores, and the jobs' results (``results``: job key -> JobResult)."""
 
-    search: object                   # the Plan
+    search: object  # the Plan
     results: dict
-    rows: list[dict]                 # per variant, what results.json says about it
-    best: int                        # index of the best variant
+    rows: list[dict]  # per variant, what results.json says about it
+    best: int  # index of the best variant
 
     @property
     def trained(self) -> int:
@@ -82,14 +83,29 @@ def score(search, results: dict) -> SearchResult:
             pred = outcome.out_of_fold(v, s).argmax(axis=1)
             for i, (_, test_idx) in enumerate(search.splits[key]):
                 correct = int(np.sum(pred[test_idx] == y[test_idx]))
-                runs.append({"seed": s, "fold": i + 1, "accuracy": correct / len(test_idx), "correct": correct,
-                             "n": int(len(test_idx)), "seconds": round(sum(results[k].seconds for k in
-                                                                           search.members[(v, s, i)]), 1)})
+                runs.append(
+                    {
+                        "seed": s,
+                        "fold": i + 1,
+                        "accuracy": correct / len(test_idx),
+                        "correct": correct,
+                        "n": int(len(test_idx)),
+                        "seconds": round(sum(results[k].seconds for k in search.members[(v, s, i)]), 1),
+                    }
+                )
             per_seed.append({"seed": s, "accuracy": float(np.mean(pred == y)), "errors": int(np.sum(pred != y))})
         accuracies = [r["accuracy"] for r in runs]
-        outcome.rows.append({"variant": variant.name, "fields": fields_json(variant.changes),
-                             "recipe": recipe_json(variant.recipe), "mean_accuracy": float(np.mean(accuracies)),
-                             "std_accuracy": float(np.std(accuracies)), "seeds": per_seed, "runs": runs})
+        outcome.rows.append(
+            {
+                "variant": variant.name,
+                "fields": fields_json(variant.changes),
+                "recipe": recipe_json(variant.recipe),
+                "mean_accuracy": float(np.mean(accuracies)),
+                "std_accuracy": float(np.std(accuracies)),
+                "seeds": per_seed,
+                "runs": runs,
+            }
+        )
     means = [row["mean_accuracy"] for row in outcome.rows]
     outcome.best = int(np.argmax(means))
     return outcome
@@ -98,30 +114,50 @@ def score(search, results: dict) -> SearchResult:
 def summary(outcome: SearchResult) -> dict:
     """What ``results.json`` holds."""
     search = outcome.search
-    return {"npconv": __version__, "data": search.data.source,
-            "images": {key: described for key, described in search.described.items()},
-            "folds": search.folds, "fold_seed": 0, "seeds": search.seeds,
-            "training_seeds": "100 * seed + fold (an ensemble of N: N * (100 * seed + fold) + k)",
-            "base_recipe": recipe_json(search.base), "best": outcome.rows[outcome.best]["variant"],
-            "variants": outcome.rows}
+    return {
+        "npconv": __version__,
+        "data": search.data.source,
+        "images": {key: described for key, described in search.described.items()},
+        "folds": search.folds,
+        "fold_seed": 0,
+        "seeds": search.seeds,
+        "training_seeds": "100 * seed + fold (an ensemble of N: N * (100 * seed + fold) + k)",
+        "base_recipe": recipe_json(search.base),
+        "best": outcome.rows[outcome.best]["variant"],
+        "variants": outcome.rows,
+    }
 
 
 def write_results(outcome: SearchResult) -> None:
     """``results.json``, ``results.png`` and ``best_recipe.json`` in the search's folder (atomically)."""
     from ..viz import style
     from .plot import plot_variant_scores
+
     search = outcome.search
     search.out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary(outcome), indent=2) + "\n"
     atomic_write(search.out / "results.json", lambda file: file.write(text.encode()))
-    figure = plot_variant_scores([row["variant"] for row in outcome.rows],
-                                 [[r["accuracy"] for r in row["runs"]] for row in outcome.rows], outcome.best,
-                                 title=f"{Path(str(search.data.source)).name}: {search.folds}-fold CV, "
-                                       f"{search.seeds} seed{'s' if search.seeds > 1 else ''}")
+    figure = plot_variant_scores(
+        [row["variant"] for row in outcome.rows],
+        [[r["accuracy"] for r in row["runs"]] for row in outcome.rows],
+        outcome.best,
+        title=f"{Path(str(search.data.source)).name}: {search.folds}-fold CV, "
+        f"{search.seeds} seed{'s' if search.seeds > 1 else ''}",
+    )
     with style():
         atomic_write(search.out / "results.png", lambda file: figure.savefig(file, format="png"))
     best = outcome.rows[outcome.best]
-    write_recipe(search.out / "best_recipe.json", outcome.best_variant.recipe,
-                 {"variant": best["variant"], "fields": best["fields"], "mean_accuracy": best["mean_accuracy"],
-                  "std_accuracy": best["std_accuracy"], "folds": search.folds, "seeds": search.seeds,
-                  "data": search.data.source, "results": "results.json"})
+    write_recipe(
+        search.out / "best_recipe.json",
+        outcome.best_variant.recipe,
+        {
+            "variant": best["variant"],
+            "fields": best["fields"],
+            "mean_accuracy": best["mean_accuracy"],
+            "std_accuracy": best["std_accuracy"],
+            "folds": search.folds,
+            "seeds": search.seeds,
+            "data": search.data.source,
+            "results": "results.json",
+        },
+    )

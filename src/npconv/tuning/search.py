@@ -9,6 +9,7 @@ as :func:`npconv.apps.training.train` does). A variant's recipe trains one model
 test-time augmentation: its ``ensemble`` and ``tta`` are scored from those models' held-out
 probabilities (mean log-probability over members, as an averaged model predicts; its TTA view).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,7 +27,7 @@ from .cache import JobCache, job_hash
 from .data import TrainingData
 from .grid import describe, parse_grids, variant_recipes
 
-MAX_FOLDS = 100   # training seeds are 100 * seed + fold
+MAX_FOLDS = 100  # training seeds are 100 * seed + fold
 
 
 @dataclass
@@ -48,15 +49,15 @@ class Plan:
     out: Path
     data: TrainingData
     base: recipes.Recipe
-    datasets: dict                   # key -> Dataset, one per image size / colour mode / split
-    sources: dict                    # key -> DataSource, the same data read from disk by a worker
-    described: dict                  # key -> what the images are
-    splits: dict                     # key -> [(train_idx, test_idx), ...]
-    jobs: list[Job]                  # each distinct job once (keys are hashes)
-    members: dict                    # (variant, seed, fold) -> job keys of its models
-    data_key: list[str]              # per variant, the key of its data
+    datasets: dict  # key -> Dataset, one per image size / colour mode / split
+    sources: dict  # key -> DataSource, the same data read from disk by a worker
+    described: dict  # key -> what the images are
+    splits: dict  # key -> [(train_idx, test_idx), ...]
+    jobs: list[Job]  # each distinct job once (keys are hashes)
+    members: dict  # (variant, seed, fold) -> job keys of its models
+    data_key: list[str]  # per variant, the key of its data
     cache: JobCache
-    cached: dict = field(default_factory=dict)   # job key -> JobResult read from the cache
+    cached: dict = field(default_factory=dict)  # job key -> JobResult read from the cache
 
     @property
     def to_train(self) -> list[Job]:
@@ -76,8 +77,19 @@ def _data_key(recipe) -> str:
     return f"{recipe.image_size}px-{recipe.color_mode}-split{recipe.val_split:g}"
 
 
-def plan(data, out, grids=(), variants=None, folds: int = 5, seeds: int = 1, base: recipes.Recipe | None = None,
-         arch: str | None = None, data_dir=None, views=(), limit: int | None = None) -> Plan:
+def plan(
+    data,
+    out,
+    grids=(),
+    variants=None,
+    folds: int = 5,
+    seeds: int = 1,
+    base: recipes.Recipe | None = None,
+    arch: str | None = None,
+    data_dir=None,
+    views=(),
+    limit: int | None = None,
+) -> Plan:
     """Everything :func:`run` needs, checked before any training.
 
     ``data``: what ``npconv train DATA`` takes (a name, a path, ``builtin:...``; ``None``: the
@@ -100,8 +112,10 @@ def plan(data, out, grids=(), variants=None, folds: int = 5, seeds: int = 1, bas
     names = [name for name, _ in variants]
     if len(set(names)) != len(names):
         raise ValueError(expected("variants", "a different name for each", names))
-    chosen = [Variant(name, changes, recipe)
-              for (name, changes), recipe in zip(variants, variant_recipes(base, [c for _, c in variants]))]
+    chosen = [
+        Variant(name, changes, recipe)
+        for (name, changes), recipe in zip(variants, variant_recipes(base, [c for _, c in variants]))
+    ]
     out = Path(out)
     search = Plan(chosen, folds, seeds, out, data, base, {}, {}, {}, {}, [], {}, [], JobCache(out / "jobs"))
     _make_jobs(search, set(views))
@@ -133,10 +147,19 @@ def _make_jobs(search: Plan, views: set) -> None:
                     job = by_key.get(job_key)
                     if job is None or not set(job_views) <= set(job.views):
                         views_needed = tuple(sorted(set(job_views) | set(job.views if job else ())))
-                        by_key[job_key] = Job(job_key, trained, trained.arch, seed, Part(key, train_idx),
-                                              Part(key, test_idx), views=views_needed, keep_model=False,
-                                              label=job.label if job else label, dataset=search.data.name,
-                                              backup=RunBackup(search.cache.backup_folder(job_key)))
+                        by_key[job_key] = Job(
+                            job_key,
+                            trained,
+                            trained.arch,
+                            seed,
+                            Part(key, train_idx),
+                            Part(key, test_idx),
+                            views=views_needed,
+                            keep_model=False,
+                            label=job.label if job else label,
+                            dataset=search.data.name,
+                            backup=RunBackup(search.cache.backup_folder(job_key)),
+                        )
                 search.members[(v, s, i)] = keys
     search.jobs = list(by_key.values())
     for job in search.jobs:
@@ -157,6 +180,7 @@ def run(search: Plan, runner=None, progress=None, share: str = "send"):
     (:mod:`npconv.apps.run_backup`; its key covers everything it trains), to the same bits.
     """
     from .scores import score, write_results
+
     if share not in ("send", "path"):
         raise ValueError(expected("share", "'send' or 'path'", repr(share)))
     datasets = search.datasets if share == "send" else search.sources
@@ -177,12 +201,21 @@ def run(search: Plan, runner=None, progress=None, share: str = "send"):
     return outcome
 
 
-def tune(data, out, grids=(), folds: int = 5, seeds: int = 1, jobs: int = 1, cluster=None, progress=None,
-         threads: int | None = None, **options):
+def tune(
+    data,
+    out,
+    grids=(),
+    folds: int = 5,
+    seeds: int = 1,
+    jobs: int = 1,
+    cluster=None,
+    progress=None,
+    threads: int | None = None,
+    **options,
+):
     """:func:`plan` then :func:`run` on ``jobs`` worker processes (``threads`` each) or a Dask
     ``cluster`` (:func:`npconv.jobs.runner_for`); ``options`` go to :func:`plan` (``base``, ``arch``,
     ``data_dir``, ``variants``, ``views``, ``limit``) and ``share`` to :func:`run`."""
     share = options.pop("share", "send")
-    runner = runner_for(jobs, cluster, threads)   # a wrong --jobs/--cluster before any loading
+    runner = runner_for(jobs, cluster, threads)  # a wrong --jobs/--cluster before any loading
     return run(plan(data, out, grids, folds=folds, seeds=seeds, **options), runner, progress, share)
-

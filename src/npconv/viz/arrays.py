@@ -1,4 +1,5 @@
 """Images and labels as the pictures read them: any image layout and scale, any label encoding."""
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,7 @@ def _display_image(image) -> tuple[np.ndarray, str | None]:
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (3, 4)):
-        raise ShapeError(expected("images", "images of shape (n_H, n_W), (n_H, n_W, 1) or (n_H, n_W, 3)",
-                                  image))
+        raise ShapeError(expected("images", "images of shape (n_H, n_W), (n_H, n_W, 1) or (n_H, n_W, 3)", image))
     if image.dtype != np.uint8:
         image = image.astype(np.float32)
         # Floats above 1 are taken as 0-255 data (the course's X_train before / 255).
@@ -47,8 +47,14 @@ def _as_labels(y, name: str) -> np.ndarray:
     if y.dtype.kind == "f":
         if np.all(np.mod(y, 1) == 0):
             return y.astype(np.int64)
-        raise ValueError(expected(name, "integer class labels (or one-hot rows)", y,
-                                  "Round sigmoid outputs first, e.g. (p > 0.5).astype(int)."))
+        raise ValueError(
+            expected(
+                name,
+                "integer class labels (or one-hot rows)",
+                y,
+                "Round sigmoid outputs first, e.g. (p > 0.5).astype(int).",
+            )
+        )
     return y.astype(np.int64)
 
 
@@ -61,12 +67,11 @@ def spread_over_classes(labels, n: int) -> np.ndarray:
     classes, first = np.unique(labels, return_index=True)
     groups = [np.flatnonzero(labels == c) for c in classes[np.argsort(first)]]
     counts = [0] * len(groups)
-    for _ in range(min(n, len(labels))):   # one slot at a time, to the next class with examples left
+    for _ in range(min(n, len(labels))):  # one slot at a time, to the next class with examples left
         k = min((c for c in range(len(groups)) if counts[c] < len(groups[c])), key=lambda c: counts[c])
         counts[k] += 1
     picks = [g[np.linspace(0, len(g) - 1, c).round().astype(int)] for g, c in zip(groups, counts)]
-    return np.array([p[k] for k in range(max(counts, default=0)) for p in picks if k < len(p)],
-                    dtype=np.int64)
+    return np.array([p[k] for k in range(max(counts, default=0)) for p in picks if k < len(p)], dtype=np.int64)
 
 
 def _columns(count: int, ncols: int) -> int:

@@ -1,4 +1,5 @@
 """What a classifier gets wrong: the confusion matrix, and the misclassified pictures."""
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,12 @@ def plot_confusion_matrix(cm, class_names=None, normalize: bool = False, picture
         colour = "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45 else "black"
         text = f"{value:.2f}" if normalize else f"{int(value)}"
         ax.text(p, t, text, ha="center", va="center", color=colour, fontsize=fontsize)
-    ax.set_xticks(range(n), names, rotation=45 if max(map(len, names)) > 4 else 0,
-                  ha="right" if max(map(len, names)) > 4 else "center")
+    ax.set_xticks(
+        range(n),
+        names,
+        rotation=45 if max(map(len, names)) > 4 else 0,
+        ha="right" if max(map(len, names)) > 4 else "center",
+    )
     ax.set_yticks(range(n), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -64,15 +69,18 @@ def plot_confusion_matrix(cm, class_names=None, normalize: bool = False, picture
         spine.set_visible(False)
     accuracy = np.trace(cm) / cm.sum() if cm.sum() else 0.0
     counted = pictures or f"{int(cm.sum())} pictures"
-    ax.set_title(f"Confusion matrix of {counted}{' (row-normalised)' if normalize else ''}\n"
-                 f"accuracy {accuracy:.1%} ({int(np.trace(cm))} of {int(cm.sum())} right)")
+    ax.set_title(
+        f"Confusion matrix of {counted}{' (row-normalised)' if normalize else ''}\n"
+        f"accuracy {accuracy:.1%} ({int(np.trace(cm))} of {int(cm.sum())} right)"
+    )
     fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of true class" if normalize else "count")
     return fig
 
 
 @_styled
-def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: int = 16,
-                       ncols: int = 8, pictures: str | None = None) -> Figure:
+def plot_misclassified(
+    images, y_true, y_pred, class_names=None, probs=None, n: int = 16, ncols: int = 8, pictures: str | None = None
+) -> Figure:
     """Up to ``n`` wrongly classified images, captioned ``pred: X (0.93)`` / ``true: Y``, taken from
     every true class in turn, so both directions of a binary model's errors show.
 
@@ -90,8 +98,9 @@ def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: 
     images = np.asarray(images)
     y_true, y_pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
     if not len(images) == len(y_true) == len(y_pred):
-        raise ShapeError(expected("y_true, y_pred", f"{len(images)} labels each, one per image",
-                                  f"{len(y_true)} and {len(y_pred)}"))
+        raise ShapeError(
+            expected("y_true, y_pred", f"{len(images)} labels each, one per image", f"{len(y_true)} and {len(y_pred)}")
+        )
     wrong = np.flatnonzero(y_true != y_pred)
     wrong = wrong[spread_over_classes(y_true[wrong], check_positive_int(n, "n"))]
     if wrong.size == 0:
@@ -120,6 +129,9 @@ def plot_misclassified(images, y_true, y_pred, class_names=None, probs=None, n: 
         ax.set_title(pred, fontsize=7.5, color=WRONG_COLOUR, pad=3)
         ax.set_xlabel(f"true: {_name(int(y_true[i]), class_names)}", fontsize=7.5, color="0.2", labelpad=2)
     total = int(np.count_nonzero(y_true != y_pred))
-    fig.suptitle(f"Misclassified: {total} of {pictures or len(y_true)}"
-                 + (f" ({wrong.size} shown)" if total > wrong.size else ""), fontsize=11)
+    fig.suptitle(
+        f"Misclassified: {total} of {pictures or len(y_true)}"
+        + (f" ({wrong.size} shown)" if total > wrong.size else ""),
+        fontsize=11,
+    )
     return fig

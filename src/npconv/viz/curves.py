@@ -1,4 +1,5 @@
 """Training curves: loss and accuracy per epoch, training solid and validation dashed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,9 @@ from .style import TRAIN_COLOUR, VAL_COLOUR, _figure, _styled
 
 def _curve(ax, values, label, colour, linestyle, marker):
     epochs = np.arange(1, len(values) + 1)
-    ax.plot(epochs, values, color=colour, linestyle=linestyle, marker=marker, markersize=3.5,
-            linewidth=1.8, label=label)
+    ax.plot(
+        epochs, values, color=colour, linestyle=linestyle, marker=marker, markersize=3.5, linewidth=1.8, label=label
+    )
 
 
 @_styled
@@ -30,8 +32,13 @@ def plot_history(history, title: str | None = None) -> Figure:
     """
     history = getattr(history, "history", history)
     if not isinstance(history, dict) or not history.get("loss"):
-        raise ValueError(expected("history", "a dict with a non-empty 'loss' list (Keras History.history)",
-                                  history if not isinstance(history, dict) else f"keys {sorted(history)}"))
+        raise ValueError(
+            expected(
+                "history",
+                "a dict with a non-empty 'loss' list (Keras History.history)",
+                history if not isinstance(history, dict) else f"keys {sorted(history)}",
+            )
+        )
     metrics = ["loss"] + [k for k in ("accuracy", "acc") if history.get(k)][:1]
     fig = _figure(4.2 * len(metrics), 3.8)
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
@@ -44,9 +51,16 @@ def plot_history(history, title: str | None = None) -> Figure:
             val = np.asarray(val, dtype=float)
             _curve(ax, val, "validation", VAL_COLOUR, "--", marker)
             best = int(np.nanargmin(val) if metric == "loss" else np.nanargmax(val))
-            ax.plot(best + 1, val[best], "o", markersize=10, markerfacecolor="none",
-                    markeredgecolor="0.2", markeredgewidth=1.3,
-                    label=f"best validation {val[best]:.4g} (epoch {best + 1})")
+            ax.plot(
+                best + 1,
+                val[best],
+                "o",
+                markersize=10,
+                markerfacecolor="none",
+                markeredgecolor="0.2",
+                markeredgewidth=1.3,
+                label=f"best validation {val[best]:.4g} (epoch {best + 1})",
+            )
         ax.set_title("Loss" if metric == "loss" else "Accuracy")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -54,8 +68,9 @@ def plot_history(history, title: str | None = None) -> Figure:
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.margins(x=0.04, y=0.12)
         # Below the panel, not on it: inside, a legend sits on the curves wherever they run.
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8,
-                  handlelength=2.2, columnspacing=1.2)
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8, handlelength=2.2, columnspacing=1.2
+        )
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

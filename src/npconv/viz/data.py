@@ -1,4 +1,5 @@
 """Pictures of the data: the course's zero-padding figure, sample grids, one row of samples per set."""
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,9 @@ def plot_zero_pad(x, x_pad, example: int = 0, channel: int = 0) -> Figure:
     if pad_h > 0 or pad_w > 0:
         # Outline where the original image sits inside the padding.
         h, w = panels[0][1].shape
-        axes[1].add_patch(Rectangle((pad_w - 0.5, pad_h - 0.5), w, h, fill=False, edgecolor="white",
-                                    linestyle="--", linewidth=1.5))
+        axes[1].add_patch(
+            Rectangle((pad_w - 0.5, pad_h - 0.5), w, h, fill=False, edgecolor="white", linestyle="--", linewidth=1.5)
+        )
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="value")
     return fig
 
@@ -76,7 +78,7 @@ def plot_samples(images, labels=None, class_names=None, n: int = 16, ncols: int 
         return _message(_figure(4.0, 1.5), "no images")
     ncols = _columns(n, check_positive_int(ncols, "ncols"))
     label_ids = None if labels is None else _as_labels(labels, "labels")
-    shown = np.arange(n) if label_ids is None else spread_over_classes(label_ids[:len(images)], n)
+    shown = np.arange(n) if label_ids is None else spread_over_classes(label_ids[: len(images)], n)
     nrows = math.ceil(n / ncols)
     fig = _figure(1.35 * ncols, 1.5 * nrows + 0.1)
     for i, ax in zip(shown, _image_grid(fig, n, ncols)):
@@ -108,7 +110,7 @@ def plot_sample_rows(rows: dict, class_names=None, ncols: int = 8) -> Figure:
         images = np.asarray(images)
         count = min(ncols, len(images))
         label_ids = None if labels is None else _as_labels(labels, f"rows[{name!r}] labels")
-        shown = np.arange(count) if label_ids is None else spread_over_classes(label_ids[:len(images)], count)
+        shown = np.arange(count) if label_ids is None else spread_over_classes(label_ids[: len(images)], count)
         for c, ax in enumerate(row_axes):
             _bare(ax)
             if c >= count:

@@ -1,4 +1,5 @@
 """Feature maps: one input followed through the layers, a row of channels per layer."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,9 @@ from .style import CMAP, _bare, _figure, _styled
 
 
 @_styled
-def plot_feature_maps(feature_maps, names=None, max_channels: int = 16, image=None,
-                      image_title: str = "input") -> Figure:
+def plot_feature_maps(
+    feature_maps, names=None, max_channels: int = 16, image=None, image_title: str = "input"
+) -> Figure:
     """Activations of one image through several layers: one row per layer, one column per channel,
     and, given ``image``, that picture on the left, as it is.
 
@@ -33,8 +35,14 @@ def plot_feature_maps(feature_maps, names=None, max_channels: int = 16, image=No
         if fmap.ndim == 4 and fmap.shape[0] == 1:
             fmap = fmap[0]
         if fmap.ndim != 3:
-            raise ShapeError(expected(f"feature_maps[{index}]", "an activation (n_H, n_W, C) of one image",
-                                      fmap, "Take one example first: a[0]."))
+            raise ShapeError(
+                expected(
+                    f"feature_maps[{index}]",
+                    "an activation (n_H, n_W, C) of one image",
+                    fmap,
+                    "Take one example first: a[0].",
+                )
+            )
         maps.append(fmap)
     if not maps:
         raise ValueError(expected("feature_maps", "a non-empty list of (n_H, n_W, C) arrays", "an empty list"))
@@ -61,7 +69,6 @@ def plot_feature_maps(feature_maps, names=None, max_channels: int = 16, image=No
             if c < fmap.shape[-1] and c < max_channels:
                 ax.imshow(_normalise(fmap[:, :, c]), cmap=CMAP, vmin=0, vmax=1)
         h, w, channels = fmap.shape
-        row[0].set_ylabel(f"{name}\n{h}×{w}×{channels}", rotation=0, ha="right", va="center",
-                          fontsize=8, labelpad=6)
+        row[0].set_ylabel(f"{name}\n{h}×{w}×{channels}", rotation=0, ha="right", va="center", fontsize=8, labelpad=6)
     fig.suptitle("Feature maps (each channel scaled to its own range)", fontsize=10)
     return fig

@@ -1,4 +1,5 @@
 """A convolution layer's filters, each as a small image."""
+
 from __future__ import annotations
 
 import math
@@ -80,21 +81,28 @@ def plot_filters(w, max_filters: int = 64, ncols: int | None = None, mode: str =
             ax.imshow(_normalise(w[:, :, :, i]), vmin=0, vmax=1)
         else:
             image = ax.imshow(_channels_side_by_side(w[:, :, :shown_channels, i]), cmap=cmap, vmin=-1, vmax=1)
-            if i >= k - ncols and shown_channels > 1:   # the bottom row names the channels under each tile
+            if i >= k - ncols and shown_channels > 1:  # the bottom row names the channels under each tile
                 ax.set_axis_on()
                 _bare(ax)
-                ax.set_xticks([c * (f_w + 1) + (f_w - 1) / 2 for c in range(shown_channels)], channel_names,
-                              fontsize=6.5)
+                ax.set_xticks(
+                    [c * (f_w + 1) + (f_w - 1) / 2 for c in range(shown_channels)], channel_names, fontsize=6.5
+                )
                 ax.tick_params(length=0, pad=1.5)
         ax.set_title(str(i), fontsize=7, fontweight="normal", pad=2)
     count = f"{k} filters" if k == w.shape[3] else f"first {k} of {w.shape[3]} filters"
     if mode == "rgb":
         how = "RGB, each filter scaled to its own range"
     else:
-        names = "R, G, B" if channels == 3 else f"channels 0-{shown_channels - 1} of {channels}" \
-            if channels > shown_channels else ", ".join(f"channel {c}" for c in range(channels))
+        names = (
+            "R, G, B"
+            if channels == 3
+            else f"channels 0-{shown_channels - 1} of {channels}"
+            if channels > shown_channels
+            else ", ".join(f"channel {c}" for c in range(channels))
+        )
         how = f"{names} side by side; red +, blue \u2212" if channels > 1 else "red +, blue \u2212"
-        fig.colorbar(image, ax=list(axes), shrink=0.9, aspect=12, pad=0.03,
-                     label="weight \u00f7 the filter's largest |weight|")
+        fig.colorbar(
+            image, ax=list(axes), shrink=0.9, aspect=12, pad=0.03, label="weight \u00f7 the filter's largest |weight|"
+        )
     fig.suptitle(f"{count}, {f_h}\u00d7{f_w}\u00d7{channels}\n({how})", fontsize=10)
     return fig

@@ -5,6 +5,7 @@ Plain axes without top/right spines, readable fonts, constrained layout, ``virid
 on matplotlib's Agg canvas and are never registered with ``pyplot``: nothing pops up, nothing needs
 closing, and library code never calls ``show``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,6 +54,7 @@ def style():
 
 def _styled(plot):
     """Draw ``plot`` inside :func:`style` and save it when called with ``path=``."""
+
     @functools.wraps(plot)
     def wrapper(*args, path: str | Path | None = None, **kwargs) -> Figure:
         with style():
@@ -60,6 +62,7 @@ def _styled(plot):
             if path is not None:
                 fig.savefig(path, dpi=DPI)
         return fig
+
     return wrapper
 
 

@@ -9,6 +9,7 @@ returns small ones.
 How they are compiled (twice, parallel and serial, chosen by size; without loop interleaving) is
 :mod:`npconv.functional.compiled._jit`'s.
 """
+
 from __future__ import annotations
 
 from . import batchnorm, conv, elementwise, pool

@@ -15,6 +15,7 @@ so a loop along the channels of a pixel needs 32 of them (float32, AVX2) before 
 at all: with 8 or 16 channels (SIGNS, smallres) it ran scalar. Every hot loop here already has
 several independent operations per element, so unrolling bought nothing else.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,15 +50,21 @@ def kernel(cost=None, **options):
     """Decorator: compile ``fn`` as a :class:`Kernel` (``njit(parallel=True)`` and plain ``njit``,
     both cached on disk, with ``options`` such as ``fastmath``). ``cost(*args)``, when given,
     estimates the call's multiply-adds (compute-bound kernels); else the arrays' bytes decide."""
+
     def make(fn):
-        serial_fn = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
-                                       fn.__defaults__, fn.__closure__)
+        serial_fn = types.FunctionType(
+            fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__
+        )
         # Numba names its cache files after the function's qualified name: a second name keeps the
         # serial build's cache apart from the parallel one's.
         serial_fn.__qualname__ = fn.__qualname__ + "_serial"
         serial_fn.__module__, serial_fn.__doc__ = fn.__module__, fn.__doc__
-        return Kernel(_without_interleaving(njit(parallel=True, cache=True, **options)(fn)),
-                      _without_interleaving(njit(cache=True, **options)(serial_fn)), cost)
+        return Kernel(
+            _without_interleaving(njit(parallel=True, cache=True, **options)(fn)),
+            _without_interleaving(njit(cache=True, **options)(serial_fn)),
+            cost,
+        )
+
     return make
 
 
@@ -97,4 +104,3 @@ def compiled_before(kernel: Kernel) -> bool:
         return any(bool(build._cache._cache_file._load_index()) for build in (kernel.parallel, kernel.serial))
     except (AttributeError, OSError, ValueError):
         return True
-

@@ -20,6 +20,7 @@ tap ``t = (p, q, c)`` of the window at ``j`` is at ``j * C + offsets[t]`` with
 ``offsets[t] = (p * W_pad + q) * C + c``, and a vector of ``lanes`` filters is one contiguous load
 from a ``(T, K_pad)`` weight table or a ``(..., K_pad)`` gradient.
 """
+
 from __future__ import annotations
 
 from llvmlite import ir
@@ -36,6 +37,7 @@ def _machine() -> tuple[int, int]:
     Accumulators use half the registers, leaving the rest for weights, inputs and addresses."""
     import llvmlite.binding as llvm
     import numba
+
     features = numba.config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
     if "+avx512f" in features:
         return 64, 16
@@ -58,16 +60,22 @@ class _Vectors:
         self.type = ir.VectorType(self.scalar, self.lanes)
         self.zero_index = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
         self.fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(self.type, [self.type] * 3),
-            f"llvm.fma.v{self.lanes}f{8 * self.scalar_bytes}")
+            builder.module,
+            ir.FunctionType(self.type, [self.type] * 3),
+            f"llvm.fma.v{self.lanes}f{8 * self.scalar_bytes}",
+        )
 
     def load(self, base, index):
-        return self.builder.load(self.builder.bitcast(self.builder.gep(base, [index]), self.type.as_pointer()),
-                                 align=self.scalar_bytes)
+        return self.builder.load(
+            self.builder.bitcast(self.builder.gep(base, [index]), self.type.as_pointer()), align=self.scalar_bytes
+        )
 
     def store(self, value, base, index):
-        self.builder.store(value, self.builder.bitcast(self.builder.gep(base, [index]), self.type.as_pointer()),
-                           align=self.scalar_bytes)
+        self.builder.store(
+            value,
+            self.builder.bitcast(self.builder.gep(base, [index]), self.type.as_pointer()),
+            align=self.scalar_bytes,
+        )
 
     def broadcast(self, base, index):
         value = self.builder.load(self.builder.gep(base, [index]))
@@ -119,8 +127,10 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v):
                 vec.store(sums[-1], out_data, last)
             with part:  # the layer's last filters: lane by lane, never past the pixel
                 with cgutils.for_range(builder, last_lanes) as lane:
-                    builder.store(builder.extract_element(sums[-1], lane.index),
-                                  builder.gep(out_data, [builder.add(last, lane.index)]))
+                    builder.store(
+                        builder.extract_element(sums[-1], lane.index),
+                        builder.gep(out_data, [builder.add(last, lane.index)]),
+                    )
 
 
 def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
@@ -135,11 +145,10 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
     ``n_cols >= positions // 2``. ``x``, ``w``, ``out``, ``bias`` flat arrays of one float dtype; ``w``
     and ``bias`` hold ``vectors * lanes`` values from ``k0`` (zero-padded), ``out`` gets ``n_lanes``.
     """
+
     @intrinsic
-    def row(typingctx, x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes,
-            n_cols):
-        sig = types.void(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes,
-                         n_cols)
+    def row(typingctx, x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols):
+        sig = types.void(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols)
 
         def codegen(context, builder, sig, args):
             data = [_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 5, 8, 11)]
@@ -157,7 +166,9 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
                             v = builder.select(builder.icmp_signed("<", start, last), start, last)
                             _emit_forward_tile(builder, vec, width, vectors, data, scalars, v)
             return context.get_dummy_value()
+
         return sig, codegen
+
     return row
 
 
@@ -168,6 +179,7 @@ def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
     offsets[t0 + u]] * g[g0 + r * g_row + v * g_step + l]`` for ``u < taps``, ``l < vectors * lanes``:
     ``taps`` rows of a weight gradient over a band of output rows, ``g`` the output gradient.
     """
+
     @intrinsic
     def tile(typingctx, x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row):
         sig = types.void(x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row)
@@ -175,7 +187,8 @@ def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
         def codegen(context, builder, sig, args):
             x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row = args
             x_data, offset_data, g_data, acc_data = (
-                _data(context, builder, sig.args[i], args[i]) for i in (0, 4, 6, 12))
+                _data(context, builder, sig.args[i], args[i]) for i in (0, 4, 6, 12)
+            )
             vec = _Vectors(context, builder, sig.args[0].dtype, vector_bytes)
             sums = [[cgutils.alloca_once(builder, vec.type) for _ in range(vectors)] for _ in range(taps)]
             acc_starts = [builder.add(a0, builder.mul(a_row, _i64(u))) for u in range(taps)]
@@ -190,8 +203,9 @@ def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
             # gradient 1.2x faster).
             consecutive = ir.Constant(ir.IntType(1), 1)
             for u in range(1, taps):
-                consecutive = builder.and_(consecutive, builder.icmp_signed(
-                    "==", tap_offsets[u], builder.add(tap_offsets[0], _i64(u))))
+                consecutive = builder.and_(
+                    consecutive, builder.icmp_signed("==", tap_offsets[u], builder.add(tap_offsets[0], _i64(u)))
+                )
 
             def emit_loops(offset_of, tap_range):
                 with cgutils.for_range(builder, n_rows) as row:
@@ -205,15 +219,20 @@ def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
                             pixel = vec.broadcast(x_data, offset_of(x_at, u))
                             for s in range(vectors):
                                 vec.multiply_add(pixel, grads[s], sums[u][s])
+
             with builder.if_else(consecutive) as (runs, scattered):
                 with runs:
                     emit_loops(lambda x_at, u: builder.add(builder.add(x_at, tap_offsets[0]), _i64(u)), range(taps))
                 with scattered:  # at most 8 offsets held at a time
                     for first in range(0, taps, 8):
-                        emit_loops(lambda x_at, u: builder.add(x_at, tap_offsets[u]), range(first, min(taps, first + 8)))
+                        emit_loops(
+                            lambda x_at, u: builder.add(x_at, tap_offsets[u]), range(first, min(taps, first + 8))
+                        )
             for u in range(taps):
                 for s in range(vectors):
                     vec.store(builder.load(sums[u][s]), acc_data, builder.add(acc_starts[u], _i64(s * vec.lanes)))
             return context.get_dummy_value()
+
         return sig, codegen
+
     return tile

@@ -14,6 +14,7 @@ iteration, whose float64 partial sums are added in block order: the results do n
 number of threads. The rows left over after the last whole tile are handled by the caller's tiles
 too: ``N * C`` need not be a multiple of ``L`` (see :func:`_tiles`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,7 +68,7 @@ def channel_moments(x, shift_tiled):
         start, stop = _tiles(flat.size, length, block, n_blocks)
         s, s2 = sums[block], squares[block]
         for base in range(start, stop, length):
-            values = flat[base:min(base + length, stop)]
+            values = flat[base : min(base + length, stop)]
             for j in range(values.size):
                 d = values[j] - shift_tiled[j]
                 s[j] += d
@@ -94,8 +95,8 @@ def scale_shift(x, scale_tiled, offset_tiled, out):
     for block in prange(n_blocks):
         start, stop = _tiles(flat.size, length, block, n_blocks)
         for base in range(start, stop, length):
-            values = flat[base:min(base + length, stop)]
-            written = target[base:min(base + length, stop)]
+            values = flat[base : min(base + length, stop)]
+            written = target[base : min(base + length, stop)]
             for j in range(values.size):
                 written[j] = values[j] * scale_tiled[j] + offset_tiled[j]
 
@@ -113,8 +114,8 @@ def gradient_sums(dout, x, mean_tiled):
         start, stop = _tiles(flat.size, length, block, n_blocks)
         s, sp = sums[block], products[block]
         for base in range(start, stop, length):
-            g = grads[base:min(base + length, stop)]
-            values = flat[base:min(base + length, stop)]
+            g = grads[base : min(base + length, stop)]
+            values = flat[base : min(base + length, stop)]
             for j in range(values.size):
                 s[j] += g[j]
                 sp[j] += g[j] * (values[j] - mean_tiled[j])

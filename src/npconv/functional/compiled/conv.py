@@ -22,6 +22,7 @@ Work is split over output rows (forward) or over fixed bands of pixels and block
 gradient, whose partial sums are added in band order): by the shapes, never by the thread count,
 so results do not depend on how many threads run.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -86,8 +87,9 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out):
         while k0 < n_k:
             left = n_k - k0
             if left > lanes:
-                _two_vector_row(x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias,
-                                min(left, 2 * lanes), n_w)
+                _two_vector_row(
+                    x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, min(left, 2 * lanes), n_w
+                )
                 k0 += 2 * lanes
             elif left > lanes // 2:
                 _one_vector_row(x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, left, n_w)
@@ -136,16 +138,61 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps):
                 a0 = t0 * k_pad + k0
                 if k_pad - k0 > lanes:  # two vectors of filters: the block's taps in two tiles
                     for t in range(t0, t0 + TAP_BLOCK, TAP_BLOCK // 2):
-                        _two_vector_grads(x, x0, w_pad * n_c, n_c, offsets, t, g, g0 + k0, n_w * k_pad, k_pad,
-                                          n_rows, n_w, acc, t * k_pad + k0, k_pad)
+                        _two_vector_grads(
+                            x,
+                            x0,
+                            w_pad * n_c,
+                            n_c,
+                            offsets,
+                            t,
+                            g,
+                            g0 + k0,
+                            n_w * k_pad,
+                            k_pad,
+                            n_rows,
+                            n_w,
+                            acc,
+                            t * k_pad + k0,
+                            k_pad,
+                        )
                     k0 += 2 * lanes
                 elif k_pad - k0 > lanes // 2:
-                    _one_vector_grads(x, x0, w_pad * n_c, n_c, offsets, t0, g, g0 + k0, n_w * k_pad, k_pad,
-                                      n_rows, n_w, acc, a0, k_pad)
+                    _one_vector_grads(
+                        x,
+                        x0,
+                        w_pad * n_c,
+                        n_c,
+                        offsets,
+                        t0,
+                        g,
+                        g0 + k0,
+                        n_w * k_pad,
+                        k_pad,
+                        n_rows,
+                        n_w,
+                        acc,
+                        a0,
+                        k_pad,
+                    )
                     k0 += lanes
                 else:
-                    _half_vector_grads(x, x0, w_pad * n_c, n_c, offsets, t0, g, g0 + k0, n_w * k_pad, k_pad,
-                                       n_rows, n_w, acc, a0, k_pad)
+                    _half_vector_grads(
+                        x,
+                        x0,
+                        w_pad * n_c,
+                        n_c,
+                        offsets,
+                        t0,
+                        g,
+                        g0 + k0,
+                        n_w * k_pad,
+                        k_pad,
+                        n_rows,
+                        n_w,
+                        acc,
+                        a0,
+                        k_pad,
+                    )
                     k0 += lanes // 2
     # Explicit loops: an array expression here would become a parallel loop per band (parfors).
     dw = np.zeros((n_taps, k_pad), x_pad.dtype)

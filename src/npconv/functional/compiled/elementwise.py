@@ -7,6 +7,7 @@ flat runs: as 2-D slices of pixels it gained nothing with 3 channels). ReLU itse
 it is memory-bound, and a parallel pass gained at most 1.25x. Element-wise work gives the same bits
 however it is split.
 """
+
 from __future__ import annotations
 
 from numba import prange
@@ -33,8 +34,8 @@ def pad(x, top, left, value, out):
                 row[:] = value
             else:
                 row[:left] = value
-                row[left + row_len:] = value
-                row[left:left + row_len] = x[i, source]
+                row[left + row_len :] = value
+                row[left : left + row_len] = x[i, source]
 
 
 @kernel()

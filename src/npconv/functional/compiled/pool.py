@@ -8,6 +8,7 @@ as PyTorch); a window holding NaN gives NaN (as NumPy's max) and its winner is i
 PyTorch's). The innermost loops run along the channels and are branch-free selects on 32-bit lanes
 (an int32 winner: a uint8 one beside float32 values kept LLVM from vectorising them).
 """
+
 from __future__ import annotations
 
 from numba import njit, prange
@@ -65,8 +66,9 @@ def max_pool_backward(dout, winner, ph, pw, sh, sw, tiled, dx_pad):
     if tiled:
         for row in prange(m * n_h):
             i = row // n_h
-            _route_row(dout[i, row - i * n_h], winner[i, row - i * n_h], dx_pad[i], row - i * n_h,
-                       ph, pw, sh, sw, False)
+            _route_row(
+                dout[i, row - i * n_h], winner[i, row - i * n_h], dx_pad[i], row - i * n_h, ph, pw, sh, sw, False
+            )
     else:
         for i in prange(m):
             dx_pad[i] = 0.0
