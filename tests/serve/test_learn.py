@@ -9,12 +9,7 @@ difference; bad requests answered with clear errors; and the page in a real head
 from __future__ import annotations
 
 import math
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +19,8 @@ from conftest import require
 import npconv
 from npconv.cli import main
 from npconv.testing import mistakes
+
+from .running import chromium, npconv_server
 
 try:
     from starlette.testclient import TestClient
@@ -379,58 +376,17 @@ def test_samples_are_generated_and_said_so_without_the_data(tmp_path):
 
 # ----------------------------------------------------------------------------- a real browser
 
-CHROMIUM = "/usr/bin/chromium"
-
 
 @pytest.fixture(scope="module")
 def server(models):
     """``npconv serve`` of the tiny Happy House model in a subprocess; its base URL."""
-    import httpx2
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(Path(npconv.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "npconv", "serve", str(models["happy"]), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if process.poll() is not None:
-                pytest.fail(f"npconv serve exited: {process.stdout.read()}")
-            try:
-                if httpx2.get(url + "/api/model", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("npconv serve did not answer within 30 s")
+    with npconv_server(models["happy"]) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.mark.slow
 def test_the_learn_page_opens_a_gradient_entry_in_a_real_browser(server, tmp_path):
-    require(Path(CHROMIUM).is_file(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    require(sync_playwright is not None, "Playwright is not installed (pip install playwright)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -461,4 +417,3 @@ def test_the_learn_page_opens_a_gradient_entry_in_a_real_browser(server, tmp_pat
         page.wait_for_function("document.getElementById('steps').textContent === '0'")
         assert page.inner_text("#error") == "" and not errors
         assert len(page.screenshot(path=str(tmp_path / "learn.png"), full_page=True)) > 10_000
-        browser.close()

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +31,8 @@ import npconv
 from npconv.cli import main
 from npconv.data.images import decode_image
 
+from .running import chromium, npconv_server
+
 try:
     from starlette.testclient import TestClient
 
@@ -42,21 +41,6 @@ try:
     from npconv.serve.uploads import MAX_PHOTO_BYTES, MAX_PIXELS
 except ImportError:  # the serve extra is missing: every test below fails under CI, skips elsewhere
     TestClient = None
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # a synthetic webcam (a moving test pattern), allowed without asking
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -550,45 +534,11 @@ def test_serve_refuses_a_missing_model_and_a_bad_port(tmp_path, capsys):
 # ----------------------------------------------------------------------------- a real browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(model_path):
     """``npconv serve`` in a subprocess on a free port of 127.0.0.1; its base URL."""
-    import httpx2
-
-    port = _free_port()
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(Path(npconv.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "npconv", "serve", str(model_path), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if process.poll() is not None:
-                pytest.fail(f"npconv serve exited: {process.stdout.read()}")
-            try:
-                if httpx2.get(url + "/api/model", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("npconv serve did not answer within 30 s")
+    with npconv_server(model_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_python_urllib_reads_the_413_of_a_real_server(server):
@@ -619,16 +569,8 @@ def test_python_urllib_posts_a_phone_photo_to_a_real_server(server, phone_jpeg):
 
 @pytest.fixture(scope="module")
 def browser():
-    require(Path(CHROMIUM).is_file(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    require(sync_playwright is not None, "Playwright is not installed (pip install playwright)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.mark.slow

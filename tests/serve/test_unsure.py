@@ -23,6 +23,8 @@ from npconv.apps.verdict import classify
 from npconv.cli import main
 from npconv.data import Dataset
 
+from .running import chromium, npconv_server
+
 try:
     from starlette.testclient import TestClient
 
@@ -165,13 +167,6 @@ def test_the_page_says_unsure_plainly_in_a_real_browser(model_path, photos, brow
 
 @pytest.fixture(scope="module")
 def browser_and_server(model_path):
-    """A real ``npconv serve`` of the stripes model and a headless Chromium (as tests/serve/test_serve.py)."""
-    from . import test_serve
-
-    server = test_serve.server.__wrapped__(model_path)
-    browser = test_serve.browser.__wrapped__()
-    url = next(server)
-    chromium = next(browser)
-    yield chromium, url
-    for generator in (browser, server):
-        generator.close()
+    """A real ``npconv serve`` of the stripes model and a headless Chromium."""
+    with npconv_server(model_path) as url, chromium() as browser:
+        yield browser, url
