@@ -32,14 +32,12 @@
 # Every array is laid out **NHWC**, `(m, n_H, n_W, n_C)`: examples, height, width, channels.
 #
 # **How long it takes.** Top to bottom, after the README's two commands (so with no SMILEsmileD
-# model in `runs/` yet): about **3 minutes on two idle CPU cores**. (The committed outputs took 2.2
-# minutes on a shared two-core machine beside a training that kept both cores busy, with Numba's
-# compiled kernels already cached; a first run compiles them, see `notebooks/README.md`.) Each cell
-# that takes more than a few seconds says how long before it starts and prints a line per epoch
-# while it trains. The long ones: the smile model for transfer learning (1 to 3 minutes), its
-# fine-tuning on the Happy House (about 30 s) and the SIGNS model (about a minute); in the committed
-# run they took 37 s, 19 s and 33 s. With `NPCONV_NOTEBOOK_FAST=1` the whole notebook takes under
-# two minutes.
+# model in `runs/` yet): about **1.5 minutes on two idle CPU cores** (the committed run: 84 s of
+# cells, with Numba's compiled kernels already cached; a first run also compiles them, 20 to 40 s
+# more, see `notebooks/README.md`). Each cell that takes more than a few seconds says how long before
+# it starts (at most twice what it took in the committed run) and prints a line per epoch while it
+# trains. The long ones: the smile model for transfer learning (33 s in the committed run), its
+# fine-tuning on the Happy House (15 s) and the SIGNS model (15 s). With `NPCONV_NOTEBOOK_FAST=1` the whole notebook takes well under two minutes.
 
 # %% [markdown]
 # ## 1. Set-up
@@ -455,7 +453,7 @@ else:
     HAPPY_EPOCHS, validation = (1 if FAST else 3), (X_val_orig / 255.0, Y_val_orig.T)
 print(
     f"training happyModel for {HAPPY_EPOCHS} epochs on {len(X_train)} pictures "
-    f"(about 30 s on two idle cores), a line per epoch:"
+    f"(about 10 s on two idle cores), a line per epoch:"
 )
 start = time.perf_counter()
 history = happy_model.fit(X_train, Y_train, epochs=HAPPY_EPOCHS, batch_size=16, validation_data=validation, verbose=2)
@@ -570,7 +568,7 @@ if SMILE_MODEL is None:
     faces_train, faces_held_out = data.train_val_split(faces, recipe.val_split, seed=0)
     print(
         f"no SMILEsmileD model in runs/: training one on {len(faces_train)} faces for {epochs} epochs "
-        f"(about 3 minutes on two idle cores), a line per epoch:"
+        f"(about a minute on two idle cores), a line per epoch:"
     )
     trained = training.train(
         faces_train, recipe, recipe.arch, test=faces_held_out, verbose=2, dataset=app_data.dataset_name(source)
@@ -696,13 +694,13 @@ conv_model.summary()
 # ### Training
 #
 # Adam (learning rate $10^{-3}$), batches of 64, 100 epochs, the test set as validation data, as in
-# the course (about a minute on two idle CPU cores). The model is tiny (1,310 parameters), so it
+# the course (about 20 s on two idle CPU cores). The model is tiny (1,310 parameters), so it
 # learns slowly but steadily; the course reports about 78% on the test set after 100 epochs, and
 # `benchmarks/accuracy.py` measures 0.775 ± 0.018 over three seeds with npconv (0.778 with PyTorch).
 
 # %%
 SIGNS_EPOCHS = 2 if FAST else 100
-print(f"training for {SIGNS_EPOCHS} epochs (about a minute on two idle cores), a line per epoch:")
+print(f"training for {SIGNS_EPOCHS} epochs (about 20 s on two idle cores), a line per epoch:")
 start = time.perf_counter()
 history = conv_model.fit(
     X_train, Y_train, batch_size=64, epochs=SIGNS_EPOCHS, validation_data=(X_test, Y_test), verbose=2
