@@ -291,3 +291,52 @@ def test_train_command_with_kernels_says_how_much_slower(tmp_path, capsys):
         code != 0
         and "--kernels: your functions train one model in this process; leave out --folds" in capsys.readouterr().err
     )
+
+
+def _tied_model():
+    """6x6 photo of two flat squares -> CONV 2x2 (ones and minus ones) 5x5 -> ReLU -> MAXPOOL 2 stride 1
+    4x4 -> Dense: the flat squares give 2x2 windows with tied positive maxima (as saturated areas of a
+    photo do in the Happy House model)."""
+    model = npconv.Sequential(
+        [
+            L.Conv2D(2, 2, input_shape=(6, 6, 1), name="conv"),
+            L.ReLU(name="re_lu"),
+            L.MaxPooling2D(2, strides=1, name="pool"),
+            L.Flatten(name="flatten"),
+            L.Dense(1, activation="sigmoid", name="dense"),
+        ],
+        dtype="float64",
+    )
+    model.layers[0].kernel.value[:] = np.ones((2, 2, 1, 1)) * np.array([1.0, -1.0])
+    model.layers[0].bias.value[:] = [0.5, 0.25]
+    model.layers[-1].kernel.value[:] = np.linspace(-1, 1, 32).reshape(32, 1)
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    x = np.zeros((1, 6, 6, 1))
+    x[0, :3, :3], x[0, 3:, 3:] = 1.0, 2.0
+    return model, x, np.array([1])
+
+
+def test_tied_positive_maxima_are_no_difference(tmp_path):
+    """The course's pool_backward gives every tied maximum the gradient, npconv the first one; the ReLU
+    and the convolution below carry that on. first_difference once reported a right learner at re_lu's
+    dx ("no known mistake gives this pattern"); each layer is now held to npconv's backward of the
+    learner's own upstream gradient."""
+    model, x, y = _tied_model()
+    reference = trace.step(model, x, y)
+    for kernels in ("npconv.course", _learner(tmp_path)):
+        mine = trace.step(model, x, y, kernels=kernels)
+        assert not np.allclose(mine.grad("re_lu", "dx"), reference.grad("re_lu", "dx"))  # the ties are there
+        assert mine.first_difference(reference) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["= for += in pool_backward", "window end off by one in pool_backward", "= for += in dW", "db not summed"]
+)
+def test_a_mistake_beside_tied_maxima_is_still_found(tmp_path, name):
+    edits, layer, which, hint = MISTAKES[name]
+    layer = {"pool": "pool", "conv1": "conv", "conv2": "conv"}[layer]
+    model, x, y = _tied_model()
+    difference = trace.step(model, x, y, kernels=_learner(tmp_path, *edits)).first_difference(trace.step(model, x, y))
+    assert difference is not None
+    assert (difference.layer, difference.which) == (layer, which), difference
+    assert hint in difference.hint, difference

@@ -6,22 +6,32 @@ A learner's mistake in layer ``k``'s backward shows first at layer ``k`` (its ``
 before the layer below reads it as ``dout``; a ``dout`` that is one reader's ``dx`` is not checked
 twice).
 
+The backward pass is judged layer by layer: a convolution's or pooling's gradients are compared with
+npconv's backward of that layer applied to the trace's own upstream gradient (its ``dZ`` or ``dout``),
+so a gradient that legitimately differs upstream does not make every layer below it "wrong". (The
+forward pass needs no such care: it has no legitimate difference, so its first difference is the
+learner's.)
+
 Ties in max pooling: the course's mask marks every tied maximum of a window (``x == np.max(x)``),
-npconv and PyTorch the first one. After a ReLU, tied windows of zeros are common, and the two
-conventions give different pooling ``dx`` there (the ReLU then zeroes both). A learner's ``dx`` that
-matches the course's convention counts as agreeing.
+npconv and PyTorch the first one. After a ReLU, tied windows of zeros are common, and photos with
+flat saturated areas tie positive maxima too; the two rules then give different pooling ``dx``, which
+the layers below carry on. A learner's ``dx`` that matches the course's rule counts as agreeing, and
+the layers below are then held to npconv's backward of the learner's own gradients (the layers that
+npconv runs in both steps, such as a ReLU or a batch norm, are npconv's code: a difference there is
+the tie's, carried on).
 
 Hints come from :mod:`npconv.testing.mistakes`, the course checks' knowledge of the classic mistakes,
-evaluated on the reference's own inputs of that layer (its ``A_prev``, ``W``, ``dZ``).
+evaluated on that layer's inputs (its ``A_prev``, ``W``) and the trace's own upstream ``dZ``/``dout``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .. import course
+from ..functional import conv2d_backward, conv2d_forward, pool2d_backward, pool2d_forward
 from ..functional._shapes import resolve_padding
 from ..testing import mistakes
 from ..testing._compare import close, shape_hint, value_hint
@@ -31,7 +41,9 @@ from .result import GRADIENTS
 @dataclass
 class Difference:
     """The first differing value: ``layer``, ``which`` (``"output"`` or a gradient), ``index`` (None
-    when the shapes differ: then ``got`` and ``expected`` are the shapes), the values and a ``hint``."""
+    when the shapes differ: then ``got`` and ``expected`` are the shapes), the values and a ``hint``.
+    For a gradient, ``expected`` is npconv's for the trace's own upstream gradient (the reference's,
+    unless a tie in max pooling made them legitimately differ)."""
 
     layer: str
     which: str
@@ -87,6 +99,10 @@ def first_difference(trace, reference, rtol: float = 1e-6, atol: float = 1e-9) -
     """The first value of ``trace`` that differs from ``reference`` (``np.isclose(got, expected, rtol,
     atol)``), in computation order, with a hint; None when everything agrees.
 
+    A convolution's or pooling's gradients are held to npconv's backward of that layer from the
+    trace's own upstream gradient (see the module's docstring): a max pooling's ``dx`` by the course's
+    tie rule agrees, and the layers below it are not reported for carrying it on.
+
     A float32 step rounds each value to about 1e-7 of its size, and sums of hundreds of products
     or a batch norm's ``x - mean`` raise that past 1e-6: where either step ran in float32, the
     tolerances are at least float32's: ``rtol=1e-4``, and ``atol`` 1e-6 or 1e-5 of the array's largest
@@ -103,6 +119,7 @@ def first_difference(trace, reference, rtol: float = 1e-6, atol: float = 1e-9) -
             f"first_difference: the traces are of different models (this one has no layer "
             f"{missing[0]!r}); trace the same model on the same batch"
         )
+    carried = False  # a legitimate difference upstream: npconv's own layers below carry it on
     for name, which in _order(trace, reference):
         expected, got = _value(reference, name, which), _value(trace, name, which)
         if expected is None:
@@ -118,34 +135,69 @@ def first_difference(trace, reference, rtol: float = 1e-6, atol: float = 1e-9) -
                 _shape(expected),
                 f"this trace stopped before it: {trace.stopped}" if trace.stopped else "this trace has no such value",
             )
+        record = reference.record(name) if which == "output" else _own_record(trace, reference, name)
         for k, (g, e) in enumerate(zip(_arrays(got), _arrays(expected))):
             label = which if not isinstance(expected, list) else f"{which}[{k}]"
             if g.shape != e.shape:
-                hint = _hint(reference, name, which, g, e) or "the shape is wrong"
+                hint = _hint(record, which, g, e) or "the shape is wrong"
                 return Difference(name, label, None, g.shape, e.shape, hint)
             tolerance = max(atol, 1e-6, 1e-5 * float(np.abs(e).max(initial=0))) if rounded else atol
             wrong = ~np.isclose(g, e, rtol=rtol, atol=tolerance)
-            if wrong.any() and _course_ties(reference.record(name), which, g, rtol, tolerance):
+            if not wrong.any():
                 continue
-            if wrong.any():
-                index = tuple(int(i) for i in np.argwhere(wrong)[0])
-                hint = _hint(reference, name, which, g, e) or (
-                    f"{int(wrong.sum())} of {wrong.size} values differ; no known mistake gives this pattern"
-                )
-                return Difference(name, label, index, float(g[index]), float(e[index]), hint)
+            candidates = _layer_backward(record, which)
+            if candidates is None and carried:
+                continue
+            if candidates and any(np.allclose(g, c, rtol=rtol, atol=tolerance) for c in candidates):
+                carried = True
+                continue
+            # held to the nearest acceptable value that a known mistake explains (a learner's mistake
+            # beside the course's tie rule), else to the nearest
+            options = [(c, ~np.isclose(g, c, rtol=rtol, atol=tolerance)) for c in candidates or [e]]
+            options.sort(key=lambda option: int(option[1].sum()))
+            explained = ((option, h) for option in options if (h := _hint(record, which, g, option[0])))
+            (e, wrong), hint = next(explained, (options[0], ""))
+            index = tuple(int(i) for i in np.argwhere(wrong)[0])
+            hint = hint or f"{int(wrong.sum())} of {wrong.size} values differ; no known mistake gives this pattern"
+            return Difference(name, label, index, float(g[index]), float(e[index]), hint)
     return None
 
 
-def _course_ties(record, which, got, rtol, atol) -> bool:
-    """``got`` is a max pooling's ``dx`` by the course's tie rule (every tied maximum gets the gradient)."""
-    if type(record.layer).__name__ != "MaxPooling2D" or which != "dx":
-        return False
+def _own_record(trace, reference, name):
+    """The reference's record of layer ``name`` with the trace's own ``dout`` and ``dZ``: the layer's
+    backward as npconv computes it from what the learner's code handed it."""
+    own = {w: trace.record(name).grads[w] for w in ("dout", "dZ") if w in trace.record(name).grads}
+    record = reference.record(name)
+    return replace(record, grads={**record.grads, **own})
+
+
+def _layer_backward(record, which):
+    """npconv's ``which`` of a convolution or pooling for ``record``'s inputs and upstream gradient, as
+    a list of the acceptable values (a max pooling's ``dx`` by the first maximum and by the course's
+    every-tie rule); None for other layers and gradients (npconv's own code in both steps) and for
+    layers the course cannot express."""
+    kind = type(record.layer).__name__
+    if kind not in _HINTS or which not in ("dx", "dW", "db"):
+        return None
     try:
         A_prev, hparameters = _course_form(record)
     except _NotCourse:
-        return False
-    ties = course.pool_backward(record.grads["dout"], (A_prev, hparameters), "max")
-    return bool(np.allclose(got, ties, rtol=rtol, atol=atol))
+        return None
+    if kind == "Conv2D":
+        W = record.weights["W"]
+        b = record.weights.get("b", np.zeros(W.shape[-1], W.dtype))
+        _, cache = conv2d_forward(A_prev, W, b, hparameters["stride"], hparameters["pad"])
+        dx, dW, db = conv2d_backward(record.grads.get("dZ", record.grads["dout"]), cache)
+        return [{"dx": dx, "dW": dW, "db": db}[which]]
+    if which != "dx":
+        return None
+    mode = record.layer.mode
+    dout = record.grads["dout"]
+    _, cache = pool2d_forward(A_prev, hparameters["f"], hparameters["stride"], mode=mode)
+    values = [pool2d_backward(dout, cache)]
+    if mode == "max":
+        values.append(course.pool_backward(dout, (A_prev, hparameters), "max"))
+    return values
 
 
 def _arrays(value):
@@ -159,9 +211,8 @@ def _shape(value):
 # ---------------------------------------------------------------- hints
 
 
-def _hint(reference, name, which, got, expected) -> str:
-    """The course checks' hint for ``got`` against ``expected`` at this layer, or ''."""
-    record = reference.record(name)
+def _hint(record, which, got, expected) -> str:
+    """The course checks' hint for ``got`` against ``expected`` at ``record``'s layer, or ''."""
     kind = type(record.layer).__name__
     try:
         hints = _HINTS[kind](record, which, expected) if kind in _HINTS else None
