@@ -60,7 +60,7 @@ def write_report(
     """Write the pictures and ``metrics.json`` into ``folder`` (created); returns the folder.
 
     ``train``/``test`` are :class:`~npconv.data.Dataset` (uint8 images); ``evaluation`` is
-    :func:`npconv.apps.training.evaluate`'s result on ``test``; ``extra`` goes into metrics.json.
+    :func:`npconv.apps.fitting.evaluate`'s result on ``test``; ``extra`` goes into metrics.json.
     ``test_name`` says what ``test`` is (``"validation"``, ``"test"``): the confusion matrix and the
     misclassified pictures are titled with it ("the 90 validation pictures").
     """

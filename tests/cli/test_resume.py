@@ -35,7 +35,7 @@ QUICK = ["--arch", "tiny", "--image-size", "16", "--quiet", "--no-report"]
 DRIVER = r"""
 import io, os, signal, sys
 from npconv import saving
-from npconv.apps import training
+from npconv.apps import fitting
 from npconv.engine.training import Training
 
 kind, _, n = os.environ.get("NPCONV_TEST_KILL", ":").partition(":")
@@ -69,13 +69,13 @@ elif kind == "write":
         write(file, arrays)
     saving._write_npz = _write_npz
 elif kind == "member":
-    fit_one = training.fit_one
+    fit_one = fitting.fit_one
     def _fit_one(*args, **kwargs):
         result = fit_one(*args, **kwargs)
         if due():
             die()
         return result
-    training.fit_one = _fit_one
+    fitting.fit_one = _fit_one
 
 from npconv.cli import main
 sys.exit(main(sys.argv[1:]))

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from npconv.apps import training
+from npconv.apps import fitting
 from npconv.apps.recipe_fields import check_recipe, parse_value
 from npconv.apps.recipe_files import merge, read_recipe, recipe_from_json, write_recipe
 from npconv.apps.recipes import RECIPES, Recipe
@@ -90,7 +90,7 @@ def test_a_bad_grid_is_refused_before_any_loading_or_training(tmp_path, monkeypa
     def no_training(*args, **kwargs):
         raise AssertionError("trained")
 
-    monkeypatch.setattr(training, "fit_one", no_training)
+    monkeypatch.setattr(fitting, "fit_one", no_training)
     monkeypatch.setattr("npconv.apps.datasets.load", no_training)
     with pytest.raises(ValueError, match="a recipe field"):
         tune("builtin:smiles", tmp_path / "search", grids=["learning_rat=1e-3"])
@@ -190,13 +190,13 @@ class StopAfter(Progress):
 
 def _count_trainings(monkeypatch) -> list:
     trained = []
-    fit_one = training.fit_one
+    fit_one = fitting.fit_one
 
     def counted(*args, **kwargs):
         trained.append(args[4])  # the seed
         return fit_one(*args, **kwargs)
 
-    monkeypatch.setattr(training, "fit_one", counted)
+    monkeypatch.setattr(fitting, "fit_one", counted)
     return trained
 
 

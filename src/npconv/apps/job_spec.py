@@ -79,7 +79,7 @@ class JobResult:
     """What a job sends back.
 
     ``model`` is the trained model's file (:func:`npconv.saving.model_bytes`; ``load_model`` reads
-    it); ``evaluation`` is :func:`npconv.apps.training.evaluate` on the test part; ``probabilities``
+    it); ``evaluation`` is :func:`npconv.apps.fitting.evaluate` on the test part; ``probabilities``
     maps ``"plain"`` and each view to the test part's class probabilities ``(n, K)``; ``worker``
     says where it ran (host, pid, thread settings); ``cached`` marks a result read from a cache
     rather than trained (``npconv tune``).

@@ -1,7 +1,7 @@
 """What a worker does with a training job: train one model, evaluate it, send it back.
 
 :func:`execute` is the same call wherever :mod:`npconv.jobs` runs it (this process, a local worker
-process, a Dask worker): :func:`npconv.apps.training.fit_one` from the job's seed, the evaluation
+process, a Dask worker): :func:`npconv.apps.fitting.fit_one` from the job's seed, the evaluation
 ``train`` makes, and the model's file as bytes. Progress goes out through ``report(kind, key,
 payload)``: ``("started", key, worker)`` then ``("epoch", key, (epoch, epochs, logs))`` after each
 epoch. :func:`run_training_jobs` is :func:`npconv.jobs.run_jobs` with this ``execute``.
@@ -38,7 +38,7 @@ class _Report(C.Callback):
 def execute(job: Job, datasets, report=None, should_stop=None) -> JobResult:
     """Train ``job`` on ``datasets`` (name -> Dataset) and return its :class:`JobResult`."""
     from .. import saving
-    from . import training, tta
+    from . import fitting, tta
     from .datasets import to_float
 
     if report is not None:
@@ -48,7 +48,7 @@ def execute(job: Job, datasets, report=None, should_stop=None) -> JobResult:
     validation = None if test is None else (to_float(test.x), test.y)
     callbacks = [*job.callbacks, _Report(job, report, should_stop)]
     start = time.perf_counter()
-    model, history, interrupted = training.fit_one(
+    model, history, interrupted = fitting.fit_one(
         train,
         job.recipe,
         job.arch,
@@ -64,12 +64,12 @@ def execute(job: Job, datasets, report=None, should_stop=None) -> JobResult:
     seconds = time.perf_counter() - start
     evaluation, probabilities = None, {}
     if test is not None and job.evaluate:
-        evaluation = training.evaluate(model, test.x, test.y, tta=job.recipe.tta)
+        evaluation = fitting.evaluate(model, test.x, test.y, tta=job.recipe.tta)
     if test is not None and job.views:
-        x = to_float(test.x, model.metadata.get("value_scale", training.VALUE_SCALE))
-        probabilities["plain"] = training.probabilities(tta.predict(model, x))
+        x = to_float(test.x, model.metadata.get("value_scale", fitting.VALUE_SCALE))
+        probabilities["plain"] = fitting.probabilities(tta.predict(model, x))
         for view in (v for v in job.views if v in tta.allowed_modes(model.metadata)):
-            probabilities[view] = training.probabilities(tta.predict(model, x, view))
+            probabilities[view] = fitting.probabilities(tta.predict(model, x, view))
     return JobResult(
         job.key,
         saving.model_bytes(model) if job.keep_model else None,

@@ -5,11 +5,11 @@ The folder sits beside the model (``runs/signs.npz`` -> ``runs/signs.npz.backup/
 * ``run.json``: what the run is (:func:`run_identity`: the data's fingerprint, the recipe, arch,
   seed, folds, starting model and npconv version), so a backup is never used by another command;
 * ``seed<S>.npz``: the backup of the model trained from seed ``S`` (each fold and ensemble member
-  has its own seed, :func:`npconv.apps.training.member_seeds`), in :mod:`npconv.backup`'s
+  has its own seed, :func:`npconv.apps.fitting.member_seeds`), in :mod:`npconv.backup`'s
   format, rewritten atomically after each of its epochs. A model whose backup has all its epochs is
-  finished: :func:`npconv.apps.training.fit_one` puts it back instead of training it again.
+  finished: :func:`npconv.apps.fitting.fit_one` puts it back instead of training it again.
 
-:func:`npconv.apps.training.fit_one` reads and writes the member files wherever it runs (here, a
+:func:`npconv.apps.fitting.fit_one` reads and writes the member files wherever it runs (here, a
 worker process, a Dask worker that sees the same disk); the command removes the folder once the
 model and its report are saved.
 """
@@ -145,7 +145,7 @@ class MemberBackup:
 
     @staticmethod
     def phase_of(backup: Backup) -> int:
-        """The training phase (:func:`npconv.apps.training.phases`) the backup was taken in."""
+        """The training phase (:func:`npconv.apps.fitting.phases`) the backup was taken in."""
         return int(backup.extra.get("phase", 0))
 
     def callback(self, phase: int, history_before: dict) -> _BackupEachEpoch:

@@ -1,10 +1,10 @@
 """Folds and ensemble members as jobs (:mod:`npconv.jobs`): what :func:`~.training.train` and
 :func:`~.training.cross_validate` run when given ``jobs`` > 1 or a ``cluster``.
 
-Each model is one job: :func:`~.training.fit_one` with the seed it would have here (fold ``i``:
+Each model is one job: :func:`~.fitting.fit_one` with the seed it would have here (fold ``i``:
 ``seed + i``; member ``k`` of ``N``: ``N * seed + k``), on the examples it would see here. The
 client then does what it does after training here: loads the models from their bytes, averages an
-ensemble's members (:func:`~.training.finish_training`) and picks the best fold
+ensemble's members (:func:`~.fitting.finish_training`) and picks the best fold
 (:func:`~.training.best_fold`), so the result and the saved model are those of the one-process run.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..jobs import Bars, JobsInterrupted
 from ..models import load_model
+from .fitting import finish_training, member_seeds
 from .job_spec import Job, Part
 from .job_work import run_training_jobs
 
@@ -104,8 +105,6 @@ def cross_validate_as_jobs(
 ) -> tuple[list, bool]:
     """Every fold's models as jobs: ``([(i, TrainResult of fold i), ...], interrupted)``; a fold's
     result is made (and ``on_fold`` called) as soon as its last model is in."""
-    from .training import finish_training, member_seeds
-
     k = len(splits)
     folds = {}
     for i, (train_idx, test_idx) in enumerate(splits):

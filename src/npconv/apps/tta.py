@@ -13,7 +13,7 @@ mode            views of each image ``(n_H, n_W, n_C)``
 P(class 1), or a softmax row). A mirror is a valid view only for a model trained on mirrored images
 as well (faces: a mirrored smile is a smile); a SIGNS photo mirrored shows the other hand, which such
 a model never saw. So flips need the model's metadata to say ``"trained_with_flips": true``
-(:func:`npconv.apps.training.build` records it).
+(:func:`npconv.apps.fitting.build` records it).
 """
 
 from __future__ import annotations

@@ -409,8 +409,8 @@ def run(args) -> int:
 
 def _open_backup(args, out: Path, data, test, recipe, arch: str, init):
     """The run's backup folder (:mod:`npconv.apps.run_backup`), saying when the run goes on from it."""
+    from ..apps.fitting import member_seeds
     from ..apps.run_backup import RunBackup, backup_folder, run_identity
-    from ..apps.training import member_seeds
 
     identity = run_identity(data, test, recipe, arch, args.seed, args.folds, init)
     backup = RunBackup.open(backup_folder(out), identity, restart=args.restart)

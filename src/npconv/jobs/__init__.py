@@ -19,9 +19,10 @@ members this way when given ``jobs`` or ``cluster``, and :mod:`npconv.tuning` it
 """
 
 from .cluster import DaskCluster
+from .events import JobError, JobsInterrupted
 from .local import InProcess, ProcessPool
 from .progress import Bars, Progress
-from .runners import JobError, JobsInterrupted, run_jobs, runner_for, runs_here
+from .runners import run_jobs, runner_for, runs_here
 from .sources import Source, materialise
 from .threads import threads_per_job, worker_description
 

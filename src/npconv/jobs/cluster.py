@@ -26,8 +26,8 @@ import time
 import uuid
 from queue import SimpleQueue
 
+from .events import Events, drain, job_failed
 from .local import POLL_SECONDS
-from .runners import Events, drain, job_failed
 from .sources import Source, materialise
 from .threads import match_numba_to_blas
 

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import check_positive_int
-from .runners import Events, JobError, drain, job_failed
+from .events import Events, JobError, drain, job_failed
 from .sources import materialise
 from .threads import thread_environment, threads_per_job
 

@@ -4,67 +4,15 @@ A runner has one method, ``run(jobs, datasets, on_result, progress, execute)``: 
 ``execute(job, datasets, report, should_stop)`` for every job and calls
 ``on_result(job, result)`` in the client's main thread as each result comes in (in any order), then
 ``progress.finished``. It returns when all are in; Ctrl-C (or an exception from a callback) stops
-every worker before it propagates, and a failed job stops the run with a :class:`JobError`. Results
-only ever travel back to the client: workers write no file.
+every worker before it propagates, and a failed job stops the run with a :class:`~.events.JobError`.
+Results only ever travel back to the client: workers write no file.
 """
 
 from __future__ import annotations
 
-import queue
-
-from ..errors import NpconvError, check_positive_int, expected
+from ..errors import check_positive_int, expected
+from .events import JobsInterrupted
 from .progress import Progress
-
-
-class JobError(NpconvError, RuntimeError):
-    """A job failed in its worker (the message names the job and the worker's error)."""
-
-
-class JobsInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or a callback's exception) stopped a run; ``results`` holds the jobs that finished
-    (key -> result)."""
-
-    def __init__(self, results: dict):
-        super().__init__(f"interrupted with {len(results)} job(s) finished")
-        self.results = results
-
-
-class Events:
-    """Progress events from workers, ``(kind, key, payload)``, passed to a :class:`~.progress.Progress`;
-    events of a job whose result is already in (late from their queue) are dropped."""
-
-    def __init__(self, jobs, progress):
-        self.jobs = {job.key: job for job in jobs}
-        self.progress = progress
-        self.finished: set[str] = set()
-
-    def __call__(self, kind, key, payload) -> None:
-        job = self.jobs.get(key)
-        if job is None or key in self.finished:
-            return
-        if kind == "started":
-            self.progress.started(job, payload)
-        elif kind == "epoch":
-            self.progress.epoch(job, *payload)
-
-    def finish(self, job, result, on_result) -> None:
-        self.finished.add(job.key)
-        on_result(job, result)
-        self.progress.finished(job, result)
-
-
-def drain(messages, events: Events) -> None:
-    """Pass every event waiting in the queue ``messages`` to ``events``."""
-    while True:
-        try:
-            events(*messages.get_nowait())
-        except queue.Empty:
-            return
-
-
-def job_failed(job, error, worker: str = "") -> JobError:
-    where = f" on {worker}" if worker else ""
-    return JobError(f"job {job.title!r} failed{where}: {type(error).__name__}: {error}")
 
 
 def run_jobs(jobs, datasets, runner=None, progress: Progress | None = None, on_result=None, *, execute) -> dict:
@@ -77,7 +25,7 @@ def run_jobs(jobs, datasets, runner=None, progress: Progress | None = None, on_r
     loads itself.
 
     ``on_result(job, result)`` is called as each result comes in. Ctrl-C raises
-    :class:`JobsInterrupted` with the results in so far, once every worker has stopped.
+    :class:`~.events.JobsInterrupted` with the results in so far, once every worker has stopped.
     """
     from .local import InProcess
 

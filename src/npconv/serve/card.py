@@ -1,4 +1,4 @@
-"""The model card: what a saved model is, read from its metadata (``npconv.apps.training.build``)."""
+"""The model card: what a saved model is, read from its metadata (``npconv.apps.fitting.build``)."""
 
 from __future__ import annotations
 
