@@ -9,6 +9,7 @@ environment through a ``.pth`` line, so the test needs no network.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -23,13 +24,27 @@ from conftest import require
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _build_wheel(out: Path) -> Path:
+def _clean_environment(tmp_path: Path) -> dict:
+    """This process's environment as a fresh machine has it: no PYTHONPATH (with src/ on it, pip takes
+    npconv for installed and installs nothing), no data, nothing cached."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NPCONV_DATA")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    return env
+
+
+def _build_wheel(out: Path, env: dict) -> Path:
+    """The wheel, built from a copy of the sources (a build writes build/ and *.egg-info beside them)."""
     require(_has("setuptools"), "setuptools is not installed (pip install -e '.[dev]')")
+    source = out.parent / "source"
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     (wheel,) = out.glob("npconv-*.whl")
     return wheel
@@ -41,7 +56,7 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _fresh_environment(folder: Path, wheel: Path) -> Path:
+def _fresh_environment(folder: Path, wheel: Path, env: dict) -> Path:
     """A new virtual environment holding the wheel's npconv; returns its ``bin`` (``Scripts``) folder."""
     venv.EnvBuilder(with_pip=False).create(folder)
     scripts = folder / ("Scripts" if os.name == "nt" else "bin")
@@ -62,20 +77,20 @@ def _fresh_environment(folder: Path, wheel: Path) -> Path:
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     return scripts
 
 
 @pytest.mark.slow
 def test_the_wheel_installs_and_runs_the_main_job(tmp_path):
-    wheel = _build_wheel(tmp_path / "dist")
+    env = _clean_environment(tmp_path)
+    wheel = _build_wheel(tmp_path / "dist", env)
     names = zipfile.ZipFile(wheel).namelist()
     assert "npconv/serve/static/index.html" in names and "npconv/py.typed" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "notebooks/")) or n.endswith(".h5")]
 
-    scripts = _fresh_environment(tmp_path / "venv", wheel)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NPCONV_DATA")}
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # a fresh machine: no data, nothing cached
+    scripts = _fresh_environment(tmp_path / "venv", wheel, env)
     where = subprocess.run(
         [str(scripts / "python"), "-c", "import npconv; print(npconv.__file__)"],
         check=True,
