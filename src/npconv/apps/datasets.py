@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data import Dataset, find_file, load_dataset
 from ..data import data_dir as resolve_data_dir
-from ..data.images import resize_area
+from ..data.images import grayscale_uint8, resize_area
 from ..data.registry import BUILTIN_PREFIX, resolve_source
 from ..errors import DataError, expected
 from .happy import HAPPY_CLASSES
@@ -30,7 +30,6 @@ NAMED = {
     "sign-language-digits": "sign-language-digits",
 }
 DEFAULT_SOURCE = BUILTIN_PREFIX + "smiles"
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's convert("L")
 
 
 def resolve(data: str | None, data_dir=None, prefer_test: bool = False) -> str:
@@ -173,7 +172,7 @@ def fit_to_input(x: np.ndarray, input_shape) -> np.ndarray:
         if n_C == 3 and x.shape[-1] == 1:
             x = np.repeat(x, 3, axis=-1)
         elif n_C == 1 and x.shape[-1] in (3, 4):
-            x = np.rint(x[..., :3].astype(np.float32) @ _LUMA)[..., None].astype(np.uint8)
+            x = grayscale_uint8(x)
         elif n_C == 3 and x.shape[-1] == 4:
             x = x[..., :3]
         else:

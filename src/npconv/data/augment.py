@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ShapeError, check_choice, expected
 from ..functional._tier import tiered
+from .images import LUMA
 from .resample import sample, sample_axes
 
 
@@ -213,8 +214,6 @@ def random_contrast(
 # What differs between a data set's photos and a learner's own: colour or not, the camera's white
 # balance, focus and sensor noise (issue 30; ``npconv.data.corruptions`` makes the test versions).
 
-LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's "L" mode
-
 
 def random_grayscale(x: np.ndarray, rng: np.random.Generator, probability=0.2) -> np.ndarray:
     """Replace each RGB image, with ``probability``, by its luma ``0.299 R + 0.587 G + 0.114 B``
@@ -223,7 +222,7 @@ def random_grayscale(x: np.ndarray, rng: np.random.Generator, probability=0.2) -
     chosen = rng.random(x.shape[0]) < float(probability)
     out = x.copy()
     if x.shape[-1] == 3 and chosen.any():
-        gray = x[chosen].astype(np.float32) @ np.asarray(LUMA, np.float32)
+        gray = x[chosen].astype(np.float32) @ LUMA
         out[chosen] = _cast_like(np.repeat(gray[..., None], 3, axis=-1), x)
     return out
 

@@ -12,6 +12,15 @@ from PIL import Image, ImageOps
 from ..errors import DataError, check_choice, expected
 from ..functional._shapes import as_pair
 
+#: RGB -> grey weights: ITU-R 601 luma, as Pillow's ``convert("L")``.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def grayscale_uint8(x: np.ndarray) -> np.ndarray:
+    """uint8 RGB(A) images ``(..., 3 or 4)`` as uint8 grey ``(..., 1)``: ``rint(x[..., :3] @ LUMA)``."""
+    return np.rint(x[..., :3].astype(np.float32) @ LUMA)[..., None].astype(np.uint8)
+
+
 #: ``color_mode`` -> (Pillow mode, channels).
 COLOR_MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1)}
 #: ``interpolation`` names (Keras's) -> Pillow filters. ``"area"`` is :func:`resize_area` (the box

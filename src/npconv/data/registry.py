@@ -6,13 +6,12 @@ import os
 from glob import escape as glob_escape
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DataError, expected
 from ..functional._shapes import as_pair
 from .dataset import Dataset
 from .folders import load_image_folder
 from .h5 import load_h5
+from .images import grayscale_uint8
 from .paths import candidate_paths
 from .paths import data_dir as resolve_data_dir
 from .synthetic import make_smiley_faces
@@ -38,9 +37,8 @@ def _builtin(name: str, image_size, color_mode: str, **options) -> Dataset:
     if height != width:
         raise ValueError(expected("image_size", "a square size for a built-in set", image_size))
     data = BUILTIN[name][0](image_size=height, **options)
-    if color_mode == "grayscale":  # ITU-R 601 luma, as Pillow's convert("L")
-        luma = data.x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        data.x = np.rint(luma)[..., None].astype(np.uint8)
+    if color_mode == "grayscale":
+        data.x = grayscale_uint8(data.x)
     return data
 
 
