@@ -14,8 +14,8 @@ crash or a full disk mid-write leaves the previous file intact (and no temporary
 :func:`atomic_write` does the same for any file npconv writes (``npconv tune``'s results and cache).
 :func:`model_bytes` is the same file in memory (how a worker process hands a trained model back,
 :mod:`npconv.jobs`), and ``load_model`` reads those bytes as it reads a file. Loading uses
-``np.load(allow_pickle=False)`` and
-rebuilds layers from registered class names only: a file can describe a model, never run code.
+``np.load(allow_pickle=False)`` and rebuilds layers from registered class names only: a file can
+describe a model, never run code.
 
 This module knows the format, not the model classes: ``npconv.models.load_model`` reads a file
 with :func:`read_model_file`, builds the model and hands it to :func:`restore`.

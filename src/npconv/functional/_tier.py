@@ -65,9 +65,9 @@ def load_compiled():
     Numba's threads are OpenMP's (:data:`OPENMP_SPIN_COUNT`), or its workqueue pool where libgomp
     is missing. Returned as namespaces ``kernels.conv``, ``kernels.pool``, ``kernels.batchnorm``,
     ``kernels.elementwise`` whose functions take one process-wide lock around each call: the
-    workqueue threads serve one parallel launch at a time and abort the process on a second, concurrent
-    one (a web server
-    predicting in several threads). A call is milliseconds; waiting for it costs nothing like that.
+    workqueue threads serve one parallel launch at a time and abort the process on a second,
+    concurrent one (a web server predicting in several threads). A call is milliseconds; waiting for
+    it costs nothing like that.
     """
     global _kernels
     if _kernels is None:

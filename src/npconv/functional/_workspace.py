@@ -3,9 +3,9 @@
 A training step allocates the same large temporaries every batch (the im2col matrix is 50 MB for the
 SIGNS model's first layer at batch 64). A fresh allocation of that size is page-faulted in by the
 operating system on first write, which can cost as much as the copy itself (compare the
-``workspace=`` and pure calls of :func:`~npconv.functional.conv2d_forward` on that shape). A layer keeps one
-:class:`Workspace` and passes it to its kernels; the kernels'
-pure form (``workspace=None``) allocates fresh arrays, so calling them directly is always safe.
+``workspace=`` and pure calls of :func:`~npconv.functional.conv2d_forward` on that shape). A layer
+keeps one :class:`Workspace` and passes it to its kernels; the kernels' pure form
+(``workspace=None``) allocates fresh arrays, so calling them directly is always safe.
 
 A buffer handed out by a workspace is overwritten by the next call that asks for the same name: the
 cache that holds it is only valid until the layer's next forward, which is how layers use it.

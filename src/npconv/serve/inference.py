@@ -48,10 +48,9 @@ class Predictor:
 
         ``{"label", "probabilities": {class: p}, "calibrated_probabilities": {class: q}, "verdict":
         "sure" or "unsure", "why" (:func:`npconv.apps.verdict.classify`), "door_opens" (smile
-        models only), "model_input" (PNG data URL), "heatmap" (PNG data URL: the predicted class's Grad-CAM
-        over the model's
-        input, its size; models with feature maps only), "feature_maps": [{"layer", "shape",
-        "channels_shown", "png"}]}``.
+        models only), "model_input" (PNG data URL), "heatmap" (PNG data URL: the predicted class's
+        Grad-CAM over the model's input, its size; models with feature maps only), "feature_maps":
+        [{"layer", "shape", "channels_shown", "png"}]}``.
         """
         x = to_float(image[None], self.metadata["value_scale"])
         with self._lock:
