@@ -320,13 +320,13 @@ def gaussian_noise(
     x = _batch(x)
     work = x.dtype if x.dtype.kind == "f" else np.float64
     scale = rng.uniform(0.0, float(stddev), size=(x.shape[0], 1, 1, 1))
-    noise = rng.standard_normal(x.shape, dtype=np.float32 if work == np.float32 else np.float64)
-    return _add_noise(x, noise, scale.astype(noise.dtype), value_range)
+    return _add_noise(x, rng, scale.astype(np.float32 if work == np.float32 else np.float64), value_range)
 
 
-def _add_noise_numpy(x, noise, scale, value_range):
-    """``x + noise * scale`` (``scale (m, 1, 1, 1)``) clipped to ``value_range``; ``noise`` is
-    overwritten."""
+def _add_noise_numpy(x, rng, scale, value_range):
+    """``x + N(0, 1) * scale`` (draws and ``scale (m, 1, 1, 1)`` in ``scale``'s dtype), clipped to
+    ``value_range``."""
+    noise = rng.standard_normal(x.shape, dtype=scale.dtype)
     noise *= scale
     out = x.astype(noise.dtype) + noise
     if value_range is not None:
@@ -334,9 +334,12 @@ def _add_noise_numpy(x, noise, scale, value_range):
     return _cast_like(out, x)
 
 
-@tiered(_add_noise_numpy, applies=lambda x, noise, scale, value_range: _compiles(x, noise))
-def _add_noise(kernels, x, noise, scale, value_range):
-    """:func:`_add_noise_numpy` in one parallel pass, written over the draws."""
+@tiered(_add_noise_numpy, applies=lambda x, rng, *rest: _compiles(x, rest[0]) and type(rng) is np.random.Generator)
+def _add_noise(kernels, x, rng, scale, value_range):
+    """:func:`_add_noise_numpy` with the same draws taken by compiled code, then one parallel pass
+    written over them."""
+    noise = np.empty(x.shape, x.dtype)
+    kernels.augment.standard_normal(rng, noise)
     kernels.augment.add_noise(_rows(x), scale.reshape(-1), *_clip_bounds(value_range, x.dtype), _rows(noise))
     return noise
 

@@ -52,6 +52,7 @@ def _rotation_matrix(angle: float, n_w: int, n_h: int) -> list[float]:
 @kernel()
 def _reframe_images(x, chosen, rotate, matrices, sizes, corners, lo, hi, columns_first_allowed, out):
     m, n_h, n_w, n_c = x.shape
+    values = np.arange(256) / 255 * (hi - lo) + lo  # what each uint8 level maps back to
     for i in prange(m):
         if not chosen[i]:
             out[i] = x[i]
@@ -71,8 +72,7 @@ def _reframe_images(x, chosen, rotate, matrices, sizes, corners, lo, hi, columns
             for v in range(n_w):
                 inside = top <= y < top + small.shape[0] and left <= v < left + small.shape[1]
                 for c in range(n_c):
-                    level = small[y - top, v - left, c] if inside else fill[c]
-                    out[i, y, v, c] = np.float64(level) / 255 * (hi - lo) + lo
+                    out[i, y, v, c] = values[small[y - top, v - left, c] if inside else fill[c]]
 
 
 @njit(cache=True)
@@ -111,7 +111,8 @@ def _rotate(pixels, a, fill):
             x_in = a[0] * (v + 0.5) + a[1] * (y + 0.5) + a[2]
             y_in = a[3] * (v + 0.5) + a[4] * (y + 0.5) + a[5]
             if x_in < 0.0 or x_in >= n_w or y_in < 0.0 or y_in >= n_h:
-                out[y, v] = fill
+                for c in range(n_c):
+                    out[y, v, c] = fill[c]
                 continue
             x_in -= 0.5
             y_in -= 0.5
@@ -176,14 +177,16 @@ def _box_pass(pixels, n_out, axis):
     """One axis (0: down the columns, 1: along the rows) of :func:`_box_resize`."""
     n_h, n_w, n_c = pixels.shape
     first, count, weights = _box_weights(pixels.shape[axis], n_out)
+    # Along the rows, the same loops over the transposed views (no branch in the innermost loop).
+    source = pixels if axis == 0 else pixels.transpose(1, 0, 2)
     out = np.empty((n_out, n_w, n_c) if axis == 0 else (n_h, n_out, n_c), np.uint8)
-    for y in range(out.shape[0]):
-        for v in range(out.shape[1]):
-            j = y if axis == 0 else v
+    target = out if axis == 0 else out.transpose(1, 0, 2)
+    half = np.int64(1) << (PRECISION_BITS - 1)
+    for j in range(n_out):
+        for v in range(target.shape[1]):
             for c in range(n_c):
-                acc = np.int64(1) << (PRECISION_BITS - 1)
+                acc = half
                 for t in range(count[j]):
-                    source = pixels[first[j] + t, v, c] if axis == 0 else pixels[y, first[j] + t, c]
-                    acc += np.int64(source) * weights[j, t]
-                out[y, v, c] = min(max(acc >> PRECISION_BITS, 0), 255)
+                    acc += np.int64(source[first[j] + t, v, c]) * weights[j, t]
+                target[j, v, c] = min(max(acc >> PRECISION_BITS, 0), 255)
     return out

@@ -20,21 +20,34 @@ LANES = 16
 
 
 @njit(cache=True, inline="always")
-def _sum(a, b, products):
-    """``sum(a)`` (``products`` false) or ``sum(a * b)`` in float64, over LANES partial sums."""
+def _sum(a):
+    """``sum(a)`` in float64, over LANES partial sums."""
     partial = np.zeros(LANES)
-    n = a.size
-    whole = n - n % LANES
+    whole = a.size - a.size % LANES
     for base in range(0, whole, LANES):
         for j in range(LANES):
-            value = np.float64(a[base + j])
-            partial[j] += value * b[base + j] if products else value
+            partial[j] += a[base + j]
     total = 0.0
     for j in range(LANES):
         total += partial[j]
-    for j in range(whole, n):
-        value = np.float64(a[j])
-        total += value * b[j] if products else value
+    for j in range(whole, a.size):
+        total += a[j]
+    return total
+
+
+@njit(cache=True, inline="always")
+def _dot(a, b):
+    """``sum(a * b)`` in float64 (each product too), over LANES partial sums."""
+    partial = np.zeros(LANES)
+    whole = a.size - a.size % LANES
+    for base in range(0, whole, LANES):
+        for j in range(LANES):
+            partial[j] += np.float64(a[base + j]) * np.float64(b[base + j])
+    total = 0.0
+    for j in range(LANES):
+        total += partial[j]
+    for j in range(whole, a.size):
+        total += np.float64(a[j]) * np.float64(b[j])
     return total
 
 
@@ -47,10 +60,10 @@ def standardize_forward(x, scale, floored, y):
     floor = 1.0 / np.sqrt(n)
     for i in prange(m):
         image, out = x[i], y[i]
-        mean = image.dtype.type(_sum(image, image, False) / n)
+        mean = image.dtype.type(_sum(image) / n)
         for j in range(n):
             out[j] = image[j] - mean
-        std = np.sqrt(_sum(out, out, True) / n)
+        std = np.sqrt(_dot(out, out) / n)
         floored[i] = std < floor
         s = image.dtype.type(floor if floored[i] else std)
         scale[i] = s
@@ -65,8 +78,8 @@ def standardize_backward(dout, y, scale, floored, dx):
     m, n = dout.shape
     for i in prange(m):
         grad, values, out = dout[i], y[i], dx[i]
-        mean = grad.dtype.type(_sum(grad, grad, False) / n)
-        through_std = grad.dtype.type(0.0 if floored[i] else _sum(grad, values, True) / n)
+        mean = grad.dtype.type(_sum(grad) / n)
+        through_std = grad.dtype.type(0.0 if floored[i] else _dot(grad, values) / n)
         s = scale[i]
         for j in range(n):
             out[j] = (grad[j] - mean - values[j] * through_std) / s
