@@ -169,10 +169,7 @@ def random_brightness(
     x = _batch(x)
     delta = rng.uniform(*_range(max_delta, "max_delta"), size=x.shape[0])
     work = x.dtype if x.dtype.kind == "f" else np.float64
-    out = x.astype(work) + delta.astype(work)[:, None, None, None]
-    if value_range is not None:
-        out = np.clip(out, value_range[0], value_range[1], out=out)
-    return _cast_like(out, x)
+    return _clipped_like(x.astype(work) + delta.astype(work)[:, None, None, None], x, value_range)
 
 
 def contrast_range(factor) -> tuple[float, float]:
@@ -204,10 +201,7 @@ def random_contrast(
     scale = rng.uniform(lo, hi, size=x.shape[0]).astype(work)[:, None, None, None]
     values = x.astype(work)
     mean = values.mean(axis=(1, 2), keepdims=True)
-    out = (values - mean) * scale + mean
-    if value_range is not None:
-        out = np.clip(out, value_range[0], value_range[1], out=out)
-    return _cast_like(out, x)
+    return _clipped_like((values - mean) * scale + mean, x, value_range)
 
 
 # ----------------------------------------------------------------------------- a photo's light and lens
@@ -243,12 +237,15 @@ def random_channel_gain(
 
 
 def _scale_channels_numpy(x, gain, value_range):
-    """``x * gain[:, None, None, :]`` clipped to ``value_range`` (``None``: not clipped), in
-    ``gain``'s dtype, cast back to ``x``'s."""
-    out = x.astype(gain.dtype) * gain[:, None, None, :]
+    """``x * gain[:, None, None, :]`` in ``gain``'s dtype, clipped to ``value_range``, as ``x``."""
+    return _clipped_like(x.astype(gain.dtype) * gain[:, None, None, :], x, value_range)
+
+
+def _clipped_like(values, x, value_range):
+    """``values`` clipped in place to ``value_range`` (``None``: not clipped), then as ``x``."""
     if value_range is not None:
-        out = np.clip(out, value_range[0], value_range[1], out=out)
-    return _cast_like(out, x)
+        values = np.clip(values, value_range[0], value_range[1], out=values)
+    return _cast_like(values, x)
 
 
 @tiered(_scale_channels_numpy, applies=lambda x, gain, value_range: _compiles(x, gain))
@@ -271,7 +268,7 @@ def _rows(x: np.ndarray) -> np.ndarray:
 
 def _clip_bounds(value_range, dtype) -> tuple:
     """``(lo, hi, clip)`` for the compiled kernels: the range in ``dtype``, or no clipping."""
-    lo, hi = (0.0, 0.0) if value_range is None else value_range
+    lo, hi = value_range or (0.0, 0.0)
     return dtype.type(lo), dtype.type(hi), value_range is not None
 
 
@@ -324,14 +321,10 @@ def gaussian_noise(
 
 
 def _add_noise_numpy(x, rng, scale, value_range):
-    """``x + N(0, 1) * scale`` (draws and ``scale (m, 1, 1, 1)`` in ``scale``'s dtype), clipped to
-    ``value_range``."""
+    """``x + N(0, 1) * scale``, draws and ``scale (m, 1, 1, 1)`` in ``scale``'s dtype, clipped."""
     noise = rng.standard_normal(x.shape, dtype=scale.dtype)
     noise *= scale
-    out = x.astype(noise.dtype) + noise
-    if value_range is not None:
-        out = np.clip(out, value_range[0], value_range[1], out=out)
-    return _cast_like(out, x)
+    return _clipped_like(x.astype(noise.dtype) + noise, x, value_range)
 
 
 @tiered(_add_noise_numpy, applies=lambda x, rng, *rest: _compiles(x, rest[0]) and type(rng) is np.random.Generator)

@@ -51,6 +51,8 @@ def _rotation_matrix(angle: float, n_w: int, n_h: int) -> list[float]:
 
 @kernel()
 def _reframe_images(x, chosen, rotate, matrices, sizes, corners, lo, hi, columns_first_allowed, out):
+    """:func:`reframe`, one image per ``prange`` iteration; ``matrices (m, 6)`` Pillow's inverse
+    rotations where ``rotate``."""
     m, n_h, n_w, n_c = x.shape
     values = np.arange(256) / 255 * (hi - lo) + lo  # what each uint8 level maps back to
     for i in prange(m):
