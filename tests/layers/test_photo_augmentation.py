@@ -121,7 +121,7 @@ def test_out_of_range_factors_are_named_errors(bad):
 # ----------------------------------------------------------------------------- standardisation
 
 
-def test_standardisation_gives_mean_0_std_1_and_ignores_exposure_and_contrast(batch):
+def test_standardisation_gives_mean_0_std_1_and_ignores_exposure_and_contrast(batch, tier):
     y, _ = standardize_forward(batch)
     np.testing.assert_allclose(y.mean(axis=(1, 2, 3)), 0, atol=1e-5)
     np.testing.assert_allclose(y.std(axis=(1, 2, 3)), 1, rtol=1e-4)
@@ -130,7 +130,7 @@ def test_standardisation_gives_mean_0_std_1_and_ignores_exposure_and_contrast(ba
     assert np.all(np.isfinite(blank)) and np.allclose(blank, 0)
 
 
-def test_standardisation_gradient_matches_numerical_and_pytorch(torch):
+def test_standardisation_gradient_matches_numerical_and_pytorch(torch, tier):
     x = np.random.default_rng(4).standard_normal((3, 4, 5, 2)) * 2 + 1
     x[2] = 0.5 + 1e-3 * x[2]  # a near-blank image: the floor is active
     gradcheck(standardize_forward, standardize_backward, {"x": x})

@@ -169,10 +169,7 @@ def random_brightness(
     x = _batch(x)
     delta = rng.uniform(*_range(max_delta, "max_delta"), size=x.shape[0])
     work = x.dtype if x.dtype.kind == "f" else np.float64
-    out = x.astype(work) + delta.astype(work)[:, None, None, None]
-    if value_range is not None:
-        out = np.clip(out, value_range[0], value_range[1], out=out)
-    return _cast_like(out, x)
+    return _clipped_like(x.astype(work) + delta.astype(work)[:, None, None, None], x, value_range)
 
 
 def contrast_range(factor) -> tuple[float, float]:
@@ -204,10 +201,7 @@ def random_contrast(
     scale = rng.uniform(lo, hi, size=x.shape[0]).astype(work)[:, None, None, None]
     values = x.astype(work)
     mean = values.mean(axis=(1, 2), keepdims=True)
-    out = (values - mean) * scale + mean
-    if value_range is not None:
-        out = np.clip(out, value_range[0], value_range[1], out=out)
-    return _cast_like(out, x)
+    return _clipped_like((values - mean) * scale + mean, x, value_range)
 
 
 # ----------------------------------------------------------------------------- a photo's light and lens
@@ -239,10 +233,43 @@ def random_channel_gain(
     b_lo, b_hi = _range(brightness, "brightness", limit=1.0)
     work = x.dtype if x.dtype.kind == "f" else np.float64
     gain = rng.uniform(1 + lo, 1 + hi, size=(m, n_c)) * rng.uniform(1 + b_lo, 1 + b_hi, size=(m, 1))
-    out = x.astype(work) * gain.astype(work)[:, None, None, :]
+    return _scale_channels(x, gain.astype(work), value_range)
+
+
+def _scale_channels_numpy(x, gain, value_range):
+    """``x * gain[:, None, None, :]`` in ``gain``'s dtype, clipped to ``value_range``, as ``x``."""
+    return _clipped_like(x.astype(gain.dtype) * gain[:, None, None, :], x, value_range)
+
+
+def _clipped_like(values, x, value_range):
+    """``values`` clipped in place to ``value_range`` (``None``: not clipped), then as ``x``."""
     if value_range is not None:
-        out = np.clip(out, value_range[0], value_range[1], out=out)
-    return _cast_like(out, x)
+        values = np.clip(values, value_range[0], value_range[1], out=values)
+    return _cast_like(values, x)
+
+
+@tiered(_scale_channels_numpy, applies=lambda x, gain, value_range: _compiles(x, gain))
+def _scale_channels(kernels, x, gain, value_range):
+    """:func:`_scale_channels_numpy` in one parallel pass."""
+    out = np.empty(x.shape, x.dtype)
+    kernels.augment.channel_gain(_rows(x), gain, *_clip_bounds(value_range, x.dtype), _rows(out))
+    return out
+
+
+def _compiles(x: np.ndarray, work: np.ndarray) -> bool:
+    """Whether the compiled kernels take ``x``: float32 or float64, worked on in its own dtype."""
+    return x.dtype in (np.float32, np.float64) and work.dtype == x.dtype
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """``x (m, H, W, C)`` as ``(m, H, W * C)`` (contiguous): the compiled kernels' view of images."""
+    return np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
+
+
+def _clip_bounds(value_range, dtype) -> tuple:
+    """``(lo, hi, clip)`` for the compiled kernels: the range in ``dtype``, or no clipping."""
+    lo, hi = value_range or (0.0, 0.0)
+    return dtype.type(lo), dtype.type(hi), value_range is not None
 
 
 def random_gaussian_blur(x: np.ndarray, rng: np.random.Generator, max_sigma=1.5) -> np.ndarray:
@@ -254,8 +281,13 @@ def random_gaussian_blur(x: np.ndarray, rng: np.random.Generator, max_sigma=1.5)
     kernel = np.exp(-(taps[None, :] ** 2) / (2 * np.maximum(sigma[:, None], 1e-3) ** 2))
     kernel /= kernel.sum(axis=1, keepdims=True)  # (m, 7); sigma -> 0: identity
     work = x.dtype if x.dtype.kind == "f" else np.float64
-    kernel = kernel.astype(work)[:, :, None, None, None]
-    out = x.astype(work)
+    return _blur(x, kernel.astype(work))
+
+
+def _blur_numpy(x, kernel):
+    """``x`` blurred by ``kernel (m, 7)`` down the columns, then along the rows, edges repeated."""
+    kernel = kernel[:, :, None, None, None]
+    out = x.astype(kernel.dtype)
     n_h, n_w = x.shape[1:3]
     padded = np.pad(out, ((0, 0), (3, 3), (0, 0), (0, 0)), mode="edge")
     out = kernel[:, 0] * padded[:, 0:n_h]
@@ -268,6 +300,15 @@ def random_gaussian_blur(x: np.ndarray, rng: np.random.Generator, max_sigma=1.5)
     return _cast_like(out, x)
 
 
+@tiered(_blur_numpy, applies=lambda x, kernel: _compiles(x, kernel))
+def _blur(kernels, x, kernel):
+    """:func:`_blur_numpy` in one parallel pass per direction, each image's rows in cache (7x faster
+    on a (32, 64, 64, 3) batch)."""
+    out = np.empty(x.shape, x.dtype)
+    kernels.augment.gaussian_blur(_rows(x), kernel, x.shape[-1], _rows(out))
+    return out
+
+
 def gaussian_noise(
     x: np.ndarray, rng: np.random.Generator, stddev=0.05, value_range: tuple[float, float] | None = None
 ) -> np.ndarray:
@@ -276,12 +317,24 @@ def gaussian_noise(
     x = _batch(x)
     work = x.dtype if x.dtype.kind == "f" else np.float64
     scale = rng.uniform(0.0, float(stddev), size=(x.shape[0], 1, 1, 1))
-    noise = rng.standard_normal(x.shape, dtype=np.float32 if work == np.float32 else np.float64)
-    noise *= scale.astype(noise.dtype)
-    out = x.astype(work) + noise
-    if value_range is not None:
-        out = np.clip(out, value_range[0], value_range[1], out=out)
-    return _cast_like(out, x)
+    return _add_noise(x, rng, scale.astype(np.float32 if work == np.float32 else np.float64), value_range)
+
+
+def _add_noise_numpy(x, rng, scale, value_range):
+    """``x + N(0, 1) * scale``, draws and ``scale (m, 1, 1, 1)`` in ``scale``'s dtype, clipped."""
+    noise = rng.standard_normal(x.shape, dtype=scale.dtype)
+    noise *= scale
+    return _clipped_like(x.astype(noise.dtype) + noise, x, value_range)
+
+
+@tiered(_add_noise_numpy, applies=lambda x, rng, *rest: _compiles(x, rest[0]) and type(rng) is np.random.Generator)
+def _add_noise(kernels, x, rng, scale, value_range):
+    """:func:`_add_noise_numpy` with the same draws taken by compiled code, then one parallel pass
+    written over them."""
+    noise = np.empty(x.shape, x.dtype)
+    kernels.augment.standard_normal(rng, noise)
+    kernels.augment.add_noise(_rows(x), scale.reshape(-1), *_clip_bounds(value_range, x.dtype), _rows(noise))
+    return noise
 
 
 def random_reframe(
@@ -297,32 +350,49 @@ def random_reframe(
     the area filter (as the tools resize photos) and place it at a uniformly random position, on a
     plain background of its border's median colour (see :func:`npconv.data.corruptions.background_colour`).
 
-    Pillow does the work, one chosen image at a time, on the images mapped from ``value_range`` to
-    uint8 (what a photo holds); the others are returned unchanged.
+    Pillow does the work (the compiled tier repeats its arithmetic), on the images mapped from
+    ``value_range`` to uint8 (what a photo holds); the others are returned unchanged.
     """
+    x = _batch(x)
+    m, n_h, n_w, n_c = x.shape
+    lo, hi = (float(v) for v in value_range)
+    chosen = rng.random(m) < float(probability)
+    scales = rng.uniform(float(min_scale), 1.0, size=m)
+    angles = rng.uniform(-float(max_degrees), float(max_degrees), size=m)
+    offsets = rng.random((m, 2))
+    # The shrunk size (height, width) and where its top-left corner goes, as Python's round and int.
+    sizes = np.maximum(1, np.rint(np.array([n_h, n_w]) * scales[:, None])).astype(np.int64)
+    corners = (offsets * (np.array([n_h, n_w]) - sizes + 1)).astype(np.int64)
+    return _reframe(x, chosen, angles, sizes, corners, lo, hi)
+
+
+def _reframe_numpy(x, chosen, angles, sizes, corners, lo, hi):
+    """Pillow's reframing of the ``chosen`` images (see :func:`random_reframe`), one at a time."""
     from PIL import Image
 
     from .corruptions import background_colour
 
-    x = _batch(x)
-    m, n_h, n_w, n_c = x.shape
-    lo, hi = (float(v) for v in value_range)
-    chosen = np.flatnonzero(rng.random(m) < float(probability))
-    scales = rng.uniform(float(min_scale), 1.0, size=m)
-    angles = rng.uniform(-float(max_degrees), float(max_degrees), size=m)
-    offsets = rng.random((m, 2))
+    n_h, n_w, n_c = x.shape[1:]
     out = x.copy()
-    for i in chosen:
+    for i in np.flatnonzero(chosen):
         image = np.clip(np.rint((x[i].astype(np.float64) - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)
         fill = background_colour(image)
         fill = fill[0] if n_c == 1 else fill
         picture = Image.fromarray(image[..., 0] if n_c == 1 else image)
         if angles[i]:
             picture = picture.rotate(angles[i], resample=Image.Resampling.BILINEAR, fillcolor=fill)
-        size = (max(1, round(n_w * scales[i])), max(1, round(n_h * scales[i])))
-        small = picture.resize(size, Image.Resampling.BOX)
+        small = picture.resize((int(sizes[i, 1]), int(sizes[i, 0])), Image.Resampling.BOX)
         canvas = Image.new(picture.mode, (n_w, n_h), fill)
-        canvas.paste(small, (int(offsets[i, 1] * (n_w - size[0] + 1)), int(offsets[i, 0] * (n_h - size[1] + 1))))
+        canvas.paste(small, (int(corners[i, 1]), int(corners[i, 0])))
         framed = np.asarray(canvas, dtype=np.float64).reshape(n_h, n_w, n_c) / 255 * (hi - lo) + lo
         out[i] = _cast_like(framed[None], x[i : i + 1])[0]
+    return out
+
+
+@tiered(_reframe_numpy, applies=lambda x, *draws: _compiles(x, x) and x.shape[-1] in (1, 3))
+def _reframe(kernels, x, chosen, angles, sizes, corners, lo, hi):
+    """:func:`_reframe_numpy` with Pillow's arithmetic compiled, the images in parallel (see
+    :mod:`npconv.functional.compiled.reframe`)."""
+    out = np.empty(x.shape, x.dtype)
+    kernels.reframe.reframe(np.ascontiguousarray(x), chosen, angles, sizes, corners, lo, hi, out)
     return out

@@ -63,11 +63,11 @@ def load_compiled():
     """The compiled kernels, whatever the tier setting (a cache built by them needs their backward).
 
     Numba's threads are OpenMP's (:data:`OPENMP_SPIN_COUNT`), or its workqueue pool where libgomp
-    is missing. Returned as namespaces ``kernels.conv``, ``kernels.pool``, ``kernels.batchnorm``,
-    ``kernels.elementwise`` whose functions take one process-wide lock around each call: the
-    workqueue threads serve one parallel launch at a time and abort the process on a second,
-    concurrent one (a web server predicting in several threads). A call is milliseconds; waiting for
-    it costs nothing like that.
+    is missing. Returned as one namespace per module of :mod:`npconv.functional.compiled`
+    (``kernels.conv``, ``kernels.pool``, ``kernels.augment``, ...) whose functions take one
+    process-wide lock around each call: the workqueue threads serve one parallel launch at a time
+    and abort the process on a second, concurrent one (a web server predicting in several threads).
+    A call is milliseconds; waiting for it costs nothing like that.
     """
     global _kernels
     if _kernels is None:
@@ -80,12 +80,7 @@ def load_compiled():
         _kernels = SimpleNamespace(
             **{
                 name: SimpleNamespace(**{fn: _one_at_a_time(getattr(module, fn)) for fn in module.__all__})
-                for name, module in (
-                    ("conv", compiled.conv),
-                    ("pool", compiled.pool),
-                    ("batchnorm", compiled.batchnorm),
-                    ("elementwise", compiled.elementwise),
-                )
+                for name, module in ((name, getattr(compiled, name)) for name in compiled.__all__)
             }
         )
     return _kernels
