@@ -932,11 +932,12 @@ def robust_convolutional_model(input_shape):
 utils.set_random_seed(0)
 robust_model = robust_convolutional_model((64, 64, 3))
 robust_model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-print(f"training for {SIGNS_EPOCHS} epochs (about 20 s on two idle cores)")
+print(f"training for {SIGNS_EPOCHS} epochs (about 20 s on two idle cores), a line per epoch:")
 start = time.perf_counter()
-robust_model.fit(X_train, Y_train, batch_size=64, epochs=SIGNS_EPOCHS, verbose=0)
+robust_model.fit(X_train, Y_train, batch_size=64, epochs=SIGNS_EPOCHS, verbose=2)
 print(f"trained in {time.perf_counter() - start:.0f} s")
 
+# %%
 robust_scores = accuracy_on_changes(robust_model)
 positions = np.arange(len(changed_test))
 fig, ax = plt.subplots(figsize=(8, 3))
