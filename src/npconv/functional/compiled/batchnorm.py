@@ -30,6 +30,8 @@ __all__ = ["channel_moments", "scale_shift", "gradient_sums", "input_gradient", 
 
 #: Blocks of tiles per kernel call (at most): a few per thread on any machine, fixed for determinism.
 BLOCKS = 32
+#: Tiles whose terms :func:`gradient_sums` adds in the data's type before its float64 totals.
+RUN = 8
 
 
 def tile_length(n_c: int) -> int:
@@ -133,16 +135,26 @@ def gradient_sums(dout, x, mean_tiled, scale_tiled, offset_tiled, relu):
     zero = flat.dtype.type(0)
     sums = np.zeros((n_blocks, length))
     products = np.zeros((n_blocks, length))
+    # Partial sums of RUN tiles in the data's type, then added to the float64 totals: a quarter
+    # less time than converting every term (the relative error of a partial stays ~RUN * 6e-8).
+    run_sums = np.empty((n_blocks, length), flat.dtype)
+    run_products = np.empty((n_blocks, length), flat.dtype)
     for block in prange(n_blocks):
         start, stop = _tiles(flat.size, length, block, n_blocks)
-        s, sp = sums[block], products[block]
-        for base in range(start, stop, length):
-            g = grads[base : min(base + length, stop)]
-            values = flat[base : min(base + length, stop)]
-            for j in range(values.size):
-                grad = _passed(g[j], values[j], scale_tiled[j], offset_tiled[j], relu, zero)
-                s[j] += grad
-                sp[j] += grad * (values[j] - mean_tiled[j])
+        s, sp, rs, rp = sums[block], products[block], run_sums[block], run_products[block]
+        for run in range(start, stop, RUN * length):
+            rs[:] = zero
+            rp[:] = zero
+            for base in range(run, min(run + RUN * length, stop), length):
+                g = grads[base : min(base + length, stop)]
+                values = flat[base : min(base + length, stop)]
+                for j in range(values.size):
+                    grad = _passed(g[j], values[j], scale_tiled[j], offset_tiled[j], relu, zero)
+                    rs[j] += grad
+                    rp[j] += grad * (values[j] - mean_tiled[j])
+            for j in range(length):
+                s[j] += rs[j]
+                sp[j] += rp[j]
     return _fold(sums, n_c), _fold(products, n_c)
 
 
