@@ -148,8 +148,8 @@ def _normalise(kernels, x2, gamma, beta, eps, shape, relu):
     affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU)."""
     bn = kernels.batchnorm
     n = x2.shape[0]
-    shift = x2[0].astype(np.float64)
-    sums, squares = bn.channel_moments(x2, _tiled(bn, shift, np.float64))
+    shift = x2[0]
+    sums, squares = bn.channel_moments(x2, _tiled(bn, shift, x2.dtype))
     shifted_mean = sums / n
     var64 = np.maximum(squares / n - shifted_mean**2, 0.0)
     mean64 = shift + shifted_mean

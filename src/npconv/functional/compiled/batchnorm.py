@@ -30,7 +30,8 @@ __all__ = ["channel_moments", "scale_shift", "gradient_sums", "input_gradient", 
 
 #: Blocks of tiles per kernel call (at most): a few per thread on any machine, fixed for determinism.
 BLOCKS = 32
-#: Tiles whose terms :func:`gradient_sums` adds in the data's type before its float64 totals.
+#: Tiles whose terms the sums add in the data's type before the float64 totals: a quarter to a
+#: third less time than converting every term, and a partial's relative error stays ~RUN * 6e-8.
 RUN = 8
 
 
@@ -57,28 +58,43 @@ def _n_blocks(n_values, length):
     return max(1, min(BLOCKS, n_values // length))
 
 
+@njit(cache=True, inline="always")
+def _flush(totals, partials, zero):
+    """Add a run's ``partials`` (the data's type) to the float64 ``totals`` and clear them."""
+    for j in range(partials.size):
+        totals[j] += partials[j]
+        partials[j] = zero
+
+
 @kernel()
 def channel_moments(x, shift_tiled):
     """``(sum(x - shift), sum((x - shift)^2))`` per channel, float64, for x (N, C).
 
-    ``shift_tiled`` (L,) float64: a shift per channel (the caller's first row), tiled. The shift keeps
-    ``E[d^2] - E[d]^2`` free of cancellation when the mean is large next to the spread.
+    ``shift_tiled`` (L,) in x's type: a shift per channel (the caller's first row), tiled. The shift
+    keeps ``E[d^2] - E[d]^2`` free of cancellation when the mean is large next to the spread.
+    Partial sums over :data:`RUN` tiles, as in :func:`gradient_sums`.
     """
     n_c = x.shape[1]
     flat = x.ravel()
     length = shift_tiled.size
     n_blocks = _n_blocks(flat.size, length)
+    zero = flat.dtype.type(0)
     sums = np.zeros((n_blocks, length))
     squares = np.zeros((n_blocks, length))
+    run_sums = np.zeros((n_blocks, length), flat.dtype)
+    run_squares = np.zeros((n_blocks, length), flat.dtype)
     for block in prange(n_blocks):
         start, stop = _tiles(flat.size, length, block, n_blocks)
-        s, s2 = sums[block], squares[block]
-        for base in range(start, stop, length):
-            values = flat[base : min(base + length, stop)]
-            for j in range(values.size):
-                d = values[j] - shift_tiled[j]
-                s[j] += d
-                s2[j] += d * d
+        rs, rq = run_sums[block], run_squares[block]
+        for run in range(start, stop, RUN * length):
+            for base in range(run, min(run + RUN * length, stop), length):
+                values = flat[base : min(base + length, stop)]
+                for j in range(values.size):
+                    d = values[j] - shift_tiled[j]
+                    rs[j] += d
+                    rq[j] += d * d
+            _flush(sums[block], rs, zero)
+            _flush(squares[block], rq, zero)
     return _fold(sums, n_c), _fold(squares, n_c)
 
 
@@ -135,16 +151,12 @@ def gradient_sums(dout, x, mean_tiled, scale_tiled, offset_tiled, relu):
     zero = flat.dtype.type(0)
     sums = np.zeros((n_blocks, length))
     products = np.zeros((n_blocks, length))
-    # Partial sums of RUN tiles in the data's type, then added to the float64 totals: a quarter
-    # less time than converting every term (the relative error of a partial stays ~RUN * 6e-8).
-    run_sums = np.empty((n_blocks, length), flat.dtype)
-    run_products = np.empty((n_blocks, length), flat.dtype)
+    run_sums = np.zeros((n_blocks, length), flat.dtype)
+    run_products = np.zeros((n_blocks, length), flat.dtype)
     for block in prange(n_blocks):
         start, stop = _tiles(flat.size, length, block, n_blocks)
-        s, sp, rs, rp = sums[block], products[block], run_sums[block], run_products[block]
+        rs, rp = run_sums[block], run_products[block]
         for run in range(start, stop, RUN * length):
-            rs[:] = zero
-            rp[:] = zero
             for base in range(run, min(run + RUN * length, stop), length):
                 g = grads[base : min(base + length, stop)]
                 values = flat[base : min(base + length, stop)]
@@ -152,9 +164,8 @@ def gradient_sums(dout, x, mean_tiled, scale_tiled, offset_tiled, relu):
                     grad = _passed(g[j], values[j], scale_tiled[j], offset_tiled[j], relu, zero)
                     rs[j] += grad
                     rp[j] += grad * (values[j] - mean_tiled[j])
-            for j in range(length):
-                s[j] += rs[j]
-                sp[j] += rp[j]
+            _flush(sums[block], rs, zero)
+            _flush(products[block], rp, zero)
     return _fold(sums, n_c), _fold(products, n_c)
 
 
