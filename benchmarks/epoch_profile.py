@@ -7,7 +7,7 @@ the weight copy npconv keeps to undo a diverged step, and the Python between the
 npconv: each layer's ``forward``/``backward``, the loss's ``from_logits_and_grad`` and the
 optimizer's ``apply_gradients`` are wrapped with a timer for one epoch (instance attributes that
 shadow the methods, removed afterwards; nothing in ``src/`` changes). A convolution's fused
-activation, if it has one, counts as convolution.
+activation, if it has one, counts as convolution, and a batch norm's fused ReLU as batch norm.
 
 PyTorch: ``torch.profiler`` over one epoch. Each op's self time goes to the class of its outermost
 classified ancestor (an ``aten::add_`` inside batch norm's running-average update is batch norm,
@@ -26,11 +26,12 @@ CLASSES = ("convolution", "batch norm", "ReLU", "Add", "pooling", "dense", "loss
 
 def _npconv_class(layer) -> str:
     from npconv import layers as L
+    from npconv.engine import plan
     from npconv.layers.pooling import _GlobalPooling2D, _Pooling2D
 
     if isinstance(layer, L.Conv2D):
         return "convolution"
-    if isinstance(layer, L.BatchNormalization):
+    if isinstance(layer, (L.BatchNormalization, getattr(plan, "BatchNormReLU", ()))):
         return "batch norm"
     if isinstance(layer, L.ReLU) or (isinstance(layer, L.Activation) and layer.activation.name == "relu"):
         return "ReLU"

@@ -1,10 +1,12 @@
-"""How a model runs its graph: ``MaxPool(ReLU(x))`` executes as ``ReLU(MaxPool(x))``.
+"""How a model runs its graph: ``MaxPool(ReLU(x))`` executes as ``ReLU(MaxPool(x))``, and a batch
+norm followed by ReLU as one step.
 
 The swap is exact, outputs and gradients alike, including the awkward cases: windows whose values
 are all negative or tie (constant image regions make a convolution's outputs equal).
 """
 
 import numpy as np
+import pytest
 
 import npconv as nc
 from npconv import layers as L
@@ -87,3 +89,55 @@ def test_intermediate_outputs_name_unknown_layers():
 
     with pytest.raises(ValueError, match=r"layer_names: expected names of this model's layers .*'nope'"):
         build().intermediate_outputs(np.zeros((1, 8, 8, 2)), ["nope"])
+
+
+# ----- BatchNormalization followed by ReLU runs as one step -----
+
+
+def build_bn_relu(seed=0, frozen=False):
+    nc.utils.set_random_seed(seed)
+    inputs = nc.Input(shape=(8, 8, 2))
+    x = L.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+    x = L.ReLU()(L.BatchNormalization(trainable=not frozen)(x))
+    x = L.MaxPooling2D(2)(x)
+    y = L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(x))
+    x = L.ReLU()(L.Add()([x, y]))  # a ReLU after Add stays a layer of its own
+    model = nc.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(x)), dtype="float64")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_batchnorm_then_relu_runs_as_one_step():
+    from npconv.engine.plan import BatchNormReLU
+
+    model = build_bn_relu()
+    steps = [type(n.layer).__name__ for n in model._steps]
+    assert steps == [
+        "Conv2D",
+        "BatchNormReLU",
+        "MaxPooling2D",
+        "Conv2D",
+        "BatchNormalization",
+        "Add",
+        "ReLU",
+        "Flatten",
+        "Dense",
+    ]
+    fused = model._steps[1].layer
+    assert isinstance(fused, BatchNormReLU) and fused.trainable_weights == model.layers[2].trainable_weights
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_the_fusion_changes_neither_outputs_nor_gradients(frozen):
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((5, 8, 8, 2)), np.array([0, 1, 2, 1, 0])
+    fused, plain = build_bn_relu(frozen=frozen), build_bn_relu(frozen=frozen)
+    plain._steps = plain._nodes
+    out_fused, grads_fused = forward_and_gradients(fused, x, y)
+    out_plain, grads_plain = forward_and_gradients(plain, x, y)
+    np.testing.assert_allclose(out_fused, out_plain, rtol=1e-13, atol=1e-15)
+    for g_fused, g_plain in zip(grads_fused, grads_plain):
+        np.testing.assert_allclose(g_fused, g_plain, rtol=1e-12, atol=1e-14)
+    bn = fused.layers[2]
+    np.testing.assert_allclose(bn.moving_mean.value, plain.layers[2].moving_mean.value, rtol=1e-13)
+    np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=1e-13, atol=1e-15)

@@ -71,6 +71,23 @@ def test_dense_gradients(rng):
     gradcheck(dense_forward, dense_backward, inputs)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_with_one_unit_gives_the_product_exactly(rng, dtype):
+    """One unit's input gradient is an outer product (a broadcast multiply, not BLAS's k = 1 GEMM):
+    each value is one product, so the bits are the GEMM's."""
+    x, w = rng.standard_normal((16, 300)).astype(dtype), rng.standard_normal((300, 1)).astype(dtype)
+    out, cache = dense_forward(x, w, np.zeros(1, dtype))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx, dw, _ = dense_backward(dout, cache)
+    np.testing.assert_array_equal(dx, dout @ w.T)
+    assert dx.dtype == dtype and dx.flags.c_contiguous
+    gradcheck(
+        dense_forward,
+        dense_backward,
+        {"x": x[:3, :6].astype(np.float64), "w": w[:6].astype(np.float64), "b": np.ones(1)},
+    )
+
+
 def test_dense_need_dx_false_skips_dx(rng):
     out, cache = dense_forward(rng.standard_normal((4, 5)), rng.standard_normal((5, 3)), np.zeros(3))
     dout = rng.standard_normal(out.shape)

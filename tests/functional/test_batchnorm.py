@@ -169,6 +169,79 @@ def test_inference_matches_torch(torch, rng):
     np.testing.assert_allclose(dbeta, tb.grad.numpy(), **TOL)
 
 
+# ----- batch norm followed by ReLU, in the same passes (relu=True) -----
+
+
+def bn_relu_inputs(rng, shape):
+    """Inputs whose outputs stay clear of ReLU's kink (finite differences cross no corner)."""
+    x = rng.standard_normal(shape)
+    x[np.abs(x) < 0.05] += 0.2
+    return {"x": x, "gamma": np.array([1.5, -0.8, 0.6, 1.1][: shape[-1]]), "beta": np.zeros(shape[-1])}
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (2, 3, 2, 4)])
+def test_training_with_relu_gradients(shape, rng):
+    gradcheck(
+        lambda x, gamma, beta: batchnorm_forward(x, gamma, beta, relu=True),
+        batchnorm_backward,
+        bn_relu_inputs(rng, shape),
+        eps=1e-5,
+    )
+
+
+def test_inference_with_relu_gradients(rng):
+    stats = {"moving_mean": np.zeros(4), "moving_var": np.ones(4) - 1e-3}  # xhat = x: clear of the kink
+    gradcheck(
+        lambda x, gamma, beta: batchnorm_inference_forward(x, gamma, beta, **stats, relu=True),
+        batchnorm_inference_backward,
+        bn_relu_inputs(rng, (2, 3, 2, 4)),
+    )
+
+
+@pytest.mark.parametrize("mode", ["training", "inference"])
+def test_relu_option_is_batchnorm_then_relu(mode, rng):
+    """The fused pass against the two kernels it replaces, with a channel that ReLU zeroes entirely
+    (gamma = beta = 0: every output exactly 0, so no gradient reaches gamma or beta)."""
+    from npconv.functional.activations import relu_backward, relu_forward
+
+    x, dout = 1 + rng.standard_normal((6, 5, 4, 3)), rng.standard_normal((6, 5, 4, 3))
+    gamma, beta = np.array([1.3, -0.7, 0.0]), np.array([0.2, 0.1, 0.0])
+    stats = {"moving_mean": rng.standard_normal(3), "moving_var": rng.random(3) + 0.5}
+    forward, backward = (
+        (batchnorm_forward, batchnorm_backward)
+        if mode == "training"
+        else (lambda *a, **k: batchnorm_inference_forward(*a, **stats, **k), batchnorm_inference_backward)
+    )
+    out, cache = forward(x, gamma, beta, relu=True)
+    plain, plain_cache = forward(x, gamma, beta)
+    activated, relu_cache = relu_forward(plain)
+    np.testing.assert_array_equal(out, activated)
+    grads = backward(dout, cache)
+    expected = backward(relu_backward(dout, relu_cache), plain_cache)
+    for grad, expected_grad in zip(grads, expected):
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-14)
+    assert grads[1][2] == 0 and grads[2][2] == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_with_relu_matches_torch(torch, rng, dtype):
+    shape = (4, 5, 3, 4)
+    x, dout = (2 + 3 * rng.standard_normal(shape)).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    p = {k: v.astype(dtype) for k, v in params(rng, 4).items()}
+    out, cache = batchnorm_forward(x, **p, relu=True)
+    dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+
+    tx = to_nchw(torch, x)
+    tg, tb = (torch.tensor(p[k], requires_grad=True) for k in ("gamma", "beta"))
+    tout = torch.relu(torch.nn.functional.batch_norm(tx, None, None, tg, tb, training=True, eps=1e-3))
+    tout.backward(torch.tensor(np.moveaxis(dout, -1, 1).copy()))
+    tol = TOL if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out, from_nchw(tout), **tol)
+    np.testing.assert_allclose(dx, from_nchw(tx.grad), **tol)
+    np.testing.assert_allclose(dgamma, tg.grad.numpy(), **tol)
+    np.testing.assert_allclose(dbeta, tb.grad.numpy(), **tol)
+
+
 # ----- bad input -----
 
 

@@ -96,15 +96,16 @@ def run_with(run, tier):
         return run()
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(4, 5, 6, 3), (300, 7), (1, 2)])
-def test_batchnorm_tiers_agree(rng, dtype, shape):
+def test_batchnorm_tiers_agree(rng, dtype, shape, relu):
     x = (rng.standard_normal(shape) * 3 + 100).astype(dtype)  # a large mean: no cancellation allowed
     gamma, beta = rng.standard_normal(shape[-1]).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
     dout = rng.standard_normal(shape).astype(dtype)
 
     def run():
-        out, cache = F.batchnorm_forward(x, gamma, beta)
+        out, cache = F.batchnorm_forward(x, gamma, beta, relu=relu)
         return (out, cache.mean, cache.var, *F.batchnorm_backward(dout, cache))
 
     reference, fast = both_tiers(run)
@@ -128,17 +129,19 @@ def test_a_cache_outlives_a_tier_switch(rng):
         np.testing.assert_allclose(g, a, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("forward_tier, backward_tier", [("numpy", "compiled"), ("compiled", "numpy")])
-def test_batchnorm_cache_crosses_tiers(rng, forward_tier, backward_tier):
-    """A NumPy-tier cache stores x - mean, a compiled one x itself: either backward reads both."""
+def test_batchnorm_cache_crosses_tiers(rng, forward_tier, backward_tier, relu):
+    """A NumPy-tier cache stores x - mean, a compiled one x itself: either backward reads both
+    (ReLU's mask recomputed from either, with the scale and offset that cache's forward used)."""
     x, dout = rng.standard_normal((50, 4)) + 3, rng.standard_normal((50, 4))
     gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
     with use_tier(forward_tier):
-        _, cache = F.batchnorm_forward(x, gamma, beta)
+        _, cache = F.batchnorm_forward(x, gamma, beta, relu=relu)
     with use_tier(backward_tier):
         grads = F.batchnorm_backward(dout, cache)
     with use_tier("numpy"):
-        reference = F.batchnorm_backward(dout, F.batchnorm_forward(x, gamma, beta)[1])
+        reference = F.batchnorm_backward(dout, F.batchnorm_forward(x, gamma, beta, relu=relu)[1])
     for a, g in zip(reference, grads):
         np.testing.assert_allclose(g, a, rtol=1e-9, atol=1e-11)
 

@@ -49,6 +49,7 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
         out, cache = F.conv2d_forward(x, w, b, 1, "same")
         dx, dw, db = F.conv2d_backward(out, cache)
         normed, bn_cache = F.batchnorm_forward(out, np.ones(16, np.float32), np.zeros(16, np.float32))
+        activated, relu_cache = F.batchnorm_forward(out, np.ones(16, np.float32), b, relu=True)
         pooled, pool_cache = F.pool2d_forward(normed, 2)
         return (
             out,
@@ -57,6 +58,8 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
             db,
             normed,
             *F.batchnorm_backward(out, bn_cache),
+            activated,
+            *F.batchnorm_backward(out, relu_cache),
             pooled,
             F.pool2d_backward(pooled, pool_cache),
         )

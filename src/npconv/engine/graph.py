@@ -16,7 +16,7 @@ from ..functional._threads import blas_scope
 from ..layers import InputLayer, KerasTensor, Layer
 from ..layers.base import snake_case
 from .data_checks import as_input_batch
-from .plan import Node, plan_gradients, pool_before_relu
+from .plan import Node, execution_steps, plan_gradients
 
 
 class Graph:
@@ -92,7 +92,7 @@ class Graph:
                 last_use[i] = k
         for k, node in enumerate(nodes):
             node.frees = tuple(i for i in set(node.inputs) if last_use[i] == k)
-        self._steps = pool_before_relu(nodes)
+        self._steps = execution_steps(nodes)
         shapes = {0: self._input_shape}
         for node in nodes:
             layer = node.layer
@@ -309,7 +309,7 @@ class Graph:
         ``S = sum(seed * z)``, with ``z (m, ...)`` the output before the last layer's activation (the
         logits; the output itself when the last layer has none); a one-hot ``seed`` picks one class
         score per example. The graph runs as built (``_nodes``: each layer's output is what it means
-        in the model, whatever :func:`~npconv.engine.plan.pool_before_relu` does for speed), in
+        in the model, whatever :func:`~npconv.engine.plan.execution_steps` does for speed), in
         inference mode (batch norm with its moving statistics, no dropout, augmentation the
         identity), and back through the layers' own backward passes. It leaves the model as it was:
         no weight, batch-norm statistic or optimizer slot changes, each weight's ``.grad`` is put

@@ -1,7 +1,8 @@
 """The execution plan of a model's graph: the order nodes run in and which need a backward pass.
 
-A model keeps its graph as built (``_nodes``: summary, saving) and the order it runs it in
-(``_steps``); the two differ by one exact rewrite, :func:`pool_before_relu`. :func:`plan_backward`
+A model keeps its graph as built (``_nodes``: summary, saving) and the steps it runs (``_steps``);
+the two differ by two exact rewrites, :func:`fuse_batchnorm_relu` and :func:`pool_before_relu`
+(:func:`execution_steps` applies both). :func:`plan_backward`
 marks the nodes that training's gradients never need to reach; :func:`plan_gradients` says which
 nodes a gradient to chosen tensors (``Model.gradients``) passes through.
 """
@@ -16,6 +17,72 @@ class Node:
         self.layer, self.inputs, self.output = layer, tuple(inputs), output
         self.need_dx, self.skip = True, False  # set by Model._plan_backward
         self.frees = ()
+
+
+def execution_steps(nodes: list[Node]) -> list[Node]:
+    """The steps a model runs for its graph ``nodes``: batch norm and its ReLU fused, then each
+    remaining ReLU that feeds a max pool moved after it."""
+    return pool_before_relu(fuse_batchnorm_relu(nodes))
+
+
+def _only_reader(nodes: list[Node], k: int) -> int | None:
+    """The index of the one node that reads node ``k``'s output, if exactly one does (once)."""
+    readers = [j for j, other in enumerate(nodes) for i in other.inputs if i == nodes[k].output]
+    return readers[0] if len(readers) == 1 else None
+
+
+class BatchNormReLU:
+    """One step for a ``BatchNormalization`` whose output only a ``ReLU`` reads: ``norm.forward``
+    with ``relu=True``, one pass over the data each way instead of three (forward: statistics,
+    normalise, ReLU) and four (backward). The ReLU layer itself never runs; ``norm`` keeps its cache
+    and its weights' gradients as it would alone."""
+
+    multi_input = False
+    passes_gradient = True
+
+    def __init__(self, norm, relu):
+        self.norm, self.relu = norm, relu
+        self.name = f"{norm.name}+{relu.name}"
+
+    @property
+    def trainable_weights(self):
+        return self.norm.trainable_weights
+
+    @property
+    def _cache(self):
+        return self.norm._cache
+
+    @_cache.setter
+    def _cache(self, value):
+        self.norm._cache = value
+
+    def forward(self, x, training=False):
+        return self.norm.forward(x, training, relu=True)
+
+    def backward(self, dout, need_dx=True):
+        return self.norm.backward(dout, need_dx)
+
+
+def fuse_batchnorm_relu(nodes: list[Node]) -> list[Node]:
+    """``ReLU(BatchNormalization(x))`` as one :class:`BatchNormReLU` step, where the batch norm's
+    output feeds only that ReLU and the ReLU is not the last node (the output layer's
+    activation belongs to the loss)."""
+    from ..layers import BatchNormalization, ReLU
+
+    steps, fused = [], set()
+    for k, node in enumerate(nodes):
+        if k in fused:
+            continue
+        j = _only_reader(nodes, k) if type(node.layer) is BatchNormalization else None
+        if j is None or type(nodes[j].layer) is not ReLU or j == len(nodes) - 1:
+            steps.append(node)
+            continue
+        relu = nodes[j]
+        step = Node(BatchNormReLU(node.layer, relu.layer), node.inputs, relu.output)
+        step.frees = node.frees
+        steps.append(step)
+        fused.add(j)
+    return steps
 
 
 def pool_before_relu(nodes: list[Node]) -> list[Node]:

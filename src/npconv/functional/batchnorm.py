@@ -9,6 +9,11 @@ The layer keeps moving averages, Keras style: ``moving = moving * momentum + bat
 Keras feeds the *biased* batch variance into the moving variance (``cache.var`` here); PyTorch uses
 the unbiased ``var * N / (N - 1)``. npconv follows Keras.
 
+``relu=True`` applies ReLU to the output, ``max(out, 0)``, in the same passes (a model's
+``BatchNormalization`` followed by ``ReLU`` runs so, see :mod:`npconv.engine.plan`); the backward
+recomputes ReLU's mask ``x * scale + offset > 0`` from the input it reads anyway, with the scale and
+offset the forward used (the same rounding, so the same mask).
+
 Speed: a Happy-model batch is ``(64, 64, 64, 32)`` float32, i.e. ``(65536, 32)`` rows. In the NumPy
 tier column sums are BLAS matrix-vector products with a vector of ones, in two levels (see
 :func:`~npconv.functional._reduce.column_sum`); the compiled tier
@@ -37,6 +42,9 @@ class BatchNormCache(NamedTuple):
     mean: np.ndarray  # (C,) batch mean
     var: np.ndarray  # (C,) biased batch variance
     shape: tuple  # the input's shape
+    scale: np.ndarray  # (C,) the forward's output before ReLU was rows * scale + offset
+    offset: np.ndarray  # (C,)
+    relu: bool  # whether ReLU followed
 
 
 class BatchNormInferenceCache(NamedTuple):
@@ -47,6 +55,9 @@ class BatchNormInferenceCache(NamedTuple):
     inv_std: np.ndarray  # (C,) 1 / sqrt(moving_var + eps)
     gamma: np.ndarray  # (C,)
     shape: tuple
+    scale: np.ndarray  # (C,) the output before ReLU was x * scale + offset
+    offset: np.ndarray  # (C,)
+    relu: bool  # whether ReLU followed
 
 
 def _as_rows(x, name: str) -> np.ndarray:
@@ -80,7 +91,7 @@ def _check_eps(eps) -> None:
         raise ValueError(expected("eps", "a positive float (Keras's default is 1e-3)", eps))
 
 
-def batchnorm_forward(x, gamma, beta, eps=1e-3):
+def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False):
     """Normalise with the batch's own statistics (training mode).
 
     Parameters
@@ -88,6 +99,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     x : ndarray, shape (m, n_H, n_W, n_C) or (m, n_C) (any rank >= 2; the last axis is the channels)
     gamma, beta : ndarray, shape (n_C,)
     eps : float, added to the variance (Keras's default 1e-3; PyTorch's is 1e-5)
+    relu : bool, return ``max(out, 0)`` (batch norm followed by ReLU, in the same passes)
 
     Returns
     -------
@@ -97,10 +109,10 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     _check_eps(eps)
     x2 = _as_rows(x, "x")
     gamma, beta = _channel_params(x2, gamma=gamma, beta=beta)
-    return _normalise(x2, gamma, beta, eps, np.shape(x))
+    return _normalise(x2, gamma, beta, eps, np.shape(x), bool(relu))
 
 
-def _normalise_numpy(x2, gamma, beta, eps, shape):
+def _normalise_numpy(x2, gamma, beta, eps, shape, relu):
     """:func:`batchnorm_forward` on the rows ``x2 (N, C)``: centre, then scale and shift."""
     n = x2.shape[0]
     mean = column_sum(x2) / n
@@ -112,9 +124,12 @@ def _normalise_numpy(x2, gamma, beta, eps, shape):
     # out = xc * (gamma * inv_std) + beta, in the squares' buffer. xhat itself is never formed:
     # every pass over (N, C) costs milliseconds at (64, 64, 64, 32) float32, where the data leave the
     # cache (benchmarks/kernels.py times this kernel per tier).
-    np.multiply(xc, gamma * inv_std, out=out)
+    scale = gamma * inv_std
+    np.multiply(xc, scale, out=out)
     out += beta
-    cache = BatchNormCache(xc, True, gamma, inv_std, mean, var, shape)
+    if relu:
+        np.maximum(out, 0, out=out)
+    cache = BatchNormCache(xc, True, gamma, inv_std, mean, var, shape, scale, beta, relu)
     return out.reshape(cache.shape), cache
 
 
@@ -128,22 +143,25 @@ def _tiled(kernels, values: np.ndarray, dtype) -> np.ndarray:
 
 
 @tiered(_normalise_numpy)
-def _normalise(kernels, x2, gamma, beta, eps, shape):
+def _normalise(kernels, x2, gamma, beta, eps, shape, relu):
     """:func:`batchnorm_forward` in two compiled passes: moments (about the first row), then the
-    affine map ``out = x * scale + (beta - mean * scale)``."""
+    affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU)."""
     bn = kernels.batchnorm
     n = x2.shape[0]
-    shift = x2[0].astype(np.float64)
-    sums, squares = bn.channel_moments(x2, _tiled(bn, shift, np.float64))
+    shift = x2[0]
+    sums, squares = bn.channel_moments(x2, _tiled(bn, shift, x2.dtype))
     shifted_mean = sums / n
     var64 = np.maximum(squares / n - shifted_mean**2, 0.0)
     mean64 = shift + shifted_mean
     inv_std64 = 1 / np.sqrt(var64 + eps)
-    scale = gamma * inv_std64
-    out = np.empty_like(x2)
-    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, beta - mean64 * scale, x2.dtype), out)
+    scale64 = gamma * inv_std64
     dtype = x2.dtype
-    cache = BatchNormCache(x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype), shape)
+    scale, offset = scale64.astype(dtype), (beta - mean64 * scale64).astype(dtype)
+    out = np.empty_like(x2)
+    bn.scale_shift(x2, _tiled(bn, scale, dtype), _tiled(bn, offset, dtype), relu, out)
+    cache = BatchNormCache(
+        x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype), shape, scale, offset, relu
+    )
     return out.reshape(shape), cache
 
 
@@ -152,7 +170,9 @@ def batchnorm_backward(dout, cache):
 
     ``dbeta = sum(dout)``, ``dgamma = sum(dout * xhat)`` (sums over the ``N`` rows) and
 
-    ``dx = (gamma * inv_std / N) * (N * dout - dbeta - xhat * dgamma)``.
+    ``dx = (gamma * inv_std / N) * (N * dout - dbeta - xhat * dgamma)``,
+
+    ``dout`` first masked by ReLU's ``out > 0`` when the forward applied it.
 
     Returns ``(dx, dgamma, dbeta)`` with ``dx`` shaped like the input.
     """
@@ -163,8 +183,10 @@ def batchnorm_backward(dout, cache):
 
 def _normalise_backward_numpy(d2, cache):
     """:func:`batchnorm_backward` on the rows' gradient ``d2 (N, C)``."""
-    rows, centred, gamma, inv_std, mean, _, shape = cache
+    rows, centred, gamma, inv_std, mean, _, shape, scale, offset, relu = cache
     n = rows.shape[0]
+    if relu:
+        d2 = d2 * (_scale_shift_numpy(rows, scale, offset, False) > 0)
     xc = rows if centred else rows - mean
     dbeta = column_sum(d2)
     dx = d2 * xc
@@ -181,30 +203,31 @@ def _normalise_backward_numpy(d2, cache):
 def _normalise_backward(kernels, d2, cache):
     """:func:`batchnorm_backward` in two compiled passes: the sums ``dbeta`` and ``sum(dout * xc)``,
     then ``dx = a * dout - b * xc - a * dbeta / N`` with ``a = gamma * inv_std`` and
-    ``b = a * inv_std * dgamma / N``."""
+    ``b = a * inv_std * dgamma / N`` (``dout`` masked by ReLU's in both)."""
     bn = kernels.batchnorm
-    x2, centred, gamma, inv_std, mean, _, shape = cache
+    x2, centred, gamma, inv_std, mean, _, shape, scale, offset, relu = cache
     n = x2.shape[0]
+    dtype = x2.dtype
     if centred:  # a NumPy-tier forward stored x - mean
         mean = np.zeros_like(mean)
-    dbeta, centred_product = bn.gradient_sums(d2, x2, _tiled(bn, mean, x2.dtype))
+    relu_args = (_tiled(bn, scale, dtype), _tiled(bn, offset, dtype), relu)
+    dbeta, centred_product = bn.gradient_sums(d2, x2, _tiled(bn, mean, dtype), *relu_args)
     inv_std64 = inv_std.astype(np.float64)
     dgamma = centred_product * inv_std64
     a = gamma * inv_std64
     b = a * inv_std64 * dgamma / n
     dx = np.empty_like(x2)
-    dtype = x2.dtype
     # dx = a * dout - b * (x - mean) - a * dbeta / n, with the constant terms gathered per channel
-    bn.input_gradient(
-        d2, x2, _tiled(bn, a, dtype), _tiled(bn, b, dtype), _tiled(bn, b * mean - a * dbeta / n, dtype), dx
-    )
+    constants = (_tiled(bn, a, dtype), _tiled(bn, b, dtype), _tiled(bn, b * mean - a * dbeta / n, dtype))
+    bn.input_gradient(d2, x2, *constants, *relu_args, dx)
     return dx.reshape(shape), dgamma.astype(dtype), dbeta.astype(dtype)
 
 
-def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-3):
+def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-3, relu=False):
     """Normalise with fixed statistics: ``out = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta``.
 
-    Shapes as :func:`batchnorm_forward`; ``moving_mean`` and ``moving_var`` are ``(n_C,)``.
+    Shapes as :func:`batchnorm_forward`; ``moving_mean`` and ``moving_var`` are ``(n_C,)``; ``relu``
+    returns ``max(out, 0)``.
     """
     _check_eps(eps)
     x2 = _as_rows(x, "x")
@@ -217,34 +240,40 @@ def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-
     scale = gamma * inv_std
     # out = x * scale + (beta - moving_mean * scale): one compiled pass, or a multiply and an add.
     offset = beta - moving_mean * scale
-    out = _scale_shift(x2, scale, offset)
-    cache = BatchNormInferenceCache(x2, moving_mean, inv_std, gamma, np.shape(x))
+    relu = bool(relu)
+    out = _scale_shift(x2, scale, offset, relu)
+    cache = BatchNormInferenceCache(x2, moving_mean, inv_std, gamma, np.shape(x), scale, offset, relu)
     return out.reshape(cache.shape), cache
 
 
-def _scale_shift_numpy(x2, scale, offset):
-    """``x2 * scale + offset``, per channel: a multiply and an add."""
+def _scale_shift_numpy(x2, scale, offset, relu):
+    """``x2 * scale + offset``, per channel, then ``max(., 0)`` when ``relu``: a multiply and an add."""
     out = x2 * scale
     out += offset
+    if relu:
+        np.maximum(out, 0, out=out)
     return out
 
 
 @tiered(_scale_shift_numpy)
-def _scale_shift(kernels, x2, scale, offset):
-    """``x2 * scale + offset`` in one compiled pass."""
+def _scale_shift(kernels, x2, scale, offset, relu):
+    """``x2 * scale + offset`` (and ReLU) in one compiled pass."""
     bn = kernels.batchnorm
     out = np.empty_like(x2)
-    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, offset, x2.dtype), out)
+    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, offset, x2.dtype), relu, out)
     return out
 
 
 def batchnorm_inference_backward(dout, cache):
     """The statistics are constants here: ``dx = dout * gamma / sqrt(moving_var + eps)``.
 
-    ``dgamma = sum(dout * xhat)``, ``dbeta = sum(dout)``. Returns ``(dx, dgamma, dbeta)``.
+    ``dgamma = sum(dout * xhat)``, ``dbeta = sum(dout)``, ``dout`` first masked by ReLU's ``out > 0``
+    when the forward applied it. Returns ``(dx, dgamma, dbeta)``.
     """
-    x2, moving_mean, inv_std, gamma, shape = cache
+    x2, moving_mean, inv_std, gamma, shape, scale, offset, relu = cache
     d2 = np.ascontiguousarray(check_dout(dout, shape)).reshape(x2.shape)
+    if relu:
+        d2 = d2 * (_scale_shift_numpy(x2, scale, offset, False) > 0)
     work = x2 - moving_mean
     work *= d2
     dgamma = column_sum(work) * inv_std

@@ -51,5 +51,12 @@ def dense_backward(dout, cache, need_dx=True):
     """
     x, w = cache
     dout = check_dout(dout, (x.shape[0], w.shape[1]))
-    dx = dout @ w.T if need_dx else None
+    if not need_dx:
+        dx = None
+    elif w.shape[1] == 1:
+        # One unit (a binary classifier): dZ W^T is an outer product, each value one multiply.
+        # OpenBLAS runs this k = 1 product 9x slower than the broadcast (Happy: 0.85 -> 0.09 ms).
+        dx = dout * w.T
+    else:
+        dx = dout @ w.T
     return dx, x.T @ dout, column_sum(dout)

@@ -54,10 +54,12 @@ class BatchNormalization(Layer):
         self.moving_mean = self.add_weight("moving_mean", n_C, "zeros", trainable=False)
         self.moving_variance = self.add_weight("moving_variance", n_C, "ones", trainable=False)
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, relu=False):
+        """The normalised ``x``; ``relu``: ``max(out, 0)`` in the same pass (the model runs a
+        ``ReLU`` layer that reads only this layer's output so, :mod:`npconv.engine.plan`)."""
         training = training and self.trainable
         if training:
-            out, cache = F.batchnorm_forward(x, self.gamma.value, self.beta.value, eps=self.epsilon)
+            out, cache = F.batchnorm_forward(x, self.gamma.value, self.beta.value, eps=self.epsilon, relu=relu)
             # In place, so an optimizer or checkpoint holding these arrays sees the update.
             for moving, batch in ((self.moving_mean.value, cache.mean), (self.moving_variance.value, cache.var)):
                 moving *= self.momentum
@@ -70,6 +72,7 @@ class BatchNormalization(Layer):
                 self.moving_mean.value,
                 self.moving_variance.value,
                 eps=self.epsilon,
+                relu=relu,
             )
         self._cache = (training, cache)
         return out
