@@ -241,11 +241,14 @@ def signs_sets(shape, data_dir) -> list[tuple]:
     """The SIGNS model's sets: test_signs.h5 as it is and changed, in front of the Happy House's
     scenes (when test_happy.h5 is found), other hands, pictures of nothing."""
     test = datasets.load_for_input(str(find_file("test_signs.h5", data_dir)), shape)
-    try:
-        scenes = datasets.load_for_input(str(find_file("test_happy.h5", data_dir)), shape).x
-    except FileNotFoundError:
-        print("  no test_happy.h5: no cluttered-background row", flush=True)
-        scenes = None
+    scenes = None
+    if shape[-1] != 3:
+        print("  a grey model: no cluttered-background row (the wall is found by its colour)", flush=True)
+    else:
+        try:
+            scenes = datasets.load_for_input(str(find_file("test_happy.h5", data_dir)), shape).x
+        except FileNotFoundError:
+            print("  no test_happy.h5: no cluttered-background row", flush=True)
     extra = {"Sign Language Digits 0,1,2,4,5": sign_language_digits(shape, data_dir)}
     extra.update({name: (x, None) for name, x in unknown_pictures(shape, data_dir).items()})
     return picture_sets(test.x, test.y, scenes, extra)
