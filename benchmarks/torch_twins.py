@@ -113,3 +113,14 @@ class RandomTranslation(nn.Module):
 def smallres_signs(input_shape=(64, 64, 3), n_out=6):
     """``smallres`` as ``npconv train signs`` builds it: random shifts of up to 10%, no flips."""
     return nn.Sequential(RandomTranslation(0.1), smallres(input_shape, n_out))
+
+
+class PerImageStandardization(nn.Module):
+    """npconv's ``PerImageStandardization`` (TensorFlow's ``per_image_standardization``) in PyTorch:
+    ``y[i] = (x[i] - mean(x[i])) / max(std(x[i]), 1 / sqrt(N))`` over each image's ``N`` values."""
+
+    def forward(self, x):
+        n = x[0].numel()
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True, correction=0)
+        return (x - mean) / torch.clamp(std, min=n**-0.5)
