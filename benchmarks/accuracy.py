@@ -27,9 +27,10 @@ on these held-out sets.
 The npconv rows load and preprocess data exactly as the CLI does (``npconv.apps.datasets``) and train
 with ``npconv.apps.training``, so the figures are ``npconv train``'s. Each PyTorch row trains the same
 architecture (same initialisers, "same" padding, batch-norm momentum and epsilon, dropout) with the
-same recipe: the same batches of npconv's own augmentation functions (``npconv.data.augment``), Adam
-(epsilon 1e-7 as Keras), the same per-step cosine decay, and for a recipe with ``ensemble = N`` the
-same average of N nets' logits. Training seeds 0, 1, ...; the held-out
+same recipe: batches augmented by npconv's own augmentation layers of the model ``npconv train``
+builds for the recipe (``torch_twins.npconv_augmentation``), per-image standardisation first when the
+recipe has it, Adam (epsilon 1e-7 as Keras), the same per-step cosine decay, and for a recipe with
+``ensemble = N`` the same average of N nets' logits. Training seeds 0, 1, ...; the held-out
 splits do not change with the seed. Train times are per run: wall clock and process CPU time (both
 cores count), so a loaded machine shows as wall > CPU / 2. PyTorch runs on ``--torch-threads``
 threads (default 1).
@@ -57,7 +58,7 @@ from provenance import provenance
 
 import npconv as nc
 from npconv.apps import RECIPES, convolutional_model, datasets, happyModel, training
-from npconv.data import augment, kfold_indices, train_val_split
+from npconv.data import kfold_indices, train_val_split
 
 ROW_IDS = ("signs-course", "signs", "sld", "smiles", "happy-zero-shot", "happy-init-cv", "happy-cv")
 #: Rows of ``recipe_cv.py`` (the cross-validation that chose the recipes), kept in the same JSON.
@@ -169,12 +170,15 @@ def torch_fit_eval(net, x, y, x_test, y_test, epochs, batch, lr, seed, cosine=Fa
 def torch_recipe_eval(data, test, recipe, seed: int) -> float:
     """The PyTorch twin of ``npconv train`` with ``recipe``: ``N = recipe.ensemble`` smallres nets of seeds
     ``N * seed + k`` with their logits averaged, as :mod:`npconv.apps.ensemble`; test accuracy."""
-    torch, _, _, _, smallres = torch_modules()
+    import torch
+    import torch_twins
+
     n_out = 1 if len(data.class_names) == 2 else len(data.class_names)
     logits = []
     for member_seed in range(recipe.ensemble * seed, recipe.ensemble * (seed + 1)):
         torch.manual_seed(member_seed)
-        net = smallres(data.x.shape[1:], n_out, **({"widths": tuple(recipe.widths)} if recipe.widths else {}))
+        nc.utils.set_random_seed(member_seed)  # the generator npconv's augmentation layers draw from
+        net = torch_twins.recipe_net(recipe, data.x.shape[1:], n_out)
         logits.append(
             torch_fit_logits(
                 net,
@@ -186,27 +190,10 @@ def torch_recipe_eval(data, test, recipe, seed: int) -> float:
                 recipe.learning_rate,
                 member_seed,
                 cosine=True,
-                augmentation=recipe_augmentation(recipe),
+                augmentation=torch_twins.npconv_augmentation(recipe, data.x.shape[1:], data.class_names)[0],
             )
         )
     return logit_accuracy(np.mean(logits, axis=0), test.y)
-
-
-def recipe_augmentation(recipe):
-    """The recipe's augmentation as a function of an NHWC float batch and a generator."""
-
-    def apply(xb, rng):
-        if recipe.flip:
-            xb = augment.random_flip(xb, rng, "horizontal")
-        if recipe.translate:
-            xb = augment.random_translation(xb, rng, recipe.translate, recipe.translate)
-        if recipe.zoom:
-            xb = augment.random_zoom(xb, rng, recipe.zoom, fill_mode="nearest")
-        if recipe.contrast:
-            xb = augment.random_contrast(xb, rng, recipe.contrast, value_range=(0, 1))
-        return xb
-
-    return apply
 
 
 # ----------------------------------------------------------------------------- rows
@@ -363,7 +350,7 @@ def happy_cv_rows(args):
         )
     )
     if args.torch:
-        torch, nn, _, happy_course, smallres = torch_modules()
+        torch, nn, _, happy_course, _ = torch_modules()
         runs = []
         for i, (tr, te) in enumerate(folds):
             torch.manual_seed(i)
@@ -407,10 +394,14 @@ def happy_cv_rows(args):
     ]
     rows.append(summarise({**default, "framework": "npconv", "runs": runs}))
     if args.torch:
+        import torch_twins
+
+        augmentation = torch_twins.npconv_augmentation(recipe, data.x.shape[1:], data.class_names)[0]
         n_runs = []
         for i, (tr, te) in enumerate(folds):
             torch.manual_seed(i)
-            net = smallres((64, 64, 3), 1)
+            nc.utils.set_random_seed(i)
+            net = torch_twins.recipe_net(recipe, (64, 64, 3), 1)
             with timed({"fold": i + 1}) as run:
                 run["accuracy"] = torch_fit_eval(
                     net,
@@ -423,7 +414,7 @@ def happy_cv_rows(args):
                     recipe.learning_rate,
                     i,
                     cosine=True,
-                    augmentation=recipe_augmentation(recipe),
+                    augmentation=augmentation,
                 )
             n_runs.append(run)
         rows.append(summarise({**default, "framework": "pytorch", "runs": n_runs}))

@@ -27,10 +27,9 @@ import numpy as np
 import torch
 import torch_twins
 from accuracy import torch_fit_logits
-from torch import nn
 
 import npconv as nc
-from npconv.apps import RECIPES, datasets, fitting
+from npconv.apps import RECIPES, datasets
 from npconv.apps.recipe_files import read_recipe, recipe_json
 from npconv.data import find_file
 
@@ -52,26 +51,6 @@ def recipe_of(spec: str):
     return f"recipe {Path(spec).name}", recipe
 
 
-def npconv_augmentation(recipe, input_shape, class_names):
-    """npconv's augmentation layers of the model ``npconv train`` builds with ``recipe``, as a
-    function of an NHWC float batch (and the unused generator ``torch_fit_logits`` passes)."""
-    model = fitting.build(recipe.arch, input_shape, class_names, recipe)
-    layers = [layer for layer in model.layers if layer.name.startswith("augment_")]
-
-    def apply(xb, rng):
-        for layer in layers:
-            xb = layer.forward(xb, training=True)
-        return xb
-
-    return apply, [type(layer).__name__ for layer in layers]
-
-
-def twin_net(recipe, input_shape, n_out: int) -> nn.Sequential:
-    """``torch_twins.smallres`` of the recipe's widths, standardising each image first when asked."""
-    net = torch_twins.smallres(input_shape, n_out, **({"widths": tuple(recipe.widths)} if recipe.widths else {}))
-    return nn.Sequential(torch_twins.PerImageStandardization(), *net) if recipe.standardize else net
-
-
 def train_twin(spec: str, input_shape, args):
     """Train the twin with recipe ``spec``; ``(summary, predict)``, ``predict(uint8 NHWC) -> (m, K)``
     float64 softmax probabilities."""
@@ -85,8 +64,8 @@ def train_twin(spec: str, input_shape, args):
     torch.set_num_threads(args.torch_threads)
     torch.manual_seed(args.torch_seed)
     nc.utils.set_random_seed(args.torch_seed)  # the generator npconv's augmentation layers draw from
-    augmentation, augmenters = npconv_augmentation(recipe, tuple(input_shape), train.class_names)
-    net = twin_net(recipe, tuple(input_shape), len(train.class_names))
+    augmentation, augmenters = torch_twins.npconv_augmentation(recipe, input_shape, train.class_names)
+    net = torch_twins.recipe_net(recipe, tuple(input_shape), len(train.class_names))
     print(f"\ntraining the PyTorch twin ({name}: {epochs} epochs on {len(x)} pictures) ...", flush=True)
     wall, cpu = time.perf_counter(), time.process_time()
     torch_fit_logits(

@@ -111,7 +111,8 @@ class RandomTranslation(nn.Module):
 
 
 def smallres_signs(input_shape=(64, 64, 3), n_out=6):
-    """``smallres`` as ``npconv train signs`` builds it: random shifts of up to 10%, no flips."""
+    """``smallres`` with random shifts of up to 10% and no flips (``npconv train signs`` before its
+    photo augmentation of 2026-12-05): the speed benchmark's augmented case."""
     return nn.Sequential(RandomTranslation(0.1), smallres(input_shape, n_out))
 
 
@@ -124,3 +125,27 @@ class PerImageStandardization(nn.Module):
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         std = x.std(dim=(1, 2, 3), keepdim=True, correction=0)
         return (x - mean) / torch.clamp(std, min=n**-0.5)
+
+
+def recipe_net(recipe, input_shape, n_out: int) -> nn.Sequential:
+    """:func:`smallres` of the recipe's widths, standardising each image first when the recipe does."""
+    net = smallres(input_shape, n_out, **({"widths": tuple(recipe.widths)} if recipe.widths else {}))
+    return nn.Sequential(PerImageStandardization(), *net) if recipe.standardize else net
+
+
+def npconv_augmentation(recipe, input_shape, class_names):
+    """npconv's own augmentation layers of the model ``npconv train`` builds with ``recipe``
+    (``npconv.apps.fitting.build``), as a function of an NHWC float batch (and an unused generator:
+    the layers draw from npconv's, seeded by ``npconv.utils.set_random_seed``); and their names.
+    So a twin's batches come from the same kernels, parameters and order as npconv's."""
+    from npconv.apps import fitting
+
+    model = fitting.build(recipe.arch, tuple(input_shape), class_names, recipe)
+    layers = [layer for layer in model.layers if layer.name.startswith("augment_")]
+
+    def apply(xb, rng):
+        for layer in layers:
+            xb = layer.forward(xb, training=True)
+        return xb
+
+    return apply, [type(layer).__name__ for layer in layers]

@@ -47,11 +47,20 @@ def test_the_twin_augments_with_npconvs_layers_of_the_recipe(benchmark_modules, 
     path.write_text(json.dumps({**ROBUST, "standardize": True}))
     name, recipe = robustness_torch.recipe_of(str(path))
     assert name == "recipe robust.json" and recipe.epochs == 144 and recipe.translate == 0.1  # SIGNS's
-    augment, names = robustness_torch.npconv_augmentation(recipe, (16, 16, 3), ["0", "1"])
-    assert names == ["RandomFlip", "RandomTranslation", "RandomReframe", "RandomWhiteBalance", "RandomGrayscale"]
+    augment, names = robustness_torch.torch_twins.npconv_augmentation(recipe, (16, 16, 3), ["0", "1"])
+    # the file's fields on top of npconv train signs's recipe, whose blur and noise stay
+    assert names == [
+        "RandomFlip",
+        "RandomTranslation",
+        "RandomReframe",
+        "RandomWhiteBalance",
+        "RandomGrayscale",
+        "RandomGaussianBlur",
+        "GaussianNoise",
+    ]
     x = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
     assert augment(x, None).shape == x.shape and not np.array_equal(augment(x, None), x)
-    net = robustness_torch.twin_net(recipe, (16, 16, 3), 6)
+    net = robustness_torch.torch_twins.recipe_net(recipe, (16, 16, 3), 6)
     assert isinstance(net[0], robustness_torch.torch_twins.PerImageStandardization)
     assert net(torch32.zeros(2, 3, 16, 16)).shape == (2, 6)
 
