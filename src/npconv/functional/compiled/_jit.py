@@ -94,8 +94,8 @@ def _without_interleaving(dispatcher):
 def compiled_before(kernel: Kernel) -> bool:
     """Whether Numba's disk cache holds code for ``kernel``'s current source (either build: small
     calls take the serial one), so that its first call loads rather than compiles. ``False`` on
-    the first run after an install or an edit, when the first batch of a training waits about 20 s
-    for the kernels to compile.
+    the first run after an install or an edit, when the first batch of a training waits 20 s to a
+    minute for the kernels to compile.
 
     Reads the cache's index through Numba's private ``_cache``; where that is not there (another
     Numba), it answers ``True``, so the worst case is a first run without the notice.
