@@ -45,6 +45,35 @@ def same_threads(n: int):
             numba.set_num_threads(before)
 
 
+def assert_same_bits_on_any_thread_count(run, monkeypatch) -> None:
+    """``run()`` (a sequence of arrays) gives the same bits from the compiled tier's serial builds
+    (what small calls take), and from its parallel builds on one thread and on two: the kernels split
+    their work by the shapes, never by the thread count (``npconv train --jobs`` relies on it)."""
+    import numba
+
+    from npconv.functional._tier import use_tier
+    from npconv.functional.compiled import _jit
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
+    with use_tier("compiled"):
+        serial = run()
+        monkeypatch.setattr(_jit, "PARALLEL_MIN_BYTES", 0)  # every call parallel
+        monkeypatch.setattr(_jit, "PARALLEL_MIN_MULTIPLY_ADDS", 0)
+        previous = numba.get_num_threads()
+        try:
+            numba.set_num_threads(1)
+            one = run()
+            numba.set_num_threads(2)
+            two = run()
+        finally:
+            numba.set_num_threads(previous)
+    assert len(one) == len(two) == len(serial)
+    for a, b, c in zip(one, two, serial):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
 @pytest.fixture(scope="session")
 def torch():
     try:

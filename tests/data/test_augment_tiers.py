@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require
+from conftest import assert_same_bits_on_any_thread_count, require
 
 from npconv.data import augment
 from npconv.functional._tier import compiled_available, use_tier
@@ -116,28 +116,9 @@ def test_integer_and_four_channel_images_keep_to_the_numpy_tier():
 
 
 def test_same_bits_on_one_thread_two_threads_and_the_serial_build(monkeypatch):
-    import numba
-
-    from npconv.functional.compiled import _jit
-
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
     x = batch((9, 16, 16, 3), np.float32)
 
     def run():
         return [kernel(x, np.random.default_rng(1), **kwargs) for kernel, kwargs in CASES]
 
-    with use_tier("compiled"):
-        serial = run()  # small batches: the serial builds
-        monkeypatch.setattr(_jit, "PARALLEL_MIN_BYTES", 0)  # every call parallel
-        previous = numba.get_num_threads()
-        try:
-            numba.set_num_threads(1)
-            one = run()
-            numba.set_num_threads(2)
-            two = run()
-        finally:
-            numba.set_num_threads(previous)
-    for a, b, c in zip(one, two, serial):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(a, c)
+    assert_same_bits_on_any_thread_count(run, monkeypatch)

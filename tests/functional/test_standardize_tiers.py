@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_same_bits_on_any_thread_count
 
 from npconv.functional._tier import use_tier
 from npconv.functional.standardize import standardize_backward, standardize_forward
@@ -62,12 +63,6 @@ def test_tiers_agree_and_take_each_others_caches(shape, dtype, forward_tier, bac
 
 
 def test_same_bits_on_one_thread_two_threads_and_the_serial_build(monkeypatch):
-    import numba
-
-    from npconv.functional.compiled import _jit
-
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
     x = images((5, 12, 12, 3), np.float32)
     dout = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
 
@@ -75,17 +70,4 @@ def test_same_bits_on_one_thread_two_threads_and_the_serial_build(monkeypatch):
         y, cache = standardize_forward(x)
         return y, standardize_backward(dout, cache)
 
-    with use_tier("compiled"):
-        serial = run()
-        monkeypatch.setattr(_jit, "PARALLEL_MIN_BYTES", 0)
-        previous = numba.get_num_threads()
-        try:
-            numba.set_num_threads(1)
-            one = run()
-            numba.set_num_threads(2)
-            two = run()
-        finally:
-            numba.set_num_threads(previous)
-    for a, b, c in zip(one, two, serial):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(a, c)
+    assert_same_bits_on_any_thread_count(run, monkeypatch)

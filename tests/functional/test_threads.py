@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import assert_same_bits_on_any_thread_count
 
 from npconv import functional as F
 from npconv.functional._tier import use_tier
@@ -35,12 +36,6 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
     """The compiled kernels split their work by the shapes, never by the thread count, so their
     parallel builds on one thread and on two, and their serial builds (which small calls use), give
     the same bits (npconv train --jobs relies on it)."""
-    import numba
-
-    from npconv.functional.compiled import _jit
-
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
     x = rng.standard_normal((3, 48, 48, 3)).astype(np.float32)  # weight gradient: two bands per image
     w = rng.standard_normal((3, 3, 3, 16)).astype(np.float32)
     b = rng.standard_normal(16).astype(np.float32)
@@ -64,21 +59,7 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
             F.pool2d_backward(pooled, pool_cache),
         )
 
-    with use_tier("compiled"):
-        serial = run()
-        monkeypatch.setattr(_jit, "PARALLEL_MIN_BYTES", 0)  # every call parallel
-        monkeypatch.setattr(_jit, "PARALLEL_MIN_MULTIPLY_ADDS", 0)
-        previous = numba.get_num_threads()
-        try:
-            numba.set_num_threads(1)
-            one = run()
-            numba.set_num_threads(2)
-            two = run()
-        finally:
-            numba.set_num_threads(previous)
-    for a, b_, c in zip(one, two, serial):
-        np.testing.assert_array_equal(a, b_)
-        np.testing.assert_array_equal(a, c)
+    assert_same_bits_on_any_thread_count(run, monkeypatch)
 
 
 def test_openmp_threads_spin_briefly_then_sleep(monkeypatch):
