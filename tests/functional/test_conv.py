@@ -54,6 +54,20 @@ def test_forward_and_backward_equal_the_course_loops(m, n_h, n_w, n_c, n_k, f, s
         np.testing.assert_allclose(fast, loop, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("n_w", range(1, 10))
+def test_input_narrower_than_its_padded_output(rng, n_w):
+    """Padding of ``f - 1`` makes the output wider than the input. The compiled input gradient (the
+    direct kernel writing rows of the input's width) once took inputs narrower than its tile and
+    wrote past their rows: wrong gradients, then a crash (found by the test above, n_w 6, pad 2)."""
+    x, w, b = random_conv(rng, m=1, size=(2, n_w), c=1, kernel=(3, 3), k=1)
+    z_loop, cache_loop = course.conv_forward(x, w, b.reshape(1, 1, 1, -1), {"pad": 2, "stride": 1})
+    z_fast, cache_fast = conv2d_forward(x, w, b, padding=2)
+    np.testing.assert_allclose(z_fast, z_loop, rtol=1e-12, atol=1e-12)
+    dz = rng.standard_normal(z_loop.shape)
+    for fast, loop in zip(conv2d_backward(dz, cache_fast), course.conv_backward(dz, cache_loop)):
+        np.testing.assert_allclose(fast.reshape(loop.shape), loop, rtol=1e-11, atol=1e-11)
+
+
 @pytest.mark.parametrize(
     "kernel,stride,padding",
     [

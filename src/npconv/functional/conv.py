@@ -124,14 +124,15 @@ def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace
 def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace) -> bool:
     """Whether the compiled direct convolution takes this shape: stride 1, a kernel larger than
     1 x 1, padding of at most ``f - 1`` on each side (the full correlation that gives the input
-    gradient needs it) and output rows at least as wide as the kernel's narrowest tile."""
+    gradient needs it), and output and input rows at least as wide as the kernel's narrowest tile
+    (the input gradient is the same kernel writing rows of the input's width)."""
     from .compiled.conv import MIN_WIDTH
 
     (fh, fw), ((top, bottom), (left, right)) = w.shape[:2], pads
     return (
         stride == (1, 1)
         and fh * fw > 1
-        and out_size[1] >= MIN_WIDTH
+        and min(out_size[1], x.shape[2]) >= MIN_WIDTH
         and max(top, bottom) < fh
         and max(left, right) < fw
     )
