@@ -7,7 +7,8 @@ the weight copy npconv keeps to undo a diverged step, and the Python between the
 npconv: each layer's ``forward``/``backward``, the loss's ``from_logits_and_grad`` and the
 optimizer's ``apply_gradients`` are wrapped with a timer for one epoch (instance attributes that
 shadow the methods, removed afterwards; nothing in ``src/`` changes). A convolution's fused
-activation, if it has one, counts as convolution, and a batch norm's fused ReLU as batch norm.
+activation, if it has one, counts as convolution, a batch norm's fused ReLU as batch norm, and the
+backward of a convolution fused with its max pool (the pool's part included) as convolution.
 
 PyTorch: ``torch.profiler`` over one epoch. Each op's self time goes to the class of its outermost
 classified ancestor (an ``aten::add_`` inside batch norm's running-average update is batch norm,
@@ -61,12 +62,25 @@ def _by_class(seconds: dict, wall: float) -> dict:
     return {"wall_s": wall, "seconds": classes, "share": {k: v / wall for k, v in classes.items()}}
 
 
+def _npconv_methods(step) -> list[tuple]:
+    """``(owner, method name, class)`` to time for one step of the plan: its layer's forward and
+    backward, or, for a convolution fused with its max pool, each layer's forward and the
+    convolution's backward through the pool (convolution)."""
+    from npconv.engine.plan import ConvMaxPool
+
+    if isinstance(step, ConvMaxPool):
+        return [
+            (step.conv, "forward", "convolution"),
+            (step.pool, "forward", "pooling"),
+            (step.conv, "backward_through_max_pool", "convolution"),
+        ]
+    return [(step, name, _npconv_class(step)) for name in ("forward", "backward")]
+
+
 def profile_npconv_epoch(model, epoch) -> dict:
     """One call of ``epoch()`` with ``model``'s layers, loss and optimizer timed by class."""
     seconds = defaultdict(float)
-    wrapped = [
-        (node.layer, name, _npconv_class(node.layer)) for node in model._steps for name in ("forward", "backward")
-    ]
+    wrapped = [timed for node in model._steps for timed in _npconv_methods(node.layer)]
     wrapped += [(model.loss, "from_logits_and_grad", "loss"), (model.optimizer, "apply_gradients", "optimizer")]
     for owner, name, cls in wrapped:
         setattr(owner, name, _timed(getattr(owner, name), seconds, cls))

@@ -1,5 +1,5 @@
-"""How a model runs its graph: ``MaxPool(ReLU(x))`` executes as ``ReLU(MaxPool(x))``, and a batch
-norm followed by ReLU as one step.
+"""How a model runs its graph: ``MaxPool(ReLU(x))`` executes as ``ReLU(MaxPool(x))``, a batch
+norm followed by ReLU as one step, and so does a convolution followed by a large max pool.
 
 The swap is exact, outputs and gradients alike, including the awkward cases: windows whose values
 are all negative or tie (constant image regions make a convolution's outputs equal).
@@ -141,3 +141,62 @@ def test_the_fusion_changes_neither_outputs_nor_gradients(frozen):
     bn = fused.layers[2]
     np.testing.assert_allclose(bn.moving_mean.value, plain.layers[2].moving_mean.value, rtol=1e-13)
     np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=1e-13, atol=1e-15)
+
+
+def build_conv_pool(seed=0, first_activation=None):
+    nc.utils.set_random_seed(seed)
+    model = nc.Sequential(
+        [
+            L.Conv2D(4, 3, padding="same", activation=first_activation, input_shape=(16, 16, 3)),
+            L.ReLU(),
+            L.MaxPooling2D(4, padding="same"),
+            L.Conv2D(5, 2, padding="same"),
+            L.MaxPooling2D(4, padding="same"),
+            L.Flatten(),
+            L.Dense(3, activation="softmax"),
+        ],
+        dtype="float64",
+    )
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_a_convolution_and_a_large_max_pool_run_as_one_step():
+    from npconv.engine.plan import ConvMaxPool
+
+    model = build_conv_pool()
+    assert [type(n.layer).__name__ for n in model._steps] == [
+        "ConvMaxPool",
+        "ReLU",
+        "ConvMaxPool",
+        "Flatten",
+        "Dense",
+    ]
+    fused = model._steps[0].layer
+    assert isinstance(fused, ConvMaxPool) and fused.trainable_weights == model.layers[0].trainable_weights
+    # an activation inside the convolution comes before the pool: no fusion
+    assert type(build_conv_pool(first_activation="relu")._steps[0].layer).__name__ == "Conv2D"
+
+
+@pytest.mark.usefixtures("tier")
+def test_the_conv_pool_fusion_changes_neither_outputs_nor_gradients():
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((6, 16, 16, 3)), np.array([0, 1, 2, 1, 0, 2])
+    x[:, :5, :5, :] = 0.3  # tied convolution outputs
+    fused, plain = build_conv_pool(), build_conv_pool()
+    plain._steps = plain._nodes
+    out_fused, grads_fused = forward_and_gradients(fused, x, y)
+    out_plain, grads_plain = forward_and_gradients(plain, x, y)
+    np.testing.assert_array_equal(out_fused, out_plain)
+    # the first convolution's kernel and bias gradients from its winners (another order of the same
+    # sums); every other gradient, the second convolution's included (it needs dx), bit for bit
+    for g_fused, g_plain in zip(grads_fused[:2], grads_plain[:2]):
+        np.testing.assert_allclose(g_fused, g_plain, rtol=1e-12, atol=1e-14)
+    for g_fused, g_plain in zip(grads_fused[2:], grads_plain[2:]):
+        np.testing.assert_array_equal(g_fused, g_plain)
+    assert all(node.layer._cache is None for node in fused._steps)  # backward used every cache
+    for model in (fused, plain):
+        nc.utils.set_random_seed(1)  # the same batches
+        model.fit(x, y, epochs=3, batch_size=3, verbose=0)
+    for w_fused, w_plain in zip(fused.trainable_weights, plain.trainable_weights):
+        np.testing.assert_allclose(w_fused.value, w_plain.value, rtol=1e-10, atol=1e-12)

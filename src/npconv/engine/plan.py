@@ -1,10 +1,11 @@
 """The execution plan of a model's graph: the order nodes run in and which need a backward pass.
 
 A model keeps its graph as built (``_nodes``: summary, saving) and the steps it runs (``_steps``);
-the two differ by two exact rewrites, :func:`fuse_batchnorm_relu` and :func:`pool_before_relu`
-(:func:`execution_steps` applies both). :func:`plan_backward`
-marks the nodes that training's gradients never need to reach; :func:`plan_gradients` says which
-nodes a gradient to chosen tensors (``Model.gradients``) passes through.
+the two differ by three rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
+:func:`pool_before_relu` and :func:`fuse_conv_maxpool` (:func:`execution_steps` applies them).
+:func:`plan_backward` marks the nodes that training's gradients never need to reach;
+:func:`plan_gradients` says which nodes a gradient to chosen tensors (``Model.gradients``) passes
+through.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ class Node:
 
 def execution_steps(nodes: list[Node]) -> list[Node]:
     """The steps a model runs for its graph ``nodes``: batch norm and its ReLU fused, then each
-    remaining ReLU that feeds a max pool moved after it."""
-    return pool_before_relu(fuse_batchnorm_relu(nodes))
+    remaining ReLU that feeds a max pool moved after it, then a convolution and the large max pool
+    that reads it fused."""
+    return fuse_conv_maxpool(pool_before_relu(fuse_batchnorm_relu(nodes)))
 
 
 def _only_reader(nodes: list[Node], k: int) -> int | None:
@@ -111,6 +113,71 @@ def pool_before_relu(nodes: list[Node]) -> list[Node]:
         steps[j].frees = relu.frees
         steps[k] = Node(relu.layer, pool.inputs, pool.output)
         steps[k].frees = pool.frees
+    return steps
+
+
+#: The smallest max-pool window :func:`fuse_conv_maxpool` fuses: the winners' weight gradient does
+#: ``ph * pw`` times less arithmetic than the whole one, but gathers a patch per window and filter.
+MIN_FUSED_POOL_AREA = 16
+
+
+class ConvMaxPool:
+    """One step for a ``Conv2D`` without activation whose output only a ``MaxPooling2D`` reads: the
+    two forward passes, then one backward (:meth:`~npconv.layers.Conv2D.backward_through_max_pool`)
+    that, where the input gradient is not needed (a network's first layer), sums the weight
+    gradient over the pool's winners alone instead of the whole, mostly zero, output gradient. Both
+    layers keep their caches; the convolution's output is never a tensor of the graph."""
+
+    multi_input = False
+    passes_gradient = True
+
+    def __init__(self, conv, pool):
+        self.conv, self.pool = conv, pool
+        self.name = f"{conv.name}+{pool.name}"
+
+    @property
+    def trainable_weights(self):
+        return self.conv.trainable_weights
+
+    @property
+    def _cache(self):
+        caches = (self.conv._cache, self.pool._cache)
+        return None if caches == (None, None) else caches
+
+    @_cache.setter
+    def _cache(self, value):
+        self.conv._cache, self.pool._cache = (None, None) if value is None else value
+
+    def forward(self, x, training=False):
+        return self.pool.forward(self.conv.forward(x, training), training)
+
+    def backward(self, dout, need_dx=True):
+        return self.conv.backward_through_max_pool(dout, self.pool._take_cache(), need_dx)
+
+
+def fuse_conv_maxpool(nodes: list[Node]) -> list[Node]:
+    """``MaxPooling2D(Conv2D(x))`` as one :class:`ConvMaxPool` step, where the convolution has no
+    activation, its output feeds only that pool, the pool's window holds at least
+    :data:`MIN_FUSED_POOL_AREA` elements and the pool is not the last node."""
+    from ..layers import Conv2D, MaxPooling2D
+
+    steps, fused = [], set()
+    for k, node in enumerate(nodes):
+        if k in fused:
+            continue
+        conv = node.layer
+        j = _only_reader(nodes, k) if type(conv) is Conv2D and conv.activation.name == "linear" else None
+        if j is None or type(nodes[j].layer) is not MaxPooling2D or j == len(nodes) - 1:
+            steps.append(node)
+            continue
+        pool = nodes[j]
+        if pool.layer.pool_size[0] * pool.layer.pool_size[1] < MIN_FUSED_POOL_AREA:
+            steps.append(node)
+            continue
+        step = Node(ConvMaxPool(conv, pool.layer), node.inputs, pool.output)
+        step.frees = node.frees
+        steps.append(step)
+        fused.add(j)
     return steps
 
 

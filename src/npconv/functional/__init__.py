@@ -19,6 +19,7 @@ from .activations import (
 )
 from .batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference_backward, batchnorm_inference_forward
 from .conv import conv2d_backward, conv2d_forward
+from .conv_pool import conv2d_maxpool_backward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .padding import zero_pad2d_backward, zero_pad2d_forward
@@ -30,6 +31,7 @@ __all__ = [
     "zero_pad2d_backward",
     "conv2d_forward",
     "conv2d_backward",
+    "conv2d_maxpool_backward",
     "pool2d_forward",
     "pool2d_backward",
     "global_pool2d_forward",

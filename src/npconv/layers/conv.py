@@ -73,6 +73,14 @@ class Conv2D(_Affine):
     def backward(self, dout, need_dx=True):
         return self._affine_backward(F.conv2d_backward, dout, need_dx, workspace=self._workspace)
 
+    def backward_through_max_pool(self, dout, pool_cache, need_dx=True):
+        """This layer's ``backward`` and that of the max pool reading its output, from the pool's
+        output gradient ``dout`` and cache (:func:`~npconv.functional.conv2d_maxpool_backward`:
+        without ``dx``, the weight gradient from the pool's winners alone). Needs no activation."""
+        return self._affine_backward(
+            F.conv2d_maxpool_backward, dout, need_dx, pool_cache=pool_cache, workspace=self._workspace
+        )
+
 
 class ZeroPadding2D(Layer):
     """Zero rows/columns around each image: ``padding`` int, ``(ph, pw)`` or ``((top, bottom), (left, right))``."""
