@@ -37,7 +37,8 @@ CLASSES = (
     "other",
 )
 #: The names the PyTorch side's ``record_function`` marks give the augmentation of a batch (npconv's
-#: layers, run by the benchmark's worker) and the twin's standardisation op (``torch_twins``).
+#: layers, run by the benchmark's worker) and the twin's standardisation op
+#: (``torch_twins.STANDARDIZATION_MARK``; this module does not import PyTorch).
 AUGMENTATION_MARK = "npconv_augmentation_layers"
 STANDARDIZATION_MARK = "per_image_standardization"
 

@@ -10,8 +10,11 @@ Imported lazily by the scripts, so that a run with ``--no-torch`` needs no PyTor
 from __future__ import annotations
 
 import torch
-from epoch_profile import STANDARDIZATION_MARK
 from torch import nn
+
+#: The profiler mark of :class:`PerImageStandardization`'s ops (``epoch_profile`` counts them as
+#: augmentation; this module is also loaded by file path, without ``epoch_profile`` beside it).
+STANDARDIZATION_MARK = "per_image_standardization"
 
 
 def keras_init(net, conv_init="glorot"):

@@ -58,6 +58,18 @@ def test_torch_profile_classes_by_outermost_name(benchmark_modules):
     assert torch_class("npconv_augmentation_layers") == torch_class("per_image_standardization") == "augmentation"
 
 
+@pytest.mark.torch
+def test_torch_twin_standardisation_is_profiled_as_augmentation(benchmark_modules, torch):
+    import torch_twins
+    from epoch_profile import torch_class
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch_twins.PerImageStandardization()(torch.ones(2, 3, 4, 4))
+    assert torch_class(torch_twins.STANDARDIZATION_MARK) == "augmentation"
+    assert torch_twins.STANDARDIZATION_MARK in {event.name for event in prof.events()}
+
+
 def test_npconv_profile_counts_augmentation_and_standardisation_as_augmentation(benchmark_modules):
     from epoch_profile import _npconv_class
 
