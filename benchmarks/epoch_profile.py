@@ -1,8 +1,10 @@
 """Where a training epoch's time goes, by op class, in npconv and in PyTorch, for the training benchmark.
 
-The classes: convolution, batch norm, ReLU, Add, pooling, dense, loss, optimizer, and other (the
-rest of the epoch's wall time: shuffling and batch gathering, padding, flatten, dropout, metrics,
-the weight copy npconv keeps to undo a diverged step, and the Python between the ops).
+The classes: convolution, batch norm, ReLU, Add, pooling, dense, loss, optimizer, augmentation
+(npconv's random augmentation layers and per-image standardisation, in both libraries: the PyTorch
+twin of an augmented model runs npconv's augmentation layers on each batch), and other (the rest of
+the epoch's wall time: shuffling and batch gathering, padding, flatten, dropout, metrics, the weight
+copy npconv keeps to undo a diverged step, and the Python between the ops).
 
 npconv: each layer's ``forward``/``backward``, the loss's ``from_logits_and_grad`` and the
 optimizer's ``apply_gradients`` are wrapped with a timer for one epoch (instance attributes that
@@ -14,7 +16,8 @@ PyTorch: ``torch.profiler`` over one epoch. Each op's self time goes to the clas
 classified ancestor (an ``aten::add_`` inside batch norm's running-average update is batch norm,
 inside ``Adam.step`` it is the optimizer); backward ops are classified by their autograd node
 (``ConvolutionBackward0``); ops under no classified ancestor (``AccumulateGrad``, indexing, padding)
-are other.
+are other. The augmentation of a batch and the standardisation op are marked with
+``torch.profiler.record_function`` (:data:`AUGMENTATION_MARK`, :data:`STANDARDIZATION_MARK`).
 """
 
 from __future__ import annotations
@@ -22,14 +25,33 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-CLASSES = ("convolution", "batch norm", "ReLU", "Add", "pooling", "dense", "loss", "optimizer", "other")
+CLASSES = (
+    "convolution",
+    "batch norm",
+    "ReLU",
+    "Add",
+    "pooling",
+    "dense",
+    "loss",
+    "optimizer",
+    "augmentation",
+    "other",
+)
+#: The names the PyTorch side's ``record_function`` marks give the augmentation of a batch (npconv's
+#: layers, run by the benchmark's worker) and the twin's standardisation op
+#: (``torch_twins.STANDARDIZATION_MARK``; this module does not import PyTorch).
+AUGMENTATION_MARK = "npconv_augmentation_layers"
+STANDARDIZATION_MARK = "per_image_standardization"
 
 
 def _npconv_class(layer) -> str:
     from npconv import layers as L
     from npconv.engine import plan
+    from npconv.layers.augmentation import _Augmentation
     from npconv.layers.pooling import _GlobalPooling2D, _Pooling2D
 
+    if isinstance(layer, (_Augmentation, L.PerImageStandardization)):
+        return "augmentation"
     if isinstance(layer, L.Conv2D):
         return "convolution"
     if isinstance(layer, (L.BatchNormalization, getattr(plan, "BatchNormReLU", ()))):
@@ -97,6 +119,7 @@ def profile_npconv_epoch(model, epoch) -> dict:
 #: (class, substrings of a lower-cased op or autograd-node name); the first match wins, so dense's
 #: ``addmm`` is not Add and the loss's ``log_softmax`` is not pooling.
 TORCH_PATTERNS = (
+    ("augmentation", (AUGMENTATION_MARK, STANDARDIZATION_MARK)),
     ("optimizer", ("optimizer.", "adam")),
     ("loss", ("cross_entropy", "nll_loss", "nllloss", "log_softmax", "logsoftmax", "binarycrossentropy")),
     ("batch norm", ("batch_norm", "batchnorm")),

@@ -1,7 +1,9 @@
 """PyTorch twins of npconv's nets for the benchmarks: the same layers, initialisers and batch-norm settings.
 
 ``signs_course(6)`` and ``happy_course((64, 64, 3))`` are the course's models; ``smallres(input_shape,
-n_out)`` is ``npconv.apps.smallres`` without its augmentation layers (the benchmark loops augment).
+n_out)`` is ``npconv.apps.smallres`` without its augmentation layers, and ``recipe_net(recipe, ...)``
+the one ``npconv train`` builds from a recipe, standardisation included; the benchmark loops augment,
+with npconv's own layers (``npconv_augmentation``).
 Imported lazily by the scripts, so that a run with ``--no-torch`` needs no PyTorch.
 """
 
@@ -9,6 +11,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+#: The profiler mark of :class:`PerImageStandardization`'s ops (``epoch_profile`` counts them as
+#: augmentation; this module is also loaded by file path, without ``epoch_profile`` beside it).
+STANDARDIZATION_MARK = "per_image_standardization"
 
 
 def keras_init(net, conv_init="glorot"):
@@ -88,43 +94,17 @@ def smallres(input_shape=(64, 64, 3), n_out=6, widths=(16, 32, 64), dropout=0.3)
     return net
 
 
-class RandomTranslation(nn.Module):
-    """npconv's ``RandomTranslation`` in PyTorch, the way torchvision's ``RandomAffine`` shifts a
-    batch: one whole-pixel shift per image, ``round(u * size)`` with ``u ~ U(-factor, factor)``, by
-    ``affine_grid`` + ``grid_sample`` (nearest, zero fill); the identity in eval mode."""
-
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x):
-        if not self.training:
-            return x
-        m, _, n_h, n_w = x.shape
-        size = torch.tensor([n_w, n_h], dtype=x.dtype)
-        shift = torch.round((torch.rand(m, 2) * 2 - 1) * self.factor * size)
-        theta = torch.zeros(m, 2, 3, dtype=x.dtype)
-        theta[:, 0, 0] = theta[:, 1, 1] = 1
-        theta[:, :, 2] = -2 * shift / size  # grid coordinates span 2 over the image
-        grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
-        return torch.nn.functional.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-
-
-def smallres_signs(input_shape=(64, 64, 3), n_out=6):
-    """``smallres`` with random shifts of up to 10% and no flips (``npconv train signs`` before its
-    photo augmentation of 2026-12-05): the speed benchmark's augmented case."""
-    return nn.Sequential(RandomTranslation(0.1), smallres(input_shape, n_out))
-
-
 class PerImageStandardization(nn.Module):
     """npconv's ``PerImageStandardization`` (TensorFlow's ``per_image_standardization``) in PyTorch:
-    ``y[i] = (x[i] - mean(x[i])) / max(std(x[i]), 1 / sqrt(N))`` over each image's ``N`` values."""
+    ``y[i] = (x[i] - mean(x[i])) / max(std(x[i]), 1 / sqrt(N))`` over each image's ``N`` values.
+    Marked for the training benchmark's profile (a no-op for ``torch.compile``)."""
 
     def forward(self, x):
-        n = x[0].numel()
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        std = x.std(dim=(1, 2, 3), keepdim=True, correction=0)
-        return (x - mean) / torch.clamp(std, min=n**-0.5)
+        with torch.profiler.record_function(STANDARDIZATION_MARK):
+            n = x[0].numel()
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            std = x.std(dim=(1, 2, 3), keepdim=True, correction=0)
+            return (x - mean) / torch.clamp(std, min=n**-0.5)
 
 
 def recipe_net(recipe, input_shape, n_out: int) -> nn.Sequential:

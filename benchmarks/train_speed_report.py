@@ -50,6 +50,9 @@ def print_report(rows, busy, memory, checks, tiers, configs, peak) -> None:
         )
         speed.append(cells)
     _table(speed, list(speed[0]))
+    for r in rows:
+        if r.get("note"):
+            print(f"{r['model']}: {r['note']}; augmentation: {', '.join(r['augmentation'])}")
 
     print("\nPyTorch configurations (compile s = the warm-up epochs' time beyond steady epochs)")
     detail = [

@@ -7,6 +7,13 @@ reason}`` when the configuration cannot run here), then answers requests on stdi
 each: ``epoch`` (its seconds), ``latency [CALLS_ONE CALLS_64]`` (one image and a batch of 64, median
 ms; 200 and 30 calls by default) and ``profile``
 (one epoch by op class, :mod:`epoch_profile`).
+
+:data:`SIGNS_COMMAND` is the model ``npconv train signs`` trains, built and compiled by the command's
+own code (``npconv.apps.fitting.build`` and ``compile_for`` with ``RECIPES["signs"]``) and fed as the
+command feeds it: uint8 images scaled to [0, 1]. Its PyTorch twin is ``torch_twins.recipe_net``,
+and each of its batches goes through npconv's own augmentation layers of that model
+(``torch_twins.npconv_augmentation``) before it is converted: both libraries pay the same
+augmentation, and torchvision is not a dependency.
 """
 
 from __future__ import annotations
@@ -19,6 +26,15 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+
+#: The case that trains what ``npconv train signs`` trains, by ``RECIPES["signs"]``.
+SIGNS_COMMAND = "smallres (npconv train signs: photo augmentation)"
+#: ``train_signs.h5``'s classes, as the command's loader names them.
+SIGNS_CLASSES = ("0", "1", "2", "3", "4", "5")
+SIGNS_COMMAND_NOTE = (
+    "PyTorch trains on batches augmented by npconv's layers: torchvision is not a dependency "
+    "(both libraries run npconv's augmentation layers on every batch)"
+)
 
 #: PyTorch as a practitioner would run it on a CPU: key -> (label, layout, torch.compile, optimizer, dtype).
 #: The default (eager NCHW, Adam's default foreach) is the first; the rest use fused Adam.
@@ -42,7 +58,12 @@ def serve(spec: dict) -> None:
 
     m, batch, classes = spec["images"], spec["batch"], spec["classes"]
     rng = np.random.default_rng(0)
-    x = rng.random((m, 64, 64, 3), dtype=np.float32)
+    if spec["case"] == SIGNS_COMMAND:  # as the command's loader gives them, scaled as the command scales them
+        from npconv.apps.datasets import to_float
+
+        x = to_float(rng.integers(0, 256, (m, *signs_command_shape()), dtype=np.uint8))
+    else:
+        x = rng.random((m, 64, 64, 3), dtype=np.float32)
     y = rng.integers(0, max(classes, 2), size=m)
     library = spec["library"]
     info: dict = {}
@@ -52,6 +73,11 @@ def serve(spec: dict) -> None:
         from epoch_work import epoch_flops
 
         info["flop_count"] = epoch_flops(model, m)
+        if spec["case"] == SIGNS_COMMAND:
+            from npconv.apps.recipe_files import recipe_json
+
+            info["recipe"] = recipe_json(signs_recipe())
+            info["augmentation"] = [type(layer).__name__ for layer in model.layers if layer.name.startswith("augment_")]
         profile = lambda: profile_npconv_epoch(model, epoch)
     else:
         epoch, predict, info = _torch_model(library, spec["case"], x, y, batch, classes)
@@ -99,20 +125,43 @@ def _median_ms(fn, calls: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def signs_recipe():
+    """``npconv train signs``'s recipe."""
+    from npconv.apps import RECIPES
+
+    return RECIPES["signs"]
+
+
+def signs_command_shape() -> tuple:
+    """The input shape ``npconv train signs`` trains at: the recipe's size and colour mode."""
+    recipe = signs_recipe()
+    return (recipe.image_size, recipe.image_size, 1 if recipe.color_mode == "grayscale" else 3)
+
+
+def _steps_per_run(images: int, batch: int) -> int:
+    """The steps of a whole ``npconv train signs`` run, along which its learning rate decays."""
+    return signs_recipe().epochs * -(-images // batch)
+
+
 def _npconv_model(case, x, y, batch):
     import npconv as nc
-    from npconv.apps import convolutional_model, happyModel
+    from npconv.apps import convolutional_model, fitting, happyModel
     from npconv.apps.residual import smallres
 
     nc.utils.set_random_seed(0)
-    if case.startswith("Happy"):
-        model, loss = happyModel(), "binary_crossentropy"
-    elif case.startswith("SIGNS"):
-        model, loss = convolutional_model((64, 64, 3)), "sparse_categorical_crossentropy"
+    if case == SIGNS_COMMAND:  # the command's model and compile step (fitting.fit_one)
+        recipe = signs_recipe()
+        model = fitting.build(recipe.arch, x.shape[1:], SIGNS_CLASSES, recipe)
+        steps = _steps_per_run(len(x), batch)
+        fitting.compile_for(model, recipe.learning_rate, steps, recipe.weight_decay, recipe.label_smoothing)
     else:
-        shifts = 0.1 if "shifts" in case else 0
-        model, loss = smallres((64, 64, 3), 6, flip=False, translate=shifts), "sparse_categorical_crossentropy"
-    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+        if case.startswith("Happy"):
+            model, loss = happyModel(), "binary_crossentropy"
+        elif case.startswith("SIGNS"):
+            model, loss = convolutional_model((64, 64, 3)), "sparse_categorical_crossentropy"
+        else:
+            model, loss = smallres((64, 64, 3), 6, flip=False, translate=0), "sparse_categorical_crossentropy"
+        model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     return (
         model,
         lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
@@ -120,43 +169,56 @@ def _npconv_model(case, x, y, batch):
     )
 
 
-def _torch_optimizer(torch, params, kind):
+def _torch_optimizer(torch, params, kind, lr=1e-3):
     """Adam as the configuration asks; fused Adam falls back to foreach (and says so) where it cannot run."""
     if kind == "default":
-        return torch.optim.Adam(params, lr=1e-3, eps=1e-7), "Adam (default: foreach)"
+        return torch.optim.Adam(params, lr=lr, eps=1e-7), "Adam (default: foreach)"
     try:
-        opt = torch.optim.Adam(params, lr=1e-3, eps=1e-7, fused=True)
+        opt = torch.optim.Adam(params, lr=lr, eps=1e-7, fused=True)
         probe = [torch.nn.Parameter(torch.zeros(2))]
         probe[0].grad = torch.ones(2)
         torch.optim.Adam(probe, fused=True).step()
         return opt, "Adam(fused=True)"
     except (RuntimeError, ValueError) as exc:
-        return torch.optim.Adam(
-            params, lr=1e-3, eps=1e-7, foreach=True
-        ), f"Adam(foreach=True): fused unavailable ({exc})"
+        return torch.optim.Adam(params, lr=lr, eps=1e-7, foreach=True), f"Adam(foreach=True): fused unavailable ({exc})"
 
 
 def _torch_model(config, case, x, y, batch, classes):
     import contextlib
 
+    import numpy as np
     import torch
     import torch_twins
+    from epoch_profile import AUGMENTATION_MARK
     from torch import nn
 
     _, layout, compiled, optimizer, dtype = TORCH_CONFIGS[config]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     torch.manual_seed(0)
-    if case.startswith("Happy"):
+    augment, info, lr = None, {}, 1e-3
+    if case == SIGNS_COMMAND:
+        import npconv as nc
+
+        recipe, shape = signs_recipe(), x.shape[1:]
+        nc.utils.set_random_seed(0)  # the generator npconv's augmentation layers draw from
+        augment, augmenters = torch_twins.npconv_augmentation(recipe, shape, SIGNS_CLASSES)
+        net, lr = torch_twins.recipe_net(recipe, shape, classes), recipe.learning_rate
+        info = {"augmentation": augmenters, "standardize_first": recipe.standardize, "note": SIGNS_COMMAND_NOTE}
+    elif case.startswith("Happy"):
         net = torch_twins.happy_course()
     elif case.startswith("SIGNS"):
         net = torch_twins.signs_course()
-    elif "shifts" in case:
-        net = torch_twins.smallres_signs()
     else:
         net = torch_twins.smallres()
     memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     net = net.to(memory_format=memory_format)
-    opt, opt_name = _torch_optimizer(torch, net.parameters(), optimizer)
+    opt, opt_name = _torch_optimizer(torch, net.parameters(), optimizer, lr)
+    # the command's learning rate: a cosine decay per step over the whole run, as npconv's
+    schedule = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, _steps_per_run(len(x), batch))
+        if case == SIGNS_COMMAND
+        else None
+    )
     # NHWC data: a permuted view is channels_last; a copy of it is NCHW
     xt = torch.from_numpy(x).permute(0, 3, 1, 2)
     xt = xt.contiguous(memory_format=memory_format)
@@ -168,17 +230,27 @@ def _torch_model(config, case, x, y, batch, classes):
     train_net = torch.compile(net) if compiled else net
     precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bf16" else contextlib.nullcontext
 
+    def batch_of(idx):
+        if augment is None:
+            return xt[idx].contiguous(memory_format=memory_format)
+        xb = x[idx.numpy()]
+        with torch.profiler.record_function(AUGMENTATION_MARK):  # npconv's layers: the profile's "augmentation"
+            xb = augment(xb, None)
+        return torch.from_numpy(np.ascontiguousarray(xb)).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
+
     def epoch():
         perm = torch.randperm(len(xt), generator=gen)
         net.train()
         for start in range(0, len(xt), batch):
             idx = perm[start : start + batch]
-            xb = xt[idx].contiguous(memory_format=memory_format)
+            xb = batch_of(idx)
             opt.zero_grad(set_to_none=True)
             with precision():
                 loss = loss_fn(train_net(xb), yt[idx])
             loss.backward()
             opt.step()
+            if schedule is not None:
+                schedule.step()
 
     def predict(xb):
         net.eval()
@@ -186,6 +258,7 @@ def _torch_model(config, case, x, y, batch, classes):
             return net(torch.from_numpy(xb).permute(0, 3, 1, 2).contiguous(memory_format=memory_format))
 
     info = {
+        **info,
         "optimizer": opt_name,
         "layout": layout,
         "torch_compile": compiled,

@@ -270,6 +270,9 @@ def train_speed(result: Result) -> str:
         f"Seconds per epoch, the median of {fmt(rounds)} rounds; each library in its own warm "
         "process, taking turns. A ratio is the median of the per-round ratios.\n\n" + table(header, body)
     )
+    notes = [f"- {row.get('model')}: {row['note']}." for row in rows if row.get("note")]
+    if notes:
+        out.append("\n".join(notes) + "\n")
     latency = [
         [
             row.get("model"),

@@ -10,7 +10,18 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-CLASSES_EXPECTED = ("convolution", "batch norm", "ReLU", "Add", "pooling", "dense", "loss", "optimizer", "other")
+CLASSES_EXPECTED = (
+    "convolution",
+    "batch norm",
+    "ReLU",
+    "Add",
+    "pooling",
+    "dense",
+    "loss",
+    "optimizer",
+    "augmentation",
+    "other",
+)
 
 
 @pytest.fixture
@@ -44,6 +55,58 @@ def test_torch_profile_classes_by_outermost_name(benchmark_modules):
     assert torch_class("Optimizer.step#Adam.step") == "optimizer"
     assert torch_class("aten::log_softmax") == "loss"
     assert torch_class("aten::index") is None
+    assert torch_class("npconv_augmentation_layers") == torch_class("per_image_standardization") == "augmentation"
+
+
+@pytest.mark.torch
+def test_torch_twin_standardisation_is_profiled_as_augmentation(benchmark_modules, torch):
+    import torch_twins
+    from epoch_profile import torch_class
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch_twins.PerImageStandardization()(torch.ones(2, 3, 4, 4))
+    assert torch_class(torch_twins.STANDARDIZATION_MARK) == "augmentation"
+    assert torch_twins.STANDARDIZATION_MARK in {event.name for event in prof.events()}
+
+
+def test_npconv_profile_counts_augmentation_and_standardisation_as_augmentation(benchmark_modules):
+    from epoch_profile import _npconv_class
+
+    from npconv import layers as L
+
+    assert _npconv_class(L.RandomFlip()) == _npconv_class(L.RandomReframe(0.45, 20)) == "augmentation"
+    assert _npconv_class(L.PerImageStandardization()) == "augmentation"
+    assert _npconv_class(L.Dropout(0.3)) == "other"
+
+
+def test_signs_command_row_trains_the_model_npconv_train_signs_builds(benchmark_modules):
+    """The row's npconv model is the command's: its recipe's augmentation, standardisation first,
+    Adam at the recipe's rate along a cosine, the recipe's batch size; fed floats in [0, 1]."""
+    import numpy as np
+    import train_speed
+    import train_speed_workers as workers
+
+    from npconv.apps import RECIPES, fitting
+
+    recipe = RECIPES["signs"]
+    assert train_speed.CASES[workers.SIGNS_COMMAND] == (1080, recipe.batch_size, 6)
+    x = np.zeros((40, *workers.signs_command_shape()), np.float32)
+    model, _, _ = workers._npconv_model(workers.SIGNS_COMMAND, x, np.zeros(40, int), recipe.batch_size)
+    built = fitting.build(recipe.arch, x.shape[1:], workers.SIGNS_CLASSES, recipe)
+    assert [type(layer) for layer in model.layers] == [type(layer) for layer in built.layers]
+    assert [type(layer).__name__ for layer in model.layers][1:9] == [
+        "RandomFlip",
+        "RandomTranslation",
+        "RandomReframe",
+        "RandomWhiteBalance",
+        "RandomGrayscale",
+        "RandomGaussianBlur",
+        "GaussianNoise",
+        "PerImageStandardization",
+    ]
+    assert type(model.optimizer).__name__ == "Adam"
+    assert model.optimizer.learning_rate == pytest.approx(recipe.learning_rate)  # the cosine's first step
 
 
 @pytest.mark.torch
@@ -86,3 +149,41 @@ def test_quick_run_writes_every_figure(tmp_path, torch):
         assert profile["seconds"]["convolution"] > 0
     assert {c["target"].split(" <=")[0] for c in result["target_checks"]} >= {"npconv / fastest PyTorch fp32"}
     assert all(isinstance(c["met"], bool) for c in result["target_checks"])
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_quick_run_of_the_signs_command_row(tmp_path, torch):
+    """PyTorch's side runs npconv's augmentation layers of the command's model on every batch, and
+    both profiles count that work as augmentation."""
+    out = tmp_path / "train_speed.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "train_speed.py"),
+            "--quick",
+            "--models",
+            "train signs",
+            "--tiers",
+            "numpy",
+            "--torch",
+            "torch_eager_cl",
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    from npconv.apps import RECIPES
+    from npconv.apps.recipe_files import recipe_json
+
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["model"] == "smallres (npconv train signs: photo augmentation)" and row["batch"] == 32
+    assert row["recipe"] == json.loads(json.dumps(recipe_json(RECIPES["signs"])))
+    assert "torchvision is not a dependency" in row["note"]
+    assert row["torch"]["torch_eager_cl"]["augmentation"] == row["augmentation"]
+    assert "RandomReframe" in row["augmentation"] and row["numpy_ratio_best"] > 0
+    for name in ("numpy", "torch_eager_cl"):
+        assert row["profile"][name]["seconds"]["augmentation"] > 0
