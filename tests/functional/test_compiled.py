@@ -96,7 +96,14 @@ def test_max_pool_tiers_agree(rng, dtype, shape, pool, stride, padding):
 @pytest.mark.parametrize("n_c", [1, 3, 8, 16, 64])
 @pytest.mark.parametrize(
     "pool, stride, padding",
-    [(2, None, "valid"), (3, 2, "same"), (4, None, "valid"), (8, None, "valid"), ((2, 3), (1, 2), "same")],
+    [
+        (2, None, "valid"),
+        (3, 2, "same"),
+        (4, None, "valid"),
+        (8, None, "valid"),
+        ((2, 3), (1, 2), "same"),
+        (2, 3, "valid"),
+    ],
 )
 def test_max_pool_ties_nan_and_inf_give_the_numpy_tiers_bits(rng, monkeypatch, dtype, n_c, pool, stride, padding):
     """Small integers (ties between a window's rows and columns), -inf and NaN: the compiled kernel
