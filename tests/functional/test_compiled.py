@@ -106,20 +106,23 @@ def test_max_pool_tiers_agree(rng, dtype, shape, pool, stride, padding):
     ],
 )
 def test_max_pool_ties_nan_and_inf_give_the_numpy_tiers_bits(rng, monkeypatch, dtype, n_c, pool, stride, padding):
-    """Small integers (ties between a window's rows and columns), -inf and NaN: the compiled kernel
-    (per window, columns first, then across them) picks the NumPy tier's winners (offset order), on
-    any thread count."""
+    """Small integers (ties between a window's rows and columns), -inf and NaN: the compiled kernels
+    (by rows then columns with few channels, by window offsets with many) pick the NumPy tier's
+    winners and route the gradients as it does, on any thread count."""
     x = rng.integers(0, 3, (2, 17, 19, n_c)).astype(dtype)
     x[rng.random(x.shape) < 0.1] = -np.inf
     x[rng.random(x.shape) < 0.03] = np.nan
 
     def run():
         out, cache = F.pool2d_forward(x, pool, stride, padding, mode="max")
-        return out, cache.winner
+        dout = np.linspace(-1, 1, out.size, dtype=dtype).reshape(out.shape)
+        return out, cache.winner, F.pool2d_backward(dout, cache)
 
     reference, fast = both_tiers(run)
-    for a, b in zip(reference, fast):
+    for a, b in zip(reference[:2], fast[:2]):
         np.testing.assert_array_equal(b, a)
+    # where windows overlap, the tiers add an input's shares in different orders
+    np.testing.assert_allclose(fast[2], reference[2], rtol=1e-6, atol=1e-6)
     assert_same_bits_on_any_thread_count(run, monkeypatch)
 
 
