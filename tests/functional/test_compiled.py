@@ -7,6 +7,7 @@ two tiers against each other directly, in float32 and float64 (how the tier is c
 
 import numpy as np
 import pytest
+from conftest import assert_same_bits_on_any_thread_count
 
 from npconv import functional as F
 from npconv.functional._tier import use_tier
@@ -89,6 +90,40 @@ def test_max_pool_tiers_agree(rng, dtype, shape, pool, stride, padding):
     fast = run_with(run, "compiled")
     for a, b in zip(reference, fast):
         np.testing.assert_array_equal(b, a)  # max pooling only copies values: exactly equal
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_c", [1, 3, 8, 16, 64])
+@pytest.mark.parametrize(
+    "pool, stride, padding",
+    [
+        (2, None, "valid"),
+        (3, 2, "same"),
+        (4, None, "valid"),
+        (8, None, "valid"),
+        ((2, 3), (1, 2), "same"),
+        (2, 3, "valid"),
+    ],
+)
+def test_max_pool_ties_nan_and_inf_give_the_numpy_tiers_bits(rng, monkeypatch, dtype, n_c, pool, stride, padding):
+    """Small integers (ties between a window's rows and columns), -inf and NaN: the compiled kernels
+    (by rows then columns with few channels, by window offsets with many) pick the NumPy tier's
+    winners and route the gradients as it does, on any thread count."""
+    x = rng.integers(0, 3, (2, 17, 137, n_c)).astype(dtype)  # wide: rows reduced in blocks of windows
+    x[rng.random(x.shape) < 0.1] = -np.inf
+    x[rng.random(x.shape) < 0.03] = np.nan
+
+    def run():
+        out, cache = F.pool2d_forward(x, pool, stride, padding, mode="max")
+        dout = np.linspace(-1, 1, out.size, dtype=dtype).reshape(out.shape)
+        return out, cache.winner, F.pool2d_backward(dout, cache)
+
+    reference, fast = both_tiers(run)
+    for a, b in zip(reference[:2], fast[:2]):
+        np.testing.assert_array_equal(b, a)
+    # where windows overlap, the tiers add an input's shares in different orders
+    np.testing.assert_allclose(fast[2], reference[2], rtol=1e-6, atol=1e-6)
+    assert_same_bits_on_any_thread_count(run, monkeypatch)
 
 
 def run_with(run, tier):

@@ -74,6 +74,20 @@ def test_ties_send_the_gradient_to_the_first_maximum():
     assert dx[0, :, :, 0].tolist() == [[1.0, 0.0], [0.0, 0.0]]
 
 
+@pytest.mark.parametrize("n_c", [1, 8, 16])
+def test_ties_and_nan_across_a_windows_rows_and_columns_follow_its_row_major_order(n_c):
+    # One 8x8 window per case, its candidates at (p=3, q=0), offset 24, and (p=1, q=5), offset 13:
+    # tied maxima go to the first in row-major order (13, though its column comes later), two NaN
+    # to the last (24); a window of equal values (here all -inf) to its first element.
+    x = np.zeros((1, 8, 24, n_c))
+    x[0, 3, 0] = x[0, 1, 5] = 1.0
+    x[0, 3, 8] = x[0, 1, 13] = np.nan
+    x[0, :, 16:] = -np.inf
+    out, cache = pool2d_forward(x, 8)
+    assert cache.winner[0, 0].tolist() == [[13] * n_c, [24] * n_c, [0] * n_c]
+    np.testing.assert_array_equal(out[0, 0], [[1.0] * n_c, [np.nan] * n_c, [-np.inf] * n_c])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_nan_in_a_window_gives_nan_as_pytorch(torch, dtype):
     # A diverged network's NaN must show, not be skipped: NaN first in a window, after its maximum,
