@@ -40,7 +40,9 @@ def epoch_flops(model, images: int) -> dict:
     plan_backward(model._steps)  # what fit plans: which layer needs its input gradient
     rows = []
     for node in model._steps:
-        layer = node.layer
+        # a convolution fused with its max pool counts as the convolution: the model's work, not the
+        # fewer multiply-adds its weight gradient takes from the pool's winners
+        layer = getattr(node.layer, "conv", node.layer)
         if isinstance(layer, L.Conv2D):
             out_h, out_w, filters = layer.compute_output_shape(layer.built_input_shape)
             f_h, f_w, n_c, _ = layer.kernel.shape

@@ -47,6 +47,20 @@ def test_epoch_flops_counts_products_by_hand(benchmark_modules):
     assert counted["flops_x3"] == 2 * (450 + 150) * 3 * 4
 
 
+def test_epoch_flops_counts_a_convolution_fused_with_its_max_pool(benchmark_modules):
+    import epoch_work
+
+    import npconv as nc
+    from npconv import layers as L
+
+    model = nc.Sequential([L.Input((8, 8, 1)), L.Conv2D(2, 3, padding="same"), L.MaxPooling2D(4), L.Flatten()])
+    assert type(model._steps[0].layer).__name__ == "ConvMaxPool"
+    counted = epoch_work.epoch_flops(model, images=1)
+    assert [(r["kind"], r["macs_per_image"], r["products"]) for r in counted["layers"]] == [
+        ("convolution", 8 * 8 * 2 * 3 * 3, 2)
+    ]
+
+
 def test_torch_profile_classes_by_outermost_name(benchmark_modules):
     from epoch_profile import torch_class
 
