@@ -136,3 +136,12 @@ def test_the_benchmarks_page_keeps_the_latest_run_per_machine_and_shows_unknown_
     assert "3.10x" in page and "**missed**" in page  # 3.1x beside busy loops misses the 2.5x target
     assert "**not measured**" in page  # one PyTorch configuration: the 0.7x-of-its-best target is unproven
     assert "commit aaaaaaa" in page
+
+
+def test_the_latency_ratio_is_the_runs_own_against_the_faster_eager_layout():
+    # the median of per-round ratios that train_speed.py took, not a ratio of two medians
+    row = {"npconv_latency1_ms": 0.3, "torch_latency1_ms": 0.6, "latency1_vs_best_eager": 1.2}
+    assert "1.20" in npconv_benchmarks._latency_cell(row) and "**missed**" in npconv_benchmarks._latency_cell(row)
+    assert "against eager NCHW" in npconv_benchmarks._latency_cell(
+        {"npconv_latency1_ms": 0.3, "torch_latency1_ms": 0.6}
+    )
