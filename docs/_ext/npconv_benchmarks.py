@@ -294,7 +294,7 @@ def train_speed(result: Result) -> str:
                     "one image, PyTorch (faster eager layout)",
                     f"ratio (target ≤ {LATENCY_RATIO})",
                     "batch of 64, npconv",
-                    "batch of 64, PyTorch",
+                    "batch of 64, PyTorch eager NCHW",
                 ],
                 latency,
             )
