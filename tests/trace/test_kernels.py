@@ -241,6 +241,38 @@ def test_fit_through_the_course_trains_as_npconvs_kernels_do():
         np.testing.assert_allclose(mine, npconvs, rtol=1e-9, atol=1e-12)
 
 
+def test_fit_through_the_course_runs_a_convolution_and_its_large_pool_as_two_layers():
+    # npconv runs them as one step whose backward is its own; the learner's functions need both
+    def model():
+        npconv.utils.set_random_seed(7)
+        m = npconv.Sequential(
+            [
+                L.Conv2D(3, 3, padding="same", input_shape=(8, 8, 2), name="conv"),
+                L.ReLU(name="relu"),
+                L.MaxPooling2D(4, name="pool"),
+                L.Flatten(name="flatten"),
+                L.Dense(3, activation="softmax", name="dense"),
+            ],
+            dtype="float64",
+        )
+        m.compile(optimizer="adam", loss="categorical_crossentropy")
+        return m
+
+    x, y = np.random.default_rng(8).standard_normal((8, 8, 8, 2)), np.eye(3)[[0, 1, 2, 0, 1, 2, 0, 1]]
+    histories, weights = [], []
+    for kernels in (None, "npconv.course"):
+        trained = model()
+        assert type(trained._steps[0].layer).__name__ == "ConvMaxPool"
+        npconv.utils.set_random_seed(9)
+        histories.append(trained.fit(x, y, batch_size=4, epochs=2, verbose=0, kernels=kernels).history["loss"])
+        weights.append(trained.get_weights())
+        assert type(trained._steps[0].layer).__name__ == "ConvMaxPool"  # npconv's plan is back
+        assert trained._steps[0].need_dx is False  # and planned: the first layer needs no dx
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-12)
+    for mine, npconvs in zip(*weights):
+        np.testing.assert_allclose(mine, npconvs, rtol=1e-9, atol=1e-12)
+
+
 def test_fit_stops_at_a_learner_function_that_returns_a_wrong_shape(tmp_path):
     model = _model()
     x, y = _batch()

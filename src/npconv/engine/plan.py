@@ -20,11 +20,13 @@ class Node:
         self.frees = ()
 
 
-def execution_steps(nodes: list[Node]) -> list[Node]:
+def execution_steps(nodes: list[Node], conv_pool: bool = True) -> list[Node]:
     """The steps a model runs for its graph ``nodes``: batch norm and its ReLU fused, then each
-    remaining ReLU that feeds a max pool moved after it, then a convolution and the large max pool
-    that reads it fused."""
-    return fuse_conv_maxpool(pool_before_relu(fuse_batchnorm_relu(nodes)))
+    remaining ReLU that feeds a max pool moved after it, then (``conv_pool``) a convolution and the
+    large max pool that reads it fused. Without ``conv_pool`` every convolution and pool runs its
+    own ``forward`` and ``backward``, as a learner's functions put in their place need."""
+    steps = pool_before_relu(fuse_batchnorm_relu(nodes))
+    return fuse_conv_maxpool(steps) if conv_pool else steps
 
 
 def _only_reader(nodes: list[Node], k: int) -> int | None:

@@ -6,6 +6,7 @@ fused with the loss (see :mod:`npconv.losses`), and the optimizer updates the tr
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -17,7 +18,7 @@ from .batches import ONE_PASS_HINT, is_batch_source
 from .data_checks import as_input_batch
 from .feeding import EpochPlan, Feeding
 from .fit_guards import DeferredInterrupt, Diverged, EpochGenerators, epoch_range
-from .plan import plan_backward
+from .plan import execution_steps, plan_backward
 
 
 class Training(Feeding):
@@ -80,6 +81,20 @@ class Training(Feeding):
             self._last_good = [np.empty_like(w.value) for w in self._all_weights]
             plan_backward(self._steps)
         return activation != "linear"
+
+    @contextlib.contextmanager
+    def _plan_without_conv_pool_steps(self):
+        """Within the block the model runs each convolution and max pool as its own layer (the
+        learner's functions replace their ``forward`` and ``backward``; a ``ConvMaxPool`` step's
+        backward is npconv's own), planned for training; then its own steps again, planned."""
+        steps = self._steps
+        self._steps = execution_steps(self._nodes, conv_pool=False)
+        plan_backward(self._steps)
+        try:
+            yield
+        finally:
+            self._steps = steps
+            plan_backward(steps)
 
     def _require_compiled(self):
         if not self._compiled:
@@ -178,7 +193,7 @@ class Training(Feeding):
 
             if not is_batch_source(x):
                 as_input_batch(self, x, "x", build=True)  # the layers' sizes decide what the course can run
-            with learner_layers(self, kernels):
+            with learner_layers(self, kernels), self._plan_without_conv_pool_steps():
                 return self.fit(
                     x,
                     y,
