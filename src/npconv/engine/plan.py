@@ -67,26 +67,37 @@ class BatchNormReLU:
         return self.norm.backward(dout, need_dx)
 
 
-def fuse_batchnorm_relu(nodes: list[Node]) -> list[Node]:
-    """``ReLU(BatchNormalization(x))`` as one :class:`BatchNormReLU` step, where the batch norm's
-    output feeds only that ReLU and the ReLU is not the last node (the output layer's
-    activation belongs to the loss)."""
-    from ..layers import BatchNormalization, ReLU
-
+def _fuse_with_reader(nodes: list[Node], starts, fuse) -> list[Node]:
+    """Each node whose layer ``starts(layer)`` selects and whose output one node alone reads, that
+    reader not the last node (the output layer's activation belongs to the loss), replaced together
+    with its reader by one step of layer ``fuse(layer, reader_layer)``; where that gives ``None``,
+    both stay as they are."""
     steps, fused = [], set()
     for k, node in enumerate(nodes):
         if k in fused:
             continue
-        j = _only_reader(nodes, k) if type(node.layer) is BatchNormalization else None
-        if j is None or type(nodes[j].layer) is not ReLU or j == len(nodes) - 1:
+        j = _only_reader(nodes, k) if starts(node.layer) else None
+        layer = None if j is None or j == len(nodes) - 1 else fuse(node.layer, nodes[j].layer)
+        if layer is None:
             steps.append(node)
             continue
-        relu = nodes[j]
-        step = Node(BatchNormReLU(node.layer, relu.layer), node.inputs, relu.output)
+        step = Node(layer, node.inputs, nodes[j].output)
         step.frees = node.frees
         steps.append(step)
         fused.add(j)
     return steps
+
+
+def fuse_batchnorm_relu(nodes: list[Node]) -> list[Node]:
+    """``ReLU(BatchNormalization(x))`` as one :class:`BatchNormReLU` step, where the batch norm's
+    output feeds only that ReLU and the ReLU is not the last node."""
+    from ..layers import BatchNormalization, ReLU
+
+    return _fuse_with_reader(
+        nodes,
+        lambda layer: type(layer) is BatchNormalization,
+        lambda norm, reader: BatchNormReLU(norm, reader) if type(reader) is ReLU else None,
+    )
 
 
 def pool_before_relu(nodes: list[Node]) -> list[Node]:
@@ -163,24 +174,11 @@ def fuse_conv_maxpool(nodes: list[Node]) -> list[Node]:
     :data:`MIN_FUSED_POOL_AREA` elements and the pool is not the last node."""
     from ..layers import Conv2D, MaxPooling2D
 
-    steps, fused = [], set()
-    for k, node in enumerate(nodes):
-        if k in fused:
-            continue
-        conv = node.layer
-        j = _only_reader(nodes, k) if type(conv) is Conv2D and conv.activation.name == "linear" else None
-        if j is None or type(nodes[j].layer) is not MaxPooling2D or j == len(nodes) - 1:
-            steps.append(node)
-            continue
-        pool = nodes[j]
-        if pool.layer.pool_size[0] * pool.layer.pool_size[1] < MIN_FUSED_POOL_AREA:
-            steps.append(node)
-            continue
-        step = Node(ConvMaxPool(conv, pool.layer), node.inputs, pool.output)
-        step.frees = node.frees
-        steps.append(step)
-        fused.add(j)
-    return steps
+    def fuse(conv, reader):
+        large = type(reader) is MaxPooling2D and reader.pool_size[0] * reader.pool_size[1] >= MIN_FUSED_POOL_AREA
+        return ConvMaxPool(conv, reader) if large else None
+
+    return _fuse_with_reader(nodes, lambda layer: type(layer) is Conv2D and layer.activation.name == "linear", fuse)
 
 
 def plan_backward(steps: list[Node]) -> None:
