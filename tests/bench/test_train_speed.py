@@ -123,8 +123,9 @@ def test_signs_command_row_trains_the_model_npconv_train_signs_builds(benchmark_
     assert model.optimizer.learning_rate == pytest.approx(recipe.learning_rate)  # the cosine's first step
 
 
-@pytest.mark.torch
-def test_quick_run_writes_every_figure(tmp_path, torch):
+def quick_run(tmp_path, models: str, timeout: int) -> dict:
+    """The results of ``train_speed.py --quick`` for ``models``: the NumPy tier against eager
+    channels_last PyTorch."""
     out = tmp_path / "train_speed.json"
     subprocess.run(
         [
@@ -132,7 +133,7 @@ def test_quick_run_writes_every_figure(tmp_path, torch):
             str(BENCHMARKS / "train_speed.py"),
             "--quick",
             "--models",
-            "Happy",
+            models,
             "--tiers",
             "numpy",
             "--torch",
@@ -143,9 +144,14 @@ def test_quick_run_writes_every_figure(tmp_path, torch):
         check=True,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
-    result = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+@pytest.mark.torch
+def test_quick_run_writes_every_figure(tmp_path, torch):
+    result = quick_run(tmp_path, "Happy", timeout=300)
     assert result["quick"] and result["peak"]["gflops"] > 0 and result["provenance"]["commit"]
     (row,) = result["rows"]
     assert row["model"] == "Happy (course)" and row["images"] == 3 * 16 + 8
@@ -170,30 +176,11 @@ def test_quick_run_writes_every_figure(tmp_path, torch):
 def test_quick_run_of_the_signs_command_row(tmp_path, torch):
     """PyTorch's side runs npconv's augmentation layers of the command's model on every batch, and
     both profiles count that work as augmentation."""
-    out = tmp_path / "train_speed.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "train_speed.py"),
-            "--quick",
-            "--models",
-            "train signs",
-            "--tiers",
-            "numpy",
-            "--torch",
-            "torch_eager_cl",
-            "--json",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = quick_run(tmp_path, "train signs", timeout=600)
     from npconv.apps import RECIPES
     from npconv.apps.recipe_files import recipe_json
 
-    (row,) = json.loads(out.read_text())["rows"]
+    (row,) = result["rows"]
     assert row["model"] == "smallres (npconv train signs: photo augmentation)" and row["batch"] == 32
     assert row["recipe"] == json.loads(json.dumps(recipe_json(RECIPES["signs"])))
     assert "torchvision is not a dependency" in row["note"]
