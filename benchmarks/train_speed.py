@@ -132,9 +132,8 @@ def alternate(runners: dict[str, Runner], rounds: int) -> dict[str, list[float]]
 
 
 def latency_rounds(runners: dict[str, Runner], names: list[str], rounds: int, quick: bool) -> dict[str, list[dict]]:
-    """One-image and batch-of-64 latencies of each process in ``names``, ``rounds`` times in turn
-    (one sample each was as noisy as the epochs: Happy's one image read 0.42, 0.73 and 0.65 ms for
-    the same code in three runs)."""
+    """One-image and batch-of-64 latencies of each process in ``names``, ``rounds`` times in turn:
+    one sample per process was as noisy as one epoch is."""
     request = "latency 10 3" if quick else f"latency {LATENCY_CALLS[0]} {LATENCY_CALLS[1]}"
     samples: dict[str, list[dict]] = {name: [] for name in names}
     for _ in range(rounds):

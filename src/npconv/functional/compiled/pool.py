@@ -188,7 +188,7 @@ def max_pool_backward(dout, winner, ph, pw, sh, sw, tiled, dx_pad):
         return
     # A pixel's channels in less than one 256-bit vector, or in at most two with a window of 3 rows
     # or more: the loops along them are short, so each output row is spread over its columns
-    # first and each padded row then written as one run (SIGNS's 8x8 pool of 8 channels: 2.4x).
+    # first and each padded row then written as one run.
     if n_c * dout.itemsize < 32 or (n_c * dout.itemsize <= 64 and ph >= 3):
         _spread_rows(dout, winner, ph, pw, sh, dx_pad)
         return
