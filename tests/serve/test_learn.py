@@ -412,7 +412,8 @@ def test_the_learn_page_opens_a_gradient_entry_in_a_real_browser(server, tmp_pat
         page.wait_for_selector("#update:not([hidden])")
         page.wait_for_function("document.getElementById('steps').textContent === '1'")
         assert "adam" in page.inner_text("#update-rule")
-        assert page.locator("#update-maps canvas").count() >= 5
+        # the update's maps arrive by a request of their own, after the step count shows
+        page.wait_for_function("document.querySelectorAll('#update-maps canvas').length >= 5")
         page.click("#rewind")
         page.wait_for_function("document.getElementById('steps').textContent === '0'")
         assert page.inner_text("#error") == "" and not errors
