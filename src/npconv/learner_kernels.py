@@ -265,8 +265,8 @@ def learner_layers(model, kernels):
     """Within the block, ``model``'s ``Conv2D`` and pooling layers run through the learner's functions
     (``fit(..., kernels=...)``): each layer's ``forward``/``backward`` is replaced on the layer itself,
     fills the weights' ``.grad`` as the layer's own does, and is put back after the block. (``fit``
-    runs the model's plan without its convolution + max pool steps meanwhile: their backward is
-    npconv's own, not the two layers'.)"""
+    runs the model's plan layer by layer meanwhile: its convolution + max pool and folded
+    convolution + batch norm steps are npconv's own, not the two layers'.)"""
     learner = load_kernels(kernels, model)
     layers = [node.layer for node in model._nodes if learner.runs(node.layer)]
     for layer in layers:

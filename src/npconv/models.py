@@ -49,6 +49,7 @@ class Model(Graph, Training):
         self._compiled = False
         self._nodes: list[Node] = []  # the graph as built (summary, saving)
         self._steps: list[Node] = []  # the same computation, in the order it runs
+        self._inference_steps: list[Node] = []  # _steps with batch norms folded (predict, evaluate)
         self._input_layer = None  # a functional model's InputLayer (the first of its layers)
         self._input_shape = None  # without the batch axis; ``input_shape`` adds it, like Keras
         self._tensors: dict[int, KerasTensor] = {}  # the symbolic tensor of every tensor id

@@ -1,5 +1,6 @@
 """How a model runs its graph: ``MaxPool(ReLU(x))`` executes as ``ReLU(MaxPool(x))``, a batch
-norm followed by ReLU as one step, and so does a convolution followed by a large max pool.
+norm followed by ReLU as one step, and so does a convolution followed by a large max pool; at
+inference, each batch norm folded into the convolution before it.
 
 The swap is exact, outputs and gradients alike, including the awkward cases: windows whose values
 are all negative or tie (constant image regions make a convolution's outputs equal).
@@ -50,7 +51,7 @@ def test_the_swap_changes_neither_outputs_nor_gradients():
     y = np.array([0, 1, 2, 1, 0])
     swapped = build()
     plain = build()
-    plain._steps = plain._nodes  # the graph as written, no swap
+    plain._steps = plain._inference_steps = plain._nodes  # the graph as written, no swap
     out_swapped, grads_swapped = forward_and_gradients(swapped, x, y)
     out_plain, grads_plain = forward_and_gradients(plain, x, y)
     np.testing.assert_array_equal(out_swapped, out_plain)
@@ -132,7 +133,7 @@ def test_the_fusion_changes_neither_outputs_nor_gradients(frozen):
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal((5, 8, 8, 2)), np.array([0, 1, 2, 1, 0])
     fused, plain = build_bn_relu(frozen=frozen), build_bn_relu(frozen=frozen)
-    plain._steps = plain._nodes
+    plain._steps = plain._inference_steps = plain._nodes
     out_fused, grads_fused = forward_and_gradients(fused, x, y)
     out_plain, grads_plain = forward_and_gradients(plain, x, y)
     np.testing.assert_allclose(out_fused, out_plain, rtol=1e-13, atol=1e-15)
@@ -184,7 +185,7 @@ def test_the_conv_pool_fusion_changes_neither_outputs_nor_gradients():
     x, y = rng.standard_normal((6, 16, 16, 3)), np.array([0, 1, 2, 1, 0, 2])
     x[:, :5, :5, :] = 0.3  # tied convolution outputs
     fused, plain = build_conv_pool(), build_conv_pool()
-    plain._steps = plain._nodes
+    plain._steps = plain._inference_steps = plain._nodes
     out_fused, grads_fused = forward_and_gradients(fused, x, y)
     out_plain, grads_plain = forward_and_gradients(plain, x, y)
     np.testing.assert_array_equal(out_fused, out_plain)
@@ -200,3 +201,85 @@ def test_the_conv_pool_fusion_changes_neither_outputs_nor_gradients():
         model.fit(x, y, epochs=3, batch_size=3, verbose=0)
     for w_fused, w_plain in zip(fused.trainable_weights, plain.trainable_weights):
         np.testing.assert_allclose(w_fused.value, w_plain.value, rtol=1e-10, atol=1e-12)
+
+
+# ----- at inference, a batch norm is folded into the convolution before it -----
+
+
+def test_inference_folds_each_batch_norm_into_its_convolution():
+    from npconv.engine.plan import ConvBatchNorm
+
+    model = build_bn_relu()
+    steps = [n.layer for n in model._inference_steps]
+    assert [type(layer).__name__ for layer in steps] == [
+        "ConvBatchNorm",
+        "MaxPooling2D",
+        "ConvBatchNorm",
+        "Add",
+        "ReLU",
+        "Flatten",
+        "Dense",
+    ]
+    assert isinstance(steps[0], ConvBatchNorm) and steps[0].relu and not steps[2].relu
+    assert (steps[0].conv, steps[0].norm) == (model.layers[1], model.layers[2])
+
+
+def test_no_fold_after_an_activation_or_for_an_output_read_twice():
+    inputs = nc.Input(shape=(8, 8, 2))
+    a = L.BatchNormalization()(L.Conv2D(4, 3, padding="same", activation="relu")(inputs))
+    b = L.Conv2D(4, 3, padding="same")(a)
+    merged = L.Add()([L.BatchNormalization()(b), b])
+    model = nc.Model(inputs, L.Dense(2, activation="softmax")(L.Flatten()(merged)))
+    assert [n.layer for n in model._inference_steps] == [n.layer for n in model._steps]
+
+
+def predict_and_evaluate(model, x, y):
+    return model.predict(x), model.evaluate(x, y, verbose=0)
+
+
+@pytest.mark.usefixtures("tier")
+@pytest.mark.parametrize("frozen", [False, True])
+def test_the_fold_changes_predictions_by_rounding_alone_and_follows_the_weights(frozen):
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((6, 8, 8, 2)), np.array([0, 1, 2, 1, 0, 2])
+    folded, plain = build_bn_relu(frozen=frozen), build_bn_relu(frozen=frozen)
+    plain._inference_steps = plain._steps
+    for model in (folded, plain):  # moving statistics and weights away from their initial values
+        nc.utils.set_random_seed(2)
+        model.fit(x, y, epochs=2, batch_size=3, verbose=0)
+    for _ in range(2):
+        (p_folded, loss_folded), (p_plain, loss_plain) = (predict_and_evaluate(m, x, y) for m in (folded, plain))
+        np.testing.assert_allclose(p_folded, p_plain, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(loss_folded, loss_plain, rtol=1e-12)
+        np.testing.assert_allclose(folded(x), plain(x), rtol=1e-12, atol=1e-14)
+        for model in (folded, plain):  # weights changed by hand: the next predictions use them
+            bn = model.layers[2]
+            bn.moving_variance.value *= 3.0
+            bn.gamma.value[0] = -2.0
+            model.layers[1].kernel.value[0, 0] += 0.5
+
+
+def test_a_float32_fold_is_as_close_as_float32_allows():
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((6, 8, 8, 2)).astype(np.float32), np.array([0, 1, 2, 1, 0, 2])
+    nc.utils.set_random_seed(0)
+    inputs = nc.Input(shape=(8, 8, 2))
+    h = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 3, padding="same", use_bias=False)(inputs)))
+    model = nc.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(h)))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=3, batch_size=3, verbose=0)
+    folded = model.predict(x)
+    model._inference_steps = model._steps
+    np.testing.assert_allclose(folded, model.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_run_the_layers_as_they_are():
+    model = build_bn_relu()
+    x = np.random.default_rng(8).standard_normal((2, 8, 8, 2))
+    seed = np.ones((2, 3))
+    z, _, grads = model.gradients(x, seed)
+    model._inference_steps = model._nodes  # nothing folded: the same logits and gradients, bit for bit
+    z_plain, _, grads_plain = model.gradients(x, seed)
+    np.testing.assert_array_equal(z, z_plain)
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], grads_plain[name])

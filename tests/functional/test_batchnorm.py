@@ -13,7 +13,10 @@ from npconv.functional.batchnorm import (
     batchnorm_forward,
     batchnorm_inference_backward,
     batchnorm_inference_forward,
+    fold_batchnorm,
 )
+from npconv.functional.conv import conv2d_forward
+from npconv.functional.dense import dense_forward
 from npconv.gradcheck import gradcheck
 
 # Every test runs once per kernel tier: the NumPy reference and the compiled (Numba) kernels.
@@ -240,6 +243,66 @@ def test_training_with_relu_matches_torch(torch, rng, dtype):
     np.testing.assert_allclose(dx, from_nchw(tx.grad), **tol)
     np.testing.assert_allclose(dgamma, tg.grad.numpy(), **tol)
     np.testing.assert_allclose(dbeta, tb.grad.numpy(), **tol)
+
+
+# ----- an inference batch norm folded into the layer before it -----
+
+
+def stats(rng, n_c):
+    return {**params(rng, n_c), "moving_mean": rng.standard_normal(n_c), "moving_var": rng.random(n_c) + 0.1}
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("eps", [1e-3, 1e-5])
+def test_a_folded_convolution_is_the_convolution_then_the_batch_norm(rng, bias, eps):
+    x, w = rng.standard_normal((3, 6, 7, 4)), rng.standard_normal((3, 2, 4, 5))
+    b, p = rng.standard_normal(5) if bias else np.zeros(5), stats(rng, 5)
+    z, _ = conv2d_forward(x, w, b, padding="same")
+    expected, _ = batchnorm_inference_forward(z, eps=eps, **p)
+    w_folded, b_folded = fold_batchnorm(w, b if bias else None, eps=eps, **p)
+    assert w_folded.shape == w.shape and b_folded.shape == (5,)
+    np.testing.assert_allclose(conv2d_forward(x, w_folded, b_folded, padding="same")[0], expected, **TOL)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_folded_dense_layer_keeps_its_dtype(rng, dtype):
+    x, w, b, p = rng.standard_normal((5, 6)), rng.standard_normal((6, 3)), rng.standard_normal(3), stats(rng, 3)
+    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    expected, _ = batchnorm_inference_forward(dense_forward(x, w, b)[0], **p)
+    w_folded, b_folded = fold_batchnorm(w, b, **p)
+    assert w_folded.dtype == b_folded.dtype == dtype
+    tol = TOL if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dense_forward(x, w_folded, b_folded)[0], expected, **tol)
+
+
+def test_folding_matches_torch(torch, rng):
+    # torch's own conv + batch norm fusion (the one its FX and quantisation passes use), OIHW filters
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    w, b, p = rng.standard_normal((3, 3, 4, 6)), rng.standard_normal(6), stats(rng, 6)
+    t = {k: torch.tensor(v) for k, v in p.items()}
+    tw, tb = fuse_conv_bn_weights(
+        torch.tensor(w.transpose(3, 2, 0, 1).copy()),
+        torch.tensor(b),
+        t["moving_mean"],
+        t["moving_var"],
+        1e-3,
+        t["gamma"],
+        t["beta"],
+    )
+    w_folded, b_folded = fold_batchnorm(w, b, **p)
+    np.testing.assert_allclose(w_folded, tw.detach().numpy().transpose(2, 3, 1, 0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(b_folded, tb.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_folding_refuses_statistics_of_the_wrong_length_and_negative_variances(rng):
+    w, p = rng.standard_normal((3, 3, 2, 4)), stats(rng, 4)
+    with pytest.raises(ShapeError, match=r"beta: expected shape \(4,\), one value per output channel of w"):
+        fold_batchnorm(w, None, **{**p, "beta": np.zeros(3)})
+    with pytest.raises(ValueError, match="moving_var: expected non-negative variances"):
+        fold_batchnorm(w, None, **{**p, "moving_var": -p["moving_var"]})
+    with pytest.raises(ShapeError, match="w: expected a 4 or 2-D array"):
+        fold_batchnorm(np.ones(4), None, **p)
 
 
 # ----- bad input -----

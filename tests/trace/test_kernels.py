@@ -372,3 +372,31 @@ def test_a_mistake_beside_tied_maxima_is_still_found(tmp_path, name):
     assert difference is not None
     assert (difference.layer, difference.which) == (layer, which), difference
     assert hint in difference.hint, difference
+
+
+def test_fit_through_the_course_validates_through_the_course_too():
+    # at inference npconv folds a batch norm into its convolution; the learner's forward must run instead
+    seen = []
+
+    class Steps(npconv.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append([type(node.layer).__name__ for node in self.model._inference_steps])
+
+    npconv.utils.set_random_seed(3)
+    model = npconv.Sequential(
+        [
+            L.Conv2D(3, 3, padding="same", use_bias=False, input_shape=(8, 8, 2)),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.Flatten(),
+            L.Dense(2, activation="softmax"),
+        ],
+        dtype="float64",
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = np.random.default_rng(4).standard_normal((6, 8, 8, 2)), np.array([0, 1, 0, 1, 1, 0])
+    model.fit(
+        x, y, epochs=1, batch_size=3, verbose=0, validation_data=(x, y), kernels="npconv.course", callbacks=[Steps()]
+    )
+    assert seen == [["Conv2D", "BatchNormReLU", "Flatten", "Dense"]]
+    assert type(model._inference_steps[0].layer).__name__ == "ConvBatchNorm"  # npconv's own again

@@ -16,7 +16,7 @@ from ..functional._threads import blas_scope
 from ..layers import InputLayer, KerasTensor, Layer
 from ..layers.base import snake_case
 from .data_checks import as_input_batch
-from .plan import Node, execution_steps, plan_gradients
+from .plan import Node, execution_steps, fold_batchnorm, plan_gradients
 
 
 class Graph:
@@ -93,6 +93,7 @@ class Graph:
         for k, node in enumerate(nodes):
             node.frees = tuple(i for i in set(node.inputs) if last_use[i] == k)
         self._steps = execution_steps(nodes)
+        self._inference_steps = fold_batchnorm(self._steps)
         shapes = {0: self._input_shape}
         for node in nodes:
             layer = node.layer
@@ -225,8 +226,11 @@ class Graph:
 
     def _run_forward(self, x, training, logits, record, keep_caches):
         values = {0: x}
-        steps = self._steps if record is None else self._nodes
         keep_caches = training if keep_caches is None else keep_caches
+        if record is not None:
+            steps = self._nodes
+        else:
+            steps = self._steps if training or keep_caches else self._inference_steps
         last = len(steps) - 1
         for k, node in enumerate(steps):
             layer = node.layer

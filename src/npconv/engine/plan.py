@@ -3,12 +3,19 @@
 A model keeps its graph as built (``_nodes``: summary, saving) and the steps it runs (``_steps``);
 the two differ by three rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
 :func:`pool_before_relu` and :func:`fuse_conv_maxpool` (:func:`execution_steps` applies them).
+Inference without caches (``predict``, ``evaluate``) runs ``_inference_steps``: the same steps with
+each batch norm folded into the convolution before it (:func:`fold_batchnorm`), equal but for rounding.
 :func:`plan_backward` marks the nodes that training's gradients never need to reach;
 :func:`plan_gradients` says which nodes a gradient to chosen tensors (``Model.gradients``) passes
 through.
 """
 
 from __future__ import annotations
+
+import numpy as np
+
+from ..functional.batchnorm import folded_weights
+from ..functional.conv import conv2d_forward
 
 
 class Node:
@@ -179,6 +186,56 @@ def fuse_conv_maxpool(nodes: list[Node]) -> list[Node]:
         return ConvMaxPool(conv, reader) if large else None
 
     return _fuse_with_reader(nodes, lambda layer: type(layer) is Conv2D and layer.activation.name == "linear", fuse)
+
+
+class ConvBatchNorm:
+    """Inference only: a ``Conv2D`` without activation whose output only a ``BatchNormalization``
+    reads (or a :class:`BatchNormReLU` step), as one convolution whose filters and bias have the
+    batch norm's moving statistics folded in (:func:`~npconv.functional.fold_batchnorm`, refolded
+    on every call: the weights may have changed since). It saves the batch norm's pass over the
+    output and, for one image, most of a layer's fixed cost. It keeps no cache and has no backward:
+    gradients (training, ``Model.gradients``) run the layers as they are."""
+
+    multi_input = False
+    passes_gradient = False
+    trainable_weights = ()
+
+    def __init__(self, conv, norm, relu):
+        self.conv, self.norm, self.relu = conv, norm, relu
+        self.name = f"{conv.name}+{norm.name}"
+        self._cache = None
+        self._no_bias = np.zeros(conv.filters)
+
+    def forward(self, x, training=False):
+        if training:
+            raise RuntimeError(f"{self.name}: a batch norm folded into a convolution is for inference only")
+        conv, norm = self.conv, self.norm
+        w, b = folded_weights(
+            conv.kernel.value,
+            conv.bias.value if conv.use_bias else self._no_bias,
+            norm.gamma.value,
+            norm.beta.value,
+            norm.moving_mean.value,
+            norm.moving_variance.value,
+            norm.epsilon,
+        )
+        out, _ = conv2d_forward(x, w, b, stride=conv.strides, padding=conv.padding, workspace=conv._workspace)
+        return np.maximum(out, 0, out=out) if self.relu else out
+
+
+def fold_batchnorm(steps: list[Node]) -> list[Node]:
+    """The inference steps: each ``BatchNormalization`` (or :class:`BatchNormReLU` step) that alone
+    reads a ``Conv2D`` without activation folded into it as one :class:`ConvBatchNorm` step."""
+    from ..layers import BatchNormalization, Conv2D
+
+    def fuse(conv, reader):
+        if type(reader) is BatchNormalization:
+            return ConvBatchNorm(conv, reader, relu=False)
+        if type(reader) is BatchNormReLU:
+            return ConvBatchNorm(conv, reader.norm, relu=True)
+        return None
+
+    return _fuse_with_reader(steps, lambda layer: type(layer) is Conv2D and layer.activation.name == "linear", fuse)
 
 
 def plan_backward(steps: list[Node]) -> None:

@@ -83,17 +83,18 @@ class Training(Feeding):
         return activation != "linear"
 
     @contextlib.contextmanager
-    def _plan_without_conv_pool_steps(self):
-        """Within the block the model runs each convolution and max pool as its own layer (the
-        learner's functions replace their ``forward`` and ``backward``; a ``ConvMaxPool`` step's
-        backward is npconv's own), planned for training; then its own steps again, planned."""
-        steps = self._steps
-        self._steps = execution_steps(self._nodes, conv_pool=False)
+    def _plan_layer_by_layer(self):
+        """Within the block the model runs each convolution, max pool and batch norm as its own
+        layer (the learner's functions replace their ``forward`` and ``backward``; a ``ConvMaxPool``
+        step's backward and a folded ``ConvBatchNorm`` step are npconv's own), in training and
+        inference alike, planned for training; then its own steps again, planned."""
+        steps, inference_steps = self._steps, self._inference_steps
+        self._steps = self._inference_steps = execution_steps(self._nodes, conv_pool=False)
         plan_backward(self._steps)
         try:
             yield
         finally:
-            self._steps = steps
+            self._steps, self._inference_steps = steps, inference_steps
             plan_backward(steps)
 
     def _require_compiled(self):
@@ -193,7 +194,7 @@ class Training(Feeding):
 
             if not is_batch_source(x):
                 as_input_batch(self, x, "x", build=True)  # the layers' sizes decide what the course can run
-            with learner_layers(self, kernels), self._plan_without_conv_pool_steps():
+            with learner_layers(self, kernels), self._plan_layer_by_layer():
                 return self.fit(
                     x,
                     y,

@@ -17,7 +17,13 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
-from .batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference_backward, batchnorm_inference_forward
+from .batchnorm import (
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_inference_backward,
+    batchnorm_inference_forward,
+    fold_batchnorm,
+)
 from .conv import conv2d_backward, conv2d_forward
 from .conv_pool import conv2d_maxpool_backward
 from .dense import dense_backward, dense_forward
@@ -52,6 +58,7 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_inference_forward",
     "batchnorm_inference_backward",
+    "fold_batchnorm",
     "dropout_forward",
     "dropout_backward",
     "flatten_forward",

@@ -280,3 +280,48 @@ def batchnorm_inference_backward(dout, cache):
     dbeta = column_sum(d2)
     np.multiply(d2, gamma * inv_std, out=work)
     return work.reshape(shape), dgamma, dbeta
+
+
+def fold_batchnorm(w, b, gamma, beta, moving_mean, moving_var, eps=1e-3):
+    """The weights of an affine layer followed by an inference batch norm, as one affine layer.
+
+    ``norm(x @ w + b) = x @ w' + b'`` per output channel ``k``, with ``s = gamma / sqrt(moving_var + eps)``::
+
+        w'[..., k] = w[..., k] * s[k],   b'[k] = (b[k] - moving_mean[k]) * s[k] + beta[k]
+
+    Parameters
+    ----------
+    w : ndarray, a convolution's filters (fh, fw, n_C, K) or a dense layer's (n_in, K)
+    b : ndarray, shape (K,), or ``None`` for a layer without a bias
+    gamma, beta, moving_mean, moving_var : ndarray, shape (K,)
+    eps : float, as the batch norm's
+
+    Returns
+    -------
+    (w', b') in ``w``'s dtype and shapes ``w.shape`` and ``(K,)``, the per-channel constants
+    computed in float64: the folded layer's outputs differ from the two layers' by rounding alone.
+    """
+    _check_eps(eps)
+    w = check_float_array(w, "w", (4, 2))
+    n_k = w.shape[-1]
+    params = {"gamma": gamma, "beta": beta, "moving_mean": moving_mean, "moving_var": moving_var}
+    params["b"] = np.zeros(n_k) if b is None else b
+    for name, value in params.items():
+        value = params[name] = check_float_array(value, name).astype(np.float64, copy=False)
+        if value.shape != (n_k,):
+            raise ShapeError(expected(name, f"shape ({n_k},), one value per output channel of w {w.shape}", value))
+    if np.any(params["moving_var"] < 0):
+        raise ValueError(expected("moving_var", "non-negative variances", params["moving_var"]))
+    return folded_weights(
+        w, params["b"], params["gamma"], params["beta"], params["moving_mean"], params["moving_var"], eps
+    )
+
+
+def folded_weights(w, b, gamma, beta, moving_mean, moving_var, eps):
+    """:func:`fold_batchnorm` without its checks, for weights a model holds (``b`` an array), in
+    their dtype as the batch norm's own inference computes them. A model folds on every inference
+    call (its weights may have changed since the last), so this is a handful of operations on small
+    arrays."""
+    scale = gamma / np.sqrt(moving_var + eps)
+    shift = (b - moving_mean) * scale + beta
+    return w * scale.astype(w.dtype), shift.astype(w.dtype)
