@@ -86,3 +86,30 @@ def test_openmp_threads_spin_briefly_then_sleep(monkeypatch):
 
     monkeypatch.setattr(_tier.importlib, "import_module", missing)
     assert not _tier._load_openmp()  # then Numba's workqueue pool
+
+
+def blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("outside", [1, 2])
+def test_blas_keeps_to_one_thread_within_a_model_run_and_gets_its_count_back(outside):
+    from threadpoolctl import threadpool_limits
+
+    from npconv.functional._threads import blas_scope
+
+    with threadpool_limits(outside, user_api="blas"):
+        with use_tier("compiled"):
+            with blas_scope():
+                assert set(blas_threads()) == {1}
+                with blas_scope():  # nested: still one, and the outer scope's count after
+                    pass
+                assert set(blas_threads()) == {1}
+            assert set(blas_threads()) == {outside}
+            with pytest.raises(ZeroDivisionError), blas_scope():
+                1 / 0  # noqa: B018 (an error inside gives the count back too)
+            assert set(blas_threads()) == {outside}
+        with use_tier("numpy"), blas_scope():  # BLAS is the NumPy tier's only parallelism: left alone
+            assert set(blas_threads()) == {outside}

@@ -30,18 +30,34 @@ def blas_scope():
     OpenBLAS worker that has just run busy-waits about 0.1 s for more work, holding a core that
     Numba's parallel loops then wait for: with BLAS on two threads, an epoch took up to 1.9x as long
     (``benchmarks/train_speed.py``). The NumPy tier, whose only parallelism is BLAS's, is left
-    alone. Costs about 12 microseconds (threadpoolctl).
+    alone. Each library's thread count is read and set through threadpoolctl's controllers for it,
+    found once: its ``limit()`` took 9 microseconds a call, a tenth of a small model's prediction.
     """
     if tier() == "numpy":
         return contextlib.nullcontext()
-    return _blas_controller().limit(limits=1, user_api="blas")
+    return _one_blas_thread()
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    libraries = _blas_libraries()
+    saved = [library.get_num_threads() for library in libraries]
+    for library, threads in zip(libraries, saved):
+        if threads != 1:
+            library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, threads in zip(libraries, saved):
+            if threads != 1:
+                library.set_num_threads(threads)
 
 
 @functools.cache
-def _blas_controller():
+def _blas_libraries():
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()
+    return ThreadpoolController().select(user_api="blas").lib_controllers
 
 
 #: From this many multiply-adds a product under the compiled tier is split in two halves (0.1 ms or
