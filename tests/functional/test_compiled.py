@@ -48,7 +48,10 @@ def assert_all_close(reference, fast, dtype):
         ((2, 9, 9, 3), (3, 3), 4, 2, 1, "channel_major"),  # strided: the channel-major GEMM
         ((2, 17, 16, 8), (3, 3), 4, 1, 3, "rows"),  # padding beyond f - 1: GEMM and col2im
         ((2, 9, 9, 8), (3, 3), 4, 2, 0, "rows"),  # strided col2im
-        ((2, 16, 16, 8), (1, 1), 12, 1, "valid", "pointwise"),  # 1 x 1: the input itself is the patch matrix
+        ((2, 16, 16, 8), (1, 1), 12, 1, "valid", "direct"),  # 1 x 1: the channels are the taps
+        ((2, 8, 8, 32), (1, 1), 64, 1, "same", "direct"),  # smallres's last projection: four vectors
+        ((2, 16, 16, 8), (1, 1), 12, 2, "valid", "rows"),  # strided 1 x 1: GEMM
+        ((2, 5, 4, 8), (1, 1), 12, 1, "valid", "pointwise"),  # rows narrower than a tile: GEMM
     ],
 )
 def test_conv_tiers_agree(rng, dtype, shape, kernel, filters, stride, padding, layout):

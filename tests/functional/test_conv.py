@@ -156,6 +156,38 @@ def test_matches_pytorch_on_random_shapes(torch, dtype):
         np.testing.assert_allclose(db, bt.grad.numpy(), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("channels, filters", [(3, 4), (16, 20)])
+def test_a_one_by_one_kernel_over_rows_a_tile_wide(rng, channels, filters):
+    """Rows of 16 pixels: the compiled tier runs a 1 x 1 kernel direct (its taps are the channels),
+    the NumPy tier as one GEMM; both against the course's loops and their numerical gradient."""
+    x, w, b = random_conv(rng, size=(3, 16), c=channels, kernel=(1, 1), k=filters)
+    gradcheck(lambda x, w, b: conv2d_forward(x, w, b), conv2d_backward, {"x": x, "w": w, "b": b})
+    z_loop, cache_loop = course.conv_forward(x, w, b.reshape(1, 1, 1, -1), {"pad": 0, "stride": 1})
+    z_fast, cache_fast = conv2d_forward(x, w, b)
+    np.testing.assert_allclose(z_fast, z_loop, rtol=1e-12, atol=1e-12)
+    dz = rng.standard_normal(z_loop.shape)
+    for fast, loop in zip(conv2d_backward(dz, cache_fast), course.conv_backward(dz, cache_loop)):
+        np.testing.assert_allclose(fast.reshape(loop.shape), loop, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_one_by_one_kernel_matches_pytorch(torch, rng, dtype):
+    """``smallres``'s projections' shapes, small: 16 -> 32 and 32 -> 64 channels, rows a tile wide."""
+    functional, tol = torch.nn.functional, 1e-9 if dtype == np.float64 else 2e-4
+    for channels, filters, size in ((16, 32, (4, 16)), (32, 64, (8, 8))):
+        x, w, b = random_conv(rng, size=size, c=channels, kernel=(1, 1), k=filters, dtype=dtype)
+        out, cache = conv2d_forward(x, w, b)
+        xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+        wt = torch.tensor(np.ascontiguousarray(w.transpose(3, 2, 0, 1)), requires_grad=True)
+        yt = functional.conv2d(xt, wt, torch.tensor(b))
+        np.testing.assert_allclose(out, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=tol, atol=tol)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        yt.backward(torch.tensor(np.ascontiguousarray(dout.transpose(0, 3, 1, 2))))
+        dx, dw, _ = conv2d_backward(dout, cache)
+        np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=tol, atol=tol)
+        np.testing.assert_allclose(dw, wt.grad.numpy().transpose(2, 3, 1, 0), rtol=tol, atol=tol)
+
+
 def test_bad_input_is_explained(rng):
     x, w, b = random_conv(rng)
     with pytest.raises(ShapeError, match=r"w: expected 3 input channels"):
