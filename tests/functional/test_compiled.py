@@ -70,36 +70,6 @@ def test_conv_tiers_agree(rng, dtype, shape, kernel, filters, stride, padding, l
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("channels", [3, 8, 16, 32])
-@pytest.mark.parametrize("filters, width", [(5, 19), (16, 8), (12, 33)])
-def test_a_build_for_its_channels_gives_the_general_builds_bits(rng, dtype, channels, filters, width):
-    """``conv_nhwc`` runs a build of its own for a few channel counts (the pixel step a constant in
-    its tiles): the same sums in the same order as the general build, on a half, a whole and a
-    narrow tile, rows of several tiles and a leftover."""
-    from npconv.functional.compiled import conv as compiled_conv
-    from npconv.functional.conv import _filter_table, pad_nhwc, tap_offsets
-
-    assert channels in compiled_conv.CONSTANT_STEPS
-    x = rng.standard_normal((2, 5, width, channels)).astype(dtype)
-    w = rng.standard_normal((3, 2, channels, filters)).astype(dtype)
-    x_pad = np.ascontiguousarray(pad_nhwc(x, ((1, 1), (1, 0))))
-    args = (
-        x_pad,
-        tap_offsets(3, 2, channels, x_pad.shape[2]),
-        3 * 2 * channels,
-        _filter_table(w.reshape(-1, filters)),
-        _filter_table(rng.standard_normal((1, filters)).astype(dtype))[0],
-    )
-    outs = [np.empty((2, 5, width, filters), dtype) for _ in range(4)]
-    compiled_conv.conv_nhwc_any_step.serial(*args, outs[0])
-    compiled_conv.conv_nhwc_for_step(channels).serial(*args, outs[1])
-    compiled_conv.conv_nhwc_for_step(channels).parallel(*args, outs[2])
-    compiled_conv.conv_nhwc(*args, outs[3])
-    for out in outs[1:]:
-        np.testing.assert_array_equal(out, outs[0])
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "shape, pool, stride, padding",
     [

@@ -157,4 +157,4 @@ def kernels_will_compile() -> bool:
         return False
     from .compiled import _jit, conv
 
-    return not _jit.compiled_before(conv.conv_nhwc_any_step)
+    return not _jit.compiled_before(conv.conv_nhwc)

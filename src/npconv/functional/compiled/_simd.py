@@ -96,30 +96,21 @@ def _i64(value):
     return ir.Constant(ir.IntType(64), value)
 
 
-def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, step):
-    """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors;
-    ``step``, when not ``None``, the input's position step as a constant (see :func:`forward_row`)."""
+def _emit_forward_tile(builder, vec, positions, vectors, data, args, v):
+    """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors."""
     x_data, offset_data, w_data, out_data, bias_data = data
     x_row, x_step, n_taps, w_row, k0, o_row, o_step, n_lanes = args
     acc = [[cgutils.alloca_once(builder, vec.type) for _ in range(vectors)] for _ in range(positions)]
     for row in acc:
         for a in row:
             builder.store(ir.Constant(vec.type, None), a)
-    if step is None:  # one address per pixel, held across the taps
-        starts = [builder.mul(builder.add(builder.add(x_row, v), _i64(u)), x_step) for u in range(positions)]
-    else:  # one address per tap, each pixel an immediate displacement from it
-        start = builder.mul(builder.add(x_row, v), _i64(step))
+    starts = [builder.mul(builder.add(builder.add(x_row, v), _i64(u)), x_step) for u in range(positions)]
     with cgutils.for_range(builder, n_taps) as loop:
         offset = builder.load(builder.gep(offset_data, [loop.index]))
-        if step is None:
-            pixels = [builder.add(starts[u], offset) for u in range(positions)]
-        else:
-            tap = builder.add(start, offset)
-            pixels = [builder.add(tap, _i64(u * step)) for u in range(positions)]
         w_start = builder.add(builder.mul(loop.index, w_row), k0)
         weights = [vec.load(w_data, builder.add(w_start, _i64(s * vec.lanes))) for s in range(vectors)]
         for u in range(positions):
-            pixel = vec.broadcast(x_data, pixels[u])
+            pixel = vec.broadcast(x_data, builder.add(starts[u], offset))
             for s in range(vectors):
                 vec.multiply_add(pixel, weights[s], acc[u][s])
     biases = [vec.load(bias_data, builder.add(k0, _i64(s * vec.lanes))) for s in range(vectors)]
@@ -142,7 +133,7 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, step):
                     )
 
 
-def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, step: int | None = None):
+def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
     """An intrinsic ``row(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols)``:
 
     ``out[(o_row + v) * o_step + k0 + l] = bias[k0 + l] + sum_{t < n_taps} x[(x_row + v) * x_step +
@@ -153,12 +144,6 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
     outputs, with the same values); rows narrower than a tile use tiles of half as many, so
     ``n_cols >= positions // 2``. ``x``, ``w``, ``out``, ``bias`` flat arrays of one float dtype; ``w``
     and ``bias`` hold ``vectors * lanes`` values from ``k0`` (zero-padded), ``out`` gets ``n_lanes``.
-
-    ``step``: a build for ``x_step == step`` only (the caller checks), the constant in the code. Each
-    pixel of a tile is then the tap's address plus an immediate displacement, one address register
-    per tap; with the step known only at run time the tile held one address per pixel, 16 with
-    AVX-512's one-vector tiles, more than the registers left beside the accumulators, and reloaded
-    them from the stack (16 -> 16 channels at 32 x 32: 232 -> 270 GFLOP/s).
     """
 
     @intrinsic
@@ -179,7 +164,7 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
                             start = builder.mul(tile.index, _i64(width))
                             last = builder.sub(n_cols, _i64(width))
                             v = builder.select(builder.icmp_signed("<", start, last), start, last)
-                            _emit_forward_tile(builder, vec, width, vectors, data, scalars, v, step)
+                            _emit_forward_tile(builder, vec, width, vectors, data, scalars, v)
             return context.get_dummy_value()
 
         return sig, codegen

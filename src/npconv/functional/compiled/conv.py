@@ -25,9 +25,6 @@ so results do not depend on how many threads run.
 
 from __future__ import annotations
 
-import functools
-import types
-
 import numpy as np
 from numba import prange
 
@@ -68,32 +65,15 @@ def _forward_cost(x_pad, offsets, n_taps, weights, bias, out):
     return out.size * n_taps
 
 
-#: Input channels for which the forward has a build of its own, compiled on first use, whose
-#: one- and half-vector tiles (the layers of 16 filters or fewer) hold the pixel step as a constant
-#: (``forward_row``'s ``step``): the course's and ``smallres``'s first layers, SIGNS's second, the
-#: 16-channel stage and its input gradients. Any other input runs :data:`conv_nhwc_any_step`.
-CONSTANT_STEPS = (3, 8, 16, 32)
-
-
+@kernel(cost=_forward_cost)
 def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out):
     """Direct stride-1 convolution: ``out[i, h, v, k] = bias[k] + sum_{t < n_taps} weights[t, k]
     * x_flat[((i * H_pad + h) * W_pad + v) * C + offsets[t]]`` (see the module docstring).
 
     x_pad (m, H_pad, W_pad, C), C-contiguous; offsets (>= n_taps,) int64; weights (n_taps, K_pad) and
     bias (K_pad,) zero-padded, ``K_pad = filter_lanes(K)``; out (m, n_H, n_W, K), written in place,
-    ``n_W >= MIN_WIDTH``. Runs the build for ``C`` channels where there is one and its tiles are
-    the one- or half-vector ones (``K`` at most a vector), else the general one; the same sums in
-    the same order either way.
+    ``n_W >= MIN_WIDTH``.
     """
-    n_c = x_pad.shape[3]
-    if n_c in CONSTANT_STEPS and out.shape[3] <= VECTOR_BYTES // x_pad.itemsize:
-        return conv_nhwc_for_step(n_c)(x_pad, offsets, n_taps, weights, bias, out)
-    return conv_nhwc_any_step(x_pad, offsets, n_taps, weights, bias, out)
-
-
-def _conv_nhwc(x_pad, offsets, n_taps, weights, bias, out):
-    """:func:`conv_nhwc`'s loop over output rows and blocks of filters, with the tiles its module
-    globals (or a build's own, :func:`conv_nhwc_for_step`) name."""
     m, h_pad, w_pad, n_c = x_pad.shape
     n_h, n_w, n_k = out.shape[1], out.shape[2], out.shape[3]
     k_pad = weights.shape[1]
@@ -117,24 +97,6 @@ def _conv_nhwc(x_pad, offsets, n_taps, weights, bias, out):
             else:
                 _half_vector_row(x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, left, n_w)
                 k0 += lanes // 2
-
-
-conv_nhwc_any_step = kernel(cost=_forward_cost)(_conv_nhwc)
-
-
-@functools.cache
-def conv_nhwc_for_step(step: int):
-    """:func:`_conv_nhwc` built for inputs of ``step`` channels: the same source, its one- and
-    half-vector tiles ``forward_row(..., step=step)``, compiled on its first call (and cached on
-    disk under its own name), so a model pays the compile time only for the steps it has."""
-    tiles = {
-        "_one_vector_row": forward_row(_ONE_VECTOR_PIXELS, 1, step=step),
-        "_half_vector_row": forward_row(_ONE_VECTOR_PIXELS, 1, VECTOR_BYTES // 2, step=step),
-    }
-    name = f"conv_nhwc_step{step}"
-    fn = types.FunctionType(_conv_nhwc.__code__, {**globals(), **tiles}, name)
-    fn.__qualname__, fn.__module__, fn.__doc__ = name, __name__, _conv_nhwc.__doc__
-    return kernel(cost=_forward_cost)(fn)
 
 
 def _weight_grads_cost(x_pad, dout, offsets, n_taps):
