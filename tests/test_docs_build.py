@@ -145,3 +145,15 @@ def test_the_latency_ratio_is_the_runs_own_against_the_faster_eager_layout():
     assert "against eager NCHW" in npconv_benchmarks._latency_cell(
         {"npconv_latency1_ms": 0.3, "torch_latency1_ms": 0.6}
     )
+
+
+def test_the_peak_share_target_reads_smallres_without_augmentation():
+    # train_speed.py writes "of_peak" per tier; the page said "not measured" while it read another key
+    rows = [
+        {"model": "SIGNS (course)", "of_peak": {"compiled": 0.2}},
+        {"model": "smallres (npconv train signs: photo augmentation)", "of_peak": {"compiled": 0.2}},
+        {"model": "smallres (no augmentation)", "of_peak": {"compiled": 0.32, "numpy": 0.1}},
+    ]
+    assert npconv_benchmarks._epoch_peak_share(rows) == 0.32
+    assert npconv_benchmarks._epoch_peak_share(rows[:2]) is None
+    assert npconv_benchmarks._epoch_peak_share([{"model": "smallres (no augmentation)"}]) is None

@@ -355,6 +355,15 @@ def _latency_ratio(row: dict):
     return (ours / theirs if ours and theirs else None), False
 
 
+def _epoch_peak_share(rows) -> float | None:
+    """The compiled tier's share of the sgemm peak over the epoch of ``smallres (no augmentation)``
+    (``train_speed.py``'s ``of_peak``, the row its own target check reads), or ``None``."""
+    for row in rows:
+        if row.get("model") == "smallres (no augmentation)":
+            return (row.get("of_peak") or {}).get("compiled")
+    return None
+
+
 def _latency_cell(row: dict) -> str:
     ratio, against_best = _latency_ratio(row)
     if ratio is None:
@@ -578,14 +587,7 @@ def targets(chosen: dict[tuple[str, str], Result]) -> list[tuple[str, list[list[
                     verdict(_busy_met(b)),
                 ]
             )
-        share = next(
-            (
-                row.get("epoch_peak_share")
-                for row in result.data.get("rows") or []
-                if str(row.get("model", "")).startswith("smallres") and "epoch_peak_share" in row
-            ),
-            None,
-        )
+        share = _epoch_peak_share(result.data.get("rows") or [])
         rows.append(
             [
                 f"`smallres` epoch at ≥ {EPOCH_PEAK_SHARE:.0%} of the measured sgemm peak",
