@@ -292,3 +292,11 @@ def test_dropout_refuses_legacy_random_state():
 def test_flatten_refuses_scalars():
     with pytest.raises(ShapeError, match="batch axis"):
         flatten_forward(np.float64(1.0))
+
+
+def test_dense_without_a_bias(rng):
+    x, w = rng.standard_normal((4, 3)), rng.standard_normal((3, 2))
+    out, cache = dense_forward(x, w, None)
+    np.testing.assert_array_equal(out, x @ w)
+    _, dw, _ = dense_backward(np.ones((4, 2)), cache)
+    np.testing.assert_allclose(dw, x.T @ np.ones((4, 2)))

@@ -188,6 +188,25 @@ def test_a_one_by_one_kernel_matches_pytorch(torch, rng, dtype):
         np.testing.assert_allclose(dw, wt.grad.numpy().transpose(2, 3, 1, 0), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("size, channels, kernel", [((5, 16), 16, (3, 3)), ((5, 6), 3, (2, 2)), ((5, 16), 8, (1, 1))])
+def test_without_a_bias_the_backward_skips_its_gradient(rng, size, channels, kernel):
+    """``b=None``: the same outputs and gradients as a zero bias (direct, channel-major and 1 x 1
+    layouts), and ``db`` is ``None`` instead of a sum over the whole output gradient."""
+    x, w, _ = random_conv(rng, size=size, c=channels, kernel=kernel)
+    zero = np.zeros(w.shape[-1])
+    out, cache = conv2d_forward(x, w, None, padding="same")
+    out_zero, cache_zero = conv2d_forward(x, w, zero, padding="same")
+    np.testing.assert_array_equal(out, out_zero)
+    dout = rng.standard_normal(out.shape)
+    for need_dx in (True, False):
+        dx, dw, db = conv2d_backward(dout, cache, need_dx=need_dx)
+        dx_zero, dw_zero, _ = conv2d_backward(dout, cache_zero, need_dx=need_dx)
+        assert db is None
+        np.testing.assert_array_equal(dw, dw_zero)
+        if need_dx:
+            np.testing.assert_array_equal(dx, dx_zero)
+
+
 def test_bad_input_is_explained(rng):
     x, w, b = random_conv(rng)
     with pytest.raises(ShapeError, match=r"w: expected 3 input channels"):

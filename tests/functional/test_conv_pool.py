@@ -53,6 +53,20 @@ def test_equals_the_two_backward_passes(rng, case):
     np.testing.assert_allclose(db, db_two, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("need_dx", [False, True])
+def test_a_convolution_without_bias_gets_no_bias_gradient(rng, need_dx):
+    case = CASES[0]
+    x, w, b = random_case(rng, case)
+    out, (conv_cache, pool_cache) = conv_then_pool(x, w, None, case)
+    out_zero, (zero_conv_cache, zero_pool_cache) = conv_then_pool(x, w, np.zeros_like(b), case)
+    np.testing.assert_array_equal(out, out_zero)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv2d_maxpool_backward(dout, conv_cache, pool_cache, need_dx=need_dx)
+    _, dw_zero, _ = conv2d_maxpool_backward(dout, zero_conv_cache, zero_pool_cache, need_dx=need_dx)
+    assert db is None and (dx is None) == (not need_dx)
+    np.testing.assert_array_equal(dw, dw_zero)
+
+
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("need_dx", [False, True])
 def test_numerical_gradients(rng, case, need_dx):

@@ -51,7 +51,7 @@ class ConvCache(NamedTuple):
     # "pointwise": the input itself (M, n_C), for a 1 x 1 kernel
     layout: str
     w: np.ndarray  # (fh, fw, n_C, K) in the dtype of x
-    b_shape: tuple  # the shape of the bias given, so db comes back in it
+    b_shape: tuple | None  # the shape of the bias given, so db comes back in it; None: no bias
     x_shape: tuple  # (m, n_H_prev, n_W_prev, n_C)
     stride: tuple[int, int]
     pads: Padding2D
@@ -64,7 +64,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     ----------
     x : ndarray, shape (m, n_H_prev, n_W_prev, n_C)
     w : ndarray, shape (fh, fw, n_C, K)
-    b : ndarray, shape (K,) or the course's (1, 1, 1, K)
+    b : ndarray, shape (K,) or the course's (1, 1, 1, K); ``None`` for a convolution without bias
+        (its backward then returns ``db = None`` and skips the sum)
     stride : int or (sh, sw)
     padding : int, (ph, pw), ((top, bottom), (left, right)), ``"valid"`` or ``"same"`` (TensorFlow's rule)
     workspace : optional :class:`~npconv.functional._workspace.Workspace` whose buffers the patch
@@ -77,7 +78,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     """
     x = check_float_array(x, "x", 4)
     w = check_float_array(w, "w", 4).astype(x.dtype, copy=False)
-    b = check_float_array(b, "b")
+    b_shape = None if b is None else check_float_array(b, "b").shape
+    b = np.zeros(w.shape[3], x.dtype) if b is None else check_float_array(b, "b")
     m, n_h_prev, n_w_prev, n_c = x.shape
     fh, fw, w_c, n_k = w.shape
     if w_c != n_c:
@@ -95,7 +97,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     pads = resolve_padding(padding, (n_h_prev, n_w_prev), (fh, fw), stride)
     out_size = output_size((n_h_prev, n_w_prev), (fh, fw), stride, pads, "conv2d kernel")
     bias = b.reshape(n_k).astype(x.dtype, copy=False)
-    return _convolve(x, w, bias, b.shape, stride, pads, out_size, workspace)
+    return _convolve(x, w, bias, b_shape, stride, pads, out_size, workspace)
 
 
 def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace):
@@ -200,8 +202,8 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
 
     ``dout`` has shape (m, n_H, n_W, K). Returns ``(dx, dw, db)``: ``dx`` like ``x`` (``None`` when
     ``need_dx`` is false, which saves a GEMM and the col2im for a network's first layer), ``dw`` like
-    ``w``, ``db`` shaped like the ``b`` given to forward. ``workspace`` as in forward (the direct
-    kernel's padded output gradient).
+    ``w``, ``db`` shaped like the ``b`` given to forward (``None`` when that was ``None``).
+    ``workspace`` as in forward (the direct kernel's padded output gradient).
     """
     cols, layout, w, b_shape, x_shape, stride, pads = cache
     fh, fw, n_c, n_k = w.shape
@@ -209,12 +211,12 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
     n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
     dout = np.ascontiguousarray(check_dout(dout, (m, n_h, n_w, n_k)), dtype=w.dtype)
     if layout == "direct":
-        dx, dw, db = _direct_backward(dout, cache, need_dx, workspace)
-        return dx, dw, db.reshape(b_shape)
+        dx, dw = _direct_backward(dout, cache, need_dx, workspace)
+        return dx, dw, bias_gradient(dout, b_shape)
     dout2 = dout.reshape(-1, n_k)
     w2 = w.reshape(-1, n_k)
     dw = (cols @ dout2 if layout == "channel_major" else matmul(cols, dout2, reduce_rows=True)).reshape(w.shape)
-    db = column_sum(dout2).reshape(b_shape)
+    db = bias_gradient(dout, b_shape)
     if not need_dx:
         return None, dw, db
     if layout == "pointwise":
@@ -230,8 +232,14 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
     return dx_pad[:, top : padded_hw[0] - bottom, left : padded_hw[1] - right, :], dw, db
 
 
+def bias_gradient(dout, b_shape):
+    """``db[k] = sum_{i, h, v} dout[i, h, v, k]`` in the bias's shape ``b_shape``; ``None`` without a
+    bias (a pass over the whole output gradient saved: ``smallres``'s convolutions have none)."""
+    return None if b_shape is None else column_sum(dout.reshape(-1, dout.shape[-1])).reshape(b_shape)
+
+
 def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
-    """``(dx or None, dw, db)`` for a direct (compiled) forward.
+    """``(dx or None, dw)`` for a direct (compiled) forward.
 
     The weight gradient pairs the padded input with the output gradient. The input gradient is the
     full correlation of the output gradient, padded by ``f - 1 - pad`` on each side, with the flipped
@@ -245,9 +253,8 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
     grads = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1)
     dw = kernels.conv_weight_grads(x_pad, grads, tap_offsets(fh, fw, n_c, x_pad.shape[2]), n_taps)
     dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
-    db = column_sum(dout.reshape(-1, n_k))
     if not need_dx:
-        return None, dw, db
+        return None, dw
     (top, bottom), (left, right) = pads
     full = ((fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right))
     dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
@@ -262,7 +269,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
         _filter_table(np.zeros((1, n_c), dout.dtype))[0],
         dx,
     )
-    return dx, dw, db
+    return dx, dw
 
 
 def channel_planes(x: np.ndarray, pads: Padding2D, workspace: Workspace | None = None) -> np.ndarray:

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._reduce import column_sum
 from ._shapes import check_dout, output_size
 from ._tier import tiered
-from .conv import ConvCache, conv2d_backward, window_view
+from .conv import ConvCache, bias_gradient, conv2d_backward, window_view
 from .pool import PoolCache, pool2d_backward
 
 
@@ -43,8 +42,7 @@ def conv2d_maxpool_backward(dout, conv_cache: ConvCache, pool_cache: PoolCache, 
     w = conv_cache.w
     dout = check_dout(dout, pool_cache.winner.shape).astype(w.dtype, copy=False)
     dw = _weight_grads_at_winners(np.ascontiguousarray(dout), conv_cache, pool_cache)
-    db = column_sum(dout.reshape(-1, w.shape[3]))
-    return None, dw.reshape(w.shape), db.reshape(conv_cache.b_shape)
+    return None, dw.reshape(w.shape), bias_gradient(dout, conv_cache.b_shape)
 
 
 def _winner_positions(pool_cache: PoolCache, z_size):

@@ -14,7 +14,7 @@ def dense_forward(x, w, b):
     ----------
     x : ndarray, shape (m, n_in)
     w : ndarray, shape (n_in, n_out)  (Keras's layout; PyTorch stores the transpose)
-    b : ndarray, shape (n_out,)
+    b : ndarray, shape (n_out,), or ``None`` for a layer without bias
 
     Returns
     -------
@@ -23,7 +23,7 @@ def dense_forward(x, w, b):
     """
     x = check_float_array(x, "x", ndim=2)
     w = check_float_array(w, "w", ndim=2).astype(x.dtype, copy=False)
-    b = check_float_array(b, "b", ndim=1).astype(x.dtype, copy=False)
+    b = None if b is None else check_float_array(b, "b", ndim=1).astype(x.dtype, copy=False)
     if w.shape[0] != x.shape[1]:
         raise ShapeError(
             expected(
@@ -33,10 +33,11 @@ def dense_forward(x, w, b):
                 "Flatten image batches first (Flatten layer) and build the weights for the input's width.",
             )
         )
-    if b.shape != (w.shape[1],):
+    if b is not None and b.shape != (w.shape[1],):
         raise ShapeError(expected("b", f"shape ({w.shape[1]},) to match w of shape {w.shape}", b))
     out = x @ w
-    out += b
+    if b is not None:
+        out += b
     return out, (x, w)
 
 

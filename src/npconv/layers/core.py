@@ -115,7 +115,7 @@ class _Affine(_Activated):
         return config
 
     def _affine_forward(self, kernel_forward, x, logits, **hyper):
-        b = self.bias.value if self.use_bias else np.zeros(self.kernel.shape[-1], x.dtype)
+        b = self.bias.value if self.use_bias else None
         z, cache = kernel_forward(x, self.kernel.value, b, **hyper)
         out, act_cache = self._activate(z, logits)
         self._cache = (cache, act_cache, logits)
