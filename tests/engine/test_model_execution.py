@@ -109,11 +109,11 @@ def build_bn_relu(seed=0, frozen=False):
 
 
 def test_batchnorm_then_relu_runs_as_one_step():
-    from npconv.engine.plan import BatchNormReLU
+    from npconv.engine.plan import BatchNormReLU, execution_steps
 
     model = build_bn_relu()
-    steps = [type(n.layer).__name__ for n in model._steps]
-    assert steps == [
+    steps = execution_steps(model._nodes, pools=False)  # the pool's own fusion apart (below)
+    assert [type(n.layer).__name__ for n in steps] == [
         "Conv2D",
         "BatchNormReLU",
         "MaxPooling2D",
@@ -124,8 +124,17 @@ def test_batchnorm_then_relu_runs_as_one_step():
         "Flatten",
         "Dense",
     ]
-    fused = model._steps[1].layer
+    fused = steps[1].layer
     assert isinstance(fused, BatchNormReLU) and fused.trainable_weights == model.layers[2].trainable_weights
+
+
+def test_batchnorm_relu_and_the_max_pool_reading_them_run_as_one_step():
+    from npconv.engine.plan import BatchNormReLUMaxPool
+
+    model = build_bn_relu()
+    assert [type(n.layer).__name__ for n in model._steps][:3] == ["Conv2D", "BatchNormReLUMaxPool", "Conv2D"]
+    fused = model._steps[1].layer
+    assert isinstance(fused, BatchNormReLUMaxPool) and (fused.norm, fused.pool) == tuple(model.layers[2:5:2])
 
 
 @pytest.mark.parametrize("frozen", [False, True])

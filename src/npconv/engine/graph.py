@@ -16,7 +16,7 @@ from ..functional._threads import blas_scope
 from ..layers import InputLayer, KerasTensor, Layer
 from ..layers.base import snake_case
 from .data_checks import as_input_batch
-from .plan import Node, execution_steps, fold_batchnorm, plan_gradients
+from .plan import Node, execution_steps, inference_steps, plan_gradients
 
 
 class Graph:
@@ -93,7 +93,7 @@ class Graph:
         for k, node in enumerate(nodes):
             node.frees = tuple(i for i in set(node.inputs) if last_use[i] == k)
         self._steps = execution_steps(nodes)
-        self._inference_steps = fold_batchnorm(self._steps)
+        self._inference_steps = inference_steps(nodes)
         shapes = {0: self._input_shape}
         for node in nodes:
             layer = node.layer

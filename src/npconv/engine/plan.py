@@ -1,10 +1,11 @@
 """The execution plan of a model's graph: the order nodes run in and which need a backward pass.
 
 A model keeps its graph as built (``_nodes``: summary, saving) and the steps it runs (``_steps``);
-the two differ by three rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
-:func:`pool_before_relu` and :func:`fuse_conv_maxpool` (:func:`execution_steps` applies them).
-Inference without caches (``predict``, ``evaluate``) runs ``_inference_steps``: the same steps with
-each batch norm folded into the convolution before it (:func:`fold_batchnorm`), equal but for rounding.
+the two differ by four rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
+:func:`pool_before_relu`, :func:`fuse_conv_maxpool` and :func:`fuse_batchnorm_relu_maxpool`
+(:func:`execution_steps` applies them). Inference without caches (``predict``, ``evaluate``) runs
+``_inference_steps`` (:func:`inference_steps`): the first two, then each batch norm folded into the
+convolution before it (:func:`fold_batchnorm`), equal but for rounding.
 :func:`plan_backward` marks the nodes that training's gradients never need to reach;
 :func:`plan_gradients` says which nodes a gradient to chosen tensors (``Model.gradients``) passes
 through.
@@ -27,13 +28,20 @@ class Node:
         self.frees = ()
 
 
-def execution_steps(nodes: list[Node], conv_pool: bool = True) -> list[Node]:
+def execution_steps(nodes: list[Node], pools: bool = True) -> list[Node]:
     """The steps a model runs for its graph ``nodes``: batch norm and its ReLU fused, then each
-    remaining ReLU that feeds a max pool moved after it, then (``conv_pool``) a convolution and the
-    large max pool that reads it fused. Without ``conv_pool`` every convolution and pool runs its
-    own ``forward`` and ``backward``, as a learner's functions put in their place need."""
+    remaining ReLU that feeds a max pool moved after it, then (``pools``) each max pool fused with
+    the convolution or the batch norm + ReLU before it. Without ``pools`` every convolution and
+    pool runs its own ``forward`` and ``backward``, as a learner's functions put in their place
+    need, and as inference folds batch norms into convolutions (:func:`inference_steps`)."""
     steps = pool_before_relu(fuse_batchnorm_relu(nodes))
-    return fuse_conv_maxpool(steps) if conv_pool else steps
+    return fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps)) if pools else steps
+
+
+def inference_steps(nodes: list[Node]) -> list[Node]:
+    """The steps of inference without caches: :func:`execution_steps` without its pool fusions
+    (they speed up training's passes), each batch norm folded into its convolution."""
+    return fold_batchnorm(execution_steps(nodes, pools=False))
 
 
 def _only_reader(nodes: list[Node], k: int) -> int | None:
@@ -186,6 +194,52 @@ def fuse_conv_maxpool(nodes: list[Node]) -> list[Node]:
         return ConvMaxPool(conv, reader) if large else None
 
     return _fuse_with_reader(nodes, lambda layer: type(layer) is Conv2D and layer.activation.name == "linear", fuse)
+
+
+class BatchNormReLUMaxPool:
+    """One step for a :class:`BatchNormReLU` step whose output only a ``MaxPooling2D`` reads:
+    :meth:`~npconv.layers.BatchNormalization.forward_relu_max_pool`, which normalises, clips and
+    pools in one pass where the batch norm trains and the windows tile the input (the full-size
+    normalised array never written), else the two forwards; backward, the two layers' own. Both
+    layers keep the caches they would alone."""
+
+    multi_input = False
+    passes_gradient = True
+
+    def __init__(self, norm_relu, pool):
+        self.norm, self.pool = norm_relu.norm, pool
+        self.name = f"{norm_relu.name}+{pool.name}"
+
+    @property
+    def trainable_weights(self):
+        return self.norm.trainable_weights
+
+    @property
+    def _cache(self):
+        caches = (self.norm._cache, self.pool._cache)
+        return None if caches == (None, None) else caches
+
+    @_cache.setter
+    def _cache(self, value):
+        self.norm._cache, self.pool._cache = (None, None) if value is None else value
+
+    def forward(self, x, training=False):
+        return self.norm.forward_relu_max_pool(x, self.pool, training)
+
+    def backward(self, dout, need_dx=True):
+        return self.norm.backward(self.pool.backward(dout), need_dx)
+
+
+def fuse_batchnorm_relu_maxpool(steps: list[Node]) -> list[Node]:
+    """``MaxPooling2D(ReLU(BatchNormalization(x)))``, already a :class:`BatchNormReLU` step, as one
+    :class:`BatchNormReLUMaxPool` step where the pool alone reads it and is not the last node."""
+    from ..layers import MaxPooling2D
+
+    return _fuse_with_reader(
+        steps,
+        lambda layer: type(layer) is BatchNormReLU,
+        lambda norm_relu, reader: BatchNormReLUMaxPool(norm_relu, reader) if type(reader) is MaxPooling2D else None,
+    )
 
 
 class ConvBatchNorm:

@@ -85,11 +85,11 @@ class Training(Feeding):
     @contextlib.contextmanager
     def _plan_layer_by_layer(self):
         """Within the block the model runs each convolution, max pool and batch norm as its own
-        layer (the learner's functions replace their ``forward`` and ``backward``; a ``ConvMaxPool``
-        step's backward and a folded ``ConvBatchNorm`` step are npconv's own), in training and
-        inference alike, planned for training; then its own steps again, planned."""
+        layer (the learner's functions replace their ``forward`` and ``backward``; the steps that
+        fuse a pool or fold a batch norm run npconv's own kernels), in training and inference
+        alike, planned for training; then its own steps again, planned."""
         steps, inference_steps = self._steps, self._inference_steps
-        self._steps = self._inference_steps = execution_steps(self._nodes, conv_pool=False)
+        self._steps = self._inference_steps = execution_steps(self._nodes, pools=False)
         plan_backward(self._steps)
         try:
             yield

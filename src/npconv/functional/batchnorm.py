@@ -147,6 +147,15 @@ def _normalise(kernels, x2, gamma, beta, eps, shape, relu):
     """:func:`batchnorm_forward` in two compiled passes: moments (about the first row), then the
     affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU)."""
     bn = kernels.batchnorm
+    cache = _batch_statistics(bn, x2, gamma, beta, eps, shape, relu)
+    out = np.empty_like(x2)
+    bn.scale_shift(x2, _tiled(bn, cache.scale, x2.dtype), _tiled(bn, cache.offset, x2.dtype), relu, out)
+    return out.reshape(shape), cache
+
+
+def _batch_statistics(bn, x2, gamma, beta, eps, shape, relu) -> BatchNormCache:
+    """The compiled tier's training cache for the rows ``x2 (N, C)``: one pass of moments about the
+    first row (float64 sums), then the per-channel ``scale`` and ``offset`` of the affine map."""
     n = x2.shape[0]
     shift = x2[0]
     sums, squares = bn.channel_moments(x2, _tiled(bn, shift, x2.dtype))
@@ -157,12 +166,9 @@ def _normalise(kernels, x2, gamma, beta, eps, shape, relu):
     scale64 = gamma * inv_std64
     dtype = x2.dtype
     scale, offset = scale64.astype(dtype), (beta - mean64 * scale64).astype(dtype)
-    out = np.empty_like(x2)
-    bn.scale_shift(x2, _tiled(bn, scale, dtype), _tiled(bn, offset, dtype), relu, out)
-    cache = BatchNormCache(
+    return BatchNormCache(
         x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype), shape, scale, offset, relu
     )
-    return out.reshape(shape), cache
 
 
 def batchnorm_backward(dout, cache):

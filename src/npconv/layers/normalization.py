@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..errors import expected
+from ..functional._shapes import resolve_padding
 from .base import Layer
 
 
@@ -60,10 +61,7 @@ class BatchNormalization(Layer):
         training = training and self.trainable
         if training:
             out, cache = F.batchnorm_forward(x, self.gamma.value, self.beta.value, eps=self.epsilon, relu=relu)
-            # In place, so an optimizer or checkpoint holding these arrays sees the update.
-            for moving, batch in ((self.moving_mean.value, cache.mean), (self.moving_variance.value, cache.var)):
-                moving *= self.momentum
-                moving += (1.0 - self.momentum) * batch.reshape(moving.shape)
+            self._update_moving_statistics(cache)
         else:
             out, cache = F.batchnorm_inference_forward(
                 x,
@@ -75,6 +73,32 @@ class BatchNormalization(Layer):
                 relu=relu,
             )
         self._cache = (training, cache)
+        return out
+
+    def _update_moving_statistics(self, cache) -> None:
+        """``moving = momentum * moving + (1 - momentum) * batch`` from a training forward's cache;
+        in place, so an optimizer or checkpoint holding these arrays sees the update."""
+        for moving, batch in ((self.moving_mean.value, cache.mean), (self.moving_variance.value, cache.var)):
+            moving *= self.momentum
+            moving += (1.0 - self.momentum) * batch.reshape(moving.shape)
+
+    def forward_relu_max_pool(self, x, pool, training=False):
+        """``pool.forward(self.forward(x, training, relu=True), training)``, in one pass where the
+        batch norm trains and the max pool's windows tile the input
+        (:func:`~npconv.functional.batchnorm_relu_maxpool_forward`); both layers keep the caches
+        they would alone."""
+        tiles = (
+            pool.mode == "max"
+            and pool.strides == pool.pool_size
+            and resolve_padding(pool.padding, x.shape[1:3], pool.pool_size, pool.strides) == ((0, 0), (0, 0))
+        )
+        if not (training and self.trainable and tiles):
+            return pool.forward(self.forward(x, training, relu=True), training)
+        out, (cache, pool._cache) = F.batchnorm_relu_maxpool_forward(
+            x, self.gamma.value, self.beta.value, pool.pool_size, eps=self.epsilon
+        )
+        self._update_moving_statistics(cache)
+        self._cache = (True, cache)
         return out
 
     def backward(self, dout, need_dx=True):
