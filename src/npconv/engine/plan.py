@@ -149,32 +149,44 @@ def pool_before_relu(nodes: list[Node]) -> list[Node]:
 MIN_FUSED_POOL_AREA = 16
 
 
-class ConvMaxPool:
-    """One step for a ``Conv2D`` without activation whose output only a ``MaxPooling2D`` reads: the
-    two forward passes, then one backward (:meth:`~npconv.layers.Conv2D.backward_through_max_pool`)
-    that, where the input gradient is not needed (a network's first layer), sums the weight
-    gradient over the pool's winners alone instead of the whole, mostly zero, output gradient. Both
-    layers keep their caches; the convolution's output is never a tensor of the graph."""
+class _FusedWithPool:
+    """A step of a layer and the max pool that alone reads its output: the step's weights are the
+    layer's, and both layers keep the caches they would alone (the ``_cache`` the model clears and
+    checks is the pair)."""
 
     multi_input = False
     passes_gradient = True
 
-    def __init__(self, conv, pool):
-        self.conv, self.pool = conv, pool
-        self.name = f"{conv.name}+{pool.name}"
+    def __init__(self, first, pool, name):
+        self.first, self.pool, self.name = first, pool, name
 
     @property
     def trainable_weights(self):
-        return self.conv.trainable_weights
+        return self.first.trainable_weights
 
     @property
     def _cache(self):
-        caches = (self.conv._cache, self.pool._cache)
+        caches = (self.first._cache, self.pool._cache)
         return None if caches == (None, None) else caches
 
     @_cache.setter
     def _cache(self, value):
-        self.conv._cache, self.pool._cache = (None, None) if value is None else value
+        self.first._cache, self.pool._cache = (None, None) if value is None else value
+
+
+class ConvMaxPool(_FusedWithPool):
+    """One step for a ``Conv2D`` without activation whose output only a ``MaxPooling2D`` reads: the
+    two forward passes, then one backward (:meth:`~npconv.layers.Conv2D.backward_through_max_pool`)
+    that, where the input gradient is not needed (a network's first layer), sums the weight
+    gradient over the pool's winners alone instead of the whole, mostly zero, output gradient. The
+    convolution's output is never a tensor of the graph."""
+
+    def __init__(self, conv, pool):
+        super().__init__(conv, pool, f"{conv.name}+{pool.name}")
+
+    @property
+    def conv(self):
+        return self.first
 
     def forward(self, x, training=False):
         return self.pool.forward(self.conv.forward(x, training), training)
@@ -183,45 +195,38 @@ class ConvMaxPool:
         return self.conv.backward_through_max_pool(dout, self.pool._take_cache(), need_dx)
 
 
+def _linear_conv(layer) -> bool:
+    """Whether ``layer`` is a ``Conv2D`` without activation (its output is ``z`` itself)."""
+    from ..layers import Conv2D
+
+    return type(layer) is Conv2D and layer.activation.name == "linear"
+
+
 def fuse_conv_maxpool(nodes: list[Node]) -> list[Node]:
     """``MaxPooling2D(Conv2D(x))`` as one :class:`ConvMaxPool` step, where the convolution has no
     activation, its output feeds only that pool, the pool's window holds at least
     :data:`MIN_FUSED_POOL_AREA` elements and the pool is not the last node."""
-    from ..layers import Conv2D, MaxPooling2D
+    from ..layers import MaxPooling2D
 
     def fuse(conv, reader):
         large = type(reader) is MaxPooling2D and reader.pool_size[0] * reader.pool_size[1] >= MIN_FUSED_POOL_AREA
         return ConvMaxPool(conv, reader) if large else None
 
-    return _fuse_with_reader(nodes, lambda layer: type(layer) is Conv2D and layer.activation.name == "linear", fuse)
+    return _fuse_with_reader(nodes, _linear_conv, fuse)
 
 
-class BatchNormReLUMaxPool:
+class BatchNormReLUMaxPool(_FusedWithPool):
     """One step for a :class:`BatchNormReLU` step whose output only a ``MaxPooling2D`` reads:
     :meth:`~npconv.layers.BatchNormalization.forward_relu_max_pool`, which normalises, clips and
     pools in one pass where the batch norm trains and the windows tile the input (the full-size
-    normalised array never written), else the two forwards; backward, the two layers' own. Both
-    layers keep the caches they would alone."""
-
-    multi_input = False
-    passes_gradient = True
+    normalised array never written), else the two forwards; backward, the two layers' own."""
 
     def __init__(self, norm_relu, pool):
-        self.norm, self.pool = norm_relu.norm, pool
-        self.name = f"{norm_relu.name}+{pool.name}"
+        super().__init__(norm_relu.norm, pool, f"{norm_relu.name}+{pool.name}")
 
     @property
-    def trainable_weights(self):
-        return self.norm.trainable_weights
-
-    @property
-    def _cache(self):
-        caches = (self.norm._cache, self.pool._cache)
-        return None if caches == (None, None) else caches
-
-    @_cache.setter
-    def _cache(self, value):
-        self.norm._cache, self.pool._cache = (None, None) if value is None else value
+    def norm(self):
+        return self.first
 
     def forward(self, x, training=False):
         return self.norm.forward_relu_max_pool(x, self.pool, training)
@@ -280,7 +285,7 @@ class ConvBatchNorm:
 def fold_batchnorm(steps: list[Node]) -> list[Node]:
     """The inference steps: each ``BatchNormalization`` (or :class:`BatchNormReLU` step) that alone
     reads a ``Conv2D`` without activation folded into it as one :class:`ConvBatchNorm` step."""
-    from ..layers import BatchNormalization, Conv2D
+    from ..layers import BatchNormalization
 
     def fuse(conv, reader):
         if type(reader) is BatchNormalization:
@@ -289,7 +294,7 @@ def fold_batchnorm(steps: list[Node]) -> list[Node]:
             return ConvBatchNorm(conv, reader.norm, relu=True)
         return None
 
-    return _fuse_with_reader(steps, lambda layer: type(layer) is Conv2D and layer.activation.name == "linear", fuse)
+    return _fuse_with_reader(steps, _linear_conv, fuse)
 
 
 def plan_backward(steps: list[Node]) -> None:
