@@ -94,6 +94,27 @@ def test_npconv_profile_counts_augmentation_and_standardisation_as_augmentation(
     assert _npconv_class(L.Dropout(0.3)) == "other"
 
 
+def test_npconv_profile_times_every_fused_step_by_its_parts(benchmark_modules):
+    """Each step the training plan runs is timed under its ops' classes: the batch norm + ReLU +
+    max pool step (smallres's stem) was once left to "other", a sixth of the epoch."""
+    from epoch_profile import _npconv_methods
+
+    from npconv.apps import convolutional_model, happyModel
+    from npconv.apps.residual import smallres
+    from npconv.engine.plan import BatchNormReLUMaxPool, ConvMaxPool
+
+    fused = set()
+    for model in (smallres((64, 64, 3), 6), happyModel(), convolutional_model((64, 64, 3))):
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        for step in model._steps:
+            fused.add(type(step.layer))
+            methods = _npconv_methods(step.layer)
+            for owner, name, cls in methods:
+                assert callable(getattr(owner, name))
+                assert cls != "other" or type(step.layer).__name__ in ("Dropout", "Flatten", "ZeroPadding2D")
+    assert {BatchNormReLUMaxPool, ConvMaxPool} <= fused
+
+
 def test_signs_command_row_trains_the_model_npconv_train_signs_builds(benchmark_modules):
     """The row's npconv model is the command's: its recipe's augmentation, standardisation first,
     Adam at the recipe's rate along a cosine, the recipe's batch size; fed floats in [0, 1]."""
