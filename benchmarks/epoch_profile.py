@@ -88,8 +88,7 @@ def _npconv_methods(step) -> list[tuple]:
     """``(owner, method name, class)`` to time for one step of the plan: its layer's forward and
     backward, or, for a step fused with its max pool, the parts the step calls: a convolution's
     forward, the pool's and the convolution's backward through the pool (convolution); a batch
-    norm's normalise, clip and pool pass (batch norm), then the pool's backward and the batch
-    norm's."""
+    norm's normalise, clip and pool pass and its backward through the pool (batch norm)."""
     from npconv.engine.plan import BatchNormReLUMaxPool, ConvMaxPool
 
     if isinstance(step, ConvMaxPool):
@@ -101,8 +100,7 @@ def _npconv_methods(step) -> list[tuple]:
     if isinstance(step, BatchNormReLUMaxPool):
         return [
             (step.norm, "forward_relu_max_pool", "batch norm"),
-            (step.pool, "backward", "pooling"),
-            (step.norm, "backward", "batch norm"),
+            (step.norm, "backward_through_max_pool", "batch norm"),
         ]
     return [(step, name, _npconv_class(step)) for name in ("forward", "backward")]
 

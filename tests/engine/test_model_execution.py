@@ -137,6 +137,7 @@ def test_batchnorm_relu_and_the_max_pool_reading_them_run_as_one_step():
     assert isinstance(fused, BatchNormReLUMaxPool) and (fused.norm, fused.pool) == tuple(model.layers[2:5:2])
 
 
+@pytest.mark.usefixtures("tier")
 @pytest.mark.parametrize("frozen", [False, True])
 def test_the_fusion_changes_neither_outputs_nor_gradients(frozen):
     rng = np.random.default_rng(4)

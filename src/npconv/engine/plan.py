@@ -219,7 +219,9 @@ class BatchNormReLUMaxPool(_FusedWithPool):
     """One step for a :class:`BatchNormReLU` step whose output only a ``MaxPooling2D`` reads:
     :meth:`~npconv.layers.BatchNormalization.forward_relu_max_pool`, which normalises, clips and
     pools in one pass where the batch norm trains and the windows tile the input (the full-size
-    normalised array never written), else the two forwards; backward, the two layers' own."""
+    normalised array never written), else the two forwards; backward,
+    :meth:`~npconv.layers.BatchNormalization.backward_through_max_pool`, whose passes read the batch
+    norm's gradient at the pool's winners (the pool's full-size gradient never written)."""
 
     def __init__(self, norm_relu, pool):
         super().__init__(norm_relu.norm, pool, f"{norm_relu.name}+{pool.name}")
@@ -232,7 +234,7 @@ class BatchNormReLUMaxPool(_FusedWithPool):
         return self.norm.forward_relu_max_pool(x, self.pool, training)
 
     def backward(self, dout, need_dx=True):
-        return self.norm.backward(self.pool.backward(dout), need_dx)
+        return self.norm.backward_through_max_pool(dout, self.pool._take_cache(), need_dx)
 
 
 def fuse_batchnorm_relu_maxpool(steps: list[Node]) -> list[Node]:

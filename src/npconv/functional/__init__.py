@@ -28,7 +28,7 @@ from .conv import conv2d_backward, conv2d_forward
 from .conv_pool import conv2d_maxpool_backward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
-from .norm_pool import batchnorm_relu_maxpool_forward
+from .norm_pool import batchnorm_relu_maxpool_backward, batchnorm_relu_maxpool_forward
 from .padding import zero_pad2d_backward, zero_pad2d_forward
 from .pool import global_pool2d_backward, global_pool2d_forward, pool2d_backward, pool2d_forward
 from .reshape import flatten_backward, flatten_forward
@@ -60,6 +60,7 @@ __all__ = [
     "batchnorm_inference_forward",
     "batchnorm_inference_backward",
     "fold_batchnorm",
+    "batchnorm_relu_maxpool_backward",
     "batchnorm_relu_maxpool_forward",
     "dropout_forward",
     "dropout_backward",

@@ -218,15 +218,22 @@ def _normalise_backward(kernels, d2, cache):
         mean = np.zeros_like(mean)
     relu_args = (_tiled(bn, scale, dtype), _tiled(bn, offset, dtype), relu)
     dbeta, centred_product = bn.gradient_sums(d2, x2, _tiled(bn, mean, dtype), *relu_args)
+    dgamma, constants = _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, n)
+    dx = np.empty_like(x2)
+    bn.input_gradient(d2, x2, *(_tiled(bn, k, dtype) for k in constants), *relu_args, dx)
+    return dx.reshape(shape), dgamma.astype(dtype), dbeta.astype(dtype)
+
+
+def _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, n):
+    """``dgamma`` and the per-channel ``(a, b, c)`` of ``dx = a * dout - b * x + c`` (float64),
+    from the backward's sums ``dbeta = sum(dout)`` and ``sum(dout * (x - mean))`` over ``n`` rows:
+    ``dx = a * dout - b * (x - mean) - a * dbeta / n`` with ``a = gamma * inv_std`` and
+    ``b = a * inv_std * dgamma / n``, its constant terms gathered."""
     inv_std64 = inv_std.astype(np.float64)
     dgamma = centred_product * inv_std64
     a = gamma * inv_std64
     b = a * inv_std64 * dgamma / n
-    dx = np.empty_like(x2)
-    # dx = a * dout - b * (x - mean) - a * dbeta / n, with the constant terms gathered per channel
-    constants = (_tiled(bn, a, dtype), _tiled(bn, b, dtype), _tiled(bn, b * mean - a * dbeta / n, dtype))
-    bn.input_gradient(d2, x2, *constants, *relu_args, dx)
-    return dx.reshape(shape), dgamma.astype(dtype), dbeta.astype(dtype)
+    return dgamma, (a, b, b * mean - a * dbeta / n)
 
 
 def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-3, relu=False):

@@ -106,3 +106,16 @@ class BatchNormalization(Layer):
         kernel = F.batchnorm_backward if training else F.batchnorm_inference_backward
         dx, self.gamma.grad, self.beta.grad = kernel(dout, cache)
         return dx
+
+    def backward_through_max_pool(self, dout, pool_cache, need_dx=True):
+        """``self.backward(pool's backward(dout))`` for the max pool that read this layer's output,
+        ``pool_cache`` its forward's cache: in one step where this layer trained
+        (:func:`~npconv.functional.batchnorm_relu_maxpool_backward`, which never builds the pool's
+        full-size gradient)."""
+        training, cache = self._take_cache()
+        if training:
+            dx, self.gamma.grad, self.beta.grad = F.batchnorm_relu_maxpool_backward(dout, cache, pool_cache)
+        else:
+            pooled = F.pool2d_backward(dout, pool_cache)
+            dx, self.gamma.grad, self.beta.grad = F.batchnorm_inference_backward(pooled, cache)
+        return dx

@@ -25,9 +25,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import kernel
-from .pool import _row_wins
 
-__all__ = ["channel_moments", "scale_shift", "scale_shift_max_pool", "gradient_sums", "input_gradient", "tile_length"]
+__all__ = ["channel_moments", "scale_shift", "gradient_sums", "input_gradient", "tile_length"]
 
 #: Blocks of tiles per kernel call (at most): a few per thread on any machine, fixed for determinism.
 BLOCKS = 32
@@ -139,41 +138,6 @@ def scale_shift(x, scale_tiled, offset_tiled, relu, out):
             written = target[base : min(base + length, stop)]
             for j in range(values.size):
                 written[j] = _affine(values[j], scale_tiled[j], offset_tiled[j], relu, zero)
-
-
-@kernel()
-def scale_shift_max_pool(x, scale, offset, relu, ph, pw, out, winner):
-    """:func:`scale_shift` and a max pool of its output in one pass, for windows that tile the input:
-    ``out[i, h, v, c] = max_{p<ph, q<pw} y[i, h*ph + p, v*pw + q, c]`` with ``y = x * scale[c] +
-    offset[c]`` (then ``max(., 0)`` when ``relu``), ``winner`` the offset ``p * pw + q`` of the first
-    maximum (a NaN always wins: the last NaN), as ``pool.max_pool_forward`` gives them for ``y``.
-    ``y`` itself is never written.
-
-    x (m, H, W, C) with ``H >= n_H * ph`` and ``W >= n_W * pw``; scale, offset (C,); out and winner
-    (m, n_H, n_W, C), int32 winners, written in place.
-    """
-    m, n_h, n_w, n_c = out.shape
-    zero = x.dtype.type(0)
-    for row in prange(m * n_h):
-        i = row // n_h
-        h = row - i * n_h
-        for v in range(n_w):
-            best, won, first = out[i, h, v], winner[i, h, v], x[i, h * ph, v * pw]
-            for c in range(n_c):
-                best[c] = _affine(first[c], scale[c], offset[c], relu, zero)
-                won[c] = 0
-            for p in range(ph):
-                line = x[i, h * ph + p]
-                for q in range(pw):
-                    if p == 0 and q == 0:
-                        continue
-                    offset_key = winner.dtype.type(p * pw + q)
-                    candidate = line[v * pw + q]
-                    for c in range(n_c):
-                        value = _affine(candidate[c], scale[c], offset[c], relu, zero)
-                        take = _row_wins(value, best[c])
-                        best[c] = value if take else best[c]
-                        won[c] = offset_key if take else won[c]
 
 
 @kernel()
