@@ -88,8 +88,10 @@ def _npconv_methods(step) -> list[tuple]:
     """``(owner, method name, class)`` to time for one step of the plan: its layer's forward and
     backward, or, for a step fused with its max pool, the parts the step calls: a convolution's
     forward, the pool's and the convolution's backward through the pool (convolution); a batch
-    norm's normalise, clip and pool pass and its backward through the pool (batch norm)."""
-    from npconv.engine.plan import BatchNormReLUMaxPool, ConvMaxPool
+    norm's normalise, clip and pool pass and its backward through the pool (batch norm); an
+    ``Add``'s sum and pool pass (Add), then the pool's backward and the Add's. A pass of two ops
+    counts as the first's."""
+    from npconv.engine.plan import AddMaxPool, BatchNormReLUMaxPool, ConvMaxPool
 
     if isinstance(step, ConvMaxPool):
         return [
@@ -102,6 +104,8 @@ def _npconv_methods(step) -> list[tuple]:
             (step.norm, "forward_relu_max_pool", "batch norm"),
             (step.norm, "backward_through_max_pool", "batch norm"),
         ]
+    if isinstance(step, AddMaxPool):
+        return [(step, "forward", "Add"), (step.pool, "backward", "pooling"), (step.add, "backward", "Add")]
     return [(step, name, _npconv_class(step)) for name in ("forward", "backward")]
 
 

@@ -213,6 +213,50 @@ def test_the_conv_pool_fusion_changes_neither_outputs_nor_gradients():
         np.testing.assert_allclose(w_fused.value, w_plain.value, rtol=1e-10, atol=1e-12)
 
 
+def build_residual(seed=0, branches=2, pool_strides=None, dtype="float64"):
+    """A residual block's end: Add, ReLU, max pool (the ReLU moves after the pool, then the Add and
+    the pool fuse)."""
+    nc.utils.set_random_seed(seed)
+    inputs = nc.Input(shape=(9, 8, 3))
+    x = L.Conv2D(4, 3, padding="same")(inputs)
+    ys = [L.BatchNormalization()(L.Conv2D(4, 3, padding="same", use_bias=False)(x)) for _ in range(branches - 1)]
+    x = L.MaxPooling2D(2, strides=pool_strides)(L.ReLU()(L.Add()([x, *ys])))
+    model = nc.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(x)), dtype=dtype)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_an_add_and_the_max_pool_reading_it_run_as_one_step():
+    from npconv.engine.plan import AddMaxPool
+
+    model = build_residual()
+    names = [type(n.layer).__name__ for n in model._steps]
+    assert names == ["Conv2D", "Conv2D", "BatchNormalization", "AddMaxPool", "ReLU", "Flatten", "Dense"]
+    fused = model._steps[3].layer
+    assert isinstance(fused, AddMaxPool) and fused.multi_input and not fused.trainable_weights
+    assert (fused.add, fused.pool) == (model.layers[4], model.layers[6])
+
+
+@pytest.mark.usefixtures("tier")
+@pytest.mark.parametrize("branches, pool_strides", [(2, None), (3, None), (2, 1)])
+def test_the_add_pool_fusion_changes_neither_outputs_nor_gradients(branches, pool_strides):
+    """Bit for bit: one pass where the pool's windows tile the sum of two branches; three branches
+    or overlapping windows run the two forwards inside the step."""
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((5, 9, 8, 3)), np.array([0, 1, 2, 1, 0])
+    fused, plain = (
+        build_residual(branches=branches, pool_strides=pool_strides),
+        build_residual(branches=branches, pool_strides=pool_strides),
+    )
+    plain._steps = plain._inference_steps = plain._nodes
+    out_fused, grads_fused = forward_and_gradients(fused, x, y)
+    out_plain, grads_plain = forward_and_gradients(plain, x, y)
+    np.testing.assert_array_equal(out_fused, out_plain)
+    for g_fused, g_plain in zip(grads_fused, grads_plain):
+        np.testing.assert_array_equal(g_fused, g_plain)
+    assert all(node.layer._cache is None for node in fused._steps)  # backward used every cache
+
+
 # ----- at inference, a batch norm is folded into the convolution before it -----
 
 

@@ -1,11 +1,12 @@
 """The execution plan of a model's graph: the order nodes run in and which need a backward pass.
 
 A model keeps its graph as built (``_nodes``: summary, saving) and the steps it runs (``_steps``);
-the two differ by four rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
-:func:`pool_before_relu`, :func:`fuse_conv_maxpool` and :func:`fuse_batchnorm_relu_maxpool`
-(:func:`execution_steps` applies them). Inference without caches (``predict``, ``evaluate``) runs
-``_inference_steps`` (:func:`inference_steps`): the first two, then each batch norm folded into the
-convolution before it (:func:`fold_batchnorm`), equal but for rounding.
+the two differ by five rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
+:func:`pool_before_relu`, :func:`fuse_conv_maxpool`, :func:`fuse_batchnorm_relu_maxpool` and
+:func:`fuse_add_maxpool` (:func:`execution_steps` applies them). Inference without caches
+(``predict``, ``evaluate``) runs ``_inference_steps`` (:func:`inference_steps`): the first two, then
+each batch norm folded into the convolution before it (:func:`fold_batchnorm`), equal but for
+rounding.
 :func:`plan_backward` marks the nodes that training's gradients never need to reach;
 :func:`plan_gradients` says which nodes a gradient to chosen tensors (``Model.gradients``) passes
 through.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..functional.add_pool import add_maxpool_forward
 from ..functional.batchnorm import folded_weights
 from ..functional.conv import conv2d_forward
 
@@ -31,11 +33,11 @@ class Node:
 def execution_steps(nodes: list[Node], pools: bool = True) -> list[Node]:
     """The steps a model runs for its graph ``nodes``: batch norm and its ReLU fused, then each
     remaining ReLU that feeds a max pool moved after it, then (``pools``) each max pool fused with
-    the convolution or the batch norm + ReLU before it. Without ``pools`` every convolution and
+    the convolution, the batch norm + ReLU or the ``Add`` before it. Without ``pools`` every convolution and
     pool runs its own ``forward`` and ``backward``, as a learner's functions put in their place
     need, and as inference folds batch norms into convolutions (:func:`inference_steps`)."""
     steps = pool_before_relu(fuse_batchnorm_relu(nodes))
-    return fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps)) if pools else steps
+    return fuse_add_maxpool(fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps))) if pools else steps
 
 
 def inference_steps(nodes: list[Node]) -> list[Node]:
@@ -235,6 +237,44 @@ class BatchNormReLUMaxPool(_FusedWithPool):
 
     def backward(self, dout, need_dx=True):
         return self.norm.backward_through_max_pool(dout, self.pool._take_cache(), need_dx)
+
+
+class AddMaxPool(_FusedWithPool):
+    """One step for an ``Add`` of two tensors whose output only a ``MaxPooling2D`` reads (a residual
+    block's end, the ReLU after it moved past the pool): :func:`~npconv.functional.add_maxpool_forward`
+    where the pool's windows tile the sum, which sums and pools each window row in cache (the
+    full-size sum never written), else the two forwards; backward, the two layers' own."""
+
+    multi_input = True
+
+    def __init__(self, add, pool):
+        super().__init__(add, pool, f"{add.name}+{pool.name}")
+
+    @property
+    def add(self):
+        return self.first
+
+    def forward(self, xs, training=False):
+        if len(xs) != 2 or not self.pool.windows_tile(xs[0].shape):
+            return self.pool.forward(self.add.forward(xs, training), training)
+        out, self.pool._cache = add_maxpool_forward(xs[0], xs[1], self.pool.pool_size)
+        self.add._cache = len(xs)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return self.add.backward(self.pool.backward(dout), need_dx)
+
+
+def fuse_add_maxpool(steps: list[Node]) -> list[Node]:
+    """``MaxPooling2D(Add([a, b]))`` as one :class:`AddMaxPool` step where the pool alone reads the
+    sum and is not the last node."""
+    from ..layers import Add, MaxPooling2D
+
+    return _fuse_with_reader(
+        steps,
+        lambda layer: type(layer) is Add,
+        lambda add, reader: AddMaxPool(add, reader) if type(reader) is MaxPooling2D else None,
+    )
 
 
 def fuse_batchnorm_relu_maxpool(steps: list[Node]) -> list[Node]:

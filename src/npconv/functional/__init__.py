@@ -17,6 +17,7 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
+from .add_pool import add_maxpool_forward
 from .batchnorm import (
     batchnorm_backward,
     batchnorm_forward,
@@ -41,6 +42,7 @@ __all__ = [
     "conv2d_maxpool_backward",
     "pool2d_forward",
     "pool2d_backward",
+    "add_maxpool_forward",
     "global_pool2d_forward",
     "global_pool2d_backward",
     "dense_forward",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..errors import expected
-from ..functional._shapes import resolve_padding
 from .base import Layer
 
 
@@ -87,12 +86,7 @@ class BatchNormalization(Layer):
         batch norm trains and the max pool's windows tile the input
         (:func:`~npconv.functional.batchnorm_relu_maxpool_forward`); both layers keep the caches
         they would alone."""
-        tiles = (
-            pool.mode == "max"
-            and pool.strides == pool.pool_size
-            and resolve_padding(pool.padding, x.shape[1:3], pool.pool_size, pool.strides) == ((0, 0), (0, 0))
-        )
-        if not (training and self.trainable and tiles):
+        if not (training and self.trainable and pool.windows_tile(x.shape)):
             return pool.forward(self.forward(x, training, relu=True), training)
         out, (cache, pool._cache) = F.batchnorm_relu_maxpool_forward(
             x, self.gamma.value, self.beta.value, pool.pool_size, eps=self.epsilon

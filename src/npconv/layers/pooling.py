@@ -35,6 +35,13 @@ class _Pooling2D(Layer):
     def backward(self, dout, need_dx=True):
         return F.pool2d_backward(dout, self._take_cache())
 
+    def windows_tile(self, input_shape) -> bool:
+        """Whether this is a max pool whose windows tile an input of ``input_shape`` (..., n_H,
+        n_W, n_C): stride equal to the window and no padding, rows and columns past the last
+        window left out. The fused steps that pool in their own pass need it."""
+        pads = resolve_padding(self.padding, tuple(input_shape[-3:-1]), self.pool_size, self.strides)
+        return self.mode == "max" and self.strides == self.pool_size and pads == ((0, 0), (0, 0))
+
 
 class MaxPooling2D(_Pooling2D):
     """``out[i,h,w,c] = max(x[i, h*s:h*s+f, w*s:w*s+f, c])``; ``"same"`` padding never wins."""

@@ -27,7 +27,7 @@ from numba import njit, prange
 
 from ._jit import kernel
 
-__all__ = ["max_pool_forward", "max_pool_backward"]
+__all__ = ["max_pool_forward", "max_pool_backward", "add_max_pool"]
 
 
 #: Output rows per ``prange`` task: each task allocates its column scratch once.
@@ -79,6 +79,32 @@ def max_pool_forward(x_pad, ph, pw, sh, sw, out, winner):
                     image_rows[i], h * sh, first * sw * n_c, ph, pw, column_index, column_best[:size], column_key[:size]
                 )
                 _window_maxima(column_best, column_key, sw, pw, out[i, h, first:last], winner[i, h, first:last])
+
+
+@kernel()
+def add_max_pool(a, b, ph, pw, out, winner):
+    """:func:`max_pool_forward` of ``a + b`` for windows that tile it (stride = window, no padding),
+    the sum never written whole: each output row's ``ph`` input rows are added into a scratch that
+    stays in L1 cache, then reduced there by window offsets (the same maxima, winners, ties and NaN).
+
+    a, b (m, H, W, n_C) with ``H >= n_H * ph`` and ``W >= n_W * pw`` (rows and columns past the
+    last window left out); out and winner (m, n_H, n_W, n_C), int32 winners, written in place.
+    """
+    m, n_h, n_w, n_c = out.shape
+    width = n_w * pw * n_c  # the values of an input row the windows read
+    a_rows = a.reshape(m, a.shape[1], a.shape[2] * n_c)
+    b_rows = b.reshape(m, b.shape[1], b.shape[2] * n_c)
+    rows = m * n_h
+    for task in prange((rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+        sums = np.empty((ph, width), a.dtype)
+        for row in range(task * ROWS_PER_TASK, min(rows, (task + 1) * ROWS_PER_TASK)):
+            i = row // n_h
+            h = row - i * n_h
+            for p in range(ph):
+                first, second, target = a_rows[i, h * ph + p], b_rows[i, h * ph + p], sums[p]
+                for j in range(width):
+                    target[j] = first[j] + second[j]
+            _max_over_offsets(sums.reshape(ph, n_w * pw, n_c), 0, ph, pw, pw, out[i, h], winner[i, h])
 
 
 @njit(cache=True, inline="always")

@@ -1,0 +1,80 @@
+"""add_maxpool_forward: the sum of two branches and the max pool that reads it in one pass give
+``pool2d_forward(a + b)``'s output and cache bit for bit, so the pool's backward runs on them
+unchanged (its gradients are checked in test_pool.py)."""
+
+import numpy as np
+import pytest
+from conftest import assert_same_bits_on_any_thread_count
+
+from npconv.errors import ShapeError
+from npconv.functional import add_maxpool_forward, pool2d_forward
+
+pytestmark = pytest.mark.usefixtures("tier")
+
+# (shape, pool): smallres's stages small, leftover rows and columns, a 3 x 2 window, 3 to 40 channels
+CASES = [
+    ((3, 8, 8, 16), 2),
+    ((2, 9, 11, 32), 2),
+    ((2, 12, 11, 3), (3, 2)),
+    ((2, 6, 6, 40), 3),
+]
+
+
+def random_pair(rng, shape, dtype):
+    a, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    a[:, :3, :3, :], b[:, :3, :3, :] = 0.5, 0.25  # a constant patch: tied windows
+    return a, b
+
+
+def assert_same_as_two_passes(a, b, pool):
+    out, cache = add_maxpool_forward(a, b, pool)
+    out_plain, cache_plain = pool2d_forward(a + b, pool, mode="max")
+    assert out.dtype == a.dtype
+    np.testing.assert_array_equal(out, out_plain)
+    for got, want in zip(cache, cache_plain):
+        if isinstance(want, np.ndarray):
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert got == want
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, pool", CASES)
+def test_equals_the_sum_then_the_pool(rng, dtype, shape, pool):
+    assert_same_as_two_passes(*random_pair(rng, shape, dtype), pool)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf + -inf
+def test_nan_and_infinities_follow_the_pools_rules(rng):
+    a, b = random_pair(rng, (2, 4, 4, 16), np.float32)
+    a[0, 0, 1, 3] = np.nan  # the window's last NaN wins
+    a[1, 2, 2, 5], b[1, 2, 2, 5] = np.inf, -np.inf  # a NaN sum
+    a[1, 0, 0, 6] = np.inf
+    assert_same_as_two_passes(a, b, 2)
+
+
+def test_takes_views(rng):
+    a, b = random_pair(rng, (3, 8, 8, 32), np.float64)
+    assert_same_as_two_passes(a[:, :, :, ::2], b[::1, :, :, 16:], 2)
+
+
+def test_same_bits_on_any_thread_count(rng, monkeypatch, needs_numba):
+    a, b = random_pair(rng, (4, 16, 17, 16), np.float32)
+
+    def run():
+        out, cache = add_maxpool_forward(a, b, 2)
+        return out, cache.winner
+
+    assert_same_bits_on_any_thread_count(run, monkeypatch)
+
+
+def test_refuses_branches_that_do_not_match(rng):
+    a, b = random_pair(rng, (2, 8, 8, 4), np.float32)
+    with pytest.raises(ShapeError, match="b: expected an array of a's shape"):
+        add_maxpool_forward(a, b[:, :6], 2)
+    with pytest.raises(ShapeError, match="dtype float32"):
+        add_maxpool_forward(a, b.astype(np.float64), 2)
+    with pytest.raises(ShapeError, match="a: expected a 4-D array"):
+        add_maxpool_forward(a[0], b[0], 2)
+    with pytest.raises(ShapeError, match="pool window height"):
+        add_maxpool_forward(a[:, :1], b[:, :1], 2)
