@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require
 
 from npconv import optimizers
 from npconv.optimizers import SGD, Adam, AdamW, RMSprop, schedules
@@ -171,6 +172,55 @@ def test_float32_stays_float32_and_in_place(rng, make):
     assert alias is param and param.dtype == np.float32
     assert not np.array_equal(param, before)
     assert all(v.dtype == np.float32 for k, v in opt.get_state().items() if k != "iterations")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the NumPy tier's inf / inf
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "make", [lambda: Adam(0.01), lambda: Adam(0.01, amsgrad=True), lambda: AdamW(0.01, 0.1), lambda: Adam(1e3)]
+)
+def test_adam_gives_the_same_bits_in_both_tiers(dtype, make):
+    """The compiled tier updates every param in one call; its arithmetic is the NumPy tier's, in
+    its order and types. Gradients of zero, inf and NaN included."""
+    from npconv.functional._tier import compiled_available, use_tier
+
+    require(compiled_available(), "Numba is not installed (pip install numba)")
+
+    def train(tier):
+        rng = np.random.default_rng(3)
+        params = [rng.standard_normal(s).astype(dtype) for s in [(3, 3, 2, 4), (4,), (5, 3), (1,)]]
+        opt = make()
+        with use_tier(tier):
+            for step in range(6):
+                grads = [rng.standard_normal(p.shape).astype(dtype) for p in params]
+                grads[1][0] = 0.0
+                if step == 4:
+                    grads[2][0, 0], grads[2][1, 1] = np.inf, np.nan
+                opt.apply_gradients(zip(grads, params))
+        return params, opt.get_state()
+
+    (params_np, state_np), (params_c, state_c) = train("numpy"), train("compiled")
+    for a, b in zip(params_np + list(state_np.values()), params_c + list(state_c.values())):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_adam_takes_params_one_call_cannot(rng):
+    """Params of two dtypes, or a param that is a strided view, are updated one by one."""
+    from npconv.functional._tier import compiled_available, use_tier
+
+    require(compiled_available(), "Numba is not installed (pip install numba)")
+
+    def train(tier):
+        base = np.random.default_rng(4).standard_normal((6, 4))
+        params = [base.astype(np.float32), base[:, ::2].copy(), base[::2]]  # float32, float64, a view
+        opt = Adam(0.05)
+        with use_tier(tier):
+            for step in range(3):
+                opt.apply_gradients([(np.full(p.shape, step + 1.0, p.dtype), p) for p in params])
+        return params
+
+    for a, b in zip(train("numpy"), train("compiled")):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_float64_gradient_on_float32_param_keeps_float32(rng):

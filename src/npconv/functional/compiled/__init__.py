@@ -12,6 +12,17 @@ How they are compiled (twice, parallel and serial, chosen by size; without loop 
 
 from __future__ import annotations
 
-from . import augment, batchnorm, conv, conv_pool, elementwise, norm_pool, pool, reframe, standardize
+from . import augment, batchnorm, conv, conv_pool, elementwise, norm_pool, optimizer, pool, reframe, standardize
 
-__all__ = ["augment", "batchnorm", "conv", "conv_pool", "elementwise", "norm_pool", "pool", "reframe", "standardize"]
+__all__ = [
+    "augment",
+    "batchnorm",
+    "conv",
+    "conv_pool",
+    "elementwise",
+    "norm_pool",
+    "optimizer",
+    "pool",
+    "reframe",
+    "standardize",
+]
