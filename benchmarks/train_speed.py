@@ -178,6 +178,7 @@ def speed_row(case: str, images: int, rounds: int, tiers, configs, peak: float, 
             "optimizer": info.get("optimizer", optimizer),
             "unavailable": info.get("unavailable"),
             "warmup_s": info.get("warmup_s"),
+            "keeps_freed_memory": info.get("keeps_freed_memory"),
             "s_per_epoch": row.get(f"{key}_s"),
         }
         if "augmentation" in info:  # npconv's layers, run on each of PyTorch's batches
