@@ -405,7 +405,10 @@ def _fits_one_kernel(optimizer: Adam, pairs: list, lr: float) -> bool:
 def _adam_step(kernels, optimizer: Adam, pairs: list, lr: float) -> None:
     """:meth:`Adam._apply` in one compiled call over every param (same bits as the NumPy tier's)."""
     f = pairs[0][1].dtype.type
-    flat = lambda arrays: tuple(np.asarray(a).reshape(-1) for a in arrays)  # noqa: E731
+
+    def flat(arrays):
+        return tuple(np.asarray(a).reshape(-1) for a in arrays)
+
     slots = optimizer._slots
     ms, vs = flat(slots["m"]), flat(slots["v"])
     decay = f(1.0 - lr * optimizer.weight_decay) if optimizer.weight_decay else f(1)

@@ -33,9 +33,9 @@ class Node:
 def execution_steps(nodes: list[Node], pools: bool = True) -> list[Node]:
     """The steps a model runs for its graph ``nodes``: batch norm and its ReLU fused, then each
     remaining ReLU that feeds a max pool moved after it, then (``pools``) each max pool fused with
-    the convolution, the batch norm + ReLU or the ``Add`` before it. Without ``pools`` every convolution and
-    pool runs its own ``forward`` and ``backward``, as a learner's functions put in their place
-    need, and as inference folds batch norms into convolutions (:func:`inference_steps`)."""
+    the convolution, the batch norm + ReLU or the ``Add`` before it. Without ``pools`` every
+    convolution and pool runs its own ``forward`` and ``backward``, as a learner's functions put in
+    their place need, and as inference folds batch norms into convolutions (:func:`inference_steps`)."""
     steps = pool_before_relu(fuse_batchnorm_relu(nodes))
     return fuse_add_maxpool(fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps))) if pools else steps
 

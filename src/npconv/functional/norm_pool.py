@@ -115,6 +115,7 @@ def _backward_numpy(dout, norm_cache, pool_cache):
 
 
 def _tiles_input(dout, norm_cache, pool_cache) -> bool:
+    """Whether the pool's windows tiled its input (stride equal to the window, no padding)."""
     return pool_cache.stride == pool_cache.pool and pool_cache.pads == ((0, 0), (0, 0))
 
 
