@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -180,8 +181,9 @@ def test_quick_run_writes_every_figure(tmp_path, torch):
     assert row["best_fp32"] == "torch_eager_cl" and row["numpy_ratio"] is None  # no eager NCHW run
     assert row["numpy_ratio_best"] == row["ratios"]["numpy"]["torch_eager_cl"] > 0
     assert row["torch"]["torch_eager_cl"]["optimizer"] == "Adam(fused=True)"
-    # PyTorch's process keeps its freed memory as npconv's does (glibc here: the test's machine)
-    assert row["torch"]["torch_eager_cl"]["keeps_freed_memory"] is True
+    # PyTorch's process keeps its freed memory as npconv's does (on Linux, unless MALLOC_* is set)
+    keeps = sys.platform.startswith("linux") and not any(name.startswith("MALLOC_") for name in os.environ)
+    assert row["torch"]["torch_eager_cl"]["keeps_freed_memory"] is keeps
     # Happy: a 7x7x3 conv to 64x64x32 (first layer: no input gradient), a dense 32768 -> 1
     assert row["flop_count"]["flops"] == (2 * 64 * 64 * 32 * 49 * 3 * 2 + 2 * 32768 * 3) * row["images"]
     assert 0 < row["of_peak"]["numpy"] == pytest.approx(row["gflops"]["numpy"] / result["peak"]["gflops"])
