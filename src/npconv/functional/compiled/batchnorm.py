@@ -59,6 +59,18 @@ def _n_blocks(n_values, length):
 
 
 @njit(cache=True, inline="always")
+def _two_sums(n_blocks, length, like):
+    """Zeroed partials of two sums per block, each ``(n_blocks, length)``: the float64 totals of
+    both, then both current runs in ``like``'s type (added to the totals by :func:`_flush`)."""
+    return (
+        np.zeros((n_blocks, length)),
+        np.zeros((n_blocks, length)),
+        np.zeros((n_blocks, length), like.dtype),
+        np.zeros((n_blocks, length), like.dtype),
+    )
+
+
+@njit(cache=True, inline="always")
 def _flush(totals, partials, zero):
     """Add a run's ``partials`` (the data's type) to the float64 ``totals`` and clear them."""
     for j in range(partials.size):
@@ -79,10 +91,7 @@ def channel_moments(x, shift_tiled):
     length = shift_tiled.size
     n_blocks = _n_blocks(flat.size, length)
     zero = flat.dtype.type(0)
-    sums = np.zeros((n_blocks, length))
-    squares = np.zeros((n_blocks, length))
-    run_sums = np.zeros((n_blocks, length), flat.dtype)
-    run_squares = np.zeros((n_blocks, length), flat.dtype)
+    sums, squares, run_sums, run_squares = _two_sums(n_blocks, length, flat)
     for block in prange(n_blocks):
         start, stop = _tiles(flat.size, length, block, n_blocks)
         rs, rq = run_sums[block], run_squares[block]
@@ -149,10 +158,7 @@ def gradient_sums(dout, x, mean_tiled, scale_tiled, offset_tiled, relu):
     length = mean_tiled.size
     n_blocks = _n_blocks(flat.size, length)
     zero = flat.dtype.type(0)
-    sums = np.zeros((n_blocks, length))
-    products = np.zeros((n_blocks, length))
-    run_sums = np.zeros((n_blocks, length), flat.dtype)
-    run_products = np.zeros((n_blocks, length), flat.dtype)
+    sums, products, run_sums, run_products = _two_sums(n_blocks, length, flat)
     for block in prange(n_blocks):
         start, stop = _tiles(flat.size, length, block, n_blocks)
         rs, rp = run_sums[block], run_products[block]

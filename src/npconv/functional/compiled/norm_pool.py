@@ -17,11 +17,10 @@ shape): equal to rounding, the same bits on any thread count.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from ._jit import kernel
-from .batchnorm import BLOCKS, _affine, _flush, _fold, _passed
+from .batchnorm import BLOCKS, _affine, _flush, _fold, _passed, _two_sums
 from .pool import _row_wins
 
 __all__ = ["scale_shift_max_pool", "winner_gradient_sums", "winner_input_gradient"]
@@ -75,10 +74,7 @@ def winner_gradient_sums(dout, winner, x, mean, scale, offset, relu, ph, pw):
     rows = m * n_h
     n_blocks = max(1, min(BLOCKS, rows))
     zero = x.dtype.type(0)
-    sums = np.zeros((n_blocks, n_c))
-    products = np.zeros((n_blocks, n_c))
-    run_sums = np.zeros((n_blocks, n_c), x.dtype)
-    run_products = np.zeros((n_blocks, n_c), x.dtype)
+    sums, products, run_sums, run_products = _two_sums(n_blocks, n_c, x)
     for block in prange(n_blocks):
         rs, rp = run_sums[block], run_products[block]
         for row in range(block * rows // n_blocks, (block + 1) * rows // n_blocks):
