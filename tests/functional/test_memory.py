@@ -48,3 +48,46 @@ def test_freed_memory_is_kept_once_per_process(monkeypatch):
     monkeypatch.setattr(_memory, "_applied", False)
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
     assert not _memory.keep_freed_memory() and len(calls) == 2
+
+
+def test_compiled_kernels_write_their_outputs_from_a_cache_line():
+    """A vector store that straddles two cache lines costs two: Happy's batch norm + ReLU + pool
+    forward into NumPy's 16-byte aligned arrays took 0.8 ms in a training step against 0.35 ms
+    into aligned ones. Every full-size array a compiled kernel writes starts on a cache line."""
+    from npconv.functional._tier import use_tier
+    from npconv.functional._workspace import ALIGNMENT
+
+    with use_tier("compiled"):
+        outputs = _compiled_outputs()
+    misaligned = {name: out.ctypes.data % ALIGNMENT for name, out in outputs.items() if out.ctypes.data % ALIGNMENT}
+    assert not misaligned
+
+
+def _compiled_outputs() -> dict:
+    """The full-size outputs of the compiled kernels that are not convolutions (the convolution's
+    are :func:`~npconv.functional._workspace.scratch` buffers), by the function that returns them."""
+    import npconv.functional as F
+    from npconv.functional.standardize import standardize_backward, standardize_forward
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 16, 16, 16), dtype=np.float32)
+    gamma, beta = np.ones(16, np.float32), np.zeros(16, np.float32)
+    mean, var = np.zeros(16, np.float32), np.ones(16, np.float32)
+    normalised, norm_cache = F.batchnorm_forward(x, gamma, beta, relu=True)
+    pooled, (fused_norm_cache, pool_cache) = F.batchnorm_relu_maxpool_forward(x, gamma, beta, 2)
+    summed, add_pool_cache = F.add_maxpool_forward(x, x, 2)
+    standardised, standardize_cache = standardize_forward(x)
+    return {
+        "batchnorm_forward": normalised,
+        "batchnorm_backward": F.batchnorm_backward(x, norm_cache)[0],
+        "batchnorm_inference_forward": F.batchnorm_inference_forward(x, gamma, beta, mean, var)[0],
+        "batchnorm_relu_maxpool_forward": pooled,
+        "batchnorm_relu_maxpool_forward's winners": pool_cache.winner,
+        "batchnorm_relu_maxpool_backward": F.batchnorm_relu_maxpool_backward(pooled, fused_norm_cache, pool_cache)[0],
+        "add_maxpool_forward": summed,
+        "add_maxpool_forward's winners": add_pool_cache.winner,
+        "pool2d_forward": F.pool2d_forward(x, 2)[0],
+        "relu_backward": F.relu_backward(x, normalised),
+        "standardize_forward": standardised,
+        "standardize_backward": standardize_backward(x, standardize_cache),
+    }

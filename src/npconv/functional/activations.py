@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import ShapeError, check_float_array, expected
 from ._shapes import check_dout
 from ._tier import tiered
+from ._workspace import aligned_empty
 
 
 def relu_forward(x):
@@ -36,7 +37,7 @@ def _relu_gradient_numpy(dout, out):
 def _relu_gradient(kernels, dout, out):
     """``dout * (out > 0)`` in one parallel pass: 1.3-1.6x NumPy's."""
     dout = np.ascontiguousarray(dout, dtype=np.result_type(dout, out))
-    dx = np.empty_like(dout)
+    dx = aligned_empty(dout.shape, dout.dtype)
     kernels.elementwise.relu_gradient(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
     return dx
 

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ShapeError, check_float_array, expected
 from ._shapes import as_pair, output_size
 from ._tier import tiered
+from ._workspace import aligned_empty
 from .pool import WINNER_DTYPE, PoolCache, pool2d_forward
 
 
@@ -51,7 +52,7 @@ def _forward_numpy(a, b, pool, out_size):
 def _forward(kernels, a, b, pool, out_size):
     """Each output row's window rows summed and pooled in one compiled pass."""
     m, _, _, n_c = a.shape
-    out = np.empty((m, *out_size, n_c), a.dtype)
-    winner = np.empty(out.shape, WINNER_DTYPE)
+    out = aligned_empty((m, *out_size, n_c), a.dtype)
+    winner = aligned_empty(out.shape, WINNER_DTYPE)
     kernels.pool.add_max_pool(np.ascontiguousarray(a), np.ascontiguousarray(b), *pool, out, winner)
     return out, PoolCache(a.shape, pool, pool, ((0, 0), (0, 0)), "max", winner, None)

@@ -30,6 +30,7 @@ from ..errors import ShapeError, check_float_array, expected
 from ._reduce import column_sum
 from ._shapes import check_dout
 from ._tier import tiered
+from ._workspace import aligned_empty
 
 
 class BatchNormCache(NamedTuple):
@@ -148,7 +149,7 @@ def _normalise(kernels, x2, gamma, beta, eps, shape, relu):
     affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU)."""
     bn = kernels.batchnorm
     cache = _batch_statistics(bn, x2, gamma, beta, eps, shape, relu)
-    out = np.empty_like(x2)
+    out = aligned_empty(x2.shape, x2.dtype)
     bn.scale_shift(x2, _tiled(bn, cache.scale, x2.dtype), _tiled(bn, cache.offset, x2.dtype), relu, out)
     return out.reshape(shape), cache
 
@@ -219,7 +220,7 @@ def _normalise_backward(kernels, d2, cache):
     relu_args = (_tiled(bn, scale, dtype), _tiled(bn, offset, dtype), relu)
     dbeta, centred_product = bn.gradient_sums(d2, x2, _tiled(bn, mean, dtype), *relu_args)
     dgamma, constants = _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, n)
-    dx = np.empty_like(x2)
+    dx = aligned_empty(x2.shape, x2.dtype)
     bn.input_gradient(d2, x2, *(_tiled(bn, k, dtype) for k in constants), *relu_args, dx)
     return dx.reshape(shape), dgamma.astype(dtype), dbeta.astype(dtype)
 
@@ -272,7 +273,7 @@ def _scale_shift_numpy(x2, scale, offset, relu):
 def _scale_shift(kernels, x2, scale, offset, relu):
     """``x2 * scale + offset`` (and ReLU) in one compiled pass."""
     bn = kernels.batchnorm
-    out = np.empty_like(x2)
+    out = aligned_empty(x2.shape, x2.dtype)
     bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, offset, x2.dtype), relu, out)
     return out
 

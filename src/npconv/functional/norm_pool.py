@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import check_float_array
 from ._shapes import as_pair, check_dout, output_size
 from ._tier import tiered
+from ._workspace import aligned_empty
 from .batchnorm import (
     BatchNormCache,
     _as_rows,
@@ -74,8 +75,8 @@ def _forward_numpy(x2, gamma, beta, eps, shape, pool, out_size):
 def _forward(kernels, x2, gamma, beta, eps, shape, pool, out_size):
     """The statistics' pass, then the affine map, ReLU and the pool in one compiled pass."""
     norm_cache = _batch_statistics(kernels.batchnorm, x2, gamma, beta, eps, shape, True)
-    out = np.empty((shape[0], *out_size, shape[3]), x2.dtype)
-    winner = np.empty(out.shape, WINNER_DTYPE)
+    out = aligned_empty((shape[0], *out_size, shape[3]), x2.dtype)
+    winner = aligned_empty(out.shape, WINNER_DTYPE)
     fused = kernels.norm_pool
     fused.scale_shift_max_pool(x2.reshape(shape), norm_cache.scale, norm_cache.offset, True, *pool, out, winner)
     return out, (norm_cache, PoolCache(tuple(shape), pool, pool, ((0, 0), (0, 0)), "max", winner, None))
@@ -130,7 +131,7 @@ def _backward(kernels, dout, norm_cache, pool_cache):
     fused = kernels.norm_pool
     dbeta, centred_product = fused.winner_gradient_sums(dout, winner, x, mean, scale, offset, relu, ph, pw)
     dgamma, constants = _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, rows.shape[0])
-    dx = np.empty_like(x)
+    dx = aligned_empty(x.shape, x.dtype)
     a, b, c = (constant.astype(x.dtype) for constant in constants)
     fused.winner_input_gradient(dout, winner, x, a, b, c, scale, offset, relu, ph, pw, dx)
     return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)

@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import check_choice, check_float_array
 from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
 from ._tier import tiered
+from ._workspace import aligned_empty
 from .conv import pad_nhwc
 
 # The winners' dtype in both tiers: the compiled selects vectorise on 32-bit lanes beside float32
@@ -145,8 +146,8 @@ def _max_over_offsets(x_pad, pool, stride, out_size):
 def _max_pool(kernels, x_pad, pool, stride, out_size):
     """Each window's maximum and the offset of its first maximum, ``(out, winner)``: one compiled
     pass that reads each window once."""
-    out = np.empty((x_pad.shape[0], *out_size, x_pad.shape[3]), x_pad.dtype)
-    winner = np.empty(out.shape, WINNER_DTYPE)
+    out = aligned_empty((x_pad.shape[0], *out_size, x_pad.shape[3]), x_pad.dtype)
+    winner = aligned_empty(out.shape, WINNER_DTYPE)
     kernels.pool.max_pool_forward(np.ascontiguousarray(x_pad), *pool, *stride, out, winner)
     return out, winner
 

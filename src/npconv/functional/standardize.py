@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._tier import tiered
+from ._workspace import aligned_empty
 
 
 def standardize_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -60,7 +61,7 @@ def _forward(kernels, x):
     """:func:`_forward_numpy` in two parallel passes over each image (3x faster on a
     (32, 64, 64, 3) batch); the same cache."""
     m = x.shape[0]
-    y = np.empty(x.shape, x.dtype)
+    y = aligned_empty(x.shape, x.dtype)
     scale, floored = np.empty(m, x.dtype), np.empty(m, bool)
     kernels.standardize.standardize_forward(_per_image(x), scale, floored, _per_image(y))
     per_image = (m,) + (1,) * (x.ndim - 1)
@@ -72,7 +73,7 @@ def _backward(kernels, dout, cache):
     """:func:`_backward_numpy` in two parallel passes over each image."""
     y, scale, floored = cache
     m = dout.shape[0]
-    dx = np.empty(dout.shape, dout.dtype)
+    dx = aligned_empty(dout.shape, dout.dtype)
     kernels.standardize.standardize_backward(
         _per_image(dout),
         _per_image(y),
