@@ -71,6 +71,32 @@ def test_conv_tiers_agree(rng, dtype, shape, kernel, filters, stride, padding, l
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
+    "shape, filters",
+    [
+        ((3, 48, 64, 3), 32),  # Happy-like rows: two bands an image (two-vector tiles)
+        ((40, 8, 8, 4), 16),  # small images: 32 to a band, the last band short (one vector)
+        ((5, 20, 20, 3), 8),  # half vectors
+        ((2, 50, 41, 2), 20),  # a partly filled vector, rows not a divisor of the band
+    ],
+)
+def test_the_direct_weight_gradient_sums_the_bias_gradient_in_its_bands(rng, dtype, shape, filters):
+    """The compiled weight gradient takes the bias's sums from the output gradient it has loaded for
+    the first tile of taps, band by band: each band and each filter counted once."""
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((3, 3, shape[3], filters)).astype(dtype)
+    with use_tier("compiled"):
+        out, cache = F.conv2d_forward(x, w, np.zeros(filters, dtype), 1, "same")
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        _, dw, db = F.conv2d_backward(dout, cache)
+        _, dw_alone, no_db = F.conv2d_backward(dout, F.conv2d_forward(x, w, None, 1, "same")[1])
+    assert cache.layout == "direct" and no_db is None
+    np.testing.assert_array_equal(dw_alone, dw)
+    expected = dout.astype(np.float64).sum(axis=(0, 1, 2))
+    np.testing.assert_allclose(db, expected, rtol=0, atol=(2e-4 if dtype == np.float32 else 1e-11))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
     "shape, pool, stride, padding",
     [
         ((3, 16, 16, 8), 8, None, "valid"),  # SIGNS's 8x8 pool: the windows tile the input

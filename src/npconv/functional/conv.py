@@ -214,8 +214,7 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
     n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
     dout = np.ascontiguousarray(check_dout(dout, (m, n_h, n_w, n_k)), dtype=w.dtype)
     if layout == "direct":
-        dx, dw = _direct_backward(dout, cache, need_dx, workspace)
-        return dx, dw, bias_gradient(dout, b_shape)
+        return _direct_backward(dout, cache, need_dx, workspace)
     dout2 = dout.reshape(-1, n_k)
     w2 = w.reshape(-1, n_k)
     dw = (cols @ dout2 if layout == "channel_major" else matmul(cols, dout2, reduce_rows=True)).reshape(w.shape)
@@ -242,22 +241,25 @@ def bias_gradient(dout, b_shape):
 
 
 def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
-    """``(dx or None, dw)`` for a direct (compiled) forward.
+    """``(dx or None, dw, db or None)`` for a direct (compiled) forward.
 
-    The weight gradient pairs the padded input with the output gradient. The input gradient is the
-    full correlation of the output gradient, padded by ``f - 1 - pad`` on each side, with the flipped
-    kernel: ``dx[i, y, x, c] = sum_{p, q, k} dout_pad[i, y + p, x + q, k] * w[fh-1-p, fw-1-q, c, k]``.
+    The weight gradient pairs the padded input with the output gradient (the bias's comes with it,
+    from the same loads). The input gradient is the full correlation of the output gradient, padded
+    by ``f - 1 - pad`` on each side, with the flipped kernel:
+    ``dx[i, y, x, c] = sum_{p, q, k} dout_pad[i, y + p, x + q, k] * w[fh-1-p, fw-1-q, c, k]``.
     """
-    x_pad, _, w, _, x_shape, _, pads = cache
+    x_pad, _, w, b_shape, x_shape, _, pads = cache
     kernels = load_compiled().conv
     fh, fw, n_c, n_k = w.shape
     n_taps = fh * fw * n_c
     # The kernel reads whole vectors of filters: dout itself, or a zero-padded copy where K is not.
     grads = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1)
-    dw = kernels.conv_weight_grads(x_pad, grads, tap_offsets(fh, fw, n_c, x_pad.shape[2]), n_taps)
+    offsets = tap_offsets(fh, fw, n_c, x_pad.shape[2])
+    dw, db = kernels.conv_weight_grads(x_pad, grads, offsets, n_taps, b_shape is not None)
     dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
+    db = None if b_shape is None else db[:n_k].reshape(b_shape)
     if not need_dx:
-        return None, dw
+        return None, dw, db
     (top, bottom), (left, right) = pads
     full = ((fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right))
     dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
@@ -272,7 +274,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
         _filter_table(np.zeros((1, n_c), dout.dtype))[0],
         dx,
     )
-    return dx, dw
+    return dx, dw, db
 
 
 def channel_planes(x: np.ndarray, pads: Padding2D, workspace: Workspace | None = None) -> np.ndarray:

@@ -99,15 +99,17 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out):
                 k0 += lanes // 2
 
 
-def _weight_grads_cost(x_pad, dout, offsets, n_taps):
+def _weight_grads_cost(x_pad, dout, offsets, n_taps, with_bias):
     """:func:`conv_weight_grads`' multiply-adds: pixels x taps x filters."""
     return dout.size * n_taps
 
 
 @kernel(cost=_weight_grads_cost)
-def conv_weight_grads(x_pad, dout, offsets, n_taps):
-    """Weight gradient of :func:`conv_nhwc`: ``dw (n_taps, K_pad)``, ``dw[t, k] = sum over pixels
-    (i, h, v) of x_flat[((i * H_pad + h) * W_pad + v) * C + offsets[t]] * dout[i, h, v, k]``.
+def conv_weight_grads(x_pad, dout, offsets, n_taps, with_bias):
+    """Weight and bias gradients of :func:`conv_nhwc`, ``(dw, db)``: ``dw (n_taps, K_pad)``,
+    ``dw[t, k] = sum over pixels (i, h, v) of x_flat[((i * H_pad + h) * W_pad + v) * C + offsets[t]]
+    * dout[i, h, v, k]``, and ``db (K_pad,)`` the sum of ``dout`` over the pixels (zeros unless
+    ``with_bias``), taken by the first tile of taps from the same loads.
 
     x_pad as for :func:`conv_nhwc`; dout (m, n_H, n_W, K_pad), C-contiguous, its padded filters zero;
     offsets padded to a multiple of :data:`TAP_BLOCK`. The pixels are split into bands of whole rows
@@ -122,7 +124,8 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps):
     bands_per_image = (n_h + rows_per_band - 1) // rows_per_band
     n_bands = bands_per_image * ((m + images_per_band - 1) // images_per_band)
     n_tap_blocks = (n_taps + TAP_BLOCK - 1) // TAP_BLOCK
-    partials = np.zeros((n_bands, n_tap_blocks * TAP_BLOCK, k_pad), x_pad.dtype)
+    bias_row = n_tap_blocks * TAP_BLOCK  # each band's partial: its taps' rows, then the bias's
+    partials = np.zeros((n_bands, bias_row + 1, k_pad), x_pad.dtype)
     x, g = x_pad.reshape(x_pad.size), dout.reshape(dout.size)
     for item in prange(n_bands * n_tap_blocks):
         band, t0 = item // n_tap_blocks, (item % n_tap_blocks) * TAP_BLOCK
@@ -136,6 +139,7 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps):
             k0 = 0
             while k0 < k_pad:
                 a0 = t0 * k_pad + k0
+                b0 = bias_row * k_pad + k0 if with_bias and t0 == 0 else -1
                 if k_pad - k0 > lanes:  # two vectors of filters: the block's taps in two tiles
                     for t in range(t0, t0 + TAP_BLOCK, TAP_BLOCK // 2):
                         _two_vector_grads(
@@ -154,6 +158,7 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps):
                             acc,
                             t * k_pad + k0,
                             k_pad,
+                            b0 if t == t0 else -1,
                         )
                     k0 += 2 * lanes
                 elif k_pad - k0 > lanes // 2:
@@ -173,6 +178,7 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps):
                         acc,
                         a0,
                         k_pad,
+                        b0,
                     )
                     k0 += lanes
                 else:
@@ -192,15 +198,19 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps):
                         acc,
                         a0,
                         k_pad,
+                        b0,
                     )
                     k0 += lanes // 2
     # Explicit loops: an array expression here would become a parallel loop per band (parfors).
     dw = np.zeros((n_taps, k_pad), x_pad.dtype)
+    db = np.zeros(k_pad, x_pad.dtype)
     for band in range(n_bands):
         for t in range(n_taps):
             for k in range(k_pad):
                 dw[t, k] += partials[band, t, k]
-    return dw
+        for k in range(k_pad):
+            db[k] += partials[band, bias_row, k]
+    return dw, db
 
 
 @kernel()
