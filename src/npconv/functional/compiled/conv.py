@@ -141,7 +141,8 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps, with_bias):
                 a0 = t0 * k_pad + k0
                 b0 = bias_row * k_pad + k0 if with_bias and t0 == 0 else -1
                 if k_pad - k0 > lanes:  # two vectors of filters: the block's taps in two tiles
-                    for t in range(t0, t0 + TAP_BLOCK, TAP_BLOCK // 2):
+                    # (the second skipped where it holds only the table's padding: Happy's 147 taps)
+                    for t in range(t0, min(t0 + TAP_BLOCK, n_taps), TAP_BLOCK // 2):
                         _two_vector_grads(
                             x,
                             x0,
