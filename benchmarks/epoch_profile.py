@@ -89,10 +89,18 @@ def _npconv_methods(step) -> list[tuple]:
     backward, or, for a step fused with its max pool, the parts the step calls: a convolution's
     forward, the pool's and the convolution's backward through the pool (convolution); a batch
     norm's normalise, clip and pool pass and its backward through the pool (batch norm); an
-    ``Add``'s sum and pool pass (Add), then the pool's backward and the Add's. A pass of two ops
-    counts as the first's."""
-    from npconv.engine.plan import AddMaxPool, BatchNormReLUMaxPool, ConvMaxPool
+    ``Add``'s sum and pool pass (Add), then the pool's backward and the Add's; a convolution that
+    gives the batch norm after it its statistics, its forward and backward (convolution) and the
+    batch norm step's own parts. A pass of two ops counts as the first's."""
+    from npconv.engine.plan import AddMaxPool, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool
 
+    if isinstance(step, ConvBatchStatistics):
+        return [
+            (step.conv, "forward", "convolution"),
+            (step.conv, "forward_with_moments", "convolution"),
+            (step.conv, "backward", "convolution"),
+            *_npconv_methods(step.norm_step),
+        ]
     if isinstance(step, ConvMaxPool):
         return [
             (step.conv, "forward", "convolution"),

@@ -129,11 +129,12 @@ def test_batchnorm_then_relu_runs_as_one_step():
 
 
 def test_batchnorm_relu_and_the_max_pool_reading_them_run_as_one_step():
-    from npconv.engine.plan import BatchNormReLUMaxPool
+    from npconv.engine.plan import BatchNormReLUMaxPool, execution_steps
 
     model = build_bn_relu()
-    assert [type(n.layer).__name__ for n in model._steps][:3] == ["Conv2D", "BatchNormReLUMaxPool", "Conv2D"]
-    fused = model._steps[1].layer
+    steps = execution_steps(model._nodes, batch_statistics=False)  # the convolutions' fusion apart (below)
+    assert [type(n.layer).__name__ for n in steps][:3] == ["Conv2D", "BatchNormReLUMaxPool", "Conv2D"]
+    fused = steps[1].layer
     assert isinstance(fused, BatchNormReLUMaxPool) and (fused.norm, fused.pool) == tuple(model.layers[2:5:2])
 
 
@@ -231,8 +232,8 @@ def test_an_add_and_the_max_pool_reading_it_run_as_one_step():
 
     model = build_residual()
     names = [type(n.layer).__name__ for n in model._steps]
-    assert names == ["Conv2D", "Conv2D", "BatchNormalization", "AddMaxPool", "ReLU", "Flatten", "Dense"]
-    fused = model._steps[3].layer
+    assert names == ["Conv2D", "ConvBatchStatistics", "AddMaxPool", "ReLU", "Flatten", "Dense"]
+    fused = model._steps[2].layer
     assert isinstance(fused, AddMaxPool) and fused.multi_input and not fused.trainable_weights
     assert (fused.add, fused.pool) == (model.layers[4], model.layers[6])
 
@@ -242,6 +243,8 @@ def test_an_add_and_the_max_pool_reading_it_run_as_one_step():
 def test_the_add_pool_fusion_changes_neither_outputs_nor_gradients(branches, pool_strides):
     """Bit for bit: one pass where the pool's windows tile the sum of two branches; three branches
     or overlapping windows run the two forwards inside the step."""
+    from npconv.engine.plan import execution_steps, plan_backward
+
     rng = np.random.default_rng(6)
     x, y = rng.standard_normal((5, 9, 8, 3)), np.array([0, 1, 2, 1, 0])
     fused, plain = (
@@ -249,12 +252,86 @@ def test_the_add_pool_fusion_changes_neither_outputs_nor_gradients(branches, poo
         build_residual(branches=branches, pool_strides=pool_strides),
     )
     plain._steps = plain._inference_steps = plain._nodes
+    fused._steps = execution_steps(fused._nodes, batch_statistics=False)  # the statistics' rounding apart
+    plan_backward(fused._steps)
     out_fused, grads_fused = forward_and_gradients(fused, x, y)
     out_plain, grads_plain = forward_and_gradients(plain, x, y)
     np.testing.assert_array_equal(out_fused, out_plain)
     for g_fused, g_plain in zip(grads_fused, grads_plain):
         np.testing.assert_array_equal(g_fused, g_plain)
     assert all(node.layer._cache is None for node in fused._steps)  # backward used every cache
+
+
+# ----- in training, a convolution gives the batch norm after it the batch's statistics -----
+
+
+def build_conv_norms(seed=0, dtype="float64", frozen=False):
+    """A stem (convolution, batch norm, ReLU, pool), a convolution + batch norm + ReLU, a convolution
+    + batch norm, and a convolution with an activation before a batch norm (not fused)."""
+    nc.utils.set_random_seed(seed)
+    inputs = nc.Input(shape=(16, 26, 3))  # rows of 13 after the pool: wide enough for the direct kernel
+    x = L.Conv2D(8, 3, padding="same")(inputs)
+    x = L.MaxPooling2D(2)(L.ReLU()(L.BatchNormalization(trainable=not frozen)(x)))
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(x)))
+    x = L.BatchNormalization()(L.Conv2D(16, 3, padding="same")(x))
+    x = L.BatchNormalization()(L.Conv2D(16, 3, padding="same", activation="relu")(x))
+    model = nc.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(x)), dtype=dtype)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_a_convolution_and_the_batch_norm_reading_it_run_as_one_step():
+    from npconv.engine.plan import BatchNormReLU, BatchNormReLUMaxPool, execution_steps
+
+    model = build_conv_norms()
+    steps = [n.layer for n in model._steps]
+    assert [type(step).__name__ for step in steps] == [
+        "ConvBatchStatistics",
+        "ConvBatchStatistics",
+        "ConvBatchStatistics",
+        "Conv2D",
+        "BatchNormalization",
+        "Flatten",
+        "Dense",
+    ]
+    assert [type(step.norm_step) for step in steps[:3]] == [BatchNormReLUMaxPool, BatchNormReLU, L.BatchNormalization]
+    assert steps[0].conv is model.layers[1] and steps[0].norm is model.layers[2]
+    assert steps[0].trainable_weights == model.layers[1].trainable_weights + model.layers[2].trainable_weights
+    layer_by_layer = execution_steps(model._nodes, pools=False)  # a learner's functions in their place
+    assert "ConvBatchStatistics" not in [type(n.layer).__name__ for n in layer_by_layer]
+
+
+@pytest.mark.usefixtures("tier")
+@pytest.mark.parametrize("dtype, frozen", [("float64", False), ("float64", True), ("float32", False)])
+def test_the_statistics_fusion_changes_outputs_and_gradients_by_rounding_alone(dtype, frozen):
+    """The same outputs, gradients, moving statistics and trained weights as the layers one by one;
+    in the compiled tier, no batch norm that a convolution reads makes its own statistics' pass."""
+    from npconv.functional._tier import load_compiled, tier
+
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal((6, 16, 26, 3)).astype(dtype), np.array([0, 1, 2, 1, 0, 2])
+    fused, plain = build_conv_norms(dtype=dtype, frozen=frozen), build_conv_norms(dtype=dtype, frozen=frozen)
+    plain._steps = plain._inference_steps = plain._nodes
+    passes = []
+    if tier() == "compiled":
+        kernels = load_compiled().batchnorm
+        moments = kernels.channel_moments
+        kernels.channel_moments = lambda *args: passes.append(args[0].shape) or moments(*args)
+    try:
+        out_fused, grads_fused = forward_and_gradients(fused, x, y)
+    finally:
+        if tier() == "compiled":
+            kernels.channel_moments = moments
+    out_plain, grads_plain = forward_and_gradients(plain, x, y)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-3, atol=2e-4)
+    np.testing.assert_allclose(out_fused, out_plain, **tol)
+    for g_fused, g_plain in zip(grads_fused, grads_plain):
+        np.testing.assert_allclose(g_fused, g_plain, **tol)
+    for w_fused, w_plain in zip(fused.weights, plain.weights):  # the moving statistics among them
+        np.testing.assert_allclose(w_fused.value, w_plain.value, **tol)
+    if tier() == "compiled":
+        assert passes == [(6 * 8 * 13, 16)]  # the last batch norm's: its convolution has an activation
+    assert all(node.layer._cache is None for node in fused._steps)
 
 
 # ----- at inference, a batch norm is folded into the convolution before it -----

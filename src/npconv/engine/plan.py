@@ -1,12 +1,12 @@
 """The execution plan of a model's graph: the order nodes run in and which need a backward pass.
 
 A model keeps its graph as built (``_nodes``: summary, saving) and the steps it runs (``_steps``);
-the two differ by five rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
-:func:`pool_before_relu`, :func:`fuse_conv_maxpool`, :func:`fuse_batchnorm_relu_maxpool` and
-:func:`fuse_add_maxpool` (:func:`execution_steps` applies them). Inference without caches
-(``predict``, ``evaluate``) runs ``_inference_steps`` (:func:`inference_steps`): the first two, then
-each batch norm folded into the convolution before it (:func:`fold_batchnorm`), equal but for
-rounding.
+the two differ by six rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
+:func:`pool_before_relu`, :func:`fuse_conv_maxpool`, :func:`fuse_batchnorm_relu_maxpool`,
+:func:`fuse_add_maxpool` and :func:`fuse_conv_batch_statistics` (:func:`execution_steps` applies
+them). Inference without caches (``predict``, ``evaluate``) runs ``_inference_steps``
+(:func:`inference_steps`): the first two, then each batch norm folded into the convolution before
+it (:func:`fold_batchnorm`), equal but for rounding.
 :func:`plan_backward` marks the nodes that training's gradients never need to reach;
 :func:`plan_gradients` says which nodes a gradient to chosen tensors (``Model.gradients``) passes
 through.
@@ -30,14 +30,20 @@ class Node:
         self.frees = ()
 
 
-def execution_steps(nodes: list[Node], pools: bool = True) -> list[Node]:
+def execution_steps(nodes: list[Node], pools: bool = True, batch_statistics: bool = True) -> list[Node]:
     """The steps a model runs for its graph ``nodes``: batch norm and its ReLU fused, then each
     remaining ReLU that feeds a max pool moved after it, then (``pools``) each max pool fused with
-    the convolution, the batch norm + ReLU or the ``Add`` before it. Without ``pools`` every
-    convolution and pool runs its own ``forward`` and ``backward``, as a learner's functions put in
-    their place need, and as inference folds batch norms into convolutions (:func:`inference_steps`)."""
+    the convolution, the batch norm + ReLU or the ``Add`` before it, and (``batch_statistics``) each
+    convolution that a batch norm reads giving it the batch's statistics. Without ``pools`` every
+    convolution, batch norm and pool runs its own ``forward`` and ``backward``, as a learner's
+    functions put in their place need, and as inference folds batch norms into convolutions
+    (:func:`inference_steps`). ``batch_statistics=False`` keeps every step's bits those of the
+    layers alone (the statistics from the convolution are equal but for rounding)."""
     steps = pool_before_relu(fuse_batchnorm_relu(nodes))
-    return fuse_add_maxpool(fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps))) if pools else steps
+    if not pools:
+        return steps
+    steps = fuse_add_maxpool(fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps)))
+    return fuse_conv_batch_statistics(steps) if batch_statistics else steps
 
 
 def inference_steps(nodes: list[Node]) -> list[Node]:
@@ -77,8 +83,8 @@ class BatchNormReLU:
     def _cache(self, value):
         self.norm._cache = value
 
-    def forward(self, x, training=False):
-        return self.norm.forward(x, training, relu=True)
+    def forward(self, x, training=False, moments=None):
+        return self.norm.forward(x, training, relu=True, moments=moments)
 
     def backward(self, dout, need_dx=True):
         return self.norm.backward(dout, need_dx)
@@ -232,8 +238,8 @@ class BatchNormReLUMaxPool(_FusedWithPool):
     def norm(self):
         return self.first
 
-    def forward(self, x, training=False):
-        return self.norm.forward_relu_max_pool(x, self.pool, training)
+    def forward(self, x, training=False, moments=None):
+        return self.norm.forward_relu_max_pool(x, self.pool, training, moments=moments)
 
     def backward(self, dout, need_dx=True):
         return self.norm.backward_through_max_pool(dout, self.pool._take_cache(), need_dx)
@@ -286,6 +292,58 @@ def fuse_batchnorm_relu_maxpool(steps: list[Node]) -> list[Node]:
         steps,
         lambda layer: type(layer) is BatchNormReLU,
         lambda norm_relu, reader: BatchNormReLUMaxPool(norm_relu, reader) if type(reader) is MaxPooling2D else None,
+    )
+
+
+class ConvBatchStatistics:
+    """Training: a ``Conv2D`` without activation whose output only a batch norm reads (the layer
+    itself, or a :class:`BatchNormReLU` or :class:`BatchNormReLUMaxPool` step), as one step in which
+    the convolution's kernel sums its output's moments as it writes it
+    (:meth:`~npconv.layers.Conv2D.forward_with_moments`) and the batch norm takes them instead of
+    a pass of its own over the output. Backward, the two steps' own. Where the batch norm does not
+    train (inference, frozen), or the convolution runs no compiled kernel, the two run as they are."""
+
+    multi_input = False
+    passes_gradient = True
+
+    def __init__(self, conv, norm_step):
+        self.conv, self.norm_step = conv, norm_step
+        self.norm = getattr(norm_step, "norm", norm_step)
+        self.name = f"{conv.name}+{norm_step.name}"
+
+    @property
+    def trainable_weights(self):
+        return self.conv.trainable_weights + self.norm_step.trainable_weights
+
+    @property
+    def _cache(self):
+        caches = (self.conv._cache, self.norm_step._cache)
+        return None if caches == (None, None) else caches
+
+    @_cache.setter
+    def _cache(self, value):
+        self.conv._cache, self.norm_step._cache = (None, None) if value is None else value
+
+    def forward(self, x, training=False):
+        if not (training and self.norm.trainable):
+            return self.norm_step.forward(self.conv.forward(x, training), training)
+        z, moments = self.conv.forward_with_moments(x, training)
+        return self.norm_step.forward(z, training, moments=moments)
+
+    def backward(self, dout, need_dx=True):
+        return self.conv.backward(self.norm_step.backward(dout, True), need_dx)
+
+
+def fuse_conv_batch_statistics(steps: list[Node]) -> list[Node]:
+    """Each ``Conv2D`` without activation whose output only a batch norm step reads, that step not
+    the last, as one :class:`ConvBatchStatistics` step with it."""
+    from ..layers import BatchNormalization
+
+    norm_steps = (BatchNormalization, BatchNormReLU, BatchNormReLUMaxPool)
+    return _fuse_with_reader(
+        steps,
+        _linear_conv,
+        lambda conv, reader: ConvBatchStatistics(conv, reader) if type(reader) in norm_steps else None,
     )
 
 

@@ -19,13 +19,14 @@ from .activations import (
 )
 from .add_pool import add_maxpool_forward
 from .batchnorm import (
+    BatchMoments,
     batchnorm_backward,
     batchnorm_forward,
     batchnorm_inference_backward,
     batchnorm_inference_forward,
     fold_batchnorm,
 )
-from .conv import conv2d_backward, conv2d_forward
+from .conv import conv2d_backward, conv2d_forward, conv2d_forward_with_moments
 from .conv_pool import conv2d_maxpool_backward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
@@ -38,6 +39,7 @@ __all__ = [
     "zero_pad2d_forward",
     "zero_pad2d_backward",
     "conv2d_forward",
+    "conv2d_forward_with_moments",
     "conv2d_backward",
     "conv2d_maxpool_backward",
     "pool2d_forward",
@@ -57,6 +59,7 @@ __all__ = [
     "tanh_backward",
     "linear_forward",
     "linear_backward",
+    "BatchMoments",
     "batchnorm_forward",
     "batchnorm_backward",
     "batchnorm_inference_forward",

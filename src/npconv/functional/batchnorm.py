@@ -48,6 +48,22 @@ class BatchNormCache(NamedTuple):
     relu: bool  # whether ReLU followed
 
 
+class BatchMoments(NamedTuple):
+    """A batch's per-channel statistics, float64, as a convolution's kernel can give them
+    (:func:`~npconv.functional.conv2d_forward_with_moments`): the batch norm reading its output
+    then skips its own pass over it."""
+
+    mean: np.ndarray  # (C,)
+    var: np.ndarray  # (C,) biased
+
+
+def batch_moments_of_rows(kernels, row_moments: np.ndarray, per_row: int, n_c: int) -> BatchMoments:
+    """The batch's moments from rows' ``(R, 3, C_pad)`` partials ``(first value, sum of values less
+    it, sum of their squares)``, each over ``per_row`` values: Chan's rule in float64 (compiled)."""
+    mean, var = kernels.batchnorm.combine_row_moments(row_moments, per_row)
+    return BatchMoments(mean[:n_c], var[:n_c])
+
+
 class BatchNormInferenceCache(NamedTuple):
     """What the inference backward needs: the input and the fixed statistics."""
 
@@ -92,7 +108,7 @@ def _check_eps(eps) -> None:
         raise ValueError(expected("eps", "a positive float (Keras's default is 1e-3)", eps))
 
 
-def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False):
+def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False, moments: BatchMoments | None = None):
     """Normalise with the batch's own statistics (training mode).
 
     Parameters
@@ -101,6 +117,8 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False):
     gamma, beta : ndarray, shape (n_C,)
     eps : float, added to the variance (Keras's default 1e-3; PyTorch's is 1e-5)
     relu : bool, return ``max(out, 0)`` (batch norm followed by ReLU, in the same passes)
+    moments : the batch's mean and variance when they are known already (the convolution that wrote
+        ``x`` took them, :func:`~npconv.functional.conv2d_forward_with_moments`); else computed here
 
     Returns
     -------
@@ -110,17 +128,25 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False):
     _check_eps(eps)
     x2 = _as_rows(x, "x")
     gamma, beta = _channel_params(x2, gamma=gamma, beta=beta)
-    return _normalise(x2, gamma, beta, eps, np.shape(x), bool(relu))
+    _check_moments(moments, x2.shape[1])
+    return _normalise(x2, gamma, beta, eps, np.shape(x), bool(relu), moments)
 
 
-def _normalise_numpy(x2, gamma, beta, eps, shape, relu):
+def _check_moments(moments, n_c: int) -> None:
+    if moments is not None and (
+        not isinstance(moments, BatchMoments) or np.shape(moments.mean) != (n_c,) or np.shape(moments.var) != (n_c,)
+    ):
+        raise ShapeError(expected("moments", f"a BatchMoments of {n_c} channels' mean and variance, or None", moments))
+
+
+def _normalise_numpy(x2, gamma, beta, eps, shape, relu, moments):
     """:func:`batchnorm_forward` on the rows ``x2 (N, C)``: centre, then scale and shift."""
     n = x2.shape[0]
-    mean = column_sum(x2) / n
+    mean = column_sum(x2) / n if moments is None else moments.mean.astype(x2.dtype)
     xc = x2 - mean
     # Two passes (centre, then square) rather than E[x^2] - E[x]^2, which cancels badly in float32.
     out = xc * xc
-    var = column_sum(out) / n
+    var = column_sum(out) / n if moments is None else moments.var.astype(x2.dtype)
     inv_std = 1 / np.sqrt(var + eps)
     # out = xc * (gamma * inv_std) + beta, in the squares' buffer. xhat itself is never formed:
     # every pass over (N, C) costs milliseconds at (64, 64, 64, 32) float32, where the data leave the
@@ -144,25 +170,29 @@ def _tiled(kernels, values: np.ndarray, dtype) -> np.ndarray:
 
 
 @tiered(_normalise_numpy)
-def _normalise(kernels, x2, gamma, beta, eps, shape, relu):
-    """:func:`batchnorm_forward` in two compiled passes: moments (about the first row), then the
-    affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU)."""
+def _normalise(kernels, x2, gamma, beta, eps, shape, relu, moments):
+    """:func:`batchnorm_forward` in two compiled passes: moments (about the first row; none when
+    given), then the affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU)."""
     bn = kernels.batchnorm
-    cache = _batch_statistics(bn, x2, gamma, beta, eps, shape, relu)
+    cache = _batch_statistics(bn, x2, gamma, beta, eps, shape, relu, moments)
     out = aligned_empty(x2.shape, x2.dtype)
     bn.scale_shift(x2, _tiled(bn, cache.scale, x2.dtype), _tiled(bn, cache.offset, x2.dtype), relu, out)
     return out.reshape(shape), cache
 
 
-def _batch_statistics(bn, x2, gamma, beta, eps, shape, relu) -> BatchNormCache:
-    """The compiled tier's training cache for the rows ``x2 (N, C)``: one pass of moments about the
-    first row (float64 sums), then the per-channel ``scale`` and ``offset`` of the affine map."""
-    n = x2.shape[0]
-    shift = x2[0]
-    sums, squares = bn.channel_moments(x2, _tiled(bn, shift, x2.dtype))
-    shifted_mean = sums / n
-    var64 = np.maximum(squares / n - shifted_mean**2, 0.0)
-    mean64 = shift + shifted_mean
+def _batch_statistics(bn, x2, gamma, beta, eps, shape, relu, moments=None) -> BatchNormCache:
+    """The compiled tier's training cache for the rows ``x2 (N, C)``: the ``moments`` given, else one
+    pass of moments about the first row (float64 sums); then the per-channel ``scale`` and
+    ``offset`` of the affine map."""
+    if moments is None:
+        n = x2.shape[0]
+        shift = x2[0]
+        sums, squares = bn.channel_moments(x2, _tiled(bn, shift, x2.dtype))
+        shifted_mean = sums / n
+        var64 = np.maximum(squares / n - shifted_mean**2, 0.0)
+        mean64 = shift + shifted_mean
+    else:
+        mean64, var64 = moments
     inv_std64 = 1 / np.sqrt(var64 + eps)
     scale64 = gamma * inv_std64
     dtype = x2.dtype

@@ -40,6 +40,7 @@ from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_paddin
 from ._threads import matmul
 from ._tier import load_compiled, tiered
 from ._workspace import Workspace, aligned_empty, scratch
+from .batchnorm import batch_moments_of_rows
 
 # Below this many input channels the patch matrix is built channel-major (see the module docstring).
 FEW_CHANNELS = 8
@@ -76,6 +77,23 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     out : ndarray, shape (m, n_H, n_W, K), dtype of ``x``
     cache : ConvCache for :func:`conv2d_backward`
     """
+    return _checked_forward(x, w, b, stride, padding, workspace, False)[:2]
+
+
+def conv2d_forward_with_moments(x, w, b, stride=1, padding=0, workspace: Workspace | None = None):
+    """:func:`conv2d_forward`, and the per-filter mean and variance of its output where the compiled
+    direct kernel computed them as it wrote it: ``(out, cache, moments)``, ``moments`` a
+    :class:`~npconv.functional.batchnorm.BatchMoments` or ``None`` (the NumPy tier, or a shape the
+    direct kernel does not take). A batch norm that reads ``out`` takes them instead of a pass of
+    its own (:func:`~npconv.functional.batchnorm_forward`'s ``moments``).
+
+    Each output row's tiles sum its outputs less the row's first one, and their squares, from the
+    registers they are in (the data's type); the rows are combined in float64 by Chan's rule.
+    """
+    return _checked_forward(x, w, b, stride, padding, workspace, True)
+
+
+def _checked_forward(x, w, b, stride, padding, workspace, with_moments):
     x = check_float_array(x, "x", 4)
     w = check_float_array(w, "w", 4).astype(x.dtype, copy=False)
     if b is None:
@@ -100,12 +118,12 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     pads = resolve_padding(padding, (n_h_prev, n_w_prev), (fh, fw), stride)
     out_size = output_size((n_h_prev, n_w_prev), (fh, fw), stride, pads, "conv2d kernel")
     bias = b.reshape(n_k).astype(x.dtype, copy=False)
-    return _convolve(x, w, bias, b_shape, stride, pads, out_size, workspace)
+    return _convolve(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments)
 
 
-def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace):
+def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments):
     """:func:`conv2d_forward` as one GEMM of a patch matrix (its layout chosen by the shapes, see
-    the module docstring) with the filters."""
+    the module docstring) with the filters; no moments."""
     m, n_c = x.shape[0], x.shape[3]
     fh, fw, _, n_k = w.shape
     w2 = w.reshape(-1, n_k)
@@ -123,10 +141,10 @@ def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace
         out = matmul(cols, w2)
     out += bias
     cache = ConvCache(cols, layout, w, b_shape, x.shape, stride, pads)
-    return out.reshape(m, *out_size, n_k), cache
+    return out.reshape(m, *out_size, n_k), cache, None
 
 
-def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace) -> bool:
+def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments=False) -> bool:
     """Whether the compiled direct convolution takes this shape: stride 1, padding of at most
     ``f - 1`` on each side (the full correlation that gives the input gradient needs it; none for a
     1 x 1 kernel), and output and input rows at least as wide as the kernel's narrowest tile (the
@@ -175,16 +193,25 @@ def _filter_table(w2: np.ndarray) -> np.ndarray:
 
 
 @tiered(_patch_matrix_forward, applies=_runs_direct)
-def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace):
+def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments):
     """:func:`conv2d_forward` by the compiled direct kernel over the zero-padded input (see
-    :mod:`npconv.functional.compiled.conv`)."""
+    :mod:`npconv.functional.compiled.conv`), with the rows' moments when asked."""
     fh, fw, n_c, n_k = w.shape
     x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
     weights = _filter_table(w.reshape(-1, n_k))
     bias_row = _filter_table(bias[np.newaxis])[0]
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
-    kernels.conv.conv_nhwc(x_pad, tap_offsets(fh, fw, n_c, x_pad.shape[2]), fh * fw * n_c, weights, bias_row, out)
-    return out, ConvCache(x_pad, "direct", w, b_shape, x.shape, (1, 1), pads)
+    rows = x.shape[0] * out_size[0] if with_moments else 0
+    row_moments = np.empty((rows, 3, weights.shape[1]), x.dtype)
+    offsets = tap_offsets(fh, fw, n_c, x_pad.shape[2])
+    kernels.conv.conv_nhwc(x_pad, offsets, fh * fw * n_c, weights, bias_row, out, row_moments)
+    moments = batch_moments_of_rows(kernels, row_moments, out_size[1], n_k) if with_moments else None
+    return out, ConvCache(x_pad, "direct", w, b_shape, x.shape, (1, 1), pads), moments
+
+
+def _no_moments(weights: np.ndarray) -> np.ndarray:
+    """:func:`~npconv.functional.compiled.conv.conv_nhwc`'s ``moments`` argument for none."""
+    return np.empty((0, 3, weights.shape[1]), weights.dtype)
 
 
 def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
@@ -273,6 +300,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
         weights,
         _filter_table(np.zeros((1, n_c), dout.dtype))[0],
         dx,
+        _no_moments(weights),
     )
     return dx, dw, db
 

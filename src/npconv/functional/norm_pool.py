@@ -25,11 +25,13 @@ from ._shapes import as_pair, check_dout, output_size
 from ._tier import tiered
 from ._workspace import aligned_empty
 from .batchnorm import (
+    BatchMoments,
     BatchNormCache,
     _as_rows,
     _batch_statistics,
     _channel_params,
     _check_eps,
+    _check_moments,
     _input_gradient_constants,
     batchnorm_backward,
     batchnorm_forward,
@@ -37,7 +39,7 @@ from .batchnorm import (
 from .pool import WINNER_DTYPE, PoolCache, pool2d_backward, pool2d_forward
 
 
-def batchnorm_relu_maxpool_forward(x, gamma, beta, pool_size, eps=1e-3):
+def batchnorm_relu_maxpool_forward(x, gamma, beta, pool_size, eps=1e-3, moments: BatchMoments | None = None):
     """``max_pool(relu(batchnorm(x)))``, the batch norm in training mode, windows ``pool_size``
     with stride ``pool_size`` and no padding (rows and columns past the last window are left out,
     as ``"valid"`` pooling does).
@@ -47,7 +49,7 @@ def batchnorm_relu_maxpool_forward(x, gamma, beta, pool_size, eps=1e-3):
     x : ndarray, shape (m, n_H_prev, n_W_prev, n_C)
     gamma, beta : ndarray, shape (n_C,)
     pool_size : int or (ph, pw)
-    eps : float, as :func:`batchnorm_forward`'s
+    eps, moments : as :func:`batchnorm_forward`'s
 
     Returns
     -------
@@ -60,21 +62,23 @@ def batchnorm_relu_maxpool_forward(x, gamma, beta, pool_size, eps=1e-3):
     x = check_float_array(x, "x", 4)
     x2 = _as_rows(x, "x")
     gamma, beta = _channel_params(x2, gamma=gamma, beta=beta)
+    _check_moments(moments, x2.shape[1])
     out_size = output_size(x.shape[1:3], pool, pool, ((0, 0), (0, 0)), "pool window")
-    return _forward(x2, gamma, beta, eps, x.shape, pool, out_size)
+    return _forward(x2, gamma, beta, eps, x.shape, pool, out_size, moments)
 
 
-def _forward_numpy(x2, gamma, beta, eps, shape, pool, out_size):
+def _forward_numpy(x2, gamma, beta, eps, shape, pool, out_size, moments):
     """The two forward passes as they are."""
-    normalised, norm_cache = batchnorm_forward(x2.reshape(shape), gamma, beta, eps, relu=True)
+    normalised, norm_cache = batchnorm_forward(x2.reshape(shape), gamma, beta, eps, relu=True, moments=moments)
     out, pool_cache = pool2d_forward(normalised, pool, mode="max")
     return out, (norm_cache, pool_cache)
 
 
 @tiered(_forward_numpy)
-def _forward(kernels, x2, gamma, beta, eps, shape, pool, out_size):
-    """The statistics' pass, then the affine map, ReLU and the pool in one compiled pass."""
-    norm_cache = _batch_statistics(kernels.batchnorm, x2, gamma, beta, eps, shape, True)
+def _forward(kernels, x2, gamma, beta, eps, shape, pool, out_size, moments):
+    """The statistics' pass (none when ``moments`` are given), then the affine map, ReLU and the
+    pool in one compiled pass."""
+    norm_cache = _batch_statistics(kernels.batchnorm, x2, gamma, beta, eps, shape, True, moments)
     out = aligned_empty((shape[0], *out_size, shape[3]), x2.dtype)
     winner = aligned_empty(out.shape, WINNER_DTYPE)
     fused = kernels.norm_pool

@@ -70,6 +70,20 @@ class Conv2D(_Affine):
             F.conv2d_forward, x, logits, stride=self.strides, padding=self.padding, workspace=self._workspace
         )
 
+    def forward_with_moments(self, x, training=False):
+        """``(out, moments)``: :meth:`forward` of a convolution without activation, and its output's
+        per-filter mean and variance where the compiled kernel took them as it wrote it (else
+        ``None``): a batch norm reading ``out`` then skips its statistics' pass
+        (:func:`~npconv.functional.conv2d_forward_with_moments`)."""
+        if self.activation.name != "linear":
+            raise ValueError(f"{self.name}: forward_with_moments is for a convolution without activation")
+        b = self.bias.value if self.use_bias else None
+        out, cache, moments = F.conv2d_forward_with_moments(
+            x, self.kernel.value, b, stride=self.strides, padding=self.padding, workspace=self._workspace
+        )
+        self._cache = (cache, None, False)
+        return out, moments
+
     def backward(self, dout, need_dx=True):
         return self._affine_backward(F.conv2d_backward, dout, need_dx, workspace=self._workspace)
 

@@ -54,12 +54,16 @@ class BatchNormalization(Layer):
         self.moving_mean = self.add_weight("moving_mean", n_C, "zeros", trainable=False)
         self.moving_variance = self.add_weight("moving_variance", n_C, "ones", trainable=False)
 
-    def forward(self, x, training=False, relu=False):
+    def forward(self, x, training=False, relu=False, moments=None):
         """The normalised ``x``; ``relu``: ``max(out, 0)`` in the same pass (the model runs a
-        ``ReLU`` layer that reads only this layer's output so, :mod:`npconv.engine.plan`)."""
+        ``ReLU`` layer that reads only this layer's output so, :mod:`npconv.engine.plan`);
+        ``moments``: the batch's statistics when the convolution that wrote ``x`` took them
+        (training only, :func:`~npconv.functional.batchnorm_forward`)."""
         training = training and self.trainable
         if training:
-            out, cache = F.batchnorm_forward(x, self.gamma.value, self.beta.value, eps=self.epsilon, relu=relu)
+            out, cache = F.batchnorm_forward(
+                x, self.gamma.value, self.beta.value, eps=self.epsilon, relu=relu, moments=moments
+            )
             self._update_moving_statistics(cache)
         else:
             out, cache = F.batchnorm_inference_forward(
@@ -81,15 +85,15 @@ class BatchNormalization(Layer):
             moving *= self.momentum
             moving += (1.0 - self.momentum) * batch.reshape(moving.shape)
 
-    def forward_relu_max_pool(self, x, pool, training=False):
-        """``pool.forward(self.forward(x, training, relu=True), training)``, in one pass where the
-        batch norm trains and the max pool's windows tile the input
+    def forward_relu_max_pool(self, x, pool, training=False, moments=None):
+        """``pool.forward(self.forward(x, training, relu=True, moments), training)``, in one pass
+        where the batch norm trains and the max pool's windows tile the input
         (:func:`~npconv.functional.batchnorm_relu_maxpool_forward`); both layers keep the caches
         they would alone."""
         if not (training and self.trainable and pool.windows_tile(x.shape)):
-            return pool.forward(self.forward(x, training, relu=True), training)
+            return pool.forward(self.forward(x, training, relu=True, moments=moments), training)
         out, (cache, pool._cache) = F.batchnorm_relu_maxpool_forward(
-            x, self.gamma.value, self.beta.value, pool.pool_size, eps=self.epsilon
+            x, self.gamma.value, self.beta.value, pool.pool_size, eps=self.epsilon, moments=moments
         )
         self._update_moving_statistics(cache)
         self._cache = (True, cache)

@@ -96,8 +96,9 @@ def _i64(value):
     return ir.Constant(ir.IntType(64), value)
 
 
-def _emit_forward_tile(builder, vec, positions, vectors, data, args, v):
-    """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors."""
+def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, moments):
+    """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors;
+    ``moments`` (a :class:`_RowMoments`) counts those from column ``start`` on."""
     x_data, offset_data, w_data, out_data, bias_data = data
     x_row, x_step, n_taps, w_row, k0, o_row, o_step, n_lanes = args
     acc = [[cgutils.alloca_once(builder, vec.type) for _ in range(vectors)] for _ in range(positions)]
@@ -116,9 +117,11 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v):
     biases = [vec.load(bias_data, builder.add(k0, _i64(s * vec.lanes))) for s in range(vectors)]
     last_full = builder.icmp_signed("==", n_lanes, _i64(vectors * vec.lanes))
     last_lanes = builder.sub(n_lanes, _i64((vectors - 1) * vec.lanes))
+    outputs = [[builder.fadd(builder.load(acc[u][s]), biases[s]) for s in range(vectors)] for u in range(positions)]
+    moments.add(outputs, v, start)
     for u in range(positions):
         start = builder.add(builder.mul(builder.add(builder.add(o_row, v), _i64(u)), o_step), k0)
-        sums = [builder.fadd(builder.load(acc[u][s]), biases[s]) for s in range(vectors)]
+        sums = outputs[u]
         for s in range(vectors - 1):
             vec.store(sums[s], out_data, builder.add(start, _i64(s * vec.lanes)))
         last = builder.add(start, _i64((vectors - 1) * vec.lanes))
@@ -133,12 +136,59 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v):
                     )
 
 
+class _RowMoments:
+    """IR for a row's per-filter moments about its first output, summed as its tiles are computed:
+    ``shift = y[0]``, ``s1 = sum_v (y[v] - shift)``, ``s2 = sum_v (y[v] - shift)^2`` over the row's
+    outputs ``y[v]``, each counted once (the last tile, moved back, repeats some), in the data's
+    type. Shifted by a value of the row, the squares do not cancel as ``E[y^2] - E[y]^2`` would.
+    ``m0 < 0``: no moments (a branch per tile)."""
+
+    def __init__(self, builder, vec, vectors, m0):
+        self.builder, self.vec = builder, vec
+        self.wanted = builder.icmp_signed(">=", m0, _i64(0))
+        self.shift, self.s1, self.s2 = (
+            [cgutils.alloca_once(builder, vec.type) for _ in range(vectors)] for _ in range(3)
+        )
+        for sums in (self.s1, self.s2):
+            for a in sums:
+                builder.store(ir.Constant(vec.type, None), a)
+
+    def add(self, outputs, v, start):
+        """Count ``outputs[u][s]`` (column ``v + u``) from column ``start`` on (the columns before it
+        were counted by the tile before); the row's first output is the shift."""
+        builder, zero = self.builder, ir.Constant(self.vec.type, None)
+        with builder.if_then(self.wanted):
+            with builder.if_then(builder.icmp_signed("==", start, _i64(0))):
+                for s, a in enumerate(self.shift):
+                    builder.store(outputs[0][s], a)
+            shift = [builder.load(a) for a in self.shift]
+            for u, row in enumerate(outputs):
+                new = builder.icmp_signed(">=", builder.add(v, _i64(u)), start)
+                for s, y in enumerate(row):
+                    d = builder.select(new, builder.fsub(y, shift[s]), zero)
+                    builder.store(builder.fadd(builder.load(self.s1[s]), d), self.s1[s])
+                    builder.store(builder.call(self.vec.fma, [d, d, builder.load(self.s2[s])]), self.s2[s])
+
+    def store(self, data, m0, stride):
+        """``data[m0 + j * stride + l]``: shift, s1 and s2 for ``j = 0, 1, 2``."""
+        builder = self.builder
+        with builder.if_then(self.wanted):
+            for j, sums in enumerate((self.shift, self.s1, self.s2)):
+                for s, a in enumerate(sums):
+                    at = builder.add(builder.add(m0, builder.mul(stride, _i64(j))), _i64(s * self.vec.lanes))
+                    self.vec.store(builder.load(a), data, at)
+
+
 def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
-    """An intrinsic ``row(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols)``:
+    """An intrinsic
+    ``row(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols, moments, m0)``:
 
     ``out[(o_row + v) * o_step + k0 + l] = bias[k0 + l] + sum_{t < n_taps} x[(x_row + v) * x_step +
     offsets[t]] * w[t * w_row + k0 + l]`` for ``v < n_cols`` and ``l < n_lanes <= vectors * lanes``:
     one output row (positions ``o_row ..``, input positions ``x_row ..``) for one block of filters.
+    When ``m0 >= 0``, also the row's moments (:class:`_RowMoments`) of each of the ``vectors * lanes``
+    filters: its first output, and the sums of the outputs less it and of their squares, at
+    ``moments[m0 + j * w_row + l]`` for ``j = 0, 1, 2``, from the outputs in registers.
 
     Tiles of ``positions`` columns, the last one moved back to end at ``n_cols`` (it recomputes a few
     outputs, with the same values); rows narrower than a tile use tiles of half as many, so
@@ -147,14 +197,35 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
     """
 
     @intrinsic
-    def row(typingctx, x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols):
-        sig = types.void(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols)
+    def row(
+        typingctx,
+        x,
+        x_row,
+        x_step,
+        offsets,
+        n_taps,
+        w,
+        w_row,
+        k0,
+        out,
+        o_row,
+        o_step,
+        bias,
+        n_lanes,
+        n_cols,
+        moments,
+        m0,
+    ):
+        sig = types.void(
+            x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols, moments, m0
+        )
 
         def codegen(context, builder, sig, args):
             data = [_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 5, 8, 11)]
             scalars = [args[i] for i in (1, 2, 4, 6, 7, 9, 10, 12)]
-            n_cols = args[13]
+            n_cols, m0 = args[13], args[15]
             vec = _Vectors(context, builder, sig.args[0].dtype, vector_bytes)
+            row_moments = _RowMoments(builder, vec, vectors, m0)
             wide = builder.icmp_signed(">=", n_cols, _i64(positions))
             with builder.if_else(wide) as (then, otherwise):
                 for branch, width in ((then, positions), (otherwise, positions // 2)):
@@ -164,7 +235,8 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
                             start = builder.mul(tile.index, _i64(width))
                             last = builder.sub(n_cols, _i64(width))
                             v = builder.select(builder.icmp_signed("<", start, last), start, last)
-                            _emit_forward_tile(builder, vec, width, vectors, data, scalars, v)
+                            _emit_forward_tile(builder, vec, width, vectors, data, scalars, v, start, row_moments)
+            row_moments.store(_data(context, builder, sig.args[14], args[14]), m0, args[6])
             return context.get_dummy_value()
 
         return sig, codegen

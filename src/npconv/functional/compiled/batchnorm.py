@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from ._jit import kernel
 
-__all__ = ["channel_moments", "scale_shift", "gradient_sums", "input_gradient", "tile_length"]
+__all__ = ["channel_moments", "combine_row_moments", "scale_shift", "gradient_sums", "input_gradient", "tile_length"]
 
 #: Blocks of tiles per kernel call (at most): a few per thread on any machine, fixed for determinism.
 BLOCKS = 32
@@ -76,6 +76,32 @@ def _flush(totals, partials, zero):
     for j in range(partials.size):
         totals[j] += partials[j]
         partials[j] = zero
+
+
+@kernel()
+def combine_row_moments(partials, per_row):
+    """``(mean, var)`` per channel, float64, of ``R`` rows of ``per_row`` values each, from their
+    partials ``(R, 3, C)``: each row's first value, the sum of its values less that, and of their
+    squares (:func:`~.conv.conv_nhwc`'s ``moments``). Chan's rule for equal counts: the mean of the
+    rows' means, and ``M2 = sum_r M2_r + per_row * sum_r (mean_r - mean)^2`` with ``M2_r = s2 -
+    s1^2 / per_row``. Rows in order: the same bits on any thread count."""
+    n_rows, _, n_c = partials.shape
+    mean = np.zeros(n_c)
+    m2 = np.zeros(n_c)
+    for r in range(n_rows):
+        for c in range(n_c):
+            mean[c] += np.float64(partials[r, 0, c]) + np.float64(partials[r, 1, c]) / per_row
+    for c in range(n_c):
+        mean[c] /= n_rows
+    for r in range(n_rows):
+        for c in range(n_c):
+            s1 = np.float64(partials[r, 1, c])
+            spread = np.float64(partials[r, 0, c]) + s1 / per_row - mean[c]
+            m2[c] += np.float64(partials[r, 2, c]) - s1 * s1 / per_row + per_row * spread * spread
+    var = np.zeros(n_c)
+    for c in range(n_c):
+        var[c] = max(m2[c] / (n_rows * per_row), 0.0)
+    return mean, var
 
 
 @kernel()

@@ -60,25 +60,30 @@ def filter_lanes(n_k: int, dtype) -> int:
     return -(-n_k // lanes) * lanes
 
 
-def _forward_cost(x_pad, offsets, n_taps, weights, bias, out):
+def _forward_cost(x_pad, offsets, n_taps, weights, bias, out, moments):
     """:func:`conv_nhwc`'s multiply-adds: pixels x taps x filters."""
     return out.size * n_taps
 
 
 @kernel(cost=_forward_cost)
-def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out):
+def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
     """Direct stride-1 convolution: ``out[i, h, v, k] = bias[k] + sum_{t < n_taps} weights[t, k]
     * x_flat[((i * H_pad + h) * W_pad + v) * C + offsets[t]]`` (see the module docstring).
 
     x_pad (m, H_pad, W_pad, C), C-contiguous; offsets (>= n_taps,) int64; weights (n_taps, K_pad) and
     bias (K_pad,) zero-padded, ``K_pad = filter_lanes(K)``; out (m, n_H, n_W, K), written in place,
-    ``n_W >= MIN_WIDTH``.
+    ``n_W >= MIN_WIDTH``. ``moments`` (m * n_H, 3, K_pad), or with no rows for none: each output
+    row's moments as the tiles compute them (``moments[r] = (y_r0, sum_v (y_rv - y_r0), sum_v
+    (y_rv - y_r0)^2)`` per filter, in the data's type), for a batch norm's statistics without a pass
+    of their own (:func:`~npconv.functional.conv.conv2d_forward_with_moments`).
     """
     m, h_pad, w_pad, n_c = x_pad.shape
     n_h, n_w, n_k = out.shape[1], out.shape[2], out.shape[3]
     k_pad = weights.shape[1]
     lanes = VECTOR_BYTES // x_pad.itemsize
     x, w, o = x_pad.reshape(x_pad.size), weights.reshape(weights.size), out.reshape(out.size)
+    with_moments = moments.shape[0] > 0
+    sums = moments.reshape(moments.size)
     for row in prange(m * n_h):
         i = row // n_h
         x_row = (i * h_pad + row - i * n_h) * w_pad
@@ -86,16 +91,18 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out):
         k0 = 0
         while k0 < n_k:
             left = n_k - k0
+            m0 = row * 3 * k_pad + k0 if with_moments else -1
             if left > lanes:
+                n_lanes = min(left, 2 * lanes)
                 _two_vector_row(
-                    x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, min(left, 2 * lanes), n_w
+                    x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, n_lanes, n_w, sums, m0
                 )
                 k0 += 2 * lanes
             elif left > lanes // 2:
-                _one_vector_row(x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, left, n_w)
+                _one_vector_row(x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, left, n_w, sums, m0)
                 k0 += lanes
             else:
-                _half_vector_row(x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, left, n_w)
+                _half_vector_row(x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, left, n_w, sums, m0)
                 k0 += lanes // 2
 
 
