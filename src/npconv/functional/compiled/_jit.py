@@ -14,6 +14,14 @@ it vectorises (:func:`_without_interleaving`). By default it processes four vect
 so a loop along the channels of a pixel needs 32 of them (float32, AVX2) before its vector body runs
 at all: with 8 or 16 channels (SIGNS, smallres) it ran scalar. Every hot loop here already has
 several independent operations per element, so unrolling bought nothing else.
+
+Numba's disk cache (``cache=True``) keys a kernel by the content of the file that defines it, and by
+nothing it inlines from other files: this module's compile options, ``_simd``'s tiles,
+``batchnorm``'s and ``pool``'s helpers in ``norm_pool``. So each kernel module carries
+``INLINED_SOURCES``, a hash of the sibling modules it imports; an edit of those changes it (the test
+``tests/functional/test_compiled_cache.py`` fails with the new value until it is written), and the
+module's kernels compile again instead of loading code built from the old sources (after a ``git
+pull``, or an upgrade over an install whose ``__pycache__`` stayed).
 """
 
 from __future__ import annotations

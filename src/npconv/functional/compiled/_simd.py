@@ -10,10 +10,11 @@ AVX2 or SSE: :data:`VECTOR_BYTES`). The tiles are inlined into the kernels that 
 with them; their loops sum in a fixed order, so results do not depend on the machine's vector width
 beyond rounding of FMA against multiply-then-add.
 
-Numba caches the kernels that inline these tiles under *their* module's file (``conv.py``): after
-an edit here, touch ``conv.py`` (or clear the cache) so that they are compiled again. The cache
-index also records the CPU and its features, from which :data:`VECTOR_BYTES` is chosen, so a cache
-moved to another machine is not reused with the wrong vector width.
+Numba caches the kernels that inline these tiles under *their* module's file (``conv.py``), by its
+content: ``conv.py``'s ``INLINED_SOURCES`` is a hash of this file, so an edit here changes it (see
+:mod:`._jit`). The cache index also records the CPU and its features, from which
+:data:`VECTOR_BYTES` is chosen, so a cache moved to another machine is not reused with the wrong
+vector width.
 
 Both tiles read the input as a flat NHWC array: position ``j``'s channel ``c`` at ``j * C + c``, so
 tap ``t = (p, q, c)`` of the window at ``j`` is at ``j * C + offsets[t]`` with

@@ -15,6 +15,9 @@ from numba import njit, prange
 
 from ._jit import kernel
 
+#: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
+INLINED_SOURCES = "924a0757fef35367"
+
 __all__ = ["channel_gain", "gaussian_blur", "standard_normal", "add_noise"]
 
 #: Taps of the blur's kernel: offsets -3..3, as the NumPy tier's.

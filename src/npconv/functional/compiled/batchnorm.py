@@ -26,6 +26,9 @@ from numba import njit, prange
 
 from ._jit import kernel
 
+#: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
+INLINED_SOURCES = "924a0757fef35367"
+
 __all__ = ["channel_moments", "combine_row_moments", "scale_shift", "gradient_sums", "input_gradient", "tile_length"]
 
 #: Blocks of tiles per kernel call (at most): a few per thread on any machine, fixed for determinism.

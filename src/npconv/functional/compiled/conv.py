@@ -33,6 +33,9 @@ from ._simd import ACCUMULATORS, VECTOR_BYTES, forward_row, weight_grad_tile
 
 # The kernels, which _tier wraps; filter_lanes, MIN_WIDTH and TAP_BLOCK are the layout's rules,
 # imported by the caller that builds the tables.
+#: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
+INLINED_SOURCES = "d876e5c1ab278dc9"
+
 __all__ = ["conv_nhwc", "conv_weight_grads", "col2im"]
 
 #: Pixels per forward tile with two filter vectors, and with one (half as many on rows narrower).

@@ -23,6 +23,9 @@ from ._jit import kernel
 from .batchnorm import BLOCKS, _affine, _flush, _fold, _passed, _two_sums
 from .pool import _row_wins
 
+#: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
+INLINED_SOURCES = "229a4dbebfcdb601"
+
 __all__ = ["scale_shift_max_pool", "winner_gradient_sums", "winner_input_gradient"]
 
 

@@ -18,6 +18,9 @@ from numba import njit, prange
 
 from ._jit import kernel
 
+#: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
+INLINED_SOURCES = "924a0757fef35367"
+
 __all__ = ["reframe"]
 
 #: Pillow's fixed-point resampling: coefficients scaled by ``2**PRECISION_BITS`` (``Resample.c``).
