@@ -13,6 +13,7 @@ cache that holds it is only valid until the layer's next forward, which is how l
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numpy as np
@@ -31,7 +32,9 @@ def aligned_empty(shape: tuple, dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     n_bytes = math.prod(shape) * dtype.itemsize
     raw = np.empty(n_bytes + ALIGNMENT, np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
+    # The buffer's address through ctypes.addressof: a third of raw.ctypes.data's microsecond, which
+    # one image's forward pays a few times.
+    start = -ctypes.addressof(ctypes.c_char.from_buffer(raw)) % ALIGNMENT
     return raw[start : start + n_bytes].view(dtype).reshape(shape)
 
 
