@@ -36,7 +36,9 @@ def assert_all_close(reference, fast, dtype):
 @pytest.mark.parametrize(
     "shape, kernel, filters, stride, padding, layout",
     [
-        ((3, 20, 18, 3), (4, 4), 8, 1, "same", "direct"),  # SIGNS's first layer, small: half vectors
+        ((3, 20, 18, 3), (4, 4), 8, 1, "same", "direct"),  # SIGNS's first layer: tap pairs (float64: half vectors)
+        ((2, 12, 12, 2), (3, 3), 3, 1, 1, "direct"),  # 3 filters: tap pairs in float32 and float64
+        ((2, 10, 12, 1), (2, 3), 4, 1, "valid", "direct"),  # rows of 3 taps: no pairs, half vectors
         ((2, 17, 16, 1), (3, 2), 5, 1, ((2, 0), (0, 1)), "direct"),  # grayscale, uneven padding, odd K
         ((2, 22, 22, 3), (7, 7), 6, 1, "valid", "direct"),  # Happy's first layer: no padding
         ((2, 16, 16, 16), (3, 3), 16, 1, "same", "direct"),  # smallres's first stage: one vector

@@ -39,15 +39,18 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, monkeypatch):
     x = rng.standard_normal((3, 48, 48, 3)).astype(np.float32)  # weight gradient: two bands per image
     w = rng.standard_normal((3, 3, 3, 16)).astype(np.float32)
     b = rng.standard_normal(16).astype(np.float32)
+    w_pairs = rng.standard_normal((4, 4, 3, 8)).astype(np.float32)  # 8 filters: the tap-pair tiles
 
     def run():
         out, cache = F.conv2d_forward(x, w, b, 1, "same")
         dx, dw, db = F.conv2d_backward(out, cache)
+        paired, _ = F.conv2d_forward(x, w_pairs, None, 1, "same")
         normed, bn_cache = F.batchnorm_forward(out, np.ones(16, np.float32), np.zeros(16, np.float32))
         activated, relu_cache = F.batchnorm_forward(out, np.ones(16, np.float32), b, relu=True)
         pooled, pool_cache = F.pool2d_forward(normed, 2)
         return (
             out,
+            paired,
             dx,
             dw,
             db,

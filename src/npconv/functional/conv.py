@@ -178,6 +178,32 @@ def tap_offsets(fh: int, fw: int, n_c: int, row_len: int) -> np.ndarray:
     return offsets
 
 
+@functools.lru_cache(maxsize=256)
+def _taps_in_adjacent_pairs(fh: int, fw: int, n_c: int, row_len: int) -> bool:
+    """Whether the window's taps pair up, tap ``2i + 1`` right after tap ``2i`` in memory (each kernel
+    row's ``fw * n_C`` values an even run: SIGNS's 4 x 4 x 3)."""
+    offsets = tap_offsets(fh, fw, n_c, row_len)[: fh * fw * n_c]
+    return offsets.size % 2 == 0 and bool(np.all(offsets[1::2] == offsets[::2] + 1))
+
+
+def _direct_table(w2: np.ndarray, taps_pair: bool) -> np.ndarray:
+    """The direct forward's filter table for ``w2 (T, K)``: :func:`_filter_table`'s, or where ``K``
+    fills half a vector or less and the taps pair up, each pair's filters interleaved on one whole
+    vector (``table[i, 2j + h] = w2[2i + h, j]``), so that no lane idles (SIGNS's first layer)."""
+    from .compiled.conv import filter_lanes
+
+    n_taps, n_k = w2.shape
+    half = filter_lanes(1, w2.dtype)
+    if n_k > half or not taps_pair:
+        return _filter_table(w2)
+    table = aligned_empty((n_taps // 2, 2 * half), w2.dtype)
+    pairs = table.reshape(n_taps // 2, half, 2)
+    pairs[:, n_k:] = 0
+    pairs[:, :n_k, 0] = w2[0::2]
+    pairs[:, :n_k, 1] = w2[1::2]
+    return table
+
+
 def _filter_table(w2: np.ndarray) -> np.ndarray:
     """``w2 (T, K)`` zero-padded to ``(T, K_pad)`` whole vectors of filters for the direct kernels
     (``w2`` itself when it is C-contiguous and ``K`` whole vectors already)."""
@@ -198,7 +224,7 @@ def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, w
     :mod:`npconv.functional.compiled.conv`), with the rows' moments when asked."""
     fh, fw, n_c, n_k = w.shape
     x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
-    weights = _filter_table(w.reshape(-1, n_k))
+    weights = _direct_table(w.reshape(-1, n_k), _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]))
     bias_row = _filter_table(bias[np.newaxis])[0]
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
     rows = x.shape[0] * out_size[0] if with_moments else 0
@@ -291,7 +317,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
     full = ((fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right))
     dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
     flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, n_c)
-    weights = _filter_table(flipped)
+    weights = _direct_table(flipped, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]))
     dx = aligned_empty(x_shape, dout.dtype)
     kernels.conv_nhwc(
         dout_pad,

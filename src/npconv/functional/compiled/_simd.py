@@ -84,6 +84,26 @@ class _Vectors:
         single = self.builder.insert_element(undefined, value, ir.Constant(ir.IntType(32), 0))
         return self.builder.shuffle_vector(single, undefined, self.zero_index)
 
+    def broadcast_pair(self, base, index):
+        """``[base[index], base[index + 1]]`` repeated across the vector: one broadcast load of
+        their 8 or 16 bytes (``vbroadcastsd`` for float32 pairs)."""
+        pair_type = ir.VectorType(self.scalar, 2)
+        pointer = self.builder.bitcast(self.builder.gep(base, [index]), pair_type.as_pointer())
+        pair = self.builder.load(pointer, align=self.scalar_bytes)
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [j % 2 for j in range(self.lanes)])
+        return self.builder.shuffle_vector(pair, ir.Constant(pair_type, ir.Undefined), mask)
+
+    def pair_sums(self, value, half):
+        """``value[2j] + value[2j + 1]`` for ``j < lanes / 2``, as ``half``'s vector type."""
+        undefined = ir.Constant(self.type, ir.Undefined)
+        evens, odds = (
+            self.builder.shuffle_vector(
+                value, undefined, ir.Constant(ir.VectorType(ir.IntType(32), half.lanes), list(range(j, self.lanes, 2)))
+            )
+            for j in (0, 1)
+        )
+        return self.builder.fadd(evens, odds)
+
     def multiply_add(self, a, b, accumulator):
         """``accumulator += a * b``, accumulator an alloca (promoted to a register by LLVM)."""
         self.builder.store(self.builder.call(self.fma, [a, b, self.builder.load(accumulator)]), accumulator)
@@ -97,9 +117,15 @@ def _i64(value):
     return ir.Constant(ir.IntType(64), value)
 
 
-def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, moments):
+def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, moments, out_vec=None):
     """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors;
-    ``moments`` (a :class:`_RowMoments`) counts those from column ``start`` on."""
+    ``moments`` (a :class:`_RowMoments`) counts those from column ``start`` on.
+
+    With ``out_vec`` (half of ``vec``'s lanes, one vector), the taps come in adjacent pairs: ``n_taps``
+    counts pairs, pair ``i`` at ``offsets[2 * i]``, and ``w``'s row ``i`` interleaves the two taps'
+    filters (``w[i, 2j + h] = weights[2i + h, j]``). Each step multiplies a broadcast pair of inputs
+    by that row, so every lane works where a half-vector tile leaves half of them idle (8 filters of
+    float32 with AVX-512: the SIGNS model's first layer); each output is its two lanes' sum."""
     x_data, offset_data, w_data, out_data, bias_data = data
     x_row, x_step, n_taps, w_row, k0, o_row, o_step, n_lanes = args
     acc = [[cgutils.alloca_once(builder, vec.type) for _ in range(vectors)] for _ in range(positions)]
@@ -108,17 +134,24 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, m
             builder.store(ir.Constant(vec.type, None), a)
     starts = [builder.mul(builder.add(builder.add(x_row, v), _i64(u)), x_step) for u in range(positions)]
     with cgutils.for_range(builder, n_taps) as loop:
-        offset = builder.load(builder.gep(offset_data, [loop.index]))
+        tap = loop.index if out_vec is None else builder.mul(loop.index, _i64(2))
+        offset = builder.load(builder.gep(offset_data, [tap]))
         w_start = builder.add(builder.mul(loop.index, w_row), k0)
         weights = [vec.load(w_data, builder.add(w_start, _i64(s * vec.lanes))) for s in range(vectors)]
         for u in range(positions):
-            pixel = vec.broadcast(x_data, builder.add(starts[u], offset))
+            at = builder.add(starts[u], offset)
+            pixel = vec.broadcast(x_data, at) if out_vec is None else vec.broadcast_pair(x_data, at)
             for s in range(vectors):
                 vec.multiply_add(pixel, weights[s], acc[u][s])
+    if out_vec is not None:  # from here on, each pixel's outputs are one vector of half the lanes
+        sums = [[vec.pair_sums(builder.load(acc[u][0]), out_vec)] for u in range(positions)]
+        vec = out_vec
+    else:
+        sums = [[builder.load(acc[u][s]) for s in range(vectors)] for u in range(positions)]
     biases = [vec.load(bias_data, builder.add(k0, _i64(s * vec.lanes))) for s in range(vectors)]
     last_full = builder.icmp_signed("==", n_lanes, _i64(vectors * vec.lanes))
     last_lanes = builder.sub(n_lanes, _i64((vectors - 1) * vec.lanes))
-    outputs = [[builder.fadd(builder.load(acc[u][s]), biases[s]) for s in range(vectors)] for u in range(positions)]
+    outputs = [[builder.fadd(sums[u][s], biases[s]) for s in range(vectors)] for u in range(positions)]
     moments.add(outputs, v, start)
     for u in range(positions):
         start = builder.add(builder.mul(builder.add(builder.add(o_row, v), _i64(u)), o_step), k0)
@@ -180,7 +213,7 @@ class _RowMoments:
                     self.vec.store(builder.load(a), data, at)
 
 
-def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
+def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, paired: bool = False):
     """An intrinsic
     ``row(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols, moments, m0)``:
 
@@ -195,6 +228,9 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
     outputs, with the same values); rows narrower than a tile use tiles of half as many, so
     ``n_cols >= positions // 2``. ``x``, ``w``, ``out``, ``bias`` flat arrays of one float dtype; ``w``
     and ``bias`` hold ``vectors * lanes`` values from ``k0`` (zero-padded), ``out`` gets ``n_lanes``.
+
+    ``paired`` (one vector): taps in adjacent pairs, ``n_taps`` pairs and ``w`` rows of interleaved
+    pairs, as :func:`_emit_forward_tile` describes; ``bias`` and ``out`` then hold half as many lanes.
     """
 
     @intrinsic
@@ -226,7 +262,8 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
             scalars = [args[i] for i in (1, 2, 4, 6, 7, 9, 10, 12)]
             n_cols, m0 = args[13], args[15]
             vec = _Vectors(context, builder, sig.args[0].dtype, vector_bytes)
-            row_moments = _RowMoments(builder, vec, vectors, m0)
+            out_vec = _Vectors(context, builder, sig.args[0].dtype, vector_bytes // 2) if paired else None
+            row_moments = _RowMoments(builder, out_vec or vec, vectors, m0)
             wide = builder.icmp_signed(">=", n_cols, _i64(positions))
             with builder.if_else(wide) as (then, otherwise):
                 for branch, width in ((then, positions), (otherwise, positions // 2)):
@@ -236,7 +273,9 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
                             start = builder.mul(tile.index, _i64(width))
                             last = builder.sub(n_cols, _i64(width))
                             v = builder.select(builder.icmp_signed("<", start, last), start, last)
-                            _emit_forward_tile(builder, vec, width, vectors, data, scalars, v, start, row_moments)
+                            _emit_forward_tile(
+                                builder, vec, width, vectors, data, scalars, v, start, row_moments, out_vec
+                            )
             row_moments.store(_data(context, builder, sig.args[14], args[14]), m0, args[6])
             return context.get_dummy_value()
 

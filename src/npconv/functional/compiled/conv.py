@@ -34,7 +34,7 @@ from ._simd import ACCUMULATORS, VECTOR_BYTES, forward_row, weight_grad_tile
 # The kernels, which _tier wraps; filter_lanes, MIN_WIDTH and TAP_BLOCK are the layout's rules,
 # imported by the caller that builds the tables.
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
-INLINED_SOURCES = "d876e5c1ab278dc9"
+INLINED_SOURCES = "8e7ff23b25ff650b"
 
 __all__ = ["conv_nhwc", "conv_weight_grads", "col2im"]
 
@@ -50,6 +50,7 @@ BAND_PIXELS = 2048
 _two_vector_row = forward_row(_TWO_VECTOR_PIXELS, 2)
 _one_vector_row = forward_row(_ONE_VECTOR_PIXELS, 1)
 _half_vector_row = forward_row(_ONE_VECTOR_PIXELS, 1, VECTOR_BYTES // 2)
+_paired_row = forward_row(_ONE_VECTOR_PIXELS, 1, VECTOR_BYTES, paired=True)
 _two_vector_grads = weight_grad_tile(TAP_BLOCK // 2, 2)
 _one_vector_grads = weight_grad_tile(TAP_BLOCK, 1)
 _half_vector_grads = weight_grad_tile(TAP_BLOCK, 1, VECTOR_BYTES // 2)
@@ -75,10 +76,14 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
 
     x_pad (m, H_pad, W_pad, C), C-contiguous; offsets (>= n_taps,) int64; weights (n_taps, K_pad) and
     bias (K_pad,) zero-padded, ``K_pad = filter_lanes(K)``; out (m, n_H, n_W, K), written in place,
-    ``n_W >= MIN_WIDTH``. ``moments`` (m * n_H, 3, K_pad), or with no rows for none: each output
-    row's moments as the tiles compute them (``moments[r] = (y_r0, sum_v (y_rv - y_r0), sum_v
-    (y_rv - y_r0)^2)`` per filter, in the data's type), for a batch norm's statistics without a pass
-    of their own (:func:`~npconv.functional.conv.conv2d_forward_with_moments`).
+    ``n_W >= MIN_WIDTH``. For ``K`` of half a vector or less, ``weights`` may instead be a table of
+    tap pairs, ``(n_taps / 2, lanes)`` (:func:`~._simd.forward_row`'s ``paired``; its caller checks
+    that the taps come in adjacent pairs), which keeps every lane busy.
+
+    ``moments`` (m * n_H, 3, K_pad), or with no rows for none: each output row's moments as the
+    tiles compute them (``moments[r] = (y_r0, sum_v (y_rv - y_r0), sum_v (y_rv - y_r0)^2)`` per
+    filter, in the data's type), for a batch norm's statistics without a pass of their own
+    (:func:`~npconv.functional.conv.conv2d_forward_with_moments`).
     """
     m, h_pad, w_pad, n_c = x_pad.shape
     n_h, n_w, n_k = out.shape[1], out.shape[2], out.shape[3]
@@ -87,11 +92,15 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
     x, w, o = x_pad.reshape(x_pad.size), weights.reshape(weights.size), out.reshape(out.size)
     with_moments = moments.shape[0] > 0
     sums = moments.reshape(moments.size)
+    paired = k_pad == lanes and n_k <= lanes // 2  # never so otherwise: filter_lanes gives lanes // 2
     for row in prange(m * n_h):
         i = row // n_h
         x_row = (i * h_pad + row - i * n_h) * w_pad
         o_row = row * n_w
-        k0 = 0
+        if paired:
+            m0 = row * 3 * k_pad if with_moments else -1
+            _paired_row(x, x_row, n_c, offsets, n_taps // 2, w, k_pad, 0, o, o_row, n_k, bias, n_k, n_w, sums, m0)
+        k0 = n_k if paired else 0
         while k0 < n_k:
             left = n_k - k0
             m0 = row * 3 * k_pad + k0 if with_moments else -1
