@@ -215,7 +215,7 @@ def test_batchnorm_cache_crosses_tiers(rng, forward_tier, backward_tier, relu):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_padding_and_relu_gradient_tiers_agree(rng, dtype):
     """Element-wise passes: the same bits in both tiers, NaN included (NumPy's NaN * 0 is NaN)."""
-    from npconv.functional.conv import pad_nhwc
+    from npconv.functional.padding import pad_nhwc
 
     x = rng.standard_normal((3, 5, 6, 4)).astype(dtype)
     for pads, value in [(((1, 2), (0, 3)), 0.0), (((2, 0), (1, 1)), -np.inf)]:

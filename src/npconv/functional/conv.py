@@ -41,6 +41,7 @@ from ._threads import matmul
 from ._tier import load_compiled, tiered
 from ._workspace import Workspace, aligned_empty, scratch
 from .batchnorm import batch_moments_of_rows
+from .padding import pad_nhwc
 
 # Below this many input channels the patch matrix is built channel-major (see the module docstring).
 FEW_CHANNELS = 8
@@ -340,41 +341,6 @@ def channel_planes(x: np.ndarray, pads: Padding2D, workspace: Workspace | None =
         planes.fill(0)
     planes[:, :, top : top + n_h_prev, left : left + n_w_prev] = x.transpose(3, 0, 1, 2)
     return planes
-
-
-def pad_nhwc(
-    x: np.ndarray, pads: Padding2D, value: float = 0.0, workspace: Workspace | None = None, name: str = "x_pad"
-) -> np.ndarray:
-    """``x`` with ``pads`` added around its two spatial axes; ``x`` itself when there is nothing to add.
-    With a ``workspace``, the result is its buffer ``name`` (valid until the next call that uses it)."""
-    (top, bottom), (left, right) = pads
-    if not (top or bottom or left or right):
-        return x
-    m, n_h, n_w, n_c = x.shape
-    padded = scratch(workspace, name, (m, n_h + top + bottom, n_w + left + right, n_c), x.dtype)
-    return _fill_padded(x, top, left, value, padded)
-
-
-def _fill_padded_numpy(x, top, left, value, padded):
-    """``padded`` (``x``'s shape plus the padding) holding ``value`` with ``x`` at ``(top, left)``."""
-    m, n_h, n_w, n_c = x.shape
-    padded.fill(value)
-    padded[:, top : top + n_h, left : left + n_w, :] = x
-    return padded
-
-
-@tiered(_fill_padded_numpy)
-def _fill_padded(kernels, x, top, left, value, padded):
-    """:func:`_fill_padded_numpy` in one parallel pass, every value written once."""
-    m, n_h, n_w, n_c = x.shape
-    kernels.elementwise.pad(
-        np.ascontiguousarray(x).reshape(m, n_h, n_w * n_c),
-        top,
-        left * n_c,
-        x.dtype.type(value),
-        padded.reshape(m, padded.shape[1], -1),
-    )
-    return padded
 
 
 def window_view(x_pad: np.ndarray, kernel, stride, out_size) -> np.ndarray:

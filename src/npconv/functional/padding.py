@@ -1,11 +1,14 @@
-"""Zero padding of the two spatial axes of an NHWC batch (the course's ``zero_pad``)."""
+"""Padding of the two spatial axes of an NHWC batch: the ``ZeroPadding2D`` layer's (the course's
+``zero_pad``), and the padded copies the convolution and pooling kernels read."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import check_float_array
-from ._shapes import check_dout, explicit_padding
+from ._shapes import Padding2D, check_dout, explicit_padding
+from ._tier import tiered
+from ._workspace import Workspace, aligned_empty, scratch
 
 
 def zero_pad2d_forward(x, padding):
@@ -24,10 +27,8 @@ def zero_pad2d_forward(x, padding):
     x = check_float_array(x, "x", ndim=4)
     (top, bottom), (left, right) = pads = explicit_padding(padding)
     m, n_h, n_w, n_c = x.shape
-    # One zero-filled buffer and one slice assignment: faster than np.pad's general machinery.
-    out = np.zeros((m, top + n_h + bottom, left + n_w + right, n_c), dtype=x.dtype)
-    out[:, top : top + n_h, left : left + n_w, :] = x
-    return out, (pads, x.shape)
+    out = aligned_empty((m, top + n_h + bottom, left + n_w + right, n_c), x.dtype)
+    return _fill_padded(x, top, left, 0.0, out), (pads, x.shape)
 
 
 def zero_pad2d_backward(dout, cache):
@@ -37,3 +38,38 @@ def zero_pad2d_backward(dout, cache):
     dout = check_dout(dout, (m, top + n_h + bottom, left + n_w + right, n_c))
     # A contiguous copy, so the caller may modify dx in place and the next GEMM reads it fast.
     return np.ascontiguousarray(dout[:, top : top + n_h, left : left + n_w, :])
+
+
+def pad_nhwc(
+    x: np.ndarray, pads: Padding2D, value: float = 0.0, workspace: Workspace | None = None, name: str = "x_pad"
+) -> np.ndarray:
+    """``x`` with ``pads`` added around its two spatial axes; ``x`` itself when there is nothing to add.
+    With a ``workspace``, the result is its buffer ``name`` (valid until the next call that uses it)."""
+    (top, bottom), (left, right) = pads
+    if not (top or bottom or left or right):
+        return x
+    m, n_h, n_w, n_c = x.shape
+    padded = scratch(workspace, name, (m, n_h + top + bottom, n_w + left + right, n_c), x.dtype)
+    return _fill_padded(x, top, left, value, padded)
+
+
+def _fill_padded_numpy(x, top, left, value, padded):
+    """``padded`` (``x``'s shape plus the padding) holding ``value`` with ``x`` at ``(top, left)``."""
+    m, n_h, n_w, n_c = x.shape
+    padded.fill(value)
+    padded[:, top : top + n_h, left : left + n_w, :] = x
+    return padded
+
+
+@tiered(_fill_padded_numpy)
+def _fill_padded(kernels, x, top, left, value, padded):
+    """:func:`_fill_padded_numpy` in one parallel pass, every value written once."""
+    m, n_h, n_w, n_c = x.shape
+    kernels.elementwise.pad(
+        np.ascontiguousarray(x).reshape(m, n_h, n_w * n_c),
+        top,
+        left * n_c,
+        x.dtype.type(value),
+        padded.reshape(m, padded.shape[1], -1),
+    )
+    return padded

@@ -26,7 +26,7 @@ from ..errors import check_choice, check_float_array
 from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
 from ._tier import tiered
 from ._workspace import aligned_empty
-from .conv import pad_nhwc
+from .padding import pad_nhwc
 
 # The winners' dtype in both tiers: the compiled selects vectorise on 32-bit lanes beside float32
 # values (with uint8 winners they did not).
