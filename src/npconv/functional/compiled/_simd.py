@@ -154,11 +154,11 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, m
     outputs = [[builder.fadd(sums[u][s], biases[s]) for s in range(vectors)] for u in range(positions)]
     moments.add(outputs, v, start)
     for u in range(positions):
-        start = builder.add(builder.mul(builder.add(builder.add(o_row, v), _i64(u)), o_step), k0)
+        at = builder.add(builder.mul(builder.add(builder.add(o_row, v), _i64(u)), o_step), k0)
         sums = outputs[u]
         for s in range(vectors - 1):
-            vec.store(sums[s], out_data, builder.add(start, _i64(s * vec.lanes)))
-        last = builder.add(start, _i64((vectors - 1) * vec.lanes))
+            vec.store(sums[s], out_data, builder.add(at, _i64(s * vec.lanes)))
+        last = builder.add(at, _i64((vectors - 1) * vec.lanes))
         with builder.if_else(last_full) as (whole, part):
             with whole:
                 vec.store(sums[-1], out_data, last)
