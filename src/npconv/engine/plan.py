@@ -157,29 +157,37 @@ def pool_before_relu(nodes: list[Node]) -> list[Node]:
 MIN_FUSED_POOL_AREA = 16
 
 
-class _FusedWithPool:
-    """A step of a layer and the max pool that alone reads its output: the step's weights are the
-    layer's, and both layers keep the caches they would alone (the ``_cache`` the model clears and
-    checks is the pair)."""
+class _TwoLayerStep:
+    """A step of two layers (or steps), ``second`` alone reading ``first``'s output: its weights are
+    both's, and both keep the caches they would alone (the ``_cache`` the model clears and checks is
+    the pair)."""
 
     multi_input = False
     passes_gradient = True
 
-    def __init__(self, first, pool, name):
-        self.first, self.pool, self.name = first, pool, name
+    def __init__(self, first, second, name):
+        self.first, self.second, self.name = first, second, name
 
     @property
     def trainable_weights(self):
-        return self.first.trainable_weights
+        return self.first.trainable_weights + self.second.trainable_weights
 
     @property
     def _cache(self):
-        caches = (self.first._cache, self.pool._cache)
+        caches = (self.first._cache, self.second._cache)
         return None if caches == (None, None) else caches
 
     @_cache.setter
     def _cache(self, value):
-        self.first._cache, self.pool._cache = (None, None) if value is None else value
+        self.first._cache, self.second._cache = (None, None) if value is None else value
+
+
+class _FusedWithPool(_TwoLayerStep):
+    """A step of a layer and the max pool that alone reads its output (the pool has no weights)."""
+
+    @property
+    def pool(self):
+        return self.second
 
 
 class ConvMaxPool(_FusedWithPool):
@@ -295,7 +303,7 @@ def fuse_batchnorm_relu_maxpool(steps: list[Node]) -> list[Node]:
     )
 
 
-class ConvBatchStatistics:
+class ConvBatchStatistics(_TwoLayerStep):
     """Training: a ``Conv2D`` without activation whose output only a batch norm reads (the layer
     itself, or a :class:`BatchNormReLU` or :class:`BatchNormReLUMaxPool` step), as one step in which
     the convolution's kernel sums its output's moments as it writes it
@@ -303,26 +311,17 @@ class ConvBatchStatistics:
     a pass of its own over the output. Backward, the two steps' own. Where the batch norm does not
     train (inference, frozen), or the convolution runs no compiled kernel, the two run as they are."""
 
-    multi_input = False
-    passes_gradient = True
-
     def __init__(self, conv, norm_step):
-        self.conv, self.norm_step = conv, norm_step
+        super().__init__(conv, norm_step, f"{conv.name}+{norm_step.name}")
         self.norm = getattr(norm_step, "norm", norm_step)
-        self.name = f"{conv.name}+{norm_step.name}"
 
     @property
-    def trainable_weights(self):
-        return self.conv.trainable_weights + self.norm_step.trainable_weights
+    def conv(self):
+        return self.first
 
     @property
-    def _cache(self):
-        caches = (self.conv._cache, self.norm_step._cache)
-        return None if caches == (None, None) else caches
-
-    @_cache.setter
-    def _cache(self, value):
-        self.conv._cache, self.norm_step._cache = (None, None) if value is None else value
+    def norm_step(self):
+        return self.second
 
     def forward(self, x, training=False):
         if not (training and self.norm.trainable):

@@ -145,7 +145,7 @@ def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace
     return out.reshape(m, *out_size, n_k), cache, None
 
 
-def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments=False) -> bool:
+def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments) -> bool:
     """Whether the compiled direct convolution takes this shape: stride 1, padding of at most
     ``f - 1`` on each side (the full correlation that gives the input gradient needs it; none for a
     1 x 1 kernel), and output and input rows at least as wide as the kernel's narrowest tile (the
@@ -194,7 +194,7 @@ def _direct_table(w2: np.ndarray, taps_pair: bool) -> np.ndarray:
     from .compiled.conv import filter_lanes
 
     n_taps, n_k = w2.shape
-    half = filter_lanes(1, w2.dtype)
+    half = filter_lanes(1, w2.dtype)  # half a vector: the width a few filters get
     if n_k > half or not taps_pair:
         return _filter_table(w2)
     table = aligned_empty((n_taps // 2, 2 * half), w2.dtype)
@@ -228,17 +228,17 @@ def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, w
     weights = _direct_table(w.reshape(-1, n_k), _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]))
     bias_row = _filter_table(bias[np.newaxis])[0]
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
-    rows = x.shape[0] * out_size[0] if with_moments else 0
-    row_moments = np.empty((rows, 3, weights.shape[1]), x.dtype)
+    row_moments = _row_moments(x.shape[0] * out_size[0] if with_moments else 0, weights)
     offsets = tap_offsets(fh, fw, n_c, x_pad.shape[2])
     kernels.conv.conv_nhwc(x_pad, offsets, fh * fw * n_c, weights, bias_row, out, row_moments)
     moments = batch_moments_of_rows(kernels, row_moments, out_size[1], n_k) if with_moments else None
     return out, ConvCache(x_pad, "direct", w, b_shape, x.shape, (1, 1), pads), moments
 
 
-def _no_moments(weights: np.ndarray) -> np.ndarray:
-    """:func:`~npconv.functional.compiled.conv.conv_nhwc`'s ``moments`` argument for none."""
-    return np.empty((0, 3, weights.shape[1]), weights.dtype)
+def _row_moments(n_rows: int, weights: np.ndarray) -> np.ndarray:
+    """:func:`~npconv.functional.compiled.conv.conv_nhwc`'s ``moments`` buffer: ``n_rows`` output
+    rows' partials, or none (0 rows), for the filter table ``weights``."""
+    return np.empty((n_rows, 3, weights.shape[1]), weights.dtype)
 
 
 def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
@@ -327,7 +327,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
         weights,
         _filter_table(np.zeros((1, n_c), dout.dtype))[0],
         dx,
-        _no_moments(weights),
+        _row_moments(0, weights),
     )
     return dx, dw, db
 
