@@ -39,9 +39,12 @@ INLINED_SOURCES = "4690e5fec52217b3"
 __all__ = ["conv_nhwc", "conv_weight_grads", "col2im"]
 
 #: Pixels per forward tile with two filter vectors, and with one (half as many on rows narrower).
-_TWO_VECTOR_PIXELS, _ONE_VECTOR_PIXELS = ACCUMULATORS // 2, ACCUMULATORS
-#: The narrowest output row the direct forward takes (half its one-vector tile).
-MIN_WIDTH = _ONE_VECTOR_PIXELS // 2
+#: At most 8: each pixel of a tile holds an address register, and x86-64 has 16 general registers;
+#: a 16-pixel tile reloaded 6 of its addresses from the stack at every tap, one load per FMA more
+#: (16-filter layers 1.2x faster with 8).
+_TWO_VECTOR_PIXELS, _ONE_VECTOR_PIXELS = ACCUMULATORS // 2, min(ACCUMULATORS, 8)
+#: The narrowest output row the direct forward takes.
+MIN_WIDTH = ACCUMULATORS // 2
 #: Taps per weight-gradient tile; the offsets table is padded to a multiple of it.
 TAP_BLOCK = ACCUMULATORS
 #: Pixels per band of the weight gradient: its share of the input and of ``dout`` stays in L2.
