@@ -23,6 +23,7 @@ SHAPES = [
     ((3, 16, 13, 3), 3, 16, "same"),  # 13 columns: the last tile moved back over counted ones
     ((2, 9, 9, 2), 3, 8, "same"),  # rows narrower than a tile (half tiles), half vectors
     ((2, 11, 18, 12), 3, 37, 1),  # two vectors and a partly filled half
+    ((2, 13, 19, 16), 3, 12, "same"),  # tap pairs on two vectors, the second partly filled
     ((2, 22, 22, 3), 7, 32, "valid"),  # Happy's first layer's shape of kernel
     ((2, 8, 8, 32), 1, 64, "same"),  # 1 x 1, two two-vector blocks
 ]

@@ -41,7 +41,9 @@ def assert_all_close(reference, fast, dtype):
         ((2, 10, 12, 1), (2, 3), 4, 1, "valid", "direct"),  # rows of 3 taps: no pairs, half vectors
         ((2, 17, 16, 1), (3, 2), 5, 1, ((2, 0), (0, 1)), "direct"),  # grayscale, uneven padding, odd K
         ((2, 22, 22, 3), (7, 7), 6, 1, "valid", "direct"),  # Happy's first layer: no padding
-        ((2, 16, 16, 16), (3, 3), 16, 1, "same", "direct"),  # smallres's first stage: one vector
+        ((2, 16, 16, 16), (3, 3), 16, 1, "same", "direct"),  # smallres's first stage: tap pairs, two vectors
+        ((2, 11, 19, 4), (3, 3), 12, 1, "same", "direct"),  # tap pairs, the second vector partly filled
+        ((2, 12, 12, 3), (3, 3), 16, 1, "same", "direct"),  # 9-tap rows: no pairs, one vector
         ((3, 8, 8, 8), (2, 2), 16, 1, "same", "direct"),  # 8 x 8 (SIGNS's second layer): narrow tiles
         ((2, 11, 13, 12), (3, 3), 37, 1, 1, "direct"),  # rows not a multiple of a tile; 2 + half vectors
         ((2, 10, 9, 20), (3, 3), 20, 1, "same", "direct"),  # two vectors, the second partly filled

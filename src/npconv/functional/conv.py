@@ -189,16 +189,17 @@ def _taps_in_adjacent_pairs(fh: int, fw: int, n_c: int, row_len: int) -> bool:
 
 def _direct_table(w2: np.ndarray, taps_pair: bool) -> np.ndarray:
     """The direct forward's filter table for ``w2 (T, K)``: :func:`_filter_table`'s, or where ``K``
-    fills half a vector or less and the taps pair up, each pair's filters interleaved on one whole
-    vector (``table[i, 2j + h] = w2[2i + h, j]``), so that no lane idles (SIGNS's first layer)."""
+    fills one vector or less and the taps pair up, each pair's filters interleaved on twice the
+    lanes (``table[i, 2j + h] = w2[2i + h, j]``): no lane idles with half a vector of filters
+    (SIGNS's first layer), and with one, each input broadcast feeds two vectors (16 filters)."""
     from .compiled.conv import filter_lanes
 
     n_taps, n_k = w2.shape
-    half = filter_lanes(1, w2.dtype)  # half a vector: the width a few filters get
-    if n_k > half or not taps_pair:
+    k_pad, vector = filter_lanes(n_k, w2.dtype), 2 * filter_lanes(1, w2.dtype)
+    if k_pad > vector or not taps_pair:
         return _filter_table(w2)
-    table = aligned_empty((n_taps // 2, 2 * half), w2.dtype)
-    pairs = table.reshape(n_taps // 2, half, 2)
+    table = aligned_empty((n_taps // 2, 2 * k_pad), w2.dtype)
+    pairs = table.reshape(n_taps // 2, k_pad, 2)
     pairs[:, n_k:] = 0
     pairs[:, :n_k, 0] = w2[0::2]
     pairs[:, :n_k, 1] = w2[1::2]

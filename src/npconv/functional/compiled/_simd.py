@@ -121,11 +121,13 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, m
     """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors;
     ``moments`` (a :class:`_RowMoments`) counts those from column ``start`` on.
 
-    With ``out_vec`` (half of ``vec``'s lanes, one vector), the taps come in adjacent pairs: ``n_taps``
-    counts pairs, pair ``i`` at ``offsets[2 * i]``, and ``w``'s row ``i`` interleaves the two taps'
-    filters (``w[i, 2j + h] = weights[2i + h, j]``). Each step multiplies a broadcast pair of inputs
-    by that row, so every lane works where a half-vector tile leaves half of them idle (8 filters of
-    float32 with AVX-512: the SIGNS model's first layer); each output is its two lanes' sum."""
+    With ``out_vec`` (half of ``vec``'s lanes), the taps come in adjacent pairs: ``n_taps`` counts
+    pairs, pair ``i`` at ``offsets[2 * i]``, and ``w``'s row ``i`` interleaves the two taps' filters
+    (``w[i, 2j + h] = weights[2i + h, j]``). Each step multiplies a broadcast pair of inputs by that
+    row's vectors, each output being two lanes' sum. With one vector, every lane works where a
+    half-vector tile leaves half of them idle (8 filters of float32 with AVX-512: SIGNS's first
+    layer); with two (16 filters), each broadcast feeds two FMAs, so loads no longer outnumber them
+    (``smallres``'s 16-channel stage)."""
     x_data, offset_data, w_data, out_data, bias_data = data
     x_row, x_step, n_taps, w_row, k0, o_row, o_step, n_lanes = args
     acc = [[cgutils.alloca_once(builder, vec.type) for _ in range(vectors)] for _ in range(positions)]
@@ -144,7 +146,7 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, m
             for s in range(vectors):
                 vec.multiply_add(pixel, weights[s], acc[u][s])
     if out_vec is not None:  # from here on, each pixel's outputs are one vector of half the lanes
-        sums = [[vec.pair_sums(builder.load(acc[u][0]), out_vec)] for u in range(positions)]
+        sums = [[vec.pair_sums(builder.load(acc[u][s]), out_vec) for s in range(vectors)] for u in range(positions)]
         vec = out_vec
     else:
         sums = [[builder.load(acc[u][s]) for s in range(vectors)] for u in range(positions)]
@@ -229,8 +231,9 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
     ``n_cols >= positions // 2``. ``x``, ``w``, ``out``, ``bias`` flat arrays of one float dtype; ``w``
     and ``bias`` hold ``vectors * lanes`` values from ``k0`` (zero-padded), ``out`` gets ``n_lanes``.
 
-    ``paired`` (one vector): taps in adjacent pairs, ``n_taps`` pairs and ``w`` rows of interleaved
-    pairs, as :func:`_emit_forward_tile` describes; ``bias`` and ``out`` then hold half as many lanes.
+    ``paired``: taps in adjacent pairs, ``n_taps`` pairs and ``w`` rows of interleaved pairs, as
+    :func:`_emit_forward_tile` describes; ``bias``, ``out`` and the moments then hold half as many
+    lanes (``vectors * lanes / 2``).
     """
 
     @intrinsic

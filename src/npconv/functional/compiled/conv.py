@@ -34,7 +34,7 @@ from ._simd import ACCUMULATORS, VECTOR_BYTES, forward_row, weight_grad_tile
 # The kernels, which _tier wraps; filter_lanes, MIN_WIDTH and TAP_BLOCK are the layout's rules,
 # imported by the caller that builds the tables.
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
-INLINED_SOURCES = "4690e5fec52217b3"
+INLINED_SOURCES = "18dbb69016624e09"
 
 __all__ = ["conv_nhwc", "conv_weight_grads", "col2im"]
 
@@ -54,6 +54,7 @@ _two_vector_row = forward_row(_TWO_VECTOR_PIXELS, 2)
 _one_vector_row = forward_row(_ONE_VECTOR_PIXELS, 1)
 _half_vector_row = forward_row(_ONE_VECTOR_PIXELS, 1, VECTOR_BYTES // 2)
 _paired_row = forward_row(_ONE_VECTOR_PIXELS, 1, VECTOR_BYTES, paired=True)
+_paired_two_vector_row = forward_row(_TWO_VECTOR_PIXELS, 2, VECTOR_BYTES, paired=True)
 _two_vector_grads = weight_grad_tile(TAP_BLOCK // 2, 2)
 _one_vector_grads = weight_grad_tile(TAP_BLOCK, 1)
 _half_vector_grads = weight_grad_tile(TAP_BLOCK, 1, VECTOR_BYTES // 2)
@@ -79,11 +80,12 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
 
     x_pad (m, H_pad, W_pad, C), C-contiguous; offsets (>= n_taps,) int64; weights (n_taps, K_pad) and
     bias (K_pad,) zero-padded, ``K_pad = filter_lanes(K)``; out (m, n_H, n_W, K), written in place,
-    ``n_W >= MIN_WIDTH``. For ``K`` of half a vector or less, ``weights`` may instead be a table of
-    tap pairs, ``(n_taps / 2, lanes)`` (:func:`~._simd.forward_row`'s ``paired``; its caller checks
-    that the taps come in adjacent pairs), which keeps every lane busy.
+    ``n_W >= MIN_WIDTH``. For ``K`` of one vector or less, ``weights`` may instead be a table of tap
+    pairs, ``(n_taps / 2, 2 * K_pad)`` (:func:`~._simd.forward_row`'s ``paired``; its caller checks
+    that the taps come in adjacent pairs): every lane busy with half a vector of filters, and one
+    broadcast for two FMAs with one vector.
 
-    ``moments`` (m * n_H, 3, K_pad), or with no rows for none: each output row's moments as the
+    ``moments`` (m * n_H, 3, weights.shape[1]), or with no rows for none: each output row's moments as the
     tiles compute them (``moments[r] = (y_r0, sum_v (y_rv - y_r0), sum_v (y_rv - y_r0)^2)`` per
     filter, in the data's type), for a batch norm's statistics without a pass of their own
     (:func:`~npconv.functional.conv.conv2d_forward_with_moments`).
@@ -95,14 +97,19 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
     x, w, o = x_pad.reshape(x_pad.size), weights.reshape(weights.size), out.reshape(out.size)
     with_moments = moments.shape[0] > 0
     sums = moments.reshape(moments.size)
-    paired = k_pad == lanes and n_k <= lanes // 2  # never so otherwise: filter_lanes gives lanes // 2
+    # A table twice filter_lanes(n_k) wide holds tap pairs: filter_lanes never gives that width.
+    paired = k_pad == lanes and n_k <= lanes // 2 or k_pad == 2 * lanes and n_k <= lanes
     for row in prange(m * n_h):
         i = row // n_h
         x_row = (i * h_pad + row - i * n_h) * w_pad
         o_row = row * n_w
-        if paired:
-            m0 = row * 3 * k_pad if with_moments else -1
+        m0 = row * 3 * k_pad if with_moments else -1
+        if paired and k_pad == lanes:
             _paired_row(x, x_row, n_c, offsets, n_taps // 2, w, k_pad, 0, o, o_row, n_k, bias, n_k, n_w, sums, m0)
+        elif paired:
+            _paired_two_vector_row(
+                x, x_row, n_c, offsets, n_taps // 2, w, k_pad, 0, o, o_row, n_k, bias, n_k, n_w, sums, m0
+            )
         k0 = n_k if paired else 0
         while k0 < n_k:
             left = n_k - k0
