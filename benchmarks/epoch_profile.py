@@ -89,10 +89,10 @@ def _npconv_methods(step) -> list[tuple]:
     backward, or, for a step fused with its max pool, the parts the step calls: a convolution's
     forward, the pool's and the convolution's backward through the pool (convolution); a batch
     norm's normalise, clip and pool pass and its backward through the pool (batch norm); an
-    ``Add``'s sum and pool pass (Add), then the pool's backward and the Add's; a convolution that
-    gives the batch norm after it its statistics, its forward and backward (convolution) and the
-    batch norm step's own parts. A pass of two ops counts as the first's."""
-    from npconv.engine.plan import AddMaxPool, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool
+    ``Add``'s sum and pool (and ReLU) pass (Add), then the ReLU's, the pool's and the Add's
+    backward; a convolution that gives the batch norm after it its statistics, its forward and
+    backward (convolution) and the batch norm step's own parts. A pass of two ops counts as the first's."""
+    from npconv.engine.plan import AddMaxPool, AddMaxPoolReLU, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool
 
     if isinstance(step, ConvBatchStatistics):
         return [
@@ -112,6 +112,8 @@ def _npconv_methods(step) -> list[tuple]:
             (step.norm, "forward_relu_max_pool", "batch norm"),
             (step.norm, "backward_through_max_pool", "batch norm"),
         ]
+    if isinstance(step, AddMaxPoolReLU):
+        return [*_npconv_methods(step.first), (step.relu, "backward", "ReLU")]
     if isinstance(step, AddMaxPool):
         return [(step, "forward", "Add"), (step.pool, "backward", "pooling"), (step.add, "backward", "Add")]
     return [(step, name, _npconv_class(step)) for name in ("forward", "backward")]

@@ -102,7 +102,7 @@ def test_npconv_profile_times_every_fused_step_by_its_parts(benchmark_modules):
 
     from npconv.apps import convolutional_model, happyModel
     from npconv.apps.residual import smallres
-    from npconv.engine.plan import AddMaxPool, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool
+    from npconv.engine.plan import AddMaxPoolReLU, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool
 
     fused = set()
     for model in (smallres((64, 64, 3), 6), happyModel(), convolutional_model((64, 64, 3))):
@@ -113,7 +113,7 @@ def test_npconv_profile_times_every_fused_step_by_its_parts(benchmark_modules):
             for owner, name, cls in methods:
                 assert callable(getattr(owner, name))
                 assert cls != "other" or type(step.layer).__name__ in ("Dropout", "Flatten", "ZeroPadding2D")
-    assert {AddMaxPool, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool} <= fused
+    assert {AddMaxPoolReLU, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool} <= fused
 
 
 def test_signs_command_row_trains_the_model_npconv_train_signs_builds(benchmark_modules):

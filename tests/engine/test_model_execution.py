@@ -227,22 +227,23 @@ def build_residual(seed=0, branches=2, pool_strides=None, dtype="float64"):
     return model
 
 
-def test_an_add_and_the_max_pool_reading_it_run_as_one_step():
-    from npconv.engine.plan import AddMaxPool
+def test_an_add_the_max_pool_and_the_relu_reading_it_run_as_one_step():
+    from npconv.engine.plan import AddMaxPool, AddMaxPoolReLU
 
     model = build_residual()
     names = [type(n.layer).__name__ for n in model._steps]
-    assert names == ["Conv2D", "ConvBatchStatistics", "AddMaxPool", "ReLU", "Flatten", "Dense"]
+    assert names == ["Conv2D", "ConvBatchStatistics", "AddMaxPoolReLU", "Flatten", "Dense"]
     fused = model._steps[2].layer
-    assert isinstance(fused, AddMaxPool) and fused.multi_input and not fused.trainable_weights
-    assert (fused.add, fused.pool) == (model.layers[4], model.layers[6])
+    assert isinstance(fused, AddMaxPoolReLU) and fused.multi_input and not fused.trainable_weights
+    assert isinstance(fused.first, AddMaxPool) and fused.relu is model.layers[5]
+    assert (fused.first.add, fused.first.pool) == (model.layers[4], model.layers[6])
 
 
 @pytest.mark.usefixtures("tier")
 @pytest.mark.parametrize("branches, pool_strides", [(2, None), (3, None), (2, 1)])
 def test_the_add_pool_fusion_changes_neither_outputs_nor_gradients(branches, pool_strides):
-    """Bit for bit: one pass where the pool's windows tile the sum of two branches; three branches
-    or overlapping windows run the two forwards inside the step."""
+    """Bit for bit: one pass (sum, pool, ReLU) where the pool's windows tile the sum of two
+    branches; three branches or overlapping windows run the layers' forwards inside the step."""
     from npconv.engine.plan import execution_steps, plan_backward
 
     rng = np.random.default_rng(6)

@@ -26,11 +26,14 @@ def random_pair(rng, shape, dtype):
     return a, b
 
 
-def assert_same_as_two_passes(a, b, pool):
-    out, cache = add_maxpool_forward(a, b, pool)
+def assert_same_as_two_passes(a, b, pool, relu=False):
+    out, cache = add_maxpool_forward(a, b, pool, relu=relu)
     out_plain, cache_plain = pool2d_forward(a + b, pool, mode="max")
+    if relu:  # the ReLU layer's own pass, moved past the pool
+        out_plain = np.maximum(out_plain, 0)
     assert out.dtype == a.dtype
     np.testing.assert_array_equal(out, out_plain)
+    assert np.array_equal(np.signbit(out), np.signbit(out_plain))  # -0.0 as NumPy's maximum gives it
     for got, want in zip(cache, cache_plain):
         if isinstance(want, np.ndarray):
             np.testing.assert_array_equal(got, want)
@@ -38,19 +41,23 @@ def assert_same_as_two_passes(a, b, pool):
             assert got == want
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, pool", CASES)
-def test_equals_the_sum_then_the_pool(rng, dtype, shape, pool):
-    assert_same_as_two_passes(*random_pair(rng, shape, dtype), pool)
+def test_equals_the_sum_then_the_pool(rng, dtype, shape, pool, relu):
+    assert_same_as_two_passes(*random_pair(rng, shape, dtype), pool, relu)
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf + -inf
-def test_nan_and_infinities_follow_the_pools_rules(rng):
+def test_nan_and_infinities_follow_the_pools_rules(rng, relu):
     a, b = random_pair(rng, (2, 4, 4, 16), np.float32)
     a[0, 0, 1, 3] = np.nan  # the window's last NaN wins
     a[1, 2, 2, 5], b[1, 2, 2, 5] = np.inf, -np.inf  # a NaN sum
     a[1, 0, 0, 6] = np.inf
-    assert_same_as_two_passes(a, b, 2)
+    a[0, 2:, 2:, 7], b[0, 2:, 2:, 7] = -0.0, -0.0  # a window of -0.0: ReLU gives 0.0
+    a[1, 2:, :2, 8], b[1, 2:, :2, 8] = -1.0, 0.0  # a window of negatives
+    assert_same_as_two_passes(a, b, 2, relu)
 
 
 def test_takes_views(rng):

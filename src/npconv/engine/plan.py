@@ -1,10 +1,10 @@
 """The execution plan of a model's graph: the order nodes run in and which need a backward pass.
 
 A model keeps its graph as built (``_nodes``: summary, saving) and the steps it runs (``_steps``);
-the two differ by six rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
+the two differ by seven rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
 :func:`pool_before_relu`, :func:`fuse_conv_maxpool`, :func:`fuse_batchnorm_relu_maxpool`,
-:func:`fuse_add_maxpool` and :func:`fuse_conv_batch_statistics` (:func:`execution_steps` applies
-them). Inference without caches (``predict``, ``evaluate``) runs ``_inference_steps``
+:func:`fuse_add_maxpool`, :func:`fuse_add_maxpool_relu` and :func:`fuse_conv_batch_statistics`
+(:func:`execution_steps` applies them). Inference without caches (``predict``, ``evaluate``) runs ``_inference_steps``
 (:func:`inference_steps`): the first two, then each batch norm folded into the convolution before
 it (:func:`fold_batchnorm`), equal but for rounding.
 :func:`plan_backward` marks the nodes that training's gradients never need to reach;
@@ -33,7 +33,8 @@ class Node:
 def execution_steps(nodes: list[Node], pools: bool = True, batch_statistics: bool = True) -> list[Node]:
     """The steps a model runs for its graph ``nodes``: batch norm and its ReLU fused, then each
     remaining ReLU that feeds a max pool moved after it, then (``pools``) each max pool fused with
-    the convolution, the batch norm + ReLU or the ``Add`` before it, and (``batch_statistics``) each
+    the convolution, the batch norm + ReLU or the ``Add`` before it (and an ``Add`` + pool with the
+    ReLU after it), and (``batch_statistics``) each
     convolution that a batch norm reads giving it the batch's statistics. Without ``pools`` every
     convolution, batch norm and pool runs its own ``forward`` and ``backward``, as a learner's
     functions put in their place need, and as inference folds batch norms into convolutions
@@ -42,7 +43,7 @@ def execution_steps(nodes: list[Node], pools: bool = True, batch_statistics: boo
     steps = pool_before_relu(fuse_batchnorm_relu(nodes))
     if not pools:
         return steps
-    steps = fuse_add_maxpool(fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps)))
+    steps = fuse_add_maxpool_relu(fuse_add_maxpool(fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps))))
     return fuse_conv_batch_statistics(steps) if batch_statistics else steps
 
 
@@ -268,10 +269,12 @@ class AddMaxPool(_FusedWithPool):
     def add(self):
         return self.first
 
-    def forward(self, xs, training=False):
+    def forward(self, xs, training=False, relu=False):
+        """The pooled sum, or ``max(., 0)`` of it with ``relu`` (an :class:`AddMaxPoolReLU` step's)."""
         if len(xs) != 2 or not self.pool.windows_tile(xs[0].shape):
-            return self.pool.forward(self.add.forward(xs, training), training)
-        out, self.pool._cache = add_maxpool_forward(xs[0], xs[1], self.pool.pool_size)
+            out = self.pool.forward(self.add.forward(xs, training), training)
+            return np.maximum(out, 0) if relu else out
+        out, self.pool._cache = add_maxpool_forward(xs[0], xs[1], self.pool.pool_size, relu=relu)
         self.add._cache = len(xs)
         return out
 
@@ -288,6 +291,42 @@ def fuse_add_maxpool(steps: list[Node]) -> list[Node]:
         steps,
         lambda layer: type(layer) is Add,
         lambda add, reader: AddMaxPool(add, reader) if type(reader) is MaxPooling2D else None,
+    )
+
+
+class AddMaxPoolReLU(_TwoLayerStep):
+    """One step for an :class:`AddMaxPool` step whose output only a ``ReLU`` reads (a residual
+    block's end, the ReLU moved past the pool): the sum's pass clips as it writes the pooled output
+    (:func:`~npconv.functional.add_maxpool_forward` with ``relu=True``), and the ReLU keeps the
+    cache it would alone; backward, the three layers' own."""
+
+    multi_input = True
+
+    def __init__(self, add_pool, relu):
+        super().__init__(add_pool, relu, f"{add_pool.name}+{relu.name}")
+
+    @property
+    def relu(self):
+        return self.second
+
+    def forward(self, xs, training=False):
+        out = self.first.forward(xs, training, relu=True)
+        self.relu._cache = out  # what ReLU's forward keeps: its output
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return self.first.backward(self.relu.backward(dout), need_dx)
+
+
+def fuse_add_maxpool_relu(steps: list[Node]) -> list[Node]:
+    """An :class:`AddMaxPool` step and the ``ReLU`` that alone reads it, not the last node, as one
+    :class:`AddMaxPoolReLU` step."""
+    from ..layers import ReLU
+
+    return _fuse_with_reader(
+        steps,
+        lambda layer: type(layer) is AddMaxPool,
+        lambda add_pool, reader: AddMaxPoolReLU(add_pool, reader) if type(reader) is ReLU else None,
     )
 
 

@@ -19,15 +19,17 @@ from ._workspace import aligned_empty
 from .pool import WINNER_DTYPE, PoolCache, pool2d_forward
 
 
-def add_maxpool_forward(a, b, pool_size):
+def add_maxpool_forward(a, b, pool_size, relu=False):
     """``pool2d_forward(a + b, pool_size, mode="max")``: windows ``pool_size`` with stride
     ``pool_size`` and no padding (rows and columns past the last window are left out, as
-    ``"valid"`` pooling does).
+    ``"valid"`` pooling does); with ``relu``, its output clipped, ``max(out, 0)``, as the pass writes
+    it (the pool's cache is the same: the winners of ``a + b``).
 
     Parameters
     ----------
     a, b : ndarray, shape (m, n_H_prev, n_W_prev, n_C), one dtype
     pool_size : int or (ph, pw)
+    relu : bool, clip the output at 0 (a residual block's ReLU, moved past the pool)
 
     Returns
     -------
@@ -40,19 +42,20 @@ def add_maxpool_forward(a, b, pool_size):
     if b.shape != a.shape or b.dtype != a.dtype:
         raise ShapeError(expected("b", f"an array of a's shape {a.shape} and dtype {a.dtype}", b))
     out_size = output_size(a.shape[1:3], pool, pool, ((0, 0), (0, 0)), "pool window")
-    return _forward(a, b, pool, out_size)
+    return _forward(a, b, pool, out_size, bool(relu))
 
 
-def _forward_numpy(a, b, pool, out_size):
-    """The sum, then the pool."""
-    return pool2d_forward(a + b, pool, mode="max")
+def _forward_numpy(a, b, pool, out_size, relu):
+    """The sum, then the pool (then ReLU)."""
+    out, cache = pool2d_forward(a + b, pool, mode="max")
+    return (np.maximum(out, 0, out=out) if relu else out), cache
 
 
 @tiered(_forward_numpy)
-def _forward(kernels, a, b, pool, out_size):
-    """Each output row's window rows summed and pooled in one compiled pass."""
+def _forward(kernels, a, b, pool, out_size, relu):
+    """Each output row's window rows summed and pooled (and clipped) in one compiled pass."""
     m, _, _, n_c = a.shape
     out = aligned_empty((m, *out_size, n_c), a.dtype)
     winner = aligned_empty(out.shape, WINNER_DTYPE)
-    kernels.pool.add_max_pool(np.ascontiguousarray(a), np.ascontiguousarray(b), *pool, out, winner)
+    kernels.pool.add_max_pool(np.ascontiguousarray(a), np.ascontiguousarray(b), *pool, relu, out, winner)
     return out, PoolCache(a.shape, pool, pool, ((0, 0), (0, 0)), "max", winner, None)

@@ -85,16 +85,18 @@ def max_pool_forward(x_pad, ph, pw, sh, sw, out, winner):
 
 
 @kernel()
-def add_max_pool(a, b, ph, pw, out, winner):
+def add_max_pool(a, b, ph, pw, relu, out, winner):
     """:func:`max_pool_forward` of ``a + b`` for windows that tile it (stride = window, no padding),
     the sum never written whole: each output row's ``ph`` input rows are added into a scratch that
-    stays in L1 cache, then reduced there by window offsets (the same maxima, winners, ties and NaN).
+    stays in L1 cache, then reduced there by window offsets (the same maxima, winners, ties and NaN);
+    with ``relu``, each output row then clipped as ``np.maximum(out, 0)`` clips.
 
     a, b (m, H, W, n_C) with ``H >= n_H * ph`` and ``W >= n_W * pw`` (rows and columns past the
     last window left out); out and winner (m, n_H, n_W, n_C), int32 winners, written in place.
     """
     m, n_h, n_w, n_c = out.shape
     width = n_w * pw * n_c  # the values of an input row the windows read
+    zero = out.dtype.type(0)
     a_rows = a.reshape(m, a.shape[1], a.shape[2] * n_c)
     b_rows = b.reshape(m, b.shape[1], b.shape[2] * n_c)
     rows = m * n_h
@@ -108,6 +110,11 @@ def add_max_pool(a, b, ph, pw, out, winner):
                 for j in range(width):
                     target[j] = first[j] + second[j]
             _max_over_offsets(sums.reshape(ph, n_w * pw, n_c), 0, ph, pw, pw, out[i, h], winner[i, h])
+            if relu:
+                pooled = out[i, h].reshape(n_w * n_c)
+                for j in range(pooled.size):  # np.maximum(., 0)'s bits: NaN kept, -0.0 to 0.0
+                    value = pooled[j]
+                    pooled[j] = value if value > zero or value != value else zero
 
 
 @njit(cache=True, inline="always")
