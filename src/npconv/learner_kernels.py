@@ -295,7 +295,7 @@ def _learner_methods(layer, learner: LearnerKernels):
         layer._cache = (x.shape, act_cache, logits)
         return out
 
-    def backward(dout, need_dx=True):
+    def backward(dout, need_dx=True, dx_plus=None):
         x_shape, act_cache, logits = layer._take_cache()
         dz = layer._deactivate(dout, act_cache, logits) if isinstance(layer, Conv2D) else dout
         try:
@@ -309,6 +309,6 @@ def _learner_methods(layer, learner: LearnerKernels):
             layer.kernel.grad = grads["dW"]
             if layer.use_bias:
                 layer.bias.grad = grads["db"]
-        return dx
+        return dx if dx_plus is None else dx_plus + dx
 
     return forward, backward

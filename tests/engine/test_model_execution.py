@@ -263,6 +263,28 @@ def test_the_add_pool_fusion_changes_neither_outputs_nor_gradients(branches, poo
     assert all(node.layer._cache is None for node in fused._steps)  # backward used every cache
 
 
+@pytest.mark.usefixtures("tier")
+def test_a_branch_gradient_summed_by_the_convolution_equals_the_sum_after_it(monkeypatch):
+    """A convolution's input read by another branch too: the engine hands the convolution that
+    branch's gradient to add as it writes its own (``adds_to_dx``), with the bits of the sum the
+    engine otherwise takes after it."""
+    from npconv.layers import Conv2D
+
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((5, 9, 8, 3)), np.array([0, 1, 2, 1, 0])
+    summed, plain = build_residual(branches=3), build_residual(branches=3)
+    calls = []
+    backward = Conv2D.backward
+    monkeypatch.setattr(Conv2D, "backward", lambda self, *a, **k: calls.append(k) or backward(self, *a, **k))
+    out_summed, grads_summed = forward_and_gradients(summed, x, y)
+    assert any(k.get("dx_plus") is not None for k in calls)
+    monkeypatch.setattr(Conv2D, "adds_to_dx", False)
+    out_plain, grads_plain = forward_and_gradients(plain, x, y)
+    np.testing.assert_array_equal(out_summed, out_plain)
+    for g_summed, g_plain in zip(grads_summed, grads_plain):
+        np.testing.assert_array_equal(g_summed, g_plain)
+
+
 # ----- in training, a convolution gives the batch norm after it the batch's statistics -----
 
 

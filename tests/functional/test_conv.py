@@ -245,3 +245,31 @@ def test_backward_names_a_wrong_dout(rng):
     out, cache = conv2d_forward(x, w, b)
     with pytest.raises(ShapeError, match=r"dout: expected an array of the forward output's shape \(2, 5, 4, 4\)"):
         conv2d_backward(out[:, :-1], cache)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "size, channels, kernel, stride",
+    [
+        ((9, 11), 16, (3, 3), 1),  # direct: whole vectors of input channels (smallres's first stage)
+        ((9, 10), 12, (3, 3), 1),  # direct: the last vector of input channels partly filled
+        ((9, 10), 3, (2, 2), 1),  # direct: a few input channels
+        ((7, 7), 5, (3, 3), 2),  # strided: the patch-matrix backward
+    ],
+)
+def test_dx_plus_is_added_to_the_input_gradient(rng, dtype, size, channels, kernel, stride):
+    """``dx_plus + dx``, bit for bit, whether the kernel adds it as it writes ``dx`` or NumPy after
+    it: a residual block's two gradients of one input, summed in one pass."""
+    x, w, b = random_conv(rng, size=size, c=channels, kernel=kernel, k=16, dtype=dtype)
+    out, cache = conv2d_forward(x, w, b, stride=stride, padding="same")
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx_plus = rng.standard_normal(x.shape).astype(dtype)
+    dx, dw, db = conv2d_backward(dout, cache)
+    summed, dw_summed, db_summed = conv2d_backward(dout, cache, dx_plus=dx_plus)
+    np.testing.assert_array_equal(summed, dx_plus + dx)
+    np.testing.assert_array_equal(dw_summed, dw)
+    np.testing.assert_array_equal(db_summed, db)
+    with pytest.raises(ShapeError, match=r"dx_plus: expected an array of the input's shape"):
+        conv2d_backward(dout, cache, dx_plus=dx_plus[:, 1:])
+    with pytest.raises(ShapeError, match=r"with need_dx=True"):
+        conv2d_backward(dout, cache, need_dx=False, dx_plus=dx_plus)

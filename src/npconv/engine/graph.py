@@ -281,8 +281,10 @@ class Graph:
         """Run the layers' backward passes from the last step's output back, ``plan`` giving each
         step's ``(skip, need_dx)``; returns ``{tensor id: gradient}`` for the ids in ``keep``.
 
-        A skipped step only drops its cache. A tensor read by several steps sums their gradients;
-        the input's (id 0) is kept only when asked for.
+        A skipped step only drops its cache. A tensor read by several steps sums their gradients: a
+        step whose layer ``adds_to_dx`` (a convolution) is handed the others' sum and adds it as it
+        writes its own (a residual block's NumPy add gone, the same bits); the input's (id 0) is
+        kept only when asked for.
         """
         with blas_scope():
             return Graph._run_backward(steps, dout, plan, keep)
@@ -297,7 +299,12 @@ class Graph:
             if skip:
                 node.layer._cache = None
                 continue
-            dx = node.layer.backward(grads.pop(node.output), need_dx=need_dx)
+            dout = grads.pop(node.output)
+            if need_dx and node.layer.adds_to_dx and node.inputs[0] in grads:
+                # the input's gradient from its other readers, added as the layer writes its own
+                dx = node.layer.backward(dout, need_dx=True, dx_plus=grads.pop(node.inputs[0]))
+            else:
+                dx = node.layer.backward(dout, need_dx=need_dx)
             if not need_dx:
                 continue
             for i, d in zip(node.inputs, dx if node.layer.multi_input else (dx,)):

@@ -67,6 +67,7 @@ class BatchNormReLU:
 
     multi_input = False
     passes_gradient = True
+    adds_to_dx = False
 
     def __init__(self, norm, relu):
         self.norm, self.relu = norm, relu
@@ -165,6 +166,7 @@ class _TwoLayerStep:
 
     multi_input = False
     passes_gradient = True
+    adds_to_dx = False
 
     def __init__(self, first, second, name):
         self.first, self.second, self.name = first, second, name
@@ -368,8 +370,12 @@ class ConvBatchStatistics(_TwoLayerStep):
         z, moments = self.conv.forward_with_moments(x, training)
         return self.norm_step.forward(z, training, moments=moments)
 
-    def backward(self, dout, need_dx=True):
-        return self.conv.backward(self.norm_step.backward(dout, True), need_dx)
+    @property
+    def adds_to_dx(self):
+        return self.conv.adds_to_dx
+
+    def backward(self, dout, need_dx=True, dx_plus=None):
+        return self.conv.backward(self.norm_step.backward(dout, True), need_dx, dx_plus=dx_plus)
 
 
 def fuse_conv_batch_statistics(steps: list[Node]) -> list[Node]:
@@ -395,6 +401,7 @@ class ConvBatchNorm:
 
     multi_input = False
     passes_gradient = False
+    adds_to_dx = False
     trainable_weights = ()
 
     def __init__(self, conv, norm, relu):

@@ -231,9 +231,14 @@ def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, w
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
     row_moments = _row_moments(x.shape[0] * out_size[0] if with_moments else 0, weights)
     offsets = tap_offsets(fh, fw, n_c, x_pad.shape[2])
-    kernels.conv.conv_nhwc(x_pad, offsets, fh * fw * n_c, weights, bias_row, out, row_moments)
+    kernels.conv.conv_nhwc(x_pad, offsets, fh * fw * n_c, weights, bias_row, out, row_moments, _no_residual(x))
     moments = batch_moments_of_rows(kernels, row_moments, out_size[1], n_k) if with_moments else None
     return out, ConvCache(x_pad, "direct", w, b_shape, x.shape, (1, 1), pads), moments
+
+
+def _no_residual(like: np.ndarray) -> np.ndarray:
+    """:func:`~npconv.functional.compiled.conv.conv_nhwc`'s ``residual`` when there is none."""
+    return np.empty((0, 0, 0, 0), like.dtype)
 
 
 def _row_moments(n_rows: int, weights: np.ndarray) -> np.ndarray:
@@ -255,21 +260,41 @@ def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((w2.T @ cols_t).T)
 
 
-def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Workspace | None = None):
+def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Workspace | None = None, dx_plus=None):
     """Gradients of :func:`conv2d_forward`.
 
     ``dout`` has shape (m, n_H, n_W, K). Returns ``(dx, dw, db)``: ``dx`` like ``x`` (``None`` when
     ``need_dx`` is false, which saves a GEMM and the col2im for a network's first layer), ``dw`` like
     ``w``, ``db`` shaped like the ``b`` given to forward (``None`` when that was ``None``).
-    ``workspace`` as in forward (the direct kernel's padded output gradient).
+    ``workspace`` as in forward (the direct kernel's padded output gradient). ``dx_plus``, an array
+    like ``x``: returned in ``dx``'s place is ``dx_plus + dx``, the input's gradient when another
+    branch reads it too (a residual block's), summed as the compiled kernel writes ``dx``.
     """
     cols, layout, w, b_shape, x_shape, stride, pads = cache
     fh, fw, n_c, n_k = w.shape
     m = x_shape[0]
     n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
     dout = np.ascontiguousarray(check_dout(dout, (m, n_h, n_w, n_k)), dtype=w.dtype)
+    if dx_plus is not None:
+        dx_plus = check_float_array(dx_plus, "dx_plus")
+        if not need_dx or dx_plus.shape != tuple(x_shape):
+            raise ShapeError(
+                expected("dx_plus", f"an array of the input's shape {tuple(x_shape)}, with need_dx=True", dx_plus)
+            )
+        dx_plus = np.ascontiguousarray(dx_plus, dtype=w.dtype)
     if layout == "direct":
-        return _direct_backward(dout, cache, need_dx, workspace)
+        return _direct_backward(dout, cache, need_dx, workspace, dx_plus)
+    dx, dw, db = _gemm_backward(dout, cache, need_dx)
+    return (dx if dx_plus is None else dx_plus + dx), dw, db
+
+
+def _gemm_backward(dout, cache: ConvCache, need_dx: bool):
+    """:func:`conv2d_backward` of a forward by a patch matrix (the ``rows``, ``channel_major`` and
+    ``pointwise`` layouts)."""
+    cols, layout, w, b_shape, x_shape, stride, pads = cache
+    fh, fw, n_c, n_k = w.shape
+    m = x_shape[0]
+    n_h, n_w = dout.shape[1:3]
     dout2 = dout.reshape(-1, n_k)
     w2 = w.reshape(-1, n_k)
     dw = (cols @ dout2 if layout == "channel_major" else matmul(cols, dout2, reduce_rows=True)).reshape(w.shape)
@@ -295,8 +320,9 @@ def bias_gradient(dout, b_shape):
     return None if b_shape is None else column_sum(dout.reshape(-1, dout.shape[-1])).reshape(b_shape)
 
 
-def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
-    """``(dx or None, dw, db or None)`` for a direct (compiled) forward.
+def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus):
+    """``(dx or None, dw, db or None)`` for a direct (compiled) forward, ``dx_plus`` (or ``None``)
+    added to ``dx`` by the kernel that writes it.
 
     The weight gradient pairs the padded input with the output gradient (the bias's comes with it,
     from the same loads). The input gradient is the full correlation of the output gradient, padded
@@ -329,6 +355,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace):
         _filter_table(np.zeros((1, n_c), dout.dtype))[0],
         dx,
         _row_moments(0, weights),
+        _no_residual(dout) if dx_plus is None else dx_plus,
     )
     return dx, dw, db
 

@@ -92,6 +92,9 @@ class Layer:
     #: False for layers with no backward pass (augmentation): a model refuses them after a layer
     #: with weights, which would need a gradient through them.
     passes_gradient = True
+    #: True for layers whose ``backward`` takes ``dx_plus`` and returns ``dx_plus + dx`` (the
+    #: engine then gives them the input's gradient from its other readers instead of adding it).
+    adds_to_dx = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

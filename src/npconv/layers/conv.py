@@ -84,8 +84,12 @@ class Conv2D(_Affine):
         self._cache = (cache, None, False)
         return out, moments
 
-    def backward(self, dout, need_dx=True):
-        return self._affine_backward(F.conv2d_backward, dout, need_dx, workspace=self._workspace)
+    #: ``backward(dout, need_dx, dx_plus)`` returns ``dx_plus + dx``: the engine hands it the other
+    #: branches' gradient of the input, summed as the kernel writes ``dx`` (a residual block's).
+    adds_to_dx = True
+
+    def backward(self, dout, need_dx=True, dx_plus=None):
+        return self._affine_backward(F.conv2d_backward, dout, need_dx, workspace=self._workspace, dx_plus=dx_plus)
 
     def backward_through_max_pool(self, dout, pool_cache, need_dx=True):
         """This layer's ``backward`` and that of the max pool reading its output, from the pool's

@@ -117,9 +117,11 @@ def _i64(value):
     return ir.Constant(ir.IntType(64), value)
 
 
-def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, moments, out_vec=None):
+def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, moments, residual, out_vec=None):
     """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors;
-    ``moments`` (a :class:`_RowMoments`) counts those from column ``start`` on.
+    ``moments`` (a :class:`_RowMoments`) counts those from column ``start`` on; ``residual``,
+    ``(data, flag)``: where the flag is set, each output is added to the residual's value at its
+    index before it is stored.
 
     With ``out_vec`` (half of ``vec``'s lanes), the taps come in adjacent pairs: ``n_taps`` counts
     pairs, pair ``i`` at ``offsets[2 * i]``, and ``w``'s row ``i`` interleaves the two taps' filters
@@ -155,21 +157,34 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, m
     last_lanes = builder.sub(n_lanes, _i64((vectors - 1) * vec.lanes))
     outputs = [[builder.fadd(sums[u][s], biases[s]) for s in range(vectors)] for u in range(positions)]
     moments.add(outputs, v, start)
-    for u in range(positions):
-        at = builder.add(builder.mul(builder.add(builder.add(o_row, v), _i64(u)), o_step), k0)
-        sums = outputs[u]
-        for s in range(vectors - 1):
-            vec.store(sums[s], out_data, builder.add(at, _i64(s * vec.lanes)))
-        last = builder.add(at, _i64((vectors - 1) * vec.lanes))
-        with builder.if_else(last_full) as (whole, part):
-            with whole:
-                vec.store(sums[-1], out_data, last)
-            with part:  # the layer's last filters: lane by lane, never past the pixel
-                with cgutils.for_range(builder, last_lanes) as lane:
-                    builder.store(
-                        builder.extract_element(sums[-1], lane.index),
-                        builder.gep(out_data, [builder.add(last, lane.index)]),
-                    )
+    residual_data, with_residual = residual
+
+    def store_outputs(add_residual):
+        for u in range(positions):
+            at = builder.add(builder.mul(builder.add(builder.add(o_row, v), _i64(u)), o_step), k0)
+            sums = outputs[u]
+            for s in range(vectors - 1):
+                index = builder.add(at, _i64(s * vec.lanes))
+                value = builder.fadd(sums[s], vec.load(residual_data, index)) if add_residual else sums[s]
+                vec.store(value, out_data, index)
+            last = builder.add(at, _i64((vectors - 1) * vec.lanes))
+            with builder.if_else(last_full) as (whole, part):
+                with whole:
+                    value = builder.fadd(sums[-1], vec.load(residual_data, last)) if add_residual else sums[-1]
+                    vec.store(value, out_data, last)
+                with part:  # the layer's last filters: lane by lane, never past the pixel
+                    with cgutils.for_range(builder, last_lanes) as lane:
+                        index = builder.add(last, lane.index)
+                        value = builder.extract_element(sums[-1], lane.index)
+                        if add_residual:
+                            value = builder.fadd(value, builder.load(builder.gep(residual_data, [index])))
+                        builder.store(value, builder.gep(out_data, [index]))
+
+    with builder.if_else(with_residual) as (added, alone):
+        with added:
+            store_outputs(True)
+        with alone:
+            store_outputs(False)
 
 
 class _RowMoments:
@@ -217,14 +232,18 @@ class _RowMoments:
 
 def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, paired: bool = False):
     """An intrinsic
-    ``row(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols, moments, m0)``:
+    ``row(x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols, moments, m0,
+    residual, with_residual)``:
 
     ``out[(o_row + v) * o_step + k0 + l] = bias[k0 + l] + sum_{t < n_taps} x[(x_row + v) * x_step +
     offsets[t]] * w[t * w_row + k0 + l]`` for ``v < n_cols`` and ``l < n_lanes <= vectors * lanes``:
     one output row (positions ``o_row ..``, input positions ``x_row ..``) for one block of filters.
     When ``m0 >= 0``, also the row's moments (:class:`_RowMoments`) of each of the ``vectors * lanes``
     filters: its first output, and the sums of the outputs less it and of their squares, at
-    ``moments[m0 + j * w_row + l]`` for ``j = 0, 1, 2``, from the outputs in registers.
+    ``moments[m0 + j * w_row + l]`` for ``j = 0, 1, 2``, from the outputs in registers. When
+    ``with_residual``, each output is ``residual[index] +`` the above, ``index`` its own in ``out``
+    (a residual branch's other gradient, summed as the input gradient is written); the moments are
+    the sums' without it.
 
     Tiles of ``positions`` columns, the last one moved back to end at ``n_cols`` (it recomputes a few
     outputs, with the same values); rows narrower than a tile use tiles of half as many, so
@@ -255,9 +274,28 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
         n_cols,
         moments,
         m0,
+        residual,
+        with_residual,
     ):
         sig = types.void(
-            x, x_row, x_step, offsets, n_taps, w, w_row, k0, out, o_row, o_step, bias, n_lanes, n_cols, moments, m0
+            x,
+            x_row,
+            x_step,
+            offsets,
+            n_taps,
+            w,
+            w_row,
+            k0,
+            out,
+            o_row,
+            o_step,
+            bias,
+            n_lanes,
+            n_cols,
+            moments,
+            m0,
+            residual,
+            with_residual,
         )
 
         def codegen(context, builder, sig, args):
@@ -267,6 +305,7 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
             vec = _Vectors(context, builder, sig.args[0].dtype, vector_bytes)
             out_vec = _Vectors(context, builder, sig.args[0].dtype, vector_bytes // 2) if paired else None
             row_moments = _RowMoments(builder, out_vec or vec, vectors, m0)
+            residual = (_data(context, builder, sig.args[16], args[16]), args[17])
             wide = builder.icmp_signed(">=", n_cols, _i64(positions))
             with builder.if_else(wide) as (then, otherwise):
                 for branch, width in ((then, positions), (otherwise, positions // 2)):
@@ -277,7 +316,7 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
                             last = builder.sub(n_cols, _i64(width))
                             v = builder.select(builder.icmp_signed("<", start, last), start, last)
                             _emit_forward_tile(
-                                builder, vec, width, vectors, data, scalars, v, start, row_moments, out_vec
+                                builder, vec, width, vectors, data, scalars, v, start, row_moments, residual, out_vec
                             )
             row_moments.store(_data(context, builder, sig.args[14], args[14]), m0, args[6])
             return context.get_dummy_value()

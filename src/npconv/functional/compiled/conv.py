@@ -34,7 +34,7 @@ from ._simd import ACCUMULATORS, VECTOR_BYTES, forward_row, weight_grad_tile
 # The kernels, which _tier wraps; filter_lanes, MIN_WIDTH and TAP_BLOCK are the layout's rules,
 # imported by the caller that builds the tables.
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
-INLINED_SOURCES = "18dbb69016624e09"
+INLINED_SOURCES = "29a0ab2830dc01b5"
 
 __all__ = ["conv_nhwc", "conv_weight_grads", "col2im"]
 
@@ -68,13 +68,13 @@ def filter_lanes(n_k: int, dtype) -> int:
     return -(-n_k // lanes) * lanes
 
 
-def _forward_cost(x_pad, offsets, n_taps, weights, bias, out, moments):
+def _forward_cost(x_pad, offsets, n_taps, weights, bias, out, moments, residual):
     """:func:`conv_nhwc`'s multiply-adds: pixels x taps x filters."""
     return out.size * n_taps
 
 
 @kernel(cost=_forward_cost)
-def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
+def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments, residual):
     """Direct stride-1 convolution: ``out[i, h, v, k] = bias[k] + sum_{t < n_taps} weights[t, k]
     * x_flat[((i * H_pad + h) * W_pad + v) * C + offsets[t]]`` (see the module docstring).
 
@@ -89,6 +89,9 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
     tiles compute them (``moments[r] = (y_r0, sum_v (y_rv - y_r0), sum_v (y_rv - y_r0)^2)`` per
     filter, in the data's type), for a batch norm's statistics without a pass of their own
     (:func:`~npconv.functional.conv.conv2d_forward_with_moments`).
+
+    ``residual`` like ``out``, or empty for none: added to each output as it is written (an input
+    gradient summed with the other branch's gradient of the same input, a residual block's).
     """
     m, h_pad, w_pad, n_c = x_pad.shape
     n_h, n_w, n_k = out.shape[1], out.shape[2], out.shape[3]
@@ -97,6 +100,7 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
     x, w, o = x_pad.reshape(x_pad.size), weights.reshape(weights.size), out.reshape(out.size)
     with_moments = moments.shape[0] > 0
     sums = moments.reshape(moments.size)
+    added, with_residual = residual.reshape(residual.size), residual.size > 0
     # A table twice filter_lanes(n_k) wide holds tap pairs: filter_lanes never gives that width.
     paired = k_pad == lanes and n_k <= lanes // 2 or k_pad == 2 * lanes and n_k <= lanes
     for row in prange(m * n_h):
@@ -105,10 +109,46 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
         o_row = row * n_w
         m0 = row * 3 * k_pad if with_moments else -1
         if paired and k_pad == lanes:
-            _paired_row(x, x_row, n_c, offsets, n_taps // 2, w, k_pad, 0, o, o_row, n_k, bias, n_k, n_w, sums, m0)
+            _paired_row(
+                x,
+                x_row,
+                n_c,
+                offsets,
+                n_taps // 2,
+                w,
+                k_pad,
+                0,
+                o,
+                o_row,
+                n_k,
+                bias,
+                n_k,
+                n_w,
+                sums,
+                m0,
+                added,
+                with_residual,
+            )
         elif paired:
             _paired_two_vector_row(
-                x, x_row, n_c, offsets, n_taps // 2, w, k_pad, 0, o, o_row, n_k, bias, n_k, n_w, sums, m0
+                x,
+                x_row,
+                n_c,
+                offsets,
+                n_taps // 2,
+                w,
+                k_pad,
+                0,
+                o,
+                o_row,
+                n_k,
+                bias,
+                n_k,
+                n_w,
+                sums,
+                m0,
+                added,
+                with_residual,
             )
         k0 = n_k if paired else 0
         while k0 < n_k:
@@ -117,14 +157,69 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments):
             if left > lanes:
                 n_lanes = min(left, 2 * lanes)
                 _two_vector_row(
-                    x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, n_lanes, n_w, sums, m0
+                    x,
+                    x_row,
+                    n_c,
+                    offsets,
+                    n_taps,
+                    w,
+                    k_pad,
+                    k0,
+                    o,
+                    o_row,
+                    n_k,
+                    bias,
+                    n_lanes,
+                    n_w,
+                    sums,
+                    m0,
+                    added,
+                    with_residual,
                 )
                 k0 += 2 * lanes
             elif left > lanes // 2:
-                _one_vector_row(x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, left, n_w, sums, m0)
+                _one_vector_row(
+                    x,
+                    x_row,
+                    n_c,
+                    offsets,
+                    n_taps,
+                    w,
+                    k_pad,
+                    k0,
+                    o,
+                    o_row,
+                    n_k,
+                    bias,
+                    left,
+                    n_w,
+                    sums,
+                    m0,
+                    added,
+                    with_residual,
+                )
                 k0 += lanes
             else:
-                _half_vector_row(x, x_row, n_c, offsets, n_taps, w, k_pad, k0, o, o_row, n_k, bias, left, n_w, sums, m0)
+                _half_vector_row(
+                    x,
+                    x_row,
+                    n_c,
+                    offsets,
+                    n_taps,
+                    w,
+                    k_pad,
+                    k0,
+                    o,
+                    o_row,
+                    n_k,
+                    bias,
+                    left,
+                    n_w,
+                    sums,
+                    m0,
+                    added,
+                    with_residual,
+                )
                 k0 += lanes // 2
 
 
