@@ -108,118 +108,25 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments, residual):
         x_row = (i * h_pad + row - i * n_h) * w_pad
         o_row = row * n_w
         m0 = row * 3 * k_pad if with_moments else -1
+        source = (x, x_row, n_c, offsets)  # the row's arguments before the taps' count, then after it
+        target = (o, o_row, n_k, bias)
+        extras = (n_w, sums, m0, added, with_residual)
         if paired and k_pad == lanes:
-            _paired_row(
-                x,
-                x_row,
-                n_c,
-                offsets,
-                n_taps // 2,
-                w,
-                k_pad,
-                0,
-                o,
-                o_row,
-                n_k,
-                bias,
-                n_k,
-                n_w,
-                sums,
-                m0,
-                added,
-                with_residual,
-            )
+            _paired_row(*source, n_taps // 2, w, k_pad, 0, *target, n_k, *extras)
         elif paired:
-            _paired_two_vector_row(
-                x,
-                x_row,
-                n_c,
-                offsets,
-                n_taps // 2,
-                w,
-                k_pad,
-                0,
-                o,
-                o_row,
-                n_k,
-                bias,
-                n_k,
-                n_w,
-                sums,
-                m0,
-                added,
-                with_residual,
-            )
+            _paired_two_vector_row(*source, n_taps // 2, w, k_pad, 0, *target, n_k, *extras)
         k0 = n_k if paired else 0
         while k0 < n_k:
             left = n_k - k0
-            m0 = row * 3 * k_pad + k0 if with_moments else -1
+            extras = (n_w, sums, row * 3 * k_pad + k0 if with_moments else -1, added, with_residual)
             if left > lanes:
-                n_lanes = min(left, 2 * lanes)
-                _two_vector_row(
-                    x,
-                    x_row,
-                    n_c,
-                    offsets,
-                    n_taps,
-                    w,
-                    k_pad,
-                    k0,
-                    o,
-                    o_row,
-                    n_k,
-                    bias,
-                    n_lanes,
-                    n_w,
-                    sums,
-                    m0,
-                    added,
-                    with_residual,
-                )
+                _two_vector_row(*source, n_taps, w, k_pad, k0, *target, min(left, 2 * lanes), *extras)
                 k0 += 2 * lanes
             elif left > lanes // 2:
-                _one_vector_row(
-                    x,
-                    x_row,
-                    n_c,
-                    offsets,
-                    n_taps,
-                    w,
-                    k_pad,
-                    k0,
-                    o,
-                    o_row,
-                    n_k,
-                    bias,
-                    left,
-                    n_w,
-                    sums,
-                    m0,
-                    added,
-                    with_residual,
-                )
+                _one_vector_row(*source, n_taps, w, k_pad, k0, *target, left, *extras)
                 k0 += lanes
             else:
-                _half_vector_row(
-                    x,
-                    x_row,
-                    n_c,
-                    offsets,
-                    n_taps,
-                    w,
-                    k_pad,
-                    k0,
-                    o,
-                    o_row,
-                    n_k,
-                    bias,
-                    left,
-                    n_w,
-                    sums,
-                    m0,
-                    added,
-                    with_residual,
-                )
+                _half_vector_row(*source, n_taps, w, k_pad, k0, *target, left, *extras)
                 k0 += lanes // 2
 
 
