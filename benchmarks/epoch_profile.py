@@ -113,7 +113,13 @@ def _npconv_methods(step) -> list[tuple]:
             (step.norm, "backward_through_max_pool", "batch norm"),
         ]
     if isinstance(step, AddMaxPoolReLU):
-        return [*_npconv_methods(step.first), (step.relu, "backward", "ReLU")]
+        add_pool = step.first
+        return [
+            (step, "forward", "Add"),
+            (step.relu, "backward", "ReLU"),
+            (add_pool.pool, "backward", "pooling"),
+            (add_pool.add, "backward", "Add"),
+        ]
     if isinstance(step, AddMaxPool):
         return [(step, "forward", "Add"), (step.pool, "backward", "pooling"), (step.add, "backward", "Add")]
     return [(step, name, _npconv_class(step)) for name in ("forward", "backward")]

@@ -271,14 +271,21 @@ class AddMaxPool(_FusedWithPool):
     def add(self):
         return self.first
 
-    def forward(self, xs, training=False, relu=False):
-        """The pooled sum, or ``max(., 0)`` of it with ``relu`` (an :class:`AddMaxPoolReLU` step's)."""
-        if len(xs) != 2 or not self.pool.windows_tile(xs[0].shape):
-            out = self.pool.forward(self.add.forward(xs, training), training)
-            return np.maximum(out, 0) if relu else out
+    def in_one_pass(self, xs) -> bool:
+        """Whether :meth:`sum_and_pool` takes ``xs``: two branches, the pool's windows tiling the sum."""
+        return len(xs) == 2 and self.pool.windows_tile(xs[0].shape)
+
+    def sum_and_pool(self, xs, relu=False):
+        """The one pass, the output clipped at 0 with ``relu`` (an :class:`AddMaxPoolReLU` step's);
+        both layers keep the caches they would alone."""
         out, self.pool._cache = add_maxpool_forward(xs[0], xs[1], self.pool.pool_size, relu=relu)
         self.add._cache = len(xs)
         return out
+
+    def forward(self, xs, training=False):
+        if not self.in_one_pass(xs):
+            return self.pool.forward(self.add.forward(xs, training), training)
+        return self.sum_and_pool(xs)
 
     def backward(self, dout, need_dx=True):
         return self.add.backward(self.pool.backward(dout), need_dx)
@@ -312,7 +319,10 @@ class AddMaxPoolReLU(_TwoLayerStep):
         return self.second
 
     def forward(self, xs, training=False):
-        out = self.first.forward(xs, training, relu=True)
+        add_pool = self.first
+        if not add_pool.in_one_pass(xs):
+            return self.relu.forward(add_pool.forward(xs, training), training)
+        out = add_pool.sum_and_pool(xs, relu=True)
         self.relu._cache = out  # what ReLU's forward keeps: its output
         return out
 
