@@ -44,6 +44,8 @@ def assert_all_close(reference, fast, dtype):
         ((2, 16, 16, 16), (3, 3), 16, 1, "same", "direct"),  # smallres's first stage: tap pairs, two vectors
         ((2, 11, 19, 4), (3, 3), 12, 1, "same", "direct"),  # tap pairs, the second vector partly filled
         ((2, 12, 12, 3), (3, 3), 16, 1, "same", "direct"),  # 9-tap rows: no pairs, one vector
+        ((2, 13, 12, 3), (3, 3), 11, 1, "same", "direct"),  # an RGB 3 x 3 window: 27 taps, one tile
+        ((2, 14, 12, 1), (9, 3), 10, 1, "same", "direct"),  # 27 taps not in runs of 9: scattered
         ((3, 8, 8, 8), (2, 2), 16, 1, "same", "direct"),  # 8 x 8 (SIGNS's second layer): narrow tiles
         ((2, 11, 13, 12), (3, 3), 37, 1, 1, "direct"),  # rows not a multiple of a tile; 2 + half vectors
         ((2, 10, 9, 20), (3, 3), 20, 1, "same", "direct"),  # two vectors, the second partly filled
@@ -80,6 +82,7 @@ def test_conv_tiers_agree(rng, dtype, shape, kernel, filters, stride, padding, l
         ((3, 48, 64, 3), 32),  # Happy-like rows: two bands an image (two-vector tiles)
         ((40, 8, 8, 4), 16),  # small images: 32 to a band, the last band short (one vector)
         ((5, 20, 20, 3), 8),  # half vectors
+        ((4, 40, 36, 3), 16),  # an RGB window's 27 taps in one tile (float32)
         ((2, 50, 41, 2), 20),  # a partly filled vector, rows not a divisor of the band
     ],
 )
