@@ -357,6 +357,57 @@ def test_the_statistics_fusion_changes_outputs_and_gradients_by_rounding_alone(d
     assert all(node.layer._cache is None for node in fused._steps)
 
 
+def build_projection_block(seed=0, dtype="float64"):
+    """A residual block whose two branches end in batch norms, summed, ReLU, max pool: CONV-BN-RELU-
+    CONV-BN beside a 1 x 1 CONV-BN projection (``smallres``'s second and third stages)."""
+    nc.utils.set_random_seed(seed)
+    inputs = nc.Input(shape=(8, 16, 3))
+    y = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 3, padding="same", use_bias=False)(inputs)))
+    y = L.BatchNormalization()(L.Conv2D(8, 3, padding="same", use_bias=False)(y))
+    shortcut = L.BatchNormalization()(L.Conv2D(8, 1, use_bias=False)(inputs))
+    x = L.MaxPooling2D(2)(L.ReLU()(L.Add()([y, shortcut])))
+    model = nc.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(x)), dtype=dtype)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.usefixtures("tier")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_add_pool_pass_applies_the_branches_batch_norms_with_their_bits(dtype, monkeypatch):
+    """Both branches' last batch norms leave their outputs unwritten (``ScaleShift``) and the Add +
+    pool pass applies them: the outputs, gradients and trained weights of the written outputs, bit
+    for bit, and two full-size passes fewer."""
+    from npconv.engine.plan import ConvBatchStatistics
+    from npconv.functional import batchnorm as bn_module
+    from npconv.functional._tier import tier
+
+    rng = np.random.default_rng(10)
+    x, y = rng.standard_normal((6, 8, 16, 3)).astype(dtype), np.array([0, 1, 2, 1, 0, 2])
+    deferred, written = build_projection_block(dtype=dtype), build_projection_block(dtype=dtype)
+    statistics = [n.layer for n in deferred._steps if isinstance(n.layer, ConvBatchStatistics)]
+    assert [step.defers_output for step in statistics] == [False, True, True]
+    for node in written._steps:
+        if isinstance(node.layer, ConvBatchStatistics):
+            node.layer.defers_output = False
+    passes = []
+    scale_shift = bn_module._scale_shift
+    monkeypatch.setattr(bn_module, "_scale_shift", lambda *args: passes.append(args[0].shape) or scale_shift(*args))
+    out_deferred, grads_deferred = forward_and_gradients(deferred, x, y)
+    # compiled: the first batch norm's alone (with its ReLU); NumPy: the two branches', written by
+    # the Add + pool's NumPy version (the first batch norm's is the NumPy forward's own multiply-add)
+    assert len(passes) == (1 if tier() == "compiled" else 2)
+    out_written, grads_written = forward_and_gradients(written, x, y)
+    np.testing.assert_array_equal(out_deferred, out_written)
+    for g_deferred, g_written in zip(grads_deferred, grads_written):
+        np.testing.assert_array_equal(g_deferred, g_written)
+    assert all(node.layer._cache is None for node in deferred._steps)
+    for model in (deferred, written):
+        nc.utils.set_random_seed(1)
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    for w_deferred, w_written in zip(deferred.weights, written.weights):
+        np.testing.assert_array_equal(w_deferred.value, w_written.value)
+
+
 # ----- at inference, a batch norm is folded into the convolution before it -----
 
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import assert_same_bits_on_any_thread_count
 
 from npconv.errors import ShapeError
-from npconv.functional import add_maxpool_forward, pool2d_forward
+from npconv.functional import ScaleShift, add_maxpool_forward, batchnorm_forward, pool2d_forward
 
 pytestmark = pytest.mark.usefixtures("tier")
 
@@ -85,3 +85,44 @@ def test_refuses_branches_that_do_not_match(rng):
         add_maxpool_forward(a[0], b[0], 2)
     with pytest.raises(ShapeError, match="pool window height"):
         add_maxpool_forward(a[:, :1], b[:, :1], 2)
+
+
+# ----- a branch given as a batch norm's output not yet written (ScaleShift) -----
+
+
+def batchnorm_branch(rng, shape, dtype):
+    """A training batch norm's output on ``shape``, unwritten, and as the forward writes it."""
+    z = (3 * rng.standard_normal(shape) + 1).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2, shape[3]).astype(dtype), rng.standard_normal(shape[3]).astype(dtype)
+    pending, _ = batchnorm_forward(z, gamma, beta, deferred=True)
+    written, _ = batchnorm_forward(z, gamma, beta)
+    return pending, written
+
+
+@pytest.mark.parametrize("mapped", ["a", "b", "both"])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, pool", CASES[:3])
+def test_a_batch_norms_unwritten_output_gives_the_bits_of_the_written_one(rng, dtype, shape, pool, relu, mapped):
+    """The pass applies the batch norm's map as it reads its input: the output and cache of the
+    batch norm's written output summed and pooled, bit for bit."""
+    a, b = random_pair(rng, shape, dtype)
+    pending_a, a_written = batchnorm_branch(rng, shape, dtype) if mapped != "b" else (a, a)
+    pending_b, b_written = batchnorm_branch(rng, shape, dtype) if mapped != "a" else (b, b)
+    for pending, written in ((pending_a, a_written), (pending_b, b_written)):
+        if isinstance(pending, ScaleShift):
+            np.testing.assert_array_equal(pending.value(), written)
+    out, cache = add_maxpool_forward(pending_a, pending_b, pool, relu=relu)
+    out_written, cache_written = add_maxpool_forward(a_written, b_written, pool, relu=relu)
+    np.testing.assert_array_equal(out, out_written)
+    np.testing.assert_array_equal(cache.winner, cache_written.winner)
+    assert_same_as_two_passes(a_written, b_written, pool, relu)
+
+
+def test_a_deferred_batch_norm_has_no_relu_and_a_map_must_fit_its_branch(rng):
+    z = rng.standard_normal((2, 4, 4, 3))
+    with pytest.raises(ValueError, match="deferred=True is for a batch norm without relu"):
+        batchnorm_forward(z, np.ones(3), np.zeros(3), relu=True, deferred=True)
+    pending, _ = batchnorm_forward(z, np.ones(3), np.zeros(3), deferred=True)
+    with pytest.raises(ShapeError, match=r"a.scale and a.offset: expected shape \(3,\) each"):
+        add_maxpool_forward(pending._replace(scale=np.ones(4)), z, 2)

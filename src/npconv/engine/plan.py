@@ -1,10 +1,10 @@
 """The execution plan of a model's graph: the order nodes run in and which need a backward pass.
 
 A model keeps its graph as built (``_nodes``: summary, saving) and the steps it runs (``_steps``);
-the two differ by seven rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
+the two differ by eight rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
 :func:`pool_before_relu`, :func:`fuse_conv_maxpool`, :func:`fuse_batchnorm_relu_maxpool`,
-:func:`fuse_add_maxpool`, :func:`fuse_add_maxpool_relu` and :func:`fuse_conv_batch_statistics`
-(:func:`execution_steps` applies them). Inference without caches (``predict``, ``evaluate``) runs ``_inference_steps``
+:func:`fuse_add_maxpool`, :func:`fuse_add_maxpool_relu`, :func:`fuse_conv_batch_statistics` and
+:func:`defer_batchnorm_outputs` (:func:`execution_steps` applies them). Inference without caches (``predict``, ``evaluate``) runs ``_inference_steps``
 (:func:`inference_steps`): the first two, then each batch norm folded into the convolution before
 it (:func:`fold_batchnorm`), equal but for rounding.
 :func:`plan_backward` marks the nodes that training's gradients never need to reach;
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..functional.add_pool import add_maxpool_forward
-from ..functional.batchnorm import folded_weights
+from ..functional.batchnorm import ScaleShift, folded_weights
 from ..functional.conv import conv2d_forward
 
 
@@ -35,7 +35,8 @@ def execution_steps(nodes: list[Node], pools: bool = True, batch_statistics: boo
     remaining ReLU that feeds a max pool moved after it, then (``pools``) each max pool fused with
     the convolution, the batch norm + ReLU or the ``Add`` before it (and an ``Add`` + pool with the
     ReLU after it), and (``batch_statistics``) each
-    convolution that a batch norm reads giving it the batch's statistics. Without ``pools`` every
+    convolution that a batch norm reads giving it the batch's statistics, and each such step whose
+    output an Add + pool step alone reads leaving it for that pass to write. Without ``pools`` every
     convolution, batch norm and pool runs its own ``forward`` and ``backward``, as a learner's
     functions put in their place need, and as inference folds batch norms into convolutions
     (:func:`inference_steps`). ``batch_statistics=False`` keeps every step's bits those of the
@@ -44,7 +45,7 @@ def execution_steps(nodes: list[Node], pools: bool = True, batch_statistics: boo
     if not pools:
         return steps
     steps = fuse_add_maxpool_relu(fuse_add_maxpool(fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps))))
-    return fuse_conv_batch_statistics(steps) if batch_statistics else steps
+    return defer_batchnorm_outputs(fuse_conv_batch_statistics(steps)) if batch_statistics else steps
 
 
 def inference_steps(nodes: list[Node]) -> list[Node]:
@@ -284,6 +285,7 @@ class AddMaxPool(_FusedWithPool):
 
     def forward(self, xs, training=False):
         if not self.in_one_pass(xs):
+            xs = [x.value() if isinstance(x, ScaleShift) else x for x in xs]
             return self.pool.forward(self.add.forward(xs, training), training)
         return self.sum_and_pool(xs)
 
@@ -374,10 +376,16 @@ class ConvBatchStatistics(_TwoLayerStep):
     def norm_step(self):
         return self.second
 
+    #: Set by :func:`defer_batchnorm_outputs`: the training output is a
+    #: :class:`~npconv.functional.ScaleShift` for the Add + pool step that alone reads it.
+    defers_output = False
+
     def forward(self, x, training=False):
         if not (training and self.norm.trainable):
             return self.norm_step.forward(self.conv.forward(x, training), training)
         z, moments = self.conv.forward_with_moments(x, training)
+        if self.defers_output:
+            return self.norm.forward(z, training, moments=moments, deferred=True)
         return self.norm_step.forward(z, training, moments=moments)
 
     @property
@@ -399,6 +407,31 @@ def fuse_conv_batch_statistics(steps: list[Node]) -> list[Node]:
         _linear_conv,
         lambda conv, reader: ConvBatchStatistics(conv, reader) if type(reader) in norm_steps else None,
     )
+
+
+def defer_batchnorm_outputs(steps: list[Node]) -> list[Node]:
+    """Each :class:`ConvBatchStatistics` step ending in a plain batch norm whose output an
+    :class:`AddMaxPool` or :class:`AddMaxPoolReLU` step alone reads (a residual branch's last batch
+    norm, or its projection's) returns that output unwritten, as a
+    :class:`~npconv.functional.ScaleShift`: the Add + pool pass applies the batch norm's map as it
+    reads the convolution's output, the same bits, one pass over the full-size array fewer. In place;
+    returns ``steps``."""
+    from ..layers import BatchNormalization
+
+    producer = {node.output: k for k, node in enumerate(steps)}
+    for k, node in enumerate(steps):
+        if type(node.layer) not in (AddMaxPool, AddMaxPoolReLU):
+            continue
+        for tensor in node.inputs:
+            j = producer.get(tensor)
+            step = None if j is None else steps[j].layer
+            if (
+                type(step) is ConvBatchStatistics
+                and type(step.norm_step) is BatchNormalization
+                and _only_reader(steps, j) == k
+            ):
+                step.defers_output = True
+    return steps
 
 
 class ConvBatchNorm:

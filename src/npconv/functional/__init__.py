@@ -20,6 +20,7 @@ from .activations import (
 from .add_pool import add_maxpool_forward
 from .batchnorm import (
     BatchMoments,
+    ScaleShift,
     batchnorm_backward,
     batchnorm_forward,
     batchnorm_inference_backward,
@@ -60,6 +61,7 @@ __all__ = [
     "linear_forward",
     "linear_backward",
     "BatchMoments",
+    "ScaleShift",
     "batchnorm_forward",
     "batchnorm_backward",
     "batchnorm_inference_forward",

@@ -57,6 +57,28 @@ class BatchMoments(NamedTuple):
     var: np.ndarray  # (C,) biased
 
 
+class ScaleShift(NamedTuple):
+    """A training batch norm's output not yet written: ``x * scale + offset`` per channel, the map
+    its forward applies last (``x`` the cache's rows in the input's shape: the input itself in the
+    compiled tier, the input less the mean in the NumPy tier). A pass that reads the output anyway
+    applies the map as it reads ``x`` (:func:`~npconv.functional.add_maxpool_forward`: a residual
+    branch's batch norm), and the full-size output is never written; :meth:`value` writes it, with
+    the forward's bits."""
+
+    x: np.ndarray  # the input's shape
+    scale: np.ndarray  # (C,)
+    offset: np.ndarray  # (C,)
+
+    @property
+    def shape(self) -> tuple:
+        return self.x.shape
+
+    def value(self) -> np.ndarray:
+        """The output the forward would have returned."""
+        rows = self.x.reshape(-1, self.x.shape[-1])
+        return _scale_shift(rows, self.scale, self.offset, False).reshape(self.x.shape)
+
+
 def batch_moments_of_rows(kernels, row_moments: np.ndarray, per_row: int, n_c: int) -> BatchMoments:
     """The batch's moments from rows' ``(R, 3, C_pad)`` partials ``(first value, sum of values less
     it, sum of their squares)``, each over ``per_row`` values: Chan's rule in float64 (compiled)."""
@@ -108,7 +130,7 @@ def _check_eps(eps) -> None:
         raise ValueError(expected("eps", "a positive float (Keras's default is 1e-3)", eps))
 
 
-def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False, moments: BatchMoments | None = None):
+def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False, moments: BatchMoments | None = None, deferred=False):
     """Normalise with the batch's own statistics (training mode).
 
     Parameters
@@ -119,17 +141,22 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False, moments: BatchMoment
     relu : bool, return ``max(out, 0)`` (batch norm followed by ReLU, in the same passes)
     moments : the batch's mean and variance when they are known already (the convolution that wrote
         ``x`` took them, :func:`~npconv.functional.conv2d_forward_with_moments`); else computed here
+    deferred : return the output as a :class:`ScaleShift`, the map not yet applied, for a pass that
+        reads it anyway to apply (without ``relu``)
 
     Returns
     -------
-    out : ndarray, shape and dtype of ``x``
+    out : ndarray, shape and dtype of ``x`` (a :class:`ScaleShift` when ``deferred``)
     cache : BatchNormCache, with ``.mean`` and ``.var`` (biased) for the moving averages
     """
     _check_eps(eps)
+    if deferred and relu:
+        raise ValueError("batchnorm_forward: deferred=True is for a batch norm without relu (ScaleShift has no ReLU)")
     x2 = _as_rows(x, "x")
     gamma, beta = _channel_params(x2, gamma=gamma, beta=beta)
     _check_moments(moments, x2.shape[1])
-    return _normalise(x2, gamma, beta, eps, np.shape(x), bool(relu), moments)
+    out, cache = _normalise(x2, gamma, beta, eps, np.shape(x), bool(relu), moments, bool(deferred))
+    return out, cache
 
 
 def _check_moments(moments, n_c: int) -> None:
@@ -139,7 +166,7 @@ def _check_moments(moments, n_c: int) -> None:
         raise ShapeError(expected("moments", f"a BatchMoments of {n_c} channels' mean and variance, or None", moments))
 
 
-def _normalise_numpy(x2, gamma, beta, eps, shape, relu, moments):
+def _normalise_numpy(x2, gamma, beta, eps, shape, relu, moments, deferred):
     """:func:`batchnorm_forward` on the rows ``x2 (N, C)``: centre, then scale and shift."""
     n = x2.shape[0]
     mean = column_sum(x2) / n if moments is None else moments.mean.astype(x2.dtype)
@@ -152,11 +179,13 @@ def _normalise_numpy(x2, gamma, beta, eps, shape, relu, moments):
     # every pass over (N, C) costs milliseconds at (64, 64, 64, 32) float32, where the data leave the
     # cache (benchmarks/kernels.py times this kernel per tier).
     scale = gamma * inv_std
+    cache = BatchNormCache(xc, True, gamma, inv_std, mean, var, shape, scale, beta, relu)
+    if deferred:
+        return ScaleShift(xc.reshape(shape), scale, beta), cache
     np.multiply(xc, scale, out=out)
     out += beta
     if relu:
         np.maximum(out, 0, out=out)
-    cache = BatchNormCache(xc, True, gamma, inv_std, mean, var, shape, scale, beta, relu)
     return out.reshape(cache.shape), cache
 
 
@@ -170,14 +199,13 @@ def _tiled(kernels, values: np.ndarray, dtype) -> np.ndarray:
 
 
 @tiered(_normalise_numpy)
-def _normalise(kernels, x2, gamma, beta, eps, shape, relu, moments):
+def _normalise(kernels, x2, gamma, beta, eps, shape, relu, moments, deferred):
     """:func:`batchnorm_forward` in two compiled passes: moments (about the first row; none when
     given), then the affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU)."""
-    bn = kernels.batchnorm
-    cache = _batch_statistics(bn, x2, gamma, beta, eps, shape, relu, moments)
-    out = aligned_empty(x2.shape, x2.dtype)
-    bn.scale_shift(x2, _tiled(bn, cache.scale, x2.dtype), _tiled(bn, cache.offset, x2.dtype), relu, out)
-    return out.reshape(shape), cache
+    cache = _batch_statistics(kernels.batchnorm, x2, gamma, beta, eps, shape, relu, moments)
+    if deferred:
+        return ScaleShift(x2.reshape(shape), cache.scale, cache.offset), cache
+    return _scale_shift(x2, cache.scale, cache.offset, relu).reshape(shape), cache
 
 
 def _batch_statistics(bn, x2, gamma, beta, eps, shape, relu, moments=None) -> BatchNormCache:

@@ -54,15 +54,17 @@ class BatchNormalization(Layer):
         self.moving_mean = self.add_weight("moving_mean", n_C, "zeros", trainable=False)
         self.moving_variance = self.add_weight("moving_variance", n_C, "ones", trainable=False)
 
-    def forward(self, x, training=False, relu=False, moments=None):
+    def forward(self, x, training=False, relu=False, moments=None, deferred=False):
         """The normalised ``x``; ``relu``: ``max(out, 0)`` in the same pass (the model runs a
         ``ReLU`` layer that reads only this layer's output so, :mod:`npconv.engine.plan`);
         ``moments``: the batch's statistics when the convolution that wrote ``x`` took them
-        (training only, :func:`~npconv.functional.batchnorm_forward`)."""
+        (training only, :func:`~npconv.functional.batchnorm_forward`); ``deferred``: in training,
+        the output as a :class:`~npconv.functional.ScaleShift` not yet written, for the step that
+        reads it to apply (a residual block's Add + pool)."""
         training = training and self.trainable
         if training:
             out, cache = F.batchnorm_forward(
-                x, self.gamma.value, self.beta.value, eps=self.epsilon, relu=relu, moments=moments
+                x, self.gamma.value, self.beta.value, eps=self.epsilon, relu=relu, moments=moments, deferred=deferred
             )
             self._update_moving_statistics(cache)
         else:

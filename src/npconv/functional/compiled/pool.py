@@ -85,7 +85,7 @@ def max_pool_forward(x_pad, ph, pw, sh, sw, out, winner):
 
 
 @kernel()
-def add_max_pool(a, b, ph, pw, relu, out, winner):
+def add_max_pool(a, a_scale, a_offset, b, b_scale, b_offset, ph, pw, relu, out, winner):
     """:func:`max_pool_forward` of ``a + b`` for windows that tile it (stride = window, no padding),
     the sum never written whole: each output row's ``ph`` input rows are added into a scratch that
     stays in L1 cache, then reduced there by window offsets (the same maxima, winners, ties and NaN);
@@ -93,22 +93,44 @@ def add_max_pool(a, b, ph, pw, relu, out, winner):
 
     a, b (m, H, W, n_C) with ``H >= n_H * ph`` and ``W >= n_W * pw`` (rows and columns past the
     last window left out); out and winner (m, n_H, n_W, n_C), int32 winners, written in place.
+    ``a_scale`` and ``a_offset`` (n_C,), or both empty: the branch is ``a * a_scale + a_offset`` per
+    channel (a batch norm's output, with :func:`~.batchnorm.scale_shift`'s rounding), mapped as it is
+    read; the same for ``b``.
     """
     m, n_h, n_w, n_c = out.shape
     width = n_w * pw * n_c  # the values of an input row the windows read
     zero = out.dtype.type(0)
     a_rows = a.reshape(m, a.shape[1], a.shape[2] * n_c)
     b_rows = b.reshape(m, b.shape[1], b.shape[2] * n_c)
+    a_mapped, b_mapped = a_scale.size > 0, b_scale.size > 0
     rows = m * n_h
     for task in prange((rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
         sums = np.empty((ph, width), a.dtype)
+        # Each map's constants along a row, so that its loop runs along the row as the sum's does.
+        maps = np.empty((4, width if a_mapped or b_mapped else 0), a.dtype)
+        for j in range(maps.shape[1]):
+            c = j % n_c
+            if a_mapped:
+                maps[0, j], maps[1, j] = a_scale[c], a_offset[c]
+            if b_mapped:
+                maps[2, j], maps[3, j] = b_scale[c], b_offset[c]
         for row in range(task * ROWS_PER_TASK, min(rows, (task + 1) * ROWS_PER_TASK)):
             i = row // n_h
             h = row - i * n_h
             for p in range(ph):
                 first, second, target = a_rows[i, h * ph + p], b_rows[i, h * ph + p], sums[p]
-                for j in range(width):
-                    target[j] = first[j] + second[j]
+                if a_mapped and b_mapped:
+                    for j in range(width):
+                        target[j] = (first[j] * maps[0, j] + maps[1, j]) + (second[j] * maps[2, j] + maps[3, j])
+                elif a_mapped:
+                    for j in range(width):
+                        target[j] = (first[j] * maps[0, j] + maps[1, j]) + second[j]
+                elif b_mapped:
+                    for j in range(width):
+                        target[j] = first[j] + (second[j] * maps[2, j] + maps[3, j])
+                else:
+                    for j in range(width):
+                        target[j] = first[j] + second[j]
             _max_over_offsets(sums.reshape(ph, n_w * pw, n_c), 0, ph, pw, pw, out[i, h], winner[i, h])
             if relu:
                 pooled = out[i, h].reshape(n_w * n_c)
