@@ -362,9 +362,10 @@ def build_projection_block(seed=0, dtype="float64"):
     CONV-BN beside a 1 x 1 CONV-BN projection (``smallres``'s second and third stages)."""
     nc.utils.set_random_seed(seed)
     inputs = nc.Input(shape=(8, 16, 3))
-    y = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 3, padding="same", use_bias=False)(inputs)))
+    x = L.Conv2D(4, 3, padding="same", activation="relu")(inputs)  # the block's input gradient is needed
+    y = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 3, padding="same", use_bias=False)(x)))
     y = L.BatchNormalization()(L.Conv2D(8, 3, padding="same", use_bias=False)(y))
-    shortcut = L.BatchNormalization()(L.Conv2D(8, 1, use_bias=False)(inputs))
+    shortcut = L.BatchNormalization()(L.Conv2D(8, 1, use_bias=False)(x))
     x = L.MaxPooling2D(2)(L.ReLU()(L.Add()([y, shortcut])))
     model = nc.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(x)), dtype=dtype)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -406,6 +407,46 @@ def test_the_add_pool_pass_applies_the_branches_batch_norms_with_their_bits(dtyp
         model.fit(x, y, epochs=2, batch_size=4, verbose=0)
     for w_deferred, w_written in zip(deferred.weights, written.weights):
         np.testing.assert_array_equal(w_deferred.value, w_written.value)
+
+
+@pytest.mark.usefixtures("tier")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_batch_norms_write_into_the_next_convolutions_padded_buffers_with_the_same_bits(dtype, monkeypatch):
+    """A batch norm + ReLU that a convolution alone reads writes its output into that convolution's
+    padded input, and each batch norm after a convolution writes its input gradient into the
+    convolution's padded output gradient: the outputs, gradients and trained weights of the padded
+    copies, bit for bit; in the compiled tier, none of those padding passes."""
+    from npconv.engine.plan import ConvBatchStatistics
+    from npconv.functional import padding
+    from npconv.functional._tier import tier
+
+    rng = np.random.default_rng(11)
+    x, y = rng.standard_normal((6, 8, 16, 3)).astype(dtype), np.array([0, 1, 2, 1, 0, 2])
+    bordered, copied = build_projection_block(dtype=dtype), build_projection_block(dtype=dtype)
+    statistics = [n.layer for n in bordered._steps if isinstance(n.layer, ConvBatchStatistics)]
+    assert statistics[0].output_reader is statistics[1].conv and statistics[1].output_reader is None
+    padded = []
+    fill = padding._fill_padded
+    monkeypatch.setattr(padding, "_fill_padded", lambda x, *args: padded.append(x.shape) or fill(x, *args))
+    out_bordered, grads_bordered = forward_and_gradients(bordered, x, y)
+    if tier() == "compiled":  # the inputs read twice (the NumPy tier pads for its patch matrices)
+        assert padded == [(6, 8, 16, 3), (6, 8, 16, 4)]
+    for node in copied._steps:
+        if isinstance(node.layer, ConvBatchStatistics):
+            node.layer.output_reader = None
+    monkeypatch.setattr(L.Conv2D, "bordered_output_gradient", lambda self: None)
+    out_copied, grads_copied = forward_and_gradients(copied, x, y)
+    np.testing.assert_array_equal(out_bordered, out_copied)
+    for g_bordered, g_copied in zip(grads_bordered, grads_copied):
+        np.testing.assert_array_equal(g_bordered, g_copied)
+    monkeypatch.undo()
+    for model in (bordered, copied):
+        nc.utils.set_random_seed(1)
+        if model is copied:
+            monkeypatch.setattr(L.Conv2D, "bordered_output_gradient", lambda self: None)
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    for w_bordered, w_copied in zip(bordered.weights, copied.weights):
+        np.testing.assert_array_equal(w_bordered.value, w_copied.value)
 
 
 # ----- at inference, a batch norm is folded into the convolution before it -----

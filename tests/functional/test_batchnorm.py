@@ -17,6 +17,7 @@ from npconv.functional.batchnorm import (
 )
 from npconv.functional.conv import conv2d_forward
 from npconv.functional.dense import dense_forward
+from npconv.functional.padding import bordered_empty
 from npconv.gradcheck import gradcheck
 
 # Every test runs once per kernel tier: the NumPy reference and the compiled (Numba) kernels.
@@ -334,3 +335,48 @@ def test_inference_refuses_negative_moving_variance(rng):
 def test_refuses_integer_input():
     with pytest.raises(TypeError, match="x: expected a floating-point array"):
         batchnorm_forward(np.ones((4, 2), dtype=int), np.ones(2), np.zeros(2))
+
+
+# ----- writing the output (or dx) into the interior of a zero-bordered buffer -----
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (3, 8, 16, 16)])
+def test_out_writes_the_interior_of_a_zero_bordered_buffer(rng, shape, dtype, relu):
+    """``out`` given (a convolution's padded input, or its padded output gradient): the same values
+    in its interior, the border untouched, the array itself returned."""
+    x = (2 * rng.standard_normal(shape) + 1).astype(dtype)
+    p = {k: v.astype(dtype) for k, v in params(rng, shape[3]).items()}
+    dout = rng.standard_normal(shape).astype(dtype)
+    want, cache = batchnorm_forward(x, **p, relu=relu)
+    want_dx, want_dgamma, want_dbeta = batchnorm_backward(dout, cache)
+    for run in ("forward", "backward"):
+        padded, interior = bordered_empty(shape, ((1, 2), (2, 1)), dtype)
+        padded[:, 1:-2, 2:-1] = np.nan  # what the buffer held before
+        if run == "forward":
+            got, cache = batchnorm_forward(x, **p, relu=relu, out=interior)
+            np.testing.assert_array_equal(got, want)
+        else:
+            got, dgamma, dbeta = batchnorm_backward(dout, cache, out=interior)
+            np.testing.assert_array_equal(got, want_dx)
+            np.testing.assert_array_equal(dgamma, want_dgamma)
+            np.testing.assert_array_equal(dbeta, want_dbeta)
+        assert got is interior
+        border = np.ones(padded.shape, bool)
+        border[:, 1:-2, 2:-1] = False
+        assert not padded[border].any()
+
+
+def test_out_must_be_rows_the_kernels_can_fill(rng):
+    x = rng.standard_normal((2, 4, 5, 3))
+    p = params(rng, 3)
+    with pytest.raises(ValueError, match=r"out: expected a writeable 4-D array of shape \(2, 4, 5, 3\)"):
+        batchnorm_forward(x, **p, out=np.empty((2, 4, 5, 4)))
+    with pytest.raises(ValueError, match="whose rows .last two axes. are contiguous"):
+        batchnorm_forward(x, **p, out=np.empty((2, 4, 5, 6))[..., ::2])
+    with pytest.raises(ValueError, match="dtype float64"):
+        batchnorm_forward(x, **p, out=np.empty((2, 4, 5, 3), np.float32))
+    _, cache = batchnorm_forward(x, **p)
+    with pytest.raises(ValueError, match="out: expected"):
+        batchnorm_backward(x, cache, out=np.empty((2, 4, 5, 3))[::-1])

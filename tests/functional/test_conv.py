@@ -273,3 +273,48 @@ def test_dx_plus_is_added_to_the_input_gradient(rng, dtype, size, channels, kern
         conv2d_backward(dout, cache, dx_plus=dx_plus[:, 1:])
     with pytest.raises(ShapeError, match=r"with need_dx=True"):
         conv2d_backward(dout, cache, need_dx=False, dx_plus=dx_plus)
+
+
+# ----- the input, or the output gradient, already inside its zero padding -----
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel, filters, padding", [((2, 9, 11, 3), 3, 16, "same"), ((3, 8, 10, 8), 3, 32, 1)])
+def test_a_bordered_input_and_output_gradient_give_the_padded_copies_bits(rng, dtype, shape, kernel, filters, padding):
+    """``x_pad`` and ``dout_pad`` (written by the layer before, inside buffers whose border is zero):
+    the same outputs and gradients as the padding passes they replace."""
+    from npconv.functional.conv import direct_input_buffer, direct_output_gradient_buffer
+
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((kernel, kernel, shape[3], filters)).astype(dtype)
+    b = rng.standard_normal(filters).astype(dtype)
+    out, cache = conv2d_forward(x, w, b, 1, padding)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    want = conv2d_backward(dout, cache)
+    buffer = direct_input_buffer(x.shape, dtype, w.shape, 1, padding)
+    if buffer is None:  # the NumPy tier: no direct kernel to read one
+        return
+    x_pad, interior = buffer
+    interior[...] = x
+    out_bordered, cache = conv2d_forward(interior, w, b, 1, padding, x_pad=x_pad)
+    np.testing.assert_array_equal(out_bordered, out)
+    assert cache.cols is x_pad
+    dout_pad, dout_interior = direct_output_gradient_buffer(cache)
+    dout_interior[...] = dout
+    for got, expected in zip(conv2d_backward(dout_interior, cache, dout_pad=dout_pad), want):
+        np.testing.assert_array_equal(got, expected)
+    _, dw, db = conv2d_backward(dout_interior, cache, need_dx=False, dout_pad=dout_pad)
+    np.testing.assert_array_equal(dw, want[1])
+
+
+def test_a_bordered_buffer_must_hold_the_array_given_beside_it(rng):
+    from npconv.functional.padding import bordered_empty
+
+    x = rng.standard_normal((2, 8, 9, 3))
+    w = rng.standard_normal((3, 3, 3, 8))
+    x_pad, interior = bordered_empty(x.shape, ((1, 1), (1, 1)), x.dtype)
+    interior[...] = x
+    with pytest.raises(ValueError, match=r"x_pad: expected a C-contiguous \(2, 10, 11, 3\) array"):
+        conv2d_forward(x, w, None, 1, "same", x_pad=x_pad)  # x is not its interior
+    with pytest.raises(ValueError, match="x_pad: expected"):
+        conv2d_forward(interior, w, None, 1, "valid", x_pad=x_pad)  # another padding

@@ -45,7 +45,9 @@ def execution_steps(nodes: list[Node], pools: bool = True, batch_statistics: boo
     if not pools:
         return steps
     steps = fuse_add_maxpool_relu(fuse_add_maxpool(fuse_batchnorm_relu_maxpool(fuse_conv_maxpool(steps))))
-    return defer_batchnorm_outputs(fuse_conv_batch_statistics(steps)) if batch_statistics else steps
+    if not batch_statistics:
+        return steps
+    return write_into_padded_inputs(defer_batchnorm_outputs(fuse_conv_batch_statistics(steps)))
 
 
 def inference_steps(nodes: list[Node]) -> list[Node]:
@@ -86,11 +88,11 @@ class BatchNormReLU:
     def _cache(self, value):
         self.norm._cache = value
 
-    def forward(self, x, training=False, moments=None):
-        return self.norm.forward(x, training, relu=True, moments=moments)
+    def forward(self, x, training=False, moments=None, out=None):
+        return self.norm.forward(x, training, relu=True, moments=moments, out=out)
 
-    def backward(self, dout, need_dx=True):
-        return self.norm.backward(dout, need_dx)
+    def backward(self, dout, need_dx=True, out=None):
+        return self.norm.backward(dout, need_dx, out=out)
 
 
 def _fuse_with_reader(nodes: list[Node], starts, fuse) -> list[Node]:
@@ -379,6 +381,9 @@ class ConvBatchStatistics(_TwoLayerStep):
     #: Set by :func:`defer_batchnorm_outputs`: the training output is a
     #: :class:`~npconv.functional.ScaleShift` for the Add + pool step that alone reads it.
     defers_output = False
+    #: Set by :func:`write_into_padded_inputs`: the convolution that alone reads the training
+    #: output, into whose padded input buffer the batch norm writes it.
+    output_reader = None
 
     def forward(self, x, training=False):
         if not (training and self.norm.trainable):
@@ -386,14 +391,23 @@ class ConvBatchStatistics(_TwoLayerStep):
         z, moments = self.conv.forward_with_moments(x, training)
         if self.defers_output:
             return self.norm.forward(z, training, moments=moments, deferred=True)
-        return self.norm_step.forward(z, training, moments=moments)
+        if self.output_reader is None:
+            return self.norm_step.forward(z, training, moments=moments)
+        target = self.output_reader.bordered_input(z.shape, z.dtype)
+        return self.norm_step.forward(z, training, moments=moments, out=target)
 
     @property
     def adds_to_dx(self):
         return self.conv.adds_to_dx
 
     def backward(self, dout, need_dx=True, dx_plus=None):
-        return self.conv.backward(self.norm_step.backward(dout, True), need_dx, dx_plus=dx_plus)
+        # The batch norm writes its input gradient into the convolution's padded output gradient,
+        # where the convolution's input gradient reads one (and the batch norm step takes it).
+        if need_dx and type(self.norm_step) is not BatchNormReLUMaxPool:
+            dz = self.norm_step.backward(dout, True, out=self.conv.bordered_output_gradient())
+        else:
+            dz = self.norm_step.backward(dout, True)
+        return self.conv.backward(dz, need_dx, dx_plus=dx_plus)
 
 
 def fuse_conv_batch_statistics(steps: list[Node]) -> list[Node]:
@@ -431,6 +445,29 @@ def defer_batchnorm_outputs(steps: list[Node]) -> list[Node]:
                 and _only_reader(steps, j) == k
             ):
                 step.defers_output = True
+    return steps
+
+
+def write_into_padded_inputs(steps: list[Node]) -> list[Node]:
+    """Each :class:`ConvBatchStatistics` step ending in a batch norm (or batch norm + ReLU) whose
+    training output a convolution alone reads (another such step's, or a ``Conv2D`` step's, that
+    layer in no other step) has the batch norm write it into that convolution's padded input buffer
+    (:meth:`~npconv.layers.Conv2D.bordered_input`): the convolution's padding pass is gone, the
+    same bits. In place; returns ``steps``."""
+    from ..layers import BatchNormalization, Conv2D
+
+    def conv_of(layer):
+        return layer.conv if type(layer) is ConvBatchStatistics else layer if type(layer) is Conv2D else None
+
+    convs = [conv_of(node.layer) for node in steps]
+    for k, node in enumerate(steps):
+        step = node.layer
+        if type(step) is not ConvBatchStatistics or type(step.norm_step) not in (BatchNormalization, BatchNormReLU):
+            continue
+        j = _only_reader(steps, k)
+        reader = None if j is None else convs[j]
+        if reader is not None and sum(conv is reader for conv in convs) == 1:
+            step.output_reader = reader
     return steps
 
 

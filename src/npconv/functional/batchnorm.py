@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError, check_float_array, expected
 from ._reduce import column_sum
@@ -130,7 +131,9 @@ def _check_eps(eps) -> None:
         raise ValueError(expected("eps", "a positive float (Keras's default is 1e-3)", eps))
 
 
-def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False, moments: BatchMoments | None = None, deferred=False):
+def batchnorm_forward(
+    x, gamma, beta, eps=1e-3, relu=False, moments: BatchMoments | None = None, deferred=False, out=None
+):
     """Normalise with the batch's own statistics (training mode).
 
     Parameters
@@ -143,6 +146,9 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False, moments: BatchMoment
         ``x`` took them, :func:`~npconv.functional.conv2d_forward_with_moments`); else computed here
     deferred : return the output as a :class:`ScaleShift`, the map not yet applied, for a pass that
         reads it anyway to apply (without ``relu``)
+    out : optional array to write the output into and return: of ``x``'s shape and dtype, its last
+        two axes contiguous, e.g. the interior of a zero-bordered buffer that a convolution reads as
+        its padded input (no padding pass then)
 
     Returns
     -------
@@ -150,13 +156,38 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3, relu=False, moments: BatchMoment
     cache : BatchNormCache, with ``.mean`` and ``.var`` (biased) for the moving averages
     """
     _check_eps(eps)
-    if deferred and relu:
-        raise ValueError("batchnorm_forward: deferred=True is for a batch norm without relu (ScaleShift has no ReLU)")
+    if deferred and (relu or out is not None):
+        raise ValueError("batchnorm_forward: deferred=True writes no output (no relu, no out)")
     x2 = _as_rows(x, "x")
     gamma, beta = _channel_params(x2, gamma=gamma, beta=beta)
     _check_moments(moments, x2.shape[1])
-    out, cache = _normalise(x2, gamma, beta, eps, np.shape(x), bool(relu), moments, bool(deferred))
-    return out, cache
+    _check_out(out, np.shape(x), x2.dtype, "out")
+    return _normalise(x2, gamma, beta, eps, np.shape(x), bool(relu), moments, bool(deferred), out)
+
+
+def _check_out(out, shape: tuple, dtype, name: str) -> None:
+    """Refuse an ``out`` array that a kernel writing rows could not fill (see :func:`_rows_target`)."""
+    if out is None:
+        return
+    if (
+        not isinstance(out, np.ndarray)
+        or out.shape != tuple(shape)
+        or out.dtype != dtype
+        or out.ndim != 4
+        or not out.flags.writeable
+        or out.strides[3] != out.itemsize
+        or out.strides[2] != out.shape[3] * out.itemsize
+        or min(out.strides) < 0
+    ):
+        raise ValueError(
+            expected(
+                name,
+                f"a writeable 4-D array of shape {tuple(shape)} and dtype {np.dtype(dtype)} whose rows "
+                "(last two axes) are contiguous",
+                out,
+                "Pass out=None to have a new array returned.",
+            )
+        )
 
 
 def _check_moments(moments, n_c: int) -> None:
@@ -166,7 +197,7 @@ def _check_moments(moments, n_c: int) -> None:
         raise ShapeError(expected("moments", f"a BatchMoments of {n_c} channels' mean and variance, or None", moments))
 
 
-def _normalise_numpy(x2, gamma, beta, eps, shape, relu, moments, deferred):
+def _normalise_numpy(x2, gamma, beta, eps, shape, relu, moments, deferred, given_out):
     """:func:`batchnorm_forward` on the rows ``x2 (N, C)``: centre, then scale and shift."""
     n = x2.shape[0]
     mean = column_sum(x2) / n if moments is None else moments.mean.astype(x2.dtype)
@@ -186,26 +217,49 @@ def _normalise_numpy(x2, gamma, beta, eps, shape, relu, moments, deferred):
     out += beta
     if relu:
         np.maximum(out, 0, out=out)
-    return out.reshape(cache.shape), cache
+    return _written(out.reshape(shape), given_out), cache
 
 
-def _tiled(kernels, values: np.ndarray, dtype) -> np.ndarray:
-    """A per-channel ``(C,)`` constant repeated to the compiled kernels' tile length (see
-    :mod:`npconv.functional.compiled.batchnorm`), in ``dtype``."""
+def _written(result: np.ndarray, out):
+    """``result``, copied into ``out`` when one was given (the NumPy tier's way to fill it)."""
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def _tiled(kernels, values: np.ndarray, dtype, length: int | None = None) -> np.ndarray:
+    """A per-channel ``(C,)`` constant repeated to ``length`` values (a multiple of ``C``; default
+    the compiled kernels' tile length, see :mod:`npconv.functional.compiled.batchnorm`), in ``dtype``."""
     n_c = values.shape[0]
-    tiled = np.empty((kernels.tile_length(n_c) // n_c, n_c), dtype)
+    tiled = np.empty(((length or kernels.tile_length(n_c)) // n_c, n_c), dtype)
     tiled[:] = values  # a broadcast copy: np.tile costs 5x as much, on every layer call
     return tiled.reshape(-1)
 
 
 @tiered(_normalise_numpy)
-def _normalise(kernels, x2, gamma, beta, eps, shape, relu, moments, deferred):
+def _normalise(kernels, x2, gamma, beta, eps, shape, relu, moments, deferred, out):
     """:func:`batchnorm_forward` in two compiled passes: moments (about the first row; none when
     given), then the affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU)."""
     cache = _batch_statistics(kernels.batchnorm, x2, gamma, beta, eps, shape, relu, moments)
     if deferred:
         return ScaleShift(x2.reshape(shape), cache.scale, cache.offset), cache
-    return _scale_shift(x2, cache.scale, cache.offset, relu).reshape(shape), cache
+    written = _scale_shift(x2, cache.scale, cache.offset, relu, out)
+    return (written.reshape(shape) if out is None else written), cache
+
+
+def _rows_target(bn, x2: np.ndarray, out) -> tuple:
+    """``(flat, layout, tile length)`` for a compiled kernel writing the rows ``x2 (N, C)`` into
+    ``out``: a new array when ``out`` is None, else ``out``'s memory, rows placed by ``layout``
+    (:func:`~npconv.functional.compiled.batchnorm._placed`) and tiles one image row long, so that
+    none straddles the gap between two rows (the border of a buffer whose interior ``out`` is)."""
+    if out is None:
+        return aligned_empty((x2.size,), x2.dtype), np.array([0, x2.size, 0, 1, 0], np.int64), bn.tile_length(x2.shape[1])
+    m, n_h, n_w, n_c = out.shape
+    s_m, s_h = (stride // out.itemsize for stride in out.strides[:2])
+    run = n_w * n_c
+    flat = as_strided(out, ((m - 1) * s_m + (n_h - 1) * s_h + run,), (out.itemsize,))
+    return flat, np.array([0, run, s_h - run, n_h, s_m - n_h * s_h], np.int64), run
 
 
 def _batch_statistics(bn, x2, gamma, beta, eps, shape, relu, moments=None) -> BatchNormCache:
@@ -230,7 +284,7 @@ def _batch_statistics(bn, x2, gamma, beta, eps, shape, relu, moments=None) -> Ba
     )
 
 
-def batchnorm_backward(dout, cache):
+def batchnorm_backward(dout, cache, out=None):
     """Gradients of the training-mode forward, through the batch statistics.
 
     ``dbeta = sum(dout)``, ``dgamma = sum(dout * xhat)`` (sums over the ``N`` rows) and
@@ -239,14 +293,17 @@ def batchnorm_backward(dout, cache):
 
     ``dout`` first masked by ReLU's ``out > 0`` when the forward applied it.
 
-    Returns ``(dx, dgamma, dbeta)`` with ``dx`` shaped like the input.
+    Returns ``(dx, dgamma, dbeta)`` with ``dx`` shaped like the input: written into ``out`` when
+    given (as :func:`batchnorm_forward`'s ``out``: the interior of the zero-bordered buffer a
+    convolution's input gradient reads).
     """
     rows = cache.rows
     d2 = np.ascontiguousarray(check_dout(dout, cache.shape), dtype=rows.dtype).reshape(rows.shape)
-    return _normalise_backward(d2, cache)
+    _check_out(out, cache.shape, rows.dtype, "out")
+    return _normalise_backward(d2, cache, out)
 
 
-def _normalise_backward_numpy(d2, cache):
+def _normalise_backward_numpy(d2, cache, out):
     """:func:`batchnorm_backward` on the rows' gradient ``d2 (N, C)``."""
     rows, centred, gamma, inv_std, mean, _, shape, scale, offset, relu = cache
     n = rows.shape[0]
@@ -261,11 +318,11 @@ def _normalise_backward_numpy(d2, cache):
     dx += dbeta / n
     np.subtract(d2, dx, out=dx)
     dx *= gamma * inv_std
-    return dx.reshape(shape), dgamma, dbeta
+    return _written(dx.reshape(shape), out), dgamma, dbeta
 
 
 @tiered(_normalise_backward_numpy)
-def _normalise_backward(kernels, d2, cache):
+def _normalise_backward(kernels, d2, cache, out):
     """:func:`batchnorm_backward` in two compiled passes: the sums ``dbeta`` and ``sum(dout * xc)``,
     then ``dx = a * dout - b * xc - a * dbeta / N`` with ``a = gamma * inv_std`` and
     ``b = a * inv_std * dgamma / N`` (``dout`` masked by ReLU's in both)."""
@@ -278,9 +335,12 @@ def _normalise_backward(kernels, d2, cache):
     relu_args = (_tiled(bn, scale, dtype), _tiled(bn, offset, dtype), relu)
     dbeta, centred_product = bn.gradient_sums(d2, x2, _tiled(bn, mean, dtype), *relu_args)
     dgamma, constants = _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, n)
-    dx = aligned_empty(x2.shape, x2.dtype)
-    bn.input_gradient(d2, x2, *(_tiled(bn, k, dtype) for k in constants), *relu_args, dx)
-    return dx.reshape(shape), dgamma.astype(dtype), dbeta.astype(dtype)
+    target, layout, length = _rows_target(bn, x2, out)
+    if length != relu_args[0].size:
+        relu_args = (_tiled(bn, scale, dtype, length), _tiled(bn, offset, dtype, length), relu)
+    bn.input_gradient(d2, x2, *(_tiled(bn, k, dtype, length) for k in constants), *relu_args, target, layout)
+    dx = target.reshape(shape) if out is None else out
+    return dx, dgamma.astype(dtype), dbeta.astype(dtype)
 
 
 def _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, n):
@@ -318,22 +378,23 @@ def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-
     return out.reshape(cache.shape), cache
 
 
-def _scale_shift_numpy(x2, scale, offset, relu):
-    """``x2 * scale + offset``, per channel, then ``max(., 0)`` when ``relu``: a multiply and an add."""
-    out = x2 * scale
-    out += offset
+def _scale_shift_numpy(x2, scale, offset, relu, out=None):
+    """``x2 * scale + offset``, per channel, then ``max(., 0)`` when ``relu``: a multiply and an add
+    (copied into ``out``, an array of the input's shape, when given)."""
+    result = x2 * scale
+    result += offset
     if relu:
-        np.maximum(out, 0, out=out)
-    return out
+        np.maximum(result, 0, out=result)
+    return result if out is None else _written(result.reshape(out.shape), out)
 
 
 @tiered(_scale_shift_numpy)
-def _scale_shift(kernels, x2, scale, offset, relu):
-    """``x2 * scale + offset`` (and ReLU) in one compiled pass."""
+def _scale_shift(kernels, x2, scale, offset, relu, out=None):
+    """``x2 * scale + offset`` (and ReLU) in one compiled pass, written into ``out`` when given."""
     bn = kernels.batchnorm
-    out = aligned_empty(x2.shape, x2.dtype)
-    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype), _tiled(bn, offset, x2.dtype), relu, out)
-    return out
+    target, layout, length = _rows_target(bn, x2, out)
+    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype, length), _tiled(bn, offset, x2.dtype, length), relu, target, layout)
+    return target.reshape(x2.shape) if out is None else out
 
 
 def batchnorm_inference_backward(dout, cache):

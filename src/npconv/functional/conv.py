@@ -41,7 +41,7 @@ from ._threads import matmul
 from ._tier import load_compiled, tiered
 from ._workspace import Workspace, aligned_empty, scratch
 from .batchnorm import batch_moments_of_rows
-from .padding import pad_nhwc
+from .padding import bordered_empty, check_bordered, pad_nhwc
 
 # Below this many input channels the patch matrix is built channel-major (see the module docstring).
 FEW_CHANNELS = 8
@@ -59,7 +59,7 @@ class ConvCache(NamedTuple):
     pads: Padding2D
 
 
-def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = None):
+def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = None, x_pad=None):
     """Convolve a batch of NHWC images with ``K`` filters.
 
     Parameters
@@ -72,16 +72,20 @@ def conv2d_forward(x, w, b, stride=1, padding=0, workspace: Workspace | None = N
     padding : int, (ph, pw), ((top, bottom), (left, right)), ``"valid"`` or ``"same"`` (TensorFlow's rule)
     workspace : optional :class:`~npconv.functional._workspace.Workspace` whose buffers the patch
         matrix reuses (layers pass one; the returned cache is then valid until the next call)
+    x_pad : optional, ``x`` already inside its zero padding: the buffer whose interior ``x`` is
+        (:func:`~npconv.functional.padding.bordered_empty`, the layer before having written into
+        it), read by the direct kernel instead of a padded copy (:func:`direct_input_padding`
+        gives the padding; other kernels read ``x``)
 
     Returns
     -------
     out : ndarray, shape (m, n_H, n_W, K), dtype of ``x``
     cache : ConvCache for :func:`conv2d_backward`
     """
-    return _checked_forward(x, w, b, stride, padding, workspace, False)[:2]
+    return _checked_forward(x, w, b, stride, padding, workspace, False, x_pad)[:2]
 
 
-def conv2d_forward_with_moments(x, w, b, stride=1, padding=0, workspace: Workspace | None = None):
+def conv2d_forward_with_moments(x, w, b, stride=1, padding=0, workspace: Workspace | None = None, x_pad=None):
     """:func:`conv2d_forward`, and the per-filter mean and variance of its output where the compiled
     direct kernel computed them as it wrote it: ``(out, cache, moments)``, ``moments`` a
     :class:`~npconv.functional.batchnorm.BatchMoments` or ``None`` (the NumPy tier, or a shape the
@@ -91,10 +95,10 @@ def conv2d_forward_with_moments(x, w, b, stride=1, padding=0, workspace: Workspa
     Each output row's tiles sum its outputs less the row's first one, and their squares, from the
     registers they are in (the data's type); the rows are combined in float64 by Chan's rule.
     """
-    return _checked_forward(x, w, b, stride, padding, workspace, True)
+    return _checked_forward(x, w, b, stride, padding, workspace, True, x_pad)
 
 
-def _checked_forward(x, w, b, stride, padding, workspace, with_moments):
+def _checked_forward(x, w, b, stride, padding, workspace, with_moments, x_pad):
     x = check_float_array(x, "x", 4)
     w = check_float_array(w, "w", 4).astype(x.dtype, copy=False)
     if b is None:
@@ -119,10 +123,45 @@ def _checked_forward(x, w, b, stride, padding, workspace, with_moments):
     pads = resolve_padding(padding, (n_h_prev, n_w_prev), (fh, fw), stride)
     out_size = output_size((n_h_prev, n_w_prev), (fh, fw), stride, pads, "conv2d kernel")
     bias = b.reshape(n_k).astype(x.dtype, copy=False)
-    return _convolve(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments)
+    if x_pad is not None:
+        check_bordered(x_pad, x, pads, "x_pad")
+    return _convolve(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad)
 
 
-def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments):
+def direct_input_padding(x_shape: tuple, w_shape: tuple, stride=1, padding=0) -> Padding2D | None:
+    """The zero padding the compiled direct kernel reads around an input of ``x_shape``
+    ``(m, n_H_prev, n_W_prev, n_C)`` convolved with filters of ``w_shape``, for a layer to write its
+    output into (:func:`~npconv.functional.padding.bordered_empty`) and hand the convolution as
+    ``x_pad``; ``None`` where that kernel would not run, or pads nothing."""
+    return _direct_input_padding(x_shape, w_shape, stride, padding)
+
+
+def _no_direct_kernel(*args) -> None:
+    """The NumPy tier has no direct kernel to read a padded buffer."""
+    return None
+
+
+@tiered(_no_direct_kernel)
+def _direct_input_padding(kernels, x_shape, w_shape, stride, padding):
+    """:func:`direct_input_padding` where the compiled tier is on."""
+    stride = as_pair(stride, "stride")
+    pads = resolve_padding(padding, x_shape[1:3], w_shape[:2], stride)
+    out_size = output_size(x_shape[1:3], w_shape[:2], stride, pads, "conv2d kernel")
+    if pads == ((0, 0), (0, 0)) or not _direct_applies(w_shape[:2], x_shape[2], stride, pads, out_size):
+        return None
+    return pads
+
+
+def direct_input_buffer(x_shape: tuple, dtype, w_shape: tuple, stride=1, padding=0, workspace=None):
+    """``(x_pad, x)``: a zero-bordered buffer for an input of ``x_shape`` and the view of its interior
+    (:func:`~npconv.functional.padding.bordered_empty`, the workspace's ``"x_pad"``), for a layer to
+    write into and pass on as :func:`conv2d_forward`'s ``x`` and ``x_pad``; ``None`` where
+    :func:`direct_input_padding` is."""
+    pads = direct_input_padding(x_shape, w_shape, stride, padding)
+    return None if pads is None else bordered_empty(x_shape, pads, dtype, workspace, "x_pad")
+
+
+def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad):
     """:func:`conv2d_forward` as one GEMM of a patch matrix (its layout chosen by the shapes, see
     the module docstring) with the filters; no moments."""
     m, n_c = x.shape[0], x.shape[3]
@@ -145,19 +184,24 @@ def _patch_matrix_forward(x, w, bias, b_shape, stride, pads, out_size, workspace
     return out.reshape(m, *out_size, n_k), cache, None
 
 
-def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments) -> bool:
+def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad) -> bool:
     """Whether the compiled direct convolution takes this shape: stride 1, padding of at most
     ``f - 1`` on each side (the full correlation that gives the input gradient needs it; none for a
     1 x 1 kernel), and output and input rows at least as wide as the kernel's narrowest tile (the
     input gradient is the same kernel writing rows of the input's width). A 1 x 1 kernel runs here
     too: its taps are the channels, and the tiles beat a one-thread GEMM whose inner dimension is
     the 16-64 channels (``smallres``'s 1 x 1 forwards about 5x faster)."""
+    return _direct_applies(w.shape[:2], x.shape[2], stride, pads, out_size)
+
+
+def _direct_applies(kernel, in_width: int, stride, pads, out_size) -> bool:
+    """:func:`_runs_direct` from the shapes alone."""
     from .compiled.conv import MIN_WIDTH
 
-    (fh, fw), ((top, bottom), (left, right)) = w.shape[:2], pads
+    (fh, fw), ((top, bottom), (left, right)) = kernel, pads
     return (
         stride == (1, 1)
-        and min(out_size[1], x.shape[2]) >= MIN_WIDTH
+        and min(out_size[1], in_width) >= MIN_WIDTH
         and max(top, bottom) < fh
         and max(left, right) < fw
     )
@@ -221,11 +265,12 @@ def _filter_table(w2: np.ndarray) -> np.ndarray:
 
 
 @tiered(_patch_matrix_forward, applies=_runs_direct)
-def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments):
+def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad):
     """:func:`conv2d_forward` by the compiled direct kernel over the zero-padded input (see
     :mod:`npconv.functional.compiled.conv`), with the rows' moments when asked."""
     fh, fw, n_c, n_k = w.shape
-    x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
+    if x_pad is None:
+        x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
     weights = _direct_table(w.reshape(-1, n_k), _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]))
     bias_row = _filter_table(bias[np.newaxis])[0]
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
@@ -260,7 +305,9 @@ def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((w2.T @ cols_t).T)
 
 
-def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Workspace | None = None, dx_plus=None):
+def conv2d_backward(
+    dout, cache: ConvCache, need_dx: bool = True, workspace: Workspace | None = None, dx_plus=None, dout_pad=None
+):
     """Gradients of :func:`conv2d_forward`.
 
     ``dout`` has shape (m, n_H, n_W, K). Returns ``(dx, dw, db)``: ``dx`` like ``x`` (``None`` when
@@ -269,23 +316,53 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, workspace: Wor
     ``workspace`` as in forward (the direct kernel's padded output gradient). ``dx_plus``, an array
     like ``x``: returned in ``dx``'s place is ``dx_plus + dx``, the input's gradient when another
     branch reads it too (a residual block's), summed as the compiled kernel writes ``dx``.
+    ``dout_pad``: ``dout`` already inside the zero padding the input gradient reads, the buffer whose
+    interior ``dout`` is (:func:`direct_output_gradient_padding` gives the padding; the layer before
+    wrote into it), read by the direct kernels instead of a padded copy (other kernels read ``dout``).
     """
     cols, layout, w, b_shape, x_shape, stride, pads = cache
     fh, fw, n_c, n_k = w.shape
     m = x_shape[0]
     n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
-    dout = np.ascontiguousarray(check_dout(dout, (m, n_h, n_w, n_k)), dtype=w.dtype)
-    if dx_plus is not None:
-        dx_plus = check_float_array(dx_plus, "dx_plus")
-        if not need_dx or dx_plus.shape != tuple(x_shape):
-            raise ShapeError(
-                expected("dx_plus", f"an array of the input's shape {tuple(x_shape)}, with need_dx=True", dx_plus)
-            )
-        dx_plus = np.ascontiguousarray(dx_plus, dtype=w.dtype)
+    dout = check_dout(dout, (m, n_h, n_w, n_k))
+    if dout_pad is not None and need_dx and direct_output_gradient_padding(cache) is not None:
+        check_bordered(dout_pad, dout, direct_output_gradient_padding(cache), "dout_pad")
+        dx_plus = _checked_dx_plus(dx_plus, x_shape, w, need_dx)
+        return _direct_backward(dout, cache, need_dx, workspace, dx_plus, dout_pad)
+    dout = np.ascontiguousarray(dout, dtype=w.dtype)
+    dx_plus = _checked_dx_plus(dx_plus, x_shape, w, need_dx)
     if layout == "direct":
-        return _direct_backward(dout, cache, need_dx, workspace, dx_plus)
+        return _direct_backward(dout, cache, need_dx, workspace, dx_plus, None)
     dx, dw, db = _gemm_backward(dout, cache, need_dx)
     return (dx if dx_plus is None else dx_plus + dx), dw, db
+
+
+def _checked_dx_plus(dx_plus, x_shape, w, need_dx: bool):
+    """``dx_plus`` as a C-contiguous array in ``w``'s dtype, refused unless of the input's shape
+    with ``need_dx``."""
+    if dx_plus is None:
+        return None
+    dx_plus = check_float_array(dx_plus, "dx_plus")
+    if not need_dx or dx_plus.shape != tuple(x_shape):
+        raise ShapeError(
+            expected("dx_plus", f"an array of the input's shape {tuple(x_shape)}, with need_dx=True", dx_plus)
+        )
+    return np.ascontiguousarray(dx_plus, dtype=w.dtype)
+
+
+def direct_output_gradient_padding(cache: ConvCache) -> Padding2D | None:
+    """The zero padding :func:`conv2d_backward` puts around the output gradient for the input
+    gradient (the full correlation, ``f - 1 - pad`` a side), where the direct kernels run it and read
+    the gradient as it is (whole vectors of filters): for a layer to write the gradient into
+    (:func:`~npconv.functional.padding.bordered_empty`) and hand it over as ``dout_pad``; else
+    ``None``."""
+    from .compiled.conv import filter_lanes
+
+    _, layout, w, _, _, _, ((top, bottom), (left, right)) = cache
+    fh, fw, _, n_k = w.shape
+    if layout != "direct" or filter_lanes(n_k, w.dtype) != n_k:
+        return None
+    return (fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right)
 
 
 def _gemm_backward(dout, cache: ConvCache, need_dx: bool):
@@ -320,9 +397,23 @@ def bias_gradient(dout, b_shape):
     return None if b_shape is None else column_sum(dout.reshape(-1, dout.shape[-1])).reshape(b_shape)
 
 
-def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus):
+def direct_output_gradient_buffer(cache: ConvCache, workspace=None):
+    """``(dout_pad, dout)``: a zero-bordered buffer for the output gradient of the forward that gave
+    ``cache`` and the view of its interior (the workspace's ``"dout_pad"``), for a layer to write the
+    gradient into and pass on as :func:`conv2d_backward`'s ``dout`` and ``dout_pad``; ``None`` where
+    :func:`direct_output_gradient_padding` is."""
+    pads = direct_output_gradient_padding(cache)
+    if pads is None:
+        return None
+    w, x_shape, stride = cache.w, cache.x_shape, cache.stride
+    out_size = output_size(x_shape[1:3], w.shape[:2], stride, cache.pads, "conv2d kernel")
+    return bordered_empty((x_shape[0], *out_size, w.shape[3]), pads, w.dtype, workspace, "dout_pad")
+
+
+def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, dout_pad):
     """``(dx or None, dw, db or None)`` for a direct (compiled) forward, ``dx_plus`` (or ``None``)
-    added to ``dx`` by the kernel that writes it.
+    added to ``dx`` by the kernel that writes it; ``dout_pad`` (or ``None``), ``dout`` inside the
+    input gradient's padding already, which both kernels then read.
 
     The weight gradient pairs the padded input with the output gradient (the bias's comes with it,
     from the same loads). The input gradient is the full correlation of the output gradient, padded
@@ -333,17 +424,24 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus):
     kernels = load_compiled().conv
     fh, fw, n_c, n_k = w.shape
     n_taps = fh * fw * n_c
-    # The kernel reads whole vectors of filters: dout itself, or a zero-padded copy where K is not.
-    grads = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1)
+    (top, bottom), (left, right) = pads
+    full = ((fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right))
     offsets = tap_offsets(fh, fw, n_c, x_pad.shape[2])
-    dw, db = kernels.conv_weight_grads(x_pad, grads, offsets, n_taps, b_shape is not None)
+    n_h, n_w = dout.shape[1:3]
+    if dout_pad is None:
+        # The kernel reads whole vectors of filters: dout itself, or a zero-padded copy where K is not.
+        grads = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1)
+        dw, db = kernels.conv_weight_grads(x_pad, grads, 0, 0, n_h, n_w, offsets, n_taps, b_shape is not None)
+    else:
+        dw, db = kernels.conv_weight_grads(
+            x_pad, dout_pad, full[0][0], full[1][0], n_h, n_w, offsets, n_taps, b_shape is not None
+        )
     dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
     db = None if b_shape is None else db[:n_k].reshape(b_shape)
     if not need_dx:
         return None, dw, db
-    (top, bottom), (left, right) = pads
-    full = ((fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right))
-    dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
+    if dout_pad is None:
+        dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
     flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, n_c)
     weights = _direct_table(flipped, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]))
     dx = aligned_empty(x_shape, dout.dtype)

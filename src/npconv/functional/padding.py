@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import check_float_array
+from ..errors import check_float_array, expected
 from ._shapes import Padding2D, check_dout, explicit_padding
 from ._tier import tiered
 from ._workspace import Workspace, aligned_empty, scratch
@@ -51,6 +51,48 @@ def pad_nhwc(
     m, n_h, n_w, n_c = x.shape
     padded = scratch(workspace, name, (m, n_h + top + bottom, n_w + left + right, n_c), x.dtype)
     return _fill_padded(x, top, left, value, padded)
+
+
+def bordered_empty(shape: tuple, pads: Padding2D, dtype, workspace: Workspace | None = None, name: str = "x_pad"):
+    """``(padded, interior)``: a buffer for an ``(m, H, W, C)`` array with ``pads`` of zeros around
+    its two spatial axes, the border written, and the view of its interior, for a kernel to write the
+    array itself into. The convolution that reads ``padded`` (its ``x_pad`` or ``dout_pad``) then
+    makes no padding pass. With a ``workspace``, its buffer ``name``, as :func:`pad_nhwc`'s."""
+    (top, bottom), (left, right) = pads
+    m, n_h, n_w, n_c = shape
+    padded = scratch(workspace, name, (m, n_h + top + bottom, n_w + left + right, n_c), dtype)
+    padded[:, :top] = 0
+    padded[:, top + n_h :] = 0
+    padded[:, top : top + n_h, :left] = 0
+    padded[:, top : top + n_h, left + n_w :] = 0
+    return padded, padded[:, top : top + n_h, left : left + n_w]
+
+
+def check_bordered(padded, x: np.ndarray, pads: Padding2D, name: str) -> np.ndarray:
+    """``padded`` if it is a C-contiguous array of ``x``'s dtype with ``pads`` around ``x``, and ``x``
+    its interior (the same memory), as :func:`bordered_empty` gives them; else a ``ValueError``.
+    That the border holds zeros is the writer's promise."""
+    (top, bottom), (left, right) = pads
+    m, n_h, n_w, n_c = x.shape
+    shape = (m, n_h + top + bottom, n_w + left + right, n_c)
+    if (
+        not isinstance(padded, np.ndarray)
+        or padded.shape != shape
+        or padded.dtype != x.dtype
+        or not padded.flags.c_contiguous
+        or x.strides != padded.strides
+        or x.ctypes.data != padded.ctypes.data + (top * shape[2] + left) * n_c * x.itemsize
+    ):
+        raise ValueError(
+            expected(
+                name,
+                f"a C-contiguous {shape} array of dtype {x.dtype} whose interior [:, {top}:{top + n_h}, "
+                f"{left}:{left + n_w}] is the array given beside it",
+                padded,
+                "Make both with npconv.functional.padding.bordered_empty, or leave it out.",
+            )
+        )
+    return padded
 
 
 def _fill_padded_numpy(x, top, left, value, padded):

@@ -6,6 +6,7 @@ from .. import functional as F
 from ..errors import ShapeError, check_choice, check_positive_int, expected
 from ..functional._shapes import as_pair, explicit_padding, output_size, resolve_padding
 from ..functional._workspace import Workspace
+from ..functional.conv import direct_input_buffer, direct_output_gradient_buffer
 from . import activations
 from .base import Layer, check_input_rank
 from .core import _Affine
@@ -64,11 +65,46 @@ class Conv2D(_Affine):
         # The patch matrix is rebuilt every batch at the same size: reusing its buffer saves the
         # page faults of a fresh allocation (as costly as the copy for the course models' first layers).
         self._workspace = Workspace()
+        # Zero-bordered buffers handed to the layer before, by name, until this layer's next pass.
+        self._handed_out = {}
 
     def forward(self, x, training=False, logits=False):
         return self._affine_forward(
-            F.conv2d_forward, x, logits, stride=self.strides, padding=self.padding, workspace=self._workspace
+            F.conv2d_forward,
+            x,
+            logits,
+            stride=self.strides,
+            padding=self.padding,
+            workspace=self._workspace,
+            x_pad=self._taken_back("x_pad", x),
         )
+
+    def bordered_input(self, shape, dtype):
+        """The interior of a zero-bordered buffer for this layer's next input, of ``shape``, for the
+        layer before to write its output into: the direct kernel then reads the buffer as the
+        padded input (:func:`~npconv.functional.conv2d_forward`'s ``x_pad``), with no padding pass.
+        ``None`` where that kernel would not run. Valid until this layer's next pass."""
+        return self._hand_out(
+            "x_pad", direct_input_buffer(shape, dtype, self.kernel.value.shape, self.strides, self.padding, self._workspace)
+        )
+
+    def bordered_output_gradient(self):
+        """The interior of a zero-bordered buffer for the output gradient of this layer's last forward,
+        for the layer after it to write its input gradient into: the input gradient then reads the
+        buffer as its padded operand (:func:`~npconv.functional.conv2d_backward`'s ``dout_pad``).
+        ``None`` where the direct kernels would not run, or the layer has an activation."""
+        cache = self._cache[0] if self._cache is not None and self.activation.name == "linear" else None
+        return self._hand_out("dout_pad", None if cache is None else direct_output_gradient_buffer(cache, self._workspace))
+
+    def _hand_out(self, name, buffer):
+        self._handed_out[name] = buffer
+        return None if buffer is None else buffer[1]
+
+    def _taken_back(self, name, array):
+        """The buffer handed out as ``name`` where ``array`` is the very interior view given (the layer
+        before wrote into it); ``None`` otherwise. Forgotten either way: one pass per hand-out."""
+        buffer = self._handed_out.pop(name, None)
+        return buffer[0] if buffer is not None and array is buffer[1] else None
 
     def forward_with_moments(self, x, training=False):
         """``(out, moments)``: :meth:`forward` of a convolution without activation, and its output's
@@ -79,7 +115,13 @@ class Conv2D(_Affine):
             raise ValueError(f"{self.name}: forward_with_moments is for a convolution without activation")
         b = self.bias.value if self.use_bias else None
         out, cache, moments = F.conv2d_forward_with_moments(
-            x, self.kernel.value, b, stride=self.strides, padding=self.padding, workspace=self._workspace
+            x,
+            self.kernel.value,
+            b,
+            stride=self.strides,
+            padding=self.padding,
+            workspace=self._workspace,
+            x_pad=self._taken_back("x_pad", x),
         )
         self._cache = (cache, None, False)
         return out, moments
@@ -89,7 +131,14 @@ class Conv2D(_Affine):
     adds_to_dx = True
 
     def backward(self, dout, need_dx=True, dx_plus=None):
-        return self._affine_backward(F.conv2d_backward, dout, need_dx, workspace=self._workspace, dx_plus=dx_plus)
+        return self._affine_backward(
+            F.conv2d_backward,
+            dout,
+            need_dx,
+            workspace=self._workspace,
+            dx_plus=dx_plus,
+            dout_pad=self._taken_back("dout_pad", dout),
+        )
 
     def backward_through_max_pool(self, dout, pool_cache, need_dx=True):
         """This layer's ``backward`` and that of the max pool reading its output, from the pool's

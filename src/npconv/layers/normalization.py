@@ -54,17 +54,26 @@ class BatchNormalization(Layer):
         self.moving_mean = self.add_weight("moving_mean", n_C, "zeros", trainable=False)
         self.moving_variance = self.add_weight("moving_variance", n_C, "ones", trainable=False)
 
-    def forward(self, x, training=False, relu=False, moments=None, deferred=False):
+    def forward(self, x, training=False, relu=False, moments=None, deferred=False, out=None):
         """The normalised ``x``; ``relu``: ``max(out, 0)`` in the same pass (the model runs a
         ``ReLU`` layer that reads only this layer's output so, :mod:`npconv.engine.plan`);
         ``moments``: the batch's statistics when the convolution that wrote ``x`` took them
         (training only, :func:`~npconv.functional.batchnorm_forward`); ``deferred``: in training,
         the output as a :class:`~npconv.functional.ScaleShift` not yet written, for the step that
-        reads it to apply (a residual block's Add + pool)."""
+        reads it to apply (a residual block's Add + pool); ``out``: in training, an array to write
+        the output into and return (the convolution after it's padded input,
+        :meth:`~npconv.layers.Conv2D.bordered_input`)."""
         training = training and self.trainable
         if training:
             out, cache = F.batchnorm_forward(
-                x, self.gamma.value, self.beta.value, eps=self.epsilon, relu=relu, moments=moments, deferred=deferred
+                x,
+                self.gamma.value,
+                self.beta.value,
+                eps=self.epsilon,
+                relu=relu,
+                moments=moments,
+                deferred=deferred,
+                out=out,
             )
             self._update_moving_statistics(cache)
         else:
@@ -101,10 +110,14 @@ class BatchNormalization(Layer):
         self._cache = (True, cache)
         return out
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout, need_dx=True, out=None):
+        """``dx``; in training, written into ``out`` when given (the convolution before it's padded
+        output gradient, :meth:`~npconv.layers.Conv2D.bordered_output_gradient`)."""
         training, cache = self._take_cache()
-        kernel = F.batchnorm_backward if training else F.batchnorm_inference_backward
-        dx, self.gamma.grad, self.beta.grad = kernel(dout, cache)
+        if training:
+            dx, self.gamma.grad, self.beta.grad = F.batchnorm_backward(dout, cache, out=out)
+        else:
+            dx, self.gamma.grad, self.beta.grad = F.batchnorm_inference_backward(dout, cache)
         return dx
 
     def backward_through_max_pool(self, dout, pool_cache, need_dx=True):

@@ -163,11 +163,22 @@ def _passed(grad, value, scale, offset, relu, zero):
     return grad if not relu or value * scale + offset > zero else zero
 
 
+@njit(cache=True, inline="always")
+def _placed(base, layout):
+    """Where value ``base`` of the flat rows goes in the flat target, ``layout = (origin, run, gap,
+    runs, group_gap)``: runs of ``run`` values, ``gap`` values skipped after each and ``group_gap``
+    more after every ``runs`` runs: the rows of a zero-bordered buffer's interior (a convolution's
+    padded input, written by the layer before it). ``(0, N * C, 0, 1, 0)`` for plain rows. A tile
+    never straddles two runs (the caller's tile length divides ``run``)."""
+    run = base // layout[1]
+    return layout[0] + base + run * layout[2] + (run // layout[3]) * layout[4]
+
+
 @kernel()
-def scale_shift(x, scale_tiled, offset_tiled, relu, out):
-    """``out[r, c] = x[r, c] * scale[c] + offset[c]`` (then ``max(., 0)`` when ``relu``) for x and
-    out (N, C); constants tiled (L,)."""
-    flat, target = x.ravel(), out.ravel()
+def scale_shift(x, scale_tiled, offset_tiled, relu, out, layout):
+    """``out[r, c] = x[r, c] * scale[c] + offset[c]`` (then ``max(., 0)`` when ``relu``) for x
+    (N, C); constants tiled (L,); ``out`` flat, the rows placed by ``layout`` (:func:`_placed`)."""
+    flat = x.ravel()
     length = scale_tiled.size
     n_blocks = _n_blocks(flat.size, length)
     zero = flat.dtype.type(0)
@@ -175,7 +186,8 @@ def scale_shift(x, scale_tiled, offset_tiled, relu, out):
         start, stop = _tiles(flat.size, length, block, n_blocks)
         for base in range(start, stop, length):
             values = flat[base : min(base + length, stop)]
-            written = target[base : min(base + length, stop)]
+            at = _placed(base, layout)
+            written = out[at : at + values.size]
             for j in range(values.size):
                 written[j] = _affine(values[j], scale_tiled[j], offset_tiled[j], relu, zero)
 
@@ -207,11 +219,11 @@ def gradient_sums(dout, x, mean_tiled, scale_tiled, offset_tiled, relu):
 
 
 @kernel()
-def input_gradient(dout, x, a_tiled, b_tiled, c_tiled, scale_tiled, offset_tiled, relu, dx):
+def input_gradient(dout, x, a_tiled, b_tiled, c_tiled, scale_tiled, offset_tiled, relu, dx, layout):
     """``dx[r, c] = a[c] * g[r, c] - b[c] * x[r, c] + c0[c]``: batch norm's ``dx`` with the
     per-channel constants folded in (and tiled to length L) by the caller; ``g`` as in
-    :func:`gradient_sums`."""
-    grads, flat, target = dout.ravel(), x.ravel(), dx.ravel()
+    :func:`gradient_sums`; ``dx`` flat, the rows placed by ``layout`` (:func:`_placed`)."""
+    grads, flat = dout.ravel(), x.ravel()
     length = a_tiled.size
     n_blocks = _n_blocks(flat.size, length)
     zero = flat.dtype.type(0)
@@ -219,7 +231,8 @@ def input_gradient(dout, x, a_tiled, b_tiled, c_tiled, scale_tiled, offset_tiled
         start, stop = _tiles(flat.size, length, block, n_blocks)
         for base in range(start, stop, length):
             end = min(base + length, stop)
-            g, values, written = grads[base:end], flat[base:end], target[base:end]
+            at = _placed(base, layout)
+            g, values, written = grads[base:end], flat[base:end], dx[at : at + end - base]
             for j in range(values.size):
                 grad = _passed(g[j], values[j], scale_tiled[j], offset_tiled[j], relu, zero)
                 written[j] = a_tiled[j] * grad - b_tiled[j] * values[j] + c_tiled[j]

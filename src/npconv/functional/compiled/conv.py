@@ -137,19 +137,21 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments, residual):
                 k0 += lanes // 2
 
 
-def _weight_grads_cost(x_pad, dout, offsets, n_taps, with_bias):
+def _weight_grads_cost(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bias):
     """:func:`conv_weight_grads`' multiply-adds: pixels x taps x filters."""
-    return dout.size * n_taps
+    return x_pad.shape[0] * n_h * n_w * dout.shape[3] * n_taps
 
 
 @kernel(cost=_weight_grads_cost)
-def conv_weight_grads(x_pad, dout, offsets, n_taps, with_bias):
+def conv_weight_grads(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bias):
     """Weight and bias gradients of :func:`conv_nhwc`, ``(dw, db)``: ``dw (n_taps, K_pad)``,
     ``dw[t, k] = sum over pixels (i, h, v) of x_flat[((i * H_pad + h) * W_pad + v) * C + offsets[t]]
-    * dout[i, h, v, k]``, and ``db (K_pad,)`` the sum of ``dout`` over the pixels (zeros unless
+    * g[i, h, v, k]``, and ``db (K_pad,)`` the sum of ``g`` over the pixels (zeros unless
     ``with_bias``), taken by the first tile of taps from the same loads.
 
-    x_pad as for :func:`conv_nhwc`; dout (m, n_H, n_W, K_pad), C-contiguous, its padded filters zero;
+    x_pad as for :func:`conv_nhwc`; the output gradient ``g (m, n_H, n_W, K_pad)`` is
+    ``dout[:, top : top + n_H, left : left + n_W]``, dout C-contiguous (the whole of it, or a
+    zero-bordered buffer holding it: the input gradient's padded operand), its padded filters zero;
     offsets padded to a multiple of :data:`TAP_BLOCK`. The pixels are split into bands of whole rows
     (about :data:`BAND_PIXELS`, several images when they are small); each (band, block of taps) sums
     into the band's partial, and the partials are added in band order. A 3 x 3 window over 3 channels
@@ -157,7 +159,8 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps, with_bias):
     runs over the pixels in the same order whatever its block: the same bits either way.
     """
     m, h_pad, w_pad, n_c = x_pad.shape
-    n_h, n_w, k_pad = dout.shape[1], dout.shape[2], dout.shape[3]
+    g_height, g_width, k_pad = dout.shape[1], dout.shape[2], dout.shape[3]
+    g_row = g_width * k_pad
     lanes = VECTOR_BYTES // x_pad.itemsize
     rows_per_band = max(1, min(n_h, BAND_PIXELS // n_w))
     images_per_band = max(1, BAND_PIXELS // (n_h * n_w)) if rows_per_band == n_h else 1
@@ -178,14 +181,14 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps, with_bias):
         n_rows = min(rows_per_band, n_h - h0)
         for i in range(first_image, min(m, first_image + images_per_band)):
             x0 = (i * h_pad + h0) * w_pad * n_c
-            g0 = (i * n_h + h0) * n_w * k_pad
+            g0 = ((i * g_height + top + h0) * g_width + left) * k_pad
             k0 = 0
             while k0 < k_pad:
                 a0 = t0 * k_pad + k0
                 b0 = bias_row * k_pad + k0 if with_bias and t0 == 0 else -1
                 if rgb_window:
                     _rgb_window_grads(
-                        x, x0, w_pad * n_c, n_c, offsets, 0, g, g0, n_w * k_pad, k_pad, n_rows, n_w, acc, 0, k_pad, b0
+                        x, x0, w_pad * n_c, n_c, offsets, 0, g, g0, g_row, k_pad, n_rows, n_w, acc, 0, k_pad, b0
                     )
                     k0 += lanes
                 elif k_pad - k0 > lanes:  # two vectors of filters: the block's taps in two tiles
@@ -200,7 +203,7 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps, with_bias):
                             t,
                             g,
                             g0 + k0,
-                            n_w * k_pad,
+                            g_row,
                             k_pad,
                             n_rows,
                             n_w,
@@ -220,7 +223,7 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps, with_bias):
                         t0,
                         g,
                         g0 + k0,
-                        n_w * k_pad,
+                        g_row,
                         k_pad,
                         n_rows,
                         n_w,
@@ -240,7 +243,7 @@ def conv_weight_grads(x_pad, dout, offsets, n_taps, with_bias):
                         t0,
                         g,
                         g0 + k0,
-                        n_w * k_pad,
+                        g_row,
                         k_pad,
                         n_rows,
                         n_w,
