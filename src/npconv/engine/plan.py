@@ -1,10 +1,11 @@
 """The execution plan of a model's graph: the order nodes run in and which need a backward pass.
 
 A model keeps its graph as built (``_nodes``: summary, saving) and the steps it runs (``_steps``);
-the two differ by eight rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
+the two differ by nine rewrites, exact but for the order of a sum: :func:`fuse_batchnorm_relu`,
 :func:`pool_before_relu`, :func:`fuse_conv_maxpool`, :func:`fuse_batchnorm_relu_maxpool`,
-:func:`fuse_add_maxpool`, :func:`fuse_add_maxpool_relu`, :func:`fuse_conv_batch_statistics` and
-:func:`defer_batchnorm_outputs` (:func:`execution_steps` applies them). Inference without caches (``predict``, ``evaluate``) runs ``_inference_steps``
+:func:`fuse_add_maxpool`, :func:`fuse_add_maxpool_relu`, :func:`fuse_conv_batch_statistics`,
+:func:`defer_batchnorm_outputs` and :func:`write_into_padded_inputs` (:func:`execution_steps`
+applies them). Inference without caches (``predict``, ``evaluate``) runs ``_inference_steps``
 (:func:`inference_steps`): the first two, then each batch norm folded into the convolution before
 it (:func:`fold_batchnorm`), equal but for rounding.
 :func:`plan_backward` marks the nodes that training's gradients never need to reach;
@@ -35,8 +36,9 @@ def execution_steps(nodes: list[Node], pools: bool = True, batch_statistics: boo
     remaining ReLU that feeds a max pool moved after it, then (``pools``) each max pool fused with
     the convolution, the batch norm + ReLU or the ``Add`` before it (and an ``Add`` + pool with the
     ReLU after it), and (``batch_statistics``) each
-    convolution that a batch norm reads giving it the batch's statistics, and each such step whose
-    output an Add + pool step alone reads leaving it for that pass to write. Without ``pools`` every
+    convolution that a batch norm reads giving it the batch's statistics, each such step whose
+    output an Add + pool step alone reads leaving it for that pass to write, and each whose output a
+    convolution alone reads writing it into that convolution's padded input. Without ``pools`` every
     convolution, batch norm and pool runs its own ``forward`` and ``backward``, as a learner's
     functions put in their place need, and as inference folds batch norms into convolutions
     (:func:`inference_steps`). ``batch_statistics=False`` keeps every step's bits those of the
