@@ -294,12 +294,12 @@ def test_a_bordered_input_and_output_gradient_give_the_padded_copies_bits(rng, d
     buffer = direct_input_buffer(x.shape, dtype, w.shape, 1, padding)
     if buffer is None:  # the NumPy tier: no direct kernel to read one
         return
-    x_pad, interior = buffer
+    x_pad, _, interior = buffer
     interior[...] = x
     out_bordered, cache = conv2d_forward(interior, w, b, 1, padding, x_pad=x_pad)
     np.testing.assert_array_equal(out_bordered, out)
     assert cache.cols is x_pad
-    dout_pad, dout_interior = direct_output_gradient_buffer(cache)
+    dout_pad, _, dout_interior = direct_output_gradient_buffer(cache)
     dout_interior[...] = dout
     for got, expected in zip(conv2d_backward(dout_interior, cache, dout_pad=dout_pad), want):
         np.testing.assert_array_equal(got, expected)
@@ -312,7 +312,7 @@ def test_a_bordered_buffer_must_hold_the_array_given_beside_it(rng):
 
     x = rng.standard_normal((2, 8, 9, 3))
     w = rng.standard_normal((3, 3, 3, 8))
-    x_pad, interior = bordered_empty(x.shape, ((1, 1), (1, 1)), x.dtype)
+    x_pad, _, interior = bordered_empty(x.shape, ((1, 1), (1, 1)), x.dtype)
     interior[...] = x
     with pytest.raises(ValueError, match=r"x_pad: expected a C-contiguous \(2, 10, 11, 3\) array"):
         conv2d_forward(x, w, None, 1, "same", x_pad=x_pad)  # x is not its interior

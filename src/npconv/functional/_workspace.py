@@ -39,17 +39,41 @@ def aligned_empty(shape: tuple, dtype) -> np.ndarray:
 
 
 class Workspace:
-    """Named, growable scratch buffers: ``get(name, shape, dtype)`` returns an uninitialised array."""
+    """Named, growable scratch buffers: ``get(name, shape, dtype)`` returns an uninitialised array;
+    ``bordered(...)`` one whose border is zero."""
 
     def __init__(self):
         self._buffers: dict[str, np.ndarray] = {}
+        # name -> (shape, pads) of the buffer whose border holds zeros (written by bordered, kept
+        # while only interiors are written; any get of the name may overwrite it, and forgets it)
+        self._zero_borders: dict[str, tuple] = {}
 
     def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        self._zero_borders.pop(name, None)
+        return self._view(name, shape, dtype)
+
+    def _view(self, name: str, shape: tuple, dtype) -> np.ndarray:
         size = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.dtype != dtype or buffer.size < size:
             buffer = self._buffers[name] = aligned_empty((size,), dtype)
         return buffer[:size].reshape(shape)
+
+    def bordered(self, name: str, shape: tuple, pads, dtype) -> np.ndarray:
+        """Buffer ``name`` of ``shape`` (an NHWC batch with ``pads``, ``((top, bottom), (left,
+        right))``, around its two spatial axes) with zeros in the border and anything inside. The
+        border is written when the buffer, its shape or its padding changed since the last call (a
+        layer's next batch of the same shape writes only the inside: the border stays)."""
+        padded = self._view(name, shape, dtype)
+        key = (tuple(shape), pads, np.dtype(dtype))
+        if self._zero_borders.get(name) != key:
+            (top, bottom), (left, right) = pads
+            padded[:, :top] = 0
+            padded[:, shape[1] - bottom :] = 0
+            padded[:, :, :left] = 0
+            padded[:, :, shape[2] - right :] = 0
+            self._zero_borders[name] = key
+        return padded
 
 
 def scratch(workspace: Workspace | None, name: str, shape: tuple, dtype) -> np.ndarray:

@@ -25,13 +25,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError, check_float_array, expected
 from ._reduce import column_sum
 from ._shapes import check_dout
 from ._tier import tiered
 from ._workspace import aligned_empty
+from .padding import Bordered
 
 
 class BatchNormCache(NamedTuple):
@@ -146,9 +146,9 @@ def batchnorm_forward(
         ``x`` took them, :func:`~npconv.functional.conv2d_forward_with_moments`); else computed here
     deferred : return the output as a :class:`ScaleShift`, the map not yet applied, for a pass that
         reads it anyway to apply (without ``relu``)
-    out : optional array to write the output into and return: of ``x``'s shape and dtype, its last
-        two axes contiguous, e.g. the interior of a zero-bordered buffer that a convolution reads as
-        its padded input (no padding pass then)
+    out : optional :class:`~npconv.functional.padding.Bordered` buffer to write the output into,
+        inside its zero border (the padded input of the convolution that reads it: no padding pass
+        then); the output returned is its ``interior
 
     Returns
     -------
@@ -166,25 +166,16 @@ def batchnorm_forward(
 
 
 def _check_out(out, shape: tuple, dtype, name: str) -> None:
-    """Refuse an ``out`` array that a kernel writing rows could not fill (see :func:`_rows_target`)."""
-    if out is None:
-        return
-    if (
-        not isinstance(out, np.ndarray)
-        or out.shape != tuple(shape)
-        or out.dtype != dtype
-        or out.ndim != 4
-        or not out.flags.writeable
-        or out.strides[3] != out.itemsize
-        or out.strides[2] != out.shape[3] * out.itemsize
-        or min(out.strides) < 0
+    """Refuse an ``out`` that is not a :class:`Bordered` buffer around an array of ``shape`` and ``dtype``."""
+    if out is not None and not (
+        isinstance(out, Bordered) and out.interior.shape == tuple(shape) and out.padded.dtype == dtype
     ):
         raise ValueError(
             expected(
                 name,
-                f"a writeable 4-D array of shape {tuple(shape)} and dtype {np.dtype(dtype)} whose rows "
-                "(last two axes) are contiguous",
-                out,
+                f"a zero-bordered buffer (npconv.functional.padding.bordered_empty) around shape {tuple(shape)} "
+                f"and dtype {np.dtype(dtype)}",
+                out if isinstance(out, np.ndarray) else type(out).__name__,
                 "Pass out=None to have a new array returned.",
             )
         )
@@ -221,11 +212,12 @@ def _normalise_numpy(x2, gamma, beta, eps, shape, relu, moments, deferred, given
 
 
 def _written(result: np.ndarray, out):
-    """``result``, copied into ``out`` when one was given (the NumPy tier's way to fill it)."""
+    """``result``, copied into the :class:`Bordered` ``out``'s interior when one was given (the NumPy
+    tier's way to fill it), and that interior returned."""
     if out is None:
         return result
-    out[...] = result
-    return out
+    out.interior[...] = result
+    return out.interior
 
 
 def _tiled(kernels, values: np.ndarray, dtype, length: int | None = None) -> np.ndarray:
@@ -249,17 +241,17 @@ def _normalise(kernels, x2, gamma, beta, eps, shape, relu, moments, deferred, ou
 
 
 def _rows_target(bn, x2: np.ndarray, out) -> tuple:
-    """``(flat, layout, tile length)`` for a compiled kernel writing the rows ``x2 (N, C)`` into
-    ``out``: a new array when ``out`` is None, else ``out``'s memory, rows placed by ``layout``
-    (:func:`~npconv.functional.compiled.batchnorm._placed`) and tiles one image row long, so that
-    none straddles the gap between two rows (the border of a buffer whose interior ``out`` is)."""
+    """``(flat, layout, tile length)`` for a compiled kernel writing the rows ``x2 (N, C)``: a new
+    array when ``out`` is None, else the :class:`Bordered` ``out``'s buffer, rows placed inside its
+    border by ``layout`` (:func:`~npconv.functional.compiled.batchnorm._placed`) and tiles one
+    image row long, so that none straddles the border between two rows."""
     if out is None:
-        return aligned_empty((x2.size,), x2.dtype), np.array([0, x2.size, 0, 1, 0], np.int64), bn.tile_length(x2.shape[1])
-    m, n_h, n_w, n_c = out.shape
-    s_m, s_h = (stride // out.itemsize for stride in out.strides[:2])
-    run = n_w * n_c
-    flat = as_strided(out, ((m - 1) * s_m + (n_h - 1) * s_h + run,), (out.itemsize,))
-    return flat, np.array([0, run, s_h - run, n_h, s_m - n_h * s_h], np.int64), run
+        return aligned_empty((x2.size,), x2.dtype), (0, x2.size, 0, 1, 0), bn.tile_length(x2.shape[1])
+    (top, bottom), (left, right) = out.pads
+    _, h_pad, w_pad, n_c = out.padded.shape
+    run = (w_pad - left - right) * n_c
+    layout = ((top * w_pad + left) * n_c, run, (left + right) * n_c, h_pad - top - bottom, (top + bottom) * w_pad * n_c)
+    return out.padded.reshape(-1), layout, run
 
 
 def _batch_statistics(bn, x2, gamma, beta, eps, shape, relu, moments=None) -> BatchNormCache:
@@ -293,9 +285,9 @@ def batchnorm_backward(dout, cache, out=None):
 
     ``dout`` first masked by ReLU's ``out > 0`` when the forward applied it.
 
-    Returns ``(dx, dgamma, dbeta)`` with ``dx`` shaped like the input: written into ``out`` when
-    given (as :func:`batchnorm_forward`'s ``out``: the interior of the zero-bordered buffer a
-    convolution's input gradient reads).
+    Returns ``(dx, dgamma, dbeta)`` with ``dx`` shaped like the input: written inside the border of
+    ``out`` when given (as :func:`batchnorm_forward`'s ``out``: the padded output gradient the
+    convolution before reads), its interior returned.
     """
     rows = cache.rows
     d2 = np.ascontiguousarray(check_dout(dout, cache.shape), dtype=rows.dtype).reshape(rows.shape)
@@ -339,7 +331,7 @@ def _normalise_backward(kernels, d2, cache, out):
     if length != relu_args[0].size:
         relu_args = (_tiled(bn, scale, dtype, length), _tiled(bn, offset, dtype, length), relu)
     bn.input_gradient(d2, x2, *(_tiled(bn, k, dtype, length) for k in constants), *relu_args, target, layout)
-    dx = target.reshape(shape) if out is None else out
+    dx = target.reshape(shape) if out is None else out.interior
     return dx, dgamma.astype(dtype), dbeta.astype(dtype)
 
 
@@ -385,7 +377,7 @@ def _scale_shift_numpy(x2, scale, offset, relu, out=None):
     result += offset
     if relu:
         np.maximum(result, 0, out=result)
-    return result if out is None else _written(result.reshape(out.shape), out)
+    return result if out is None else _written(result.reshape(out.interior.shape), out)
 
 
 @tiered(_scale_shift_numpy)
@@ -394,7 +386,7 @@ def _scale_shift(kernels, x2, scale, offset, relu, out=None):
     bn = kernels.batchnorm
     target, layout, length = _rows_target(bn, x2, out)
     bn.scale_shift(x2, _tiled(bn, scale, x2.dtype, length), _tiled(bn, offset, x2.dtype, length), relu, target, layout)
-    return target.reshape(x2.shape) if out is None else out
+    return target.reshape(x2.shape) if out is None else out.interior
 
 
 def batchnorm_inference_backward(dout, cache):

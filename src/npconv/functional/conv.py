@@ -144,6 +144,15 @@ def _no_direct_kernel(*args) -> None:
 @tiered(_no_direct_kernel)
 def _direct_input_padding(kernels, x_shape, w_shape, stride, padding):
     """:func:`direct_input_padding` where the compiled tier is on."""
+    try:
+        return _direct_input_geometry(tuple(x_shape), tuple(w_shape), stride, padding)
+    except TypeError:  # unhashable arguments (lists): the same, not remembered
+        return _direct_input_geometry.__wrapped__(x_shape, w_shape, stride, padding)
+
+
+@functools.lru_cache(maxsize=256)
+def _direct_input_geometry(x_shape, w_shape, stride, padding):
+    """The padding of :func:`direct_input_padding`, remembered per shape (a layer asks every batch)."""
     stride = as_pair(stride, "stride")
     pads = resolve_padding(padding, x_shape[1:3], w_shape[:2], stride)
     out_size = output_size(x_shape[1:3], w_shape[:2], stride, pads, "conv2d kernel")
@@ -153,10 +162,9 @@ def _direct_input_padding(kernels, x_shape, w_shape, stride, padding):
 
 
 def direct_input_buffer(x_shape: tuple, dtype, w_shape: tuple, stride=1, padding=0, workspace=None):
-    """``(x_pad, x)``: a zero-bordered buffer for an input of ``x_shape`` and the view of its interior
-    (:func:`~npconv.functional.padding.bordered_empty`, the workspace's ``"x_pad"``), for a layer to
-    write into and pass on as :func:`conv2d_forward`'s ``x`` and ``x_pad``; ``None`` where
-    :func:`direct_input_padding` is."""
+    """A :class:`~npconv.functional.padding.Bordered` buffer for an input of ``x_shape`` (the
+    workspace's ``"x_pad"``), for a layer to write into and pass on as :func:`conv2d_forward`'s ``x``
+    (its interior) and ``x_pad`` (its padded array); ``None`` where :func:`direct_input_padding` is."""
     pads = direct_input_padding(x_shape, w_shape, stride, padding)
     return None if pads is None else bordered_empty(x_shape, pads, dtype, workspace, "x_pad")
 
@@ -325,8 +333,9 @@ def conv2d_backward(
     m = x_shape[0]
     n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
     dout = check_dout(dout, (m, n_h, n_w, n_k))
-    if dout_pad is not None and need_dx and direct_output_gradient_padding(cache) is not None:
-        check_bordered(dout_pad, dout, direct_output_gradient_padding(cache), "dout_pad")
+    full = direct_output_gradient_padding(cache) if dout_pad is not None and need_dx else None
+    if full is not None:
+        check_bordered(dout_pad, dout, full, "dout_pad")
         dx_plus = _checked_dx_plus(dx_plus, x_shape, w, need_dx)
         return _direct_backward(dout, cache, need_dx, workspace, dx_plus, dout_pad)
     dout = np.ascontiguousarray(dout, dtype=w.dtype)
@@ -398,16 +407,22 @@ def bias_gradient(dout, b_shape):
 
 
 def direct_output_gradient_buffer(cache: ConvCache, workspace=None):
-    """``(dout_pad, dout)``: a zero-bordered buffer for the output gradient of the forward that gave
-    ``cache`` and the view of its interior (the workspace's ``"dout_pad"``), for a layer to write the
-    gradient into and pass on as :func:`conv2d_backward`'s ``dout`` and ``dout_pad``; ``None`` where
-    :func:`direct_output_gradient_padding` is."""
+    """A :class:`~npconv.functional.padding.Bordered` buffer for the output gradient of the forward
+    that gave ``cache`` (the workspace's ``"dout_pad"``), for a layer to write the gradient into and
+    pass on as :func:`conv2d_backward`'s ``dout`` (its interior) and ``dout_pad`` (its padded
+    array); ``None`` where :func:`direct_output_gradient_padding` is."""
     pads = direct_output_gradient_padding(cache)
     if pads is None:
         return None
-    w, x_shape, stride = cache.w, cache.x_shape, cache.stride
-    out_size = output_size(x_shape[1:3], w.shape[:2], stride, cache.pads, "conv2d kernel")
+    w, x_shape = cache.w, cache.x_shape
+    out_size = _output_size(x_shape[1:3], w.shape[:2], cache.stride, cache.pads)
     return bordered_empty((x_shape[0], *out_size, w.shape[3]), pads, w.dtype, workspace, "dout_pad")
+
+
+@functools.lru_cache(maxsize=256)
+def _output_size(in_size, kernel, stride, pads):
+    """:func:`output_size` of a forward that ran (its arguments checked then), remembered."""
+    return output_size(in_size, kernel, stride, pads, "conv2d kernel")
 
 
 def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, dout_pad):

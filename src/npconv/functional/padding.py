@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..errors import check_float_array, expected
@@ -53,19 +55,27 @@ def pad_nhwc(
     return _fill_padded(x, top, left, value, padded)
 
 
+class Bordered(NamedTuple):
+    """An NHWC batch written inside a zero border, as a convolution reads its padded input (or its
+    padded output gradient): ``padded[:, top : top + H, left : left + W]`` is ``interior``, the rest
+    of ``padded`` zeros. Made by :func:`bordered_empty` for a layer to write into; the convolution
+    then reads ``padded`` with no padding pass of its own."""
+
+    padded: np.ndarray  # (m, H + top + bottom, W + left + right, C), C-contiguous
+    pads: Padding2D  # ((top, bottom), (left, right))
+    interior: np.ndarray  # (m, H, W, C), a view of padded
+
+
 def bordered_empty(shape: tuple, pads: Padding2D, dtype, workspace: Workspace | None = None, name: str = "x_pad"):
-    """``(padded, interior)``: a buffer for an ``(m, H, W, C)`` array with ``pads`` of zeros around
-    its two spatial axes, the border written, and the view of its interior, for a kernel to write the
-    array itself into. The convolution that reads ``padded`` (its ``x_pad`` or ``dout_pad``) then
-    makes no padding pass. With a ``workspace``, its buffer ``name``, as :func:`pad_nhwc`'s."""
+    """A :class:`Bordered` buffer for an ``(m, H, W, C)`` batch with ``pads`` of zeros around its two
+    spatial axes: the border written, the interior for a kernel to fill. With a ``workspace``, its
+    buffer ``name``, as :func:`pad_nhwc`'s, whose border is written only when its shape changed
+    (:meth:`~._workspace.Workspace.bordered`)."""
     (top, bottom), (left, right) = pads
     m, n_h, n_w, n_c = shape
-    padded = scratch(workspace, name, (m, n_h + top + bottom, n_w + left + right, n_c), dtype)
-    padded[:, :top] = 0
-    padded[:, top + n_h :] = 0
-    padded[:, top : top + n_h, :left] = 0
-    padded[:, top : top + n_h, left + n_w :] = 0
-    return padded, padded[:, top : top + n_h, left : left + n_w]
+    padded_shape = (m, n_h + top + bottom, n_w + left + right, n_c)
+    padded = (workspace or Workspace()).bordered(name, padded_shape, pads, dtype)
+    return Bordered(padded, pads, padded[:, top : top + n_h, left : left + n_w])
 
 
 def check_bordered(padded, x: np.ndarray, pads: Padding2D, name: str) -> np.ndarray:

@@ -80,31 +80,34 @@ class Conv2D(_Affine):
         )
 
     def bordered_input(self, shape, dtype):
-        """The interior of a zero-bordered buffer for this layer's next input, of ``shape``, for the
-        layer before to write its output into: the direct kernel then reads the buffer as the
-        padded input (:func:`~npconv.functional.conv2d_forward`'s ``x_pad``), with no padding pass.
-        ``None`` where that kernel would not run. Valid until this layer's next pass."""
+        """A zero-bordered buffer (:class:`~npconv.functional.padding.Bordered`) for this layer's
+        next input, of ``shape``, for the layer before to write its output into (and pass on the
+        buffer's ``interior``): the direct kernel then reads the buffer as the padded input
+        (:func:`~npconv.functional.conv2d_forward`'s ``x_pad``), with no padding pass. ``None``
+        where that kernel would not run. Valid until this layer's next pass."""
         return self._hand_out(
             "x_pad", direct_input_buffer(shape, dtype, self.kernel.value.shape, self.strides, self.padding, self._workspace)
         )
 
     def bordered_output_gradient(self):
-        """The interior of a zero-bordered buffer for the output gradient of this layer's last forward,
-        for the layer after it to write its input gradient into: the input gradient then reads the
-        buffer as its padded operand (:func:`~npconv.functional.conv2d_backward`'s ``dout_pad``).
-        ``None`` where the direct kernels would not run, or the layer has an activation."""
+        """A zero-bordered buffer for the output gradient of this layer's last forward, for the layer
+        after it to write its input gradient into (and pass on the ``interior``): the input gradient
+        then reads the buffer as its padded operand (:func:`~npconv.functional.conv2d_backward`'s
+        ``dout_pad``). ``None`` where the direct kernels would not run, or the layer has an
+        activation."""
         cache = self._cache[0] if self._cache is not None and self.activation.name == "linear" else None
         return self._hand_out("dout_pad", None if cache is None else direct_output_gradient_buffer(cache, self._workspace))
 
     def _hand_out(self, name, buffer):
         self._handed_out[name] = buffer
-        return None if buffer is None else buffer[1]
+        return buffer
 
     def _taken_back(self, name, array):
-        """The buffer handed out as ``name`` where ``array`` is the very interior view given (the layer
-        before wrote into it); ``None`` otherwise. Forgotten either way: one pass per hand-out."""
+        """The padded array of the buffer handed out as ``name`` where ``array`` is its very interior
+        view (the layer before wrote into it); ``None`` otherwise. Forgotten either way: one pass
+        per hand-out."""
         buffer = self._handed_out.pop(name, None)
-        return buffer[0] if buffer is not None and array is buffer[1] else None
+        return buffer.padded if buffer is not None and array is buffer.interior else None
 
     def forward_with_moments(self, x, training=False):
         """``(out, moments)``: :meth:`forward` of a convolution without activation, and its output's
