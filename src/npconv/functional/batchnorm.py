@@ -148,7 +148,7 @@ def batchnorm_forward(
         reads it anyway to apply (without ``relu``)
     out : optional :class:`~npconv.functional.padding.Bordered` buffer to write the output into,
         inside its zero border (the padded input of the convolution that reads it: no padding pass
-        then); the output returned is its ``interior
+        then); the output returned is its ``interior``
 
     Returns
     -------
