@@ -318,3 +318,16 @@ def test_a_bordered_buffer_must_hold_the_array_given_beside_it(rng):
         conv2d_forward(x, w, None, 1, "same", x_pad=x_pad)  # x is not its interior
     with pytest.raises(ValueError, match="x_pad: expected"):
         conv2d_forward(interior, w, None, 1, "valid", x_pad=x_pad)  # another padding
+
+
+def test_a_remembered_geometry_never_stands_for_an_argument_its_checks_refuse(rng):
+    """The stride and padding rules are remembered per shape for Python's ints and strings: ``True``
+    equals 1 and hashes as 1, yet a stride of ``True`` (or ``(True, 1)``) is refused after ``1``
+    has been remembered; lists and NumPy ints take the same checks, unremembered."""
+    x, w = rng.standard_normal((1, 9, 9, 2)), rng.standard_normal((3, 3, 2, 4))
+    want = conv2d_forward(x, w, None, 1, 1)[0]
+    for stride in (True, (True, 1), (1, True)):
+        with pytest.raises(ValueError, match="stride: expected an integer or a pair of integers >= 1"):
+            conv2d_forward(x, w, None, stride, 1)
+    for stride, padding in (([1, 1], [1, 1]), (np.int64(1), (np.int64(1), 1)), ((1, 1), ((1, 1), (1, 1)))):
+        np.testing.assert_array_equal(conv2d_forward(x, w, None, stride, padding)[0], want)

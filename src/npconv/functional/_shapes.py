@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..errors import ShapeError, check_choice, check_float_array, expected
@@ -85,3 +87,27 @@ def check_dout(dout, shape: tuple[int, ...]) -> np.ndarray:
             )
         )
     return dout
+
+
+def window_geometry(in_size: Pair, kernel: Pair, stride, padding, what: str) -> tuple[Pair, Padding2D, Pair]:
+    """``(stride, pads, out_size)``: :func:`as_pair`, :func:`resolve_padding` and :func:`output_size`
+    of a window sliding over ``in_size``, checked as they check, and remembered for arguments of
+    Python's own ints and strings (a layer asks the same every batch: a few microseconds each)."""
+    if _plain(stride) and _plain(padding):
+        return _remembered_geometry(tuple(in_size), tuple(kernel), stride, padding, what)
+    return _remembered_geometry.__wrapped__(in_size, kernel, stride, padding, what)
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is a str or int (not bool), or tuples of ints: hashed by value alone, so that
+    a remembered result cannot stand for an argument its checks would refuse (``True`` equals 1)."""
+    if type(value) in (int, str):
+        return True
+    return type(value) is tuple and all(type(v) is int or (type(v) is tuple and _plain(v)) for v in value)
+
+
+@functools.lru_cache(maxsize=512)
+def _remembered_geometry(in_size, kernel, stride, padding, what):
+    stride = as_pair(stride, "stride")
+    pads = resolve_padding(padding, in_size, kernel, stride)
+    return stride, pads, output_size(in_size, kernel, stride, pads, what)

@@ -4,9 +4,10 @@
 ``smallres``'s stages). Run as two layers, ``Add`` writes the full-size sum and the pool reads it
 back; here each output row's window rows are summed into a scratch that stays in cache and pooled
 there (:func:`~npconv.functional.compiled.pool.add_max_pool`). A branch may be a batch norm's output
-not yet written (:class:`~npconv.functional.ScaleShift`): its map is applied as the row is read. The output and the pool's cache are
-``pool2d_forward(a + b, pool, mode="max")``'s bit for bit, so the pool's backward runs on them
-unchanged (and ``Add``'s backward, the gradient itself, needs nothing from its forward).
+not yet written (:class:`~npconv.functional.ScaleShift`): its map is applied as the row is read.
+The output and the pool's cache are ``pool2d_forward(a + b, pool, mode="max")``'s bit for bit, so
+the pool's backward runs on them unchanged (and ``Add``'s backward, the gradient itself, needs
+nothing from its forward).
 """
 
 from __future__ import annotations

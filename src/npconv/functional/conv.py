@@ -36,7 +36,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError, check_float_array, expected
 from ._reduce import column_sum
-from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
+from ._shapes import Padding2D, check_dout, output_size, window_geometry
 from ._threads import matmul
 from ._tier import load_compiled, tiered
 from ._workspace import Workspace, aligned_empty, scratch
@@ -119,9 +119,7 @@ def _checked_forward(x, w, b, stride, padding, workspace, with_moments, x_pad):
         )
     if b.size != n_k or b.shape not in ((n_k,), (1, 1, 1, n_k)):
         raise ShapeError(expected("b", f"shape ({n_k},) or (1, 1, 1, {n_k})", b, "One bias per filter."))
-    stride = as_pair(stride, "stride")
-    pads = resolve_padding(padding, (n_h_prev, n_w_prev), (fh, fw), stride)
-    out_size = output_size((n_h_prev, n_w_prev), (fh, fw), stride, pads, "conv2d kernel")
+    stride, pads, out_size = window_geometry((n_h_prev, n_w_prev), (fh, fw), stride, padding, "conv2d kernel")
     bias = b.reshape(n_k).astype(x.dtype, copy=False)
     if x_pad is not None:
         check_bordered(x_pad, x, pads, "x_pad")
@@ -144,18 +142,7 @@ def _no_direct_kernel(*args) -> None:
 @tiered(_no_direct_kernel)
 def _direct_input_padding(kernels, x_shape, w_shape, stride, padding):
     """:func:`direct_input_padding` where the compiled tier is on."""
-    try:
-        return _direct_input_geometry(tuple(x_shape), tuple(w_shape), stride, padding)
-    except TypeError:  # unhashable arguments (lists): the same, not remembered
-        return _direct_input_geometry.__wrapped__(x_shape, w_shape, stride, padding)
-
-
-@functools.lru_cache(maxsize=256)
-def _direct_input_geometry(x_shape, w_shape, stride, padding):
-    """The padding of :func:`direct_input_padding`, remembered per shape (a layer asks every batch)."""
-    stride = as_pair(stride, "stride")
-    pads = resolve_padding(padding, x_shape[1:3], w_shape[:2], stride)
-    out_size = output_size(x_shape[1:3], w_shape[:2], stride, pads, "conv2d kernel")
+    stride, pads, out_size = window_geometry(x_shape[1:3], w_shape[:2], stride, padding, "conv2d kernel")
     if pads == ((0, 0), (0, 0)) or not _direct_applies(w_shape[:2], x_shape[2], stride, pads, out_size):
         return None
     return pads
@@ -208,10 +195,7 @@ def _direct_applies(kernel, in_width: int, stride, pads, out_size) -> bool:
 
     (fh, fw), ((top, bottom), (left, right)) = kernel, pads
     return (
-        stride == (1, 1)
-        and min(out_size[1], in_width) >= MIN_WIDTH
-        and max(top, bottom) < fh
-        and max(left, right) < fw
+        stride == (1, 1) and min(out_size[1], in_width) >= MIN_WIDTH and max(top, bottom) < fh and max(left, right) < fw
     )
 
 
@@ -415,14 +399,8 @@ def direct_output_gradient_buffer(cache: ConvCache, workspace=None):
     if pads is None:
         return None
     w, x_shape = cache.w, cache.x_shape
-    out_size = _output_size(x_shape[1:3], w.shape[:2], cache.stride, cache.pads)
+    out_size = window_geometry(x_shape[1:3], w.shape[:2], cache.stride, cache.pads, "conv2d kernel")[2]
     return bordered_empty((x_shape[0], *out_size, w.shape[3]), pads, w.dtype, workspace, "dout_pad")
-
-
-@functools.lru_cache(maxsize=256)
-def _output_size(in_size, kernel, stride, pads):
-    """:func:`output_size` of a forward that ran (its arguments checked then), remembered."""
-    return output_size(in_size, kernel, stride, pads, "conv2d kernel")
 
 
 def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, dout_pad):

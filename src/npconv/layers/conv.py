@@ -86,7 +86,8 @@ class Conv2D(_Affine):
         (:func:`~npconv.functional.conv2d_forward`'s ``x_pad``), with no padding pass. ``None``
         where that kernel would not run. Valid until this layer's next pass."""
         return self._hand_out(
-            "x_pad", direct_input_buffer(shape, dtype, self.kernel.value.shape, self.strides, self.padding, self._workspace)
+            "x_pad",
+            direct_input_buffer(shape, dtype, self.kernel.value.shape, self.strides, self.padding, self._workspace),
         )
 
     def bordered_output_gradient(self):
@@ -96,7 +97,9 @@ class Conv2D(_Affine):
         ``dout_pad``). ``None`` where the direct kernels would not run, or the layer has an
         activation."""
         cache = self._cache[0] if self._cache is not None and self.activation.name == "linear" else None
-        return self._hand_out("dout_pad", None if cache is None else direct_output_gradient_buffer(cache, self._workspace))
+        return self._hand_out(
+            "dout_pad", None if cache is None else direct_output_gradient_buffer(cache, self._workspace)
+        )
 
     def _hand_out(self, name, buffer):
         self._handed_out[name] = buffer
