@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 IN_CI = bool(os.environ.get("CI"))
+
+
+def sigint_restored() -> None:
+    """``preexec_fn`` of a subprocess that a test stops with SIGINT: Ctrl-C's default disposition
+    back. A shell's background job (``bash .ci/run &``) starts with SIGINT ignored, and so does every
+    process it starts; a Python started so never installs its KeyboardInterrupt handler, and the
+    interrupt is lost whatever the code under test does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def require(condition: bool, reason: str) -> None:

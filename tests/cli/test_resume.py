@@ -1,8 +1,9 @@
 """``npconv train`` killed at any moment goes on from its backup and writes the uninterrupted run's bits.
 
 Each training runs in a subprocess, killed with SIGKILL by a driver that wraps the CLI at a chosen
-moment (inside an epoch, half-way through writing a backup, between folds or ensemble members), or
-from outside (``--jobs 2``, whose workers are processes of their own; SIGINT; SIGTERM). The same
+moment (inside an epoch, half-way through writing a backup, between folds or ensemble members),
+from outside (``--jobs 2``, whose workers are processes of their own), or stopped by SIGINT or
+SIGTERM that the driver sends it inside an epoch. The same
 command run again must say that it resumes, end with the weights of a run that was never
 interrupted, bit for bit, and leave no backup behind.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import sigint_restored
 
 import npconv as nc
 from npconv.backup import read_backup_state
@@ -32,6 +34,8 @@ QUICK = ["--arch", "tiny", "--image-size", "16", "--quiet", "--no-report"]
 #   step:N    at the N-th training update (inside an epoch)
 #   write:N   half-way through writing the N-th backup file (the bytes so far are on disk)
 #   member:N  once the N-th model (fold or ensemble member) has finished training
+# or sending itself signal S at the N-th update, as Ctrl-C or a kill from outside would:
+#   signal:N:S
 DRIVER = r"""
 import io, os, signal, sys
 from npconv import saving
@@ -49,7 +53,15 @@ def die():
     sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 
-if kind == "step":
+if kind == "signal":
+    n, _, signum = n.partition(":")
+    step = Training._train_step
+    def _train_step(self, *args):
+        if due():
+            os.kill(os.getpid(), int(signum))
+        return step(self, *args)
+    Training._train_step = _train_step
+elif kind == "step":
     step = Training._train_step
     def _train_step(self, *args):
         if due():
@@ -95,6 +107,7 @@ def npconv(*argv, kill=None, timeout=120) -> subprocess.CompletedProcess:
         [sys.executable, "-c", DRIVER, *map(str, argv)],
         check=False,
         env=env,
+        preexec_fn=sigint_restored,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -200,6 +213,7 @@ def _start(out, *args) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "npconv", "train", "--out", str(out), *QUICK, *map(str, args)],
         env=_env(),
+        preexec_fn=sigint_restored,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -233,14 +247,14 @@ def test_jobs_2_killed_with_its_workers_resumes_to_the_same_bits(reference, tmp_
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_leave_a_backup_that_resumes(signum, reference, tmp_path):
+    """The signal arrives in the third of six epochs of 16 updates, sent by the run to itself at its
+    40th update: mid-epoch on any machine (sent by the test once a backup appeared, it could come
+    after the tiny run's last batch on a loaded one)."""
     args = ("--epochs", 6)
     out = tmp_path / "m.npz"
-    process = _start(out, *args)
-    _wait_for_a_backup(out, process)
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=60)
+    stopped = train(out, *args, kill=f"signal:40:{int(signum)}")
     if signum == signal.SIGINT:
-        assert process.returncode == 130 and "run the same command again" in err
+        assert stopped.returncode == 130 and "run the same command again" in stopped.stderr, stopped.stderr
     assert (backup_of(out) / "run.json").exists()
     text = resumed(out, *args)
     assert "resuming from epoch " in text

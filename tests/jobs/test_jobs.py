@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require, same_threads
+from conftest import require, same_threads, sigint_restored
 
 import npconv
 from npconv import callbacks as C
@@ -245,7 +245,7 @@ class Pids(Progress):
 
 if __name__ == "__main__":
     tuning.tune("builtin:smiles", sys.argv[1], grids=["learning_rate=1e-3,2e-3,3e-3"], folds=3, seeds=2,
-                jobs=2, progress=Pids(), base=Recipe(arch="tiny", epochs=30, batch_size=8, image_size=16),
+                jobs=2, progress=Pids(), base=Recipe(arch="tiny", epochs=300, batch_size=8, image_size=16),
                 limit=96)
 """
 
@@ -268,6 +268,7 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_half_written_file(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "CI": ""},
+        preexec_fn=sigint_restored,
     )
 
     def both_workers_busy_and_a_job_done():
