@@ -204,6 +204,26 @@ def test_adam_gives_the_same_bits_in_both_tiers(dtype, make):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_adam_says_whether_its_update_left_every_value_finite(dtype):
+    """apply_gradients returns what the compiled update counted as it wrote the values (the
+    training step's divergence check), and None where nothing checked them (the NumPy tier)."""
+    from npconv.functional._tier import compiled_available, use_tier
+
+    require(compiled_available(), "Numba is not installed (pip install numba)")
+    params = [np.ones((3, 4), dtype), np.ones(5, dtype)]
+    with use_tier("compiled"):
+        opt = Adam(0.1)
+        assert opt.apply_gradients([(np.ones_like(p), p) for p in params]) is True
+        grads = [np.ones_like(p) for p in params]
+        grads[1][-1] = np.nan  # the last value of the last param: every value is counted
+        assert opt.apply_gradients(zip(grads, params)) is False
+        assert Adam(np.finfo(dtype).max).apply_gradients([(np.ones(2, dtype), np.zeros(2, dtype))]) is True
+    with use_tier("numpy"):
+        assert Adam(0.1).apply_gradients([(np.ones_like(p), p) for p in params]) is None
+
+
 def test_adam_takes_params_one_call_cannot(rng):
     """Params of two dtypes, or a param that is a strided view, are updated one by one."""
     from npconv.functional._tier import compiled_available, use_tier

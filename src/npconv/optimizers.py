@@ -83,10 +83,12 @@ class Optimizer(utils.Configurable):
     def slot_names(self) -> tuple[str, ...]:
         return ()
 
-    def apply_gradients(self, grads_and_vars) -> None:
+    def apply_gradients(self, grads_and_vars) -> bool | None:
         """Update each ``param`` in place from its ``grad``; both ``ndarray``, same shape.
 
-        The pairs must come in the same order on every call (slots are keyed by position).
+        The pairs must come in the same order on every call (slots are keyed by position). Returns
+        whether every updated value is finite where the update checked it as it wrote them (the
+        compiled tier's Adam), else ``None``.
         """
         pairs = list(grads_and_vars)
         for i, (grad, param) in enumerate(pairs):
@@ -95,11 +97,13 @@ class Optimizer(utils.Configurable):
             if np.shape(grad) != param.shape:
                 raise ValueError(expected(f"grad {i}", f"shape {param.shape} (its param's)", f"shape {np.shape(grad)}"))
         self._build([param for _, param in pairs])
-        self._apply(pairs, self.learning_rate)
+        finite = self._apply(pairs, self.learning_rate)
         self.iterations += 1
+        return finite
 
-    def _apply(self, pairs: list, lr: float) -> None:
-        """Decay and :meth:`_update` each ``(grad, param)`` in turn (the NumPy tier)."""
+    def _apply(self, pairs: list, lr: float) -> bool | None:
+        """Decay and :meth:`_update` each ``(grad, param)`` in turn (the NumPy tier); ``None``: the
+        values are not checked."""
         for i, (grad, param) in enumerate(pairs):
             if self.weight_decay:
                 param *= param.dtype.type(1.0 - lr * self.weight_decay)  # p -= lr * wd * p
@@ -300,7 +304,7 @@ class Adam(Optimizer):
         return lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
 
     def _apply(self, pairs, lr):
-        _adam_step(self, pairs, lr)
+        return _adam_step(self, pairs, lr)
 
     def _update(self, i, grad, param, lr, f):
         alpha = self._alpha(lr)
@@ -402,8 +406,9 @@ def _fits_one_kernel(optimizer: Adam, pairs: list, lr: float) -> bool:
 
 
 @tiered(Optimizer._apply, applies=_fits_one_kernel)
-def _adam_step(kernels, optimizer: Adam, pairs: list, lr: float) -> None:
-    """:meth:`Adam._apply` in one compiled call over every param (same bits as the NumPy tier's)."""
+def _adam_step(kernels, optimizer: Adam, pairs: list, lr: float) -> bool:
+    """:meth:`Adam._apply` in one compiled call over every param (same bits as the NumPy tier's);
+    whether every updated value is finite (counted by the kernel as it writes them)."""
     f = pairs[0][1].dtype.type
 
     def flat(arrays):
@@ -412,7 +417,7 @@ def _adam_step(kernels, optimizer: Adam, pairs: list, lr: float) -> None:
     slots = optimizer._slots
     ms, vs = flat(slots["m"]), flat(slots["v"])
     decay = f(1.0 - lr * optimizer.weight_decay) if optimizer.weight_decay else f(1)
-    kernels.optimizer.adam(
+    not_finite = kernels.optimizer.adam(
         flat(p for _, p in pairs),
         flat(g for g, _ in pairs),
         ms,
@@ -427,6 +432,7 @@ def _adam_step(kernels, optimizer: Adam, pairs: list, lr: float) -> None:
         f(optimizer.epsilon),
         f(optimizer._alpha(lr)),
     )
+    return not_finite == 0
 
 
 _REGISTRY = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}

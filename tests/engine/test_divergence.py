@@ -61,3 +61,22 @@ def test_nan_loss_at_epoch_2_batch_3_names_it():
     says(info, "epoch 2, batch 3", "the loss is nan", "Lower the learning rate (now 0.05)")
     for kept, good in zip(model.get_weights(), spy.weights[2, 2]):
         np.testing.assert_array_equal(kept, good)
+
+
+@pytest.mark.usefixtures("tier")
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_diverged_update_is_caught_whichever_optimizer_checks_it(optimizer):
+    """The compiled Adam counts the values its update left infinite or NaN; the others are checked
+    after the update: either way the batch's weights are put back and fit names the batch."""
+    model, x, y = tiny_classifier()
+    model.compile(optimizer=optimizer, loss="binary_crossentropy")
+
+    def explode(model):
+        model.optimizer.learning_rate = 1e300
+
+    spy = Snapshots(poison_after=(1, 2), poison=explode)
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(TrainingDivergedError) as info:
+        model.fit(x, y, epochs=2, batch_size=8, shuffle=False, callbacks=[spy], verbose=0)
+    says(info, "epoch 1, batch 3")
+    for kept, good in zip(model.get_weights(), spy.weights[1, 2]):
+        np.testing.assert_array_equal(kept, good)

@@ -124,8 +124,10 @@ class Training(Feeding):
             raise Diverged(f"the loss is {loss}")
         self._backward(dout)
         grads = [(w.grad, w.value) for w in self._updated_weights]
-        self.optimizer.apply_gradients(grads)
-        if not np.isfinite(sum(float(np.sum(p)) for _, p in grads)):
+        finite = self.optimizer.apply_gradients(grads)  # checked by the update itself, or None
+        if finite is None:
+            finite = all(np.isfinite(p).all() for _, p in grads)
+        if not finite:
             self._restore_last_good()
             raise Diverged("the update made a weight infinite or NaN")
         return loss, out

@@ -28,7 +28,11 @@ def adam(params, grads, ms, vs, v_hats, amsgrad, decay, b1, c1, b2, c2, eps, alp
         v_hat = max(v_hat, v) (amsgrad: ``v_hats`` not ``vs`` itself);  p -= alpha * m / (sqrt(v_hat) + eps)
 
     ``c1 = 1 - b1``, ``c2 = 1 - b2``; without ``amsgrad``, ``v_hats`` is not read (pass ``vs``).
+
+    Returns how many updated values are not finite (inf or NaN), counted in the update's own loop:
+    the training step's check that the update kept every weight finite, without a pass of its own.
     """
+    not_finite = 0
     for k in range(len(params)):
         p, g, m, v = params[k], grads[k], ms[k], vs[k]
         if decay != 1:
@@ -44,3 +48,5 @@ def adam(params, grads, ms, vs, v_hats, amsgrad, decay, b1, c1, b2, c2, eps, alp
                 root[j] = np.maximum(root[j], v[j])
         for j in range(p.size):
             p[j] -= (m[j] / (np.sqrt(root[j]) + eps)) * alpha
+            not_finite += (p[j] - p[j]) != 0  # NaN for inf and NaN, 0 for every finite value
+    return not_finite
