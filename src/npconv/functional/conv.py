@@ -317,13 +317,12 @@ def conv2d_backward(
     m = x_shape[0]
     n_h, n_w = output_size(x_shape[1:3], (fh, fw), stride, pads, "conv2d kernel")
     dout = check_dout(dout, (m, n_h, n_w, n_k))
+    dx_plus = _checked_dx_plus(dx_plus, x_shape, w, need_dx)
     full = direct_output_gradient_padding(cache) if dout_pad is not None and need_dx else None
     if full is not None:
         check_bordered(dout_pad, dout, full, "dout_pad")
-        dx_plus = _checked_dx_plus(dx_plus, x_shape, w, need_dx)
         return _direct_backward(dout, cache, need_dx, workspace, dx_plus, dout_pad)
     dout = np.ascontiguousarray(dout, dtype=w.dtype)
-    dx_plus = _checked_dx_plus(dx_plus, x_shape, w, need_dx)
     if layout == "direct":
         return _direct_backward(dout, cache, need_dx, workspace, dx_plus, None)
     dx, dw, db = _gemm_backward(dout, cache, need_dx)
@@ -351,10 +350,16 @@ def direct_output_gradient_padding(cache: ConvCache) -> Padding2D | None:
     ``None``."""
     from .compiled.conv import filter_lanes
 
-    _, layout, w, _, _, _, ((top, bottom), (left, right)) = cache
-    fh, fw, _, n_k = w.shape
-    if layout != "direct" or filter_lanes(n_k, w.dtype) != n_k:
+    _, layout, w, _, _, _, pads = cache
+    if layout != "direct" or filter_lanes(w.shape[3], w.dtype) != w.shape[3]:
         return None
+    return _full_correlation_padding(w.shape[:2], pads)
+
+
+def _full_correlation_padding(kernel, pads) -> Padding2D:
+    """The padding of the output gradient whose correlation with the flipped kernel is the input
+    gradient: ``f - 1 - pad`` on each side."""
+    (fh, fw), ((top, bottom), (left, right)) = kernel, pads
     return (fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right)
 
 
@@ -417,8 +422,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, 
     kernels = load_compiled().conv
     fh, fw, n_c, n_k = w.shape
     n_taps = fh * fw * n_c
-    (top, bottom), (left, right) = pads
-    full = ((fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right))
+    full = _full_correlation_padding((fh, fw), pads)
     offsets = tap_offsets(fh, fw, n_c, x_pad.shape[2])
     n_h, n_w = dout.shape[1:3]
     if dout_pad is None:
