@@ -17,7 +17,7 @@ shape): equal to rounding, the same bits on any thread count.
 
 from __future__ import annotations
 
-from numba import prange
+from numba import njit, prange
 
 from ._jit import kernel
 from .batchnorm import BLOCKS, _affine, _flush, _fold, _passed, _two_sums
@@ -45,23 +45,48 @@ def scale_shift_max_pool(x, scale, offset, relu, ph, pw, out, winner):
     for row in prange(m * n_h):
         i = row // n_h
         h = row - i * n_h
-        for v in range(n_w):
-            best, won, first = out[i, h, v], winner[i, h, v], x[i, h * ph, v * pw]
-            for c in range(n_c):
-                best[c] = _affine(first[c], scale[c], offset[c], relu, zero)
-                won[c] = 0
-            for p in range(ph):
-                line = x[i, h * ph + p]
-                for q in range(pw):
-                    if p == 0 and q == 0:
-                        continue
-                    offset_key = winner.dtype.type(p * pw + q)
-                    candidate = line[v * pw + q]
-                    for c in range(n_c):
-                        value = _affine(candidate[c], scale[c], offset[c], relu, zero)
-                        take = _row_wins(value, best[c])
-                        best[c] = value if take else best[c]
-                        won[c] = offset_key if take else won[c]
+        if ph == 2 and pw == 2:
+            top, bottom = x[i, 2 * h], x[i, 2 * h + 1]
+            for v in range(n_w):
+                _scaled_window_2x2(top, bottom, 2 * v, scale, offset, relu, zero, out[i, h, v], winner[i, h, v])
+        else:
+            for v in range(n_w):
+                best, won, first = out[i, h, v], winner[i, h, v], x[i, h * ph, v * pw]
+                for c in range(n_c):
+                    best[c] = _affine(first[c], scale[c], offset[c], relu, zero)
+                    won[c] = 0
+                for p in range(ph):
+                    line = x[i, h * ph + p]
+                    for q in range(pw):
+                        if p == 0 and q == 0:
+                            continue
+                        offset_key = winner.dtype.type(p * pw + q)
+                        candidate = line[v * pw + q]
+                        for c in range(n_c):
+                            value = _affine(candidate[c], scale[c], offset[c], relu, zero)
+                            take = _row_wins(value, best[c])
+                            best[c] = value if take else best[c]
+                            won[c] = offset_key if take else won[c]
+
+
+@njit(cache=True, inline="always")
+def _scaled_window_2x2(top, bottom, left, scale, offset, relu, zero, best, won):
+    """:func:`scale_shift_max_pool`'s window of rows ``top`` and ``bottom`` (W, C), columns ``left``
+    and ``left + 1``, into ``best`` and ``won`` (C,): its four offsets in one loop along the
+    channels, compared in the general loop's order (the same maxima and winners). The general loop
+    runs one short channel loop per offset, each with its own set-up: 2.2x the time of this on
+    ``smallres``'s 2 x 2 stem pool."""
+    a, b, c, d = top[left], top[left + 1], bottom[left], bottom[left + 1]
+    first, second, third, fourth = won.dtype.type(0), won.dtype.type(1), won.dtype.type(2), won.dtype.type(3)
+    for k in range(best.size):
+        value = _affine(a[k], scale[k], offset[k], relu, zero)
+        key = first
+        for candidate, candidate_key in ((b[k], second), (c[k], third), (d[k], fourth)):
+            candidate = _affine(candidate, scale[k], offset[k], relu, zero)
+            take = _row_wins(candidate, value)
+            value = candidate if take else value
+            key = candidate_key if take else key
+        best[k], won[k] = value, key
 
 
 @kernel()
