@@ -44,8 +44,9 @@ class Workspace:
 
     def __init__(self):
         self._buffers: dict[str, np.ndarray] = {}
-        # name -> (shape, pads) of the buffer whose border holds zeros (written by bordered, kept
-        # while only interiors are written; any get of the name may overwrite it, and forgets it)
+        # name -> ((shape, pads, dtype), the view) of the buffer whose border holds zeros (written by
+        # bordered, kept while only interiors are written; any get of the name may overwrite it,
+        # and forgets it)
         self._zero_borders: dict[str, tuple] = {}
 
     def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
@@ -64,15 +65,17 @@ class Workspace:
         right))``, around its two spatial axes) with zeros in the border and anything inside. The
         border is written when the buffer, its shape or its padding changed since the last call (a
         layer's next batch of the same shape writes only the inside: the border stays)."""
-        padded = self._view(name, shape, dtype)
         key = (tuple(shape), pads, np.dtype(dtype))
-        if self._zero_borders.get(name) != key:
-            (top, bottom), (left, right) = pads
-            padded[:, :top] = 0
-            padded[:, shape[1] - bottom :] = 0
-            padded[:, :, :left] = 0
-            padded[:, :, shape[2] - right :] = 0
-            self._zero_borders[name] = key
+        kept = self._zero_borders.get(name)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        padded = self._view(name, shape, dtype)
+        (top, bottom), (left, right) = pads
+        padded[:, :top] = 0
+        padded[:, shape[1] - bottom :] = 0
+        padded[:, :, :left] = 0
+        padded[:, :, shape[2] - right :] = 0
+        self._zero_borders[name] = (key, padded)
         return padded
 
 

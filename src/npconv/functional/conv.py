@@ -143,7 +143,7 @@ def _no_direct_kernel(*args) -> None:
 def _direct_input_padding(kernels, x_shape, w_shape, stride, padding):
     """:func:`direct_input_padding` where the compiled tier is on."""
     stride, pads, out_size = window_geometry(x_shape[1:3], w_shape[:2], stride, padding, "conv2d kernel")
-    if pads == ((0, 0), (0, 0)) or not _direct_applies(w_shape[:2], x_shape[2], stride, pads, out_size):
+    if pads == ((0, 0), (0, 0)) or not _direct_applies(tuple(w_shape[:2]), int(x_shape[2]), stride, pads, out_size):
         return None
     return pads
 
@@ -189,8 +189,10 @@ def _runs_direct(x, w, bias, b_shape, stride, pads, out_size, workspace, with_mo
     return _direct_applies(w.shape[:2], x.shape[2], stride, pads, out_size)
 
 
+@functools.lru_cache(maxsize=512)
 def _direct_applies(kernel, in_width: int, stride, pads, out_size) -> bool:
-    """:func:`_runs_direct` from the shapes alone."""
+    """:func:`_runs_direct` from the shapes alone (tuples of ints: remembered, a layer asks the
+    same every batch)."""
     from .compiled.conv import MIN_WIDTH
 
     (fh, fw), ((top, bottom), (left, right)) = kernel, pads
