@@ -220,15 +220,6 @@ def _written(result: np.ndarray, out):
     return out.interior
 
 
-def _tiled(kernels, values: np.ndarray, dtype, length: int | None = None) -> np.ndarray:
-    """A per-channel ``(C,)`` constant repeated to ``length`` values (a multiple of ``C``; default
-    the compiled kernels' tile length, see :mod:`npconv.functional.compiled.batchnorm`), in ``dtype``."""
-    n_c = values.shape[0]
-    tiled = np.empty(((length or kernels.tile_length(n_c)) // n_c, n_c), dtype)
-    tiled[:] = values  # a broadcast copy: np.tile costs 5x as much, on every layer call
-    return tiled.reshape(-1)
-
-
 @tiered(_normalise_numpy)
 def _normalise(kernels, x2, gamma, beta, eps, shape, relu, moments, deferred, out):
     """:func:`batchnorm_forward` in two compiled passes: moments (about the first row; none when
@@ -261,19 +252,16 @@ def _batch_statistics(bn, x2, gamma, beta, eps, shape, relu, moments=None) -> Ba
     if moments is None:
         n = x2.shape[0]
         shift = x2[0]
-        sums, squares = bn.channel_moments(x2, _tiled(bn, shift, x2.dtype))
+        sums, squares = bn.channel_moments(x2, shift, bn.tile_length(x2.shape[1]))
         shifted_mean = sums / n
         var64 = np.maximum(squares / n - shifted_mean**2, 0.0)
         mean64 = shift + shifted_mean
     else:
         mean64, var64 = moments
-    inv_std64 = 1 / np.sqrt(var64 + eps)
-    scale64 = gamma * inv_std64
-    dtype = x2.dtype
-    scale, offset = scale64.astype(dtype), (beta - mean64 * scale64).astype(dtype)
-    return BatchNormCache(
-        x2, False, gamma, inv_std64.astype(dtype), mean64.astype(dtype), var64.astype(dtype), shape, scale, offset, relu
-    )
+    constants = np.empty((5, x2.shape[1]), x2.dtype)
+    bn.normalising_constants(mean64, var64, gamma, beta, float(eps), constants)
+    inv_std, mean, var, scale, offset = constants
+    return BatchNormCache(x2, False, gamma, inv_std, mean, var, shape, scale, offset, relu)
 
 
 def batchnorm_backward(dout, cache, out=None):
@@ -324,13 +312,10 @@ def _normalise_backward(kernels, d2, cache, out):
     dtype = x2.dtype
     if centred:  # a NumPy-tier forward stored x - mean
         mean = np.zeros_like(mean)
-    relu_args = (_tiled(bn, scale, dtype), _tiled(bn, offset, dtype), relu)
-    dbeta, centred_product = bn.gradient_sums(d2, x2, _tiled(bn, mean, dtype), *relu_args)
+    dbeta, centred_product = bn.gradient_sums(d2, x2, mean, scale, offset, relu, bn.tile_length(x2.shape[1]))
     dgamma, constants = _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, n)
     target, layout, length = _rows_target(bn, x2, out)
-    if length != relu_args[0].size:
-        relu_args = (_tiled(bn, scale, dtype, length), _tiled(bn, offset, dtype, length), relu)
-    bn.input_gradient(d2, x2, *(_tiled(bn, k, dtype, length) for k in constants), *relu_args, target, layout)
+    bn.input_gradient(d2, x2, *constants, scale, offset, relu, target, layout, length)
     dx = target.reshape(shape) if out is None else out.interior
     return dx, dgamma.astype(dtype), dbeta.astype(dtype)
 
@@ -385,7 +370,7 @@ def _scale_shift(kernels, x2, scale, offset, relu, out=None):
     """``x2 * scale + offset`` (and ReLU) in one compiled pass, written into ``out`` when given."""
     bn = kernels.batchnorm
     target, layout, length = _rows_target(bn, x2, out)
-    bn.scale_shift(x2, _tiled(bn, scale, x2.dtype, length), _tiled(bn, offset, x2.dtype, length), relu, target, layout)
+    bn.scale_shift(x2, scale, offset, relu, target, layout, length)
     return target.reshape(x2.shape) if out is None else out.interior
 
 

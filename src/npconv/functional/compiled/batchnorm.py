@@ -6,8 +6,9 @@ forward reads ``x`` once for the statistics and once to write ``out``; the backw
 ``x`` once for the two sums and once to write ``dx``.
 
 Every kernel sees the data as *tiles*: the flat array cut into runs of ``L`` values, ``L`` a multiple
-of ``C`` (:func:`tile_length`), so value ``j`` of every tile belongs to channel ``j % C`` and the
-per-channel constants are given tiled to length ``L`` by the caller. The inner loops then run ``L``
+of ``C`` (:func:`tile_length`), so value ``j`` of every tile belongs to channel ``j % C``, and each
+per-channel constant, given ``(C,)``, is repeated to length ``L`` once per call (:func:`_tiled`).
+The inner loops then run ``L``
 (64 or more) values long whatever the channel count: along 8 or 16 channels they were too short to
 vectorise. Tiles are split into a fixed number of blocks (:data:`BLOCKS`), one per ``prange``
 iteration, whose float64 partial sums are added in block order: the results do not depend on the
@@ -29,7 +30,15 @@ from ._jit import kernel
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
 INLINED_SOURCES = "924a0757fef35367"
 
-__all__ = ["channel_moments", "combine_row_moments", "scale_shift", "gradient_sums", "input_gradient", "tile_length"]
+__all__ = [
+    "channel_moments",
+    "combine_row_moments",
+    "normalising_constants",
+    "scale_shift",
+    "gradient_sums",
+    "input_gradient",
+    "tile_length",
+]
 
 #: Blocks of tiles per kernel call (at most): a few per thread on any machine, fixed for determinism.
 BLOCKS = 32
@@ -59,6 +68,16 @@ def _tiles(n_values, length, block, n_blocks):
 @njit(cache=True)
 def _n_blocks(n_values, length):
     return max(1, min(BLOCKS, n_values // length))
+
+
+@njit(cache=True, inline="always")
+def _tiled(values, length, like):
+    """``values (C,)`` repeated to ``length`` (a multiple of ``C``) in ``like``'s type: value ``j`` of
+    a tile is channel ``j % C``'s (a float64 constant rounded to float32 as NumPy's astype does)."""
+    tiled = np.empty(length, like.dtype)
+    for j in range(length):
+        tiled[j] = values[j % values.size]
+    return tiled
 
 
 @njit(cache=True, inline="always")
@@ -109,17 +128,34 @@ def combine_row_moments(partials, per_row):
     return mean, var
 
 
-@kernel()
-def channel_moments(x, shift_tiled):
-    """``(sum(x - shift), sum((x - shift)^2))`` per channel, float64, for x (N, C).
+@njit(cache=True)
+def normalising_constants(mean, var, gamma, beta, eps, out):
+    """A training batch norm's per-channel constants from its float64 statistics, into ``out (5, C)``
+    (the data's type): ``1 / sqrt(var + eps)``, the mean, the variance, ``scale = gamma * inv_std``
+    and ``offset = beta - mean * scale``, computed in float64 as NumPy computes them (the same bits)
+    and rounded once. One call for what took eleven NumPy operations on (C,) arrays."""
+    for c in range(mean.size):
+        inv_std = 1 / np.sqrt(var[c] + eps)
+        scale = gamma[c] * inv_std
+        out[0, c] = inv_std
+        out[1, c] = mean[c]
+        out[2, c] = var[c]
+        out[3, c] = scale
+        out[4, c] = beta[c] - mean[c] * scale
 
-    ``shift_tiled`` (L,) in x's type: a shift per channel (the caller's first row), tiled. The shift
-    keeps ``E[d^2] - E[d]^2`` free of cancellation when the mean is large next to the spread.
+
+@kernel()
+def channel_moments(x, shift, length):
+    """``(sum(x - shift), sum((x - shift)^2))`` per channel, float64, for x (N, C), in tiles of
+    ``length`` values.
+
+    ``shift`` (C,) in x's type: a shift per channel (the caller's first row). The shift keeps
+    ``E[d^2] - E[d]^2`` free of cancellation when the mean is large next to the spread.
     Partial sums over :data:`RUN` tiles, as in :func:`gradient_sums`.
     """
     n_c = x.shape[1]
     flat = x.ravel()
-    length = shift_tiled.size
+    shift_tiled = _tiled(shift, length, flat)
     n_blocks = _n_blocks(flat.size, length)
     zero = flat.dtype.type(0)
     sums, squares, run_sums, run_squares = _two_sums(n_blocks, length, flat)
@@ -175,11 +211,12 @@ def _placed(base, layout):
 
 
 @kernel()
-def scale_shift(x, scale_tiled, offset_tiled, relu, out, layout):
+def scale_shift(x, scale, offset, relu, out, layout, length):
     """``out[r, c] = x[r, c] * scale[c] + offset[c]`` (then ``max(., 0)`` when ``relu``) for x
-    (N, C); constants tiled (L,); ``out`` flat, the rows placed by ``layout`` (:func:`_placed`)."""
+    (N, C) in tiles of ``length`` values; scale, offset (C,); ``out`` flat, the rows placed by
+    ``layout`` (:func:`_placed`)."""
     flat = x.ravel()
-    length = scale_tiled.size
+    scale_tiled, offset_tiled = _tiled(scale, length, flat), _tiled(offset, length, flat)
     n_blocks = _n_blocks(flat.size, length)
     zero = flat.dtype.type(0)
     for block in prange(n_blocks):
@@ -193,12 +230,14 @@ def scale_shift(x, scale_tiled, offset_tiled, relu, out, layout):
 
 
 @kernel()
-def gradient_sums(dout, x, mean_tiled, scale_tiled, offset_tiled, relu):
-    """``(sum(g), sum(g * (x - mean)))`` per channel, float64, for dout and x (N, C), with ``g`` the
-    gradient ``dout`` masked by ReLU's (:func:`_passed`: the forward's ``scale``, ``offset``); tiled (L,)."""
+def gradient_sums(dout, x, mean, scale, offset, relu, length):
+    """``(sum(g), sum(g * (x - mean)))`` per channel, float64, for dout and x (N, C) in tiles of
+    ``length`` values, with ``g`` the gradient ``dout`` masked by ReLU's (:func:`_passed`: the
+    forward's ``scale``, ``offset``); mean, scale, offset (C,) in x's type."""
     n_c = x.shape[1]
     grads, flat = dout.ravel(), x.ravel()
-    length = mean_tiled.size
+    mean_tiled = _tiled(mean, length, flat)
+    scale_tiled, offset_tiled = _tiled(scale, length, flat), _tiled(offset, length, flat)
     n_blocks = _n_blocks(flat.size, length)
     zero = flat.dtype.type(0)
     sums, products, run_sums, run_products = _two_sums(n_blocks, length, flat)
@@ -219,12 +258,14 @@ def gradient_sums(dout, x, mean_tiled, scale_tiled, offset_tiled, relu):
 
 
 @kernel()
-def input_gradient(dout, x, a_tiled, b_tiled, c_tiled, scale_tiled, offset_tiled, relu, dx, layout):
+def input_gradient(dout, x, a, b, c0, scale, offset, relu, dx, layout, length):
     """``dx[r, c] = a[c] * g[r, c] - b[c] * x[r, c] + c0[c]``: batch norm's ``dx`` with the
-    per-channel constants folded in (and tiled to length L) by the caller; ``g`` as in
-    :func:`gradient_sums`; ``dx`` flat, the rows placed by ``layout`` (:func:`_placed`)."""
+    per-channel constants folded in by the caller (float64, (C,), used in x's type); ``g`` as in
+    :func:`gradient_sums`; tiles of ``length`` values; ``dx`` flat, the rows placed by ``layout``
+    (:func:`_placed`)."""
     grads, flat = dout.ravel(), x.ravel()
-    length = a_tiled.size
+    a_tiled, b_tiled, c_tiled = _tiled(a, length, flat), _tiled(b, length, flat), _tiled(c0, length, flat)
+    scale_tiled, offset_tiled = _tiled(scale, length, flat), _tiled(offset, length, flat)
     n_blocks = _n_blocks(flat.size, length)
     zero = flat.dtype.type(0)
     for block in prange(n_blocks):
