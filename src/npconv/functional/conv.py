@@ -225,22 +225,24 @@ def _taps_in_adjacent_pairs(fh: int, fw: int, n_c: int, row_len: int) -> bool:
     return offsets.size % 2 == 0 and bool(np.all(offsets[1::2] == offsets[::2] + 1))
 
 
-def _direct_table(w2: np.ndarray, taps_pair: bool) -> np.ndarray:
-    """The direct forward's filter table for ``w2 (T, K)``: :func:`_filter_table`'s, or where ``K``
-    fills one vector or less and the taps pair up, each pair's filters interleaved on twice the
-    lanes (``table[i, 2j + h] = w2[2i + h, j]``): no lane idles with half a vector of filters
-    (SIGNS's first layer), and with one, each input broadcast feeds two vectors (16 filters)."""
+def _direct_table(w: np.ndarray, taps_pair: bool, flip: bool = False) -> np.ndarray:
+    """The direct kernels' filter table for ``w (fh, fw, C, K)`` (flipped for the input gradient:
+    taps ``(p, q, k)``, filters ``C``), built by the compiled ``filter_table``: ``(T, K_pad)``
+    filters zero-padded to whole vectors (``w`` itself, reshaped, where it is that already), or where
+    the filters fill one vector or less and the taps pair up, each pair's filters interleaved on
+    twice the lanes (``table[i, 2j + h]`` is tap ``2i + h``'s filter ``j``): no lane idles with half
+    a vector of filters (SIGNS's first layer), and with one, each input broadcast feeds two vectors
+    (16 filters)."""
     from .compiled.conv import filter_lanes
 
-    n_taps, n_k = w2.shape
-    k_pad, vector = filter_lanes(n_k, w2.dtype), 2 * filter_lanes(1, w2.dtype)
-    if k_pad > vector or not taps_pair:
-        return _filter_table(w2)
-    table = aligned_empty((n_taps // 2, 2 * k_pad), w2.dtype)
-    pairs = table.reshape(n_taps // 2, k_pad, 2)
-    pairs[:, n_k:] = 0
-    pairs[:, :n_k, 0] = w2[0::2]
-    pairs[:, :n_k, 1] = w2[1::2]
+    fh, fw, n_c, n_k = w.shape
+    n_taps, n_out = fh * fw * (n_k if flip else n_c), n_c if flip else n_k
+    k_pad, vector = filter_lanes(n_out, w.dtype), 2 * filter_lanes(1, w.dtype)
+    paired = taps_pair and k_pad <= vector
+    if not (flip or paired) and k_pad == n_k and w.flags.c_contiguous:
+        return w.reshape(n_taps, n_k)
+    table = aligned_empty((n_taps // 2, 2 * k_pad) if paired else (n_taps, k_pad), w.dtype)
+    load_compiled().conv.filter_table(np.ascontiguousarray(w), flip, paired, table)
     return table
 
 
@@ -262,28 +264,48 @@ def _filter_table(w2: np.ndarray) -> np.ndarray:
 def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad):
     """:func:`conv2d_forward` by the compiled direct kernel over the zero-padded input (see
     :mod:`npconv.functional.compiled.conv`), with the rows' moments when asked."""
+    from .compiled.conv import filter_lanes
+
     fh, fw, n_c, n_k = w.shape
     if x_pad is None:
         x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
-    weights = _direct_table(w.reshape(-1, n_k), _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]))
-    bias_row = _filter_table(bias[np.newaxis])[0]
+    weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]))
+    if b_shape is None:
+        bias_row = _zero_row(filter_lanes(n_k, x.dtype), x.dtype)
+    else:
+        bias_row = _filter_table(bias[np.newaxis])[0]
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
-    row_moments = _row_moments(x.shape[0] * out_size[0] if with_moments else 0, weights)
+    row_moments = (
+        np.empty((x.shape[0] * out_size[0], 3, weights.shape[1]), x.dtype)
+        if with_moments
+        else _no_moments(weights.shape[1], x.dtype)
+    )
     offsets = tap_offsets(fh, fw, n_c, x_pad.shape[2])
-    kernels.conv.conv_nhwc(x_pad, offsets, fh * fw * n_c, weights, bias_row, out, row_moments, _no_residual(x))
+    kernels.conv.conv_nhwc(x_pad, offsets, fh * fw * n_c, weights, bias_row, out, row_moments, _no_residual(x.dtype))
     moments = batch_moments_of_rows(kernels, row_moments, out_size[1], n_k) if with_moments else None
     return out, ConvCache(x_pad, "direct", w, b_shape, x.shape, (1, 1), pads), moments
 
 
-def _no_residual(like: np.ndarray) -> np.ndarray:
+# The direct kernels' operands that no call writes (a bias of zeros; empty arrays for no moments and
+# no residual): made once per shape and dtype, shared by every call.
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_row(k_pad: int, dtype) -> np.ndarray:
+    """A ``(K_pad,)`` bias of zeros for a convolution without one, or an input gradient."""
+    return np.zeros(k_pad, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _no_moments(k_pad: int, dtype) -> np.ndarray:
+    """:func:`~npconv.functional.compiled.conv.conv_nhwc`'s ``moments`` when none are asked: no rows."""
+    return np.empty((0, 3, k_pad), dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _no_residual(dtype) -> np.ndarray:
     """:func:`~npconv.functional.compiled.conv.conv_nhwc`'s ``residual`` when there is none."""
-    return np.empty((0, 0, 0, 0), like.dtype)
-
-
-def _row_moments(n_rows: int, weights: np.ndarray) -> np.ndarray:
-    """:func:`~npconv.functional.compiled.conv.conv_nhwc`'s ``moments`` buffer: ``n_rows`` output
-    rows' partials, or none (0 rows), for the filter table ``weights``."""
-    return np.empty((n_rows, 3, weights.shape[1]), weights.dtype)
+    return np.empty((0, 0, 0, 0), dtype)
 
 
 def _channel_major_product(cols_t: np.ndarray, w2: np.ndarray) -> np.ndarray:
@@ -420,6 +442,8 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, 
     by ``f - 1 - pad`` on each side, with the flipped kernel:
     ``dx[i, y, x, c] = sum_{p, q, k} dout_pad[i, y + p, x + q, k] * w[fh-1-p, fw-1-q, c, k]``.
     """
+    from .compiled.conv import filter_lanes
+
     x_pad, _, w, b_shape, x_shape, _, pads = cache
     kernels = load_compiled().conv
     fh, fw, n_c, n_k = w.shape
@@ -441,18 +465,17 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, 
         return None, dw, db
     if dout_pad is None:
         dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
-    flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, n_c)
-    weights = _direct_table(flipped, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]))
+    weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]), flip=True)
     dx = aligned_empty(x_shape, dout.dtype)
     kernels.conv_nhwc(
         dout_pad,
         tap_offsets(fh, fw, n_k, dout_pad.shape[2]),
         fh * fw * n_k,
         weights,
-        _filter_table(np.zeros((1, n_c), dout.dtype))[0],
+        _zero_row(filter_lanes(n_c, w.dtype), w.dtype),
         dx,
-        _row_moments(0, weights),
-        _no_residual(dout) if dx_plus is None else dx_plus,
+        _no_moments(weights.shape[1], w.dtype),
+        _no_residual(w.dtype) if dx_plus is None else dx_plus,
     )
     return dx, dw, db
 

@@ -26,7 +26,7 @@ so results do not depend on how many threads run.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ._jit import kernel
 from ._simd import ACCUMULATORS, VECTOR_BYTES, forward_row, weight_grad_tile
@@ -36,7 +36,7 @@ from ._simd import ACCUMULATORS, VECTOR_BYTES, forward_row, weight_grad_tile
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
 INLINED_SOURCES = "7b0dfb2fa6a4667d"
 
-__all__ = ["conv_nhwc", "conv_weight_grads", "col2im"]
+__all__ = ["conv_nhwc", "conv_weight_grads", "col2im", "filter_table"]
 
 #: Pixels per forward tile with two filter vectors, and with one (half as many on rows narrower).
 #: At most 8: each pixel of a tile holds an address register, and x86-64 has 16 general registers;
@@ -73,6 +73,31 @@ def filter_lanes(n_k: int, dtype) -> int:
     if n_k <= lanes // 2:
         return lanes // 2
     return -(-n_k // lanes) * lanes
+
+
+@njit(cache=True)
+def filter_table(w, flip, paired, table):
+    """The direct kernels' filter table for ``w (fh, fw, C, K)``, into ``table``: tap ``t = (p, q, c)``'s
+    filters ``w[p, q, c, :]``, or with ``flip`` (the input gradient's full correlation) tap
+    ``t = (p, q, k)``'s ``w[fh-1-p, fw-1-q, :, k]``. Plain, ``table (T, K_pad)`` holds tap ``t``'s
+    filter ``j`` at ``[t, j]``; ``paired`` (:func:`conv_nhwc`'s tap pairs), ``table (T / 2, 2 K_pad)``
+    at ``[t // 2, 2 j + t % 2]``. The padded filters are zero. One call for what took a transposing
+    copy, a zero fill and two to three strided copies in NumPy, on every layer's every pass."""
+    fh, fw, n_c, n_k = w.shape
+    n_in, n_out = (n_k, n_c) if flip else (n_c, n_k)
+    flat = table.reshape(table.size)
+    for j in range(flat.size):
+        flat[j] = 0
+    for p in range(fh):
+        for q in range(fw):
+            for i in range(n_in):
+                t = (p * fw + q) * n_in + i
+                for j in range(n_out):
+                    value = w[fh - 1 - p, fw - 1 - q, j, i] if flip else w[p, q, i, j]
+                    if paired:
+                        table[t // 2, 2 * j + t % 2] = value
+                    else:
+                        table[t, j] = value
 
 
 def _forward_cost(x_pad, offsets, n_taps, weights, bias, out, moments, residual):
