@@ -225,6 +225,15 @@ def _taps_in_adjacent_pairs(fh: int, fw: int, n_c: int, row_len: int) -> bool:
     return offsets.size % 2 == 0 and bool(np.all(offsets[1::2] == offsets[::2] + 1))
 
 
+@functools.lru_cache(maxsize=64)
+def _filter_lanes(n_k: int, dtype) -> int:
+    """:func:`~npconv.functional.compiled.conv.filter_lanes`, remembered: the compiled module (and Numba)
+    load at the first call, not at ``import npconv``, and every layer asks the same every batch."""
+    from .compiled.conv import filter_lanes
+
+    return filter_lanes(n_k, dtype)
+
+
 def _direct_table(w: np.ndarray, taps_pair: bool, flip: bool = False) -> np.ndarray:
     """The direct kernels' filter table for ``w (fh, fw, C, K)`` (flipped for the input gradient:
     taps ``(p, q, k)``, filters ``C``), built by the compiled ``filter_table``: ``(T, K_pad)``
@@ -233,11 +242,9 @@ def _direct_table(w: np.ndarray, taps_pair: bool, flip: bool = False) -> np.ndar
     twice the lanes (``table[i, 2j + h]`` is tap ``2i + h``'s filter ``j``): no lane idles with half
     a vector of filters (SIGNS's first layer), and with one, each input broadcast feeds two vectors
     (16 filters)."""
-    from .compiled.conv import filter_lanes
-
     fh, fw, n_c, n_k = w.shape
     n_taps, n_out = fh * fw * (n_k if flip else n_c), n_c if flip else n_k
-    k_pad, vector = filter_lanes(n_out, w.dtype), 2 * filter_lanes(1, w.dtype)
+    k_pad, vector = _filter_lanes(n_out, w.dtype), 2 * _filter_lanes(1, w.dtype)
     paired = taps_pair and k_pad <= vector
     if not (flip or paired) and k_pad == n_k and w.flags.c_contiguous:
         return w.reshape(n_taps, n_k)
@@ -249,9 +256,7 @@ def _direct_table(w: np.ndarray, taps_pair: bool, flip: bool = False) -> np.ndar
 def _filter_table(w2: np.ndarray) -> np.ndarray:
     """``w2 (T, K)`` zero-padded to ``(T, K_pad)`` whole vectors of filters for the direct kernels
     (``w2`` itself when it is C-contiguous and ``K`` whole vectors already)."""
-    from .compiled.conv import filter_lanes
-
-    k_pad = filter_lanes(w2.shape[1], w2.dtype)
+    k_pad = _filter_lanes(w2.shape[1], w2.dtype)
     if k_pad == w2.shape[1] and w2.flags.c_contiguous:
         return w2
     table = aligned_empty((w2.shape[0], k_pad), w2.dtype)
@@ -264,14 +269,12 @@ def _filter_table(w2: np.ndarray) -> np.ndarray:
 def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad):
     """:func:`conv2d_forward` by the compiled direct kernel over the zero-padded input (see
     :mod:`npconv.functional.compiled.conv`), with the rows' moments when asked."""
-    from .compiled.conv import filter_lanes
-
     fh, fw, n_c, n_k = w.shape
     if x_pad is None:
         x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
     weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]))
     if b_shape is None:
-        bias_row = _zero_row(filter_lanes(n_k, x.dtype), x.dtype)
+        bias_row = _zero_row(_filter_lanes(n_k, x.dtype), x.dtype)
     else:
         bias_row = _filter_table(bias[np.newaxis])[0]
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
@@ -372,10 +375,8 @@ def direct_output_gradient_padding(cache: ConvCache) -> Padding2D | None:
     the gradient as it is (whole vectors of filters): for a layer to write the gradient into
     (:func:`~npconv.functional.padding.bordered_empty`) and hand it over as ``dout_pad``; else
     ``None``."""
-    from .compiled.conv import filter_lanes
-
     _, layout, w, _, _, _, pads = cache
-    if layout != "direct" or filter_lanes(w.shape[3], w.dtype) != w.shape[3]:
+    if layout != "direct" or _filter_lanes(w.shape[3], w.dtype) != w.shape[3]:
         return None
     return _full_correlation_padding(w.shape[:2], pads)
 
@@ -442,8 +443,6 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, 
     by ``f - 1 - pad`` on each side, with the flipped kernel:
     ``dx[i, y, x, c] = sum_{p, q, k} dout_pad[i, y + p, x + q, k] * w[fh-1-p, fw-1-q, c, k]``.
     """
-    from .compiled.conv import filter_lanes
-
     x_pad, _, w, b_shape, x_shape, _, pads = cache
     kernels = load_compiled().conv
     fh, fw, n_c, n_k = w.shape
@@ -472,7 +471,7 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, 
         tap_offsets(fh, fw, n_k, dout_pad.shape[2]),
         fh * fw * n_k,
         weights,
-        _zero_row(filter_lanes(n_c, w.dtype), w.dtype),
+        _zero_row(_filter_lanes(n_c, w.dtype), w.dtype),
         dx,
         _no_moments(weights.shape[1], w.dtype),
         _no_residual(w.dtype) if dx_plus is None else dx_plus,
