@@ -103,6 +103,8 @@ def _plain(value) -> bool:
     a remembered result cannot stand for an argument its checks would refuse (``True`` equals 1)."""
     if type(value) in (int, str):
         return True
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return True  # a layer's strides, every batch: without the generator below
     return type(value) is tuple and all(type(v) is int or (type(v) is tuple and _plain(v)) for v in value)
 
 

@@ -429,7 +429,7 @@ def direct_output_gradient_buffer(cache: ConvCache, workspace=None):
     if pads is None:
         return None
     w, x_shape = cache.w, cache.x_shape
-    out_size = window_geometry(x_shape[1:3], w.shape[:2], cache.stride, cache.pads, "conv2d kernel")[2]
+    out_size = output_size(x_shape[1:3], w.shape[:2], cache.stride, cache.pads, "conv2d kernel")
     return bordered_empty((x_shape[0], *out_size, w.shape[3]), pads, w.dtype, workspace, "dout_pad")
 
 
