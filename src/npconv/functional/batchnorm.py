@@ -83,8 +83,7 @@ class ScaleShift(NamedTuple):
 def batch_moments_of_rows(kernels, row_moments: np.ndarray, per_row: int, n_c: int) -> BatchMoments:
     """The batch's moments from rows' ``(R, 3, C_pad)`` partials ``(first value, sum of values less
     it, sum of their squares)``, each over ``per_row`` values: Chan's rule in float64 (compiled)."""
-    mean, var = kernels.batchnorm.combine_row_moments(row_moments, per_row)
-    return BatchMoments(mean[:n_c], var[:n_c])
+    return BatchMoments(*kernels.batchnorm.combine_row_moments(row_moments, per_row, n_c))
 
 
 class BatchNormInferenceCache(NamedTuple):

@@ -101,13 +101,15 @@ def _flush(totals, partials, zero):
 
 
 @kernel()
-def combine_row_moments(partials, per_row):
-    """``(mean, var)`` per channel, float64, of ``R`` rows of ``per_row`` values each, from their
-    partials ``(R, 3, C)``: each row's first value, the sum of its values less that, and of their
-    squares (:func:`~.conv.conv_nhwc`'s ``moments``). Chan's rule for equal counts: the mean of the
-    rows' means, and ``M2 = sum_r M2_r + per_row * sum_r (mean_r - mean)^2`` with ``M2_r = s2 -
-    s1^2 / per_row``. Rows in order: the same bits on any thread count."""
-    n_rows, _, n_c = partials.shape
+def combine_row_moments(partials, per_row, n_c):
+    """``(mean, var)`` of the first ``n_c`` channels, float64, of ``R`` rows of ``per_row`` values
+    each, from their partials ``(R, 3, C >= n_c)``: each row's first value, the sum of its values
+    less that, and of their squares (:func:`~.conv.conv_nhwc`'s ``moments``; the lanes past the
+    layer's filters, half of them with a table of tap pairs, are never written and never read).
+    Chan's rule for equal counts: the mean of the rows' means, and ``M2 = sum_r M2_r + per_row *
+    sum_r (mean_r - mean)^2`` with ``M2_r = s2 - s1^2 / per_row``. Rows in order: the same bits on
+    any thread count."""
+    n_rows = partials.shape[0]
     mean = np.zeros(n_c)
     m2 = np.zeros(n_c)
     # A product by the reciprocal, not a division per value: divisions bounded the loops (3x slower).
