@@ -112,6 +112,9 @@ def winner_gradient_sums(dout, winner, x, mean, scale, offset, relu, ph, pw):
                 line = x[i, h * ph + p]
                 for v in range(n_w):
                     grads, won = dout[i, h, v], winner[i, h, v]
+                    if pw == 2:
+                        _pair_sums(grads, won, line[2 * v], line[2 * v + 1], 2 * p, mean, scale, offset, relu, rs, rp)
+                        continue
                     for q in range(pw):
                         key = winner.dtype.type(p * pw + q)
                         values = line[v * pw + q]
@@ -123,6 +126,23 @@ def winner_gradient_sums(dout, winner, x, mean, scale, offset, relu, ph, pw):
             _flush(sums[block], rs, zero)
             _flush(products[block], rp, zero)
     return _fold(sums, n_c), _fold(products, n_c)
+
+
+@njit(cache=True, inline="always")
+def _pair_sums(grads, won, left, right, key, mean, scale, offset, relu, rs, rp):
+    """:func:`winner_gradient_sums`' terms of a window row of two columns, ``left`` and ``right``
+    (C,), the left one's offset ``key``: both in one loop along the channels, each channel's terms
+    added in the general loop's order (the same bits), where that loop runs a short loop per column
+    (1.3x the time at ``smallres``'s stem)."""
+    zero = left.dtype.type(0)
+    left_key, right_key = won.dtype.type(key), won.dtype.type(key + 1)
+    for c in range(grads.size):
+        first = _passed(grads[c] if won[c] == left_key else zero, left[c], scale[c], offset[c], relu, zero)
+        second = _passed(grads[c] if won[c] == right_key else zero, right[c], scale[c], offset[c], relu, zero)
+        rs[c] += first
+        rp[c] += first * (left[c] - mean[c])
+        rs[c] += second
+        rp[c] += second * (right[c] - mean[c])
 
 
 @kernel()
