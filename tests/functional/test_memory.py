@@ -26,6 +26,37 @@ def test_scratch_buffers_start_on_a_cache_line():
             assert array.ctypes.data % ALIGNMENT == 0
 
 
+def test_a_bordered_buffer_keeps_its_zero_border_until_something_else_may_have_written_it():
+    """Workspace.bordered writes the border once and hands the same view back while only the
+    inside is written; after a get of the name, or for another shape, padding or dtype, it writes
+    the border again."""
+    from npconv.functional._workspace import Workspace
+
+    def border(a, pads):
+        (top, bottom), (left, right) = pads
+        inside = np.zeros(a.shape, bool)
+        inside[:, top : a.shape[1] - bottom, left : a.shape[2] - right] = True
+        return a[~inside]
+
+    workspace, shape, pads = Workspace(), (2, 5, 6, 3), ((1, 1), (2, 0))
+    first = workspace.bordered("x_pad", shape, pads, np.float32)
+    assert not border(first, pads).any()
+    first[:, 1:4, 2:] = 7  # a layer writes the inside only
+    again = workspace.bordered("x_pad", shape, pads, np.float32)
+    assert again is first and not border(again, pads).any()
+    workspace.get("x_pad", (np.prod(shape),), np.float32)[:] = 5  # anything, border included
+    assert not border(workspace.bordered("x_pad", shape, pads, np.float32), pads).any()
+    for other_shape, other_pads, dtype in [
+        ((2, 6, 6, 3), pads, np.float32),
+        (shape, ((0, 2), (1, 1)), np.float32),
+        (shape, pads, np.float64),
+    ]:
+        workspace.bordered("x_pad", shape, pads, np.float32)[:] = 3  # the inside and, here, the border
+        buffer = workspace.bordered("x_pad", other_shape, other_pads, dtype)
+        assert buffer.shape == other_shape and buffer.dtype == dtype
+        assert not border(buffer, other_pads).any()
+
+
 def test_freed_memory_is_kept_once_per_process(monkeypatch):
     """glibc's thresholds are set at the first forward pass, once, and never over a user's own."""
     from npconv.functional import _memory
