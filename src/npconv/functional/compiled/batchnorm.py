@@ -8,9 +8,8 @@ forward reads ``x`` once for the statistics and once to write ``out``; the backw
 Every kernel sees the data as *tiles*: the flat array cut into runs of ``L`` values, ``L`` a multiple
 of ``C`` (:func:`tile_length`), so value ``j`` of every tile belongs to channel ``j % C``, and each
 per-channel constant, given ``(C,)``, is repeated to length ``L`` once per call (:func:`_tiled`).
-The inner loops then run ``L``
-(64 or more) values long whatever the channel count: along 8 or 16 channels they were too short to
-vectorise. Tiles are split into a fixed number of blocks (:data:`BLOCKS`), one per ``prange``
+The inner loops then run ``L`` (64 or more) values long whatever the channel count: along 8 or 16
+channels they were too short to vectorise. Tiles are split into a fixed number of blocks (:data:`BLOCKS`), one per ``prange``
 iteration, whose float64 partial sums are added in block order: the results do not depend on the
 number of threads. The rows left over after the last whole tile are handled by the caller's tiles
 too: ``N * C`` need not be a multiple of ``L`` (see :func:`_tiles`).
