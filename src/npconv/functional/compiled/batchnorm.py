@@ -5,14 +5,15 @@ scale, shift; then products and sums backward), each leaving the cache at Happy'
 forward reads ``x`` once for the statistics and once to write ``out``; the backward reads ``dout`` and
 ``x`` once for the two sums and once to write ``dx``.
 
-Every kernel sees the data as *tiles*: the flat array cut into runs of ``L`` values, ``L`` a multiple
-of ``C`` (:func:`tile_length`), so value ``j`` of every tile belongs to channel ``j % C``, and each
-per-channel constant, given ``(C,)``, is repeated to length ``L`` once per call (:func:`_tiled`).
-The inner loops then run ``L`` (64 or more) values long whatever the channel count: along 8 or 16
-channels they were too short to vectorise. Tiles are split into a fixed number of blocks (:data:`BLOCKS`), one per ``prange``
-iteration, whose float64 partial sums are added in block order: the results do not depend on the
-number of threads. The rows left over after the last whole tile are handled by the caller's tiles
-too: ``N * C`` need not be a multiple of ``L`` (see :func:`_tiles`).
+Every kernel sees the data as *tiles*: the flat array cut into runs of ``L`` values, ``L`` a
+multiple of ``C`` (:func:`tile_length`), so value ``j`` of every tile belongs to channel ``j % C``,
+and each per-channel constant, given ``(C,)``, is repeated to length ``L`` once per call
+(:func:`_tiled`). The inner loops then run ``L`` (64 or more) values long whatever the channel
+count: along 8 or 16 channels they were too short to vectorise. Tiles are split into a fixed number
+of blocks (:data:`BLOCKS`), one per ``prange`` iteration, whose float64 partial sums are added in
+block order: the results do not depend on the number of threads. The rows left over after the last
+whole tile are handled by the caller's tiles too: ``N * C`` need not be a multiple of ``L`` (see
+:func:`_tiles`).
 
 Batch norm followed by ReLU (``relu=True``) runs in the same passes: the forward clips as it writes,
 and the backward recomputes ReLU's mask from ``x`` (which it reads anyway, :func:`_passed`) instead
