@@ -357,6 +357,52 @@ def test_the_statistics_fusion_changes_outputs_and_gradients_by_rounding_alone(d
     assert all(node.layer._cache is None for node in fused._steps)
 
 
+def build_rgb_stem(dtype, filters, seed=0):
+    """``smallres``'s stem: a 3 x 3 convolution of an RGB image, batch norm, ReLU, 2 x 2 max pool."""
+    nc.utils.set_random_seed(seed)
+    inputs = nc.Input(shape=(16, 26, 3))
+    x = L.BatchNormalization()(L.Conv2D(filters, 3, padding="same", use_bias=False)(inputs))
+    x = L.MaxPooling2D(2)(L.ReLU()(x))
+    model = nc.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(x)), dtype=dtype)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("dtype, filters", [("float32", 16), ("float64", 8)])
+def test_a_first_layers_weight_gradient_takes_its_batch_norms_gradient_as_it_reads_it(dtype, filters, monkeypatch):
+    """The stem's batch norm's input gradient is never written (computed in the weight gradient's
+    tiles): the outputs, gradients and trained weights of the two backwards, bit for bit."""
+    from conftest import require
+
+    from npconv.functional._tier import compiled_available, load_compiled
+
+    require(compiled_available(), "Numba is not installed (pip install numba)")
+    from npconv.functional.compiled import conv as compiled_conv
+
+    monkeypatch.setattr("npconv.functional._tier._use_compiled", True)  # whatever NPCONV_JIT says
+
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal((6, 16, 26, 3)).astype(dtype), np.array([0, 1, 2, 1, 0, 2])
+    kernels, written = load_compiled().norm_pool, []
+    write = kernels.winner_input_gradient
+    monkeypatch.setattr(kernels, "winner_input_gradient", lambda *args: written.append(1) or write(*args))
+    results = []
+    for routed in (True, False):
+        if not routed:
+            monkeypatch.setattr(compiled_conv, "reads_each_gradient_once", lambda *args: False)
+        model = build_rgb_stem(dtype, filters)
+        out, grads = forward_and_gradients(model, x, y)
+        assert len(written) == (0 if routed else 1)
+        nc.utils.set_random_seed(1)
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+        results.append((out, grads, [w.value for w in model.weights]))
+        assert all(node.layer._cache is None for node in model._steps)
+    (out_routed, grads_routed, weights_routed), (out_plain, grads_plain, weights_plain) = results
+    np.testing.assert_array_equal(out_routed, out_plain)
+    for a, b in zip(grads_routed + weights_routed, grads_plain + weights_plain):
+        np.testing.assert_array_equal(a, b)
+
+
 def build_projection_block(seed=0, dtype="float64"):
     """A residual block whose two branches end in batch norms, summed, ReLU, max pool: CONV-BN-RELU-
     CONV-BN beside a 1 x 1 CONV-BN projection (``smallres``'s second and third stages)."""

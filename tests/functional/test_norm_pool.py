@@ -14,6 +14,9 @@ from npconv.functional import (
     batchnorm_inference_forward,
     batchnorm_relu_maxpool_backward,
     batchnorm_relu_maxpool_forward,
+    conv2d_backward,
+    conv2d_forward,
+    conv_batchnorm_relu_maxpool_weight_backward,
     pool2d_backward,
     pool2d_forward,
 )
@@ -206,3 +209,52 @@ def test_backward_refuses_caches_it_cannot_use(rng):
         batchnorm_relu_maxpool_backward(rng.standard_normal((2, 3, 4, 4)), norm_cache, other_cache)
     with pytest.raises(ShapeError, match="dout"):
         batchnorm_relu_maxpool_backward(dout[:1], norm_cache, pool_cache)
+
+
+# (x shape, kernel, filters, padding): RGB 3 x 3 windows of one vector of filters (float32: 16; float64:
+# 8) with leftover rows and columns, 9 and 8 taps, a 1 x 1 kernel over two vectors (computed as the
+# weight gradient reads them), and Happy's 7 x 7 and wider filters (the two backwards)
+FIRST_LAYERS = [
+    ((4, 16, 16, 3), 3, 16, "same"),
+    ((3, 17, 15, 3), 3, 8, "same"),
+    ((3, 13, 16, 1), 3, 16, "same"),
+    ((2, 16, 16, 2), 2, 8, "same"),
+    ((2, 12, 11, 3), 1, 32, "valid"),
+    ((2, 20, 20, 3), 7, 32, "same"),
+    ((2, 16, 16, 3), 3, 48, "same"),
+]
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel, filters, padding", FIRST_LAYERS)
+def test_a_first_layers_weight_gradient_through_the_norm_and_pool_equals_the_two_backwards(
+    rng, dtype, shape, kernel, filters, padding, relu
+):
+    """conv_batchnorm_relu_maxpool_weight_backward: the weight, bias and batch norm gradients of the
+    batch norm's backward and then the convolution's, bit for bit, whether the weight gradient's
+    tiles compute the batch norm's input gradient as they read it or it is written first."""
+    x = rng.standard_normal(shape).astype(dtype)
+    w = (0.2 * rng.standard_normal((kernel, kernel, shape[3], filters))).astype(dtype)
+    z, conv_cache = conv2d_forward(x, w, rng.standard_normal(filters).astype(dtype), 1, padding)
+    gamma, beta = 1 + 0.3 * rng.standard_normal(filters), rng.standard_normal(filters)
+    if relu:
+        out, (norm_cache, pool_cache) = batchnorm_relu_maxpool_forward(z, gamma, beta, 2)
+    else:  # a batch norm without ReLU whose output a max pool reads
+        normalised, norm_cache = batchnorm_forward(z, gamma, beta)
+        out, pool_cache = pool2d_forward(normalised, 2, mode="max")
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dz, dgamma, dbeta = batchnorm_relu_maxpool_backward(dout, norm_cache, pool_cache)
+    _, dw, db = conv2d_backward(dz, conv_cache, need_dx=False)
+    got = conv_batchnorm_relu_maxpool_weight_backward(dout, conv_cache, norm_cache, pool_cache)
+    for a, b in zip(got, (dw, db, dgamma, dbeta)):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_first_layers_backward_refuses_caches_of_other_layers(rng):
+    x = rng.standard_normal((2, 8, 8, 3))
+    z, conv_cache = conv2d_forward(x, rng.standard_normal((3, 3, 3, 4)), None, 1, "same")
+    out, (norm_cache, pool_cache) = batchnorm_relu_maxpool_forward(z, np.ones(4), np.zeros(4), 2)
+    with pytest.raises(TypeError, match="norm_cache: expected a training-mode"):
+        conv_batchnorm_relu_maxpool_weight_backward(out, conv_cache, pool_cache, pool_cache)

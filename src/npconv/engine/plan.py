@@ -20,6 +20,7 @@ import numpy as np
 from ..functional.add_pool import add_maxpool_forward
 from ..functional.batchnorm import ScaleShift, folded_weights
 from ..functional.conv import conv2d_forward
+from ..functional.norm_pool import conv_batchnorm_relu_maxpool_weight_backward
 
 
 class Node:
@@ -403,6 +404,8 @@ class ConvBatchStatistics(_TwoLayerStep):
         return self.conv.adds_to_dx
 
     def backward(self, dout, need_dx=True, dx_plus=None):
+        if not need_dx and type(self.norm_step) is BatchNormReLUMaxPool and self.norm._cache[0]:
+            return self._weight_backward_through_norm_pool(dout)
         # The batch norm writes its input gradient into the convolution's padded output gradient,
         # where the convolution's input gradient reads one (and the batch norm step takes it).
         if need_dx and type(self.norm_step) is not BatchNormReLUMaxPool:
@@ -410,6 +413,21 @@ class ConvBatchStatistics(_TwoLayerStep):
         else:
             dz = self.norm_step.backward(dout, True)
         return self.conv.backward(dz, need_dx, dx_plus=dx_plus)
+
+    def _weight_backward_through_norm_pool(self, dout):
+        """A first layer (no input gradient) whose batch norm trained, + ReLU + max pool: the
+        weight gradient takes the batch norm's input gradient as it reads it
+        (:func:`~npconv.functional.conv_batchnorm_relu_maxpool_weight_backward`); the layers'
+        weights get their gradients as the two steps' backwards give them."""
+        conv, norm = self.conv, self.norm
+        conv_cache = conv._take_cache()[0]
+        norm_cache = norm._take_cache()[1]
+        pool_cache = self.norm_step.pool._take_cache()
+        conv.kernel.grad, db, norm.gamma.grad, norm.beta.grad = conv_batchnorm_relu_maxpool_weight_backward(
+            dout, conv_cache, norm_cache, pool_cache
+        )
+        if conv.use_bias:
+            conv.bias.grad = db
 
 
 def fuse_conv_batch_statistics(steps: list[Node]) -> list[Node]:

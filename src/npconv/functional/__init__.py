@@ -31,7 +31,11 @@ from .conv import conv2d_backward, conv2d_forward, conv2d_forward_with_moments
 from .conv_pool import conv2d_maxpool_backward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
-from .norm_pool import batchnorm_relu_maxpool_backward, batchnorm_relu_maxpool_forward
+from .norm_pool import (
+    batchnorm_relu_maxpool_backward,
+    batchnorm_relu_maxpool_forward,
+    conv_batchnorm_relu_maxpool_weight_backward,
+)
 from .padding import zero_pad2d_backward, zero_pad2d_forward
 from .pool import global_pool2d_backward, global_pool2d_forward, pool2d_backward, pool2d_forward
 from .reshape import flatten_backward, flatten_forward
@@ -68,6 +72,7 @@ __all__ = [
     "batchnorm_inference_backward",
     "fold_batchnorm",
     "batchnorm_relu_maxpool_backward",
+    "conv_batchnorm_relu_maxpool_weight_backward",
     "batchnorm_relu_maxpool_forward",
     "dropout_forward",
     "dropout_backward",

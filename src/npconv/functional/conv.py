@@ -433,7 +433,16 @@ def direct_output_gradient_buffer(cache: ConvCache, workspace=None):
     return bordered_empty((x_shape[0], *out_size, w.shape[3]), pads, w.dtype, workspace, "dout_pad")
 
 
-def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, dout_pad):
+def direct_weight_backward(z, cache: ConvCache, route):
+    """``(dw, db)`` of a direct (compiled) forward without its input gradient, each output gradient
+    computed from ``z`` (the forward's output, ``(m, n_H, n_W, K)``, ``K`` whole vectors of filters)
+    and ``route`` as the weight gradient reads it: the compiled ``conv_weight_grads``' routed form
+    (a batch norm + ReLU + 2 x 2 max pool's backward,
+    :func:`~npconv.functional.conv_batchnorm_relu_maxpool_weight_backward`)."""
+    return _direct_backward(z, cache, False, None, None, None, route)[1:]
+
+
+def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, dout_pad, route=None):
     """``(dx or None, dw, db or None)`` for a direct (compiled) forward, ``dx_plus`` (or ``None``)
     added to ``dx`` by the kernel that writes it; ``dout_pad`` (or ``None``), ``dout`` inside the
     input gradient's padding already, which both kernels then read.
@@ -453,10 +462,10 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, 
     if dout_pad is None:
         # The kernel reads whole vectors of filters: dout itself, or a zero-padded copy where K is not.
         grads = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1)
-        dw, db = kernels.conv_weight_grads(x_pad, grads, 0, 0, n_h, n_w, offsets, n_taps, b_shape is not None)
+        dw, db = kernels.conv_weight_grads(x_pad, grads, 0, 0, n_h, n_w, offsets, n_taps, b_shape is not None, route)
     else:
         dw, db = kernels.conv_weight_grads(
-            x_pad, dout_pad, full[0][0], full[1][0], n_h, n_w, offsets, n_taps, b_shape is not None
+            x_pad, dout_pad, full[0][0], full[1][0], n_h, n_w, offsets, n_taps, b_shape is not None, None
         )
     dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
     db = None if b_shape is None else db[:n_k].reshape(b_shape)

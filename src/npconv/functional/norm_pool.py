@@ -36,6 +36,7 @@ from .batchnorm import (
     batchnorm_backward,
     batchnorm_forward,
 )
+from .conv import conv2d_backward, direct_weight_backward
 from .pool import WINNER_DTYPE, PoolCache, pool2d_backward, pool2d_forward
 
 
@@ -98,6 +99,12 @@ def batchnorm_relu_maxpool_backward(dout, norm_cache: BatchNormCache, pool_cache
 
     Returns ``(dx, dgamma, dbeta)`` as :func:`batchnorm_backward` does.
     """
+    return _backward(_checked_dout(dout, norm_cache, pool_cache), norm_cache, pool_cache)
+
+
+def _checked_dout(dout, norm_cache, pool_cache) -> np.ndarray:
+    """``dout`` as a C-contiguous array in the batch norm's dtype, the caches checked to be a
+    training batch norm's and a max pool's of one batch."""
     if not isinstance(norm_cache, BatchNormCache):
         raise TypeError(
             f"norm_cache: expected a training-mode batchnorm_forward's cache (BatchNormCache), got "
@@ -111,7 +118,7 @@ def batchnorm_relu_maxpool_backward(dout, norm_cache: BatchNormCache, pool_cache
             "pass the caches of the forward passes of one batch"
         )
     dout = check_dout(dout, pool_cache.winner.shape).astype(norm_cache.rows.dtype, copy=False)
-    return _backward(np.ascontiguousarray(dout), norm_cache, pool_cache)
+    return np.ascontiguousarray(dout)
 
 
 def _backward_numpy(dout, norm_cache, pool_cache):
@@ -127,15 +134,77 @@ def _tiles_input(dout, norm_cache, pool_cache) -> bool:
 @tiered(_backward_numpy, applies=_tiles_input)
 def _backward(kernels, dout, norm_cache, pool_cache):
     """Batch norm's two compiled backward passes, each reading its gradient at the winners."""
+    x, constants, dgamma, dbeta = _winner_sums(kernels, dout, norm_cache, pool_cache)
+    (ph, pw), (a, b, c, scale, offset) = pool_cache.pool, constants
+    dx = aligned_empty(x.shape, x.dtype)
+    kernels.norm_pool.winner_input_gradient(
+        dout, pool_cache.winner, x, a, b, c, scale, offset, norm_cache.relu, ph, pw, dx
+    )
+    return dx, dgamma, dbeta
+
+
+def _winner_sums(kernels, dout, norm_cache, pool_cache):
+    """The compiled backward's first pass, its sums read at the winners: ``(x, constants, dgamma,
+    dbeta)``, ``x`` the batch norm's input ``(m, H, W, C)`` and ``constants`` its ``(a, b, c0, scale,
+    offset)`` in x's dtype, ``dx = a * g - b * x + c0`` with ``g`` ReLU's mask of the routed
+    gradient (``scale``, ``offset``: the forward's map)."""
     rows, centred, gamma, inv_std, mean, _, shape, scale, offset, relu = norm_cache
     x = rows.reshape(shape)
     if centred:  # a NumPy-tier forward stored x - mean
         mean = np.zeros_like(mean)
     winner, (ph, pw) = pool_cache.winner, pool_cache.pool
-    fused = kernels.norm_pool
-    dbeta, centred_product = fused.winner_gradient_sums(dout, winner, x, mean, scale, offset, relu, ph, pw)
+    dbeta, centred_product = kernels.norm_pool.winner_gradient_sums(dout, winner, x, mean, scale, offset, relu, ph, pw)
     dgamma, constants = _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, rows.shape[0])
-    dx = aligned_empty(x.shape, x.dtype)
     a, b, c = (constant.astype(x.dtype) for constant in constants)
-    fused.winner_input_gradient(dout, winner, x, a, b, c, scale, offset, relu, ph, pw, dx)
-    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+    return x, (a, b, c, scale, offset), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+def conv_batchnorm_relu_maxpool_weight_backward(dout, conv_cache, norm_cache: BatchNormCache, pool_cache: PoolCache):
+    """Gradients of a first layer, a convolution whose output a training batch norm (+ ReLU) and a
+    max pool read, without the input's: ``(dw, db, dgamma, dbeta)``, as
+    ``conv2d_backward(batchnorm_relu_maxpool_backward(dout, ...)[0], conv_cache, need_dx=False)``
+    and the batch norm's gradients give them, bit for bit.
+
+    ``dout`` is the gradient of the pool's output; ``conv_cache`` the convolution's forward cache.
+    Where the compiled direct kernel ran the convolution, its filters fill whole vectors and the
+    pool's windows are 2 x 2 tiles, the weight gradient's tiles compute the batch norm's input
+    gradient at each position as they read it (from its input, the pool's winners and ``dout``):
+    that full-size array (8 MB a ``smallres`` batch) is never written. Otherwise, the two
+    backwards.
+    """
+    dout = _checked_dout(dout, norm_cache, pool_cache)
+    return _weight_backward(dout, conv_cache, norm_cache, pool_cache)
+
+
+def _weight_backward_in_two(dout, conv_cache, norm_cache, pool_cache):
+    """The two backwards, the batch norm's input gradient written between them."""
+    dx, dgamma, dbeta = _backward(dout, norm_cache, pool_cache)
+    _, dw, db = conv2d_backward(dx, conv_cache, need_dx=False)
+    return dw, db, dgamma, dbeta
+
+
+def _routes(dout, conv_cache, norm_cache, pool_cache) -> bool:
+    """Whether the weight gradient's tiles take the batch norm's gradient as they read it."""
+    from .compiled.conv import filter_lanes, reads_each_gradient_once
+
+    z_shape, n_k = tuple(norm_cache.shape), norm_cache.shape[-1]
+    n_taps = conv_cache.w.shape[0] * conv_cache.w.shape[1] * conv_cache.w.shape[2]
+    return (
+        conv_cache.layout == "direct"
+        and reads_each_gradient_once(n_taps, n_k, norm_cache.rows.dtype)
+        and not norm_cache.centred
+        and pool_cache.pool == (2, 2)
+        and _tiles_input(dout, norm_cache, pool_cache)
+        and filter_lanes(n_k, norm_cache.rows.dtype) == n_k
+        and z_shape[0] == conv_cache.x_shape[0]
+        and z_shape[-1] == conv_cache.w.shape[3]
+    )
+
+
+@tiered(_weight_backward_in_two, applies=_routes)
+def _weight_backward(kernels, dout, conv_cache, norm_cache, pool_cache):
+    """:func:`conv_batchnorm_relu_maxpool_weight_backward`'s weight gradient with the routed tiles."""
+    x, (a, b, c, scale, offset), dgamma, dbeta = _winner_sums(kernels, dout, norm_cache, pool_cache)
+    constants = np.stack([a, b, c, scale.astype(x.dtype), offset.astype(x.dtype)])
+    dw, db = direct_weight_backward(x, conv_cache, (dout, pool_cache.winner, constants, bool(norm_cache.relu)))
+    return dw, db, dgamma, dbeta

@@ -78,6 +78,19 @@ class _Vectors:
             align=self.scalar_bytes,
         )
 
+    def load_int32(self, base, index):
+        """``lanes`` int32 values from ``base`` (an ``i32*``) at ``index``."""
+        vector_type = ir.VectorType(ir.IntType(32), self.lanes)
+        return self.builder.load(
+            self.builder.bitcast(self.builder.gep(base, [index]), vector_type.as_pointer()), align=4
+        )
+
+    def splat(self, value, vector_type):
+        """``value`` in every lane of ``vector_type``."""
+        undefined = ir.Constant(vector_type, ir.Undefined)
+        single = self.builder.insert_element(undefined, value, ir.Constant(ir.IntType(32), 0))
+        return self.builder.shuffle_vector(single, undefined, self.zero_index)
+
     def broadcast(self, base, index):
         value = self.builder.load(self.builder.gep(base, [index]))
         undefined = ir.Constant(self.type, ir.Undefined)
@@ -326,9 +339,71 @@ def forward_row(positions: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
     return row
 
 
+class _Routing:
+    """IR for :func:`weight_grad_tile`'s ``route``: each position's gradient from a batch norm's
+    input, the max pool's winners and its output gradient (see there)."""
+
+    def __init__(self, context, builder, vec, vectors, route_type, route, p0, y0, a0, a_row):
+        self.builder, self.vec, self.vectors, self.p0, self.y0 = builder, vec, vectors, p0, y0
+        pooled_type, winner_type, constants_type, _ = route_type.types
+        pooled, winner, constants, relu = cgutils.unpack_tuple(builder, route, 4)
+        pooled_array = context.make_array(pooled_type)(context, builder, pooled)
+        _, self.n_hp, self.n_wp, self.k_pad = cgutils.unpack_tuple(builder, pooled_array.shape, 4)
+        self.pooled = pooled_array.data
+        self.winner = context.make_array(winner_type)(context, builder, winner).data
+        constants_data = context.make_array(constants_type)(context, builder, constants).data
+        self.k0 = builder.srem(a0, a_row)  # the tile's first filter: acc rows are K_pad long
+        self.a, self.b, self.c0, self.scale, self.offset = (
+            [
+                vec.load(
+                    constants_data,
+                    builder.add(builder.add(builder.mul(_i64(j), self.k_pad), self.k0), _i64(s * vec.lanes)),
+                )
+                for s in range(vectors)
+            ]
+            for j in range(5)
+        )
+        mask_type = ir.VectorType(ir.IntType(1), vec.lanes)
+        self.mask_type = mask_type
+        self.no_relu = vec.splat(builder.not_(relu), mask_type)
+
+    def gradients(self, z_data, z_at, row, col):
+        """The gradient vectors at band row ``row``, column ``col``, ``z`` read at ``z_at``."""
+        builder, vec = self.builder, self.vec
+        one = _i64(1)
+        y = builder.add(self.y0, row)
+        pooled_row, p = builder.ashr(y, one), builder.and_(y, one)
+        pooled_col, q = builder.ashr(col, one), builder.and_(col, one)
+        valid = builder.and_(
+            builder.icmp_signed("<", pooled_row, self.n_hp), builder.icmp_signed("<", pooled_col, self.n_wp)
+        )
+        window = builder.add(
+            builder.mul(builder.add(builder.mul(pooled_row, self.n_wp), pooled_col), self.k_pad), self.k0
+        )
+        first = builder.add(self.p0, self.k0)
+        at = builder.select(valid, builder.add(self.p0, window), first)  # in bounds either way
+        key = builder.trunc(builder.add(builder.shl(p, one), q), ir.IntType(32))
+        key_vector = vec.splat(key, ir.VectorType(ir.IntType(32), vec.lanes))
+        valid_vector = vec.splat(valid, self.mask_type)
+        zero = ir.Constant(vec.type, None)
+        grads = []
+        for s in range(self.vectors):
+            lane = _i64(s * vec.lanes)
+            z = vec.load(z_data, builder.add(z_at, lane))
+            won = vec.load_int32(self.winner, builder.add(at, lane))
+            hit = builder.and_(builder.icmp_signed("==", won, key_vector), valid_vector)
+            routed = builder.select(hit, vec.load(self.pooled, builder.add(at, lane)), zero)
+            passes = builder.fcmp_ordered(">", builder.fadd(builder.fmul(z, self.scale[s]), self.offset[s]), zero)
+            kept = builder.select(builder.or_(self.no_relu, passes), routed, zero)
+            product = builder.fsub(builder.fmul(self.a[s], kept), builder.fmul(self.b[s], z))
+            grads.append(builder.fadd(product, self.c0[s]))
+        return grads
+
+
 def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES, run_taps: int | None = None):
     """An intrinsic
-    ``tile(x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row, b0)``:
+    ``tile(x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row, b0,
+    route, p0, y0)``:
 
     ``acc[a0 + u * a_row + l] += sum_{r < n_rows, v < n_cols} x[x0 + r * x_row + v * x_step +
     offsets[t0 + u]] * g[g0 + r * g_row + v * g_step + l]`` for ``u < taps``, ``l < vectors * lanes``:
@@ -340,18 +415,56 @@ def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
     ``run_taps``: the tile's taps are runs of this many consecutive offsets (a window row of a
     few-channel input), each run addressed from its first offset; default, all of them one run.
     Offsets that are not (checked at the call) are read 8 at a time instead.
+
+    ``route``, ``p0``, ``y0``: ``None`` (and unused) for ``g`` as above. Else ``route = (pooled,
+    winner, constants, relu)`` and ``g`` holds a batch norm's input ``z``: the gradient read at each
+    position is the one that batch norm (+ ReLU) gives its input where a 2 x 2 max pool read its
+    output, ``a * r - b * z + c0`` with ``r`` the pool's output gradient ``pooled`` at the window
+    whose ``winner`` is this position (0 elsewhere, and past the last window), masked by ReLU's
+    ``z * scale + offset > 0``; ``constants (5, K_pad)`` rows ``a, b, c0, scale, offset``. The
+    position is row ``y0 + r`` and column ``v`` of the image whose pooled values start at ``p0``:
+    the same values, in the same order of operations, as ``norm_pool.winner_input_gradient``
+    writes, never written themselves.
     """
 
     @intrinsic
-    def tile(typingctx, x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row, b0):
-        sig = types.void(x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row, b0)
+    def tile(
+        typingctx,
+        x,
+        x0,
+        x_row,
+        x_step,
+        offsets,
+        t0,
+        g,
+        g0,
+        g_row,
+        g_step,
+        n_rows,
+        n_cols,
+        acc,
+        a0,
+        a_row,
+        b0,
+        route,
+        p0,
+        y0,
+    ):
+        sig = types.void(
+            x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row, b0, route, p0, y0
+        )
 
         def codegen(context, builder, sig, args):
-            x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row, b0 = args
+            x, x0, x_row, x_step, offsets, t0, g, g0, g_row, g_step, n_rows, n_cols, acc, a0, a_row, b0 = args[:16]
             x_data, offset_data, g_data, acc_data = (
                 _data(context, builder, sig.args[i], args[i]) for i in (0, 4, 6, 12)
             )
             vec = _Vectors(context, builder, sig.args[0].dtype, vector_bytes)
+            routing = None
+            if not isinstance(sig.args[16], (types.NoneType, types.Omitted)):
+                routing = _Routing(
+                    context, builder, vec, vectors, sig.args[16], args[16], args[17], args[18], a0, a_row
+                )
             sums = [[cgutils.alloca_once(builder, vec.type) for _ in range(vectors)] for _ in range(taps)]
             acc_starts = [builder.add(a0, builder.mul(a_row, _i64(u))) for u in range(taps)]
             for u in range(taps):
@@ -382,7 +495,10 @@ def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
                     with cgutils.for_range(builder, n_cols) as col:
                         x_at = builder.add(x_start, builder.mul(col.index, x_step))
                         g_at = builder.add(g_start, builder.mul(col.index, g_step))
-                        grads = [vec.load(g_data, builder.add(g_at, _i64(s * vec.lanes))) for s in range(vectors)]
+                        if routing is None:
+                            grads = [vec.load(g_data, builder.add(g_at, _i64(s * vec.lanes))) for s in range(vectors)]
+                        else:
+                            grads = routing.gradients(g_data, g_at, row.index, col.index)
                         if tap_range[0] == 0:  # the first loop over the band also sums g, if asked
                             with builder.if_then(with_bias):
                                 for s in range(vectors):
