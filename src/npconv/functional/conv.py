@@ -461,12 +461,10 @@ def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, 
     n_h, n_w = dout.shape[1:3]
     if dout_pad is None:
         # The kernel reads whole vectors of filters: dout itself, or a zero-padded copy where K is not.
-        grads = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1)
-        dw, db = kernels.conv_weight_grads(x_pad, grads, 0, 0, n_h, n_w, offsets, n_taps, b_shape is not None, route)
+        grads, top, left = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1), 0, 0
     else:
-        dw, db = kernels.conv_weight_grads(
-            x_pad, dout_pad, full[0][0], full[1][0], n_h, n_w, offsets, n_taps, b_shape is not None, None
-        )
+        grads, top, left = dout_pad, full[0][0], full[1][0]
+    dw, db = kernels.conv_weight_grads(x_pad, grads, top, left, n_h, n_w, offsets, n_taps, b_shape is not None, route)
     dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
     db = None if b_shape is None else db[:n_k].reshape(b_shape)
     if not need_dx:

@@ -205,6 +205,6 @@ def _routes(dout, conv_cache, norm_cache, pool_cache) -> bool:
 def _weight_backward(kernels, dout, conv_cache, norm_cache, pool_cache):
     """:func:`conv_batchnorm_relu_maxpool_weight_backward`'s weight gradient with the routed tiles."""
     x, (a, b, c, scale, offset), dgamma, dbeta = _winner_sums(kernels, dout, norm_cache, pool_cache)
-    constants = np.stack([a, b, c, scale.astype(x.dtype), offset.astype(x.dtype)])
+    constants = np.stack([a, b, c, scale, offset])  # all in x's dtype: a compiled forward's cache
     dw, db = direct_weight_backward(x, conv_cache, (dout, pool_cache.winner, constants, bool(norm_cache.relu)))
     return dw, db, dgamma, dbeta

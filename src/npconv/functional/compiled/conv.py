@@ -100,15 +100,20 @@ def filter_table(w, flip, paired, table):
                         table[t, j] = value
 
 
+@njit(cache=True)
+def _one_rgb_tile(n_taps, k_pad, lanes):
+    """Whether :func:`conv_weight_grads` sums all taps of a 3 x 3 window over 3 channels in one tile
+    (one vector of filters, where the registers hold its 27 sums)."""
+    return _RGB_WINDOW and n_taps == _RGB_TAPS and k_pad == lanes
+
+
 def reads_each_gradient_once(n_taps: int, k_pad: int, dtype) -> bool:
     """Whether :func:`conv_weight_grads` reads each output gradient vector once: one tile holds all
     ``n_taps`` taps of a vector of filters (an RGB 3 x 3 window, or at most one block of taps). Its
     routed form computes each gradient where it reads it, so it pays only then: Happy's 147 taps in
     19 tiles made its epoch 1.35x longer."""
     lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
-    if _RGB_WINDOW and n_taps == _RGB_TAPS and k_pad == lanes:
-        return True
-    return n_taps <= (TAP_BLOCK if k_pad <= lanes else TAP_BLOCK // 2)
+    return _one_rgb_tile(n_taps, k_pad, lanes) or n_taps <= (TAP_BLOCK if k_pad <= lanes else TAP_BLOCK // 2)
 
 
 def _forward_cost(x_pad, offsets, n_taps, weights, bias, out, moments, residual):
@@ -216,7 +221,7 @@ def conv_weight_grads(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bi
     images_per_band = max(1, BAND_PIXELS // (n_h * n_w)) if rows_per_band == n_h else 1
     bands_per_image = (n_h + rows_per_band - 1) // rows_per_band
     n_bands = bands_per_image * ((m + images_per_band - 1) // images_per_band)
-    rgb_window = _RGB_WINDOW and n_taps == _RGB_TAPS and k_pad == lanes
+    rgb_window = _one_rgb_tile(n_taps, k_pad, lanes)
     n_tap_blocks = (n_taps + TAP_BLOCK - 1) // TAP_BLOCK
     bias_row = n_tap_blocks * TAP_BLOCK  # each band's partial: its taps' rows, then the bias's
     if rgb_window:
