@@ -203,8 +203,10 @@ def conv_weight_grads(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bi
     ``dout[:, top : top + n_H, left : left + n_W]``, dout C-contiguous (the whole of it, or a
     zero-bordered buffer holding it: the input gradient's padded operand), its padded filters zero;
     offsets padded to a multiple of :data:`TAP_BLOCK`. The pixels are split into bands of whole rows
-    (about :data:`BAND_PIXELS`, several images when they are small); each (band, block of taps) sums
-    into the band's partial, and the partials are added in band order. A 3 x 3 window over 3 channels
+    (about :data:`BAND_PIXELS`, several images when they are small, but never more than half the
+    batch: with one band, each thread read the whole batch's input and gradient for its blocks of
+    taps, from the other core's cache or memory); each (band, block of taps) sums into the band's
+    partial, and the partials are added in band order. A 3 x 3 window over 3 channels
     with one vector of filters is one block of 27 taps where the registers hold it. Each tap's sum
     runs over the pixels in the same order whatever its block: the same bits either way.
 
@@ -218,7 +220,7 @@ def conv_weight_grads(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bi
     g_row = g_width * k_pad
     lanes = VECTOR_BYTES // x_pad.itemsize
     rows_per_band = max(1, min(n_h, BAND_PIXELS // n_w))
-    images_per_band = max(1, BAND_PIXELS // (n_h * n_w)) if rows_per_band == n_h else 1
+    images_per_band = max(1, min(BAND_PIXELS // (n_h * n_w), (m + 1) // 2)) if rows_per_band == n_h else 1
     bands_per_image = (n_h + rows_per_band - 1) // rows_per_band
     n_bands = bands_per_image * ((m + images_per_band - 1) // images_per_band)
     rgb_window = _one_rgb_tile(n_taps, k_pad, lanes)
