@@ -54,30 +54,47 @@ def _rotation_matrix(angle: float, n_w: int, n_h: int) -> list[float]:
 
 @kernel()
 def _reframe_images(x, chosen, rotate, matrices, sizes, corners, lo, hi, columns_first_allowed, out):
-    """:func:`reframe`, one image per ``prange`` iteration; ``matrices (m, 6)`` Pillow's inverse
-    rotations where ``rotate``."""
+    """:func:`reframe` in parallel; ``matrices (m, 6)`` Pillow's inverse rotations where ``rotate``.
+
+    Iteration ``k`` reframes the ``k``-th chosen image and copies the ``k``-th other one: the threads
+    share the chosen images evenly. Split over the batch, a random half of it chosen, one thread
+    often had most of the work (2.8 against 1.4 ms for 16 of 32 images)."""
     m, n_h, n_w, n_c = x.shape
     values = np.arange(256) / 255 * (hi - lo) + lo  # what each uint8 level maps back to
-    for i in prange(m):
-        if not chosen[i]:
-            out[i] = x[i]
-            continue
-        pixels = np.empty((n_h, n_w, n_c), np.uint8)
-        for y in range(n_h):
-            for v in range(n_w):
-                for c in range(n_c):
-                    level = np.rint((np.float64(x[i, y, v, c]) - lo) / (hi - lo) * 255)
-                    pixels[y, v, c] = min(max(level, 0.0), 255.0)
-        fill = _border_median(pixels)
-        if rotate[i]:
-            pixels = _rotate(pixels, matrices[i], fill)
-        small = _box_resize(pixels, sizes[i, 0], sizes[i, 1], columns_first_allowed)
-        top, left = corners[i, 0], corners[i, 1]
-        for y in range(n_h):
-            for v in range(n_w):
-                inside = top <= y < top + small.shape[0] and left <= v < left + small.shape[1]
-                for c in range(n_c):
-                    out[i, y, v, c] = values[small[y - top, v - left, c] if inside else fill[c]]
+    kept, reframed = np.flatnonzero(~chosen), np.flatnonzero(chosen)
+    flat_x, flat_out = x.reshape(m, n_h * n_w * n_c), out.reshape(m, n_h * n_w * n_c)
+    for k in prange(max(kept.size, reframed.size)):
+        if k < kept.size:
+            flat_out[kept[k]] = flat_x[kept[k]]
+        if k < reframed.size:
+            i = reframed[k]
+            _reframe_one(
+                x[i], rotate[i], matrices[i], sizes[i], corners[i], lo, hi, values, columns_first_allowed, out[i]
+            )
+
+
+@njit(cache=True)
+def _reframe_one(image, rotate, matrix, size, corner, lo, hi, values, columns_first_allowed, out):
+    """One image ``(H, W, C)`` reframed into ``out``: mapped to uint8, rotated where ``rotate``,
+    shrunk to ``size`` and pasted at ``corner`` on its border's median colour, mapped back by
+    ``values`` (each uint8 level's value)."""
+    n_h, n_w, n_c = image.shape
+    pixels = np.empty((n_h, n_w, n_c), np.uint8)
+    for y in range(n_h):
+        for v in range(n_w):
+            for c in range(n_c):
+                level = np.rint((np.float64(image[y, v, c]) - lo) / (hi - lo) * 255)
+                pixels[y, v, c] = min(max(level, 0.0), 255.0)
+    fill = _border_median(pixels)
+    if rotate:
+        pixels = _rotate(pixels, matrix, fill)
+    small = _box_resize(pixels, size[0], size[1], columns_first_allowed)
+    top, left = corner[0], corner[1]
+    for y in range(n_h):
+        for v in range(n_w):
+            inside = top <= y < top + small.shape[0] and left <= v < left + small.shape[1]
+            for c in range(n_c):
+                out[y, v, c] = values[small[y - top, v - left, c] if inside else fill[c]]
 
 
 @njit(cache=True)
