@@ -183,3 +183,64 @@ def test_backward_names_a_wrong_dout(rng):
     out, cache = global_pool2d_forward(x)
     with pytest.raises(ValueError, match=r"dout: expected .* shape \(1, 2\)"):
         global_pool2d_backward(out[:, :1], cache)
+
+
+# A ReLU after a max pool (a residual block's end): its mask taken as the pool routes the gradient.
+RELU_CASES = [
+    ((3, 8, 10, 16), 2, None, "valid"),  # tiled, 16 channels: one output row per task
+    ((2, 9, 7, 3), 2, None, "same"),  # tiled, few channels: rows spread over their columns
+    ((2, 9, 7, 3), (3, 2), (1, 2), "valid"),  # overlapping windows: accumulated
+    ((2, 8, 8, 32), 2, None, "valid"),
+]
+
+
+def relu_of_pool(x, pool, stride, padding):
+    """``relu(max_pool(x))``, its output and the pool's cache."""
+    pooled, cache = pool2d_forward(x, pool, stride, padding, "max")
+    return np.maximum(pooled, 0), cache
+
+
+@pytest.mark.parametrize("shape, pool, stride, padding", RELU_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_out_gives_the_relu_and_pool_backwards_bits(rng, shape, pool, stride, padding, dtype):
+    from npconv.functional import relu_backward
+
+    x = rng.standard_normal(shape).astype(dtype)
+    out, cache = relu_of_pool(x, pool, stride, padding)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dout.flat[:: max(1, dout.size // 7)] = np.nan  # NaN * 0 stays NaN where ReLU's mask is 0
+    fused = pool2d_backward(dout, cache, relu_out=out)
+    np.testing.assert_array_equal(fused, pool2d_backward(relu_backward(dout, out), cache))
+    assert fused.dtype == dtype and np.isnan(fused).any()
+
+
+@pytest.mark.parametrize("shape, pool, stride, padding", RELU_CASES[:3])
+def test_relu_out_numerical_gradients(rng, shape, pool, stride, padding):
+    x = rng.standard_normal(shape)
+
+    def forward(x):
+        out, cache = relu_of_pool(x, pool, stride, padding)
+        return out, (out, cache)
+
+    gradcheck(forward, lambda dout, cache: pool2d_backward(dout, cache[1], relu_out=cache[0]), {"x": x})
+
+
+def test_relu_out_matches_pytorch(torch, rng):
+    x = rng.standard_normal((2, 8, 10, 16)).astype(np.float32)
+    out, cache = relu_of_pool(x, 2, None, "valid")
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    torch.relu(torch.nn.functional.max_pool2d(xt, 2)).backward(torch.tensor(dout.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(
+        pool2d_backward(dout, cache, relu_out=out), xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_relu_out_is_refused_where_it_cannot_apply(rng):
+    x = rng.standard_normal((1, 4, 4, 2))
+    out, cache = pool2d_forward(x, 2, mode="average")
+    with pytest.raises(ValueError, match=r"relu_out: expected a ReLU's output of a max pool's output.*average pooling"):
+        pool2d_backward(out, cache, relu_out=np.maximum(out, 0))
+    out, cache = pool2d_forward(x, 2)
+    with pytest.raises(ValueError, match=r"relu_out: expected .* shape \(1, 2, 2, 2\), got .*\(1, 2, 2, 1\)"):
+        pool2d_backward(out, cache, relu_out=out[..., :1])

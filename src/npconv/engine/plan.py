@@ -21,6 +21,7 @@ from ..functional.add_pool import add_maxpool_forward
 from ..functional.batchnorm import ScaleShift, folded_weights
 from ..functional.conv import conv2d_forward
 from ..functional.norm_pool import conv_batchnorm_relu_maxpool_weight_backward
+from ..functional.pool import pool2d_backward
 
 
 class Node:
@@ -297,6 +298,11 @@ class AddMaxPool(_FusedWithPool):
     def backward(self, dout, need_dx=True):
         return self.add.backward(self.pool.backward(dout), need_dx)
 
+    def backward_through_relu(self, dout, relu_out, need_dx=True):
+        """The gradient of ``relu(step(xs))`` from the ReLU's output ``relu_out``: ReLU's mask taken
+        as the pool routes ``dout`` (:func:`~npconv.functional.pool2d_backward`'s ``relu_out``)."""
+        return self.add.backward(pool2d_backward(dout, self.pool._take_cache(), relu_out=relu_out), need_dx)
+
 
 def fuse_add_maxpool(steps: list[Node]) -> list[Node]:
     """``MaxPooling2D(Add([a, b]))`` as one :class:`AddMaxPool` step where the pool alone reads the
@@ -314,7 +320,8 @@ class AddMaxPoolReLU(_TwoLayerStep):
     """One step for an :class:`AddMaxPool` step whose output only a ``ReLU`` reads (a residual
     block's end, the ReLU moved past the pool): the sum's pass clips as it writes the pooled output
     (:func:`~npconv.functional.add_maxpool_forward` with ``relu=True``), and the ReLU keeps the
-    cache it would alone; backward, the three layers' own."""
+    cache it would alone; backward, ReLU's mask is taken as the pool routes the gradient
+    (:meth:`AddMaxPool.backward_through_relu`), then the ``Add``'s own."""
 
     multi_input = True
 
@@ -334,7 +341,7 @@ class AddMaxPoolReLU(_TwoLayerStep):
         return out
 
     def backward(self, dout, need_dx=True):
-        return self.first.backward(self.relu.backward(dout), need_dx)
+        return self.first.backward_through_relu(dout, self.relu._take_cache(), need_dx)
 
 
 def fuse_add_maxpool_relu(steps: list[Node]) -> list[Node]:

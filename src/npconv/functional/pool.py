@@ -18,14 +18,16 @@ With the compiled tier (:mod:`npconv.functional._tier`) max pooling reads each w
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import check_choice, check_float_array
+from ..errors import ShapeError, check_choice, check_float_array, expected
 from ._shapes import Padding2D, as_pair, check_dout, output_size, resolve_padding
 from ._tier import tiered
 from ._workspace import aligned_empty
+from .activations import relu_backward
 from .padding import pad_nhwc
 
 # The winners' dtype in both tiers: the compiled selects vectorise on 32-bit lanes beside float32
@@ -72,28 +74,46 @@ def pool2d_forward(x, pool_size, stride=None, padding="valid", mode="max"):
     return out, PoolCache(x.shape, pool, stride, pads, mode, None, counts)
 
 
-def pool2d_backward(dout, cache: PoolCache):
+def pool2d_backward(dout, cache: PoolCache, relu_out=None):
     """Gradient of :func:`pool2d_forward` with respect to its input, shape ``(m, n_H_prev, n_W_prev, n_C)``.
 
     Max: each window's gradient goes to its (first) maximum. Average: spread evenly over the window's
     unpadded elements. Overlapping windows accumulate.
+
+    ``relu_out``: for max pooling, the output of a ReLU that read the pool's, ``max(out, 0)``: the
+    gradient is then ``relu(pool(x))``'s, ``pool2d_backward(relu_backward(dout, relu_out), cache)``
+    with ReLU's mask taken as each window's gradient is routed (no pass of its own).
     """
     x_shape, (ph, pw), (sh, sw), pads, mode, winner, counts = cache
     m, n_c = x_shape[0], x_shape[3]
     n_h, n_w = output_size(x_shape[1:3], (ph, pw), (sh, sw), pads, "pool window")
     dout = check_dout(dout, (m, n_h, n_w, n_c))
+    if relu_out is not None:
+        relu_out = check_float_array(relu_out, "relu_out")
+        if mode != "max" or relu_out.shape != dout.shape:
+            raise ShapeError(
+                expected(
+                    "relu_out",
+                    f"a ReLU's output of a max pool's output, shape {dout.shape}",
+                    relu_out if mode == "max" else f"{mode} pooling",
+                    "Pass relu_out=None to get the pool's own gradient.",
+                )
+            )
     (top, bottom), (left, right) = pads
     padded_hw = (x_shape[1] + top + bottom, x_shape[2] + left + right)
     # Without overlaps each input gets one write (or none: rows past the last window, gaps between
     # windows); when the windows tile the padded input exactly, nothing needs zeroing first.
     tiled = (ph, pw) == (sh, sw) and padded_hw == (n_h * sh, n_w * sw)
-    padded = _scatter_to_windows(dout, mode, winner, counts, (ph, pw), (sh, sw), padded_hw, tiled)
+    padded = _scatter_to_windows(dout, mode, winner, counts, (ph, pw), (sh, sw), padded_hw, tiled, relu_out)
     return padded[:, top : padded_hw[0] - bottom, left : padded_hw[1] - right, :]
 
 
-def _scatter_to_windows_numpy(dout, mode, winner, counts, pool, stride, padded_hw, tiled):
+def _scatter_to_windows_numpy(dout, mode, winner, counts, pool, stride, padded_hw, tiled, relu_out):
     """The padded input's gradient ``(m, H_pad, W_pad, n_C)``: one strided slice per window offset
-    (``tiled``: the windows cover the padded input exactly once)."""
+    (``tiled``: the windows cover the padded input exactly once); ``dout`` first masked by
+    ``relu_out > 0`` when given."""
+    if relu_out is not None:
+        dout = relu_backward(dout, relu_out)
     (ph, pw), (sh, sw) = pool, stride
     m, n_h, n_w, n_c = dout.shape
     overlapping = ph > sh or pw > sw
@@ -111,12 +131,20 @@ def _scatter_to_windows_numpy(dout, mode, winner, counts, pool, stride, padded_h
 
 
 @tiered(_scatter_to_windows_numpy, applies=lambda dout, mode, *_: mode == "max")
-def _scatter_to_windows(kernels, dout, mode, winner, counts, pool, stride, padded_hw, tiled):
-    """:func:`_scatter_to_windows_numpy` for max pooling, one compiled pass."""
+def _scatter_to_windows(kernels, dout, mode, winner, counts, pool, stride, padded_hw, tiled, relu_out):
+    """:func:`_scatter_to_windows_numpy` for max pooling, one compiled pass (ReLU's mask in it)."""
     (ph, pw), (sh, sw) = pool, stride
     padded = np.empty((dout.shape[0], *padded_hw, dout.shape[3]), dtype=dout.dtype)
-    kernels.pool.max_pool_backward(np.ascontiguousarray(dout), winner, ph, pw, sh, sw, tiled, padded)
+    dout = np.ascontiguousarray(dout)
+    activation = _no_activation(dout.dtype) if relu_out is None else np.ascontiguousarray(relu_out, dtype=dout.dtype)
+    kernels.pool.max_pool_backward(dout, winner, ph, pw, sh, sw, tiled, padded, activation)
     return padded
+
+
+@functools.lru_cache(maxsize=8)
+def _no_activation(dtype) -> np.ndarray:
+    """The compiled max pool backward's ``activation`` when no ReLU follows the pool: empty."""
+    return np.empty((0, 0, 0, 0), dtype)
 
 
 def _offset_slice(x_pad, p, q, stride, out_size):

@@ -229,34 +229,38 @@ def _window_maxima(column_best, column_key, sw, pw, values, offsets):
 
 
 @kernel()
-def max_pool_backward(dout, winner, ph, pw, sh, sw, tiled, dx_pad):
-    """``dx_pad[i, h*sh + p, v*sw + q, c] += dout[i, h, v, c]`` where ``winner[i, h, v, c] == p*pw + q``.
+def max_pool_backward(dout, winner, ph, pw, sh, sw, tiled, dx_pad, activation):
+    """``dx_pad[i, h*sh + p, v*sw + q, c] += g[i, h, v, c]`` where ``winner[i, h, v, c] == p*pw + q``,
+    ``g = dout``, or where ``activation`` (like ``dout``; empty for none) holds a ReLU's output of
+    the pool's, ``g = dout * (activation > 0)``: ReLU's gradient taken as each row is routed.
 
     dx_pad (m, H_pad, W_pad, n_C). When the windows ``tiled`` it exactly (stride == pool size, no
-    leftover rows), each element is written once, ``dout`` or 0, and the output rows are shared out
+    leftover rows), each element is written once, ``g`` or 0, and the output rows are shared out
     between threads (with few channels, by :func:`_spread_rows`); otherwise each image is zeroed
     first and its windows, which may overlap, accumulate, one image per thread at a time.
     """
     m, n_h, n_w, n_c = dout.shape
+    masked = activation.size > 0
+    passed = activation if masked else dout  # read only where masked: one array type either way
     if not tiled:
         for i in prange(m):
             dx_pad[i] = 0.0
             for h in range(n_h):
-                _route_row(dout[i, h], winner[i, h], dx_pad[i], h, ph, pw, sh, sw, True)
+                _route_row(dout[i, h], passed[i, h], masked, winner[i, h], dx_pad[i], h, ph, pw, sh, sw, True)
         return
     # A pixel's channels in less than one 256-bit vector, or in at most two with a window of 3 rows
     # or more: the loops along them are short, so each output row is spread over its columns
     # first and each padded row then written as one run.
     if n_c * dout.itemsize < 32 or (n_c * dout.itemsize <= 64 and ph >= 3):
-        _spread_rows(dout, winner, ph, pw, sh, dx_pad)
+        _spread_rows(dout, passed, masked, winner, ph, pw, sh, dx_pad)
         return
     for row in prange(m * n_h):
-        i = row // n_h
-        _route_row(dout[i, row - i * n_h], winner[i, row - i * n_h], dx_pad[i], row - i * n_h, ph, pw, sh, sw, False)
+        i, h = row // n_h, row % n_h
+        _route_row(dout[i, h], passed[i, h], masked, winner[i, h], dx_pad[i], h, ph, pw, sh, sw, False)
 
 
 @njit(cache=True, inline="always")
-def _spread_rows(dout, winner, ph, pw, sh, dx_pad):
+def _spread_rows(dout, passed, masked, winner, ph, pw, sh, dx_pad):
     """The tiled backward pass, blocks of :data:`ROWS_PER_TASK` output rows shared out between
     threads: each output row's gradients spread over its columns (:func:`_spread_to_columns`), then
     each padded row written as one contiguous run."""
@@ -270,7 +274,7 @@ def _spread_rows(dout, winner, ph, pw, sh, dx_pad):
         for row in range(task * ROWS_PER_TASK, min(rows, (task + 1) * ROWS_PER_TASK)):
             i = row // n_h
             h = row - i * n_h
-            _spread_to_columns(dout[i, h], winner[i, h], pw, column_grad, column_key)
+            _spread_to_columns(dout[i, h], passed[i, h], masked, winner[i, h], pw, column_grad, column_key)
             for p in range(ph):
                 line, row_key = dx_rows[i, h * sh + p], winner.dtype.type(p * pw)
                 for j in range(width):
@@ -278,35 +282,43 @@ def _spread_rows(dout, winner, ph, pw, sh, dx_pad):
 
 
 @njit(cache=True, inline="always")
-def _spread_to_columns(grads, won, pw, column_grad, column_key):
-    """Each window's gradient ``grads (n_W, n_C)`` copied to its ``pw`` columns of a tiled row,
-    ``column_grad (n_W * pw * n_C,)``, with the key ``winner - q``: the key is ``p * pw`` exactly
-    where the window's winner lies in that column, at row ``p``."""
+def _spread_to_columns(grads, passed, masked, won, pw, column_grad, column_key):
+    """Each window's gradient ``grads (n_W, n_C)`` (:func:`_masked`) copied to its ``pw`` columns of
+    a tiled row, ``column_grad (n_W * pw * n_C,)``, with the key ``winner - q``: the key is
+    ``p * pw`` exactly where the window's winner lies in that column, at row ``p``."""
     n_w, n_c = grads.shape
     for v in range(n_w):
-        grad, w = grads[v], won[v]
+        grad, relu_out, w = grads[v], passed[v], won[v]
         for q in range(pw):
             start = (v * pw + q) * n_c
             target_grad, target_key = column_grad[start : start + n_c], column_key[start : start + n_c]
             for c in range(n_c):
-                target_grad[c] = grad[c]
+                target_grad[c] = _masked(grad[c], relu_out[c], masked)
                 target_key[c] = w[c] - q
 
 
 @njit(cache=True, inline="always")
-def _route_row(grads, won, dx_image, h, ph, pw, sh, sw, accumulate):
-    """One output row's gradients ``grads (n_W, n_C)`` to their winners in ``dx_image``. The
-    innermost loop is a select along the channels (no branch, no division), so it vectorises."""
+def _masked(grad, relu_out, masked):
+    """``grad``, or with ``masked`` ReLU's gradient ``grad * (relu_out > 0)`` (NaN * 0 is NaN, as
+    NumPy's)."""
+    return grad * (relu_out > 0) if masked else grad
+
+
+@njit(cache=True, inline="always")
+def _route_row(grads, passed, masked, won, dx_image, h, ph, pw, sh, sw, accumulate):
+    """One output row's gradients ``grads (n_W, n_C)`` (:func:`_masked`) to their winners in
+    ``dx_image``. The innermost loop is a select along the channels (no branch, no division), so it
+    vectorises."""
     n_w, n_c = grads.shape
     for p in range(ph):
         line = dx_image[h * sh + p]
         for q in range(pw):
             offset = won.dtype.type(p * pw + q)
             for v in range(n_w):
-                target, grad, w = line[v * sw + q], grads[v], won[v]
+                target, grad, relu_out, w = line[v * sw + q], grads[v], passed[v], won[v]
                 if accumulate:
                     for c in range(n_c):
-                        target[c] += grad[c] if w[c] == offset else 0.0
+                        target[c] += _masked(grad[c], relu_out[c], masked) if w[c] == offset else 0.0
                 else:
                     for c in range(n_c):
-                        target[c] = grad[c] if w[c] == offset else 0.0
+                        target[c] = _masked(grad[c], relu_out[c], masked) if w[c] == offset else 0.0
