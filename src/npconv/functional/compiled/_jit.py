@@ -50,8 +50,20 @@ class Kernel:
         if self.cost is not None:
             parallel = self.cost(*args) >= PARALLEL_MIN_MULTIPLY_ADDS
         else:
-            parallel = sum(a.nbytes for a in args if isinstance(a, np.ndarray)) >= PARALLEL_MIN_BYTES
+            parallel = _holds_bytes(args, PARALLEL_MIN_BYTES)
         return (self.parallel if parallel else self.serial)(*args)
+
+
+def _holds_bytes(args, limit: int) -> bool:
+    """Whether the arrays among ``args`` hold ``limit`` bytes or more, counted until they do (a
+    generator summing them all took 0.9 of a microsecond a call, 72 calls a batch)."""
+    total = 0
+    for a in args:
+        if isinstance(a, np.ndarray):
+            total += a.nbytes
+            if total >= limit:
+                return True
+    return False
 
 
 def kernel(cost=None, **options):
