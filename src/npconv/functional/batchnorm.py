@@ -302,33 +302,20 @@ def _normalise_backward_numpy(d2, cache, out):
 
 @tiered(_normalise_backward_numpy)
 def _normalise_backward(kernels, d2, cache, out):
-    """:func:`batchnorm_backward` in two compiled passes: the sums ``dbeta`` and ``sum(dout * xc)``,
-    then ``dx = a * dout - b * xc - a * dbeta / N`` with ``a = gamma * inv_std`` and
-    ``b = a * inv_std * dgamma / N`` (``dout`` masked by ReLU's in both)."""
+    """:func:`batchnorm_backward` in one compiled call of two passes: the sums ``dbeta`` and
+    ``sum(dout * xc)``, then ``dx = a * dout - b * xc - a * dbeta / N`` with ``a = gamma * inv_std``
+    and ``b = a * inv_std * dgamma / N`` (``dout`` masked by ReLU's in both)."""
     bn = kernels.batchnorm
     x2, centred, gamma, inv_std, mean, _, shape, scale, offset, relu = cache
-    n = x2.shape[0]
-    dtype = x2.dtype
     if centred:  # a NumPy-tier forward stored x - mean
         mean = np.zeros_like(mean)
-    dbeta, centred_product = bn.gradient_sums(d2, x2, mean, scale, offset, relu, bn.tile_length(x2.shape[1]))
-    dgamma, constants = _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, n)
     target, layout, length = _rows_target(bn, x2, out)
-    bn.input_gradient(d2, x2, *constants, scale, offset, relu, target, layout, length)
+    sums_length = bn.tile_length(x2.shape[1])
+    dgamma, dbeta = bn.training_backward(
+        d2, x2, mean, gamma, inv_std, scale, offset, relu, sums_length, target, layout, length
+    )
     dx = target.reshape(shape) if out is None else out.interior
-    return dx, dgamma.astype(dtype), dbeta.astype(dtype)
-
-
-def _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, n):
-    """``dgamma`` and the per-channel ``(a, b, c)`` of ``dx = a * dout - b * x + c`` (float64),
-    from the backward's sums ``dbeta = sum(dout)`` and ``sum(dout * (x - mean))`` over ``n`` rows:
-    ``dx = a * dout - b * (x - mean) - a * dbeta / n`` with ``a = gamma * inv_std`` and
-    ``b = a * inv_std * dgamma / n``, its constant terms gathered."""
-    inv_std64 = inv_std.astype(np.float64)
-    dgamma = centred_product * inv_std64
-    a = gamma * inv_std64
-    b = a * inv_std64 * dgamma / n
-    return dgamma, (a, b, b * mean - a * dbeta / n)
+    return dx, dgamma.astype(x2.dtype), dbeta.astype(x2.dtype)
 
 
 def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-3, relu=False):

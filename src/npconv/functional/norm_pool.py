@@ -32,7 +32,6 @@ from .batchnorm import (
     _channel_params,
     _check_eps,
     _check_moments,
-    _input_gradient_constants,
     batchnorm_backward,
     batchnorm_forward,
 )
@@ -154,7 +153,9 @@ def _winner_sums(kernels, dout, norm_cache, pool_cache):
         mean = np.zeros_like(mean)
     winner, (ph, pw) = pool_cache.winner, pool_cache.pool
     dbeta, centred_product = kernels.norm_pool.winner_gradient_sums(dout, winner, x, mean, scale, offset, relu, ph, pw)
-    dgamma, constants = _input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, rows.shape[0])
+    dgamma, *constants = kernels.batchnorm.input_gradient_constants(
+        dbeta, centred_product, gamma, inv_std, mean, rows.shape[0]
+    )
     a, b, c = (constant.astype(x.dtype) for constant in constants)
     return x, (a, b, c, scale, offset), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 

@@ -35,8 +35,8 @@ __all__ = [
     "combine_row_moments",
     "normalising_constants",
     "scale_shift",
-    "gradient_sums",
-    "input_gradient",
+    "input_gradient_constants",
+    "training_backward",
     "tile_length",
 ]
 
@@ -231,8 +231,8 @@ def scale_shift(x, scale, offset, relu, out, layout, length):
                 written[j] = _affine(values[j], scale_tiled[j], offset_tiled[j], relu, zero)
 
 
-@kernel()
-def gradient_sums(dout, x, mean, scale, offset, relu, length):
+@njit(cache=True, inline="always")
+def _gradient_sums(dout, x, mean, scale, offset, relu, length):
     """``(sum(g), sum(g * (x - mean)))`` per channel, float64, for dout and x (N, C) in tiles of
     ``length`` values, with ``g`` the gradient ``dout`` masked by ReLU's (:func:`_passed`: the
     forward's ``scale``, ``offset``); mean, scale, offset (C,) in x's type."""
@@ -259,12 +259,28 @@ def gradient_sums(dout, x, mean, scale, offset, relu, length):
     return _fold(sums, n_c), _fold(products, n_c)
 
 
-@kernel()
-def input_gradient(dout, x, a, b, c0, scale, offset, relu, dx, layout, length):
-    """``dx[r, c] = a[c] * g[r, c] - b[c] * x[r, c] + c0[c]``: batch norm's ``dx`` with the
-    per-channel constants folded in by the caller (float64, (C,), used in x's type); ``g`` as in
-    :func:`gradient_sums`; tiles of ``length`` values; ``dx`` flat, the rows placed by ``layout``
-    (:func:`_placed`)."""
+@njit(cache=True)
+def input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, n):
+    """``(dgamma, a, b, c0)`` per channel, float64, from the backward's sums ``dbeta = sum(g)`` and
+    ``sum(g * (x - mean))`` over ``n`` rows: ``dx = a * g - b * (x - mean) - a * dbeta / n`` with
+    ``a = gamma * inv_std`` and ``b = a * inv_std * dgamma / n`` is ``a * g - b * x + c0``. Each
+    in float64 in NumPy's order of operations (gamma, inv_std and mean in the data's type)."""
+    n_c = dbeta.size
+    dgamma, a, b, c0 = np.empty(n_c), np.empty(n_c), np.empty(n_c), np.empty(n_c)
+    for c in range(n_c):
+        inv_std64 = np.float64(inv_std[c])
+        dgamma[c] = centred_product[c] * inv_std64
+        a[c] = np.float64(gamma[c]) * inv_std64
+        b[c] = a[c] * inv_std64 * dgamma[c] / n
+        c0[c] = b[c] * np.float64(mean[c]) - a[c] * dbeta[c] / n
+    return dgamma, a, b, c0
+
+
+@njit(cache=True, inline="always")
+def _input_gradient(dout, x, a, b, c0, scale, offset, relu, dx, layout, length):
+    """``dx[r, c] = a[c] * g[r, c] - b[c] * x[r, c] + c0[c]``, ``g`` as in :func:`_gradient_sums`,
+    constants (C,) float64 used in x's type; tiles of ``length`` values; ``dx`` flat, the rows
+    placed by ``layout`` (:func:`_placed`)."""
     grads, flat = dout.ravel(), x.ravel()
     a_tiled, b_tiled, c_tiled = _tiled(a, length, flat), _tiled(b, length, flat), _tiled(c0, length, flat)
     scale_tiled, offset_tiled = _tiled(scale, length, flat), _tiled(offset, length, flat)
@@ -279,3 +295,18 @@ def input_gradient(dout, x, a, b, c0, scale, offset, relu, dx, layout, length):
             for j in range(values.size):
                 grad = _passed(g[j], values[j], scale_tiled[j], offset_tiled[j], relu, zero)
                 written[j] = a_tiled[j] * grad - b_tiled[j] * values[j] + c_tiled[j]
+
+
+@kernel()
+def training_backward(dout, x, mean, gamma, inv_std, scale, offset, relu, sums_length, dx, layout, length):
+    """A training batch norm's backward in one call, ``(dgamma, dbeta)`` float64 returned and ``dx``
+    written: the sums ``sum(g)`` and ``sum(g * (x - mean))`` over dout and x (N, C) in tiles of
+    ``sums_length`` values, ``g`` the gradient masked by ReLU's (the forward's ``scale``,
+    ``offset``); then :func:`input_gradient_constants`; then ``dx = a * g - b * x + c0`` in tiles of
+    ``length`` values, ``dx`` flat, the rows placed by ``layout`` (:func:`_placed`). mean, gamma,
+    inv_std, scale, offset (C,) in x's type. One call for two passes and the constants between
+    them: no Python between the sums and the pass that needs them."""
+    dbeta, centred_product = _gradient_sums(dout, x, mean, scale, offset, relu, sums_length)
+    dgamma, a, b, c0 = input_gradient_constants(dbeta, centred_product, gamma, inv_std, mean, x.shape[0])
+    _input_gradient(dout, x, a, b, c0, scale, offset, relu, dx, layout, length)
+    return dgamma, dbeta
