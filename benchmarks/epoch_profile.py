@@ -91,15 +91,18 @@ def _npconv_methods(step) -> list[tuple]:
     norm's normalise, clip and pool pass and its backward through the pool (batch norm); an
     ``Add``'s sum and pool (and ReLU) pass (Add), then the ReLU's, the pool's and the Add's
     backward; a convolution that gives the batch norm after it its statistics, its forward and
-    backward (convolution) and the batch norm step's own parts. A pass of two ops counts as the first's."""
+    backward (convolution) and its batch norm step's (batch norm), as the step calls them (a first
+    layer's weight gradient through its batch norm, ReLU and pool: convolution). A pass of two ops
+    counts as the first's."""
     from npconv.engine.plan import AddMaxPool, AddMaxPoolReLU, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool
 
     if isinstance(step, ConvBatchStatistics):
         return [
-            (step.conv, "forward", "convolution"),
-            (step.conv, "forward_with_moments", "convolution"),
-            (step.conv, "backward", "convolution"),
-            *_npconv_methods(step.norm_step),
+            (step, "convolve", "convolution"),
+            (step, "convolve_backward", "convolution"),
+            (step, "_weight_backward_through_norm_pool", "convolution"),
+            (step, "normalise", "batch norm"),
+            (step, "normalise_backward", "batch norm"),
         ]
     if isinstance(step, ConvMaxPool):
         return [

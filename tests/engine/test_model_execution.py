@@ -268,16 +268,22 @@ def test_a_branch_gradient_summed_by_the_convolution_equals_the_sum_after_it(mon
     """A convolution's input read by another branch too: the engine hands the convolution that
     branch's gradient to add as it writes its own (``adds_to_dx``), with the bits of the sum the
     engine otherwise takes after it."""
+    from npconv.engine.plan import ConvBatchStatistics
     from npconv.layers import Conv2D
 
     rng = np.random.default_rng(7)
     x, y = rng.standard_normal((5, 9, 8, 3)), np.array([0, 1, 2, 1, 0])
     summed, plain = build_residual(branches=3), build_residual(branches=3)
-    calls = []
-    backward = Conv2D.backward
-    monkeypatch.setattr(Conv2D, "backward", lambda self, *a, **k: calls.append(k) or backward(self, *a, **k))
+    added = []  # the dx_plus of each convolution's backward, as the layer or the planned step takes it
+    backward, planned = Conv2D.backward, ConvBatchStatistics.convolve_backward
+    monkeypatch.setattr(
+        Conv2D, "backward", lambda self, *a, **k: added.append(k.get("dx_plus")) or backward(self, *a, **k)
+    )
+    monkeypatch.setattr(
+        ConvBatchStatistics, "convolve_backward", lambda self, *a: added.append(a[2]) or planned(self, *a)
+    )
     out_summed, grads_summed = forward_and_gradients(summed, x, y)
-    assert any(k.get("dx_plus") is not None for k in calls)
+    assert any(dx_plus is not None for dx_plus in added)
     monkeypatch.setattr(Conv2D, "adds_to_dx", False)
     out_plain, grads_plain = forward_and_gradients(plain, x, y)
     np.testing.assert_array_equal(out_summed, out_plain)
@@ -493,6 +499,43 @@ def test_batch_norms_write_into_the_next_convolutions_padded_buffers_with_the_sa
         model.fit(x, y, epochs=2, batch_size=4, verbose=0)
     for w_bordered, w_copied in zip(bordered.weights, copied.weights):
         np.testing.assert_array_equal(w_bordered.value, w_copied.value)
+
+
+@pytest.mark.usefixtures("tier")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("build", [build_projection_block, build_conv_norms])
+def test_planned_steps_train_with_the_checked_calls_bits(build, dtype, monkeypatch):
+    """After its first batch of a shape, a convolution + batch norm step calls the unchecked
+    functions directly (compiled tier): the weights trained, bit for bit, those of the layers'
+    checked calls on every batch; the last, smaller batch of each epoch is planned anew."""
+    from npconv.engine.plan import BatchNormReLUMaxPool, ConvBatchStatistics
+    from npconv.functional._tier import tier
+
+    rng = np.random.default_rng(12)
+    shape = build(dtype=dtype).input_shape[1:]
+    x, y = rng.standard_normal((7, *shape)).astype(dtype), rng.integers(0, 3, 7)
+    checked_calls = []
+    forward_with_moments = L.Conv2D.forward_with_moments
+    monkeypatch.setattr(
+        L.Conv2D, "forward_with_moments", lambda self, *a: checked_calls.append(1) or forward_with_moments(self, *a)
+    )
+    planned = build(dtype=dtype)
+    nc.utils.set_random_seed(1)
+    planned.fit(x, y, epochs=3, batch_size=2, verbose=0)
+    steps = [n.layer for n in planned._steps if isinstance(n.layer, ConvBatchStatistics)]
+    pooled = sum(type(step.norm_step) is BatchNormReLUMaxPool for step in steps)
+    batches = 3 * 4  # batches of 2, 2, 2 and 1 image
+    # compiled: each step checks its first batch of 2 and of 1 every epoch, but for a stem whose
+    # batch norm ends in a pool (never planned); NumPy: every batch
+    planned_checks = pooled * batches + (len(steps) - pooled) * 3 * 2
+    assert len(checked_calls) == (planned_checks if tier() == "compiled" else len(steps) * batches)
+
+    monkeypatch.setattr(ConvBatchStatistics, "_plan", lambda self, *a: None)  # _planned stays None
+    checked = build(dtype=dtype)
+    nc.utils.set_random_seed(1)
+    checked.fit(x, y, epochs=3, batch_size=2, verbose=0)
+    for w_planned, w_checked in zip(planned.weights, checked.weights):
+        np.testing.assert_array_equal(w_planned.value, w_checked.value)
 
 
 # ----- at inference, a batch norm is folded into the convolution before it -----

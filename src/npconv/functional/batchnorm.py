@@ -219,15 +219,19 @@ def _written(result: np.ndarray, out):
     return out.interior
 
 
-@tiered(_normalise_numpy)
-def _normalise(kernels, x2, gamma, beta, eps, shape, relu, moments, deferred, out):
+def training_forward(kernels, x2, gamma, beta, eps, shape, relu, moments, deferred, out):
     """:func:`batchnorm_forward` in two compiled passes: moments (about the first row; none when
-    given), then the affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU)."""
+    given), then the affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU): ``(out,
+    cache)``. Unchecked: the arguments as :func:`batchnorm_forward` leaves them (a training step
+    that checked its first batch calls it directly, :class:`~npconv.engine.plan.ConvBatchStatistics`)."""
     cache = _batch_statistics(kernels.batchnorm, x2, gamma, beta, eps, shape, relu, moments)
     if deferred:
         return ScaleShift(x2.reshape(shape), cache.scale, cache.offset), cache
     written = _scale_shift(x2, cache.scale, cache.offset, relu, out)
     return (written.reshape(shape) if out is None else written), cache
+
+
+_normalise = tiered(_normalise_numpy)(training_forward)
 
 
 def _rows_target(bn, x2: np.ndarray, out) -> tuple:
@@ -300,11 +304,11 @@ def _normalise_backward_numpy(d2, cache, out):
     return _written(dx.reshape(shape), out), dgamma, dbeta
 
 
-@tiered(_normalise_backward_numpy)
-def _normalise_backward(kernels, d2, cache, out):
+def training_backward(kernels, d2, cache, out):
     """:func:`batchnorm_backward` in one compiled call of two passes: the sums ``dbeta`` and
     ``sum(dout * xc)``, then ``dx = a * dout - b * xc - a * dbeta / N`` with ``a = gamma * inv_std``
-    and ``b = a * inv_std * dgamma / N`` (``dout`` masked by ReLU's in both)."""
+    and ``b = a * inv_std * dgamma / N`` (``dout`` masked by ReLU's in both). Unchecked: ``d2`` the
+    C-contiguous rows of the gradient, as :func:`batchnorm_backward` leaves them."""
     bn = kernels.batchnorm
     x2, centred, gamma, inv_std, mean, _, shape, scale, offset, relu = cache
     if centred:  # a NumPy-tier forward stored x - mean
@@ -316,6 +320,9 @@ def _normalise_backward(kernels, d2, cache, out):
     )
     dx = target.reshape(shape) if out is None else out.interior
     return dx, dgamma.astype(x2.dtype), dbeta.astype(x2.dtype)
+
+
+_normalise_backward = tiered(_normalise_backward_numpy)(training_backward)
 
 
 def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, eps=1e-3, relu=False):

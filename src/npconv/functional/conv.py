@@ -265,10 +265,12 @@ def _filter_table(w2: np.ndarray) -> np.ndarray:
     return table
 
 
-@tiered(_patch_matrix_forward, applies=_runs_direct)
-def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad):
+def direct_forward(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad):
     """:func:`conv2d_forward` by the compiled direct kernel over the zero-padded input (see
-    :mod:`npconv.functional.compiled.conv`), with the rows' moments when asked."""
+    :mod:`npconv.functional.compiled.conv`), with the rows' moments when asked: ``(out, cache,
+    moments)``. Unchecked: the arguments as :func:`_checked_forward` leaves them, for a shape that
+    :func:`_runs_direct` takes (a training step that checked its first batch calls it directly,
+    :class:`~npconv.engine.plan.ConvBatchStatistics`)."""
     fh, fw, n_c, n_k = w.shape
     if x_pad is None:
         x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
@@ -287,6 +289,9 @@ def _convolve(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, w
     kernels.conv.conv_nhwc(x_pad, offsets, fh * fw * n_c, weights, bias_row, out, row_moments, _no_residual(x.dtype))
     moments = batch_moments_of_rows(kernels, row_moments, out_size[1], n_k) if with_moments else None
     return out, ConvCache(x_pad, "direct", w, b_shape, x.shape, (1, 1), pads), moments
+
+
+_convolve = tiered(_patch_matrix_forward, applies=_runs_direct)(direct_forward)
 
 
 # The direct kernels' operands that no call writes (a bias of zeros; empty arrays for no moments and
@@ -348,10 +353,10 @@ def conv2d_backward(
     full = direct_output_gradient_padding(cache) if dout_pad is not None and need_dx else None
     if full is not None:
         check_bordered(dout_pad, dout, full, "dout_pad")
-        return _direct_backward(dout, cache, need_dx, workspace, dx_plus, dout_pad)
+        return direct_backward(dout, cache, need_dx, workspace, dx_plus, dout_pad)
     dout = np.ascontiguousarray(dout, dtype=w.dtype)
     if layout == "direct":
-        return _direct_backward(dout, cache, need_dx, workspace, dx_plus, None)
+        return direct_backward(dout, cache, need_dx, workspace, dx_plus, None)
     dx, dw, db = _gemm_backward(dout, cache, need_dx)
     return (dx if dx_plus is None else dx_plus + dx), dw, db
 
@@ -439,10 +444,10 @@ def direct_weight_backward(z, cache: ConvCache, route):
     and ``route`` as the weight gradient reads it: the compiled ``conv_weight_grads``' routed form
     (a batch norm + ReLU + 2 x 2 max pool's backward,
     :func:`~npconv.functional.conv_batchnorm_relu_maxpool_weight_backward`)."""
-    return _direct_backward(z, cache, False, None, None, None, route)[1:]
+    return direct_backward(z, cache, False, None, None, None, route)[1:]
 
 
-def _direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, dout_pad, route=None):
+def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, dout_pad, route=None):
     """``(dx or None, dw, db or None)`` for a direct (compiled) forward, ``dx_plus`` (or ``None``)
     added to ``dx`` by the kernel that writes it; ``dout_pad`` (or ``None``), ``dout`` inside the
     input gradient's padding already, which both kernels then read.
