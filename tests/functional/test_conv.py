@@ -320,6 +320,26 @@ def test_a_bordered_buffer_must_hold_the_array_given_beside_it(rng):
         conv2d_forward(interior, w, None, 1, "valid", x_pad=x_pad)  # another padding
 
 
+def test_a_workspace_hands_out_its_bordered_buffer_again_while_its_border_stands():
+    """The same ``Bordered`` (its interior view too) for the next batch of a shape, whose border the
+    workspace kept; a new one, bordered anew, after another shape or another use of the buffer."""
+    from npconv.functional._workspace import Workspace
+    from npconv.functional.padding import bordered_empty
+
+    ws, pads = Workspace(), ((1, 1), (2, 0))
+    first = bordered_empty((2, 4, 5, 3), pads, np.float32, ws)
+    first.interior[...] = 7
+    assert bordered_empty((2, 4, 5, 3), pads, np.float32, ws) is first
+    other = bordered_empty((2, 3, 5, 3), pads, np.float32, ws)
+    assert other is not first and other.interior.shape == (2, 3, 5, 3)
+    ws.get("x_pad", (2, 6, 7, 3), np.float32).fill(1)  # the buffer used for something else
+    again = bordered_empty((2, 4, 5, 3), pads, np.float32, ws)
+    assert again is not first
+    inside = np.zeros(again.padded.shape, bool)
+    inside[:, 1:5, 2:7] = True
+    assert not again.padded[~inside].any()
+
+
 def test_a_remembered_geometry_never_stands_for_an_argument_its_checks_refuse(rng):
     """The stride and padding rules are remembered per shape for Python's ints and strings: ``True``
     equals 1 and hashes as 1, yet a stride of ``True`` (or ``(True, 1)``) is refused after ``1``

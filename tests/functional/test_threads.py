@@ -99,6 +99,8 @@ def blas_threads() -> list[int]:
 
 @pytest.mark.parametrize("outside", [1, 2])
 def test_blas_keeps_to_one_thread_within_a_model_run_and_gets_its_count_back(outside):
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
     from npconv.functional._threads import blas_scope
@@ -107,8 +109,10 @@ def test_blas_keeps_to_one_thread_within_a_model_run_and_gets_its_count_back(out
         with use_tier("compiled"):
             with blas_scope():
                 assert set(blas_threads()) == {1}
-                with blas_scope():  # nested: still one, and the outer scope's count after
-                    pass
+                with blas_scope() as nested:  # nested: does nothing; the outer scope's count after
+                    assert isinstance(nested, type(None))
+                with ThreadPoolExecutor(1) as other:  # another thread's scope is its own
+                    assert other.submit(lambda: type(blas_scope()).__name__).result() == "_GeneratorContextManager"
                 assert set(blas_threads()) == {1}
             assert set(blas_threads()) == {outside}
             with pytest.raises(ZeroDivisionError), blas_scope():

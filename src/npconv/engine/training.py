@@ -14,6 +14,7 @@ import numpy as np
 from .. import callbacks as cbks
 from .. import utils
 from ..errors import TrainingDivergedError, check_positive_int, expected
+from ..functional._threads import blas_scope
 from .batches import ONE_PASS_HINT, is_batch_source
 from .data_checks import as_input_batch
 from .feeding import EpochPlan, Feeding
@@ -113,8 +114,13 @@ class Training(Feeding):
         """One forward, one backward, one update; returns ``(loss, output)``.
 
         A non-finite loss or update restores the weights from before the batch (one copy of the
-        weights per batch: microseconds next to the convolutions) and raises ``Diverged``.
+        weights per batch: microseconds next to the convolutions) and raises ``Diverged``. One BLAS
+        scope for the whole step (the forward's and backward's own then do nothing).
         """
+        with blas_scope():
+            return self._step_in_scope(xb, yb, fused)
+
+    def _step_in_scope(self, xb, yb, fused):
         for saved, w in zip(self._last_good, self._all_weights):
             np.copyto(saved, w.value)
         out = self._forward(xb, True, logits=fused)

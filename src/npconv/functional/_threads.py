@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 
 import numpy as np
 
@@ -32,10 +33,19 @@ def blas_scope():
     (``benchmarks/train_speed.py``). The NumPy tier, whose only parallelism is BLAS's, is left
     alone. Each library's thread count is read and set through threadpoolctl's controllers for it,
     found once: its ``limit()`` took 9 microseconds a call, a tenth of a small model's prediction.
+    Inside another scope of the same thread (a training step's forward and backward, inside the
+    step's) it does nothing.
     """
-    if tier() == "numpy":
+    if tier() == "numpy" or _scope.active:
         return contextlib.nullcontext()
     return _one_blas_thread()
+
+
+class _Scope(threading.local):
+    active = False  # whether this thread is inside a blas_scope that set the threads
+
+
+_scope = _Scope()
 
 
 @contextlib.contextmanager
@@ -45,9 +55,11 @@ def _one_blas_thread():
     for library, threads in zip(libraries, saved):
         if threads != 1:
             library.set_num_threads(1)
+    _scope.active = True
     try:
         yield
     finally:
+        _scope.active = False
         for library, threads in zip(libraries, saved):
             if threads != 1:
                 library.set_num_threads(threads)

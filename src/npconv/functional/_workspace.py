@@ -48,6 +48,8 @@ class Workspace:
         # bordered, kept while only interiors are written; any get of the name may overwrite it,
         # and forgets it)
         self._zero_borders: dict[str, tuple] = {}
+        # name -> a view of the buffer its user keeps with it (padding.bordered_empty's Bordered)
+        self.views: dict[str, object] = {}
 
     def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
         self._zero_borders.pop(name, None)

@@ -234,21 +234,23 @@ def _filter_lanes(n_k: int, dtype) -> int:
     return filter_lanes(n_k, dtype)
 
 
-def _direct_table(w: np.ndarray, taps_pair: bool, flip: bool = False) -> np.ndarray:
+def _direct_table(w: np.ndarray, taps_pair: bool, flip: bool = False, workspace: Workspace | None = None) -> np.ndarray:
     """The direct kernels' filter table for ``w (fh, fw, C, K)`` (flipped for the input gradient:
     taps ``(p, q, k)``, filters ``C``), built by the compiled ``filter_table``: ``(T, K_pad)``
     filters zero-padded to whole vectors (``w`` itself, reshaped, where it is that already), or where
     the filters fill one vector or less and the taps pair up, each pair's filters interleaved on
     twice the lanes (``table[i, 2j + h]`` is tap ``2i + h``'s filter ``j``): no lane idles with half
     a vector of filters (SIGNS's first layer), and with one, each input broadcast feeds two vectors
-    (16 filters)."""
+    (16 filters). In ``workspace``'s buffer for it when given (rebuilt every call: the weights
+    change between batches)."""
     fh, fw, n_c, n_k = w.shape
     n_taps, n_out = fh * fw * (n_k if flip else n_c), n_c if flip else n_k
     k_pad, vector = _filter_lanes(n_out, w.dtype), 2 * _filter_lanes(1, w.dtype)
     paired = taps_pair and k_pad <= vector
     if not (flip or paired) and k_pad == n_k and w.flags.c_contiguous:
         return w.reshape(n_taps, n_k)
-    table = aligned_empty((n_taps // 2, 2 * k_pad) if paired else (n_taps, k_pad), w.dtype)
+    shape = (n_taps // 2, 2 * k_pad) if paired else (n_taps, k_pad)
+    table = scratch(workspace, "flipped_table" if flip else "table", shape, w.dtype)
     load_compiled().conv.filter_table(np.ascontiguousarray(w), flip, paired, table)
     return table
 
@@ -274,7 +276,7 @@ def direct_forward(kernels, x, w, bias, b_shape, stride, pads, out_size, workspa
     fh, fw, n_c, n_k = w.shape
     if x_pad is None:
         x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
-    weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]))
+    weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]), workspace=workspace)
     if b_shape is None:
         bias_row = _zero_row(_filter_lanes(n_k, x.dtype), x.dtype)
     else:
@@ -476,7 +478,7 @@ def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, d
         return None, dw, db
     if dout_pad is None:
         dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
-    weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]), flip=True)
+    weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]), True, workspace)
     dx = aligned_empty(x_shape, dout.dtype)
     kernels.conv_nhwc(
         dout_pad,

@@ -74,8 +74,13 @@ def bordered_empty(shape: tuple, pads: Padding2D, dtype, workspace: Workspace | 
     (top, bottom), (left, right) = pads
     m, n_h, n_w, n_c = shape
     padded_shape = (m, n_h + top + bottom, n_w + left + right, n_c)
-    padded = (workspace or Workspace()).bordered(name, padded_shape, pads, dtype)
-    return Bordered(padded, pads, padded[:, top : top + n_h, left : left + n_w])
+    workspace = workspace or Workspace()
+    padded = workspace.bordered(name, padded_shape, pads, dtype)
+    kept = workspace.views.get(name)
+    if kept is not None and kept.padded is padded and kept.pads == pads:
+        return kept  # the buffer kept from the last call: its interior view too
+    workspace.views[name] = buffer = Bordered(padded, pads, padded[:, top : top + n_h, left : left + n_w])
+    return buffer
 
 
 def check_bordered(padded, x: np.ndarray, pads: Padding2D, name: str) -> np.ndarray:
