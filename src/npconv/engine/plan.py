@@ -387,7 +387,7 @@ class ConvBatchStatistics(_TwoLayerStep):
     def __init__(self, conv, norm_step):
         super().__init__(conv, norm_step, f"{conv.name}+{norm_step.name}")
         self.norm = getattr(norm_step, "norm", norm_step)
-        self._planned = None  # (input shape, dtype, padding, output size): see _plan
+        self._planned = None  # (input shape, dtype, padding, output size, batch norm too): see _plan
 
     @property
     def conv(self):
@@ -417,7 +417,7 @@ class ConvBatchStatistics(_TwoLayerStep):
             z, moments = conv.forward_with_moments(x, True)
             self._plan(x, z, moments)
             return z, moments
-        _, _, pads, out_size = planned
+        _, _, pads, out_size, _ = planned
         bias, b_shape = (conv.bias.value, conv.bias.value.shape) if conv.use_bias else (None, None)
         x_pad = conv._taken_back("x_pad", x)
         args = (x, conv.kernel.value, bias, b_shape, (1, 1), pads, out_size, conv._workspace, True, x_pad)
@@ -427,18 +427,20 @@ class ConvBatchStatistics(_TwoLayerStep):
 
     def _plan(self, x, z, moments):
         """After a checked forward: plan later batches of ``x``'s shape where it took the direct
-        kernel with moments (stride 1), into a batch norm or batch norm + ReLU of its dtype."""
+        kernel with moments (stride 1), and their batch norm too where it is a batch norm or batch
+        norm + ReLU of the output's dtype (not one whose max pool follows in its pass)."""
         from ..layers import BatchNormalization
 
         cache, norm = self.conv._cache[0], self.norm
-        planned = (
-            moments is not None
-            and cache.layout == "direct"
-            and type(self.norm_step) in (BatchNormalization, BatchNormReLU)
+        if moments is None or cache.layout != "direct":
+            self._planned = None
+            return
+        normalises = (
+            type(self.norm_step) in (BatchNormalization, BatchNormReLU)
             and norm.gamma.value.dtype == z.dtype == norm.beta.value.dtype
             and norm.gamma.value.shape == (z.shape[-1],) == norm.beta.value.shape
         )
-        self._planned = (x.shape, x.dtype, cache.pads, z.shape[1:3]) if planned else None
+        self._planned = (x.shape, x.dtype, cache.pads, z.shape[1:3], normalises)
 
     def _takes(self, x, planned) -> bool:
         """Whether ``x`` is of the planned shape and dtype (the weights too), the compiled tier on."""
@@ -455,7 +457,7 @@ class ConvBatchStatistics(_TwoLayerStep):
         target = None
         if not self.defers_output and self.output_reader is not None:
             target = self.output_reader.bordered_input(z.shape, z.dtype)
-        if self._planned is None or moments is None:
+        if self._planned is None or not self._planned[4] or moments is None:
             if self.defers_output:
                 return self.norm.forward(z, True, moments=moments, deferred=True)
             if target is None:
@@ -486,7 +488,8 @@ class ConvBatchStatistics(_TwoLayerStep):
         conv, norm = self.conv, self.norm
         padded = need_dx and type(self.norm_step) is not BatchNormReLUMaxPool
         target = conv.bordered_output_gradient() if padded else None
-        cache = norm._cache[1] if self._planned is not None and norm._cache is not None else None
+        planned = self._planned is not None and self._planned[4] and norm._cache is not None
+        cache = norm._cache[1] if planned else None
         if type(cache) is not BatchNormCache or not _rows_of(dout, cache) or tier() != "compiled":
             return self.norm_step.backward(dout, True, **({"out": target} if padded else {}))
         norm._cache = None

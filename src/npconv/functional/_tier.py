@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import threading
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -65,9 +64,9 @@ def load_compiled():
     Numba's threads are OpenMP's (:data:`OPENMP_SPIN_COUNT`), or its workqueue pool where libgomp
     is missing. Returned as one namespace per module of :mod:`npconv.functional.compiled`
     (``kernels.conv``, ``kernels.pool``, ``kernels.augment``, ...) whose functions take one
-    process-wide lock around each call: the workqueue threads serve one parallel launch at a time
-    and abort the process on a second, concurrent one (a web server predicting in several threads).
-    A call is milliseconds; waiting for it costs nothing like that.
+    process-wide lock around each call (``compiled._jit.LAUNCH_LOCK``, which the kernels take
+    themselves; the few plain compiled functions are wrapped here): the workqueue threads serve one
+    parallel launch at a time and abort the process on a second, concurrent one.
     """
     global _kernels
     if _kernels is None:
@@ -76,10 +75,16 @@ def load_compiled():
         if "NUMBA_THREADING_LAYER" not in os.environ and not _threads_started():
             numba.config.THREADING_LAYER = "omp" if _load_openmp() else "workqueue"
         from . import compiled
+        from .compiled._jit import LAUNCH_LOCK, Kernel
+
+        def locked(fn):
+            if isinstance(fn, Kernel) or not callable(fn) or not hasattr(fn, "py_func"):
+                return fn  # a kernel takes the lock itself; tile_length and the like are Python
+            return _one_at_a_time(fn, LAUNCH_LOCK)
 
         _kernels = SimpleNamespace(
             **{
-                name: SimpleNamespace(**{fn: _one_at_a_time(getattr(module, fn)) for fn in module.__all__})
+                name: SimpleNamespace(**{fn: locked(getattr(module, fn)) for fn in module.__all__})
                 for name, module in ((name, getattr(compiled, name)) for name in compiled.__all__)
             }
         )
@@ -87,7 +92,6 @@ def load_compiled():
 
 
 _kernels = None
-_launch_lock = threading.Lock()
 
 #: Spins of an idle OpenMP thread before it sleeps (GNU libgomp's ``GOMP_SPINCOUNT``; its default is
 #: 300,000). Threads that always sleep (Numba's workqueue pool) wake too late for the next kernel;
@@ -113,11 +117,11 @@ def _load_openmp() -> bool:
             os.environ.pop("GOMP_SPINCOUNT", None)
 
 
-def _one_at_a_time(kernel):
-    @functools.wraps(kernel)
+def _one_at_a_time(fn, lock):
+    @functools.wraps(fn)
     def call(*args):
-        with _launch_lock:
-            return kernel(*args)
+        with lock:
+            return fn(*args)
 
     return call
 

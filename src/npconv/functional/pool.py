@@ -217,7 +217,9 @@ def global_pool2d_forward(x, mode="average"):
     x = check_float_array(x, "x", 4)
     mode = check_choice(mode, "mode", {"max", "average"})
     if mode == "average":
-        return x.mean(axis=(1, 2)), GlobalPoolCache(x.shape, mode, None)
+        # x.mean's own sum and division, without its Python (tens of microseconds a training step)
+        n = x.shape[1] * x.shape[2]
+        return np.add.reduce(x, axis=(1, 2)) / x.dtype.type(n), GlobalPoolCache(x.shape, mode, None)
     flat = x.reshape(x.shape[0], -1, x.shape[3])
     winner = flat.argmax(axis=1)
     out = np.take_along_axis(flat, winner[:, None, :], axis=1)[:, 0, :]
@@ -229,7 +231,9 @@ def global_pool2d_backward(dout, cache: GlobalPoolCache):
     m, n_h, n_w, n_c = cache.x_shape
     dout = check_dout(dout, (m, n_c))
     if cache.mode == "average":
-        return np.broadcast_to((dout / (n_h * n_w))[:, None, None, :], cache.x_shape).copy()
+        dx = np.empty(cache.x_shape, dout.dtype)
+        dx[...] = (dout / (n_h * n_w))[:, None, None, :]
+        return dx
     dx = np.zeros((m, n_h * n_w, n_c), dtype=dout.dtype)
     np.put_along_axis(dx, cache.winner[:, None, :], dout[:, None, :], axis=1)
     return dx.reshape(cache.x_shape)

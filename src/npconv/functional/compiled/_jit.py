@@ -27,6 +27,7 @@ pull``, or an upgrade over an install whose ``__pycache__`` stayed).
 from __future__ import annotations
 
 import functools
+import threading
 import types
 
 import numpy as np
@@ -39,8 +40,15 @@ PARALLEL_MIN_BYTES = 1 << 20
 PARALLEL_MIN_MULTIPLY_ADDS = 4 << 20
 
 
+#: Held around every kernel call: Numba's workqueue threads (its pool where libgomp is missing) serve
+#: one parallel launch at a time and abort the process on a second, concurrent one (a web server
+#: predicting in several threads). A call is milliseconds; waiting for it costs nothing like that.
+LAUNCH_LOCK = threading.Lock()
+
+
 class Kernel:
-    """A kernel's parallel and serial builds; calling it picks one by the size of the work."""
+    """A kernel's parallel and serial builds; calling it picks one by the size of the work, and
+    takes :data:`LAUNCH_LOCK` while it runs."""
 
     def __init__(self, parallel, serial, cost=None):
         self.parallel, self.serial, self.cost = parallel, serial, cost
@@ -51,7 +59,8 @@ class Kernel:
             parallel = self.cost(*args) >= PARALLEL_MIN_MULTIPLY_ADDS
         else:
             parallel = _holds_bytes(args, PARALLEL_MIN_BYTES)
-        return (self.parallel if parallel else self.serial)(*args)
+        with LAUNCH_LOCK:
+            return (self.parallel if parallel else self.serial)(*args)
 
 
 def _holds_bytes(args, limit: int) -> bool:

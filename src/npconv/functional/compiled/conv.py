@@ -34,7 +34,7 @@ from ._simd import ACCUMULATORS, VECTOR_BYTES, forward_row, weight_grad_tile
 # The kernels, which _tier wraps; filter_lanes, MIN_WIDTH and TAP_BLOCK are the layout's rules,
 # imported by the caller that builds the tables.
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
-INLINED_SOURCES = "c6ef34dab26fbd7c"
+INLINED_SOURCES = "a6ab17dc25b3f44e"
 
 __all__ = ["conv_nhwc", "conv_weight_grads", "col2im", "filter_table"]
 
