@@ -382,3 +382,36 @@ def test_out_must_be_a_bordered_buffer_around_the_output(rng):
     _, cache = batchnorm_forward(x, **p)
     with pytest.raises(ValueError, match="out: expected"):
         batchnorm_backward(x, cache, out=bordered_empty((2, 5, 4, 3), pads, x.dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum", [0.99, 0.9, 0.0, 1.0])
+def test_moving_statistics_update_with_numpys_bits(rng, dtype, momentum):
+    """``moving = momentum * moving + (1 - momentum) * batch``, in place, with the bits of NumPy's two
+    in-place operations in the moving arrays' dtype (both tiers); NaN carries through."""
+    from npconv.functional import update_moving_statistics
+
+    moving = [rng.standard_normal(7).astype(dtype) for _ in range(2)]
+    batch = [rng.standard_normal(7).astype(dtype) for _ in range(2)]
+    batch[1][3] = np.nan
+    want = [m.copy() for m in moving]
+    for m, b in zip(want, batch):
+        m *= momentum
+        m += (1.0 - momentum) * b
+    arrays = list(moving)
+    update_moving_statistics(*moving, *batch, momentum)
+    assert all(m is a for m, a in zip(moving, arrays))  # in place
+    for got, expected in zip(moving, want):
+        np.testing.assert_array_equal(got, expected)
+    assert moving[0].dtype == dtype and np.isnan(moving[1][3])
+
+
+def test_moving_statistics_of_another_dtype_update_as_numpy_does(rng):
+    moving = [np.ones(3, np.float32), np.ones(3, np.float32)]
+    batch = [rng.standard_normal(3), rng.standard_normal(3)]  # float64 statistics
+    want = [m * np.float32(0.9) + 0.1 * b for m, b in zip(moving, batch)]
+    from npconv.functional import update_moving_statistics
+
+    update_moving_statistics(*moving, *batch, 0.9)
+    for got, expected in zip(moving, want):
+        np.testing.assert_allclose(got, expected.astype(np.float32), rtol=1e-6)

@@ -26,6 +26,7 @@ from .batchnorm import (
     batchnorm_inference_backward,
     batchnorm_inference_forward,
     fold_batchnorm,
+    update_moving_statistics,
 )
 from .conv import conv2d_backward, conv2d_forward, conv2d_forward_with_moments
 from .conv_pool import conv2d_maxpool_backward
@@ -71,6 +72,7 @@ __all__ = [
     "batchnorm_inference_forward",
     "batchnorm_inference_backward",
     "fold_batchnorm",
+    "update_moving_statistics",
     "batchnorm_relu_maxpool_backward",
     "conv_batchnorm_relu_maxpool_weight_backward",
     "batchnorm_relu_maxpool_forward",

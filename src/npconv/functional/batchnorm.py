@@ -267,6 +267,37 @@ def _batch_statistics(bn, x2, gamma, beta, eps, shape, relu, moments=None) -> Ba
     return BatchNormCache(x2, False, gamma, inv_std, mean, var, shape, scale, offset, relu)
 
 
+def update_moving_statistics(moving_mean, moving_var, mean, var, momentum: float) -> None:
+    """``moving = momentum * moving + (1 - momentum) * batch`` for the mean and the variance (Keras's
+    rule), in place: ``moving_mean`` and ``moving_var`` ``(C,)``, the batch's ``mean`` and ``var``
+    of C values (a training forward's cache's), the arithmetic in the moving arrays' dtype."""
+    _update_moving(moving_mean, moving_var, mean.reshape(moving_mean.shape), var.reshape(moving_var.shape), momentum)
+
+
+def _update_moving_numpy(moving_mean, moving_var, mean, var, momentum):
+    for moving, batch in ((moving_mean, mean), (moving_var, var)):
+        moving *= momentum
+        moving += (1.0 - momentum) * batch
+
+
+def _one_dtype(moving_mean, moving_var, mean, var, momentum) -> bool:
+    """Whether the four arrays share one float dtype and the moving ones are contiguous (updated
+    in place by the compiled loop)."""
+    return (
+        moving_mean.dtype == moving_var.dtype == mean.dtype == var.dtype
+        and moving_mean.flags.c_contiguous
+        and moving_var.flags.c_contiguous
+    )
+
+
+@tiered(_update_moving_numpy, applies=_one_dtype)
+def _update_moving(kernels, moving_mean, moving_var, mean, var, momentum):
+    """:func:`_update_moving_numpy` in one compiled call (its eight NumPy operations cost more than
+    their arithmetic on ``(C,)`` arrays), the coefficients rounded to the dtype as NumPy does."""
+    f = moving_mean.dtype.type
+    kernels.batchnorm.update_moving(moving_mean, moving_var, mean, var, f(momentum), f(1.0 - momentum))
+
+
 def batchnorm_backward(dout, cache, out=None):
     """Gradients of the training-mode forward, through the batch statistics.
 

@@ -92,9 +92,9 @@ class BatchNormalization(Layer):
     def _update_moving_statistics(self, cache) -> None:
         """``moving = momentum * moving + (1 - momentum) * batch`` from a training forward's cache;
         in place, so an optimizer or checkpoint holding these arrays sees the update."""
-        for moving, batch in ((self.moving_mean.value, cache.mean), (self.moving_variance.value, cache.var)):
-            moving *= self.momentum
-            moving += (1.0 - self.momentum) * batch.reshape(moving.shape)
+        F.update_moving_statistics(
+            self.moving_mean.value, self.moving_variance.value, cache.mean, cache.var, self.momentum
+        )
 
     def forward_relu_max_pool(self, x, pool, training=False, moments=None):
         """``pool.forward(self.forward(x, training, relu=True, moments), training)``, in one pass

@@ -37,6 +37,7 @@ __all__ = [
     "scale_shift",
     "input_gradient_constants",
     "training_backward",
+    "update_moving",
     "tile_length",
 ]
 
@@ -144,6 +145,17 @@ def normalising_constants(mean, var, gamma, beta, eps, out):
         out[2, c] = var[c]
         out[3, c] = scale
         out[4, c] = beta[c] - mean[c] * scale
+
+
+@njit(cache=True)
+def update_moving(moving_mean, moving_var, mean, var, momentum, complement):
+    """``moving = moving * momentum + complement * batch`` in place for the mean and the variance,
+    all (C,) in one dtype, ``momentum`` and ``complement = 1 - momentum`` in it: NumPy's ``moving *=
+    momentum; moving += (1 - momentum) * batch``, operation by operation (the same bits)."""
+    for moving, batch in ((moving_mean, mean), (moving_var, var)):
+        for c in range(moving.size):
+            moving[c] = moving[c] * momentum
+            moving[c] += complement * batch[c]
 
 
 @kernel()

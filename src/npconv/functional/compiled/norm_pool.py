@@ -24,7 +24,7 @@ from .batchnorm import BLOCKS, _affine, _flush, _fold, _passed, _two_sums
 from .pool import _row_wins
 
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
-INLINED_SOURCES = "70b0fb7abbe1e5eb"
+INLINED_SOURCES = "e8bf2b6e150472ef"
 
 __all__ = ["scale_shift_max_pool", "winner_gradient_sums", "winner_input_gradient"]
 
