@@ -286,14 +286,16 @@ class Training(Feeding):
                 plan.epoch = epoch
                 package_rng.use(self._epoch_rng(epoch))
                 callback_list.on_epoch_begin(epoch, {"steps": plan.n_batches})
-                totals = np.zeros(1 + len(self._metrics))
+                names = self.metrics_names
+                totals = [0.0] * len(names)  # Python floats: the float64 sums NumPy's would give
                 seen = 0
                 for batch, (xb, yb) in enumerate(self._epoch_batches(plan, epoch)):
                     plan.batch = batch
                     loss, out = self._train_step(xb, yb, plan.fused)
                     seen += len(xb)
-                    totals += len(xb) * np.array([loss] + self._metric_values(yb, out, plan.fused))
-                    logs = dict(zip(self.metrics_names, (totals / seen).tolist()))
+                    values = [loss] + self._metric_values(yb, out, plan.fused)
+                    totals = [total + len(xb) * float(value) for total, value in zip(totals, values)]
+                    logs = {name: total / seen for name, total in zip(names, totals)}
                     callback_list.on_batch_end(batch, logs)
                     if interrupt.requested:
                         raise KeyboardInterrupt

@@ -283,7 +283,7 @@ def direct_forward(kernels, x, w, bias, b_shape, stride, pads, out_size, workspa
         bias_row = _filter_table(bias[np.newaxis])[0]
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
     row_moments = (
-        np.empty((x.shape[0] * out_size[0], 3, weights.shape[1]), x.dtype)
+        scratch(workspace, "row_moments", (x.shape[0] * out_size[0], 3, weights.shape[1]), x.dtype)
         if with_moments
         else _no_moments(weights.shape[1], x.dtype)
     )
