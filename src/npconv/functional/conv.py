@@ -382,10 +382,26 @@ def direct_output_gradient_padding(cache: ConvCache) -> Padding2D | None:
     the gradient as it is (whole vectors of filters): for a layer to write the gradient into
     (:func:`~npconv.functional.padding.bordered_empty`) and hand it over as ``dout_pad``; else
     ``None``."""
-    _, layout, w, _, _, _, pads = cache
-    if layout != "direct" or _filter_lanes(w.shape[3], w.dtype) != w.shape[3]:
+    geometry = _output_gradient_geometry(cache)
+    return None if geometry is None else geometry[1]
+
+
+def _output_gradient_geometry(cache: ConvCache):
+    """``(shape, padding)`` of the output gradient's zero-bordered buffer for the forward that gave
+    ``cache`` (:func:`direct_output_gradient_padding`), or ``None``."""
+    return _remembered_output_gradient(
+        cache.layout, cache.w.shape, cache.w.dtype, tuple(cache.x_shape), cache.stride, cache.pads
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_output_gradient(layout, w_shape, dtype, x_shape, stride, pads):
+    """:func:`_output_gradient_geometry` from the cache's shapes (remembered: a layer asks the same
+    every batch)."""
+    if layout != "direct" or _filter_lanes(w_shape[3], dtype) != w_shape[3]:
         return None
-    return _full_correlation_padding(w.shape[:2], pads)
+    out_size = output_size(x_shape[1:3], w_shape[:2], stride, pads, "conv2d kernel")
+    return (x_shape[0], *out_size, w_shape[3]), _full_correlation_padding(w_shape[:2], pads)
 
 
 def _full_correlation_padding(kernel, pads) -> Padding2D:
@@ -432,12 +448,8 @@ def direct_output_gradient_buffer(cache: ConvCache, workspace=None):
     that gave ``cache`` (the workspace's ``"dout_pad"``), for a layer to write the gradient into and
     pass on as :func:`conv2d_backward`'s ``dout`` (its interior) and ``dout_pad`` (its padded
     array); ``None`` where :func:`direct_output_gradient_padding` is."""
-    pads = direct_output_gradient_padding(cache)
-    if pads is None:
-        return None
-    w, x_shape = cache.w, cache.x_shape
-    out_size = output_size(x_shape[1:3], w.shape[:2], cache.stride, cache.pads, "conv2d kernel")
-    return bordered_empty((x_shape[0], *out_size, w.shape[3]), pads, w.dtype, workspace, "dout_pad")
+    geometry = _output_gradient_geometry(cache)
+    return None if geometry is None else bordered_empty(*geometry, cache.w.dtype, workspace, "dout_pad")
 
 
 def direct_weight_backward(z, cache: ConvCache, route):
