@@ -18,10 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..functional._tier import load_compiled, tier
+from ..functional._workspace import Workspace
 from ..functional.add_pool import add_maxpool_forward
 from ..functional.batchnorm import BatchNormCache, ScaleShift, folded_weights, training_backward, training_forward
 from ..functional.conv import conv2d_forward, direct_backward, direct_forward
-from ..functional.norm_pool import conv_batchnorm_relu_maxpool_weight_backward
+from ..functional.norm_pool import conv_batchnorm_relu_maxpool_weight_backward, pooled_training_forward
 from ..functional.pool import pool2d_backward
 
 
@@ -387,7 +388,12 @@ class ConvBatchStatistics(_TwoLayerStep):
     def __init__(self, conv, norm_step):
         super().__init__(conv, norm_step, f"{conv.name}+{norm_step.name}")
         self.norm = getattr(norm_step, "norm", norm_step)
-        self._planned = None  # (input shape, dtype, padding, output size, batch norm too): see _plan
+        # The planned batches' convolution output and input gradient, written into the same arrays
+        # every batch: the engine consumes both within the batch (a new array each took 5 us).
+        self._arrays = Workspace()
+        # (input shape, dtype, padding, output size, the batch norm's plan: True, a pooled size or
+        # False): see _plan
+        self._planned = None
 
     @property
     def conv(self):
@@ -421,25 +427,30 @@ class ConvBatchStatistics(_TwoLayerStep):
         bias, b_shape = (conv.bias.value, conv.bias.value.shape) if conv.use_bias else (None, None)
         x_pad = conv._taken_back("x_pad", x)
         args = (x, conv.kernel.value, bias, b_shape, (1, 1), pads, out_size, conv._workspace, True, x_pad)
-        z, cache, moments = direct_forward(load_compiled(), *args)
+        z = self._arrays.get("z", (x.shape[0], *out_size, conv.kernel.value.shape[3]), x.dtype)
+        z, cache, moments = direct_forward(load_compiled(), *args, into=z)
         conv._cache = (cache, None, False)
         return z, moments
 
     def _plan(self, x, z, moments):
         """After a checked forward: plan later batches of ``x``'s shape where it took the direct
-        kernel with moments (stride 1), and their batch norm too where it is a batch norm or batch
-        norm + ReLU of the output's dtype (not one whose max pool follows in its pass)."""
+        kernel with moments (stride 1), and their batch norm too where its weights are ``(C,)`` of
+        the output's dtype: a batch norm (+ ReLU), or one + ReLU + a max pool whose windows tile
+        the output (the pool's output size kept)."""
         from ..layers import BatchNormalization
 
         cache, norm = self.conv._cache[0], self.norm
         if moments is None or cache.layout != "direct":
             self._planned = None
             return
-        normalises = (
-            type(self.norm_step) in (BatchNormalization, BatchNormReLU)
-            and norm.gamma.value.dtype == z.dtype == norm.beta.value.dtype
+        weights = (
+            norm.gamma.value.dtype == z.dtype == norm.beta.value.dtype
             and norm.gamma.value.shape == (z.shape[-1],) == norm.beta.value.shape
         )
+        normalises = weights and type(self.norm_step) in (BatchNormalization, BatchNormReLU)
+        if weights and type(self.norm_step) is BatchNormReLUMaxPool and self.norm_step.pool.windows_tile(z.shape):
+            (ph, pw) = self.norm_step.pool.pool_size
+            normalises = (z.shape[1] // ph, z.shape[2] // pw)  # the pooled size
         self._planned = (x.shape, x.dtype, cache.pads, z.shape[1:3], normalises)
 
     def _takes(self, x, planned) -> bool:
@@ -463,11 +474,16 @@ class ConvBatchStatistics(_TwoLayerStep):
             if target is None:
                 return self.norm_step.forward(z, True, moments=moments)
             return self.norm_step.forward(z, True, moments=moments, out=target)
-        norm = self.norm
-        relu = type(self.norm_step) is BatchNormReLU
+        norm, pooled = self.norm, self._planned[4]
         rows = z.reshape(-1, z.shape[-1])
-        args = (rows, norm.gamma.value, norm.beta.value, norm.epsilon, z.shape, relu, moments)
-        out, cache = training_forward(load_compiled(), *args, self.defers_output, target)
+        if pooled is True:
+            relu = type(self.norm_step) is BatchNormReLU
+            args = (rows, norm.gamma.value, norm.beta.value, norm.epsilon, z.shape, relu, moments)
+            out, cache = training_forward(load_compiled(), *args, self.defers_output, target)
+        else:  # batch norm + ReLU + max pool, the pooled size planned
+            pool = self.norm_step.pool
+            args = (rows, norm.gamma.value, norm.beta.value, norm.epsilon, z.shape, pool.pool_size, pooled, moments)
+            out, (cache, pool._cache) = pooled_training_forward(load_compiled(), *args)
         norm._update_moving_statistics(cache)
         norm._cache = (True, cache)
         return out
@@ -488,7 +504,7 @@ class ConvBatchStatistics(_TwoLayerStep):
         conv, norm = self.conv, self.norm
         padded = need_dx and type(self.norm_step) is not BatchNormReLUMaxPool
         target = conv.bordered_output_gradient() if padded else None
-        planned = self._planned is not None and self._planned[4] and norm._cache is not None
+        planned = self._planned is not None and self._planned[4] is True and norm._cache is not None
         cache = norm._cache[1] if planned else None
         if type(cache) is not BatchNormCache or not _rows_of(dout, cache) or tier() != "compiled":
             return self.norm_step.backward(dout, True, **({"out": target} if padded else {}))
@@ -505,9 +521,9 @@ class ConvBatchStatistics(_TwoLayerStep):
         if cache is None or cache.layout != "direct" or not _takes_dx_plus(dx_plus, cache) or tier() != "compiled":
             return conv.backward(dz, need_dx, dx_plus=dx_plus)
         conv._cache = None
-        dx, conv.kernel.grad, db = direct_backward(
-            dz, cache, need_dx, conv._workspace, dx_plus, conv._taken_back("dout_pad", dz)
-        )
+        dout_pad = conv._taken_back("dout_pad", dz)
+        into = self._arrays.get("dx", cache.x_shape, cache.w.dtype) if need_dx else None
+        dx, conv.kernel.grad, db = direct_backward(dz, cache, need_dx, conv._workspace, dx_plus, dout_pad, into=into)
         if conv.use_bias:
             conv.bias.grad = db
         return dx

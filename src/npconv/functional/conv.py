@@ -267,12 +267,13 @@ def _filter_table(w2: np.ndarray) -> np.ndarray:
     return table
 
 
-def direct_forward(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad):
+def direct_forward(kernels, x, w, bias, b_shape, stride, pads, out_size, workspace, with_moments, x_pad, into=None):
     """:func:`conv2d_forward` by the compiled direct kernel over the zero-padded input (see
     :mod:`npconv.functional.compiled.conv`), with the rows' moments when asked: ``(out, cache,
     moments)``. Unchecked: the arguments as :func:`_checked_forward` leaves them, for a shape that
     :func:`_runs_direct` takes (a training step that checked its first batch calls it directly,
-    :class:`~npconv.engine.plan.ConvBatchStatistics`)."""
+    :class:`~npconv.engine.plan.ConvBatchStatistics`, and passes ``into``, its own C-contiguous
+    array of the output's shape and dtype, to write ``out`` into)."""
     fh, fw, n_c, n_k = w.shape
     if x_pad is None:
         x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
@@ -281,7 +282,7 @@ def direct_forward(kernels, x, w, bias, b_shape, stride, pads, out_size, workspa
         bias_row = _zero_row(_filter_lanes(n_k, x.dtype), x.dtype)
     else:
         bias_row = _filter_table(bias[np.newaxis])[0]
-    out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype)
+    out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype) if into is None else into
     row_moments = (
         scratch(workspace, "row_moments", (x.shape[0] * out_size[0], 3, weights.shape[1]), x.dtype)
         if with_moments
@@ -461,10 +462,11 @@ def direct_weight_backward(z, cache: ConvCache, route):
     return direct_backward(z, cache, False, None, None, None, route)[1:]
 
 
-def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, dout_pad, route=None):
+def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, dout_pad, route=None, into=None):
     """``(dx or None, dw, db or None)`` for a direct (compiled) forward, ``dx_plus`` (or ``None``)
     added to ``dx`` by the kernel that writes it; ``dout_pad`` (or ``None``), ``dout`` inside the
-    input gradient's padding already, which both kernels then read.
+    input gradient's padding already, which both kernels then read; ``into`` (or ``None``), a
+    C-contiguous array of the input's shape and dtype to write ``dx`` into.
 
     The weight gradient pairs the padded input with the output gradient (the bias's comes with it,
     from the same loads). The input gradient is the full correlation of the output gradient, padded
@@ -491,7 +493,7 @@ def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, d
     if dout_pad is None:
         dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
     weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]), True, workspace)
-    dx = aligned_empty(x_shape, dout.dtype)
+    dx = aligned_empty(x_shape, dout.dtype) if into is None else into
     kernels.conv_nhwc(
         dout_pad,
         tap_offsets(fh, fw, n_k, dout_pad.shape[2]),

@@ -74,16 +74,20 @@ def _forward_numpy(x2, gamma, beta, eps, shape, pool, out_size, moments):
     return out, (norm_cache, pool_cache)
 
 
-@tiered(_forward_numpy)
-def _forward(kernels, x2, gamma, beta, eps, shape, pool, out_size, moments):
-    """The statistics' pass (none when ``moments`` are given), then the affine map, ReLU and the
-    pool in one compiled pass."""
+def pooled_training_forward(kernels, x2, gamma, beta, eps, shape, pool, out_size, moments):
+    """:func:`batchnorm_relu_maxpool_forward` compiled: the statistics' pass (none when ``moments``
+    are given), then the affine map, ReLU and the pool in one pass; ``(out, (norm_cache,
+    pool_cache))``. Unchecked: the arguments as that function leaves them (a training step that
+    checked its first batch calls it directly, :class:`~npconv.engine.plan.ConvBatchStatistics`)."""
     norm_cache = _batch_statistics(kernels.batchnorm, x2, gamma, beta, eps, shape, True, moments)
     out = aligned_empty((shape[0], *out_size, shape[3]), x2.dtype)
     winner = aligned_empty(out.shape, WINNER_DTYPE)
     fused = kernels.norm_pool
     fused.scale_shift_max_pool(x2.reshape(shape), norm_cache.scale, norm_cache.offset, True, *pool, out, winner)
     return out, (norm_cache, PoolCache(tuple(shape), pool, pool, ((0, 0), (0, 0)), "max", winner, None))
+
+
+_forward = tiered(_forward_numpy)(pooled_training_forward)
 
 
 def batchnorm_relu_maxpool_backward(dout, norm_cache: BatchNormCache, pool_cache: PoolCache):
