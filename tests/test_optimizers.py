@@ -204,6 +204,37 @@ def test_adam_gives_the_same_bits_in_both_tiers(dtype, make):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_the_compiled_adams_kept_views_follow_new_params_and_restored_state(amsgrad):
+    """The compiled Adam keeps its flat views of the params and slots between calls: a param array
+    replaced, the state restored, a param of another dtype, each takes the NumPy tier's bits."""
+    from npconv.functional._tier import compiled_available, use_tier
+
+    require(compiled_available(), "Numba is not installed (pip install numba)")
+
+    def train(tier):
+        rng = np.random.default_rng(5)
+        params = [rng.standard_normal(s).astype(np.float32) for s in [(3, 4), (4,), (2, 2)]]
+        opt = Adam(0.01, amsgrad=amsgrad)
+        with use_tier(tier):
+            for step in range(8):
+                if step == 2:
+                    params[0] = params[0].copy()  # a new array: the kept view would miss it
+                if step == 4:
+                    opt.set_state(
+                        {k: v * 0.5 for k, v in opt.get_state().items() if k != "iterations"}
+                        | {"iterations": opt.get_state()["iterations"]}
+                    )
+                if step == 6:
+                    params[1] = params[1].astype(np.float64)  # then one param at a time
+                grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+                opt.apply_gradients(zip(grads, params))
+        return params + list(opt.get_state().values())
+
+    for a, b in zip(train("numpy"), train("compiled")):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_compiled_adam_says_whether_its_update_left_every_value_finite(dtype):

@@ -62,6 +62,7 @@ class Optimizer(utils.Configurable):
         self.iterations = 0
         self._slots: dict[str, list[np.ndarray]] = {}
         self._scratch: list[np.ndarray] = []
+        self._flat = None  # the compiled Adam's flat views of the params and slots (_flat_state)
 
     # ---- learning rate
     @property
@@ -125,6 +126,7 @@ class Optimizer(utils.Configurable):
             if slots is None:
                 self._slots[name] = [np.zeros_like(p) for p in params]
                 continue
+            self._flat = None
             if len(slots) != len(params):
                 raise ValueError(
                     expected(
@@ -146,6 +148,7 @@ class Optimizer(utils.Configurable):
                     )
                 slots[j] = slot.astype(p.dtype, copy=False)
         self._scratch = [np.empty_like(p) for p in params]
+        self._flat = None
 
     # ---- state for save/load
     def get_state(self) -> dict[str, np.ndarray]:
@@ -203,6 +206,7 @@ class Optimizer(utils.Configurable):
         self.iterations = int(state["iterations"])
         self._slots = {name: arrays for name, arrays in slots.items() if arrays}
         self._scratch = []  # rebuilt (and dtypes matched) on the next update
+        self._flat = None
 
     # ---- config
     def get_config(self) -> dict:
@@ -395,14 +399,29 @@ class RMSprop(Optimizer):
 
 def _fits_one_kernel(optimizer: Adam, pairs: list, lr: float) -> bool:
     """Whether every param, its slots and its grad share one float dtype, params and slots
-    C-contiguous (updated through flat views): then one compiled call updates them all."""
+    C-contiguous (updated through flat views): then one compiled call updates them all. The params'
+    and slots' part is answered once for the arrays :func:`_flat_state` keeps."""
     if not pairs:
         return False
     dtype = pairs[0][1].dtype
+    if not all(np.asarray(g).dtype == dtype for g, _ in pairs):
+        return False
+    if _flat_state(optimizer, pairs) is not None:
+        return True
     slots = [s for name in optimizer.slot_names() for s in optimizer._slots[name]]
-    return all(np.asarray(g).dtype == dtype and p.dtype == dtype and p.flags.c_contiguous for g, p in pairs) and all(
+    return all(p.dtype == dtype and p.flags.c_contiguous for _, p in pairs) and all(
         s.dtype == dtype and s.flags.c_contiguous for s in slots
     )
+
+
+def _flat_state(optimizer: Adam, pairs: list):
+    """``(params, ms, vs, v_hats)``: tuples of flat views of the params and slots that the last
+    compiled update made for these very param arrays, or ``None``. Rebuilt only when the params or
+    the slots change (a new model, restored state): 29 x 4 reshapes a ``smallres`` batch fewer."""
+    flat = optimizer._flat
+    if flat is None or len(flat[0]) != len(pairs) or any(p is not q for (_, p), q in zip(pairs, flat[0])):
+        return None
+    return flat[1]
 
 
 @tiered(Optimizer._apply, applies=_fits_one_kernel)
@@ -414,15 +433,20 @@ def _adam_step(kernels, optimizer: Adam, pairs: list, lr: float) -> bool:
     def flat(arrays):
         return tuple(np.asarray(a).reshape(-1) for a in arrays)
 
-    slots = optimizer._slots
-    ms, vs = flat(slots["m"]), flat(slots["v"])
+    state = _flat_state(optimizer, pairs)
+    if state is None:
+        slots = optimizer._slots
+        ms, vs = flat(slots["m"]), flat(slots["v"])
+        state = (flat(p for _, p in pairs), ms, vs, flat(slots["v_hat"]) if optimizer.amsgrad else vs)
+        optimizer._flat = (tuple(p for _, p in pairs), state)
+    params, ms, vs, v_hats = state
     decay = f(1.0 - lr * optimizer.weight_decay) if optimizer.weight_decay else f(1)
     not_finite = kernels.optimizer.adam(
-        flat(p for _, p in pairs),
+        params,
         flat(g for g, _ in pairs),
         ms,
         vs,
-        flat(slots["v_hat"]) if optimizer.amsgrad else vs,
+        v_hats,
         optimizer.amsgrad,
         decay,
         f(optimizer.beta_1),
