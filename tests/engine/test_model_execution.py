@@ -505,10 +505,10 @@ def test_batch_norms_write_into_the_next_convolutions_padded_buffers_with_the_sa
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("build", [build_projection_block, build_conv_norms])
 def test_planned_steps_train_with_the_checked_calls_bits(build, dtype, monkeypatch):
-    """After its first batch of a shape, a convolution + batch norm step calls the unchecked
-    functions directly (compiled tier): the weights trained, bit for bit, those of the layers'
-    checked calls on every batch; the last, smaller batch of each epoch is planned anew."""
-    from npconv.engine.plan import ConvBatchStatistics
+    """After its first batch of a shape, a convolution + batch norm step and an Add + pool step call
+    the unchecked functions directly (compiled tier): the weights trained, bit for bit, those of the
+    layers' checked calls on every batch; the last, smaller batch of each epoch is planned anew."""
+    from npconv.engine.plan import AddMaxPool, ConvBatchStatistics
     from npconv.functional._tier import tier
 
     rng = np.random.default_rng(12)
@@ -527,7 +527,9 @@ def test_planned_steps_train_with_the_checked_calls_bits(build, dtype, monkeypat
     # compiled: each step checks its first batch of 2 and of 1 every epoch; NumPy: every batch
     assert len(checked_calls) == (steps * 3 * 2 if tier() == "compiled" else steps * batches)
 
-    monkeypatch.setattr(ConvBatchStatistics, "_plan", lambda self, *a: None)  # _planned stays None
+    # _planned stays None: every batch through the layers' checked calls
+    monkeypatch.setattr(ConvBatchStatistics, "_plan", lambda self, *a: None)
+    monkeypatch.setattr(AddMaxPool, "_plan", lambda self, *a: None)
     checked = build(dtype=dtype)
     nc.utils.set_random_seed(1)
     checked.fit(x, y, epochs=3, batch_size=2, verbose=0)

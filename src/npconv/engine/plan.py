@@ -19,7 +19,7 @@ import numpy as np
 
 from ..functional._tier import load_compiled, tier
 from ..functional._workspace import Workspace
-from ..functional.add_pool import add_maxpool_forward
+from ..functional.add_pool import add_maxpool_forward, summed_maxpool_forward
 from ..functional.batchnorm import BatchNormCache, ScaleShift, folded_weights, training_backward, training_forward
 from ..functional.conv import conv2d_forward, direct_backward, direct_forward
 from ..functional.norm_pool import conv_batchnorm_relu_maxpool_weight_backward, pooled_training_forward
@@ -275,6 +275,9 @@ class AddMaxPool(_FusedWithPool):
 
     def __init__(self, add, pool):
         super().__init__(add, pool, f"{add.name}+{pool.name}")
+        # (each branch's (kind, shape, dtype), the pooled size) of the last checked pass: later
+        # passes of those branches skip the checks (:meth:`_planned_branches`)
+        self._planned = None
 
     @property
     def add(self):
@@ -282,14 +285,37 @@ class AddMaxPool(_FusedWithPool):
 
     def in_one_pass(self, xs) -> bool:
         """Whether :meth:`sum_and_pool` takes ``xs``: two branches, the pool's windows tiling the sum."""
-        return len(xs) == 2 and self.pool.windows_tile(xs[0].shape)
+        return len(xs) == 2 and (self._planned_branches(xs) is not None or self.pool.windows_tile(xs[0].shape))
 
     def sum_and_pool(self, xs, relu=False):
         """The one pass, the output clipped at 0 with ``relu`` (an :class:`AddMaxPoolReLU` step's);
-        both layers keep the caches they would alone."""
-        out, self.pool._cache = add_maxpool_forward(xs[0], xs[1], self.pool.pool_size, relu=relu)
+        both layers keep the caches they would alone. Planned once per shape as
+        :class:`ConvBatchStatistics` is: after a checked pass, branches of the same kinds, shapes
+        and dtype go to the compiled pass unchecked (the same bits)."""
+        branches = self._planned_branches(xs)
+        if branches is None:
+            out, self.pool._cache = add_maxpool_forward(xs[0], xs[1], self.pool.pool_size, relu=relu)
+            self._plan(xs, out)
+        else:
+            args = (*branches, self.pool.pool_size, self._planned[1], relu)
+            out, self.pool._cache = summed_maxpool_forward(load_compiled(), *args)
         self.add._cache = len(xs)
         return out
+
+    def _plan(self, xs, out):
+        """After a checked pass under the compiled tier: the branches' kinds, shapes and dtype."""
+        kinds = tuple(_branch_kind(x) for x in xs)
+        planned = tier() == "compiled" and len(xs) == 2 and None not in kinds and kinds[0][1:] == kinds[1][1:]
+        self._planned = (kinds, out.shape[1:3]) if planned else None
+
+    def _planned_branches(self, xs):
+        """``[(x, scale, offset), ...]`` as the checked pass takes them, where ``xs`` are of the
+        planned kinds and the compiled tier is on; else ``None``."""
+        if self._planned is None or len(xs) != 2 or tier() != "compiled":
+            return None
+        if tuple(_branch_kind(x) for x in xs) != self._planned[0]:
+            return None
+        return [(x.x, x.scale, x.offset) if isinstance(x, ScaleShift) else (x, None, None) for x in xs]
 
     def forward(self, xs, training=False):
         if not self.in_one_pass(xs):
@@ -304,6 +330,19 @@ class AddMaxPool(_FusedWithPool):
         """The gradient of ``relu(step(xs))`` from the ReLU's output ``relu_out``: ReLU's mask taken
         as the pool routes ``dout`` (:func:`~npconv.functional.pool2d_backward`'s ``relu_out``)."""
         return self.add.backward(pool2d_backward(dout, self.pool._take_cache(), relu_out=relu_out), need_dx)
+
+
+def _branch_kind(x):
+    """``(kind, shape, dtype)`` of an Add + pool branch: an array, or a :class:`ScaleShift` whose
+    scale and offset are ``(C,)`` arrays of its input's dtype; ``None`` for anything else."""
+    if isinstance(x, ScaleShift):
+        inner, scale, offset = x
+        n_c = inner.shape[-1] if isinstance(inner, np.ndarray) and inner.ndim == 4 else None
+        ok = all(isinstance(v, np.ndarray) and v.shape == (n_c,) and v.dtype == inner.dtype for v in (scale, offset))
+        return ("mapped", inner.shape, inner.dtype) if n_c is not None and ok else None
+    if isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype.kind == "f":
+        return ("array", x.shape, x.dtype)
+    return None
 
 
 def fuse_add_maxpool(steps: list[Node]) -> list[Node]:

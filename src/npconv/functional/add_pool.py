@@ -69,9 +69,11 @@ def _forward_numpy(a, b, pool, out_size, relu):
     return (np.maximum(out, 0, out=out) if relu else out), cache
 
 
-@tiered(_forward_numpy)
-def _forward(kernels, a, b, pool, out_size, relu):
-    """Each output row's window rows mapped, summed and pooled (and clipped) in one compiled pass."""
+def summed_maxpool_forward(kernels, a, b, pool, out_size, relu):
+    """Each output row's window rows mapped, summed and pooled (and clipped) in one compiled pass:
+    :func:`add_maxpool_forward`'s ``(out, cache)``. Unchecked: the branches ``(x, scale, offset)`` as
+    :func:`_checked_branch` leaves them (a training step that checked its first batch calls it
+    directly, :class:`~npconv.engine.plan.AddMaxPool`)."""
     m, _, _, n_c = a[0].shape
     out = aligned_empty((m, *out_size, n_c), a[0].dtype)
     winner = aligned_empty(out.shape, WINNER_DTYPE)
@@ -81,3 +83,6 @@ def _forward(kernels, a, b, pool, out_size, relu):
     )
     kernels.pool.add_max_pool(a_x, a_scale, a_offset, b_x, b_scale, b_offset, *pool, relu, out, winner)
     return out, PoolCache(a[0].shape, pool, pool, ((0, 0), (0, 0)), "max", winner, None)
+
+
+_forward = tiered(_forward_numpy)(summed_maxpool_forward)
