@@ -94,7 +94,7 @@ def _npconv_methods(step) -> list[tuple]:
     backward (convolution) and its batch norm step's (batch norm), as the step calls them (a first
     layer's weight gradient through its batch norm, ReLU and pool: convolution). A pass of two ops
     counts as the first's."""
-    from npconv.engine.plan import AddMaxPool, AddMaxPoolReLU, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool
+    from npconv.engine.steps import AddMaxPool, AddMaxPoolReLU, BatchNormReLUMaxPool, ConvBatchStatistics, ConvMaxPool
 
     if isinstance(step, ConvBatchStatistics):
         return [

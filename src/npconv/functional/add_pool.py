@@ -73,7 +73,7 @@ def summed_maxpool_forward(kernels, a, b, pool, out_size, relu):
     """Each output row's window rows mapped, summed and pooled (and clipped) in one compiled pass:
     :func:`add_maxpool_forward`'s ``(out, cache)``. Unchecked: the branches ``(x, scale, offset)`` as
     :func:`_checked_branch` leaves them (a training step that checked its first batch calls it
-    directly, :class:`~npconv.engine.plan.AddMaxPool`)."""
+    directly, :class:`~npconv.engine.steps.AddMaxPool`)."""
     m, _, _, n_c = a[0].shape
     out = aligned_empty((m, *out_size, n_c), a[0].dtype)
     winner = aligned_empty(out.shape, WINNER_DTYPE)

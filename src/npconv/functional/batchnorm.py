@@ -223,7 +223,7 @@ def training_forward(kernels, x2, gamma, beta, eps, shape, relu, moments, deferr
     """:func:`batchnorm_forward` in two compiled passes: moments (about the first row; none when
     given), then the affine map ``out = x * scale + (beta - mean * scale)`` (and ReLU): ``(out,
     cache)``. Unchecked: the arguments as :func:`batchnorm_forward` leaves them (a training step
-    that checked its first batch calls it directly, :class:`~npconv.engine.plan.ConvBatchStatistics`)."""
+    that checked its first batch calls it directly, :class:`~npconv.engine.steps.ConvBatchStatistics`)."""
     cache = _batch_statistics(kernels.batchnorm, x2, gamma, beta, eps, shape, relu, moments)
     if deferred:
         return ScaleShift(x2.reshape(shape), cache.scale, cache.offset), cache

@@ -272,7 +272,7 @@ def direct_forward(kernels, x, w, bias, b_shape, stride, pads, out_size, workspa
     :mod:`npconv.functional.compiled.conv`), with the rows' moments when asked: ``(out, cache,
     moments)``. Unchecked: the arguments as :func:`_checked_forward` leaves them, for a shape that
     :func:`_runs_direct` takes (a training step that checked its first batch calls it directly,
-    :class:`~npconv.engine.plan.ConvBatchStatistics`, and passes ``into``, its own C-contiguous
+    :class:`~npconv.engine.steps.ConvBatchStatistics`, and passes ``into``, its own C-contiguous
     array of the output's shape and dtype, to write ``out`` into)."""
     fh, fw, n_c, n_k = w.shape
     if x_pad is None:

@@ -78,7 +78,7 @@ def pooled_training_forward(kernels, x2, gamma, beta, eps, shape, pool, out_size
     """:func:`batchnorm_relu_maxpool_forward` compiled: the statistics' pass (none when ``moments``
     are given), then the affine map, ReLU and the pool in one pass; ``(out, (norm_cache,
     pool_cache))``. Unchecked: the arguments as that function leaves them (a training step that
-    checked its first batch calls it directly, :class:`~npconv.engine.plan.ConvBatchStatistics`)."""
+    checked its first batch calls it directly, :class:`~npconv.engine.steps.ConvBatchStatistics`)."""
     norm_cache = _batch_statistics(kernels.batchnorm, x2, gamma, beta, eps, shape, True, moments)
     out = aligned_empty((shape[0], *out_size, shape[3]), x2.dtype)
     winner = aligned_empty(out.shape, WINNER_DTYPE)
