@@ -126,7 +126,6 @@ class Optimizer(utils.Configurable):
             if slots is None:
                 self._slots[name] = [np.zeros_like(p) for p in params]
                 continue
-            self._flat = None
             if len(slots) != len(params):
                 raise ValueError(
                     expected(

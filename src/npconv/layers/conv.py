@@ -5,10 +5,8 @@ from __future__ import annotations
 from .. import functional as F
 from ..errors import ShapeError, check_choice, check_positive_int, expected
 from ..functional._shapes import as_pair, explicit_padding, output_size, resolve_padding
-from ..functional._tier import tier
 from ..functional._workspace import Workspace
-from ..functional.conv import direct_input_padding, direct_output_gradient_buffer
-from ..functional.padding import bordered_empty
+from ..functional.conv import direct_input_buffer, direct_output_gradient_buffer
 from . import activations
 from .base import Layer, check_input_rank
 from .core import _Affine
@@ -69,7 +67,6 @@ class Conv2D(_Affine):
         self._workspace = Workspace()
         # Zero-bordered buffers handed to the layer before, by name, until this layer's next pass.
         self._handed_out = {}
-        self._input_paddings = {}  # (shape, dtype, tier) -> the padding bordered_input hands out
 
     def forward(self, x, training=False, logits=False):
         return self._affine_forward(
@@ -88,13 +85,10 @@ class Conv2D(_Affine):
         buffer's ``interior``): the direct kernel then reads the buffer as the padded input
         (:func:`~npconv.functional.conv2d_forward`'s ``x_pad``), with no padding pass. ``None``
         where that kernel would not run. Valid until this layer's next pass."""
-        key = (tuple(shape), dtype, tier())
-        pads = self._input_paddings.get(key, False)
-        if pads is False:  # first asked: the padding the direct kernel reads (None: it does not run)
-            pads = self._input_paddings[key] = direct_input_padding(
-                shape, self.kernel.value.shape, self.strides, self.padding
-            )
-        return self._hand_out("x_pad", None if pads is None else bordered_empty(shape, pads, dtype, self._workspace))
+        return self._hand_out(
+            "x_pad",
+            direct_input_buffer(shape, dtype, self.kernel.value.shape, self.strides, self.padding, self._workspace),
+        )
 
     def bordered_output_gradient(self):
         """A zero-bordered buffer for the output gradient of this layer's last forward, for the layer
