@@ -155,8 +155,12 @@ class AddMaxPool(_FusedWithPool):
         return self.first
 
     def in_one_pass(self, xs) -> bool:
-        """Whether :meth:`sum_and_pool` takes ``xs``: two branches, the pool's windows tiling the sum."""
-        return len(xs) == 2 and (self._planned_branches(xs) is not None or self.pool.windows_tile(xs[0].shape))
+        """Whether :meth:`sum_and_pool` takes ``xs``: two branches, the pool's windows tiling the sum
+        (known for the planned shape: a checked pass took it)."""
+        if len(xs) != 2:
+            return False
+        planned_shape = None if self._planned is None else self._planned[0][0][1]
+        return xs[0].shape == planned_shape or self.pool.windows_tile(xs[0].shape)
 
     def sum_and_pool(self, xs, relu=False):
         """The one pass, the output clipped at 0 with ``relu`` (an :class:`AddMaxPoolReLU` step's);
