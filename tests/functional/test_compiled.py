@@ -104,6 +104,42 @@ def test_the_direct_weight_gradient_sums_the_bias_gradient_in_its_bands(rng, dty
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
+    "shape, window",
+    [
+        ((3, 12, 20, 16), (3, 3)),  # smallres's 16-channel stage: 3 window rows of 3 positions
+        ((40, 8, 8, 32), (2, 2)),  # 4 positions (3 + 1), two channel vectors, 32 images to a band
+        ((2, 9, 13, 16), (1, 1)),  # one position
+        ((2, 9, 13, 16), (1, 5)),  # 5 positions (3 + 2)
+        ((2, 70, 41, 16), (2, 3)),  # 6 positions, several bands an image, the last one short
+    ],
+)
+def test_weight_gradient_tiles_along_the_channels_give_the_filter_tiles_bits(rng, dtype, shape, window):
+    """With one vector of filters over whole vectors of channels, the weight gradient's tiles run
+    along the channels; the same sums through the filter-vector tiles (the output gradient padded
+    to two vectors of filters, the padding's gradients zero) give the same bits, bias included."""
+    from npconv.functional._tier import load_compiled
+    from npconv.functional.compiled._simd import VECTOR_BYTES
+    from npconv.functional.conv import tap_offsets
+
+    kernels = load_compiled().conv
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    (m, h_pad, w_pad, n_c), (fh, fw) = shape, window
+    n_h, n_w = h_pad - fh + 1, w_pad - fw + 1
+    x_pad = rng.standard_normal(shape).astype(dtype)
+    grads = np.zeros((m, n_h, n_w, 2 * lanes), dtype)
+    grads[..., : lanes - 3] = rng.standard_normal((m, n_h, n_w, lanes - 3))  # a partly filled vector
+    offsets, n_taps = tap_offsets(fh, fw, n_c, w_pad), fh * fw * n_c
+    one_vector = np.ascontiguousarray(grads[..., :lanes])
+    dw, db = kernels.conv_weight_grads(x_pad, one_vector, 0, 0, n_h, n_w, offsets, n_taps, True, None)
+    dw_wide, db_wide = kernels.conv_weight_grads(x_pad, grads, 0, 0, n_h, n_w, offsets, n_taps, True, None)
+    np.testing.assert_array_equal(dw, dw_wide[:, :lanes])
+    np.testing.assert_array_equal(db, db_wide[:lanes])
+    expected = np.einsum("ihwc,ihwk->ck", x_pad[:, :n_h, :n_w].astype(np.float64), one_vector.astype(np.float64))
+    np.testing.assert_allclose(dw[:n_c], expected, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
     "shape, pool, stride, padding",
     [
         ((3, 16, 16, 8), 8, None, "valid"),  # SIGNS's 8x8 pool: the windows tile the input
