@@ -57,6 +57,25 @@ def test_a_bordered_buffer_keeps_its_zero_border_until_something_else_may_have_w
         assert not border(buffer, other_pads).any()
 
 
+def test_a_bordered_buffer_serves_fewer_images_without_writing_its_border_again():
+    """An epoch's last, smaller batch gets the first images of the same memory, whose borders stand
+    (no write: a value put inside the first image stays); a batch of more images than were bordered
+    has every border written."""
+    from npconv.functional._workspace import Workspace
+
+    workspace, pads = Workspace(), ((1, 1), (1, 1))
+    workspace.get("x_pad", (4 * 6 * 6 * 2,), np.float32)[:] = 9  # room for 4 images, all of it junk
+    three = workspace.bordered("x_pad", (3, 6, 6, 2), pads, np.float32)
+    three[:, 1:5, 1:5] = 7
+    two = workspace.bordered("x_pad", (2, 6, 6, 2), pads, np.float32)
+    assert two.shape == (2, 6, 6, 2) and two.ctypes.data == three.ctypes.data
+    assert not two[:, 0].any() and not two[:, :, 0].any() and (two[:, 1:5, 1:5] == 7).all()
+    again = workspace.bordered("x_pad", (3, 6, 6, 2), pads, np.float32)
+    assert again.shape == three.shape and again.ctypes.data == three.ctypes.data and (again[:, 1:5, 1:5] == 7).all()
+    four = workspace.bordered("x_pad", (4, 6, 6, 2), pads, np.float32)
+    assert not four[:, 0].any() and not four[:, 5].any() and not four[:, :, 0].any() and not four[:, :, 5].any()
+
+
 def test_freed_memory_is_kept_once_per_process(monkeypatch):
     """glibc's thresholds are set at the first forward pass, once, and never over a user's own."""
     from npconv.functional import _memory
