@@ -146,9 +146,9 @@ class AddMaxPool(_FusedWithPool):
 
     def __init__(self, add, pool):
         super().__init__(add, pool, f"{add.name}+{pool.name}")
-        # (each branch's (kind, shape, dtype), the pooled size) of the last checked pass: later
-        # passes of those branches skip the checks (:meth:`_planned_branches`)
-        self._planned = None
+        # each branch's (kind, shape, dtype) -> the pooled size, for the branches of checked passes
+        # (an epoch's batches, and its last, smaller one): later passes of those skip the checks
+        self._plans = {}
 
     @property
     def add(self):
@@ -159,38 +159,30 @@ class AddMaxPool(_FusedWithPool):
         (known for the planned shape: a checked pass took it)."""
         if len(xs) != 2:
             return False
-        planned_shape = None if self._planned is None else self._planned[0][0][1]
-        return xs[0].shape == planned_shape or self.pool.windows_tile(xs[0].shape)
+        return any(kinds[0][1] == xs[0].shape for kinds in self._plans) or self.pool.windows_tile(xs[0].shape)
 
     def sum_and_pool(self, xs, relu=False):
         """The one pass, the output clipped at 0 with ``relu`` (an :class:`AddMaxPoolReLU` step's);
         both layers keep the caches they would alone. Planned once per shape as
         :class:`ConvBatchStatistics` is: after a checked pass, branches of the same kinds, shapes
         and dtype go to the compiled pass unchecked (the same bits)."""
-        branches = self._planned_branches(xs)
-        if branches is None:
+        kinds = tuple(_branch_kind(x) for x in xs)
+        pooled = self._plans.get(kinds) if len(xs) == 2 and tier() == "compiled" else None
+        if pooled is None:
             out, self.pool._cache = add_maxpool_forward(xs[0], xs[1], self.pool.pool_size, relu=relu)
-            self._plan(xs, out)
+            self._plan(kinds, out)
         else:
-            args = (*branches, self.pool.pool_size, self._planned[1], relu)
+            branches = [(x.x, x.scale, x.offset) if isinstance(x, ScaleShift) else (x, None, None) for x in xs]
+            args = (*branches, self.pool.pool_size, pooled, relu)
             out, self.pool._cache = summed_maxpool_forward(load_compiled(), *args)
         self.add._cache = len(xs)
         return out
 
-    def _plan(self, xs, out):
-        """After a checked pass under the compiled tier: the branches' kinds, shapes and dtype."""
-        kinds = tuple(_branch_kind(x) for x in xs)
-        planned = tier() == "compiled" and len(xs) == 2 and None not in kinds and kinds[0][1:] == kinds[1][1:]
-        self._planned = (kinds, out.shape[1:3]) if planned else None
-
-    def _planned_branches(self, xs):
-        """``[(x, scale, offset), ...]`` as the checked pass takes them, where ``xs`` are of the
-        planned kinds and the compiled tier is on; else ``None``."""
-        if self._planned is None or len(xs) != 2 or tier() != "compiled":
-            return None
-        if tuple(_branch_kind(x) for x in xs) != self._planned[0]:
-            return None
-        return [(x.x, x.scale, x.offset) if isinstance(x, ScaleShift) else (x, None, None) for x in xs]
+    def _plan(self, kinds, out):
+        """After a checked pass under the compiled tier: its pooled size for branches of ``kinds``
+        (two of one shape and dtype, each an array or a mapped one)."""
+        if tier() == "compiled" and len(kinds) == 2 and None not in kinds and kinds[0][1:] == kinds[1][1:]:
+            _remember(self._plans, kinds, out.shape[1:3])
 
     def forward(self, xs, training=False):
         if not self.in_one_pass(xs):
@@ -269,8 +261,10 @@ class ConvBatchStatistics(_TwoLayerStep):
         # The planned batches' convolution output and input gradient, written into the same arrays
         # every batch: the engine consumes both within the batch (a new array each took 5 us).
         self._arrays = Workspace()
-        # (input shape, dtype, padding, output size, the batch norm's plan: True, a pooled size or
-        # False): see _plan
+        # (input shape, dtype) -> (padding, output size, the batch norm's plan: True, a pooled size
+        # or False), for the shapes of checked batches (an epoch's, and its last, smaller one); the
+        # plan of the batch in hand, or None while it runs the checked calls: see _plan
+        self._plans = {}
         self._planned = None
 
     @property
@@ -296,12 +290,15 @@ class ConvBatchStatistics(_TwoLayerStep):
 
     def convolve(self, x):
         """The convolution's training forward with its output's moments, ``(z, moments)``."""
-        conv, planned = self.conv, self._planned
-        if planned is None or not self._takes(x, planned):
+        conv = self.conv
+        planned = self._plans.get((x.shape, x.dtype)) if isinstance(x, np.ndarray) else None
+        if planned is None or not self._takes(x):
+            self._planned = None
             z, moments = conv.forward_with_moments(x, True)
             self._plan(x, z, moments)
             return z, moments
-        _, _, pads, out_size, _ = planned
+        self._planned = planned
+        pads, out_size, _ = planned
         bias, b_shape = (conv.bias.value, conv.bias.value.shape) if conv.use_bias else (None, None)
         x_pad = conv._taken_back("x_pad", x)
         args = (x, conv.kernel.value, bias, b_shape, (1, 1), pads, out_size, conv._workspace, True, x_pad)
@@ -319,7 +316,6 @@ class ConvBatchStatistics(_TwoLayerStep):
 
         cache, norm = self.conv._cache[0], self.norm
         if moments is None or cache.layout != "direct":
-            self._planned = None
             return
         weights = (
             norm.gamma.value.dtype == z.dtype == norm.beta.value.dtype
@@ -329,30 +325,26 @@ class ConvBatchStatistics(_TwoLayerStep):
         if weights and type(self.norm_step) is BatchNormReLUMaxPool and self.norm_step.pool.windows_tile(z.shape):
             (ph, pw) = self.norm_step.pool.pool_size
             normalises = (z.shape[1] // ph, z.shape[2] // pw)  # the pooled size
-        self._planned = (x.shape, x.dtype, cache.pads, z.shape[1:3], normalises)
+        self._planned = (cache.pads, z.shape[1:3], normalises)
+        _remember(self._plans, (x.shape, x.dtype), self._planned)
 
-    def _takes(self, x, planned) -> bool:
-        """Whether ``x`` is of the planned shape and dtype (the weights too), the compiled tier on."""
-        return (
-            isinstance(x, np.ndarray)
-            and x.shape == planned[0]
-            and x.dtype == planned[1]
-            and self.conv.kernel.value.dtype == x.dtype
-            and tier() == "compiled"
-        )
+    def _takes(self, x) -> bool:
+        """Whether a planned ``x`` goes to the planned calls: the weights of its dtype, the compiled
+        tier on."""
+        return self.conv.kernel.value.dtype == x.dtype and tier() == "compiled"
 
     def normalise(self, z, moments):
         """The batch norm step's training forward of ``z`` with its ``moments``."""
         target = None
         if not self.defers_output and self.output_reader is not None:
             target = self.output_reader.bordered_input(z.shape, z.dtype)
-        if self._planned is None or not self._planned[4] or moments is None:
+        if self._planned is None or not self._planned[2] or moments is None:
             if self.defers_output:
                 return self.norm.forward(z, True, moments=moments, deferred=True)
             if target is None:
                 return self.norm_step.forward(z, True, moments=moments)
             return self.norm_step.forward(z, True, moments=moments, out=target)
-        norm, pooled = self.norm, self._planned[4]
+        norm, pooled = self.norm, self._planned[2]
         rows = z.reshape(-1, z.shape[-1])
         if pooled is True:
             relu = type(self.norm_step) is BatchNormReLU
@@ -382,7 +374,7 @@ class ConvBatchStatistics(_TwoLayerStep):
         conv, norm = self.conv, self.norm
         padded = need_dx and type(self.norm_step) is not BatchNormReLUMaxPool
         target = conv.bordered_output_gradient() if padded else None
-        planned = self._planned is not None and self._planned[4] is True and norm._cache is not None
+        planned = self._planned is not None and self._planned[2] is True and norm._cache is not None
         cache = norm._cache[1] if planned else None
         if type(cache) is not BatchNormCache or not _rows_of(dout, cache) or tier() != "compiled":
             return self.norm_step.backward(dout, True, **({"out": target} if padded else {}))
@@ -420,6 +412,17 @@ class ConvBatchStatistics(_TwoLayerStep):
         )
         if conv.use_bias:
             conv.bias.grad = db
+
+
+def _remember(plans: dict, key, plan) -> None:
+    """``plans[key] = plan``, forgetting the others past a few shapes (a model fed many)."""
+    if len(plans) >= _PLANNED_SHAPES:
+        plans.clear()
+    plans[key] = plan
+
+
+#: Shapes a step keeps plans for: a training's batches come in two (the last one smaller).
+_PLANNED_SHAPES = 4
 
 
 def _rows_of(dout, cache) -> bool:
