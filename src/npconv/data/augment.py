@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import ShapeError, check_choice, expected
 from ..functional._tier import tiered
 from .images import LUMA
+from .normal_draws import standard_normal
 from .resample import sample, sample_axes
 
 
@@ -332,7 +333,7 @@ def _add_noise(kernels, x, rng, scale, value_range):
     """:func:`_add_noise_numpy` with the same draws taken by compiled code, then one parallel pass
     written over them."""
     noise = np.empty(x.shape, x.dtype)
-    kernels.augment.standard_normal(rng, noise)
+    standard_normal(kernels, rng, noise)
     kernels.augment.add_noise(_rows(x), scale.reshape(-1), *_clip_bounds(value_range, x.dtype), _rows(noise))
     return noise
 

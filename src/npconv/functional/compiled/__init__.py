@@ -12,7 +12,7 @@ How they are compiled (twice, parallel and serial, chosen by size; without loop 
 
 from __future__ import annotations
 
-from . import augment, batchnorm, conv, conv_pool, elementwise, norm_pool, optimizer, pool, reframe, standardize
+from . import augment, batchnorm, conv, conv_pool, elementwise, norm_pool, normal, optimizer, pool, reframe, standardize
 
 __all__ = [
     "augment",
@@ -21,6 +21,7 @@ __all__ = [
     "conv_pool",
     "elementwise",
     "norm_pool",
+    "normal",
     "optimizer",
     "pool",
     "reframe",
