@@ -24,6 +24,7 @@ GAIN = augment.random_channel_gain
 BLUR = augment.random_gaussian_blur
 NOISE = augment.gaussian_noise
 REFRAME = augment.random_reframe
+TRANSLATE = augment.random_translation
 
 CASES = [
     (GAIN, {"factor": 0.3, "brightness": 0.0, "value_range": (0.0, 1.0)}),
@@ -35,6 +36,8 @@ CASES = [
     (NOISE, {"stddev": 0.0}),
     (NOISE, {"stddev": 0.08, "value_range": (0.0, 1.0)}),
     (NOISE, {"stddev": 0.3}),
+    (TRANSLATE, {"height_factor": 0.3, "width_factor": 0.5}),
+    (TRANSLATE, {"height_factor": (-1.0, 1.0), "width_factor": (-1.0, 1.0)}),  # some images shifted out
     (REFRAME, {"min_scale": 0.55, "max_degrees": 20, "probability": 0.5, "value_range": (0, 1)}),
     (REFRAME, {"min_scale": 0.6, "max_degrees": 0, "probability": 1.0, "value_range": (0, 1)}),  # no rotation
     (REFRAME, {"min_scale": 0.05, "max_degrees": 180, "probability": 1.0, "value_range": (0, 1)}),  # 1-pixel
@@ -75,6 +78,13 @@ def test_compiled_tier_gives_the_numpy_tiers_bits_and_draws(kernel, kwargs, shap
     np.testing.assert_array_equal(fast, reference)
     assert next_fast == next_reference
     np.testing.assert_array_equal(x, before)
+
+
+def test_shifted_uint8_images_are_the_same_in_both_tiers():
+    x = (batch((6, 9, 7, 3), np.float64).clip(0, 1) * 255).astype(np.uint8)
+    (reference, _), (fast, _) = both_tiers(TRANSLATE, x, {"height_factor": 0.5, "width_factor": 0.5})
+    assert fast.dtype == np.uint8
+    np.testing.assert_array_equal(fast, reference)
 
 
 def test_reframe_at_probability_one_changes_every_image_and_zero_none():

