@@ -503,6 +503,45 @@ def test_batch_norms_write_into_the_next_convolutions_padded_buffers_with_the_sa
 
 @pytest.mark.usefixtures("tier")
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fit_gathers_each_shuffled_batch_into_the_first_convolutions_padded_input(dtype, monkeypatch):
+    """The convolution that alone reads the model's input gets each shuffled batch gathered into
+    its padded input buffer: the trained weights of gathering and padding, bit for bit; in the
+    compiled tier, no padding pass of the input."""
+    from npconv.engine import feeding
+    from npconv.engine.plan import input_reader
+    from npconv.functional import padding
+    from npconv.functional._tier import tier
+
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((7, 16, 26, 3)).astype(dtype), rng.integers(0, 3, 7)
+    gathered, copied = build_conv_norms(dtype=dtype), build_conv_norms(dtype=dtype)
+    assert input_reader(gathered._steps) is gathered._steps[0].layer.conv
+    padded = []
+    fill = padding._fill_padded
+    monkeypatch.setattr(padding, "_fill_padded", lambda x, *args: padded.append(x.shape) or fill(x, *args))
+    nc.utils.set_random_seed(1)
+    gathered.fit(x, y, epochs=2, batch_size=3, verbose=0)
+    if tier() == "compiled":
+        assert (3, 16, 26, 3) not in padded and (1, 16, 26, 3) not in padded
+    monkeypatch.setattr(feeding, "input_reader", lambda steps: None)
+    nc.utils.set_random_seed(1)
+    copied.fit(x, y, epochs=2, batch_size=3, verbose=0)
+    for w_gathered, w_copied in zip(gathered.weights, copied.weights):
+        np.testing.assert_array_equal(w_gathered.value, w_copied.value)
+
+
+def test_only_a_convolution_reading_the_input_alone_takes_the_gathered_batches():
+    from npconv.engine.plan import input_reader
+
+    inputs = nc.Input(shape=(8, 8, 3))
+    flipped = nc.Model(inputs, L.Conv2D(4, 3, padding="same")(L.RandomFlip()(inputs)))
+    shared = L.Conv2D(4, 3, padding="same")
+    twice = nc.Model(inputs, L.Add()([shared(inputs), L.Conv2D(4, 1)(inputs)]))
+    assert input_reader(flipped._steps) is None and input_reader(twice._steps) is None
+
+
+@pytest.mark.usefixtures("tier")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("build", [build_projection_block, build_conv_norms])
 def test_planned_steps_train_with_the_checked_calls_bits(build, dtype, monkeypatch):
     """After its first batch of a shape, a convolution + batch norm step and an Add + pool step call

@@ -29,28 +29,41 @@ def is_batch_source(x) -> bool:
     )
 
 
-def shuffled_batches(x: np.ndarray, y, order: np.ndarray, batch_size: int):
+def shuffled_batches(x: np.ndarray, y, order: np.ndarray, batch_size: int, bordered=None):
     """``(x[idx], y[idx])`` for consecutive ``idx = order[k:k+b]``: an epoch's shuffled batches, each
     gathered when it is needed (a whole shuffled copy of the training set was 29 MB of the Happy
-    model's peak), its rows in parallel under the compiled tier."""
+    model's peak), its rows in parallel under the compiled tier.
+
+    ``bordered``: ``None``, or a function of a batch's shape and dtype giving a zero-bordered
+    buffer (:class:`~npconv.functional.padding.Bordered`) or ``None``: the first convolution's
+    padded input (:func:`~npconv.engine.plan.input_reader`), whose interior the batch is gathered
+    into, so that the convolution pads nothing."""
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        yield take_rows(x, rows), None if y is None else y[rows]
+        buffer = None if bordered is None else bordered((len(rows), *x.shape[1:]), x.dtype)
+        yield take_rows(x, rows, None if buffer is None else buffer.interior), None if y is None else y[rows]
 
 
-def take_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``x[rows]``, a copy; gathered in parallel under the compiled tier (1.3x NumPy's)."""
-    return _take_rows(x, rows)
+def take_rows(x: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x[rows]``, a copy (into ``out``, of that shape and x's dtype, when given); gathered in
+    parallel under the compiled tier (1.3x NumPy's)."""
+    return _take_rows(x, rows, out)
 
 
-def _take_rows_numpy(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return x[rows]
+def _take_rows_numpy(x: np.ndarray, rows: np.ndarray, out) -> np.ndarray:
+    if out is None:
+        return x[rows]
+    out[...] = x[rows]
+    return out
 
 
-@tiered(_take_rows_numpy, applies=lambda x, rows: x.flags.c_contiguous and x.ndim >= 2)
-def _take_rows(kernels, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    out = np.empty((len(rows), *x.shape[1:]), x.dtype)
-    kernels.elementwise.take_rows(x.reshape(len(x), -1), rows, out.reshape(len(rows), -1))
+@tiered(_take_rows_numpy, applies=lambda x, rows, out: x.flags.c_contiguous and x.ndim >= 2)
+def _take_rows(kernels, x: np.ndarray, rows: np.ndarray, out) -> np.ndarray:
+    if out is None:
+        out = np.empty((len(rows), *x.shape[1:]), x.dtype)
+    # Rows of images as (m, H, W * C): an interior view of a bordered buffer keeps its row stride.
+    shape = (x.shape[1], -1) if x.ndim >= 3 else (-1,)
+    kernels.elementwise.take_rows(x.reshape(len(x), *shape), rows, out.reshape(len(rows), *shape))
     return out
 
 

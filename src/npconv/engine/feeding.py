@@ -15,6 +15,7 @@ from .. import utils
 from ..errors import check_positive_int, expected
 from .batches import BatchSource, array_batches, is_batch_source, shuffled_batches, split_batch
 from .data_checks import as_input_batch, as_labels
+from .plan import input_reader
 
 
 @dataclass
@@ -86,7 +87,9 @@ class Feeding:
             return self._checked_batches(plan.source.epoch(epoch), "x")
         if not plan.shuffle:
             return array_batches(plan.x, plan.y, plan.batch_size)
-        return shuffled_batches(plan.x, plan.y, utils.global_rng().permutation(len(plan.x)), plan.batch_size)
+        order = utils.global_rng().permutation(len(plan.x))
+        conv = input_reader(self._steps)
+        return shuffled_batches(plan.x, plan.y, order, plan.batch_size, None if conv is None else conv.bordered_input)
 
     def _batch_source(self, x, y, name, steps, steps_name="steps"):
         if y is not None:

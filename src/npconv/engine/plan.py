@@ -252,12 +252,9 @@ def write_into_padded_inputs(steps: list[Node]) -> list[Node]:
     layer in no other step) has the batch norm write it into that convolution's padded input buffer
     (:meth:`~npconv.layers.Conv2D.bordered_input`): the convolution's padding pass is gone, the
     same bits. In place; returns ``steps``."""
-    from ..layers import BatchNormalization, Conv2D
+    from ..layers import BatchNormalization
 
-    def conv_of(layer):
-        return layer.conv if type(layer) is ConvBatchStatistics else layer if type(layer) is Conv2D else None
-
-    convs = [conv_of(node.layer) for node in steps]
+    convs = [_conv_of(node.layer) for node in steps]
     for k, node in enumerate(steps):
         step = node.layer
         if type(step) is not ConvBatchStatistics or type(step.norm_step) not in (BatchNormalization, BatchNormReLU):
@@ -267,6 +264,25 @@ def write_into_padded_inputs(steps: list[Node]) -> list[Node]:
         if reader is not None and sum(conv is reader for conv in convs) == 1:
             step.output_reader = reader
     return steps
+
+
+def input_reader(steps: list[Node]):
+    """The ``Conv2D`` that alone reads the model's input (a step of its own, or a
+    :class:`ConvBatchStatistics` step's, that layer in no other step), into whose padded input
+    buffer ``fit`` gathers each batch (:meth:`~npconv.layers.Conv2D.bordered_input`); else ``None``."""
+    readers = [node for node in steps if 0 in node.inputs]
+    convs = [_conv_of(node.layer) for node in steps]
+    if len(readers) != 1 or tuple(readers[0].inputs) != (0,):
+        return None
+    reader = _conv_of(readers[0].layer)
+    return reader if reader is not None and sum(conv is reader for conv in convs) == 1 else None
+
+
+def _conv_of(layer):
+    """The ``Conv2D`` of a ``Conv2D`` or :class:`ConvBatchStatistics` step, else ``None``."""
+    from ..layers import Conv2D
+
+    return layer.conv if type(layer) is ConvBatchStatistics else layer if type(layer) is Conv2D else None
 
 
 def fold_batchnorm(steps: list[Node]) -> list[Node]:
