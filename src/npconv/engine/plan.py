@@ -271,11 +271,10 @@ def input_reader(steps: list[Node]):
     :class:`ConvBatchStatistics` step's, that layer in no other step), into whose padded input
     buffer ``fit`` gathers each batch (:meth:`~npconv.layers.Conv2D.bordered_input`); else ``None``."""
     readers = [node for node in steps if 0 in node.inputs]
-    convs = [_conv_of(node.layer) for node in steps]
     if len(readers) != 1 or tuple(readers[0].inputs) != (0,):
         return None
     reader = _conv_of(readers[0].layer)
-    return reader if reader is not None and sum(conv is reader for conv in convs) == 1 else None
+    return reader if reader is not None and sum(_conv_of(node.layer) is reader for node in steps) == 1 else None
 
 
 def _conv_of(layer):

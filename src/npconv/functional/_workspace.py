@@ -44,9 +44,9 @@ class Workspace:
 
     def __init__(self):
         self._buffers: dict[str, np.ndarray] = {}
-        # name -> ((image shape, pads, dtype), images bordered, the buffer, the last view) of the
-        # buffer whose border holds zeros (written by bordered, kept while only interiors are
-        # written; any get of the name may overwrite it, and forgets it)
+        # name -> ((image shape, pads, dtype), images bordered, the last view) of the buffer whose
+        # border holds zeros (written by bordered, kept while only interiors are written; any get
+        # of the name may overwrite it, and forgets it; a larger bordered call borders anew)
         self._zero_borders: dict[str, tuple] = {}
         # name -> a view of the buffer its user keeps with it (padding.bordered_empty's Bordered)
         self.views: dict[str, object] = {}
@@ -72,11 +72,11 @@ class Workspace:
         at the next epoch's first batch cost 2 ms an epoch of ``smallres``)."""
         images = (tuple(shape[1:]), pads, np.dtype(dtype))
         kept = self._zero_borders.get(name)
-        if kept is not None and kept[0] == images and shape[0] <= kept[1] and kept[2] is self._buffers.get(name):
-            view = kept[3]
-            if view.shape[0] != shape[0]:
-                view = kept[2][: math.prod(shape)].reshape(shape)
-                self._zero_borders[name] = (*kept[:3], view)
+        if kept is not None and kept[0] == images and shape[0] <= kept[1]:
+            view = kept[2]
+            if view.shape[0] != shape[0]:  # the first images of the same buffer (it holds more)
+                view = self._view(name, shape, dtype)
+                self._zero_borders[name] = (images, kept[1], view)
             return view
         padded = self._view(name, shape, dtype)
         (top, bottom), (left, right) = pads
@@ -84,7 +84,7 @@ class Workspace:
         padded[:, shape[1] - bottom :] = 0
         padded[:, :, :left] = 0
         padded[:, :, shape[2] - right :] = 0
-        self._zero_borders[name] = (images, shape[0], self._buffers[name], padded)
+        self._zero_borders[name] = (images, shape[0], padded)
         return padded
 
 

@@ -244,21 +244,9 @@ def conv_weight_grads(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bi
     images_per_band = max(1, min(BAND_PIXELS // (n_h * n_w), (m + 1) // 2)) if rows_per_band == n_h else 1
     bands_per_image = (n_h + rows_per_band - 1) // rows_per_band
     n_bands = bands_per_image * ((m + images_per_band - 1) // images_per_band)
+    bands = (n_bands, bands_per_image, rows_per_band, images_per_band)
     if _by_channel_vectors(route, n_c, k_pad, lanes, n_taps, offsets):
-        return _weight_grads_by_channels(
-            x_pad,
-            dout,
-            top,
-            left,
-            n_h,
-            n_w,
-            offsets,
-            n_taps,
-            with_bias,
-            bands_per_image,
-            rows_per_band,
-            images_per_band,
-        )
+        return _weight_grads_by_channels(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bias, bands)
     rgb_window = _one_rgb_tile(n_taps, k_pad, lanes)
     n_tap_blocks = (n_taps + TAP_BLOCK - 1) // TAP_BLOCK
     bias_row = n_tap_blocks * TAP_BLOCK  # each band's partial: its taps' rows, then the bias's
@@ -269,10 +257,8 @@ def conv_weight_grads(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bi
     for item in prange(n_bands * n_tap_blocks):
         band, t0 = item // n_tap_blocks, (item % n_tap_blocks) * TAP_BLOCK
         acc = partials[band].reshape(partials.shape[1] * k_pad)
-        first_image = (band // bands_per_image) * images_per_band
-        h0 = (band % bands_per_image) * rows_per_band
-        n_rows = min(rows_per_band, n_h - h0)
-        for i in range(first_image, min(m, first_image + images_per_band)):
+        first_image, end_image, h0, n_rows = _band_rows(band, bands, m, n_h)
+        for i in range(first_image, end_image):
             x0 = (i * h_pad + h0) * w_pad * n_c
             g0 = ((i * g_height + top + h0) * g_width + left) * k_pad
             p0 = _pooled_start(route, i)
@@ -374,22 +360,39 @@ def conv_weight_grads(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bi
                         h0,
                     )
                     k0 += lanes // 2
-    # Explicit loops: an array expression here would become a parallel loop per band (parfors).
-    dw = np.zeros((n_taps, k_pad), x_pad.dtype)
-    db = np.zeros(k_pad, x_pad.dtype)
+    return _band_totals(partials[:, :n_taps], partials[:, bias_row])
+
+
+@njit(cache=True, inline="always")
+def _band_rows(band, bands, m, n_h):
+    """Weight-gradient band ``band``'s images ``first .. end - 1`` and, in each, its ``n_rows`` output
+    rows from ``h0``: ``(first, end, h0, n_rows)``; ``bands`` is ``(n_bands, bands_per_image,
+    rows_per_band, images_per_band)``."""
+    _, bands_per_image, rows_per_band, images_per_band = bands
+    first = (band // bands_per_image) * images_per_band
+    h0 = (band % bands_per_image) * rows_per_band
+    return first, min(m, first + images_per_band), h0, min(rows_per_band, n_h - h0)
+
+
+@njit(cache=True, inline="always")
+def _band_totals(tap_partials, bias_partials):
+    """``(dw (n_taps, K_pad), db (K_pad,))``: the bands' partial sums ``tap_partials (bands, n_taps,
+    K_pad)`` and ``bias_partials (bands, K_pad)`` added in band order (the same bits on any thread
+    count). Explicit loops: an array expression here would become a parallel loop per band (parfors)."""
+    n_bands, n_taps, k_pad = tap_partials.shape
+    dw = np.zeros((n_taps, k_pad), tap_partials.dtype)
+    db = np.zeros(k_pad, tap_partials.dtype)
     for band in range(n_bands):
         for t in range(n_taps):
             for k in range(k_pad):
-                dw[t, k] += partials[band, t, k]
+                dw[t, k] += tap_partials[band, t, k]
         for k in range(k_pad):
-            db[k] += partials[band, bias_row, k]
+            db[k] += bias_partials[band, k]
     return dw, db
 
 
 @njit(cache=True, inline="always")
-def _weight_grads_by_channels(
-    x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bias, bands_per_image, rows_per_band, images_per_band
-):
+def _weight_grads_by_channels(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bias, bands):
     """:func:`conv_weight_grads` by tiles along the channels (see :data:`_CHANNEL_POSITIONS`), in its
     bands: each (band, tile) sums into the band's partial, held filter by filter ``(K_pad, n_taps)``
     for the tiles' channel vectors, whose sums are added in band order as there. Inlined into the
@@ -398,7 +401,7 @@ def _weight_grads_by_channels(
     g_height, g_width, k_pad = dout.shape[1], dout.shape[2], dout.shape[3]
     g_row = g_width * k_pad
     lanes = VECTOR_BYTES // x_pad.itemsize
-    n_bands = bands_per_image * ((m + images_per_band - 1) // images_per_band)
+    n_bands = bands[0]
     n_positions = n_taps // n_c
     position_groups = (n_positions + _CHANNEL_POSITIONS - 1) // _CHANNEL_POSITIONS
     filter_groups = k_pad // _CHANNEL_FILTERS
@@ -414,10 +417,8 @@ def _weight_grads_by_channels(
         n_u = min(_CHANNEL_POSITIONS, n_positions - u0)
         acc = partials[band].reshape(k_pad * n_taps)
         a0 = f0 * n_taps + u0 * n_c + c0
-        first_image = (band // bands_per_image) * images_per_band
-        h0 = (band % bands_per_image) * rows_per_band
-        n_rows = min(rows_per_band, n_h - h0)
-        for i in range(first_image, min(m, first_image + images_per_band)):
+        first_image, end_image, h0, n_rows = _band_rows(band, bands, m, n_h)
+        for i in range(first_image, end_image):
             x0 = (i * h_pad + h0) * w_pad * n_c
             g0 = ((i * g_height + top + h0) * g_width + left) * k_pad
             source = (x, x0, w_pad * n_c, n_c, offsets, u0 * n_c, n_c, c0)
@@ -437,15 +438,7 @@ def _weight_grads_by_channels(
                             image_sums[k] += g[at + k]
                 for k in range(k_pad):
                     bias_partials[band, k] += image_sums[k]
-    dw = np.zeros((n_taps, k_pad), x_pad.dtype)
-    db = np.zeros(k_pad, x_pad.dtype)
-    for band in range(n_bands):
-        for t in range(n_taps):
-            for k in range(k_pad):
-                dw[t, k] += partials[band, k, t]
-        for k in range(k_pad):
-            db[k] += bias_partials[band, k]
-    return dw, db
+    return _band_totals(partials.transpose(0, 2, 1), bias_partials)
 
 
 @kernel()
