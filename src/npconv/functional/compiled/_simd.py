@@ -130,6 +130,33 @@ def _i64(value):
     return ir.Constant(ir.IntType(64), value)
 
 
+class _LoopID(ir.values.MDValue):
+    """A loop's ``llvm.loop`` metadata node: distinct, its first operand itself (LLVM's rule), hashed
+    by identity (llvmlite hashes a node by its operands, which would recurse)."""
+
+    def __init__(self, module, options):
+        super().__init__(module, [], name=str(len(module.metadata)))
+        self.operands = (self, *options)
+
+    def descr(self, buf):
+        buf.append("distinct ")
+        super().descr(buf)
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
+def _not_unrolled(builder, loop):
+    """Tell LLVM not to unroll ``loop``, a ``cgutils.for_range`` loop just closed (metadata on its
+    jump back). A tile's loop is its register blocking: unrolled, twice its values are live, and
+    LLVM does unroll such loops for CPUs whose scheduling model asks it to (AMD Zen 4), where the
+    16-filter forward tile then spilled its accumulators, one stack store and load per FMA."""
+    module = builder.module
+    option = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    back_edge = loop.index.incomings[-1][1].terminator
+    back_edge.set_metadata("llvm.loop", _LoopID(module, [option]))
+
+
 def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, moments, residual, out_vec=None):
     """IR for one tile: ``positions`` outputs from column ``v`` of a row, ``vectors`` filter vectors;
     ``moments`` (a :class:`_RowMoments`) counts those from column ``start`` on; ``residual``,
@@ -160,6 +187,7 @@ def _emit_forward_tile(builder, vec, positions, vectors, data, args, v, start, m
             pixel = vec.broadcast(x_data, at) if out_vec is None else vec.broadcast_pair(x_data, at)
             for s in range(vectors):
                 vec.multiply_add(pixel, weights[s], acc[u][s])
+    _not_unrolled(builder, loop)
     if out_vec is not None:  # from here on, each pixel's outputs are one vector of half the lanes
         sums = [[vec.pair_sums(builder.load(acc[u][s]), out_vec) for s in range(vectors)] for u in range(positions)]
         vec = out_vec
@@ -507,6 +535,8 @@ def weight_grad_tile(taps: int, vectors: int, vector_bytes: int = VECTOR_BYTES, 
                             pixel = vec.broadcast(x_data, offset_of(x_at, u))
                             for s in range(vectors):
                                 vec.multiply_add(pixel, grads[s], sums[u][s])
+                    _not_unrolled(builder, col)
+                _not_unrolled(builder, row)
 
             with builder.if_else(consecutive) as (runs, scattered):
                 with runs:
@@ -643,6 +673,8 @@ def channel_weight_grad_tile(positions: int, filters: int, vector_bytes: int = V
                         grad = vec.broadcast(g_data, builder.add(g_at, _i64(f)))
                         for u in range(positions):
                             vec.multiply_add(inputs[u], grad, sums[u][f])
+                _not_unrolled(builder, col)
+            _not_unrolled(builder, row)
             for u in range(positions):
                 for f in range(filters):
                     vec.store(builder.load(sums[u][f]), acc_data, starts[u][f])

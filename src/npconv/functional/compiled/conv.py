@@ -36,7 +36,7 @@ from ._simd import ACCUMULATORS, VECTOR_BYTES, channel_weight_grad_tile, forward
 # The kernels, which _tier wraps; filter_lanes, MIN_WIDTH and TAP_BLOCK are the layout's rules,
 # imported by the caller that builds the tables.
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
-INLINED_SOURCES = "7c0a900e8d0ce47b"
+INLINED_SOURCES = "cf10b6ca221769f0"
 
 __all__ = ["conv_nhwc", "conv_weight_grads", "col2im", "filter_table"]
 
