@@ -658,33 +658,37 @@ def page(results_dir: Path = RESULTS) -> str:
 
 
 def readme_tables(results_dir: Path = RESULTS) -> str:
-    """The README's speed and accuracy tables: the latest training-speed run, and the accuracy rows."""
+    """The README's speed and accuracy tables: the latest training-speed run on each machine, and the
+    accuracy rows."""
     chosen = latest(load(results_dir))
     out = [README_START, ""]
-    speed = sorted((r for (k, _), r in chosen.items() if k == "train_speed"), key=lambda r: r.date)
+    # the latest run on each machine, newest first, in one table: the ratios depend on the CPU
+    speed = sorted((r for (k, _), r in chosen.items() if k == "train_speed"), key=lambda r: r.date, reverse=True)
     if speed:
-        result = speed[-1]
-        p = result.provenance
-        out.append(
-            f"Training speed, seconds per epoch, two threads each (`{p.get('command', '?')}`, "
-            f"{result.machine}, {p.get('date_utc', '?')[:10]}, commit {short_commit(p)}):"
+        runs = "; ".join(
+            f"`{r.provenance.get('command', '?')}`, {r.machine}, {r.date[:10]}, commit {short_commit(r.provenance)}"
+            for r in speed
         )
+        out.append(f"Training speed, seconds per epoch, two threads each ({runs}):")
         out.append("")
         body = []
-        for row in result.data.get("rows") or []:
-            ratio, met = train_ratio(row)
-            body.append(
-                [
-                    row.get("model"),
-                    f"{fmt(row.get('compiled_s'))} s",
-                    f"{fmt(row.get('torch_s'))} s",
-                    r2(row.get("compiled_ratio")),
-                    f"{r2(ratio)} ({verdict(met)})" if ratio is not None else verdict(None),
-                ]
-            )
+        for result in speed:
+            for row in result.data.get("rows") or []:
+                ratio, met = train_ratio(row)
+                body.append(
+                    [
+                        result.machine.split(",")[0],
+                        row.get("model"),
+                        f"{fmt(row.get('compiled_s'))} s",
+                        f"{fmt(row.get('torch_s'))} s",
+                        r2(row.get("compiled_ratio")),
+                        f"{r2(ratio)} ({verdict(met)})" if ratio is not None else verdict(None),
+                    ]
+                )
         out.append(
             table(
                 [
+                    "CPU",
                     "model",
                     "npconv",
                     "PyTorch 2.13, eager NCHW",
