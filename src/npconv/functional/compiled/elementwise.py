@@ -43,11 +43,17 @@ def pad(x, top, left, value, out):
 
 @kernel()
 def relu_gradient(dout, activation, dx):
-    """``dx = dout * (activation > 0)`` over flat arrays (as NumPy computes it: NaN * 0 is NaN)."""
+    """``dx = dout * (activation > 0)`` over flat arrays (as NumPy computes it: NaN * 0 is NaN).
+
+    Each block is indexed from 0 through slices: indexed from ``block * BLOCK``, Numba's negative
+    index wrap-around stayed in the loop, which LLVM vectorised with gathers and scatters (5x
+    slower than NumPy's pass on an AMD Zen 4)."""
     n = dout.size
     for block in prange((n + BLOCK - 1) // BLOCK):
-        for j in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
-            dx[j] = dout[j] * (activation[j] > 0)
+        start, end = block * BLOCK, min(n, (block + 1) * BLOCK)
+        gradient, kept, out = dout[start:end], activation[start:end], dx[start:end]
+        for j in range(end - start):
+            out[j] = gradient[j] * (kept[j] > 0)
 
 
 @kernel()

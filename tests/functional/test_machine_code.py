@@ -1,12 +1,19 @@
-"""The convolution tiles keep their accumulators in registers, whatever CPU LLVM compiles for.
+"""The compiled kernels' machine code, read for CPUs where LLVM made it slow.
 
-A tile's loop holds ``P x V`` accumulators across its taps; if LLVM unrolls that loop, twice as many
-values are live and the accumulators spill to the stack, one store and one load per FMA. LLVM's
-unroller follows the CPU's scheduling model: on AMD Zen 4 (``znver4``) it unrolled the 16-filter
-forward tile by two, whose accumulators then spilled in the kernel (``smallres``'s 16-channel stage
-at 0.7 of the speed it runs at not unrolled); for Intel's server cores it did not. Each case
-compiles a tile for one CPU in a process of its own (Numba's target CPU is fixed at import) and reads
-the machine code of its loops: no code runs, so any x86-64 machine checks every CPU.
+The convolution tiles keep their accumulators in registers: a tile's loop holds ``P x V``
+accumulators across its taps; if LLVM unrolls that loop, twice as many values are live and the
+accumulators spill to the stack, one store and one load per FMA. LLVM's unroller follows the CPU's
+scheduling model: on AMD Zen 4 (``znver4``) it unrolled the 16-filter forward tile by two, whose
+accumulators then spilled in the kernel (``smallres``'s 16-channel stage at 0.7 of the speed it runs
+at not unrolled); for Intel's server cores it did not.
+
+The flat element-wise passes load and store whole vectors: a loop indexed from a block's start kept
+Numba's negative-index wrap-around, which LLVM vectorised with gathers and scatters (ReLU's gradient
+5x slower than NumPy's pass on Zen 4).
+
+Each case compiles for one CPU in a process of its own (Numba's target CPU is fixed at import, and
+its disk cache is kept apart) and reads the machine code: no code runs, so any x86-64 machine checks
+every CPU.
 """
 
 import json
@@ -74,3 +81,29 @@ def test_a_tiles_loop_is_not_unrolled_and_keeps_its_accumulators_in_registers(cp
     # each loop one step of the tile (16 FMAs), with at most a few values reloaded from the stack per
     # step, where a spilled tile has one or two per FMA
     assert all(fmas == 16 and on_stack <= 4 for fmas, on_stack in loops), f"{cpu}, {tile}: {loops}"
+
+
+# Compiles the flat passes' serial builds and prints how many gathers and scatters their code holds.
+_FLAT_PROBE = """
+import json
+from numba import types
+from npconv.functional.compiled import elementwise
+
+flat = types.float32[::1]
+build = elementwise.relu_gradient.serial
+build.compile((flat, flat, flat))
+code = build.inspect_asm((flat, flat, flat))
+print(json.dumps({"gathers": code.count("vgather"), "scatters": code.count("vscatter")}))
+"""
+
+
+@pytest.mark.parametrize("cpu", ["znver4", "sapphirerapids"])
+def test_relus_gradient_is_a_pass_of_whole_vectors(cpu, tmp_path):
+    env = {
+        **os.environ,
+        "NUMBA_CPU_NAME": cpu,
+        "NUMBA_CPU_FEATURES": "+avx512f,+avx512vl,+avx512bw,+avx512dq,+fma",
+        "NUMBA_CACHE_DIR": str(tmp_path),  # compiled here, for this CPU: cached code cannot be read
+    }
+    out = subprocess.run([sys.executable, "-c", _FLAT_PROBE], capture_output=True, text=True, check=True, env=env)
+    assert json.loads(out.stdout.splitlines()[-1]) == {"gathers": 0, "scatters": 0}
