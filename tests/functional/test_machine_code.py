@@ -29,6 +29,20 @@ pytestmark = [
     pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="reads x86-64 machine code"),
 ]
 
+
+def _probe_for(cpu: str, probe: str, *args: str, cache_dir) -> object:
+    """What ``probe`` prints last (JSON), run with Numba compiling for ``cpu`` (with AVX-512, whatever
+    this machine has) into ``cache_dir`` (code loaded from a cache cannot be read)."""
+    env = {
+        **os.environ,
+        "NUMBA_CPU_NAME": cpu,
+        "NUMBA_CPU_FEATURES": "+avx512f,+avx512vl,+avx512bw,+avx512dq,+fma",
+        "NUMBA_CACHE_DIR": str(cache_dir),
+    }
+    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
 # Compiles one tile into a small function and prints, for each loop of 16 or more FMAs in one block
 # (the tile's), how many of its operands address the stack.
 _PROBE = """
@@ -71,12 +85,8 @@ print(json.dumps(loops))
 
 @pytest.mark.parametrize("tile", ["forward", "weight_gradient"])
 @pytest.mark.parametrize("cpu", ["znver4", "sapphirerapids", "skylake-avx512"])
-def test_a_tiles_loop_is_not_unrolled_and_keeps_its_accumulators_in_registers(cpu, tile):
-    env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": "+avx512f,+avx512vl,+avx512bw,+avx512dq,+fma"}
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE, tile], capture_output=True, text=True, check=True, env=env
-    ).stdout
-    loops = json.loads(out.splitlines()[-1])
+def test_a_tiles_loop_is_not_unrolled_and_keeps_its_accumulators_in_registers(cpu, tile, tmp_path):
+    loops = _probe_for(cpu, _PROBE, tile, cache_dir=tmp_path)
     assert loops, f"no loop of 16 FMAs in the {tile} tile compiled for {cpu}"
     # each loop one step of the tile (16 FMAs), with at most a few values reloaded from the stack per
     # step, where a spilled tile has one or two per FMA
@@ -99,11 +109,4 @@ print(json.dumps({"gathers": code.count("vgather"), "scatters": code.count("vsca
 
 @pytest.mark.parametrize("cpu", ["znver4", "sapphirerapids"])
 def test_relus_gradient_is_a_pass_of_whole_vectors(cpu, tmp_path):
-    env = {
-        **os.environ,
-        "NUMBA_CPU_NAME": cpu,
-        "NUMBA_CPU_FEATURES": "+avx512f,+avx512vl,+avx512bw,+avx512dq,+fma",
-        "NUMBA_CACHE_DIR": str(tmp_path),  # compiled here, for this CPU: cached code cannot be read
-    }
-    out = subprocess.run([sys.executable, "-c", _FLAT_PROBE], capture_output=True, text=True, check=True, env=env)
-    assert json.loads(out.stdout.splitlines()[-1]) == {"gathers": 0, "scatters": 0}
+    assert _probe_for(cpu, _FLAT_PROBE, cache_dir=tmp_path) == {"gathers": 0, "scatters": 0}
