@@ -23,7 +23,9 @@ import sys
 FLOP_CONVENTION = (
     "2 FLOPs per multiply-add of the convolutions and dense layers, x3 (forward, weight "
     "gradient, input gradient) except the first trainable layer, x2 (no input gradient); "
-    "batch norm, ReLU, pooling, loss and optimizer not counted"
+    "batch norm, ReLU, pooling, loss and optimizer not counted; a convolution's multiply-adds as "
+    "the direct convolution does them (npconv's Winograd kernels, which take 3 x 3 'same' "
+    "convolutions of whole vectors of channels, do 16 for its 36: for them, an effective rate)"
 )
 
 

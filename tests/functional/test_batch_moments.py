@@ -5,7 +5,7 @@ squares as its tiles compute them (``conv2d_forward_with_moments``), and the bat
 moments instead of a pass of its own (``batchnorm_forward(..., moments=...)``). Checked here against
 float64 two-pass statistics of the same output, on the shapes where the tiles differ: a last tile
 moved back over columns already counted, narrow rows, partly filled and several filter vectors,
-1 x 1 kernels, and a mean far from zero next to the spread.
+1 x 1 kernels, the Winograd kernel's tiles of two rows, and a mean far from zero next to the spread.
 """
 
 import numpy as np
@@ -26,6 +26,7 @@ SHAPES = [
     ((2, 13, 19, 16), 3, 12, "same"),  # tap pairs on two vectors, the second partly filled
     ((2, 22, 22, 3), 7, 32, "valid"),  # Happy's first layer's shape of kernel
     ((2, 8, 8, 32), 1, 64, "same"),  # 1 x 1, two two-vector blocks
+    ((2, 8, 10, 16), 3, 48, "same"),  # Winograd's F(2 x 2, 3 x 3): rows of 5 tiles, three filter vectors
 ]
 
 

@@ -19,7 +19,7 @@ import npconv.functional.compiled as compiled
 pytestmark = pytest.mark.usefixtures("needs_numba")
 
 ROOT = Path(compiled.__file__).parent
-KERNEL_MODULES = sorted(p.stem for p in ROOT.glob("*.py") if p.stem not in ("__init__", "_jit", "_simd"))
+KERNEL_MODULES = sorted(p.stem for p in ROOT.glob("*.py") if not p.stem.startswith("_"))
 
 
 def _inlined_sources(name: str) -> list[str]:

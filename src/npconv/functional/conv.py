@@ -23,7 +23,10 @@ With the compiled tier (:mod:`npconv.functional._tier`), stride-1 convolutions s
 altogether and run direct over the padded NHWC input (:mod:`npconv.functional.compiled.conv`:
 register-blocked tiles for the forward, the weight gradient, and the input gradient as the forward
 over the output gradient with the kernel flipped), and col2im runs as one compiled scatter-add, 1 x 1
-kernels included. In the NumPy tier a ``1 x 1`` convolution is one GEMM on the input itself.
+kernels included. Of those, 3 x 3 "same" convolutions with an even output and channels and filters
+in whole vectors run by Winograd's F(2 x 2, 3 x 3) (:mod:`npconv.functional.compiled.winograd`: 16
+multiply-adds per channel and filter for a 2 x 2 tile of outputs, where the direct tiles do 36). In
+the NumPy tier a ``1 x 1`` convolution is one GEMM on the input itself.
 """
 
 from __future__ import annotations
@@ -277,21 +280,61 @@ def direct_forward(kernels, x, w, bias, b_shape, stride, pads, out_size, workspa
     fh, fw, n_c, n_k = w.shape
     if x_pad is None:
         x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
-    weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]), workspace=workspace)
-    if b_shape is None:
-        bias_row = _zero_row(_filter_lanes(n_k, x.dtype), x.dtype)
+    winograd = _by_winograd((fh, fw), pads, out_size, n_c, n_k, x.dtype)
+    if winograd:
+        weights = _winograd_table(w, False, workspace)
     else:
-        bias_row = _filter_table(bias[np.newaxis])[0]
+        weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]), workspace=workspace)
+    # The moments' rows are as wide as the table's: twice the filters where it holds tap pairs.
+    width = weights.shape[-1]
+    bias_row = (
+        _zero_row(_filter_lanes(n_k, x.dtype), x.dtype) if b_shape is None else _filter_table(bias[np.newaxis])[0]
+    )
     out = aligned_empty((x.shape[0], *out_size, n_k), x.dtype) if into is None else into
     row_moments = (
-        scratch(workspace, "row_moments", (x.shape[0] * out_size[0], 3, weights.shape[1]), x.dtype)
+        scratch(workspace, "row_moments", (x.shape[0] * out_size[0], 3, width), x.dtype)
         if with_moments
-        else _no_moments(weights.shape[1], x.dtype)
+        else _no_moments(width, x.dtype)
     )
-    offsets = tap_offsets(fh, fw, n_c, x_pad.shape[2])
-    kernels.conv.conv_nhwc(x_pad, offsets, fh * fw * n_c, weights, bias_row, out, row_moments, _no_residual(x.dtype))
+    if winograd:
+        offsets = tap_offsets(1, 1, n_c, 1)
+        kernels.winograd.conv3x3(x_pad, offsets, weights, bias_row, out, row_moments, _no_residual(x.dtype))
+    else:
+        offsets = tap_offsets(fh, fw, n_c, x_pad.shape[2])
+        kernels.conv.conv_nhwc(
+            x_pad, offsets, fh * fw * n_c, weights, bias_row, out, row_moments, _no_residual(x.dtype)
+        )
     moments = batch_moments_of_rows(kernels, row_moments, out_size[1], n_k) if with_moments else None
     return out, ConvCache(x_pad, "direct", w, b_shape, x.shape, (1, 1), pads), moments
+
+
+@functools.lru_cache(maxsize=256)
+def _by_winograd(kernel, pads, out_size, n_in: int, n_out: int, dtype) -> bool:
+    """Whether a direct convolution runs by Winograd's F(2 x 2, 3 x 3) instead
+    (:mod:`npconv.functional.compiled.winograd`): a 3 x 3 window padded by 1 on every side (a
+    "same" convolution; its input gradient, the full correlation, is padded by 1 too), an even
+    output height and width, and ``n_in`` channels and ``n_out`` filters in whole vectors."""
+    from .compiled._simd import VECTOR_BYTES
+
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    return (
+        kernel == (3, 3)
+        and pads == ((1, 1), (1, 1))
+        and out_size[0] % 2 == 0
+        and out_size[1] % 2 == 0
+        and n_in % lanes == 0
+        and n_out % lanes == 0
+    )
+
+
+def _winograd_table(w: np.ndarray, flip: bool, workspace: Workspace | None) -> np.ndarray:
+    """The Winograd kernel's transformed filters of ``w (3, 3, C, K)``, ``(16, C, K)`` (``(16, K, C)``
+    flipped for the input gradient), in ``workspace``'s buffer for them when given (rebuilt every
+    call: the weights change between batches)."""
+    n_in, n_out = (w.shape[3], w.shape[2]) if flip else w.shape[2:]
+    table = scratch(workspace, "winograd_flipped" if flip else "winograd", (16, n_in, n_out), w.dtype)
+    load_compiled().winograd.filter_transform(w, flip, table)
+    return table
 
 
 _convolve = tiered(_patch_matrix_forward, applies=_runs_direct)(direct_forward)
@@ -485,25 +528,33 @@ def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, d
         grads, top, left = _filter_table(dout.reshape(-1, n_k)).reshape(*dout.shape[:3], -1), 0, 0
     else:
         grads, top, left = dout_pad, full[0][0], full[1][0]
-    dw, db = kernels.conv_weight_grads(x_pad, grads, top, left, n_h, n_w, offsets, n_taps, b_shape is not None, route)
-    dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
+    if route is None and _by_winograd((fh, fw), pads, (n_h, n_w), n_c, n_k, w.dtype):
+        dw = np.empty_like(w)
+        db = load_compiled().winograd.conv3x3_weight_grads(
+            x_pad, grads, top, left, tap_offsets(1, 1, n_c, 1), b_shape is not None, dw
+        )
+    else:
+        dw, db = kernels.conv_weight_grads(
+            x_pad, grads, top, left, n_h, n_w, offsets, n_taps, b_shape is not None, route
+        )
+        dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
     db = None if b_shape is None else db[:n_k].reshape(b_shape)
     if not need_dx:
         return None, dw, db
     if dout_pad is None:
         dout_pad = np.ascontiguousarray(pad_nhwc(dout, full, workspace=workspace, name="dout_pad"))
-    weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]), True, workspace)
     dx = aligned_empty(x_shape, dout.dtype) if into is None else into
-    kernels.conv_nhwc(
-        dout_pad,
-        tap_offsets(fh, fw, n_k, dout_pad.shape[2]),
-        fh * fw * n_k,
-        weights,
-        _zero_row(_filter_lanes(n_c, w.dtype), w.dtype),
-        dx,
-        _no_moments(weights.shape[1], w.dtype),
-        _no_residual(w.dtype) if dx_plus is None else dx_plus,
-    )
+    no_bias = _zero_row(_filter_lanes(n_c, w.dtype), w.dtype)
+    residual = _no_residual(w.dtype) if dx_plus is None else dx_plus
+    if _by_winograd((fh, fw), full, x_shape[1:3], n_k, n_c, w.dtype):
+        filters = _winograd_table(w, True, workspace)
+        offsets = tap_offsets(1, 1, n_k, 1)
+        load_compiled().winograd.conv3x3(dout_pad, offsets, filters, no_bias, dx, _no_moments(n_c, w.dtype), residual)
+        return dx, dw, db
+    weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]), True, workspace)
+    offsets = tap_offsets(fh, fw, n_k, dout_pad.shape[2])
+    no_moments = _no_moments(weights.shape[1], w.dtype)
+    kernels.conv_nhwc(dout_pad, offsets, fh * fw * n_k, weights, no_bias, dx, no_moments, residual)
     return dx, dw, db
 
 

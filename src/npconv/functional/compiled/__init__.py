@@ -12,7 +12,20 @@ How they are compiled (twice, parallel and serial, chosen by size; without loop 
 
 from __future__ import annotations
 
-from . import augment, batchnorm, conv, conv_pool, elementwise, norm_pool, normal, optimizer, pool, reframe, standardize
+from . import (
+    augment,
+    batchnorm,
+    conv,
+    conv_pool,
+    elementwise,
+    norm_pool,
+    normal,
+    optimizer,
+    pool,
+    reframe,
+    standardize,
+    winograd,
+)
 
 __all__ = [
     "augment",
@@ -26,4 +39,5 @@ __all__ = [
     "pool",
     "reframe",
     "standardize",
+    "winograd",
 ]

@@ -165,38 +165,50 @@ def conv_nhwc(x_pad, offsets, n_taps, weights, bias, out, moments, residual):
     m, h_pad, w_pad, n_c = x_pad.shape
     n_h, n_w, n_k = out.shape[1], out.shape[2], out.shape[3]
     k_pad = weights.shape[1]
-    lanes = VECTOR_BYTES // x_pad.itemsize
     x, w, o = x_pad.reshape(x_pad.size), weights.reshape(weights.size), out.reshape(out.size)
     with_moments = moments.shape[0] > 0
     sums = moments.reshape(moments.size)
     added, with_residual = residual.reshape(residual.size), residual.size > 0
-    # A table twice filter_lanes(n_k) wide holds tap pairs: filter_lanes never gives that width.
-    paired = k_pad == lanes and n_k <= lanes // 2 or k_pad == 2 * lanes and n_k <= lanes
     for row in prange(m * n_h):
         i = row // n_h
         x_row = (i * h_pad + row - i * n_h) * w_pad
-        o_row = row * n_w
-        m0 = row * 3 * k_pad if with_moments else -1
-        source = (x, x_row, n_c, offsets)  # the row's arguments before the taps' count, then after it
-        target = (o, o_row, n_k, bias)
-        extras = (n_w, sums, m0, added, with_residual)
-        if paired and k_pad == lanes:
-            _paired_row(*source, n_taps // 2, w, k_pad, 0, *target, n_k, *extras)
-        elif paired:
-            _paired_two_vector_row(*source, n_taps // 2, w, k_pad, 0, *target, n_k, *extras)
-        k0 = n_k if paired else 0
-        while k0 < n_k:
-            left = n_k - k0
-            extras = (n_w, sums, row * 3 * k_pad + k0 if with_moments else -1, added, with_residual)
-            if left > lanes:
-                _two_vector_row(*source, n_taps, w, k_pad, k0, *target, min(left, 2 * lanes), *extras)
-                k0 += 2 * lanes
-            elif left > lanes // 2:
-                _one_vector_row(*source, n_taps, w, k_pad, k0, *target, left, *extras)
-                k0 += lanes
-            else:
-                _half_vector_row(*source, n_taps, w, k_pad, k0, *target, left, *extras)
-                k0 += lanes // 2
+        m_row = row * 3 * k_pad if with_moments else -1
+        filter_rows(
+            x, x_row, n_c, offsets, n_taps, w, k_pad, o, row * n_w, n_k, bias, n_w, sums, m_row, added, with_residual
+        )
+
+
+@njit(cache=True, inline="always")
+def filter_rows(x, x_row, n_c, offsets, n_taps, w, k_pad, o, o_row, n_k, bias, n_w, sums, m_row, added, with_residual):
+    """One output row of :func:`conv_nhwc` for every block of filters, by the tiles of
+    :func:`~._simd.forward_row`: ``n_w`` positions from ``o_row`` (``n_k`` outputs each) over input
+    positions from ``x_row`` (``n_c`` values each), the table ``w (n_taps, k_pad)`` or its tap pairs
+    (``(n_taps / 2, 2 k_pad)``, see :func:`conv_nhwc`), the row's moments from ``sums[m_row]``
+    (``m_row < 0``: none). Inlined into :func:`conv_nhwc` and into the Winograd kernel's products
+    (:mod:`.winograd`), which are rows of 1 x 1 convolutions."""
+    lanes = VECTOR_BYTES // x.itemsize
+    # A table twice filter_lanes(n_k) wide holds tap pairs: filter_lanes never gives that width.
+    paired = k_pad == lanes and n_k <= lanes // 2 or k_pad == 2 * lanes and n_k <= lanes
+    source = (x, x_row, n_c, offsets)  # the row's arguments before the taps' count, then after it
+    target = (o, o_row, n_k, bias)
+    extras = (n_w, sums, m_row, added, with_residual)
+    if paired and k_pad == lanes:
+        _paired_row(*source, n_taps // 2, w, k_pad, 0, *target, n_k, *extras)
+    elif paired:
+        _paired_two_vector_row(*source, n_taps // 2, w, k_pad, 0, *target, n_k, *extras)
+    k0 = n_k if paired else 0
+    while k0 < n_k:
+        left = n_k - k0
+        extras = (n_w, sums, m_row + k0 if m_row >= 0 else -1, added, with_residual)
+        if left > lanes:
+            _two_vector_row(*source, n_taps, w, k_pad, k0, *target, min(left, 2 * lanes), *extras)
+            k0 += 2 * lanes
+        elif left > lanes // 2:
+            _one_vector_row(*source, n_taps, w, k_pad, k0, *target, left, *extras)
+            k0 += lanes
+        else:
+            _half_vector_row(*source, n_taps, w, k_pad, k0, *target, left, *extras)
+            k0 += lanes // 2
 
 
 def _weight_grads_cost(x_pad, dout, top, left, n_h, n_w, offsets, n_taps, with_bias, route):
