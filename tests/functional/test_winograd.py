@@ -180,3 +180,15 @@ def test_the_same_bits_on_any_thread_count(rng, monkeypatch, shape, filters):
         return (out, *conv2d_backward(dout, cache))
 
     assert_same_bits_on_any_thread_count(run, monkeypatch)
+
+
+def test_a_row_of_fewer_than_four_tiles_keeps_the_direct_kernel():
+    """The products' tiles read rows of 4 tiles or more. On AVX-512 the direct kernel refuses
+    outputs narrower than 8 anyway; on AVX2 it takes rows of 4, and a 2 x 4 output would have
+    reached the Winograd kernel with a row of 2 tiles (read and written past the block)."""
+    from npconv.functional.conv import _by_winograd
+
+    same = ((1, 1), (1, 1))
+    assert not _by_winograd((3, 3), same, (2, 4), 16, 16, np.dtype(np.float32))
+    assert not _by_winograd((3, 3), same, (8, 6), 16, 16, np.dtype(np.float32))
+    assert _by_winograd((3, 3), same, (2, 8), 16, 16, np.dtype(np.float32))

@@ -313,8 +313,10 @@ def _by_winograd(kernel, pads, out_size, n_in: int, n_out: int, dtype) -> bool:
     """Whether a direct convolution runs by Winograd's F(2 x 2, 3 x 3) instead
     (:mod:`npconv.functional.compiled.winograd`): a 3 x 3 window padded by 1 on every side (a
     "same" convolution; its input gradient, the full correlation, is padded by 1 too), an even
-    output height and width, and ``n_in`` channels and ``n_out`` filters in whole vectors."""
+    output height and width, at least ``MIN_TILES_WIDE`` tiles of two across, and ``n_in`` channels
+    and ``n_out`` filters in whole vectors."""
     from .compiled._simd import VECTOR_BYTES
+    from .compiled.winograd import MIN_TILES_WIDE
 
     lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
     return (
@@ -322,6 +324,7 @@ def _by_winograd(kernel, pads, out_size, n_in: int, n_out: int, dtype) -> bool:
         and pads == ((1, 1), (1, 1))
         and out_size[0] % 2 == 0
         and out_size[1] % 2 == 0
+        and out_size[1] >= 2 * MIN_TILES_WIDE
         and n_in % lanes == 0
         and n_out % lanes == 0
     )

@@ -43,6 +43,9 @@ __all__ = ["filter_transform", "conv3x3", "conv3x3_weight_grads"]
 
 #: Tiles per parallel item of the forward: its transformed windows and products stay in cache.
 BLOCK_TILES = 32
+#: The fewest tiles across the output the kernels take: a block's products are rows of at least
+#: this many tiles, and the direct kernel's forward tiles (8 positions) read rows of 4 or more.
+MIN_TILES_WIDE = 4
 #: Tiles per band of the weight gradient (whole images, at most half the batch): each band sums
 #: its share into a partial of its own, and the partials are added in band order.
 BAND_TILES = 512
@@ -103,7 +106,7 @@ def conv3x3(x_pad, offsets, filters, bias, out, moments, residual):
 
     x_pad (m, n_H + 2, n_W + 2, C), C-contiguous; offsets ``(>= C,)`` int64, ``offsets[c] = c`` (the
     products' 1 x 1 taps); filters (16, C, K); bias (K,); out (m, n_H, n_W, K), written in place.
-    ``n_H`` and ``n_W`` even, ``n_W >= 8``, ``C`` and ``K`` whole vectors. ``moments`` and
+    ``n_H`` and ``n_W`` even, ``n_W >= 2 * MIN_TILES_WIDE``, ``C`` and ``K`` whole vectors. ``moments`` and
     ``residual`` as :func:`~.conv.conv_nhwc`'s (``moments (m * n_H, 3, K)``).
     """
     m, h_pad, w_pad, n_c = x_pad.shape
