@@ -392,6 +392,10 @@ def ops(result: Result) -> str:
         rows = run.get("rows") or []
         out.append(f"#### {run.get('threads')} thread(s); measured sgemm peak {fmt(run.get('peak_gflops'))} GFLOP/s\n")
         out.append(
+            "GFLOP/s count a convolution's multiply-adds as the direct convolution does them; for the 3 x 3 "
+            '"same" layers, which run by Winograd\'s F(2 x 2, 3 x 3), they are an effective rate.\n'
+        )
+        out.append(
             table(
                 [
                     "model",
