@@ -520,7 +520,7 @@ def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, d
     ``dx[i, y, x, c] = sum_{p, q, k} dout_pad[i, y + p, x + q, k] * w[fh-1-p, fw-1-q, c, k]``.
     """
     x_pad, _, w, b_shape, x_shape, _, pads = cache
-    kernels = load_compiled().conv
+    kernels = load_compiled()
     fh, fw, n_c, n_k = w.shape
     n_taps = fh * fw * n_c
     full = _full_correlation_padding((fh, fw), pads)
@@ -533,11 +533,11 @@ def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, d
         grads, top, left = dout_pad, full[0][0], full[1][0]
     if route is None and _by_winograd((fh, fw), pads, (n_h, n_w), n_c, n_k, w.dtype):
         dw = np.empty_like(w)
-        db = load_compiled().winograd.conv3x3_weight_grads(
+        db = kernels.winograd.conv3x3_weight_grads(
             x_pad, grads, top, left, tap_offsets(1, 1, n_c, 1), b_shape is not None, dw
         )
     else:
-        dw, db = kernels.conv_weight_grads(
+        dw, db = kernels.conv.conv_weight_grads(
             x_pad, grads, top, left, n_h, n_w, offsets, n_taps, b_shape is not None, route
         )
         dw = np.ascontiguousarray(dw[:, :n_k]).reshape(w.shape)
@@ -552,12 +552,12 @@ def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, d
     if _by_winograd((fh, fw), full, x_shape[1:3], n_k, n_c, w.dtype):
         filters = _winograd_table(w, True, workspace)
         offsets = tap_offsets(1, 1, n_k, 1)
-        load_compiled().winograd.conv3x3(dout_pad, offsets, filters, no_bias, dx, _no_moments(n_c, w.dtype), residual)
+        kernels.winograd.conv3x3(dout_pad, offsets, filters, no_bias, dx, _no_moments(n_c, w.dtype), residual)
         return dx, dw, db
     weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_k, dout_pad.shape[2]), True, workspace)
     offsets = tap_offsets(fh, fw, n_k, dout_pad.shape[2])
     no_moments = _no_moments(weights.shape[1], w.dtype)
-    kernels.conv_nhwc(dout_pad, offsets, fh * fw * n_k, weights, no_bias, dx, no_moments, residual)
+    kernels.conv.conv_nhwc(dout_pad, offsets, fh * fw * n_k, weights, no_bias, dx, no_moments, residual)
     return dx, dw, db
 
 
