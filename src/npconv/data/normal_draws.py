@@ -16,6 +16,7 @@ import numpy as np
 #: Extra words taken beyond one per two draws: the draws that are not accepted at once (1.5%) take
 #: two or three values more each.
 _SPARE = 64
+_WORD = (1 << 64) - 1
 
 
 def standard_normal(kernels, rng: np.random.Generator, out: np.ndarray) -> None:
@@ -29,20 +30,17 @@ def standard_normal(kernels, rng: np.random.Generator, out: np.ndarray) -> None:
     flat = out.reshape(-1)
     state = bit_generator.state
     held = state["uinteger"] if state["has_uint32"] else -1  # a value kept from the last word
-    words = bit_generator.random_raw(flat.size // 2 + flat.size // 32 + _SPARE)
-    while (taken := _draw_from(kernels, words, held, flat)) < 0:  # the stream ended first: more words
-        words = np.concatenate([words, bit_generator.random_raw(flat.size // 8 + _SPARE)])
+    pcg = state["state"]
+    halves = np.array([x >> s & _WORD for x in (pcg["state"], pcg["inc"]) for s in (64, 0)], np.uint64)
+    chunk = kernels.normal.CHUNK_WORDS
+    count = flat.size // 2 + flat.size // 32 + _SPARE
+    while True:
+        words = np.empty(-(-count // chunk) * chunk, np.uint64)
+        taken = kernels.normal.standard_normal(halves, held, words, flat)
+        if taken >= 0:
+            break
+        count += flat.size // 8 + _SPARE  # the stream ended first: more words
     _leave_after(bit_generator, state, held, words, taken)
-
-
-def _draw_from(kernels, words: np.ndarray, held: int, flat: np.ndarray) -> int:
-    """Fill ``flat`` from the stream of ``held`` (or -1) and ``words``; the stream values it took,
-    or -1 where the stream ended first."""
-    available = 2 * words.size + (held >= 0)
-    draws, accepted = np.empty(available, np.float32), np.empty(-(-available // 8) * 8, np.uint8)
-    accepted[available:] = 0  # flags read eight at a time: none past the stream
-    kernels.normal.first_draws(words, held, draws, accepted)
-    return kernels.normal.accepted_runs(words, held, draws, accepted, flat)
 
 
 def _leave_after(bit_generator, state: dict, held: int, words: np.ndarray, taken: int) -> None:

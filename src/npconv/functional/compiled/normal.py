@@ -22,7 +22,9 @@ thread count.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from ._jit import kernel
 
@@ -36,12 +38,10 @@ except ImportError:  # another Numba: npconv.data.normal_draws draws through Num
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
 INLINED_SOURCES = "97bb75677132e40a"
 
-__all__ = ["AVAILABLE", "first_draws", "accepted_runs"]
+__all__ = ["AVAILABLE", "CHUNK_WORDS", "standard_normal"]
 
 _LOW_HALF = np.uint64(0xFFFFFFFF)
 _HALF_BITS = np.uint64(32)
-#: Eight accepted flags (uint8 ones) read as one uint64.
-_ALL_ACCEPTED = np.uint64(0x0101010101010101)
 
 
 @njit(cache=True, inline="always")
@@ -66,6 +66,69 @@ def _layer_draw(r):
     return x, magnitude < ki_float[layer]
 
 
+#: PCG64's multiplier (NumPy's ``PCG_DEFAULT_MULTIPLIER_128``), high and low halves.
+_MULTIPLIER = (np.uint64(0x2360ED051FC65DA4), np.uint64(0x4385DF649FCCF645))
+_ZERO, _ONE = np.uint64(0), np.uint64(1)
+
+
+@intrinsic
+def _high_product(typingctx, a, b):
+    """The high 64 bits of ``a * b``'s 128, for uint64 ``a`` and ``b`` (one ``mul`` instruction)."""
+    sig = types.uint64(types.uint64, types.uint64)
+
+    def codegen(context, builder, sig, args):
+        wide = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        return builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def _multiply(a_hi, a_lo, b_hi, b_lo):
+    """``a * b mod 2^128`` on (high, low) uint64 halves."""
+    return _high_product(a_lo, b_lo) + a_lo * b_hi + a_hi * b_lo, a_lo * b_lo
+
+
+@njit(cache=True, inline="always")
+def _add(a_hi, a_lo, b_hi, b_lo):
+    """``a + b mod 2^128`` on (high, low) uint64 halves."""
+    lo = a_lo + b_lo
+    return a_hi + b_hi + (_ONE if lo < a_lo else _ZERO), lo
+
+
+@njit(cache=True, inline="always")
+def _affine(jump, hi, lo):
+    """``jump`` ``(m_hi, m_lo, c_hi, c_lo)`` applied to state ``(hi, lo)``: ``m * s + c mod 2^128``."""
+    hi, lo = _multiply(jump[0], jump[1], hi, lo)
+    return _add(hi, lo, jump[2], jump[3])
+
+
+@njit(cache=True)
+def _jump(steps, inc_hi, inc_lo):
+    """PCG64's step ``s -> a * s + inc`` taken ``steps`` times, as one affine map ``(m_hi, m_lo, c_hi,
+    c_lo)``: ``m = a^steps``, ``c = inc * (a^(steps-1) + ... + 1)``, by squaring (``pcg_advance_lcg_128``)."""
+    m_hi, m_lo, c_hi, c_lo = _ZERO, _ONE, _ZERO, _ZERO
+    a_hi, a_lo, b_hi, b_lo = _MULTIPLIER[0], _MULTIPLIER[1], inc_hi, inc_lo
+    while steps > 0:
+        if steps & 1:
+            m_hi, m_lo = _multiply(m_hi, m_lo, a_hi, a_lo)
+            c_hi, c_lo = _affine((a_hi, a_lo, b_hi, b_lo), c_hi, c_lo)
+        a1_hi, a1_lo = _add(a_hi, a_lo, _ZERO, _ONE)
+        b_hi, b_lo = _multiply(a1_hi, a1_lo, b_hi, b_lo)
+        a_hi, a_lo = _multiply(a_hi, a_lo, a_hi, a_lo)
+        steps >>= 1
+    return m_hi, m_lo, c_hi, c_lo
+
+
+@njit(cache=True, inline="always")
+def _output(hi, lo):
+    """PCG64's word from state ``(hi, lo)`` (XSL-RR): ``hi ^ lo`` rotated right by ``hi >> 58``."""
+    x = hi ^ lo
+    rotation = hi >> np.uint64(58)
+    return (x >> rotation) | (x << ((np.uint64(64) - rotation) & np.uint64(63)))
+
+
 @njit(cache=True, inline="always")
 def _log1p(x):
     """``log1p`` of a float32, as NumPy's ``npy_log1pf`` (and Numba's Generator) take it."""
@@ -76,21 +139,6 @@ def _log1p(x):
 def _uniform(words, first, p):
     """NumPy's ``next_float``: the value's top 24 bits over 2^24."""
     return np.float32(np.float32(_value(words, first, p) >> 8) * np.float32(1.0) / np.float32(16777216.0))
-
-
-@kernel()
-def first_draws(words, first, draws, accepted):
-    """For each stream position ``p``: ``draws[p]``, the draw's value if it is accepted at once, and
-    ``accepted[p]`` (uint8) whether it is; ``draws`` and ``accepted`` hold the whole stream, ``2 *
-    words.size`` values after the held one (``first >= 0``). Word by word: no branch per value."""
-    start = 1 if first >= 0 else 0
-    if start:
-        draws[0], accepted[0] = _layer_draw(np.uint32(first))
-    for w in prange(words.size):
-        word = words[w]
-        p = start + 2 * w
-        draws[p], accepted[p] = _layer_draw(np.uint32(word & _LOW_HALF))
-        draws[p + 1], accepted[p + 1] = _layer_draw(np.uint32(word >> _HALF_BITS))
 
 
 @njit(cache=True)
@@ -127,33 +175,149 @@ def _slow_draw(words, first, p, available):
                 return x, p
 
 
+#: Words per chunk of the stream: each chunk's words come from their own start state, and its
+#: exceptions (the draws not accepted at once) are found and drawn by one thread.
+CHUNK_WORDS = 1024
+_SPAN = 2 * CHUNK_WORDS
+
+
+@njit(cache=True, inline="always")
+def _raw_words(state, words, w0):
+    """``words[w0 : w0 + CHUNK_WORDS]``: PCG64's words from ``w0`` on, ``state`` ``[hi, lo, inc_hi,
+    inc_lo]`` the generator's before word 0. Four quarters, each stepped on its own: a step waits
+    for its multiply, so four chains keep the multiplier busy."""
+    inc_hi, inc_lo = state[2], state[3]
+    quarter = CHUNK_WORDS // 4
+    hi0, lo0 = _affine(_jump(w0, inc_hi, inc_lo), state[0], state[1])
+    to_next = _jump(quarter, inc_hi, inc_lo)
+    hi1, lo1 = _affine(to_next, hi0, lo0)
+    hi2, lo2 = _affine(to_next, hi1, lo1)
+    hi3, lo3 = _affine(to_next, hi2, lo2)
+    step = (_MULTIPLIER[0], _MULTIPLIER[1], inc_hi, inc_lo)
+    for t in range(quarter):
+        hi0, lo0 = _affine(step, hi0, lo0)
+        hi1, lo1 = _affine(step, hi1, lo1)
+        hi2, lo2 = _affine(step, hi2, lo2)
+        hi3, lo3 = _affine(step, hi3, lo3)
+        words[w0 + t] = _output(hi0, lo0)
+        words[w0 + quarter + t] = _output(hi1, lo1)
+        words[w0 + 2 * quarter + t] = _output(hi2, lo2)
+        words[w0 + 3 * quarter + t] = _output(hi3, lo3)
+
+
+@njit(cache=True, inline="always")
+def _accepted(r):
+    """Whether the draw on value ``r`` is accepted at once (:func:`_layer_draw`'s test alone)."""
+    layer = r & 0xFF
+    return ((r >> 9) & 0x007FFFFF) < ki_float[layer]
+
+
+@njit(cache=True, inline="always")
+def _chunk(state, first, words, c, exceptions, slow_values, slow_next):
+    """Chunk ``c``: its words, and its exceptions' positions, with the draw each starts and the
+    position after it (-1 where it reads past the chunk); the number of exceptions."""
+    w0 = c * CHUNK_WORDS
+    _raw_words(state, words, w0)
+    start = 1 if first >= 0 else 0
+    base = c * _SPAN
+    count = 0
+    for w in range(w0, w0 + CHUNK_WORDS):
+        word = words[w]
+        low, high = _accepted(np.uint32(word & _LOW_HALF)), _accepted(np.uint32(word >> _HALF_BITS))
+        if not (low and high):
+            if not low:
+                exceptions[base + count] = start + 2 * w
+                count += 1
+            if not high:
+                exceptions[base + count] = start + 2 * w + 1
+                count += 1
+    end = start + 2 * (w0 + CHUNK_WORDS)
+    for i in range(base, base + count):
+        slow_values[i], slow_next[i] = _slow_draw(words, first, exceptions[i], end)
+    return count
+
+
+@njit(cache=True, inline="always")
+def _copy_run(words, first, out, src, dst, length):
+    """``out[dst : dst + length]``: the draws at positions ``src...``, all accepted at once. A word at
+    a time, its low half's draw then its high half's: no shift by a position's parity."""
+    k = src - (first >= 0)  # the value's index in the words
+    end = dst + length
+    if k & 1 and dst < end:  # a run that starts on a high half
+        out[dst] = _layer_draw(np.uint32(words[k >> 1] >> _HALF_BITS))[0]
+        dst += 1
+        k += 1
+    w = k >> 1
+    pairs = (end - dst) // 2
+    for i in range(pairs):
+        word = words[w + i]
+        out[dst + 2 * i] = _layer_draw(np.uint32(word & _LOW_HALF))[0]
+        out[dst + 2 * i + 1] = _layer_draw(np.uint32(word >> _HALF_BITS))[0]
+    if dst + 2 * pairs < end:  # a run that ends on a low half
+        out[end - 1] = _layer_draw(np.uint32(words[w + pairs] & _LOW_HALF))[0]
+
+
 @njit(cache=True)
-def accepted_runs(words, first, draws, accepted, out):
-    """Fill ``out`` (float32, flat) as NumPy's loop draws it from the stream, ``draws`` and
-    ``accepted`` from :func:`first_draws` (``accepted`` of a multiple of 8 values, whose flags past
-    the stream are 0); returns the number of stream values it took, or -1 where the stream ended
-    first (the caller takes more words)."""
-    available = draws.size
-    eights = accepted.view(np.uint64)
+def _walk(words, first, counts, exceptions, slow_values, slow_next, runs, out):
+    """NumPy's loop over the exceptions alone: each one not consumed by the draw before it ends a run
+    of accepted draws; writes the runs ``(position, output index, length)`` to ``runs`` and the
+    exceptions' draws to ``out``; ``(runs, values taken)``, values taken -1 where the stream ended
+    first."""
+    available = 2 * words.size + (first >= 0)
     n = out.size
+    n_runs = 0
     p = 0
     j = 0
-    while j < n:
-        q = p
-        stop = min(available, p + n - j)
-        while q < stop and accepted[q]:
-            q += 1
-            if (q & 7) == 0:  # a whole word of flags from here: eight accepted draws at a time
-                while q + 8 <= stop and eights[q >> 3] == _ALL_ACCEPTED:
-                    q += 8
-        out[j : j + q - p] = draws[p:q]
-        j += q - p
-        p = q
-        if j == n:
-            break
-        x, p = _slow_draw(words, first, p, available)
-        if p < 0:
-            return -1
-        out[j] = x
-        j += 1
-    return p
+    if first >= 0:
+        x, ok = _layer_draw(np.uint32(first))
+        p = 1
+        if not ok:
+            x, p = _slow_draw(words, first, 0, available)
+            if p < 0:
+                return 0, -1
+        out[0] = x
+        j = 1
+    for c in range(counts.size):
+        for i in range(c * _SPAN, c * _SPAN + counts[c]):
+            if j == n:
+                return n_runs, p
+            e = exceptions[i]
+            if e < p:  # taken by the draw before
+                continue
+            length = min(e - p, n - j)
+            runs[n_runs, 0], runs[n_runs, 1], runs[n_runs, 2] = p, j, length
+            n_runs += 1
+            j += length
+            p += length
+            if j == n:
+                return n_runs, p
+            x, p = slow_values[i], slow_next[i]
+            if p < 0:  # it reads past its chunk
+                x, p = _slow_draw(words, first, e, available)
+                if p < 0:
+                    return n_runs, -1
+            out[j] = x
+            j += 1
+    length = min(available - p, n - j)
+    runs[n_runs, 0], runs[n_runs, 1], runs[n_runs, 2] = p, j, length
+    return n_runs + 1, (p + length if j + length == n else -1)
+
+
+@kernel()
+def standard_normal(state, first, words, out):
+    """Fill ``out`` (float32, flat) with NumPy's ziggurat draws from PCG64 at ``state`` (``[hi, lo,
+    inc_hi, inc_lo]``, uint64) after the value ``first`` it holds (or -1), writing the stream's
+    ``words`` (a multiple of ``CHUNK_WORDS``); returns the number of stream values taken, or -1
+    where the stream ended first."""
+    chunks = words.size // CHUNK_WORDS
+    exceptions = np.empty(chunks * _SPAN, np.int64)
+    slow_values = np.empty(chunks * _SPAN, np.float32)
+    slow_next = np.empty(chunks * _SPAN, np.int64)
+    counts = np.empty(chunks, np.int64)
+    for c in prange(chunks):
+        counts[c] = _chunk(state, first, words, c, exceptions, slow_values, slow_next)
+    runs = np.empty((counts.sum() + 2, 3), np.int64)
+    n_runs, taken = _walk(words, first, counts, exceptions, slow_values, slow_next, runs, out)
+    for i in prange(n_runs):
+        _copy_run(words, first, out, runs[i, 0], runs[i, 1], runs[i, 2])
+    return taken
