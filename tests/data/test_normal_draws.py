@@ -68,3 +68,51 @@ def test_the_same_bits_on_any_thread_count(monkeypatch):
         return [out]
 
     assert_same_bits_on_any_thread_count(draw, monkeypatch)
+
+
+def _exception_seed(position, held):
+    """A seed whose stream (after ``generators``' first draws) has a draw not accepted at once at
+    ``position``: the value's magnitude at or above its layer's ``ki``."""
+    from numba.np.random._constants import ki_float
+
+    for seed in range(10_000):
+        rng = generators(seed, held)[0]
+        state = rng.bit_generator.state
+        values = list(rng.bit_generator.random_raw(position // 2 + 2).view(np.uint32))
+        if state["has_uint32"]:
+            values.insert(0, state["uinteger"])
+        r = int(values[position])
+        if (r >> 9) & 0x7FFFFF >= ki_float[r & 0xFF]:
+            return seed
+    raise AssertionError("no such seed")
+
+
+@pytest.mark.parametrize("held", [False, True])
+@pytest.mark.parametrize("offset", [-2, -1, 0])  # the chunk's last two values, the next one's first
+def test_a_draw_at_a_chunk_boundary_is_numpys(held, offset):
+    from npconv.functional.compiled.normal import CHUNK_WORDS
+
+    position = 2 * CHUNK_WORDS + offset + held  # a draw not accepted at once there reads on past it
+    reference, rng = generators(_exception_seed(position, held), held)
+    out = np.empty(3 * CHUNK_WORDS, np.float32)
+    normal_draws.standard_normal(load_compiled(), rng, out)
+    np.testing.assert_array_equal(out, reference.standard_normal(out.size, dtype=np.float32))
+    assert next_draws(rng) == next_draws(reference)
+
+
+def test_a_held_value_not_accepted_at_once_is_numpys():
+    reference, rng = generators(_exception_seed(0, True), True)
+    out = np.empty(10, np.float32)
+    normal_draws.standard_normal(load_compiled(), rng, out)
+    np.testing.assert_array_equal(out, reference.standard_normal(10, dtype=np.float32))
+    assert next_draws(rng) == next_draws(reference)
+
+
+@pytest.mark.parametrize("size", [2040, 2047, 4090])  # a whole chunk of words or two: a few values short
+def test_draws_that_need_more_chunks_of_words_are_numpys(monkeypatch, size):
+    monkeypatch.setattr(normal_draws, "_SPARE", -(size // 32) - 64)  # one word per two draws at first
+    reference, rng = generators(9, False)
+    out = np.empty(size, np.float32)
+    normal_draws.standard_normal(load_compiled(), rng, out)
+    np.testing.assert_array_equal(out, reference.standard_normal(size, dtype=np.float32))
+    assert next_draws(rng) == next_draws(reference)

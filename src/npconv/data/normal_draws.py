@@ -3,10 +3,9 @@
 ``standard_normal(kernels, rng, out)`` fills ``out`` with exactly what
 ``rng.standard_normal(out.shape, dtype=out.dtype)`` gives, and leaves ``rng`` where that call
 leaves it: the same bits and the same next draws. For ``np.random.default_rng``'s PCG64 and
-float32, the compiled ziggurat of :mod:`npconv.functional.compiled.normal` does it in parallel
-over the stream's raw words (0.7 of the time Numba's ``Generator`` takes for a batch of
-``smallres``'s photo noise); other generators and float64 go through Numba's ``Generator``, one
-value at a time.
+float32, the compiled ziggurat of :mod:`npconv.functional.compiled.normal` generates the
+stream's raw words and draws from them in parallel; other generators and float64 go through Numba's
+``Generator``, one value at a time.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ def standard_normal(kernels, rng: np.random.Generator, out: np.ndarray) -> None:
     state = bit_generator.state
     held = state["uinteger"] if state["has_uint32"] else -1  # a value kept from the last word
     pcg = state["state"]
+    # PCG64's 128-bit state and increment as uint64 halves, high first: what the kernel steps
     halves = np.array([x >> s & _WORD for x in (pcg["state"], pcg["inc"]) for s in (64, 0)], np.uint64)
     chunk = kernels.normal.CHUNK_WORDS
     count = flat.size // 2 + flat.size // 32 + _SPARE

@@ -6,13 +6,16 @@ picks a layer ``r & 0xff``, a sign and a magnitude; 98.5% of draws are accepted 
 take more values from the stream (the wedges and the tail). It is sequential, and each value costs
 a call through the bit generator's function pointer (Numba's ``Generator`` makes the same calls).
 
-Here the stream is taken whole as raw words (``random_raw``), then:
+Here the words are generated in the kernel, PCG64 jumped to the start of each chunk of
+:data:`CHUNK_WORDS` words (fixed, so the bits do not depend on the thread count), then:
 
-1. :func:`first_draws` (parallel): at every position of the stream, the draw that would start
-   there, and whether it is accepted at once;
-2. :func:`accepted_runs` (serial): the walk through the stream that NumPy's loop makes, copying
-   each run of accepted draws and computing the rest (the wedge and tail tests, as NumPy computes
-   them), which tells where the stream stops.
+1. per chunk (parallel): its words, its exceptions (the positions whose draw is not accepted at
+   once, 1.5%) and the draw each starts (the wedge and tail tests, as NumPy computes them), with the
+   position after it;
+2. :func:`_walk` (serial): NumPy's loop over the exceptions alone, skipping those that the draw
+   before took, which gives the runs of accepted draws, where each lands in ``out``, and where the
+   stream stops;
+3. per run (parallel): its draws, from the words.
 
 The caller then sets the generator where NumPy's loop would have left it
 (:func:`npconv.data.normal_draws.standard_normal`). The same bits as NumPy's draws whatever the
@@ -22,9 +25,7 @@ thread count.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from ._jit import kernel
 
@@ -69,19 +70,19 @@ def _layer_draw(r):
 #: PCG64's multiplier (NumPy's ``PCG_DEFAULT_MULTIPLIER_128``), high and low halves.
 _MULTIPLIER = (np.uint64(0x2360ED051FC65DA4), np.uint64(0x4385DF649FCCF645))
 _ZERO, _ONE = np.uint64(0), np.uint64(1)
+#: PCG64 streams stepped side by side in a chunk, word ``i`` from lane ``i % _LANES``: one vector
+#: of uint64 with AVX-512, four steps in flight with AVX2.
+_LANES = 16
 
 
-@intrinsic
-def _high_product(typingctx, a, b):
-    """The high 64 bits of ``a * b``'s 128, for uint64 ``a`` and ``b`` (one ``mul`` instruction)."""
-    sig = types.uint64(types.uint64, types.uint64)
-
-    def codegen(context, builder, sig, args):
-        wide = ir.IntType(128)
-        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
-        return builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
-
-    return sig, codegen
+@njit(cache=True, inline="always")
+def _high_product(a, b):
+    """The high 64 bits of ``a * b``'s 128, for uint64 ``a`` and ``b``, from 32-bit halves: the
+    products LLVM can vectorise (``vpmuludq``), where a 128-bit one is a scalar ``mul``."""
+    a0, a1, b0, b1 = a & _LOW_HALF, a >> _HALF_BITS, b & _LOW_HALF, b >> _HALF_BITS
+    p00, p01, p10 = a0 * b0, a0 * b1, a1 * b0
+    middle = (p00 >> _HALF_BITS) + (p01 & _LOW_HALF) + (p10 & _LOW_HALF)
+    return a1 * b1 + (p01 >> _HALF_BITS) + (p10 >> _HALF_BITS) + (middle >> _HALF_BITS)
 
 
 @njit(cache=True, inline="always")
@@ -94,7 +95,7 @@ def _multiply(a_hi, a_lo, b_hi, b_lo):
 def _add(a_hi, a_lo, b_hi, b_lo):
     """``a + b mod 2^128`` on (high, low) uint64 halves."""
     lo = a_lo + b_lo
-    return a_hi + b_hi + (_ONE if lo < a_lo else _ZERO), lo
+    return a_hi + b_hi + np.uint64(lo < a_lo), lo
 
 
 @njit(cache=True, inline="always")
@@ -184,25 +185,21 @@ _SPAN = 2 * CHUNK_WORDS
 @njit(cache=True, inline="always")
 def _raw_words(state, words, w0):
     """``words[w0 : w0 + CHUNK_WORDS]``: PCG64's words from ``w0`` on, ``state`` ``[hi, lo, inc_hi,
-    inc_lo]`` the generator's before word 0. Four quarters, each stepped on its own: a step waits
-    for its multiply, so four chains keep the multiplier busy."""
+    inc_lo]`` the generator's before word 0. ``_LANES`` streams, lane ``i`` at the words ``i, i +
+    _LANES, ...``, each stepped ``_LANES`` steps at a time: a loop over the lanes that LLVM
+    vectorises, where one stream waits on each step's multiply."""
     inc_hi, inc_lo = state[2], state[3]
-    quarter = CHUNK_WORDS // 4
-    hi0, lo0 = _affine(_jump(w0, inc_hi, inc_lo), state[0], state[1])
-    to_next = _jump(quarter, inc_hi, inc_lo)
-    hi1, lo1 = _affine(to_next, hi0, lo0)
-    hi2, lo2 = _affine(to_next, hi1, lo1)
-    hi3, lo3 = _affine(to_next, hi2, lo2)
     step = (_MULTIPLIER[0], _MULTIPLIER[1], inc_hi, inc_lo)
-    for t in range(quarter):
-        hi0, lo0 = _affine(step, hi0, lo0)
-        hi1, lo1 = _affine(step, hi1, lo1)
-        hi2, lo2 = _affine(step, hi2, lo2)
-        hi3, lo3 = _affine(step, hi3, lo3)
-        words[w0 + t] = _output(hi0, lo0)
-        words[w0 + quarter + t] = _output(hi1, lo1)
-        words[w0 + 2 * quarter + t] = _output(hi2, lo2)
-        words[w0 + 3 * quarter + t] = _output(hi3, lo3)
+    hi, lo = np.empty(_LANES, np.uint64), np.empty(_LANES, np.uint64)
+    h, l = _affine(_jump(w0, inc_hi, inc_lo), state[0], state[1])
+    for i in range(_LANES):  # word w0 + i comes from the state after w0 + i + 1 steps
+        h, l = _affine(step, h, l)
+        hi[i], lo[i] = h, l
+    to_next = _jump(_LANES, inc_hi, inc_lo)
+    for t in range(w0, w0 + CHUNK_WORDS, _LANES):
+        for i in range(_LANES):
+            words[t + i] = _output(hi[i], lo[i])
+            hi[i], lo[i] = _affine(to_next, hi[i], lo[i])
 
 
 @njit(cache=True, inline="always")
@@ -238,23 +235,13 @@ def _chunk(state, first, words, c, exceptions, slow_values, slow_next):
 
 
 @njit(cache=True, inline="always")
-def _copy_run(words, first, out, src, dst, length):
-    """``out[dst : dst + length]``: the draws at positions ``src...``, all accepted at once. A word at
-    a time, its low half's draw then its high half's: no shift by a position's parity."""
-    k = src - (first >= 0)  # the value's index in the words
-    end = dst + length
-    if k & 1 and dst < end:  # a run that starts on a high half
-        out[dst] = _layer_draw(np.uint32(words[k >> 1] >> _HALF_BITS))[0]
-        dst += 1
-        k += 1
-    w = k >> 1
-    pairs = (end - dst) // 2
-    for i in range(pairs):
-        word = words[w + i]
-        out[dst + 2 * i] = _layer_draw(np.uint32(word & _LOW_HALF))[0]
-        out[dst + 2 * i + 1] = _layer_draw(np.uint32(word >> _HALF_BITS))[0]
-    if dst + 2 * pairs < end:  # a run that ends on a low half
-        out[end - 1] = _layer_draw(np.uint32(words[w + pairs] & _LOW_HALF))[0]
+def _copy_run(values, first, out, src, dst, length):
+    """``out[dst : dst + length]``: the draws at positions ``src...``, all accepted at once;
+    ``values``, the words as uint32 (the stream after ``first``, little-endian: low half first)."""
+    k = np.uint64(src - (first >= 0))
+    to = np.uint64(dst)
+    for t in range(np.uint64(length)):  # unsigned indices: no wrap-around test, so LLVM vectorises
+        out[to + t] = _layer_draw(values[k + t])[0]
 
 
 @njit(cache=True)
@@ -317,7 +304,8 @@ def standard_normal(state, first, words, out):
     for c in prange(chunks):
         counts[c] = _chunk(state, first, words, c, exceptions, slow_values, slow_next)
     runs = np.empty((counts.sum() + 2, 3), np.int64)
+    values = words.view(np.uint32)
     n_runs, taken = _walk(words, first, counts, exceptions, slow_values, slow_next, runs, out)
     for i in prange(n_runs):
-        _copy_run(words, first, out, runs[i, 0], runs[i, 1], runs[i, 2])
+        _copy_run(values, first, out, runs[i, 0], runs[i, 1], runs[i, 2])
     return taken
