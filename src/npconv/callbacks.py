@@ -323,7 +323,7 @@ class ProgressBar(Callback):
     epoch, as Keras prints it (``Epoch 3/10 - 2s - loss: 0.4123 - accuracy: 0.8500``)."""
 
     #: What the bar says while the first batch of a first run waits for Numba to compile the kernels.
-    COMPILING = "compiling kernels, first run only (up to two minutes)"
+    COMPILING = "compiling kernels, first run only (up to three minutes)"
 
     def __init__(self, verbose=1, epochs=None):
         self.verbose = verbose

@@ -156,7 +156,7 @@ def use_tier(name: str):
 
 def kernels_will_compile() -> bool:
     """Whether the next training's first batch compiles the compiled tier's kernels (the first run
-    after an install or an edit: 20 s on a fast machine, two minutes on a slow one), rather than
+    after an install or an edit: 20 s on a fast machine, two and a half minutes on a slow one), rather than
     loading them from Numba's disk cache."""
     if compiled() is None:
         return False
