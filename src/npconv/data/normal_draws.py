@@ -15,6 +15,7 @@ import numpy as np
 #: Extra words taken beyond one per two draws: the draws that are not accepted at once (1.5%) take
 #: two or three values more each.
 _SPARE = 64
+#: A mask for the low 64 bits of a Python int (PCG64 state halves).
 _WORD = (1 << 64) - 1
 
 
