@@ -116,3 +116,23 @@ def test_draws_that_need_more_chunks_of_words_are_numpys(monkeypatch, size):
     normal_draws.standard_normal(load_compiled(), rng, out)
     np.testing.assert_array_equal(out, reference.standard_normal(size, dtype=np.float32))
     assert next_draws(rng) == next_draws(reference)
+
+
+@pytest.mark.parametrize("room", [0, 30])  # none; fewer than most chunks' 31 +- 5.5 exceptions
+def test_chunks_with_more_exceptions_than_slots_are_drawn_again_with_a_slot_per_value(monkeypatch, room):
+    kernels = load_compiled()
+    answers = []
+    draw = kernels.normal.standard_normal
+
+    def recorded(*args):
+        answers.append(draw(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(kernels.normal, "EXCEPTION_ROOM", room)
+    monkeypatch.setattr(kernels.normal, "standard_normal", recorded)
+    reference, rng = generators(3, True)
+    out = np.empty(20_000, np.float32)
+    normal_draws.standard_normal(kernels, rng, out)
+    np.testing.assert_array_equal(out, reference.standard_normal(out.size, dtype=np.float32))
+    assert next_draws(rng) == next_draws(reference)
+    assert answers[0] == kernels.normal.TOO_MANY_EXCEPTIONS and answers[-1] > 0

@@ -33,14 +33,17 @@ def standard_normal(kernels, rng: np.random.Generator, out: np.ndarray) -> None:
     pcg = state["state"]
     # PCG64's 128-bit state and increment as uint64 halves, high first: what the kernel steps
     halves = np.array([x >> s & _WORD for x in (pcg["state"], pcg["inc"]) for s in (64, 0)], np.uint64)
-    chunk = kernels.normal.CHUNK_WORDS
+    chunk, room = kernels.normal.CHUNK_WORDS, kernels.normal.EXCEPTION_ROOM
     count = flat.size // 2 + flat.size // 32 + _SPARE
     while True:
         words = np.empty(-(-count // chunk) * chunk, np.uint64)
-        taken = kernels.normal.standard_normal(halves, held, words, flat)
+        taken = kernels.normal.standard_normal(halves, held, words, room, flat)
         if taken >= 0:
             break
-        count += flat.size // 8 + _SPARE  # the stream ended first: more words
+        if taken == kernels.normal.TOO_MANY_EXCEPTIONS:  # a chunk beyond its slots: a slot per value
+            room = 2 * chunk
+        else:  # the stream ended first: more words
+            count += flat.size // 8 + _SPARE
     _leave_after(bit_generator, state, held, words, taken)
 
 

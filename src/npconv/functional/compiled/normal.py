@@ -39,7 +39,7 @@ except ImportError:  # another Numba: npconv.data.normal_draws draws through Num
 #: The sources these kernels inline, hashed: Numba caches them by this file alone (see ``_jit``).
 INLINED_SOURCES = "97bb75677132e40a"
 
-__all__ = ["AVAILABLE", "CHUNK_WORDS", "standard_normal"]
+__all__ = ["AVAILABLE", "CHUNK_WORDS", "EXCEPTION_ROOM", "TOO_MANY_EXCEPTIONS", "standard_normal"]
 
 _LOW_HALF = np.uint64(0xFFFFFFFF)
 _HALF_BITS = np.uint64(32)
@@ -179,7 +179,11 @@ def _slow_draw(words, first, p, available):
 #: Words per chunk of the stream: each chunk's words come from their own start state, and its
 #: exceptions (the draws not accepted at once) are found and drawn by one thread.
 CHUNK_WORDS = 1024
-_SPAN = 2 * CHUNK_WORDS
+#: Slots for a chunk's exceptions: an eighth of its 2,048 values, where 31 +- 5.5 are expected (1.5%).
+#: A chunk with more makes the call return :data:`TOO_MANY_EXCEPTIONS`, and the caller gives every
+#: value a slot (2 ``CHUNK_WORDS``): the scratch is a megabyte a batch of photos, not eight.
+EXCEPTION_ROOM = 256
+TOO_MANY_EXCEPTIONS = -2
 
 
 @njit(cache=True, inline="always")
@@ -210,24 +214,29 @@ def _accepted(r):
 
 
 @njit(cache=True, inline="always")
-def _chunk(state, first, words, c, exceptions, slow_values, slow_next):
+def _chunk(state, first, words, c, room, exceptions, slow_values, slow_next):
     """Chunk ``c``: its words, and its exceptions' positions, with the draw each starts and the
-    position after it (-1 where it reads past the chunk); the number of exceptions."""
+    position after it (-1 where it reads past the chunk), in its ``room`` slots; the number of
+    exceptions (more than ``room``: the slots did not hold them, and no draw was computed)."""
     w0 = c * CHUNK_WORDS
     _raw_words(state, words, w0)
     start = 1 if first >= 0 else 0
-    base = c * _SPAN
+    base = c * room
     count = 0
     for w in range(w0, w0 + CHUNK_WORDS):
         word = words[w]
         low, high = _accepted(np.uint32(word & _LOW_HALF)), _accepted(np.uint32(word >> _HALF_BITS))
         if not (low and high):
             if not low:
-                exceptions[base + count] = start + 2 * w
+                if count < room:
+                    exceptions[base + count] = start + 2 * w
                 count += 1
             if not high:
-                exceptions[base + count] = start + 2 * w + 1
+                if count < room:
+                    exceptions[base + count] = start + 2 * w + 1
                 count += 1
+    if count > room:
+        return count
     end = start + 2 * (w0 + CHUNK_WORDS)
     for i in range(base, base + count):
         slow_values[i], slow_next[i] = _slow_draw(words, first, exceptions[i], end)
@@ -245,7 +254,7 @@ def _copy_run(values, first, out, src, dst, length):
 
 
 @njit(cache=True)
-def _walk(words, first, counts, exceptions, slow_values, slow_next, runs, out):
+def _walk(words, first, counts, room, exceptions, slow_values, slow_next, runs, out):
     """NumPy's loop over the exceptions alone: each one not consumed by the draw before it ends a run
     of accepted draws; writes the runs ``(position, output index, length)`` to ``runs`` and the
     exceptions' draws to ``out``; ``(runs, values taken)``, values taken -1 where the stream ended
@@ -265,7 +274,7 @@ def _walk(words, first, counts, exceptions, slow_values, slow_next, runs, out):
         out[0] = x
         j = 1
     for c in range(counts.size):
-        for i in range(c * _SPAN, c * _SPAN + counts[c]):
+        for i in range(c * room, c * room + counts[c]):
             if j == n:
                 return n_runs, p
             e = exceptions[i]
@@ -291,21 +300,24 @@ def _walk(words, first, counts, exceptions, slow_values, slow_next, runs, out):
 
 
 @kernel()
-def standard_normal(state, first, words, out):
+def standard_normal(state, first, words, room, out):
     """Fill ``out`` (float32, flat) with NumPy's ziggurat draws from PCG64 at ``state`` (``[hi, lo,
     inc_hi, inc_lo]``, uint64) after the value ``first`` it holds (or -1), writing the stream's
-    ``words`` (a multiple of ``CHUNK_WORDS``); returns the number of stream values taken, or -1
-    where the stream ended first."""
+    ``words`` (a multiple of ``CHUNK_WORDS``), with ``room`` slots for each chunk's exceptions;
+    returns the number of stream values taken, -1 where the stream ended first, or
+    :data:`TOO_MANY_EXCEPTIONS` where a chunk had more than ``room``."""
     chunks = words.size // CHUNK_WORDS
-    exceptions = np.empty(chunks * _SPAN, np.int64)
-    slow_values = np.empty(chunks * _SPAN, np.float32)
-    slow_next = np.empty(chunks * _SPAN, np.int64)
+    exceptions = np.empty(chunks * room, np.int64)
+    slow_values = np.empty(chunks * room, np.float32)
+    slow_next = np.empty(chunks * room, np.int64)
     counts = np.empty(chunks, np.int64)
     for c in prange(chunks):
-        counts[c] = _chunk(state, first, words, c, exceptions, slow_values, slow_next)
+        counts[c] = _chunk(state, first, words, c, room, exceptions, slow_values, slow_next)
+    if counts.max() > room:
+        return TOO_MANY_EXCEPTIONS
     runs = np.empty((counts.sum() + 2, 3), np.int64)
     values = words.view(np.uint32)
-    n_runs, taken = _walk(words, first, counts, exceptions, slow_values, slow_next, runs, out)
+    n_runs, taken = _walk(words, first, counts, room, exceptions, slow_values, slow_next, runs, out)
     for i in prange(n_runs):
         _copy_run(values, first, out, runs[i, 0], runs[i, 1], runs[i, 2])
     return taken
