@@ -282,7 +282,7 @@ def direct_forward(kernels, x, w, bias, b_shape, stride, pads, out_size, workspa
         x_pad = np.ascontiguousarray(pad_nhwc(x, pads, workspace=workspace))
     winograd = _by_winograd((fh, fw), pads, out_size, n_c, n_k, x.dtype)
     if winograd:
-        weights = _winograd_table(w, False, workspace)
+        weights = _winograd_table(kernels, w, False, workspace)
     else:
         weights = _direct_table(w, _taps_in_adjacent_pairs(fh, fw, n_c, x_pad.shape[2]), workspace=workspace)
     # The moments' rows are as wide as the table's: twice the filters where it holds tap pairs.
@@ -330,13 +330,13 @@ def _by_winograd(kernel, pads, out_size, n_in: int, n_out: int, dtype) -> bool:
     )
 
 
-def _winograd_table(w: np.ndarray, flip: bool, workspace: Workspace | None) -> np.ndarray:
+def _winograd_table(kernels, w: np.ndarray, flip: bool, workspace: Workspace | None) -> np.ndarray:
     """The Winograd kernel's transformed filters of ``w (3, 3, C, K)``, ``(16, C, K)`` (``(16, K, C)``
     flipped for the input gradient), in ``workspace``'s buffer for them when given (rebuilt every
-    call: the weights change between batches)."""
+    call: the weights change between batches); ``kernels`` the compiled modules."""
     n_in, n_out = (w.shape[3], w.shape[2]) if flip else w.shape[2:]
     table = scratch(workspace, "winograd_flipped" if flip else "winograd", (16, n_in, n_out), w.dtype)
-    load_compiled().winograd.filter_transform(w, flip, table)
+    kernels.winograd.filter_transform(w, flip, table)
     return table
 
 
@@ -550,7 +550,7 @@ def direct_backward(dout, cache: ConvCache, need_dx: bool, workspace, dx_plus, d
     no_bias = _zero_row(_filter_lanes(n_c, w.dtype), w.dtype)
     residual = _no_residual(w.dtype) if dx_plus is None else dx_plus
     if _by_winograd((fh, fw), full, x_shape[1:3], n_k, n_c, w.dtype):
-        filters = _winograd_table(w, True, workspace)
+        filters = _winograd_table(kernels, w, True, workspace)
         offsets = tap_offsets(1, 1, n_k, 1)
         kernels.winograd.conv3x3(dout_pad, offsets, filters, no_bias, dx, _no_moments(n_c, w.dtype), residual)
         return dx, dw, db
