@@ -207,13 +207,6 @@ def _raw_words(state, words, w0):
 
 
 @njit(cache=True, inline="always")
-def _accepted(r):
-    """Whether the draw on value ``r`` is accepted at once (:func:`_layer_draw`'s test alone)."""
-    layer = r & 0xFF
-    return ((r >> 9) & 0x007FFFFF) < ki_float[layer]
-
-
-@njit(cache=True, inline="always")
 def _chunk(state, first, words, c, room, exceptions, slow_values, slow_next):
     """Chunk ``c``: its words, and its exceptions' positions, with the draw each starts and the
     position after it (-1 where it reads past the chunk), in its ``room`` slots; the number of
@@ -225,7 +218,7 @@ def _chunk(state, first, words, c, room, exceptions, slow_values, slow_next):
     count = 0
     for w in range(w0, w0 + CHUNK_WORDS):
         word = words[w]
-        low, high = _accepted(np.uint32(word & _LOW_HALF)), _accepted(np.uint32(word >> _HALF_BITS))
+        low, high = _layer_draw(np.uint32(word & _LOW_HALF))[1], _layer_draw(np.uint32(word >> _HALF_BITS))[1]
         if not (low and high):
             if not low:
                 if count < room:
