@@ -11,8 +11,7 @@ Convolutions and dense layers also get GFLOP/s and their share of this machine's
 peak at that thread count (1024 x 1024 float32, NumPy's BLAS), counting a convolution's
 multiply-adds as the direct convolution does them: for the 3 x 3 "same" layers that run by
 Winograd's F(2 x 2, 3 x 3) (16 multiply-adds for its 36), an effective rate, which can pass the
-peak. The optimiser step (Adam over each
-model's parameters) and the losses are ops too.
+peak. The optimiser step (Adam over each model's parameters) and the losses are ops too.
 
 Each thread count runs in a fresh process (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and
 ``NUMBA_NUM_THREADS`` set before import; PyTorch's ``set_num_threads``).
