@@ -25,7 +25,8 @@ Also reported: the epoch's GFLOP/s (``epoch_work.FLOP_CONVENTION``) and its shar
 sgemm peak, measured once per run; one epoch by op class in npconv and in PyTorch's eager
 channels_last configuration (``epoch_profile``); inference latency (one image and a batch of 64,
 median of 200 calls, npconv and PyTorch's eager configurations); the peak memory of a Happy
-training run at batch 64; ``--busy``: each library's median epoch alone and beside two busy loops.
+training run at batch 64; ``--busy``: each library's epochs alone and beside two busy loops, in turn
+round by round.
 
 Run: ``python benchmarks/train_speed.py [--rounds 5] [--busy]`` with nothing else on the machine
 (about 10 minutes on an idle 2-core machine, 4-5 of them torch.compile's cold compiles; 12 with
@@ -43,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -62,6 +64,7 @@ CASES = {
 }
 BUSY_CASES = ("SIGNS (course)", "smallres (no augmentation)")
 SETTLE_S = 0.2  # between two turns: let the last one's idle threads stop spinning
+BUSY_START_S = 0.5  # the busy loops running again before a round's busy epochs
 LATENCY_CALLS = (100, 10)  # calls of one image and of a batch of 64 in each round's sample
 #: issue 33's "done when"
 TARGETS = {
@@ -239,18 +242,29 @@ def speed_row(case: str, images: int, rounds: int, tiers, configs, peak: float, 
 
 
 def busy_rows(rounds: int, tier: str) -> list[dict]:
-    """npconv's and PyTorch's (eager NCHW) median epoch alone, then beside two busy loops."""
+    """npconv's and PyTorch's (eager NCHW) epochs alone and beside two busy loops, in turn: each
+    round takes every process's epoch alone, then every one's with the loops running (stopped with
+    ``SIGSTOP`` between), so that both sides of a round's ratio meet the same host. ``slowdown`` is
+    the median of the rounds' ratios, as the other tables' are."""
     rows = []
     for case in BUSY_CASES:
         runners = {
             "npconv": Runner(tier, case, CASES[case][0]).wait_ready(),
             "torch": Runner("torch_eager_nchw", case, CASES[case][0]).wait_ready(),
         }
-        alone = alternate(runners, rounds)
+        alone = {name: [] for name in runners}
+        busy = {name: [] for name in runners}
         loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
         try:
-            time.sleep(1.0)
-            busy = alternate(runners, rounds)
+            _signal(loops, signal.SIGSTOP)
+            for _ in range(rounds):
+                for name, seconds in alternate(runners, 1).items():
+                    alone[name] += seconds
+                _signal(loops, signal.SIGCONT)
+                time.sleep(BUSY_START_S)
+                for name, seconds in alternate(runners, 1).items():
+                    busy[name] += seconds
+                _signal(loops, signal.SIGSTOP)
         finally:
             for loop in loops:
                 loop.kill()
@@ -260,10 +274,16 @@ def busy_rows(rounds: int, tier: str) -> list[dict]:
         for name in runners:
             row[f"{name} alone_s"] = statistics.median(alone[name])
             row[f"{name} busy_s"] = statistics.median(busy[name])
-            row[f"{name} slowdown"] = row[f"{name} busy_s"] / row[f"{name} alone_s"]
+            row[f"{name} slowdown"] = statistics.median(b / a for a, b in zip(alone[name], busy[name]))
         rows.append(row)
         print(f"  busy {case}: done", file=sys.stderr, flush=True)
     return rows
+
+
+def _signal(processes, signum) -> None:
+    """Send ``signum`` to each of ``processes``: the busy loops stop and go on without restarting."""
+    for process in processes:
+        process.send_signal(signum)
 
 
 def peak_memory_mb(tier: str) -> dict:

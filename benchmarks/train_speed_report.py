@@ -100,7 +100,10 @@ def print_report(rows, busy, memory, checks, tiers, configs, peak) -> None:
         _table(table, list(table[0]))
 
     if busy:
-        print("\nbeside two busy loops on the two cores (median epoch seconds; slowdown = busy / alone)")
+        print(
+            "\nbeside two busy loops on the two cores (median epoch seconds; slowdown = median of the "
+            "rounds' busy / alone)"
+        )
         names = ("npconv", "torch")
         print_table(
             busy,
