@@ -17,7 +17,8 @@ Each thread count runs in a fresh process (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_T
 ``NUMBA_NUM_THREADS`` set before import; PyTorch's ``set_num_threads``).
 
 Run: ``python benchmarks/ops.py [--threads 1 2] [--rounds 15] [--only SUBSTRING]``; writes
-``benchmarks/results/ops.json``. About 5 minutes on an idle 2-core machine.
+``benchmarks/results/ops.json``. About a minute on an idle 2-core machine once Numba's cache holds
+the kernels (the first run compiles them for a few minutes more).
 """
 
 from __future__ import annotations
